@@ -1,0 +1,58 @@
+"""Base45 (RFC 9285): the RFC's vectors, strict refusal of invalid text, and round trips."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from yima_sdk import base45
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"AB", "BB8"),
+        (b"Hello!!", "%69 VD92EX0"),
+        (b"base-45", "UJCLQE7W581"),
+        (b"ietf!", "QED8WEX0"),
+        (b"", ""),
+    ],
+)
+def test_rfc_vectors(raw: bytes, text: str) -> None:
+    assert base45.encode(raw) == text
+    assert base45.decode(text) == raw
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GGW",  # RFC 9285 section 6: 65536 does not fit two bytes
+        ":::",  # the largest triplet, 91124
+        "BB8A",  # one dangling character
+        "bb8",  # lower case is not in the alphabet
+        "BB_",
+        "QED8WE\u00e9",
+        "A\n8",
+        "V8",  # final pair 30 + 45*8 = 390 > 255
+    ],
+)
+def test_invalid_text_is_refused(text: str) -> None:
+    with pytest.raises(base45.Base45Error):
+        base45.decode(text)
+    assert issubclass(base45.Base45Error, ValueError)
+
+
+@given(st.binary(max_size=400))
+def test_round_trip(raw: bytes) -> None:
+    text = base45.encode(raw)
+    assert set(text) <= set(base45.ALPHABET)
+    assert base45.decode(text) == raw
+
+
+@given(st.text(alphabet=base45.ALPHABET, max_size=60))
+def test_decode_is_exact_inverse_or_refuses(text: str) -> None:
+    try:
+        raw = base45.decode(text)
+    except base45.Base45Error:
+        return
+    assert base45.encode(raw) == text

@@ -1,0 +1,290 @@
+"""Credential formats and the Verifier: round trips, QR size limits, refusal codes, mutation robustness."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import qrcode
+import zxingcpp
+from conftest import GUANGDE, LANGXI, NOW, World
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from yima_sdk import base45
+from yima_sdk.codes import (
+    AnkangCode,
+    CredentialError,
+    RideCode,
+    Verifier,
+    decode,
+    decode_device_certificate,
+    issue_ankang_code,
+)
+from yima_sdk.trust import RevocationSet
+
+
+def ankang(world: World, **overrides: object) -> str:
+    args: dict[str, object] = {
+        "signing_key": world.guangde,
+        "key_id": world.guangde_key_id,
+        "issuer": GUANGDE,
+        "subject_ref": bytes(range(16)),
+        "colour": "green",
+        "issued_at": NOW,
+        "validity": 120,
+    }
+    args.update(overrides)
+    return issue_ankang_code(**args)  # type: ignore[arg-type]
+
+
+def qr_version(payload: str) -> int:
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(payload)
+    qr.make(fit=True)
+    return int(qr.version)
+
+
+def rejected(verifier: Verifier, payload: str, now: float = NOW, **kw: object) -> str:
+    with pytest.raises(CredentialError) as info:
+        verifier.verify(payload, now, **kw)  # type: ignore[arg-type]
+    return info.value.code
+
+
+def test_ankang_code_round_trip(world: World) -> None:
+    payload = ankang(world, colour="yellow", subject_ref=b"\xab" * 16)
+    assert payload.startswith("YA:")
+    code = decode(payload)
+    assert isinstance(code, AnkangCode)
+    assert (code.issuer, code.key_id, code.subject_ref, code.colour) == (
+        GUANGDE,
+        world.guangde_key_id,
+        b"\xab" * 16,
+        "yellow",
+    )
+    assert (code.issued_at, code.expires_at) == (NOW, NOW + 120)
+
+
+def test_ride_code_round_trip(world: World) -> None:
+    holder = world.holder(max_uses=9, max_amount_fen=1234)
+    code = decode(holder.ride_code(NOW, counter=7))
+    assert isinstance(code, RideCode)
+    cert = code.certificate
+    assert (code.timestamp, code.counter) == (NOW, 7)
+    assert cert.device_public_key == holder.device_public_key
+    assert (cert.max_offline_uses, cert.max_offline_amount_fen, cert.issuer) == (9, 1234, GUANGDE)
+    assert cert.expires_at == NOW - 3600 + 720 * 3600
+    assert decode_device_certificate(cert.raw) == cert
+
+
+def test_qr_sizes_and_a_real_decoder_reads_them_back(world: World) -> None:
+    payloads = {
+        "ankang": (ankang(world, colour="red", subject_ref=b"\xff" * 16, validity=65535), 6),
+        "ride": (world.holder(max_uses=65535, max_amount_fen=0xFFFFFF).ride_code(NOW, counter=65535), 10),
+    }
+    for payload, limit in payloads.values():
+        assert qr_version(payload) <= limit
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4)
+        qr.add_data(payload)
+        qr.make(fit=True)
+        assert qr.data_list[0].mode == qrcode.util.MODE_ALPHA_NUM
+        image = qr.make_image().get_image().convert("L")
+        (read,) = zxingcpp.read_barcodes(image)
+        assert read.text == payload
+
+
+def test_verifier_accepts_and_reports(world: World) -> None:
+    verifier = Verifier(world.trust_list())
+    verified = verifier.verify(ankang(world, colour="red"), NOW + 10)
+    assert (verified.kind, verified.colour, verified.issuer, verified.expires_at) == (
+        "ankang_code",
+        "red",
+        GUANGDE,
+        NOW + 120,
+    )
+    # The same code has the same replay key; another issue time is another instance.
+    assert verifier.verify(ankang(world, colour="red"), NOW).replay_key == verified.replay_key
+    assert verifier.verify(ankang(world, issued_at=NOW + 1), NOW).replay_key != verified.replay_key
+
+
+def test_time_window_with_skew(world: World) -> None:
+    verifier = Verifier(world.trust_list(), clock_skew_s=30)
+    payload = ankang(world)
+    assert verifier.verify(payload, NOW + 120 + 30).kind == "ankang_code"
+    assert rejected(verifier, payload, NOW + 151) == "credential.expired"
+    assert verifier.verify(payload, NOW - 30).kind == "ankang_code"
+    assert rejected(verifier, payload, NOW - 31) == "credential.not_yet_valid"
+
+
+def test_unknown_keys_and_types(world: World) -> None:
+    verifier = Verifier(world.trust_list())
+    stranger = Ed25519PrivateKey.generate()
+    assert rejected(verifier, ankang(world, key_id=b"zzzz")) == "credential.unknown_key"
+    assert rejected(verifier, ankang(world, issuer=330522)) == "credential.unknown_key"
+    assert rejected(verifier, ankang(world, signing_key=stranger)) == "credential.bad_signature"
+    # Langxi may issue Ankang codes but not device certificates.
+    assert (
+        verifier.verify(
+            ankang(world, signing_key=world.langxi, key_id=world.langxi_key_id, issuer=LANGXI), NOW
+        ).issuer
+        == LANGXI
+    )
+    holder = world.holder()
+    from yima_sdk.codes import issue_device_certificate
+
+    holder.install_certificate(
+        issue_device_certificate(
+            world.langxi,
+            world.langxi_key_id,
+            LANGXI,
+            os.urandom(16),
+            holder.device_public_key,
+            NOW,
+            24,
+            5,
+            100,
+        )
+    )
+    assert rejected(verifier, holder.ride_code(NOW)) == "credential.unknown_key"
+
+
+def test_key_validity_window_is_checked_at_issue_time(world: World) -> None:
+    verifier = Verifier(world.trust_list())
+    # Langxi's key is valid for one day around NOW: a code issued two days later is refused.
+    late = ankang(
+        world, signing_key=world.langxi, key_id=world.langxi_key_id, issuer=LANGXI, issued_at=NOW + 2 * 86400
+    )
+    assert rejected(verifier, late, NOW + 2 * 86400) == "credential.key_not_valid"
+
+
+def test_ride_code_rules(world: World) -> None:
+    verifier = Verifier(world.trust_list(), clock_skew_s=5, ride_window_s=60)
+    holder = world.holder(max_uses=3, lifetime_h=24)
+    verified = verifier.verify(holder.ride_code(NOW, counter=3), NOW + 10)
+    assert (verified.kind, verified.counter, verified.subject_ref) == (
+        "ride_code",
+        3,
+        holder.certificate.account_ref,  # type: ignore[union-attr]
+    )
+    assert rejected(verifier, holder.ride_code(NOW, counter=4)) == "credential.offline_limit_exceeded"
+    assert rejected(verifier, holder.ride_code(NOW - 66, counter=1)) == "credential.stale_timestamp"
+    assert verifier.verify(holder.ride_code(NOW - 65, counter=1), NOW).kind == "ride_code"
+    assert rejected(verifier, holder.ride_code(NOW + 6, counter=1)) == "credential.not_yet_valid"
+    expired_at = NOW - 3600 + 24 * 3600 + 6
+    assert (
+        rejected(verifier, holder.ride_code(expired_at, counter=2), expired_at)
+        == "credential.device_certificate_expired"
+    )
+    # A device signing with a key the certificate does not name.
+    thief = world.holder()
+    thief_code = decode(thief.ride_code(NOW))
+    assert isinstance(thief_code, RideCode)
+    forged = Ed25519PrivateKey.generate()
+    from yima_sdk.codes import sign_ride_code
+
+    assert (
+        rejected(verifier, sign_ride_code(forged, thief_code.certificate.raw, NOW, 1))
+        == "credential.bad_signature"
+    )
+
+
+def test_revocation(world: World) -> None:
+    verifier = Verifier(world.trust_list())
+    holder = world.holder()
+    cert = holder.certificate
+    assert cert is not None
+    revocations = RevocationSet()
+    payload = ankang(world, subject_ref=b"\x01" * 16)
+    ride = holder.ride_code(NOW)
+    assert verifier.verify(payload, NOW, revocations=revocations)
+    revocations.apply_delta(GUANGDE, 0, 1, [("subject", b"\x01" * 16)])
+    assert rejected(verifier, payload, revocations=revocations) == "credential.revoked"
+    assert verifier.verify(ride, NOW, revocations=revocations).kind == "ride_code"
+    revocations.apply_delta(GUANGDE, 1, 2, [("device_certificate", cert.serial)])
+    assert rejected(verifier, ride, revocations=revocations) == "credential.revoked"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "",
+        "YA:",
+        "YA",
+        "XX:BB8",
+        "ya:BB8",
+        "YA:BB8",
+        "YR:BB8",
+        "YA:GGW",
+        "YA:" + "0" * 2000,
+    ],
+)
+def test_malformed_payloads(world: World, payload: str) -> None:
+    assert rejected(Verifier(world.trust_list()), payload) == "credential.malformed"
+
+
+def test_unknown_version_type_alg_and_trailing_bytes_are_malformed(world: World) -> None:
+    raw = base45.decode(ankang(world)[3:])
+    verifier = Verifier(world.trust_list())
+    for bad in (
+        bytes([0x21]) + raw[1:],  # format version 2
+        bytes([0x12]) + raw[1:],  # a device certificate header behind the Ankang prefix
+        raw[:1] + bytes([2]) + raw[2:],  # SM2: reserved, not implemented
+        raw + b"\x00",
+        raw[:-1],
+    ):
+        assert rejected(verifier, "YA:" + base45.encode(bad)) == "credential.malformed"
+
+
+_MUTATION_SETTINGS = settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, payload: str) -> str:
+    raw = bytearray(base45.decode(payload[3:]))
+    action = draw(st.sampled_from(["flip", "truncate", "extend", "text"]))
+    if action == "flip":
+        for _ in range(draw(st.integers(1, 4))):
+            i = draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= draw(st.integers(1, 255))
+    elif action == "truncate":
+        del raw[draw(st.integers(0, len(raw) - 1)) :]
+    elif action == "extend":
+        raw += draw(st.binary(min_size=1, max_size=40))
+    else:
+        text = list(payload)
+        i = draw(st.integers(0, len(text) - 1))
+        text[i] = draw(st.characters(codec="utf-8"))
+        candidate = "".join(text)
+        if candidate == payload:
+            candidate += "0"
+        return candidate
+    return payload[:3] + base45.encode(bytes(raw))
+
+
+_WORLD = World()
+_ANKANG = ankang(_WORLD)
+_RIDE = _WORLD.holder().ride_code(NOW)
+_VERIFIER = Verifier(_WORLD.trust_list())
+
+
+@_MUTATION_SETTINGS
+@given(mutated(_ANKANG))
+def test_mutated_ankang_codes_never_verify(payload: str) -> None:
+    assume(payload != _ANKANG)  # flips can cancel out
+    with pytest.raises(CredentialError):
+        _VERIFIER.verify(payload, NOW)
+
+
+@_MUTATION_SETTINGS
+@given(mutated(_RIDE))
+def test_mutated_ride_codes_never_verify(payload: str) -> None:
+    assume(payload != _RIDE)
+    with pytest.raises(CredentialError):
+        _VERIFIER.verify(payload, NOW)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=400))
+def test_arbitrary_text_only_raises_credential_error(payload: str) -> None:
+    with pytest.raises(CredentialError):
+        _VERIFIER.verify(payload, NOW)

@@ -1,0 +1,234 @@
+"""The terminal SDK offline: trust list refresh, verdicts, replay handling, durability, resumable upload."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+from conftest import GUANGDE, LANGXI, NOW, World
+from test_sdk_codes import ankang
+from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecordResult, Terminal, TransportError
+from yima_sdk.trust import TrustListError, encode_revocation_delta, trust_list_etag
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeServer:
+    """A test double of the network: trust list, revocations, batch upload, and a line that can be cut."""
+
+    def __init__(self, envelope: bytes) -> None:
+        self.envelope = envelope
+        self.revoked: dict[int, list[tuple[int, str, bytes]]] = {}
+        self.received: dict[str, dict[str, object]] = {}
+        self.cut_after_batches: int | None = None
+        self.drop_answer = False
+        self.batches = 0
+        self.online = True
+
+    def fetch_trust_list(self, etag: str | None) -> bytes | None:
+        if not self.online:
+            raise TransportError("offline")
+        return None if etag == trust_list_etag(self.envelope) else self.envelope
+
+    def fetch_revocations(self, issuer: int, since: int) -> bytes:
+        entries = [e for e in self.revoked.get(issuer, []) if e[0] > since]
+        version = max([since] + [e[0] for e in entries])
+        return encode_revocation_delta(issuer, since, version, entries)  # type: ignore[arg-type]
+
+    def upload_batch(self, body: bytes) -> bytes:
+        if not self.online or (self.cut_after_batches is not None and self.batches >= self.cut_after_batches):
+            raise TransportError("connection reset")
+        # Decoded with the SDK's own wire type, as the server does: the shape is checked, not assumed.
+        batch = msgspec.json.decode(body, type=ScanBatch)
+        results = []
+        for record in batch.records:
+            status = "duplicate" if record.record_id in self.received else "accepted"
+            self.received[record.record_id] = msgspec.to_builtins(record)
+            results.append(ScanRecordResult(record_id=record.record_id, status=status, reason=None))
+        self.batches += 1
+        if self.drop_answer:
+            # The server stored the batch, but the answer is lost on the way back.
+            raise TransportError("connection reset while reading the answer")
+        return msgspec.json.encode(ScanBatchResult(batch_id=batch.batch_id, results=results))
+
+
+@pytest.fixture
+def setup(world: World, tmp_path: Path) -> tuple[Terminal, FakeServer, Clock, Path]:
+    server = FakeServer(world.envelope())
+    clock = Clock()
+    db = tmp_path / "terminal.sqlite"
+    terminal = Terminal(
+        root_public_keys=world.roots,
+        db_path=str(db),
+        clock=clock,
+        clock_source="gnss",
+        transport=server,
+        replay_window_s=5,
+        upload_batch_size=3,
+    )
+    terminal.refresh()
+    return terminal, server, clock, db
+
+
+def test_offline_scans_are_decided_and_recorded(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, server, clock, _ = setup
+    server.online = False
+    ok = terminal.scan(ankang(world, colour="yellow"))
+    assert (ok.result, ok.reason, ok.code and ok.code.colour) == ("accept", None, "yellow")
+    clock.now += 200
+    late = terminal.scan(ankang(world))
+    assert (late.result, late.reason) == ("reject", "credential.expired")
+    assert terminal.scan("not a code").reason == "credential.malformed"
+    assert terminal.pending_count() == 3
+    with pytest.raises(TransportError):
+        terminal.refresh()
+    with pytest.raises(TransportError):
+        terminal.upload_pending()
+    assert terminal.pending_count() == 3
+
+
+def test_repeat_within_window_answers_the_earlier_decision(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, _, clock, _ = setup
+    payload = ankang(world)
+    first = terminal.scan(payload)
+    clock.now += 2
+    again = terminal.scan(payload)
+    assert (again.record_id, again.result, again.repeated) == (first.record_id, "accept", True)
+    assert terminal.pending_count() == 1
+    clock.now += 10
+    later = terminal.scan(payload)
+    assert later.record_id != first.record_id and not later.repeated
+    # In one group commit, the second read of a code is a repeat too.
+    batch = terminal.scan_many([(ankang(world, issued_at=NOW + 1), 0)] * 2)
+    assert batch[1].record_id == batch[0].record_id and batch[1].repeated
+
+
+def test_ride_codes_repeats_and_offline_amount(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, _, clock, db = setup
+    holder = world.holder(max_amount_fen=500)
+    first = holder.ride_code(clock.now)
+    assert terminal.scan(first, amount_fen=200).result == "accept"
+    clock.now += 30
+    shown_again = terminal.scan(first, amount_fen=200)
+    assert (shown_again.result, shown_again.reason) == ("reject", "credential.replayed")
+    assert terminal.scan(holder.ride_code(clock.now), amount_fen=300).result == "accept"
+    over = terminal.scan(holder.ride_code(clock.now), amount_fen=1)
+    assert (over.result, over.reason) == ("reject", "credential.offline_limit_exceeded")
+    terminal.close()
+    # The spent amount survives a restart: it is summed from the durable records.
+    reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc")
+    assert (
+        reopened.scan(holder.ride_code(clock.now), amount_fen=1).reason == "credential.offline_limit_exceeded"
+    )
+
+
+def test_revocations_are_fetched_applied_and_kept(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, server, clock, db = setup
+    holder = world.holder()
+    cert = holder.certificate
+    assert cert is not None
+    server.revoked[GUANGDE] = [(1, "subject", b"\x05" * 16), (2, "device_certificate", cert.serial)]
+    terminal.refresh()
+    assert terminal.revocations.version(GUANGDE) == 2
+    assert terminal.revocations.version(LANGXI) == 0
+    assert terminal.scan(ankang(world, subject_ref=b"\x05" * 16)).reason == "credential.revoked"
+    assert terminal.scan(holder.ride_code(clock.now)).reason == "credential.revoked"
+    server.revoked[GUANGDE].append((3, "subject", b"\x06" * 16))
+    terminal.refresh()  # asks since=2 and gets only version 3
+    terminal.close()
+    server.online = False
+    reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc")
+    assert reopened.revocations.version(GUANGDE) == 3
+    assert reopened.scan(ankang(world, subject_ref=b"\x06" * 16)).reason == "credential.revoked"
+
+
+def test_trust_list_rollback_is_refused_and_the_newer_list_kept(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, server, _, db = setup
+    server.envelope = world.envelope(version=3)
+    terminal.refresh()
+    assert terminal.trust_list is not None and terminal.trust_list.version == 3
+    server.envelope = world.envelope(version=2)
+    with pytest.raises(TrustListError) as info:
+        terminal.refresh()
+    assert info.value.code == "trust_list.rollback"
+    terminal.close()
+    reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=Clock(), clock_source="ntp")
+    assert reopened.trust_list is not None and reopened.trust_list.version == 3
+
+
+def test_upload_resumes_after_a_cut_connection_and_records_survive_reopen(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, server, clock, db = setup
+    server.online = False
+    decisions = [terminal.scan(ankang(world, issued_at=NOW + i)) for i in range(7)]
+    # Pending records are on disk: another connection sees them before any upload.
+    other = sqlite3.connect(db)
+    assert other.execute("SELECT count(*) FROM scan_record WHERE uploaded = 0").fetchone()[0] == 7
+    other.close()
+    server.online = True
+    server.cut_after_batches = 1  # the line drops after the first batch of 3
+    with pytest.raises(TransportError):
+        terminal.upload_pending()
+    assert terminal.pending_count() == 4
+    terminal.close()
+
+    reopened = Terminal(
+        root_public_keys=world.roots,
+        db_path=str(db),
+        clock=clock,
+        clock_source="gnss",
+        transport=server,
+        upload_batch_size=3,
+    )
+    assert reopened.pending_count() == 4
+    server.cut_after_batches = None
+    server.drop_answer = True  # the next batch reaches the server but its answer is lost
+    with pytest.raises(TransportError):
+        reopened.upload_pending()
+    assert reopened.pending_count() == 4
+    server.drop_answer = False
+    assert reopened.upload_pending() == 4
+    assert reopened.pending_count() == 0
+    assert set(server.received) == {d.record_id for d in decisions}
+    assert reopened.server_verdict(decisions[0].record_id) == ("accepted", None)
+    assert reopened.server_verdict(decisions[3].record_id) == ("duplicate", None)
+    record = server.received[decisions[0].record_id]
+    assert record == {
+        "record_id": decisions[0].record_id,
+        "payload": ankang(world, issued_at=NOW),
+        "scanned_at": NOW * 1000,
+        "clock_source": "gnss",
+        "amount_fen": 0,
+        "local_result": "accept",
+        "local_reason": None,
+    }
+
+
+def test_record_ids_are_uuid_shaped_and_unique(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    import uuid
+
+    terminal = setup[0]
+    ids = [d.record_id for d in terminal.scan_many([(f"junk{i}", 0) for i in range(50)])]
+    assert len(set(ids)) == 50
+    assert all(uuid.UUID(i).version == 4 for i in ids)

@@ -1,0 +1,77 @@
+"""Base45 (RFC 9285): the text encoding that keeps yima QR payloads in QR alphanumeric mode.
+
+Decoding is on the scan hot path (server and terminals decode thousands of codes per second), so
+it avoids a Python loop per character: the text is mapped to digit values with one `bytes.translate`,
+the three digit columns are packed into 32-bit lanes of one big integer, and the lane arithmetic
+`c + 45·d + 2025·e` is done by CPython's C big-integer code for the whole payload at once. No lane can
+carry into the next (the largest value, 91124, needs 17 bits), so the lanes stay independent.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALPHABET", "Base45Error", "decode", "encode"]
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+_INVALID = 0xFF
+# ASCII byte -> digit value; every other byte (including lower case, which RFC 9285 does not allow)
+# maps to 0xFF so one `in` test finds any invalid character.
+_DIGIT_OF = bytes(ALPHABET.index(chr(b)) if chr(b) in ALPHABET else _INVALID for b in range(256))
+_CHAR_OF = ALPHABET.encode("ascii")
+
+
+class Base45Error(ValueError):
+    """The text is not valid Base45: a character outside the alphabet, a bad length, or a value overflow."""
+
+
+def encode(data: bytes) -> str:
+    """Encode bytes as Base45 text (two bytes -> three characters, a last odd byte -> two characters)."""
+    out = bytearray()
+    chars = _CHAR_OF
+    full = len(data) - len(data) % 2
+    for i in range(0, full, 2):
+        n = (data[i] << 8) | data[i + 1]
+        e, rest = divmod(n, 2025)
+        d, c = divmod(rest, 45)
+        out += bytes((chars[c], chars[d], chars[e]))
+    if full != len(data):
+        d, c = divmod(data[-1], 45)
+        out += bytes((chars[c], chars[d]))
+    return out.decode("ascii")
+
+
+def decode(text: str) -> bytes:
+    """Decode Base45 text strictly; raise `Base45Error` on anything RFC 9285 does not allow."""
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise Base45Error("non-ASCII character in Base45 text") from None
+    size = len(raw)
+    tail = size % 3
+    if tail == 1:
+        raise Base45Error("Base45 text length leaves a single dangling character")
+    digits = raw.translate(_DIGIT_OF)
+    if _INVALID in digits:
+        raise Base45Error("character outside the Base45 alphabet")
+    groups = size // 3
+    out = bytearray(2 * groups + (1 if tail else 0))
+    if groups:
+        lanes = bytearray(4 * groups)
+        lanes[0::4] = digits[0 : 3 * groups : 3]
+        c = int.from_bytes(lanes, "little")
+        lanes[0::4] = digits[1 : 3 * groups : 3]
+        d = int.from_bytes(lanes, "little")
+        lanes[0::4] = digits[2 : 3 * groups : 3]
+        e = int.from_bytes(lanes, "little")
+        values = (c + 45 * d + 2025 * e).to_bytes(4 * groups, "little")
+        # A lane above 65535 has a non-zero third byte: the triplet does not encode two bytes.
+        if values[2::4].strip(b"\x00"):
+            raise Base45Error("Base45 triplet value exceeds 65535")
+        out[0 : 2 * groups : 2] = values[1::4]
+        out[1 : 2 * groups : 2] = values[0::4]
+    if tail:
+        value = digits[-2] + 45 * digits[-1]
+        if value > 0xFF:
+            raise Base45Error("Base45 final pair value exceeds 255")
+        out[-1] = value
+    return bytes(out)

@@ -1,0 +1,354 @@
+"""Byte layouts of yima credentials: issuing (signing) and strict decoding of Ankang codes, device
+certificates and offline ride codes. docs/credentials.md draws every layout byte by byte.
+
+Every credential starts with the same two bytes — (format version << 4 | credential type), then the
+signature algorithm — and ends with the signature over every byte before it, so a signature made for
+one type can never be read as another. All integers are big-endian; the issuer division code takes
+three bytes (it is below 2**24). The layouts are this tight because a ride code carries two 64-byte
+signatures and must still fit a version-10 QR at error correction M (311 alphanumeric characters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Final, Literal
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from yima_sdk import base45
+from yima_sdk.codes._errors import CredentialError
+
+__all__ = [
+    "ALG_ED25519",
+    "ANKANG_PREFIX",
+    "RIDE_PREFIX",
+    "TYPE_ANKANG_CODE",
+    "TYPE_DEVICE_CERTIFICATE",
+    "TYPE_RIDE_CODE",
+    "AnkangCode",
+    "Colour",
+    "DeviceCertificate",
+    "RideCode",
+    "certificate_serial",
+    "decode",
+    "decode_device_certificate",
+    "issue_ankang_code",
+    "issue_device_certificate",
+    "sign_ride_code",
+]
+
+FORMAT_VERSION: Final = 1
+ALG_ED25519: Final = 1
+"""Signature algorithm ids. 2 is reserved for SM2 (GB/T 32918) with SM3; a new id needs no format change."""
+
+TYPE_ANKANG_CODE: Final = 1
+TYPE_DEVICE_CERTIFICATE: Final = 2
+TYPE_RIDE_CODE: Final = 3
+
+ANKANG_PREFIX: Final = "YA:"
+RIDE_PREFIX: Final = "YR:"
+
+Colour = Literal["green", "yellow", "red"]
+_COLOUR_OF: Final[dict[int, Colour]] = {1: "green", 2: "yellow", 3: "red"}
+_COLOUR_BYTE: Final[dict[str, int]] = {v: k for k, v in _COLOUR_OF.items()}
+
+SIGNATURE_SIZE: Final = 64
+KEY_ID_SIZE: Final = 4
+REF_SIZE: Final = 16
+SERIAL_SIZE: Final = 8
+
+# The "I" after the first byte holds alg (top byte) and the 3-byte issuer: one unpack, no slicing.
+# version|type, alg|issuer, key id, subject ref, colour, issued-at (s), validity (s)
+_ANKANG: Final = struct.Struct(">BI4s16sBIH")
+# version|type, alg|issuer, key id, account ref, device public key, issued-at (s),
+# lifetime (hours), max offline uses, max offline amount (fen, 3 bytes as B + H)
+_CERT: Final = struct.Struct(">BI4s16s32sIHHBH")
+# version|type, alg (of the device signature) | certificate | timestamp (unix s), use counter
+_RIDE_HEAD: Final = struct.Struct(">BB")
+_RIDE_TAIL: Final = struct.Struct(">IH")
+_ANKANG_HEAD: Final = FORMAT_VERSION << 4 | TYPE_ANKANG_CODE
+_CERT_HEAD: Final = FORMAT_VERSION << 4 | TYPE_DEVICE_CERTIFICATE
+_RIDE_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_RIDE_CODE
+
+ANKANG_SIZE: Final = _ANKANG.size + SIGNATURE_SIZE
+CERTIFICATE_SIZE: Final = _CERT.size + SIGNATURE_SIZE
+RIDE_SIZE: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE + _RIDE_TAIL.size + SIGNATURE_SIZE
+_RIDE_TAIL_AT: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE
+# Longest payload text worth decoding: anything longer is refused before any Base45 work.
+_MAX_TEXT: Final = len(RIDE_PREFIX) + (RIDE_SIZE // 2) * 3 + 2
+
+
+class AnkangCode(msgspec.Struct, frozen=True, gc=False):
+    """A decoded dynamic Ankang code (not yet verified)."""
+
+    issuer: int
+    """Administrative division code of the issuing county, e.g. 341822 (Guangde)."""
+    key_id: bytes
+    subject_ref: bytes
+    """16 opaque bytes only the issuing server can resolve to a resident."""
+    colour: Colour
+    issued_at: int
+    validity_s: int
+    alg: int
+    signed: bytes
+    """The bytes the signature covers (everything before it)."""
+    signature: bytes
+
+    @property
+    def expires_at(self) -> int:
+        return self.issued_at + self.validity_s
+
+
+class DeviceCertificate(msgspec.Struct, frozen=True, gc=False):
+    """A decoded device certificate: the server binds a phone's key to a one-card account."""
+
+    issuer: int
+    key_id: bytes
+    account_ref: bytes
+    device_public_key: bytes
+    """Raw public key of the phone; its algorithm is the certificate's `alg` (one suite per certificate)."""
+    issued_at: int
+    lifetime_h: int
+    max_offline_uses: int
+    max_offline_amount_fen: int
+    alg: int
+    signed: bytes
+    signature: bytes
+
+    @property
+    def expires_at(self) -> int:
+        return self.issued_at + 3600 * self.lifetime_h
+
+    @property
+    def serial(self) -> bytes:
+        """The certificate serial: the first 8 bytes of SHA-256 over the signed body.
+
+        Derived rather than carried, which saves the 8 bytes a ride code needs to fit its QR limit;
+        the server records it at issue time and revokes by it.
+        """
+        return certificate_serial(self.signed)
+
+    @property
+    def raw(self) -> bytes:
+        """The certificate's exact wire bytes."""
+        return self.signed + self.signature
+
+
+class RideCode(msgspec.Struct, frozen=True, gc=False):
+    """A decoded offline ride code: a device certificate plus the device's signed timestamp and counter."""
+
+    certificate: DeviceCertificate
+    timestamp: int
+    counter: int
+    alg: int
+    signed: bytes
+    signature: bytes
+
+
+def _malformed(detail: str) -> CredentialError:
+    return CredentialError("credential.malformed", detail)
+
+
+def _check_key_id(key_id: bytes) -> None:
+    if len(key_id) != KEY_ID_SIZE:
+        raise ValueError("key_id must be 4 bytes")
+
+
+def certificate_serial(signed_body: bytes) -> bytes:
+    """Serial of a device certificate from its signed body (the certificate minus its signature)."""
+    return hashlib.sha256(signed_body).digest()[:SERIAL_SIZE]
+
+
+def _check_issuer(issuer: int) -> None:
+    if not 100000 <= issuer <= 999999:
+        raise ValueError("issuer must be a 6-digit administrative division code")
+
+
+def issue_ankang_code(
+    signing_key: Ed25519PrivateKey,
+    key_id: bytes,
+    issuer: int,
+    subject_ref: bytes,
+    colour: Colour,
+    issued_at: int,
+    validity: int = 120,
+) -> str:
+    """Sign a dynamic Ankang code and return its QR payload text ("YA:" + Base45)."""
+    _check_key_id(key_id)
+    _check_issuer(issuer)
+    if len(subject_ref) != REF_SIZE:
+        raise ValueError("subject_ref must be 16 bytes")
+    if not 0 < validity <= 0xFFFF:
+        raise ValueError("validity must be 1..65535 seconds")
+    body = _ANKANG.pack(
+        _ANKANG_HEAD,
+        ALG_ED25519 << 24 | issuer,
+        key_id,
+        subject_ref,
+        _COLOUR_BYTE[colour],
+        issued_at,
+        validity,
+    )
+    return ANKANG_PREFIX + base45.encode(body + signing_key.sign(body))
+
+
+def issue_device_certificate(
+    signing_key: Ed25519PrivateKey,
+    key_id: bytes,
+    issuer: int,
+    account_ref: bytes,
+    device_public_key: bytes,
+    issued_at: int,
+    lifetime_h: int,
+    max_offline_uses: int,
+    max_offline_amount_fen: int,
+) -> bytes:
+    """Sign a device certificate binding `device_public_key` (raw Ed25519, 32 bytes) to an account.
+
+    Returns the certificate bytes; its serial is `decode_device_certificate(raw).serial`.
+    """
+    _check_key_id(key_id)
+    _check_issuer(issuer)
+    if len(account_ref) != REF_SIZE or len(device_public_key) != 32:
+        raise ValueError("account_ref is 16 bytes, device_public_key 32")
+    if not 0 < lifetime_h <= 0xFFFF:
+        raise ValueError("lifetime_h must be 1..65535 hours")
+    if not 0 <= max_offline_uses <= 0xFFFF or not 0 <= max_offline_amount_fen <= 0xFFFFFF:
+        raise ValueError("offline limits: uses up to 65535, amount up to 16777215 fen")
+    body = _CERT.pack(
+        _CERT_HEAD,
+        ALG_ED25519 << 24 | issuer,
+        key_id,
+        account_ref,
+        device_public_key,
+        issued_at,
+        lifetime_h,
+        max_offline_uses,
+        max_offline_amount_fen >> 16,
+        max_offline_amount_fen & 0xFFFF,
+    )
+    return body + signing_key.sign(body)
+
+
+def sign_ride_code(device_key: Ed25519PrivateKey, certificate: bytes, timestamp: int, counter: int) -> str:
+    """Sign an offline ride code on the phone and return its QR payload text ("YR:" + Base45).
+
+    `timestamp` is unix seconds; `counter` counts this certificate's uses from 1.
+    """
+    if len(certificate) != CERTIFICATE_SIZE:
+        raise ValueError("certificate has the wrong size")
+    if not 1 <= counter <= 0xFFFF:
+        raise ValueError("counter must be 1..65535")
+    body = _RIDE_HEAD.pack(_RIDE_HEAD_BYTE, ALG_ED25519) + certificate + _RIDE_TAIL.pack(timestamp, counter)
+    return RIDE_PREFIX + base45.encode(body + device_key.sign(body))
+
+
+def _parse_certificate(raw: bytes, at: int) -> DeviceCertificate:
+    (
+        head,
+        alg_issuer,
+        key_id,
+        account_ref,
+        device_public_key,
+        issued_at,
+        lifetime_h,
+        max_uses,
+        amount_high,
+        amount_low,
+    ) = _CERT.unpack_from(raw, at)
+    if head != _CERT_HEAD:
+        raise _malformed("unknown certificate version or type")
+    alg = alg_issuer >> 24
+    if alg != ALG_ED25519:
+        raise _malformed("unknown certificate algorithm")
+    end = at + _CERT.size
+    return DeviceCertificate(
+        issuer=alg_issuer & 0xFFFFFF,
+        key_id=key_id,
+        account_ref=account_ref,
+        device_public_key=device_public_key,
+        issued_at=issued_at,
+        lifetime_h=lifetime_h,
+        max_offline_uses=max_uses,
+        max_offline_amount_fen=amount_high << 16 | amount_low,
+        alg=alg,
+        signed=raw[at:end],
+        signature=raw[end : end + SIGNATURE_SIZE],
+    )
+
+
+def decode_device_certificate(raw: bytes) -> DeviceCertificate:
+    """Decode a device certificate's wire bytes strictly (exact length, known version and algorithms)."""
+    if len(raw) != CERTIFICATE_SIZE:
+        raise _malformed("device certificate has the wrong length")
+    return _parse_certificate(raw, 0)
+
+
+def _decode_ankang(raw: bytes) -> AnkangCode:
+    if len(raw) != ANKANG_SIZE:
+        raise _malformed("Ankang code has the wrong length")
+    head, alg_issuer, key_id, subject_ref, colour, issued_at, validity = _ANKANG.unpack_from(raw)
+    if head != _ANKANG_HEAD:
+        raise _malformed("unknown Ankang code version or type")
+    alg = alg_issuer >> 24
+    if alg != ALG_ED25519:
+        raise _malformed("unknown signature algorithm")
+    colour_name = _COLOUR_OF.get(colour)
+    if colour_name is None:
+        raise _malformed("unknown status colour")
+    if validity == 0:
+        raise _malformed("zero validity")
+    return AnkangCode(
+        issuer=alg_issuer & 0xFFFFFF,
+        key_id=key_id,
+        subject_ref=subject_ref,
+        colour=colour_name,
+        issued_at=issued_at,
+        validity_s=validity,
+        alg=alg,
+        signed=raw[: _ANKANG.size],
+        signature=raw[_ANKANG.size :],
+    )
+
+
+def _decode_ride(raw: bytes) -> RideCode:
+    if len(raw) != RIDE_SIZE:
+        raise _malformed("ride code has the wrong length")
+    head, alg = _RIDE_HEAD.unpack_from(raw)
+    if head != _RIDE_HEAD_BYTE:
+        raise _malformed("unknown ride code version or type")
+    if alg != ALG_ED25519:
+        raise _malformed("unknown signature algorithm")
+    certificate = _parse_certificate(raw, _RIDE_HEAD.size)
+    if certificate.alg != alg:
+        raise _malformed("ride code algorithm differs from the certificate's suite")
+    timestamp, counter = _RIDE_TAIL.unpack_from(raw, _RIDE_TAIL_AT)
+    if counter == 0:
+        raise _malformed("ride code counter starts at 1")
+    cut = RIDE_SIZE - SIGNATURE_SIZE
+    return RideCode(
+        certificate=certificate,
+        timestamp=timestamp,
+        counter=counter,
+        alg=alg,
+        signed=raw[:cut],
+        signature=raw[cut:],
+    )
+
+
+def decode(payload: str) -> AnkangCode | RideCode:
+    """Decode QR payload text into an unverified credential; raise `CredentialError` if malformed."""
+    if len(payload) > _MAX_TEXT:
+        raise _malformed("payload too long")
+    prefix = payload[:3]
+    if prefix != ANKANG_PREFIX and prefix != RIDE_PREFIX:
+        raise _malformed("unknown payload prefix")
+    try:
+        raw = base45.decode(payload[3:])
+    except base45.Base45Error as exc:
+        raise _malformed(str(exc)) from None
+    if prefix == ANKANG_PREFIX:
+        return _decode_ankang(raw)
+    return _decode_ride(raw)

@@ -1,0 +1,190 @@
+"""`Verifier`: the one credential check shared by the server scan path and offline terminals.
+
+A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
+device certificate was already verified by this `Verifier`: certificates are cached by their exact
+bytes). Public key objects are built once per issuer key. Reason codes: see `_errors.py`.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Final, Literal
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from yima_sdk.codes._errors import CredentialError
+from yima_sdk.codes._formats import ALG_ED25519, AnkangCode, Colour, RideCode, decode
+
+if TYPE_CHECKING:
+    # Only for annotations: yima_sdk.trust imports from this package.
+    from yima_sdk.trust import RevocationSet, TrustList
+
+__all__ = ["VerifiedCode", "Verifier"]
+
+_RIDE_REPLAY: Final = struct.Struct(">cI8sH")
+
+
+class VerifiedCode(msgspec.Struct, frozen=True, gc=False):
+    """What a verified credential tells its reader. Ride-only fields are None for Ankang codes."""
+
+    kind: Literal["ankang_code", "ride_code"]
+    issuer: int
+    key_id: bytes
+    """Key id of the issuer key that signed the code (ride code: that signed the device certificate)."""
+    subject_ref: bytes
+    """Ankang code: the pseudonymous subject ref. Ride code: the certificate's account ref."""
+    colour: Colour | None
+    issued_at: int
+    expires_at: int
+    replay_key: bytes
+    """Identifies this code instance: the same bytes for the same Ankang code, or the same ride
+    certificate and counter however often it is shown."""
+    certificate_serial: bytes | None = None
+    counter: int | None = None
+    max_offline_uses: int | None = None
+    max_offline_amount_fen: int | None = None
+
+
+class _IssuerKey:
+    __slots__ = ("credential_types", "not_after", "not_before", "public_key")
+
+    def __init__(self, public_key: Ed25519PublicKey, credential_types: frozenset[str], nb: int, na: int):
+        self.public_key = public_key
+        self.credential_types = credential_types
+        self.not_before = nb
+        self.not_after = na
+
+
+class Verifier:
+    """Verifies Ankang and ride codes against one trust list, with an explicit clock-skew tolerance."""
+
+    def __init__(
+        self,
+        trust_list: TrustList,
+        *,
+        clock_skew_s: float = 30.0,
+        ride_window_s: float = 60.0,
+        certificate_cache_size: int = 4096,
+    ) -> None:
+        self.trust_list = trust_list
+        self.clock_skew_s = clock_skew_s
+        self.ride_window_s = ride_window_s
+        self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
+        self._keys: dict[tuple[int, bytes], _IssuerKey] = {}
+        # exact certificate bytes -> (device public key, serial), filled only after a full check
+        self._certificates: dict[bytes, tuple[Ed25519PublicKey, bytes]] = {}
+        self._certificate_cache_size = certificate_cache_size
+
+    def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> _IssuerKey:
+        key = self._keys.get((issuer, key_id))
+        if key is None:
+            entry = self._entries.get((issuer, key_id))
+            if entry is None or entry.alg != alg or alg != ALG_ED25519:
+                raise CredentialError("credential.unknown_key", "issuer key is not on the trust list")
+            key = _IssuerKey(
+                Ed25519PublicKey.from_public_bytes(entry.public_key),
+                entry.credential_types,
+                entry.not_before,
+                entry.not_after,
+            )
+            self._keys[(issuer, key_id)] = key
+        if credential_type not in key.credential_types:
+            raise CredentialError("credential.unknown_key", f"key may not sign {credential_type}")
+        return key
+
+    def verify(self, payload: str, now: float, *, revocations: RevocationSet | None = None) -> VerifiedCode:
+        """Decode and fully check `payload` at time `now` (unix seconds); raise `CredentialError`."""
+        code = decode(payload)
+        if isinstance(code, AnkangCode):
+            return self._verify_ankang(code, now, revocations)
+        return self._verify_ride(code, now, revocations)
+
+    def _verify_ankang(self, code: AnkangCode, now: float, revocations: RevocationSet | None) -> VerifiedCode:
+        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
+        try:
+            key.public_key.verify(code.signature, code.signed)
+        except InvalidSignature:
+            raise CredentialError("credential.bad_signature") from None
+        if not key.not_before <= code.issued_at <= key.not_after:
+            raise CredentialError("credential.key_not_valid", "issued outside the key's validity window")
+        skew = self.clock_skew_s
+        if code.issued_at > now + skew:
+            raise CredentialError("credential.not_yet_valid")
+        expires_at = code.issued_at + code.validity_s
+        if now > expires_at + skew:
+            raise CredentialError("credential.expired")
+        if revocations is not None and revocations.subject_revoked(code.issuer, code.subject_ref):
+            raise CredentialError("credential.revoked")
+        return VerifiedCode(
+            kind="ankang_code",
+            issuer=code.issuer,
+            key_id=code.key_id,
+            subject_ref=code.subject_ref,
+            colour=code.colour,
+            issued_at=code.issued_at,
+            expires_at=expires_at,
+            # issuer, key id, subject ref, colour, issued-at: one code instance.
+            replay_key=b"A" + code.signed[2:30],
+        )
+
+    def _device_key(self, code: RideCode) -> tuple[Ed25519PublicKey, bytes]:
+        cert = code.certificate
+        cache_key = cert.signed + cert.signature
+        cached = self._certificates.get(cache_key)
+        if cached is not None:
+            return cached
+        key = self._issuer_key(cert.issuer, cert.key_id, cert.alg, "device_certificate")
+        try:
+            key.public_key.verify(cert.signature, cert.signed)
+        except InvalidSignature:
+            raise CredentialError("credential.bad_signature", "device certificate signature") from None
+        if not key.not_before <= cert.issued_at <= key.not_after:
+            raise CredentialError("credential.key_not_valid", "certificate issued outside the key's window")
+        cached = (Ed25519PublicKey.from_public_bytes(cert.device_public_key), cert.serial)
+        if len(self._certificates) >= self._certificate_cache_size:
+            # Crude but bounded: a bus sees the same riders every day, so refilling is cheap.
+            self._certificates.clear()
+        self._certificates[cache_key] = cached
+        return cached
+
+    def _verify_ride(self, code: RideCode, now: float, revocations: RevocationSet | None) -> VerifiedCode:
+        cert = code.certificate
+        device_key, serial = self._device_key(code)
+        try:
+            device_key.verify(code.signature, code.signed)
+        except InvalidSignature:
+            raise CredentialError("credential.bad_signature", "device signature") from None
+        skew = self.clock_skew_s
+        if cert.issued_at > now + skew:
+            raise CredentialError("credential.not_yet_valid", "device certificate not yet valid")
+        cert_expires_at = cert.expires_at
+        if now > cert_expires_at + skew:
+            raise CredentialError("credential.device_certificate_expired")
+        timestamp = code.timestamp
+        if timestamp > now + skew:
+            raise CredentialError("credential.not_yet_valid", "ride timestamp in the future")
+        if timestamp < now - self.ride_window_s - skew:
+            raise CredentialError("credential.stale_timestamp")
+        if code.counter > cert.max_offline_uses:
+            raise CredentialError("credential.offline_limit_exceeded", "use counter past the limit")
+        if revocations is not None and (
+            revocations.certificate_revoked(cert.issuer, serial)
+            or revocations.subject_revoked(cert.issuer, cert.account_ref)
+        ):
+            raise CredentialError("credential.revoked")
+        return VerifiedCode(
+            kind="ride_code",
+            issuer=cert.issuer,
+            key_id=cert.key_id,
+            subject_ref=cert.account_ref,
+            colour=None,
+            issued_at=timestamp,
+            expires_at=min(cert_expires_at, int(timestamp + self.ride_window_s)),
+            replay_key=_RIDE_REPLAY.pack(b"R", cert.issuer, serial, code.counter),
+            certificate_serial=serial,
+            counter=code.counter,
+            max_offline_uses=cert.max_offline_uses,
+            max_offline_amount_fen=cert.max_offline_amount_fen,
+        )

@@ -1,0 +1,26 @@
+"""The terminal SDK: verify Ankang and ride codes offline, record every scan durably, upload later.
+
+Exception tree::
+
+    TerminalError(code)       "terminal.no_trust_list"
+    TransportError            network or server failure; the terminal keeps working offline
+    (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
+    (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load
+"""
+
+from yima_sdk.terminal._terminal import ScanDecision, Terminal, TerminalError
+from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
+from yima_sdk.terminal._wire import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
+
+__all__ = [
+    "HttpTransport",
+    "ScanBatch",
+    "ScanBatchResult",
+    "ScanDecision",
+    "ScanRecord",
+    "ScanRecordResult",
+    "Terminal",
+    "TerminalError",
+    "Transport",
+    "TransportError",
+]

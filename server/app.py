@@ -1,0 +1,39 @@
+"""create_app(settings) -> Litestar: the list of domain plugins, nothing else."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from server.auth import allow
+from server.auth.guards import PUBLIC
+from server.core import CorePlugin
+from server.identity.plugin import IdentityPlugin
+from server.identity.sms import SmsSender
+from server.ops.plugin import OpsPlugin
+from server.settings import Settings
+
+
+def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
+    return Litestar(
+        plugins=[
+            CorePlugin(settings, sms=sms),
+            OpsPlugin(),
+            IdentityPlugin(settings),
+        ],
+        # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,  # server.observability configures JSON logs once per process
+        openapi_config=OpenAPIConfig(
+            title="yima",
+            version="0.1.0",
+            description="yima (一码): one signed QR credential for Guangde residents; terminals; mini-apps.",
+            use_handler_docstrings=True,
+            openapi_router=Router("/schema", route_handlers=[], opt=allow(PUBLIC)),
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
+    )

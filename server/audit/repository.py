@@ -1,0 +1,60 @@
+"""SQL for the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit_log'))"
+
+
+async def lock_and_last(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    """Take the chain's lock for this transaction and return the current head."""
+    await conn.execute(_LOCK)
+    return await conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    details: dict[str, Any],
+    prev_hash: bytes,
+    hash_: bytes,
+) -> None:
+    await conn.execute(
+        """INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        seq,
+        at,
+        actor,
+        action,
+        target,
+        details,
+        prev_hash,
+        hash_,
+    )
+
+
+async def iterate(conn: asyncpg.Connection, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for row in conn.cursor(
+            "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log ORDER BY seq",
+            prefetch=batch,
+        ):
+            yield row
+
+
+async def for_target(conn: asyncpg.Connection, target: str, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT seq, at, actor, action, target, details FROM audit_log WHERE target = $1 ORDER BY seq DESC LIMIT $2",
+        target,
+        limit,
+    )

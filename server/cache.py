@@ -1,0 +1,212 @@
+"""Shared short-lived state: replay guard, counters, pub/sub — Redis for many workers, in-process for one.
+
+Both backends honour one contract (tests/test_cache.py runs it over each): `set_if_absent` is atomic and is what
+the replay guard and single-use tokens stand on; `incr` creates a counter with its expiry in the same step, so a
+crash can never leave an immortal rate-limit counter.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import redis.asyncio as aioredis
+
+
+class Cache(abc.ABC):
+    """What the server needs from a shared cache."""
+
+    @abc.abstractmethod
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
+        """Store value under key unless present; True if this call stored it."""
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The value, or None when absent or expired."""
+
+    @abc.abstractmethod
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store value under key with an expiry, replacing any value."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove key if present."""
+
+    @abc.abstractmethod
+    async def incr(self, key: str, ttl_s: float, amount: int = 1) -> int:
+        """Add to a counter, creating it with the expiry when absent; returns the new value."""
+
+    @abc.abstractmethod
+    async def ttl(self, key: str) -> float | None:
+        """Seconds until key expires, None if absent."""
+
+    @abc.abstractmethod
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Send message to every current subscriber of channel, in any worker."""
+
+    @abc.abstractmethod
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Async context manager yielding an iterator of messages published after it was entered."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the backend is unreachable."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class MemoryCache(Cache):
+    """One process only: `yima dev` and single-worker deployments. The clock is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._ops = 0
+
+    def _live(self, key: str) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= self._clock():
+            del self._data[key]
+            return None
+        return entry[0]
+
+    def _sweep(self) -> None:
+        # Amortised expiry so a long-running dev server does not grow without bound.
+        self._ops += 1
+        if self._ops % 1024 == 0:
+            now = self._clock()
+            for key in [k for k, (_, exp) in self._data.items() if exp <= now]:
+                del self._data[key]
+
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
+        self._sweep()
+        if self._live(key) is not None:
+            return False
+        self._data[key] = (value, self._clock() + ttl_s)
+        return True
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        self._sweep()
+        self._data[key] = (value, self._clock() + ttl_s)
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def incr(self, key: str, ttl_s: float, amount: int = 1) -> int:
+        self._sweep()
+        current = self._live(key)
+        if current is None:
+            value, expires = amount, self._clock() + ttl_s
+        else:
+            value, expires = int(current) + amount, self._data[key][1]
+        self._data[key] = (str(value).encode(), expires)
+        return value
+
+    async def ttl(self, key: str) -> float | None:
+        if self._live(key) is None:
+            return None
+        return self._data[key][1] - self._clock()
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        for queue in list(self._subscribers.get(channel, ())):
+            queue.put_nowait(message)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._subscribe(channel)
+
+    @asynccontextmanager
+    async def _subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._subscribers.setdefault(channel, set()).add(queue)
+
+        async def messages() -> AsyncIterator[bytes]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield messages()
+        finally:
+            self._subscribers[channel].discard(queue)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisCache(Cache):
+    """Shared by every worker on every machine; keys are namespaced so one Redis can serve several deployments."""
+
+    def __init__(self, url: str, *, namespace: str = "yima:") -> None:
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._ns = namespace
+
+    async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
+        return bool(await self._redis.set(self._ns + key, value, px=max(1, int(ttl_s * 1000)), nx=True))
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._redis.get(self._ns + key)
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        await self._redis.set(self._ns + key, value, px=max(1, int(ttl_s * 1000)))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self._ns + key)
+
+    async def incr(self, key: str, ttl_s: float, amount: int = 1) -> int:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(self._ns + key, amount)
+            # NX: only the creating call sets the expiry, so the window does not slide with every hit.
+            pipe.pexpire(self._ns + key, max(1, int(ttl_s * 1000)), nx=True)
+            value, _ = await pipe.execute()
+        return int(value)
+
+    async def ttl(self, key: str) -> float | None:
+        ms = await self._redis.pttl(self._ns + key)
+        return None if ms < 0 else ms / 1000
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        await self._redis.publish(self._ns + channel, message)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._subscribe(channel)
+
+    @asynccontextmanager
+    async def _subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._ns + channel)
+
+        async def messages() -> AsyncIterator[bytes]:
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is not None and msg["type"] == "message":
+                    yield bytes(msg["data"])
+
+        try:
+            yield messages()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_cache(redis_url: str, namespace: str = "yima:") -> Cache:
+    return RedisCache(redis_url, namespace=namespace) if redis_url else MemoryCache()

@@ -1,0 +1,261 @@
+"""The `yima` command: dev, serve, migrate, openapi, admin, keys, audit.
+
+Every command reads the same settings (YIMA_* variables, then flags), so `yima admin grant` acts on the database
+that `yima dev` is using when both point at the same data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from server.settings import Mode, Settings, SettingsError, check_can_serve, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="local state folder (YIMA_DATA_DIR, default ./data)")
+    parser.add_argument("--database-url", help="PostgreSQL DSN (YIMA_DATABASE_URL); empty: the embedded one")
+    parser.add_argument("--redis-url", help="Redis URL (YIMA_REDIS_URL); empty: in-process cache")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    flags = {
+        "data_dir": getattr(args, "data_dir", None),
+        "database_url": getattr(args, "database_url", None),
+        "redis_url": getattr(args, "redis_url", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
+    }
+    flags.update(extra)
+    return load_settings(None, **{k: v for k, v in flags.items() if v is not None})
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """Use the configured database, or start/attach to the embedded one in the data folder."""
+    if settings.database_url:
+        yield settings
+        return
+    from server.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.start()
+    try:
+        yield load_settings(None, **{**_as_overrides(settings), "database_url": url})
+    finally:
+        embedded.stop()
+
+
+def _as_overrides(settings: Settings) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.structs.asdict(settings)
+
+
+def _export_env(settings: Settings) -> None:
+    """uvicorn's worker processes rebuild settings from the environment, so flags travel as YIMA_* variables."""
+    for name in ("data_dir", "database_url", "redis_url", "host", "port", "workers", "mode", "public_url"):
+        value = getattr(settings, name)
+        if value not in ("", None):
+            os.environ["YIMA_" + name.upper()] = str(value)
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from server.observability import configure_logging
+
+    settings = _settings(args, mode=Mode.DEVELOPMENT.value)
+    configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _database(settings) as settings:
+        from server.security.master_key import load_master_key
+
+        load_master_key(settings, create=True)
+        asyncio.run(_seed(settings))
+        _banner(settings)
+        _run_uvicorn(settings)
+    print("yima dev stopped; the embedded PostgreSQL is shut down.", file=sys.stderr)
+    return 0
+
+
+def _banner(s: Settings) -> None:
+    from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+
+    url = s.base_url
+    print(
+        f"""
+yima dev is running at {url}  (data: {s.data_dir.resolve()}, Ctrl-C to stop)
+
+Try it:
+  curl -s -X POST {url}/v1/auth/otp -H 'content-type: application/json' -d '{{"phone":"{DEMO_RESIDENT_PHONE}"}}'
+  curl -s '{url}/v1/dev/sms-outbox?phone={DEMO_RESIDENT_PHONE}'          # read the code
+  curl -s -X POST {url}/v1/auth/token -H 'content-type: application/json' \\
+       -d '{{"phone":"{DEMO_RESIDENT_PHONE}","code":"<code>"}}'
+  curl -s {url}/v1/me -H 'authorization: Bearer <access_token>'
+  Operator demo phone: {DEMO_OPERATOR_PHONE}. API schema: {url}/schema  Health: {url}/health
+""",
+        flush=True,
+    )
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
+    _export_env(settings)
+    uvicorn.run(
+        "server.asgi:app_factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+async def _seed(settings: Settings) -> None:
+    from server.app import create_app
+    from server.seed import seed_demo
+
+    app = create_app(settings)
+    async with app.lifespan():
+        await seed_demo(app)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.observability import configure_logging
+
+    settings = _settings(args)
+    check_can_serve(settings)
+    configure_logging(settings.log_level)
+    if not settings.database_url:
+        raise SettingsError(
+            "YIMA_DATABASE_URL: `yima serve` needs a configured PostgreSQL (`yima dev` embeds one)"
+        )
+    _run_uvicorn(settings)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.core import migrate
+
+    with _database(_settings(args, mode=Mode.DEVELOPMENT.value if _embedded(args) else None)) as settings:
+        applied = asyncio.run(migrate(settings))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
+    return 0
+
+
+def _embedded(args: argparse.Namespace) -> bool:
+    return not (getattr(args, "database_url", None) or os.environ.get("YIMA_DATABASE_URL"))
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from server.openapi_export import write_openapi
+
+    path = write_openapi(Path(args.output))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_admin_grant(args: argparse.Namespace) -> int:
+    from server.auth.roles import Role
+
+    try:
+        role = Role(args.role)
+    except ValueError:
+        print(f"unknown role {args.role!r}; one of: {', '.join(r.value for r in Role)}", file=sys.stderr)
+        return 2
+
+    async def run(settings: Settings) -> int:
+        from server.app import create_app
+
+        app = create_app(settings)
+        async with app.lifespan():
+            core, identity = app.state.core, app.state.identity
+            async with core.db.transaction() as conn:
+                account_id = await identity.account_id_for_phone(conn, args.phone, create=True)
+                added = await identity.grant_role(conn, "cli", account_id, role)
+        print(f"account {account_id}: role {role.value} " + ("granted" if added else "already held"))
+        return 0
+
+    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+        return asyncio.run(run(settings))
+
+
+def _cli_mode(args: argparse.Namespace) -> str | None:
+    # Against the embedded database the CLI is a development tool; against a configured one, whatever YIMA_MODE says.
+    return Mode.DEVELOPMENT.value if _embedded(args) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="yima", description="yima (一码) server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run locally on an embedded PostgreSQL with demo data")
+    _common(dev)
+    dev.add_argument("--host")
+    dev.add_argument("--port", type=int)
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="run against YIMA_DATABASE_URL and YIMA_REDIS_URL")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (more than one needs Redis)")
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    _common(mig)
+    mig.set_defaults(func=cmd_migrate)
+
+    oa = sub.add_parser("openapi", help="write the OpenAPI document")
+    oa.add_argument("--output", default="openapi/openapi.json")
+    oa.set_defaults(func=cmd_openapi)
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    grant = admin_sub.add_parser(
+        "grant", help="grant a role to the account with this phone (created if absent)"
+    )
+    _common(grant)
+    grant.add_argument("--phone", required=True)
+    grant.add_argument("--role", required=True)
+    grant.set_defaults(func=cmd_admin_grant)
+
+    for extend in _extensions():
+        extend(sub)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"yima: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Domain command groups (keys, audit, ...) register here without growing this file."""
+    from server.cli_domains import COMMANDS
+
+    return COMMANDS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))

@@ -1,0 +1,121 @@
+"""The core every domain stands on, built once at start-up: database, cache, keys, tokens, SMS, metrics.
+
+`CorePlugin` wires it into Litestar (lifespan, the guard, shared dependencies, error handling, request context);
+domain plugins then add their own routes and services without touching this file or `app.py`'s internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from server.auth.guards import current_principal, route_guard
+from server.auth.tokens import AccessTokens
+from server.cache import Cache, create_cache
+from server.db import Database, apply_migrations, create_pool
+from server.errors import EXCEPTION_HANDLERS
+from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
+from server.keys.service import KeyStore
+from server.observability import Metrics, request_context_middleware
+from server.security import FieldCipher, load_master_key
+from server.settings import Mode, Settings
+
+log = logging.getLogger("yima.core")
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    cache: Cache
+    cipher: FieldCipher
+    keys: KeyStore
+    tokens: AccessTokens
+    sms: SmsSender
+    metrics: Metrics
+    master_key: bytes
+
+    async def close(self) -> None:
+        await self.sms.close()
+        await self.cache.close()
+        await self.db.close()
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations as the connecting (owner) role."""
+    conn = await asyncpg.connect(settings.database_url, timeout=settings.db_acquire_timeout_s)
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def start_core(
+    settings: Settings, metrics: Metrics | None = None, *, sms: SmsSender | None = None
+) -> Core:
+    if not settings.database_url:
+        raise RuntimeError("YIMA_DATABASE_URL is not set (use `yima dev` for the embedded database)")
+    master_key = load_master_key(settings, create=settings.mode is not Mode.PRODUCTION)
+    applied = await migrate(settings)
+    if applied:
+        log.info("migrations applied", extra={"count": len(applied)})
+    pool = await create_pool(settings)
+    db = Database(pool, settings.db_acquire_timeout_s)
+    cache = create_cache(settings.redis_url, settings.redis_namespace)
+    cipher = FieldCipher(master_key)
+    keys = KeyStore(db, cipher)
+    tokens = AccessTokens(
+        keys, issuer=settings.jwt_issuer, audience=settings.base_url, ttl_s=settings.access_token_ttl_s
+    )
+    if sms is None:
+        sms = (
+            HttpGatewaySender(settings.sms_gateway_url, settings.sms_gateway_secret)
+            if settings.sms_gateway_url
+            else ConsoleSender()
+        )
+    return Core(settings, db, cache, cipher, keys, tokens, sms, metrics or Metrics(), master_key)
+
+
+async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """A request-scoped transaction: commits when the handler returns, rolls back when it raises."""
+    async with state.core.db.transaction() as conn:
+        yield conn
+
+
+class CorePlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings, *, sms: SmsSender | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self._sms = sms
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.guards.append(route_guard)
+        app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+        app_config.middleware.insert(0, request_context_middleware(self.metrics))
+        app_config.dependencies["db"] = Provide(provide_db)
+        app_config.dependencies["principal"] = Provide(current_principal, sync_to_thread=False)
+        app_config.on_startup.insert(0, self._start)
+        app_config.on_shutdown.append(self._stop)
+        app_config.debug = False
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        app.state.core = await start_core(self.settings, self.metrics, sms=self._sms)
+
+    async def _stop(self, app: Litestar) -> None:
+        core: Core | None = getattr(app.state, "core", None)
+        if core is not None:
+            await core.close()
+
+
+def core_of(app: Any) -> Core:
+    return app.state.core  # type: ignore[no-any-return]

@@ -1,0 +1,197 @@
+"""The one error tree and the handler that renders every failure as problem+json with a stable code.
+
+    AppError (status, code)
+    ├── BadRequest          400 request.invalid, request.malformed ...
+    ├── Unauthorized        401 auth.required, auth.token_invalid ...
+    ├── Forbidden           403 auth.forbidden, identity.required ...
+    ├── NotFound            404 *.not_found
+    ├── Conflict            409 *.conflict, idempotency.key_reused ...
+    ├── Gone                410
+    ├── PayloadTooLarge     413 request.too_large
+    ├── Unprocessable       422 domain rule failures (identity.id_number_invalid ...)
+    ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
+    └── Unavailable         503 service.unavailable
+
+Domain errors subclass one of these next to their service (server/<domain>/errors.py) and carry their own code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import (
+    RequestEntityTooLarge,
+)  # not re-exported by litestar.exceptions
+
+from server.observability import request_id_of
+
+log = logging.getLogger("yima.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """Base of every error the API answers on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "request.invalid", "The request is not valid"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "auth.required", "Authentication is required"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "auth.forbidden", "Not allowed"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "request.not_found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "request.conflict", "Conflict with the current state"
+
+
+class Gone(AppError):
+    status, code, title = 410, "request.gone", "No longer available"
+
+
+class PayloadTooLarge(AppError):
+    status, code, title = 413, "request.too_large", "The request body is too large"
+
+
+class Unprocessable(AppError):
+    status, code, title = 422, "request.unprocessable", "The request breaks a rule"
+
+
+class TooManyRequests(AppError):
+    status, code, title = 429, "rate_limit.exceeded", "Too many requests"
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after_s: int = 60, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class Unavailable(AppError):
+    status, code, title = 503, "service.unavailable", "Temporarily unavailable"
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem document; `code` is the stable machine-readable part clients switch on."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] | None = None
+
+
+def problem_response(request: Request[Any, Any, Any], error: AppError) -> Response[Problem]:
+    body = Problem(
+        type=f"https://yima.guangde.gov.cn/problems/{error.code}",
+        title=error.title,
+        status=error.status,
+        code=error.code,
+        detail=error.detail,
+        request_id=request_id_of(request.scope),
+        extra=error.extra or None,
+    )
+    return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers)
+
+
+def _from_litestar(exc: HTTPException) -> AppError:
+    detail = str(exc.detail)
+    if isinstance(exc, RequestEntityTooLarge):
+        return PayloadTooLarge()
+    if isinstance(exc, ValidationException):
+        errors = exc.extra if isinstance(exc.extra, list) else None
+        invalid = BadRequest(_validation_detail(detail, errors))
+        if errors:
+            invalid.extra = {"errors": errors}
+        return invalid
+    if isinstance(exc, NotAuthorizedException):
+        return Unauthorized(detail if detail != "Unauthorized" else None)
+    if isinstance(exc, PermissionDeniedException):
+        return Forbidden(detail if detail != "Forbidden" else None)
+    if isinstance(exc, NotFoundException):
+        return NotFound()
+    if isinstance(exc, ClientException) and exc.status_code == 400:
+        # Litestar raises a plain ClientException when the body cannot be decoded at all.
+        return BadRequest(f"The body could not be decoded: {detail}", code="request.malformed")
+    if isinstance(exc, MethodNotAllowedException):
+        err = AppError("Method not allowed", code="request.method_not_allowed")
+        err.status = 405  # type: ignore[misc]
+        err.title = "Method not allowed"  # type: ignore[misc]
+        return err
+    generic = AppError(detail)
+    generic.status = exc.status_code  # type: ignore[misc]
+    generic.code = "request.invalid" if 400 <= exc.status_code < 500 else "internal"  # type: ignore[misc]
+    generic.title = detail  # type: ignore[misc]
+    return generic
+
+
+def _validation_detail(detail: str, errors: list[Any] | None) -> str:
+    if errors:
+        messages = [
+            f"{e['key']}: {e.get('message', '')}" if e.get("key") else str(e.get("message", ""))
+            for e in errors
+            if isinstance(e, dict)
+        ]
+        joined = "; ".join(m for m in messages if m)
+        if joined:
+            return joined
+    return detail
+
+
+def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if isinstance(exc, AppError):
+        return problem_response(request, exc)
+    if isinstance(exc, HTTPException) and exc.status_code < 500:
+        return problem_response(request, _from_litestar(exc))
+    # Anything else is a bug: log it with the request id, answer without internals.
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id_of(request.scope), "path": request.url.path},
+    )
+    return problem_response(request, AppError("An unexpected error occurred; quote the request id"))
+
+
+EXCEPTION_HANDLERS = {Exception: app_error_handler}

@@ -1,0 +1,1 @@
+"""Residents and staff accounts: phone OTP login, sessions, real-name identity, roles."""

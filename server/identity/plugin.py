@@ -1,0 +1,41 @@
+"""Wires the identity domain into the app."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from server.identity.controllers import (
+    AccountAdminController,
+    AuthController,
+    DevOutboxController,
+    MeController,
+)
+from server.identity.service import IdentityService
+from server.settings import Mode, Settings
+
+
+def provide_identity(state: State) -> IdentityService:
+    return state.identity  # type: ignore[no-any-return]
+
+
+class IdentityPlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([AuthController, MeController, AccountAdminController])
+        if self.settings.mode is Mode.DEVELOPMENT:
+            app_config.route_handlers.append(DevOutboxController)
+        app_config.dependencies["identity"] = Provide(provide_identity, sync_to_thread=False)
+        app_config.on_startup.append(self._start)
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        core = app.state.core
+        app.state.identity = IdentityService(
+            core.settings, core.db, core.cache, core.cipher, core.sms, core.tokens, core.master_key
+        )

@@ -1,0 +1,1 @@
+"""Operations: liveness and readiness, Prometheus metrics."""

@@ -1,0 +1,146 @@
+"""Settings: frozen Structs built from YIMA_* variables by load_settings(); nothing is read at import."""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class Mode(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class SettingsError(ValueError):
+    """A YIMA_* value is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the server needs, passed down explicitly from start-up."""
+
+    mode: Mode = Mode.PRODUCTION
+    """development enables the SMS outbox and demo data; production refuses unsafe defaults."""
+    database_url: str = ""
+    """PostgreSQL DSN. Empty under `yima dev`, which starts the embedded server and fills it in."""
+    redis_url: str = ""
+    """Redis URL. Empty means the in-process cache, allowed only with a single worker."""
+    redis_namespace: str = "yima:"
+    """Prefix of every Redis key and channel, so one Redis can serve several deployments."""
+    data_dir: Path = Path("data")
+    """Local folder for the embedded database, the dev master key file and other local state."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    public_url: str = ""
+    """Base URL clients use to reach us (token audience). Defaults to http://host:port."""
+    master_key: str = ""
+    """Base64url 32-byte key protecting secrets at rest. Empty: read from master_key_file."""
+    master_key_file: Path | None = None
+    jwt_issuer: str = "yima"
+    access_token_ttl_s: int = 600
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    otp_ttl_s: int = 300
+    otp_max_attempts: int = 5
+    otp_per_phone_per_hour: int = 5
+    otp_per_address_per_hour: int = 30
+    sms_gateway_url: str = ""
+    """HTTP SMS gateway. Empty: the console sender (development only)."""
+    sms_gateway_secret: str = ""
+    db_role: str = "yima_app"
+    """Role the server's connections act as (SET at connect); it may not alter tables or rewrite the audit log.
+    Migrations run as the connecting role. Empty: act as the connecting role (not recommended)."""
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    db_acquire_timeout_s: float = 5.0
+    db_command_timeout_s: float = 10.0
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    trusted_proxies: tuple[str, ...] = ()
+    """Peers whose X-Forwarded-For we believe when rate-limiting by client address."""
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+
+_PREFIX = "YIMA_"
+_FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from YIMA_* variables, then explicit overrides (command-line flags win)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for name in _FIELDS:
+        var = _PREFIX + name.upper()
+        if var in environ:
+            value: Any = environ[var]
+            if name == "trusted_proxies":
+                value = [p.strip() for p in value.split(",") if p.strip()]
+            raw[name] = value
+    unknown = sorted(k for k in environ if k.startswith(_PREFIX) and k[len(_PREFIX) :].lower() not in _FIELDS)
+    if unknown and environ.get("YIMA_ALLOW_UNKNOWN") != "1":
+        known = ", ".join(_PREFIX + n.upper() for n in sorted(_FIELDS))
+        raise SettingsError(f"unknown setting {unknown[0]} (known: {known})")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    for name in ("data_dir", "master_key_file"):  # msgspec.convert takes Path objects, not strings
+        if isinstance(raw.get(name), str):
+            raw[name] = Path(raw[name])
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_variable(str(exc))) from None
+    _check(settings)
+    return settings
+
+
+def _name_variable(message: str) -> str:
+    # msgspec says "... - at `$.port`"; users know the variable, not the field path.
+    if "`$." in message:
+        field = message.split("`$.", 1)[1].split("`", 1)[0].split("[", 1)[0]
+        return f"{_PREFIX}{field.upper()}: {message.split(' - at ', 1)[0]}"
+    return message
+
+
+def _check(s: Settings) -> None:
+    if not 0 < s.port < 65536:
+        raise SettingsError(f"YIMA_PORT: must be 1-65535, got {s.port}")
+    if s.workers < 1:
+        raise SettingsError(f"YIMA_WORKERS: must be at least 1, got {s.workers}")
+    if s.workers > 1 and not s.redis_url:
+        raise SettingsError(
+            "YIMA_WORKERS: more than one worker needs YIMA_REDIS_URL, because rate limits, the replay guard "
+            "and pub/sub must be shared across workers; set YIMA_REDIS_URL or run one worker"
+        )
+    if s.db_pool_min < 1 or s.db_pool_max < s.db_pool_min:
+        raise SettingsError("YIMA_DB_POOL_MAX: must be >= YIMA_DB_POOL_MIN >= 1")
+    if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("YIMA_DATABASE_URL: must be a postgresql:// URL")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("YIMA_REDIS_URL: must be a redis:// or rediss:// URL")
+    if s.sms_gateway_url and not s.sms_gateway_secret:
+        raise SettingsError(
+            "YIMA_SMS_GATEWAY_SECRET: required with YIMA_SMS_GATEWAY_URL (requests are signed)"
+        )
+    if s.access_token_ttl_s < 30 or s.access_token_ttl_s > 3600:
+        raise SettingsError("YIMA_ACCESS_TOKEN_TTL_S: keep access tokens short-lived (30-3600 s)")
+    if s.otp_ttl_s > 300:
+        raise SettingsError("YIMA_OTP_TTL_S: an OTP may be valid at most 300 s")
+
+
+def check_can_serve(s: Settings) -> None:
+    """What serving residents needs beyond what every command needs (migrate and admin do not send SMS)."""
+    if s.mode is Mode.PRODUCTION and not s.sms_gateway_url:
+        raise SettingsError(
+            "YIMA_SMS_GATEWAY_URL: production needs a real SMS gateway (the console sender is dev-only)"
+        )

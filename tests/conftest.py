@@ -1,0 +1,174 @@
+"""Shared fixtures: a fresh PostgreSQL database per test session on the real server, Redis with a private
+namespace, settings, the app behind a real ASGI client, and a login helper that reads the SMS the app sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from litestar import Litestar
+
+from server.app import create_app
+from server.identity.sms import ConsoleSender
+from server.security.master_key import new_master_key_text
+from server.settings import Settings, load_settings
+
+ADMIN_DSN = os.environ.get("YIMA_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("YIMA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _dsn_for(database: str) -> str:
+    base, _, _ = ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"yima_t_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield _dsn_for(name)
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+def master_key() -> str:
+    return new_master_key_text()
+
+
+@pytest.fixture(scope="session")
+def redis_namespace() -> str:
+    return f"yimatest-{secrets.token_hex(4)}:"
+
+
+@pytest.fixture
+def settings(database_url: str, master_key: str, redis_namespace: str, tmp_path: Any) -> Settings:
+    return load_settings(
+        {},
+        mode="test",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_namespace=redis_namespace,
+        master_key=master_key,
+        data_dir=str(tmp_path),
+        db_pool_min=1,
+        db_pool_max=5,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Litestar]:
+    application = create_app(settings)
+    yield application
+
+
+class AppClient(httpx.AsyncClient):
+    """Real HTTP requests through the ASGI app, on the test's own event loop (so tests may also use the app's
+    pool directly); the app's lifespan runs around it like under a server."""
+
+    app: Litestar
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Litestar, client_address: str = "203.0.113.7") -> AsyncIterator[AppClient]:
+    transport = httpx.ASGITransport(app=app, client=(client_address, 50000))
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        # The lifespan's task group must be entered and left by one task; fixtures set up and tear down in two.
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run_lifespan())
+    await asyncio.wait([task, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # start-up failed: raise its error here
+    try:
+        async with AppClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            c.app = app
+            yield c
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AppClient]:
+    async with serve(app, client_address=f"198.51.100.{secrets.randbelow(250) + 1}") as c:
+        yield c
+
+
+def random_phone() -> str:
+    return "1" + secrets.choice("3456789") + "".join(secrets.choice("0123456789") for _ in range(9))
+
+
+def last_code(app: Litestar, phone: str) -> str:
+    sender = app.state.core.sms
+    assert isinstance(sender, ConsoleSender)
+    return sender.messages_for(phone)[-1].params["code"]
+
+
+@dataclass
+class Session:
+    phone: str
+    access_token: str
+    refresh_token: str
+    account_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.access_token}"}
+
+
+async def login(client: AppClient, phone: str | None = None) -> Session:
+    phone = phone or random_phone()
+    r = await client.post("/v1/auth/otp", json={"phone": phone})
+    assert r.status_code == 202, r.text
+    code = last_code(client.app, phone)
+    r = await client.post("/v1/auth/token", json={"phone": phone, "code": code})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    me = await client.get("/v1/me", headers={"authorization": f"Bearer {body['access_token']}"})
+    return Session(phone, body["access_token"], body["refresh_token"], me.json()["id"])
+
+
+async def login_with_role(client: AppClient, role: str) -> Session:
+    """An account holding `role`, granted the way an operator would (service call), then a fresh login."""
+    phone = random_phone()
+    app = client.app
+    async with app.state.core.db.transaction() as conn:
+        account_id = await app.state.identity.account_id_for_phone(conn, phone, create=True)
+        from server.auth.roles import Role
+
+        await app.state.identity.grant_role(conn, "test", account_id, Role(role))
+    return await login(client, phone)
+
+
+def valid_id_number(region: str = "341822", birth: str = "19900101", seq: str = "123") -> str:
+    from server.identity.id_number import check_digit
+
+    first17 = region + birth + seq
+    return first17 + check_digit(first17)
+
+
+@pytest.fixture
+def json_of() -> Any:
+    return lambda r: msgspec.json.decode(r.content)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[str]:
+    yield os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

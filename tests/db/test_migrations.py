@@ -1,0 +1,63 @@
+"""Forward-only migrations: applied once, in order, recorded with checksums; a changed file stops start-up."""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+import pytest
+
+from server.db.migrate import Migration, MigrationError, apply_migrations, migration_files
+from tests.conftest import ADMIN_DSN, _dsn_for
+
+
+@pytest.fixture
+async def scratch_db():
+    name = f"yima_m_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(_dsn_for(name))
+    yield conn
+    await conn.close()
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_files_are_numbered_and_unique():
+    files = migration_files()
+    assert files and [m.version for m in files] == sorted({m.version for m in files})
+
+
+async def test_apply_once_then_nothing(scratch_db):
+    first = await apply_migrations(scratch_db)
+    assert first == [m.name for m in migration_files()]
+    assert await apply_migrations(scratch_db) == []
+    rows = await scratch_db.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
+    assert [(r["version"], r["checksum"]) for r in rows] == [
+        (m.version, m.checksum) for m in migration_files()
+    ]
+
+
+async def test_changed_applied_migration_refuses(scratch_db):
+    files = [Migration(1, "0001_a.sql", "CREATE TABLE a (x int);")]
+    await apply_migrations(scratch_db, files)
+    changed = [Migration(1, "0001_a.sql", "CREATE TABLE a (x bigint);")]
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await apply_migrations(scratch_db, changed)
+
+
+async def test_failed_migration_leaves_nothing_half_applied(scratch_db):
+    files = [
+        Migration(1, "0001_a.sql", "CREATE TABLE a (x int);"),
+        Migration(2, "0002_b.sql", "CREATE TABLE b (x int); SELECT no_such_function();"),
+    ]
+    with pytest.raises(asyncpg.UndefinedFunctionError):
+        await apply_migrations(scratch_db, files)
+    assert await scratch_db.fetchval("SELECT to_regclass('b')") is None
+    assert await scratch_db.fetchval("SELECT max(version) FROM schema_migrations") == 1
+
+
+async def test_unknown_applied_migration_refuses(scratch_db):
+    await apply_migrations(scratch_db, [Migration(7, "0007_x.sql", "SELECT 1;")])
+    with pytest.raises(MigrationError, match="does not know"):
+        await apply_migrations(scratch_db, [])

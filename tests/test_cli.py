@@ -1,0 +1,197 @@
+"""The `yima` command as a user runs it: real processes, the embedded PostgreSQL, Ctrl-C, shared settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL, valid_id_number
+
+YIMA = str(Path(sys.executable).parent / "yima")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
+    env.update(extra)
+    return env
+
+
+def _postgres_processes(data_dir: Path) -> list[str]:
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "postgres" in line and str(data_dir) in line]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"yima dev exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("yima dev did not become ready")
+
+
+@pytest.fixture
+def dev_data_dir():
+    # Not pytest's tmp_path: as root, the embedded PostgreSQL runs as an unprivileged user that must traverse the
+    # folder's parents, and pytest keeps resetting its own temp root to 0700 (other sessions may run meanwhile).
+    folder = Path(tempfile.mkdtemp(prefix="yima-dev-test-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_data_dir):
+    data_dir = dev_data_dir
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [YIMA, "dev", "--data-dir", str(data_dir), "--port", str(port)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(url, proc)
+        phone = "13800138000"  # the seeded demo resident
+        assert httpx.post(f"{url}/v1/auth/otp", json={"phone": phone}).status_code == 202
+        outbox = httpx.get(f"{url}/v1/dev/sms-outbox", params={"phone": phone}).json()
+        code = outbox[-1]["code"]
+        tokens = httpx.post(f"{url}/v1/auth/token", json={"phone": phone, "code": code}).json()
+        headers = {"authorization": f"Bearer {tokens['access_token']}"}
+        me = httpx.get(f"{url}/v1/me", headers=headers).json()
+        assert me["verified"] is True  # seeded with a real name
+        # A new resident sets a real name.
+        other = "13912345678"
+        httpx.post(f"{url}/v1/auth/otp", json={"phone": other})
+        code = httpx.get(f"{url}/v1/dev/sms-outbox", params={"phone": other}).json()[-1]["code"]
+        t2 = httpx.post(f"{url}/v1/auth/token", json={"phone": other, "code": code}).json()
+        h2 = {"authorization": f"Bearer {t2['access_token']}"}
+        r = httpx.put(
+            f"{url}/v1/me/identity",
+            json={"name": "赵六", "id_number": valid_id_number(seq="321")},
+            headers=h2,
+        )
+        assert r.status_code == 200 and r.json()["verified"] is True
+        # `yima admin grant` acts on the database this `yima dev` is using.
+        grant = subprocess.run(
+            [YIMA, "admin", "grant", "--phone", other, "--role", "operator", "--data-dir", str(data_dir)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert grant.returncode == 0, grant.stderr
+        assert "granted" in grant.stdout
+        refreshed = httpx.post(f"{url}/v1/auth/refresh", json={"refresh_token": t2["refresh_token"]}).json()
+        me2 = httpx.get(
+            f"{url}/v1/me", headers={"authorization": f"Bearer {refreshed['access_token']}"}
+        ).json()
+        assert "operator" in me2["roles"]
+        assert _postgres_processes(data_dir)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "Try it:" in output
+    assert _postgres_processes(data_dir) == []  # Ctrl-C stopped the embedded PostgreSQL: no orphans
+    # Demo seeding is idempotent: a second start reuses the folder and seeds again without error.
+    proc2 = subprocess.Popen(
+        [YIMA, "dev", "--data-dir", str(data_dir), "--port", str(port)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(url, proc2)
+    finally:
+        proc2.send_signal(signal.SIGINT)
+        proc2.communicate(timeout=60)
+    assert proc2.returncode == 0
+    assert _postgres_processes(data_dir) == []
+
+
+def test_serve_refuses_many_workers_without_redis(database_url):
+    r = subprocess.run(
+        [YIMA, "serve", "--workers", "2"],
+        env=_env(YIMA_DATABASE_URL=database_url, YIMA_MODE="development"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "YIMA_REDIS_URL" in r.stderr and "more than one worker" in r.stderr
+
+
+def test_bad_setting_stops_start_up_naming_the_variable():
+    r = subprocess.run(
+        [YIMA, "serve"], env=_env(YIMA_PORT="eighty"), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2
+    assert "YIMA_PORT" in r.stderr
+
+
+def test_serve_with_two_workers_and_redis(database_url, master_key, tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [YIMA, "serve", "--workers", "2", "--port", str(port)],
+        env=_env(
+            YIMA_DATABASE_URL=database_url,
+            YIMA_REDIS_URL=REDIS_URL,
+            YIMA_MODE="development",
+            YIMA_MASTER_KEY=master_key,
+            YIMA_DATA_DIR=str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        assert health["checks"] == {"database": "ok", "redis": "ok"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_migrate_and_openapi_commands(database_url, tmp_path):
+    r = subprocess.run(
+        [YIMA, "migrate", "--database-url", database_url],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "migration" in r.stdout
+    out = tmp_path / "openapi.json"
+    r = subprocess.run(
+        [YIMA, "openapi", "--output", str(out)], env=_env(), capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert '"/v1/auth/otp"' in out.read_text()
