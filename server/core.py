@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.auth.guards import current_principal, route_guard
-from server.auth.tokens import AccessTokens
+from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
 from server.db import Database, apply_migrations, create_pool
 from server.errors import EXCEPTION_HANDLERS
@@ -73,6 +73,7 @@ async def start_core(
     cache = create_cache(settings.redis_url, settings.redis_namespace)
     cipher = FieldCipher(master_key)
     keys = KeyStore(db, cipher)
+    await keys.keys(ACCESS_PURPOSE)  # load (or create) before serving, so requests never wait on it
     tokens = AccessTokens(
         keys, issuer=settings.jwt_issuer, audience=settings.base_url, ttl_s=settings.access_token_ttl_s
     )

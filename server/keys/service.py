@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import time
@@ -50,6 +51,8 @@ class KeyStore:
         self._refresh_s = refresh_s
         self._keys: dict[str, list[SigningKey]] = {}
         self._loaded_at: dict[str, float] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[list[SigningKey]]] = set()
 
     def _decode(self, row: asyncpg.Record) -> SigningKey:
         private = Ed25519PrivateKey.from_private_bytes(
@@ -67,19 +70,37 @@ class KeyStore:
         )
 
     async def keys(self, purpose: str, *, fresh: bool = False) -> list[SigningKey]:
-        """All keys of a purpose, oldest first; creates the first one if there is none."""
+        """All keys of a purpose, oldest first; creates the first one if there is none.
+
+        Once loaded, a stale list is refreshed in the background and the cached one served meanwhile: callers
+        often hold a pooled connection already, and must never wait for a second one (pool exhaustion deadlock).
+        """
+        cached = self._keys.get(purpose)
+        if cached and not fresh:
+            if (
+                time.monotonic() - self._loaded_at.get(purpose, 0.0) > self._refresh_s
+                and purpose not in self._refreshing
+            ):
+                self._refreshing.add(purpose)
+                task = asyncio.create_task(self._load(purpose))
+                task.add_done_callback(lambda _t: self._refreshing.discard(purpose))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return cached
+        return await self._load(purpose)
+
+    async def _load(self, purpose: str) -> list[SigningKey]:
         now = time.monotonic()
-        if fresh or now - self._loaded_at.get(purpose, -1e9) > self._refresh_s or not self._keys.get(purpose):
-            async with self._db.connection() as conn:
-                rows = await repository.list_keys(conn, purpose)
-                if not any(r["retired_at"] is None for r in rows):
-                    async with conn.transaction():
-                        await repository.lock_purpose(conn, purpose)
-                        rows = await repository.list_keys(conn, purpose)
-                        if not any(r["retired_at"] is None for r in rows):
-                            rows = [*rows, await self._create(conn, purpose)]
-            self._keys[purpose] = [self._decode(r) for r in rows]
-            self._loaded_at[purpose] = now
+        async with self._db.connection() as conn:
+            rows = await repository.list_keys(conn, purpose)
+            if not any(r["retired_at"] is None for r in rows):
+                async with conn.transaction():
+                    await repository.lock_purpose(conn, purpose)
+                    rows = await repository.list_keys(conn, purpose)
+                    if not any(r["retired_at"] is None for r in rows):
+                        rows = [*rows, await self._create(conn, purpose)]
+        self._keys[purpose] = [self._decode(r) for r in rows]
+        self._loaded_at[purpose] = now
         return self._keys[purpose]
 
     async def active(self, purpose: str) -> SigningKey:
@@ -87,10 +108,15 @@ class KeyStore:
         return [k for k in await self.keys(purpose) if k.active][-1]
 
     async def find(self, purpose: str, kid: str) -> SigningKey | None:
-        for fresh in (False, True):
-            for key in await self.keys(purpose, fresh=fresh):
-                if key.kid == kid:
-                    return key
+        """The key with this id; an unknown id triggers one reload (rate-limited) in case another worker rotated."""
+        for key in await self.keys(purpose):
+            if key.kid == kid:
+                return key
+        if time.monotonic() - self._loaded_at.get(purpose, 0.0) < 1.0:
+            return None  # just reloaded: an unknown kid is not worth another query (forged tokens are cheap)
+        for key in await self.keys(purpose, fresh=True):
+            if key.kid == kid:
+                return key
         return None
 
     async def _create(self, conn: asyncpg.Connection, purpose: str) -> asyncpg.Record:

@@ -1,0 +1,464 @@
+"""SandboxHost: pools of pre-forked workers per mini-app version, supervised from the server's event loop.
+
+Per call it bounds the queue (`sandbox.busy`), enforces the deadline (kills and replaces the worker), checks
+each capability request against the manifest, accounts CPU and wall time, and recycles workers that crash,
+grow past their memory budget or reach N calls. Crashes are replaced with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+from yima_sdk._bridge import CapabilityReply, CapabilityRequest, Failure, Init, Request, Response, ScanEvent
+from yima_sdk.errors import CapabilityDenied, QuotaExceeded, YimaError
+from yima_sdk.manifest import Limits, Manifest, load_manifest
+
+from sandbox._logs import AppLog
+from sandbox._process import WorkerProcess
+from sandbox.capabilities import CallInfo, CapabilityProvider, InMemoryCapabilityProvider
+from sandbox.errors import (
+    AppBusy,
+    AppUnavailable,
+    CpuExceeded,
+    HostClosed,
+    LayerMissing,
+    MiniAppError,
+    SandboxError,
+    UnknownApp,
+)
+from sandbox.settings import SandboxSettings, effective_limits
+
+__all__ = ["SandboxHost", "restart_delay"]
+
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
+
+
+def restart_delay(failures: int, base_ms: int, max_ms: int) -> float:
+    """Seconds to wait before replacing a worker after `failures` unplanned losses in a row.
+
+    The first loss is replaced at once (one bad call should not slow the app); then 1x, 2x, 4x... the base.
+    """
+    if failures <= 1:
+        return 0.0
+    return min(max_ms, base_ms * 2 ** (failures - 2)) / 1000
+
+
+class _Pool:
+    """The workers of one app version, their queue, metrics and log."""
+
+    def __init__(self, host: SandboxHost, manifest: Manifest, folder: Path) -> None:
+        self.host = host
+        self.manifest = manifest
+        self.settings = host.settings
+        self.limits: Limits = effective_limits(manifest.limits, host.settings)
+        self.key = manifest.key
+        self.log = AppLog(self.key)
+        self.init = Init(
+            app_folder=str(folder),
+            entry=manifest.entry,
+            app_id=manifest.id,
+            version=manifest.version,
+            capabilities=sorted(manifest.capabilities),
+            layers=sorted(self.settings.applied_layers),
+            memory_mb=self.limits.memory_mb,
+            # a backstop over the worker's whole life; the per-call budget is checked by the host
+            cpu_seconds=max(1, self.limits.cpu_ms * min(self.settings.recycle_after_calls, 1000) // 1000),
+            max_frame=self.settings.max_frame_bytes,
+            uid=self.settings.worker_uid,
+            gid=self.settings.worker_gid,
+            open_files=self.settings.open_files,
+            processes=self.settings.processes,
+        )
+        self.workers: set[WorkerProcess] = set()
+        self.idle: collections.deque[WorkerProcess] = collections.deque()
+        self.waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
+        self.starting = 0
+        self.failures = 0
+        self.broken: SandboxError | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.cpu_ms = 0.0
+        self.wall_ms = 0.0
+        self.latencies: collections.deque[float] = collections.deque(maxlen=2048)
+        self.startup_ms: collections.deque[float] = collections.deque(maxlen=64)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        results = await asyncio.gather(
+            *(self._spawn() for _ in range(self.limits.workers)), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, LayerMissing | AppUnavailable):
+                self.broken = result
+                raise result
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _spawn(self) -> None:
+        worker = WorkerProcess(
+            self.init,
+            python=self.settings.python,
+            required_layers=self.settings.required_layers,
+            max_frame=self.settings.max_frame_bytes,
+            on_capability=self._on_capability,
+            on_gone=self._on_gone,
+        )
+        self.starting += 1
+        try:
+            await worker.start(self.settings.start_timeout_s)
+        except SandboxError as exc:
+            self.log.write("error", "worker failed to start", code=exc.code, reason=exc.message)
+            if isinstance(exc, LayerMissing | AppUnavailable):
+                self.broken = exc
+                self._fail_waiters(exc)
+            raise
+        finally:
+            self.starting -= 1
+        if self.host.closed:
+            worker.kill("host closed")
+            return
+        self.workers.add(worker)
+        self.startup_ms.append(worker.startup_ms)
+        self.counters["workers_started"] += 1
+        self._release(worker)
+
+    def _replace_soon(self, delay: float) -> None:
+        async def replace() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            if self.host.closed or self.broken is not None:
+                return
+            try:
+                await self._spawn()
+            except SandboxError as exc:
+                if not isinstance(exc, LayerMissing | AppUnavailable):
+                    self.failures += 1
+                    self._replace_soon(
+                        restart_delay(
+                            self.failures,
+                            self.settings.restart_backoff_ms,
+                            self.settings.restart_backoff_max_ms,
+                        )
+                    )
+
+        task = asyncio.get_running_loop().create_task(replace())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _on_gone(self, worker: WorkerProcess) -> None:
+        """A worker ended (crash, kill or retirement): drop it and schedule its replacement."""
+        was_member = worker in self.workers
+        self.workers.discard(worker)
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if self.host.closed or not was_member:
+            return
+        if worker.planned_exit is not None:
+            self.counters["recycled"] += 1
+            self.log.write("info", "worker recycled", pid=worker.pid, reason=worker.planned_exit)
+            delay = 0.0
+        else:
+            self.failures += 1
+            self.counters["worker_losses"] += 1
+            error = worker.lost_error
+            self.log.write(
+                "warning",
+                "worker lost",
+                pid=worker.pid,
+                code=error.code if error else "",
+                reason=error.message if error else "",
+                consecutive=self.failures,
+            )
+            delay = restart_delay(
+                self.failures, self.settings.restart_backoff_ms, self.settings.restart_backoff_max_ms
+            )
+        self.counters["restarts"] += 1
+        self._replace_soon(delay)
+
+    def _fail_waiters(self, error: SandboxError) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        self._fail_waiters(HostClosed("the sandbox host is closing"))
+        workers = list(self.workers)
+        for worker in workers:
+            worker.kill("host closed")
+        await asyncio.gather(*(w.exited for w in workers if w.exited is not None), return_exceptions=True)
+
+    # ---- calls --------------------------------------------------------------------------------------
+
+    async def _acquire(self, limit_s: float) -> WorkerProcess:
+        while self.idle:
+            worker = self.idle.popleft()
+            if worker.alive:
+                return worker
+        if self.broken is not None:
+            raise self.broken
+        if len(self.waiters) >= self.settings.queue_limit:
+            self.counters["busy"] += 1
+            raise AppBusy(f"{self.key} is busy: {len(self.waiters)} calls already waiting; retry shortly")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[WorkerProcess] = loop.create_future()
+        self.waiters.append(waiter)
+
+        def give_up() -> None:
+            if not waiter.done():
+                self.counters["busy"] += 1
+                waiter.set_exception(AppBusy(f"{self.key} is busy: no worker became free in {limit_s:.1f}s"))
+
+        handle = loop.call_later(limit_s, give_up)
+        try:
+            return await waiter
+        finally:
+            handle.cancel()
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+
+    def _release(self, worker: WorkerProcess) -> None:
+        if not worker.alive:
+            return
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self.idle.append(worker)
+
+    async def invoke(self, request: Request | ScanEvent) -> Any:
+        if self.broken is not None:
+            raise self.broken
+        timeout = self.limits.timeout_ms / 1000
+        worker = await self._acquire(timeout)
+        call_id = next(self.host.call_ids)
+        started = time.perf_counter()
+        self.counters["calls"] += 1
+        try:
+            reply = await worker.run(call_id, request, timeout)
+        except SandboxError as exc:
+            self.counters[exc.code] += 1
+            self._account(started, None)
+            if worker.alive:
+                self._release(worker)
+            elif worker.exited is not None:
+                # answer only once the offending process is really gone (SIGKILL is delivered asynchronously)
+                await asyncio.wait({worker.exited}, timeout=1.0)
+            raise
+        cpu_ms = self._account(started, worker)
+        worker.calls += 1
+        self.failures = 0
+        _, rss = worker.usage()
+        if cpu_ms > self.limits.cpu_ms:
+            self.counters["sandbox.cpu_exceeded"] += 1
+            worker.kill(f"call used {cpu_ms:.0f} ms CPU")
+            raise CpuExceeded(f"call used {cpu_ms:.0f} ms of CPU, over the {self.limits.cpu_ms} ms limit")
+        if rss > worker.rss_budget:
+            worker.kill(f"resident memory {rss >> 20} MiB over budget")
+        elif worker.calls >= self.settings.recycle_after_calls:
+            worker.kill(f"served {worker.calls} calls")
+        else:
+            self._release(worker)
+        if isinstance(reply, Failure):
+            self.counters["app_errors"] += 1
+            raise MiniAppError(reply.message, code=reply.code)
+        self.counters["ok"] += 1
+        return reply.response if isinstance(request, Request) else reply.value
+
+    def _account(self, started: float, worker: WorkerProcess | None) -> float:
+        wall = (time.perf_counter() - started) * 1000
+        self.wall_ms += wall
+        self.latencies.append(wall)
+        if worker is None:
+            return 0.0
+        cpu_now, _ = worker.usage()
+        used = max(0.0, cpu_now - worker.cpu_mark)
+        worker.cpu_mark = cpu_now
+        self.cpu_ms += used
+        return used
+
+    # ---- capabilities ---------------------------------------------------------------------------------
+
+    def _on_capability(self, worker: WorkerProcess, request: CapabilityRequest) -> None:
+        if request.call_id != worker.current_call:
+            worker.reply(
+                CapabilityReply(
+                    id=request.id,
+                    ok=False,
+                    code=CapabilityDenied.code,
+                    message="capability requested outside the call it belongs to",
+                )
+            )
+            return
+        if worker.inflight >= self.settings.max_inflight_capabilities:
+            worker.reply(
+                CapabilityReply(
+                    id=request.id,
+                    ok=False,
+                    code=QuotaExceeded.code,
+                    message="too many capability requests in flight",
+                )
+            )
+            return
+        worker.inflight += 1
+        task = asyncio.get_running_loop().create_task(self._serve_capability(worker, request))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve_capability(self, worker: WorkerProcess, request: CapabilityRequest) -> None:
+        self.counters[f"capability.{request.capability}"] += 1
+        try:
+            if request.capability not in self.manifest.capabilities:
+                raise CapabilityDenied(f"capability {request.capability!r} is not declared in miniapp.toml")
+            if request.capability == "log":
+                level = request.operation if request.operation in _LOG_LEVELS else "info"
+                event = str(request.args[0]) if request.args else ""
+                self.log.write(level, event, source="app", call_id=request.call_id, **request.kwargs)
+                value = None
+            else:
+                call = CallInfo(
+                    app_id=self.manifest.id,
+                    version=self.manifest.version,
+                    call_id=request.call_id,
+                    user_id=worker.current_user,
+                )
+                value = await self.host.provider.handle(
+                    call, request.capability, request.operation, request.args, request.kwargs
+                )
+            reply = CapabilityReply(id=request.id, ok=True, value=value)
+        except YimaError as exc:
+            if isinstance(exc, CapabilityDenied):
+                self.counters["capability_denied"] += 1
+            reply = CapabilityReply(id=request.id, ok=False, code=exc.code, message=exc.message)
+        except Exception as exc:  # a provider bug must not reach the app in detail, nor stop the host
+            self.log.write(
+                "error",
+                "capability provider failed",
+                capability=request.capability,
+                operation=request.operation,
+                error=type(exc).__name__,
+            )
+            reply = CapabilityReply(
+                id=request.id,
+                ok=False,
+                code="capability.failed",
+                message=f"{request.capability}.{request.operation} failed; try again later",
+            )
+        finally:
+            worker.inflight -= 1
+        if request.call_id == worker.current_call:
+            worker.reply(reply)
+
+    def snapshot(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+
+        def quantile(q: float) -> float:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+        return {
+            "app": self.key,
+            "workers": len(self.workers),
+            "idle": len(self.idle),
+            "starting": self.starting,
+            "queued": len(self.waiters),
+            "cpu_ms_total": round(self.cpu_ms, 1),
+            "wall_ms_total": round(self.wall_ms, 1),
+            "wall_ms_p50": round(quantile(0.50), 3),
+            "wall_ms_p99": round(quantile(0.99), 3),
+            "startup_ms_last": round(self.startup_ms[-1], 1) if self.startup_ms else None,
+            "broken": self.broken.code if self.broken else None,
+            **dict(self.counters),
+        }
+
+
+class SandboxHost:
+    """Runs mini-apps in sandboxed worker pools. Use from one event loop: start(), call()/scan(), close()."""
+
+    def __init__(
+        self, settings: SandboxSettings | None = None, provider: CapabilityProvider | None = None
+    ) -> None:
+        self.settings = settings or SandboxSettings.production()
+        self.provider: CapabilityProvider = provider or InMemoryCapabilityProvider()
+        self.call_ids = itertools.count(1)
+        self.closed = False
+        self.started = False
+        self._pools: dict[str, _Pool] = {}
+
+    def add_app(self, folder: str | Path) -> str:
+        """Register an app folder (validated manifest); its pool starts with start(). Returns `id@version`."""
+        folder = Path(folder).resolve()
+        manifest = load_manifest(folder)
+        if manifest.key in self._pools:
+            raise ValueError(f"{manifest.key} is already loaded")
+        self._pools[manifest.key] = _Pool(self, manifest, folder)
+        return manifest.key
+
+    async def load(self, folder: str | Path) -> str:
+        """Register and start an app on a running host."""
+        key = self.add_app(folder)
+        await self._pools[key].start()
+        return key
+
+    async def start(self) -> None:
+        """Pre-fork every registered pool; raise LayerMissing (naming the layer) or AppUnavailable."""
+        self.started = True
+        results = await asyncio.gather(
+            *(pool.start() for pool in self._pools.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def call(self, key: str, request: Request) -> Response:
+        """Run one HTTP request in app version `key`; raise a SandboxError subclass on any failure."""
+        response = await self._pool(key).invoke(request)
+        assert isinstance(response, Response)
+        return response
+
+    async def scan(self, key: str, event: ScanEvent) -> Any:
+        """Deliver a scan event to app version `key`; returns what the app added."""
+        return await self._pool(key).invoke(event)
+
+    def _pool(self, key: str) -> _Pool:
+        if self.closed:
+            raise HostClosed("the sandbox host is closed")
+        pool = self._pools.get(key)
+        if pool is None:
+            raise UnknownApp(f"no app version {key!r} is loaded")
+        return pool
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Per app version: workers, queue, calls, errors by code, CPU and wall time, latency quantiles."""
+        return {key: pool.snapshot() for key, pool in self._pools.items()}
+
+    def logs(self, key: str) -> list[dict[str, Any]]:
+        """Recent structured log records of one app version (secrets already scrubbed)."""
+        return list(self._pool(key).log.records)
+
+    def worker_pids(self, key: str) -> list[int]:
+        return sorted(w.pid for w in self._pool(key).workers)
+
+    def worker_layers(self, key: str) -> list[dict[str, Any]]:
+        """The layer reports of one live worker, as it sent them at start-up."""
+        pool = self._pool(key)
+        worker = next(iter(pool.workers), None)
+        return [
+            {"name": la.name, "in_force": la.in_force, "detail": la.detail}
+            for la in (worker.layers if worker else [])
+        ]
+
+    async def close(self) -> None:
+        """Kill every worker and wait until each is reaped: no orphans."""
+        if self.closed:
+            return
+        self.closed = True
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()))

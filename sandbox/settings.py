@@ -1,0 +1,65 @@
+"""Operator settings of the sandbox: which layers are required, and the ceilings on what manifests may ask."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from yima_sdk.manifest import Limits
+
+from sandbox.limits import LAYERS
+
+__all__ = ["ALL_LAYERS", "SandboxSettings", "effective_limits"]
+
+ALL_LAYERS: frozenset[str] = frozenset(LAYERS)
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Frozen so one settings value can be shared by every pool; built by the server's load_settings()."""
+
+    applied_layers: frozenset[str] = ALL_LAYERS
+    """Layers every worker is asked to apply (tests narrow this to prove one layer alone holds)."""
+    required_layers: frozenset[str] = ALL_LAYERS
+    """Layers that must be reported in force, or the app is refused (production: all of them)."""
+    max_memory_mb: Positive = 512
+    max_cpu_ms: Positive = 10_000
+    max_timeout_ms: Positive = 10_000
+    max_workers: Positive = 8
+    queue_limit: Annotated[int, msgspec.Meta(ge=0)] = 64
+    """Calls that may wait for a free worker of one app version; more are answered `sandbox.busy`."""
+    recycle_after_calls: Positive = 10_000
+    """A worker is replaced after this many calls, whatever state the app left in it."""
+    max_frame_bytes: Positive = 4 * 1024 * 1024
+    """Largest bridge frame either way (requests, responses, capability traffic)."""
+    max_inflight_capabilities: Positive = 32
+    worker_uid: int = 65534
+    worker_gid: int = 65534
+    open_files: Positive = 64
+    processes: Positive = 512
+    """RLIMIT_NPROC, counted per uid across all workers; fork is refused by seccomp anyway."""
+    start_timeout_s: float = 15.0
+    restart_backoff_ms: Positive = 100
+    restart_backoff_max_ms: Positive = 5_000
+    python: str = ""
+    """Interpreter for workers; empty means the host's own (sys.executable)."""
+
+    @classmethod
+    def production(cls) -> SandboxSettings:
+        return cls()
+
+    @classmethod
+    def development(cls) -> SandboxSettings:
+        """A laptop: ask for every layer, require none; what is missing is reported, not hidden."""
+        return cls(required_layers=frozenset())
+
+
+def effective_limits(asked: Limits, settings: SandboxSettings) -> Limits:
+    """The manifest's limits, each capped by the operator's ceiling."""
+    return Limits(
+        memory_mb=min(asked.memory_mb, settings.max_memory_mb),
+        cpu_ms=min(asked.cpu_ms, settings.max_cpu_ms),
+        timeout_ms=min(asked.timeout_ms, settings.max_timeout_ms),
+        workers=min(asked.workers, settings.max_workers),
+    )

@@ -1,0 +1,304 @@
+"""The sandbox bridge wire protocol: length-prefixed msgspec msgpack frames of tagged-union messages.
+
+One frame = 4-byte big-endian body length + msgpack body. Every message is an array-like Struct tagged in field
+`t`, so a frame decodes straight into the right class and is dispatched with `match`. The host and the worker
+each decode only the messages the *other* side may send; both decoders are built once here.
+
+    host -> worker: Init, Call, CapabilityReply
+    worker -> host: Ready, StartFailed, Result, Failure, CapabilityRequest
+
+Both sides use `FrameProtocol` (an asyncio Protocol) over their end of a socketpair. A frame longer than the
+agreed limit, or one that does not decode, raises `FrameError`: the host answers it by killing the worker.
+Messages evolve only by appending fields with defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "Call",
+    "CapabilityReply",
+    "CapabilityRequest",
+    "Failure",
+    "FrameDecoder",
+    "FrameError",
+    "FrameProtocol",
+    "FrameTooLarge",
+    "HostMessage",
+    "Init",
+    "LayerReport",
+    "Ready",
+    "Request",
+    "Response",
+    "Result",
+    "ScanEvent",
+    "StartFailed",
+    "WorkerMessage",
+    "encode_frame",
+]
+
+DEFAULT_MAX_FRAME = 4 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class _Wire(msgspec.Struct, array_like=True, tag_field="t", forbid_unknown_fields=True, kw_only=True):
+    """Base of bridge messages: array-like for small fast frames; tagged so a union decodes in one pass;
+    unknown fields refused because each side treats the other as untrusted."""
+
+
+# ---- application payloads -------------------------------------------------------------------------------
+
+
+class Request(_Wire, tag="http"):
+    """One HTTP request to a mini-app, as the gateway forwards it (already authenticated)."""
+
+    method: str
+    path: str
+    query: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    body: bytes = b""
+    user_id: str | None = None
+    """The app-scoped pseudonymous id of the resident, never the resident's real id."""
+    path_params: dict[str, str] = {}
+    """Filled by the worker from the matched route, e.g. `{"id": "42"}` for `/books/{id}`."""
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return msgspec.json.decode(self.body)
+
+
+class ScanEvent(_Wire, tag="scan"):
+    """A terminal scan delivered to the mini-app subscribed to its scene."""
+
+    scene_kind: str
+    scene_id: str = ""
+    terminal_id: str = ""
+    user_id: str | None = None
+    data: dict[str, Any] = {}
+
+
+class Response(_Wire, tag="resp"):
+    """What an HTTP handler answers; handlers may also return any JSON-able value (status 200)."""
+
+    status: int = 200
+    headers: dict[str, str] = {}
+    body: bytes = b""
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> Response:
+        return cls(
+            status=status, headers={"content-type": "application/json"}, body=msgspec.json.encode(value)
+        )
+
+
+class LayerReport(_Wire, tag="layer"):
+    """One isolation layer as the worker itself observed it after applying it."""
+
+    name: str
+    in_force: bool
+    detail: str = ""
+
+
+# ---- host -> worker ---------------------------------------------------------------------------------------
+
+
+class Init(_Wire, tag="init"):
+    """First frame: which app to load and which layers to apply."""
+
+    app_folder: str
+    entry: str
+    app_id: str
+    version: str
+    capabilities: list[str] = []
+    layers: list[str] = []
+    memory_mb: int = 64
+    cpu_seconds: int = 60
+    max_frame: int = DEFAULT_MAX_FRAME
+    uid: int = 65534
+    gid: int = 65534
+    open_files: int = 64
+    processes: int = 512
+
+
+class Call(_Wire, tag="call"):
+    id: int
+    request: Request | ScanEvent
+
+
+class CapabilityReply(_Wire, tag="cap_reply"):
+    id: int
+    ok: bool
+    value: Any = None
+    code: str = ""
+    message: str = ""
+
+
+# ---- worker -> host ---------------------------------------------------------------------------------------
+
+
+class Ready(_Wire, tag="ready"):
+    pid: int
+    layers: list[LayerReport]
+    startup_ms: float = 0.0
+
+
+class StartFailed(_Wire, tag="start_failed"):
+    code: str
+    message: str
+    layers: list[LayerReport] = []
+
+
+class Result(_Wire, tag="result"):
+    id: int
+    response: Response | None = None
+    value: Any = None
+
+
+class Failure(_Wire, tag="failure"):
+    id: int
+    code: str
+    message: str
+
+
+class CapabilityRequest(_Wire, tag="cap"):
+    call_id: int
+    id: int
+    capability: str
+    operation: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+
+HostMessage = Init | Call | CapabilityReply
+WorkerMessage = Ready | StartFailed | Result | Failure | CapabilityRequest
+
+_encoder = msgspec.msgpack.Encoder()
+HOST_DECODER: msgspec.msgpack.Decoder[HostMessage] = msgspec.msgpack.Decoder(HostMessage)  # type: ignore[arg-type]
+WORKER_DECODER: msgspec.msgpack.Decoder[WorkerMessage] = msgspec.msgpack.Decoder(WorkerMessage)  # type: ignore[arg-type]
+
+
+class FrameError(Exception):
+    """A frame is oversized or does not decode: the peer is broken or hostile."""
+
+
+class FrameTooLarge(FrameError):
+    """A frame (announced or encoded) is longer than the agreed limit."""
+
+
+def encode_frame(message: _Wire, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
+    """Encode one message as a length-prefixed frame; FrameError if the body exceeds `max_frame`."""
+    body = _encoder.encode(message)
+    if len(body) > max_frame:
+        raise FrameTooLarge(f"frame of {len(body)} bytes exceeds the {max_frame}-byte limit")
+    return _HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Incremental frame splitter: feed bytes, get decoded messages; FrameError on anything malformed."""
+
+    def __init__(self, decoder: msgspec.msgpack.Decoder[Any], max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._decoder = decoder
+        self._max = max_frame
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        self._buf += data
+        out: list[Any] = []
+        buf = self._buf
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _HEADER.unpack_from(buf, pos)
+            if size > self._max:
+                raise FrameTooLarge(f"frame header announces {size} bytes, over the {self._max}-byte limit")
+            if len(buf) - pos - 4 < size:
+                break
+            body = memoryview(buf)[pos + 4 : pos + 4 + size]
+            try:
+                out.append(self._decoder.decode(body))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise FrameError(f"malformed frame: {exc}") from None
+            finally:
+                body.release()
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return out
+
+
+class FrameProtocol(asyncio.Protocol):
+    """One end of the bridge: decodes frames to `on_message`, reports loss or a bad frame to `on_lost`."""
+
+    def __init__(
+        self,
+        decoder: msgspec.msgpack.Decoder[Any],
+        on_message: Callable[[Any], None],
+        on_lost: Callable[[BaseException | None], None],
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        self._frames = FrameDecoder(decoder, max_frame)
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self.max_frame = max_frame
+        self.transport: asyncio.Transport | None = None
+        self._lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._lost:
+            return
+        try:
+            messages = self._frames.feed(data)
+        except FrameError as exc:
+            self._lose(exc)
+            return
+        for message in messages:
+            self._on_message(message)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lose(exc)
+
+    def send(self, message: _Wire) -> None:
+        """Encode and write one frame (FrameError if too large; nothing is sent then)."""
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionError("bridge closed")
+        self.transport.write(encode_frame(message, self.max_frame))
+
+    def _lose(self, exc: BaseException | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self.transport is not None:
+            self.transport.abort()
+        self._on_lost(exc)
+
+
+def read_frame_blocking(sock: Any, decoder: msgspec.msgpack.Decoder[Any], max_frame: int) -> Any:
+    """Read exactly one frame from a blocking socket (the worker's Init, before its event loop runs)."""
+    header = _recv_exactly(sock, 4)
+    (size,) = _HEADER.unpack(header)
+    if size > max_frame:
+        raise FrameTooLarge(f"frame header announces {size} bytes, over the {max_frame}-byte limit")
+    try:
+        return decoder.decode(_recv_exactly(sock, size))
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise FrameError(f"malformed frame: {exc}") from None
+
+
+def _recv_exactly(sock: Any, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("bridge closed")
+        chunks += chunk
+    return bytes(chunks)

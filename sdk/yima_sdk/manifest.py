@@ -1,0 +1,123 @@
+"""miniapp.toml: the mini-app manifest as msgspec Structs, and `load_manifest` that validates it field by field.
+
+    id = "cn.gov.guangde.library"          # reverse-DNS, lower case
+    name = "County library"
+    version = "1.2.0"                       # semver
+    entry = "app:app"                       # module:attribute of the `App` object, inside the app folder
+    capabilities = ["storage", "log"]       # the only ways out of the sandbox; anything else is refused
+
+    [limits]                                # each capped by the operator's ceilings
+    memory_mb = 64
+    cpu_ms = 1000
+    timeout_ms = 2000
+    workers = 2
+
+The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
+with defaults, so existing manifests keep validating.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+from yima_sdk.errors import ManifestError
+
+__all__ = ["CAPABILITIES", "Capability", "Limits", "Manifest", "load_manifest", "parse_manifest"]
+
+MANIFEST_FILE = "miniapp.toml"
+
+Capability = Literal["user", "storage", "credentials", "payments", "notify", "log"]
+CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
+
+AppId = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$", min_length=3, max_length=128)
+]
+SemVer = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"),
+]
+Entry = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")]
+
+# Human hints for the regex-constrained fields: msgspec's own message quotes the regex, which helps nobody.
+_HINTS = {
+    "id": "a reverse-DNS id such as `cn.gov.guangde.library` (lower case, at least one dot)",
+    "version": "a semantic version such as `1.2.0`",
+    "entry": "`module:attribute`, such as `app:app`",
+}
+
+
+class _ManifestStruct(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Base for manifest tables: a misspelt key is an error, not silently ignored; parsed manifests are values."""
+
+
+class Limits(_ManifestStruct, frozen=True):
+    """Resource limits the app asks for; the sandbox host caps each by the operator's ceiling."""
+
+    memory_mb: Annotated[int, msgspec.Meta(ge=16, le=4096)] = 64
+    """Memory the app may use beyond the bare worker, in MiB (address-space limit and recycle threshold)."""
+    cpu_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 1000
+    """CPU time one call may use."""
+    timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 2000
+    """Wall-clock deadline of one call; an overrunning worker is killed and replaced."""
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    """Pre-forked worker processes for this app version."""
+
+
+class Manifest(_ManifestStruct, frozen=True):
+    """A validated miniapp.toml."""
+
+    id: AppId
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    version: SemVer
+    entry: Entry = "app:app"
+    capabilities: frozenset[Capability] = frozenset()
+    limits: Limits = Limits()
+
+    @property
+    def key(self) -> str:
+        """The app-version key the sandbox host uses for pools: `id@version`."""
+        return f"{self.id}@{self.version}"
+
+
+_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
+    """Validate manifest TOML text; raise ManifestError naming the bad field."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return msgspec.convert(raw, Manifest)
+    except msgspec.ValidationError as exc:
+        raise ManifestError(_explain(str(exc), source)) from None
+
+
+def load_manifest(folder: str | Path) -> Manifest:
+    """Read and validate `<folder>/miniapp.toml`."""
+    path = Path(folder) / MANIFEST_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_manifest(text, source=str(path))
+
+
+def _explain(message: str, source: str) -> str:
+    """Turn msgspec's `Expected ... - at `$.limits.workers`` into `field `limits.workers`: ...`."""
+    found = _PATH_RE.search(message)
+    field = found.group(1) if found else ""
+    detail = message.split(" - at ")[0]
+    if field in _HINTS and "regex" in detail:
+        detail = f"must be {_HINTS[field]}"
+    if detail.startswith("Invalid enum value") or "Capability" in detail:
+        detail = f"{detail}; known capabilities: {', '.join(sorted(CAPABILITIES))}"
+    if not field:
+        return f"{source}: {detail}"
+    return f"{source}: field `{field}`: {detail}"

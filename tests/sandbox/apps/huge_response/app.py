@@ -1,0 +1,18 @@
+"""Hostile mini-app: returns a 100 MB response."""
+
+import os
+
+from yima_sdk._app import App, Context
+from yima_sdk._bridge import Request
+
+app = App()
+
+
+@app.get("/ok")
+async def ok(ctx: Context, request: Request) -> dict:
+    return {"ok": True, "pid": os.getpid()}
+
+
+@app.get("/attack")
+async def attack(ctx: Context, request: Request) -> object:
+    return b"x" * (100 * 1024 * 1024)

@@ -1,0 +1,21 @@
+"""Hostile mini-app: recurses without end."""
+
+import os
+
+from yima_sdk._app import App, Context
+from yima_sdk._bridge import Request
+
+app = App()
+
+
+@app.get("/ok")
+async def ok(ctx: Context, request: Request) -> dict:
+    return {"ok": True, "pid": os.getpid()}
+
+
+@app.get("/attack")
+async def attack(ctx: Context, request: Request) -> object:
+    def down(n: int) -> int:
+        return down(n + 1) + 1
+
+    return {"depth": down(0)}

@@ -1,0 +1,20 @@
+"""Hostile mini-app: sends SIGKILL to the host process."""
+
+import os
+import signal
+
+from yima_sdk._app import App, Context
+from yima_sdk._bridge import Request
+
+app = App()
+
+
+@app.get("/ok")
+async def ok(ctx: Context, request: Request) -> dict:
+    return {"ok": True, "pid": os.getpid()}
+
+
+@app.get("/attack")
+async def attack(ctx: Context, request: Request) -> object:
+    os.kill(os.getppid(), signal.SIGKILL)
+    return {"killed": True}

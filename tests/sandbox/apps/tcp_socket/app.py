@@ -1,0 +1,20 @@
+"""Hostile mini-app: opens a TCP socket."""
+
+import os
+import socket
+
+from yima_sdk._app import App, Context
+from yima_sdk._bridge import Request
+
+app = App()
+
+
+@app.get("/ok")
+async def ok(ctx: Context, request: Request) -> dict:
+    return {"ok": True, "pid": os.getpid()}
+
+
+@app.get("/attack")
+async def attack(ctx: Context, request: Request) -> object:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    return {"opened": s.fileno()}

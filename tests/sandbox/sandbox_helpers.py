@@ -1,0 +1,52 @@
+"""Shared helpers for the sandbox tests: app folders and a host that always closes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from yima_sdk._bridge import Request
+
+from sandbox import SandboxHost, SandboxSettings
+from sandbox.capabilities import CapabilityProvider
+
+APPS = Path(__file__).parent / "apps"
+
+
+def get(path: str, **query: str) -> Request:
+    return Request(method="GET", path=path, query=query)
+
+
+@asynccontextmanager
+async def running_host(
+    *apps: str, settings: SandboxSettings | None = None, provider: CapabilityProvider | None = None
+) -> AsyncIterator[tuple[SandboxHost, dict[str, str]]]:
+    """Start a host with the named apps from tests/sandbox/apps; yield (host, {app name: key})."""
+    host = SandboxHost(settings or SandboxSettings.production(), provider)
+    keys = {name: host.add_app(APPS / name) for name in apps}
+    try:
+        await host.start()
+        yield host, keys
+    finally:
+        await host.close()
+
+
+def alive(pid: int) -> bool:
+    """Is `pid` a running process? A killed-but-not-yet-reaped zombie counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            state = stat.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def exists(pid: int) -> bool:
+    """Is there any process (even a zombie) with this pid? False once it has been reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

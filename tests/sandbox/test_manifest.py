@@ -1,0 +1,43 @@
+"""miniapp.toml validation: good manifests load; each kind of mistake is reported with the field's name."""
+
+from __future__ import annotations
+
+import pytest
+from yima_sdk.errors import ManifestError
+from yima_sdk.manifest import Limits, parse_manifest
+
+GOOD = 'id = "cn.gov.guangde.library"\nname = "Library"\nversion = "1.2.0"\n'
+
+
+def test_good_manifest_with_defaults() -> None:
+    manifest = parse_manifest(GOOD + 'capabilities = ["storage", "log"]\n[limits]\nworkers = 2\n')
+    assert manifest.key == "cn.gov.guangde.library@1.2.0"
+    assert manifest.entry == "app:app"
+    assert manifest.capabilities == {"storage", "log"}
+    assert manifest.limits == Limits(workers=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "hint"),
+    [
+        ('id = "Library"\nname = "x"\nversion = "1.0.0"\n', "`id`", "reverse-DNS"),
+        (GOOD.replace("1.2.0", "1.2"), "`version`", "semantic version"),
+        (GOOD + 'entry = "app"\n', "`entry`", "module:attribute"),
+        (GOOD + 'capabilities = ["network"]\n', "`capabilities[0]`", "known capabilities"),
+        (GOOD + "[limits]\nmemory_mb = 100000\n", "`limits.memory_mb`", "<= 4096"),
+        (GOOD + "[limits]\nworkers = 0\n", "`limits.workers`", ">= 1"),
+        (GOOD + "[limits]\nthreads = 4\n", "`threads`", "unknown field"),
+        ('id = "cn.a.b"\nversion = "1.0.0"\n', "`name`", "missing"),
+    ],
+)
+def test_bad_manifest_names_the_field(text: str, field: str, hint: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    assert caught.value.code == "manifest.invalid"
+    assert field in caught.value.message
+    assert hint in caught.value.message
+
+
+def test_not_toml_at_all() -> None:
+    with pytest.raises(ManifestError, match="not valid TOML"):
+        parse_manifest("id = ")
