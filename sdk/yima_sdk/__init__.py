@@ -1,1 +1,87 @@
-"""yima_sdk: write, test and pack yima mini-apps; verify yima codes offline on terminals."""
+"""yima_sdk: write, test and pack yima mini-apps; verify yima codes offline on terminals.
+
+    from yima_sdk import App, Context, Request
+
+    app = App()
+
+    @app.get("/hello")
+    async def hello(ctx: Context, request: Request) -> dict:
+        return {"hello": await ctx.user.id()}
+
+These names are the public API (pinned by sdk/tests/test_sdk_public_api.py). Every sandbox worker imports this
+package at start-up, so it imports only the programming model; the rest are submodules imported on use:
+`yima_sdk.simulator` (local host), `yima_sdk.testing` (pytest plugin), `yima_sdk.pack`, `yima_sdk.publish`,
+and for terminals and phones `yima_sdk.codes`, `yima_sdk.trust`, `yima_sdk.holder`, `yima_sdk.terminal`.
+"""
+
+from yima_sdk._app import App, Context
+from yima_sdk._bridge import Request, Response, ScanEvent
+from yima_sdk.capabilities import (
+    AppPass,
+    Credentials,
+    Document,
+    Log,
+    Notify,
+    Page,
+    Payment,
+    Payments,
+    Storage,
+    User,
+    Verification,
+)
+from yima_sdk.errors import (
+    CapabilityDenied,
+    CapabilityFailed,
+    ConsentDenied,
+    CounterOutOfRange,
+    InvalidArgument,
+    ManifestError,
+    PackError,
+    PaymentDeclined,
+    PaymentFailed,
+    PublishError,
+    QuotaExceeded,
+    RouteNotFound,
+    VersionConflict,
+    YimaError,
+)
+from yima_sdk.manifest import Limits, Manifest, load_manifest, parse_manifest
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "AppPass",
+    "CapabilityDenied",
+    "CapabilityFailed",
+    "ConsentDenied",
+    "Context",
+    "CounterOutOfRange",
+    "Credentials",
+    "Document",
+    "InvalidArgument",
+    "Limits",
+    "Log",
+    "Manifest",
+    "ManifestError",
+    "Notify",
+    "PackError",
+    "Page",
+    "Payment",
+    "PaymentDeclined",
+    "PaymentFailed",
+    "Payments",
+    "PublishError",
+    "QuotaExceeded",
+    "Request",
+    "Response",
+    "RouteNotFound",
+    "ScanEvent",
+    "Storage",
+    "User",
+    "Verification",
+    "VersionConflict",
+    "YimaError",
+    "load_manifest",
+    "parse_manifest",
+]

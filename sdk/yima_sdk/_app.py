@@ -42,6 +42,7 @@ from yima_sdk._bridge import (
     Result,
     ScanEvent,
 )
+from yima_sdk.capabilities import Credentials, Log, Notify, Payments, Storage, User
 from yima_sdk.errors import RouteNotFound, YimaError, error_for_code
 
 __all__ = ["App", "CapabilityProxy", "Context", "Handler", "ScanHandler", "serve"]
@@ -170,12 +171,19 @@ class Context:
         self.user_id = user_id
         """The app-scoped pseudonymous id of the resident (None for anonymous calls)."""
         self.app_id = app_id
-        self.user = CapabilityProxy(runtime, call_id, "user")
-        self.storage = CapabilityProxy(runtime, call_id, "storage")
-        self.credentials = CapabilityProxy(runtime, call_id, "credentials")
-        self.payments = CapabilityProxy(runtime, call_id, "payments")
-        self.notify = CapabilityProxy(runtime, call_id, "notify")
-        self.log = CapabilityProxy(runtime, call_id, "log")
+        declared = runtime.init.capabilities
+
+        def facade(name: str, typed: Any) -> Any:
+            # an undeclared capability stays a raw proxy: the host refuses any call to it, whatever the arguments
+            proxy = CapabilityProxy(runtime, call_id, name)
+            return typed(proxy) if name in declared else proxy
+
+        self.user: User = facade("user", User)
+        self.storage: Storage = facade("storage", Storage)
+        self.credentials: Credentials = facade("credentials", Credentials)
+        self.payments: Payments = facade("payments", Payments)
+        self.notify: Notify = facade("notify", Notify)
+        self.log: Log = facade("log", Log)
 
 
 class _Runtime:

@@ -6,7 +6,14 @@
     ├── QuotaExceeded              "quota.exceeded"          a storage, counter or call quota is used up
     ├── CapabilityFailed           "capability.failed"       the platform could not serve the request (transient)
     ├── RouteNotFound              "route.not_found"         no handler for this path / scene
-    └── ManifestError              "manifest.invalid"        miniapp.toml does not validate (names the field)
+    ├── ManifestError              "manifest.invalid"        miniapp.toml does not validate (names the field)
+    ├── InvalidArgument            "capability.invalid_argument"  a capability op got a bad argument
+    ├── VersionConflict            "storage.version_conflict"     put/delete with a stale `expected_version`
+    ├── CounterOutOfRange          "storage.counter_out_of_range" counter_add would leave [min, max]; unchanged
+    ├── PaymentFailed              "payment.failed"          the one-card refused the charge (balance, frozen card)
+    ├── PaymentDeclined            "payment.declined"        the resident declined to confirm the charge
+    ├── PackError                  "pack.invalid"            the app folder cannot be packed (size, symlink...)
+    └── PublishError               "publish.failed"          the developer API refused the upload (code from it)
 
 Errors travel over the sandbox bridge as (code, message); `error_for_code` turns them back into the right class
 so an app can write `except ConsentDenied:` whatever process raised it.
@@ -18,9 +25,16 @@ __all__ = [
     "CapabilityDenied",
     "CapabilityFailed",
     "ConsentDenied",
+    "CounterOutOfRange",
+    "InvalidArgument",
     "ManifestError",
+    "PackError",
+    "PaymentDeclined",
+    "PaymentFailed",
+    "PublishError",
     "QuotaExceeded",
     "RouteNotFound",
+    "VersionConflict",
     "YimaError",
     "error_for_code",
 ]
@@ -77,6 +91,48 @@ class ManifestError(YimaError):
     code = "manifest.invalid"
 
 
+class InvalidArgument(YimaError):
+    """A capability operation got an argument it cannot accept (wrong type, too long, unknown scope name)."""
+
+    code = "capability.invalid_argument"
+
+
+class VersionConflict(YimaError):
+    """`storage.put`/`delete` with an `expected_version` that is no longer current: re-read and retry."""
+
+    code = "storage.version_conflict"
+
+
+class CounterOutOfRange(YimaError):
+    """`storage.counter_add` would take the counter outside its [min, max]; the counter is unchanged."""
+
+    code = "storage.counter_out_of_range"
+
+
+class PaymentFailed(YimaError):
+    """The one-card refused the charge (insufficient balance, frozen card, provider down); nothing was charged."""
+
+    code = "payment.failed"
+
+
+class PaymentDeclined(YimaError):
+    """The resident declined to confirm the charge; nothing was charged."""
+
+    code = "payment.declined"
+
+
+class PackError(YimaError):
+    """The app folder cannot be packed: too large, too many files, a symlink, no manifest."""
+
+    code = "pack.invalid"
+
+
+class PublishError(YimaError):
+    """The developer API refused or failed the upload; `code` is the API's own (e.g. `registry.not_owner`)."""
+
+    code = "publish.failed"
+
+
 _BY_CODE: dict[str, type[YimaError]] = {
     cls.code: cls
     for cls in (
@@ -86,6 +142,11 @@ _BY_CODE: dict[str, type[YimaError]] = {
         CapabilityFailed,
         RouteNotFound,
         ManifestError,
+        InvalidArgument,
+        VersionConflict,
+        CounterOutOfRange,
+        PaymentFailed,
+        PaymentDeclined,
     )
 }
 

@@ -12,6 +12,11 @@
     timeout_ms = 2000
     workers = 2
 
+    scenes = ["clinic"]                     # scan scene kinds it subscribes to: bus, clinic, pharmacy, scenic, counter
+
+    [scopes]                                # resident data needing consent, each with its purpose (PIPL)
+    birth_date = "Seniors ride free: we check your age"
+
 The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
 with defaults, so existing manifests keep validating.
 """
@@ -27,12 +32,33 @@ import msgspec
 
 from yima_sdk.errors import ManifestError
 
-__all__ = ["CAPABILITIES", "Capability", "Limits", "Manifest", "load_manifest", "parse_manifest"]
+__all__ = [
+    "CAPABILITIES",
+    "SCENES",
+    "SCOPES",
+    "Capability",
+    "Limits",
+    "Manifest",
+    "Scene",
+    "Scope",
+    "load_manifest",
+    "parse_manifest",
+]
 
 MANIFEST_FILE = "miniapp.toml"
 
 Capability = Literal["user", "storage", "credentials", "payments", "notify", "log"]
 CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
+
+Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]
+SCENES: frozenset[str] = frozenset(Scene.__args__)  # type: ignore[attr-defined]
+"""Scan scene kinds a mini-app may subscribe to (`scenes = [...]`)."""
+
+Scope = Literal["birth_date", "real_name_masked", "phone_masked", "health_color"]
+SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
+"""Resident data scopes an app may ask consent for (`[scopes]`); anything else is a manifest error."""
+
+Purpose = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
 
 AppId = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$", min_length=3, max_length=128)
@@ -77,6 +103,10 @@ class Manifest(_ManifestStruct, frozen=True):
     entry: Entry = "app:app"
     capabilities: frozenset[Capability] = frozenset()
     limits: Limits = Limits()
+    scopes: dict[Scope, Purpose] = {}
+    """Resident data scopes needing consent -> the purpose shown to the resident when asking (PIPL)."""
+    scenes: frozenset[Scene] = frozenset()
+    """Scan scene kinds whose scans this app receives (`@app.on_scan(kind)`)."""
 
     @property
     def key(self) -> str:
@@ -93,10 +123,27 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from None
+    _check_scopes(raw.get("scopes"), source)
     try:
         return msgspec.convert(raw, Manifest)
     except msgspec.ValidationError as exc:
         raise ManifestError(_explain(str(exc), source)) from None
+
+
+def _check_scopes(scopes: object, source: str) -> None:
+    """Name the offending scope: msgspec reports dict keys and values without saying which entry failed."""
+    if not isinstance(scopes, dict):
+        return  # msgspec reports the wrong type with the field's name
+    for name, purpose in scopes.items():
+        if name not in SCOPES:
+            raise ManifestError(
+                f"{source}: field `scopes.{name}`: unknown scope; known scopes: {', '.join(sorted(SCOPES))}"
+            )
+        if not isinstance(purpose, str) or not 4 <= len(purpose.strip()) <= 200:
+            raise ManifestError(
+                f"{source}: field `scopes.{name}`: needs its purpose, a sentence of 4-200 characters that the "
+                "resident reads when asked for consent"
+            )
 
 
 def load_manifest(folder: str | Path) -> Manifest:
@@ -116,7 +163,9 @@ def _explain(message: str, source: str) -> str:
     detail = message.split(" - at ")[0]
     if field in _HINTS and "regex" in detail:
         detail = f"must be {_HINTS[field]}"
-    if detail.startswith("Invalid enum value") or "Capability" in detail:
+    if field.startswith("scenes") and detail.startswith("Invalid enum value"):
+        detail = f"{detail}; known scene kinds: {', '.join(sorted(SCENES))}"
+    elif detail.startswith("Invalid enum value") or "Capability" in detail:
         detail = f"{detail}; known capabilities: {', '.join(sorted(CAPABILITIES))}"
     if not field:
         return f"{source}: {detail}"

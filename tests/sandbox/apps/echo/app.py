@@ -2,9 +2,7 @@
 
 import asyncio
 
-from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
-from yima_sdk.errors import CapabilityDenied
+from yima_sdk import App, CapabilityDenied, Context, Request
 
 app = App()
 

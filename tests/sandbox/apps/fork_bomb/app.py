@@ -2,8 +2,7 @@
 
 import os
 
-from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
+from yima_sdk import App, Context, Request
 
 app = App()
 

@@ -4,8 +4,7 @@ import os
 import stat
 import sys
 
-from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
+from yima_sdk import App, Context, Request
 
 app = App()
 

@@ -1,7 +1,6 @@
 """The innocent neighbour whose latency the escape suite watches while other apps attack."""
 
-from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
+from yima_sdk import App, Context, Request
 
 app = App()
 

@@ -3,8 +3,7 @@
 import os
 import socket
 
-from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
+from yima_sdk import App, Context, Request
 
 app = App()
 

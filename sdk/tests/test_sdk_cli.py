@@ -1,0 +1,256 @@
+"""A developer's real flow through the `yima-sdk` command, each step in a subprocess as they would run it:
+new -> the scaffold's own tests pass -> dev serves routes over real HTTP with switches -> check -> pack
+(reproducible) -> publish to a stand-in developer API that checks the token and records the upload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent / "yima-sdk"
+TOKEN = "ydt_test-token"
+
+
+def yima_sdk(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dev")
+    done = yima_sdk("new", "clinic-visits", "--id", "cn.example.visits", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root / "clinic-visits"
+
+
+def test_new_scaffolds_an_app_whose_own_tests_pass(scaffold: Path) -> None:
+    assert sorted(p.relative_to(scaffold).as_posix() for p in scaffold.rglob("*") if p.is_file()) == [
+        "app.py",
+        "miniapp.toml",
+        "tests/test_app.py",
+    ]
+    # the developer runs plain pytest in the app folder: the miniapp fixture comes from yima-sdk's plugin
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+        cwd=scaffold,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "6 passed" in run.stdout
+
+
+def test_new_refuses_a_non_empty_folder_and_a_bad_id(scaffold: Path, tmp_path: Path) -> None:
+    assert yima_sdk("new", str(scaffold), cwd=tmp_path).returncode == 1
+    bad = yima_sdk("new", "x", "--id", "NotReverseDns", cwd=tmp_path)
+    assert bad.returncode == 1 and "reverse-DNS" in bad.stderr
+
+
+@pytest.fixture
+def dev_server(scaffold: Path) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [str(BIN), "dev", "--port", "0", "--payment-failure"],
+        cwd=scaffold,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            banner.append(line)
+            if line.startswith("serving on"):
+                break
+        text = "".join(banner)
+        assert "missing OS layers" in text and "landlock" in text, text
+        found = re.search(r"http://127\.0\.0\.1:\d+", text)
+        assert found, text
+        yield found.group(0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+
+
+def http(url: str, method: str = "GET", body: Any = None, user: str | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if user:
+        request.add_header("x-yima-user", user)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
+    state = http(f"{dev_server}/_sim/state")[1]
+    user_id = state["users"]["alice"]
+    assert http(f"{dev_server}/hello") == (200, {"hello": user_id})
+    assert http(f"{dev_server}/v1/miniapps/cn.example.visits/api/hello", user="grandpa")[1] == {
+        "hello": state["users"]["grandpa"]
+    }
+    # started with --payment-failure: the app gives the slot back and answers 402
+    assert http(f"{dev_server}/bookings/2026-03-02", "POST")[0] == 402
+    assert http(f"{dev_server}/_sim/state")[1]["counters"] == {"slots:2026-03-02": 0}
+    http(f"{dev_server}/_sim/switches", "POST", {"payment_failure": False})
+    status, booked = http(f"{dev_server}/bookings/2026-03-02", "POST", user="grandpa")
+    assert (status, booked["fee_fen"]) == (201, 0)  # a senior, by consented birth date
+    # consent denied: the app's ConsentDenied branch books grandpa at the full fee
+    http(f"{dev_server}/_sim/switches", "POST", {"consent_denied": True})
+    assert http(f"{dev_server}/bookings/2026-03-03", "POST", user="grandpa")[1]["fee_fen"] == 500
+    http(f"{dev_server}/_sim/switches", "POST", {"quota_exceeded": True})
+    assert http(f"{dev_server}/bookings/2026-03-04", "POST")[0] == 503
+    scanned = http(
+        f"{dev_server}/_sim/scan",
+        "POST",
+        {"scene_kind": "clinic", "user": "grandpa", "data": {"day": "2026-03-02"}},
+    )
+    assert scanned == (200, {"value": {"booked": True, "slot": 1}})
+    state = http(f"{dev_server}/_sim/state")[1]
+    assert [m["title"] for m in state["inbox"]] == ["Visit booked", "Visit booked"]
+    assert "seccomp" in state["missing_layers"]
+
+
+def test_check_reports_scene_without_handler(scaffold: Path, tmp_path: Path) -> None:
+    assert yima_sdk("check", cwd=scaffold).returncode == 0
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "app.py").write_text((scaffold / "app.py").read_text())
+    (copy / "miniapp.toml").write_text(
+        (scaffold / "miniapp.toml").read_text().replace('["clinic"]', '["clinic", "bus"]')
+    )
+    failed = yima_sdk("check", cwd=copy)
+    assert failed.returncode == 1 and "'bus' is subscribed" in failed.stdout
+
+
+def test_pack_twice_gives_identical_bytes_and_prints_the_digest(scaffold: Path, tmp_path: Path) -> None:
+    first = yima_sdk("pack", "-o", str(tmp_path / "a.zip"), cwd=scaffold)
+    second = yima_sdk("pack", "-o", str(tmp_path / "b.zip"), cwd=scaffold)
+    data = (tmp_path / "a.zip").read_bytes()
+    assert data == (tmp_path / "b.zip").read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert f"digest {digest}" in first.stdout and f"digest {digest}" in second.stdout
+
+
+class StandInApi:
+    """Enough of POST /v1/developer/apps/{id}/versions to check what `publish` sends."""
+
+    def __init__(self) -> None:
+        self.uploads: list[dict[str, Any]] = []
+        self.fail_checks = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if self.headers["authorization"] != f"Bearer {TOKEN}":
+                    return self.answer(
+                        401, {"code": "auth.invalid_token", "detail": "unknown developer token"}
+                    )
+                found = re.fullmatch(r"/v1/developer/apps/([\w.-]+)/versions", self.path)
+                if not found or self.headers["content-type"] != "application/zip":
+                    return self.answer(400, {"code": "http.bad_request", "detail": self.path})
+                digest = "sha256:" + hashlib.sha256(body).hexdigest()
+                api.uploads.append({"app_id": found.group(1), "digest": digest, "size": len(body)})
+                ok = not api.fail_checks
+                self.answer(
+                    201,
+                    {
+                        "app_id": found.group(1),
+                        "version": "0.1.0",
+                        "digest": digest,
+                        "status": "in_review" if ok else "checks_failed",
+                        "checks": [
+                            {"name": "archive", "ok": True, "detail": ""},
+                            {"name": "manifest", "ok": ok, "detail": "" if ok else "scope purpose too vague"},
+                        ],
+                    },
+                )
+
+            def answer(self, status: int, value: Any) -> None:
+                data = json.dumps(value).encode()
+                self.send_response(status)
+                kind = "application/json" if status < 400 else "application/problem+json"
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api() -> Iterator[StandInApi]:
+    stand_in = StandInApi()
+    yield stand_in
+    stand_in.close()
+
+
+def test_publish_uploads_with_the_token_and_prints_the_checks(
+    scaffold: Path, api: StandInApi, tmp_path: Path
+) -> None:
+    done = yima_sdk("publish", "--api", api.url, cwd=scaffold, env={"YIMA_DEVELOPER_TOKEN": TOKEN})
+    assert done.returncode == 0, done.stderr
+    assert "ok   manifest" in done.stdout and "status: in_review" in done.stdout
+    packed = yima_sdk("pack", "-o", str(tmp_path / "app.zip"), cwd=scaffold)
+    digest = packed.stdout.split("digest ")[1].strip()
+    assert api.uploads == [
+        {"app_id": "cn.example.visits", "digest": digest, "size": (tmp_path / "app.zip").stat().st_size}
+    ]
+    # CI uploads the archive an earlier step packed, token from --token, answer as JSON
+    again = yima_sdk(
+        "publish",
+        "--archive",
+        str(tmp_path / "app.zip"),
+        "--api",
+        api.url,
+        "--token",
+        TOKEN,
+        "--json",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0 and json.loads(again.stdout)["digest"] == digest
+
+
+def test_publish_fails_loudly(scaffold: Path, api: StandInApi) -> None:
+    api.fail_checks = True
+    failed = yima_sdk("publish", "--api", api.url, "--token", TOKEN, cwd=scaffold)
+    assert failed.returncode == 1 and "FAIL manifest: scope purpose too vague" in failed.stdout
+    refused = yima_sdk("publish", "--api", api.url, "--token", "ydt_wrong", cwd=scaffold)
+    assert refused.returncode == 1 and "auth.invalid_token" in refused.stderr
+    missing = yima_sdk("publish", "--api", api.url, cwd=scaffold, env={"YIMA_DEVELOPER_TOKEN": ""})
+    assert missing.returncode == 1 and "publish.no_token" in missing.stderr
+    assert len(api.uploads) == 1

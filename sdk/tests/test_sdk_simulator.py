@@ -1,0 +1,199 @@
+"""The local simulated host: the app runs in a child worker over the real bridge, every capability operation
+of docs/sdk.md behaves as documented, the switches break what they say, and failures are contained."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from yima_sdk import ConsentDenied
+from yima_sdk.simulator import LAYERS, AsyncSimulator, Simulator
+
+APPS = Path(__file__).parent / "apps"
+NOW = 1_767_225_600
+
+
+@pytest.fixture
+def sink() -> Iterator[Simulator]:
+    clock = [float(NOW)]
+    with Simulator(APPS / "sink", clock=lambda: clock[0]) as simulator:
+        simulator.clock = clock  # type: ignore[attr-defined]
+        yield simulator
+
+
+def op(sim: Simulator, capability: str, operation: str, user: str | None = "alice", **kwargs: Any) -> Any:
+    answer = sim.post(f"/op/{capability}/{operation}", json=kwargs, user=user)
+    assert answer.status == 200, answer.text
+    return answer.json()
+
+
+def test_worker_is_a_separate_process_and_reports_missing_layers(sink: Simulator) -> None:
+    import os
+
+    answer = sink.get("/whoami", user="alice").json()
+    assert answer["pid"] == sink.worker_pid != os.getpid()
+    assert answer["id"] == answer["user_id"] == sink.user_id("alice")
+    assert [layer.name for layer in sink.layers] == list(LAYERS)
+    # the kernel layers are never silently claimed
+    assert {"uid", "netns", "landlock", "seccomp", "rlimits"} <= set(sink.missing_layers)
+    assert "env" not in sink.missing_layers  # the worker's environment really is scrubbed
+
+
+def test_user_ids_are_app_scoped_and_anonymous_is_none(sink: Simulator) -> None:
+    with Simulator(APPS / "other") as other:
+        assert other.get("/whoami", user="alice").json()["id"] != sink.user_id("alice")
+    assert sink.get("/whoami", user=None).json()["id"] is None
+
+
+def test_storage_versions_and_compare_and_set(sink: Simulator) -> None:
+    assert op(sink, "storage", "put", key="doc", value={"n": 1}, expected_version=0) == {"value": 1}
+    assert op(sink, "storage", "put", key="doc", value={"n": 2}, expected_version=0) == {
+        "error": "storage.version_conflict"
+    }
+    assert op(sink, "storage", "put", key="doc", value={"n": 2}, expected_version=1) == {"value": 2}
+    assert op(sink, "storage", "get_document", key="doc") == {
+        "value": {"key": "doc", "value": {"n": 2}, "version": 2}
+    }
+    assert op(sink, "storage", "delete", key="doc", expected_version=1) == {
+        "error": "storage.version_conflict"
+    }
+    assert op(sink, "storage", "delete", key="doc") == {"value": True}
+    assert op(sink, "storage", "get", key="doc") == {"value": None}
+    assert op(sink, "storage", "put", key="", value=1) == {"error": "capability.invalid_argument"}
+
+
+def test_storage_list_pages_by_prefix(sink: Simulator) -> None:
+    for i in range(5):
+        op(sink, "storage", "put", key=f"trip:{i}", value=i)
+    op(sink, "storage", "put", key="other", value=0)
+    first = op(sink, "storage", "list", prefix="trip:", limit=3)["value"]
+    assert [d["key"] for d in first["items"]] == ["trip:0", "trip:1", "trip:2"]
+    second = op(sink, "storage", "list", prefix="trip:", limit=3, cursor=first["cursor"])["value"]
+    assert [d["value"] for d in second["items"]] == [3, 4] and second["cursor"] is None
+
+
+def test_bounded_counter(sink: Simulator) -> None:
+    assert op(sink, "storage", "counter_add", name="slots", delta=1, max=2) == {"value": 1}
+    assert op(sink, "storage", "counter_add", name="slots", delta=1, max=2) == {"value": 2}
+    assert op(sink, "storage", "counter_add", name="slots", delta=1, max=2) == {
+        "error": "storage.counter_out_of_range"
+    }
+    assert op(sink, "storage", "counter_get", name="slots") == {"value": 2}
+
+
+def test_consent_switch_and_undeclared_scope(sink: Simulator) -> None:
+    assert op(sink, "user", "scope", user="grandpa", name="birth_date") == {"value": "1948-02-01"}
+    assert op(sink, "user", "scope", name="phone_masked") == {"error": "capability.denied"}
+    assert op(sink, "user", "scope", name="id_number") == {"error": "capability.invalid_argument"}
+    assert op(sink, "user", "scope", user=None, name="birth_date") == {"error": "consent.denied"}
+    sink.switches.consent_denied = True
+    assert op(sink, "user", "scope", name="birth_date") == {"error": "consent.denied"}
+    # uncaught, the caller gets the stable code: over HTTP as the gateway would answer, from a scan as the error
+    answer = sink.get("/uncaught-scope")
+    assert answer.status == 403 and answer.json()["code"] == "consent.denied"
+    with pytest.raises(ConsentDenied):
+        sink.scan("clinic", user="alice")
+
+
+def test_quota_switch_refuses_writes_but_not_reads(sink: Simulator) -> None:
+    op(sink, "storage", "put", key="k", value=1)
+    sink.switches.quota_exceeded = True
+    assert op(sink, "storage", "put", key="k", value=2) == {"error": "quota.exceeded"}
+    assert op(sink, "storage", "counter_add", name="c") == {"error": "quota.exceeded"}
+    assert op(sink, "notify", "send", title="t", body="b") == {"error": "quota.exceeded"}
+    assert op(sink, "storage", "get", key="k") == {"value": 1}
+
+
+def test_notify_goes_to_the_residents_inbox(sink: Simulator) -> None:
+    message_id = op(sink, "notify", "send", title="Queue number", body="You are number 7")["value"]
+    op(sink, "notify", "send", title="For grandpa", body="", user_id=sink.user_id("grandpa"))
+    assert [(m["id"], m["title"]) for m in sink.inbox("alice")] == [(message_id, "Queue number")]
+    assert [m["title"] for m in sink.inbox("grandpa")] == ["For grandpa"]
+    assert op(sink, "notify", "send", title="x" * 41, body="") == {"error": "capability.invalid_argument"}
+
+
+def test_payments_idempotent_confirmed_failed_declined(sink: Simulator) -> None:
+    charge: dict[str, Any] = {"amount_fen": 200, "reason": "bus fare", "idempotency_key": "ride-1"}
+    first = op(sink, "payments", "charge", **charge)["value"]
+    assert first["status"] == "succeeded"
+    assert op(sink, "payments", "charge", **charge)["value"] == first  # a retry never charges twice
+    assert sink.platform.balance("alice") == 10_000 - 200
+    assert op(sink, "payments", "charge", **{**charge, "amount_fen": 300}) == {
+        "error": "capability.invalid_argument"
+    }
+    sink.switches.payment_confirmation = "manual"
+    pending = op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-2"})["value"]
+    assert pending["status"] == "pending_confirmation"
+    sink.confirm_payment(pending["id"])
+    assert op(sink, "payments", "status", payment_id=pending["id"])["value"]["status"] == "succeeded"
+    sink.switches.payment_confirmation = "decline"
+    assert op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-3"}) == {
+        "error": "payment.declined"
+    }
+    sink.switches.payment_failure = True
+    assert op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-4"}) == {
+        "error": "payment.failed"
+    }
+    # carol's one-card is empty
+    sink.switches.payment_failure = False
+    sink.switches.payment_confirmation = "auto"
+    assert op(sink, "payments", "charge", user="carol", **charge) == {"error": "payment.failed"}
+
+
+def test_app_pass_issue_verify_revoke_expire(sink: Simulator) -> None:
+    ticket = op(
+        sink, "credentials", "issue_pass", kind="ticket", data={"slot": "09:00"}, valid_until=NOW + 3600
+    )
+    payload = ticket["value"]["payload"]
+    verified = op(sink, "credentials", "verify", payload=payload)["value"]
+    assert verified["valid"] and verified["kind"] == "app_pass" and verified["data"] == {"slot": "09:00"}
+    assert verified["user_id"] == sink.user_id("alice")
+    assert (
+        op(sink, "credentials", "verify", payload=payload[:-2] + "xx")["value"]["reason"]
+        == "credential.bad_signature"
+    )
+    assert op(sink, "credentials", "verify", payload="hello")["value"]["reason"] == "credential.malformed"
+    # a gate scan verifies it, then the pass is revoked, then time passes
+    assert sink.scan("scenic", data={"payload": payload}) == {"valid": True, "reason": "", "kind": "app_pass"}
+    assert op(sink, "credentials", "revoke_pass", pass_id=ticket["value"]["id"]) == {"value": True}
+    assert sink.scan("scenic", data={"payload": payload})["reason"] == "credential.revoked"
+    code = sink.ankang_code("carol")
+    assert op(sink, "credentials", "verify", payload=code)["value"]["health_color"] == "yellow"
+    sink.clock[0] += 120  # type: ignore[attr-defined]
+    assert op(sink, "credentials", "verify", payload=code)["value"]["reason"] == "credential.expired"
+
+
+def test_log_is_kept_by_the_host(sink: Simulator) -> None:
+    op(sink, "log", "info", event="checked in", slot=3)
+    assert sink.logs[-1]["event"] == "checked in" and sink.logs[-1]["slot"] == 3
+
+
+def test_undeclared_capability_is_refused() -> None:
+    with Simulator(APPS / "other") as other:
+        assert other.get("/store").json() == {"error": "capability.denied"}
+        assert other.get("/scope").json() == {"error": "capability.denied"}
+
+
+def test_overrun_crash_and_error_are_contained(sink: Simulator) -> None:
+    first_pid = sink.worker_pid
+    overrun = sink.get("/sleep")
+    assert overrun.status == 504 and overrun.json()["code"] == "sandbox.deadline_exceeded"
+    assert sink.get("/whoami").json()["pid"] != first_pid  # replaced
+    crashed = sink.get("/crash")
+    assert crashed.status == 500 and crashed.json()["code"] == "sandbox.worker_crashed"
+    boom = sink.get("/boom")
+    assert boom.json()["code"] == "miniapp.error" and "ValueError" in boom.json()["detail"]
+    assert sink.get("/nowhere").status == 404
+
+
+async def test_load_failure_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "miniapp.toml").write_text('id = "test.yima.broken"\nname = "Broken"\nversion = "1.0.0"\n')
+    (tmp_path / "app.py").write_text("import no_such_module\n")
+    simulator = AsyncSimulator(tmp_path)
+    with pytest.raises(Exception) as caught:
+        await simulator.start()
+    assert getattr(caught.value, "code", "") == "miniapp.load_failed"
+    assert "no_such_module" in str(caught.value)
+    await simulator.close()

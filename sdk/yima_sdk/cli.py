@@ -1,0 +1,231 @@
+"""The `yima-sdk` command: new, check, dev, pack, publish. Headless: every input is an argument or an
+environment variable, output is plain text (or JSON with --json), and the exit status says what happened:
+0 done, 1 the app or the platform said no (invalid manifest, failed checks, refused upload), 2 bad usage."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import string
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from yima_sdk.errors import YimaError
+
+__all__ = ["main"]
+
+_TEMPLATE = "app"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except YimaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yima-sdk", description="Write, test, pack and publish yima mini-apps."
+    )
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    new = commands.add_parser("new", help="scaffold a mini-app with a test")
+    new.add_argument("folder", type=Path)
+    new.add_argument("--id", help="reverse-DNS app id (default: cn.example.<folder name>)")
+    new.add_argument("--name", help="display name (default: the folder name)")
+    new.set_defaults(run=_new)
+
+    check = commands.add_parser("check", help="validate miniapp.toml, the entry and the package limits")
+    check.add_argument("folder", type=Path, nargs="?", default=Path("."))
+    check.set_defaults(run=_check)
+
+    dev = commands.add_parser("dev", help="serve the app on 127.0.0.1 against the simulated platform")
+    dev.add_argument("folder", type=Path, nargs="?", default=Path("."))
+    dev.add_argument("--port", type=int, default=8790, help="0 picks a free port (default 8790)")
+    dev.add_argument("--user", default="alice", help="fixture resident of requests without x-yima-user")
+    dev.add_argument("--consent-denied", action="store_true", help="residents refuse every scope")
+    dev.add_argument("--quota-exceeded", action="store_true", help="every write hits the app's quota")
+    dev.add_argument("--payment-failure", action="store_true", help="the one-card refuses every charge")
+    dev.add_argument("--payment-confirmation", choices=("auto", "manual", "decline"), default="auto")
+    dev.set_defaults(run=_dev)
+
+    pack = commands.add_parser("pack", help="build the reproducible archive and print its digest")
+    pack.add_argument("folder", type=Path, nargs="?", default=Path("."))
+    pack.add_argument("-o", "--output", type=Path, help="default: <folder>/dist/<id>-<version>.zip")
+    pack.set_defaults(run=_pack)
+
+    publish = commands.add_parser("publish", help="upload the app to the developer API")
+    publish.add_argument(
+        "folder", type=Path, nargs="?", default=Path("."), help="packed in memory, not written"
+    )
+    publish.add_argument("--archive", type=Path, help="upload this archive instead of packing the folder")
+    publish.add_argument("--token", help="developer API token (default: $YIMA_DEVELOPER_TOKEN)")
+    publish.add_argument("--api", help="API base URL (default: $YIMA_API or http://127.0.0.1:8000)")
+    publish.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    publish.set_defaults(run=_publish)
+    return parser
+
+
+# ---- new ----------------------------------------------------------------------------------------------
+
+
+def _new(args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    if folder.exists() and any(folder.iterdir()):
+        print(f"error: {folder} exists and is not empty", file=sys.stderr)
+        return 1
+    slug = re.sub(r"[^a-z0-9-]+", "-", folder.resolve().name.lower()).strip("-") or "app"
+    app_id = args.id or f"cn.example.{slug if slug[0].isalpha() else 'app-' + slug}"
+    values = {"app_id": app_id, "name": args.name or folder.resolve().name}
+    from yima_sdk.manifest import parse_manifest
+
+    template = resources.files("yima_sdk") / "templates" / _TEMPLATE
+    written = []
+    for source, relative in _walk(template, ""):
+        target = folder / relative.removesuffix(".tmpl")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            string.Template(source.read_text(encoding="utf-8")).substitute(values), encoding="utf-8"
+        )
+        written.append(target)
+    parse_manifest((folder / "miniapp.toml").read_text(encoding="utf-8"))  # a bad --id fails here, loudly
+    print(f"created {app_id} in {folder}:")
+    for path in sorted(written):
+        print(f"  {path.relative_to(folder)}")
+    print(f"next: cd {folder} && pytest && yima-sdk dev")
+    return 0
+
+
+def _walk(node: resources.abc.Traversable, prefix: str) -> list[tuple[resources.abc.Traversable, str]]:
+    found = []
+    for child in node.iterdir():
+        relative = f"{prefix}{child.name}"
+        if child.is_dir():
+            found += _walk(child, relative + "/")
+        elif child.name.endswith(".tmpl"):
+            found.append((child, relative))
+    return found
+
+
+# ---- check ----------------------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    from yima_sdk.manifest import load_manifest
+    from yima_sdk.pack import pack
+
+    folder = args.folder.resolve()
+    manifest = load_manifest(folder)
+    print(f"ok   miniapp.toml: {manifest.key}")
+    problems = 0
+    inspected = subprocess.run(  # noqa: S603  (fixed argv: our own module in a child process)
+        [sys.executable, "-I", "-m", "yima_sdk._inspect", str(folder), manifest.entry],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=60,
+    )
+    if inspected.returncode != 0:
+        print(f"FAIL entry {manifest.entry}: {inspected.stderr.strip().splitlines()[-1:]}")
+        problems += 1
+    else:
+        found = json.loads(inspected.stdout)
+        print(f"ok   entry {manifest.entry}: {len(found['routes'])} routes, scans {found['scenes']}")
+        for scene in sorted(manifest.scenes - set(found["scenes"])):
+            print(f"FAIL scenes: {scene!r} is subscribed in miniapp.toml but has no @app.on_scan({scene!r})")
+            problems += 1
+        for scene in sorted(set(found["scenes"]) - manifest.scenes):
+            print(f"FAIL scenes: @app.on_scan({scene!r}) will never run: add {scene!r} to `scenes`")
+            problems += 1
+    if manifest.scopes and "user" not in manifest.capabilities:
+        print("FAIL scopes: reading a scope needs the `user` capability in `capabilities`")
+        problems += 1
+    package = pack(folder)
+    print(f"ok   package: {len(package.files)} files, {len(package.data)} bytes, {package.digest}")
+    return 1 if problems else 0
+
+
+# ---- dev ------------------------------------------------------------------------------------------------
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from yima_sdk.simulator import AsyncSimulator, Switches, serve_http
+
+    switches = Switches(
+        consent_denied=args.consent_denied,
+        quota_exceeded=args.quota_exceeded,
+        payment_failure=args.payment_failure,
+        payment_confirmation=args.payment_confirmation,
+    )
+
+    async def run() -> None:
+        simulator = AsyncSimulator(args.folder, switches=switches)
+        await simulator.start()
+        server = await serve_http(simulator, args.port, user=args.user)
+        port = server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        missing = simulator.missing_layers
+        print(f"app {simulator.manifest.key} ({simulator.startup_ms:.0f} ms to start the worker)")
+        print(f"users: {', '.join(simulator.platform.users)} (header x-yima-user; default {args.user})")
+        on = [name for name, value in vars(switches).items() if value is True]
+        print(f"switches: {', '.join(on) or 'none'}; payment confirmation {switches.payment_confirmation}")
+        print(f"missing OS layers (applied only by the production sandbox): {', '.join(missing) or 'none'}")
+        print(f"serving on http://127.0.0.1:{port}/  (simulator state: /_sim/state)", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            await server.wait_closed()
+            await simulator.close()
+
+    asyncio.run(run())
+    return 0
+
+
+# ---- pack and publish -------------------------------------------------------------------------------------
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from yima_sdk.pack import write_package
+
+    package, target = write_package(args.folder, args.output)
+    print(f"packed {package.manifest.key}: {len(package.files)} files, {len(package.data)} bytes -> {target}")
+    print(f"digest {package.digest}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from yima_sdk.pack import pack, read_package
+    from yima_sdk.publish import API_ENV, DEFAULT_API, TOKEN_ENV, format_report, upload
+
+    package = read_package(args.archive) if args.archive is not None else pack(args.folder)
+    token = args.token or os.environ.get(TOKEN_ENV, "")
+    api = args.api or os.environ.get(API_ENV) or DEFAULT_API
+    print(f"uploading {package.manifest.key} ({package.digest}) to {api}", file=sys.stderr)
+    result = upload(package, api=api, token=token)
+    if args.json:
+        import msgspec
+
+        print(msgspec.json.encode(result).decode())
+    else:
+        print(format_report(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

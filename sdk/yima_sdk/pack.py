@@ -1,0 +1,115 @@
+"""`yima-sdk pack`: a reproducible zip of a mini-app folder and its digest (docs/sdk.md, PLATFORM contract).
+
+Entries sorted by path, timestamps 1980-01-01, permissions 0o644, no directory entries, deflate at a fixed
+level; `miniapp.toml` at the root. Left out: tests/ (not shipped), dist/ (where archives go), __pycache__,
+*.pyc and every dotfile or dot-folder (.git, .venv, .env...). A symlink is refused rather than followed.
+`digest` = "sha256:" + hex sha256 of the archive bytes: the same folder packs to the same bytes, so the same
+digest, on any machine with the same zlib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from yima_sdk.errors import PackError
+from yima_sdk.manifest import MANIFEST_FILE, Manifest, load_manifest, parse_manifest
+
+__all__ = [
+    "MAX_FILES",
+    "MAX_PACKED",
+    "MAX_UNPACKED",
+    "Package",
+    "archive_files",
+    "pack",
+    "read_package",
+    "write_package",
+]
+
+MAX_PACKED = 5 * 1024 * 1024
+MAX_UNPACKED = 20 * 1024 * 1024
+MAX_FILES = 500
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+_TOP_LEVEL_SKIPPED = frozenset({"tests", "dist"})
+
+
+@dataclass(frozen=True)
+class Package:
+    """A packed app: the archive bytes, their digest and the manifest they carry."""
+
+    manifest: Manifest
+    data: bytes
+    digest: str
+    files: tuple[str, ...]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.manifest.id}-{self.manifest.version}.zip"
+
+
+def archive_files(folder: Path) -> list[str]:
+    """The relative paths (posix, sorted) that go into the archive; PackError on a symlink."""
+    chosen: list[str] = []
+    for path in folder.rglob("*"):
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") or part == "__pycache__" for part in parts):
+            continue
+        if parts[0] in _TOP_LEVEL_SKIPPED and (len(parts) > 1 or path.is_dir()):
+            continue
+        if path.is_symlink():
+            raise PackError(f"{'/'.join(parts)} is a symlink; archives hold regular files only")
+        if path.is_dir() or path.suffix in (".pyc", ".pyo"):
+            continue
+        chosen.append("/".join(parts))
+    return sorted(chosen)
+
+
+def pack(folder: str | Path) -> Package:
+    """Validate the manifest and build the archive in memory; PackError when a limit is broken."""
+    root = Path(folder).resolve()
+    manifest = load_manifest(root)
+    files = archive_files(root)
+    if MANIFEST_FILE not in files:
+        raise PackError(f"{MANIFEST_FILE} must be at the root of {root}")
+    if len(files) > MAX_FILES:
+        raise PackError(f"{len(files)} files; an archive holds at most {MAX_FILES}")
+    unpacked = sum((root / name).stat().st_size for name in files)
+    if unpacked > MAX_UNPACKED:
+        raise PackError(f"{unpacked} bytes unpacked; the limit is {MAX_UNPACKED}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in files:
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, so the permission bits below mean the same everywhere
+            info.external_attr = (0o100644 & 0xFFFF) << 16
+            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
+    data = buffer.getvalue()
+    if len(data) > MAX_PACKED:
+        raise PackError(f"{len(data)} bytes packed; the limit is {MAX_PACKED}")
+    return Package(manifest, data, "sha256:" + hashlib.sha256(data).hexdigest(), tuple(files))
+
+
+def write_package(folder: str | Path, output: str | Path | None = None) -> tuple[Package, Path]:
+    """Pack `folder` and write the archive (default: `<folder>/dist/<id>-<version>.zip`)."""
+    package = pack(folder)
+    target = Path(output) if output is not None else Path(folder) / "dist" / package.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(package.data)
+    return package, target
+
+
+def read_package(path: str | Path) -> Package:
+    """An archive packed earlier (e.g. by CI in another step): its manifest, bytes and digest."""
+    data = Path(path).read_bytes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = tuple(archive.namelist())
+            text = archive.read(MANIFEST_FILE).decode("utf-8")
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+        raise PackError(f"{path} is not a mini-app archive: {exc}") from None
+    manifest = parse_manifest(text, source=f"{path}!{MANIFEST_FILE}")
+    return Package(manifest, data, "sha256:" + hashlib.sha256(data).hexdigest(), names)

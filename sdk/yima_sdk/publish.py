@@ -1,0 +1,99 @@
+"""`yima-sdk publish`: upload a packed app to the developer API with a developer token (headless, for CI).
+
+    POST {api}/v1/developer/apps/{app_id}/versions
+    Authorization: Bearer ydt_...        content-type: application/zip        body: the archive
+
+201 (new) or 200 (the same version and digest again) answer {"app_id", "version", "digest", "status",
+"checks": [{"name", "ok", "detail"}]}; `status` is "in_review" or "checks_failed". Errors are problem+json with a
+stable `code` (`registry.not_owner`, `registry.version_exists`...), raised here as PublishError with that code.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+import msgspec
+
+from yima_sdk.errors import PublishError
+from yima_sdk.pack import Package
+
+__all__ = ["Check", "UploadResult", "format_report", "upload"]
+
+TOKEN_ENV = "YIMA_DEVELOPER_TOKEN"  # noqa: S105  (the variable's name, not a token)
+API_ENV = "YIMA_API"
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The platform's answer to an upload. Unknown fields are accepted: the API appends fields."""
+
+    app_id: str
+    version: str
+    digest: str
+    status: str
+    checks: list[Check] = []
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "checks_failed" and all(check.ok for check in self.checks)
+
+
+def upload(package: Package, *, api: str, token: str, timeout: float = 60.0) -> UploadResult:
+    """Upload the archive; PublishError (with the API's code) when the API refuses it or cannot be reached."""
+    if not token:
+        raise PublishError(f"no developer token: pass --token or set {TOKEN_ENV}", code="publish.no_token")
+    if not api.startswith(("http://", "https://")):
+        raise PublishError(f"--api must be an http(s) URL, not {api!r}", code="publish.bad_api")
+    url = f"{api.rstrip('/')}/v1/developer/apps/{package.manifest.id}/versions"
+    request = urllib.request.Request(  # noqa: S310  (scheme checked above)
+        url,
+        data=package.data,
+        method="POST",
+        headers={
+            "authorization": f"Bearer {token}",
+            "content-type": "application/zip",
+            "accept": "application/json",
+            "user-agent": "yima-sdk",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310  (http(s) URL by contract)
+            body = answer.read()
+    except urllib.error.HTTPError as exc:
+        raise _problem(exc.code, exc.read()) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise PublishError(f"cannot reach {url}: {exc}", code="publish.unreachable") from None
+    try:
+        return msgspec.json.decode(body, type=UploadResult)
+    except msgspec.DecodeError as exc:
+        raise PublishError(f"unexpected answer from {url}: {exc}", code="publish.bad_answer") from None
+
+
+def _problem(status: int, body: bytes) -> PublishError:
+    try:
+        problem: Any = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    code = str(problem.get("code") or f"http.{status}")
+    detail = str(problem.get("detail") or problem.get("title") or body[:200].decode("utf-8", "replace"))
+    return PublishError(f"HTTP {status}: {detail}", code=code)
+
+
+def format_report(result: UploadResult) -> str:
+    """Human-readable report of an upload: one line per check, then the status."""
+    lines = [f"{result.app_id} {result.version} {result.digest}"]
+    for check in result.checks:
+        mark = "ok  " if check.ok else "FAIL"
+        lines.append(f"  {mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+    lines.append(f"status: {result.status}")
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""The local simulated host: run a mini-app in the same yima_sdk worker runtime and bridge as production, in a
+child process, against an in-memory platform with fixture residents and switches for the unhappy paths.
+
+    from yima_sdk.simulator import Simulator
+
+    with Simulator("my-app") as app:
+        app.get("/hello", user="alice").json()
+        app.switches.consent_denied = True
+        app.scan("clinic", user="grandpa")
+
+`AsyncSimulator` is the same from an event loop; `serve_http` serves it on 127.0.0.1 (`yima-sdk dev`).
+The OS isolation layers of the production sandbox are not applied here; `missing_layers` names them.
+"""
+
+from yima_sdk._simworker import LAYERS
+from yima_sdk.simulator._host import AppFailure, AsyncSimulator, SimResponse
+from yima_sdk.simulator._http import serve_http
+from yima_sdk.simulator._platform import FIXTURE_USERS, CallInfo, FixtureUser, SimulatedPlatform, Switches
+from yima_sdk.simulator._sync import Simulator
+
+__all__ = [
+    "FIXTURE_USERS",
+    "LAYERS",
+    "AppFailure",
+    "AsyncSimulator",
+    "CallInfo",
+    "FixtureUser",
+    "SimResponse",
+    "SimulatedPlatform",
+    "Simulator",
+    "Switches",
+    "serve_http",
+]

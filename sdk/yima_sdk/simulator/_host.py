@@ -1,0 +1,356 @@
+"""AsyncSimulator: one mini-app in a child process (the yima_sdk worker runtime over the sandbox bridge),
+served against the simulated platform, with the host's rules: one call at a time, a deadline per call,
+capabilities checked against the manifest, `log` kept by the host, a crashed worker replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from yima_sdk._bridge import (
+    WORKER_DECODER,
+    Call,
+    CapabilityReply,
+    CapabilityRequest,
+    Failure,
+    FrameError,
+    FrameProtocol,
+    Init,
+    LayerReport,
+    Ready,
+    Request,
+    Response,
+    Result,
+    ScanEvent,
+    StartFailed,
+)
+from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code
+from yima_sdk.manifest import Manifest, load_manifest
+from yima_sdk.simulator._platform import CallInfo, SimulatedPlatform, Switches
+
+__all__ = ["AppFailure", "AsyncSimulator", "SimResponse"]
+
+_WORKER_ENV = {"LANG": "C.UTF-8"}
+_LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+# how the simulator answers an app failure on HTTP, like the gateway: a problem+json with the stable code
+_STATUS_BY_CODE = {
+    "consent.denied": 403,
+    "capability.denied": 403,
+    "quota.exceeded": 429,
+    "route.not_found": 404,
+    "capability.invalid_argument": 400,
+    "sandbox.deadline_exceeded": 504,
+}
+
+
+class AppFailure(YimaError):
+    """The app (or its worker) failed a call; `code` is the stable code the platform would report."""
+
+
+class SimResponse(msgspec.Struct, frozen=True):
+    """An HTTP answer of the simulated app."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class _Worker:
+    """The child process and our end of its bridge."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        self.proc = proc
+        self.protocol: FrameProtocol | None = None
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.answer: asyncio.Future[Result | Failure] | None = None
+
+    def fail(self, error: YimaError) -> None:
+        """Fail whatever waits on this worker (its start, its running call)."""
+        for future in (self.ready, self.answer):
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.abort()
+
+
+class AsyncSimulator:
+    """Run the app in `folder` like production does, against a SimulatedPlatform. Use from one event loop."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        switches: Switches | None = None,
+        platform: SimulatedPlatform | None = None,
+        python: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = Path(folder).resolve()
+        self.manifest: Manifest = load_manifest(self.folder)
+        self.platform = platform or SimulatedPlatform(self.manifest, switches=switches, clock=clock)
+        self.switches = self.platform.switches
+        self.python = python or sys.executable
+        self.layers: list[LayerReport] = []
+        self.logs: list[dict[str, Any]] = []
+        self.startup_ms = 0.0
+        self._worker: _Worker | None = None
+        self._current: CallInfo | None = None
+        self._lock = asyncio.Lock()
+        self._call_ids = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def missing_layers(self) -> list[str]:
+        """The production isolation layers this simulated worker does not have."""
+        return [layer.name for layer in self.layers if not layer.in_force]
+
+    def user_id(self, user: str) -> str:
+        return self.platform.user_id(user)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn the worker and wait for Ready; AppFailure(`miniapp.load_failed`) if the app cannot load."""
+        if self._worker is not None and self._worker.proc.poll() is None:
+            return
+        loop = asyncio.get_running_loop()
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            proc = subprocess.Popen(  # noqa: S603, ASYNC220  (fixed argv; fork+exec takes ~1 ms)
+                [self.python, "-I", "-m", "yima_sdk._simworker", str(worker_end.fileno())],
+                pass_fds=(worker_end.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=_WORKER_ENV,
+                cwd="/",
+            )
+        finally:
+            worker_end.close()
+        worker = _Worker(proc)
+        self._worker = worker
+        _, protocol = await loop.create_unix_connection(
+            lambda: FrameProtocol(
+                WORKER_DECODER,
+                lambda message: self._on_message(worker, message),
+                lambda exc: self._lose(worker, "worker closed the bridge (crashed or exited)"),
+            ),
+            sock=host_end,
+        )
+        worker.protocol = protocol
+        limits = self.manifest.limits
+        protocol.send(
+            Init(
+                app_folder=str(self.folder),
+                entry=self.manifest.entry,
+                app_id=self.manifest.id,
+                version=self.manifest.version,
+                capabilities=sorted(self.manifest.capabilities),
+                layers=[],
+                memory_mb=limits.memory_mb,
+            )
+        )
+        try:
+            await asyncio.wait_for(worker.ready, 30)
+        except BaseException:
+            worker.kill()
+            self._worker = None
+            raise
+
+    async def close(self) -> None:
+        """Kill and reap the worker."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+    async def __aenter__(self) -> AsyncSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- calls ----------------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: str | None = "alice",
+        json: Any = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> SimResponse:
+        """Call a route as fixture resident `user` (None: anonymous). App failures come back as the gateway
+        answers them: a problem+json with the stable code and a 4xx/5xx status."""
+        all_headers = {k.lower(): v for k, v in (headers or {}).items()}
+        if json is not None:
+            body = msgspec.json.encode(json)
+            all_headers.setdefault("content-type", "application/json")
+        request = Request(
+            method=method.upper(),
+            path=path,
+            query=query or {},
+            headers=all_headers,
+            body=body,
+            user_id=None if user is None else self.user_id(user),
+        )
+        try:
+            response = await self._invoke(request)
+        except AppFailure as exc:
+            problem = {"type": "about:blank", "code": exc.code, "detail": exc.message}
+            return SimResponse(
+                _STATUS_BY_CODE.get(exc.code, 500),
+                {"content-type": "application/problem+json"},
+                msgspec.json.encode(problem),
+            )
+        assert isinstance(response, Response)
+        return SimResponse(response.status, dict(response.headers), response.body)
+
+    async def scan(
+        self,
+        scene_kind: str,
+        *,
+        user: str | None = "alice",
+        scene_id: str = "scene-1",
+        terminal_id: str = "terminal-1",
+        data: dict[str, Any] | None = None,
+    ) -> Any:
+        """Deliver a scan event as a terminal at a `scene_kind` scene would; returns what the app added.
+        The app's errors are raised as the matching yima_sdk error (e.g. ConsentDenied)."""
+        event = ScanEvent(
+            scene_kind=scene_kind,
+            scene_id=scene_id,
+            terminal_id=terminal_id,
+            user_id=None if user is None else self.user_id(user),
+            data=data or {},
+        )
+        try:
+            return await self._invoke(event)
+        except AppFailure as exc:
+            raise error_for_code(exc.code, exc.message) from None
+
+    async def _invoke(self, request: Request | ScanEvent) -> Any:
+        async with self._lock:  # one call at a time per worker, as in the sandbox
+            await self.start()
+            worker = self._worker
+            assert worker is not None and worker.protocol is not None
+            self._call_ids += 1
+            call_id = self._call_ids
+            self._current = CallInfo(
+                app_id=self.manifest.id,
+                version=self.manifest.version,
+                call_id=call_id,
+                user_id=request.user_id,
+            )
+            answer: asyncio.Future[Result | Failure] = asyncio.get_running_loop().create_future()
+            worker.answer = answer
+            timeout = self.manifest.limits.timeout_ms / 1000
+            try:
+                worker.protocol.send(Call(id=call_id, request=request))
+                reply = await asyncio.wait_for(asyncio.shield(answer), timeout)
+            except TimeoutError:
+                worker.answer = None
+                worker.kill()
+                self._worker = None
+                raise AppFailure(
+                    f"call overran its {timeout * 1000:.0f} ms deadline (miniapp.toml limits.timeout_ms); "
+                    "worker replaced",
+                    code="sandbox.deadline_exceeded",
+                ) from None
+            finally:
+                worker.answer = None
+                self._current = None
+        if isinstance(reply, Failure):
+            raise AppFailure(reply.message, code=reply.code)
+        return reply.response if isinstance(request, Request) else reply.value
+
+    # ---- bridge -------------------------------------------------------------------------------------
+
+    def _on_message(self, worker: _Worker, message: Any) -> None:
+        match message:
+            case Ready():
+                self.layers = message.layers
+                self.startup_ms = message.startup_ms
+                if not worker.ready.done():
+                    worker.ready.set_result(None)
+            case StartFailed():
+                self.layers = message.layers
+                worker.fail(AppFailure(message.message, code=message.code))
+            case Result() | Failure():
+                answer = worker.answer
+                if answer is not None and not answer.done() and self._current is not None:
+                    if message.id == self._current.call_id:
+                        answer.set_result(message)
+            case CapabilityRequest():
+                task = asyncio.get_running_loop().create_task(self._serve_capability(worker, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            case _:
+                self._lose(worker, f"worker broke the bridge protocol ({type(message).__name__})")
+
+    def _lose(self, worker: _Worker, why: str) -> None:
+        """A worker is gone or broken: reap it; the next call starts a fresh one."""
+        if self._worker is worker:
+            self._worker = None
+        worker.kill()
+        worker.fail(AppFailure(why, code="sandbox.worker_crashed"))
+
+    async def _serve_capability(self, worker: _Worker, request: CapabilityRequest) -> None:
+        call = self._current
+        try:
+            if call is None or request.call_id != call.call_id:
+                raise CapabilityDenied("capability requested outside the call it belongs to")
+            if request.capability not in self.manifest.capabilities:
+                raise CapabilityDenied(f"capability {request.capability!r} is not declared in miniapp.toml")
+            if request.capability == "log":
+                level = request.operation if request.operation in _LOG_LEVELS else "info"
+                event = str(request.args[0]) if request.args else ""
+                self.logs.append(
+                    {"level": level, "event": event, "call_id": request.call_id, **request.kwargs}
+                )
+                value = None
+            else:
+                value = await self.platform.handle(
+                    call, request.capability, request.operation, request.args, request.kwargs
+                )
+            reply = CapabilityReply(id=request.id, ok=True, value=value)
+        except YimaError as exc:
+            reply = CapabilityReply(id=request.id, ok=False, code=exc.code, message=exc.message)
+        except Exception as exc:  # a simulator bug: show it, answer like the platform would
+            print(
+                f"yima-sdk simulator: {request.capability}.{request.operation} failed: {exc!r}",
+                file=sys.stderr,
+            )
+            reply = CapabilityReply(
+                id=request.id, ok=False, code="capability.failed", message="the capability failed; try again"
+            )
+        if worker.protocol is None or worker is not self._worker:
+            return
+        try:
+            worker.protocol.send(reply)
+        except (FrameError, ConnectionError):
+            pass

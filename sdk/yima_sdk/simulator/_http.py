@@ -1,0 +1,153 @@
+"""A small HTTP/1.1 server (asyncio streams, one request per connection) that serves a simulated app's
+routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform and flip its switches.
+
+    GET  /<path>                          the app's route, as fixture resident `x-yima-user` (default: --user)
+    GET  /v1/miniapps/<id>/api/<path>     the same, under the production gateway's path
+    GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
+    POST /_sim/switches                   {"consent_denied": true, ...}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "data": {...}}
+    POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+
+from yima_sdk.errors import YimaError
+from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+
+__all__ = ["serve_http"]
+
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 4 * 1024 * 1024
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    504: "Gateway Timeout",
+}
+
+
+async def serve_http(sim: AsyncSimulator, port: int = 8790, *, user: str | None = "alice") -> asyncio.Server:
+    """Start serving `sim` on 127.0.0.1:`port` (0: any free port); returns the started server."""
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            response = await _handle(sim, reader, user)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError) as exc:
+            response = _problem(400, "http.bad_request", str(exc))
+        try:
+            writer.write(_render(response))
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(on_connection, "127.0.0.1", port, limit=_MAX_HEAD)
+
+
+async def _handle(sim: AsyncSimulator, reader: asyncio.StreamReader, default_user: str | None) -> SimResponse:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    if length > _MAX_BODY:
+        return _problem(413, "http.too_large", f"bodies are limited to {_MAX_BODY} bytes")
+    body = await reader.readexactly(length) if length else b""
+    url = urlsplit(target)
+    path = url.path
+    if path.startswith("/_sim/"):
+        return await _control(sim, method, path, body)
+    gateway = f"/v1/miniapps/{sim.manifest.id}/api"
+    if path.startswith(gateway + "/"):
+        path = path[len(gateway) :]
+    user = headers.pop("x-yima-user", default_user)
+    if user in ("", "anonymous"):
+        user = None
+    if user is not None and user not in sim.platform.users:
+        return _problem(
+            400, "sim.unknown_user", f"no fixture user {user!r}; known: {sorted(sim.platform.users)}"
+        )
+    for hop in ("host", "connection", "content-length", "authorization", "cookie"):
+        headers.pop(hop, None)  # the gateway authenticates and strips these before the app sees the request
+    return await sim.request(
+        method, path, user=user, body=body, headers=headers, query=dict(parse_qsl(url.query))
+    )
+
+
+async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> SimResponse:
+    payload: Any = msgspec.json.decode(body) if body else {}
+    if method == "GET" and path == "/_sim/state":
+        return _json(
+            {
+                "app": sim.manifest.key,
+                "layers": [msgspec.to_builtins(layer) for layer in sim.layers],
+                "missing_layers": sim.missing_layers,
+                "switches": dataclasses.asdict(sim.switches),
+                "users": {name: sim.user_id(name) for name in sim.platform.users},
+                "inbox": sim.platform.inbox,
+                "payments": list(sim.platform.payments.values()),
+                "storage": {k: d.value for k, d in sim.platform.space.docs.items()},
+                "counters": sim.platform.space.counters,
+                "logs": sim.logs[-100:],
+            }
+        )
+    if method == "POST" and path == "/_sim/switches":
+        for name, value in payload.items():
+            if not hasattr(sim.switches, name):
+                return _problem(400, "sim.unknown_switch", f"no switch {name!r}")
+            setattr(sim.switches, name, value)
+        return _json(dataclasses.asdict(sim.switches))
+    if method == "POST" and path == "/_sim/scan":
+        try:
+            value = await sim.scan(
+                payload["scene_kind"],
+                user=payload.get("user", "alice"),
+                scene_id=payload.get("scene_id", "scene-1"),
+                data=payload.get("data") or {},
+            )
+        except YimaError as exc:
+            return _problem(422, exc.code, exc.message)
+        return _json({"value": value})
+    if method == "POST" and path.startswith("/_sim/payments/"):
+        _, _, _, payment_id, action = path.split("/", 4)
+        if payment_id not in sim.platform.payments or action not in ("confirm", "decline"):
+            return _problem(404, "sim.not_found", "no such payment or action")
+        return _json(sim.platform.confirm_payment(payment_id, accept=action == "confirm"))
+    return _problem(404, "sim.not_found", f"no simulator endpoint {method} {path}")
+
+
+def _json(value: Any, status: int = 200) -> SimResponse:
+    return SimResponse(status, {"content-type": "application/json"}, msgspec.json.encode(value))
+
+
+def _problem(status: int, code: str, detail: str) -> SimResponse:
+    body = msgspec.json.encode({"type": "about:blank", "code": code, "detail": detail})
+    return SimResponse(status, {"content-type": "application/problem+json"}, body)
+
+
+def _render(response: SimResponse) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}"]
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "connection") and "\r" not in value and "\n" not in value:
+            lines.append(f"{name}: {value}")
+    lines += [f"content-length: {len(response.body)}", "connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1", "replace") + response.body

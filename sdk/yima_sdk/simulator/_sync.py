@@ -1,0 +1,140 @@
+"""Simulator: the synchronous face of AsyncSimulator for tests and scripts; its event loop runs in a thread,
+so plain (non-async) pytest tests can call routes and fire scans."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from yima_sdk._bridge import LayerReport
+from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+from yima_sdk.simulator._platform import SimulatedPlatform, Switches
+
+__all__ = ["Simulator"]
+
+T = TypeVar("T")
+
+
+class Simulator:
+    """Run the app in `folder` in a simulated worker; call it from ordinary code.
+
+    with Simulator("my-app") as app:
+        assert app.get("/hello", user="alice").status == 200
+        app.switches.consent_denied = True
+    """
+
+    def __init__(self, folder: str | Path, *, switches: Switches | None = None, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="yima-sdk-simulator", daemon=True)
+        self._thread.start()
+        self._async = self._run_sync(_make(folder, switches, options))
+
+    def _run_sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        self._run_sync(self._async.start())
+        return self
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run_sync(self._async.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- what the developer looks at ------------------------------------------------------------------
+
+    @property
+    def platform(self) -> SimulatedPlatform:
+        return self._async.platform
+
+    @property
+    def switches(self) -> Switches:
+        """consent_denied, quota_exceeded, payment_failure, payment_confirmation (see Switches)."""
+        return self._async.switches
+
+    @property
+    def layers(self) -> list[LayerReport]:
+        return self._async.layers
+
+    @property
+    def missing_layers(self) -> list[str]:
+        return self._async.missing_layers
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return self._async.logs
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        """The app's stored values by key (a copy)."""
+        return {key: doc.value for key, doc in self.platform.space.docs.items()}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return dict(self.platform.space.counters)
+
+    @property
+    def payments(self) -> list[dict[str, Any]]:
+        return [dict(p) for p in self.platform.payments.values()]
+
+    def inbox(self, user: str) -> list[dict[str, Any]]:
+        """Messages the app sent to fixture resident `user`."""
+        target = self.user_id(user)
+        return [m for m in self.platform.inbox if m["user_id"] == target]
+
+    def user_id(self, user: str) -> str:
+        """The app-scoped id the app sees for fixture resident `user`."""
+        return self.platform.user_id(user)
+
+    def ankang_code(self, user: str) -> str:
+        """A simulated Ankang code payload of `user`, for `ctx.credentials.verify`."""
+        return self.platform.ankang_code(user)
+
+    def confirm_payment(self, payment_id: str, *, accept: bool = True) -> dict[str, Any]:
+        return self.platform.confirm_payment(payment_id, accept=accept)
+
+    @property
+    def worker_pid(self) -> int | None:
+        worker = self._async._worker
+        return None if worker is None else worker.proc.pid
+
+    # ---- calls ----------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> SimResponse:
+        """See AsyncSimulator.request: `user=`, `json=`, `body=`, `headers=`, `query=`."""
+        return self._run_sync(self._async.request(method, path, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> SimResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> SimResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> SimResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> SimResponse:
+        return self.request("DELETE", path, **kwargs)
+
+    def scan(self, scene_kind: str, **kwargs: Any) -> Any:
+        """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `data=`); the app's errors are raised."""
+        return self._run_sync(self._async.scan(scene_kind, **kwargs))
+
+
+async def _make(folder: str | Path, switches: Switches | None, options: dict[str, Any]) -> AsyncSimulator:
+    # built on the simulator's own loop: its asyncio primitives belong there
+    return AsyncSimulator(folder, switches=switches, **options)
