@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,18 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+async def all_dead(pids: list[int], within_s: float = 5.0) -> bool:
+    """Have all `pids` died? SIGKILL is asynchronous: the kernel may still be tearing a big process down when
+    the host has already answered, so poll for the event (bounded) instead of checking one instant."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while any(alive(pid) for pid in pids):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def exists(pid: int) -> bool:

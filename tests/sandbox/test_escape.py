@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import pytest_asyncio
-from sandbox_helpers import alive, get, running_host
+from sandbox_helpers import all_dead, get, running_host
 from yima_sdk._bridge import Request
 
 from sandbox import SandboxError, SandboxHost
@@ -146,7 +146,7 @@ async def test_spinning_forever_is_killed_at_the_deadline_and_replaced(
     before = host.worker_pids(keys["spin_forever"])
     error = await _attack(host, keys["spin_forever"])
     assert error.code == "sandbox.deadline_exceeded"
-    assert not any(alive(pid) for pid in before)
+    assert await all_dead(before)
     await _still_healthy(host, keys, "spin_forever")
     assert host.worker_pids(keys["spin_forever"]) != before
 
@@ -161,7 +161,7 @@ async def test_garbage_frames_kill_the_worker_not_the_host(
     before = host.worker_pids(keys["garbage_frames"])
     error = await _attack(host, keys["garbage_frames"], get("/attack", kind=kind))
     assert error.code == code
-    assert not any(alive(pid) for pid in before)
+    assert await all_dead(before)
     await _still_healthy(host, keys, "garbage_frames")
 
 
