@@ -75,6 +75,10 @@ class _Pool:
             processes=self.settings.processes,
         )
         self.workers: set[WorkerProcess] = set()
+        self.spawning: set[WorkerProcess] = set()
+        self.closed = False
+        """Unloaded (or the host closed): nothing is started or replaced any more."""
+        self.close_error: SandboxError = HostClosed("the sandbox host is closing")
         self.idle: collections.deque[WorkerProcess] = collections.deque()
         self.waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
         self.starting = 0
@@ -110,8 +114,14 @@ class _Pool:
             on_gone=self._on_gone,
         )
         self.starting += 1
+        self.spawning.add(worker)
         try:
             await worker.start(self.settings.start_timeout_s)
+        except asyncio.CancelledError:
+            worker.kill(
+                "pool closed"
+            )  # cancelled mid-start by close(): its process must not outlive the pool
+            raise
         except SandboxError as exc:
             self.log.write("error", "worker failed to start", code=exc.code, reason=exc.message)
             if isinstance(exc, LayerMissing | AppUnavailable):
@@ -120,7 +130,8 @@ class _Pool:
             raise
         finally:
             self.starting -= 1
-        if self.host.closed:
+            self.spawning.discard(worker)
+        if self.stopped:
             worker.kill("host closed")
             return
         self.workers.add(worker)
@@ -132,7 +143,7 @@ class _Pool:
         async def replace() -> None:
             if delay:
                 await asyncio.sleep(delay)
-            if self.host.closed or self.broken is not None:
+            if self.stopped or self.broken is not None:
                 return
             try:
                 await self._spawn()
@@ -157,7 +168,7 @@ class _Pool:
         self.workers.discard(worker)
         if worker in self.idle:
             self.idle.remove(worker)
-        if self.host.closed or not was_member:
+        if self.stopped or not was_member:
             return
         if worker.planned_exit is not None:
             self.counters["recycled"] += 1
@@ -187,18 +198,30 @@ class _Pool:
             if not waiter.done():
                 waiter.set_exception(error)
 
-    async def close(self) -> None:
-        for task in list(self.tasks):
+    @property
+    def stopped(self) -> bool:
+        return self.closed or self.host.closed
+
+    async def close(self, error: SandboxError | None = None) -> None:
+        """Kill every worker, those still starting included, and wait until each is reaped."""
+        self.closed = True
+        if error is not None:
+            self.close_error = error
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        self._fail_waiters(HostClosed("the sandbox host is closing"))
-        workers = list(self.workers)
+        self._fail_waiters(self.close_error)
+        workers = list(self.workers | self.spawning)
         for worker in workers:
             worker.kill("host closed")
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(w.exited for w in workers if w.exited is not None), return_exceptions=True)
 
     # ---- calls --------------------------------------------------------------------------------------
 
     async def _acquire(self, limit_s: float) -> WorkerProcess:
+        if self.closed:  # a caller that looked the pool up just before unload()
+            raise self.close_error
         while self.idle:
             worker = self.idle.popleft()
             if worker.alive:
@@ -427,6 +450,13 @@ class SandboxHost:
     async def scan(self, key: str, event: ScanEvent) -> Any:
         """Deliver a scan event to app version `key`; returns what the app added."""
         return await self._pool(key).invoke(event)
+
+    async def unload(self, key: str) -> None:
+        """Stop app version `key`: its queued calls fail, its workers are killed and reaped before this returns.
+        Later calls raise UnknownApp; the same version may be loaded again. Unknown keys are ignored."""
+        pool = self._pools.pop(key, None)
+        if pool is not None:
+            await pool.close(UnknownApp(f"app version {key!r} was unloaded"))
 
     def _pool(self, key: str) -> _Pool:
         if self.closed:

@@ -9,10 +9,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.core import CorePlugin
+from server.credentials.plugin import CredentialsPlugin
 from server.identity.plugin import IdentityPlugin
 from server.identity.sms import SmsSender
+from server.onecard.plugin import OnecardPlugin
 from server.ops.plugin import OpsPlugin
+from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
+from server.terminals.plugin import TerminalsPlugin
 
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
@@ -21,6 +25,10 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             CorePlugin(settings, sms=sms),
             OpsPlugin(),
             IdentityPlugin(settings),
+            CredentialsPlugin(),
+            TerminalsPlugin(),
+            OnecardPlugin(settings),
+            PlatformPlugin(settings),
         ],
         # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).
         request_max_body_size=settings.max_body_bytes,

@@ -44,6 +44,14 @@ class Cache(abc.ABC):
         """Seconds until key expires, None if absent."""
 
     @abc.abstractmethod
+    async def expiring_set_add(self, key: str, member: str, ttl_s: float) -> None:
+        """Add member to a set in which each member expires on its own."""
+
+    @abc.abstractmethod
+    async def expiring_set_members(self, key: str) -> frozenset[str]:
+        """The members of an expiring set that have not expired."""
+
+    @abc.abstractmethod
     async def publish(self, channel: str, message: bytes) -> None:
         """Send message to every current subscriber of channel, in any worker."""
 
@@ -67,6 +75,7 @@ class MemoryCache(Cache):
         self._clock = clock
         self._data: dict[str, tuple[bytes, float]] = {}
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._sets: dict[str, dict[str, float]] = {}
         self._ops = 0
 
     def _live(self, key: str) -> bytes | None:
@@ -117,6 +126,16 @@ class MemoryCache(Cache):
         if self._live(key) is None:
             return None
         return self._data[key][1] - self._clock()
+
+    async def expiring_set_add(self, key: str, member: str, ttl_s: float) -> None:
+        self._sets.setdefault(key, {})[member] = self._clock() + ttl_s
+
+    async def expiring_set_members(self, key: str) -> frozenset[str]:
+        now = self._clock()
+        members = self._sets.get(key, {})
+        for gone in [m for m, exp in members.items() if exp <= now]:
+            del members[gone]
+        return frozenset(members)
 
     async def publish(self, channel: str, message: bytes) -> None:
         for queue in list(self._subscribers.get(channel, ())):
@@ -178,6 +197,21 @@ class RedisCache(Cache):
         ms = await self._redis.pttl(self._ns + key)
         return None if ms < 0 else ms / 1000
 
+    async def expiring_set_add(self, key: str, member: str, ttl_s: float) -> None:
+        # A sorted set scored by expiry time: stale members are trimmed on every write.
+        now_ms = int(time.time() * 1000)
+        expires_ms = now_ms + int(ttl_s * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._ns + key, {member: expires_ms})
+            pipe.zremrangebyscore(self._ns + key, "-inf", now_ms)
+            pipe.pexpire(self._ns + key, int(ttl_s * 1000), gt=True)
+            pipe.pexpire(self._ns + key, int(ttl_s * 1000), nx=True)
+            await pipe.execute()
+
+    async def expiring_set_members(self, key: str) -> frozenset[str]:
+        members = await self._redis.zrangebyscore(self._ns + key, int(time.time() * 1000), "+inf")
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
     async def publish(self, channel: str, message: bytes) -> None:
         await self._redis.publish(self._ns + channel, message)
 
@@ -190,8 +224,13 @@ class RedisCache(Cache):
         await pubsub.subscribe(self._ns + channel)
 
         async def messages() -> AsyncIterator[bytes]:
+            task = asyncio.current_task()
             while True:
                 msg = await pubsub.get_message(timeout=1.0)
+                # A cancel that lands as the read timeout fires can be swallowed inside the client (it surfaces
+                # as a plain timeout); honour it here, or a cancelled listener would loop forever.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
                 if msg is not None and msg["type"] == "message":
                     yield bytes(msg["data"])
 

@@ -19,6 +19,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.auth.guards import current_principal, route_guard
+from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
 from server.db import Database, apply_migrations, create_pool
@@ -43,8 +44,10 @@ class Core:
     sms: SmsSender
     metrics: Metrics
     master_key: bytes
+    sessions: SessionRevocations
 
     async def close(self) -> None:
+        await self.sessions.close()
         await self.sms.close()
         await self.cache.close()
         await self.db.close()
@@ -83,7 +86,9 @@ async def start_core(
             if settings.sms_gateway_url
             else ConsoleSender()
         )
-    return Core(settings, db, cache, cipher, keys, tokens, sms, metrics or Metrics(), master_key)
+    sessions = SessionRevocations(cache)
+    await sessions.start()
+    return Core(settings, db, cache, cipher, keys, tokens, sms, metrics or Metrics(), master_key, sessions)
 
 
 async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:

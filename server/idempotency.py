@@ -61,6 +61,21 @@ async def run_once(
     read back (a msgspec Struct, dataclass or builtin type). Raises `IdempotencyKeyReused`.
     """
     digest = request_hash(request)
+    # A savepoint around claim + operation: if the operation raises, the claim goes with it even when the caller
+    # catches the error and commits the rest of its transaction.
+    async with conn.transaction():
+        return await _run_once(conn, scope, key, digest, result_type, operation, status)
+
+
+async def _run_once(
+    conn: asyncpg.Connection,
+    scope: str,
+    key: str,
+    digest: bytes,
+    result_type: type[T],
+    operation: Callable[[], Awaitable[T]],
+    status: int,
+) -> tuple[T, Replayed]:
     claimed = await conn.fetchval(
         """INSERT INTO idempotency_keys (scope, key, request_hash, status, response)
            VALUES ($1, $2, $3, 0, 'null'::jsonb) ON CONFLICT (scope, key) DO NOTHING RETURNING true""",

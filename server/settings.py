@@ -52,6 +52,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sms_gateway_url: str = ""
     """HTTP SMS gateway. Empty: the console sender (development only)."""
     sms_gateway_secret: str = ""
+    issuer_code: int = 341822
+    """Our administrative division code (Guangde) as written into every credential we issue."""
+    clock_skew_s: float = 30.0
+    """Tolerance between a terminal's or phone's clock and ours when checking credential times."""
+    ankang_validity_s: int = 120
+    """How long one dynamic Ankang code stays valid."""
+    ankang_refresh_s: int = 60
+    """How often a phone should fetch a new code (the period codes are stamped with)."""
+    platform_max_request_bytes: int = 256 * 1024
+    """Largest request body the gateway forwards to a mini-app."""
+    platform_max_response_bytes: int = 1024 * 1024
+    """Largest answer a mini-app may return through the gateway."""
+    platform_scan_deadline_ms: int = 300
+    """How long a scan answer waits for the bound mini-app's display lines."""
+    payment_provider_url: str = ""
+    """One-card top-up provider's HTTP API. Empty: the in-process simulator (development and tests only)."""
+    payment_merchant_id: str = "yima-guangde"
+    payment_merchant_key: str = ""
+    """Shared secret signing our requests to the provider (HMAC-SHA256); required with the provider URL."""
+    payment_provider_public_key: str = ""
+    """base64url raw Ed25519 key the provider signs notifications with; required with the provider URL."""
+    payment_notify_url: str = ""
+    """Where the provider posts notifications. Empty: <public URL>/v1/payments/notify."""
     db_role: str = "yima_app"
     """Role the server's connections act as (SET at connect); it may not alter tables or rewrite the audit log.
     Migrations run as the connecting role. Empty: act as the connecting role (not recommended)."""
@@ -131,6 +154,18 @@ def _check(s: Settings) -> None:
     if s.sms_gateway_url and not s.sms_gateway_secret:
         raise SettingsError(
             "YIMA_SMS_GATEWAY_SECRET: required with YIMA_SMS_GATEWAY_URL (requests are signed)"
+        )
+    if s.payment_provider_url and not (s.payment_merchant_key and s.payment_provider_public_key):
+        raise SettingsError(
+            "YIMA_PAYMENT_MERCHANT_KEY: required (with YIMA_PAYMENT_PROVIDER_PUBLIC_KEY) when YIMA_PAYMENT_PROVIDER_URL is set"
+        )
+    if not 100000 <= s.issuer_code <= 999999:
+        raise SettingsError("YIMA_ISSUER_CODE: a 6-digit administrative division code, e.g. 341822")
+    if not 0 <= s.clock_skew_s <= 600:
+        raise SettingsError("YIMA_CLOCK_SKEW_S: 0-600 seconds")
+    if not 10 <= s.ankang_refresh_s < s.ankang_validity_s <= 600:
+        raise SettingsError(
+            "YIMA_ANKANG_VALIDITY_S: must exceed YIMA_ANKANG_REFRESH_S (>= 10) and be at most 600"
         )
     if s.access_token_ttl_s < 30 or s.access_token_ttl_s > 3600:
         raise SettingsError("YIMA_ACCESS_TOKEN_TTL_S: keep access tokens short-lived (30-3600 s)")

@@ -86,3 +86,19 @@ async def test_memory_cache_uses_the_injected_clock():
     assert await cache.incr("c", 5) == 1
     clock.now += 6
     assert await cache.incr("c", 5) == 1  # a new window after expiry
+
+
+async def test_cancelling_a_subscriber_ends_it(cache):
+    """A worker shutting down cancels its listeners; none may keep running (the shutdown would hang)."""
+
+    async def listen() -> None:
+        async with cache.subscribe("stop") as messages:
+            async for _ in messages:
+                pass
+
+    for delay in (0.0, 0.05, 0.3):
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 3)

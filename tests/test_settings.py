@@ -36,7 +36,7 @@ def test_settings_are_frozen():
         s.port = 1  # type: ignore[misc]
 
 
-def test_production_serving_needs_a_real_sms_gateway():
+def test_production_serving_needs_real_sms_and_payment_providers():
     with pytest.raises(SettingsError, match="YIMA_SMS_GATEWAY_URL"):
         check_can_serve(load_settings({}))
     check_can_serve(

@@ -41,10 +41,6 @@ def allow(*who: Role | str) -> dict[str, Any]:
     return {"allow": frozenset(str(w) for w in who)}
 
 
-def session_revoked_key(session_id: str) -> str:
-    return f"session_revoked:{session_id}"
-
-
 async def route_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     allowed: frozenset[str] | None = handler.opt.get("allow")
     if allowed is None:
@@ -55,9 +51,9 @@ async def route_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send an access token: Authorization: Bearer <token>")
-    services = connection.app.state.core
-    claims = await services.tokens.verify(token.strip())
-    if await services.cache.get(session_revoked_key(claims.session_id)) is not None:
+    core = connection.app.state.core
+    claims = await core.tokens.verify(token.strip())
+    if await core.sessions.is_ended(claims.session_id):
         raise Unauthorized("This session has ended; log in again", code="auth.session_ended")
     principal = Principal(claims.subject, claims.kind, claims.roles, claims.session_id)
     if principal.kind == "terminal":

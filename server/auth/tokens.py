@@ -15,6 +15,7 @@ from server.keys.service import KeyStore
 ACCESS_PURPOSE = "access_token"
 _ALGORITHMS = ["EdDSA"]  # never taken from the token itself
 _REQUIRED = ["exp", "iat", "sub", "aud", "iss", "sid"]
+_CACHE_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class AccessTokens:
         self.ttl_s = ttl_s
         self._clock = clock
         self._leeway = leeway_s
+        self._verified: dict[str, TokenClaims] = {}
 
     async def issue(self, *, subject: str, kind: str, roles: list[str], session_id: str) -> tuple[str, int]:
         key = await self._keys.active(ACCESS_PURPOSE)
@@ -62,6 +64,24 @@ class AccessTokens:
         return token, self.ttl_s
 
     async def verify(self, token: str) -> TokenClaims:
+        """Claims of a valid token. A token verified before is answered from memory until it expires: clients
+        reuse one token for many requests, and the signature covers exactly these bytes."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at > self._clock() - self._leeway:
+                return cached
+            del self._verified[token]
+        claims = await self._verify(token)
+        if len(self._verified) >= _CACHE_MAX:
+            now = self._clock()
+            for stale in [t for t, c in self._verified.items() if c.expires_at <= now]:
+                del self._verified[stale]
+            if len(self._verified) >= _CACHE_MAX:
+                self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def _verify(self, token: str) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -37,5 +37,12 @@ class IdentityPlugin(InitPluginProtocol):
     async def _start(self, app: Litestar) -> None:
         core = app.state.core
         app.state.identity = IdentityService(
-            core.settings, core.db, core.cache, core.cipher, core.sms, core.tokens, core.master_key
+            core.settings,
+            core.db,
+            core.cache,
+            core.cipher,
+            core.sms,
+            core.tokens,
+            core.master_key,
+            core.sessions,
         )

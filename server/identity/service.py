@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 from server import audit
-from server.auth.guards import session_revoked_key
 from server.auth.roles import Role
+from server.auth.sessions import SessionRevocations
 from server.auth.tokens import AccessTokens
 from server.cache import Cache
 from server.db import Database
@@ -63,9 +63,11 @@ class IdentityService:
         sms: SmsSender,
         tokens: AccessTokens,
         master_key: bytes,
+        sessions: SessionRevocations,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._s = settings
+        self._sessions = sessions
         self._db = db
         self._cache = cache
         self._cipher = cipher
@@ -194,7 +196,7 @@ class IdentityService:
 
     async def _revoke_access(self, session_id: uuid.UUID) -> None:
         # Access tokens are stateless; the guard checks this mark until the longest one could have expired.
-        await self._cache.set(session_revoked_key(str(session_id)), b"1", self._tokens.ttl_s + 60)
+        await self._sessions.end(str(session_id), self._tokens.ttl_s + 60)
 
     # -- profile and identity ------------------------------------------------------------------------------
 

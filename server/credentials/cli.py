@@ -1,0 +1,62 @@
+"""`yima keys list|rotate|retire`: issuer (and other) signing keys; rotation and retirement republish the trust list."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from server.credentials.trust_list import ISSUER_PURPOSE
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from server.cli import _cli_mode, _database, _settings
+
+    async def run(settings: Any) -> int:
+        from server.app import create_app
+
+        app = create_app(settings)
+        async with app.lifespan():
+            keys, trust = app.state.core.keys, app.state.credentials.trust
+            if args.keys_command == "rotate":
+                new = await keys.rotate(args.purpose)
+                print(
+                    f"rotated {args.purpose}: new active key {new.kid}; older keys stay valid for verification"
+                )
+            elif args.keys_command == "retire":
+                retired = await keys.retire(args.kid)
+                if retired is None:
+                    print(f"no active key {args.kid}")
+                    return 1
+                print(f"retired {retired.kid} ({retired.purpose}); codes it signed are no longer accepted")
+            await trust.sync()  # a changed issuer key set means a new trust list version
+            active = {
+                k.kid for p in {k.purpose for k in await keys.list_all()} for k in [await keys.active(p)]
+            }
+            for key in await keys.list_all():
+                state = "retired" if key.retired_at else ("active" if key.kid in active else "verify-only")
+                print(
+                    f"{key.kid}  {key.purpose:<14} {key.alg:<8} {state:<12} created {key.created_at:%Y-%m-%d %H:%M}"
+                )
+            print(f"trust list version {trust.current.version}")
+        return 0
+
+    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+        return asyncio.run(run(settings))
+
+
+def register(sub: Any) -> None:
+    from server.cli import _common
+
+    keys = sub.add_parser("keys", help="signing keys: list, rotate, retire")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    listing = keys_sub.add_parser("list", help="every key with its purpose and state")
+    _common(listing)
+    rotate = keys_sub.add_parser("rotate", help="make a new active key; codes already shown stay valid")
+    _common(rotate)
+    rotate.add_argument("--purpose", default=ISSUER_PURPOSE)
+    retire = keys_sub.add_parser("retire", help="withdraw a key: everything it signed is refused")
+    _common(retire)
+    retire.add_argument("kid")
+    for parser in (listing, rotate, retire):
+        parser.set_defaults(func=cmd_keys)

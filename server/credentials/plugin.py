@@ -1,0 +1,64 @@
+"""Wires the credentials domain into the app."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from server.credentials import repository
+from server.credentials.controllers import (
+    AnkangCodeController,
+    HealthAuthorityController,
+    PartnerKeyController,
+    RevocationController,
+    TrustListController,
+)
+from server.credentials.service import Credentials
+
+
+def provide_credentials(state: State) -> Credentials:
+    return state.credentials  # type: ignore[no-any-return]
+
+
+class CredentialsPlugin(InitPluginProtocol):
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(
+            [
+                AnkangCodeController,
+                TrustListController,
+                PartnerKeyController,
+                RevocationController,
+                HealthAuthorityController,
+            ]
+        )
+        app_config.dependencies["credentials"] = Provide(provide_credentials, sync_to_thread=False)
+        app_config.on_startup.append(self._start)
+        app_config.on_shutdown.insert(0, self._stop)
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        core = app.state.core
+        credentials = Credentials.build(core)
+        await credentials.start(core)
+        app.state.credentials = credentials
+
+    async def _stop(self, app: Litestar) -> None:
+        credentials: Credentials | None = getattr(app.state, "credentials", None)
+        if credentials is not None:
+            await credentials.stop()
+
+    async def seed_demo(self, app: Litestar) -> None:
+        """Demo resident: green, so `yima dev` shows a code at once."""
+        from server.seed import DEMO_RESIDENT_ID
+
+        credentials: Credentials = app.state.credentials
+        async with app.state.core.db.connection() as conn:
+            index = app.state.core.cipher.blind_index("id_number", DEMO_RESIDENT_ID)
+            has = await repository.has_status(conn, index)
+        if not has:
+            await credentials.health.set_status(
+                actor="seed", id_number=DEMO_RESIDENT_ID, colour="green", reason="demo", effective_at=None
+            )

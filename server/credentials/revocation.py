@@ -1,0 +1,145 @@
+"""Revocation: a resident's live codes (lost phone, operator action) and device certificates.
+
+Three layers, fastest first:
+- a generation mark in the shared cache (`generation_key`): a scan of one of our codes whose generation is older
+  is refused on every worker from the moment the revocation returns;
+- the durable per-issuer list in PostgreSQL, served as versioned deltas to offline terminals (`delta`);
+- each worker's in-memory copy of that list (`is_revoked`), for partner issuers and device certificates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from yima_sdk.trust import encode_revocation_delta
+
+from server import audit
+from server.core import Core
+from server.credentials import repository
+from server.credentials.ankang import AnkangService
+from server.credentials.trust_list import CHANNEL
+
+
+def generation_key(account_id: int) -> str:
+    """Shared-cache key holding the account's current code generation once it has revoked codes."""
+    return f"ankang:generation:{account_id}"
+
+
+class RevocationService:
+    def __init__(
+        self,
+        core: Core,
+        ankang: AnkangService,
+        *,
+        issuer: int,
+        clock_skew_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._core = core
+        self._ankang = ankang
+        self.issuer = issuer
+        self.clock_skew_s = clock_skew_s
+        self.clock = clock
+        self._revoked: dict[tuple[int, str, bytes], datetime] = {}
+
+    @property
+    def mark_ttl_s(self) -> float:
+        # Past this every code of an older generation has expired, so the mark is no longer needed.
+        return self._ankang.validity_s + self._ankang.period_s + 2 * self.clock_skew_s + 60
+
+    async def revoke_codes(self, *, actor: str, account_id: int, reason: str) -> tuple[int, int]:
+        """Revoke every live code of the account; returns (references published, new list version)."""
+        now = self.clock()
+        at = datetime.fromtimestamp(now, UTC)
+        async with self._core.db.transaction() as conn:
+            generation = await repository.next_generation(conn, account_id, at)
+            version = await repository.lock_revocations(conn, self.issuer)
+            published = 0
+            for ref, expires in self._ankang.live_refs(account_id, generation - 1, now, self.clock_skew_s):
+                inserted = await repository.insert_revocation(
+                    conn,
+                    issuer=self.issuer,
+                    version=version + 1,
+                    kind="subject",
+                    ref=ref,
+                    revoked_at=at,
+                    expires_at=datetime.fromtimestamp(expires + self.clock_skew_s, UTC),
+                    reason=reason,
+                )
+                if inserted:
+                    version += 1
+                    published += 1
+            await audit.append(
+                conn,
+                actor=actor,
+                action="ankang.codes_revoked",
+                target=f"account:{account_id}",
+                details={"reason": reason, "generation": generation, "version": version},
+            )
+        # Before answering: from now on every worker refuses the old generation.
+        await self._core.cache.set(generation_key(account_id), str(generation).encode(), self.mark_ttl_s)
+        self._ankang.forget(account_id)
+        await self._core.cache.publish(CHANNEL, b"status:" + str(account_id).encode())
+        await self._core.cache.publish(CHANNEL, b"revocations")
+        await self.reload()
+        return published, version
+
+    async def revoke_device_certificate(
+        self, conn: asyncpg.Connection, *, actor: str, serial: bytes, expires_at: datetime, reason: str
+    ) -> int:
+        """For the one-card domain: revoke a device certificate by serial inside the caller's transaction.
+
+        Call `announce()` after the transaction commits so every worker reloads its copy.
+        """
+        version = await repository.lock_revocations(conn, self.issuer)
+        if await repository.insert_revocation(
+            conn,
+            issuer=self.issuer,
+            version=version + 1,
+            kind="device_certificate",
+            ref=serial,
+            revoked_at=datetime.now(UTC),
+            expires_at=expires_at,
+            reason=reason,
+        ):
+            version += 1
+            await audit.append(
+                conn,
+                actor=actor,
+                action="device_certificate.revoked",
+                target=f"certificate:{serial.hex()}",
+                details={"reason": reason},
+            )
+        return version
+
+    async def announce(self) -> None:
+        await self._core.cache.publish(CHANNEL, b"revocations")
+        await self.reload()
+
+    async def delta(self, issuer: int, since: int) -> bytes:
+        """The `GET /v1/revocations` body. A `since` ahead of what we hold gets the full list (since 0)."""
+        async with self._core.db.connection() as conn:
+            version = await repository.revocation_version(conn, issuer)
+            if since > version:
+                since = 0
+            rows = await repository.revocations_after(
+                conn, issuer, since, datetime.fromtimestamp(self.clock(), UTC)
+            )
+        return encode_revocation_delta(
+            issuer, since, version, [(r["version"], r["kind"], bytes(r["ref"])) for r in rows]
+        )
+
+    # -- the in-memory copy used by this server's own scans ---------------------------------------------
+
+    async def reload(self) -> None:
+        after = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=self.clock_skew_s)
+        async with self._core.db.connection() as conn:
+            rows = await repository.revocations_for_servers(conn, after)
+        self._revoked = {(r["issuer"], r["kind"], bytes(r["ref"])): r["revoked_at"] for r in rows}
+
+    def revoked_at(self, issuer: int, kind: str, ref: bytes) -> datetime | None:
+        """When this subject ref or certificate serial was revoked, or None."""
+        return self._revoked.get((issuer, kind, ref))

@@ -1,0 +1,90 @@
+"""The credentials domain's services, built once at start-up, and the worker's change listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from server.core import Core
+from server.credentials.ankang import AnkangService
+from server.credentials.health import HealthService
+from server.credentials.revocation import RevocationService
+from server.credentials.trust_list import CHANNEL, TrustListService
+
+log = logging.getLogger("yima.credentials")
+
+"""Administrative division code of Guangde county, our issuer id."""
+
+
+@dataclass
+class Credentials:
+    trust: TrustListService
+    ankang: AnkangService
+    health: HealthService
+    revocations: RevocationService
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, core: Core) -> Credentials:
+        s = core.settings
+        issuer, skew = s.issuer_code, s.clock_skew_s
+        validity, period = s.ankang_validity_s, s.ankang_refresh_s
+        trust = TrustListService(core, issuer=issuer, clock_skew_s=skew)
+        ankang = AnkangService(core, issuer=issuer, validity_s=validity, period_s=period)
+        return cls(
+            trust=trust,
+            ankang=ankang,
+            health=HealthService(core, ankang),
+            revocations=RevocationService(core, ankang, issuer=issuer, clock_skew_s=skew),
+        )
+
+    async def start(self, core: Core, *, poll_s: float = 10.0) -> None:
+        await self.trust.sync()
+        await self.revocations.reload()
+        self._tasks = [
+            asyncio.create_task(self._listen(core), name="credentials-listener"),
+            asyncio.create_task(self._poll(poll_s), name="credentials-poll"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _on_message(self, message: bytes) -> None:
+        if message == b"trust_list":
+            await self.trust.reload()
+        elif message == b"revocations":
+            await self.revocations.reload()
+        elif message.startswith(b"status:"):
+            target = message[len(b"status:") :]
+            self.ankang.forget(None if target == b"*" else int(target))
+
+    async def _listen(self, core: Core) -> None:
+        while True:
+            try:
+                async with core.cache.subscribe(CHANNEL) as messages:
+                    async for message in messages:
+                        await self._on_message(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("credentials listener failed; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _poll(self, every_s: float) -> None:
+        # The safety net when a message was missed (or sent by a CLI process without a shared cache).
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.trust.reload()
+                await self.revocations.reload()
+                self.ankang.forget(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("credentials poll failed", exc_info=True)

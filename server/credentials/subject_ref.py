@@ -1,0 +1,48 @@
+"""The pseudonymous subject reference inside an Ankang code: one AES block only this server can open.
+
+Plaintext block: account id (8 bytes) | code generation (2) | time bucket (4) | zero (2). The bucket changes every
+refresh period, so terminals cannot link two codes of one resident across periods, yet the server can recompute
+the references of a resident's live codes when it must revoke them (no per-code state is stored). The code's
+signature gives integrity; the zero tail only rejects references that were never ours.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from server.security.fields import derive_key
+
+_BLOCK: Final = struct.Struct(">QHIH")
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    account_id: int
+    generation: int
+    bucket: int
+
+
+class SubjectRefs:
+    def __init__(self, master_key: bytes) -> None:
+        # One block, no IV: each plaintext is unique per (account, generation, bucket), so ECB leaks nothing.
+        self._cipher = Cipher(algorithms.AES256(derive_key(master_key, "ankang-subject-ref")), modes.ECB())  # noqa: S305
+
+    def seal(self, account_id: int, generation: int, bucket: int) -> bytes:
+        enc = self._cipher.encryptor()
+        return (
+            enc.update(_BLOCK.pack(account_id, generation & 0xFFFF, bucket & 0xFFFFFFFF, 0)) + enc.finalize()
+        )
+
+    def open(self, ref: bytes) -> Subject | None:
+        """The subject, or None when the reference is not one of ours."""
+        if len(ref) != 16:
+            return None
+        dec = self._cipher.decryptor()
+        account_id, generation, bucket, zero = _BLOCK.unpack(dec.update(ref) + dec.finalize())
+        if zero != 0 or account_id == 0 or account_id >= 1 << 62:
+            return None
+        return Subject(account_id, generation, bucket)

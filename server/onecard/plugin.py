@@ -1,0 +1,125 @@
+"""Wires the one-card domain into the app: routes, the service (app.state.onecard) and its top-ups."""
+
+from __future__ import annotations
+
+from litestar import Controller, Litestar, post
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import FromPath
+from litestar.plugins import InitPluginProtocol
+
+from server.auth import allow
+from server.auth.guards import PUBLIC
+from server.errors import NotFound
+from server.onecard.config import OnecardConfig
+from server.onecard.controllers import (
+    DeviceController,
+    OnecardController,
+    PaymentNotifyController,
+    ReconciliationController,
+)
+from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentProvider
+from server.onecard.payments.base import PaymentProvider
+from server.onecard.payments.signing import unb64url
+from server.onecard.payments.simulator import PaymentSimulator
+from server.onecard.service import OnecardService
+from server.onecard.topups import Topups
+from server.settings import Mode, Settings
+
+
+def provide_onecard(state: State) -> OnecardService:
+    return state.onecard  # type: ignore[no-any-return]
+
+
+def provide_topups(state: State) -> Topups:
+    return state.onecard_topups  # type: ignore[no-any-return]
+
+
+class DevPaymentController(Controller):
+    """Development only: play the payer against the in-process payment simulator."""
+
+    path = "/v1/dev/payments"
+    tags = ["dev"]
+
+    @post("/{order_no:str}/pay", status_code=200, opt=allow(PUBLIC), operation_id="devPayTopup")
+    async def pay(self, order_no: FromPath[str], state: State) -> dict[str, list[str]]:
+        """Pay a top-up order in the simulator; its notification is delivered within a second."""
+        provider = state.onecard.payments
+        if not isinstance(provider, LocalPaymentProvider):
+            raise NotFound()
+        return {"notify_ids": provider.simulator.pay(order_no)}
+
+
+class OnecardPlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings, config: OnecardConfig | None = None) -> None:
+        self.settings = settings
+        self.config = config or OnecardConfig.from_settings(settings)
+        self._loop_task: object | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(
+            [OnecardController, DeviceController, PaymentNotifyController, ReconciliationController]
+        )
+        if self.settings.mode is Mode.DEVELOPMENT:
+            app_config.route_handlers.append(DevPaymentController)
+        app_config.dependencies["onecard"] = Provide(provide_onecard, sync_to_thread=False)
+        app_config.dependencies["topups"] = Provide(provide_topups, sync_to_thread=False)
+        app_config.on_startup.append(self._start)
+        app_config.on_shutdown.insert(0, self._stop)
+        return app_config
+
+    def _provider(self) -> PaymentProvider:
+        cfg = self.config
+        if cfg.payment_provider_url:
+            return HttpPaymentProvider(
+                cfg.payment_provider_url,
+                merchant_id=cfg.merchant_id,
+                merchant_key=cfg.merchant_key,
+                provider_public_key=unb64url(cfg.provider_public_key),
+            )
+        if self.settings.mode is Mode.PRODUCTION:
+            raise RuntimeError(
+                "onecard: production needs a payment provider URL (the simulator is for dev/test)"
+            )
+        simulator = PaymentSimulator(
+            merchant_id=cfg.merchant_id,
+            merchant_key=cfg.merchant_key,
+            base_url=self.settings.base_url + "/v1/dev",
+        )
+        return LocalPaymentProvider(simulator)
+
+    async def _start(self, app: Litestar) -> None:
+        import asyncio
+
+        core = app.state.core
+        service = OnecardService(
+            self.config,
+            core.db,
+            core.cipher,
+            core.keys,
+            core.master_key,
+            self._provider(),
+            notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",
+        )
+        service.revocation_source = lambda: getattr(
+            getattr(app.state, "credentials", None), "revocations", None
+        )
+        app.state.onecard = service
+        app.state.onecard_topups = Topups(service, core.db)
+        if self.settings.mode is Mode.DEVELOPMENT and isinstance(service.payments, LocalPaymentProvider):
+            # `yima dev`: the in-process simulator delivers its notifications to this server over HTTP.
+            self._loop_task = asyncio.create_task(service.payments.simulator.run_delivery_loop())
+
+    async def _stop(self, app: Litestar) -> None:
+        import asyncio
+        import contextlib
+
+        task = self._loop_task
+        if isinstance(task, asyncio.Task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        service = getattr(app.state, "onecard", None)
+        if service is not None:
+            await service.payments.close()

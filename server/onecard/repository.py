@@ -1,0 +1,575 @@
+"""SQL for one-card accounts, the ledger, top-ups, charges, device certificates and offline rides."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import asyncpg
+
+# -- ledger ------------------------------------------------------------------------------------------------------
+
+
+async def system_account(conn: asyncpg.Connection, code: str) -> int:
+    """Id of a system ledger account, created on first use (never locked: system balances are derived)."""
+    found = await conn.fetchval("SELECT id FROM ledger_accounts WHERE code = $1", code)
+    if found is None:
+        await conn.execute(
+            "INSERT INTO ledger_accounts (code, kind) VALUES ($1, 'system') ON CONFLICT (code) DO NOTHING",
+            code,
+        )
+        found = await conn.fetchval("SELECT id FROM ledger_accounts WHERE code = $1", code)
+    return int(found)
+
+
+async def create_wallet(conn: asyncpg.Connection, code: str, min_balance_fen: int) -> int:
+    return int(
+        await conn.fetchval(
+            """INSERT INTO ledger_accounts (code, kind, balance_fen, min_balance_fen)
+               VALUES ($1, 'wallet', 0, $2) RETURNING id""",
+            code,
+            min_balance_fen,
+        )
+    )
+
+
+async def adjust_wallet(
+    conn: asyncpg.Connection, wallet_id: int, delta_fen: int, floor_fen: int
+) -> int | None:
+    """Add `delta_fen` unless that would take the balance below `floor_fen`; the new balance, or None.
+
+    One conditional UPDATE: the row lock it takes serialises concurrent payers, and the condition is checked on
+    the row as it is after any concurrent change committed, so no read-then-write race exists.
+    """
+    return await conn.fetchval(
+        """UPDATE ledger_accounts SET balance_fen = balance_fen + $2
+           WHERE id = $1 AND kind = 'wallet' AND balance_fen + $2 >= $3 RETURNING balance_fen""",
+        wallet_id,
+        delta_fen,
+        floor_fen,
+    )
+
+
+async def post_journal(
+    conn: asyncpg.Connection,
+    kind: str,
+    reference: str,
+    postings: Sequence[tuple[int, int]],
+    at: dt.datetime,
+) -> int | None:
+    """Write a journal and its postings (account id, amount) in one statement; None if (kind, reference) exists."""
+    return await conn.fetchval(
+        """WITH j AS (
+               INSERT INTO ledger_journals (kind, reference, posted_at) VALUES ($1, $2, $3)
+               ON CONFLICT (kind, reference) DO NOTHING RETURNING id),
+           p AS (
+               INSERT INTO ledger_postings (journal_id, ledger_account_id, amount_fen, posted_at)
+               SELECT j.id, x.account, x.amount, $3 FROM j, unnest($4::bigint[], $5::bigint[]) AS x(account, amount)
+               RETURNING journal_id)
+           SELECT id FROM j""",
+        kind,
+        reference,
+        at,
+        [a for a, _ in postings],
+        [amount for _, amount in postings],
+    )
+
+
+async def wallet_postings_between(
+    conn: asyncpg.Connection, wallet_id: int, start: dt.datetime, end: dt.datetime
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT p.posted_at, p.amount_fen, j.kind, j.id AS journal_id,
+                  c.id AS charge_id, c.reason, c.app_id, t.order_no, r.terminal_id
+           FROM ledger_postings p
+           JOIN ledger_journals j ON j.id = p.journal_id
+           LEFT JOIN onecard_charges c ON c.journal_id = j.id
+           LEFT JOIN onecard_topups t ON t.journal_id = j.id
+           LEFT JOIN onecard_offline_rides r ON r.journal_id = j.id
+           WHERE p.ledger_account_id = $1 AND p.posted_at >= $2 AND p.posted_at < $3
+           ORDER BY p.posted_at, p.journal_id""",
+        wallet_id,
+        start,
+        end,
+    )
+
+
+async def wallet_sum_before(conn: asyncpg.Connection, wallet_id: int, before: dt.datetime) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(amount_fen), 0) FROM ledger_postings WHERE ledger_account_id = $1 AND posted_at < $2",
+            wallet_id,
+            before,
+        )
+    )
+
+
+async def wallet_drift(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Wallets whose materialised balance differs from the sum of their postings (should be none)."""
+    return await conn.fetch(
+        """SELECT a.id, a.code, a.balance_fen, coalesce(s.total, 0)::bigint AS postings_fen
+           FROM ledger_accounts a
+           LEFT JOIN (SELECT ledger_account_id, sum(amount_fen) AS total FROM ledger_postings
+                      GROUP BY ledger_account_id) s ON s.ledger_account_id = a.id
+           WHERE a.kind = 'wallet' AND a.balance_fen <> coalesce(s.total, 0)
+           ORDER BY a.id"""
+    )
+
+
+async def unbalanced_journals(
+    conn: asyncpg.Connection, start: dt.datetime, end: dt.datetime
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT journal_id, sum(amount_fen)::bigint AS total FROM ledger_postings
+           WHERE posted_at >= $1 AND posted_at < $2 GROUP BY journal_id HAVING sum(amount_fen) <> 0""",
+        start,
+        end,
+    )
+
+
+# -- accounts ----------------------------------------------------------------------------------------------------
+
+
+async def resident(conn: asyncpg.Connection, account_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, verified_at FROM accounts WHERE id = $1", account_id)
+
+
+async def card_by_owner(conn: asyncpg.Connection, owner_account_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT o.id, o.owner_account_id, o.ss_card_enc, o.ss_card_index, o.account_ref, o.wallet_id,
+                  o.ecard_status, o.created_at, w.balance_fen, w.min_balance_fen
+           FROM onecard_accounts o JOIN ledger_accounts w ON w.id = o.wallet_id
+           WHERE o.owner_account_id = $1""",
+        owner_account_id,
+    )
+
+
+async def card_by_index(conn: asyncpg.Connection, ss_card_index: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, owner_account_id FROM onecard_accounts WHERE ss_card_index = $1", ss_card_index
+    )
+
+
+async def card_by_ref(conn: asyncpg.Connection, account_ref: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, owner_account_id, wallet_id FROM onecard_accounts WHERE account_ref = $1", account_ref
+    )
+
+
+async def next_card_id(conn: asyncpg.Connection) -> int:
+    # The id is taken first because the pseudonymous reference is derived from it.
+    return int(await conn.fetchval("SELECT nextval(pg_get_serial_sequence('onecard_accounts', 'id'))"))
+
+
+async def insert_card(
+    conn: asyncpg.Connection,
+    *,
+    card_id: int,
+    owner_account_id: int,
+    ss_card_enc: bytes,
+    ss_card_index: bytes,
+    account_ref: bytes,
+    wallet_id: int,
+) -> None:
+    await conn.execute(
+        """INSERT INTO onecard_accounts (id, owner_account_id, ss_card_enc, ss_card_index, account_ref, wallet_id)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        card_id,
+        owner_account_id,
+        ss_card_enc,
+        ss_card_index,
+        account_ref,
+        wallet_id,
+    )
+
+
+# -- charges -----------------------------------------------------------------------------------------------------
+
+
+async def insert_charge(
+    conn: asyncpg.Connection,
+    *,
+    card_id: int,
+    amount_fen: int,
+    reason: str,
+    app_id: str | None,
+    journal_id: int,
+    at: dt.datetime,
+) -> int:
+    return int(
+        await conn.fetchval(
+            """INSERT INTO onecard_charges (onecard_account_id, amount_fen, reason, app_id, journal_id, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+            card_id,
+            amount_fen,
+            reason,
+            app_id,
+            journal_id,
+            at,
+        )
+    )
+
+
+async def charge_for_update(conn: asyncpg.Connection, charge_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT c.id, c.onecard_account_id, c.amount_fen, c.refunded_fen, c.app_id, o.wallet_id,
+                  o.owner_account_id
+           FROM onecard_charges c JOIN onecard_accounts o ON o.id = c.onecard_account_id
+           WHERE c.id = $1 FOR UPDATE OF c""",
+        charge_id,
+    )
+
+
+async def add_refunded(conn: asyncpg.Connection, charge_id: int, amount_fen: int) -> int:
+    return int(
+        await conn.fetchval(
+            "UPDATE onecard_charges SET refunded_fen = refunded_fen + $2 WHERE id = $1 RETURNING refunded_fen",
+            charge_id,
+            amount_fen,
+        )
+    )
+
+
+# -- top-ups -----------------------------------------------------------------------------------------------------
+
+
+async def insert_topup(
+    conn: asyncpg.Connection, *, order_no: str, card_id: int, amount_fen: int, provider: str, at: dt.datetime
+) -> None:
+    await conn.execute(
+        """INSERT INTO onecard_topups (order_no, onecard_account_id, amount_fen, state, provider, created_at,
+                                       updated_at)
+           VALUES ($1, $2, $3, 'pending', $4, $5, $5)""",
+        order_no,
+        card_id,
+        amount_fen,
+        provider,
+        at,
+    )
+
+
+async def set_topup_prepay(conn: asyncpg.Connection, order_no: str, prepay_id: str, pay_url: str) -> None:
+    await conn.execute(
+        "UPDATE onecard_topups SET prepay_id = $2, pay_url = $3 WHERE order_no = $1",
+        order_no,
+        prepay_id,
+        pay_url,
+    )
+
+
+async def topup_for_update(conn: asyncpg.Connection, order_no: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT t.order_no, t.onecard_account_id, t.amount_fen, t.state, t.journal_id, t.anomaly, t.created_at,
+                  o.wallet_id, o.owner_account_id
+           FROM onecard_topups t JOIN onecard_accounts o ON o.id = t.onecard_account_id
+           WHERE t.order_no = $1 FOR UPDATE OF t""",
+        order_no,
+    )
+
+
+async def topup_of_owner(
+    conn: asyncpg.Connection, order_no: str, owner_account_id: int
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT t.order_no, t.amount_fen, t.state, t.pay_url, t.prepay_id, t.created_at, t.credited_at
+           FROM onecard_topups t JOIN onecard_accounts o ON o.id = t.onecard_account_id
+           WHERE t.order_no = $1 AND o.owner_account_id = $2""",
+        order_no,
+        owner_account_id,
+    )
+
+
+async def update_topup(
+    conn: asyncpg.Connection,
+    order_no: str,
+    *,
+    state: str,
+    at: dt.datetime,
+    provider_txn_id: str | None = None,
+    paid_at: dt.datetime | None = None,
+    journal_id: int | None = None,
+    anomaly: str | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE onecard_topups SET state = $2, updated_at = $3,
+                  provider_txn_id = coalesce($4, provider_txn_id), paid_at = coalesce($5, paid_at),
+                  journal_id = coalesce($6, journal_id),
+                  credited_at = CASE WHEN $6::bigint IS NOT NULL THEN $3 ELSE credited_at END,
+                  anomaly = coalesce($7, anomaly)
+           WHERE order_no = $1""",
+        order_no,
+        state,
+        at,
+        provider_txn_id,
+        paid_at,
+        journal_id,
+        anomaly,
+    )
+
+
+async def expire_topups(conn: asyncpg.Connection, before: dt.datetime, now: dt.datetime) -> int:
+    result = await conn.execute(
+        """UPDATE onecard_topups SET state = 'expired', updated_at = $2
+           WHERE state IN ('pending', 'paying') AND created_at < $1""",
+        before,
+        now,
+    )
+    return int(result.split()[-1])
+
+
+async def record_notification(
+    conn: asyncpg.Connection,
+    *,
+    notify_id: str,
+    order_no: str,
+    state: str,
+    amount_fen: int,
+    outcome: str,
+    at: dt.datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO onecard_payment_notifications (notify_id, order_no, state, amount_fen, outcome, received_at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        notify_id,
+        order_no,
+        state,
+        amount_fen,
+        outcome,
+        at,
+    )
+
+
+async def topups_for_reconciliation(
+    conn: asyncpg.Connection, start: dt.datetime, end: dt.datetime, order_nos: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Top-ups paid in [start, end) by our records, or named in the provider's bill, with their credit count."""
+    return await conn.fetch(
+        """SELECT t.order_no, t.amount_fen, t.state, t.provider_txn_id, t.paid_at, t.journal_id, t.anomaly,
+                  (SELECT coalesce(sum(p.amount_fen), 0)::bigint FROM ledger_journals j
+                     JOIN ledger_postings p ON p.journal_id = j.id
+                     JOIN onecard_accounts o ON o.wallet_id = p.ledger_account_id
+                     WHERE j.kind = 'topup' AND j.reference = t.order_no) AS credited_fen
+           FROM onecard_topups t
+           WHERE (t.paid_at >= $1 AND t.paid_at < $2) OR t.order_no = ANY($3::text[])
+              OR (t.anomaly IS NOT NULL AND t.updated_at >= $1 AND t.updated_at < $2)
+           ORDER BY t.order_no""",
+        start,
+        end,
+        list(order_nos),
+    )
+
+
+# -- device certificates -----------------------------------------------------------------------------------------
+
+
+async def count_active_certificates(conn: asyncpg.Connection, card_id: int, now: dt.datetime) -> int:
+    return int(
+        await conn.fetchval(
+            """SELECT count(*) FROM onecard_device_certificates
+               WHERE onecard_account_id = $1 AND revoked_at IS NULL AND expires_at > $2""",
+            card_id,
+            now,
+        )
+    )
+
+
+async def lock_card(conn: asyncpg.Connection, card_id: int) -> None:
+    # Serialises certificate issuance per account so the active-certificate cap cannot be raced past.
+    await conn.execute("SELECT 1 FROM onecard_accounts WHERE id = $1 FOR UPDATE", card_id)
+
+
+async def insert_certificate(
+    conn: asyncpg.Connection,
+    *,
+    serial: bytes,
+    card_id: int,
+    issuer: int,
+    key_id: str,
+    device_public_key: bytes,
+    issued_at: dt.datetime,
+    expires_at: dt.datetime,
+    max_offline_uses: int,
+    max_offline_amount_fen: int,
+) -> int:
+    return int(
+        await conn.fetchval(
+            """INSERT INTO onecard_device_certificates
+                   (serial, onecard_account_id, issuer, key_id, device_public_key, issued_at, expires_at,
+                    max_offline_uses, max_offline_amount_fen)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+            serial,
+            card_id,
+            issuer,
+            key_id,
+            device_public_key,
+            issued_at,
+            expires_at,
+            max_offline_uses,
+            max_offline_amount_fen,
+        )
+    )
+
+
+async def revoke_certificate(
+    conn: asyncpg.Connection, cert_id: int, card_id: int, at: dt.datetime, reason: str
+) -> asyncpg.Record | None:
+    """Revoke the account's certificate; returns it (with revoked_at as stored) or None if it is not theirs."""
+    return await conn.fetchrow(
+        """UPDATE onecard_device_certificates
+           SET revoked_at = coalesce(revoked_at, $3), revoke_reason = coalesce(revoke_reason, $4)
+           WHERE id = $1 AND onecard_account_id = $2
+           RETURNING id, serial, issuer, expires_at, revoked_at, (revoked_at = $3) AS newly""",
+        cert_id,
+        card_id,
+        at,
+        reason,
+    )
+
+
+async def list_certificates(conn: asyncpg.Connection, card_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT id, serial, issued_at, expires_at, max_offline_uses, max_offline_amount_fen, offline_uses,
+                  offline_amount_fen, revoked_at
+           FROM onecard_device_certificates WHERE onecard_account_id = $1 ORDER BY id""",
+        card_id,
+    )
+
+
+# -- offline rides -----------------------------------------------------------------------------------------------
+
+
+async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[bytes]) -> list[asyncpg.Record]:
+    """Lock the certificates in id order (every settler locks in the same order, so none deadlock)."""
+    return await conn.fetch(
+        """SELECT c.id, c.serial, c.onecard_account_id, c.issued_at, c.expires_at, c.max_offline_uses,
+                  c.max_offline_amount_fen, c.offline_uses, c.offline_amount_fen, c.revoked_at,
+                  o.account_ref, o.wallet_id
+           FROM onecard_device_certificates c JOIN onecard_accounts o ON o.id = c.onecard_account_id
+           WHERE c.serial = ANY($1::bytea[]) ORDER BY c.id FOR UPDATE OF c""",
+        list(serials),
+    )
+
+
+async def claim_rides(
+    conn: asyncpg.Connection,
+    rows: Sequence[tuple[str, str, bytes, int, int, dt.datetime, str, str | None]],
+    at: dt.datetime,
+) -> set[tuple[str, str]]:
+    """Insert ride records (terminal, record, serial, account, amount, scanned_at, status, reason); the keys
+    inserted now. A key already present (committed, or being inserted by a concurrent settler, which we wait
+    for) is not returned: it is a duplicate."""
+    if not rows:
+        return set()
+    columns = list(zip(*rows, strict=True))
+    inserted = await conn.fetch(
+        """INSERT INTO onecard_offline_rides
+               (terminal_id, record_id, certificate_serial, onecard_account_id, amount_fen, scanned_at, status,
+                reason, settled_at)
+           SELECT t, r, s, a, m, w, st, re, $9
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                       $7::text[], $8::text[]) AS x(t, r, s, a, m, w, st, re)
+           ON CONFLICT (terminal_id, record_id) DO NOTHING
+           RETURNING terminal_id, record_id""",
+        *[list(c) for c in columns],
+        at,
+    )
+    return {(r["terminal_id"], r["record_id"]) for r in inserted}
+
+
+async def stored_rides(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], asyncpg.Record]:
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """SELECT r.terminal_id, r.record_id, r.status, r.reason FROM onecard_offline_rides r
+           JOIN unnest($1::text[], $2::text[]) AS k(t, rec) ON r.terminal_id = k.t AND r.record_id = k.rec""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["terminal_id"], r["record_id"]): r for r in rows}
+
+
+async def wallets_for_update(
+    conn: asyncpg.Connection, wallet_ids: Sequence[int]
+) -> dict[int, asyncpg.Record]:
+    rows = await conn.fetch(
+        """SELECT id, balance_fen, min_balance_fen FROM ledger_accounts
+           WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE""",
+        list(wallet_ids),
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def reject_rides(
+    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]], reasons: Sequence[str]
+) -> None:
+    if not keys:
+        return
+    await conn.execute(
+        """UPDATE onecard_offline_rides r SET status = 'rejected', reason = x.reason
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, rec, reason)
+           WHERE r.terminal_id = x.t AND r.record_id = x.rec""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        list(reasons),
+    )
+
+
+async def post_rides(
+    conn: asyncpg.Connection,
+    rides: Sequence[tuple[str, str, int, int]],
+    fares_account_id: int,
+    at: dt.datetime,
+) -> None:
+    """One journal per settled ride (terminal, record, wallet, amount), its two postings, and the ride's link
+    to it: one statement for the whole batch."""
+    if not rides:
+        return
+    terminals, records, wallets, amounts = (list(c) for c in zip(*rides, strict=True))
+    await conn.execute(
+        """WITH input AS (
+               SELECT t, rec, w, m, 'ride:' || length(t) || ':' || t || ':' || rec AS ref
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS x(t, rec, w, m)),
+           j AS (
+               INSERT INTO ledger_journals (kind, reference, posted_at)
+               SELECT 'offline_ride', ref, $6 FROM input RETURNING id, reference),
+           p AS (
+               INSERT INTO ledger_postings (journal_id, ledger_account_id, amount_fen, posted_at)
+               SELECT j.id, y.account, y.amount, $6
+               FROM j JOIN input i ON i.ref = j.reference
+               CROSS JOIN LATERAL (VALUES (i.w, -i.m), ($5::bigint, i.m)) AS y(account, amount))
+           UPDATE onecard_offline_rides r SET journal_id = j.id
+           FROM j JOIN input i ON i.ref = j.reference
+           WHERE r.terminal_id = i.t AND r.record_id = i.rec""",
+        terminals,
+        records,
+        wallets,
+        amounts,
+        fares_account_id,
+        at,
+    )
+
+
+async def add_to_wallets(conn: asyncpg.Connection, deltas: dict[int, int]) -> None:
+    if not deltas:
+        return
+    await conn.execute(
+        """UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta
+           FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta) WHERE a.id = d.id""",
+        list(deltas),
+        list(deltas.values()),
+    )
+
+
+async def add_certificate_use(conn: asyncpg.Connection, usage: dict[int, tuple[int, int]]) -> None:
+    if not usage:
+        return
+    await conn.execute(
+        """UPDATE onecard_device_certificates c
+           SET offline_uses = c.offline_uses + u.uses, offline_amount_fen = c.offline_amount_fen + u.amount
+           FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, uses, amount) WHERE c.id = u.id""",
+        list(usage),
+        [u for u, _ in usage.values()],
+        [a for _, a in usage.values()],
+    )

@@ -1,0 +1,498 @@
+"""The one-card rules: accounts, charges and refunds for other domains, statements, device certificates, and the
+settlement hook for offline rides. Top-ups and reconciliation live in `topups.py`.
+
+Services never commit a connection they were handed; every money movement is a journal whose postings sum to zero,
+written in the same transaction as the wallet balance it moves.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from server import audit
+from server.db import Database
+from server.idempotency import run_once
+from server.keys.service import KeyStore
+from server.onecard import errors, repository, settlement
+from server.onecard.config import OnecardConfig
+from server.onecard.payments.base import PaymentProvider
+from server.onecard.payments.signing import b64url, unb64url
+from server.onecard.results import (
+    CardView,
+    ChargeResult,
+    IssuedCertificate,
+    RefundResult,
+    Statement,
+    StatementEntry,
+)
+from server.onecard.settlement import OfflineCharge, SettlementResult, SettlementSummary
+from server.onecard.ss_card import CardNumberError, mask_card_number, normalise_card_number
+from server.security import FieldCipher
+from server.security.fields import derive_key
+
+log = logging.getLogger("yima.onecard")
+
+CST = ZoneInfo("Asia/Shanghai")
+"""Business days and statement months are counted in China Standard Time."""
+ISSUER_PURPOSE = "issuer"
+_NO_FLOOR = -(2**62)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class RevocationPublisher(Protocol):
+    """How a revoked device certificate reaches terminals: the credentials domain's RevocationService, which
+    serves the per-issuer revocation deltas at GET /v1/revocations."""
+
+    async def revoke_device_certificate(
+        self, conn: asyncpg.Connection, *, actor: str, serial: bytes, expires_at: dt.datetime, reason: str
+    ) -> int: ...
+
+    async def announce(self) -> None: ...
+
+
+def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
+    """ "2025-03" -> [start, end) of that month in China Standard Time."""
+    try:
+        year, mon = (int(p) for p in month.split("-"))
+        if len(month) != 7 or not 1 <= mon <= 12 or year < 2000:
+            raise ValueError(month)
+    except ValueError:
+        raise errors.MonthInvalid() from None
+    start = dt.datetime(year, mon, 1, tzinfo=CST)
+    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CST)
+    return start, end
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=CST)
+    return start, start + dt.timedelta(days=1)
+
+
+class OnecardService:
+    def __init__(
+        self,
+        config: OnecardConfig,
+        db: Database,
+        cipher: FieldCipher,
+        keys: KeyStore,
+        master_key: bytes,
+        payments: PaymentProvider,
+        *,
+        notify_url: str,
+        clock: Callable[[], dt.datetime] = _now,
+    ) -> None:
+        self.config = config
+        self._db = db
+        self._cipher = cipher
+        self._keys = keys
+        self._ref_key = derive_key(master_key, "onecard-account-ref")
+        self.payments = payments
+        self.notify_url = notify_url
+        self.clock = clock
+        self.revocation_source: Callable[[], RevocationPublisher | None] = lambda: None
+        """Finds the credentials domain's revocation service (set by plugin.py; looked up at use time so plugin
+        order does not matter)."""
+        self._system_ids: dict[str, int] = {}
+
+    @property
+    def revocations(self) -> RevocationPublisher | None:
+        return self.revocation_source()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def account_ref(self, onecard_id: int) -> bytes:
+        """The 16-byte pseudonymous reference of a one-card account; only the server can map it back."""
+        return hmac.new(
+            self._ref_key, b"onecard-account:" + onecard_id.to_bytes(8, "big"), hashlib.sha256
+        ).digest()[:16]
+
+    async def system_account(self, conn: asyncpg.Connection, code: str) -> int:
+        found = self._system_ids.get(code)
+        if found is None:
+            found = self._system_ids[code] = await repository.system_account(conn, code)
+        return found
+
+    async def _card(self, conn: asyncpg.Connection, account_id: int) -> asyncpg.Record:
+        card = await repository.card_by_owner(conn, account_id)
+        if card is None:
+            raise errors.NotOpen()
+        return card
+
+    # -- accounts --------------------------------------------------------------------------------------------
+
+    async def open_account(self, conn: asyncpg.Connection, account_id: int, ss_card_number: str) -> CardView:
+        """Open the resident's one-card linked to their social security card; the same card again is a no-op."""
+        try:
+            number = normalise_card_number(ss_card_number)
+        except CardNumberError as exc:
+            raise errors.CardNumberInvalid(f"The social security card number is not valid: {exc}") from None
+        person = await repository.resident(conn, account_id)
+        if person is None or person["verified_at"] is None:
+            raise errors.IdentityRequired()
+        index = self._cipher.blind_index("ss_card_number", number)
+        existing = await repository.card_by_owner(conn, account_id)
+        if existing is not None:
+            if bytes(existing["ss_card_index"]) != index:
+                raise errors.AlreadyOpen()
+            return self._view(existing)
+        owner = await repository.card_by_index(conn, index)
+        if owner is not None:
+            raise errors.CardTaken()
+        card_id = await repository.next_card_id(conn)
+        wallet_id = await repository.create_wallet(conn, f"wallet:{card_id}", self.config.offline_floor_fen)
+        try:
+            async with conn.transaction():  # savepoint: a concurrent link of the same card loses cleanly
+                await repository.insert_card(
+                    conn,
+                    card_id=card_id,
+                    owner_account_id=account_id,
+                    ss_card_enc=self._cipher.encrypt("ss_card_number", number),
+                    ss_card_index=index,
+                    account_ref=self.account_ref(card_id),
+                    wallet_id=wallet_id,
+                )
+        except asyncpg.UniqueViolationError:
+            raise errors.CardTaken() from None
+        await audit.append(
+            conn, actor=f"account:{account_id}", action="onecard.opened", target=f"onecard:{card_id}"
+        )
+        return await self.view(conn, account_id)
+
+    def _view(self, card: asyncpg.Record) -> CardView:
+        number = self._cipher.decrypt("ss_card_number", card["ss_card_enc"])
+        return CardView(
+            card["id"],
+            card["balance_fen"],
+            mask_card_number(number),
+            card["ecard_status"],
+            card["created_at"],
+        )
+
+    async def view(self, conn: asyncpg.Connection, account_id: int) -> CardView:
+        return self._view(await self._card(conn, account_id))
+
+    async def statement(self, conn: asyncpg.Connection, account_id: int, month: str) -> Statement:
+        start, end = month_bounds(month)
+        card = await self._card(conn, account_id)
+        opening = await repository.wallet_sum_before(conn, card["wallet_id"], start)
+        balance = opening
+        credits = debits = 0
+        entries = []
+        for row in await repository.wallet_postings_between(conn, card["wallet_id"], start, end):
+            amount = int(row["amount_fen"])
+            balance += amount
+            if amount > 0:
+                credits += amount
+            else:
+                debits -= amount
+            entries.append(StatementEntry(row["posted_at"], row["kind"], amount, balance, _describe(row)))
+        return Statement(month, opening, balance, credits, debits, entries)
+
+    # -- charges and refunds (the mini-app payment capability) ---------------------------------------------------
+
+    async def charge(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        account_id: int,
+        amount_fen: int,
+        reason: str,
+        idempotency_key: str,
+        app_id: str | None,
+    ) -> ChargeResult:
+        """Charge the resident's one-card once per idempotency key; never below the configured floor.
+
+        `account_id` is the resident's account (what `Principal.account_id` holds). Raises NotOpen,
+        AmountInvalid, InsufficientBalance, IdempotencyKeyReused.
+        """
+        if amount_fen <= 0 or not reason.strip() or len(reason) > 200:
+            raise errors.AmountInvalid(
+                "A charge needs a positive amount and a reason of at most 200 characters"
+            )
+
+        async def operation() -> ChargeResult:
+            card = await self._card(conn, account_id)
+            balance = await repository.adjust_wallet(
+                conn, card["wallet_id"], -amount_fen, self.config.floor_fen
+            )
+            if balance is None:
+                raise errors.InsufficientBalance()
+            now = self.clock()
+            revenue = await self.system_account(
+                conn, f"app:{app_id}" if app_id else "system:platform_revenue"
+            )
+            journal = await repository.post_journal(
+                conn,
+                "charge",
+                f"charge:{account_id}:{idempotency_key}",
+                [(card["wallet_id"], -amount_fen), (revenue, amount_fen)],
+                now,
+            )
+            assert journal is not None  # the idempotency key row makes the reference unique
+            charge_id = await repository.insert_charge(
+                conn,
+                card_id=card["id"],
+                amount_fen=amount_fen,
+                reason=reason,
+                app_id=app_id,
+                journal_id=journal,
+                at=now,
+            )
+            await audit.append(
+                conn,
+                actor=f"app:{app_id}" if app_id else "platform",
+                action="onecard.charged",
+                target=f"onecard:{card['id']}",
+                details={"charge_id": charge_id, "amount_fen": amount_fen},
+            )
+            return ChargeResult(charge_id, amount_fen, balance, now)
+
+        result, _ = await run_once(
+            conn,
+            scope=f"onecard.charge:{account_id}",
+            key=idempotency_key,
+            request={"amount_fen": amount_fen, "reason": reason, "app_id": app_id},
+            result_type=ChargeResult,
+            operation=operation,
+            status=201,
+        )
+        return result
+
+    async def refund(
+        self, conn: asyncpg.Connection, *, charge_id: int, amount_fen: int, idempotency_key: str, reason: str
+    ) -> RefundResult:
+        """Give back part or all of a charge, once per idempotency key; refunds never exceed the charge."""
+        if amount_fen <= 0 or not reason.strip() or len(reason) > 200:
+            raise errors.AmountInvalid(
+                "A refund needs a positive amount and a reason of at most 200 characters"
+            )
+
+        async def operation() -> RefundResult:
+            charge = await repository.charge_for_update(conn, charge_id)
+            if charge is None:
+                raise errors.ChargeNotFound()
+            if charge["refunded_fen"] + amount_fen > charge["amount_fen"]:
+                raise errors.RefundExceedsCharge()
+            refunded = await repository.add_refunded(conn, charge_id, amount_fen)
+            balance = await repository.adjust_wallet(conn, charge["wallet_id"], amount_fen, _NO_FLOOR)
+            assert balance is not None
+            app_id = charge["app_id"]
+            revenue = await self.system_account(
+                conn, f"app:{app_id}" if app_id else "system:platform_revenue"
+            )
+            await repository.post_journal(
+                conn,
+                "refund",
+                f"refund:{charge_id}:{idempotency_key}",
+                [(charge["wallet_id"], amount_fen), (revenue, -amount_fen)],
+                self.clock(),
+            )
+            await audit.append(
+                conn,
+                actor=f"app:{app_id}" if app_id else "platform",
+                action="onecard.refunded",
+                target=f"onecard:{charge['onecard_account_id']}",
+                details={"charge_id": charge_id, "amount_fen": amount_fen, "reason": reason[:200]},
+            )
+            return RefundResult(charge_id, amount_fen, refunded, balance)
+
+        result, _ = await run_once(
+            conn,
+            scope=f"onecard.refund:{charge_id}",
+            key=idempotency_key,
+            request={"amount_fen": amount_fen, "reason": reason},
+            result_type=RefundResult,
+            operation=operation,
+        )
+        return result
+
+    # -- device certificates -----------------------------------------------------------------------------------
+
+    async def register_device(
+        self, conn: asyncpg.Connection, account_id: int, public_key: str
+    ) -> IssuedCertificate:
+        """Certify a phone's Ed25519 key for offline ride codes, with the configured offline limits."""
+        from yima_sdk.codes import decode_device_certificate, issue_device_certificate
+
+        try:
+            raw_key = unb64url(public_key)
+            Ed25519PublicKey.from_public_bytes(raw_key)
+        except (ValueError, binascii.Error):
+            raise errors.DeviceKeyInvalid() from None
+        card = await self._card(conn, account_id)
+        await repository.lock_card(conn, card["id"])
+        now = self.clock()
+        if card["balance_fen"] < 0:
+            raise errors.InDebt()
+        if (
+            await repository.count_active_certificates(conn, card["id"], now)
+            >= self.config.max_active_certificates
+        ):
+            raise errors.TooManyDevices()
+        key = await self._keys.active(ISSUER_PURPOSE)
+        issued_at = int(now.timestamp())
+        cfg = self.config
+        raw = issue_device_certificate(
+            key.private_key,
+            bytes.fromhex(key.kid),
+            cfg.issuer,
+            bytes(card["account_ref"]),
+            raw_key,
+            issued_at,
+            cfg.certificate_lifetime_h,
+            cfg.max_offline_uses,
+            cfg.max_offline_amount_fen,
+        )
+        certificate = decode_device_certificate(raw)
+        issued = dt.datetime.fromtimestamp(issued_at, dt.UTC)
+        expires = dt.datetime.fromtimestamp(certificate.expires_at, dt.UTC)
+        cert_id = await repository.insert_certificate(
+            conn,
+            serial=certificate.serial,
+            card_id=card["id"],
+            issuer=cfg.issuer,
+            key_id=key.kid,
+            device_public_key=raw_key,
+            issued_at=issued,
+            expires_at=expires,
+            max_offline_uses=cfg.max_offline_uses,
+            max_offline_amount_fen=cfg.max_offline_amount_fen,
+        )
+        await audit.append(
+            conn,
+            actor=f"account:{account_id}",
+            action="onecard.device_certified",
+            target=f"onecard_device:{cert_id}",
+            details={"serial": certificate.serial.hex()},
+        )
+        return IssuedCertificate(
+            cert_id,
+            certificate.serial.hex(),
+            b64url(raw),
+            key.kid,
+            issued,
+            expires,
+            cfg.max_offline_uses,
+            cfg.max_offline_amount_fen,
+        )
+
+    async def revoke_device(self, account_id: int, cert_id: int) -> dt.datetime:
+        """Revoke a device certificate (lost phone) and publish it in the revocation deltas; idempotent.
+
+        Runs its own transaction: the revocation list must be committed before every worker is told to reload it.
+        """
+        actor = f"account:{account_id}"
+        async with self._db.transaction() as conn:
+            card = await self._card(conn, account_id)
+            row = await repository.revoke_certificate(conn, cert_id, card["id"], self.clock(), "device_lost")
+            if row is None:
+                raise errors.DeviceNotFound()
+            revocations = self.revocations
+            if row["newly"]:
+                if revocations is not None:
+                    # Listed until the certificate could no longer be accepted anyway.
+                    await revocations.revoke_device_certificate(
+                        conn,
+                        actor=actor,
+                        serial=bytes(row["serial"]),
+                        expires_at=row["expires_at"] + dt.timedelta(seconds=self.config.offline_clock_skew_s),
+                        reason="device_lost",
+                    )
+                else:
+                    log.warning(
+                        "no revocation publisher: terminals learn of this revocation only from expiry"
+                    )
+                await audit.append(
+                    conn,
+                    actor=actor,
+                    action="onecard.device_revoked",
+                    target=f"onecard_device:{cert_id}",
+                    details={"serial": bytes(row["serial"]).hex()},
+                )
+        if row["newly"] and revocations is not None:
+            await revocations.announce()
+        return row["revoked_at"]  # type: ignore[no-any-return]
+
+    async def devices(self, conn: asyncpg.Connection, account_id: int) -> list[asyncpg.Record]:
+        card = await self._card(conn, account_id)
+        return await repository.list_certificates(conn, card["id"])
+
+    # -- offline settlement (called by the batch upload endpoint) -------------------------------------------------
+
+    async def settle_offline_charges(
+        self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
+    ) -> list[SettlementResult]:
+        """Settle a whole batch in a few statements; same rules as `settle_offline_charge`, one result each."""
+        if not charges:
+            return []
+        results, summary = await settlement.settle(
+            conn,
+            charges,
+            fares_account_id=await self.system_account(conn, "system:transit_fares"),
+            offline_floor_fen=self.config.offline_floor_fen,
+            clock_skew_s=self.config.offline_clock_skew_s,
+            now=self.clock(),
+        )
+        if summary.settled:
+            await self._audit_settlement(conn, charges[0].terminal_id, summary)
+        return results
+
+    async def _audit_settlement(
+        self, conn: asyncpg.Connection, terminal_id: str, s: SettlementSummary
+    ) -> None:
+        # One record per upload, not per ride: the journals are the per-ride record.
+        await audit.append(
+            conn,
+            actor=f"terminal:{terminal_id}",
+            action="onecard.offline_settled",
+            target=f"terminal:{terminal_id}",
+            details={
+                "settled": s.settled,
+                "duplicates": s.duplicates,
+                "rejected": s.rejected,
+                "amount_fen": s.amount_fen,
+            },
+        )
+
+    async def settle_offline_charge(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        account_ref: bytes,
+        device_certificate_serial: bytes,
+        amount_fen: int,
+        record_id: str,
+        terminal_id: str,
+        scanned_at: dt.datetime,
+    ) -> SettlementResult:
+        """Settle one re-verified offline record: idempotent per (terminal_id, record_id)."""
+        charge = OfflineCharge(
+            account_ref, device_certificate_serial, amount_fen, record_id, terminal_id, scanned_at
+        )
+        return (await self.settle_offline_charges(conn, [charge]))[0]
+
+
+def _describe(row: asyncpg.Record) -> str:
+    kind = row["kind"]
+    if kind == "charge":
+        return str(row["reason"] or "charge") + (f" ({row['app_id']})" if row["app_id"] else "")
+    if kind == "topup":
+        return f"top-up {row['order_no']}"
+    if kind == "offline_ride":
+        return f"ride, terminal {row['terminal_id']}"
+    if kind == "refund":
+        return "refund"
+    return kind

@@ -1,0 +1,1 @@
+"""The mini-app platform: registry, review and release, consent, the gateway, capabilities and scan events."""

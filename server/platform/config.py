@@ -1,0 +1,36 @@
+"""The platform's own settings: the sandbox, where app versions are unpacked, gateway and scan limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from sandbox import SandboxSettings
+from server.settings import Mode, Settings
+
+
+class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
+    sandbox: SandboxSettings
+    """Production requires every isolation layer; development and tests report missing layers instead."""
+    apps_dir: Path
+    """Where released versions are unpacked; every directory on the path must be traversable by the sandbox uid."""
+    max_request_bytes: int = 256 * 1024
+    """Largest request body the gateway forwards to a mini-app (413 miniapp.request_too_large)."""
+    max_response_bytes: int = 1024 * 1024
+    """Largest answer the gateway passes back (502 miniapp.response_too_large)."""
+    scan_deadline_ms: int = 300
+    """How long a scan answer waits for the bound app's display lines before marking them missing."""
+    refresh_s: float = 5.0
+    """Backstop refresh of the released-apps view (transitions are pushed over pub/sub at once)."""
+
+    @classmethod
+    def for_server(cls, settings: Settings) -> PlatformSettings:
+        production = settings.mode is Mode.PRODUCTION
+        return cls(
+            sandbox=SandboxSettings.production() if production else SandboxSettings.development(),
+            apps_dir=Path(settings.data_dir).resolve() / "miniapps",
+            max_request_bytes=settings.platform_max_request_bytes,
+            max_response_bytes=settings.platform_max_response_bytes,
+            scan_deadline_ms=settings.platform_scan_deadline_ms,
+        )

@@ -1,0 +1,130 @@
+"""Scan events: the terminals domain's ScanEventSink, delivering accepted scans to the app bound to the scene.
+
+The app's handler (`@app.on_scan("clinic")`) receives the pseudonymous user, the scene and the time, and may
+answer display lines for the terminal (`{"lines": [...]}` or a list of strings: at most 4 lines of 40
+characters). The scan answer never waits longer than the deadline: a late or failing app gives
+`MiniAppPart(missing=True)` and the terminal shows the scan result without the app's part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from yima_sdk._bridge import ScanEvent as AppScanEvent
+
+from sandbox.errors import SandboxError
+from server.platform import errors as e
+
+log = logging.getLogger("yima.platform.scans")
+
+MAX_LINES = 4
+MAX_LINE = 40
+
+
+@dataclass(frozen=True)
+class MiniAppPart:
+    """What a bound app added to a scan answer; `missing` when it failed or was late (`reason` says which)."""
+
+    app_id: str
+    lines: list[str] = field(default_factory=list)
+    missing: bool = False
+    reason: str | None = None
+
+
+def _lines(value: Any) -> list[str] | None:
+    if isinstance(value, dict):
+        value = value.get("lines")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        return None
+    return [line[:MAX_LINE] for line in value[:MAX_LINES]]
+
+
+class PlatformScanSink:
+    """Set as `app.state.scan_events` before the terminals plugin starts; bound to the platform at start-up."""
+
+    def __init__(self) -> None:
+        self.platform: Any = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def scan_recorded(self, event: Any) -> MiniAppPart | None:
+        """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
+        platform = self.platform
+        if platform is None or event.result != "accept" or event.account_id is None:
+            return None
+        app_id = platform.runtime.scenes.get((event.kind, event.scene))
+        if app_id is None:
+            return None
+        try:
+            return await self._deliver(platform, app_id, event)
+        except Exception as exc:  # the scan answer must come whatever the app or platform does
+            log.warning("scan event delivery failed", extra={"app": app_id, "error": type(exc).__name__})
+            return MiniAppPart(app_id, missing=True, reason="miniapp.failed")
+
+    async def _deliver(self, platform: Any, app_id: str, event: Any) -> MiniAppPart:
+        try:
+            version = platform.runtime.resolve(app_id, event.account_id)
+        except e.AppError as exc:
+            return MiniAppPart(app_id, missing=True, reason=exc.code)
+        if event.kind not in version.scenes:
+            return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
+        user_id = await platform.caps.seen(app_id, event.account_id)
+        scanned_at = event.scanned_at
+        app_event = AppScanEvent(
+            scene_kind=event.kind,
+            scene_id=event.scene,
+            terminal_id=event.terminal_id,
+            user_id=user_id,
+            data={
+                "scan_id": event.scan_id,
+                "scanned_at": scanned_at.isoformat()
+                if isinstance(scanned_at, dt.datetime)
+                else str(scanned_at),
+                "mode": event.mode,
+                "credential_type": event.credential_type,
+            },
+        )
+        task = asyncio.ensure_future(self._call(platform, version, app_event))
+        if event.mode != "online":
+            # an uploaded offline batch has no terminal waiting: deliver, but do not hold the batch up
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+            return MiniAppPart(app_id)
+        done, _ = await asyncio.wait({task}, timeout=platform.config.scan_deadline_ms / 1000)
+        if not done:
+            # let the sandbox's own deadline end the call; the terminal gets its answer now
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+            return MiniAppPart(app_id, missing=True, reason="miniapp.timeout")
+        try:
+            value = task.result()
+        except SandboxError as exc:
+            return MiniAppPart(app_id, missing=True, reason=e.from_sandbox(exc, app_id).code)
+        lines = _lines(value)
+        if lines is None:
+            return MiniAppPart(app_id, missing=True, reason="miniapp.bad_scan_answer")
+        return MiniAppPart(app_id, lines)
+
+    @staticmethod
+    async def _call(platform: Any, version: Any, app_event: AppScanEvent) -> Any:
+        key = await platform.runtime.ensure_loaded(version)
+        return await platform.runtime.host.scan(key, app_event)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("late or failed scan event", extra={"error": type(task.exception()).__name__})
+
+    async def drain(self) -> None:
+        """Wait for deliveries still running in the background (offline batches, late apps)."""
+        while self._background:
+            await asyncio.wait(set(self._background))
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()

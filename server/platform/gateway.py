@@ -1,0 +1,96 @@
+"""The gateway: `/v1/miniapps/{app_id}/api/{path}` -> the released version for this resident -> quotas per
+app and per resident -> the sandboxed app -> its answer, within size limits, with failures as stable codes.
+
+Consent is enforced where data leaves the platform: when the app asks `ctx.user` for a scope.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from yima_sdk._bridge import Request
+
+from sandbox.errors import SandboxError
+from server.core import Core
+from server.platform import errors as e
+from server.platform.capabilities import PlatformCapabilities
+from server.platform.config import PlatformSettings
+from server.platform.runtime import Runtime
+
+# Only these travel to the app and back: no cookies, no authorization, nothing that identifies the resident.
+FORWARDED_REQUEST_HEADERS = frozenset(
+    {"content-type", "accept", "accept-language", "if-none-match", "if-match"}
+)
+RETURNED_HEADERS = frozenset({"content-type", "cache-control", "etag", "allow", "content-language"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Gateway:
+    def __init__(
+        self, core: Core, runtime: Runtime, caps: PlatformCapabilities, config: PlatformSettings
+    ) -> None:
+        self.core = core
+        self.runtime = runtime
+        self.caps = caps
+        self.config = config
+        self.clock = time.time
+
+    async def _quota(self, app_id: str, account_id: int, per_app: int, per_resident: int) -> None:
+        now = self.clock()
+        minute = int(now // 60)
+        retry = 60 - int(now % 60)
+        cache = self.core.cache
+        if await cache.incr(f"mq:{app_id}:{minute}", 61) > per_app:
+            raise e.QuotaExceeded(
+                "This mini-app has reached its request rate; try again shortly",
+                retry_after_s=retry,
+                code="miniapp.quota_app",
+            )
+        if await cache.incr(f"mq:{app_id}:{account_id}:{minute}", 61) > per_resident:
+            raise e.QuotaExceeded(
+                "You are sending this mini-app too many requests; try again shortly",
+                retry_after_s=retry,
+                code="miniapp.quota_resident",
+            )
+
+    async def call(
+        self,
+        account_id: int,
+        app_id: str,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> Answer:
+        version = self.runtime.resolve(app_id, account_id)
+        live = self.runtime.apps[app_id]
+        if len(body) > self.config.max_request_bytes:
+            raise e.RequestTooLarge(extra={"limit": self.config.max_request_bytes})
+        await self._quota(app_id, account_id, live.calls_per_minute, live.resident_calls_per_minute)
+        user_id = await self.caps.seen(app_id, account_id)
+        request = Request(
+            method=method,
+            path=path,
+            query=query,
+            headers={k: v for k, v in headers.items() if k in FORWARDED_REQUEST_HEADERS},
+            body=body,
+            user_id=user_id,
+        )
+        try:
+            key = await self.runtime.ensure_loaded(version)
+            response = await self.runtime.host.call(key, request)
+        except SandboxError as exc:
+            raise e.from_sandbox(exc, app_id) from None
+        if len(response.body) > self.config.max_response_bytes:
+            raise e.ResponseTooLarge(extra={"app_id": app_id, "limit": self.config.max_response_bytes})
+        status = response.status if 200 <= response.status <= 599 else 502
+        out = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED_HEADERS}
+        return Answer(status, out, response.body)

@@ -1,0 +1,31 @@
+"""App-scoped pseudonymous user ids and phased-release buckets: pure functions of keys and ids."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from server.security.fields import derive_key
+
+APP_USER_PURPOSE = "app-user-id"
+
+
+class AppUserIds:
+    """`u_` + 26 base32 characters (128 bits of HMAC): stable per (app, resident), unlinkable across apps
+    without the master key, and never the resident's account id."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._key = derive_key(master_key, APP_USER_PURPOSE)
+
+    def for_app(self, app_id: str, account_id: int) -> str:
+        mac = hmac.new(self._key, f"{app_id}|{account_id}".encode(), hashlib.sha256).digest()[:16]
+        return "u_" + base64.b32encode(mac).decode().rstrip("=").lower()
+
+
+def bucket(app_id: str, account_id: int) -> int:
+    """The resident's phased-release bucket for one app, 0-99: HMAC(app_id, account_id) mod 100.
+
+    Keyed by the app id so a resident is early for some apps and late for others, never always first."""
+    mac = hmac.new(app_id.encode(), str(account_id).encode(), hashlib.sha256).digest()
+    return int.from_bytes(mac[:8], "big") % 100

@@ -1,0 +1,54 @@
+"""Wires the mini-app platform into the app: routes, the `platform` dependency, the sandbox host's lifecycle
+and the scan-event sink the terminals domain calls."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from server.platform.config import PlatformSettings
+from server.platform.controllers import (
+    DeveloperController,
+    GatewayController,
+    MiniAppAdminController,
+    ResidentPlatformController,
+)
+from server.platform.events import PlatformScanSink
+from server.platform.service import Platform
+from server.settings import Settings
+
+
+def provide_platform(state: State) -> Platform:
+    return state.platform  # type: ignore[no-any-return]
+
+
+class PlatformPlugin(InitPluginProtocol):
+    def __init__(self, settings: Settings, config: PlatformSettings | None = None) -> None:
+        self.config = config or PlatformSettings.for_server(settings)
+        """Replaceable before start-up (tests narrow worker counts and point apps_dir somewhere traversable)."""
+        self.sink = PlatformScanSink()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend(
+            [DeveloperController, MiniAppAdminController, ResidentPlatformController, GatewayController]
+        )
+        app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)
+        # In app state before any start-up hook runs, so the terminals plugin finds it whatever the plugin order.
+        app_config.state["scan_events"] = self.sink
+        app_config.on_startup.append(self._start)
+        app_config.on_shutdown.insert(0, self._stop)
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        app.state.platform = await Platform.start(app.state.core, self.config, app.state)
+        self.sink.platform = app.state.platform
+
+    async def _stop(self, app: Litestar) -> None:
+        self.sink.platform = None
+        await self.sink.close()
+        platform: Platform | None = getattr(app.state, "platform", None)
+        if platform is not None:
+            await platform.close()

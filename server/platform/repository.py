@@ -1,0 +1,424 @@
+"""All SQL of the platform's registry, release state, consent, app users, inbox, payments and scene bindings.
+
+Per-app storage SQL lives in storage_repository.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+
+# ---- developer tokens -----------------------------------------------------------------------------------
+
+
+async def insert_token(conn: asyncpg.Connection, account_id: int, token_hash: bytes, at: dt.datetime) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "INSERT INTO developer_tokens (account_id, token_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
+        account_id,
+        token_hash,
+        at,
+    )
+
+
+async def token_owner(conn: asyncpg.Connection, token_hash: bytes) -> int | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT account_id FROM developer_tokens WHERE token_hash = $1 AND revoked_at IS NULL", token_hash
+    )
+
+
+async def revoke_token(conn: asyncpg.Connection, token_id: int, account_id: int, at: dt.datetime) -> bool:
+    done = await conn.fetchval(
+        "UPDATE developer_tokens SET revoked_at = coalesce(revoked_at, $3) WHERE id = $1 AND account_id = $2"
+        " RETURNING id",
+        token_id,
+        account_id,
+        at,
+    )
+    return done is not None
+
+
+# ---- apps and versions ----------------------------------------------------------------------------------
+
+
+async def app_for_update(conn: asyncpg.Connection, app_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM miniapps WHERE app_id = $1 FOR UPDATE", app_id)
+
+
+async def app(conn: asyncpg.Connection, app_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM miniapps WHERE app_id = $1", app_id)
+
+
+async def register_app(
+    conn: asyncpg.Connection, app_id: str, developer_id: int, name: str, at: dt.datetime
+) -> bool:
+    """Register the app to this developer unless someone registered it first; True if this call did."""
+    created = await conn.fetchval(
+        "INSERT INTO miniapps (app_id, developer_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)"
+        " ON CONFLICT (app_id) DO NOTHING RETURNING app_id",
+        app_id,
+        developer_id,
+        name,
+        at,
+    )
+    return created is not None
+
+
+async def version(conn: asyncpg.Connection, app_id: str, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT app_id, version, digest, status, checks, manifest, size_bytes, review_reason, uploaded_at,"
+        " reviewed_at, released_at FROM miniapp_versions WHERE app_id = $1 AND version = $2",
+        app_id,
+        version,
+    )
+
+
+async def version_for_update(conn: asyncpg.Connection, app_id: str, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT app_id, version, digest, status, manifest, released_at FROM miniapp_versions"
+        " WHERE app_id = $1 AND version = $2 FOR UPDATE",
+        app_id,
+        version,
+    )
+
+
+async def archive(conn: asyncpg.Connection, app_id: str, version: str) -> tuple[str, bytes] | None:
+    row = await conn.fetchrow(
+        "SELECT digest, archive FROM miniapp_versions WHERE app_id = $1 AND version = $2", app_id, version
+    )
+    return None if row is None else (row["digest"], bytes(row["archive"]))
+
+
+async def insert_version(conn: asyncpg.Connection, **fields: Any) -> bool:
+    """Insert unless the version exists; True if this call inserted it."""
+    done = await conn.fetchval(
+        "INSERT INTO miniapp_versions (app_id, version, digest, status, checks, manifest, archive, size_bytes,"
+        " uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING version",
+        fields["app_id"],
+        fields["version"],
+        fields["digest"],
+        fields["status"],
+        fields["checks"],
+        fields["manifest"],
+        fields["archive"],
+        fields["size_bytes"],
+        fields["at"],
+    )
+    return done is not None
+
+
+async def versions(conn: asyncpg.Connection, app_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT version, digest, status, checks, review_reason, uploaded_at, reviewed_at, released_at"
+        " FROM miniapp_versions WHERE app_id = $1 ORDER BY uploaded_at DESC",
+        app_id,
+    )
+
+
+async def review_queue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT v.app_id, v.version, v.digest, v.checks, v.manifest, v.size_bytes, v.uploaded_at, a.developer_id"
+        " FROM miniapp_versions v JOIN miniapps a USING (app_id) WHERE v.status = 'in_review'"
+        " ORDER BY v.uploaded_at LIMIT $1",
+        limit,
+    )
+
+
+async def set_review(
+    conn: asyncpg.Connection, app_id: str, version: str, status: str, reason: str, by: int, at: dt.datetime
+) -> None:
+    await conn.execute(
+        "UPDATE miniapp_versions SET status = $3, review_reason = $4, reviewed_by = $5, reviewed_at = $6"
+        " WHERE app_id = $1 AND version = $2",
+        app_id,
+        version,
+        status,
+        reason,
+        by,
+        at,
+    )
+
+
+async def mark_released(conn: asyncpg.Connection, app_id: str, version: str, at: dt.datetime) -> None:
+    await conn.execute(
+        "UPDATE miniapp_versions SET released_at = $3 WHERE app_id = $1 AND version = $2", app_id, version, at
+    )
+
+
+async def recent_released(conn: asyncpg.Connection, app_id: str, limit: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT version FROM miniapp_versions WHERE app_id = $1 AND released_at IS NOT NULL"
+        " ORDER BY released_at DESC LIMIT $2",
+        app_id,
+        limit,
+    )
+    return [r["version"] for r in rows]
+
+
+async def set_release(conn: asyncpg.Connection, app_id: str, at: dt.datetime, **fields: Any) -> None:
+    allowed = {
+        "stable_version",
+        "phased_version",
+        "phased_percent",
+        "phased_whitelist",
+        "status",
+        "suspended_reason",
+    }
+    assert fields and set(fields) <= allowed
+    names = sorted(fields)
+    sets = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(names))
+    await conn.execute(
+        f"UPDATE miniapps SET {sets}, updated_at = $2 WHERE app_id = $1",  # noqa: S608 - names from the allow-list
+        app_id,
+        at,
+        *(fields[n] for n in names),
+    )
+
+
+async def set_quotas(conn: asyncpg.Connection, app_id: str, at: dt.datetime, **quotas: int) -> None:
+    allowed = {"calls_per_minute", "resident_calls_per_minute", "storage_max_keys", "storage_max_bytes"}
+    names = sorted(k for k in quotas if k in allowed)
+    if not names:
+        return
+    sets = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(names))
+    await conn.execute(
+        f"UPDATE miniapps SET {sets}, updated_at = $2 WHERE app_id = $1",  # noqa: S608 - names from the allow-list
+        app_id,
+        at,
+        *(quotas[n] for n in names),
+    )
+
+
+async def live_apps(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every app with a release, with the manifests of its stable and phased versions (the gateway's view)."""
+    return await conn.fetch(
+        "SELECT a.app_id, a.name, a.status, a.stable_version, a.phased_version, a.phased_percent,"
+        " a.phased_whitelist, a.calls_per_minute, a.resident_calls_per_minute,"
+        " s.manifest AS stable_manifest, p.manifest AS phased_manifest"
+        " FROM miniapps a"
+        " LEFT JOIN miniapp_versions s ON s.app_id = a.app_id AND s.version = a.stable_version"
+        " LEFT JOIN miniapp_versions p ON p.app_id = a.app_id AND p.version = a.phased_version"
+        " WHERE a.stable_version IS NOT NULL OR a.phased_version IS NOT NULL"
+    )
+
+
+# ---- consent --------------------------------------------------------------------------------------------
+
+
+async def set_consent(
+    conn: asyncpg.Connection, account_id: int, app_id: str, scope: str, granted: bool, at: dt.datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO miniapp_consents (account_id, app_id, scope, granted, decided_at) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (account_id, app_id, scope) DO UPDATE SET granted = $4, decided_at = $5",
+        account_id,
+        app_id,
+        scope,
+        granted,
+        at,
+    )
+
+
+async def consents(
+    conn: asyncpg.Connection, account_id: int, app_id: str | None = None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT app_id, scope, granted, decided_at FROM miniapp_consents WHERE account_id = $1"
+        " AND ($2::text IS NULL OR app_id = $2) ORDER BY app_id, scope",
+        account_id,
+        app_id,
+    )
+
+
+async def consent(conn: asyncpg.Connection, account_id: int, app_id: str, scope: str) -> bool | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT granted FROM miniapp_consents WHERE account_id = $1 AND app_id = $2 AND scope = $3",
+        account_id,
+        app_id,
+        scope,
+    )
+
+
+# ---- app users ------------------------------------------------------------------------------------------
+
+
+async def remember_user(
+    conn: asyncpg.Connection, app_id: str, app_user_id: str, account_id: int, at: dt.datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO miniapp_users (app_id, app_user_id, account_id, first_seen) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING",
+        app_id,
+        app_user_id,
+        account_id,
+        at,
+    )
+
+
+async def account_of(conn: asyncpg.Connection, app_id: str, app_user_id: str) -> int | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT account_id FROM miniapp_users WHERE app_id = $1 AND app_user_id = $2", app_id, app_user_id
+    )
+
+
+# ---- inbox ----------------------------------------------------------------------------------------------
+
+
+async def insert_message(
+    conn: asyncpg.Connection, account_id: int, app_id: str, title: str, body: str, at: dt.datetime
+) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "INSERT INTO miniapp_inbox (account_id, app_id, title, body, created_at) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id",
+        account_id,
+        app_id,
+        title,
+        body,
+        at,
+    )
+
+
+async def inbox(
+    conn: asyncpg.Connection, account_id: int, before: int | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT i.id, i.app_id, coalesce(a.name, i.app_id) AS app_name, i.title, i.body, i.created_at, i.read_at"
+        " FROM miniapp_inbox i LEFT JOIN miniapps a USING (app_id)"
+        " WHERE i.account_id = $1 AND ($2::bigint IS NULL OR i.id < $2) ORDER BY i.id DESC LIMIT $3",
+        account_id,
+        before,
+        limit,
+    )
+
+
+async def messages_today(conn: asyncpg.Connection, app_id: str, account_id: int, since: dt.datetime) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT count(*) FROM miniapp_inbox WHERE app_id = $1 AND account_id = $2 AND created_at >= $3",
+        app_id,
+        account_id,
+        since,
+    )
+
+
+# ---- payments -------------------------------------------------------------------------------------------
+
+
+async def insert_payment(conn: asyncpg.Connection, **f: Any) -> asyncpg.Record:
+    """Create the pending payment, or return the existing one for the same idempotency key."""
+    row = await conn.fetchrow(
+        "INSERT INTO miniapp_payments (app_id, account_id, amount_fen, reason, idempotency_key, status, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, 'pending_confirmation', $6) ON CONFLICT (app_id, account_id, idempotency_key) DO NOTHING"
+        " RETURNING *",
+        f["app_id"],
+        f["account_id"],
+        f["amount_fen"],
+        f["reason"],
+        f["idempotency_key"],
+        f["at"],
+    )
+    if row is None:
+        row = await conn.fetchrow(
+            "SELECT * FROM miniapp_payments WHERE app_id = $1 AND account_id = $2 AND idempotency_key = $3",
+            f["app_id"],
+            f["account_id"],
+            f["idempotency_key"],
+        )
+    assert row is not None
+    return row
+
+
+async def payment(
+    conn: asyncpg.Connection, payment_id: int, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM miniapp_payments WHERE id = $1{lock}", payment_id)  # noqa: S608
+
+
+async def decide_payment(
+    conn: asyncpg.Connection,
+    payment_id: int,
+    status: str,
+    at: dt.datetime,
+    charge_id: int | None,
+    failure: str | None,
+) -> None:
+    await conn.execute(
+        "UPDATE miniapp_payments SET status = $2, decided_at = $3, charge_id = $4, failure = $5 WHERE id = $1",
+        payment_id,
+        status,
+        at,
+        charge_id,
+        failure,
+    )
+
+
+async def payments_of(conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM miniapp_payments WHERE account_id = $1 ORDER BY id DESC LIMIT $2", account_id, limit
+    )
+
+
+# ---- scene bindings -------------------------------------------------------------------------------------
+
+
+async def bind_scene(conn: asyncpg.Connection, kind: str, scene: str, app_id: str, at: dt.datetime) -> None:
+    await conn.execute(
+        "INSERT INTO miniapp_scene_bindings (kind, scene, app_id, bound_at) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (kind, scene) DO UPDATE SET app_id = $3, bound_at = $4",
+        kind,
+        scene,
+        app_id,
+        at,
+    )
+
+
+async def unbind_scene(conn: asyncpg.Connection, kind: str, scene: str) -> bool:
+    done = await conn.fetchval(
+        "DELETE FROM miniapp_scene_bindings WHERE kind = $1 AND scene = $2 RETURNING app_id", kind, scene
+    )
+    return done is not None
+
+
+async def scene_bindings(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT kind, scene, app_id FROM miniapp_scene_bindings")
+
+
+# ---- app passes -----------------------------------------------------------------------------------------
+
+
+async def insert_pass(
+    conn: asyncpg.Connection,
+    app_id: str,
+    kind: str,
+    holder: str | None,
+    valid_until: dt.datetime,
+    at: dt.datetime,
+) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "INSERT INTO miniapp_passes (app_id, kind, holder, valid_until, issued_at) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id",
+        app_id,
+        kind,
+        holder,
+        valid_until,
+        at,
+    )
+
+
+async def revoke_pass(conn: asyncpg.Connection, app_id: str, pass_id: int, at: dt.datetime) -> bool:
+    done = await conn.fetchval(
+        "UPDATE miniapp_passes SET revoked_at = $3 WHERE id = $2 AND app_id = $1 AND revoked_at IS NULL"
+        " AND valid_until > $3 RETURNING id",
+        app_id,
+        pass_id,
+        at,
+    )
+    return done is not None
+
+
+async def pass_revoked(conn: asyncpg.Connection, app_id: str, pass_id: int) -> bool:
+    revoked = await conn.fetchval(
+        "SELECT revoked_at IS NOT NULL FROM miniapp_passes WHERE id = $2 AND app_id = $1", app_id, pass_id
+    )
+    return revoked is not False

@@ -1,0 +1,140 @@
+"""What residents do with mini-apps outside the gateway: consent per scope, the inbox, confirming payments.
+
+Consent: per resident, per app, per scope, one of granted / refused / never asked. A refused or unasked scope
+answers the app `consent.denied` at once; the phone offers the consent screen only for scopes never asked,
+so a refusal is never followed by a prompt loop.
+
+Payments: an app's `payments.charge` creates a pending payment; the one-card is charged only when the resident
+confirms it (`POST /v1/me/payments/{id}/confirm`), with the app's idempotency key, so retries charge once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from server import audit
+from server.errors import AppError
+from server.platform import errors as e
+from server.platform import repository
+from server.platform.runtime import Runtime
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Residents:
+    def __init__(
+        self, runtime: Runtime, onecard: Callable[[], Any], clock: Callable[[], dt.datetime] = _now
+    ) -> None:
+        self.runtime = runtime
+        self._onecard = onecard
+        self.clock = clock
+
+    # ---- consent --------------------------------------------------------------------------------------
+
+    def declared_scopes(self, app_id: str) -> dict[str, str]:
+        live = self.runtime.apps.get(app_id)
+        if live is None:
+            raise e.AppNotFound()
+        scopes: dict[str, str] = {}
+        for v in live.versions():
+            scopes |= v.scopes
+        return scopes
+
+    async def decide(
+        self, conn: asyncpg.Connection, account_id: int, app_id: str, scope: str, granted: bool
+    ) -> None:
+        if scope not in self.declared_scopes(app_id):
+            raise e.UnknownScope(extra={"scope": scope})
+        await repository.set_consent(conn, account_id, app_id, scope, granted, self.clock())
+        await audit.append(
+            conn,
+            actor=f"account:{account_id}",
+            action="consent.granted" if granted else "consent.refused",
+            target=f"miniapp:{app_id}",
+            details={"scope": scope},
+        )
+
+    async def revoke(self, conn: asyncpg.Connection, account_id: int, app_id: str, scope: str) -> None:
+        """Withdraw a grant; recorded as a refusal, so the app is denied and the phone does not nag."""
+        await repository.set_consent(conn, account_id, app_id, scope, False, self.clock())
+        await audit.append(
+            conn,
+            actor=f"account:{account_id}",
+            action="consent.revoked",
+            target=f"miniapp:{app_id}",
+            details={"scope": scope},
+        )
+
+    # ---- inbox ----------------------------------------------------------------------------------------
+
+    async def inbox(
+        self, conn: asyncpg.Connection, account_id: int, before: int | None, limit: int
+    ) -> list[Any]:
+        return await repository.inbox(conn, account_id, before, limit)
+
+    # ---- payments -------------------------------------------------------------------------------------
+
+    async def confirm(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
+        row = await self._pending(conn, account_id, payment_id)
+        onecard = self._onecard()
+        if onecard is None:
+            raise e.PaymentsUnavailable()
+        at = self.clock()
+        try:
+            async with conn.transaction():  # a savepoint: a refused charge leaves the payment to record it
+                result = await onecard.charge(
+                    conn,
+                    account_id=account_id,
+                    amount_fen=row["amount_fen"],
+                    reason=row["reason"],
+                    idempotency_key=f"miniapp:{row['id']}:{row['idempotency_key']}"[:128],
+                    app_id=row["app_id"],
+                )
+        except AppError as exc:
+            await repository.decide_payment(conn, payment_id, "failed", at, None, exc.code)
+            await audit.append(
+                conn,
+                actor=f"account:{account_id}",
+                action="payment.failed",
+                target=f"miniapp_payment:{payment_id}",
+                details={"code": exc.code},
+            )
+        else:
+            await repository.decide_payment(conn, payment_id, "succeeded", at, result.charge_id, None)
+            await audit.append(
+                conn,
+                actor=f"account:{account_id}",
+                action="payment.confirmed",
+                target=f"miniapp_payment:{payment_id}",
+                details={"amount_fen": row["amount_fen"], "app_id": row["app_id"]},
+            )
+        found = await repository.payment(conn, payment_id)
+        assert found is not None
+        return found
+
+    async def decline(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
+        await self._pending(conn, account_id, payment_id)
+        await repository.decide_payment(conn, payment_id, "declined", self.clock(), None, None)
+        await audit.append(
+            conn,
+            actor=f"account:{account_id}",
+            action="payment.declined",
+            target=f"miniapp_payment:{payment_id}",
+        )
+        found = await repository.payment(conn, payment_id)
+        assert found is not None
+        return found
+
+    async def _pending(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
+        row = await repository.payment(conn, payment_id, for_update=True)
+        if row is None or row["account_id"] != account_id:
+            raise e.PaymentNotFound()
+        if row["status"] != "pending_confirmation":
+            raise e.PaymentDecided(extra={"status": row["status"]})
+        return row

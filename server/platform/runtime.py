@@ -1,0 +1,213 @@
+"""What is live: the released apps as the gateway sees them (cached per process, refreshed on every
+transition), and the SandboxHost that runs their versions (unpack, load, unload).
+
+Each server process keeps its own view and its own host. A transition refreshes the view of the process that
+made it at once and tells the others over the cache's pub/sub channel; a periodic refresh is the backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox import SandboxHost
+from server.core import Core
+from server.platform import archive, repository
+from server.platform import errors as e
+from server.platform.ids import bucket
+
+log = logging.getLogger("yima.platform")
+
+CHANNEL = "platform:changed"
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    app_id: str
+    version: str
+    manifest: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.app_id}@{self.version}"
+
+    @property
+    def scopes(self) -> dict[str, str]:
+        return dict(self.manifest.get("scopes") or {})
+
+    @property
+    def scenes(self) -> frozenset[str]:
+        return frozenset(self.manifest.get("scenes") or ())
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.manifest.get("capabilities") or ())
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    app_id: str
+    name: str
+    suspended: bool
+    stable: LiveVersion | None
+    phased: LiveVersion | None
+    percent: int
+    whitelist: frozenset[int]
+    calls_per_minute: int
+    resident_calls_per_minute: int
+
+    def version_for(self, account_id: int) -> LiveVersion | None:
+        """The phased version for the whitelist and the first `percent` buckets; the stable one otherwise."""
+        if self.phased is not None and (
+            account_id in self.whitelist or bucket(self.app_id, account_id) < self.percent
+        ):
+            return self.phased
+        return self.stable
+
+    def versions(self) -> list[LiveVersion]:
+        return [v for v in (self.stable, self.phased) if v is not None]
+
+
+def _live(row: Any) -> LiveApp:
+    def version(name: str | None, manifest: Any) -> LiveVersion | None:
+        return None if name is None or manifest is None else LiveVersion(row["app_id"], name, manifest)
+
+    return LiveApp(
+        app_id=row["app_id"],
+        name=row["name"],
+        suspended=row["status"] == "suspended",
+        stable=version(row["stable_version"], row["stable_manifest"]),
+        phased=version(row["phased_version"], row["phased_manifest"]),
+        percent=row["phased_percent"],
+        whitelist=frozenset(row["phased_whitelist"] or ()),
+        calls_per_minute=row["calls_per_minute"],
+        resident_calls_per_minute=row["resident_calls_per_minute"],
+    )
+
+
+@dataclass
+class Runtime:
+    core: Core
+    host: SandboxHost
+    apps_dir: Path
+    refresh_s: float = 5.0
+    apps: dict[str, LiveApp] = field(default_factory=dict)
+    scenes: dict[tuple[str, str], str] = field(default_factory=dict)
+    _loading: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _loaded: set[str] = field(default_factory=set)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # ---- the view ---------------------------------------------------------------------------------------
+
+    def resolve(self, app_id: str, account_id: int) -> LiveVersion:
+        """The version this resident gets, or the reason there is none (suspended, unavailable)."""
+        live = self.apps.get(app_id)
+        if live is None:
+            raise e.AppNotFound()
+        if live.suspended:
+            raise e.AppSuspended(extra={"app_id": app_id})
+        chosen = live.version_for(account_id)
+        if chosen is None:
+            raise e.AppUnavailable(extra={"app_id": app_id})
+        return chosen
+
+    async def refresh(self, *, load: bool = True) -> None:
+        async with self._refresh_lock:
+            async with self.core.db.connection() as conn:
+                rows = await repository.live_apps(conn)
+                bindings = await repository.scene_bindings(conn)
+            self.apps = {row["app_id"]: _live(row) for row in rows}
+            self.scenes = {(b["kind"], b["scene"]): b["app_id"] for b in bindings}
+            wanted = {v.key for a in self.apps.values() if not a.suspended for v in a.versions()}
+            for key in sorted(self._loaded - wanted):
+                await self.unload(key)
+        if load:
+            for live in list(self.apps.values()):
+                if not live.suspended:
+                    for v in live.versions():
+                        try:
+                            await self.ensure_loaded(v)
+                        except Exception as exc:
+                            # One broken mini-app must never stop the server (or its start-up): its calls will
+                            # answer unavailable, and the next refresh tries again.
+                            log.warning("mini-app failed to load", extra={"app": v.key, "error": repr(exc)})
+
+    async def changed(self) -> None:
+        """This process made a transition: refresh now and tell the other processes."""
+        await self.refresh()
+        await self.core.cache.publish(CHANNEL, b"changed")
+
+    def start_listening(self) -> None:
+        self._tasks.append(asyncio.create_task(self._listen(), name="platform-listener"))
+        self._tasks.append(asyncio.create_task(self._poll(), name="platform-refresh"))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.core.cache.subscribe(CHANNEL) as messages:
+                    async for _ in messages:
+                        await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("platform listener failed; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("platform refresh failed", exc_info=True)
+
+    # ---- the host ---------------------------------------------------------------------------------------
+
+    async def ensure_loaded(self, version: LiveVersion) -> str:
+        """Unpack and start the version's workers unless they run already; returns the host key."""
+        key = version.key
+        if key in self._loaded:
+            return key
+        lock = self._loading.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key in self._loaded:
+                return key
+            async with self.core.db.connection() as conn:
+                found = await repository.archive(conn, version.app_id, version.version)
+            if found is None:
+                raise e.VersionNotFound()
+            digest, data = found
+            report = archive.check_archive(data, version.app_id)
+            folder = self.apps_dir / version.app_id / f"{version.version}-{digest[7:19]}"
+            await asyncio.to_thread(archive.unpack, report.files, folder)
+            try:
+                await self.host.load(folder)
+            except ValueError:
+                pass  # already registered on this host (a concurrent refresh won the race)
+            self._loaded.add(key)
+            log.info("mini-app loaded", extra={"app": key})
+            return key
+
+    async def unload(self, key: str) -> None:
+        """Stop a version's workers at once (suspend, revert, a version no longer live)."""
+        self._loaded.discard(key)
+        await self.host.unload(key)
+        log.info("mini-app unloaded", extra={"app": key})
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.host.close()
+
+    def forget_files(self, app_id: str) -> None:
+        shutil.rmtree(self.apps_dir / app_id, ignore_errors=True)

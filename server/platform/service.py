@@ -1,0 +1,68 @@
+"""The platform's services, built once at start-up: runtime view and sandbox host, registry, residents' side,
+capabilities, gateway. Controllers reach them through `platform: PlatformDep`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from sandbox import SandboxHost
+from server.core import Core
+from server.platform.capabilities import PlatformCapabilities
+from server.platform.config import PlatformSettings
+from server.platform.gateway import Gateway
+from server.platform.registry import Registry
+from server.platform.residents import Residents
+from server.platform.runtime import Runtime
+from server.platform.storage import AppStorage
+
+log = logging.getLogger("yima.platform")
+
+
+@dataclass
+class Platform:
+    core: Core
+    config: PlatformSettings
+    runtime: Runtime
+    registry: Registry
+    residents: Residents
+    storage: AppStorage
+    caps: PlatformCapabilities
+    gateway: Gateway
+
+    @classmethod
+    async def start(cls, core: Core, config: PlatformSettings, app_state: Any) -> Platform:
+        config.apps_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        storage = AppStorage(core.db)
+        host = SandboxHost(config.sandbox)
+        runtime = Runtime(core, host, config.apps_dir, refresh_s=config.refresh_s)
+        caps = PlatformCapabilities(core, runtime, app_state, storage)
+        host.provider = caps
+        await host.start()
+        platform = cls(
+            core=core,
+            config=config,
+            runtime=runtime,
+            registry=Registry(),
+            residents=Residents(runtime, lambda: getattr(app_state, "onecard", None)),
+            storage=storage,
+            caps=caps,
+            gateway=Gateway(core, runtime, caps, config),
+        )
+        await runtime.refresh()
+        runtime.start_listening()
+        return platform
+
+    async def transition(self, change: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+        """Run a release transition in its own transaction, then make it visible: residents see it when the
+        operator gets the answer (this process at once, the others over pub/sub)."""
+        async with self.core.db.transaction() as conn:
+            await change(conn)
+        await self.runtime.changed()
+
+    async def close(self) -> None:
+        await self.runtime.close()

@@ -1,0 +1,231 @@
+"""HTTP routes: terminal administration, scene policies, the terminal token, scans online and in batches, and the
+resident's scan history."""
+
+from __future__ import annotations
+
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeAlias
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from yima_sdk.terminal import ScanBatch, ScanBatchResult
+
+from server.auth import Role, allow
+from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
+from server.deps import Caller, Db
+from server.errors import BadRequest
+from server.terminals import errors, schemas
+from server.terminals.events import AppPart
+from server.terminals.plugin_state import Terminals
+from server.terminals.policies import CHANNEL, KINDS
+from server.terminals.registry import TerminalInfo
+
+TerminalsDep: TypeAlias = NamedDependency[Terminals]
+_batch_decoder = msgspec.json.Decoder(ScanBatch)
+_batch_encoder = msgspec.json.Encoder()
+
+
+def _miniapp(part: AppPart | None) -> schemas.MiniAppLines | None:
+    if part is None:
+        return None
+    return schemas.MiniAppLines(part.app_id, list(part.lines), part.missing, part.reason)
+
+
+def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
+    return schemas.TerminalOut(t.id, t.name, t.kind, t.scene, t.enabled, t.created_at, token_endpoint)
+
+
+class TerminalAdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]
+
+    @post("/terminals", status_code=201, opt=allow(Role.OPERATOR), operation_id="registerTerminal")
+    async def register(
+        self, data: JSONBody[schemas.TerminalRequest], principal: Caller, terminals: TerminalsDep, db: Db
+    ) -> schemas.TerminalOut:
+        """Register a terminal with its Ed25519 public key (audited)."""
+        info = await terminals.registry.register(
+            db,
+            actor=f"account:{principal.subject}",
+            name=data.name,
+            kind=data.kind,
+            scene=data.scene,
+            public_key=data.public_key,
+        )
+        return _out(info, terminals.registry.token_endpoint)
+
+    @get("/terminals", opt=allow(Role.OPERATOR), operation_id="listTerminals")
+    async def list_terminals(self, terminals: TerminalsDep, db: Db) -> list[schemas.TerminalOut]:
+        """Every registered terminal."""
+        return [_out(t, terminals.registry.token_endpoint) for t in await terminals.registry.list(db)]
+
+    @post(
+        "/terminals/{terminal_id:str}/disable",
+        status_code=200,
+        opt=allow(Role.OPERATOR),
+        operation_id="disableTerminal",
+    )
+    async def disable(
+        self, terminal_id: FromPath[str], principal: Caller, terminals: TerminalsDep
+    ) -> schemas.TerminalOut:
+        """Disable a terminal: its tokens stop working at once (audited)."""
+        info = await terminals.registry.disable(actor=f"account:{principal.subject}", terminal_id=terminal_id)
+        return _out(info, terminals.registry.token_endpoint)
+
+    @post(
+        "/terminals/{terminal_id:str}/enable",
+        status_code=200,
+        opt=allow(Role.OPERATOR),
+        operation_id="enableTerminal",
+    )
+    async def enable(
+        self, terminal_id: FromPath[str], principal: Caller, terminals: TerminalsDep, db: Db
+    ) -> schemas.TerminalOut:
+        """Enable a terminal again; it must fetch a new token (audited)."""
+        info = await terminals.registry.enable(
+            db, actor=f"account:{principal.subject}", terminal_id=terminal_id
+        )
+        return _out(info, terminals.registry.token_endpoint)
+
+    @get("/scene-policies", opt=allow(Role.OPERATOR), operation_id="listScenePolicies")
+    async def policies(self, terminals: TerminalsDep) -> list[schemas.ScenePolicyOut]:
+        """Which colours pass where, whether names show, how replays are answered."""
+        return [
+            schemas.ScenePolicyOut(
+                p.kind, p.scene, sorted(p.allowed_colours), p.show_name, p.replay, p.accept_ride_codes
+            )
+            for p in terminals.scans.policies.all()
+        ]
+
+    @put("/scene-policies/{kind:str}", opt=allow(Role.OPERATOR), operation_id="setScenePolicy")
+    async def set_policy(
+        self,
+        kind: FromPath[str],
+        data: JSONBody[schemas.ScenePolicyRequest],
+        principal: Caller,
+        terminals: TerminalsDep,
+        scene: Annotated[str, QueryParameter(max_length=100)] = "",
+    ) -> schemas.ScenePolicyOut:
+        """Set the policy of a kind of scene (or of one named scene with ?scene=...); audited, applies at once."""
+        if kind not in KINDS:
+            raise errors.PolicyInvalid(f"kind must be one of {', '.join(KINDS)}")
+        await terminals.update_policy(
+            actor=f"account:{principal.subject}",
+            kind=kind,
+            scene=scene,
+            allowed_colours=list(data.allowed_colours),
+            show_name=data.show_name,
+            replay=data.replay,
+            accept_ride_codes=data.accept_ride_codes,
+        )
+        p = terminals.scans.policies.for_scene(kind, scene)
+        return schemas.ScenePolicyOut(
+            p.kind, p.scene, sorted(p.allowed_colours), p.show_name, p.replay, p.accept_ride_codes
+        )
+
+
+class TerminalTokenController(Controller):
+    path = "/v1/terminal"
+    tags = ["terminal"]
+
+    @post("/token", status_code=200, opt=allow(PUBLIC), operation_id="terminalToken")
+    async def token(
+        self, request: Request[Any, Any, Any], terminals: TerminalsDep
+    ) -> Response[schemas.TerminalToken]:
+        """OAuth 2.0 client credentials with an RFC 7523 JWT client assertion (form-encoded): a short-lived
+        terminal token. The assertion: iss = sub = terminal id, aud = this endpoint's URL, unique jti, exp <= 5 min."""
+        body = await request.body()
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            raise BadRequest(
+                "Send application/x-www-form-urlencoded (RFC 6749)", code="request.unsupported_media"
+            )
+        try:
+            pairs = urllib.parse.parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=10)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The form body is malformed", code="request.malformed") from None
+        if any(len(v) != 1 for v in pairs.values()):
+            raise BadRequest("Each form field may appear once")
+        token, expires_in = await terminals.registry.issue_token({k: v[0] for k, v in pairs.items()})
+        return Response(schemas.TerminalToken(token, expires_in), headers={"Cache-Control": "no-store"})
+
+
+class ScanController(Controller):
+    path = "/v1"
+    tags = ["scans"]
+
+    @post("/scans", status_code=200, opt=allow(TERMINAL), operation_id="scan")
+    async def scan(
+        self, data: JSONBody[schemas.ScanRequest], principal: Caller, terminals: TerminalsDep
+    ) -> schemas.ScanResponse:
+        """Check a scanned code for this terminal's scene; the scan is stored before the answer."""
+        terminal = await terminals.registry.info(principal.subject)
+        scanned_at = data.scanned_at
+        if isinstance(scanned_at, int):
+            try:
+                scanned_at = datetime.fromtimestamp(scanned_at / 1000, UTC)
+            except (OverflowError, OSError, ValueError):
+                raise BadRequest("scanned_at is out of range") from None
+        elif scanned_at.tzinfo is None:
+            raise BadRequest("scanned_at needs a UTC offset")
+        outcome = await terminals.scans.scan(terminal, data.payload, scanned_at)
+        return schemas.ScanResponse(
+            result=outcome.result,  # type: ignore[arg-type]
+            reason=outcome.reason,
+            color=outcome.colour,  # type: ignore[arg-type]
+            scan_id=outcome.scan_id,
+            name=outcome.name,
+            credential_type=outcome.credential_type,
+            repeat=outcome.repeat,
+            expires_at=datetime.fromtimestamp(outcome.expires_at, UTC) if outcome.expires_at else None,
+            miniapp=_miniapp(outcome.miniapp),
+        )
+
+    @post(
+        "/scans/batch",
+        status_code=200,
+        opt=allow(TERMINAL),
+        operation_id="scanBatch",
+        media_type="application/json",
+    )
+    async def batch(
+        self, request: Request[Any, Any, Any], principal: Caller, terminals: TerminalsDep
+    ) -> Response[bytes]:
+        """Upload offline scan records (yima_sdk.terminal.ScanBatch). Each is re-verified here; a record id seen
+        before answers "duplicate", so resending a batch is safe."""
+        try:
+            batch = _batch_decoder.decode(await request.body())
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"Not a scan batch: {exc}", code="request.invalid") from None
+        terminal = await terminals.registry.info(principal.subject)
+        result: ScanBatchResult = await terminals.scans.upload_batch(terminal, batch)
+        return Response(_batch_encoder.encode(result), media_type="application/json")
+
+    @get("/me/scans", opt=allow(ANY_ACCOUNT), operation_id="listMyScans")
+    async def my_scans(
+        self,
+        principal: Caller,
+        terminals: TerminalsDep,
+        db: Db,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> list[schemas.MyScan]:
+        """Where the caller's codes were scanned, newest first."""
+        rows = await terminals.scans.my_scans(db, principal.account_id, limit)
+        return [
+            schemas.MyScan(
+                id=str(r["id"]),
+                at=r["received_at"],
+                result=r["result"],
+                terminal_name=r["name"],
+                kind=r["kind"],
+                scene=r["scene"],
+                reason=r["reason"],
+                color=r["colour"],
+            )
+            for r in rows
+        ]
+
+
+__all__ = ["CHANNEL", "ScanController", "TerminalAdminController", "TerminalTokenController"]

@@ -1,0 +1,33 @@
+"""Terminal-domain errors, each with a stable code."""
+
+from server.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, Unprocessable
+
+
+class InvalidClient(Unauthorized):
+    code, title = "terminal.invalid_client", "The client assertion is not valid"
+
+
+class UnsupportedGrant(BadRequest):
+    code, title = (
+        "terminal.unsupported_grant_type",
+        "Use grant_type=client_credentials with a JWT client assertion",
+    )
+
+
+class TerminalNotFound(NotFound):
+    code, title = "terminal.not_found", "No such terminal"
+
+
+class TerminalKeyInvalid(Unprocessable):
+    code, title = (
+        "terminal.public_key_invalid",
+        "public_key must be a raw Ed25519 public key in unpadded base64url",
+    )
+
+
+class PolicyInvalid(Unprocessable):
+    code, title = "policy.invalid", "The scene policy is not valid"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    code, title = "scan.batch_too_large", "Too many records in one batch"

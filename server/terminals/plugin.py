@@ -1,0 +1,85 @@
+"""Wires the terminals domain into the app (after the credentials plugin, whose services it uses)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.plugins import InitPluginProtocol
+
+from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
+from server.terminals.events import NoScanEvents
+from server.terminals.plugin_state import Terminals
+
+DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
+
+
+def provide_terminals(state: State) -> Terminals:
+    return state.terminals  # type: ignore[no-any-return]
+
+
+class TerminalsPlugin(InitPluginProtocol):
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.extend([TerminalAdminController, TerminalTokenController, ScanController])
+        app_config.dependencies["terminals"] = Provide(provide_terminals, sync_to_thread=False)
+        app_config.on_startup.append(self._start)
+        app_config.on_shutdown.insert(0, self._stop)
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        if getattr(app.state, "scan_events", None) is None:
+            app.state.scan_events = NoScanEvents()
+        app.state.terminals = await Terminals.start(app.state.core, app.state.credentials, app.state)
+
+    async def _stop(self, app: Litestar) -> None:
+        terminals: Terminals | None = getattr(app.state, "terminals", None)
+        if terminals is not None:
+            await terminals.stop()
+
+    async def seed_demo(self, app: Litestar) -> None:
+        """A demo clinic terminal; its private key goes to the dev data folder so a simulator can sign with it."""
+        import json
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding,
+            NoEncryption,
+            PrivateFormat,
+            PublicFormat,
+        )
+
+        core = app.state.core
+        path = Path(core.settings.data_dir) / DEMO_TERMINAL_KEY_FILE
+        if path.exists():
+            return
+        key = Ed25519PrivateKey.generate()
+
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        terminals: Terminals = app.state.terminals
+        async with core.db.transaction() as conn:
+            info = await terminals.registry.register(
+                conn,
+                actor="seed",
+                name="Guangde People's Hospital, entrance",
+                kind="clinic",
+                scene="guangde-peoples-hospital",
+                public_key=b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "terminal_id": info.id,
+                    "private_key": b64(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
+                    "token_endpoint": terminals.registry.token_endpoint,
+                },
+                indent=2,
+            )
+        )
+        path.chmod(0o600)

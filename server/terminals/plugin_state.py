@@ -1,0 +1,85 @@
+"""The terminals domain's services, built at start-up, and the listener that reloads scene policies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from server.core import Core
+from server.credentials.service import Credentials
+from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
+from server.terminals.policies import CHANNEL, ScenePolicies
+from server.terminals.recorder import ScanRecorder
+from server.terminals.registry import TerminalService
+from server.terminals.scans import ScanService
+
+log = logging.getLogger("yima.terminals")
+
+
+@dataclass
+class Terminals:
+    core: Core
+    registry: TerminalService
+    scans: ScanService
+    guard: ScanGuard
+    recorder: ScanRecorder
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, core: Core, credentials: Credentials, app_state: object) -> Terminals:
+        s = core.settings
+        guard: ScanGuard = (
+            RedisScanGuard(s.redis_url, s.redis_namespace) if s.redis_url else CacheScanGuard(core.cache)
+        )
+        recorder = ScanRecorder(core.db)
+        recorder.start()
+        policies = ScenePolicies()
+        async with core.db.connection() as conn:
+            await policies.load(conn)
+        scans = ScanService(
+            core,
+            credentials,
+            policies,
+            guard,
+            recorder,
+            events=getattr(app_state, "scan_events", None),
+            # Looked up per charge: the one-card plugin may start after this one.
+            settlement=lambda: getattr(app_state, "onecard", None),
+        )
+        terminals = cls(core, TerminalService(core), scans, guard, recorder)
+        terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))
+        return terminals
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.recorder.stop()
+        await self.guard.close()
+        self.scans.close()
+
+    async def update_policy(self, **fields: object) -> None:
+        async with self.core.db.transaction() as conn:
+            await self.scans.policies.update(conn, **fields)  # type: ignore[arg-type]
+        await self.reload_policies()
+        await self.core.cache.publish(CHANNEL, b"policies")
+
+    async def reload_policies(self) -> None:
+        async with self.core.db.connection() as conn:
+            await self.scans.policies.load(conn)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.core.cache.subscribe(CHANNEL) as messages:
+                    async for message in messages:
+                        if message == b"policies":
+                            await self.reload_policies()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("terminals listener failed; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)

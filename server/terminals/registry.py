@@ -1,0 +1,200 @@
+"""The terminal registry and the terminal token endpoint (OAuth client credentials with an RFC 7523 assertion)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from server import audit
+from server.core import Core
+from server.terminals import errors, repository
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME_S = 300
+_LEEWAY_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    id: str
+    name: str
+    kind: str
+    scene: str
+    enabled: bool
+    session_epoch: int
+    public_key: bytes
+    created_at: datetime
+
+
+def _info(row: asyncpg.Record) -> TerminalInfo:
+    return TerminalInfo(
+        row["id"],
+        row["name"],
+        row["kind"],
+        row["scene"],
+        row["enabled"],
+        row["session_epoch"],
+        bytes(row["public_key"]),
+        row["created_at"],
+    )
+
+
+def decode_public_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise errors.TerminalKeyInvalid() from None
+    return raw
+
+
+def session_id(terminal_id: str, epoch: int) -> str:
+    return f"terminal:{terminal_id}:{epoch}"
+
+
+class TerminalService:
+    def __init__(self, core: Core, clock: Callable[[], float] = time.time) -> None:
+        self._core = core
+        self.clock = clock
+        self.token_endpoint = core.settings.base_url.rstrip("/") + "/v1/terminal/token"
+        self._cache: dict[str, TerminalInfo] = {}
+
+    async def register(
+        self, conn: asyncpg.Connection, *, actor: str, name: str, kind: str, scene: str, public_key: str
+    ) -> TerminalInfo:
+        raw = decode_public_key(public_key)
+        terminal_id = "t-" + secrets.token_hex(8)
+        row = await repository.insert_terminal(
+            conn,
+            id=terminal_id,
+            name=name,
+            kind=kind,
+            scene=scene,
+            public_key=raw,
+            at=datetime.now(UTC),
+            by=actor,
+        )
+        await audit.append(
+            conn,
+            actor=actor,
+            action="terminal.registered",
+            target=f"terminal:{terminal_id}",
+            details={"kind": kind, "scene": scene},
+        )
+        return _info(row)
+
+    async def list(self, conn: asyncpg.Connection) -> list[TerminalInfo]:
+        return [_info(r) for r in await repository.list_terminals(conn)]
+
+    async def disable(self, *, actor: str, terminal_id: str) -> TerminalInfo:
+        async with self._core.db.transaction() as conn:
+            epoch = await repository.disable_terminal(conn, terminal_id, datetime.now(UTC))
+            if epoch is None:
+                raise errors.TerminalNotFound()
+            await audit.append(
+                conn, actor=actor, action="terminal.disabled", target=f"terminal:{terminal_id}"
+            )
+            row = await repository.get_terminal(conn, terminal_id)
+        # Every token of the old epoch dies now, on every worker: the guard checks this mark.
+        await self._core.sessions.end(session_id(terminal_id, epoch), self._core.tokens.ttl_s + 60)
+        self._cache.pop(terminal_id, None)
+        return _info(row)
+
+    async def enable(self, conn: asyncpg.Connection, *, actor: str, terminal_id: str) -> TerminalInfo:
+        if not await repository.enable_terminal(conn, terminal_id):
+            raise errors.TerminalNotFound()
+        await audit.append(conn, actor=actor, action="terminal.enabled", target=f"terminal:{terminal_id}")
+        self._cache.pop(terminal_id, None)
+        row = await repository.get_terminal(conn, terminal_id)
+        return _info(row)
+
+    async def info(self, terminal_id: str) -> TerminalInfo:
+        """Kind and scene of a terminal, cached: they never change after registration."""
+        cached = self._cache.get(terminal_id)
+        if cached is not None:
+            return cached
+        async with self._core.db.connection() as conn:
+            row = await repository.get_terminal(conn, terminal_id)
+        if row is None:
+            raise errors.TerminalNotFound()
+        info = _info(row)
+        self._cache[terminal_id] = info
+        return info
+
+    async def issue_token(self, form: dict[str, str]) -> tuple[str, int]:
+        """Check a client-credentials request with a JWT client assertion; answer a short-lived terminal token."""
+        if form.get("grant_type") != "client_credentials":
+            raise errors.UnsupportedGrant()
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise errors.InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE}")
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified: dict[str, Any] = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise errors.InvalidClient("The client assertion is not a JWT") from None
+        if header.get("alg") != "EdDSA":
+            raise errors.InvalidClient("The client assertion must be signed with EdDSA (Ed25519)")
+        terminal_id = unverified.get("iss")
+        if not isinstance(terminal_id, str) or len(terminal_id) > 64:
+            raise errors.InvalidClient("iss must be the terminal id")
+        if form.get("client_id") not in (None, terminal_id):
+            raise errors.InvalidClient("client_id differs from the assertion's iss")
+        async with self._core.db.connection() as conn:
+            row = await repository.get_terminal(conn, terminal_id)
+        if row is None:
+            raise errors.InvalidClient("Unknown terminal")
+        terminal = _info(row)
+        try:
+            claims = jwt.decode(
+                assertion,
+                Ed25519PublicKey.from_public_bytes(terminal.public_key),
+                algorithms=["EdDSA"],
+                audience=self.token_endpoint,
+                issuer=terminal.id,
+                leeway=_LEEWAY_S,
+                options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise errors.InvalidClient("The client assertion has expired") from None
+        except jwt.PyJWTError as exc:
+            raise errors.InvalidClient(f"The client assertion is not valid: {exc}") from None
+        now = self.clock()
+        if claims["sub"] != terminal.id:
+            raise errors.InvalidClient("sub must equal iss (the terminal id)")
+        if (
+            not isinstance(claims["exp"], int | float)
+            or claims["exp"] > now + MAX_ASSERTION_LIFETIME_S + _LEEWAY_S
+        ):
+            raise errors.InvalidClient("exp may be at most 5 minutes ahead")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
+            raise errors.InvalidClient("jti must be a unique string of 8-200 characters")
+        if not terminal.enabled:
+            raise errors.InvalidClient("This terminal is disabled", code="terminal.disabled")
+        # Single use: the assertion's id is remembered until the assertion could no longer pass the exp check.
+        fresh = await self._core.cache.set_if_absent(
+            f"terminal_jti:{terminal.id}:{hashlib.sha256(jti.encode()).hexdigest()}",
+            b"1",
+            max(1.0, float(claims["exp"]) - now + 2 * _LEEWAY_S),
+        )
+        if not fresh:
+            raise errors.InvalidClient(
+                "This client assertion was already used (jti)", code="terminal.assertion_replayed"
+            )
+        return await self._core.tokens.issue(
+            subject=terminal.id,
+            kind="terminal",
+            roles=[],
+            session_id=session_id(terminal.id, terminal.session_epoch),
+        )

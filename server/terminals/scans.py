@@ -1,0 +1,490 @@
+"""The scan pipeline, online and for offline batches; docs/scan.md describes it with its reason codes.
+
+decode -> signature against the trust list -> time window (clock-skew tolerance) -> revocation -> replay guard
+-> scene policy -> durable record -> event sink -> answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import asyncpg
+from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
+from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
+
+from server.core import Core
+from server.credentials import repository as credentials_repository
+from server.credentials.revocation import generation_key
+from server.credentials.service import Credentials
+from server.credentials.subject_ref import Subject
+from server.identity.id_number import mask_name
+from server.onecard.settlement import OfflineCharge
+from server.terminals import errors, repository
+from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
+from server.terminals.guard import ScanGuard
+from server.terminals.policies import ScenePolicies, ScenePolicy
+from server.terminals.recorder import ScanRecorder
+from server.terminals.registry import TerminalInfo
+
+MAX_BATCH_RECORDS = 1000
+MAX_OFFLINE_AGE_S = 7 * 86400
+VERIFY_THREADS = 2
+PARALLEL_VERIFY_MIN = 64
+"""Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
+
+
+def _verify_all(verifier: Verifier, items: list[tuple[str, float]]) -> list[VerifiedCode | CredentialError]:
+    """Verify (payload, at) pairs; runs on the verify pool. The verifier's caches are plain dicts, safe here."""
+    out: list[VerifiedCode | CredentialError] = []
+    for payload, at in items:
+        try:
+            out.append(verifier.verify(payload, at))
+        except CredentialError as exc:
+            out.append(exc)
+    return out
+
+
+class SettlementResult(Protocol):
+    status: str  # "settled" | "duplicate" | "rejected"
+    reason: str | None
+
+
+class OfflineSettlement(Protocol):
+    """What server/onecard provides as `app.state.onecard` to settle offline ride charges."""
+
+    async def settle_offline_charges(
+        self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
+    ) -> Sequence[SettlementResult]:
+        """One result per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
+        ...
+
+
+class _Offline:
+    """One offline record of an upload, on its way through the batch pipeline."""
+
+    __slots__ = (
+        "at",
+        "code",
+        "index",
+        "reason",
+        "record",
+        "scan_id",
+        "scanned_at",
+        "settlement",
+        "spends",
+        "subject",
+    )
+
+    def __init__(self, index: int, record: ScanRecord, received: datetime) -> None:
+        self.index, self.record = index, record
+        self.scan_id = uuid.uuid4()
+        at = record.scanned_at / 1000
+        try:
+            scanned_at = datetime.fromtimestamp(at, UTC)
+        except (OverflowError, OSError, ValueError):
+            scanned_at, at = received, float("nan")
+        self.at, self.scanned_at = at, scanned_at
+        self.code: VerifiedCode | None = None
+        self.subject: Subject | None = None
+        self.reason: str | None = None
+        self.settlement: str | None = None
+        self.spends = False
+
+    def row(self) -> tuple[Any, ...]:
+        code, subject = self.code, self.subject
+        return (
+            self.scan_id,
+            code.kind if code else None,
+            code.issuer if code else None,
+            code.subject_ref if code else None,
+            subject.account_id if subject else None,
+            code.colour if code else None,
+            "accept" if self.reason is None else "reject",
+            self.reason,
+            self.settlement,
+        )
+
+    def event(self, terminal: TerminalInfo) -> ScanEvent:
+        return ScanEvent(
+            str(self.scan_id),
+            terminal.id,
+            terminal.kind,
+            terminal.scene,
+            "accept" if self.reason is None else "reject",
+            self.reason,
+            self.code.kind if self.code else None,
+            self.subject.account_id if self.subject else None,
+            self.scanned_at,
+            "offline",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    scan_id: str
+    result: str
+    reason: str | None
+    colour: str | None
+    credential_type: str | None
+    name: str | None
+    repeat: bool
+    expires_at: int | None
+    miniapp: AppPart | None = None
+
+
+def _decision_value(result: str, reason: str | None, scan_id: str) -> bytes:
+    return f"{result}|{reason or ''}|{scan_id}".encode()
+
+
+def _parse_decision(value: bytes) -> tuple[str, str | None, str]:
+    result, reason, scan_id = value.decode().split("|", 2)
+    return result, reason or None, scan_id
+
+
+class ScanService:
+    def __init__(
+        self,
+        core: Core,
+        credentials: Credentials,
+        policies: ScenePolicies,
+        guard: ScanGuard,
+        recorder: ScanRecorder,
+        *,
+        clock: Callable[[], float] = time.time,
+        events: ScanEventSink | None = None,
+        settlement: Callable[[], OfflineSettlement | None] = lambda: None,
+    ) -> None:
+        self._core = core
+        self._credentials = credentials
+        self._issuer = credentials.trust.issuer
+        self._refs = credentials.ankang.refs
+        self.policies = policies
+        self._guard = guard
+        self._recorder = recorder
+        self.clock = clock
+        self.events: ScanEventSink = events or NoScanEvents()
+        self._settlement = settlement
+        self._names: dict[int, str] = {}
+        self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="scan-verify")
+
+    def close(self) -> None:
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def clock_skew_s(self) -> float:
+        return self._credentials.trust.clock_skew_s
+
+    async def _verify(self, payload: str, at: float) -> VerifiedCode:
+        trust = self._credentials.trust
+        try:
+            return trust.verifier.verify(payload, at)
+        except CredentialError as exc:
+            if exc.code == "credential.unknown_key" and await trust.recheck_for_unknown_key():
+                return trust.verifier.verify(payload, at)
+            raise
+
+    def _subject(self, code: VerifiedCode) -> Subject | None:
+        if code.issuer != self._issuer:
+            return None
+        return self._refs.open(code.subject_ref)
+
+    def _revoked(self, code: VerifiedCode, before: float) -> bool:
+        """The durable revocation list: revoked at or before `before`."""
+        revocations = self._credentials.revocations
+        at = revocations.revoked_at(code.issuer, "subject", code.subject_ref)
+        if at is None and code.certificate_serial is not None:
+            at = revocations.revoked_at(code.issuer, "device_certificate", code.certificate_serial)
+        return at is not None and at.timestamp() <= before
+
+    @staticmethod
+    def _policy_reason(policy: ScenePolicy, code: VerifiedCode) -> str | None:
+        if code.kind == "ride_code":
+            return None if policy.accept_ride_codes else "policy.credential_type_not_allowed"
+        if code.colour not in policy.allowed_colours:
+            return "policy.color_not_allowed"
+        return None
+
+    async def _masked_name(self, account_id: int) -> str | None:
+        # Names never change once verified, so this cache needs no invalidation.
+        name = self._names.get(account_id)
+        if name is None:
+            async with self._core.db.connection() as conn:
+                enc = await credentials_repository.name_enc(conn, account_id)
+            if enc is None:
+                return None
+            name = mask_name(self._core.cipher.decrypt("name", enc))
+            if len(self._names) > 100_000:
+                self._names.clear()
+            self._names[account_id] = name
+        return name
+
+    # -- online ---------------------------------------------------------------------------------------------
+
+    async def scan(self, terminal: TerminalInfo, payload: str, scanned_at: datetime) -> ScanOutcome:
+        now = self.clock()
+        scan_id = str(uuid.uuid4())
+        policy = self.policies.for_scene(terminal.kind, terminal.scene)
+        code: VerifiedCode | None = None
+        subject: Subject | None = None
+        repeat = False
+        result: str
+        reason: str | None
+        try:
+            code = await self._verify(payload, now)
+        except CredentialError as exc:
+            result, reason = "reject", exc.code
+        else:
+            subject = self._subject(code)
+            if code.kind == "ankang_code" and code.issuer == self._issuer and subject is None:
+                result, reason = "reject", "credential.malformed"
+            elif self._revoked(code, now):
+                result, reason = "reject", "credential.revoked"
+            else:
+                policy_reason = self._policy_reason(policy, code)
+                result, reason = ("reject", policy_reason) if policy_reason else ("accept", None)
+                once = policy.replay == "once" or code.kind == "ride_code"
+                replay_key: str | None = "scan:" + (
+                    code.replay_key.hex() if once else f"{terminal.id}:{code.replay_key.hex()}"
+                )
+                if once and policy_reason is not None:
+                    # A refused code was not spent: it may still pass where its colour is allowed.
+                    replay_key = None
+                ttl = max(1.0, code.expires_at - now + 2 * self.clock_skew_s)
+                mark_key = generation_key(subject.account_id) if subject is not None else None
+                earlier, mark = await self._guard.claim(
+                    replay_key, _decision_value(result, reason, scan_id), ttl, mark_key
+                )
+                if mark is not None and subject is not None and subject.generation < int(mark):
+                    result, reason = "reject", "credential.revoked"
+                elif earlier is not None:
+                    if once:
+                        result, reason = "reject", "scan.replayed"
+                    else:
+                        result, reason, _first = _parse_decision(earlier)
+                        repeat = True
+        account_id = subject.account_id if subject is not None else None
+        await self._recorder.record(
+            (
+                uuid.UUID(scan_id),
+                terminal.id,
+                datetime.fromtimestamp(now, UTC),
+                scanned_at,
+                "online",
+                code.kind if code else None,
+                code.issuer if code else None,
+                code.subject_ref if code else None,
+                account_id,
+                code.colour if code else None,
+                result,
+                reason,
+                repeat,
+            )
+        )
+        miniapp = await self.events.scan_recorded(
+            ScanEvent(
+                scan_id,
+                terminal.id,
+                terminal.kind,
+                terminal.scene,
+                result,
+                reason,
+                code.kind if code else None,
+                account_id,
+                scanned_at,
+                "online",
+            )
+        )
+        name = None
+        if (
+            policy.show_name
+            and account_id is not None
+            and (result == "accept" or (reason or "").startswith("policy."))
+        ):
+            name = await self._masked_name(account_id)
+        return ScanOutcome(
+            scan_id,
+            result,
+            reason,
+            code.colour if code else None,
+            code.kind if code else None,
+            name,
+            repeat,
+            code.expires_at if code else None,
+            miniapp,
+        )
+
+    # -- offline batches ------------------------------------------------------------------------------------
+
+    async def upload_batch(self, terminal: TerminalInfo, batch: ScanBatch) -> ScanBatchResult:
+        """Re-verify every record on the server, deduplicate by (terminal, record id), settle charges; one
+        transaction, so a batch sent three times or on two workers at once is applied once.
+
+        A batch costs a fixed handful of statements whatever its size: claim the records, verify them all (CPU
+        only), claim the spent codes, settle the ride charges in one call, write the decisions.
+        """
+        records = batch.records
+        if len(records) > MAX_BATCH_RECORDS:
+            raise errors.BatchTooLarge(f"At most {MAX_BATCH_RECORDS} records per batch")
+        policy = self.policies.for_scene(terminal.kind, terminal.scene)
+        now = self.clock()
+        received = datetime.fromtimestamp(now, UTC)
+        answers: list[tuple[str, str | None]] = [("duplicate", None)] * len(records)
+        offline: list[_Offline] = []
+        seen: set[str] = set()
+        for i, record in enumerate(records):
+            if not 1 <= len(record.record_id) <= 64:
+                answers[i] = ("rejected", "scan.record_id_invalid")
+            elif record.record_id not in seen:  # the same record twice in one upload: the first decides
+                seen.add(record.record_id)
+                offline.append(_Offline(i, record, received))
+        # Verify first, outside the transaction: CPU only, and a twin upload on another worker waits less.
+        await self._offline_verify(offline, policy, now)
+        events: list[ScanEvent] = []
+        async with self._core.db.transaction() as conn:
+            claimed = await repository.claim_offline_records(
+                conn,
+                terminal.id,
+                received,
+                [
+                    (
+                        o.scan_id,
+                        o.record.record_id,
+                        o.scanned_at,
+                        o.record.amount_fen,
+                        o.record.clock_source,
+                        o.record.local_result,
+                    )
+                    for o in offline
+                ],
+            )
+            mine = [o for o in offline if o.record.record_id in claimed]
+            await self._offline_replays(conn, mine, policy, received)
+            await self._settle(conn, terminal, mine)
+            await repository.settle_offline_records(conn, [o.row() for o in mine])
+        for o in mine:
+            answers[o.index] = ("accepted" if o.reason is None else "rejected", o.reason)
+            events.append(o.event(terminal))
+        for event in events:
+            await self.events.scan_recorded(event)
+        results = [
+            ScanRecordResult(record_id=r.record_id, status=status, reason=reason)  # type: ignore[arg-type]
+            for r, (status, reason) in zip(records, answers, strict=True)
+        ]
+        return ScanBatchResult(batch_id=batch.batch_id, results=results)
+
+    async def _offline_verify(self, offline: list[_Offline], policy: ScenePolicy, now: float) -> None:
+        """The checks that need no database: the terminal's clock, the amount, signatures, revocation.
+
+        Signatures are checked on a small thread pool: `cryptography` releases the GIL while verifying, so a
+        large upload uses every core of the machine while this worker's event loop keeps serving.
+        """
+        checked: list[_Offline] = []
+        for o in offline:
+            at = o.at
+            if (
+                not at == at or at > now + self.clock_skew_s
+            ):  # NaN or in the future: the terminal clock is wrong
+                o.reason = "scan.clock_invalid"
+            elif at < now - MAX_OFFLINE_AGE_S:
+                o.reason = "scan.too_old"
+            elif o.record.amount_fen < 0:
+                o.reason = "scan.amount_invalid"
+            else:
+                checked.append(o)
+        items = [(o.record.payload, o.at) for o in checked]
+        verifier = self._credentials.trust.verifier
+        if len(items) < PARALLEL_VERIFY_MIN:
+            verdicts = _verify_all(verifier, items)
+        else:
+            loop = asyncio.get_running_loop()
+            step = -(-len(items) // VERIFY_THREADS)
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(self._verify_pool, _verify_all, verifier, items[i : i + step])
+                    for i in range(0, len(items), step)
+                )
+            )
+            verdicts = [v for part in parts for v in part]
+        for o, verdict in zip(checked, verdicts, strict=True):
+            if isinstance(verdict, CredentialError):
+                if verdict.code != "credential.unknown_key":
+                    o.reason = verdict.code
+                    continue
+                try:  # a key newer than this worker's trust list: refresh it once, then decide
+                    verdict = await self._verify(o.record.payload, o.at)
+                except CredentialError as exc:
+                    o.reason = exc.code
+                    continue
+            code = verdict
+            o.code, o.subject = code, self._subject(code)
+            if code.kind == "ankang_code" and code.issuer == self._issuer and o.subject is None:
+                o.reason = "credential.malformed"
+            elif self._revoked(code, o.at + self.clock_skew_s):
+                o.reason = "credential.revoked"
+            else:
+                # Offline, a code spent once anywhere (payment scenes, every ride code) is claimed durably; an
+                # entry scene accepts the same code again, as the terminal itself did.
+                o.spends = policy.replay == "once" or code.kind == "ride_code"
+                if not o.spends:
+                    o.reason = self._policy_reason(policy, code)
+
+    async def _offline_replays(
+        self, conn: asyncpg.Connection, mine: list[_Offline], policy: ScenePolicy, received: datetime
+    ) -> None:
+        spending: dict[bytes, _Offline] = {}
+        for o in mine:
+            if o.spends and o.code is not None:
+                if o.code.replay_key in spending:  # spent earlier in this same upload
+                    o.reason = "scan.replayed"
+                else:
+                    spending[o.code.replay_key] = o
+        claimed = await repository.claim_replays(
+            conn, [(key, o.scan_id) for key, o in spending.items()], received
+        )
+        for key, o in spending.items():
+            assert o.code is not None
+            o.reason = self._policy_reason(policy, o.code) if key in claimed else "scan.replayed"
+
+    async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
+        """Every accepted ride charge of the batch in one call to the one-card domain, in this transaction."""
+        hook = self._settlement()
+        charged = [
+            o
+            for o in mine
+            if o.reason is None
+            and o.code is not None
+            and o.code.kind == "ride_code"
+            and o.code.certificate_serial is not None
+            and o.record.amount_fen > 0
+        ]
+        if hook is None or not charged:
+            return
+        outcomes = await hook.settle_offline_charges(
+            conn,
+            [
+                OfflineCharge(
+                    account_ref=o.code.subject_ref,  # type: ignore[union-attr]
+                    device_certificate_serial=o.code.certificate_serial,  # type: ignore[union-attr,arg-type]
+                    amount_fen=o.record.amount_fen,
+                    record_id=o.record.record_id,
+                    terminal_id=terminal.id,
+                    scanned_at=o.scanned_at,
+                )
+                for o in charged
+            ],
+        )
+        for o, outcome in zip(charged, outcomes, strict=True):
+            if outcome.status == "rejected":
+                o.reason, o.settlement = outcome.reason or "settlement.rejected", "rejected"
+            else:
+                o.settlement = outcome.status
+
+    async def my_scans(self, conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:
+        return await repository.scans_of_account(conn, account_id, limit)

@@ -1,0 +1,103 @@
+"""Wire types of terminals, scene policies and scans."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+from server.wire import Inbound, Outbound
+
+TerminalKind = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]
+Colour = Literal["green", "yellow", "red"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class TerminalRequest(Inbound):
+    name: Name
+    kind: TerminalKind
+    scene: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=100, description="what it serves: a bus line, a clinic")
+    ]
+    public_key: Annotated[
+        str, msgspec.Meta(min_length=43, max_length=43, description="raw Ed25519, unpadded base64url")
+    ]
+
+
+class TerminalOut(Outbound):
+    id: str
+    name: str
+    kind: str
+    scene: str
+    enabled: bool
+    created_at: dt.datetime
+    token_endpoint: str
+    """The `aud` of the terminal's client assertions."""
+
+
+class TerminalToken(Outbound):
+    access_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+class ScenePolicyRequest(Inbound):
+    allowed_colours: list[Colour]
+    show_name: bool
+    replay: Literal["once", "per_terminal"]
+    accept_ride_codes: bool = False
+
+
+class ScenePolicyOut(Outbound):
+    kind: str
+    scene: str
+    """'' is the default for every scene of the kind."""
+    allowed_colours: list[str]
+    show_name: bool
+    replay: str
+    accept_ride_codes: bool
+
+
+class ScanRequest(Inbound):
+    payload: Annotated[str, msgspec.Meta(max_length=4096)]
+    scanned_at: dt.datetime | int
+    """When the terminal read the code: ISO 8601, or unix milliseconds."""
+
+
+class MiniAppLines(Outbound):
+    """What the mini-app bound to the scene added to a scan answer."""
+
+    app_id: str
+    lines: list[str]
+    """At most 4 display lines of 40 characters."""
+    missing: bool
+    """The app failed or missed the deadline: the scan answer came without its lines."""
+    reason: str | None
+    """Why it is missing (`miniapp.timeout`, `miniapp.failed`, `miniapp.suspended`...)."""
+
+
+class ScanResponse(Outbound):
+    result: Literal["accept", "reject"]
+    reason: str | None
+    color: Colour | None
+    scan_id: str
+    name: str | None = None
+    """Masked ("王**"), only where the scene policy shows names."""
+    credential_type: str | None = None
+    repeat: bool = False
+    """The same code at the same entry terminal again: the first answer, given again."""
+    expires_at: dt.datetime | None = None
+    miniapp: MiniAppLines | None = None
+    """Omitted when no mini-app is bound to the terminal's scene (or the scan was refused)."""
+
+
+class MyScan(Outbound):
+    id: str
+    at: dt.datetime
+    result: str
+    terminal_name: str
+    kind: str
+    scene: str
+    reason: str | None = None
+    color: str | None = None

@@ -1,0 +1,131 @@
+"""Platform test fixtures: the app with a real sandbox (all layers required, one worker per app), developers,
+operators, and helpers that pack, publish, review and release a probe app over the real HTTP API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from yima_sdk.pack import pack
+
+from sandbox import SandboxSettings
+from server.app import create_app
+from server.platform.config import PlatformSettings
+from server.platform.plugin import PlatformPlugin
+from server.settings import Settings
+from tests.conftest import AppClient, Session, login, login_with_role
+from tests.platform.probe_app import PROBE_MANIFEST, PROBE_SOURCE
+
+
+@pytest.fixture(scope="session")
+def apps_dir() -> Iterator[Path]:
+    # under /tmp with 0755 all the way: the sandbox's unprivileged uid must read unpacked apps
+    folder = Path(tempfile.mkdtemp(prefix="yima-platform-apps-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def app(settings: Settings, apps_dir: Path) -> Litestar:
+    application = create_app(settings)
+    plugin = application.plugins.get(PlatformPlugin)
+    plugin.config = PlatformSettings(
+        sandbox=SandboxSettings(max_workers=1, queue_limit=256),  # production layers: all required
+        apps_dir=apps_dir,
+        max_request_bytes=64 * 1024,
+        max_response_bytes=256 * 1024,
+        scan_deadline_ms=300,
+    )
+    return application
+
+
+def new_app_id(name: str = "probe") -> str:
+    return f"test.p{secrets.token_hex(4)}.{name}"
+
+
+def write_probe(root: Path, app_id: str, version: str = "1.0.0") -> Path:
+    folder = root / f"{app_id}-{version}"
+    folder.mkdir(parents=True)
+    (folder / "miniapp.toml").write_text(
+        PROBE_MANIFEST.replace("{app_id}", app_id).replace("{version}", version)
+    )
+    (folder / "app.py").write_text(PROBE_SOURCE.replace("{version}", version))
+    (folder / "tests").mkdir()
+    (folder / "tests" / "test_probe.py").write_text("def test_nothing():\n    pass\n")  # not shipped
+    return folder
+
+
+@dataclass
+class Team:
+    """A developer with a token and an operator, on one running app."""
+
+    client: AppClient
+    developer: Session
+    token: str
+    operator: Session
+
+    @property
+    def dev_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}", "content-type": "application/zip"}
+
+    async def publish(self, data: bytes, app_id: str) -> Any:
+        return await self.client.post(
+            f"/v1/developer/apps/{app_id}/versions", content=data, headers=self.dev_headers
+        )
+
+    async def admin(self, method: str, path: str, **kw: Any) -> Any:
+        return await self.client.request(
+            method, f"/v1/admin/miniapps{path}", headers=self.operator.headers, **kw
+        )
+
+    async def ship(
+        self, folder: Path, *, percent: int = 100, whitelist: list[int] | None = None
+    ) -> tuple[str, str]:
+        """pack -> publish -> approve -> release; returns (app_id, version)."""
+        package = pack(folder)
+        app_id, version = package.manifest.id, package.manifest.version
+        r = await self.publish(package.data, app_id)
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "in_review", r.json()
+        r = await self.admin(
+            "POST",
+            f"/{app_id}/versions/{version}/review",
+            json={"decision": "approve", "reason": "looks fine"},
+        )
+        assert r.status_code == 200, r.text
+        r = await self.admin(
+            "POST",
+            f"/{app_id}/release",
+            json={"version": version, "percent": percent, "whitelist": whitelist or []},
+        )
+        assert r.status_code == 200, r.text
+        return app_id, version
+
+
+async def make_team(client: AppClient) -> Team:
+    developer = await login_with_role(client, "developer")
+    r = await client.post("/v1/developer/tokens", headers=developer.headers)
+    assert r.status_code == 201, r.text
+    operator = await login_with_role(client, "operator")
+    return Team(client, developer, r.json()["token"], operator)
+
+
+@pytest.fixture
+async def team(client: AppClient) -> AsyncIterator[Team]:
+    yield await make_team(client)
+
+
+async def call(client: AppClient, who: Session, app_id: str, method: str, path: str, **kw: Any) -> Any:
+    return await client.request(method, f"/v1/miniapps/{app_id}/api{path}", headers=who.headers, **kw)
+
+
+__all__ = ["Team", "call", "login", "make_team", "new_app_id", "write_probe"]

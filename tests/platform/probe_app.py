@@ -1,0 +1,123 @@
+"""Source of the probe mini-app the platform tests publish (written into a fresh folder per test, with its
+own app id, so tests sharing one database never share an app)."""
+
+from __future__ import annotations
+
+PROBE_SOURCE = '''
+"""Probe: one route per platform behaviour the tests check."""
+
+import asyncio
+
+from yima_sdk import App, ConsentDenied, Context, CounterOutOfRange, Request, Response, VersionConflict
+
+app = App()
+
+
+@app.get("/whoami")
+async def whoami(ctx: Context, request: Request) -> dict:
+    return {"user_id": await ctx.user.id(), "version": "{version}"}
+
+
+@app.get("/age")
+async def age(ctx: Context, request: Request) -> Response:
+    try:
+        born = await ctx.user.scope("birth_date")
+    except ConsentDenied as exc:
+        return Response.json({"code": exc.code, "detail": "we need your birth date for the senior fare"}, status=403)
+    return Response.json({"birth_date": born})
+
+
+@app.get("/age-uncaught")
+async def age_uncaught(ctx: Context, request: Request) -> dict:
+    return {"birth_date": await ctx.user.scope("birth_date")}
+
+
+@app.put("/docs/{key}")
+async def put_doc(ctx: Context, request: Request) -> Response:
+    body = request.json()
+    try:
+        version = await ctx.storage.put(request.path_params["key"], body["value"], expected_version=body.get("expected"))
+    except VersionConflict as exc:
+        return Response.json({"code": exc.code}, status=409)
+    return Response.json({"version": version})
+
+
+@app.get("/docs/{key}")
+async def get_doc(ctx: Context, request: Request) -> dict:
+    doc = await ctx.storage.get_document(request.path_params["key"])
+    return {"doc": None if doc is None else {"value": doc.value, "version": doc.version}}
+
+
+@app.get("/list")
+async def listing(ctx: Context, request: Request) -> dict:
+    page = await ctx.storage.list(prefix=request.query.get("prefix", ""), cursor=request.query.get("cursor"), limit=2)
+    return {"keys": [d.key for d in page.items], "cursor": page.cursor}
+
+
+@app.post("/book")
+async def book(ctx: Context, request: Request) -> Response:
+    try:
+        taken = await ctx.storage.counter_add("slots:day1", 1, max=30)
+    except CounterOutOfRange:
+        return Response.json({"code": "full"}, status=409)
+    return Response.json({"taken": taken})
+
+
+@app.post("/echo")
+async def echo(ctx: Context, request: Request) -> dict:
+    return {"length": len(request.body)}
+
+
+@app.get("/big")
+async def big(ctx: Context, request: Request) -> bytes:
+    return b"x" * int(request.query["n"])
+
+
+@app.post("/notify")
+async def notify(ctx: Context, request: Request) -> dict:
+    return {"message": await ctx.notify.send("Your book is ready", "Collect it at the front desk")}
+
+
+@app.post("/charge")
+async def charge(ctx: Context, request: Request) -> dict:
+    payment = await ctx.payments.charge(200, "Late return fee", "late-fee-0001")
+    return {"id": payment.id, "status": payment.status}
+
+
+@app.get("/charge/{id}")
+async def charge_status(ctx: Context, request: Request) -> dict:
+    return {"status": (await ctx.payments.status(request.path_params["id"])).status}
+
+
+@app.on_scan("clinic")
+async def clinic(ctx: Context, event) -> dict:
+    await ctx.storage.put("last-scan", {"user": event.user_id, "scene": event.scene_id})
+    return {"lines": ["Queue number 7", "Room 203"]}
+
+
+@app.on_scan("pharmacy")
+async def slow(ctx: Context, event) -> dict:
+    await asyncio.sleep(1.5)
+    return {"lines": ["too late"]}
+
+
+@app.on_scan("bus")
+async def broken(ctx: Context, event) -> dict:
+    raise RuntimeError("the app has a bug")
+'''
+
+PROBE_MANIFEST = """
+id = "{app_id}"
+name = "Probe {app_id}"
+version = "{version}"
+entry = "app:app"
+capabilities = ["user", "storage", "notify", "payments", "credentials", "log"]
+scenes = ["clinic", "pharmacy", "bus"]
+
+[scopes]
+birth_date = "Seniors ride free: we check your age"
+
+[limits]
+workers = 1
+timeout_ms = 2000
+"""

@@ -1,0 +1,145 @@
+"""Offline batch upload: re-verified on the server, deduplicated by record id, idempotent on retries and on two
+workers at once, ride charges settled through the one-card hook in the same transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+from yima_sdk.codes import issue_device_certificate
+from yima_sdk.holder import Holder
+
+from server.app import create_app
+from tests.conftest import login_with_role, serve
+from tests.credentials.helpers import ankang_payload, register_terminal, terminal_token, verified_resident
+
+
+def _record(payload, *, amount=0, at=None, local="accept", record_id=None):
+    return {
+        "record_id": record_id or str(uuid.uuid4()),
+        "payload": payload,
+        "scanned_at": int((at or time.time()) * 1000),
+        "clock_source": "ntp",
+        "amount_fen": amount,
+        "local_result": local,
+        "local_reason": None,
+    }
+
+
+async def _upload(client, headers, records, batch_id=None):
+    r = await client.post(
+        "/v1/scans/batch",
+        json={"batch_id": batch_id or str(uuid.uuid4()), "records": records},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    return [(x["status"], x["reason"]) for x in r.json()["results"]]
+
+
+async def _ride_holder(client, account_id):
+    core, credentials = client.app.state.core, client.app.state.credentials
+    key = await core.keys.active("issuer")
+    holder = Holder.generate()
+    certificate = issue_device_certificate(
+        key.private_key,
+        bytes.fromhex(key.kid),
+        341822,
+        credentials.ankang.refs.seal(account_id, 0, 0),
+        holder.device_public_key,
+        int(time.time()) - 60,
+        24,
+        20,
+        5000,
+    )
+    holder.install_certificate(certificate)
+    return holder
+
+
+async def test_batch_is_reverified_and_idempotent_across_retries_and_workers(client, settings):
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    terminal_id, key = await register_terminal(client, operator, kind="clinic")
+    headers = await terminal_token(client, terminal_id, key)
+    good = await ankang_payload(client, resident)
+    forged = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+    records = [
+        _record(good),
+        _record(forged),  # the terminal said accept; the server never trusts that
+        _record(good, at=time.time() + 3600),  # a terminal clock in the future
+        _record("garbage"),
+    ]
+    batch_id = str(uuid.uuid4())
+    first = await _upload(client, headers, records, batch_id)
+    assert first == [
+        ("accepted", None),
+        ("rejected", "credential.bad_signature"),
+        ("rejected", "scan.clock_invalid"),
+        ("rejected", "credential.malformed"),
+    ]
+    assert await _upload(client, headers, records, batch_id) == [("duplicate", None)] * 4
+    async with serve(create_app(settings)) as worker_b:
+        headers_b = await terminal_token(worker_b, terminal_id, key)
+        fresh = [_record(good) for _ in range(3)]
+        both = await asyncio.gather(_upload(client, headers, fresh), _upload(worker_b, headers_b, fresh))
+    # Each record is applied exactly once, whichever worker got there first.
+    for i in range(3):
+        assert sorted([both[0][i][0], both[1][i][0]]) == ["accepted", "duplicate"]
+    async with client.app.state.core.db.connection() as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM scans WHERE terminal_id = $1 AND mode = 'offline'", terminal_id
+        )
+    assert count == 7
+
+
+@dataclass
+class _Settled:
+    status: str
+    reason: str | None
+
+
+class _RecordingSettlement:
+    """Stands in for the one-card domain's hook; records what it was asked to settle, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, int, bool]]] = []
+
+    async def settle_offline_charges(self, conn, charges):
+        in_transaction = conn.is_in_transaction()
+        self.calls.append([(c.record_id, c.amount_fen, in_transaction) for c in charges])
+        return [
+            _Settled("rejected", "onecard.insufficient_balance")
+            if c.amount_fen > 1000
+            else _Settled("settled", None)
+            for c in charges
+        ]
+
+
+async def test_ride_charges_are_settled_once_and_ride_codes_spent_once(client):
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    bus_a, key_a = await register_terminal(client, operator, kind="bus")
+    bus_b, key_b = await register_terminal(client, operator, kind="bus")
+    holder = await _ride_holder(client, resident.account_id)
+    now = time.time()
+    ride1, ride2, ride3 = holder.ride_code(now), holder.ride_code(now), holder.ride_code(now)
+    settlement = _RecordingSettlement()
+    previous = getattr(client.app.state, "onecard", None)
+    client.app.state.onecard = settlement
+    try:
+        a = await _upload(
+            client,
+            await terminal_token(client, bus_a, key_a),
+            [_record(ride1, amount=200), _record(ride2, amount=5000), _record(ride3, amount=0)],
+        )
+        # The same ride code (same certificate and counter) uploaded by another bus: spent already.
+        b = await _upload(client, await terminal_token(client, bus_b, key_b), [_record(ride1, amount=200)])
+    finally:
+        client.app.state.onecard = previous
+    assert a == [("accepted", None), ("rejected", "onecard.insufficient_balance"), ("accepted", None)]
+    assert b == [("rejected", "scan.replayed")]
+    # The upload's charges went over in one call, inside the upload's transaction; the replayed one never did.
+    assert [[(amount, inside) for _, amount, inside in call] for call in settlement.calls] == [
+        [(200, True), (5000, True)]
+    ]

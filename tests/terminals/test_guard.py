@@ -1,0 +1,40 @@
+"""One contract for both replay guards: Redis (many workers) and the in-process cache (`yima dev`)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from server.cache import MemoryCache, RedisCache
+from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def guard_and_cache(request):
+    namespace = f"yimaguard-{secrets.token_hex(4)}:"
+    if request.param == "redis":
+        cache = RedisCache(REDIS_URL, namespace=namespace)
+        guard: ScanGuard = RedisScanGuard(REDIS_URL, namespace)
+    else:
+        cache = MemoryCache()
+        guard = CacheScanGuard(cache)
+    yield guard, cache
+    await guard.close()
+    await cache.close()
+
+
+async def test_first_claim_wins_and_later_ones_read_it(guard_and_cache):
+    guard, _ = guard_and_cache
+    assert await guard.claim("scan:k", b"accept||1", 60) == (None, None)
+    assert await guard.claim("scan:k", b"accept||2", 60) == (b"accept||1", None)
+    assert await guard.claim("scan:other", b"x", 60) == (None, None)
+
+
+async def test_the_revocation_mark_is_read_in_the_same_call(guard_and_cache):
+    guard, cache = guard_and_cache
+    assert await guard.claim("scan:a", b"v", 60, "ankang:generation:7") == (None, None)
+    await cache.set("ankang:generation:7", b"2", 60)  # written by the revocation service through the cache
+    assert await guard.claim("scan:b", b"v", 60, "ankang:generation:7") == (None, b"2")
+    assert await guard.claim(None, b"v", 60, "ankang:generation:7") == (None, b"2")

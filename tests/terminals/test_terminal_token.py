@@ -1,0 +1,106 @@
+"""Terminal registration and the RFC 7523 token: what a good assertion gets, what every bad one gets."""
+
+from __future__ import annotations
+
+from tests.conftest import login, login_with_role
+from tests.credentials.helpers import (
+    client_assertion,
+    register_terminal,
+    terminal_token,
+    token_form,
+)
+
+
+async def test_registered_terminal_gets_a_token_and_can_scan(client):
+    operator = await login_with_role(client, "operator")
+    terminal_id, key = await register_terminal(client, operator, kind="bus", scene="line-3")
+    headers = await terminal_token(client, terminal_id, key)
+    r = await client.post("/v1/scans", json={"payload": "YA:00", "scanned_at": 0}, headers=headers)
+    assert r.status_code == 200 and r.json()["reason"] == "credential.malformed"
+
+
+async def test_residents_cannot_register_terminals_and_bad_keys_are_refused(client):
+    resident = await login(client)
+    r = await client.post(
+        "/v1/admin/terminals",
+        json={"name": "x", "kind": "bus", "scene": "s", "public_key": "A" * 43},
+        headers=resident.headers,
+    )
+    assert r.status_code == 403
+    operator = await login_with_role(client, "operator")
+    r = await client.post(
+        "/v1/admin/terminals",
+        json={"name": "x", "kind": "boat", "scene": "s", "public_key": "A" * 43},
+        headers=operator.headers,
+    )
+    assert r.status_code == 400
+    r = await client.post(
+        "/v1/admin/terminals",
+        json={"name": "x", "kind": "bus", "scene": "s", "public_key": "!" * 43},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and r.json()["code"] == "terminal.public_key_invalid"
+
+
+async def test_bad_assertions_are_refused_with_stable_codes(client):
+    operator = await login_with_role(client, "operator")
+    terminal_id, key = await register_terminal(client, operator)
+    other_id, other_key = await register_terminal(client, operator)
+
+    async def code_of(form):
+        r = await client.post("/v1/terminal/token", data=form)
+        assert r.status_code in (400, 401), r.text
+        return r.json()["code"]
+
+    good = client_assertion(terminal_id, key)
+    assert await code_of({**token_form(good), "grant_type": "password"}) == "terminal.unsupported_grant_type"
+    assert await code_of({**token_form(good), "client_assertion_type": "x"}) == "terminal.invalid_client"
+    assert await code_of(token_form(client_assertion(terminal_id, other_key))) == "terminal.invalid_client"
+    assert await code_of(token_form(client_assertion(terminal_id, key, aud="http://evil/token"))) == (
+        "terminal.invalid_client"
+    )
+    assert (
+        await code_of(token_form(client_assertion(terminal_id, key, exp_in=-60))) == "terminal.invalid_client"
+    )
+    assert (
+        await code_of(token_form(client_assertion(terminal_id, key, exp_in=3600)))
+        == "terminal.invalid_client"
+    )
+    assert (
+        await code_of(token_form(client_assertion(terminal_id, key, sub=other_id)))
+        == "terminal.invalid_client"
+    )
+    assert await code_of(token_form("not.a.jwt")) == "terminal.invalid_client"
+    # jti is single-use: the same assertion twice is refused the second time.
+    once = client_assertion(terminal_id, key)
+    assert (await client.post("/v1/terminal/token", data=token_form(once))).status_code == 200
+    assert await code_of(token_form(once)) == "terminal.assertion_replayed"
+
+
+async def test_disabling_a_terminal_stops_its_tokens_at_once(client):
+    operator = await login_with_role(client, "operator")
+    terminal_id, key = await register_terminal(client, operator)
+    headers = await terminal_token(client, terminal_id, key)
+    body = {"payload": "YA:00", "scanned_at": 0}
+    assert (await client.post("/v1/scans", json=body, headers=headers)).status_code == 200
+    r = await client.post(f"/v1/admin/terminals/{terminal_id}/disable", headers=operator.headers)
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    r = await client.post("/v1/scans", json=body, headers=headers)
+    assert r.status_code == 401 and r.json()["code"] == "auth.session_ended"
+    r = await client.post("/v1/terminal/token", data=token_form(client_assertion(terminal_id, key)))
+    assert r.status_code == 401 and r.json()["code"] == "terminal.disabled"
+    # Enabled again, it needs a new token; the old one stays dead.
+    assert (
+        await client.post(f"/v1/admin/terminals/{terminal_id}/enable", headers=operator.headers)
+    ).status_code == 200
+    assert (await client.post("/v1/scans", json=body, headers=headers)).status_code == 401
+    fresh = await terminal_token(client, terminal_id, key)
+    assert (await client.post("/v1/scans", json=body, headers=fresh)).status_code == 200
+
+
+async def test_terminal_tokens_cannot_call_resident_routes(client):
+    operator = await login_with_role(client, "operator")
+    terminal_id, key = await register_terminal(client, operator)
+    headers = await terminal_token(client, terminal_id, key)
+    assert (await client.get("/v1/me/codes/ankang", headers=headers)).status_code == 403
+    assert (await client.get("/v1/admin/terminals", headers=headers)).status_code == 403
