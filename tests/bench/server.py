@@ -83,8 +83,9 @@ def yima_serve(workers: int = 2, **extra_env: str) -> Iterator[RunningServer]:
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "yima"), "serve", "--workers", str(workers), "--port", str(port)],
         env=env,
+        # Not a pipe: nothing reads it, and a full pipe would block the server on its next log line.
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60

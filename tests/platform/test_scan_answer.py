@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.conftest import login_with_role
 from tests.credentials.helpers import (
     ankang_payload,
     register_terminal,
@@ -15,7 +16,6 @@ from tests.credentials.helpers import (
     terminal_token,
     verified_resident,
 )
-from tests.conftest import login_with_role
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 
