@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
-from server.auth.guards import current_principal, route_guard
+from server.auth.guards import access_control_middleware, current_principal
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
@@ -104,9 +104,9 @@ class CorePlugin(InitPluginProtocol):
         self._sms = sms
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.guards.append(route_guard)
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
         app_config.middleware.insert(0, request_context_middleware(self.metrics))
+        app_config.middleware.insert(1, access_control_middleware)
         app_config.dependencies["db"] = Provide(provide_db)
         app_config.dependencies["principal"] = Provide(current_principal, sync_to_thread=False)
         app_config.on_startup.insert(0, self._start)

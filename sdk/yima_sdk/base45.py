@@ -9,6 +9,10 @@ carry into the next (the largest value, 91124, needs 17 bits), so the lanes stay
 
 from __future__ import annotations
 
+import functools
+import sys
+from array import array
+
 __all__ = ["ALPHABET", "Base45Error", "decode", "encode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -26,18 +30,23 @@ class Base45Error(ValueError):
 
 def encode(data: bytes) -> str:
     """Encode bytes as Base45 text (two bytes -> three characters, a last odd byte -> two characters)."""
-    out = bytearray()
-    chars = _CHAR_OF
     full = len(data) - len(data) % 2
-    for i in range(0, full, 2):
-        n = (data[i] << 8) | data[i + 1]
-        e, rest = divmod(n, 2025)
-        d, c = divmod(rest, 45)
-        out += bytes((chars[c], chars[d], chars[e]))
+    pairs = array("H", data[:full])
+    if sys.byteorder == "little":
+        pairs.byteswap()  # Base45 reads each pair big-endian
+    out = b"".join(map(_triplets().__getitem__, pairs))
     if full != len(data):
         d, c = divmod(data[-1], 45)
-        out += bytes((chars[c], chars[d]))
+        out += bytes((_CHAR_OF[c], _CHAR_OF[d]))
     return out.decode("ascii")
+
+
+@functools.cache
+def _triplets() -> tuple[bytes, ...]:
+    """The three characters of every 16-bit value, built on first use (~20 ms, ~4 MiB): issuing codes on the
+    server encodes thousands of payloads a second, and a table lookup per pair beats arithmetic per pair."""
+    chars = _CHAR_OF
+    return tuple(bytes((chars[n % 45], chars[n // 45 % 45], chars[n // 2025])) for n in range(65536))
 
 
 def decode(text: str) -> bytes:
