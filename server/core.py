@@ -23,7 +23,7 @@ from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
 from server.db import Database, apply_migrations, create_pool
-from server.errors import EXCEPTION_HANDLERS
+from server.errors import EXCEPTION_HANDLERS, app_error_handler
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
 from server.keys.service import KeyStore
 from server.observability import Metrics, request_context_middleware
@@ -105,7 +105,7 @@ class CorePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
-        app_config.middleware.insert(0, request_context_middleware(self.metrics))
+        app_config.middleware.insert(0, request_context_middleware(self.metrics, app_error_handler))
         app_config.middleware.insert(1, access_control_middleware)
         app_config.dependencies["db"] = Provide(provide_db)
         app_config.dependencies["principal"] = Provide(current_principal, sync_to_thread=False)

@@ -9,6 +9,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,7 +81,9 @@ class Metrics:
 _access = logging.getLogger("yima.access")
 
 
-def request_context_middleware(metrics: Metrics) -> Any:
+def request_context_middleware(
+    metrics: Metrics, on_error: Callable[[Any, Exception], Any] | None = None
+) -> Any:
     """ASGI middleware factory: assigns a request id, logs one line per request, records metrics."""
 
     def factory(app: ASGIApp) -> ASGIApp:
@@ -104,6 +107,16 @@ def request_context_middleware(metrics: Metrics) -> Any:
 
             try:
                 await app(scope, receive, send_with_id)
+            except Exception as exc:
+                # Raised by a middleware after us (access control): render it here, so the answer carries the
+                # request id header and is counted with its real status, like errors from handlers.
+                if status != 500 or on_error is None:
+                    raise
+                from litestar import Request
+
+                request: Request[Any, Any, Any] = Request(scope, receive)
+                response = on_error(request, exc).to_asgi_response(None, request)
+                await response(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
                 route = scope.get("path_template") or "unmatched"

@@ -75,3 +75,9 @@ async def test_problem_for_auth_errors_has_code(client):
     r = await client.get("/v1/me", headers={"authorization": "Basic abc"})
     assert r.json()["code"] == "auth.required"
     assert (await client.get("/v1/me", headers=s.headers)).status_code == 200
+
+
+async def test_refusals_carry_the_request_id_too(client):
+    r = await client.get("/v1/me", headers={"x-request-id": "trace-401-abcdef"})
+    assert r.status_code == 401
+    assert r.headers["x-request-id"] == "trace-401-abcdef" == r.json()["request_id"]
