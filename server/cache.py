@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.asyncio as aioredis
+
+log = logging.getLogger("yima.cache")
 
 
 class Cache(abc.ABC):
@@ -249,3 +252,41 @@ class RedisCache(Cache):
 
 def create_cache(redis_url: str, namespace: str = "yima:") -> Cache:
     return RedisCache(redis_url, namespace=namespace) if redis_url else MemoryCache()
+
+
+async def follow(
+    cache: Cache,
+    channel: str,
+    on_message: Callable[[bytes], Awaitable[None]],
+    *,
+    on_subscribed: Callable[[], Awaitable[None]] | None = None,
+    on_lost: Callable[[], None] | None = None,
+) -> None:
+    """Deliver every message published on `channel` to `on_message` for as long as the calling task lives.
+
+    A failed subscription (Redis restarting, a network blip) is retried with backoff; `on_subscribed` runs each
+    time the subscription is (re)established — after subscribing, so a reload there misses nothing — and
+    `on_lost` each time it drops. A failing `on_message` is logged and does not end the subscription.
+    """
+    backoff = 0.1
+    while True:
+        try:
+            async with cache.subscribe(channel) as messages:
+                if on_subscribed is not None:
+                    await on_subscribed()
+                backoff = 0.1
+                async for message in messages:
+                    try:
+                        await on_message(message)
+                    except Exception:
+                        log.warning("handling a message failed", extra={"channel": channel}, exc_info=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "subscription lost; resubscribing", extra={"channel": channel, "error": type(exc).__name__}
+            )
+        if on_lost is not None:
+            on_lost()
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 5.0)

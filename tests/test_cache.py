@@ -102,3 +102,59 @@ async def test_cancelling_a_subscriber_ends_it(cache):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 3)
+
+
+async def test_follow_resubscribes_after_a_lost_subscription():
+    """`follow` keeps a listener alive through a failed subscription and reloads each time it is back."""
+    from contextlib import asynccontextmanager
+
+    from server.cache import follow
+
+    class FlakyCache(MemoryCache):
+        failures = 1
+
+        def subscribe(self, channel):
+            if self.failures:
+                self.failures -= 1
+
+                @asynccontextmanager
+                async def broken():
+                    raise ConnectionError("redis went away")
+                    yield  # pragma: no cover
+
+                return broken()
+            return super().subscribe(channel)
+
+    cache = FlakyCache()
+    got: list[bytes] = []
+    events: list[str] = []
+    subscribed = asyncio.Event()
+
+    async def on_subscribed() -> None:
+        events.append("subscribed")
+        subscribed.set()
+
+    task = asyncio.create_task(
+        follow(
+            cache,
+            "ch",
+            lambda m: _append(got, m),
+            on_subscribed=on_subscribed,
+            on_lost=lambda: events.append("lost"),
+        )
+    )
+    await asyncio.wait_for(subscribed.wait(), 5)
+    await cache.publish("ch", b"hello")
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events[:2] == ["lost", "subscribed"]
+    assert got == [b"hello"]
+
+
+async def _append(items: list[bytes], message: bytes) -> None:
+    items.append(message)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 
-from server.cache import Cache
+from server.cache import Cache, follow
 
-log = logging.getLogger("yima.sessions")
 _SET = "sessions:ended"
 _CHANNEL = "sessions:ended"
 
@@ -59,30 +57,22 @@ class SessionRevocations:
         return session_id in await self._cache.expiring_set_members(_SET)
 
     async def _listen(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                async with self._cache.subscribe(_CHANNEL) as messages:
-                    for member in await self._cache.expiring_set_members(_SET):
-                        # The set does not carry each member's expiry; keep it for a token lifetime at most.
-                        self._ended.setdefault(member, time.monotonic() + 3600)
-                    self._live = True
-                    backoff = 0.1
-                    async for message in messages:
-                        session_id, _, ttl = message.decode().partition(" ")
-                        self._ended[session_id] = time.monotonic() + float(ttl or 3600)
-                        if len(self._ended) > 100_000:
-                            self._sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "session revocation feed lost; checking the cache per request",
-                    extra={"error": type(exc).__name__},
-                )
-            self._live = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await follow(self._cache, _CHANNEL, self._on_message, on_subscribed=self._reload, on_lost=self._lose)
+
+    async def _reload(self) -> None:
+        for member in await self._cache.expiring_set_members(_SET):
+            # The set does not carry each member's expiry; keep it for a token lifetime at most.
+            self._ended.setdefault(member, time.monotonic() + 3600)
+        self._live = True
+
+    def _lose(self) -> None:
+        self._live = False
+
+    async def _on_message(self, message: bytes) -> None:
+        session_id, _, ttl = message.decode().partition(" ")
+        self._ended[session_id] = time.monotonic() + float(ttl or 3600)
+        if len(self._ended) > 100_000:
+            self._sweep()
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from server.cache import follow
 from server.core import Core
 from server.credentials.ankang import AnkangService
 from server.credentials.health import HealthService
@@ -65,16 +66,7 @@ class Credentials:
             self.ankang.forget(None if target == b"*" else int(target))
 
     async def _listen(self, core: Core) -> None:
-        while True:
-            try:
-                async with core.cache.subscribe(CHANNEL) as messages:
-                    async for message in messages:
-                        await self._on_message(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("credentials listener failed; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        await follow(core.cache, CHANNEL, self._on_message)
 
     async def _poll(self, every_s: float) -> None:
         # The safety net when a message was missed (or sent by a CLI process without a shared cache).

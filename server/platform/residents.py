@@ -5,7 +5,9 @@ answers the app `consent.denied` at once; the phone offers the consent screen on
 so a refusal is never followed by a prompt loop.
 
 Payments: an app's `payments.charge` creates a pending payment; the one-card is charged only when the resident
-confirms it (`POST /v1/me/payments/{id}/confirm`), with the app's idempotency key, so retries charge once.
+confirms it (`POST /v1/me/payments/{id}/confirm`), with the app's idempotency key, so retries charge once;
+confirming an already paid payment again answers it unchanged (declined or failed ones answer
+`payment.already_decided`).
 """
 
 from __future__ import annotations
@@ -81,7 +83,12 @@ class Residents:
     # ---- payments -------------------------------------------------------------------------------------
 
     async def confirm(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
-        row = await self._pending(conn, account_id, payment_id)
+        row = await self._owned(conn, account_id, payment_id)
+        if row["status"] == "succeeded":
+            return (
+                row  # a retried confirmation (the phone lost the answer): already paid, never charged twice
+            )
+        self._still_pending(row)
         onecard = self._onecard()
         if onecard is None:
             raise e.PaymentsUnavailable()
@@ -132,9 +139,18 @@ class Residents:
         return found
 
     async def _pending(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
+        row = await self._owned(conn, account_id, payment_id)
+        self._still_pending(row)
+        return row
+
+    async def _owned(self, conn: asyncpg.Connection, account_id: int, payment_id: int) -> asyncpg.Record:
+        # locked: two confirmations racing wait for each other, and the second sees the first's decision
         row = await repository.payment(conn, payment_id, for_update=True)
         if row is None or row["account_id"] != account_id:
             raise e.PaymentNotFound()
+        return row
+
+    @staticmethod
+    def _still_pending(row: asyncpg.Record) -> None:
         if row["status"] != "pending_confirmation":
             raise e.PaymentDecided(extra={"status": row["status"]})
-        return row

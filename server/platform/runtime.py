@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import SandboxHost
+from server.cache import follow
 from server.core import Core
 from server.platform import archive, repository
 from server.platform import errors as e
@@ -148,16 +149,10 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._poll(), name="platform-refresh"))
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with self.core.cache.subscribe(CHANNEL) as messages:
-                    async for _ in messages:
-                        await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("platform listener failed; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        async def on_message(_message: bytes) -> None:
+            await self.refresh()
+
+        await follow(self.core.cache, CHANNEL, on_message)
 
     async def _poll(self) -> None:
         while True:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from server.cache import follow
 from server.core import Core
 from server.credentials.service import Credentials
 from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
@@ -72,14 +73,8 @@ class Terminals:
             await self.scans.policies.load(conn)
 
     async def _listen(self) -> None:
-        while True:
-            try:
-                async with self.core.cache.subscribe(CHANNEL) as messages:
-                    async for message in messages:
-                        if message == b"policies":
-                            await self.reload_policies()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("terminals listener failed; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        async def on_message(message: bytes) -> None:
+            if message == b"policies":
+                await self.reload_policies()
+
+        await follow(self.core.cache, CHANNEL, on_message)

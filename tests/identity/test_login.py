@@ -162,3 +162,21 @@ def _asdict(settings):
     import msgspec
 
     return {k: v for k, v in msgspec.structs.asdict(settings).items()}
+
+
+async def test_logout_on_one_worker_ends_the_session_on_the_other(settings):
+    """Ended sessions travel to every worker over pub/sub; the other worker refuses within moments, without
+    asking Redis per request."""
+    import asyncio
+
+    async with serve(create_app(settings)) as w1, serve(create_app(settings)) as w2:
+        s = await login(w1)
+        assert (await w2.get("/v1/me", headers=s.headers)).status_code == 200
+        assert (await w1.post("/v1/auth/logout", headers=s.headers)).status_code == 204
+        for _ in range(200):  # wait for the announcement to arrive (bounded), not for time
+            r = await w2.get("/v1/me", headers=s.headers)
+            if r.status_code == 401:
+                break
+            await asyncio.sleep(0.01)
+        assert r.status_code == 401
+        assert r.json()["code"] == "auth.session_ended"
