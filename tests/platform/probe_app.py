@@ -95,6 +95,11 @@ async def clinic(ctx: Context, event) -> dict:
     return {"lines": ["Queue number 7", "Room 203"]}
 
 
+@app.on_scan("counter")
+async def counter(ctx: Context, event) -> dict:
+    return {"lines": ["Window 3"]}
+
+
 @app.on_scan("pharmacy")
 async def slow(ctx: Context, event) -> dict:
     await asyncio.sleep(1.5)
@@ -112,7 +117,7 @@ name = "Probe {app_id}"
 version = "{version}"
 entry = "app:app"
 capabilities = ["user", "storage", "notify", "payments", "credentials", "log"]
-scenes = ["clinic", "pharmacy", "bus"]
+scenes = ["clinic", "counter", "pharmacy", "bus"]
 
 [scopes]
 birth_date = "Seniors ride free: we check your age"
