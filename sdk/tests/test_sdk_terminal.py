@@ -232,3 +232,28 @@ def test_record_ids_are_uuid_shaped_and_unique(
     ids = [d.record_id for d in terminal.scan_many([(f"junk{i}", 0) for i in range(50)])]
     assert len(set(ids)) == 50
     assert all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_pipelined_groups_see_the_group_still_committing_and_answer_only_when_durable(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, _, clock, db = setup
+    holder = world.holder(max_amount_fen=500)
+    code = ankang(world)
+    first = terminal.submit_many([(code, 0), (holder.ride_code(clock.now), 300)])
+    clock.now += 1
+    # Decided while the first group may still be on its way to disk: its scans already count.
+    second = terminal.submit_many([(code, 0), (holder.ride_code(clock.now), 300)])
+    first_decisions = first.result()
+    assert [d.result for d in first_decisions] == ["accept", "accept"]
+    second_decisions = second.result()
+    assert second_decisions[0].repeated and second_decisions[0].record_id == first_decisions[0].record_id
+    assert (second_decisions[1].result, second_decisions[1].reason) == (
+        "reject",
+        "credential.offline_limit_exceeded",
+    )
+    # Answered means on disk: another connection reads every record of both groups.
+    with sqlite3.connect(db) as other:
+        ids = {row[0] for row in other.execute("SELECT record_id FROM scan_record")}
+    assert ids == {first_decisions[0].record_id, first_decisions[1].record_id, second_decisions[1].record_id}
+    assert terminal.pending_count() == 3

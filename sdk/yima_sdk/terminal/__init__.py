@@ -8,12 +8,13 @@ Exception tree::
     (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load
 """
 
-from yima_sdk.terminal._terminal import ScanDecision, Terminal, TerminalError
+from yima_sdk.terminal._terminal import PendingScans, ScanDecision, Terminal, TerminalError
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._wire import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
 
 __all__ = [
     "HttpTransport",
+    "PendingScans",
     "ScanBatch",
     "ScanBatchResult",
     "ScanDecision",

@@ -40,12 +40,21 @@ CREATE TABLE IF NOT EXISTS revocation (
 CREATE TABLE IF NOT EXISTS revocation_version (issuer INTEGER PRIMARY KEY, version INTEGER NOT NULL);
 """
 
+_INSERT_RECORD = (
+    "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
+    " local_result, local_reason, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 
 class ScanStore:
-    """One SQLite connection owned by one terminal (not shared between threads)."""
+    """One SQLite connection owned by one terminal.
+
+    Used by one thread at a time: the terminal's thread, except that `commit_records` may run on the
+    terminal's commit thread while the terminal thread does no SQL (it waits for that commit first).
+    """
 
     def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
@@ -55,12 +64,26 @@ class ScanStore:
 
     def add_records(self, rows: Sequence[RecordRow]) -> None:
         """Write scan records in one transaction; durable when this returns."""
-        with self._transaction():
-            self._db.executemany(
-                "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
-                " local_result, local_reason, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        self.stage_records(rows)
+        self.commit_records()
+
+    def stage_records(self, rows: Sequence[RecordRow]) -> None:
+        """Open a transaction and insert scan records into it; `commit_records` makes them durable."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(_INSERT_RECORD, rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def commit_records(self) -> None:
+        """COMMIT the staged records: the WAL fsync (and any checkpoint) happens here, outside the GIL."""
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def pending(self, limit: int) -> list[tuple[int, str, str, int, str, int, str, str | None]]:
         """The oldest records the server has not acknowledged yet, with their local sequence number."""

@@ -13,6 +13,7 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final, Literal
 
 import msgspec
@@ -24,7 +25,7 @@ from yima_sdk.terminal._transport import Transport, TransportError
 from yima_sdk.terminal._wire import ClockSource, ScanBatch, ScanBatchResult, ScanRecord
 from yima_sdk.trust import RevocationError, RevocationSet, TrustList, decode_revocation_delta
 
-__all__ = ["ScanDecision", "Terminal", "TerminalError"]
+__all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 
 _TRUST_LIST_KEY: Final = "trust_list"
 _batch_encoder = msgspec.json.Encoder()
@@ -50,6 +51,47 @@ class ScanDecision(msgspec.Struct, frozen=True, gc=False):
     repeated: bool = False
     """True when this is the same code read again within the replay window: the earlier answer,
     with the earlier record id, and no new record."""
+
+
+class _Group:
+    """One group of decided scans: its records, and the replay and spending state it adds once durable."""
+
+    __slots__ = ("commit", "decisions", "now", "recent", "rows", "spent")
+
+    def __init__(
+        self,
+        now: float,
+        decisions: list[ScanDecision],
+        rows: list[RecordRow],
+        recent: dict[bytes, ScanDecision],
+        spent: dict[bytes, int],
+    ) -> None:
+        self.now = now
+        self.decisions = decisions
+        self.rows = rows
+        self.recent = recent
+        self.spent = spent
+        self.commit: Future[None] | None = None
+
+
+class PendingScans:
+    """The decisions of a `Terminal.submit_many` group, handed out only once their records are durable."""
+
+    __slots__ = ("_group", "_terminal")
+
+    def __init__(self, terminal: Terminal, group: _Group) -> None:
+        self._terminal = terminal
+        self._group = group
+
+    def result(self) -> list[ScanDecision]:
+        """Wait for this group's commit; raises `sqlite3.Error` if it failed (then nothing was recorded)."""
+        group = self._group
+        if self._terminal._inflight is group:
+            self._terminal._settle()
+        else:
+            assert group.commit is not None
+            group.commit.result()
+        return group.decisions
 
 
 class Terminal:
@@ -91,6 +133,8 @@ class Terminal:
         self._id_counter = 0
         self._trust_list: TrustList | None = None
         self._verifier: Verifier | None = None
+        self._inflight: _Group | None = None  # the submit_many group whose commit may still be running
+        self._committer: ThreadPoolExecutor | None = None
         stored = self._store.get_state(_TRUST_LIST_KEY)
         if stored is not None:
             self._install(TrustList.verify(stored, self._roots))
@@ -112,6 +156,7 @@ class Terminal:
     def load_trust_list(self, envelope: bytes) -> TrustList:
         """Verify and install a trust list envelope (e.g. delivered on a USB stick); refuse rollback."""
         trust_list = TrustList.verify(envelope, self._roots, held=self._trust_list)
+        self._settle()
         if self._trust_list is None or trust_list.document != self._trust_list.document:
             self._store.set_state(_TRUST_LIST_KEY, envelope)
             self._install(trust_list)
@@ -122,6 +167,7 @@ class Terminal:
         delta, added = decode_revocation_delta(body)
         if delta.issuer != issuer:
             raise RevocationError("revocation.malformed", "delta for another issuer")
+        self._settle()
         self._revocations.apply_delta(issuer, delta.since, delta.version, added)
         self._store.save_revocations(issuer, delta.since == 0, delta.version, added)
 
@@ -150,6 +196,49 @@ class Terminal:
 
     def scan_many(self, scans: Iterable[tuple[str, int]]) -> list[ScanDecision]:
         """Decide several scans (payload, amount in fen) with one durable commit for all their records."""
+        group = self._decide(scans)
+        self._settle()
+        self._store.add_records(group.rows)
+        self._publish(group)
+        return group.decisions
+
+    def submit_many(self, scans: Iterable[tuple[str, int]]) -> PendingScans:
+        """Pipelined `scan_many`: decide this group while the previous group's commit is on disk.
+
+        Verifies the scans (the previous group's fsync runs meanwhile on the commit thread), waits
+        for that commit, writes this group's records and starts their commit on the commit thread.
+        `PendingScans.result()` gives the decisions once their records are durable, never earlier.
+        A reader loop submits the group that queued up, answers the previous group, and so on.
+        """
+        group = self._decide(scans)
+        self._settle()
+        self._store.stage_records(group.rows)
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yima-terminal-commit")
+        group.commit = self._committer.submit(self._store.commit_records)
+        self._inflight = group
+        return PendingScans(self, group)
+
+    def _settle(self) -> None:
+        """Wait for the group being committed; once durable, its replay and spending state count."""
+        group = self._inflight
+        if group is None:
+            return
+        self._inflight = None
+        assert group.commit is not None
+        group.commit.result()  # raises if the commit failed: that group was never durable
+        self._publish(group)
+
+    def _publish(self, group: _Group) -> None:
+        now, recent, order, spent = group.now, self._recent, self._recent_order, self._spent
+        for key, decision in group.recent.items():
+            recent[key] = (now, decision)
+            order.append((now, key))
+        for serial, amount in group.spent.items():
+            spent[serial] = spent.get(serial, 0) + amount
+
+    def _decide(self, scans: Iterable[tuple[str, int]]) -> _Group:
+        """Decide a group of scans and build their records; nothing is written or published yet."""
         verifier = self._verifier
         if verifier is None:
             raise TerminalError("terminal.no_trust_list")
@@ -158,57 +247,64 @@ class Terminal:
         revocations = self._revocations
         recent = self._recent
         spent = self._spent
+        # The group still being committed (submit_many) is not published yet, but its scans happened
+        # first: a code repeated from it, or spending on the same certificate, must count.
+        inflight = self._inflight
+        ahead_recent = inflight.recent if inflight is not None else {}
+        ahead_spent = inflight.spent if inflight is not None else {}
+        replay_window = self._replay_window
         batch_spent: dict[bytes, int] = {}
         batch_recent: dict[bytes, ScanDecision] = {}
         decisions: list[ScanDecision] = []
         rows: list[RecordRow] = []
         scanned_at = int(now * 1000)
         source = self._clock_source
+        prefix = self._id_prefix
+        counter = self._id_counter
+        verify = verifier.verify
         for payload, amount_fen in scans:
             serial: bytes | None = None
             code: VerifiedCode | None = None
             try:
-                verified = verifier.verify(payload, now, revocations=revocations)
+                code = verify(payload, now, revocations=revocations)
             except CredentialError as exc:
                 result: Literal["accept", "reject"] = "reject"
                 reason: str | None = exc.code
             else:
-                code = verified
-                key = verified.replay_key
-                earlier = batch_recent.get(key)
-                if earlier is None:
-                    seen = recent.get(key)
-                    earlier = seen[1] if seen is not None and now - seen[0] <= self._replay_window else None
+                key = code.replay_key
+                earlier = batch_recent.get(key) or ahead_recent.get(key)
+                seen = recent.get(key)
+                if earlier is None and seen is not None and now - seen[0] <= replay_window:
+                    earlier = seen[1]
                 if earlier is not None:
                     decisions.append(msgspec.structs.replace(earlier, repeated=True))
                     continue
                 result, reason = "accept", None
-                if verified.kind == "ride_code":
-                    serial = verified.certificate_serial
-                    assert serial is not None and verified.max_offline_amount_fen is not None
-                    total = spent.get(serial, 0) + batch_spent.get(serial, 0) + amount_fen
-                    seen = recent.get(key)
+                if code.kind == "ride_code":
+                    serial = code.certificate_serial
+                    limit = code.max_offline_amount_fen
+                    assert serial is not None and limit is not None
+                    total = (
+                        spent.get(serial, 0)
+                        + ahead_spent.get(serial, 0)
+                        + batch_spent.get(serial, 0)
+                        + amount_fen
+                    )
                     if seen is not None and seen[1].result == "accept":
                         result, reason = "reject", "credential.replayed"
-                    elif total > verified.max_offline_amount_fen:
+                    elif total > limit:
                         result, reason = "reject", "credential.offline_limit_exceeded"
                     else:
                         batch_spent[serial] = batch_spent.get(serial, 0) + amount_fen
-            self._id_counter += 1
-            record_id = f"{self._id_prefix}{self._id_counter:012x}"
-            decision = ScanDecision(record_id=record_id, result=result, reason=reason, code=code)
+            counter += 1
+            record_id = f"{prefix}{counter:012x}"
+            decision = ScanDecision(record_id, result, reason, code)
             if code is not None and reason != "credential.replayed":
                 batch_recent[code.replay_key] = decision
             decisions.append(decision)
             rows.append((record_id, payload, scanned_at, source, amount_fen, result, reason, serial))
-        # Durable first; only then does anything this batch decided become visible or get answered.
-        self._store.add_records(rows)
-        for key, decision in batch_recent.items():
-            recent[key] = (now, decision)
-            self._recent_order.append((now, key))
-        for serial, amount in batch_spent.items():
-            spent[serial] = spent.get(serial, 0) + amount
-        return decisions
+        self._id_counter = counter
+        return _Group(now, decisions, rows, batch_recent, batch_spent)
 
     def _forget_before(self, now: float) -> None:
         order, recent = self._recent_order, self._recent
@@ -222,10 +318,12 @@ class Terminal:
     # -- upload -------------------------------------------------------------------------------------
 
     def pending_count(self) -> int:
+        self._settle()
         return self._store.pending_count()
 
     def server_verdict(self, record_id: str) -> tuple[str | None, str | None] | None:
         """(server status, reason) once uploaded, (None, None) while pending, None if unknown."""
+        self._settle()
         return self._store.server_verdict(record_id)
 
     def upload_pending(self) -> int:
@@ -235,6 +333,7 @@ class Terminal:
         unacknowledged records stay pending and go again next time (the server deduplicates by record id).
         """
         transport = self._require_transport()
+        self._settle()  # only durable records go up
         acknowledged = 0
         while True:
             rows = self._store.pending(self._upload_batch_size)
@@ -271,4 +370,9 @@ class Terminal:
                 raise TransportError("server acknowledged no record of the batch")
 
     def close(self) -> None:
-        self._store.close()
+        try:
+            self._settle()
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown()
+            self._store.close()
