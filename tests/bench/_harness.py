@@ -61,12 +61,14 @@ def server_env(database_url: str, master_key: str, port: int, namespace: str) ->
 @contextlib.contextmanager
 def running_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     port = int(env["YIMA_PORT"])
+    # stderr to a file, not a pipe: nothing reads a pipe while the server runs, and a full one would block it.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/yima"), "serve", "--workers", str(workers)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -77,8 +79,8 @@ def running_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
                     break
             except OSError as exc:
                 if proc.poll() is not None or time.time() > deadline:
-                    detail = (proc.stderr.read() if proc.stderr else b"") or b""
-                    raise RuntimeError("server did not start: " + detail.decode()[-2000:]) from exc
+                    log.seek(0)
+                    raise RuntimeError("server did not start: " + log.read().decode()[-2000:]) from exc
                 time.sleep(0.3)
         yield base
     finally:
@@ -87,6 +89,7 @@ def running_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def wrk(url: str, lua: str, *, connections: int, seconds: int, threads: int = 1) -> dict[str, Any]:
