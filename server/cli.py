@@ -102,6 +102,7 @@ Try it:
   curl -s -X POST {url}/v1/auth/token -H 'content-type: application/json' \\
        -d '{{"phone":"{DEMO_RESIDENT_PHONE}","code":"<code>"}}'
   curl -s {url}/v1/me -H 'authorization: Bearer <access_token>'
+  curl -s {url}/v1/me/codes/ankang -H 'authorization: Bearer <access_token>'   # the signed QR payload (.svg, .png)
   Operator demo phone: {DEMO_OPERATOR_PHONE}. API schema: {url}/schema  Health: {url}/health
 """,
         flush=True,
