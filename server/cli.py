@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -256,7 +255,3 @@ def _extensions() -> list[Callable[[Any], None]]:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
