@@ -38,3 +38,20 @@ async def test_the_revocation_mark_is_read_in_the_same_call(guard_and_cache):
     await cache.set("ankang:generation:7", b"2", 60)  # written by the revocation service through the cache
     assert await guard.claim("scan:b", b"v", 60, "ankang:generation:7") == (None, b"2")
     assert await guard.claim(None, b"v", 60, "ankang:generation:7") == (None, b"2")
+
+
+async def test_concurrent_claims_of_one_code_have_one_winner(guard_and_cache):
+    """Claims from concurrent scans may travel in one batch; still exactly one stores its value, and every
+    other one reads that value back."""
+    import asyncio
+
+    guard, _ = guard_and_cache
+    results = await asyncio.gather(
+        *(guard.claim("scan:same", f"v{i}".encode(), 60, "ankang:generation:9") for i in range(50)),
+        *(guard.claim(f"scan:distinct-{i}", b"x", 60) for i in range(20)),
+    )
+    same, distinct = results[:50], results[50:]
+    winners = [i for i, (earlier, _) in enumerate(same) if earlier is None]
+    assert len(winners) == 1
+    assert {earlier for earlier, _ in same if earlier is not None} == {f"v{winners[0]}".encode()}
+    assert distinct == [(None, None)] * 20
