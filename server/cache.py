@@ -223,8 +223,16 @@ class RedisCache(Cache):
 
     @asynccontextmanager
     async def _subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._ns + channel)
+        # Enter only once Redis confirms: the contract is "every message published after entering", and callers
+        # such as `follow` reload state right after entering — a message in the gap before the confirmation
+        # would be lost for good.
+        async with asyncio.timeout(5):
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is not None and msg["type"] == "subscribe":
+                    break
 
         async def messages() -> AsyncIterator[bytes]:
             task = asyncio.current_task()

@@ -64,7 +64,6 @@ async def test_delete(cache):
 
 async def test_publish_reaches_subscribers(cache):
     async with cache.subscribe("events") as messages:
-        await asyncio.sleep(0.05)  # let the Redis SUBSCRIBE land before publishing
         await cache.publish("events", b"hello")
         await cache.publish("events", b"world")
         got = [await asyncio.wait_for(anext(messages), 2), await asyncio.wait_for(anext(messages), 2)]
