@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,13 @@ async def serve(app: Litestar, client_address: str = "203.0.113.7") -> AsyncIter
 async def client(app: Litestar) -> AsyncIterator[AppClient]:
     async with serve(app, client_address=f"198.51.100.{secrets.randbelow(250) + 1}") as c:
         yield c
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def random_phone() -> str:

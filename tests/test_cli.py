@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,15 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, valid_id_number
+from tests.conftest import REDIS_URL, free_port, valid_id_number
 
 YIMA = str(Path(sys.executable).parent / "yima")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -64,7 +57,7 @@ def dev_data_dir():
 @pytest.mark.slow
 def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_data_dir):
     data_dir = dev_data_dir
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [YIMA, "dev", "--data-dir", str(data_dir), "--port", str(port)],
@@ -155,7 +148,7 @@ def test_bad_setting_stops_start_up_naming_the_variable():
 
 
 def test_serve_with_two_workers_and_redis(database_url, master_key, tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [YIMA, "serve", "--workers", "2", "--port", str(port)],
         env=_env(

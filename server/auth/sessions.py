@@ -24,15 +24,14 @@ class SessionRevocations:
         self._cache = cache
         self._ended: dict[str, float] = {}
         self._live = False
+        self._first_load = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen())
-        # Serve only once the first load is in: until then `_live` is False and checks go to the cache anyway.
-        for _ in range(100):
-            if self._live:
-                break
-            await asyncio.sleep(0.01)
+        # Wait (briefly) for the first load; if Redis is slow, checks go to the cache until it is in.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_load.wait(), 1.0)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -64,6 +63,7 @@ class SessionRevocations:
             # The set does not carry each member's expiry; keep it for a token lifetime at most.
             self._ended.setdefault(member, time.monotonic() + 3600)
         self._live = True
+        self._first_load.set()
 
     def _lose(self) -> None:
         self._live = False

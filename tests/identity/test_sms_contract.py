@@ -4,7 +4,6 @@ over real HTTP on loopback)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
 import pytest
@@ -12,18 +11,13 @@ import uvicorn
 
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsError, SmsSender
 from server.identity.sms_simulator import SimulatorState, create_simulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
 def simulator():
     state = SimulatorState(secret="contract-secret")
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_simulator(state), host="127.0.0.1", port=port, log_level="error")
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import uvicorn
 from server.onecard.payments.adapters import HttpPaymentProvider
 from server.onecard.payments.simulator import FakeClock, PaymentSimulator, create_simulator_app
 from server.onecard.service import CST
+from tests.conftest import free_port
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):
@@ -46,12 +46,6 @@ class SimulatedProvider:
     @property
     def day(self) -> dt.date:
         return self.clock().astimezone(CST).date()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _no_wait(_: float) -> None:

@@ -19,8 +19,7 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from tests.conftest import AppClient, login, login_with_role, valid_id_number
-from tests.onecard.conftest import free_port
+from tests.conftest import AppClient, free_port, login, login_with_role, valid_id_number
 
 LIBRARY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "library"
 YIMA_SDK = str(Path(sys.executable).parent / "yima-sdk")
