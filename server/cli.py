@@ -82,9 +82,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
         load_master_key(settings, create=True)
         asyncio.run(_seed(settings))
         _banner(settings)
-        _run_uvicorn(settings)
+        code = _run_uvicorn(settings)
     print("yima dev stopped; the embedded PostgreSQL is shut down.", file=sys.stderr)
-    return 0
+    return code
 
 
 def _banner(s: Settings) -> None:
@@ -108,20 +108,28 @@ Try it:
     )
 
 
-def _run_uvicorn(settings: Settings) -> None:
+def _run_uvicorn(settings: Settings) -> int:
     import uvicorn
 
+    from server.ops.workers import PortInUse, Supervisor
+
     _export_env(settings)
+    if settings.workers > 1:
+        try:
+            return Supervisor(settings.host, settings.port, settings.workers).run()
+        except PortInUse as exc:
+            print(f"yima: {exc}", file=sys.stderr)
+            return 1
     uvicorn.run(
         "server.asgi:app_factory",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
         log_config=None,
         access_log=False,
         lifespan="on",
     )
+    return 0
 
 
 async def _seed(settings: Settings) -> None:
@@ -143,8 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SettingsError(
             "YIMA_DATABASE_URL: `yima serve` needs a configured PostgreSQL (`yima dev` embeds one)"
         )
-    _run_uvicorn(settings)
-    return 0
+    return _run_uvicorn(settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

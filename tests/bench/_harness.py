@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import re
@@ -136,21 +137,42 @@ def wrk(url: str, lua: str, *, connections: int, seconds: int, threads: int = 1)
 
 
 def lua_round_robin(requests: list[tuple[str, str, dict[str, str], str]]) -> str:
-    """A wrk script cycling through prepared (method, path, headers, body) requests."""
-    lines = ["local reqs = {}"]
-    for method, path, headers, body in requests:
-        hdrs = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
-        lines.append(f'table.insert(reqs, wrk.format("{method}", "{path}", {{{hdrs}}}, [[{body}]]))')
-    lines += [
-        "local i = 0",
-        "request = function()",
-        "  i = i + 1",
-        "  if i > #reqs then i = 1 end",
-        "  return reqs[i]",
-        "end",
-        "init = function(args) i = math.random(#reqs) end",
-    ]
-    return "\n".join(lines)
+    """A wrk script cycling through prepared (method, path, headers, body) requests.
+
+    The requests go to a data file the script reads at start-up, one per line: a script that held them as
+    literals broke past ~32k of them (Lua's constant limit), too few for a run at several thousand per second
+    that must send every code once. Fields are split by tabs, headers by \\x1f; none may contain those or a
+    newline.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".reqs", delete=False) as f:
+        atexit.register(os.unlink, f.name)
+        for method, path, headers, body in requests:
+            fields = [method, path, "\x1f".join(f"{k}: {v}" for k, v in headers.items()), body]
+            assert not any(c in x for x in fields for c in "\t\n"), (
+                "request fields may not hold tabs or newlines"
+            )
+            f.write("\t".join(fields) + "\n")
+    return "\n".join(
+        [
+            "local reqs = {}",
+            f'for line in io.lines("{f.name}") do',
+            '  local method, path, hdrs, body = line:match("^([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t(.*)$")',
+            "  local headers = {}",
+            '  for pair in hdrs:gmatch("[^\\31]+") do',
+            '    local k, v = pair:match("^(.-): (.*)$")',
+            "    headers[k] = v",
+            "  end",
+            "  table.insert(reqs, wrk.format(method, path, headers, body))",
+            "end",
+            "local i = 0",
+            "request = function()",
+            "  i = i + 1",
+            "  if i > #reqs then i = 1 end",
+            "  return reqs[i]",
+            "end",
+            "init = function(args) i = math.random(#reqs) end",
+        ]
+    )
 
 
 def run(coro: Any) -> Any:

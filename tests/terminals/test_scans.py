@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
 from yima_sdk.codes import issue_ankang_code
 
 from server.app import create_app
@@ -212,3 +213,33 @@ async def test_operator_revokes_and_it_is_audited(client):
             f"account:{resident.account_id}",
         )
     assert (row["actor"], row["action"]) == (f"account:{operator.account_id}", "ankang.codes_revoked")
+
+
+async def test_scans_are_stored_after_the_recorders_connection_is_cut(client, database_url):
+    """The group-commit writer keeps one connection; when PostgreSQL drops it, the scan in flight fails cleanly
+    and the next scans are stored on a fresh connection."""
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    terminal_id, headers = await _terminal(client, operator, "clinic")
+    assert (await scan(client, headers, await ankang_payload(client, resident)))["result"] == "accept"
+    recorder = client.app.state.terminals.recorder
+    assert recorder._conn is not None
+    admin = await asyncpg.connect(database_url)  # a superuser, as an operator's kill would be
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", recorder._conn.get_server_pid())
+    finally:
+        await admin.close()
+    statuses = []
+    for _ in range(3):
+        r = await client.post(
+            "/v1/scans",
+            json={"payload": await ankang_payload(client, resident), "scanned_at": int(time.time() * 1000)},
+            headers=headers,
+        )
+        statuses.append(r.status_code)
+    # The scan that met the dead connection is refused as unavailable (nothing stored, the terminal retries);
+    # the ones after it are stored.
+    assert statuses == [503, 200, 200], statuses
+    async with client.app.state.core.db.connection() as conn:
+        stored = await conn.fetchval("SELECT count(*) FROM scans WHERE terminal_id = $1", terminal_id)
+    assert stored == 1 + statuses.count(200)

@@ -1,0 +1,185 @@
+"""`yima serve --workers N`: N uvicorn worker processes, each listening on the port with its own socket.
+
+Why not uvicorn's own `--workers`: its workers share one listening socket, and the worker that wakes first accepts a
+whole burst of new connections. Terminals connect in bursts (a bus depot's terminals all come back online at
+once), and the bench's 64 terminals all landed on one worker: 97% CPU on one, 0.2% on the other, half the machine
+idle. Here each worker binds the port with SO_REUSEPORT, so the kernel spreads new connections across the workers
+by their address hash, and a worker's connections stay with it.
+
+The supervisor (this process) restarts a worker that dies, after a pause that grows while it keeps dying; a worker
+that fails before it serves (bad settings, database unreachable at start-up) stops the whole server with exit
+status 1, since every restart would fail the same way. SIGINT or SIGTERM stops the workers gracefully (SIGTERM,
+then SIGKILL after `STOP_TIMEOUT_S`) and exits 0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+import time
+from multiprocessing.process import BaseProcess
+
+log = logging.getLogger("yima.workers")
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit status for a worker whose start-up (lifespan) failed."""
+STOP_TIMEOUT_S = 30.0
+RESTART_PAUSE_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_AFTER_S = 60.0
+"""A worker that ran this long before dying counts as healthy: its replacement starts without a pause."""
+BACKLOG = 2048
+
+_spawn = multiprocessing.get_context("spawn")
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail early, with a clear message, when something (another yima included) holds the port.
+
+    A plain bind, without SO_REUSEPORT: the workers' own binds would otherwise join another server's group.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(False)
+    return sock
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM if the supervisor dies without stopping it (SIGKILL, OOM)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker_main(host: str, port: int) -> None:
+    """A worker process: its own listening socket, one uvicorn server over the app from YIMA_* variables."""
+    import uvicorn
+
+    _die_with_parent()
+    config = uvicorn.Config(
+        "server.asgi:app_factory",
+        factory=True,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        backlog=BACKLOG,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[reuse_port_socket(host, port)])
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class _Slot:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: BaseProcess | None = None
+        self.started_at = 0.0
+        self.failures = 0
+        self.restart_at: float | None = None
+        self.generation = 0
+
+
+class Supervisor:
+    def __init__(self, host: str, port: int, workers: int) -> None:
+        self.host, self.port = host, port
+        self.slots = [_Slot(i) for i in range(workers)]
+        self._stop = threading.Event()
+        self._failed = False
+
+    def _start(self, slot: _Slot) -> None:
+        process = _spawn.Process(
+            target=_worker_main, args=(self.host, self.port), name=f"yima-worker-{slot.index}"
+        )
+        process.start()
+        slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
+        slot.generation += 1
+        log.info("worker started", extra={"worker": slot.index, "pid": process.pid})
+
+    def _on_exit(self, slot: _Slot) -> None:
+        assert slot.process is not None
+        code, pid = slot.process.exitcode, slot.process.pid
+        slot.process.close()
+        slot.process = None
+        if code == STARTUP_FAILURE and slot.generation == 1:
+            # The first start failed: settings or the environment are wrong, and so would every restart be.
+            # (A replacement that fails to start later, say while the database restarts, is retried below.)
+            log.error("worker failed to start; stopping", extra={"worker": slot.index, "pid": pid})
+            self._failed = True
+            self._stop.set()
+            return
+        ran = time.monotonic() - slot.started_at
+        slot.failures = 0 if ran >= STABLE_AFTER_S else slot.failures + 1
+        pause = RESTART_PAUSE_S[min(slot.failures, len(RESTART_PAUSE_S) - 1)] if slot.failures else 0.0
+        log.error(
+            "worker died; restarting",
+            extra={"worker": slot.index, "pid": pid, "exit_code": code, "restart_in_s": pause},
+        )
+        slot.restart_at = time.monotonic() + pause
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; 0 after a requested stop, 1 when a worker could not start."""
+        check_port_free(self.host, self.port)
+        previous = {
+            sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            while not self._stop.wait(0.2):
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.process is not None and slot.process.exitcode is not None:
+                        self._on_exit(slot)
+                    if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
+                        if self._stop.is_set():
+                            break
+                        self._start(slot)
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 1 if self._failed else 0
+
+    def _stop_all(self) -> None:
+        running = [s.process for s in self.slots if s.process is not None and s.process.exitcode is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                log.warning("worker did not stop in time; killing it", extra={"pid": process.pid})
+                process.kill()
+                process.join()
