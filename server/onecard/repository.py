@@ -78,16 +78,22 @@ async def post_journal(
 async def wallet_postings_between(
     conn: asyncpg.Connection, wallet_id: int, start: dt.datetime, end: dt.datetime
 ) -> list[asyncpg.Record]:
+    """A wallet's statement lines: its postings, except that an upload's offline-ride posting is shown as the
+    rides it sums (one line per ride, at the posting's time)."""
     return await conn.fetch(
-        """SELECT p.posted_at, p.amount_fen, j.kind, j.id AS journal_id,
-                  c.id AS charge_id, c.reason, c.app_id, t.order_no, r.terminal_id
+        """SELECT p.posted_at, p.amount_fen, j.kind, j.id AS journal_id, c.reason, c.app_id, t.order_no,
+                  NULL::text AS terminal_id, NULL::timestamptz AS scanned_at
            FROM ledger_postings p
            JOIN ledger_journals j ON j.id = p.journal_id
            LEFT JOIN onecard_charges c ON c.journal_id = j.id
            LEFT JOIN onecard_topups t ON t.journal_id = j.id
-           LEFT JOIN onecard_offline_rides r ON r.journal_id = j.id
-           WHERE p.ledger_account_id = $1 AND p.posted_at >= $2 AND p.posted_at < $3
-           ORDER BY p.posted_at, p.journal_id""",
+           WHERE p.ledger_account_id = $1 AND p.posted_at >= $2 AND p.posted_at < $3 AND j.kind <> 'offline_ride'
+           UNION ALL
+           SELECT r.settled_at, -r.amount_fen, 'offline_ride', r.journal_id, NULL, NULL, NULL, r.terminal_id,
+                  r.scanned_at
+           FROM onecard_offline_rides r JOIN onecard_accounts o ON o.id = r.onecard_account_id
+           WHERE o.wallet_id = $1 AND r.status = 'settled' AND r.settled_at >= $2 AND r.settled_at < $3
+           ORDER BY 1, 4, 9""",
         wallet_id,
         start,
         end,
@@ -113,6 +119,32 @@ async def wallet_drift(conn: asyncpg.Connection) -> list[asyncpg.Record]:
                       GROUP BY ledger_account_id) s ON s.ledger_account_id = a.id
            WHERE a.kind = 'wallet' AND a.balance_fen <> coalesce(s.total, 0)
            ORDER BY a.id"""
+    )
+
+
+async def rides_unposted(
+    conn: asyncpg.Connection, start: dt.datetime, end: dt.datetime
+) -> list[asyncpg.Record]:
+    """(journal, wallet) pairs whose offline-ride posting differs from the settled rides linked to it."""
+    return await conn.fetch(
+        """WITH p AS (
+               SELECT p.journal_id, p.ledger_account_id AS wallet, p.amount_fen
+               FROM ledger_postings p
+               JOIN ledger_journals j ON j.id = p.journal_id
+               JOIN ledger_accounts a ON a.id = p.ledger_account_id
+               WHERE j.kind = 'offline_ride' AND a.kind = 'wallet' AND p.posted_at >= $1 AND p.posted_at < $2),
+           r AS (
+               SELECT r.journal_id, o.wallet_id AS wallet, -sum(r.amount_fen) AS amount_fen
+               FROM onecard_offline_rides r JOIN onecard_accounts o ON o.id = r.onecard_account_id
+               WHERE r.status = 'settled' AND r.settled_at >= $1 AND r.settled_at < $2
+               GROUP BY r.journal_id, o.wallet_id)
+           SELECT coalesce(p.journal_id, r.journal_id) AS journal_id, coalesce(p.wallet, r.wallet) AS wallet,
+                  coalesce(p.amount_fen, 0)::bigint AS posted_fen, coalesce(r.amount_fen, 0)::bigint AS rides_fen
+           FROM p FULL JOIN r ON p.journal_id = r.journal_id AND p.wallet = r.wallet
+           WHERE coalesce(p.amount_fen, 0) <> coalesce(r.amount_fen, 0)
+           ORDER BY 1, 2""",
+        start,
+        end,
     )
 
 
@@ -450,30 +482,13 @@ async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[by
     )
 
 
-async def claim_rides(
-    conn: asyncpg.Connection,
-    rows: Sequence[tuple[str, str, bytes, int, int, dt.datetime, str, str | None]],
-    at: dt.datetime,
-) -> set[tuple[str, str]]:
-    """Insert ride records (terminal, record, serial, account, amount, scanned_at, status, reason); the keys
-    inserted now. A key already present (committed, or being inserted by a concurrent settler, which we wait
-    for) is not returned: it is a duplicate."""
-    if not rows:
-        return set()
-    columns = list(zip(*rows, strict=True))
-    inserted = await conn.fetch(
-        """INSERT INTO onecard_offline_rides
-               (terminal_id, record_id, certificate_serial, onecard_account_id, amount_fen, scanned_at, status,
-                reason, settled_at)
-           SELECT t, r, s, a, m, w, st, re, $9
-           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::timestamptz[],
-                       $7::text[], $8::text[]) AS x(t, r, s, a, m, w, st, re)
-           ON CONFLICT (terminal_id, record_id) DO NOTHING
-           RETURNING terminal_id, record_id""",
-        *[list(c) for c in columns],
-        at,
+async def lock_terminal_rides(conn: asyncpg.Connection, terminal_ids: Sequence[str]) -> None:
+    """Transaction locks on the offline rides of these terminals, taken in the given (sorted) order."""
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(hashtext('onecard_rides'), hashtext(t))
+           FROM unnest($1::text[]) WITH ORDINALITY AS x(t, n) ORDER BY n""",
+        list(terminal_ids),
     )
-    return {(r["terminal_id"], r["record_id"]) for r in inserted}
 
 
 async def stored_rides(
@@ -501,52 +516,36 @@ async def wallets_for_update(
     return {r["id"]: r for r in rows}
 
 
-async def reject_rides(
-    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]], reasons: Sequence[str]
-) -> None:
-    if not keys:
-        return
-    await conn.execute(
-        """UPDATE onecard_offline_rides r SET status = 'rejected', reason = x.reason
-           FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, rec, reason)
-           WHERE r.terminal_id = x.t AND r.record_id = x.rec""",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        list(reasons),
-    )
-
-
-async def post_rides(
+async def record_rides(
     conn: asyncpg.Connection,
-    rides: Sequence[tuple[str, str, int, int]],
-    fares_account_id: int,
+    rows: Sequence[tuple[str, str, bytes, int, int, dt.datetime, str, str | None]],
+    postings: Sequence[tuple[int, int]],
+    *,
+    reference: str,
     at: dt.datetime,
 ) -> None:
-    """One journal per settled ride (terminal, record, wallet, amount), its two postings, and the ride's link
-    to it: one statement for the whole batch."""
-    if not rides:
+    """Store rides (terminal, record, serial, account, amount, scanned_at, status, reason) and, when `postings`
+    (ledger account, amount) is not empty, their journal: settled rides link to it. One statement."""
+    if not rows:
         return
-    terminals, records, wallets, amounts = (list(c) for c in zip(*rides, strict=True))
+    columns = [list(c) for c in zip(*rows, strict=True)]
     await conn.execute(
-        """WITH input AS (
-               SELECT t, rec, w, m, 'ride:' || length(t) || ':' || t || ':' || rec AS ref
-               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS x(t, rec, w, m)),
-           j AS (
+        """WITH j AS (
                INSERT INTO ledger_journals (kind, reference, posted_at)
-               SELECT 'offline_ride', ref, $6 FROM input RETURNING id, reference),
+               SELECT 'offline_ride', $9, $12 WHERE cardinality($10::bigint[]) > 0 RETURNING id),
            p AS (
                INSERT INTO ledger_postings (journal_id, ledger_account_id, amount_fen, posted_at)
-               SELECT j.id, y.account, y.amount, $6
-               FROM j JOIN input i ON i.ref = j.reference
-               CROSS JOIN LATERAL (VALUES (i.w, -i.m), ($5::bigint, i.m)) AS y(account, amount))
-           UPDATE onecard_offline_rides r SET journal_id = j.id
-           FROM j JOIN input i ON i.ref = j.reference
-           WHERE r.terminal_id = i.t AND r.record_id = i.rec""",
-        terminals,
-        records,
-        wallets,
-        amounts,
-        fares_account_id,
+               SELECT j.id, x.account, x.amount, $12 FROM j, unnest($10::bigint[], $11::bigint[]) AS x(account, amount))
+           INSERT INTO onecard_offline_rides
+               (terminal_id, record_id, certificate_serial, onecard_account_id, amount_fen, scanned_at, status,
+                reason, journal_id, settled_at)
+           SELECT x.t, x.r, x.s, x.a, x.m, x.w, x.st, x.re, CASE WHEN x.st = 'settled' THEN (SELECT id FROM j) END, $12
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+                       $7::text[], $8::text[]) AS x(t, r, s, a, m, w, st, re)""",
+        *columns,
+        reference,
+        [account for account, _ in postings],
+        [amount for _, amount in postings],
         at,
     )
 

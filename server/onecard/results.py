@@ -78,6 +78,7 @@ MismatchKind = Literal[
     "notification_anomaly",
     "wallet_drift",
     "journal_unbalanced",
+    "rides_unposted",
 ]
 
 

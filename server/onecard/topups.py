@@ -234,6 +234,7 @@ class Topups:
             )
             drift = await repository.wallet_drift(conn)
             unbalanced = await repository.unbalanced_journals(conn, start, end)
+            unposted = await repository.rides_unposted(conn, start, end)
         by_no = {r["order_no"]: r for r in ours}
         billed = {line.order_no: line for line in bill}
         mismatches: list[Mismatch] = []
@@ -285,6 +286,16 @@ class Topups:
         for j in unbalanced:
             mismatches.append(
                 Mismatch("journal_unbalanced", None, None, int(j["total"]), f"journal {j['journal_id']}")
+            )
+        for r in unposted:
+            mismatches.append(
+                Mismatch(
+                    "rides_unposted",
+                    None,
+                    None,
+                    int(r["posted_fen"]),
+                    f"journal {r['journal_id']}, wallet {r['wallet']}: settled rides {r['rides_fen']}",
+                )
             )
         return ReconciliationReport(
             date=day,

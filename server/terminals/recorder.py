@@ -23,6 +23,21 @@ from server.terminals import repository
 
 log = logging.getLogger("yima.terminals.recorder")
 
+# What a connection lost in the middle of a COPY raises, depending on when asyncpg notices.
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took back a connection that died
+        return False
+
 
 class ScanRecorder:
     def __init__(self, db: Database, *, max_batch: int = 512) -> None:
@@ -58,11 +73,15 @@ class ScanRecorder:
             await self._db.pool.release(conn)
 
     async def _copy(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._conn is not None and not _usable(self._conn):
+            await self._release()  # dropped while idle: nothing was in flight, just take a fresh one
         if self._conn is None:
             self._conn = await self._db.pool.acquire()
         try:
             await repository.copy_scans(self._conn, rows)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+        except Exception as exc:
+            if not (isinstance(exc, _CONNECTION_ERRORS) or not _usable(self._conn)):
+                raise
             await self._release(broken=True)  # the next commit starts on a fresh connection
             raise Unavailable(
                 "The scan could not be stored; send it again", code="service.db_unavailable"

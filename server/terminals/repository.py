@@ -11,7 +11,7 @@ import asyncpg
 
 _TERMINAL = "id, name, kind, scene, public_key, enabled, session_epoch, created_at"
 
-SCAN_COLUMNS = (
+SCAN_COLUMNS: tuple[str, ...] = (
     "id",
     "terminal_id",
     "received_at",
@@ -25,6 +25,14 @@ SCAN_COLUMNS = (
     "result",
     "reason",
     "repeat",
+)
+OFFLINE_SCAN_COLUMNS: tuple[str, ...] = (
+    *SCAN_COLUMNS,
+    "record_id",
+    "amount_fen",
+    "clock_source",
+    "local_result",
+    "settlement",
 )
 
 
@@ -104,64 +112,31 @@ async def upsert_policy(conn: asyncpg.Connection, **f: Any) -> None:
     )
 
 
-async def copy_scans(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Many online scans in one COPY: the group commit's single round trip."""
-    await conn.copy_records_to_table("scans", records=rows, columns=SCAN_COLUMNS)
+async def copy_scans(
+    conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], columns: Sequence[str] = SCAN_COLUMNS
+) -> None:
+    """Many scans in one COPY: online, the group commit's single statement; offline, an upload's records."""
+    if rows:
+        await conn.copy_records_to_table("scans", records=rows, columns=columns)
 
 
-async def claim_offline_records(
-    conn: asyncpg.Connection,
-    terminal_id: str,
-    received_at: datetime,
-    rows: Sequence[tuple[uuid.UUID, str, datetime, int, str, str]],
+async def lock_offline_records(conn: asyncpg.Connection, terminal_id: str) -> None:
+    """A transaction lock on one terminal's offline records: its uploads take turns."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('scan_records'), hashtext($1))", terminal_id)
+
+
+async def stored_offline_records(
+    conn: asyncpg.Connection, terminal_id: str, record_ids: Sequence[str]
 ) -> set[str]:
-    """Insert one row per (scan id, record id, scanned at, amount, clock source, local result) unless this
-    terminal already uploaded that record id; returns the record ids inserted. One statement per batch.
-
-    Rows go in record-id order, so two uploads sharing records lock the unique index in the same order; a twin
-    upload running concurrently on another worker waits on the index, then sees the conflict.
-    """
-    if not rows:
+    """Which of these record ids this terminal has uploaded before."""
+    if not record_ids:
         return set()
-    ordered = sorted(rows, key=lambda r: r[1])
-    ids, records, scanned, amounts, clocks, locals_ = (list(c) for c in zip(*ordered, strict=True))
-    inserted = await conn.fetch(
-        """INSERT INTO scans (id, terminal_id, received_at, scanned_at, mode, result, reason, record_id, amount_fen,
-                              clock_source, local_result)
-           SELECT u.id, $1, $2, u.scanned_at, 'offline', 'reject', 'scan.pending', u.record_id, u.amount_fen,
-                  u.clock_source, u.local_result
-           FROM unnest($3::uuid[], $4::text[], $5::timestamptz[], $6::int[], $7::text[], $8::text[])
-                WITH ORDINALITY AS u (id, record_id, scanned_at, amount_fen, clock_source, local_result, n)
-           ORDER BY u.n
-           ON CONFLICT (terminal_id, record_id) WHERE record_id IS NOT NULL DO NOTHING RETURNING record_id""",
+    rows = await conn.fetch(
+        "SELECT record_id FROM scans WHERE terminal_id = $1 AND record_id = ANY($2::text[])",
         terminal_id,
-        received_at,
-        ids,
-        records,
-        scanned,
-        amounts,
-        clocks,
-        locals_,
+        list(record_ids),
     )
-    return {r["record_id"] for r in inserted}
-
-
-async def settle_offline_records(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Write each claimed record's decision: (scan id, credential type, issuer, subject ref, account id, colour,
-    result, reason, settlement); one statement per batch."""
-    if not rows:
-        return
-    columns = [list(c) for c in zip(*rows, strict=True)]
-    await conn.execute(
-        """UPDATE scans s SET credential_type = u.credential_type, issuer = u.issuer, subject_ref = u.subject_ref,
-                              account_id = u.account_id, colour = u.colour, result = u.result, reason = u.reason,
-                              settlement = u.settlement
-           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bytea[], $5::bigint[], $6::text[], $7::text[],
-                       $8::text[], $9::text[])
-                AS u (id, credential_type, issuer, subject_ref, account_id, colour, result, reason, settlement)
-           WHERE s.id = u.id""",
-        *columns,
-    )
+    return {r["record_id"] for r in rows}
 
 
 async def claim_replays(

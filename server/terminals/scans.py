@@ -35,6 +35,8 @@ from server.terminals.registry import TerminalInfo
 
 MAX_BATCH_RECORDS = 1000
 MAX_OFFLINE_AGE_S = 7 * 86400
+MAX_OFFLINE_AMOUNT_FEN = 1_000_000
+"""One offline record charges at most 10,000 yuan; a larger amount is a broken terminal, refused per record."""
 VERIFY_THREADS = 2
 PARALLEL_VERIFY_MIN = 64
 """Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
@@ -97,10 +99,15 @@ class _Offline:
         self.settlement: str | None = None
         self.spends = False
 
-    def row(self) -> tuple[Any, ...]:
-        code, subject = self.code, self.subject
+    def row(self, terminal_id: str, received: datetime) -> tuple[Any, ...]:
+        """The record's row in `scans` (repository.OFFLINE_SCAN_COLUMNS), with its final decision."""
+        code, subject, record = self.code, self.subject, self.record
         return (
             self.scan_id,
+            terminal_id,
+            received,
+            self.scanned_at,
+            "offline",
             code.kind if code else None,
             code.issuer if code else None,
             code.subject_ref if code else None,
@@ -108,6 +115,11 @@ class _Offline:
             code.colour if code else None,
             "accept" if self.reason is None else "reject",
             self.reason,
+            False,
+            record.record_id,
+            record.amount_fen if 0 <= record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN else None,
+            record.clock_source,
+            record.local_result,
             self.settlement,
         )
 
@@ -348,26 +360,18 @@ class ScanService:
         await self._offline_verify(offline, policy, now)
         events: list[ScanEvent] = []
         async with self._core.db.transaction() as conn:
-            claimed = await repository.claim_offline_records(
-                conn,
-                terminal.id,
-                received,
-                [
-                    (
-                        o.scan_id,
-                        o.record.record_id,
-                        o.scanned_at,
-                        o.record.amount_fen,
-                        o.record.clock_source,
-                        o.record.local_result,
-                    )
-                    for o in offline
-                ],
+            # Uploads from one terminal take turns, so the same upload sent again or on two workers at once finds
+            # the first one's records stored: each record is decided, settled and stored once.
+            await repository.lock_offline_records(conn, terminal.id)
+            stored = await repository.stored_offline_records(
+                conn, terminal.id, [o.record.record_id for o in offline]
             )
-            mine = [o for o in offline if o.record.record_id in claimed]
+            mine = [o for o in offline if o.record.record_id not in stored]
             await self._offline_replays(conn, mine, policy, received)
             await self._settle(conn, terminal, mine)
-            await repository.settle_offline_records(conn, [o.row() for o in mine])
+            await repository.copy_scans(
+                conn, [o.row(terminal.id, received) for o in mine], repository.OFFLINE_SCAN_COLUMNS
+            )
         for o in mine:
             answers[o.index] = ("accepted" if o.reason is None else "rejected", o.reason)
             events.append(o.event(terminal))
@@ -394,7 +398,7 @@ class ScanService:
                 o.reason = "scan.clock_invalid"
             elif at < now - MAX_OFFLINE_AGE_S:
                 o.reason = "scan.too_old"
-            elif o.record.amount_fen < 0:
+            elif not 0 <= o.record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN:
                 o.reason = "scan.amount_invalid"
             else:
                 checked.append(o)

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import secrets
 
+import asyncpg
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,6 +16,7 @@ from yima_sdk.holder import Holder
 
 from server.onecard.payments.signing import b64url, unb64url
 from server.onecard.settlement import OfflineCharge, SettlementResult
+from tests.conftest import login_with_role
 from tests.onecard.helpers import Resident, balance, fund, resident_with_card, wallet_check
 
 
@@ -253,3 +255,58 @@ async def test_nonpositive_amounts_are_rejected(client, amount):
     assert (await settle(client, [ride(holder, amount)]))[0] == SettlementResult(
         "rejected", "onecard.amount_invalid"
     )
+
+
+async def test_one_upload_posts_one_journal_and_statements_list_each_ride(client, database_url):
+    """Two residents' rides in one upload: one journal, one posting per wallet plus the fares; each resident's
+    statement shows every ride of theirs as its own line; reconciliation notices a ride changed behind the
+    ledger's back."""
+    alice, bob = await resident_with_card(client), await resident_with_card(client)
+    await fund(client, alice, 5000)
+    await fund(client, bob, 5000)
+    a, _ = await certify(client, alice)
+    b, _ = await certify(client, bob)
+    now = dt.datetime.now(dt.UTC)
+    batch = [ride(a, 200, at=now - dt.timedelta(minutes=3)), ride(b, 300), ride(a, 150, at=now)]
+    assert [r.status for r in await settle(client, batch)] == ["settled"] * 3
+    async with client.app.state.core.db.connection() as conn:
+        journals = await conn.fetch(
+            """SELECT DISTINCT journal_id FROM onecard_offline_rides
+               WHERE (terminal_id, record_id) IN (SELECT 'bus-0451', unnest($1::text[]))""",
+            [c.record_id for c in batch],
+        )
+        assert len(journals) == 1
+        journal = journals[0]["journal_id"]
+        postings = await conn.fetch(
+            "SELECT amount_fen FROM ledger_postings WHERE journal_id = $1 ORDER BY amount_fen", journal
+        )
+    assert [p["amount_fen"] for p in postings] == [-350, -300, 650]
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+    r = await client.get("/v1/me/onecard/statements", params={"month": month}, headers=alice.headers)
+    entries = r.json()["entries"]
+    assert [(e["kind"], e["amount_fen"], e["balance_fen"]) for e in entries] == [
+        ("topup", 5000, 5000),
+        ("offline_ride", -200, 4800),
+        ("offline_ride", -150, 4650),
+    ]
+    assert all("bus-0451" in e["description"] for e in entries[1:])
+    assert r.json()["closing_balance_fen"] == await balance(client, alice) == 4650
+
+    admin = await asyncpg.connect(database_url)  # tampering needs more than the app's role
+    try:
+        await admin.execute(
+            "UPDATE onecard_offline_rides SET amount_fen = 1 WHERE terminal_id = 'bus-0451' AND record_id = $1",
+            batch[1].record_id,
+        )
+    finally:
+        await admin.close()
+    operator = await login_with_role(client, "operator")
+    day = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    report = await client.get(
+        "/v1/admin/onecard/reconciliation", params={"date": day}, headers=operator.headers
+    )
+    unposted = [m for m in report.json()["mismatches"] if m["kind"] == "rides_unposted"]
+    assert [(m["ledger_amount_fen"], f"journal {journal}," in m["detail"]) for m in unposted] == [
+        (-300, True)
+    ]
+    assert "settled rides -1" in unposted[0]["detail"]

@@ -69,6 +69,8 @@ async def test_batch_is_reverified_and_idempotent_across_retries_and_workers(cli
         _record(forged),  # the terminal said accept; the server never trusts that
         _record(good, at=time.time() + 3600),  # a terminal clock in the future
         _record("garbage"),
+        _record(good, amount=-1),
+        _record(good, amount=2**40),  # beyond any fare, and beyond the column: refused per record, not a 500
     ]
     batch_id = str(uuid.uuid4())
     first = await _upload(client, headers, records, batch_id)
@@ -77,8 +79,10 @@ async def test_batch_is_reverified_and_idempotent_across_retries_and_workers(cli
         ("rejected", "credential.bad_signature"),
         ("rejected", "scan.clock_invalid"),
         ("rejected", "credential.malformed"),
+        ("rejected", "scan.amount_invalid"),
+        ("rejected", "scan.amount_invalid"),
     ]
-    assert await _upload(client, headers, records, batch_id) == [("duplicate", None)] * 4
+    assert await _upload(client, headers, records, batch_id) == [("duplicate", None)] * 6
     async with serve(create_app(settings)) as worker_b:
         headers_b = await terminal_token(worker_b, terminal_id, key)
         fresh = [_record(good) for _ in range(3)]
@@ -90,7 +94,7 @@ async def test_batch_is_reverified_and_idempotent_across_retries_and_workers(cli
         count = await conn.fetchval(
             "SELECT count(*) FROM scans WHERE terminal_id = $1 AND mode = 'offline'", terminal_id
         )
-    assert count == 7
+    assert count == 9
 
 
 @dataclass

@@ -226,7 +226,8 @@ async def test_scans_are_stored_after_the_recorders_connection_is_cut(client, da
     assert recorder._conn is not None
     admin = await asyncpg.connect(database_url)  # a superuser, as an operator's kill would be
     try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", recorder._conn.get_server_pid())
+        pid = recorder._conn.get_server_pid()
+        assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)  # waits for it to end
     finally:
         await admin.close()
     statuses = []
@@ -237,9 +238,9 @@ async def test_scans_are_stored_after_the_recorders_connection_is_cut(client, da
             headers=headers,
         )
         statuses.append(r.status_code)
-    # The scan that met the dead connection is refused as unavailable (nothing stored, the terminal retries);
-    # the ones after it are stored.
-    assert statuses == [503, 200, 200], statuses
+    # The scan that meets the dead connection is refused as unavailable (nothing stored, the terminal sends it
+    # again), unless the writer noticed the drop first and simply reconnected; the ones after it are stored.
+    assert statuses[0] in (200, 503) and statuses[1:] == [200, 200], statuses
     async with client.app.state.core.db.connection() as conn:
         stored = await conn.fetchval("SELECT count(*) FROM scans WHERE terminal_id = $1", terminal_id)
     assert stored == 1 + statuses.count(200)
