@@ -221,6 +221,18 @@ def test_upload_resumes_after_a_cut_connection_and_records_survive_reopen(
         "local_result": "accept",
         "local_reason": None,
     }
+    # Scans after everything was acknowledged are pending again, also across a restart.
+    later = [reopened.scan(ankang(world, issued_at=NOW + 10 + i)) for i in range(2)]
+    assert reopened.pending_count() == 2
+    reopened.close()
+    again = Terminal(
+        root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="gnss", transport=server
+    )
+    assert again.pending_count() == 2
+    assert again.upload_pending() == 2
+    assert {d.record_id for d in later} <= set(server.received)
+    assert again.pending_count() == 0
+    again.close()
 
 
 def test_record_ids_are_uuid_shaped_and_unique(

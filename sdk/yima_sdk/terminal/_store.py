@@ -6,6 +6,8 @@ returns, which is the point after which a terminal may answer a scan. All SQL of
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS scan_record (
     server_status TEXT,
     server_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS scan_record_pending ON scan_record (seq) WHERE uploaded = 0;
+-- No index on pending records: it cost every scan; pending reads start from a low-water mark instead.
+DROP INDEX IF EXISTS scan_record_pending;
 CREATE TABLE IF NOT EXISTS terminal_state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS revocation (
     issuer INTEGER NOT NULL, kind TEXT NOT NULL, ref BLOB NOT NULL, PRIMARY KEY (issuer, kind, ref)
@@ -40,10 +43,18 @@ CREATE TABLE IF NOT EXISTS revocation (
 CREATE TABLE IF NOT EXISTS revocation_version (issuer INTEGER PRIMARY KEY, version INTEGER NOT NULL);
 """
 
-_INSERT_RECORD = (
-    "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
-    " local_result, local_reason, serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_CHUNK = 128
+"""Records per INSERT: one statement with many VALUES rows costs a third less per record than
+executemany (one VM run instead of one per row); 128 x 8 parameters stay far below SQLite's limit."""
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_records(count: int) -> str:
+    # Only placeholders are repeated into the text; no value ever is.
+    return (  # noqa: S608
+        "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
+        " local_result, local_reason, serial) VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    )
 
 
 class ScanStore:
@@ -58,6 +69,18 @@ class ScanStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._low = self._first_pending(0)
+        """Every record below this sequence number is acknowledged by the server."""
+
+    def _first_pending(self, since: int) -> int:
+        """The lowest unacknowledged sequence number at or after `since` (a rowid range scan), or the next
+        sequence number when none is pending."""
+        row = self._db.execute(
+            "SELECT min(seq) FROM scan_record WHERE seq >= ? AND uploaded = 0", (since,)
+        ).fetchone()
+        if row[0] is not None:
+            return int(row[0])
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM scan_record").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -69,9 +92,12 @@ class ScanStore:
 
     def stage_records(self, rows: Sequence[RecordRow]) -> None:
         """Open a transaction and insert scan records into it; `commit_records` makes them durable."""
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(_INSERT_RECORD, rows)
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                db.execute(_insert_records(len(chunk)), list(itertools.chain.from_iterable(chunk)))
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -89,12 +115,16 @@ class ScanStore:
         """The oldest records the server has not acknowledged yet, with their local sequence number."""
         return self._db.execute(
             "SELECT seq, record_id, payload, scanned_at, clock_source, amount_fen, local_result, local_reason"
-            " FROM scan_record WHERE uploaded = 0 ORDER BY seq LIMIT ?",
-            (limit,),
+            " FROM scan_record WHERE seq >= ? AND uploaded = 0 ORDER BY seq LIMIT ?",
+            (self._low, limit),
         ).fetchall()
 
     def pending_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM scan_record WHERE uploaded = 0").fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT count(*) FROM scan_record WHERE seq >= ? AND uploaded = 0", (self._low,)
+            ).fetchone()[0]
+        )
 
     def mark_uploaded(self, results: Iterable[tuple[int, str, str | None]]) -> None:
         """Record the server's verdict (seq, status, reason) for acknowledged records."""
@@ -103,6 +133,7 @@ class ScanStore:
                 "UPDATE scan_record SET uploaded = 1, server_status = ?, server_reason = ? WHERE seq = ?",
                 [(status, reason, seq) for seq, status, reason in results],
             )
+        self._low = self._first_pending(self._low)
 
     def server_verdict(self, record_id: str) -> tuple[str | None, str | None] | None:
         # A full scan: diagnostic use only, so record_id carries no index on the scan path.
