@@ -52,10 +52,13 @@ executemany (one VM run instead of one per row); 128 x 8 parameters stay far bel
 def _insert_records(count: int) -> str:
     # Only placeholders are repeated into the text; no value ever is.
     values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
-    return (
-        "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
-        " local_result, local_reason, serial) VALUES " + values
-    )
+    return _INSERT_HEAD + values
+
+
+_INSERT_HEAD = (
+    "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
+    " local_result, local_reason, serial) VALUES "
+)
 
 
 class ScanStore:
