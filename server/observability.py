@@ -6,7 +6,6 @@ import contextvars
 import json
 import logging
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -14,6 +13,8 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from server.ids import request_id
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -86,13 +87,17 @@ def request_context_middleware(
 ) -> Any:
     """ASGI middleware factory: assigns a request id, logs one line per request, records metrics."""
 
+    # Each labelled series once per (route, status): prometheus_client's labels() looks it up under a lock.
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[tuple[str, str], Any] = {}
+
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
             incoming = _header(scope, b"x-request-id")
-            rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else secrets.token_hex(8)
+            rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else request_id()
             scope.setdefault("state", {})["request_id"] = rid
             token = _request_id.set(rid)
             status = 500
@@ -121,8 +126,16 @@ def request_context_middleware(
                 elapsed = time.perf_counter() - started
                 route = scope.get("path_template") or "unmatched"
                 method = str(scope.get("method", ""))
-                metrics.requests.labels(method, route, str(status)).inc()
-                metrics.latency.labels(method, route).observe(elapsed)
+                counter = counters.get((method, route, status))
+                if counter is None:
+                    counter = counters[(method, route, status)] = metrics.requests.labels(
+                        method, route, str(status)
+                    )
+                counter.inc()
+                histogram = histograms.get((method, route))
+                if histogram is None:
+                    histogram = histograms[(method, route)] = metrics.latency.labels(method, route)
+                histogram.observe(elapsed)
                 _access.info(
                     "request",
                     extra={

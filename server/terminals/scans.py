@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from server.credentials.revocation import generation_key
 from server.credentials.service import Credentials
 from server.credentials.subject_ref import Subject
 from server.identity.id_number import mask_name
+from server.ids import uuid7
 from server.onecard.settlement import OfflineCharge
 from server.terminals import errors, repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
@@ -86,7 +86,7 @@ class _Offline:
 
     def __init__(self, index: int, record: ScanRecord, received: datetime) -> None:
         self.index, self.record = index, record
-        self.scan_id = uuid.uuid4()
+        self.scan_id = uuid7()
         at = record.scanned_at / 1000
         try:
             scanned_at = datetime.fromtimestamp(at, UTC)
@@ -241,7 +241,8 @@ class ScanService:
 
     async def scan(self, terminal: TerminalInfo, payload: str, scanned_at: datetime) -> ScanOutcome:
         now = self.clock()
-        scan_id = str(uuid.uuid4())
+        scan_uuid = uuid7()
+        scan_id = str(scan_uuid)
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
         code: VerifiedCode | None = None
         subject: Subject | None = None
@@ -284,7 +285,7 @@ class ScanService:
         account_id = subject.account_id if subject is not None else None
         await self._recorder.record(
             (
-                uuid.UUID(scan_id),
+                scan_uuid,
                 terminal.id,
                 datetime.fromtimestamp(now, UTC),
                 scanned_at,
