@@ -13,14 +13,16 @@ from server.credentials.plugin import CredentialsPlugin
 from server.identity.plugin import IdentityPlugin
 from server.identity.sms import SmsSender
 from server.onecard.plugin import OnecardPlugin
+from server.openapi_contracts import document_contracts
 from server.ops.plugin import OpsPlugin
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
 from server.terminals.plugin import TerminalsPlugin
+from server.terminals.scan_endpoint import scan_contract
 
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
-    return Litestar(
+    app = Litestar(
         plugins=[
             CorePlugin(settings, sms=sms),
             OpsPlugin(),
@@ -33,15 +35,21 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
         # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # server.observability configures JSON logs once per process
-        openapi_config=OpenAPIConfig(
-            title="yima",
-            version="0.1.0",
-            description="yima (一码): one signed QR credential for Guangde residents; terminals; mini-apps.",
-            use_handler_docstrings=True,
-            openapi_router=Router("/schema", route_handlers=[], opt=allow(PUBLIC)),
-            components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
-            ),
-            security=[{"bearer": []}],
+        openapi_config=_openapi_config(),
+    )
+    document_contracts(app, [scan_contract], _openapi_config())
+    return app
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="yima",
+        version="0.1.0",
+        description="yima (一码): one signed QR credential for Guangde residents; terminals; mini-apps.",
+        use_handler_docstrings=True,
+        openapi_router=Router("/schema", route_handlers=[], opt=allow(PUBLIC)),
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
+        security=[{"bearer": []}],
     )

@@ -42,6 +42,24 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def _listening_inodes(port: int) -> set[int]:
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            out.add(int(fields[9]))
+    return out
+
+
+def _serving_workers(pid: int, port: int) -> list[int] | None:
+    """Both workers, once each listens on the port (a worker still starting would get no connections)."""
+    workers = _workers(pid)
+    listening = _listening_inodes(port)
+    if len(workers) == 2 and all(_socket_inodes(w) & listening for w in workers):
+        return workers
+    return None
+
+
 def _server_side_inodes(port: int) -> dict[int, int]:
     """inode -> client port of every established connection to `port` (server side), from /proc/net/tcp."""
     out = {}
@@ -91,7 +109,7 @@ def _wait_for(predicate, timeout_s: float = 30):  # type: ignore[no-untyped-def]
 def test_a_burst_of_connections_is_served_by_both_workers(two_workers):
     """40 keep-alive connections opened at once (terminals coming back online) land on both workers, not one."""
     proc, port = two_workers
-    workers = _wait_for(lambda: len(_workers(proc.pid)) == 2 and _workers(proc.pid))
+    workers = _wait_for(lambda: _serving_workers(proc.pid, port))
     conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
     try:
         for c in conns:

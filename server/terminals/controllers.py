@@ -4,17 +4,15 @@ resident's scan history."""
 from __future__ import annotations
 
 import urllib.parse
-from datetime import UTC, datetime
 from typing import Annotated, Any, TypeAlias
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
-from server.auth import Principal, Role, allow
+from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.deps import Caller, Db
 from server.errors import BadRequest
@@ -156,36 +154,6 @@ class TerminalTokenController(Controller):
 class ScanController(Controller):
     path = "/v1"
     tags = ["scans"]
-
-    @post("/scans", status_code=200, opt=allow(TERMINAL), operation_id="scan")
-    async def scan(
-        self, data: JSONBody[schemas.ScanRequest], request: Request[Principal, Any, Any], state: State
-    ) -> schemas.ScanResponse:
-        """Check a scanned code for this terminal's scene; the scan is stored before the answer."""
-        # The hottest terminal route: caller and service come from the request and the app state rather than
-        # from dependencies (each extra dependency batch costs an anyio task group per request).
-        terminals: Terminals = state.terminals
-        terminal = await terminals.registry.info(request.user.subject)
-        scanned_at = data.scanned_at
-        if isinstance(scanned_at, int):
-            try:
-                scanned_at = datetime.fromtimestamp(scanned_at / 1000, UTC)
-            except (OverflowError, OSError, ValueError):
-                raise BadRequest("scanned_at is out of range") from None
-        elif scanned_at.tzinfo is None:
-            raise BadRequest("scanned_at needs a UTC offset")
-        outcome = await terminals.scans.scan(terminal, data.payload, scanned_at)
-        return schemas.ScanResponse(
-            result=outcome.result,  # type: ignore[arg-type]
-            reason=outcome.reason,
-            color=outcome.colour,  # type: ignore[arg-type]
-            scan_id=outcome.scan_id,
-            name=outcome.name,
-            credential_type=outcome.credential_type,
-            repeat=outcome.repeat,
-            expires_at=datetime.fromtimestamp(outcome.expires_at, UTC) if outcome.expires_at else None,
-            miniapp=_miniapp(outcome.miniapp),
-        )
 
     @post(
         "/scans/batch",

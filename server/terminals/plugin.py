@@ -14,6 +14,7 @@ from litestar.plugins import InitPluginProtocol
 from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
 from server.terminals.plugin_state import Terminals
+from server.terminals.scan_endpoint import scan_endpoint
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
 
@@ -24,7 +25,9 @@ def provide_terminals(state: State) -> Terminals:
 
 class TerminalsPlugin(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.extend([TerminalAdminController, TerminalTokenController, ScanController])
+        app_config.route_handlers.extend(
+            [TerminalAdminController, TerminalTokenController, ScanController, scan_endpoint]
+        )
         app_config.dependencies["terminals"] = Provide(provide_terminals, sync_to_thread=False)
         app_config.on_startup.append(self._start)
         app_config.on_shutdown.insert(0, self._stop)
