@@ -100,3 +100,10 @@ def test_the_route_is_documented_like_the_others():
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/ScanRequest"}
     assert answer == {"$ref": "#/components/schemas/ScanResponse"}
+
+
+async def test_scans_are_counted_under_their_route_in_the_metrics(client):
+    headers = await _terminal(client)
+    await client.post("/v1/scans", json={"payload": "YA:junk", "scanned_at": 0}, headers=headers)
+    metrics = (await client.get("/metrics")).text
+    assert 'yima_http_requests_total{method="POST",route="/v1/scans",status="200"}' in metrics
