@@ -6,8 +6,8 @@ money rules. A whole batch costs a fixed handful of statements, whatever its siz
 
 1. take the batch's terminals' ride locks (transaction advisory locks, in key order): two settlers of one record
    (the same upload on two workers) run one after the other, so the second sees the first's rides;
-2. lock the batch's device certificates (id order: concurrent settlers queue instead of deadlocking);
-3. read which records are already stored: those answer as before (duplicate, or their stored rejection);
+2. read which records are already stored: those answer as before (duplicate, or their stored rejection);
+3. lock the remaining records' device certificates (id order: concurrent settlers queue instead of deadlocking);
 4. check each new record against its certificate (known, same account, not revoked, scanned inside its validity);
 5. lock the wallets, then walk the records in scan order applying the certificate's remaining uses and amount
    and the wallet's offline floor;

@@ -75,12 +75,15 @@ class ScanRecorder:
     async def _copy(self, rows: list[tuple[Any, ...]]) -> None:
         if self._conn is not None and not _usable(self._conn):
             await self._release()  # dropped while idle: nothing was in flight, just take a fresh one
-        if self._conn is None:
-            self._conn = await self._db.pool.acquire()
         try:
+            if self._conn is None:
+                self._conn = await self._db.pool.acquire(timeout=self._db.acquire_timeout_s)
             await repository.copy_scans(self._conn, rows)
         except Exception as exc:
-            if not (isinstance(exc, _CONNECTION_ERRORS) or not _usable(self._conn)):
+            lost = isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)) or (
+                self._conn is not None and not _usable(self._conn)
+            )
+            if not lost:
                 raise
             await self._release(broken=True)  # the next commit starts on a fresh connection
             raise Unavailable(

@@ -339,8 +339,9 @@ class ScanService:
         """Re-verify every record on the server, deduplicate by (terminal, record id), settle charges; one
         transaction, so a batch sent three times or on two workers at once is applied once.
 
-        A batch costs a fixed handful of statements whatever its size: claim the records, verify them all (CPU
-        only), claim the spent codes, settle the ride charges in one call, write the decisions.
+        A batch costs a fixed handful of statements whatever its size: verify every record (CPU only, before the
+        transaction), then lock the terminal's records, skip those stored before, claim the spent codes, settle
+        the ride charges in one call, and COPY each new record once with its decision.
         """
         records = batch.records
         if len(records) > MAX_BATCH_RECORDS:
