@@ -145,9 +145,6 @@ class Supervisor:
         )
         slot.restart_at = time.monotonic() + pause
 
-    def stop(self) -> None:
-        self._stop.set()
-
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; 0 after a requested stop, 1 when a worker could not start."""
         check_port_free(self.host, self.port)
