@@ -16,8 +16,8 @@ from yima_sdk.trust import RevocationKind, RevocationSet
 
 __all__ = ["RecordRow", "ScanStore"]
 
-# record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason, serial
-RecordRow = tuple[str, str, int, str, int, str, str | None, bytes | None]
+# record_id, payload, amount_fen, local_result, local_reason, serial (scanned_at and clock_source are the group's)
+RecordRow = tuple[str, str, int, str, str | None, bytes | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scan_record (
@@ -45,18 +45,19 @@ CREATE TABLE IF NOT EXISTS revocation_version (issuer INTEGER PRIMARY KEY, versi
 
 _INSERT_CHUNK = 128
 """Records per INSERT: one statement with many VALUES rows costs a third less per record than
-executemany (one VM run instead of one per row); 128 x 8 parameters stay far below SQLite's limit."""
+executemany (one VM run instead of one per row); 128 x 6 parameters stay far below SQLite's limit."""
 
 
 @functools.lru_cache(maxsize=8)
 def _insert_records(count: int) -> str:
-    # Only placeholders are repeated into the text; no value ever is.
-    values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    # Only placeholders are repeated into the text; no value ever is. ?1 and ?2 (the group's scan time and
+    # clock source) are bound once per statement and shared by every row.
+    values = ",".join(["(?1, ?2, ?, ?, ?, ?, ?, ?)"] * count)
     return _INSERT_HEAD + values
 
 
 _INSERT_HEAD = (
-    "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen,"
+    "INSERT INTO scan_record (scanned_at, clock_source, record_id, payload, amount_fen,"
     " local_result, local_reason, serial) VALUES "
 )
 
@@ -89,19 +90,23 @@ class ScanStore:
     def close(self) -> None:
         self._db.close()
 
-    def add_records(self, rows: Sequence[RecordRow]) -> None:
+    def add_records(self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str) -> None:
         """Write scan records in one transaction; durable when this returns."""
-        self.stage_records(rows)
+        self.stage_records(rows, scanned_at, clock_source)
         self.commit_records()
 
-    def stage_records(self, rows: Sequence[RecordRow]) -> None:
-        """Open a transaction and insert scan records into it; `commit_records` makes them durable."""
+    def stage_records(self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str) -> None:
+        """Open a transaction and insert scan records (all scanned at `scanned_at`, in ms, by a clock of
+        `clock_source`) into it; `commit_records` makes them durable."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
-                db.execute(_insert_records(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+                db.execute(
+                    _insert_records(len(chunk)),
+                    [scanned_at, clock_source, *itertools.chain.from_iterable(chunk)],
+                )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

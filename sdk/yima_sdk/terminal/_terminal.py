@@ -125,7 +125,7 @@ class Terminal:
         self._revocations: RevocationSet = self._store.load_revocations()
         self._spent: dict[bytes, int] = self._store.offline_spent()
         self._recent: dict[bytes, tuple[float, ScanDecision]] = {}
-        self._recent_order: deque[tuple[float, bytes]] = deque()
+        self._recent_order: deque[tuple[float, list[bytes]]] = deque()
         # Record ids: a random per-run prefix plus a counter, UUID-shaped (version 4 and variant bits
         # set). Unique without a random draw per scan, which would cost more than the rest of the record.
         prefix = uuid.UUID(bytes=os.urandom(16), version=4).hex
@@ -198,7 +198,7 @@ class Terminal:
         """Decide several scans (payload, amount in fen) with one durable commit for all their records."""
         group = self._decide(scans)
         self._settle()
-        self._store.add_records(group.rows)
+        self._store.add_records(group.rows, int(group.now * 1000), self._clock_source)
         self._publish(group)
         return group.decisions
 
@@ -212,7 +212,7 @@ class Terminal:
         """
         group = self._decide(scans)
         self._settle()
-        self._store.stage_records(group.rows)
+        self._store.stage_records(group.rows, int(group.now * 1000), self._clock_source)
         if self._committer is None:
             self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yima-terminal-commit")
         group.commit = self._committer.submit(self._store.commit_records)
@@ -230,10 +230,11 @@ class Terminal:
         self._publish(group)
 
     def _publish(self, group: _Group) -> None:
-        now, recent, order, spent = group.now, self._recent, self._recent_order, self._spent
+        now, recent, spent = group.now, self._recent, self._spent
         for key, decision in group.recent.items():
             recent[key] = (now, decision)
-            order.append((now, key))
+        if group.recent:
+            self._recent_order.append((now, list(group.recent)))  # forgotten a group at a time
         for serial, amount in group.spent.items():
             spent[serial] = spent.get(serial, 0) + amount
 
@@ -257,8 +258,6 @@ class Terminal:
         batch_recent: dict[bytes, ScanDecision] = {}
         decisions: list[ScanDecision] = []
         rows: list[RecordRow] = []
-        scanned_at = int(now * 1000)
-        source = self._clock_source
         prefix = self._id_prefix
         counter = self._id_counter
         verify = verifier.verify
@@ -302,7 +301,7 @@ class Terminal:
             if code is not None and reason != "credential.replayed":
                 batch_recent[code.replay_key] = decision
             decisions.append(decision)
-            rows.append((record_id, payload, scanned_at, source, amount_fen, result, reason, serial))
+            rows.append((record_id, payload, amount_fen, result, reason, serial))
         self._id_counter = counter
         return _Group(now, decisions, rows, batch_recent, batch_spent)
 
@@ -310,10 +309,11 @@ class Terminal:
         order, recent = self._recent_order, self._recent
         horizon = now - max(self._ride_memory, self._replay_window)
         while order and order[0][0] < horizon:
-            at, key = order.popleft()
-            seen = recent.get(key)
-            if seen is not None and seen[0] == at:
-                del recent[key]
+            at, keys = order.popleft()
+            for key in keys:
+                seen = recent.get(key)
+                if seen is not None and seen[0] == at:
+                    del recent[key]
 
     # -- upload -------------------------------------------------------------------------------------
 
