@@ -125,7 +125,10 @@ class Terminal:
         self._revocations: RevocationSet = self._store.load_revocations()
         self._spent: dict[bytes, int] = self._store.offline_spent()
         self._recent: dict[bytes, tuple[float, ScanDecision]] = {}
-        self._recent_order: deque[tuple[float, list[bytes]]] = deque()
+        # When each group's codes were seen, to forget them: Ankang codes after the replay window, ride codes
+        # after the ride memory (holding every Ankang code that long cost memory and garbage-collector time).
+        self._recent_codes: deque[tuple[float, list[bytes]]] = deque()
+        self._recent_rides: deque[tuple[float, list[bytes]]] = deque()
         # Record ids: a random per-run prefix plus a counter, UUID-shaped (version 4 and variant bits
         # set). Unique without a random draw per scan, which would cost more than the rest of the record.
         prefix = uuid.UUID(bytes=os.urandom(16), version=4).hex
@@ -234,7 +237,14 @@ class Terminal:
         for key, decision in group.recent.items():
             recent[key] = (now, decision)
         if group.recent:
-            self._recent_order.append((now, list(group.recent)))  # forgotten a group at a time
+            codes = [k for k, d in group.recent.items() if d.code is None or d.code.kind != "ride_code"]
+            if codes:
+                self._recent_codes.append((now, codes))
+            if len(codes) < len(group.recent):
+                rides = [
+                    k for k, d in group.recent.items() if d.code is not None and d.code.kind == "ride_code"
+                ]
+                self._recent_rides.append((now, rides))
         for serial, amount in group.spent.items():
             spent[serial] = spent.get(serial, 0) + amount
 
@@ -306,8 +316,11 @@ class Terminal:
         return _Group(now, decisions, rows, batch_recent, batch_spent)
 
     def _forget_before(self, now: float) -> None:
-        order, recent = self._recent_order, self._recent
-        horizon = now - max(self._ride_memory, self._replay_window)
+        self._forget(self._recent_codes, now - self._replay_window)
+        self._forget(self._recent_rides, now - max(self._ride_memory, self._replay_window))
+
+    def _forget(self, order: deque[tuple[float, list[bytes]]], horizon: float) -> None:
+        recent = self._recent
         while order and order[0][0] < horizon:
             at, keys = order.popleft()
             for key in keys:
