@@ -55,3 +55,26 @@ async def test_concurrent_claims_of_one_code_have_one_winner(guard_and_cache):
     assert len(winners) == 1
     assert {earlier for earlier, _ in same if earlier is not None} == {f"v{winners[0]}".encode()}
     assert distinct == [(None, None)] * 20
+
+
+async def test_a_mixed_batch_answers_each_scan_with_its_own_claim_and_mark(guard_and_cache):
+    """Claims with and without marks, marks without claims, set and unset marks, all in one batch: every scan
+    gets the answer for its own keys."""
+    import asyncio
+
+    guard, cache = guard_and_cache
+    await cache.set("ankang:generation:1", b"5", 60)
+    await guard.claim("scan:seen", b"first", 60)
+    calls = []
+    for i in range(30):
+        kind = i % 4
+        if kind == 0:
+            calls.append((f"scan:new-{i}", b"v", "ankang:generation:1", (None, b"5")))
+        elif kind == 1:
+            calls.append(("scan:seen", b"later", None, (b"first", None)))
+        elif kind == 2:
+            calls.append((None, b"v", "ankang:generation:1", (None, b"5")))
+        else:
+            calls.append((f"scan:new-{i}", b"v", f"ankang:generation:unset-{i}", (None, None)))
+    answers = await asyncio.gather(*(guard.claim(key, value, 60, mark) for key, value, mark, _ in calls))
+    assert answers == [expected for *_, expected in calls]
