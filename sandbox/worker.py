@@ -12,21 +12,11 @@ import time
 _STARTED = time.perf_counter()
 
 import asyncio  # noqa: E402  (the start time above must include these imports)
-import importlib  # noqa: E402
 import os  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 
-from yima_sdk._app import App, serve  # noqa: E402
-from yima_sdk._bridge import (  # noqa: E402
-    DEFAULT_MAX_FRAME,
-    HOST_DECODER,
-    Init,
-    LayerReport,
-    StartFailed,
-    encode_frame,
-    read_frame_blocking,
-)
+from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
+from yima_sdk._bridge import Init, LayerReport  # noqa: E402
 
 from sandbox import limits  # noqa: E402
 
@@ -71,39 +61,20 @@ def apply_layers(init: Init, reports: dict[str, LayerReport]) -> list[LayerRepor
 
 def load_app(init: Init) -> App:
     """Import `module:attribute` from the app folder, with only the app folder and the stdlib on sys.path."""
-    module_name, _, attribute = init.entry.partition(":")
     sys.path[:] = [init.app_folder, *limits.python_paths()]
-    module = importlib.import_module(module_name)
-    app = getattr(module, attribute)
-    if not isinstance(app, App):
-        raise TypeError(f"entry {init.entry!r} is a {type(app).__name__}, not a yima_sdk App")
-    return app
+    return import_entry(init.entry)
 
 
 def main() -> None:
     bridge_fd = int(sys.argv[1])
-    sock = socket.socket(fileno=bridge_fd)
-    sock.setblocking(True)
-    init: Init = read_frame_blocking(sock, HOST_DECODER, DEFAULT_MAX_FRAME)
-    if not isinstance(init, Init):
-        raise SystemExit("first frame must be Init")
+    sock, init = read_init(bridge_fd)
     sys.dont_write_bytecode = True  # the app folder is read-only: do not even try to write .pyc files
     early = apply_early_layers(init, bridge_fd)
     # the event loop makes its self-pipe socketpair now, before seccomp forbids new sockets
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     layers = apply_layers(init, early)
-    try:
-        app = load_app(init)
-    except BaseException as exc:
-        failure = StartFailed(
-            code="miniapp.load_failed", message=f"{type(exc).__name__}: {exc}"[:2000], layers=layers
-        )
-        sock.sendall(encode_frame(failure, init.max_frame))
-        os._exit(3)
-    sock.setblocking(False)
-    loop.run_until_complete(serve(app, sock, init, layers, _STARTED))
-    os._exit(0)  # skip interpreter teardown: nothing to flush, and it would only cost time
+    run_worker(sock, init, layers, loop, lambda: load_app(init), _STARTED)
 
 
 __all__ = ["apply_early_layers", "apply_layers", "load_app", "main"]

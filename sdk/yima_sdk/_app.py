@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from yima_sdk._bridge import (
+    DEFAULT_MAX_FRAME,
     HOST_DECODER,
     Call,
     CapabilityReply,
@@ -41,6 +42,9 @@ from yima_sdk._bridge import (
     Response,
     Result,
     ScanEvent,
+    StartFailed,
+    encode_frame,
+    read_frame_blocking,
 )
 from yima_sdk.capabilities import Credentials, Log, Notify, Payments, Storage, User
 from yima_sdk.errors import RouteNotFound, YimaError, error_for_code
@@ -284,3 +288,60 @@ async def serve(app: App, sock: Any, init: Init, layers: list[LayerReport], star
     runtime.protocol = protocol
     protocol.send(Ready(pid=os.getpid(), layers=layers, startup_ms=(time.perf_counter() - started) * 1000))
     await runtime.done
+
+
+# -- worker processes (sandbox/worker.py in production, yima_sdk/_simworker.py in the simulator) -------------------
+
+
+def read_init(bridge_fd: int) -> tuple[Any, Init]:
+    """The bridge socket and the host's Init frame, the first thing a worker reads."""
+    import socket
+
+    sock = socket.socket(fileno=bridge_fd)
+    sock.setblocking(True)
+    init = read_frame_blocking(sock, HOST_DECODER, DEFAULT_MAX_FRAME)
+    if not isinstance(init, Init):
+        raise SystemExit("first frame must be Init")
+    return sock, init
+
+
+def import_entry(entry: str) -> App:
+    """Import `module:attribute` (sys.path already set up by the caller) and check it is an App."""
+    import importlib
+
+    module_name, _, attribute = entry.partition(":")
+    app = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(app, App):
+        raise TypeError(f"entry {entry!r} is a {type(app).__name__}, not a yima_sdk App")
+    return app
+
+
+def run_worker(
+    sock: Any,
+    init: Init,
+    layers: list[LayerReport],
+    loop: asyncio.AbstractEventLoop,
+    load: Callable[[], App],
+    started: float,
+    on_load_error: Callable[[], None] = lambda: None,
+) -> None:
+    """Load the app and serve it; a load failure is reported to the host as StartFailed (exit status 3).
+    Leaves without interpreter teardown (it would only cost time), flushing what the app printed."""
+    import contextlib
+    import os
+    import sys
+
+    try:
+        app = load()
+    except BaseException as exc:
+        on_load_error()
+        failure = StartFailed(
+            code="miniapp.load_failed", message=f"{type(exc).__name__}: {exc}"[:2000], layers=layers
+        )
+        sock.sendall(encode_frame(failure, init.max_frame))
+        os._exit(3)
+    sock.setblocking(False)
+    loop.run_until_complete(serve(app, sock, init, layers, started))
+    with contextlib.suppress(OSError, ValueError):  # the sandbox may have closed stdout
+        sys.stdout.flush()
+    os._exit(0)

@@ -12,23 +12,13 @@ import time
 _STARTED = time.perf_counter()
 
 import asyncio  # noqa: E402  (the start time above must include these imports)
-import importlib  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 
-from yima_sdk._app import App, serve  # noqa: E402
-from yima_sdk._bridge import (  # noqa: E402
-    DEFAULT_MAX_FRAME,
-    HOST_DECODER,
-    Init,
-    LayerReport,
-    StartFailed,
-    encode_frame,
-    read_frame_blocking,
-)
+from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
+from yima_sdk._bridge import Init, LayerReport  # noqa: E402
 
 __all__ = ["LAYERS", "load_app", "main", "observe_layers"]
 
@@ -75,41 +65,21 @@ def _is_open(fd: int) -> bool:
 
 def load_app(init: Init) -> App:
     """Import `module:attribute` with the app folder first on sys.path."""
-    module_name, _, attribute = init.entry.partition(":")
     sys.path.insert(0, init.app_folder)
-    module = importlib.import_module(module_name)
-    app = getattr(module, attribute)
-    if not isinstance(app, App):
-        raise TypeError(f"entry {init.entry!r} is a {type(app).__name__}, not a yima_sdk App")
-    return app
+    return import_entry(init.entry)
 
 
 def main() -> None:
     bridge_fd = int(sys.argv[1])
-    sock = socket.socket(fileno=bridge_fd)
-    sock.setblocking(True)
-    init: Init = read_frame_blocking(sock, HOST_DECODER, DEFAULT_MAX_FRAME)
-    if not isinstance(init, Init):
-        raise SystemExit("first frame must be Init")
+    sock, init = read_init(bridge_fd)
     sys.dont_write_bytecode = True  # production app folders are read-only: behave the same here
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # the app's print() shows up as it happens
     layers = observe_layers(bridge_fd)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    try:
-        app = load_app(init)
-    except BaseException as exc:
-        traceback.print_exc()  # the developer's terminal: show where the import failed
-        failure = StartFailed(
-            code="miniapp.load_failed", message=f"{type(exc).__name__}: {exc}"[:2000], layers=layers
-        )
-        sock.sendall(encode_frame(failure, init.max_frame))
-        os._exit(3)
-    sock.setblocking(False)
-    loop.run_until_complete(serve(app, sock, init, layers, _STARTED))
-    sys.stdout.flush()
-    os._exit(0)
+    # traceback: the developer's terminal shows where the import failed
+    run_worker(sock, init, layers, loop, lambda: load_app(init), _STARTED, traceback.print_exc)
 
 
 if __name__ == "__main__":
