@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, free_port, valid_id_number
+from tests.conftest import free_port, valid_id_number
 
 YIMA = str(Path(sys.executable).parent / "yima")
 
@@ -145,31 +145,6 @@ def test_bad_setting_stops_start_up_naming_the_variable():
     )
     assert r.returncode == 2
     assert "YIMA_PORT" in r.stderr
-
-
-def test_serve_with_two_workers_and_redis(database_url, master_key, tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(
-        [YIMA, "serve", "--workers", "2", "--port", str(port)],
-        env=_env(
-            YIMA_DATABASE_URL=database_url,
-            YIMA_REDIS_URL=REDIS_URL,
-            YIMA_MODE="development",
-            YIMA_MASTER_KEY=master_key,
-            YIMA_DATA_DIR=str(tmp_path),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc)
-        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
-        assert health["checks"] == {"database": "ok", "redis": "ok"}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-    assert proc.returncode == 0
 
 
 def test_migrate_and_openapi_commands(database_url, tmp_path):

@@ -71,18 +71,24 @@ def _server_side_inodes(port: int) -> dict[int, int]:
     return out
 
 
+def _serve(port: int, database_url: str, master_key: str, data_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `yima serve --workers 2` on `port`."""
+    return [YIMA, "serve", "--workers", "2", "--port", str(port)], _env(
+        YIMA_DATABASE_URL=database_url,
+        YIMA_REDIS_URL=REDIS_URL,
+        YIMA_MODE="development",
+        YIMA_MASTER_KEY=master_key,
+        YIMA_DATA_DIR=str(data_dir),
+    )
+
+
 @pytest.fixture
 def two_workers(database_url, master_key, tmp_path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
+    args, env = _serve(port, database_url, master_key, tmp_path)
     proc = subprocess.Popen(
-        [YIMA, "serve", "--workers", "2", "--port", str(port)],
-        env=_env(
-            YIMA_DATABASE_URL=database_url,
-            YIMA_REDIS_URL=REDIS_URL,
-            YIMA_MODE="development",
-            YIMA_MASTER_KEY=master_key,
-            YIMA_DATA_DIR=str(tmp_path),
-        ),
+        args,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -104,6 +110,15 @@ def _wait_for(predicate, timeout_s: float = 30):  # type: ignore[no-untyped-def]
             return value
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def test_two_workers_share_redis_and_stop_cleanly_on_ctrl_c(two_workers):
+    proc, port = two_workers
+    health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+    assert health["checks"] == {"database": "ok", "redis": "ok"}
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
 
 
 def test_a_burst_of_connections_is_served_by_both_workers(two_workers):
@@ -150,37 +165,15 @@ def test_a_taken_port_is_refused_with_a_message(database_url, master_key, tmp_pa
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = subprocess.run(
-            [YIMA, "serve", "--workers", "2", "--port", str(port)],
-            env=_env(
-                YIMA_DATABASE_URL=database_url,
-                YIMA_REDIS_URL=REDIS_URL,
-                YIMA_MODE="development",
-                YIMA_MASTER_KEY=master_key,
-                YIMA_DATA_DIR=str(tmp_path),
-            ),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        args, env = _serve(port, database_url, master_key, tmp_path)
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
 
 
 def test_a_worker_that_cannot_start_stops_the_server(master_key, tmp_path):
     """Start-up fails the same way in every worker (no database here): exit 1 at once, not a restart loop."""
-    r = subprocess.run(
-        [YIMA, "serve", "--workers", "2", "--port", str(free_port())],
-        env=_env(
-            YIMA_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nothing",
-            YIMA_REDIS_URL=REDIS_URL,
-            YIMA_MODE="development",
-            YIMA_MASTER_KEY=master_key,
-            YIMA_DATA_DIR=str(tmp_path),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args, env = _serve(free_port(), "postgresql://postgres@127.0.0.1:1/nothing", master_key, tmp_path)
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "worker failed to start; stopping" in r.stderr
