@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
         logging_config=None,  # server.observability configures JSON logs once per process
         openapi_config=_openapi_config(),
     )
-    document_contracts(app, [scan_contract], _openapi_config())
+    document_contracts(app, scan_contract)
     return app
 
 

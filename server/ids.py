@@ -18,15 +18,13 @@ import uuid
 
 _seed = int.from_bytes(os.urandom(8), "big")
 _counter = itertools.count(int.from_bytes(os.urandom(2), "big"))
-_pid = os.getpid()
 
 
 def _reseed() -> None:
     """A forked child must not repeat its parent's sequence."""
-    global _seed, _counter, _pid
+    global _seed, _counter
     _seed = int.from_bytes(os.urandom(8), "big")
     _counter = itertools.count(int.from_bytes(os.urandom(2), "big"))
-    _pid = os.getpid()
 
 
 os.register_at_fork(after_in_child=_reseed)

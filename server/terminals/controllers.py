@@ -17,7 +17,6 @@ from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.deps import Caller, Db
 from server.errors import BadRequest
 from server.terminals import errors, schemas
-from server.terminals.events import AppPart
 from server.terminals.plugin_state import Terminals
 from server.terminals.policies import CHANNEL, KINDS
 from server.terminals.registry import TerminalInfo
@@ -25,12 +24,6 @@ from server.terminals.registry import TerminalInfo
 TerminalsDep: TypeAlias = NamedDependency[Terminals]
 _batch_decoder = msgspec.json.Decoder(ScanBatch)
 _batch_encoder = msgspec.json.Encoder()
-
-
-def _miniapp(part: AppPart | None) -> schemas.MiniAppLines | None:
-    if part is None:
-        return None
-    return schemas.MiniAppLines(part.app_id, list(part.lines), part.missing, part.reason)
 
 
 def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:

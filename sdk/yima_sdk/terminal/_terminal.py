@@ -234,17 +234,15 @@ class Terminal:
 
     def _publish(self, group: _Group) -> None:
         now, recent, spent = group.now, self._recent, self._spent
+        codes: list[bytes] = []
+        rides: list[bytes] = []
         for key, decision in group.recent.items():
             recent[key] = (now, decision)
-        if group.recent:
-            codes = [k for k, d in group.recent.items() if d.code is None or d.code.kind != "ride_code"]
-            if codes:
-                self._recent_codes.append((now, codes))
-            if len(codes) < len(group.recent):
-                rides = [
-                    k for k, d in group.recent.items() if d.code is not None and d.code.kind == "ride_code"
-                ]
-                self._recent_rides.append((now, rides))
+            (rides if decision.code is not None and decision.code.kind == "ride_code" else codes).append(key)
+        if codes:
+            self._recent_codes.append((now, codes))
+        if rides:
+            self._recent_rides.append((now, rides))
         for serial, amount in group.spent.items():
             spent[serial] = spent.get(serial, 0) + amount
 
