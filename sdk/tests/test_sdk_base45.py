@@ -56,3 +56,27 @@ def test_decode_is_exact_inverse_or_refuses(text: str) -> None:
     except base45.Base45Error:
         return
     assert base45.encode(raw) == text
+
+
+def _outcome(text: str) -> bytes | str:
+    try:
+        return base45.decode(text)
+    except base45.Base45Error as exc:
+        return f"error: {exc}"
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=120).map(base45.encode),  # valid, of every length
+            st.text(
+                alphabet=base45.ALPHABET, max_size=12
+            ),  # often invalid: a triplet over 65535, a dangling one
+            st.text(max_size=9),  # characters outside the alphabet, non-ASCII
+        ),
+        max_size=12,
+    )
+)
+def test_decode_many_answers_each_text_as_decode_does(texts: list[str]) -> None:
+    answers = base45.decode_many(texts)
+    assert [a if isinstance(a, bytes) else f"error: {a}" for a in answers] == [_outcome(t) for t in texts]

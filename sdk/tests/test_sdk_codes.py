@@ -204,6 +204,61 @@ def test_revocation(world: World) -> None:
     assert rejected(verifier, ride, revocations=revocations) == "credential.revoked"
 
 
+def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
+    holder = world.holder(max_uses=3)
+    revoked_holder = world.holder()
+    cert = revoked_holder.certificate
+    assert cert is not None
+    revocations = RevocationSet()
+    revocations.apply_delta(GUANGDE, 0, 1, [("subject", b"\x01" * 16), ("device_certificate", cert.serial)])
+    valid_ride = holder.ride_code(NOW)
+    forged_ride = valid_ride[:-6] + ("000000" if not valid_ride.endswith("000000") else "111111")
+    items = [
+        (ankang(world), NOW),
+        (ankang(world, issued_at=NOW - 600), NOW),  # expired
+        (ankang(world, subject_ref=b"\x01" * 16), NOW),  # revoked subject
+        (ankang(world, signing_key=Ed25519PrivateKey.generate()), NOW),  # forged signature
+        ("YA:BB8", NOW),  # malformed
+        ("YA:bb8", NOW),  # outside the Base45 alphabet
+        ("not a code", NOW),
+        (forged_ride, NOW),  # before the valid one: the certificate is checked, not yet cached
+        (valid_ride, NOW),
+        (valid_ride, NOW + 400),  # stale timestamp
+        (holder.ride_code(NOW, counter=4), NOW),  # past the certificate's use limit
+        (revoked_holder.ride_code(NOW), NOW),
+        (ankang(world, issued_at=NOW + 100), NOW),  # not yet valid, at its own time
+    ]
+
+    def one_by_one(verifier: Verifier) -> list[object]:
+        out: list[object] = []
+        for payload, now in items:
+            try:
+                out.append(verifier.verify(payload, now, revocations=revocations))
+            except CredentialError as exc:
+                out.append(exc.code)
+        return out
+
+    expected = one_by_one(Verifier(world.trust_list()))
+    answers = Verifier(world.trust_list()).verify_many(items, revocations=revocations)
+    got = [a.code if isinstance(a, CredentialError) else a for a in answers]
+    assert got == expected
+    assert [a if isinstance(a, str) else a.kind for a in got] == [
+        "ankang_code",
+        "credential.expired",
+        "credential.revoked",
+        "credential.bad_signature",
+        "credential.malformed",
+        "credential.malformed",
+        "credential.malformed",
+        "credential.bad_signature",
+        "ride_code",
+        "credential.stale_timestamp",
+        "credential.offline_limit_exceeded",
+        "credential.revoked",
+        "credential.not_yet_valid",
+    ]
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import msgspec
 import pytest
 from conftest import GUANGDE, LANGXI, NOW, World
 from test_sdk_codes import ankang
+from yima_sdk.codes import Verifier
 from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecordResult, Terminal, TransportError
 from yima_sdk.trust import TrustListError, encode_revocation_delta, trust_list_etag
 
@@ -58,6 +60,13 @@ class FakeServer:
             # The server stored the batch, but the answer is lost on the way back.
             raise TransportError("connection reset while reading the answer")
         return msgspec.json.encode(ScanBatchResult(batch_id=batch.batch_id, results=results))
+
+
+def stored_record_ids(db: Path) -> list[str]:
+    """The record ids in the terminal's file, read by another connection: what a power cut would leave."""
+    with closing(sqlite3.connect(db)) as other:
+        groups = other.execute("SELECT records FROM scan_group ORDER BY seq").fetchall()
+    return [record[0] for (blob,) in groups for record in msgspec.msgpack.decode(blob)]
 
 
 @pytest.fixture
@@ -129,7 +138,7 @@ def test_ride_codes_repeats_and_offline_amount(
     over = terminal.scan(holder.ride_code(clock.now), amount_fen=1)
     assert (over.result, over.reason) == ("reject", "credential.offline_limit_exceeded")
     terminal.close()
-    # The spent amount survives a restart: it is summed from the durable records.
+    # The spent amount survives a restart: it is written in the same transaction as the records.
     reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc")
     assert (
         reopened.scan(holder.ride_code(clock.now), amount_fen=1).reason == "credential.offline_limit_exceeded"
@@ -181,9 +190,7 @@ def test_upload_resumes_after_a_cut_connection_and_records_survive_reopen(
     server.online = False
     decisions = [terminal.scan(ankang(world, issued_at=NOW + i)) for i in range(7)]
     # Pending records are on disk: another connection sees them before any upload.
-    other = sqlite3.connect(db)
-    assert other.execute("SELECT count(*) FROM scan_record WHERE uploaded = 0").fetchone()[0] == 7
-    other.close()
+    assert stored_record_ids(db) == [d.record_id for d in decisions]
     server.online = True
     server.cut_after_batches = 1  # the line drops after the first batch of 3
     with pytest.raises(TransportError):
@@ -265,7 +272,101 @@ def test_pipelined_groups_see_the_group_still_committing_and_answer_only_when_du
         "credential.offline_limit_exceeded",
     )
     # Answered means on disk: another connection reads every record of both groups.
-    with sqlite3.connect(db) as other:
-        ids = {row[0] for row in other.execute("SELECT record_id FROM scan_record")}
+    ids = set(stored_record_ids(db))
     assert ids == {first_decisions[0].record_id, first_decisions[1].record_id, second_decisions[1].record_id}
     assert terminal.pending_count() == 3
+
+
+def test_a_group_acknowledged_in_part_resumes_with_the_rest(
+    world: World, setup: tuple[Terminal, FakeServer, Clock, Path]
+) -> None:
+    terminal, server, clock, db = setup
+    decisions = terminal.scan_many([(ankang(world, issued_at=NOW + i), 0) for i in range(7)])
+    server.cut_after_batches = 1  # batches of 3: the first three records of the group are acknowledged
+    with pytest.raises(TransportError):
+        terminal.upload_pending()
+    assert terminal.pending_count() == 4
+    assert terminal.server_verdict(decisions[2].record_id) == ("accepted", None)
+    assert terminal.server_verdict(decisions[3].record_id) == (None, None)
+    assert terminal.server_verdict("no-such-record") is None
+    terminal.close()
+
+    server.cut_after_batches = None
+    server.batches = 0
+    reopened = Terminal(
+        root_public_keys=world.roots,
+        db_path=str(db),
+        clock=clock,
+        clock_source="gnss",
+        transport=server,
+        upload_batch_size=3,
+    )
+    assert reopened.pending_count() == 4
+    assert reopened.upload_pending() == 4
+    assert server.batches == 2  # only the four left went up again: 3 + 1
+    assert list(server.received) == [d.record_id for d in decisions]
+    assert reopened.pending_count() == 0
+    assert reopened.server_verdict(decisions[6].record_id) == ("accepted", None)
+    reopened.close()
+
+
+def test_a_file_from_before_scan_groups_is_converted_on_open(world: World, tmp_path: Path) -> None:
+    # The layout an earlier SDK wrote: one row per record, the server's verdict in the row.
+    db = tmp_path / "old.sqlite"
+    holder = world.holder(max_amount_fen=500)
+    ride = holder.ride_code(NOW)
+    serial = Verifier(world.trust_list()).verify(ride, NOW).certificate_serial
+    with closing(sqlite3.connect(db)) as old:
+        old.executescript(
+            """
+            CREATE TABLE scan_record (
+                seq INTEGER PRIMARY KEY, record_id TEXT NOT NULL, payload TEXT NOT NULL,
+                scanned_at INTEGER NOT NULL, clock_source TEXT NOT NULL, amount_fen INTEGER NOT NULL,
+                local_result TEXT NOT NULL, local_reason TEXT, serial BLOB,
+                uploaded INTEGER NOT NULL DEFAULT 0, server_status TEXT, server_reason TEXT
+            );
+            CREATE TABLE terminal_state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+            """
+        )
+        old.executemany(
+            "INSERT INTO scan_record (record_id, payload, scanned_at, clock_source, amount_fen, local_result,"
+            " local_reason, serial, uploaded, server_status, server_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                ("r1", ankang(world), NOW * 1000, "ntp", 0, "accept", None, None, 1, "accepted", None),
+                ("r2", ride, NOW * 1000, "ntp", 400, "accept", None, serial, 0, None, None),
+                (
+                    "r3",
+                    "junk",
+                    NOW * 1000 + 5,
+                    "rtc",
+                    0,
+                    "reject",
+                    "credential.malformed",
+                    None,
+                    0,
+                    None,
+                    None,
+                ),
+            ],
+        )
+        old.commit()
+
+    server = FakeServer(world.envelope())
+    terminal = Terminal(
+        root_public_keys=world.roots, db_path=str(db), clock=Clock(), clock_source="ntp", transport=server
+    )
+    assert terminal.pending_count() == 2
+    assert terminal.server_verdict("r1") == ("accepted", None)
+    assert terminal.server_verdict("r2") == (None, None)
+    # The 400 fen spent offline before the upgrade still count against the certificate's 500.
+    terminal.refresh()
+    over = terminal.scan(holder.ride_code(NOW + 1), amount_fen=200)
+    assert (over.result, over.reason) == ("reject", "credential.offline_limit_exceeded")
+    assert terminal.upload_pending() == 3  # r2, r3 and the new record
+    assert server.received["r3"]["clock_source"] == "rtc"
+    assert server.received["r3"]["scanned_at"] == NOW * 1000 + 5
+    assert stored_record_ids(db) == ["r1", "r2", "r3", over.record_id]
+    terminal.close()
+    with closing(sqlite3.connect(db)) as after:
+        assert after.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert not after.execute("SELECT 1 FROM sqlite_master WHERE name = 'scan_record'").fetchall()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
-from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
+from yima_sdk.codes import CredentialError, VerifiedCode
 from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
 
 from server.core import Core
@@ -40,17 +40,6 @@ MAX_OFFLINE_AMOUNT_FEN = 1_000_000
 VERIFY_THREADS = 2
 PARALLEL_VERIFY_MIN = 64
 """Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
-
-
-def _verify_all(verifier: Verifier, items: list[tuple[str, float]]) -> list[VerifiedCode | CredentialError]:
-    """Verify (payload, at) pairs; runs on the verify pool. The verifier's caches are plain dicts, safe here."""
-    out: list[VerifiedCode | CredentialError] = []
-    for payload, at in items:
-        try:
-            out.append(verifier.verify(payload, at))
-        except CredentialError as exc:
-            out.append(exc)
-    return out
 
 
 class SettlementResult(Protocol):
@@ -407,13 +396,13 @@ class ScanService:
         items = [(o.record.payload, o.at) for o in checked]
         verifier = self._credentials.trust.verifier
         if len(items) < PARALLEL_VERIFY_MIN:
-            verdicts = _verify_all(verifier, items)
+            verdicts = verifier.verify_many(items)
         else:
             loop = asyncio.get_running_loop()
             step = -(-len(items) // VERIFY_THREADS)
             parts = await asyncio.gather(
                 *(
-                    loop.run_in_executor(self._verify_pool, _verify_all, verifier, items[i : i + step])
+                    loop.run_in_executor(self._verify_pool, verifier.verify_many, items[i : i + step])
                     for i in range(0, len(items), step)
                 )
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -34,6 +35,7 @@ __all__ = [
     "certificate_serial",
     "decode",
     "decode_device_certificate",
+    "decode_many",
     "issue_ankang_code",
     "issue_device_certificate",
     "sign_ride_code",
@@ -340,15 +342,42 @@ def _decode_ride(raw: bytes) -> RideCode:
 
 def decode(payload: str) -> AnkangCode | RideCode:
     """Decode QR payload text into an unverified credential; raise `CredentialError` if malformed."""
+    _check_text(payload)
+    try:
+        raw = base45.decode(payload[3:])
+    except base45.Base45Error as exc:
+        raise _malformed(str(exc)) from None
+    return _decode_ankang(raw) if payload[:3] == ANKANG_PREFIX else _decode_ride(raw)
+
+
+def decode_many(payloads: Sequence[str]) -> list[AnkangCode | RideCode | CredentialError]:
+    """Decode a group of payloads: per payload, what `decode` returns or the error it raises.
+
+    The Base45 text of the whole group is decoded at once (`base45.decode_many`), the hot path of
+    terminals and batch uploads.
+    """
+    out: list[AnkangCode | RideCode | CredentialError | None] = [None] * len(payloads)
+    texts: list[int] = []  # the payloads whose Base45 text is decoded
+    for i, payload in enumerate(payloads):
+        try:
+            _check_text(payload)
+        except CredentialError as exc:
+            out[i] = exc
+        else:
+            texts.append(i)
+    for i, raw in zip(texts, base45.decode_many([payloads[i][3:] for i in texts]), strict=True):
+        try:
+            if isinstance(raw, base45.Base45Error):
+                raise _malformed(str(raw))
+            out[i] = _decode_ankang(raw) if payloads[i][:3] == ANKANG_PREFIX else _decode_ride(raw)
+        except CredentialError as exc:
+            out[i] = exc
+    return out  # type: ignore[return-value]  # every slot was filled above
+
+
+def _check_text(payload: str) -> None:
     if len(payload) > _MAX_TEXT:
         raise _malformed("payload too long")
     prefix = payload[:3]
     if prefix != ANKANG_PREFIX and prefix != RIDE_PREFIX:
         raise _malformed("unknown payload prefix")
-    try:
-        raw = base45.decode(payload[3:])
-    except base45.Base45Error as exc:
-        raise _malformed(str(exc)) from None
-    if prefix == ANKANG_PREFIX:
-        return _decode_ankang(raw)
-    return _decode_ride(raw)

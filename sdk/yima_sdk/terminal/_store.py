@@ -2,40 +2,53 @@
 
 Opened in WAL mode with `synchronous=FULL`: a transaction is on disk (the WAL fsynced) when COMMIT
 returns, which is the point after which a terminal may answer a scan. All SQL of the terminal lives here.
+
+Scan records are kept one row per group commit (`scan_group`): the group's records as one MessagePack
+array, written with one INSERT. A row per record cost the scan path more than twice the CPU (measured in
+docs/benchmarks.md); records are read one by one only when they are uploaded, which is rare and off
+the scan path. The server's verdicts are kept per record (`scan_verdict`), and each group counts its
+records still pending, so a group acknowledged in part resumes where the server left off.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
 
 from yima_sdk.trust import RevocationKind, RevocationSet
 
-__all__ = ["RecordRow", "ScanStore"]
+__all__ = ["PendingRecord", "RecordRow", "ScanStore"]
 
-# record_id, payload, amount_fen, local_result, local_reason, serial (scanned_at and clock_source are the group's)
-RecordRow = tuple[str, str, int, str, str | None, bytes | None]
+# record_id, payload, amount_fen, local_result, local_reason (scanned_at and clock_source are the group's)
+RecordRow = tuple[str, str, int, str, str | None]
+# group seq, record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason
+PendingRecord = tuple[int, str, str, int, str, int, str, str | None]
+
+FORMAT_VERSION: Final = 2
+"""`PRAGMA user_version` of the file. 0: a file from before scan groups (one `scan_record` row per
+record), converted on open."""
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS scan_record (
-    seq           INTEGER PRIMARY KEY,
-    record_id     TEXT NOT NULL,  -- unique by construction; no index: it would cost every scan
-    payload       TEXT NOT NULL,
-    scanned_at    INTEGER NOT NULL,
-    clock_source  TEXT NOT NULL,
-    amount_fen    INTEGER NOT NULL,
-    local_result  TEXT NOT NULL,
-    local_reason  TEXT,
-    serial        BLOB,
-    uploaded      INTEGER NOT NULL DEFAULT 0,
-    server_status TEXT,
-    server_reason TEXT
+CREATE TABLE IF NOT EXISTS scan_group (
+    seq          INTEGER PRIMARY KEY,
+    scanned_at   INTEGER NOT NULL,  -- ms since the epoch, by the terminal's clock
+    clock_source TEXT NOT NULL,
+    records      BLOB NOT NULL,     -- MessagePack array of RecordRow arrays
+    pending      INTEGER NOT NULL   -- records the server has not acknowledged yet
 );
--- No index on pending records: it cost every scan; pending reads start from a low-water mark instead.
-DROP INDEX IF EXISTS scan_record_pending;
+CREATE TABLE IF NOT EXISTS scan_verdict (
+    record_id     TEXT PRIMARY KEY,
+    server_status TEXT NOT NULL,
+    server_reason TEXT
+) WITHOUT ROWID;
+-- Accepted offline amount per device certificate serial, for its offline amount limit.
+CREATE TABLE IF NOT EXISTS offline_spent (
+    serial BLOB PRIMARY KEY, amount_fen INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS terminal_state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS revocation (
     issuer INTEGER NOT NULL, kind TEXT NOT NULL, ref BLOB NOT NULL, PRIMARY KEY (issuer, kind, ref)
@@ -43,23 +56,8 @@ CREATE TABLE IF NOT EXISTS revocation (
 CREATE TABLE IF NOT EXISTS revocation_version (issuer INTEGER PRIMARY KEY, version INTEGER NOT NULL);
 """
 
-_INSERT_CHUNK = 128
-"""Records per INSERT: one statement with many VALUES rows costs a third less per record than
-executemany (one VM run instead of one per row); 128 x 6 parameters stay far below SQLite's limit."""
-
-
-@functools.lru_cache(maxsize=8)
-def _insert_records(count: int) -> str:
-    # Only placeholders are repeated into the text; no value ever is. ?1 and ?2 (the group's scan time and
-    # clock source) are bound once per statement and shared by every row.
-    values = ",".join(["(?1, ?2, ?, ?, ?, ?, ?, ?)"] * count)
-    return _INSERT_HEAD + values
-
-
-_INSERT_HEAD = (
-    "INSERT INTO scan_record (scanned_at, clock_source, record_id, payload, amount_fen,"
-    " local_result, local_reason, serial) VALUES "
-)
+_encode_records = msgspec.msgpack.Encoder().encode
+_decode_records = msgspec.msgpack.Decoder(list[RecordRow]).decode
 
 
 class ScanStore:
@@ -73,42 +71,96 @@ class ScanStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        with self._transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > FORMAT_VERSION:
+                raise sqlite3.DatabaseError(f"terminal file format {version} is newer than this SDK's")
+            # Statement by statement: executescript would commit the open transaction first.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            if version < FORMAT_VERSION:
+                self._convert_records()
+                self._db.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         self._low = self._first_pending(0)
-        """Every record below this sequence number is acknowledged by the server."""
+        """Every group below this sequence number is acknowledged by the server."""
+
+    def _convert_records(self) -> None:
+        """Move the records of a file from before scan groups (one row each) into groups, keeping
+        which the server acknowledged and its verdicts, in the open transaction."""
+        db = self._db
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scan_record'").fetchone():
+            rows = db.execute(
+                "SELECT scanned_at, clock_source, record_id, payload, amount_fen, local_result, local_reason,"
+                " serial, uploaded, server_status, server_reason FROM scan_record ORDER BY seq"
+            )
+            # Consecutive records of one scan time and clock source were one group commit.
+            for (scanned_at, clock_source), group in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+                records = list(group)
+                db.execute(
+                    "INSERT INTO scan_group (scanned_at, clock_source, records, pending) VALUES (?, ?, ?, ?)",
+                    (
+                        scanned_at,
+                        clock_source,
+                        _encode_records([r[2:7] for r in records]),
+                        sum(1 for r in records if not r[8]),
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO scan_verdict (record_id, server_status, server_reason) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [(r[2], r[9] or "accepted", r[10]) for r in records if r[8]],
+                )
+            db.execute(
+                "INSERT INTO offline_spent (serial, amount_fen) SELECT serial, sum(amount_fen) FROM scan_record"
+                " WHERE serial IS NOT NULL AND local_result = 'accept' GROUP BY serial"
+                " ON CONFLICT DO UPDATE SET amount_fen = amount_fen + excluded.amount_fen"
+            )
+            db.execute("DROP TABLE scan_record")
 
     def _first_pending(self, since: int) -> int:
-        """The lowest unacknowledged sequence number at or after `since` (a rowid range scan), or the next
-        sequence number when none is pending."""
+        """The lowest group with unacknowledged records at or after `since` (a rowid range scan), or the
+        next sequence number when none is pending."""
         row = self._db.execute(
-            "SELECT min(seq) FROM scan_record WHERE seq >= ? AND uploaded = 0", (since,)
+            "SELECT min(seq) FROM scan_group WHERE seq >= ? AND pending > 0", (since,)
         ).fetchone()
         if row[0] is not None:
             return int(row[0])
-        return int(self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM scan_record").fetchone()[0])
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM scan_group").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
 
-    def add_records(self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str) -> None:
-        """Write scan records in one transaction; durable when this returns."""
-        self.stage_records(rows, scanned_at, clock_source)
+    def add_records(
+        self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str, spent: Mapping[bytes, int]
+    ) -> None:
+        """Write a group of scan records in one transaction; durable when this returns."""
+        self.stage_records(rows, scanned_at, clock_source, spent)
         self.commit_records()
 
-    def stage_records(self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str) -> None:
-        """Open a transaction and insert scan records (all scanned at `scanned_at`, in ms, by a clock of
-        `clock_source`) into it; `commit_records` makes them durable."""
+    def stage_records(
+        self, rows: Sequence[RecordRow], scanned_at: int, clock_source: str, spent: Mapping[bytes, int]
+    ) -> None:
+        """Open a transaction and write a group of scan records (all scanned at `scanned_at`, in ms, by a
+        clock of `clock_source`) and the offline amounts they `spent` per certificate serial into it;
+        `commit_records` makes them durable."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[start : start + _INSERT_CHUNK]
+            if rows:
                 db.execute(
-                    _insert_records(len(chunk)),
-                    [scanned_at, clock_source, *itertools.chain.from_iterable(chunk)],
+                    "INSERT INTO scan_group (scanned_at, clock_source, records, pending) VALUES (?, ?, ?, ?)",
+                    (scanned_at, clock_source, _encode_records(rows), len(rows)),
+                )
+            charged = [(serial, amount) for serial, amount in spent.items() if amount]
+            if charged:
+                db.executemany(
+                    "INSERT INTO offline_spent (serial, amount_fen) VALUES (?, ?)"
+                    " ON CONFLICT DO UPDATE SET amount_fen = amount_fen + excluded.amount_fen",
+                    charged,
                 )
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
 
     def commit_records(self) -> None:
@@ -120,44 +172,81 @@ class ScanStore:
                 self._db.execute("ROLLBACK")
             raise
 
-    def pending(self, limit: int) -> list[tuple[int, str, str, int, str, int, str, str | None]]:
-        """The oldest records the server has not acknowledged yet, with their local sequence number."""
-        return self._db.execute(
-            "SELECT seq, record_id, payload, scanned_at, clock_source, amount_fen, local_result, local_reason"
-            " FROM scan_record WHERE seq >= ? AND uploaded = 0 ORDER BY seq LIMIT ?",
-            (self._low, limit),
-        ).fetchall()
+    def pending(self, limit: int) -> list[PendingRecord]:
+        """The oldest records the server has not acknowledged yet (at most `limit`), with their group."""
+        out: list[PendingRecord] = []
+        for seq, scanned_at, clock_source, records in self._pending_groups():
+            out.extend((seq, r[0], r[1], scanned_at, clock_source, r[2], r[3], r[4]) for r in records)
+            if len(out) >= limit:
+                return out[:limit]
+        return out
+
+    def _pending_groups(self) -> Iterator[tuple[int, int, str, list[RecordRow]]]:
+        """The groups with unacknowledged records, oldest first, each with only those records."""
+        cursor = self._db.execute(
+            "SELECT seq, scanned_at, clock_source, records, pending FROM scan_group"
+            " WHERE seq >= ? AND pending > 0 ORDER BY seq",
+            (self._low,),
+        )
+        try:
+            for seq, scanned_at, clock_source, blob, pending in cursor:
+                records = _decode_records(blob)
+                if pending < len(records):  # acknowledged in part
+                    done = self._acknowledged([r[0] for r in records])
+                    records = [r for r in records if r[0] not in done]
+                yield seq, scanned_at, clock_source, records
+        finally:
+            cursor.close()
+
+    def _acknowledged(self, record_ids: Sequence[str]) -> set[str]:
+        rows = self._db.execute(
+            "SELECT record_id FROM scan_verdict WHERE record_id IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(record_ids).decode(),),
+        )
+        return {row[0] for row in rows}
 
     def pending_count(self) -> int:
         return int(
             self._db.execute(
-                "SELECT count(*) FROM scan_record WHERE seq >= ? AND uploaded = 0", (self._low,)
+                "SELECT coalesce(sum(pending), 0) FROM scan_group WHERE seq >= ?", (self._low,)
             ).fetchone()[0]
         )
 
-    def mark_uploaded(self, results: Iterable[tuple[int, str, str | None]]) -> None:
-        """Record the server's verdict (seq, status, reason) for acknowledged records."""
+    def mark_uploaded(self, results: Iterable[tuple[int, str, str, str | None]]) -> None:
+        """Record the server's verdict (group seq, record id, status, reason) for acknowledged records."""
+        newly: dict[int, int] = {}
         with self._transaction():
+            for seq, record_id, status, reason in results:
+                cursor = self._db.execute(
+                    "INSERT INTO scan_verdict (record_id, server_status, server_reason) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (record_id, status, reason),
+                )
+                if cursor.rowcount == 1:
+                    newly[seq] = newly.get(seq, 0) + 1
             self._db.executemany(
-                "UPDATE scan_record SET uploaded = 1, server_status = ?, server_reason = ? WHERE seq = ?",
-                [(status, reason, seq) for seq, status, reason in results],
+                "UPDATE scan_group SET pending = pending - ? WHERE seq = ?",
+                [(count, seq) for seq, count in newly.items()],
             )
         self._low = self._first_pending(self._low)
 
     def server_verdict(self, record_id: str) -> tuple[str | None, str | None] | None:
-        # A full scan: diagnostic use only, so record_id carries no index on the scan path.
+        """(status, reason) once acknowledged, (None, None) while pending, None for an unknown record."""
         row = self._db.execute(
-            "SELECT server_status, server_reason FROM scan_record WHERE record_id = ?", (record_id,)
+            "SELECT server_status, server_reason FROM scan_verdict WHERE record_id = ?", (record_id,)
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        if row is not None:
+            return (row[0], row[1])
+        # Diagnostic use only: a pending record is found by reading the pending groups.
+        for _, _, _, records in self._pending_groups():
+            if any(r[0] == record_id for r in records):
+                return (None, None)
+        return None
 
     def offline_spent(self) -> dict[bytes, int]:
         """Amount accepted so far per device certificate serial, to enforce its offline amount limit."""
-        rows = self._db.execute(
-            "SELECT serial, sum(amount_fen) FROM scan_record"
-            " WHERE serial IS NOT NULL AND local_result = 'accept' GROUP BY serial"
-        )
-        return {bytes(serial): int(total) for serial, total in rows}
+        rows = self._db.execute("SELECT serial, amount_fen FROM offline_spent")
+        return {bytes(serial): int(amount) for serial, amount in rows}
 
     def get_state(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM terminal_state WHERE key = ?", (key,)).fetchone()

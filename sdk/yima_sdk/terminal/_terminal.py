@@ -201,7 +201,7 @@ class Terminal:
         """Decide several scans (payload, amount in fen) with one durable commit for all their records."""
         group = self._decide(scans)
         self._settle()
-        self._store.add_records(group.rows, int(group.now * 1000), self._clock_source)
+        self._store.add_records(group.rows, int(group.now * 1000), self._clock_source, group.spent)
         self._publish(group)
         return group.decisions
 
@@ -215,7 +215,7 @@ class Terminal:
         """
         group = self._decide(scans)
         self._settle()
-        self._store.stage_records(group.rows, int(group.now * 1000), self._clock_source)
+        self._store.stage_records(group.rows, int(group.now * 1000), self._clock_source, group.spent)
         if self._committer is None:
             self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yima-terminal-commit")
         group.commit = self._committer.submit(self._store.commit_records)
@@ -268,16 +268,16 @@ class Terminal:
         rows: list[RecordRow] = []
         prefix = self._id_prefix
         counter = self._id_counter
-        verify = verifier.verify
-        for payload, amount_fen in scans:
-            serial: bytes | None = None
+        scans = list(scans)
+        # The whole group is verified first (all its signatures back to back), then decided in order.
+        verdicts = verifier.verify_many([(payload, now) for payload, _ in scans], revocations=revocations)
+        for (payload, amount_fen), verdict in zip(scans, verdicts, strict=True):
             code: VerifiedCode | None = None
-            try:
-                code = verify(payload, now, revocations=revocations)
-            except CredentialError as exc:
+            if isinstance(verdict, CredentialError):
                 result: Literal["accept", "reject"] = "reject"
-                reason: str | None = exc.code
+                reason: str | None = verdict.code
             else:
+                code = verdict
                 key = code.replay_key
                 earlier = batch_recent.get(key) or ahead_recent.get(key)
                 seen = recent.get(key)
@@ -309,7 +309,7 @@ class Terminal:
             if code is not None and reason != "credential.replayed":
                 batch_recent[code.replay_key] = decision
             decisions.append(decision)
-            rows.append((record_id, payload, amount_fen, result, reason, serial))
+            rows.append((record_id, payload, amount_fen, result, reason))
         self._id_counter = counter
         return _Group(now, decisions, rows, batch_recent, batch_spent)
 
@@ -370,9 +370,11 @@ class Terminal:
                 result = _batch_result_decoder.decode(answer)
             except msgspec.DecodeError as exc:
                 raise TransportError(f"unreadable batch answer: {exc}") from exc
-            seq_of = {r[1]: r[0] for r in rows}
+            group_of = {r[1]: r[0] for r in rows}
             done = [
-                (seq_of[r.record_id], r.status, r.reason) for r in result.results if r.record_id in seq_of
+                (group_of[r.record_id], r.record_id, r.status, r.reason)
+                for r in result.results
+                if r.record_id in group_of
             ]
             self._store.mark_uploaded(done)
             acknowledged += len(done)
