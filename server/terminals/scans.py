@@ -328,9 +328,9 @@ class ScanService:
         """Re-verify every record on the server, deduplicate by (terminal, record id), settle charges; one
         transaction, so a batch sent three times or on two workers at once is applied once.
 
-        A batch costs a fixed handful of statements whatever its size: verify every record (CPU only, before the
-        transaction), then lock the terminal's records, skip those stored before, claim the spent codes, settle
-        the ride charges in one call, and COPY each new record once with its decision.
+        A batch costs a fixed handful of statements whatever its size: lock the terminal's records and find those
+        stored before (while every record is verified on the verify pool), claim the spent codes, settle the
+        ride charges in one call, and COPY each new record once with its decision.
         """
         records = batch.records
         if len(records) > MAX_BATCH_RECORDS:
@@ -347,22 +347,28 @@ class ScanService:
             elif record.record_id not in seen:  # the same record twice in one upload: the first decides
                 seen.add(record.record_id)
                 offline.append(_Offline(i, record, received))
-        # Verify first, outside the transaction: CPU only, and a twin upload on another worker waits less.
-        await self._offline_verify(offline, policy, now)
         events: list[ScanEvent] = []
-        async with self._core.db.transaction() as conn:
-            # Uploads from one terminal take turns, so the same upload sent again or on two workers at once finds
-            # the first one's records stored: each record is decided, settled and stored once.
-            await repository.lock_offline_records(conn, terminal.id)
-            stored = await repository.stored_offline_records(
-                conn, terminal.id, [o.record.record_id for o in offline]
-            )
-            mine = [o for o in offline if o.record.record_id not in stored]
-            await self._offline_replays(conn, mine, policy, received)
-            await self._settle(conn, terminal, mine)
-            await repository.copy_scans(
-                conn, [o.row(terminal.id, received) for o in mine], repository.OFFLINE_SCAN_COLUMNS
-            )
+        # The signatures are checked on the verify pool while this worker opens the transaction, takes the
+        # terminal's lock and finds the records stored before: those round trips overlap the CPU work.
+        verifying = asyncio.ensure_future(self._offline_verify(offline, policy, now))
+        try:
+            async with self._core.db.transaction() as conn:
+                # Uploads from one terminal take turns, so the same upload sent again or on two workers at once
+                # finds the first one's records stored: each record is decided, settled and stored once.
+                await repository.lock_offline_records(conn, terminal.id)
+                stored = await repository.stored_offline_records(
+                    conn, terminal.id, [o.record.record_id for o in offline]
+                )
+                await verifying
+                mine = [o for o in offline if o.record.record_id not in stored]
+                await self._offline_replays(conn, mine, policy, received)
+                await self._settle(conn, terminal, mine)
+                await repository.copy_scans(
+                    conn, [o.row(terminal.id, received) for o in mine], repository.OFFLINE_SCAN_COLUMNS
+                )
+        finally:
+            if not verifying.done():  # the transaction failed first: the verdicts are not wanted
+                verifying.cancel()
         for o in mine:
             answers[o.index] = ("accepted" if o.reason is None else "rejected", o.reason)
             events.append(o.event(terminal))
