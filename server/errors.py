@@ -10,7 +10,11 @@
     ├── PayloadTooLarge     413 request.too_large
     ├── Unprocessable       422 domain rule failures (identity.id_number_invalid ...)
     ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
-    └── Unavailable         503 service.unavailable
+    └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable
+
+A database connection lost in the middle of a request (PostgreSQL restarted, the network dropped) is answered
+503 `service.db_unavailable`, not as a bug: its transaction never committed, and every write that may be
+retried is idempotent, so the client sends the request again.
 
 Domain errors subclass one of these next to their service (server/<domain>/errors.py) and carry their own code.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -180,11 +185,34 @@ def _validation_detail(detail: str, errors: list[Any] | None) -> str:
     return detail
 
 
+_CONNECTION_LOST = (asyncpg.PostgresConnectionError, ConnectionError)
+
+
+def _database_lost(exc: BaseException) -> bool:
+    if isinstance(exc, _CONNECTION_LOST):
+        return True
+    # asyncpg's answer to a statement on a connection that has just died.
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
 def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, AppError):
         return problem_response(request, exc)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return problem_response(request, _from_litestar(exc))
+    if _database_lost(exc):
+        log.warning(
+            "database connection lost",
+            extra={"request_id": request_id_of(request.scope), "error": type(exc).__name__},
+        )
+        return problem_response(
+            request,
+            Unavailable(
+                "The database could not be reached; send the request again",
+                code="service.db_unavailable",
+                headers={"Retry-After": "1"},
+            ),
+        )
     # Anything else is a bug: log it with the request id, answer without internals.
     log.error(
         "unhandled error",

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
 from yima_sdk.codes import issue_device_certificate
 from yima_sdk.holder import Holder
 
@@ -147,3 +148,55 @@ async def test_ride_charges_are_settled_once_and_ride_codes_spent_once(client):
     assert [[(amount, inside) for _, amount, inside in call] for call in settlement.calls] == [
         [(200, True), (5000, True)]
     ]
+
+
+async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_be_sent_again(
+    client, database_url
+):
+    """PostgreSQL drops the upload's connection mid-transaction: a 503 with a stable code, no record, no charge;
+    the terminal sends the same upload again and it is applied once."""
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    bus, key = await register_terminal(client, operator, kind="bus")
+    headers = await terminal_token(client, bus, key)
+    holder = await _ride_holder(client, resident.account_id)
+    settlement = _RecordingSettlement()
+    previous = getattr(client.app.state, "onecard", None)
+    client.app.state.onecard = settlement
+    records = [_record(holder.ride_code(time.time()), amount=200) for _ in range(3)]
+    body = {"batch_id": str(uuid.uuid4()), "records": records}
+    # Superusers, as an operator's would be: one holds the terminal's upload lock, so the upload waits on it
+    # inside its transaction; the other watches for that wait and ends the upload's backend.
+    holder_conn, admin = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with holder_conn.transaction():
+            await holder_conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('scan_records'), hashtext($1))", bus
+            )
+            upload = asyncio.ensure_future(client.post("/v1/scans/batch", json=body, headers=headers))
+            pid = None
+            for _ in range(500):
+                pid = await admin.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    " AND query LIKE '%scan_records%'"
+                )
+                if pid is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert pid is not None, "the upload never waited on the terminal's lock"
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            r = await upload
+    finally:
+        await holder_conn.close()
+        await admin.close()
+    try:
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "service.db_unavailable" and r.headers["retry-after"] == "1"
+        async with client.app.state.core.db.connection() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM scans WHERE terminal_id = $1", bus) == 0
+        assert settlement.calls == []
+        again = await client.post("/v1/scans/batch", json=body, headers=headers)
+    finally:
+        client.app.state.onecard = previous
+    assert [x["status"] for x in again.json()["results"]] == ["accepted"] * 3
+    assert [[amount for _, amount, _ in call] for call in settlement.calls] == [[200, 200, 200]]
