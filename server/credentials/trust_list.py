@@ -152,9 +152,13 @@ class TrustListService:
     async def announce(self) -> None:
         await self._core.cache.publish(CHANNEL, b"trust_list")
 
-    async def reload(self) -> bool:
-        """Load the newest stored version if it is newer than the one held; True if it changed."""
-        async with self._core.db.connection() as conn:
+    async def reload(self, conn: asyncpg.Connection | None = None) -> bool:
+        """Load the newest stored version if it is newer than the one held; True if it changed. Reads on `conn`
+        when given (a caller inside a transaction must not wait for a second pooled connection)."""
+        if conn is None:
+            async with self._core.db.connection() as own:
+                row = await repository.latest_trust_list(own)
+        else:
             row = await repository.latest_trust_list(conn)
         if row is None or (self._current is not None and row["version"] <= self._current.version):
             return False
@@ -165,13 +169,13 @@ class TrustListService:
         self._verifier = Verifier(trust_list, clock_skew_s=self.clock_skew_s)
         return True
 
-    async def recheck_for_unknown_key(self) -> bool:
+    async def recheck_for_unknown_key(self, conn: asyncpg.Connection | None = None) -> bool:
         """A scan named a key we do not hold: look for a newer list, at most once per `unknown_key_recheck_s`."""
         now = time.monotonic()
         if now - self._last_recheck < self._recheck_s:
             return False
         self._last_recheck = now
-        return await self.reload()
+        return await self.reload(conn)
 
     # -- partner issuer keys (operator API) ---------------------------------------------------------------
 

@@ -182,12 +182,12 @@ class ScanService:
     def clock_skew_s(self) -> float:
         return self._credentials.trust.clock_skew_s
 
-    async def _verify(self, payload: str, at: float) -> VerifiedCode:
+    async def _verify(self, payload: str, at: float, conn: asyncpg.Connection | None = None) -> VerifiedCode:
         trust = self._credentials.trust
         try:
             return trust.verifier.verify(payload, at)
         except CredentialError as exc:
-            if exc.code == "credential.unknown_key" and await trust.recheck_for_unknown_key():
+            if exc.code == "credential.unknown_key" and await trust.recheck_for_unknown_key(conn):
                 return trust.verifier.verify(payload, at)
             raise
 
@@ -350,7 +350,8 @@ class ScanService:
         events: list[ScanEvent] = []
         # The signatures are checked on the verify pool while this worker opens the transaction, takes the
         # terminal's lock and finds the records stored before: those round trips overlap the CPU work.
-        verifying = asyncio.ensure_future(self._offline_verify(offline, policy, now))
+        checked = self._offline_checks(offline, now)
+        verifying = asyncio.ensure_future(self._offline_signatures(checked))
         try:
             async with self._core.db.transaction() as conn:
                 # Uploads from one terminal take turns, so the same upload sent again or on two workers at once
@@ -359,7 +360,7 @@ class ScanService:
                 stored = await repository.stored_offline_records(
                     conn, terminal.id, [o.record.record_id for o in offline]
                 )
-                await verifying
+                await self._offline_verdicts(conn, checked, await verifying, policy)
                 mine = [o for o in offline if o.record.record_id not in stored]
                 await self._offline_replays(conn, mine, policy, received)
                 await self._settle(conn, terminal, mine)
@@ -380,12 +381,8 @@ class ScanService:
         ]
         return ScanBatchResult(batch_id=batch.batch_id, results=results)
 
-    async def _offline_verify(self, offline: list[_Offline], policy: ScenePolicy, now: float) -> None:
-        """The checks that need no database: the terminal's clock, the amount, signatures, revocation.
-
-        Signatures are checked on a small thread pool: `cryptography` releases the GIL while verifying, so a
-        large upload uses every core of the machine while this worker's event loop keeps serving.
-        """
+    def _offline_checks(self, offline: list[_Offline], now: float) -> list[_Offline]:
+        """The terminal's clock and the amount; returns the records whose signatures are worth checking."""
         checked: list[_Offline] = []
         for o in offline:
             at = o.at
@@ -399,27 +396,43 @@ class ScanService:
                 o.reason = "scan.amount_invalid"
             else:
                 checked.append(o)
+        return checked
+
+    async def _offline_signatures(self, checked: list[_Offline]) -> list[VerifiedCode | CredentialError]:
+        """Verify the records' codes: CPU only, no database, so it can run while the transaction waits on locks.
+
+        Large uploads are checked on a small thread pool: `cryptography` releases the GIL while verifying, so a
+        large upload uses every core of the machine while this worker's event loop keeps serving.
+        """
         items = [(o.record.payload, o.at) for o in checked]
         verifier = self._credentials.trust.verifier
         if len(items) < PARALLEL_VERIFY_MIN:
-            verdicts = verifier.verify_many(items)
-        else:
-            loop = asyncio.get_running_loop()
-            step = -(-len(items) // VERIFY_THREADS)
-            parts = await asyncio.gather(
-                *(
-                    loop.run_in_executor(self._verify_pool, verifier.verify_many, items[i : i + step])
-                    for i in range(0, len(items), step)
-                )
+            return verifier.verify_many(items)
+        loop = asyncio.get_running_loop()
+        step = -(-len(items) // VERIFY_THREADS)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._verify_pool, verifier.verify_many, items[i : i + step])
+                for i in range(0, len(items), step)
             )
-            verdicts = [v for part in parts for v in part]
+        )
+        return [v for part in parts for v in part]
+
+    async def _offline_verdicts(
+        self,
+        conn: asyncpg.Connection,
+        checked: list[_Offline],
+        verdicts: list[VerifiedCode | CredentialError],
+        policy: ScenePolicy,
+    ) -> None:
+        """Each verified record's subject, revocation and policy; in the upload's transaction (`conn`)."""
         for o, verdict in zip(checked, verdicts, strict=True):
             if isinstance(verdict, CredentialError):
                 if verdict.code != "credential.unknown_key":
                     o.reason = verdict.code
                     continue
-                try:  # a key newer than this worker's trust list: refresh it once, then decide
-                    verdict = await self._verify(o.record.payload, o.at)
+                try:  # a key newer than this worker's trust list: refresh it once (on `conn`), then decide
+                    verdict = await self._verify(o.record.payload, o.at, conn)
                 except CredentialError as exc:
                     o.reason = exc.code
                     continue

@@ -4,12 +4,16 @@ workers at once, ride charges settled through the one-card hook in the same tran
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from yima_sdk.codes import issue_device_certificate
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from yima_sdk.codes import Verifier, issue_ankang_code, issue_device_certificate
 from yima_sdk.holder import Holder
 
 from server.app import create_app
@@ -200,3 +204,40 @@ async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_b
         client.app.state.onecard = previous
     assert [x["status"] for x in again.json()["results"]] == ["accepted"] * 3
     assert [[amount for _, amount, _ in call] for call in settlement.calls] == [[200, 200, 200]]
+
+
+async def test_a_partner_key_this_worker_has_not_heard_of_is_looked_up_within_the_upload(client):
+    """Another worker added a partner county's key; this one still holds the older trust list. The upload finds
+    the key by reloading the list on its own transaction's connection, then decides the records."""
+    operator = await login_with_role(client, "operator")
+    credentials = client.app.state.credentials
+    await credentials.stop()  # this worker hears of no change by message or by polling: only the recheck is left
+    trust = credentials.trust
+    held = trust.current
+    partner, kid = Ed25519PrivateKey.generate(), "5a6b7c8d"
+    now = datetime.now(UTC)
+    r = await client.post(
+        "/v1/admin/trust-list/partner-keys",
+        headers=operator.headers,
+        json={
+            "issuer": 341821,  # Langxi
+            "key_id": kid,
+            "public_key": base64.urlsafe_b64encode(
+                partner.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            ).decode(),
+            "not_before": (now - timedelta(days=1)).isoformat(),
+            "not_after": (now + timedelta(days=1)).isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    trust._current, trust._verifier = held, Verifier(held, clock_skew_s=trust.clock_skew_s)  # not heard yet
+    trust._last_recheck = -1e9
+    terminal_id, key = await register_terminal(client, operator, kind="clinic")
+    headers = await terminal_token(client, terminal_id, key)
+    t = int(time.time())
+    partner_code = issue_ankang_code(partner, bytes.fromhex(kid), 341821, b"\x01" * 16, "green", t)
+    stranger = Ed25519PrivateKey.generate()
+    unlisted = issue_ankang_code(stranger, bytes.fromhex("99999999"), 341821, b"\x02" * 16, "green", t)
+    answers = await _upload(client, headers, [_record(partner_code), _record(unlisted)])
+    assert answers == [("accepted", None), ("rejected", "credential.unknown_key")]
+    assert trust.current.version > held.version
