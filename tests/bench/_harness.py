@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,6 +96,8 @@ def running_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
 
 def wrk(url: str, lua: str, *, connections: int, seconds: int, threads: int = 1) -> dict[str, Any]:
     """Run wrk with a Lua script; returns requests/s and latency percentiles (ms)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed; on Debian: apt-get install wrk (docs/benchmarks.md)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
         script = f.name

@@ -110,31 +110,33 @@ class Verifier:
         """Check a group of (payload, now) pairs: per pair, what `verify` returns or the error it raises.
 
         Three passes over the group instead of one pass per code: decode every payload (the group's Base45
-        text at once), then run every
-        Ed25519 verification back to back, then the time, limit and revocation checks. The verifications
-        are most of the work, and run measurably faster when no Python work sits between them (the
-        decoding and checks in between evict what the CPU had learned of the verification code:
-        docs/benchmarks.md). Each code goes through the same checks in the same order as in `verify`.
+        text at once), then run every Ed25519 verification back to back, then the time, limit and revocation
+        checks. The verifications are most of the work, and run measurably faster when no Python work sits
+        between them (docs/benchmarks.md). Each code goes through the same checks in the same order as in
+        `verify`.
         """
         codes = decode_many([payload for payload, _ in items])
         serials: list[bytes | None] = [None] * len(codes)  # ride codes: the certificate serial
+        ankang_signature, ride_signatures = self._check_ankang_signature, self._check_ride_signatures
         for i, code in enumerate(codes):
             try:
-                if isinstance(code, AnkangCode):
-                    self._check_ankang_signature(code)
-                elif isinstance(code, RideCode):
-                    serials[i] = self._check_ride_signatures(code)
+                if type(code) is AnkangCode:
+                    ankang_signature(code)
+                elif type(code) is RideCode:
+                    serials[i] = ride_signatures(code)
             except CredentialError as exc:
                 codes[i] = exc
         out: list[VerifiedCode | CredentialError] = []
+        check_ankang, check_ride = self._check_ankang, self._check_ride
         for (_, now), code, serial in zip(items, codes, serials, strict=True):
             try:
-                if isinstance(code, AnkangCode):
-                    out.append(self._check_ankang(code, now, revocations))
-                elif isinstance(code, RideCode):
+                if type(code) is AnkangCode:
+                    out.append(check_ankang(code, now, revocations))
+                elif type(code) is RideCode:
                     assert serial is not None
-                    out.append(self._check_ride(code, serial, now, revocations))
+                    out.append(check_ride(code, serial, now, revocations))
                 else:
+                    assert isinstance(code, CredentialError)  # from an earlier pass
                     out.append(code)
             except CredentialError as exc:
                 out.append(exc)
