@@ -516,6 +516,20 @@ async def wallets_for_update(
     return {r["id"]: r for r in rows}
 
 
+_RIDE_COLUMNS = (
+    "terminal_id",
+    "record_id",
+    "certificate_serial",
+    "onecard_account_id",
+    "amount_fen",
+    "scanned_at",
+    "status",
+    "reason",
+    "journal_id",
+    "settled_at",
+)
+
+
 async def record_rides(
     conn: asyncpg.Connection,
     rows: Sequence[tuple[str, str, bytes, int, int, dt.datetime, str, str | None]],
@@ -525,28 +539,30 @@ async def record_rides(
     at: dt.datetime,
 ) -> None:
     """Store rides (terminal, record, serial, account, amount, scanned_at, status, reason) and, when `postings`
-    (ledger account, amount) is not empty, their journal: settled rides link to it. One statement."""
+    (ledger account, amount) is not empty, their journal, which the settled rides link to. Two statements: the
+    journal with its postings, then the rides by COPY (binary rows). One INSERT of the rides as unnested arrays
+    cost more: settling 10,000 rides took 162-164 ms that way, 134-138 ms this way (bench_onecard_settlement)."""
     if not rows:
         return
-    columns = [list(c) for c in zip(*rows, strict=True)]
-    await conn.execute(
-        """WITH j AS (
-               INSERT INTO ledger_journals (kind, reference, posted_at)
-               SELECT 'offline_ride', $9, $12 WHERE cardinality($10::bigint[]) > 0 RETURNING id),
-           p AS (
-               INSERT INTO ledger_postings (journal_id, ledger_account_id, amount_fen, posted_at)
-               SELECT j.id, x.account, x.amount, $12 FROM j, unnest($10::bigint[], $11::bigint[]) AS x(account, amount))
-           INSERT INTO onecard_offline_rides
-               (terminal_id, record_id, certificate_serial, onecard_account_id, amount_fen, scanned_at, status,
-                reason, journal_id, settled_at)
-           SELECT x.t, x.r, x.s, x.a, x.m, x.w, x.st, x.re, CASE WHEN x.st = 'settled' THEN (SELECT id FROM j) END, $12
-           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[], $6::timestamptz[],
-                       $7::text[], $8::text[]) AS x(t, r, s, a, m, w, st, re)""",
-        *columns,
-        reference,
-        [account for account, _ in postings],
-        [amount for _, amount in postings],
-        at,
+    journal_id = None
+    if postings:
+        journal_id = await conn.fetchval(
+            """WITH j AS (
+                   INSERT INTO ledger_journals (kind, reference, posted_at) VALUES ('offline_ride', $1, $4)
+                   RETURNING id),
+               p AS (
+                   INSERT INTO ledger_postings (journal_id, ledger_account_id, amount_fen, posted_at)
+                   SELECT j.id, x.account, x.amount, $4 FROM j, unnest($2::bigint[], $3::bigint[]) AS x(account, amount))
+               SELECT id FROM j""",
+            reference,
+            [account for account, _ in postings],
+            [amount for _, amount in postings],
+            at,
+        )
+    await conn.copy_records_to_table(
+        "onecard_offline_rides",
+        records=[(*row, journal_id if row[6] == "settled" else None, at) for row in rows],
+        columns=_RIDE_COLUMNS,
     )
 
 
