@@ -370,3 +370,17 @@ def test_a_file_from_before_scan_groups_is_converted_on_open(world: World, tmp_p
     with closing(sqlite3.connect(db)) as after:
         assert after.execute("PRAGMA user_version").fetchone()[0] == 2
         assert not after.execute("SELECT 1 FROM sqlite_master WHERE name = 'scan_record'").fetchall()
+
+
+def test_a_file_from_a_newer_sdk_is_refused_untouched(world: World, tmp_path: Path) -> None:
+    db = tmp_path / "newer.sqlite"
+    with closing(sqlite3.connect(db)) as newer:
+        newer.execute("PRAGMA user_version = 3")
+        newer.execute("CREATE TABLE future (x)")
+        newer.commit()
+    with pytest.raises(sqlite3.DatabaseError, match="newer than this SDK"):
+        Terminal(root_public_keys=world.roots, db_path=str(db), clock=Clock(), clock_source="ntp")
+    with closing(sqlite3.connect(db)) as after:
+        tables = {row[0] for row in after.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert after.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL either
+    assert tables == {"future"}

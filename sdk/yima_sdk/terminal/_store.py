@@ -69,17 +69,15 @@ class ScanStore:
 
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > FORMAT_VERSION:  # refused before anything is written to it
+            self._db.close()
+            raise sqlite3.DatabaseError(f"terminal file format {version} is newer than this SDK's")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        with self._transaction():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > FORMAT_VERSION:
-                raise sqlite3.DatabaseError(f"terminal file format {version} is newer than this SDK's")
-            # Statement by statement: executescript would commit the open transaction first.
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            if version < FORMAT_VERSION:
+        self._db.executescript(_SCHEMA)  # every statement is IF NOT EXISTS
+        if version < FORMAT_VERSION:
+            with self._transaction():  # all or nothing: a conversion cut short is done again at the next open
                 self._convert_records()
                 self._db.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
         self._low = self._first_pending(0)
@@ -114,7 +112,6 @@ class ScanStore:
             db.execute(
                 "INSERT INTO offline_spent (serial, amount_fen) SELECT serial, sum(amount_fen) FROM scan_record"
                 " WHERE serial IS NOT NULL AND local_result = 'accept' GROUP BY serial"
-                " ON CONFLICT DO UPDATE SET amount_fen = amount_fen + excluded.amount_fen"
             )
             db.execute("DROP TABLE scan_record")
 
