@@ -13,8 +13,8 @@
     └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable
 
 A database connection lost in the middle of a request (PostgreSQL restarted, the network dropped) is answered
-503 `service.db_unavailable`, not as a bug: its transaction never committed, and every write that may be
-retried is idempotent, so the client sends the request again.
+503 `service.db_unavailable`, not as a bug: its transaction did not commit (or, lost during COMMIT, may have),
+and every write that may be retried is idempotent, so the client sends the request again.
 
 Domain errors subclass one of these next to their service (server/<domain>/errors.py) and carry their own code.
 """
