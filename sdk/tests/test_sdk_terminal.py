@@ -69,6 +69,18 @@ def stored_record_ids(db: Path) -> list[str]:
     return [record[0] for (blob,) in groups for record in msgspec.msgpack.decode(blob)]
 
 
+def reopen(world: World, db: Path, clock: Clock, server: FakeServer) -> Terminal:
+    """The terminal of `setup` started again on the same file (after a restart or a power cut)."""
+    return Terminal(
+        root_public_keys=world.roots,
+        db_path=str(db),
+        clock=clock,
+        clock_source="gnss",
+        transport=server,
+        upload_batch_size=3,
+    )
+
+
 @pytest.fixture
 def setup(world: World, tmp_path: Path) -> tuple[Terminal, FakeServer, Clock, Path]:
     server = FakeServer(world.envelope())
@@ -198,14 +210,7 @@ def test_upload_resumes_after_a_cut_connection_and_records_survive_reopen(
     assert terminal.pending_count() == 4
     terminal.close()
 
-    reopened = Terminal(
-        root_public_keys=world.roots,
-        db_path=str(db),
-        clock=clock,
-        clock_source="gnss",
-        transport=server,
-        upload_batch_size=3,
-    )
+    reopened = reopen(world, db, clock, server)
     assert reopened.pending_count() == 4
     server.cut_after_batches = None
     server.drop_answer = True  # the next batch reaches the server but its answer is lost
@@ -293,14 +298,7 @@ def test_a_group_acknowledged_in_part_resumes_with_the_rest(
 
     server.cut_after_batches = None
     server.batches = 0
-    reopened = Terminal(
-        root_public_keys=world.roots,
-        db_path=str(db),
-        clock=clock,
-        clock_source="gnss",
-        transport=server,
-        upload_batch_size=3,
-    )
+    reopened = reopen(world, db, clock, server)
     assert reopened.pending_count() == 4
     assert reopened.upload_pending() == 4
     assert server.batches == 2  # only the four left went up again: 3 + 1
