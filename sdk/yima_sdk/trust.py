@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.codes._formats import ALG_ED25519
 
 __all__ = [
@@ -237,12 +238,10 @@ class TrustList(msgspec.Struct, frozen=True):
         root = root_public_keys.get(wire.root_key_id)
         if root is None:
             raise TrustListError("trust_list.unknown_root", f"root key {wire.root_key_id!r} is not pinned")
-        if isinstance(root, bytes):
-            root = Ed25519PublicKey.from_public_bytes(root)
-        try:
-            root.verify(signature, document)
-        except InvalidSignature:
-            raise TrustListError("trust_list.bad_signature") from None
+        if isinstance(root, Ed25519PublicKey):
+            root = root.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        if not VerifyKey(root).verify(signature, document):  # ValueError: a pinned root is not a key
+            raise TrustListError("trust_list.bad_signature")
         doc, entries = _parse_document(document)
         if held is not None and (
             doc.version < held.version or (doc.version == held.version and document != held.document)

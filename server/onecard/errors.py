@@ -50,7 +50,7 @@ class DateInvalid(BadRequest):
 class DeviceKeyInvalid(Unprocessable):
     code, title = (
         "onecard.device_key_invalid",
-        "The device public key must be raw Ed25519, base64url unpadded",
+        "The device public key must be a valid raw Ed25519 public key, base64url unpadded",
     )
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from yima_sdk._ed25519 import public_key_valid
 
 from server import audit
 from server.db import Database
@@ -329,9 +329,11 @@ class OnecardService:
 
         try:
             raw_key = unb64url(public_key)
-            Ed25519PublicKey.from_public_bytes(raw_key)
         except (ValueError, binascii.Error):
             raise errors.DeviceKeyInvalid() from None
+        # A key of small order would make every signature under it worthless (or, to a lax verifier, any).
+        if not public_key_valid(raw_key):
+            raise errors.DeviceKeyInvalid()
         card = await self._card(conn, account_id)
         await repository.lock_card(conn, card["id"])
         now = self.clock()

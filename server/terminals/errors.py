@@ -21,7 +21,7 @@ class TerminalNotFound(NotFound):
 class TerminalKeyInvalid(Unprocessable):
     code, title = (
         "terminal.public_key_invalid",
-        "public_key must be a raw Ed25519 public key in unpadded base64url",
+        "public_key must be a valid raw Ed25519 public key in unpadded base64url",
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from yima_sdk._ed25519 import public_key_valid
 
 from server import audit
 from server.core import Core
@@ -52,9 +53,10 @@ def _info(row: asyncpg.Record) -> TerminalInfo:
 def decode_public_key(text: str) -> bytes:
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-        Ed25519PublicKey.from_public_bytes(raw)
     except ValueError:
         raise errors.TerminalKeyInvalid() from None
+    if not public_key_valid(raw):  # a small-order key: OpenSSL would accept forged signatures under it
+        raise errors.TerminalKeyInvalid()
     return raw
 
 

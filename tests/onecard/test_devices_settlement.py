@@ -79,6 +79,9 @@ async def test_device_certificate_binds_the_account_key_and_limits(client):
 
     short = await client.post("/v1/me/devices", json={"public_key": "!" * 43}, headers=alice.headers)
     assert short.status_code == 422 and short.json()["code"] == "onecard.device_key_invalid"
+    # The identity point decodes to 32 bytes, but (to OpenSSL) anyone could forge ride codes under it.
+    weak = await client.post("/v1/me/devices", json={"public_key": "AQ" + "A" * 41}, headers=alice.headers)
+    assert weak.status_code == 422 and weak.json()["code"] == "onecard.device_key_invalid"
 
 
 async def test_revoked_certificate_is_in_the_revocation_list_and_stops_settling(client):

@@ -40,6 +40,14 @@ async def test_residents_cannot_register_terminals_and_bad_keys_are_refused(clie
         headers=operator.headers,
     )
     assert r.status_code == 422 and r.json()["code"] == "terminal.public_key_invalid"
+    # The identity point: 32 bytes that decode, but a key under which anyone can forge (to OpenSSL)
+    identity = "AQ" + "A" * 41
+    r = await client.post(
+        "/v1/admin/terminals",
+        json={"name": "x", "kind": "bus", "scene": "s", "public_key": identity},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and r.json()["code"] == "terminal.public_key_invalid"
 
 
 async def test_bad_assertions_are_refused_with_stable_codes(client):

@@ -2,7 +2,7 @@
 
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
 device certificate was already verified by this `Verifier`: certificates are cached by their exact
-bytes). Public key objects are built once per issuer key. Reason codes: see `_errors.py`.
+bytes). Signatures are verified by libsodium (`yima_sdk._ed25519`). Reason codes: see `_errors.py`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import ALG_ED25519, AnkangCode, Colour, RideCode, decode, decode_many
 
@@ -51,7 +50,7 @@ class VerifiedCode(msgspec.Struct, frozen=True, gc=False):
 class _IssuerKey:
     __slots__ = ("credential_types", "not_after", "not_before", "public_key")
 
-    def __init__(self, public_key: Ed25519PublicKey, credential_types: frozenset[str], nb: int, na: int):
+    def __init__(self, public_key: VerifyKey, credential_types: frozenset[str], nb: int, na: int):
         self.public_key = public_key
         self.credential_types = credential_types
         self.not_before = nb
@@ -75,7 +74,7 @@ class Verifier:
         self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
         self._keys: dict[tuple[int, bytes], _IssuerKey] = {}
         # exact certificate bytes -> (device public key, serial), filled only after a full check
-        self._certificates: dict[bytes, tuple[Ed25519PublicKey, bytes]] = {}
+        self._certificates: dict[bytes, tuple[VerifyKey, bytes]] = {}
         self._certificate_cache_size = certificate_cache_size
 
     def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> _IssuerKey:
@@ -85,7 +84,7 @@ class Verifier:
             if entry is None or entry.alg != alg or alg != ALG_ED25519:
                 raise CredentialError("credential.unknown_key", "issuer key is not on the trust list")
             key = _IssuerKey(
-                Ed25519PublicKey.from_public_bytes(entry.public_key),
+                VerifyKey(entry.public_key),
                 entry.credential_types,
                 entry.not_before,
                 entry.not_after,
@@ -144,10 +143,8 @@ class Verifier:
 
     def _check_ankang_signature(self, code: AnkangCode) -> None:
         key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-        try:
-            key.public_key.verify(code.signature, code.signed)
-        except InvalidSignature:
-            raise CredentialError("credential.bad_signature") from None
+        if not key.public_key.verify(code.signature, code.signed):
+            raise CredentialError("credential.bad_signature")
         if not key.not_before <= code.issued_at <= key.not_after:
             raise CredentialError("credential.key_not_valid", "issued outside the key's validity window")
 
@@ -176,26 +173,22 @@ class Verifier:
     def _check_ride_signatures(self, code: RideCode) -> bytes:
         """Check the certificate (unless cached) and the device signature; return the certificate serial."""
         device_key, serial = self._device_key(code)
-        try:
-            device_key.verify(code.signature, code.signed)
-        except InvalidSignature:
-            raise CredentialError("credential.bad_signature", "device signature") from None
+        if not device_key.verify(code.signature, code.signed):
+            raise CredentialError("credential.bad_signature", "device signature")
         return serial
 
-    def _device_key(self, code: RideCode) -> tuple[Ed25519PublicKey, bytes]:
+    def _device_key(self, code: RideCode) -> tuple[VerifyKey, bytes]:
         cert = code.certificate
         cache_key = cert.signed + cert.signature
         cached = self._certificates.get(cache_key)
         if cached is not None:
             return cached
         key = self._issuer_key(cert.issuer, cert.key_id, cert.alg, "device_certificate")
-        try:
-            key.public_key.verify(cert.signature, cert.signed)
-        except InvalidSignature:
-            raise CredentialError("credential.bad_signature", "device certificate signature") from None
+        if not key.public_key.verify(cert.signature, cert.signed):
+            raise CredentialError("credential.bad_signature", "device certificate signature")
         if not key.not_before <= cert.issued_at <= key.not_after:
             raise CredentialError("credential.key_not_valid", "certificate issued outside the key's window")
-        cached = (Ed25519PublicKey.from_public_bytes(cert.device_public_key), cert.serial)
+        cached = (VerifyKey(cert.device_public_key), cert.serial)
         if len(self._certificates) >= self._certificate_cache_size:
             # Crude but bounded: a bus sees the same riders every day, so refilling is cheap.
             self._certificates.clear()

@@ -1,0 +1,97 @@
+"""Signature verification through libsodium: agrees with OpenSSL on honest signatures, stricter on weak keys."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
+from yima_sdk._ed25519 import VerifyKey, public_key_valid
+
+_KEY = Ed25519PrivateKey.generate()
+_RAW = _KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+# The order of the Ed25519 group's main subgroup.
+_L = 2**252 + 27742317777372353535851937790883648493
+# The identity point: its encoding is 1 followed by zeros.
+_IDENTITY = bytes([1]) + bytes(31)
+
+
+def _openssl_accepts(raw: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=10_000))
+def test_honest_signatures_verify_and_any_flipped_bit_is_refused_as_openssl_does(
+    message: bytes, bit: int
+) -> None:
+    signature = _KEY.sign(message)
+    key = VerifyKey(_RAW)
+    assert key.verify(signature, message)
+    blob = bytearray(signature + message)
+    blob[(bit // 8) % len(blob)] ^= 1 << (bit % 8)
+    bad_signature, bad_message = bytes(blob[:64]), bytes(blob[64:])
+    assert not key.verify(bad_signature, bad_message)
+    assert not _openssl_accepts(_RAW, bad_signature, bad_message)
+
+
+def test_another_keys_signature_and_wrong_lengths_are_refused() -> None:
+    message = b"YR ride code"
+    other = Ed25519PrivateKey.generate().sign(message)
+    key = VerifyKey(_RAW)
+    assert not key.verify(other, message)
+    assert not key.verify(_KEY.sign(message)[:63], message)
+    assert not key.verify(_KEY.sign(message) + b"\0", message)
+    assert not key.verify(b"", message)
+    with pytest.raises(ValueError):
+        VerifyKey(_RAW[:31])
+
+
+def test_a_signature_with_s_not_reduced_is_refused_by_both() -> None:
+    message = b"malleated"
+    signature = _KEY.sign(message)
+    s = int.from_bytes(signature[32:], "little") + _L
+    malleated = signature[:32] + s.to_bytes(32, "little")
+    assert not VerifyKey(_RAW).verify(malleated, message)
+    assert not _openssl_accepts(_RAW, malleated, message)
+
+
+def test_the_identity_key_forges_nothing_here_though_openssl_accepts_its_universal_forgery() -> None:
+    # R = identity, S = 0 satisfies the cofactorless equation for every message when A is the identity.
+    forged = _IDENTITY + bytes(32)
+    assert _openssl_accepts(_IDENTITY, forged, b"charge 10,000 yuan")
+    assert not VerifyKey(_IDENTITY).verify(forged, b"charge 10,000 yuan")
+    assert not public_key_valid(_IDENTITY)
+
+
+def test_public_key_valid_accepts_real_keys_only() -> None:
+    assert public_key_valid(_RAW)
+    assert not public_key_valid(_RAW[:31])
+    assert not public_key_valid(bytes(32))  # not a point encoding of the main subgroup
+    # a non-canonical encoding: y = p (2^255 - 19), which reduces to 0
+    assert not public_key_valid((2**255 - 19).to_bytes(32, "little"))
+
+
+def test_verification_from_several_threads_gives_each_its_own_answer() -> None:
+    messages = [f"scan {i}".encode() for i in range(400)]
+    signatures = [_KEY.sign(m) if i % 3 else bytes(64) for i, m in enumerate(messages)]
+    key = VerifyKey(_RAW)
+    expected = [i % 3 != 0 for i in range(len(messages))]
+    results: list[list[bool]] = []
+
+    def run() -> None:
+        results.append([key.verify(s, m) for s, m in zip(signatures, messages, strict=True)])
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 4
