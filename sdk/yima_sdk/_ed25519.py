@@ -22,13 +22,16 @@ from typing import Final
 from nacl._sodium import ffi, lib
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
-__all__ = ["PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "VerifyKey", "public_key_valid"]
+__all__ = ["NULL", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "VerifyKey", "public_key_valid", "sodium_open"]
 
 PUBLIC_KEY_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
 
-_open = lib.crypto_sign_open
-_NULL = ffi.NULL
+sodium_open: Final = lib.crypto_sign_open
+"""`sodium_open(NULL, NULL, signature + message, len(signature + message), raw_key) == 0` when valid: the call
+`VerifyKey.verify` makes, for loops that cannot afford a Python call per signature (`Verifier.verify_many`).
+The signature must be exactly 64 bytes."""
+NULL: Final = ffi.NULL
 
 
 class VerifyKey:
@@ -45,7 +48,7 @@ class VerifyKey:
         """True when `signature` is this key's valid signature of `message`."""
         return (
             len(signature) == SIGNATURE_SIZE
-            and _open(_NULL, _NULL, signature + message, SIGNATURE_SIZE + len(message), self.raw) == 0
+            and sodium_open(NULL, NULL, signature + message, SIGNATURE_SIZE + len(message), self.raw) == 0
         )
 
 

@@ -13,9 +13,17 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import msgspec
 
-from yima_sdk._ed25519 import VerifyKey
+from yima_sdk._ed25519 import NULL, VerifyKey, sodium_open
 from yima_sdk.codes._errors import CredentialError
-from yima_sdk.codes._formats import ALG_ED25519, AnkangCode, Colour, RideCode, decode, decode_many
+from yima_sdk.codes._formats import (
+    ALG_ED25519,
+    ANKANG_SIZE,
+    AnkangCode,
+    Colour,
+    RideCode,
+    decode,
+    decode_many,
+)
 
 if TYPE_CHECKING:
     # Only for annotations: yima_sdk.trust imports from this package.
@@ -73,6 +81,8 @@ class Verifier:
         self.ride_window_s = ride_window_s
         self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
         self._keys: dict[tuple[int, bytes], _IssuerKey] = {}
+        # the keys that passed `_issuer_key`'s checks for Ankang codes: verify_many's lookup
+        self._ankang_keys: dict[tuple[int, bytes], _IssuerKey] = {}
         # exact certificate bytes -> (device public key, serial), filled only after a full check
         self._certificates: dict[bytes, tuple[VerifyKey, bytes]] = {}
         self._certificate_cache_size = certificate_cache_size
@@ -116,11 +126,23 @@ class Verifier:
         """
         codes = decode_many([payload for payload, _ in items])
         serials: list[bytes | None] = [None] * len(codes)  # ride codes: the certificate serial
-        ankang_signature, ride_signatures = self._check_ankang_signature, self._check_ride_signatures
+        # `_check_ankang_signature` inlined: a function call and a method call per code are a measurable
+        # share of a 45 µs verification. Same checks, same order, same errors.
+        ankang_keys, ride_signatures = self._ankang_keys, self._check_ride_signatures
+        check, null, ankang_size = sodium_open, NULL, ANKANG_SIZE
         for i, code in enumerate(codes):
             try:
                 if type(code) is AnkangCode:
-                    ankang_signature(code)
+                    key = ankang_keys.get((code.issuer, code.key_id))
+                    if key is None:
+                        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
+                        ankang_keys[(code.issuer, code.key_id)] = key
+                    if check(null, null, code.signature + code.signed, ankang_size, key.public_key.raw):
+                        raise CredentialError("credential.bad_signature")
+                    if not key.not_before <= code.issued_at <= key.not_after:
+                        raise CredentialError(
+                            "credential.key_not_valid", "issued outside the key's validity window"
+                        )
                 elif type(code) is RideCode:
                     serials[i] = ride_signatures(code)
             except CredentialError as exc:
