@@ -20,7 +20,9 @@ from yima_sdk.codes import (
     decode,
     decode_device_certificate,
     issue_ankang_code,
+    issue_device_certificate,
 )
+from yima_sdk.holder import Holder
 from yima_sdk.trust import RevocationSet
 
 
@@ -213,6 +215,21 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
     revocations.apply_delta(GUANGDE, 0, 1, [("subject", b"\x01" * 16), ("device_certificate", cert.serial)])
     valid_ride = holder.ride_code(NOW)
     forged_ride = valid_ride[:-6] + ("000000" if not valid_ride.endswith("000000") else "111111")
+    # a certificate for this phone's key signed by someone else, under the issuer's key id
+    forger = Holder.generate()
+    forger.install_certificate(
+        issue_device_certificate(
+            Ed25519PrivateKey.generate(),
+            world.guangde_key_id,
+            GUANGDE,
+            os.urandom(16),
+            forger.device_public_key,
+            NOW - 3600,
+            720,
+            100,
+            5000,
+        )
+    )
     items = [
         (ankang(world), NOW),
         (ankang(world, issued_at=NOW - 600), NOW),  # expired
@@ -223,6 +240,8 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
         ("not a code", NOW),
         (forged_ride, NOW),  # before the valid one: the certificate is checked, not yet cached
         (valid_ride, NOW),
+        (forged_ride, NOW),  # its certificate now cached: the device signature is still checked
+        (forger.ride_code(NOW), NOW),
         (valid_ride, NOW + 400),  # stale timestamp
         (holder.ride_code(NOW, counter=4), NOW),  # past the certificate's use limit
         (revoked_holder.ride_code(NOW), NOW),
@@ -252,6 +271,8 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
         "credential.malformed",
         "credential.bad_signature",
         "ride_code",
+        "credential.bad_signature",
+        "credential.bad_signature",
         "credential.stale_timestamp",
         "credential.offline_limit_exceeded",
         "credential.revoked",
