@@ -21,6 +21,7 @@ from yima_sdk.codes import (
     decode_device_certificate,
     issue_ankang_code,
     issue_device_certificate,
+    public_key_valid,
 )
 from yima_sdk.holder import Holder
 from yima_sdk.trust import RevocationSet
@@ -364,3 +365,15 @@ def test_mutated_ride_codes_never_verify(payload: str) -> None:
 def test_arbitrary_text_only_raises_credential_error(payload: str) -> None:
     with pytest.raises(CredentialError):
         _VERIFIER.verify(payload, NOW)
+
+
+def test_a_device_certificate_is_issued_only_for_a_real_public_key(world: World) -> None:
+    identity = bytes([1]) + bytes(31)  # decodes, but any signature "verifies" under it to a lax verifier
+    non_canonical = (2**255 - 19).to_bytes(32, "little")  # y = p, an encoding of y = 0
+    for key in (identity, non_canonical, bytes(31)):
+        assert not public_key_valid(key)
+        with pytest.raises(ValueError, match="valid Ed25519 public key"):
+            issue_device_certificate(
+                world.guangde, world.guangde_key_id, GUANGDE, os.urandom(16), key, NOW, 24, 5, 100
+            )
+    assert public_key_valid(Holder.generate().device_public_key)

@@ -17,7 +17,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from yima_sdk._ed25519 import public_key_valid
+from yima_sdk.codes import public_key_valid
 
 from server import audit
 from server.db import Database

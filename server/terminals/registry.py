@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from yima_sdk._ed25519 import public_key_valid
+from yima_sdk.codes import public_key_valid
 
 from server import audit
 from server.core import Core

@@ -5,6 +5,7 @@ Exception tree (one class, many stable codes)::
     CredentialError(code)   code in REASON_CODES, e.g. "credential.malformed", "credential.expired"
 """
 
+from yima_sdk._ed25519 import public_key_valid
 from yima_sdk.codes._errors import REASON_CODES, CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
@@ -42,5 +43,6 @@ __all__ = [
     "decode_many",
     "issue_ankang_code",
     "issue_device_certificate",
+    "public_key_valid",
     "sign_ride_code",
 ]

@@ -19,6 +19,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from yima_sdk import base45
+from yima_sdk._ed25519 import public_key_valid
 from yima_sdk.codes._errors import CredentialError
 
 __all__ = [
@@ -213,8 +214,8 @@ def issue_device_certificate(
     """
     _check_key_id(key_id)
     _check_issuer(issuer)
-    if len(account_ref) != REF_SIZE or len(device_public_key) != 32:
-        raise ValueError("account_ref is 16 bytes, device_public_key 32")
+    if len(account_ref) != REF_SIZE or not public_key_valid(device_public_key):
+        raise ValueError("account_ref is 16 bytes, device_public_key a valid Ed25519 public key (32 bytes)")
     if not 0 < lifetime_h <= 0xFFFF:
         raise ValueError("lifetime_h must be 1..65535 hours")
     if not 0 <= max_offline_uses <= 0xFFFF or not 0 <= max_offline_amount_fen <= 0xFFFFFF:
