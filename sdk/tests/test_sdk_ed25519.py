@@ -34,11 +34,11 @@ def test_honest_signatures_verify_and_any_flipped_bit_is_refused_as_openssl_does
 ) -> None:
     signature = _KEY.sign(message)
     key = VerifyKey(_RAW)
-    assert key.verify(signature, message)
+    assert key.verifies(signature, message)
     blob = bytearray(signature + message)
     blob[(bit // 8) % len(blob)] ^= 1 << (bit % 8)
     bad_signature, bad_message = bytes(blob[:64]), bytes(blob[64:])
-    assert not key.verify(bad_signature, bad_message)
+    assert not key.verifies(bad_signature, bad_message)
     assert not _openssl_accepts(_RAW, bad_signature, bad_message)
 
 
@@ -46,10 +46,10 @@ def test_another_keys_signature_and_wrong_lengths_are_refused() -> None:
     message = b"YR ride code"
     other = Ed25519PrivateKey.generate().sign(message)
     key = VerifyKey(_RAW)
-    assert not key.verify(other, message)
-    assert not key.verify(_KEY.sign(message)[:63], message)
-    assert not key.verify(_KEY.sign(message) + b"\0", message)
-    assert not key.verify(b"", message)
+    assert not key.verifies(other, message)
+    assert not key.verifies(_KEY.sign(message)[:63], message)
+    assert not key.verifies(_KEY.sign(message) + b"\0", message)
+    assert not key.verifies(b"", message)
     with pytest.raises(ValueError):
         VerifyKey(_RAW[:31])
 
@@ -59,7 +59,7 @@ def test_a_signature_with_s_not_reduced_is_refused_by_both() -> None:
     signature = _KEY.sign(message)
     s = int.from_bytes(signature[32:], "little") + _L
     malleated = signature[:32] + s.to_bytes(32, "little")
-    assert not VerifyKey(_RAW).verify(malleated, message)
+    assert not VerifyKey(_RAW).verifies(malleated, message)
     assert not _openssl_accepts(_RAW, malleated, message)
 
 
@@ -67,7 +67,7 @@ def test_the_identity_key_forges_nothing_here_though_openssl_accepts_its_univers
     # R = identity, S = 0 satisfies the cofactorless equation for every message when A is the identity.
     forged = _IDENTITY + bytes(32)
     assert _openssl_accepts(_IDENTITY, forged, b"charge 10,000 yuan")
-    assert not VerifyKey(_IDENTITY).verify(forged, b"charge 10,000 yuan")
+    assert not VerifyKey(_IDENTITY).verifies(forged, b"charge 10,000 yuan")
     assert not public_key_valid(_IDENTITY)
 
 
@@ -87,7 +87,7 @@ def test_verification_from_several_threads_gives_each_its_own_answer() -> None:
     results: list[list[bool]] = []
 
     def run() -> None:
-        results.append([key.verify(s, m) for s, m in zip(signatures, messages, strict=True)])
+        results.append([key.verifies(s, m) for s, m in zip(signatures, messages, strict=True)])
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:

@@ -29,7 +29,7 @@ SIGNATURE_SIZE: Final = 64
 
 sodium_open: Final = lib.crypto_sign_open
 """`sodium_open(NULL, NULL, signature + message, len(signature + message), raw_key) == 0` when valid: the call
-`VerifyKey.verify` makes, for loops that cannot afford a Python call per signature (`Verifier.verify_many`).
+`VerifyKey.verifies` makes, for loops that cannot afford a Python call per signature (`Verifier.verify_many`).
 The signature must be exactly 64 bytes."""
 NULL: Final = ffi.NULL
 
@@ -44,8 +44,9 @@ class VerifyKey:
             raise ValueError("an Ed25519 public key is 32 bytes")
         self.raw = raw
 
-    def verify(self, signature: bytes, message: bytes) -> bool:
-        """True when `signature` is this key's valid signature of `message`."""
+    def verifies(self, signature: bytes, message: bytes) -> bool:
+        """True when `signature` is this key's valid signature of `message`. Answers, never raises: named apart
+        from `cryptography`'s `verify`, which raises, so that neither is mistaken for the other."""
         return (
             len(signature) == SIGNATURE_SIZE
             and sodium_open(NULL, NULL, signature + message, SIGNATURE_SIZE + len(message), self.raw) == 0

@@ -240,7 +240,7 @@ class TrustList(msgspec.Struct, frozen=True):
             raise TrustListError("trust_list.unknown_root", f"root key {wire.root_key_id!r} is not pinned")
         if isinstance(root, Ed25519PublicKey):
             root = root.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        if not VerifyKey(root).verify(signature, document):  # ValueError: a pinned root is not a key
+        if not VerifyKey(root).verifies(signature, document):  # ValueError: a pinned root is not a key
             raise TrustListError("trust_list.bad_signature")
         doc, entries = _parse_document(document)
         if held is not None and (

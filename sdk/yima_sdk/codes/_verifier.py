@@ -170,7 +170,7 @@ class Verifier:
 
     def _check_ankang_signature(self, code: AnkangCode) -> None:
         key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-        if not key.public_key.verify(code.signature, code.signed):
+        if not key.public_key.verifies(code.signature, code.signed):
             raise CredentialError("credential.bad_signature")
         if not key.not_before <= code.issued_at <= key.not_after:
             raise CredentialError("credential.key_not_valid", "issued outside the key's validity window")
@@ -200,7 +200,7 @@ class Verifier:
     def _check_ride_signatures(self, code: RideCode) -> bytes:
         """Check the certificate (unless cached) and the device signature; return the certificate serial."""
         device_key, serial = self._device_key(code)
-        if not device_key.verify(code.signature, code.signed):
+        if not device_key.verifies(code.signature, code.signed):
             raise CredentialError("credential.bad_signature", "device signature")
         return serial
 
@@ -211,7 +211,7 @@ class Verifier:
         if cached is not None:
             return cached
         key = self._issuer_key(cert.issuer, cert.key_id, cert.alg, "device_certificate")
-        if not key.public_key.verify(cert.signature, cert.signed):
+        if not key.public_key.verifies(cert.signature, cert.signed):
             raise CredentialError("credential.bad_signature", "device certificate signature")
         if not key.not_before <= cert.issued_at <= key.not_after:
             raise CredentialError("credential.key_not_valid", "certificate issued outside the key's window")
