@@ -17,8 +17,6 @@ from yima_sdk._ed25519 import NULL, VerifyKey, sodium_open
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
-    ANKANG_SIZE,
-    RIDE_SIZE,
     AnkangCode,
     Colour,
     RideCode,
@@ -127,10 +125,15 @@ class Verifier:
         """
         codes = decode_many([payload for payload, _ in items])
         serials: list[bytes | None] = [None] * len(codes)  # ride codes: the certificate serial
-        # `_check_ankang_signature` and `_check_ride_signatures` inlined: a function call and a method call per
-        # code are a measurable share of a 45 µs verification. Same checks, same order, same errors.
+        # Each code's signature check, as `_check_ankang_signature` and `_check_ride_signatures` do it, in
+        # three steps: the key and the bytes to verify of every code, then every libsodium call in one tight
+        # loop (each call measurably faster with no Python work between calls), then the outcomes. Same
+        # checks, same order, same errors: the Ankang key window counts only for a good signature.
+        signed_messages: list[bytes] = []
+        public_keys: list[bytes] = []
+        positions: list[int] = []
+        key_window: dict[int, CredentialError] = {}
         ankang_keys, certificates, device_key = self._ankang_keys, self._certificates, self._device_key
-        check, null, ankang_size, ride_size = sodium_open, NULL, ANKANG_SIZE, RIDE_SIZE
         for i, code in enumerate(codes):
             try:
                 if type(code) is AnkangCode:
@@ -138,20 +141,34 @@ class Verifier:
                     if key is None:
                         key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
                         ankang_keys[(code.issuer, code.key_id)] = key
-                    if check(null, null, code.signature + code.signed, ankang_size, key.public_key.raw):
-                        raise CredentialError("credential.bad_signature")
                     if not key.not_before <= code.issued_at <= key.not_after:
-                        raise CredentialError(
+                        key_window[i] = CredentialError(
                             "credential.key_not_valid", "issued outside the key's validity window"
                         )
+                    public_key = key.public_key.raw
                 elif type(code) is RideCode:
                     cert = code.certificate
-                    cached = certificates.get(cert.signed + cert.signature) or device_key(code)
-                    if check(null, null, code.signature + code.signed, ride_size, cached[0].raw):
-                        raise CredentialError("credential.bad_signature", "device signature")
-                    serials[i] = cached[1]
+                    # a certificate not seen before is fully checked here (its own signature included)
+                    device, serials[i] = certificates.get(cert.signed + cert.signature) or device_key(code)
+                    public_key = device.raw
+                else:
+                    continue
             except CredentialError as exc:
                 codes[i] = exc
+                continue
+            signed_messages.append(code.signature + code.signed)
+            public_keys.append(public_key)
+            positions.append(i)
+        check, null = sodium_open, NULL
+        failed = [
+            check(null, null, sm, len(sm), pk) for sm, pk in zip(signed_messages, public_keys, strict=True)
+        ]
+        for i, bad in zip(positions, failed, strict=True):
+            if bad:
+                ride = type(codes[i]) is RideCode
+                codes[i] = CredentialError("credential.bad_signature", "device signature" if ride else "")
+            elif key_window and i in key_window:
+                codes[i] = key_window[i]
         out: list[VerifiedCode | CredentialError] = []
         check_ankang, check_ride = self._check_ankang, self._check_ride
         for (_, now), code, serial in zip(items, codes, serials, strict=True):
