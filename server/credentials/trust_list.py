@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from yima_sdk.codes import ALG_ED25519, Verifier
+from yima_sdk.codes import ALG_ED25519, Verifier, public_key_valid
 from yima_sdk.trust import TrustEntry, TrustList, build_trust_list
 
 from server import audit
@@ -196,10 +196,9 @@ class TrustListService:
             )
         if len(public_key) != 32:
             raise errors.PartnerKeyInvalid("An Ed25519 public key is 32 bytes")
-        try:
-            Ed25519PublicKey.from_public_bytes(public_key)
-        except ValueError:
-            raise errors.PartnerKeyInvalid("Not an Ed25519 public key") from None
+        if not public_key_valid(public_key):
+            # Of small order or not canonical: a partner's verifier using OpenSSL would accept forgeries under it.
+            raise errors.PartnerKeyInvalid("Not a usable Ed25519 public key")
         if not_after <= not_before:
             raise errors.PartnerKeyInvalid("not_after must be after not_before")
         async with self._core.db.transaction() as conn:

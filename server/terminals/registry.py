@@ -157,6 +157,10 @@ class TerminalService:
         if row is None:
             raise errors.InvalidClient("Unknown terminal")
         terminal = _info(row)
+        if not public_key_valid(terminal.public_key):
+            # A small-order key stored before registration refused them: OpenSSL, under PyJWT, would accept a
+            # forged signature under it. The terminal must be registered again with a real key.
+            raise errors.InvalidClient("This terminal's registered key is not a usable Ed25519 key")
         try:
             claims = jwt.decode(
                 assertion,

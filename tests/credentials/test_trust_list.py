@@ -86,7 +86,7 @@ async def test_partner_key_api_is_for_operators_and_checks_its_input(client):
     body = {
         "issuer": LANGXI,
         "key_id": "00000001",
-        "public_key": "A" * 43,
+        "public_key": public_key_b64(Ed25519PrivateKey.generate()),
         "not_before": "2024-01-01T00:00:00Z",
         "not_after": "2030-01-01T00:00:00Z",
     }
@@ -103,7 +103,14 @@ async def test_partner_key_api_is_for_operators_and_checks_its_input(client):
         headers=operator.headers,
         json={**body, "not_after": "2023-01-01T00:00:00Z"},
     )
-    assert backwards.status_code == 422
+    assert backwards.status_code == 422 and backwards.json()["code"] == "trust_list.partner_key_invalid"
+    assert "not_after" in backwards.json()["detail"]
+    # Keys of small order: partner terminals verifying with OpenSSL would accept forgeries under them.
+    for weak in ("A" * 43, "AQ" + "A" * 41):  # (0, 0...) is of order 4; the identity point
+        r = await client.post(
+            "/v1/admin/trust-list/partner-keys", json={**body, "public_key": weak}, headers=operator.headers
+        )
+        assert r.status_code == 422 and r.json()["code"] == "trust_list.partner_key_invalid", r.text
     missing = await client.delete(
         f"/v1/admin/trust-list/partner-keys/{LANGXI}/0badf00d", headers=operator.headers
     )

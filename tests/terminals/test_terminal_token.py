@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+import uuid
+
 from tests.conftest import login, login_with_role
 from tests.credentials.helpers import (
+    TOKEN_URL,
     client_assertion,
     register_terminal,
     terminal_token,
@@ -112,3 +118,33 @@ async def test_terminal_tokens_cannot_call_resident_routes(client):
     headers = await terminal_token(client, terminal_id, key)
     assert (await client.get("/v1/me/codes/ankang", headers=headers)).status_code == 403
     assert (await client.get("/v1/admin/terminals", headers=headers)).status_code == 403
+
+
+async def test_a_stored_small_order_key_gets_no_token_from_a_forged_assertion(client):
+    # Registration refuses such keys now; a row stored before that could hold one. Under the identity point
+    # as public key, OpenSSL accepts R = identity, S = 0 as a signature of anything: a universal forgery.
+    operator = await login_with_role(client, "operator")
+    terminal_id, _ = await register_terminal(client, operator)
+    async with client.app.state.core.db.connection() as conn:
+        await conn.execute(
+            "UPDATE terminals SET public_key = $1 WHERE id = $2", bytes([1]) + bytes(31), terminal_id
+        )
+    client.app.state.terminals.registry._cache.clear()
+    now = int(time.time())
+    claims = {
+        "iss": terminal_id,
+        "sub": terminal_id,
+        "aud": TOKEN_URL,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    signing_input = b".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+        for part in ({"alg": "EdDSA", "typ": "JWT"}, claims)
+    )
+    forged_signature = base64.urlsafe_b64encode(bytes([1]) + bytes(63)).rstrip(b"=")
+    r = await client.post(
+        "/v1/terminal/token", data=token_form((signing_input + b"." + forged_signature).decode())
+    )
+    assert r.status_code == 401, r.text
+    assert r.json()["code"] == "terminal.invalid_client"
