@@ -231,6 +231,9 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
             5000,
         )
     )
+    langxi_late = ankang(
+        world, signing_key=world.langxi, key_id=world.langxi_key_id, issuer=LANGXI, issued_at=NOW + 2 * 86400
+    )
     items = [
         (ankang(world), NOW),
         (ankang(world, issued_at=NOW - 600), NOW),  # expired
@@ -247,6 +250,9 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
         (holder.ride_code(NOW, counter=4), NOW),  # past the certificate's use limit
         (revoked_holder.ride_code(NOW), NOW),
         (ankang(world, issued_at=NOW + 100), NOW),  # not yet valid, at its own time
+        # issued after Langxi's key expired: refused for the key window, but a forgery for its signature
+        (langxi_late, NOW + 2 * 86400),
+        (langxi_late[:-6] + ("000000" if not langxi_late.endswith("000000") else "111111"), NOW + 2 * 86400),
     ]
 
     def one_by_one(verifier: Verifier) -> list[object]:
@@ -278,6 +284,8 @@ def test_verify_many_answers_each_code_as_verify_does(world: World) -> None:
         "credential.offline_limit_exceeded",
         "credential.revoked",
         "credential.not_yet_valid",
+        "credential.key_not_valid",
+        "credential.bad_signature",
     ]
 
 
