@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Final
 
 from nacl._sodium import ffi, lib
+
+# Importing nacl.bindings also runs sodium_init() (once per process), which libsodium asks for before first use.
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 
 __all__ = ["NULL", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "VerifyKey", "public_key_valid", "sodium_open"]
