@@ -69,14 +69,15 @@ def stored_record_ids(db: Path) -> list[str]:
     return [record[0] for (blob,) in groups for record in msgspec.msgpack.decode(blob)]
 
 
-def reopen(world: World, db: Path, clock: Clock, server: FakeServer) -> Terminal:
-    """The terminal of `setup` started again on the same file (after a restart or a power cut)."""
+def open_terminal(world: World, db: Path, clock: Clock, server: FakeServer) -> Terminal:
+    """The terminal of `setup` on its file: first opened there, or started again (a restart, a power cut)."""
     return Terminal(
         root_public_keys=world.roots,
         db_path=str(db),
         clock=clock,
         clock_source="gnss",
         transport=server,
+        replay_window_s=5,
         upload_batch_size=3,
     )
 
@@ -86,15 +87,7 @@ def setup(world: World, tmp_path: Path) -> tuple[Terminal, FakeServer, Clock, Pa
     server = FakeServer(world.envelope())
     clock = Clock()
     db = tmp_path / "terminal.sqlite"
-    terminal = Terminal(
-        root_public_keys=world.roots,
-        db_path=str(db),
-        clock=clock,
-        clock_source="gnss",
-        transport=server,
-        replay_window_s=5,
-        upload_batch_size=3,
-    )
+    terminal = open_terminal(world, db, clock, server)
     terminal.refresh()
     return terminal, server, clock, db
 
@@ -210,7 +203,7 @@ def test_upload_resumes_after_a_cut_connection_and_records_survive_reopen(
     assert terminal.pending_count() == 4
     terminal.close()
 
-    reopened = reopen(world, db, clock, server)
+    reopened = open_terminal(world, db, clock, server)
     assert reopened.pending_count() == 4
     server.cut_after_batches = None
     server.drop_answer = True  # the next batch reaches the server but its answer is lost
@@ -298,7 +291,7 @@ def test_a_group_acknowledged_in_part_resumes_with_the_rest(
 
     server.cut_after_batches = None
     server.batches = 0
-    reopened = reopen(world, db, clock, server)
+    reopened = open_terminal(world, db, clock, server)
     assert reopened.pending_count() == 4
     assert reopened.upload_pending() == 4
     assert server.batches == 2  # only the four left went up again: 3 + 1

@@ -401,8 +401,8 @@ class ScanService:
     async def _offline_signatures(self, checked: list[_Offline]) -> list[VerifiedCode | CredentialError]:
         """Verify the records' codes: CPU only, no database, so it can run while the transaction waits on locks.
 
-        Large uploads are checked on a small thread pool: `cryptography` releases the GIL while verifying, so a
-        large upload uses every core of the machine while this worker's event loop keeps serving.
+        Large uploads are checked on a small thread pool: libsodium (yima_sdk._ed25519) releases the GIL while
+        verifying, so a large upload uses every core of the machine while this worker's event loop keeps serving.
         """
         items = [(o.record.payload, o.at) for o in checked]
         verifier = self._credentials.trust.verifier
