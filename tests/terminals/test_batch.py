@@ -211,9 +211,8 @@ async def test_a_partner_key_this_worker_has_not_heard_of_is_looked_up_within_th
     the key by reloading the list on its own transaction's connection, then decides the records."""
     operator = await login_with_role(client, "operator")
     credentials = client.app.state.credentials
-    await (
-        credentials.stop()
-    )  # this worker hears of no change by message or by polling: only the recheck is left
+    # This worker hears of no change by message or by polling: only the recheck is left.
+    await credentials.stop()
     trust = credentials.trust
     held = trust.current
     partner, kid = Ed25519PrivateKey.generate(), "5a6b7c8d"
