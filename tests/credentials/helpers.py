@@ -21,6 +21,11 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+IDENTITY_POINT = bytes([1]) + bytes(31)
+"""The encoding of the identity point: 32 bytes that decode as an Ed25519 public key of small order, under which
+OpenSSL accepts R = identity, S = 0 as a signature of any message. Every key registration must refuse it."""
+
+
 def random_id_number() -> str:
     year = 1950 + secrets.randbelow(50)
     month = 1 + secrets.randbelow(12)

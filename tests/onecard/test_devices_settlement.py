@@ -17,6 +17,7 @@ from yima_sdk.holder import Holder
 from server.onecard.payments.signing import b64url, unb64url
 from server.onecard.settlement import OfflineCharge, SettlementResult
 from tests.conftest import login_with_role
+from tests.credentials.helpers import IDENTITY_POINT, b64
 from tests.onecard.helpers import Resident, balance, fund, resident_with_card, wallet_check
 
 
@@ -80,7 +81,9 @@ async def test_device_certificate_binds_the_account_key_and_limits(client):
     short = await client.post("/v1/me/devices", json={"public_key": "!" * 43}, headers=alice.headers)
     assert short.status_code == 422 and short.json()["code"] == "onecard.device_key_invalid"
     # The identity point decodes to 32 bytes, but (to OpenSSL) anyone could forge ride codes under it.
-    weak = await client.post("/v1/me/devices", json={"public_key": "AQ" + "A" * 41}, headers=alice.headers)
+    weak = await client.post(
+        "/v1/me/devices", json={"public_key": b64(IDENTITY_POINT)}, headers=alice.headers
+    )
     assert weak.status_code == 422 and weak.json()["code"] == "onecard.device_key_invalid"
 
 

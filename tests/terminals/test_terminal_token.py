@@ -9,7 +9,9 @@ import uuid
 
 from tests.conftest import login, login_with_role
 from tests.credentials.helpers import (
+    IDENTITY_POINT,
     TOKEN_URL,
+    b64,
     client_assertion,
     register_terminal,
     terminal_token,
@@ -47,10 +49,9 @@ async def test_residents_cannot_register_terminals_and_bad_keys_are_refused(clie
     )
     assert r.status_code == 422 and r.json()["code"] == "terminal.public_key_invalid"
     # The identity point: 32 bytes that decode, but a key under which anyone can forge (to OpenSSL)
-    identity = "AQ" + "A" * 41
     r = await client.post(
         "/v1/admin/terminals",
-        json={"name": "x", "kind": "bus", "scene": "s", "public_key": identity},
+        json={"name": "x", "kind": "bus", "scene": "s", "public_key": b64(IDENTITY_POINT)},
         headers=operator.headers,
     )
     assert r.status_code == 422 and r.json()["code"] == "terminal.public_key_invalid"
@@ -126,9 +127,7 @@ async def test_a_stored_small_order_key_gets_no_token_from_a_forged_assertion(cl
     operator = await login_with_role(client, "operator")
     terminal_id, _ = await register_terminal(client, operator)
     async with client.app.state.core.db.connection() as conn:
-        await conn.execute(
-            "UPDATE terminals SET public_key = $1 WHERE id = $2", bytes([1]) + bytes(31), terminal_id
-        )
+        await conn.execute("UPDATE terminals SET public_key = $1 WHERE id = $2", IDENTITY_POINT, terminal_id)
     client.app.state.terminals.registry._cache.clear()
     now = int(time.time())
     claims = {
@@ -142,7 +141,9 @@ async def test_a_stored_small_order_key_gets_no_token_from_a_forged_assertion(cl
         base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
         for part in ({"alg": "EdDSA", "typ": "JWT"}, claims)
     )
-    forged_signature = base64.urlsafe_b64encode(bytes([1]) + bytes(63)).rstrip(b"=")
+    forged_signature = base64.urlsafe_b64encode(IDENTITY_POINT + bytes(32)).rstrip(
+        b"="
+    )  # R = identity, S = 0
     r = await client.post(
         "/v1/terminal/token", data=token_form((signing_input + b"." + forged_signature).decode())
     )
