@@ -141,9 +141,8 @@ async def test_a_stored_small_order_key_gets_no_token_from_a_forged_assertion(cl
         base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
         for part in ({"alg": "EdDSA", "typ": "JWT"}, claims)
     )
-    forged_signature = base64.urlsafe_b64encode(IDENTITY_POINT + bytes(32)).rstrip(
-        b"="
-    )  # R = identity, S = 0
+    # R = identity, S = 0
+    forged_signature = base64.urlsafe_b64encode(IDENTITY_POINT + bytes(32)).rstrip(b"=")
     r = await client.post(
         "/v1/terminal/token", data=token_form((signing_input + b"." + forged_signature).decode())
     )
