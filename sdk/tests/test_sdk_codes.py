@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 import qrcode
@@ -16,12 +17,15 @@ from yima_sdk.codes import (
     AnkangCode,
     CredentialError,
     RideCode,
+    VerifiedCode,
     Verifier,
     decode,
     decode_device_certificate,
+    decode_many,
     issue_ankang_code,
     issue_device_certificate,
     public_key_valid,
+    ride_certificate_text,
 )
 from yima_sdk.holder import Holder
 from yima_sdk.trust import RevocationSet
@@ -357,6 +361,32 @@ _WORLD = World()
 _ANKANG = ankang(_WORLD)
 _RIDE = _WORLD.holder().ride_code(NOW)
 _VERIFIER = Verifier(_WORLD.trust_list())
+_WARM_VERIFIER = Verifier(_WORLD.trust_list())
+_WARM_VERIFIER.verify(
+    _RIDE, NOW
+)  # caches the ride code's certificate: later ride codes are decoded around it
+_KNOWN_CERTIFICATES = {ride_certificate_text(_RIDE): decode(_RIDE).certificate}  # type: ignore[union-attr]
+
+
+@st.composite
+def changed_around_certificate(draw: st.DrawFn, payload: str) -> str:
+    """`payload` with one to three characters outside its certificate's text replaced."""
+    certificate_text = ride_certificate_text(payload)
+    at = payload.index(certificate_text)
+    outside = [i for i in range(len(payload)) if not at <= i < at + len(certificate_text)]
+    text = list(payload)
+    for _ in range(draw(st.integers(1, 3))):
+        text[draw(st.sampled_from(outside))] = draw(
+            st.one_of(st.sampled_from(base45.ALPHABET), st.characters(codec="utf-8"))
+        )
+    return "".join(text)
+
+
+def _decoded(decode_one: Callable[[], object]) -> object:
+    try:
+        return decode_one()
+    except CredentialError as exc:
+        return exc.code
 
 
 @_MUTATION_SETTINGS
@@ -368,11 +398,22 @@ def test_mutated_ankang_codes_never_verify(payload: str) -> None:
 
 
 @_MUTATION_SETTINGS
-@given(mutated(_RIDE))
+@given(st.one_of(mutated(_RIDE), changed_around_certificate(_RIDE)))
 def test_mutated_ride_codes_never_verify(payload: str) -> None:
     assume(payload != _RIDE)
-    with pytest.raises(CredentialError):
-        _VERIFIER.verify(payload, NOW)
+    for verifier in (_VERIFIER, _WARM_VERIFIER):  # the certificate not cached, and cached
+        with pytest.raises(CredentialError):
+            verifier.verify(payload, NOW)
+    assert not isinstance(_WARM_VERIFIER.verify_many([(payload, NOW)])[0], VerifiedCode)
+
+
+@_MUTATION_SETTINGS
+@given(st.one_of(mutated(_RIDE), changed_around_certificate(_RIDE)))
+def test_a_ride_code_decodes_around_a_known_certificate_as_in_full(payload: str) -> None:
+    in_full = _decoded(lambda: decode(payload))
+    assert _decoded(lambda: decode(payload, _KNOWN_CERTIFICATES)) == in_full
+    many = decode_many([payload, _RIDE], _KNOWN_CERTIFICATES)
+    assert [a.code if isinstance(a, CredentialError) else a for a in many] == [in_full, decode(_RIDE)]
 
 
 @settings(max_examples=500, deadline=None)

@@ -80,6 +80,12 @@ def main() -> None:
         )
         holders.append(holder)
     rides = [holders[i % 50].ride_code(now) for i in range(n)]
+    for payload in rides[:50]:
+        verifier.verify(
+            payload, now
+        )  # every phone's certificate verified once, as a terminal on its route has
+    # The terminal refuses a ride code shown again, so each round of the terminal figure scans fresh ones.
+    fresh_rides = iter([[(holders[i % 50].ride_code(now), 200) for i in range(n)] for _ in range(rounds)])
 
     public_key = issuer.public_key()
     # The baseline verifies n distinct signatures, as a terminal does. One signature verified over and
@@ -92,11 +98,21 @@ def main() -> None:
     # libsodium verifies signature || message, in one buffer: built here, outside the timed loop.
     raw_key, signed_messages = raw(issuer), [sig + msg for sig, msg in pairs]
     repeated = signed_messages[0]
+    # The device signatures of the ride codes, under their phones' keys (a ride code's signed part is longer).
+    ride_codes = [decode(p) for p in rides]
+    ride_signed = [(c.signature + c.signed, c.certificate.device_public_key) for c in ride_codes]  # type: ignore[union-attr]
 
     def raw_sodium() -> int:
         sodium_open, null = lib.crypto_sign_open, ffi.NULL
         for sm in signed_messages:
             if sodium_open(null, null, sm, len(sm), raw_key) != 0:
+                raise AssertionError("bad signature")
+        return n
+
+    def raw_sodium_ride() -> int:
+        sodium_open, null = lib.crypto_sign_open, ffi.NULL
+        for sm, key in ride_signed:
+            if sodium_open(null, null, sm, len(sm), key) != 0:
                 raise AssertionError("bad signature")
         return n
 
@@ -133,6 +149,12 @@ def main() -> None:
     def verify_ride() -> int:
         for payload in rides:
             verifier.verify(payload, now)
+        return n
+
+    def verify_many_ride() -> int:
+        items = [(payload, now) for payload in rides]
+        for i in range(0, n, args.batch):
+            verifier.verify_many(items[i : i + args.batch])
         return n
 
     def verify_ride_cold() -> int:
@@ -176,6 +198,22 @@ def main() -> None:
             pending.result()
             return n
 
+        def terminal_submit_ride() -> int:
+            clock[0] += 1
+            ride_scans = next(fresh_rides)
+            pending = None
+            accepted = 0
+            for i in range(0, n, batch):
+                submitted = terminal.submit_many(ride_scans[i : i + batch])
+                if pending is not None:
+                    accepted += sum(d.result == "accept" for d in pending.result())
+                pending = submitted
+            assert pending is not None
+            accepted += sum(d.result == "accept" for d in pending.result())
+            if accepted != n:
+                raise AssertionError(f"{n - accepted} fresh ride codes were refused")
+            return n
+
         def terminal_scan_single() -> int:
             clock[0] += 1
             for i in range(200):
@@ -185,6 +223,7 @@ def main() -> None:
         results = rates(
             {
                 "raw Ed25519 verify, distinct signatures (libsodium)": raw_sodium,
+                "raw Ed25519 verify, ride codes' device signatures (libsodium)": raw_sodium_ride,
                 "raw Ed25519 verify, one signature repeated (libsodium)": raw_sodium_repeated,
                 "raw Ed25519 verify, distinct signatures (cryptography)": raw_verify,
                 "raw Ed25519 verify, one signature repeated (cryptography)": raw_verify_repeated,
@@ -194,6 +233,8 @@ def main() -> None:
                 f"Terminal.submit_many, Ankang code, {batch} per commit, pipelined": terminal_submit,
                 "Terminal.scan, Ankang code, one durable commit per scan": terminal_scan_single,
                 "Verifier.verify, ride code, certificate cached": verify_ride,
+                f"Verifier.verify_many, ride code, certificate cached, {args.batch} per call": verify_many_ride,
+                f"Terminal.submit_many, ride code, 200 fen, {batch} per commit": terminal_submit_ride,
                 "Verifier.verify, ride code, certificate not cached": verify_ride_cold,
             },
             rounds,

@@ -21,6 +21,7 @@ from yima_sdk.codes._formats import (
     decode_many,
     issue_ankang_code,
     issue_device_certificate,
+    ride_certificate_text,
     sign_ride_code,
 )
 from yima_sdk.codes._verifier import VerifiedCode, Verifier
@@ -44,5 +45,6 @@ __all__ = [
     "issue_ankang_code",
     "issue_device_certificate",
     "public_key_valid",
+    "ride_certificate_text",
     "sign_ride_code",
 ]

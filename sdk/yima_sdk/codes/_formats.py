@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -39,6 +39,7 @@ __all__ = [
     "decode_many",
     "issue_ankang_code",
     "issue_device_certificate",
+    "ride_certificate_text",
     "sign_ride_code",
 ]
 
@@ -81,6 +82,12 @@ RIDE_SIZE: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE + _RIDE_TAIL.size + SIGNAT
 _RIDE_TAIL_AT: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE
 # Longest payload text worth decoding: anything longer is refused before any Base45 work.
 _MAX_TEXT: Final = len(RIDE_PREFIX) + (RIDE_SIZE // 2) * 3 + 2
+# A ride code's Base45 text encodes its head, then its certificate, in whole byte pairs (both sizes are even),
+# so the certificate is one run of the text, the same in every ride code the phone shows with it.
+_RIDE_TEXT_SIZE: Final = len(RIDE_PREFIX) + RIDE_SIZE // 2 * 3
+_RIDE_CERT_TEXT_AT: Final = len(RIDE_PREFIX) + _RIDE_HEAD.size // 2 * 3
+_RIDE_CERT_TEXT_END: Final = _RIDE_CERT_TEXT_AT + CERTIFICATE_SIZE // 2 * 3
+assert _RIDE_HEAD.size % 2 == 0 and CERTIFICATE_SIZE % 2 == 0 and RIDE_SIZE % 2 == 0
 
 
 class AnkangCode(msgspec.Struct, frozen=True, gc=False):
@@ -319,17 +326,11 @@ def _decode_ankang(raw: bytes) -> AnkangCode:
 def _decode_ride(raw: bytes) -> RideCode:
     if len(raw) != RIDE_SIZE:
         raise _malformed("ride code has the wrong length")
-    head, alg = _RIDE_HEAD.unpack_from(raw)
-    if head != _RIDE_HEAD_BYTE:
-        raise _malformed("unknown ride code version or type")
-    if alg != ALG_ED25519:
-        raise _malformed("unknown signature algorithm")
+    alg = _ride_alg(raw)
     certificate = _parse_certificate(raw, _RIDE_HEAD.size)
     if certificate.alg != alg:
         raise _malformed("ride code algorithm differs from the certificate's suite")
-    timestamp, counter = _RIDE_TAIL.unpack_from(raw, _RIDE_TAIL_AT)
-    if counter == 0:
-        raise _malformed("ride code counter starts at 1")
+    timestamp, counter = _ride_tail(raw, _RIDE_TAIL_AT)
     cut = RIDE_SIZE - SIGNATURE_SIZE
     return RideCode(
         certificate=certificate,
@@ -341,36 +342,114 @@ def _decode_ride(raw: bytes) -> RideCode:
     )
 
 
-def decode(payload: str) -> AnkangCode | RideCode:
-    """Decode QR payload text into an unverified credential; raise `CredentialError` if malformed."""
+def _decode_ride_around(rest: bytes, certificate: DeviceCertificate) -> RideCode:
+    """`_decode_ride` for a ride code whose certificate was decoded before: `rest` is the rest of its bytes
+    (head, tail and signature, in that order), decoded from the text around the certificate's."""
+    alg = _ride_alg(rest)
+    if certificate.alg != alg:
+        raise _malformed("ride code algorithm differs from the certificate's suite")
+    timestamp, counter = _ride_tail(rest, _RIDE_HEAD.size)
+    cut = _RIDE_HEAD.size + _RIDE_TAIL.size
+    return RideCode(
+        certificate=certificate,
+        timestamp=timestamp,
+        counter=counter,
+        alg=alg,
+        signed=b"".join(
+            (rest[: _RIDE_HEAD.size], certificate.signed, certificate.signature, rest[_RIDE_HEAD.size : cut])
+        ),
+        signature=rest[cut:],
+    )
+
+
+def _ride_alg(raw: bytes) -> int:
+    head, alg = _RIDE_HEAD.unpack_from(raw)
+    if head != _RIDE_HEAD_BYTE:
+        raise _malformed("unknown ride code version or type")
+    if alg != ALG_ED25519:
+        raise _malformed("unknown signature algorithm")
+    return int(alg)
+
+
+def _ride_tail(raw: bytes, at: int) -> tuple[int, int]:
+    timestamp, counter = _RIDE_TAIL.unpack_from(raw, at)
+    if counter == 0:
+        raise _malformed("ride code counter starts at 1")
+    return timestamp, counter
+
+
+def ride_certificate_text(payload: str) -> str:
+    """The Base45 text of the device certificate inside a ride code's payload (which `decode` accepted).
+
+    The same in every ride code shown with that certificate: `decode` and `decode_many` take a mapping from
+    such texts to the certificates already decoded from them, and then decode only the text around it.
+    """
+    return payload[_RIDE_CERT_TEXT_AT:_RIDE_CERT_TEXT_END]
+
+
+def _known_certificate(
+    payload: str, certificates: Mapping[str, DeviceCertificate] | None
+) -> DeviceCertificate | None:
+    if certificates and len(payload) == _RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
+        return certificates.get(payload[_RIDE_CERT_TEXT_AT:_RIDE_CERT_TEXT_END])
+    return None
+
+
+def _text_around_certificate(payload: str) -> str:
+    # Both runs are whole Base45 triplets, so they decode to the bytes around the certificate's.
+    return payload[len(RIDE_PREFIX) : _RIDE_CERT_TEXT_AT] + payload[_RIDE_CERT_TEXT_END:]
+
+
+def decode(
+    payload: str, certificates: Mapping[str, DeviceCertificate] | None = None
+) -> AnkangCode | RideCode:
+    """Decode QR payload text into an unverified credential; raise `CredentialError` if malformed.
+
+    `certificates`: device certificates decoded before, by their text (`ride_certificate_text`); a ride code
+    carrying one of them is decoded around it, with the same result.
+    """
     _check_text(payload)
+    certificate = _known_certificate(payload, certificates)
     try:
-        raw = base45.decode(payload[3:])
+        raw = base45.decode(payload[3:] if certificate is None else _text_around_certificate(payload))
     except base45.Base45Error as exc:
         raise _malformed(str(exc)) from None
+    if certificate is not None:
+        return _decode_ride_around(raw, certificate)
     return _decode_ankang(raw) if payload[:3] == ANKANG_PREFIX else _decode_ride(raw)
 
 
-def decode_many(payloads: Sequence[str]) -> list[AnkangCode | RideCode | CredentialError]:
-    """Decode a group of payloads: per payload, what `decode` returns or the error it raises.
+def decode_many(
+    payloads: Sequence[str], certificates: Mapping[str, DeviceCertificate] | None = None
+) -> list[AnkangCode | RideCode | CredentialError]:
+    """Decode a group of payloads: per payload, what `decode` (with the same `certificates`) returns or the
+    error it raises.
 
     The Base45 text of the whole group is decoded at once (`base45.decode_many`), the hot path of
     terminals and batch uploads.
     """
     out: list[AnkangCode | RideCode | CredentialError | None] = [None] * len(payloads)
-    texts: list[int] = []  # the payloads whose Base45 text is decoded
+    positions: list[int] = []  # the payloads whose Base45 text is decoded
+    texts: list[str] = []
+    known: list[DeviceCertificate | None] = []
     for i, payload in enumerate(payloads):
         try:
             _check_text(payload)
         except CredentialError as exc:
             out[i] = exc
-        else:
-            texts.append(i)
-    for i, raw in zip(texts, base45.decode_many([payloads[i][3:] for i in texts]), strict=True):
+            continue
+        certificate = _known_certificate(payload, certificates)
+        positions.append(i)
+        texts.append(payload[3:] if certificate is None else _text_around_certificate(payload))
+        known.append(certificate)
+    for i, certificate, raw in zip(positions, known, base45.decode_many(texts), strict=True):
         try:
             if isinstance(raw, base45.Base45Error):
                 raise _malformed(str(raw))
-            out[i] = _decode_ankang(raw) if payloads[i][:3] == ANKANG_PREFIX else _decode_ride(raw)
+            if certificate is not None:
+                out[i] = _decode_ride_around(raw, certificate)
+            else:
+                out[i] = _decode_ankang(raw) if payloads[i][:3] == ANKANG_PREFIX else _decode_ride(raw)
         except CredentialError as exc:
             out[i] = exc
     return out  # type: ignore[return-value]  # every slot was filled above

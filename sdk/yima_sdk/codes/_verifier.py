@@ -2,7 +2,8 @@
 
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
 device certificate was already verified by this `Verifier`: certificates are cached by their exact
-bytes). Signatures are verified by libsodium (`yima_sdk._ed25519`). Reason codes: see `_errors.py`.
+bytes, and decoded only once: a ride code carrying a cached certificate is decoded around it).
+Signatures are verified by libsodium (`yima_sdk._ed25519`). Reason codes: see `_errors.py`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from yima_sdk.codes._formats import (
     ALG_ED25519,
     AnkangCode,
     Colour,
+    DeviceCertificate,
     RideCode,
     decode,
     decode_many,
+    ride_certificate_text,
 )
 
 if TYPE_CHECKING:
@@ -82,8 +85,11 @@ class Verifier:
         self._keys: dict[tuple[int, bytes], _IssuerKey] = {}
         # the keys that passed `_issuer_key`'s checks for Ankang codes: verify_many's lookup
         self._ankang_keys: dict[tuple[int, bytes], _IssuerKey] = {}
-        # exact certificate bytes -> (device public key, serial), filled only after a full check
+        # exact certificate bytes -> (device public key, serial), filled only after a full check; and the
+        # same certificates by their Base45 text in ride codes, so each is decoded once. The texts only spare
+        # decoding work: whether a certificate was checked is always looked up by its bytes.
         self._certificates: dict[bytes, tuple[VerifyKey, bytes]] = {}
+        self._certificate_texts: dict[str, DeviceCertificate] = {}
         self._certificate_cache_size = certificate_cache_size
 
     def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> _IssuerKey:
@@ -105,11 +111,11 @@ class Verifier:
 
     def verify(self, payload: str, now: float, *, revocations: RevocationSet | None = None) -> VerifiedCode:
         """Decode and fully check `payload` at time `now` (unix seconds); raise `CredentialError`."""
-        code = decode(payload)
+        code = decode(payload, self._certificate_texts)
         if isinstance(code, AnkangCode):
             self._check_ankang_signature(code)
             return self._check_ankang(code, now, revocations)
-        serial = self._check_ride_signatures(code)
+        serial = self._check_ride_signatures(code, payload)
         return self._check_ride(code, serial, now, revocations)
 
     def verify_many(
@@ -123,7 +129,7 @@ class Verifier:
         between them (docs/benchmarks.md). Each code goes through the same checks in the same order as in
         `verify`.
         """
-        codes = decode_many([payload for payload, _ in items])
+        codes = decode_many([payload for payload, _ in items], self._certificate_texts)
         serials: list[bytes | None] = [None] * len(codes)  # ride codes: the certificate serial
         # Each code's signature check, as `_check_ankang_signature` and `_check_ride_signatures` do it, in
         # three steps: the key and the bytes to verify of every code, then every libsodium call in one tight
@@ -149,7 +155,9 @@ class Verifier:
                 elif type(code) is RideCode:
                     cert = code.certificate
                     # a certificate not seen before is fully checked here (its own signature included)
-                    device, serials[i] = certificates.get(cert.signed + cert.signature) or device_key(code)
+                    device, serials[i] = certificates.get(cert.signed + cert.signature) or device_key(
+                        code, items[i][0]
+                    )
                     public_key = device.raw
                 else:
                     continue
@@ -214,14 +222,16 @@ class Verifier:
             replay_key=b"A" + code.signed[2:30],
         )
 
-    def _check_ride_signatures(self, code: RideCode) -> bytes:
+    def _check_ride_signatures(self, code: RideCode, payload: str) -> bytes:
         """Check the certificate (unless cached) and the device signature; return the certificate serial."""
-        device_key, serial = self._device_key(code)
+        device_key, serial = self._device_key(code, payload)
         if not device_key.verifies(code.signature, code.signed):
             raise CredentialError("credential.bad_signature", "device signature")
         return serial
 
-    def _device_key(self, code: RideCode) -> tuple[VerifyKey, bytes]:
+    def _device_key(self, code: RideCode, payload: str) -> tuple[VerifyKey, bytes]:
+        """The device key and serial of `code`'s certificate (decoded from `payload`), checked in full unless
+        cached; caches a certificate that passes."""
         cert = code.certificate
         cache_key = cert.signed + cert.signature
         cached = self._certificates.get(cache_key)
@@ -236,7 +246,9 @@ class Verifier:
         if len(self._certificates) >= self._certificate_cache_size:
             # Crude but bounded: a bus sees the same riders every day, so refilling is cheap.
             self._certificates.clear()
+            self._certificate_texts.clear()
         self._certificates[cache_key] = cached
+        self._certificate_texts[ride_certificate_text(payload)] = cert
         return cached
 
     def _check_ride(
