@@ -362,9 +362,8 @@ _ANKANG = ankang(_WORLD)
 _RIDE = _WORLD.holder().ride_code(NOW)
 _VERIFIER = Verifier(_WORLD.trust_list())
 _WARM_VERIFIER = Verifier(_WORLD.trust_list())
-_WARM_VERIFIER.verify(
-    _RIDE, NOW
-)  # caches the ride code's certificate: later ride codes are decoded around it
+# Verifying the ride code caches its certificate: later ride codes with it are decoded around it.
+_WARM_VERIFIER.verify(_RIDE, NOW)
 _KNOWN_CERTIFICATES = {ride_certificate_text(_RIDE): decode(_RIDE).certificate}  # type: ignore[union-attr]
 
 
