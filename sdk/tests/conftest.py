@@ -14,6 +14,11 @@ from yima_sdk.trust import TrustEntry, TrustList, build_trust_list
 GUANGDE = 341822
 LANGXI = 341821
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
+IDENTITY_POINT = bytes([1]) + bytes(31)
+"""The identity point's encoding: 32 bytes that decode as a public key of small order. OpenSSL accepts R = identity,
+S = 0 as a signature of any message under it; libsodium and every key check in yima refuse it."""
+NON_CANONICAL_POINT = (2**255 - 19).to_bytes(32, "little")
+"""y = p, a non-canonical encoding of y = 0: refused as a public key."""
 
 
 def raw_public(key: Ed25519PrivateKey) -> bytes:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import qrcode
 import zxingcpp
-from conftest import GUANGDE, LANGXI, NOW, World
+from conftest import GUANGDE, IDENTITY_POINT, LANGXI, NON_CANONICAL_POINT, NOW, World
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -423,9 +423,7 @@ def test_arbitrary_text_only_raises_credential_error(payload: str) -> None:
 
 
 def test_a_device_certificate_is_issued_only_for_a_real_public_key(world: World) -> None:
-    identity = bytes([1]) + bytes(31)  # decodes, but any signature "verifies" under it to a lax verifier
-    non_canonical = (2**255 - 19).to_bytes(32, "little")  # y = p, an encoding of y = 0
-    for key in (identity, non_canonical, bytes(31)):
+    for key in (IDENTITY_POINT, NON_CANONICAL_POINT, bytes(31)):
         assert not public_key_valid(key)
         with pytest.raises(ValueError, match="valid Ed25519 public key"):
             issue_device_certificate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import IDENTITY_POINT, NON_CANONICAL_POINT
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -16,8 +17,6 @@ _KEY = Ed25519PrivateKey.generate()
 _RAW = _KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 # The order of the Ed25519 group's main subgroup.
 _L = 2**252 + 27742317777372353535851937790883648493
-# The identity point: its encoding is 1 followed by zeros.
-_IDENTITY = bytes([1]) + bytes(31)
 
 
 def _openssl_accepts(raw: bytes, signature: bytes, message: bytes) -> bool:
@@ -65,18 +64,17 @@ def test_a_signature_with_s_not_reduced_is_refused_by_both() -> None:
 
 def test_the_identity_key_forges_nothing_here_though_openssl_accepts_its_universal_forgery() -> None:
     # R = identity, S = 0 satisfies the cofactorless equation for every message when A is the identity.
-    forged = _IDENTITY + bytes(32)
-    assert _openssl_accepts(_IDENTITY, forged, b"charge 10,000 yuan")
-    assert not VerifyKey(_IDENTITY).verifies(forged, b"charge 10,000 yuan")
-    assert not public_key_valid(_IDENTITY)
+    forged = IDENTITY_POINT + bytes(32)
+    assert _openssl_accepts(IDENTITY_POINT, forged, b"charge 10,000 yuan")
+    assert not VerifyKey(IDENTITY_POINT).verifies(forged, b"charge 10,000 yuan")
+    assert not public_key_valid(IDENTITY_POINT)
 
 
 def test_public_key_valid_accepts_real_keys_only() -> None:
     assert public_key_valid(_RAW)
     assert not public_key_valid(_RAW[:31])
     assert not public_key_valid(bytes(32))  # not a point encoding of the main subgroup
-    # a non-canonical encoding: y = p (2^255 - 19), which reduces to 0
-    assert not public_key_valid((2**255 - 19).to_bytes(32, "little"))
+    assert not public_key_valid(NON_CANONICAL_POINT)
 
 
 def test_verification_from_several_threads_gives_each_its_own_answer() -> None:

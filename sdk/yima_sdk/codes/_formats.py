@@ -391,7 +391,7 @@ def _known_certificate(
     payload: str, certificates: Mapping[str, DeviceCertificate] | None
 ) -> DeviceCertificate | None:
     if certificates and len(payload) == _RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
-        return certificates.get(payload[_RIDE_CERT_TEXT_AT:_RIDE_CERT_TEXT_END])
+        return certificates.get(ride_certificate_text(payload))
     return None
 
 
