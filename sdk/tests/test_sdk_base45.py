@@ -80,3 +80,28 @@ def _outcome(text: str) -> bytes | str:
 def test_decode_many_answers_each_text_as_decode_does(texts: list[str]) -> None:
     answers = base45.decode_many(texts)
     assert [a if isinstance(a, bytes) else f"error: {a}" for a in answers] == [_outcome(t) for t in texts]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=60).filter(lambda raw: len(raw) % 2 == 0).map(base45.encode),  # whole triplets
+            st.text(alphabet=base45.ALPHABET, min_size=3, max_size=3),  # a triplet over 65535 now and then
+            st.sampled_from(["bb8", "BB\u00e9", "B 8"]),  # outside the alphabet, non-ASCII; and a valid one
+        ),
+        max_size=10,
+    )
+)
+def test_decode_joined_is_the_concatenation_or_none(texts: list[str]) -> None:
+    outcomes = [_outcome(text) for text in texts]
+    joined = base45.decode_joined(texts)
+    if all(isinstance(outcome, bytes) for outcome in outcomes):
+        assert joined == b"".join(outcomes)  # type: ignore[arg-type]
+    else:
+        assert joined is None
+
+
+def test_decode_joined_refuses_texts_that_are_not_whole_triplets() -> None:
+    # "BB" + "8BB8" would line up as "BB8" + "BB8" and decode without complaint
+    with pytest.raises(ValueError, match="whole triplets"):
+        base45.decode_joined(["BB", "8BB8"])

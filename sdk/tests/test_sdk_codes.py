@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -430,3 +431,124 @@ def test_a_device_certificate_is_issued_only_for_a_real_public_key(world: World)
                 world.guangde, world.guangde_key_id, GUANGDE, os.urandom(16), key, NOW, 24, 5, 100
             )
     assert public_key_valid(Holder.generate().device_public_key)
+
+
+# A pool of codes for groups: valid and refused ones of every kind, under several phones' certificates.
+_GROUP_HOLDERS = [_WORLD.holder(max_uses=5), _WORLD.holder(), _WORLD.holder()]
+_GROUP_REVOKED_HOLDER = _WORLD.holder()
+_GROUP_REVOCATIONS = RevocationSet()
+_GROUP_REVOCATIONS.apply_delta(
+    GUANGDE,
+    0,
+    1,
+    [("subject", b"\x02" * 16), ("device_certificate", _GROUP_REVOKED_HOLDER.certificate.serial)],  # type: ignore[union-attr]
+)
+_GROUP_POOL = [
+    *(ankang(_WORLD, subject_ref=os.urandom(16)) for _ in range(3)),
+    ankang(_WORLD, issued_at=NOW - 600),  # expired
+    ankang(_WORLD, subject_ref=b"\x02" * 16),  # revoked
+    ankang(_WORLD, signing_key=Ed25519PrivateKey.generate()),  # forged
+    ankang(_WORLD, signing_key=_WORLD.langxi, key_id=_WORLD.langxi_key_id, issuer=LANGXI),
+    *(holder.ride_code(NOW, counter=counter) for holder in _GROUP_HOLDERS for counter in (1, 2, 6)),
+    _with_signature_tail_changed(_GROUP_HOLDERS[0].ride_code(NOW)),
+    _GROUP_REVOKED_HOLDER.ride_code(NOW),
+    "YA:BB8",
+    "not a code",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.sampled_from(_GROUP_POOL),
+                mutated(_ANKANG),
+                mutated(_GROUP_HOLDERS[1].ride_code(NOW)),
+                changed_around_certificate(_GROUP_HOLDERS[2].ride_code(NOW)),
+            ),
+            st.sampled_from([NOW, NOW + 100, NOW + 400, NOW - 200]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from([1, 2, 4096]),
+)
+def test_a_group_is_answered_code_by_code_as_verify_answers(
+    items: list[tuple[str, float]], cache_size: int
+) -> None:
+    """Groups mixing every shape: a group whose Base45 text does not decode as a whole, a certificate first
+    seen inside the group and then again, a certificate cache that fills up and is emptied mid-group."""
+
+    def answer(verifier: Verifier, payload: str, now: float) -> object:
+        try:
+            return verifier.verify(payload, now, revocations=_GROUP_REVOCATIONS)
+        except CredentialError as exc:
+            return str(exc)
+
+    one_by_one = Verifier(_WORLD.trust_list(), certificate_cache_size=cache_size)
+    expected = [answer(one_by_one, payload, now) for payload, now in items]
+    grouped = Verifier(_WORLD.trust_list(), certificate_cache_size=cache_size)
+    got = [
+        str(a) if isinstance(a, CredentialError) else a
+        for a in grouped.verify_many(items, revocations=_GROUP_REVOCATIONS)
+    ]
+    assert got == expected
+    # and again, now that the group left certificates in the cache
+    assert [answer(grouped, payload, now) for payload, now in items] == expected
+
+
+def _signed_ankang(world: World, **fields: int) -> str:
+    """An Ankang code with the header fields given (version|type, alg, colour, validity), properly signed:
+    only the format checks can refuse it."""
+    values = {"head": 0x11, "alg": 1, "colour": 1, "validity": 120} | fields
+    body = struct.pack(
+        ">BI4s16sBIH",
+        values["head"],
+        values["alg"] << 24 | GUANGDE,
+        world.guangde_key_id,
+        os.urandom(16),
+        values["colour"],
+        NOW,
+        values["validity"],
+    )
+    return "YA:" + base45.encode(body + world.guangde.sign(body))
+
+
+def _signed_ride(holder: Holder, head: int = 0x13, alg: int = 1, counter: int = 1) -> str:
+    cert = holder.certificate
+    assert cert is not None
+    body = struct.pack(">BB", head, alg) + cert.raw + struct.pack(">IH", NOW, counter)
+    device_key = Ed25519PrivateKey.from_private_bytes(holder.private_bytes())
+    return "YR:" + base45.encode(body + device_key.sign(body))
+
+
+def test_a_well_signed_code_with_a_bad_header_is_malformed_once_its_key_is_known(world: World) -> None:
+    """A verifier that has seen the key (or certificate) takes a short path for well-formed codes: each header
+    field that makes a code malformed must still be found on it, alone and in a group."""
+    holder = world.holder()
+    bad = [
+        _signed_ankang(world, head=0x21),  # format version 2
+        _signed_ankang(world, head=0x12),  # a device certificate's type
+        _signed_ankang(world, alg=2),  # SM2, reserved
+        _signed_ankang(world, colour=0),
+        _signed_ankang(world, colour=4),
+        _signed_ankang(world, validity=0),
+        _signed_ride(holder, head=0x23),
+        _signed_ride(holder, head=0x11),
+        _signed_ride(holder, alg=2),
+        _signed_ride(holder, counter=0),
+    ]
+    assert isinstance(
+        Verifier(world.trust_list()).verify(_signed_ankang(world), NOW), VerifiedCode
+    )  # the helpers
+    assert isinstance(Verifier(world.trust_list()).verify(_signed_ride(holder), NOW), VerifiedCode)
+    warm = [(_signed_ankang(world), NOW), (_signed_ride(holder), NOW)]
+    for payload in bad:
+        verifier = Verifier(world.trust_list())
+        verifier.verify_many(warm)  # the key and the certificate are known from here on
+        assert rejected(verifier, payload) == "credential.malformed", payload
+    verifier = Verifier(world.trust_list())
+    answers = verifier.verify_many([*warm, *((payload, NOW) for payload in bad)])
+    assert all(isinstance(a, VerifiedCode) for a in answers[:2])
+    assert [a.code for a in answers[2:]] == ["credential.malformed"] * len(bad)  # type: ignore[union-attr]

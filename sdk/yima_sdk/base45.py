@@ -18,7 +18,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 
-__all__ = ["ALPHABET", "Base45Error", "decode", "decode_many", "encode"]
+__all__ = ["ALPHABET", "Base45Error", "decode", "decode_joined", "decode_many", "encode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
@@ -92,13 +92,12 @@ def decode_many(texts: Sequence[str]) -> list[bytes | Base45Error]:
     out: list[bytes | Base45Error | None] = [None] * len(texts)
     aligned: list[int] = []
     for i, text in enumerate(texts):
-        if len(text) % 3 == 0 and text.isascii():
+        if len(text) % 3 == 0:
             aligned.append(i)
         else:
             out[i] = _decode_or_error(text)
     if aligned:
-        digits = "".join([texts[i] for i in aligned]).encode("ascii").translate(_DIGIT_OF)
-        pairs = None if _INVALID in digits else _pairs(digits)
+        pairs = decode_joined([texts[i] for i in aligned])
         if pairs is None:
             for i in aligned:
                 out[i] = _decode_or_error(texts[i])
@@ -111,11 +110,32 @@ def decode_many(texts: Sequence[str]) -> list[bytes | Base45Error]:
     return out  # type: ignore[return-value]  # every slot was filled above
 
 
+def decode_joined(texts: Sequence[str]) -> bytes | None:
+    """The bytes of texts whose lengths are multiples of three, decoded together and concatenated; None if any
+    of them is not valid Base45 (then `decode` each one to learn which, and why).
+
+    For callers that read a group's bytes in place (`struct.iter_unpack` over fixed-size credentials)
+    instead of slicing them apart again. Raises ValueError for a text whose length is not a multiple of three
+    (concatenated, the triplets of the texts after it would no longer line up).
+    """
+    if any(size % 3 for size in set(map(len, texts))):
+        raise ValueError("decode_joined takes texts of whole triplets only")
+    try:
+        digits = "".join(texts).encode("ascii").translate(_DIGIT_OF)
+    except UnicodeEncodeError:
+        return None
+    if _INVALID in digits:
+        return None
+    return _pairs(digits) if digits else b""
+
+
 @functools.cache
-def _low_bytes(groups: int) -> int:
-    """The low byte of every 24-bit lane of `groups` triplets (a power of two, so only a few are ever built;
-    ANDed with a shorter integer, the rest of the mask costs nothing)."""
-    return int.from_bytes(b"\xff\x00\x00" * groups, "little")
+def _lane_masks(groups: int) -> tuple[int, int]:
+    """The low and the high byte of every 24-bit lane of `groups` triplets (a power of two, so only a few are
+    ever built; ANDed with a shorter integer, the rest of a mask costs nothing)."""
+    return int.from_bytes(b"\xff\x00\x00" * groups, "little"), int.from_bytes(
+        b"\x00\x00\xff" * groups, "little"
+    )
 
 
 def _decode_or_error(text: str) -> bytes | Base45Error:
@@ -130,12 +150,14 @@ def _pairs(digits: bytes) -> bytes | None:
     width = len(digits)
     groups = width // 3
     lanes = int.from_bytes(digits, "little")
-    low = _low_bytes(1 << max(10, (groups - 1).bit_length()))
-    values = (lanes - 211 * ((lanes >> 8) & low) - 63511 * ((lanes >> 16) & low)).to_bytes(width, "little")
-    # A lane above 65535 has a non-zero third byte: the triplet does not encode two bytes.
-    if values[2::3].strip(b"\x00"):
+    low, high = _lane_masks(1 << max(10, (groups - 1).bit_length()))
+    values = lanes - 211 * ((lanes >> 8) & low) - 63511 * ((lanes >> 16) & low)
+    # Every lane lies in 0..91124, so no lane borrows or carries, and one above 65535 has its third byte set:
+    # that triplet does not encode two bytes.
+    if values & high:
         return None
+    lane_bytes = values.to_bytes(width, "little")
     out = bytearray(2 * groups)
-    out[0::2] = values[1::3]
-    out[1::2] = values[0::3]
+    out[0::2] = lane_bytes[1::3]
+    out[1::2] = lane_bytes[0::3]
     return bytes(out)

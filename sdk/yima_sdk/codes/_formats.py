@@ -55,8 +55,8 @@ ANKANG_PREFIX: Final = "YA:"
 RIDE_PREFIX: Final = "YR:"
 
 Colour = Literal["green", "yellow", "red"]
-_COLOUR_OF: Final[dict[int, Colour]] = {1: "green", 2: "yellow", 3: "red"}
-_COLOUR_BYTE: Final[dict[str, int]] = {v: k for k, v in _COLOUR_OF.items()}
+COLOUR_OF: Final[dict[int, Colour]] = {1: "green", 2: "yellow", 3: "red"}
+_COLOUR_BYTE: Final[dict[str, int]] = {v: k for k, v in COLOUR_OF.items()}
 
 SIGNATURE_SIZE: Final = 64
 KEY_ID_SIZE: Final = 4
@@ -72,9 +72,9 @@ _CERT: Final = struct.Struct(">BI4s16s32sIHHBH")
 # version|type, alg (of the device signature) | certificate | timestamp (unix s), use counter
 _RIDE_HEAD: Final = struct.Struct(">BB")
 _RIDE_TAIL: Final = struct.Struct(">IH")
-_ANKANG_HEAD: Final = FORMAT_VERSION << 4 | TYPE_ANKANG_CODE
+ANKANG_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_ANKANG_CODE
 _CERT_HEAD: Final = FORMAT_VERSION << 4 | TYPE_DEVICE_CERTIFICATE
-_RIDE_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_RIDE_CODE
+RIDE_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_RIDE_CODE
 
 ANKANG_SIZE: Final = _ANKANG.size + SIGNATURE_SIZE
 CERTIFICATE_SIZE: Final = _CERT.size + SIGNATURE_SIZE
@@ -84,10 +84,30 @@ _RIDE_TAIL_AT: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE
 _MAX_TEXT: Final = len(RIDE_PREFIX) + (RIDE_SIZE // 2) * 3 + 2
 # A ride code's Base45 text encodes its head, then its certificate, in whole byte pairs (both sizes are even),
 # so the certificate is one run of the text, the same in every ride code the phone shows with it.
-_RIDE_TEXT_SIZE: Final = len(RIDE_PREFIX) + RIDE_SIZE // 2 * 3
+RIDE_TEXT_SIZE: Final = len(RIDE_PREFIX) + RIDE_SIZE // 2 * 3
 _RIDE_CERT_TEXT_AT: Final = len(RIDE_PREFIX) + _RIDE_HEAD.size // 2 * 3
 _RIDE_CERT_TEXT_END: Final = _RIDE_CERT_TEXT_AT + CERTIFICATE_SIZE // 2 * 3
 assert _RIDE_HEAD.size % 2 == 0 and CERTIFICATE_SIZE % 2 == 0 and RIDE_SIZE % 2 == 0
+
+# Groups of credentials read in place: `Verifier.verify_many` decodes a group's Base45 text into one buffer
+# of fixed-size records and reads every record with one `iter_unpack` per layout below (C loops, no Python
+# call per code). Each layout covers a whole record, so the records stay aligned.
+ANKANG_TEXT_SIZE: Final = len(ANKANG_PREFIX) + ANKANG_SIZE // 2 * 3
+ANKANG_RECORD: Final = struct.Struct(">B8s16sBIH64s")
+"""An Ankang code: version|type, alg|issuer|key id (the issuer key's reference), subject ref, colour,
+issued-at, validity, signature."""
+ANKANG_SIGNED_SIZE: Final = _ANKANG.size
+ANKANG_SIGNED: Final = struct.Struct(f">{ANKANG_SIGNED_SIZE}s{SIGNATURE_SIZE}x")
+ANKANG_REPLAY: Final = struct.Struct(f">2x28s{ANKANG_SIZE - 30}x")
+"""Issuer, key id, subject ref, colour and issued-at: what makes one code instance (its replay key)."""
+RIDE_REST_SIZE: Final = RIDE_SIZE - CERTIFICATE_SIZE
+RIDE_REST: Final = struct.Struct(">BBIH64s")
+"""A ride code around its certificate: version|type, alg, timestamp, counter, device signature."""
+RIDE_REST_PARTS: Final = struct.Struct(f">{_RIDE_HEAD.size}s{_RIDE_TAIL.size}s{SIGNATURE_SIZE}x")
+"""The head's and the tail's bytes, which the device signature covers around the certificate."""
+RIDE_CERTIFICATE_TEXT: Final = slice(_RIDE_CERT_TEXT_AT, _RIDE_CERT_TEXT_END)
+assert ANKANG_RECORD.size == ANKANG_SIGNED.size == ANKANG_REPLAY.size == ANKANG_SIZE
+assert RIDE_REST.size == RIDE_REST_PARTS.size == RIDE_REST_SIZE
 
 
 class AnkangCode(msgspec.Struct, frozen=True, gc=False):
@@ -193,7 +213,7 @@ def issue_ankang_code(
     if not 0 < validity <= 0xFFFF:
         raise ValueError("validity must be 1..65535 seconds")
     body = _ANKANG.pack(
-        _ANKANG_HEAD,
+        ANKANG_HEAD_BYTE,
         ALG_ED25519 << 24 | issuer,
         key_id,
         subject_ref,
@@ -251,7 +271,7 @@ def sign_ride_code(device_key: Ed25519PrivateKey, certificate: bytes, timestamp:
         raise ValueError("certificate has the wrong size")
     if not 1 <= counter <= 0xFFFF:
         raise ValueError("counter must be 1..65535")
-    body = _RIDE_HEAD.pack(_RIDE_HEAD_BYTE, ALG_ED25519) + certificate + _RIDE_TAIL.pack(timestamp, counter)
+    body = _RIDE_HEAD.pack(RIDE_HEAD_BYTE, ALG_ED25519) + certificate + _RIDE_TAIL.pack(timestamp, counter)
     return RIDE_PREFIX + base45.encode(body + device_key.sign(body))
 
 
@@ -300,12 +320,12 @@ def _decode_ankang(raw: bytes) -> AnkangCode:
     if len(raw) != ANKANG_SIZE:
         raise _malformed("Ankang code has the wrong length")
     head, alg_issuer, key_id, subject_ref, colour, issued_at, validity = _ANKANG.unpack_from(raw)
-    if head != _ANKANG_HEAD:
+    if head != ANKANG_HEAD_BYTE:
         raise _malformed("unknown Ankang code version or type")
     alg = alg_issuer >> 24
     if alg != ALG_ED25519:
         raise _malformed("unknown signature algorithm")
-    colour_name = _COLOUR_OF.get(colour)
+    colour_name = COLOUR_OF.get(colour)
     if colour_name is None:
         raise _malformed("unknown status colour")
     if validity == 0:
@@ -326,11 +346,11 @@ def _decode_ankang(raw: bytes) -> AnkangCode:
 def _decode_ride(raw: bytes) -> RideCode:
     if len(raw) != RIDE_SIZE:
         raise _malformed("ride code has the wrong length")
-    alg = _ride_alg(raw)
+    alg = ride_alg(raw)
     certificate = _parse_certificate(raw, _RIDE_HEAD.size)
     if certificate.alg != alg:
         raise _malformed("ride code algorithm differs from the certificate's suite")
-    timestamp, counter = _ride_tail(raw, _RIDE_TAIL_AT)
+    timestamp, counter = ride_tail(raw, _RIDE_TAIL_AT)
     cut = RIDE_SIZE - SIGNATURE_SIZE
     return RideCode(
         certificate=certificate,
@@ -345,10 +365,10 @@ def _decode_ride(raw: bytes) -> RideCode:
 def _decode_ride_around(rest: bytes, certificate: DeviceCertificate) -> RideCode:
     """`_decode_ride` for a ride code whose certificate was decoded before: `rest` is the rest of its bytes
     (head, tail and signature, in that order), decoded from the text around the certificate's."""
-    alg = _ride_alg(rest)
+    alg = ride_alg(rest)
     if certificate.alg != alg:
         raise _malformed("ride code algorithm differs from the certificate's suite")
-    timestamp, counter = _ride_tail(rest, _RIDE_HEAD.size)
+    timestamp, counter = ride_tail(rest, _RIDE_HEAD.size)
     cut = _RIDE_HEAD.size + _RIDE_TAIL.size
     return RideCode(
         certificate=certificate,
@@ -362,16 +382,16 @@ def _decode_ride_around(rest: bytes, certificate: DeviceCertificate) -> RideCode
     )
 
 
-def _ride_alg(raw: bytes) -> int:
+def ride_alg(raw: bytes) -> int:
     head, alg = _RIDE_HEAD.unpack_from(raw)
-    if head != _RIDE_HEAD_BYTE:
+    if head != RIDE_HEAD_BYTE:
         raise _malformed("unknown ride code version or type")
     if alg != ALG_ED25519:
         raise _malformed("unknown signature algorithm")
     return int(alg)
 
 
-def _ride_tail(raw: bytes, at: int) -> tuple[int, int]:
+def ride_tail(raw: bytes, at: int) -> tuple[int, int]:
     timestamp, counter = _RIDE_TAIL.unpack_from(raw, at)
     if counter == 0:
         raise _malformed("ride code counter starts at 1")
@@ -384,18 +404,23 @@ def ride_certificate_text(payload: str) -> str:
     The same in every ride code shown with that certificate: `decode` and `decode_many` take a mapping from
     such texts to the certificates already decoded from them, and then decode only the text around it.
     """
-    return payload[_RIDE_CERT_TEXT_AT:_RIDE_CERT_TEXT_END]
+    return payload[RIDE_CERTIFICATE_TEXT]
 
 
 def _known_certificate(
     payload: str, certificates: Mapping[str, DeviceCertificate] | None
 ) -> DeviceCertificate | None:
-    if certificates and len(payload) == _RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
+    if certificates and len(payload) == RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
         return certificates.get(ride_certificate_text(payload))
     return None
 
 
-def _text_around_certificate(payload: str) -> str:
+def ride_rest(raw: bytes) -> bytes:
+    """A decoded ride code's bytes around its certificate (head, tail, signature): a `RIDE_REST` record."""
+    return raw[: _RIDE_HEAD.size] + raw[_RIDE_TAIL_AT:]
+
+
+def text_around_certificate(payload: str) -> str:
     # Both runs are whole Base45 triplets, so they decode to the bytes around the certificate's.
     return payload[len(RIDE_PREFIX) : _RIDE_CERT_TEXT_AT] + payload[_RIDE_CERT_TEXT_END:]
 
@@ -411,7 +436,7 @@ def decode(
     _check_text(payload)
     certificate = _known_certificate(payload, certificates)
     try:
-        raw = base45.decode(payload[3:] if certificate is None else _text_around_certificate(payload))
+        raw = base45.decode(payload[3:] if certificate is None else text_around_certificate(payload))
     except base45.Base45Error as exc:
         raise _malformed(str(exc)) from None
     if certificate is not None:
@@ -440,7 +465,7 @@ def decode_many(
             continue
         certificate = _known_certificate(payload, certificates)
         positions.append(i)
-        texts.append(payload[3:] if certificate is None else _text_around_certificate(payload))
+        texts.append(payload[3:] if certificate is None else text_around_certificate(payload))
         known.append(certificate)
     for i, certificate, raw in zip(positions, known, base45.decode_many(texts), strict=True):
         try:

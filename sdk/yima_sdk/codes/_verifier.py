@@ -1,70 +1,59 @@
 """`Verifier`: the one credential check shared by the server scan path and offline terminals.
 
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
-device certificate was already verified by this `Verifier`: certificates are cached by their exact
-bytes, and decoded only once: a ride code carrying a cached certificate is decoded around it).
-Signatures are verified by libsodium (`yima_sdk._ed25519`). Reason codes: see `_errors.py`.
+device certificate was already checked by this `Verifier`: checked certificates are cached, and a ride
+code carrying one is decoded only around it). Signatures are verified by libsodium (`yima_sdk._ed25519`).
+Reason codes: see `_errors.py`.
+
+Codes are checked in groups (`verify` is a group of one), as fixed-size records read in place: the
+group's Base45 text is decoded into one buffer, and `struct.iter_unpack` reads every record of it in C.
+The Python work per code is then a few comparisons, which is what keeps a terminal's rate close to
+libsodium's own (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Literal
+from itertools import repeat
+from typing import TYPE_CHECKING
 
-import msgspec
-
+from yima_sdk import base45
 from yima_sdk._ed25519 import NULL, VerifyKey, sodium_open
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
+    ANKANG_HEAD_BYTE,
+    ANKANG_PREFIX,
+    ANKANG_RECORD,
+    ANKANG_REPLAY,
+    ANKANG_SIGNED,
+    ANKANG_SIGNED_SIZE,
+    ANKANG_SIZE,
+    ANKANG_TEXT_SIZE,
+    COLOUR_OF,
+    RIDE_CERTIFICATE_TEXT,
+    RIDE_HEAD_BYTE,
+    RIDE_PREFIX,
+    RIDE_REST,
+    RIDE_REST_PARTS,
+    RIDE_TEXT_SIZE,
     AnkangCode,
-    Colour,
     DeviceCertificate,
     RideCode,
+    _decode_ankang,
     decode,
-    decode_many,
-    ride_certificate_text,
+    ride_alg,
+    ride_rest,
+    ride_tail,
+    text_around_certificate,
 )
+from yima_sdk.codes._verified import CheckedCertificate, IssuerKey, VerifiedCode
 
 if TYPE_CHECKING:
     # Only for annotations: yima_sdk.trust imports from this package.
     from yima_sdk.trust import RevocationSet, TrustList
 
 __all__ = ["VerifiedCode", "Verifier"]
-
-_RIDE_REPLAY: Final = struct.Struct(">cI8sH")
-
-
-class VerifiedCode(msgspec.Struct, frozen=True, gc=False):
-    """What a verified credential tells its reader. Ride-only fields are None for Ankang codes."""
-
-    kind: Literal["ankang_code", "ride_code"]
-    issuer: int
-    key_id: bytes
-    """Key id of the issuer key that signed the code (ride code: that signed the device certificate)."""
-    subject_ref: bytes
-    """Ankang code: the pseudonymous subject ref. Ride code: the certificate's account ref."""
-    colour: Colour | None
-    issued_at: int
-    expires_at: int
-    replay_key: bytes
-    """Identifies this code instance: the same bytes for the same Ankang code, or the same ride
-    certificate and counter however often it is shown."""
-    certificate_serial: bytes | None = None
-    counter: int | None = None
-    max_offline_uses: int | None = None
-    max_offline_amount_fen: int | None = None
-
-
-class _IssuerKey:
-    __slots__ = ("credential_types", "not_after", "not_before", "public_key")
-
-    def __init__(self, public_key: VerifyKey, credential_types: frozenset[str], nb: int, na: int):
-        self.public_key = public_key
-        self.credential_types = credential_types
-        self.not_before = nb
-        self.not_after = na
 
 
 class Verifier:
@@ -82,23 +71,27 @@ class Verifier:
         self.clock_skew_s = clock_skew_s
         self.ride_window_s = ride_window_s
         self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
-        self._keys: dict[tuple[int, bytes], _IssuerKey] = {}
-        # the keys that passed `_issuer_key`'s checks for Ankang codes: verify_many's lookup
-        self._ankang_keys: dict[tuple[int, bytes], _IssuerKey] = {}
-        # exact certificate bytes -> (device public key, serial), filled only after a full check; and the
-        # same certificates by their Base45 text in ride codes, so each is decoded once. The texts only spare
-        # decoding work: whether a certificate was checked is always looked up by its bytes.
-        self._certificates: dict[bytes, tuple[VerifyKey, bytes]] = {}
-        self._certificate_texts: dict[str, DeviceCertificate] = {}
+        self._keys: dict[tuple[int, bytes], IssuerKey] = {}
+        # The keys that passed `_issuer_key`'s checks for Ankang codes, by the code's bytes naming the key
+        # (alg, issuer, key id): one lookup per code.
+        self._ankang_keys: dict[bytes, IssuerKey] = {}
+        # Checked certificates by their exact bytes, and the same certificates by their Base45 text in ride
+        # codes. Base45 is one-to-one on whole triplets (each triplet stands for one 16-bit value, and values
+        # above 65535 are refused), so a text names exactly one certificate: finding it by its text is finding
+        # it by its bytes, without decoding them.
+        self._certificates: dict[bytes, CheckedCertificate] = {}
+        self._certificate_texts: dict[str, CheckedCertificate] = {}
         self._certificate_cache_size = certificate_cache_size
 
-    def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> _IssuerKey:
+    def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> IssuerKey:
         key = self._keys.get((issuer, key_id))
         if key is None:
             entry = self._entries.get((issuer, key_id))
             if entry is None or entry.alg != alg or alg != ALG_ED25519:
                 raise CredentialError("credential.unknown_key", "issuer key is not on the trust list")
-            key = _IssuerKey(
+            key = IssuerKey(
+                issuer,
+                key_id,
                 VerifyKey(entry.public_key),
                 entry.credential_types,
                 entry.not_before,
@@ -111,180 +104,334 @@ class Verifier:
 
     def verify(self, payload: str, now: float, *, revocations: RevocationSet | None = None) -> VerifiedCode:
         """Decode and fully check `payload` at time `now` (unix seconds); raise `CredentialError`."""
-        code = decode(payload, self._certificate_texts)
-        if isinstance(code, AnkangCode):
-            self._check_ankang_signature(code)
-            return self._check_ankang(code, now, revocations)
-        serial = self._check_ride_signatures(code, payload)
-        return self._check_ride(code, serial, now, revocations)
+        answer = self._verify_one(payload, now, revocations)
+        if isinstance(answer, CredentialError):
+            raise answer
+        return answer
 
     def verify_many(
         self, items: Sequence[tuple[str, float]], *, revocations: RevocationSet | None = None
     ) -> list[VerifiedCode | CredentialError]:
-        """Check a group of (payload, now) pairs: per pair, what `verify` returns or the error it raises.
+        """Check a group of (payload, now) pairs: per pair, the `VerifiedCode` or the `CredentialError`.
 
-        Three passes over the group instead of one pass per code: decode every payload (the group's Base45
-        text at once), then run every Ed25519 verification back to back, then the time, limit and revocation
-        checks. The verifications are most of the work, and run measurably faster when no Python work sits
-        between them (docs/benchmarks.md). Each code goes through the same checks in the same order as in
-        `verify`.
+        Each code goes through its checks in a fixed order, and the first that fails is its answer:
+        malformed; issuer key unknown (for a ride code, then its certificate's signature and key window,
+        unless the certificate was checked before); signature; the key's window at issue time (Ankang);
+        time windows, use limit and revocation.
         """
-        codes = decode_many([payload for payload, _ in items], self._certificate_texts)
-        serials: list[bytes | None] = [None] * len(codes)  # ride codes: the certificate serial
-        # Each code's signature check, as `_check_ankang_signature` and `_check_ride_signatures` do it, in
-        # three steps: the key and the bytes to verify of every code, then every libsodium call in one tight
-        # loop (each call measurably faster with no Python work between calls), then the outcomes. Same
-        # checks, same order, same errors: the Ankang key window counts only for a good signature.
+        if len(items) == 1:
+            ((payload, now),) = items
+            return [self._verify_one(payload, now, revocations)]
+        return self._verify_group(items, revocations)
+
+    def _verify_one(
+        self, payload: str, now: float, revocations: RevocationSet | None
+    ) -> VerifiedCode | CredentialError:
+        """One code, with the group's checks but without a group's set-up (the online scan path)."""
+        size = len(payload)
+        if size == ANKANG_TEXT_SIZE and payload[:3] == ANKANG_PREFIX:
+            return self._verify_ankang(payload, now, revocations)
+        if size == RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
+            cert = self._certificate_texts.get(payload[RIDE_CERTIFICATE_TEXT])
+            if cert is not None:
+                return self._verify_ride(payload, cert, now, revocations)
+        # a certificate not checked yet, or text of no credential's shape
+        return self._verify_group(((payload, now),), revocations)[0]
+
+    def _verify_ankang(
+        self, payload: str, now: float, revocations: RevocationSet | None
+    ) -> VerifiedCode | CredentialError:
+        try:
+            raw = base45.decode(payload[3:])
+        except base45.Base45Error as exc:
+            return CredentialError("credential.malformed", str(exc))
+        record = ANKANG_RECORD.unpack(raw)
+        head, key_ref, _, colour, _, validity, signature = record
+        key = self._ankang_keys.get(key_ref)
+        if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
+            try:
+                key = self._ankang_key(raw)
+            except CredentialError as exc:
+                return exc
+        signed = raw[:ANKANG_SIGNED_SIZE]
+        bad = sodium_open(NULL, NULL, signature + signed, ANKANG_SIZE, key.public_key.raw)
+        return self._ankang_answer(record, signed[2:30], key, bad, now, revocations)
+
+    def _verify_ride(
+        self, payload: str, cert: CheckedCertificate, now: float, revocations: RevocationSet | None
+    ) -> VerifiedCode | CredentialError:
+        try:
+            rest = base45.decode(text_around_certificate(payload))
+        except base45.Base45Error as exc:
+            return CredentialError("credential.malformed", str(exc))
+        record = RIDE_REST.unpack(rest)
+        head, alg, _, counter, signature = record
+        head_bytes, tail_bytes = RIDE_REST_PARTS.unpack(rest)
+        if head != RIDE_HEAD_BYTE or alg != ALG_ED25519 or counter == 0:
+            return _malformed_ride(head_bytes + tail_bytes)
+        signed_message = b"".join((signature, head_bytes, cert.raw, tail_bytes))
+        bad = sodium_open(NULL, NULL, signed_message, len(signed_message), cert.device_key)
+        return self._ride_answer(record, cert, bad, now, revocations)
+
+    def _verify_group(
+        self, items: Sequence[tuple[str, float]], revocations: RevocationSet | None
+    ) -> list[VerifiedCode | CredentialError]:
+        """`verify_many` for a group: three passes over it. Every code's bytes and the checks before its
+        signature, then every Ed25519 verification back to back, then the checks after them. The
+        verifications are most of the work, and run measurably faster with no Python work between them
+        (docs/benchmarks.md)."""
+        out: list[VerifiedCode | CredentialError | None] = [None] * len(items)
+        ankang_at: list[int] = []
+        ankang_texts: list[str] = []
+        ride_at: list[int] = []
+        ride_texts: list[str] = []
+        ride_certs: list[CheckedCertificate] = []
+        ankang_decoded: list[tuple[int, bytes]] = []  # decoded one by one, in full
+        rides_decoded: list[tuple[int, bytes, CheckedCertificate]] = []
+        known = self._certificate_texts
+        for i, (payload, _) in enumerate(items):
+            size = len(payload)
+            if size == ANKANG_TEXT_SIZE and payload[:3] == ANKANG_PREFIX:
+                ankang_at.append(i)
+                ankang_texts.append(payload[3:])
+                continue
+            if size == RIDE_TEXT_SIZE and payload[:3] == RIDE_PREFIX:
+                cert = known.get(payload[RIDE_CERTIFICATE_TEXT])
+                if cert is not None:
+                    ride_at.append(i)
+                    ride_texts.append(text_around_certificate(payload))
+                    ride_certs.append(cert)
+                    continue
+            # A ride code with a certificate not checked yet, or text of no credential's shape.
+            try:
+                code = decode(payload)
+                raw = code.signed + code.signature
+                if type(code) is RideCode:
+                    rides_decoded.append((i, ride_rest(raw), self._certificate(code.certificate, payload)))
+                else:
+                    ankang_decoded.append((i, raw))
+            except CredentialError as exc:
+                out[i] = exc
+
+        ankang_at, ankang_bytes = _decoded_group(ankang_at, ankang_texts, out)
+        if ankang_decoded:
+            ankang_at += [i for i, _ in ankang_decoded]
+            ankang_bytes += b"".join([raw for _, raw in ankang_decoded])
+        if ride_at:
+            kept, ride_bytes = _decoded_group(ride_at, ride_texts, out)
+            if len(kept) < len(ride_at):
+                keep = set(kept)
+                ride_certs = [cert for i, cert in zip(ride_at, ride_certs, strict=True) if i in keep]
+            ride_at = kept
+        else:
+            ride_bytes = b""
+        if rides_decoded:
+            ride_at += [i for i, _, _ in rides_decoded]
+            ride_bytes += b"".join([rest for _, rest, _ in rides_decoded])
+            ride_certs += [cert for _, _, cert in rides_decoded]
+
+        # Pass 1: the checks before the signature, and the bytes each signature covers.
         signed_messages: list[bytes] = []
         public_keys: list[bytes] = []
-        positions: list[int] = []
-        key_window: dict[int, CredentialError] = {}
-        ankang_keys, certificates, device_key = self._ankang_keys, self._certificates, self._device_key
-        for i, code in enumerate(codes):
-            try:
-                if type(code) is AnkangCode:
-                    key = ankang_keys.get((code.issuer, code.key_id))
-                    if key is None:
-                        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-                        ankang_keys[(code.issuer, code.key_id)] = key
-                    if not key.not_before <= code.issued_at <= key.not_after:
-                        key_window[i] = CredentialError(
-                            "credential.key_not_valid", "issued outside the key's validity window"
-                        )
-                    public_key = key.public_key.raw
-                elif type(code) is RideCode:
-                    cert = code.certificate
-                    # a certificate not seen before is fully checked here (its own signature included)
-                    device, serials[i] = certificates.get(cert.signed + cert.signature) or device_key(
-                        code, items[i][0]
-                    )
-                    public_key = device.raw
-                else:
+        ankang: list[tuple[int, tuple[int, bytes, bytes, int, int, int, bytes], bytes, IssuerKey]] = []
+        ankang_keys = self._ankang_keys
+        for i, record, (signed,), (replay,) in zip(
+            ankang_at,
+            ANKANG_RECORD.iter_unpack(ankang_bytes),
+            ANKANG_SIGNED.iter_unpack(ankang_bytes),
+            ANKANG_REPLAY.iter_unpack(ankang_bytes),
+            strict=True,
+        ):
+            head, key_ref, _, colour, _, validity, signature = record
+            key = ankang_keys.get(key_ref)
+            if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
+                try:
+                    key = self._ankang_key(signed + signature)
+                except CredentialError as exc:
+                    out[i] = exc
                     continue
-            except CredentialError as exc:
-                codes[i] = exc
+            signed_messages.append(signature + signed)
+            public_keys.append(key.public_key.raw)
+            ankang.append((i, record, replay, key))
+        rides: list[tuple[int, tuple[int, int, int, int, bytes], CheckedCertificate]] = []
+        for i, record, (head_bytes, tail_bytes), cert in (
+            zip(
+                ride_at,
+                RIDE_REST.iter_unpack(ride_bytes),
+                RIDE_REST_PARTS.iter_unpack(ride_bytes),
+                ride_certs,
+                strict=True,
+            )
+            if ride_at
+            else ()
+        ):
+            head, alg, _, counter, signature = record
+            if head != RIDE_HEAD_BYTE or alg != ALG_ED25519 or counter == 0:
+                out[i] = _malformed_ride(head_bytes + tail_bytes)
                 continue
-            signed_messages.append(code.signature + code.signed)
-            public_keys.append(public_key)
-            positions.append(i)
-        check, null = sodium_open, NULL
-        failed = [
-            check(null, null, sm, len(sm), pk) for sm, pk in zip(signed_messages, public_keys, strict=True)
-        ]
-        for i, bad in zip(positions, failed, strict=True):
-            if bad:
-                ride = type(codes[i]) is RideCode
-                codes[i] = CredentialError("credential.bad_signature", "device signature" if ride else "")
-            elif key_window and i in key_window:
-                codes[i] = key_window[i]
-        out: list[VerifiedCode | CredentialError] = []
-        check_ankang, check_ride = self._check_ankang, self._check_ride
-        for (_, now), code, serial in zip(items, codes, serials, strict=True):
-            try:
-                if type(code) is AnkangCode:
-                    out.append(check_ankang(code, now, revocations))
-                elif type(code) is RideCode:
-                    assert serial is not None
-                    out.append(check_ride(code, serial, now, revocations))
-                else:
-                    assert isinstance(code, CredentialError)  # from an earlier pass
-                    out.append(code)
-            except CredentialError as exc:
-                out.append(exc)
-        return out
+            signed_messages.append(b"".join((signature, head_bytes, cert.raw, tail_bytes)))
+            public_keys.append(cert.device_key)
+            rides.append((i, record, cert))
 
-    def _check_ankang_signature(self, code: AnkangCode) -> None:
-        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-        if not key.public_key.verifies(code.signature, code.signed):
-            raise CredentialError("credential.bad_signature")
-        if not key.not_before <= code.issued_at <= key.not_after:
-            raise CredentialError("credential.key_not_valid", "issued outside the key's validity window")
-
-    def _check_ankang(self, code: AnkangCode, now: float, revocations: RevocationSet | None) -> VerifiedCode:
-        """The checks after the signature: time window and revocation."""
-        skew = self.clock_skew_s
-        if code.issued_at > now + skew:
-            raise CredentialError("credential.not_yet_valid")
-        expires_at = code.issued_at + code.validity_s
-        if now > expires_at + skew:
-            raise CredentialError("credential.expired")
-        if revocations is not None and revocations.subject_revoked(code.issuer, code.subject_ref):
-            raise CredentialError("credential.revoked")
-        return VerifiedCode(
-            kind="ankang_code",
-            issuer=code.issuer,
-            key_id=code.key_id,
-            subject_ref=code.subject_ref,
-            colour=code.colour,
-            issued_at=code.issued_at,
-            expires_at=expires_at,
-            # issuer, key id, subject ref, colour, issued-at: one code instance.
-            replay_key=b"A" + code.signed[2:30],
+        # Pass 2: every signature, one libsodium call each, driven by `map` (no Python bytecode between them).
+        count = len(signed_messages)
+        failed = list(
+            map(
+                sodium_open,
+                repeat(NULL, count),
+                repeat(NULL, count),
+                signed_messages,
+                map(len, signed_messages),
+                public_keys,
+            )
         )
 
-    def _check_ride_signatures(self, code: RideCode, payload: str) -> bytes:
-        """Check the certificate (unless cached) and the device signature; return the certificate serial."""
-        device_key, serial = self._device_key(code, payload)
-        if not device_key.verifies(code.signature, code.signed):
-            raise CredentialError("credential.bad_signature", "device signature")
-        return serial
+        # Pass 3: the checks after the signature.
+        ankang_answer, ride_answer = self._ankang_answer, self._ride_answer
+        for (i, record, replay, key), bad in zip(ankang, failed[: len(ankang)], strict=True):
+            out[i] = ankang_answer(record, replay, key, bad, items[i][1], revocations)
+        for (i, record, cert), bad in zip(rides, failed[len(ankang) :] if rides else (), strict=True):
+            out[i] = ride_answer(record, cert, bad, items[i][1], revocations)
+        return out  # type: ignore[return-value]  # every slot was filled above
 
-    def _device_key(self, code: RideCode, payload: str) -> tuple[VerifyKey, bytes]:
-        """The device key and serial of `code`'s certificate (decoded from `payload`), checked in full unless
-        cached; caches a certificate that passes."""
-        cert = code.certificate
-        cache_key = cert.signed + cert.signature
-        cached = self._certificates.get(cache_key)
-        if cached is not None:
-            return cached
+    def _ankang_answer(
+        self,
+        record: tuple[int, bytes, bytes, int, int, int, bytes],
+        replay: bytes,
+        key: IssuerKey,
+        bad_signature: int,
+        now: float,
+        revocations: RevocationSet | None,
+    ) -> VerifiedCode | CredentialError:
+        """An Ankang code's answer once its signature was checked (`bad_signature` is libsodium's result)."""
+        _, _, ref, colour, issued_at, validity, _ = record
+        skew = self.clock_skew_s
+        if bad_signature:
+            return CredentialError("credential.bad_signature")
+        if not key.not_before <= issued_at <= key.not_after:
+            return CredentialError("credential.key_not_valid", "issued outside the key's validity window")
+        if issued_at > now + skew:
+            return CredentialError("credential.not_yet_valid")
+        if now > issued_at + validity + skew:
+            return CredentialError("credential.expired")
+        if revocations is not None and revocations.subject_revoked(key.issuer, ref):
+            return CredentialError("credential.revoked")
+        # issuer, key id, subject ref, colour, issued-at: one code instance.
+        replay_key = b"A" + replay
+        return VerifiedCode(
+            "ankang_code",
+            key.issuer,
+            key.key_id,
+            ref,
+            COLOUR_OF[colour],
+            issued_at,
+            issued_at + validity,
+            replay_key,
+        )
+
+    def _ride_answer(
+        self,
+        record: tuple[int, int, int, int, bytes],
+        cert: CheckedCertificate,
+        bad_signature: int,
+        now: float,
+        revocations: RevocationSet | None,
+    ) -> VerifiedCode | CredentialError:
+        """A ride code's answer once its device signature was checked: certificate and timestamp windows, use
+        limit, revocation."""
+        _, _, timestamp, counter, _ = record
+        skew = self.clock_skew_s
+        if bad_signature:
+            return CredentialError("credential.bad_signature", "device signature")
+        if cert.issued_at > now + skew:
+            return CredentialError("credential.not_yet_valid", "device certificate not yet valid")
+        if now > cert.expires_at + skew:
+            return CredentialError("credential.device_certificate_expired")
+        if timestamp > now + skew:
+            return CredentialError("credential.not_yet_valid", "ride timestamp in the future")
+        if timestamp < now - self.ride_window_s - skew:
+            return CredentialError("credential.stale_timestamp")
+        if counter > cert.max_uses:
+            return CredentialError("credential.offline_limit_exceeded", "use counter past the limit")
+        if revocations is not None and (
+            revocations.certificate_revoked(cert.issuer, cert.serial)
+            or revocations.subject_revoked(cert.issuer, cert.account_ref)
+        ):
+            return CredentialError("credential.revoked")
+        return VerifiedCode(
+            "ride_code",
+            cert.issuer,
+            cert.key_id,
+            cert.account_ref,
+            None,
+            timestamp,
+            min(cert.expires_at, int(timestamp + self.ride_window_s)),
+            cert.replay_prefix + counter.to_bytes(2, "big"),
+            cert.serial,
+            counter,
+            cert.max_uses,
+            cert.max_amount,
+        )
+
+    def _ankang_key(self, raw: bytes) -> IssuerKey:
+        """The issuer key of the Ankang code `raw`, decoded in full: raises for a malformed code, then for a
+        key the trust list does not allow; caches a key that passes."""
+        code: AnkangCode = _decode_ankang(raw)
+        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
+        self._ankang_keys[raw[1:9]] = key
+        return key
+
+    def _certificate(self, cert: DeviceCertificate, payload: str) -> CheckedCertificate:
+        """`cert` (decoded from the ride code `payload`) checked in full unless checked before; caches a
+        certificate that passes, by its bytes and by its text in `payload`."""
+        raw = cert.raw
+        checked = self._certificates.get(raw)
+        if checked is not None:
+            return checked
         key = self._issuer_key(cert.issuer, cert.key_id, cert.alg, "device_certificate")
         if not key.public_key.verifies(cert.signature, cert.signed):
             raise CredentialError("credential.bad_signature", "device certificate signature")
         if not key.not_before <= cert.issued_at <= key.not_after:
             raise CredentialError("credential.key_not_valid", "certificate issued outside the key's window")
-        cached = (VerifyKey(cert.device_public_key), cert.serial)
+        checked = CheckedCertificate(cert)
         if len(self._certificates) >= self._certificate_cache_size:
             # Crude but bounded: a bus sees the same riders every day, so refilling is cheap.
             self._certificates.clear()
             self._certificate_texts.clear()
-        self._certificates[cache_key] = cached
-        self._certificate_texts[ride_certificate_text(payload)] = cert
-        return cached
+        self._certificates[raw] = checked
+        self._certificate_texts[payload[RIDE_CERTIFICATE_TEXT]] = checked
+        return checked
 
-    def _check_ride(
-        self, code: RideCode, serial: bytes, now: float, revocations: RevocationSet | None
-    ) -> VerifiedCode:
-        """The checks after the signatures: certificate and timestamp windows, use limit, revocation."""
-        cert = code.certificate
-        skew = self.clock_skew_s
-        if cert.issued_at > now + skew:
-            raise CredentialError("credential.not_yet_valid", "device certificate not yet valid")
-        cert_expires_at = cert.expires_at
-        if now > cert_expires_at + skew:
-            raise CredentialError("credential.device_certificate_expired")
-        timestamp = code.timestamp
-        if timestamp > now + skew:
-            raise CredentialError("credential.not_yet_valid", "ride timestamp in the future")
-        if timestamp < now - self.ride_window_s - skew:
-            raise CredentialError("credential.stale_timestamp")
-        if code.counter > cert.max_offline_uses:
-            raise CredentialError("credential.offline_limit_exceeded", "use counter past the limit")
-        if revocations is not None and (
-            revocations.certificate_revoked(cert.issuer, serial)
-            or revocations.subject_revoked(cert.issuer, cert.account_ref)
-        ):
-            raise CredentialError("credential.revoked")
-        return VerifiedCode(
-            kind="ride_code",
-            issuer=cert.issuer,
-            key_id=cert.key_id,
-            subject_ref=cert.account_ref,
-            colour=None,
-            issued_at=timestamp,
-            expires_at=min(cert_expires_at, int(timestamp + self.ride_window_s)),
-            replay_key=_RIDE_REPLAY.pack(b"R", cert.issuer, serial, code.counter),
-            certificate_serial=serial,
-            counter=code.counter,
-            max_offline_uses=cert.max_offline_uses,
-            max_offline_amount_fen=cert.max_offline_amount_fen,
-        )
+
+def _decoded_group(
+    at: list[int], texts: list[str], out: list[VerifiedCode | CredentialError | None]
+) -> tuple[list[int], bytes]:
+    """The Base45 texts of a group of same-shaped codes (at positions `at`) decoded into one buffer: the
+    positions kept, and their bytes. A text that is not Base45 gets its error in `out` and is left out."""
+    if len(texts) > 1:  # one text (`verify`) goes straight to the one-text decoder, none costs nothing
+        joined = base45.decode_joined(texts)
+        if joined is not None:
+            return at, joined
+    elif not texts:
+        return at, b""
+    kept: list[int] = []
+    parts: list[bytes] = []
+    for i, text in zip(at, texts, strict=True):
+        try:
+            parts.append(base45.decode(text))
+        except base45.Base45Error as exc:
+            out[i] = CredentialError("credential.malformed", str(exc))
+        else:
+            kept.append(i)
+    return kept, b"".join(parts)
+
+
+def _malformed_ride(head_and_tail: bytes) -> CredentialError:
+    """The error `decode` gives for a ride code (around a checked certificate, so of the right length and
+    suite) whose own head or tail is wrong."""
+    try:
+        ride_alg(head_and_tail)
+        ride_tail(head_and_tail, 2)
+    except CredentialError as exc:
+        return exc
+    raise AssertionError("a ride code refused by the group checks has a good head and tail")
