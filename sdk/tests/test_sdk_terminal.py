@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
 import msgspec
 import pytest
 from conftest import GUANGDE, LANGXI, NOW, World
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from test_sdk_codes import ankang
 from yima_sdk.codes import Verifier
-from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecordResult, Terminal, TransportError
+from yima_sdk.terminal import (
+    ScanBatch,
+    ScanBatchResult,
+    ScanDecision,
+    ScanRecordResult,
+    Terminal,
+    TransportError,
+)
 from yima_sdk.trust import TrustListError, encode_revocation_delta, trust_list_etag
 
 
@@ -375,3 +385,60 @@ def test_a_file_from_a_newer_sdk_is_refused_untouched(world: World, tmp_path: Pa
         tables = {row[0] for row in after.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert after.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL either
     assert tables == {"future"}
+
+
+_WORLD = World()
+_RIDERS = [_WORLD.holder(max_amount_fen=500), _WORLD.holder()]
+_SCAN_POOL = [
+    *(ankang(_WORLD, subject_ref=bytes([n]) * 16) for n in range(3)),
+    ankang(_WORLD, issued_at=NOW - 600),  # expired
+    *(rider.ride_code(NOW, counter=counter) for rider in _RIDERS for counter in (1, 2, 3)),  # [4:10]
+    "not a code",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(st.tuples(st.sampled_from(_SCAN_POOL), st.sampled_from([0, 200, 300])), min_size=1, max_size=10),
+    st.integers(0, 2),
+    st.integers(0, 10),
+)
+# the first card's 500 fen are spent across the two pipelined groups: the second must count the first
+@example([(_SCAN_POOL[4], 300), (_SCAN_POOL[5], 300)], 0, 1)
+def test_groups_are_decided_as_their_scans_are_one_by_one(
+    scans: list[tuple[str, int]], earlier: int, cut: int
+) -> None:
+    """Whatever groups hold (repeats within a group, of the group still committing, or of an earlier one; ride
+    codes over their amount; refused codes), each scan is answered as scanning them one at a time answers it,
+    and as many records are kept. The groups are `scan_many` after an earlier group, and two `submit_many`
+    groups, the second decided while the first commits."""
+    with tempfile.TemporaryDirectory() as folder:
+        clock = Clock()
+        twins = [
+            Terminal(
+                root_public_keys=_WORLD.roots,
+                db_path=f"{folder}/{name}.sqlite",
+                clock=clock,
+                clock_source="gnss",
+                replay_window_s=5,
+            )
+            for name in ("grouped", "pipelined", "single")
+        ]
+        for terminal in twins:
+            terminal.load_trust_list(_WORLD.envelope())
+            terminal.scan_many(scans[:earlier])  # an earlier group some of these codes may repeat
+        grouped, pipelined, single = twins
+        got = grouped.scan_many(scans)
+        first = pipelined.submit_many(scans[:cut])
+        second = pipelined.submit_many(scans[cut:])
+        got_pipelined = first.result() + second.result()
+        expected = [single.scan(payload, amount) for payload, amount in scans]
+
+        def shape(decisions: list[ScanDecision]) -> list[object]:
+            return [(d.result, d.reason, d.repeated, d.code) for d in decisions]
+
+        assert shape(got) == shape(expected)
+        assert shape(got_pipelined) == shape(expected)
+        assert grouped.pending_count() == pipelined.pending_count() == single.pending_count()
+        for terminal in twins:
+            terminal.close()
