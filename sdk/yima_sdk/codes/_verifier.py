@@ -408,7 +408,7 @@ def _decoded_group(
 ) -> tuple[list[int], bytes]:
     """The Base45 texts of a group of same-shaped codes (at positions `at`) decoded into one buffer: the
     positions kept, and their bytes. A text that is not Base45 gets its error in `out` and is left out."""
-    if len(texts) > 1:  # one text (`verify`) goes straight to the one-text decoder, none costs nothing
+    if len(texts) > 1:  # a lone text costs less through the one-text decoder; none costs nothing
         joined = base45.decode_joined(texts)
         if joined is not None:
             return at, joined
@@ -431,7 +431,7 @@ def _malformed_ride(head_and_tail: bytes) -> CredentialError:
     suite) whose own head or tail is wrong."""
     try:
         ride_alg(head_and_tail)
-        ride_tail(head_and_tail, 2)
+        ride_tail(head_and_tail, 2)  # the tail follows the two head bytes
     except CredentialError as exc:
         return exc
     raise AssertionError("a ride code refused by the group checks has a good head and tail")
