@@ -5,10 +5,10 @@ device certificate was already checked by this `Verifier`: checked certificates 
 code carrying one is decoded only around it). Signatures are verified by libsodium (`yima_sdk._ed25519`).
 Reason codes: see `_errors.py`.
 
-Codes are checked in groups (`verify` is a group of one), as fixed-size records read in place: the
-group's Base45 text is decoded into one buffer, and `struct.iter_unpack` reads every record of it in C.
-The Python work per code is then a few comparisons, which is what keeps a terminal's rate close to
-libsodium's own (docs/benchmarks.md).
+A group of codes (`verify_many`) is read as fixed-size records in place: the group's Base45 text is
+decoded into one buffer, and `struct.iter_unpack` reads every record of it in C. The Python work per code
+is then a few comparisons, which is what keeps a terminal's rate close to libsodium's own
+(docs/benchmarks.md). `verify` puts one code through the same checks without a group's set-up.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class Verifier:
         key = self._ankang_keys.get(key_ref)
         if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
             try:
-                key = self._ankang_key(raw)
+                key = self._ankang_key(key_ref, raw)
             except CredentialError as exc:
                 return exc
         signed = raw[:ANKANG_SIGNED_SIZE]
@@ -186,7 +186,6 @@ class Verifier:
         ride_at: list[int] = []
         ride_texts: list[str] = []
         ride_certs: list[CheckedCertificate] = []
-        ankang_decoded: list[tuple[int, bytes]] = []  # decoded one by one, in full
         rides_decoded: list[tuple[int, bytes, CheckedCertificate]] = []
         known = self._certificate_texts
         for i, (payload, _) in enumerate(items):
@@ -202,29 +201,22 @@ class Verifier:
                     ride_texts.append(text_around_certificate(payload))
                     ride_certs.append(cert)
                     continue
-            # A ride code with a certificate not checked yet, or text of no credential's shape.
+            # A ride code with a certificate not checked yet, or text of no credential's shape (refused here:
+            # an Ankang code decodes only from the 147 characters sorted above).
             try:
                 code = decode(payload)
+                assert type(code) is RideCode
                 raw = code.signed + code.signature
-                if type(code) is RideCode:
-                    rides_decoded.append((i, ride_rest(raw), self._certificate(code.certificate, payload)))
-                else:
-                    ankang_decoded.append((i, raw))
+                rides_decoded.append((i, ride_rest(raw), self._certificate(code.certificate, payload)))
             except CredentialError as exc:
                 out[i] = exc
 
         ankang_at, ankang_bytes = _decoded_group(ankang_at, ankang_texts, out)
-        if ankang_decoded:
-            ankang_at += [i for i, _ in ankang_decoded]
-            ankang_bytes += b"".join([raw for _, raw in ankang_decoded])
-        if ride_at:
-            kept, ride_bytes = _decoded_group(ride_at, ride_texts, out)
-            if len(kept) < len(ride_at):
-                keep = set(kept)
-                ride_certs = [cert for i, cert in zip(ride_at, ride_certs, strict=True) if i in keep]
-            ride_at = kept
-        else:
-            ride_bytes = b""
+        kept, ride_bytes = _decoded_group(ride_at, ride_texts, out)
+        if len(kept) < len(ride_at):
+            keep = set(kept)
+            ride_certs = [cert for i, cert in zip(ride_at, ride_certs, strict=True) if i in keep]
+        ride_at = kept
         if rides_decoded:
             ride_at += [i for i, _, _ in rides_decoded]
             ride_bytes += b"".join([rest for _, rest, _ in rides_decoded])
@@ -246,7 +238,7 @@ class Verifier:
             key = ankang_keys.get(key_ref)
             if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
                 try:
-                    key = self._ankang_key(signed + signature)
+                    key = self._ankang_key(key_ref, signed + signature)
                 except CredentialError as exc:
                     out[i] = exc
                     continue
@@ -254,16 +246,12 @@ class Verifier:
             public_keys.append(key.public_key.raw)
             ankang.append((i, record, replay, key))
         rides: list[tuple[int, tuple[int, int, int, int, bytes], CheckedCertificate]] = []
-        for i, record, (head_bytes, tail_bytes), cert in (
-            zip(
-                ride_at,
-                RIDE_REST.iter_unpack(ride_bytes),
-                RIDE_REST_PARTS.iter_unpack(ride_bytes),
-                ride_certs,
-                strict=True,
-            )
-            if ride_at
-            else ()
+        for i, record, (head_bytes, tail_bytes), cert in zip(
+            ride_at,
+            RIDE_REST.iter_unpack(ride_bytes),
+            RIDE_REST_PARTS.iter_unpack(ride_bytes),
+            ride_certs,
+            strict=True,
         ):
             head, alg, _, counter, signature = record
             if head != RIDE_HEAD_BYTE or alg != ALG_ED25519 or counter == 0:
@@ -290,7 +278,7 @@ class Verifier:
         ankang_answer, ride_answer = self._ankang_answer, self._ride_answer
         for (i, record, replay, key), bad in zip(ankang, failed[: len(ankang)], strict=True):
             out[i] = ankang_answer(record, replay, key, bad, items[i][1], revocations)
-        for (i, record, cert), bad in zip(rides, failed[len(ankang) :] if rides else (), strict=True):
+        for (i, record, cert), bad in zip(rides, failed[len(ankang) :], strict=True):
             out[i] = ride_answer(record, cert, bad, items[i][1], revocations)
         return out  # type: ignore[return-value]  # every slot was filled above
 
@@ -373,12 +361,13 @@ class Verifier:
             cert.max_amount,
         )
 
-    def _ankang_key(self, raw: bytes) -> IssuerKey:
+    def _ankang_key(self, key_ref: bytes, raw: bytes) -> IssuerKey:
         """The issuer key of the Ankang code `raw`, decoded in full: raises for a malformed code, then for a
-        key the trust list does not allow; caches a key that passes."""
+        key the trust list does not allow; caches a key that passes by the code's `key_ref` (its bytes naming
+        the key, as `ANKANG_RECORD` reads them)."""
         code: AnkangCode = _decode_ankang(raw)
         key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-        self._ankang_keys[raw[1:9]] = key
+        self._ankang_keys[key_ref] = key
         return key
 
     def _certificate(self, cert: DeviceCertificate, payload: str) -> CheckedCertificate:

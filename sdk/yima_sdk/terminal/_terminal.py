@@ -14,8 +14,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import repeat
-from typing import Final, Literal, cast
+from typing import Final, Literal
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -57,7 +56,7 @@ class ScanDecision(msgspec.Struct, frozen=True, gc=False):
 class _Group:
     """One group of decided scans: its records, and the replay and spending state it adds once durable."""
 
-    __slots__ = ("commit", "decisions", "now", "recent", "rides", "rows", "spent")
+    __slots__ = ("commit", "decisions", "now", "recent", "rows", "spent")
 
     def __init__(
         self,
@@ -66,15 +65,12 @@ class _Group:
         rows: list[RecordRow],
         recent: dict[bytes, ScanDecision],
         spent: dict[bytes, int],
-        rides: bool = True,
     ) -> None:
         self.now = now
         self.decisions = decisions
         self.rows = rows
         self.recent = recent
         self.spent = spent
-        self.rides = rides
-        """False when the group has no ride code (its codes are all forgotten after the replay window)."""
         self.commit: Future[None] | None = None
 
 
@@ -237,17 +233,12 @@ class Terminal:
         self._publish(group)
 
     def _publish(self, group: _Group) -> None:
-        now, recent, spent, seen = group.now, self._recent, self._spent, group.recent
-        recent.update(zip(seen, zip(repeat(now), seen.values()), strict=False))  # repeat() is endless
+        now, recent, spent = group.now, self._recent, self._spent
         codes: list[bytes] = []
         rides: list[bytes] = []
-        if not group.rides:
-            codes = list(seen)
-        else:
-            for key, decision in seen.items():
-                (rides if decision.code is not None and decision.code.kind == "ride_code" else codes).append(
-                    key
-                )
+        for key, decision in group.recent.items():
+            recent[key] = (now, decision)
+            (rides if decision.code is not None and decision.code.kind == "ride_code" else codes).append(key)
         if codes:
             self._recent_codes.append((now, codes))
         if rides:
@@ -280,13 +271,6 @@ class Terminal:
         scans = list(scans)
         # The whole group is verified first (all its signatures back to back), then decided in order.
         verdicts = verifier.verify_many([(payload, now) for payload, _ in scans], revocations=revocations)
-        keys = [verdict.replay_key for verdict in verdicts if type(verdict) is VerifiedCode]
-        if (
-            len(set(keys)) == len(keys)
-            and recent.keys().isdisjoint(keys)
-            and ahead_recent.keys().isdisjoint(keys)
-        ):
-            return self._decide_fresh(now, scans, verdicts, keys, ahead_spent)
         for (payload, amount_fen), verdict in zip(scans, verdicts, strict=True):
             code: VerifiedCode | None = None
             if isinstance(verdict, CredentialError):
@@ -328,56 +312,6 @@ class Terminal:
             rows.append((record_id, payload, amount_fen, result, reason))
         self._id_counter = counter
         return _Group(now, decisions, rows, batch_recent, batch_spent)
-
-    def _decide_fresh(
-        self,
-        now: float,
-        scans: list[tuple[str, int]],
-        verdicts: list[VerifiedCode | CredentialError],
-        keys: list[bytes],
-        ahead_spent: Mapping[bytes, int],
-    ) -> _Group:
-        """`_decide` for a group none of whose codes was seen before or is repeated within it, the usual group:
-        it needs no replay lookups, and a group of Ankang codes that all verified is decided in C loops."""
-        count = len(scans)
-        start = self._id_counter + 1
-        self._id_counter += count
-        prefix = self._id_prefix
-        record_ids = [f"{prefix}{n:012x}" for n in range(start, start + count)]
-        payloads = [payload for payload, _ in scans]
-        amounts = [amount for _, amount in scans]
-        accepted = cast("list[VerifiedCode]", verdicts)  # when every verdict has a key, every one verified
-        if len(keys) == count and "ride_code" not in {code.kind for code in accepted}:
-            accept: repeat[Literal["accept", "reject"]] = repeat("accept")
-            decisions = list(map(ScanDecision, record_ids, accept, repeat(None), accepted))
-            rows: list[RecordRow] = list(zip(record_ids, payloads, amounts, repeat("accept"), repeat(None)))
-            return _Group(now, decisions, rows, dict(zip(keys, decisions, strict=True)), {}, rides=False)
-        spent = self._spent
-        batch_spent: dict[bytes, int] = {}
-        decisions = []
-        for record_id, amount_fen, verdict in zip(record_ids, amounts, verdicts, strict=True):
-            if isinstance(verdict, CredentialError):
-                decisions.append(ScanDecision(record_id, "reject", verdict.code, None))
-            elif verdict.kind == "ride_code":
-                serial = verdict.certificate_serial
-                limit = verdict.max_offline_amount_fen
-                assert serial is not None and limit is not None
-                already = batch_spent.get(serial, 0)
-                if spent.get(serial, 0) + ahead_spent.get(serial, 0) + already + amount_fen > limit:
-                    decisions.append(
-                        ScanDecision(record_id, "reject", "credential.offline_limit_exceeded", verdict)
-                    )
-                else:
-                    batch_spent[serial] = already + amount_fen
-                    decisions.append(ScanDecision(record_id, "accept", None, verdict))
-            else:
-                decisions.append(ScanDecision(record_id, "accept", None, verdict))
-        rows = [
-            (d.record_id, p, a, d.result, d.reason)
-            for d, p, a in zip(decisions, payloads, amounts, strict=True)
-        ]
-        seen = dict(zip(keys, [d for d in decisions if d.code is not None], strict=True))
-        return _Group(now, decisions, rows, seen, batch_spent)
 
     def _forget_before(self, now: float) -> None:
         self._forget(self._recent_codes, now - self._replay_window)
