@@ -235,6 +235,7 @@ class ScanService:
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
         code: VerifiedCode | None = None
         subject: Subject | None = None
+        answer_id = scan_id
         repeat = False
         result: str
         reason: str | None
@@ -269,7 +270,9 @@ class ScanService:
                     if once:
                         result, reason = "reject", "scan.replayed"
                     else:
-                        result, reason, _first = _parse_decision(earlier)
+                        # A terminal retrying (or a door reading a code twice) wants the first answer,
+                        # id included: it is the same entry. The read is still recorded, as a repeat.
+                        result, reason, answer_id = _parse_decision(earlier)
                         repeat = True
         account_id = subject.account_id if subject is not None else None
         await self._recorder.record(
@@ -311,7 +314,7 @@ class ScanService:
         ):
             name = await self._masked_name(account_id)
         return ScanOutcome(
-            scan_id,
+            answer_id,
             result,
             reason,
             code.colour if code else None,

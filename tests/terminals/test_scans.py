@@ -64,7 +64,9 @@ async def test_entry_scene_is_idempotent_per_terminal_and_payment_scene_accepts_
     again = await scan(client, gate_a, payload)
     assert first["result"] == again["result"] == "accept"
     assert again["repeat"] is True and "repeat" not in first
-    assert (await scan(client, gate_b, payload))["result"] == "accept"
+    assert again["scan_id"] == first["scan_id"]  # the first answer, with its id: a retrying terminal's own scan
+    elsewhere = await scan(client, gate_b, payload)
+    assert elsewhere["result"] == "accept" and elsewhere["scan_id"] != first["scan_id"]
     _, till_a = await _terminal(client, operator, "pharmacy")
     _, till_b = await _terminal(client, operator, "pharmacy")
     assert (await scan(client, till_a, payload))["result"] == "accept"
