@@ -64,7 +64,8 @@ async def test_entry_scene_is_idempotent_per_terminal_and_payment_scene_accepts_
     again = await scan(client, gate_a, payload)
     assert first["result"] == again["result"] == "accept"
     assert again["repeat"] is True and "repeat" not in first
-    assert again["scan_id"] == first["scan_id"]  # the first answer, with its id: a retrying terminal's own scan
+    # The first answer, with its id: what a terminal retrying its own scan wants.
+    assert again["scan_id"] == first["scan_id"]
     elsewhere = await scan(client, gate_b, payload)
     assert elsewhere["result"] == "accept" and elsewhere["scan_id"] != first["scan_id"]
     _, till_a = await _terminal(client, operator, "pharmacy")
