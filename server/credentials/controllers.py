@@ -74,11 +74,16 @@ class AnkangCodeController(Controller):
 
     @post("/codes/ankang/revoke", status_code=200, opt=allow(ANY_ACCOUNT), operation_id="revokeMyAnkangCodes")
     async def revoke_mine(
-        self, data: JSONBody[schemas.RevokeCodesRequest], principal: Caller, credentials: CredentialsDep
+        self,
+        principal: Caller,
+        credentials: CredentialsDep,
+        data: JSONBody[schemas.RevokeCodesRequest | None] = None,
     ) -> schemas.RevokeCodesResult:
-        """Lost phone: every code shown so far stops working everywhere; the next code is a fresh one."""
+        """Lost phone: every code shown so far stops working everywhere; the next code is a fresh one.
+        Every field is optional, so no body at all means the defaults."""
+        request = data or schemas.RevokeCodesRequest()
         published, version = await credentials.revocations.revoke_codes(
-            actor=_actor(principal), account_id=principal.account_id, reason=data.reason
+            actor=_actor(principal), account_id=principal.account_id, reason=request.reason
         )
         return schemas.RevokeCodesResult(published, version)
 

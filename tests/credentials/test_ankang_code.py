@@ -104,3 +104,21 @@ async def test_colour_change_reaches_the_next_code_and_the_residents_history(cli
     assert mine["color"] == "yellow"
     assert [h["color"] for h in mine["history"]] == ["yellow"]
     assert mine["history"][0]["reason"] == "close contact"
+
+
+async def test_revoking_my_codes_needs_no_body_every_field_has_a_default(client):
+    resident, _ = await verified_resident(client)
+    old = await ankang_payload(client, resident)
+    r = await client.post("/v1/me/codes/ankang/revoke", headers=resident.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["revoked"] >= 1
+    assert await ankang_payload(client, resident) != old
+    async with client.app.state.core.db.connection() as conn:
+        details = await conn.fetchval(
+            "SELECT details FROM audit_log WHERE target = $1 ORDER BY seq DESC LIMIT 1",
+            f"account:{resident.account_id}",
+        )
+    assert details["reason"] == "lost_phone"  # the default reason
+    # A body is still checked: an unknown field is refused, not ignored.
+    bad = await client.post("/v1/me/codes/ankang/revoke", json={"why": "x"}, headers=resident.headers)
+    assert bad.status_code == 400 and bad.json()["code"] == "request.invalid"
