@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
+from typing import Any
 
 import qrcode
 import qrcode.constants
@@ -30,10 +32,21 @@ def qr_version(payload: str) -> int:
     return version
 
 
+class _PixelSvg(qrcode.image.svg.SvgPathFillImage):
+    """The QR as SVG, its size declared in pixels (the PNG's size) over the drawing's `viewBox`.
+
+    qrcode declares millimetres (a box of 10 pixels is 1 mm), which rasterisers such as resvg refuse; pixels with
+    a viewBox are what browsers and rasterisers all accept, and the drawing still scales to any size. White
+    background: readable on any theme.
+    """
+
+    def units(self, pixels: int | Decimal, text: bool = True) -> Any:  # one method for both of its overloads
+        # Coordinates inside the viewBox keep qrcode's units; only the declared size (text) becomes pixels.
+        return f"{int(pixels)}" if text else super().units(pixels, text=False)
+
+
 def render_svg(payload: str) -> bytes:
-    image = _qr(payload).make_image(
-        image_factory=qrcode.image.svg.SvgPathFillImage
-    )  # white background: readable on any theme
+    image = _qr(payload).make_image(image_factory=_PixelSvg)
     return image.to_string(encoding="unicode").encode()
 
 

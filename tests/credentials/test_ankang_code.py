@@ -75,9 +75,12 @@ async def test_rendered_svg_and_png_decode_to_the_same_payload(client):
     decoded_png = zxingcpp.read_barcodes(
         Image.open(io.BytesIO(png.content)), formats=zxingcpp.BarcodeFormat.QRCode
     )
-    # resvg-py refuses physical units, so the millimetre size becomes pixels; the drawing itself is untouched.
-    in_pixels = re.sub(r'width="[0-9.]+mm" height="[0-9.]+mm"', 'width="600" height="600"', svg.text, count=1)
-    rendered = bytes(resvg_py.svg_to_bytes(svg_string=in_pixels))
+    # Rasterised exactly as served: the size is declared in pixels (resvg refuses millimetres), the same as the
+    # PNG's, over a viewBox so that it scales.
+    png_width = Image.open(io.BytesIO(png.content)).width
+    assert re.match(rf'<svg width="{png_width}" height="{png_width}" [^>]*viewBox="0 0 ', svg.text)
+    rendered = bytes(resvg_py.svg_to_bytes(svg_string=svg.text))
+    assert Image.open(io.BytesIO(rendered)).size == (png_width, png_width)
     decoded_svg = zxingcpp.read_barcodes(
         Image.open(io.BytesIO(rendered)).convert("L"), formats=zxingcpp.BarcodeFormat.QRCode
     )
