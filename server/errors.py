@@ -10,7 +10,7 @@
     ├── PayloadTooLarge     413 request.too_large
     ├── Unprocessable       422 domain rule failures (identity.id_number_invalid ...)
     ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
-    └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable
+    └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable (with Retry-After)
 
 A database connection lost in the middle of a request (PostgreSQL restarted, the network dropped) is answered
 503 `service.db_unavailable`, not as a bug: its transaction did not commit (or, lost during COMMIT, may have),
@@ -112,7 +112,26 @@ class TooManyRequests(AppError):
 
 
 class Unavailable(AppError):
+    """Every 503 says when to try again: clients and terminals send the request again after Retry-After instead of
+    guessing (and all at once)."""
+
     status, code, title = 503, "service.unavailable", "Temporarily unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        retry_after_s: int = 1,
+    ) -> None:
+        super().__init__(
+            detail,
+            code=code,
+            extra=extra,
+            headers={"Retry-After": str(max(1, retry_after_s)), **(headers or {})},
+        )
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -138,7 +157,10 @@ def problem_response(request: Request[Any, Any, Any], error: AppError) -> Respon
         request_id=request_id_of(request.scope),
         extra=error.extra or None,
     )
-    return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers)
+    headers = error.headers
+    if error.status == 503 and "Retry-After" not in headers:  # an error built by hand, not as an Unavailable
+        headers = {**headers, "Retry-After": "1"}
+    return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _from_litestar(exc: HTTPException) -> AppError:
@@ -210,7 +232,6 @@ def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
             Unavailable(
                 "The database could not be reached; send the request again",
                 code="service.db_unavailable",
-                headers={"Retry-After": "1"},
             ),
         )
     # Anything else is a bug: log it with the request id, answer without internals.

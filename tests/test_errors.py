@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.params import FromPath
 
 from server.app import create_app
 from server.auth import allow
+from server.errors import AppError, Unavailable
 from tests.conftest import login, serve
 
 
@@ -81,3 +83,24 @@ async def test_refusals_carry_the_request_id_too(client):
     r = await client.get("/v1/me", headers={"x-request-id": "trace-401-abcdef"})
     assert r.status_code == 401
     assert r.headers["x-request-id"] == "trace-401-abcdef" == r.json()["request_id"]
+
+
+async def test_every_503_says_when_to_try_again(settings):
+    """Retry-After on every 503: the common error, one with its own code, and one built by hand."""
+
+    @get("/unavailable/{how:str}", opt=allow("public"))
+    async def unavailable(how: FromPath[str]) -> None:
+        if how == "plain":
+            raise Unavailable()
+        if how == "coded":
+            raise Unavailable("The scan could not be stored", code="service.db_unavailable")
+        err = AppError("busy", code="miniapp.busy")
+        err.status = 503  # type: ignore[misc]
+        raise err
+
+    app = create_app(settings)
+    app.register(unavailable)
+    async with serve(app) as c:
+        for how in ("plain", "coded", "by-hand"):
+            r = await c.get(f"/unavailable/{how}")
+            assert (r.status_code, r.headers.get("retry-after")) == (503, "1"), how

@@ -20,7 +20,7 @@ async def test_health_is_503_when_redis_is_down(settings):
     async with serve(create_app(broken)) as c:
         r = await c.get("/health")
         live = await c.get("/health/live")
-    assert r.status_code == 503
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
     assert r.json()["checks"]["database"] == "ok"
     assert r.json()["checks"]["redis"].startswith("failing")
     assert live.status_code == 200

@@ -47,7 +47,11 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthReport]:
         except Exception as exc:
             checks[name] = f"failing: {type(exc).__name__}"
     ok = all(v in ("ok", "not_configured") for v in checks.values())
-    return Response(HealthReport("ok" if ok else "unavailable", checks), status_code=200 if ok else 503)
+    return Response(
+        HealthReport("ok" if ok else "unavailable", checks),
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "5"},
+    )
 
 
 @get("/metrics", opt=allow(PUBLIC), operation_id="metrics", tags=["ops"], include_in_schema=False)

@@ -1,5 +1,10 @@
 """Group commit for online scans: concurrent scans share one COPY (its own transaction), each answered after it.
 
+A scan that spends a code (a `once` scene, a ride code) carries the code's replay key: its commit then is one
+INSERT that claims the key in `scan_replay_claims` and stores the scan together (repository.insert_scans_claiming),
+so a claim never exists without its record, and a code spent before (online or in an offline upload) is stored
+and answered as `scan.replayed`. Scans that spend nothing keep the COPY.
+
 While a commit is on its way to disk, new scans queue; the next commit takes all of them. Under light load a
 scan commits alone at once (no added wait); under heavy load the commits grow instead of the queue.
 
@@ -43,7 +48,7 @@ class ScanRecorder:
     def __init__(self, db: Database, *, max_batch: int = 512) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+        self._pending: list[tuple[tuple[Any, ...], bytes | None, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -72,13 +77,16 @@ class ScanRecorder:
                 conn.terminate()
             await self._db.pool.release(conn)
 
-    async def _copy(self, rows: list[tuple[Any, ...]]) -> None:
+    async def _copy(self, rows: list[tuple[Any, ...]], claims: list[bytes | None]) -> set[Any]:
         if self._conn is not None and not _usable(self._conn):
             await self._release()  # dropped while idle: nothing was in flight, just take a fresh one
         try:
             if self._conn is None:
                 self._conn = await self._db.pool.acquire(timeout=self._db.acquire_timeout_s)
+            if any(claims):
+                return await repository.insert_scans_claiming(self._conn, rows, claims)
             await repository.copy_scans(self._conn, rows)
+            return set()
         except Exception as exc:
             lost = isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)) or (
                 self._conn is not None and not _usable(self._conn)
@@ -90,12 +98,15 @@ class ScanRecorder:
                 "The scan could not be stored; send it again", code="service.db_unavailable"
             ) from exc
 
-    async def record(self, row: tuple[Any, ...]) -> None:
-        """Return once the row is committed; raise if its commit failed."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, future))
+    async def record(self, row: tuple[Any, ...], claim: bytes | None = None) -> bool:
+        """Return once the row is committed; raise if its commit failed (then nothing was stored or claimed).
+
+        With `claim` (a replay key), the row spends it: False when it was spent before, and the row was stored
+        as `scan.replayed` instead."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, claim, future))
         self._wake.set()
-        await future
+        return await future
 
     async def _run(self) -> None:
         while True:
@@ -104,19 +115,19 @@ class ScanRecorder:
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
-                    await self._copy([row for row, _ in batch])
+                    spent = await self._copy([row for row, _, _ in batch], [claim for _, claim, _ in batch])
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     log.error("scan records not committed", exc_info=exc)
-                    for _, future in batch:
+                    for *_, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self.commits += 1
                 self.recorded += len(batch)
-                for _, future in batch:
+                for row, _, future in batch:
                     if not future.done():
-                        future.set_result(None)
+                        future.set_result(row[0] not in spent)
             if self._stopping:
                 return

@@ -120,6 +120,61 @@ async def copy_scans(
         await conn.copy_records_to_table("scans", records=rows, columns=columns)
 
 
+_SCAN_TYPES: tuple[str, ...] = (
+    "uuid",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "integer",
+    "bytea",
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "boolean",
+)
+_CLAIMING_INSERT = """
+WITH input AS (
+    SELECT * FROM unnest({arrays}, ${claim}::bytea[]) AS i ({columns}, claim)
+), claimed AS (
+    INSERT INTO scan_replay_claims (key, scan_id, claimed_at)
+    SELECT claim, id, received_at FROM input WHERE claim IS NOT NULL ORDER BY claim
+    ON CONFLICT DO NOTHING RETURNING scan_id
+), decided AS (
+    SELECT i.*, i.claim IS NOT NULL AND c.scan_id IS NULL AS spent
+    FROM input i LEFT JOIN claimed c ON c.scan_id = i.id
+), stored AS (
+    INSERT INTO scans ({columns})
+    SELECT {picked} FROM decided
+)
+SELECT id FROM decided WHERE spent
+""".format(  # noqa: S608 - built from the column constants above, never from input
+    arrays=", ".join(f"${n}::{t}[]" for n, t in enumerate(_SCAN_TYPES, 1)),
+    claim=len(_SCAN_TYPES) + 1,
+    columns=", ".join(SCAN_COLUMNS),
+    picked=", ".join(
+        {
+            "result": "CASE WHEN spent THEN 'reject' ELSE result END",
+            "reason": "CASE WHEN spent THEN 'scan.replayed' ELSE reason END",
+        }.get(c, c)
+        for c in SCAN_COLUMNS
+    ),
+)
+
+
+async def insert_scans_claiming(
+    conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], claims: Sequence[bytes | None]
+) -> set[uuid.UUID]:
+    """Online scans (SCAN_COLUMNS rows) with the replay key each one spends (None: spends none), in ONE statement:
+    a scan's claim and its record commit together or not at all. A scan whose key was claimed before, online or
+    offline, is stored as `reject` / `scan.replayed`; returns those scans' ids."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    spent = await conn.fetch(_CLAIMING_INSERT, *columns, list(claims))
+    return {r["id"] for r in spent}
+
+
 async def lock_offline_records(conn: asyncpg.Connection, terminal_id: str) -> None:
     """A transaction lock on one terminal's offline records: its uploads take turns."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('scan_records'), hashtext($1))", terminal_id)
@@ -127,16 +182,16 @@ async def lock_offline_records(conn: asyncpg.Connection, terminal_id: str) -> No
 
 async def stored_offline_records(
     conn: asyncpg.Connection, terminal_id: str, record_ids: Sequence[str]
-) -> set[str]:
-    """Which of these record ids this terminal has uploaded before."""
+) -> dict[str, tuple[str, str | None]]:
+    """The (result, reason) of each of these record ids this terminal has uploaded before."""
     if not record_ids:
-        return set()
+        return {}
     rows = await conn.fetch(
-        "SELECT record_id FROM scans WHERE terminal_id = $1 AND record_id = ANY($2::text[])",
+        "SELECT record_id, result, reason FROM scans WHERE terminal_id = $1 AND record_id = ANY($2::text[])",
         terminal_id,
         list(record_ids),
     )
-    return {r["record_id"] for r in rows}
+    return {r["record_id"]: (r["result"], r["reason"]) for r in rows}
 
 
 async def claim_replays(

@@ -237,6 +237,8 @@ class ScanService:
         subject: Subject | None = None
         answer_id = scan_id
         repeat = False
+        spends: str | None = None  # the guard's key of the code this scan spends, once its claim is durable
+        spent_ttl = 0.0
         result: str
         reason: str | None
         try:
@@ -261,8 +263,10 @@ class ScanService:
                     replay_key = None
                 ttl = max(1.0, code.expires_at - now + 2 * self.clock_skew_s)
                 mark_key = generation_key(subject.account_id) if subject is not None else None
+                # A code spent once anywhere is claimed durably with its record (below); Redis only answers
+                # fast the replays it already knows, so here it is read, not written.
                 earlier, mark = await self._guard.claim(
-                    replay_key, _decision_value(result, reason, scan_id), ttl, mark_key
+                    replay_key, _decision_value(result, reason, scan_id), ttl, mark_key, peek=once
                 )
                 if mark is not None and subject is not None and subject.generation < int(mark):
                     result, reason = "reject", "credential.revoked"
@@ -274,8 +278,10 @@ class ScanService:
                         # id included: it is the same entry. The read is still recorded, as a repeat.
                         result, reason, answer_id = _parse_decision(earlier)
                         repeat = True
+                elif once and replay_key is not None:
+                    spends, spent_ttl = replay_key, ttl
         account_id = subject.account_id if subject is not None else None
-        await self._recorder.record(
+        claimed = await self._recorder.record(
             (
                 scan_uuid,
                 terminal.id,
@@ -290,8 +296,14 @@ class ScanService:
                 result,
                 reason,
                 repeat,
-            )
+            ),
+            code.replay_key if spends is not None and code is not None else None,
         )
+        if spends is not None:
+            if claimed:
+                await self._guard.remember(spends, _decision_value(result, reason, scan_id), spent_ttl)
+            else:  # spent before: by an offline upload, or before this worker's Redis lost the key
+                result, reason = "reject", "scan.replayed"
         miniapp = await self.events.scan_recorded(
             ScanEvent(
                 scan_id,
@@ -341,13 +353,12 @@ class ScanService:
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
         now = self.clock()
         received = datetime.fromtimestamp(now, UTC)
-        answers: list[tuple[str, str | None]] = [("duplicate", None)] * len(records)
+        answers: list[tuple[str, str | None]] = [("rejected", "scan.record_id_invalid")] * len(records)
         offline: list[_Offline] = []
         seen: set[str] = set()
         for i, record in enumerate(records):
-            if not 1 <= len(record.record_id) <= 64:
-                answers[i] = ("rejected", "scan.record_id_invalid")
-            elif record.record_id not in seen:  # the same record twice in one upload: the first decides
+            if 1 <= len(record.record_id) <= 64 and record.record_id not in seen:
+                # The same record twice in one upload: the first decides, and both get its verdict.
                 seen.add(record.record_id)
                 offline.append(_Offline(i, record, received))
         events: list[ScanEvent] = []
@@ -373,9 +384,17 @@ class ScanService:
         finally:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
+        # A record stored before (an upload cut after its commit, sent again) gets its original verdict: the
+        # terminal learns what happened to each scan whichever upload it hears the answer of.
+        verdicts = {
+            record_id: ("accepted" if result == "accept" else "rejected", reason)
+            for record_id, (result, reason) in stored.items()
+        }
         for o in mine:
-            answers[o.index] = ("accepted" if o.reason is None else "rejected", o.reason)
+            verdicts[o.record.record_id] = ("accepted" if o.reason is None else "rejected", o.reason)
             events.append(o.event(terminal))
+        for i, record in enumerate(records):
+            answers[i] = verdicts.get(record.record_id, answers[i])
         for event in events:
             await self.events.scan_recorded(event)
         results = [

@@ -1,0 +1,169 @@
+"""Replay drills (issue 17): a code spent once is spent once anywhere, online or offline, whatever Redis went
+through, and a scan whose record was not stored has not spent its code."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from tests.conftest import REDIS_URL, login_with_role
+from tests.credentials.helpers import (
+    ankang_payload,
+    register_terminal,
+    scan,
+    terminal_token,
+    verified_resident,
+)
+from tests.terminals.test_batch import _record, _RecordingSettlement, _ride_holder, _upload
+
+
+async def _spent_in_postgres(client, scan_id: str) -> bool:
+    async with client.app.state.core.db.connection() as conn:
+        return bool(
+            await conn.fetchval("SELECT count(*) FROM scan_replay_claims WHERE scan_id = $1", scan_id)
+        )
+
+
+async def test_a_ride_code_accepted_online_is_replayed_offline_and_never_charged(client):
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    bus_a, key_a = await register_terminal(client, operator, kind="bus")
+    bus_b, key_b = await register_terminal(client, operator, kind="bus")
+    holder = await _ride_holder(client, resident.account_id)
+    ride = holder.ride_code(time.time())
+    online = await scan(client, await terminal_token(client, bus_a, key_a), ride)
+    assert online["result"] == "accept"
+    assert await _spent_in_postgres(client, online["scan_id"])
+    settlement = _RecordingSettlement()
+    previous = getattr(client.app.state, "onecard", None)
+    client.app.state.onecard = settlement
+    try:
+        offline = await _upload(
+            client, await terminal_token(client, bus_b, key_b), [_record(ride, amount=200)]
+        )
+    finally:
+        client.app.state.onecard = previous
+    assert offline == [("rejected", "scan.replayed")]
+    assert settlement.calls == []
+
+
+async def test_a_code_accepted_in_an_offline_upload_is_replayed_online(client):
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    bus_a, key_a = await register_terminal(client, operator, kind="bus")
+    bus_b, key_b = await register_terminal(client, operator, kind="bus")
+    holder = await _ride_holder(client, resident.account_id)
+    ride = holder.ride_code(time.time())
+    payload = await ankang_payload(client, resident)
+    settlement = _RecordingSettlement()
+    previous = getattr(client.app.state, "onecard", None)
+    client.app.state.onecard = settlement
+    try:
+        offline = await _upload(
+            client, await terminal_token(client, bus_a, key_a), [_record(ride, amount=200), _record(payload)]
+        )
+    finally:
+        client.app.state.onecard = previous
+    assert offline == [("accepted", None), ("accepted", None)]
+    online = await terminal_token(client, bus_b, key_b)
+    assert (await scan(client, online, ride))["reason"] == "scan.replayed"
+    assert (await scan(client, online, payload))["reason"] == "scan.replayed"
+
+
+async def test_a_claim_survives_losing_every_redis_key(client, settings):
+    """Redis killed and restarted empty (or restored onto a fresh one): the durable claim still refuses the code."""
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    _, till = await _terminal(client, operator, "pharmacy")
+    payload = await ankang_payload(client, resident)
+    assert (await scan(client, till, payload))["result"] == "accept"
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        forgotten = [key async for key in redis.scan_iter(match=f"{settings.redis_namespace}scan:*")]
+        if forgotten:
+            await redis.delete(*forgotten)
+    finally:
+        await redis.aclose()
+    _, other_till = await _terminal(client, operator, "pharmacy")
+    assert (await scan(client, till, payload))["reason"] == "scan.replayed"
+    assert (await scan(client, other_till, payload))["reason"] == "scan.replayed"
+
+
+async def test_a_scan_whose_record_was_not_stored_has_not_spent_its_code(client, database_url):
+    """The store fails after the code passed every check (the writer's connection dies while it waits): the
+    terminal is told 503 with Retry-After, and the scan sent again is accepted, once."""
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    terminal_id, till = await _terminal(client, operator, "pharmacy")
+    payload = await ankang_payload(client, resident)
+    body = {"payload": payload, "scanned_at": int(time.time() * 1000)}
+    # Superusers, as an operator's would be: one holds the scan log so the writer waits inside its statement; the
+    # other finds that wait and ends the writer's backend, as a PostgreSQL restart or a dead worker would.
+    blocker, admin = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE scans IN SHARE MODE")
+            pending = asyncio.ensure_future(client.post("/v1/scans", json=body, headers=till))
+            pid = None
+            for _ in range(500):
+                pid = await admin.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    " AND query LIKE '%scans%'"
+                )
+                if pid is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert pid is not None, "the scan's store never waited on the lock"
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            failed = await pending
+    finally:
+        await blocker.close()
+        await admin.close()
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["code"] == "service.db_unavailable" and failed.headers["retry-after"] == "1"
+    again = await client.post("/v1/scans", json=body, headers=till)
+    assert again.status_code == 200 and again.json()["result"] == "accept", again.text
+    assert (await scan(client, till, payload))["reason"] == "scan.replayed"
+    async with client.app.state.core.db.connection() as conn:
+        stored = await conn.fetch(
+            "SELECT result, reason FROM scans WHERE terminal_id = $1 ORDER BY received_at", terminal_id
+        )
+    assert [(r["result"], r["reason"]) for r in stored] == [("accept", None), ("reject", "scan.replayed")]
+
+
+async def test_concurrent_scans_of_one_code_on_two_terminals_accept_it_once(client):
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    tills = [(await _terminal(client, operator, "pharmacy"))[1] for _ in range(4)]
+    payload = await ankang_payload(client, resident)
+    answers = await asyncio.gather(*(scan(client, till, payload) for till in tills for _ in range(3)))
+    assert sorted(a["result"] for a in answers) == ["accept"] + ["reject"] * 11
+    assert {a["reason"] for a in answers if a["result"] == "reject"} == {"scan.replayed"}
+
+
+async def test_a_reupload_after_a_cut_answers_each_record_with_its_original_verdict(client):
+    """The upload committed but its answer was lost: the terminal sends the same records again (with one new
+    record) and learns, for each, what the server decided the first time."""
+    operator = await login_with_role(client, "operator")
+    resident, _ = await verified_resident(client)
+    terminal_id, key = await register_terminal(client, operator, kind="clinic")
+    headers = await terminal_token(client, terminal_id, key)
+    good = await ankang_payload(client, resident)
+    forged = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+    cut = [_record(good), _record(forged), _record("garbage")]
+    first = await _upload(client, headers, cut)
+    assert first == [
+        ("accepted", None),
+        ("rejected", "credential.bad_signature"),
+        ("rejected", "credential.malformed"),
+    ]
+    later = _record(await ankang_payload(client, resident))
+    assert await _upload(client, headers, [*cut, later, cut[1]]) == [*first, ("accepted", None), first[1]]
+
+
+async def _terminal(client, operator, kind):
+    terminal_id, key = await register_terminal(client, operator, kind=kind)
+    return terminal_id, await terminal_token(client, terminal_id, key)
