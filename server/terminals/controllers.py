@@ -159,7 +159,7 @@ class ScanController(Controller):
         self, request: Request[Any, Any, Any], principal: Caller, terminals: TerminalsDep
     ) -> Response[bytes]:
         """Upload offline scan records (yima_sdk.terminal.ScanBatch). Each is re-verified here; a record id seen
-        before answers "duplicate", so resending a batch is safe."""
+        before answers its original verdict, so resending a batch is safe."""
         try:
             batch = _batch_decoder.decode(await request.body())
         except msgspec.DecodeError as exc:
