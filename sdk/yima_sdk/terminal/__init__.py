@@ -3,11 +3,13 @@
 Exception tree::
 
     TerminalError(code)       "terminal.no_trust_list"
-    TransportError            network or server failure; the terminal keeps working offline
+    TransportError            network or server failure, or the token endpoint refused the terminal; the
+                              terminal keeps working offline
     (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
     (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load
 """
 
+from yima_sdk.terminal._auth import TerminalCredentials
 from yima_sdk.terminal._terminal import PendingScans, ScanDecision, Terminal, TerminalError
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._wire import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
@@ -21,6 +23,7 @@ __all__ = [
     "ScanRecord",
     "ScanRecordResult",
     "Terminal",
+    "TerminalCredentials",
     "TerminalError",
     "Transport",
     "TransportError",

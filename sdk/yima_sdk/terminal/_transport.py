@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Protocol
 
+from yima_sdk.terminal._auth import ASSERTION_TYPE, TerminalCredentials
+
 __all__ = ["HttpTransport", "Transport", "TransportError"]
+
+TOKEN_PATH = "/v1/terminal/token"  # noqa: S105 - a route, not a secret
 
 
 class TransportError(Exception):
@@ -31,33 +39,115 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """`Transport` over HTTP(S) with urllib and a bearer token (the terminal access token)."""
+    """`Transport` over HTTP(S) with urllib, signed in as the terminal itself.
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 10.0) -> None:
+    It obtains its access token with an RFC 7523 client assertion (the terminal's own key and id), renews it
+    before it expires by `clock` (a terminal runs all day; a token lives minutes), and once more when the server
+    answers 401 (the token was revoked, or the clocks disagree). When the server cannot be reached or refuses the
+    terminal, calls raise `TransportError` and the terminal keeps deciding scans offline.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: TerminalCredentials,
+        *,
+        clock: Callable[[], float] = time.time,
+        token_endpoint: str | None = None,
+        refresh_margin_s: float = 60.0,
+        timeout_s: float = 10.0,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be http(s)")
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.credentials = credentials
+        self.clock = clock
+        self.token_endpoint = token_endpoint or self.base_url + TOKEN_PATH
+        """The assertions' `aud`: the `token_endpoint` the registration answered (the server's public URL)."""
+        self.refresh_margin_s = refresh_margin_s
         self.timeout_s = timeout_s
+        self._token: str | None = None
+        self._renew_at = self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def _send(self, request: urllib.request.Request) -> tuple[int, bytes]:
+        """(status, body); raises urllib's HTTPError for an error status, TransportError when unreachable."""
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - scheme checked
+                return response.status, response.read()
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, OSError) as exc:
+            raise TransportError(f"{request.get_method()} {request.full_url}: {exc}") from exc
+
+    def _access_token(self, *, renew: bool = False) -> str:
+        """The held token while it is fresh; otherwise a new one. `renew`: the server refused the held one."""
+        with self._lock:
+            now = self.clock()
+            if renew:
+                self._token = None
+            elif self._token is not None and now < self._renew_at:
+                return self._token
+            try:
+                token, expires_in = self._sign_in(now)
+            except TransportError:
+                if self._token is not None and now < self._expires_at:
+                    return self._token  # renewing early failed: the held token still has a while to live
+                self._token = None
+                raise
+            # Renewed ahead of expiry, by the margin or at half its life for a short-lived token.
+            self._renew_at = now + max(expires_in - self.refresh_margin_s, expires_in / 2)
+            self._token, self._expires_at = token, now + expires_in
+            return token
+
+    def _sign_in(self, now: float) -> tuple[str, float]:
+        """`POST /v1/terminal/token` with a fresh client assertion: (access token, its lifetime in seconds)."""
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self.credentials.assertion(self.token_endpoint, now),
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self.base_url + TOKEN_PATH,
+            data=form,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+        )
+        try:
+            _, body = self._send(request)
+        except urllib.error.HTTPError as exc:
+            raise TransportError(f"POST {TOKEN_PATH}: HTTP {exc.code} {_problem_code(exc)}".rstrip()) from exc
+        try:
+            answer = json.loads(body)
+            return str(answer["access_token"]), float(answer["expires_in"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransportError(f"POST {TOKEN_PATH}: unreadable token answer") from exc
 
     def _request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, bytes]:
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
-            self.base_url + path,
-            data=body,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json", **headers},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 304:
-                return 304, b""
-            raise TransportError(f"{method} {path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise TransportError(f"{method} {path}: {exc}") from exc
+        token = self._access_token()
+        for attempt in (1, 2):
+            request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+                self.base_url + path,
+                data=body,
+                method=method,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **headers},
+            )
+            try:
+                return self._send(request)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 304:
+                    return 304, b""
+                if exc.code == 401 and attempt == 1:
+                    token = self._access_token(renew=True)  # revoked, or expired by the server's clock
+                    continue
+                raise TransportError(
+                    f"{method} {path}: HTTP {exc.code} {_problem_code(exc)}".rstrip()
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def fetch_trust_list(self, etag: str | None) -> bytes | None:
         status, body = self._request("GET", "/v1/trust-list", None, {"If-None-Match": etag} if etag else {})
@@ -69,3 +159,12 @@ class HttpTransport:
 
     def upload_batch(self, body: bytes) -> bytes:
         return self._request("POST", "/v1/scans/batch", body, {"Content-Type": "application/json"})[1]
+
+
+def _problem_code(exc: urllib.error.HTTPError) -> str:
+    """The stable code of a problem+json answer (`terminal.disabled`...), or '' when there is none."""
+    try:
+        code = json.loads(exc.read()).get("code")
+    except (ValueError, AttributeError, OSError):
+        return ""
+    return code if isinstance(code, str) else ""

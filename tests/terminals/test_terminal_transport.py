@@ -1,0 +1,123 @@
+"""yima_sdk.terminal's HTTP transport against a real server: a terminal signs itself in, stays signed in across
+token lifetimes, signs in again after a 401, and keeps deciding scans offline while the server refuses it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+import redis.asyncio as redis
+import uvicorn
+from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials, TransportError
+
+from server.app import create_app
+from server.settings import Settings
+from tests.conftest import REDIS_URL, AppClient, free_port, login_with_role
+from tests.credentials.helpers import ankang_payload, register_terminal, verified_resident
+
+TOKEN_TTL_S = 30  # the shortest the settings allow: two lifetimes pass in a minute of the terminal's clock
+
+
+@contextlib.asynccontextmanager
+async def _real_server(settings: Settings) -> AsyncIterator[AppClient]:
+    """The app behind uvicorn on a free port, on this event loop; the client talks to it over TCP."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    served = msgspec.structs.replace(settings, port=port, public_url=url, access_token_ttl_s=TOKEN_TTL_S)
+    app = create_app(served)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        async with AppClient(base_url=url) as client:
+            client.app = app
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _other(client: AppClient):
+    resident, _ = await verified_resident(client)
+    return resident
+
+
+async def _tokens_issued(settings: Settings, terminal_id: str) -> int:
+    """Assertions the server accepted for this terminal: each single-use jti it remembers is one token issued."""
+    r = redis.from_url(REDIS_URL)
+    try:
+        return len([k async for k in r.scan_iter(f"{settings.redis_namespace}terminal_jti:{terminal_id}:*")])
+    finally:
+        await r.aclose()
+
+
+@pytest.mark.slow
+async def test_terminal_stays_signed_in_across_token_lifetimes_and_after_a_401(settings, tmp_path):
+    async with _real_server(settings) as client:
+        operator = await login_with_role(client, "operator")
+        resident, _ = await verified_resident(client)
+        terminal_id, key = await register_terminal(client, operator, kind="clinic")
+        info = (await client.get("/v1/trust-list/info")).json()
+        roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+        now = [time.time()]  # the terminal's clock, moved by the test
+
+        def clock() -> float:
+            return now[0]
+
+        transport = HttpTransport(str(client.base_url), TerminalCredentials(terminal_id, key), clock=clock)
+        terminal = Terminal(
+            root_public_keys=roots,
+            db_path=str(tmp_path / "terminal.sqlite"),
+            clock=clock,
+            clock_source="ntp",
+            transport=transport,
+        )
+        run = asyncio.to_thread  # urllib blocks; the server runs on this event loop
+        try:
+            await run(terminal.refresh)
+            assert await _tokens_issued(settings, terminal_id) == 1
+
+            # The operator disables and enables the terminal: its held token is refused (401), so it signs in
+            # again and the upload goes through.
+            for action in ("disable", "enable"):
+                r = await client.post(f"/v1/admin/terminals/{terminal_id}/{action}", headers=operator.headers)
+                assert r.status_code == 200, r.text
+            first = await run(terminal.scan, await ankang_payload(client, resident))
+            assert await run(terminal.upload_pending) == 1
+            assert await run(terminal.server_verdict, first.record_id) == ("accepted", None)
+            assert await _tokens_issued(settings, terminal_id) == 2
+
+            # Disabled, it may not sign in again, yet it keeps deciding scans offline and keeps their records.
+            r = await client.post(f"/v1/admin/terminals/{terminal_id}/disable", headers=operator.headers)
+            assert r.status_code == 200, r.text
+            second = await run(terminal.scan, await ankang_payload(client, await _other(client)))
+            assert second.result == "accept"
+            with pytest.raises(TransportError, match=r"terminal\.disabled"):
+                await run(terminal.upload_pending)
+            assert await run(terminal.pending_count) == 1
+            r = await client.post(f"/v1/admin/terminals/{terminal_id}/enable", headers=operator.headers)
+            assert r.status_code == 200, r.text
+            assert await run(terminal.upload_pending) == 1
+            assert await run(terminal.server_verdict, second.record_id) == ("accepted", None)
+            assert await _tokens_issued(settings, terminal_id) == 3
+
+            # A day's work, compressed: the terminal's clock runs through two token lifetimes. Each renewal
+            # happens before its token expires (no 401 involved: the server never refused it meanwhile).
+            for step in range(1, 4):
+                now[0] += TOKEN_TTL_S * 2 / 3
+                await run(terminal.refresh)
+                assert await _tokens_issued(settings, terminal_id) == 3 + step
+            assert now[0] - time.time() > 1.5 * TOKEN_TTL_S
+            # Within one token's life, no new sign-in.
+            await run(terminal.refresh)
+            assert await _tokens_issued(settings, terminal_id) == 6
+        finally:
+            await run(terminal.close)
