@@ -42,7 +42,9 @@ from sandbox.errors import (
 __all__ = ["WorkerProcess"]
 
 # The worker scrubs its environment again itself; this is what it starts with.
-_WORKER_ENV = {"LANG": "C.UTF-8", "MALLOC_ARENA_MAX": "2"}
+# `-I` makes the interpreter ignore PYTHON* variables: `-B` is what switches bytecode writing off, and
+# PYTHONDONTWRITEBYTECODE only makes the worker's (reported) environment say so too.
+_WORKER_ENV = {"LANG": "C.UTF-8", "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1"}
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
@@ -97,7 +99,7 @@ class WorkerProcess:
         try:
             # fork+exec from the event loop thread on purpose: PDEATHSIG follows the forking *thread*
             self._proc = subprocess.Popen(  # noqa: S603, ASYNC220  (fixed argv; fork+exec takes ~1 ms)
-                [self._python, "-I", "-m", "sandbox.worker", str(worker_end.fileno())],
+                [self._python, "-I", "-B", "-m", "sandbox.worker", str(worker_end.fileno())],
                 pass_fds=(worker_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,7 +1,8 @@
 """The seccomp allow-list, loaded through libseccomp (ctypes; libseccomp2 ships with every mainstream distro).
 
 Everything not listed fails with EPERM, so a mini-app sees a plain PermissionError: no new sockets (only the
-bridge it already holds), no exec, no fork (threads only), no ptrace, no mount, no signals to other processes.
+bridge it already holds), no exec, no fork (threads only), no ptrace, no mount, no signals to other processes,
+and the few calls that name a process (prlimit64, getpriority, sched_getaffinity) only on the worker itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import errno
 import functools
 import os
 
-__all__ = ["ALLOWED_SYSCALLS", "load_allow_list", "preload"]
+__all__ = ["ALLOWED_SYSCALLS", "SELF_ONLY_SYSCALLS", "load_allow_list", "preload"]
+
+# Calls that take a pid: allowed only on the worker itself (pid 0 or its own pid), never on a neighbour; the
+# argument (index) that names the target process.
+SELF_ONLY_SYSCALLS: dict[str, int] = {
+    "prlimit64": 0,  # getrlimit/setrlimit go through prlimit64(0, ...); on another pid it lowered their limits
+    "sched_getaffinity": 0,  # os.cpu_count(), os.sched_getaffinity(0)
+    "getpriority": 1,  # getpriority(which, who): who 0 is the caller
+    "get_robust_list": 0,
+}
 
 # What CPython 3.11, its asyncio event loop, imports and threads actually use, and nothing that reaches out.
 ALLOWED_SYSCALLS = (
@@ -104,20 +114,16 @@ ALLOWED_SYSCALLS = (
     "getgroups",
     "getrandom",
     "uname",
-    "prlimit64",
     "getrlimit",
     "getrusage",
     "times",
     "sysinfo",
     "umask",
     "sched_yield",
-    "sched_getaffinity",
-    "getpriority",
     # threads (clone itself is allowed separately, only with CLONE_THREAD)
     "futex",
     "futex_waitv",
     "set_robust_list",
-    "get_robust_list",
     "set_tid_address",
     "rseq",
     "membarrier",
@@ -198,6 +204,11 @@ def load_allow_list() -> str:
             lib, ctx, _SCMP_ACT_ALLOW, "clone", _ArgCmp(0, _SCMP_CMP_MASKED_EQ, _CLONE_THREAD, _CLONE_THREAD)
         )
         _add(lib, ctx, _errno_action(errno.ENOSYS), "clone3")
+        # pid-taking calls on ourselves only: one app must not read or lower a neighbour's limits. The
+        # comparison is on the whole 64-bit register, so a pid smuggled in the high bits does not match.
+        for name, arg in SELF_ONLY_SYSCALLS.items():
+            for pid in (0, os.getpid()):
+                _add(lib, ctx, _SCMP_ACT_ALLOW, name, _ArgCmp(arg, _SCMP_CMP_EQ, pid, 0))
         # signals only to our own thread group (raise(), abort())
         _add(lib, ctx, _SCMP_ACT_ALLOW, "tgkill", _ArgCmp(0, _SCMP_CMP_EQ, os.getpid(), 0))
         rc = lib.seccomp_load(ctypes.c_void_p(ctx))
@@ -214,4 +225,7 @@ def load_allow_list() -> str:
         pass
     else:
         raise OSError(errno.EPERM, "seccomp loaded but a new socket was still allowed")
-    return f"filter mode, {len(ALLOWED_SYSCALLS)} syscalls allowed, clone only for threads, default EPERM"
+    return (
+        f"filter mode, {len(ALLOWED_SYSCALLS)} syscalls allowed, {len(SELF_ONLY_SYSCALLS)} only on itself,"
+        " clone only for threads, default EPERM"
+    )

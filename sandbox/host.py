@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -33,9 +34,16 @@ from sandbox.errors import (
 )
 from sandbox.settings import SandboxSettings, effective_limits
 
-__all__ = ["SandboxHost", "restart_delay"]
+__all__ = ["SandboxHost", "app_uid", "restart_delay"]
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
+
+
+def app_uid(app_id: str, base: int, count: int) -> int:
+    """The uid an app's workers run under: derived from the app id alone, so every server process (and every
+    restart) runs one app under one uid, and RLIMIT_NPROC counts that app's threads across all of them."""
+    digest = hashlib.blake2b(app_id.encode(), digest_size=8, person=b"yima-uid").digest()
+    return base + int.from_bytes(digest, "big") % count
 
 
 def restart_delay(failures: int, base_ms: int, max_ms: int) -> float:
@@ -51,7 +59,7 @@ def restart_delay(failures: int, base_ms: int, max_ms: int) -> float:
 class _Pool:
     """The workers of one app version, their queue, metrics and log."""
 
-    def __init__(self, host: SandboxHost, manifest: Manifest, folder: Path) -> None:
+    def __init__(self, host: SandboxHost, manifest: Manifest, folder: Path, uid: int) -> None:
         self.host = host
         self.manifest = manifest
         self.settings = host.settings
@@ -69,8 +77,8 @@ class _Pool:
             # a backstop over the worker's whole life; the per-call budget is checked by the host
             cpu_seconds=max(1, self.limits.cpu_ms * min(self.settings.recycle_after_calls, 1000) // 1000),
             max_frame=self.settings.max_frame_bytes,
-            uid=self.settings.worker_uid,
-            gid=self.settings.worker_gid,
+            uid=uid,
+            gid=uid,
             open_files=self.settings.open_files,
             processes=self.settings.processes,
         )
@@ -415,6 +423,23 @@ class SandboxHost:
         self.closed = False
         self.started = False
         self._pools: dict[str, _Pool] = {}
+        self._uids: dict[str, int] = {}
+        """app id -> the uid its workers run under (all versions of one app share it)."""
+
+    def _uid_for(self, app_id: str) -> int:
+        """The app's own uid; two apps whose ids hash alike get neighbouring uids on this host instead of one."""
+        uid = self._uids.get(app_id)
+        if uid is not None:
+            return uid
+        base, count = self.settings.worker_uid_base, self.settings.worker_uid_count
+        taken = set(self._uids.values())
+        if len(taken) >= count:
+            raise ValueError(f"no free worker uid left in the {count}-uid range")
+        uid = app_uid(app_id, base, count)
+        while uid in taken:
+            uid = base + (uid - base + 1) % count
+        self._uids[app_id] = uid
+        return uid
 
     def add_app(self, folder: str | Path) -> str:
         """Register an app folder (validated manifest); its pool starts with start(). Returns `id@version`."""
@@ -422,7 +447,7 @@ class SandboxHost:
         manifest = load_manifest(folder)
         if manifest.key in self._pools:
             raise ValueError(f"{manifest.key} is already loaded")
-        self._pools[manifest.key] = _Pool(self, manifest, folder)
+        self._pools[manifest.key] = _Pool(self, manifest, folder, self._uid_for(manifest.id))
         return manifest.key
 
     async def load(self, folder: str | Path) -> str:

@@ -34,11 +34,14 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_frame_bytes: Positive = 4 * 1024 * 1024
     """Largest bridge frame either way (requests, responses, capability traffic)."""
     max_inflight_capabilities: Positive = 32
-    worker_uid: int = 65534
-    worker_gid: int = 65534
+    worker_uid_base: Annotated[int, msgspec.Meta(ge=1000, le=2**31 - 2**20)] = 2_000_000
+    """First uid (and gid) of the range apps run under: each app gets its own, so RLIMIT_NPROC and every
+    same-uid permission (prlimit, /proc) separate apps from each other. Ids in this range own no files."""
+    worker_uid_count: Annotated[int, msgspec.Meta(ge=1, le=2**20)] = 65_536
+    """Size of that range; an app's uid is derived from its id, so every server process agrees on it."""
     open_files: Positive = 64
     processes: Positive = 512
-    """RLIMIT_NPROC, counted per uid across all workers; fork is refused by seccomp anyway."""
+    """RLIMIT_NPROC: threads of all workers of one app (their shared uid); fork is refused by seccomp anyway."""
     start_timeout_s: float = 15.0
     restart_backoff_ms: Positive = 100
     restart_backoff_max_ms: Positive = 5_000

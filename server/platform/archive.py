@@ -1,7 +1,8 @@
 """Checking an uploaded mini-app archive (PLATFORM.md format) and unpacking an approved one for the sandbox.
 
 The archive is untrusted input: names are checked before anything is read (no absolute paths, no `..`, no
-symlinks), sizes are counted while inflating (the sizes a zip declares can lie), and Python files are compiled,
+symlinks), compiled code (bytecode, `__pycache__`, native extensions) is refused because a reviewer cannot
+read it, sizes are counted while inflating (the sizes a zip declares can lie), and Python files are compiled,
 never executed, to report syntax errors early. Every check lands in the report the developer sees.
 """
 
@@ -67,6 +68,16 @@ def _bad_name(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
+_COMPILED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd")
+
+
+def _compiled(name: str) -> bool:
+    """Bytecode or a native extension: what a reviewer cannot read, and what Python would run in place of the
+    reviewed source (a `__pycache__/*.pyc` with an unchecked hash is loaded without looking at the .py)."""
+    path = PurePosixPath(name)
+    return "__pycache__" in path.parts or path.suffix.lower() in _COMPILED_SUFFIXES
+
+
 def check_archive(data: bytes, app_id: str) -> ArchiveReport:
     """Run every automated check; the report says which passed. Never raises on bad input."""
     report = ArchiveReport(digest_of(data))
@@ -81,6 +92,15 @@ def check_archive(data: bytes, app_id: str) -> ArchiveReport:
     report.add("zip", True, f"{len(infos)} entries")
     bad = [problem for info in infos if (problem := _bad_name(info)) is not None]
     if not report.add("paths", not bad, "; ".join(bad[:5]) or "all paths are relative and inside the app"):
+        return report
+    compiled = [info.filename for info in infos if _compiled(info.filename)]
+    if not report.add(
+        "no_bytecode",
+        not compiled,
+        f"compiled code is not reviewable, ship sources only: {', '.join(compiled[:5])}"
+        if compiled
+        else "sources only",
+    ):
         return report
     files = [i for i in infos if not i.is_dir()]
     if not report.add("file_count", len(files) <= MAX_FILES, f"{len(files)} files (limit {MAX_FILES})"):

@@ -10,6 +10,7 @@ from sandbox_helpers import get, running_host
 
 from sandbox import LAYERS, LayerMissing, SandboxError, SandboxSettings
 from sandbox._landlock import abi_version
+from sandbox.host import app_uid
 
 
 async def test_production_worker_reports_every_layer_in_force() -> None:
@@ -17,7 +18,9 @@ async def test_production_worker_reports_every_layer_in_force() -> None:
         layers = {layer["name"]: layer for layer in host.worker_layers(keys["neighbour"])}
     assert set(layers) == set(LAYERS)
     assert all(layer["in_force"] for layer in layers.values()), layers
-    assert "(65534, 65534, 65534)" in layers["uid"]["detail"]
+    settings = SandboxSettings.production()
+    uid = app_uid("test.yima.neighbour", settings.worker_uid_base, settings.worker_uid_count)
+    assert f"uids ({uid}, {uid}, {uid}) gids ({uid}, {uid}, {uid})" in layers["uid"]["detail"]
     assert "fds" in layers and "[0, 1, 2," in layers["fds"]["detail"]
 
 
