@@ -75,6 +75,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """base64url raw Ed25519 key the provider signs notifications with; required with the provider URL."""
     payment_notify_url: str = ""
     """Where the provider posts notifications. Empty: <public URL>/v1/payments/notify."""
+    developer_login_ttl_s: int = 600
+    """How long a `yima-sdk login` sign-in waits for the developer to confirm its user code."""
+    developer_login_interval_s: int = 5
+    """Minimum seconds between a CLI's polls for its developer token (faster answers 429 device.slow_down)."""
     db_role: str = "yima_app"
     """Role the server's connections act as (SET at connect); it may not alter tables or rewrite the audit log.
     Migrations run as the connecting role. Empty: act as the connecting role (not recommended)."""
@@ -169,6 +173,10 @@ def _check(s: Settings) -> None:
         )
     if s.access_token_ttl_s < 30 or s.access_token_ttl_s > 3600:
         raise SettingsError("YIMA_ACCESS_TOKEN_TTL_S: keep access tokens short-lived (30-3600 s)")
+    if not 1 <= s.developer_login_interval_s <= 60:
+        raise SettingsError("YIMA_DEVELOPER_LOGIN_INTERVAL_S: 1-60 seconds")
+    if not 60 <= s.developer_login_ttl_s <= 1800:
+        raise SettingsError("YIMA_DEVELOPER_LOGIN_TTL_S: 60-1800 seconds")
     if s.otp_ttl_s > 300:
         raise SettingsError("YIMA_OTP_TTL_S: an OTP may be valid at most 300 s")
 

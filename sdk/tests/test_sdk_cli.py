@@ -35,6 +35,14 @@ def yima_sdk(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
     )
 
 
+@pytest.fixture(autouse=True)
+def own_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A config folder of the test's own: a token saved by a real `yima-sdk login` must not leak in."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dev")
@@ -254,3 +262,13 @@ def test_publish_fails_loudly(scaffold: Path, api: StandInApi) -> None:
     missing = yima_sdk("publish", "--api", api.url, cwd=scaffold, env={"YIMA_DEVELOPER_TOKEN": ""})
     assert missing.returncode == 1 and "publish.no_token" in missing.stderr
     assert len(api.uploads) == 1
+
+
+def test_publish_uses_the_token_login_saved(scaffold: Path, api: StandInApi, own_config: Path) -> None:
+    from yima_sdk.login import save_token
+
+    saved = save_token(api.url, TOKEN)
+    assert saved.parent == own_config / "yima-sdk"
+    done = yima_sdk("publish", cwd=scaffold, env={"YIMA_DEVELOPER_TOKEN": "", "YIMA_API": ""})
+    assert done.returncode == 0, done.stderr
+    assert f"to {api.url}" in done.stderr and len(api.uploads) == 1

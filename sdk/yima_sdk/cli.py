@@ -1,4 +1,4 @@
-"""The `yima-sdk` command: new, check, dev, pack, publish. Headless: every input is an argument or an
+"""The `yima-sdk` command: new, check, dev, pack, login, publish. Headless: every input is an argument or an
 environment variable, output is plain text (or JSON with --json), and the exit status says what happened:
 0 done, 1 the app or the platform said no (invalid manifest, failed checks, refused upload), 2 bad usage."""
 
@@ -66,13 +66,21 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("-o", "--output", type=Path, help="default: <folder>/dist/<id>-<version>.zip")
     pack.set_defaults(run=_pack)
 
+    login = commands.add_parser("login", help="get a developer token by confirming a code as a developer")
+    login.add_argument("--server", help="API base URL (default: $YIMA_API or http://127.0.0.1:8000)")
+    login.set_defaults(run=_login)
+
     publish = commands.add_parser("publish", help="upload the app to the developer API")
     publish.add_argument(
         "folder", type=Path, nargs="?", default=Path("."), help="packed in memory, not written"
     )
     publish.add_argument("--archive", type=Path, help="upload this archive instead of packing the folder")
-    publish.add_argument("--token", help="developer API token (default: $YIMA_DEVELOPER_TOKEN)")
-    publish.add_argument("--api", help="API base URL (default: $YIMA_API or http://127.0.0.1:8000)")
+    publish.add_argument(
+        "--token", help="developer API token (default: $YIMA_DEVELOPER_TOKEN, else the one `login` saved)"
+    )
+    publish.add_argument(
+        "--api", help="API base URL (default: $YIMA_API, else the last `login`'s, else http://127.0.0.1:8000)"
+    )
     publish.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     publish.set_defaults(run=_publish)
     return parser
@@ -104,6 +112,7 @@ def _new(args: argparse.Namespace) -> int:
     print(f"created {app_id} in {folder}:")
     for path in sorted(written):
         print(f"  {path.relative_to(folder)}")
+    print("its tests run with pytest: pip install 'yima-sdk[test]' brings it")
     print(f"next: cd {folder} && pytest && yima-sdk dev")
     return 0
 
@@ -209,13 +218,38 @@ def _pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _login(args: argparse.Namespace) -> int:
+    from yima_sdk.login import save_token, start, wait_for_token
+    from yima_sdk.publish import API_ENV, DEFAULT_API
+
+    api = args.server or os.environ.get(API_ENV) or DEFAULT_API
+    started = start(api)
+    print(
+        f"To sign in, confirm this code within {started.expires_in // 60} minutes as your developer account:"
+    )
+    print(f"  code: {started.user_code}")
+    print(f"  at:   {started.verification_uri}")
+    print(f'        (POST {{"user_code": "{started.user_code}"}} with the access token of your OTP sign-in)')
+    print("waiting for the confirmation...", flush=True)
+    token, token_id = wait_for_token(api, started)
+    path = save_token(api, token)
+    print(f"signed in to {api}: developer token {token_id} saved to {path} (readable by you alone)")
+    return 0
+
+
 def _publish(args: argparse.Namespace) -> int:
+    from yima_sdk.login import stored_login
     from yima_sdk.pack import pack, read_package
     from yima_sdk.publish import API_ENV, DEFAULT_API, TOKEN_ENV, format_report, upload
 
     package = read_package(args.archive) if args.archive is not None else pack(args.folder)
+    api = args.api or os.environ.get(API_ENV)
     token = args.token or os.environ.get(TOKEN_ENV, "")
-    api = args.api or os.environ.get(API_ENV) or DEFAULT_API
+    if not token:
+        saved = stored_login(api)
+        if saved is not None:
+            api, token = saved.api, saved.token
+    api = api or DEFAULT_API
     print(f"uploading {package.manifest.key} ({package.digest}) to {api}", file=sys.stderr)
     result = upload(package, api=api, token=token)
     if args.json:

@@ -10,12 +10,9 @@ stable `code` (`registry.not_owner`, `registry.version_exists`...), raised here 
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-from typing import Any
-
 import msgspec
 
+from yima_sdk._http import call, check_api
 from yima_sdk.errors import PublishError
 from yima_sdk.pack import Package
 
@@ -49,44 +46,24 @@ class UploadResult(msgspec.Struct, frozen=True, kw_only=True):
 def upload(package: Package, *, api: str, token: str, timeout: float = 60.0) -> UploadResult:
     """Upload the archive; PublishError (with the API's code) when the API refuses it or cannot be reached."""
     if not token:
-        raise PublishError(f"no developer token: pass --token or set {TOKEN_ENV}", code="publish.no_token")
-    if not api.startswith(("http://", "https://")):
-        raise PublishError(f"--api must be an http(s) URL, not {api!r}", code="publish.bad_api")
-    url = f"{api.rstrip('/')}/v1/developer/apps/{package.manifest.id}/versions"
-    request = urllib.request.Request(  # noqa: S310  (scheme checked above)
+        raise PublishError(
+            f"no developer token: run `yima-sdk login`, pass --token or set {TOKEN_ENV}",
+            code="publish.no_token",
+        )
+    url = f"{check_api(api, PublishError, 'publish')}/v1/developer/apps/{package.manifest.id}/versions"
+    body = call(
         url,
         data=package.data,
-        method="POST",
-        headers={
-            "authorization": f"Bearer {token}",
-            "content-type": "application/zip",
-            "accept": "application/json",
-            "user-agent": "yima-sdk",
-        },
+        content_type="application/zip",
+        headers={"authorization": f"Bearer {token}"},
+        error=PublishError,
+        prefix="publish",
+        timeout=timeout,
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310  (http(s) URL by contract)
-            body = answer.read()
-    except urllib.error.HTTPError as exc:
-        raise _problem(exc.code, exc.read()) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise PublishError(f"cannot reach {url}: {exc}", code="publish.unreachable") from None
     try:
         return msgspec.json.decode(body, type=UploadResult)
     except msgspec.DecodeError as exc:
         raise PublishError(f"unexpected answer from {url}: {exc}", code="publish.bad_answer") from None
-
-
-def _problem(status: int, body: bytes) -> PublishError:
-    try:
-        problem: Any = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        problem = {}
-    if not isinstance(problem, dict):
-        problem = {}
-    code = str(problem.get("code") or f"http.{status}")
-    detail = str(problem.get("detail") or problem.get("title") or body[:200].decode("utf-8", "replace"))
-    return PublishError(f"HTTP {status}: {detail}", code=code)
 
 
 def format_report(result: UploadResult) -> str:

@@ -16,6 +16,7 @@ from server.platform.controllers import (
     MiniAppAdminController,
     ResidentPlatformController,
 )
+from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.events import PlatformScanSink
 from server.platform.service import Platform
 from server.settings import Settings
@@ -33,7 +34,13 @@ class PlatformPlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [DeveloperController, MiniAppAdminController, ResidentPlatformController, GatewayController]
+            [
+                DeveloperController,
+                DeviceLoginController,
+                MiniAppAdminController,
+                ResidentPlatformController,
+                GatewayController,
+            ]
         )
         app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)
         # In app state before any start-up hook runs, so the terminals plugin finds it whatever the plugin order.

@@ -49,7 +49,10 @@ class Registry:
 
     # ---- developer tokens -----------------------------------------------------------------------------
 
-    async def issue_token(self, conn: asyncpg.Connection, account_id: int) -> tuple[int, str, dt.datetime]:
+    async def issue_token(
+        self, conn: asyncpg.Connection, account_id: int, *, via: str | None = None
+    ) -> tuple[int, str, dt.datetime]:
+        """A new token for `account_id`; `via` names the device login that asked for it, if one did."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         at = self.clock()
         token_id = await repository.insert_token(conn, account_id, token_hash(token), at)
@@ -58,6 +61,7 @@ class Registry:
             actor=f"account:{account_id}",
             action="developer.token_issued",
             target=f"developer_token:{token_id}",
+            details={"via": via} if via else None,
         )
         return token_id, token, at
 

@@ -14,6 +14,7 @@ from sandbox import SandboxHost
 from server.core import Core
 from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
+from server.platform.device_login.service import DeviceLogin
 from server.platform.gateway import Gateway
 from server.platform.registry import Registry
 from server.platform.residents import Residents
@@ -29,6 +30,7 @@ class Platform:
     config: PlatformSettings
     runtime: Runtime
     registry: Registry
+    device_login: DeviceLogin
     residents: Residents
     storage: AppStorage
     caps: PlatformCapabilities
@@ -43,11 +45,20 @@ class Platform:
         caps = PlatformCapabilities(core, runtime, app_state, storage)
         host.provider = caps
         await host.start()
+        registry = Registry()
         platform = cls(
             core=core,
             config=config,
             runtime=runtime,
-            registry=Registry(),
+            registry=registry,
+            device_login=DeviceLogin(
+                core.db,
+                core.cache,
+                registry,
+                ttl_s=core.settings.developer_login_ttl_s,
+                interval_s=core.settings.developer_login_interval_s,
+                verification_uri=f"{core.settings.base_url}/v1/developer/device/confirm",
+            ),
             residents=Residents(runtime, lambda: getattr(app_state, "onecard", None)),
             storage=storage,
             caps=caps,
