@@ -12,6 +12,10 @@
     ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
     └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable (with Retry-After)
 
+Input the database refuses (a value out of a column's range, a NUL character in text, a reference to a row that
+does not exist) and JSON nested deeper than the decoder recurses are the caller's fault: 400/422 with a code, never
+a 500. Routes check what they can before the database does; these nets catch what slips past them.
+
 A database connection lost in the middle of a request (PostgreSQL restarted, the network dropped) is answered
 503 `service.db_unavailable`, not as a bug: its transaction did not commit (or, lost during COMMIT, may have),
 and every write that may be retried is idempotent, so the client sends the request again.
@@ -217,11 +221,36 @@ def _database_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
+def _refused_input(exc: BaseException) -> AppError | None:
+    """The caller's input, refused by the decoder or the database: the 4xx it deserves, or None."""
+    if isinstance(exc, RecursionError):
+        return BadRequest("The body is nested too deeply", code="request.too_deep")
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return Unprocessable(
+            "The request refers to something that does not exist", code="request.unknown_reference"
+        )
+    if isinstance(exc, asyncpg.DataError):
+        # 22xxx: out of range, NUL in text, malformed value; or asyncpg refusing to encode an argument.
+        return BadRequest(
+            "A value in the request is out of range or not allowed", code="request.value_refused"
+        )
+    if isinstance(exc, OverflowError):
+        return BadRequest("A number in the request is out of range", code="request.value_refused")
+    return None
+
+
 def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, AppError):
         return problem_response(request, exc)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return problem_response(request, _from_litestar(exc))
+    refused = _refused_input(exc)
+    if refused is not None:
+        log.info(
+            "input refused",
+            extra={"request_id": request_id_of(request.scope), "error": type(exc).__name__},
+        )
+        return problem_response(request, refused)
     if _database_lost(exc):
         log.warning(
             "database connection lost",

@@ -61,13 +61,18 @@ SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
 Purpose = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
 
 AppId = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$", min_length=3, max_length=128)
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+(?!\n)$", min_length=3, max_length=128)
 ]
 SemVer = Annotated[
     str,
-    msgspec.Meta(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"),
+    msgspec.Meta(
+        pattern=r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?(?!\n)$"
+    ),
 ]
-Entry = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")]
+Entry = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(?!\n)$"),
+]
 
 # Human hints for the regex-constrained fields: msgspec's own message quotes the regex, which helps nobody.
 _HINTS = {

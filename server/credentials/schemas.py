@@ -7,13 +7,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from server.wire import Inbound, Outbound
+from server.wire import Inbound, Outbound, whole
 
 Colour = Literal["green", "yellow", "red"]
 IssuerCode = Annotated[
     int, msgspec.Meta(ge=100000, le=999999, description="6-digit administrative division code")
 ]
-KeyIdHex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8}$", description="4-byte key id as 8 hex digits")]
+KeyIdHex = Annotated[
+    str, msgspec.Meta(pattern=whole("[0-9a-f]{8}"), description="4-byte key id as 8 hex digits")
+]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 

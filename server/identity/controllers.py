@@ -6,7 +6,7 @@ from typing import Annotated, Any, TypeAlias
 
 from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC
@@ -16,6 +16,8 @@ from server.identity import schemas
 from server.identity.service import IdentityService, Profile
 from server.identity.sms import ConsoleSender
 from server.net import client_address
+from server.params import RowId
+from server.wire import whole
 
 Identity: TypeAlias = NamedDependency[IdentityService]
 
@@ -83,16 +85,14 @@ class AccountAdminController(Controller):
     tags = ["admin"]
 
     @get("/{account_id:int}", opt=allow(Role.OPERATOR), operation_id="adminGetAccount")
-    async def get_account(
-        self, account_id: FromPath[int], identity: Identity, db: Db
-    ) -> schemas.ProfileResponse:
+    async def get_account(self, account_id: RowId, identity: Identity, db: Db) -> schemas.ProfileResponse:
         """An account's masked profile."""
         return _profile(await identity.profile(db, account_id))
 
     @post("/{account_id:int}/roles", status_code=200, opt=allow(Role.OPERATOR), operation_id="adminGrantRole")
     async def grant(
         self,
-        account_id: FromPath[int],
+        account_id: RowId,
         data: JSONBody[schemas.RoleChange],
         principal: Caller,
         identity: Identity,
@@ -110,7 +110,7 @@ class AccountAdminController(Controller):
     )
     async def revoke(
         self,
-        account_id: FromPath[int],
+        account_id: RowId,
         data: JSONBody[schemas.RoleChange],
         principal: Caller,
         identity: Identity,
@@ -129,7 +129,9 @@ class DevOutboxController(Controller):
 
     @get("/sms-outbox", opt=allow(PUBLIC), operation_id="devSmsOutbox")
     async def outbox(
-        self, request: Request[Any, Any, Any], phone: Annotated[str, QueryParameter(pattern=r"^1[3-9]\d{9}$")]
+        self,
+        request: Request[Any, Any, Any],
+        phone: Annotated[str, QueryParameter(pattern=whole("1[3-9][0-9]{9}"))],
     ) -> list[schemas.SmsOutboxEntry]:
         """Messages the console SMS sender 'sent' to a number, newest last."""
         sender = request.app.state.core.sms

@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from server.wire import ascii_text
+
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 # First two digits: provinces, autonomous regions and municipalities (GB/T 2260), plus 71/81/82.
 _PROVINCES = frozenset(
     {
@@ -70,8 +72,9 @@ def check_digit(first17: str) -> str:
 
 
 def parse_id_number(raw: str, *, today: date | None = None) -> IdNumber:
-    value = raw.strip().upper()
-    if not _SHAPE.match(value):
+    # NFKC first: "３41822..." is the same person's number as "341822...", never a second identity.
+    value = (ascii_text(raw) or "").strip().upper()
+    if not _SHAPE.fullmatch(value):
         raise IdNumberError("must be 17 digits followed by a digit or X")
     if int(value[:2]) not in _PROVINCES:
         raise IdNumberError("the region code is not a valid province")

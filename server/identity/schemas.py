@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from server.auth.roles import Role
-from server.wire import Inbound, Outbound, Phone
+from server.wire import Inbound, Outbound, Phone, whole
 
 
 class OtpRequest(Inbound):
@@ -23,7 +23,7 @@ class OtpAccepted(Outbound):
 
 class TokenRequest(Inbound):
     phone: Phone
-    code: Annotated[str, msgspec.Meta(pattern=r"^\d{6}$", description="The 6-digit code from the SMS")]
+    code: Annotated[str, msgspec.Meta(pattern=whole("[0-9]{6}"), description="The 6-digit code from the SMS")]
 
 
 class RefreshRequest(Inbound):

@@ -17,7 +17,8 @@ from server.deps import Caller, Db
 from server.onecard import errors, schemas
 from server.onecard.service import OnecardService
 from server.onecard.topups import Topups
-from server.wire import IdempotencyKey
+from server.params import RowId
+from server.wire import IdempotencyKey, whole
 
 Onecard: TypeAlias = NamedDependency[OnecardService]
 TopupService: TypeAlias = NamedDependency[Topups]
@@ -50,7 +51,8 @@ class OnecardController(Controller):
     async def statement(
         self,
         month: Annotated[
-            str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (China Standard Time)")
+            str,
+            QueryParameter(pattern=whole("[0-9]{4}-[0-9]{2}"), description="YYYY-MM (China Standard Time)"),
         ],
         principal: Caller,
         onecard: Onecard,
@@ -106,9 +108,7 @@ class DeviceController(Controller):
         return msgspec.convert(msgspec.to_builtins(issued), schemas.DeviceCertificateResponse)
 
     @delete("/{device_id:int}", status_code=200, opt=allow(Role.RESIDENT), operation_id="revokeDevice")
-    async def revoke(
-        self, device_id: FromPath[int], principal: Caller, onecard: Onecard
-    ) -> schemas.DeviceRevoked:
+    async def revoke(self, device_id: RowId, principal: Caller, onecard: Onecard) -> schemas.DeviceRevoked:
         """Revoke a device certificate (lost phone): it enters the revocation deltas terminals fetch, and offline
         records made with it are no longer charged."""
         revoked_at = await onecard.revoke_device(principal.account_id, device_id)
@@ -135,7 +135,9 @@ class ReconciliationController(Controller):
     @get("/reconciliation", opt=allow(Role.OPERATOR), operation_id="onecardReconciliation")
     async def reconciliation(
         self,
-        date: Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD (CST)")],
+        date: Annotated[
+            str, QueryParameter(pattern=whole("[0-9]{4}-[0-9]{2}-[0-9]{2}"), description="YYYY-MM-DD (CST)")
+        ],
         topups: TopupService,
     ) -> schemas.ReconciliationResponse:
         """Daily reconciliation: every difference between the provider's bill and our ledger for that day."""

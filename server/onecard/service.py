@@ -67,16 +67,19 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     """ "2025-03" -> [start, end) of that month in China Standard Time."""
     try:
         year, mon = (int(p) for p in month.split("-"))
-        if len(month) != 7 or not 1 <= mon <= 12 or year < 2000:
+        if len(month) != 7 or not month.isascii() or not 1 <= mon <= 12 or year < 2000:
             raise ValueError(month)
+        start = dt.datetime(year, mon, 1, tzinfo=CST)
+        end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CST)  # 9999-12 ends past the calendar
     except ValueError:
         raise errors.MonthInvalid() from None
-    start = dt.datetime(year, mon, 1, tzinfo=CST)
-    end = dt.datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CST)
     return start, end
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a business day in China Standard Time; days the ledger cannot hold are refused."""
+    if not dt.date(2000, 1, 1) <= day < dt.date.max:  # the last day's end is past the calendar
+        raise errors.DateInvalid()
     start = dt.datetime(day.year, day.month, day.day, tzinfo=CST)
     return start, start + dt.timedelta(days=1)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_CARD = re.compile(r"^[A-Z][0-9]{8}$")
+from server.wire import ascii_text
+
+_CARD = re.compile(r"[A-Z][0-9]{8}")
 
 
 class CardNumberError(ValueError):
@@ -20,8 +22,8 @@ def normalise_card_number(text: str) -> str:
     (社会保障号码) on the same card is the resident's ID number, which the identity domain already holds and
     checks; it is not accepted here.
     """
-    value = "".join(text.split()).upper()
-    if not _CARD.match(value):
+    value = "".join((ascii_text(text) or "").split()).upper()  # NFKC: a full-width "Ａ１..." is the same card
+    if not _CARD.fullmatch(value):
         raise CardNumberError("expected one capital letter and 8 digits, e.g. A12345678")
     return value
 

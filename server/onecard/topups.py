@@ -223,11 +223,11 @@ class Topups:
 
     async def reconcile(self, day: dt.date) -> ReconciliationReport:
         """Every difference between the provider's bill for `day` (CST) and our ledger, plus ledger integrity."""
+        start, end = day_bounds(day)
         try:
             bill = await self.payments.daily_bill(day)
         except ProviderError:
             raise errors.ProviderUnavailable() from None
-        start, end = day_bounds(day)
         async with self._db.connection() as conn:
             ours = await repository.topups_for_reconciliation(
                 conn, start, end, [line.order_no for line in bill]

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC
 from server.deps import Caller, Db
+from server.params import INT64_MAX, RowId
 from server.platform import archive, repository, schemas
 from server.platform import errors as e
 from server.platform.service import Platform
@@ -93,9 +94,7 @@ class DeveloperController(Controller):
         opt=allow(Role.DEVELOPER),
         operation_id="revokeDeveloperToken",
     )
-    async def revoke_token(
-        self, token_id: FromPath[int], principal: Caller, platform: PlatformDep, db: Db
-    ) -> None:
+    async def revoke_token(self, token_id: RowId, principal: Caller, platform: PlatformDep, db: Db) -> None:
         """Revoke one of your developer tokens; it stops working at once."""
         await platform.registry.revoke_token(db, principal.account_id, token_id)
 
@@ -372,7 +371,7 @@ class ResidentPlatformController(Controller):
         principal: Caller,
         platform: PlatformDep,
         db: Db,
-        before: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=INT64_MAX)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 30,
     ) -> list[schemas.InboxMessage]:
         """Messages mini-apps sent you, newest first (`before` = the last id you have, for the next page)."""
@@ -394,7 +393,7 @@ class ResidentPlatformController(Controller):
         operation_id="confirmPayment",
     )
     async def confirm(
-        self, payment_id: FromPath[int], principal: Caller, platform: PlatformDep, db: Db
+        self, payment_id: RowId, principal: Caller, platform: PlatformDep, db: Db
     ) -> schemas.Payment:
         """Confirm a pending payment: the one-card is charged once (status succeeded, or failed with a code)."""
         return _payment(await platform.residents.confirm(db, principal.account_id, payment_id))
@@ -406,7 +405,7 @@ class ResidentPlatformController(Controller):
         operation_id="declinePayment",
     )
     async def decline(
-        self, payment_id: FromPath[int], principal: Caller, platform: PlatformDep, db: Db
+        self, payment_id: RowId, principal: Caller, platform: PlatformDep, db: Db
     ) -> schemas.Payment:
         """Decline a pending payment; nothing is charged."""
         return _payment(await platform.residents.decline(db, principal.account_id, payment_id))
