@@ -11,7 +11,8 @@ Operations follow the SDK's wire contract (yima_sdk.capabilities.Storage; argume
     counter_get(name) -> int
 
 Refusals: VersionConflict (`storage.version_conflict`), CounterOutOfRange (`storage.counter_out_of_range`,
-nothing changes), QuotaExceeded (the app's key or byte quota), InvalidArgument (bad key, value, limit).
+nothing changes), QuotaExceeded (the app's key or byte quota; counters count as keys), InvalidArgument (bad
+key, value, limit).
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ class AppStorage:
     ) -> int:
         now = self.clock()
         async with self.db.transaction() as conn:
-            await repo.ensure_counter(conn, app_id, COLLECTION, name, now)
+            # a counter is a key: a new one counts against the key quota (or is not created at all)
+            created = await repo.ensure_counter(conn, app_id, COLLECTION, name, now)
+            if created and not await repo.account_usage(conn, app_id, 1, 0):
+                raise QuotaExceeded("the app's storage quota is used up")
         async with self.db.transaction() as conn:
             value = await repo.add_bounded(conn, app_id, COLLECTION, name, delta, lower, upper, now)
         if value is None:

@@ -110,15 +110,17 @@ async def account_usage(conn: asyncpg.Connection, app_id: str, keys: int, size: 
 
 async def ensure_counter(
     conn: asyncpg.Connection, app_id: str, collection: str, key: str, at: dt.datetime
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Create the counter at 0 unless it exists; True when this call created it."""
+    created = await conn.fetchval(
         "INSERT INTO miniapp_counters (app_id, collection, key, value, updated_at) VALUES ($1, $2, $3, 0, $4)"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT DO NOTHING RETURNING true",
         app_id,
         collection,
         key,
         at,
     )
+    return created is not None
 
 
 async def add_bounded(
