@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from server.api_docs import CONTENT_SECURITY_POLICY, ApiDocsPage
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.core import CorePlugin
@@ -47,7 +50,16 @@ def _openapi_config() -> OpenAPIConfig:
         version="0.1.0",
         description="yima (一码): one signed QR credential for Guangde residents; terminals; mini-apps.",
         use_handler_docstrings=True,
-        openapi_router=Router("/schema", route_handlers=[], opt=allow(PUBLIC)),
+        openapi_router=Router(
+            "/schema",
+            route_handlers=[],
+            opt=allow(PUBLIC),
+            include_in_schema=False,
+            response_headers=[ResponseHeader(name="content-security-policy", value=CONTENT_SECURITY_POLICY)],
+        ),
+        # One page from local assets (server/api_docs.py), the JSON document, and YAML; none of Litestar's
+        # CDN-loading pages.
+        render_plugins=[ApiDocsPage(), YamlRenderPlugin()],
         components=Components(
             security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
