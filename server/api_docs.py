@@ -9,6 +9,7 @@ elsewhere either, and the validator badge (which calls a public validator) is sw
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.params import FromPath
 from litestar.response import File
+
+from server.errors import Unavailable
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -42,11 +45,15 @@ window.addEventListener("DOMContentLoaded", function () {
 """
 
 
+@functools.cache
 def _swagger_ui_dir() -> Path:
+    # Found on first use, not at start-up: an environment installed before this dependency still serves the API.
     # The wheel's package imports web-framework adapters on import; only its files are wanted.
     spec = importlib.util.find_spec("swagger_ui")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the swagger-ui-py package is missing: reinstall yima")
+        raise Unavailable(
+            "The API docs need the swagger-ui-py package: reinstall yima", code="docs.unavailable"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
@@ -66,7 +73,6 @@ class ApiDocsPage(OpenAPIRenderPlugin):
 
     def receive_router(self, router: Router) -> None:
         self.assets = f"{router.path.rstrip('/')}/assets"
-        folder = _swagger_ui_dir()
 
         @get("/assets/{name:str}", sync_to_thread=False, cache_control=CacheControlHeader(max_age=86400))
         def asset(name: FromPath[str]) -> Response[Any]:
@@ -74,7 +80,7 @@ class ApiDocsPage(OpenAPIRenderPlugin):
                 return Response(_INIT_JS, media_type="text/javascript")
             if name not in _ASSETS:
                 raise NotFoundException()
-            return File(folder / name, media_type=_ASSETS[name], content_disposition_type="inline")
+            return File(_swagger_ui_dir() / name, media_type=_ASSETS[name], content_disposition_type="inline")
 
         router.register(asset)
 
