@@ -2,19 +2,27 @@
 
 Both backends honour one contract (tests/test_cache.py runs it over each): `set_if_absent` is atomic and is what
 the replay guard and single-use tokens stand on; `incr` creates a counter with its expiry in the same step, so a
-crash can never leave an immortal rate-limit counter.
+crash can never leave an immortal rate-limit counter. When Redis cannot be reached, every operation raises
+`CacheUnavailable` (503 `service.cache_unavailable` with Retry-After, unless the caller degrades): callers
+decide per use whether to degrade, and nothing answers 500 because Redis restarted.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+import redis.exceptions
+
+from server.errors import CacheUnavailable
+from server.observability import outage_log
 
 log = logging.getLogger("yima.cache")
 
@@ -168,6 +176,26 @@ class MemoryCache(Cache):
         self._data.clear()
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _unavailable_when_lost(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Redis refusing or dropping connections becomes the one error callers know, whatever the client raised."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except _LOST as exc:
+            raise CacheUnavailable() from exc
+
+    return wrapper
+
+
 class RedisCache(Cache):
     """Shared by every worker on every machine; keys are namespaced so one Redis can serve several deployments."""
 
@@ -175,19 +203,24 @@ class RedisCache(Cache):
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._ns = namespace
 
+    @_unavailable_when_lost
     async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
         return bool(await self._redis.set(self._ns + key, value, px=max(1, int(ttl_s * 1000)), nx=True))
 
+    @_unavailable_when_lost
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._ns + key)
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
+    @_unavailable_when_lost
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         await self._redis.set(self._ns + key, value, px=max(1, int(ttl_s * 1000)))
 
+    @_unavailable_when_lost
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._ns + key)
 
+    @_unavailable_when_lost
     async def incr(self, key: str, ttl_s: float, amount: int = 1) -> int:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incrby(self._ns + key, amount)
@@ -196,10 +229,12 @@ class RedisCache(Cache):
             value, _ = await pipe.execute()
         return int(value)
 
+    @_unavailable_when_lost
     async def ttl(self, key: str) -> float | None:
         ms = await self._redis.pttl(self._ns + key)
         return None if ms < 0 else ms / 1000
 
+    @_unavailable_when_lost
     async def expiring_set_add(self, key: str, member: str, ttl_s: float) -> None:
         # A sorted set scored by expiry time: stale members are trimmed on every write.
         now_ms = int(time.time() * 1000)
@@ -211,10 +246,12 @@ class RedisCache(Cache):
             pipe.pexpire(self._ns + key, int(ttl_s * 1000), nx=True)
             await pipe.execute()
 
+    @_unavailable_when_lost
     async def expiring_set_members(self, key: str) -> frozenset[str]:
         members = await self._redis.zrangebyscore(self._ns + key, int(time.time() * 1000), "+inf")
         return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
+    @_unavailable_when_lost
     async def publish(self, channel: str, message: bytes) -> None:
         await self._redis.publish(self._ns + channel, message)
 
@@ -251,6 +288,7 @@ class RedisCache(Cache):
             await pubsub.unsubscribe()
             await pubsub.aclose()
 
+    @_unavailable_when_lost
     async def ping(self) -> None:
         await self._redis.ping()
 
@@ -291,9 +329,8 @@ async def follow(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning(
-                "subscription lost; resubscribing", extra={"channel": channel, "error": type(exc).__name__}
-            )
+            # Every channel of every worker retries while Redis is down: counted, one line per interval.
+            outage_log.failed("cache", f"subscription: {type(exc).__name__}")
         if on_lost is not None:
             on_lost()
         await asyncio.sleep(backoff)

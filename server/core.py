@@ -27,6 +27,7 @@ from server.errors import EXCEPTION_HANDLERS, app_error_handler
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
 from server.keys.service import KeyStore
 from server.observability import Metrics, request_context_middleware
+from server.ratelimit import RateLimits
 from server.security import FieldCipher, load_master_key
 from server.settings import Mode, Settings
 
@@ -45,6 +46,7 @@ class Core:
     metrics: Metrics
     master_key: bytes
     sessions: SessionRevocations
+    rate_limits: RateLimits
 
     async def close(self) -> None:
         await self.sessions.close()
@@ -86,9 +88,21 @@ async def start_core(
             if settings.sms_gateway_url
             else ConsoleSender()
         )
-    sessions = SessionRevocations(cache)
+    sessions = SessionRevocations(cache, db)
     await sessions.start()
-    return Core(settings, db, cache, cipher, keys, tokens, sms, metrics or Metrics(), master_key, sessions)
+    return Core(
+        settings,
+        db,
+        cache,
+        cipher,
+        keys,
+        tokens,
+        sms,
+        metrics or Metrics(),
+        master_key,
+        sessions,
+        RateLimits(cache),
+    )
 
 
 async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:

@@ -11,6 +11,7 @@
     ├── Unprocessable       422 domain rule failures (identity.id_number_invalid ...)
     ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
     └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable (with Retry-After)
+        └── CacheUnavailable    503 service.cache_unavailable
 
 Input the database refuses (a value out of a column's range, a NUL character in text, a reference to a row that
 does not exist) and JSON nested deeper than the decoder recurses are the caller's fault: 400/422 with a code, never
@@ -19,6 +20,10 @@ a 500. Routes check what they can before the database does; these nets catch wha
 A database connection lost in the middle of a request (PostgreSQL restarted, the network dropped) is answered
 503 `service.db_unavailable`, not as a bug: its transaction did not commit (or, lost during COMMIT, may have),
 and every write that may be retried is idempotent, so the client sends the request again.
+
+Redis is the same: a route that cannot do without it (a replay claim, a code revocation's mark) answers 503
+`service.cache_unavailable` with Retry-After while it is unreachable; the routes that can degrade do so
+(docs/operations.md has the policy per use). Either outage is logged as one line per interval with a count.
 
 Domain errors subclass one of these next to their service (server/<domain>/errors.py) and carry their own code.
 """
@@ -30,6 +35,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
+import redis.exceptions
 from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
@@ -44,7 +50,7 @@ from litestar.exceptions.http_exceptions import (
     RequestEntityTooLarge,
 )  # not re-exported by litestar.exceptions
 
-from server.observability import request_id_of
+from server.observability import outage_log, request_id_of
 
 log = logging.getLogger("yima.errors")
 
@@ -135,6 +141,16 @@ class Unavailable(AppError):
             code=code,
             extra=extra,
             headers={"Retry-After": str(max(1, retry_after_s)), **(headers or {})},
+        )
+
+
+class CacheUnavailable(Unavailable):
+    code, title = "service.cache_unavailable", "The shared cache is unreachable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        # Two seconds: long enough for Redis to restart or fail over, short enough that a phone's retry is not felt.
+        super().__init__(
+            detail or "The shared cache could not be reached; send the request again", retry_after_s=2
         )
 
 
@@ -239,7 +255,13 @@ def _refused_input(exc: BaseException) -> AppError | None:
     return None
 
 
+_CACHE_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
 def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if isinstance(exc, CacheUnavailable):
+        outage_log.failed("cache", type(exc.__cause__ or exc).__name__)
+        return problem_response(request, exc)
     if isinstance(exc, AppError):
         return problem_response(request, exc)
     if isinstance(exc, HTTPException) and exc.status_code < 500:
@@ -251,11 +273,12 @@ def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
             extra={"request_id": request_id_of(request.scope), "error": type(exc).__name__},
         )
         return problem_response(request, refused)
+    if isinstance(exc, _CACHE_LOST):
+        # A Redis client used directly (the scan guard's) rather than through server.cache.
+        outage_log.failed("cache", type(exc).__name__)
+        return problem_response(request, CacheUnavailable())
     if _database_lost(exc):
-        log.warning(
-            "database connection lost",
-            extra={"request_id": request_id_of(request.scope), "error": type(exc).__name__},
-        )
+        outage_log.failed("database", type(exc).__name__)
         return problem_response(
             request,
             Unavailable(

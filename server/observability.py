@@ -79,6 +79,45 @@ class Metrics:
         self.events = Counter("yima_events", "Domain events", ["event", "outcome"], registry=self.registry)
 
 
+class OutageLog:
+    """While a dependency fails, one line per interval with a count, not one line per failed request.
+
+    The first failure after a quiet interval is logged at once (the operator learns of the outage when it
+    starts); later ones are counted, and the count is logged with the first failure of the next interval.
+    """
+
+    def __init__(
+        self, logger: logging.Logger, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._log = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._since: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def failed(self, dependency: str, error: str) -> None:
+        now = self._clock()
+        since = self._since.get(dependency)
+        if since is not None and now - since < self._interval_s:
+            self._counts[dependency] += 1
+            return
+        earlier = self._counts.get(dependency, 0) if since is not None else 0
+        self._log.warning(
+            f"{dependency} unavailable",
+            extra={
+                "dependency": dependency,
+                "error": error,
+                "failures_since_last_line": earlier + 1,
+                "interval_s": self._interval_s,
+            },
+        )
+        self._since[dependency] = now
+        self._counts[dependency] = 0
+
+
+outage_log = OutageLog(logging.getLogger("yima.outage"))
+"""The process's one outage log: every worker reports its own count."""
+
 _access = logging.getLogger("yima.access")
 
 

@@ -1,35 +1,44 @@
 """Ended sessions (logout, refresh-token reuse, disabled terminal), known to every worker without a round trip.
 
-Access tokens are stateless, so an ended session must be refused while its tokens have not expired. Each worker
-keeps the set of ended session ids in memory: a revocation is written to the shared cache (an expiring set), and
-announced on a channel every worker listens to. A worker (re)subscribes first and then reloads the whole set, so
-nothing announced in between is missed. While its subscription is down, a worker asks the cache on every check
-instead, so a lost connection can only make checks slower, never let an ended session through.
+Access tokens are stateless, so an ended session must be refused while its tokens have not expired. PostgreSQL
+holds the record (`ended_sessions`); each worker keeps the set in memory, and an end is announced on a channel
+every worker listens to. A worker (re)subscribes first and then reloads the whole set from PostgreSQL, so nothing
+announced in between is missed. While its subscription is down (Redis restarting, unreachable), a worker asks
+PostgreSQL on every check instead: a Redis outage can only make checks slower, never let an ended session through,
+and never turn a check into an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from datetime import UTC, datetime, timedelta
 
+from server.auth import repository
 from server.cache import Cache, follow
+from server.db import Database
+from server.errors import CacheUnavailable
+from server.observability import outage_log
 
-_SET = "sessions:ended"
+log = logging.getLogger("yima.auth.sessions")
+
 _CHANNEL = "sessions:ended"
 
 
 class SessionRevocations:
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, db: Database) -> None:
         self._cache = cache
+        self._db = db
         self._ended: dict[str, float] = {}
         self._live = False
         self._first_load = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen())
-        # Wait (briefly) for the first load; if Redis is slow, checks go to the cache until it is in.
+        self._task = asyncio.create_task(self._listen(), name="sessions-listener")
+        # Wait (briefly) for the first load; if Redis is slow, checks go to PostgreSQL until it is in.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_load.wait(), 1.0)
 
@@ -41,9 +50,14 @@ class SessionRevocations:
 
     async def end(self, session_id: str, ttl_s: float) -> None:
         """End a session on every worker for ttl_s (at least the lifetime of its longest access token)."""
+        async with self._db.connection() as conn:
+            await repository.record_end(conn, session_id, datetime.now(UTC) + timedelta(seconds=ttl_s))
         self._ended[session_id] = time.monotonic() + ttl_s
-        await self._cache.expiring_set_add(_SET, session_id, ttl_s)
-        await self._cache.publish(_CHANNEL, f"{session_id} {ttl_s}".encode())
+        try:
+            await self._cache.publish(_CHANNEL, f"{session_id} {ttl_s}".encode())
+        except CacheUnavailable:
+            # Recorded already: workers without a subscription ask PostgreSQL, and reload it on resubscribing.
+            outage_log.failed("cache", "publish")
 
     async def is_ended(self, session_id: str) -> bool:
         expires = self._ended.get(session_id)
@@ -53,15 +67,23 @@ class SessionRevocations:
             del self._ended[session_id]
         if self._live:
             return False
-        return session_id in await self._cache.expiring_set_members(_SET)
+        async with self._db.connection() as conn:
+            until = await repository.ended_until(conn, session_id, datetime.now(UTC))
+        if until is None:
+            return False
+        self._ended[session_id] = time.monotonic() + (until - datetime.now(UTC)).total_seconds()
+        return True
 
     async def _listen(self) -> None:
         await follow(self._cache, _CHANNEL, self._on_message, on_subscribed=self._reload, on_lost=self._lose)
 
     async def _reload(self) -> None:
-        for member in await self._cache.expiring_set_members(_SET):
-            # The set does not carry each member's expiry; keep it for a token lifetime at most.
-            self._ended.setdefault(member, time.monotonic() + 3600)
+        now = datetime.now(UTC)
+        async with self._db.connection() as conn:
+            rows = await repository.still_ended(conn, now)
+        base = time.monotonic()
+        for row in rows:
+            self._ended[row["session_id"]] = base + (row["ended_until"] - now).total_seconds()
         self._live = True
         self._first_load.set()
 

@@ -39,7 +39,7 @@ class IdentityPlugin(InitPluginProtocol):
         app.state.identity = IdentityService(
             core.settings,
             core.db,
-            core.cache,
+            core.rate_limits,
             core.cipher,
             core.sms,
             core.tokens,

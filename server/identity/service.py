@@ -17,12 +17,11 @@ from server import audit
 from server.auth.roles import Role
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import AccessTokens
-from server.cache import Cache
 from server.db import Database
 from server.identity import errors, repository
 from server.identity.id_number import IdNumberError, mask_name, mask_phone, parse_id_number
 from server.identity.sms import SmsError, SmsSender
-from server.ratelimit import enforce
+from server.ratelimit import RateLimits
 from server.security import FieldCipher
 from server.security.fields import derive_key
 from server.settings import Settings
@@ -58,7 +57,7 @@ class IdentityService:
         self,
         settings: Settings,
         db: Database,
-        cache: Cache,
+        rate_limits: RateLimits,
         cipher: FieldCipher,
         sms: SmsSender,
         tokens: AccessTokens,
@@ -69,7 +68,7 @@ class IdentityService:
         self._s = settings
         self._sessions = sessions
         self._db = db
-        self._cache = cache
+        self._rate_limits = rate_limits
         self._cipher = cipher
         self._sms = sms
         self._tokens = tokens
@@ -88,15 +87,13 @@ class IdentityService:
     async def request_otp(self, phone: str, client_address: str) -> None:
         """Send a code to any well-formed number; the answer never says whether an account exists."""
         phone_index = self._cipher.blind_index("phone", phone)
-        await enforce(
-            self._cache,
+        await self._rate_limits.enforce(
             f"otp:addr:{client_address}",
             limit=self._s.otp_per_address_per_hour,
             window_s=3600,
             what="code requests from this address",
         )
-        await enforce(
-            self._cache,
+        await self._rate_limits.enforce(
             f"otp:phone:{phone_index.hex()}",
             limit=self._s.otp_per_phone_per_hour,
             window_s=3600,

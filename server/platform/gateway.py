@@ -46,14 +46,14 @@ class Gateway:
         now = self.clock()
         minute = int(now // 60)
         retry = 60 - int(now % 60)
-        cache = self.core.cache
-        if await cache.incr(f"mq:{app_id}:{minute}", 61) > per_app:
+        limits = self.core.rate_limits
+        if await limits.hit(f"mq:{app_id}:{minute}", 61) > per_app:
             raise e.QuotaExceeded(
                 "This mini-app has reached its request rate; try again shortly",
                 retry_after_s=retry,
                 code="miniapp.quota_app",
             )
-        if await cache.incr(f"mq:{app_id}:{account_id}:{minute}", 61) > per_resident:
+        if await limits.hit(f"mq:{app_id}:{account_id}:{minute}", 61) > per_resident:
             raise e.QuotaExceeded(
                 "You are sending this mini-app too many requests; try again shortly",
                 retry_after_s=retry,

@@ -1,0 +1,115 @@
+"""Drill: Redis is killed (`kill -9`) under traffic to a real `yima serve`, then started again.
+
+What must hold (docs/operations.md, "Redis outage"): no 500 at any moment; a route that cannot work without Redis
+answers 503 `service.cache_unavailable` with Retry-After; a route that can degrade keeps answering (sessions from
+PostgreSQL, rate limits per process); a session ended during the outage stays ended; once Redis is back, yima
+recovers without a restart; the outage is logged as a count per interval, not as an unhandled error per request.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import random_phone, valid_id_number
+from tests.drills.services import private_redis, wait_for, yima_env, yima_serve
+
+# Authenticated reads, and the login flow's rate-limited OTP request: what phones send all day.
+_TRAFFIC = (
+    ("GET", "/v1/me"),
+    ("GET", "/v1/me/codes/ankang"),
+    ("GET", "/v1/me/health-status"),
+    ("POST", "/v1/auth/otp"),
+)
+
+
+def _login(http: httpx.Client) -> dict[str, str]:
+    phone = random_phone()
+    assert http.post("/v1/auth/otp", json={"phone": phone}).status_code == 202
+    code = http.get("/v1/dev/sms-outbox", params={"phone": phone}).json()[-1]["code"]
+    r = http.post("/v1/auth/token", json={"phone": phone, "code": code})
+    assert r.status_code == 200, r.text
+    headers = {"authorization": f"Bearer {r.json()['access_token']}"}
+    # A real name, so the resident may show an Ankang code.
+    id_number = valid_id_number(
+        birth=f"19{secrets.randbelow(90) + 10}0101", seq=f"{secrets.randbelow(1000):03d}"
+    )
+    r = http.put("/v1/me/identity", json={"name": "张三", "id_number": id_number}, headers=headers)
+    assert r.status_code == 200, r.text
+    return headers
+
+
+def _send(http: httpx.Client, headers: dict[str, str], method: str, path: str) -> httpx.Response:
+    if method == "POST":
+        return http.post(path, json={"phone": random_phone()}, headers=headers)
+    return http.get(path, headers=headers)
+
+
+def _round(http: httpx.Client, headers: dict[str, str], rounds: int) -> list[tuple[str, httpx.Response]]:
+    return [(path, _send(http, headers, method, path)) for _ in range(rounds) for method, path in _TRAFFIC]
+
+
+@pytest.mark.slow
+def test_redis_killed_under_traffic_gives_no_500_and_recovers_without_restart(
+    database_url: str, master_key: str, tmp_path: Path
+) -> None:
+    with private_redis(tmp_path / "redis") as redis:
+        env = yima_env(
+            database_url=database_url,
+            redis_url=redis.url,
+            redis_namespace=f"drill-{secrets.token_hex(4)}:",
+            mode="development",
+            master_key=master_key,
+            data_dir=str(tmp_path / "data"),
+            # Every request comes from 127.0.0.1: the per-address OTP limit must not be what answers here.
+            otp_per_address_per_hour="1000",
+        )
+        with (
+            yima_serve(env, log_path=tmp_path / "yima.log") as server,
+            httpx.Client(base_url=server.url, timeout=30) as http,
+        ):
+            resident = _login(http)
+            leaving = _login(http)
+            before = _round(http, resident, 3)
+            assert all(r.status_code < 300 for _, r in before), [
+                (p, r.status_code, r.text) for p, r in before
+            ]
+
+            redis.kill()
+            during = _round(http, resident, 15)
+            # Logging out needs no Redis: the ended session is recorded in PostgreSQL, and every worker whose
+            # subscription is down asks PostgreSQL. It must stay refused during the outage and after it.
+            assert http.post("/v1/auth/logout", headers=leaving).status_code == 204
+            assert http.get("/v1/me", headers=leaving).status_code == 401
+            during += _round(http, resident, 15)
+
+            redis.start()
+            wait_for(
+                lambda: all(r.status_code < 300 for _, r in _round(http, resident, 1)),
+                timeout_s=30,
+                what="every route answering again after Redis restarted",
+            )
+            assert http.get("/v1/me", headers=leaving).status_code == 401
+            log = server.output()
+
+    by_status = collections.Counter((path, r.status_code) for path, r in during)
+    assert not [k for k in by_status if k[1] >= 500 and k[1] != 503], by_status
+    for _, r in during:
+        if r.status_code == 503:
+            assert r.headers.get("retry-after"), r.text
+            assert r.json()["code"] == "service.cache_unavailable"
+    # Degraded, not refused: a resident's session and profile come from PostgreSQL, the OTP limit per process.
+    assert by_status[("/v1/me", 200)] == 30, by_status
+    assert by_status[("/v1/auth/otp", 202)] == 30, by_status
+
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert not [entry for entry in lines if entry.get("msg") == "unhandled error"]
+    assert not [line for line in log.splitlines() if "Task exception was never retrieved" in line]
+    # One line per interval with a count, not one per request.
+    outage = [entry for entry in lines if entry.get("logger") == "yima.outage"]
+    assert len(outage) < 10, outage
