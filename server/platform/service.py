@@ -53,7 +53,7 @@ class Platform:
             registry=registry,
             device_login=DeviceLogin(
                 core.db,
-                core.cache,
+                core.rate_limits,
                 registry,
                 ttl_s=core.settings.developer_login_ttl_s,
                 interval_s=core.settings.developer_login_interval_s,

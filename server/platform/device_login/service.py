@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server import audit
-from server.cache import Cache
 from server.db import Database
 from server.platform.device_login import errors as e
 from server.platform.device_login import repository
 from server.platform.registry import Registry
-from server.ratelimit import enforce
+from server.ratelimit import RateLimits
 
 # RFC 8628 §6.1: consonants only (no vowels, so no words), no look-alikes; 20^8 codes, entered as XXXX-XXXX.
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
@@ -68,7 +67,7 @@ class DeviceLogin:
     def __init__(
         self,
         db: Database,
-        cache: Cache,
+        rate_limits: RateLimits,
         registry: Registry,
         *,
         ttl_s: int,
@@ -77,7 +76,7 @@ class DeviceLogin:
         clock: Callable[[], dt.datetime] = _now,
     ) -> None:
         self._db = db
-        self._cache = cache
+        self._rate_limits = rate_limits
         self._registry = registry
         self.ttl_s = ttl_s
         self.interval_s = interval_s
@@ -85,8 +84,7 @@ class DeviceLogin:
         self.clock = clock
 
     async def start(self, client_address: str) -> DeviceAuthorization:
-        await enforce(
-            self._cache,
+        await self._rate_limits.enforce(
             f"device:start:{client_address}",
             limit=STARTS_PER_HOUR,
             window_s=3600,
@@ -112,8 +110,7 @@ class DeviceLogin:
 
     async def confirm(self, account_id: int, user_code: str) -> None:
         """The signed-in developer vouches for the CLI showing `user_code`; audited."""
-        await enforce(
-            self._cache,
+        await self._rate_limits.enforce(
             f"device:confirm:{account_id}",
             limit=CONFIRMS_PER_WINDOW,
             window_s=600,
