@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
+import uvicorn
 from litestar import Litestar
 
 from server.app import create_app
@@ -32,16 +33,25 @@ def _dsn_for(database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the test server, dropped afterwards; yields its DSN."""
     name = f"yima_t_{os.getpid()}_{secrets.token_hex(3)}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    yield _dsn_for(name)
-    admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    try:
+        yield _dsn_for(name)
+    finally:
+        admin = await asyncpg.connect(ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    async with fresh_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +120,28 @@ async def serve(app: Litestar, client_address: str = "203.0.113.7") -> AsyncIter
 async def client(app: Litestar) -> AsyncIterator[AppClient]:
     async with serve(app, client_address=f"198.51.100.{secrets.randbelow(250) + 1}") as c:
         yield c
+
+
+@contextlib.asynccontextmanager
+async def serve_tcp(settings: Settings, **overrides: Any) -> AsyncIterator[AppClient]:
+    """The app behind uvicorn on a free 127.0.0.1 port, on this event loop, its public URL that address: for
+    clients that need a real socket (urllib, the app calling itself). The client talks to it over TCP."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(msgspec.structs.replace(settings, port=port, public_url=url, **overrides))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # start-up failed: raise its error here
+            await asyncio.sleep(0.01)
+        async with AppClient(base_url=url) as client:
+            client.app = app
+            yield client
+    finally:
+        server.should_exit = True
+        await task
 
 
 def free_port() -> int:

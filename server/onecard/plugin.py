@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Litestar, post
+from litestar import Controller, Litestar, get, post
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -11,7 +11,8 @@ from litestar.plugins import InitPluginProtocol
 
 from server.auth import allow
 from server.auth.guards import PUBLIC
-from server.errors import NotFound
+from server.db import Database
+from server.errors import Conflict, NotFound
 from server.onecard.config import OnecardConfig
 from server.onecard.controllers import (
     DeviceController,
@@ -19,13 +20,15 @@ from server.onecard.controllers import (
     PaymentNotifyController,
     ReconciliationController,
 )
+from server.onecard.payments import simulator_repository
 from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentProvider
 from server.onecard.payments.base import PaymentProvider
 from server.onecard.payments.signing import unb64url
-from server.onecard.payments.simulator import PaymentSimulator
+from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
 from server.onecard.service import OnecardService
 from server.onecard.topups import Topups
 from server.settings import Mode, Settings
+from server.wire import Outbound
 
 
 def provide_onecard(state: State) -> OnecardService:
@@ -36,19 +39,64 @@ def provide_topups(state: State) -> Topups:
     return state.onecard_topups  # type: ignore[no-any-return]
 
 
-class DevPaymentController(Controller):
-    """Development only: play the payer against the in-process payment simulator."""
+class DevCashier(Outbound):
+    """The development cashier: the order a top-up's `pay_url` names, and how to play the payer."""
 
-    path = "/v1/dev/payments"
+    order_no: str
+    amount_fen: int
+    state: str
+    pay: str
+    """`POST` here to pay the order (the simulator then notifies this server)."""
+
+
+class DevPaymentController(Controller):
+    """Development only: the in-process payment simulator's cashier, and the payer."""
+
+    path = "/v1/dev"
     tags = ["dev"]
 
-    @post("/{order_no:str}/pay", status_code=200, opt=allow(PUBLIC), operation_id="devPayTopup")
+    @get("/sim/cashier/{prepay_id:str}", opt=allow(PUBLIC), operation_id="devCashier")
+    async def cashier(self, prepay_id: FromPath[str], state: State) -> DevCashier:
+        """Where a top-up's `pay_url` leads under `yima dev`: the order to pay."""
+        order = await _local(state).cashier(prepay_id)
+        if order is None:
+            raise NotFound("No order has this prepay id")
+        return DevCashier(
+            order.order_no,
+            order.amount_fen,
+            order.state,
+            f"{state.core.settings.base_url}/v1/dev/payments/{order.order_no}/pay",
+        )
+
+    @post("/payments/{order_no:str}/pay", status_code=200, opt=allow(PUBLIC), operation_id="devPayTopup")
     async def pay(self, order_no: FromPath[str], state: State) -> dict[str, list[str]]:
         """Pay a top-up order in the simulator; its notification is delivered within a second."""
-        provider = state.onecard.payments
-        if not isinstance(provider, LocalPaymentProvider):
-            raise NotFound()
-        return {"notify_ids": provider.simulator.pay(order_no)}
+        try:
+            return {"notify_ids": await _local(state).pay(order_no)}
+        except SimError as exc:
+            raise (NotFound if exc.status == 404 else Conflict)(exc.message) from None
+
+
+def _local(state: State) -> LocalPaymentProvider:
+    provider = state.onecard.payments
+    if not isinstance(provider, LocalPaymentProvider):
+        raise NotFound()
+    return provider
+
+
+class _SimulatorOrdersInPostgres:
+    """The development simulator's orders in the database every `yima` process of this data folder uses."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def load(self) -> list[SimOrder]:
+        async with self._db.connection() as conn:
+            return await simulator_repository.load_orders(conn)
+
+    async def save(self, order: SimOrder) -> None:
+        async with self._db.transaction() as conn:
+            await simulator_repository.save_order(conn, order)
 
 
 class OnecardPlugin(InitPluginProtocol):
@@ -69,7 +117,7 @@ class OnecardPlugin(InitPluginProtocol):
         app_config.on_shutdown.insert(0, self._stop)
         return app_config
 
-    def _provider(self) -> PaymentProvider:
+    def _provider(self, db: Database) -> PaymentProvider:
         cfg = self.config
         if cfg.payment_provider_url:
             return HttpPaymentProvider(
@@ -87,7 +135,9 @@ class OnecardPlugin(InitPluginProtocol):
             merchant_key=cfg.merchant_key,
             base_url=self.settings.base_url + "/v1/dev",
         )
-        return LocalPaymentProvider(simulator)
+        # In development the orders live in PostgreSQL: the `yima` commands (reconcile) see the server's payments.
+        shared = _SimulatorOrdersInPostgres(db) if self.settings.mode is Mode.DEVELOPMENT else None
+        return LocalPaymentProvider(simulator, shared)
 
     async def _start(self, app: Litestar) -> None:
         import asyncio
@@ -99,7 +149,7 @@ class OnecardPlugin(InitPluginProtocol):
             core.cipher,
             core.keys,
             core.master_key,
-            self._provider(),
+            self._provider(core.db),
             notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",
         )
         service.revocation_source = lambda: getattr(

@@ -5,44 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
-import msgspec
 import pytest
 import redis.asyncio as redis
-import uvicorn
 from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials, TransportError
 
-from server.app import create_app
 from server.settings import Settings
-from tests.conftest import REDIS_URL, AppClient, free_port, login_with_role
+from tests.conftest import REDIS_URL, AppClient, login_with_role, serve_tcp
 from tests.credentials.helpers import ankang_payload, register_terminal, verified_resident
 
 TOKEN_TTL_S = 30  # the shortest the settings allow: two lifetimes pass in a minute of the terminal's clock
-
-
-@contextlib.asynccontextmanager
-async def _real_server(settings: Settings) -> AsyncIterator[AppClient]:
-    """The app behind uvicorn on a free port, on this event loop; the client talks to it over TCP."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    served = msgspec.structs.replace(settings, port=port, public_url=url, access_token_ttl_s=TOKEN_TTL_S)
-    app = create_app(served)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        async with AppClient(base_url=url) as client:
-            client.app = app
-            yield client
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _other(client: AppClient):
@@ -61,7 +34,7 @@ async def _tokens_issued(settings: Settings, terminal_id: str) -> int:
 
 @pytest.mark.slow
 async def test_terminal_stays_signed_in_across_token_lifetimes_and_after_a_401(settings, tmp_path):
-    async with _real_server(settings) as client:
+    async with serve_tcp(settings, access_token_ttl_s=TOKEN_TTL_S) as client:
         operator = await login_with_role(client, "operator")
         resident, _ = await verified_resident(client)
         terminal_id, key = await register_terminal(client, operator, kind="clinic")

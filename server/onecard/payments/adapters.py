@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
@@ -23,7 +23,7 @@ from server.onecard.payments.base import (
     ProviderOrder,
     ProviderOrderStatus,
 )
-from server.onecard.payments.simulator import PaymentSimulator, SimError
+from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
 
 NOTIFICATION_MAX_AGE_S = 300
 """A notification signed longer ago than this is refused as a replay; the provider re-signs every retry."""
@@ -156,30 +156,61 @@ class HttpPaymentProvider(PaymentProvider):
         await self._client.aclose()
 
 
+class SimulatorOrders(Protocol):
+    """Where an in-process simulator keeps its orders when several processes must see one provider."""
+
+    async def load(self) -> list[SimOrder]:
+        """Every order, as last saved."""
+        ...
+
+    async def save(self, order: SimOrder) -> None:
+        """Store a new order or its new state."""
+        ...
+
+
 class LocalPaymentProvider(PaymentProvider):
-    """An in-process simulator behind the same interface: no network, same rules and signatures."""
+    """An in-process simulator behind the same interface: no network, same rules and signatures.
+
+    With `orders` (development: PostgreSQL), the simulator's orders outlive the process and are shared: `yima dev`
+    and a `yima onecard reconcile` run beside it, each with its own simulator, see one provider. Without, the
+    orders live in memory only (tests drive the simulator directly).
+    """
 
     name = "local"
 
-    def __init__(self, simulator: PaymentSimulator) -> None:
+    def __init__(self, simulator: PaymentSimulator, orders: SimulatorOrders | None = None) -> None:
         self.simulator = simulator
+        self._orders = orders
         self._public_key = Ed25519PublicKey.from_public_bytes(simulator.public_key)
+
+    async def _load(self) -> None:
+        if self._orders is not None:
+            self.simulator.orders.update((o.order_no, o) for o in await self._orders.load())
+
+    async def _save(self, order_no: str) -> None:
+        if self._orders is not None:
+            await self._orders.save(self.simulator.orders[order_no])
 
     async def create_order(
         self, order_no: str, amount_fen: int, description: str, notify_url: str
     ) -> ProviderOrder:
+        await self._load()  # an order number already used, perhaps by another process, is checked against it
         # Retried like the HTTP adapter (without waiting: nothing travels), so both behave alike on transient faults.
         for attempt in range(3):
             try:
-                return self.simulator.create_order(
+                order = self.simulator.create_order(
                     self.simulator.merchant_id, order_no, amount_fen, description, notify_url
                 )
             except SimError as exc:
                 if exc.status < 500 or attempt == 2:
                     raise ProviderError(exc.message, retryable=exc.status >= 500) from None
+            else:
+                await self._save(order_no)
+                return order
         raise AssertionError("unreachable")
 
     async def query_order(self, order_no: str) -> ProviderOrderStatus | None:
+        await self._load()
         try:
             return self.simulator.query(order_no)
         except SimError as exc:
@@ -189,4 +220,19 @@ class LocalPaymentProvider(PaymentProvider):
         return verify_notification(self._public_key, headers, body, self.simulator.clock())
 
     async def daily_bill(self, day: dt.date) -> list[BillLine]:
+        await self._load()
         return self.simulator.bill(day)
+
+    # -- playing the payer (development routes) ----------------------------------------------------------------
+
+    async def cashier(self, prepay_id: str) -> SimOrder | None:
+        """The order a pay URL's prepay id names."""
+        await self._load()
+        return next((o for o in self.simulator.orders.values() if o.prepay_id == prepay_id), None)
+
+    async def pay(self, order_no: str) -> list[str]:
+        """The payer pays: the order is paid and its notification queued. Raises `SimError` (404, 409)."""
+        await self._load()
+        notify_ids = self.simulator.pay(order_no)
+        await self._save(order_no)
+        return notify_ids
