@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Sequence
 
 __all__ = ["abi_version", "restrict_to_readonly"]
 
@@ -61,8 +62,9 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def restrict_to_readonly(paths: list[str]) -> str:
-    """Allow only reading files and listing directories beneath `paths`; deny every other handled access.
+def restrict_to_readonly(paths: Sequence[str], listable: Sequence[str] = ()) -> str:
+    """Allow only reading files and listing directories beneath `paths` (and only listing beneath
+    `listable`); deny every other handled access.
 
     Returns a short description of what is in force; raises OSError if Landlock cannot be applied.
     """
@@ -87,10 +89,10 @@ def restrict_to_readonly(paths: list[str]) -> str:
         "landlock_create_ruleset",
     )
     try:
-        for path in paths:
+        rules = [(p, _FS_READ_FILE | _FS_READ_DIR if os.path.isdir(p) else _FS_READ_FILE) for p in paths]
+        for path, read in [*rules, *((p, _FS_READ_DIR) for p in listable)]:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             try:
-                read = _FS_READ_FILE if not os.path.isdir(path) else _FS_READ_FILE | _FS_READ_DIR
                 rule = _PathBeneath(allowed_access=read, parent_fd=fd)
                 _check(
                     _libc.syscall(
@@ -105,4 +107,4 @@ def restrict_to_readonly(paths: list[str]) -> str:
     finally:
         os.close(ruleset)
     extras = (", tcp bind/connect denied" if abi >= 4 else "") + (", signals scoped" if abi >= 6 else "")
-    return f"ABI {abi}: read-only beneath {len(paths)} paths{extras}"
+    return f"ABI {abi}: read-only beneath {len(paths)} paths, list-only {len(listable)}{extras}"

@@ -12,16 +12,19 @@ import errno
 import os
 import resource
 import signal
+import site
 import socket
 import stat
 import sys
 
+import msgspec
 from yima_sdk._bridge import LayerReport
 
 from sandbox import _landlock, _seccomp
 
 __all__ = [
     "LAYERS",
+    "ReadableTree",
     "apply_landlock",
     "apply_rlimits",
     "apply_seccomp",
@@ -32,6 +35,7 @@ __all__ = [
     "python_paths",
     "readable_paths",
     "scrub_environment",
+    "site_packages",
     "skipped",
 ]
 
@@ -123,8 +127,20 @@ def enter_network_namespace() -> LayerReport:
     )
 
 
-def readable_paths(app_folder: str) -> list[str]:
-    """What Landlock lets the worker read: the app, yima_sdk, msgspec, the stdlib and loaded shared libraries."""
+class ReadableTree(msgspec.Struct, frozen=True, kw_only=True):
+    """What a worker may read (Landlock) and which installed-package folders it must not even see."""
+
+    readable: list[str]
+    """Read files and list directories beneath these."""
+    listable: list[str]
+    """List only: ancestors of a hidden folder, whose other children are in `readable` one by one."""
+    hidden: list[str]
+    """site-packages folders: unreadable under Landlock, and (root hosts) covered by an empty tmpfs so that
+    not even stat() finds what is installed; the readable paths beneath (msgspec) are bound back."""
+
+
+def readable_paths(app_folder: str) -> ReadableTree:
+    """The app, yima_sdk, msgspec, the stdlib and loaded shared libraries, but no other installed package."""
     import msgspec
     import yima_sdk
 
@@ -142,9 +158,46 @@ def readable_paths(app_folder: str) -> list[str]:
                 wanted.add(os.path.dirname(os.path.realpath(path)))
     if os.path.isdir("/usr/share/zoneinfo"):
         wanted.add("/usr/share/zoneinfo")
-    existing = sorted(p for p in wanted if os.path.exists(p))
-    # keep only top-most entries: a path beneath another adds nothing
-    return [p for p in existing if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in existing)]
+    hidden = site_packages()
+    kept = [p for p in wanted if any(_beneath(p, h) for h in hidden)]  # msgspec inside site-packages
+    readable: list[str] = []
+    listable: list[str] = []
+    for path in _top_most(sorted(p for p in wanted if os.path.exists(p))):
+        _grant(path, hidden, kept, readable, listable)
+    return ReadableTree(readable=_top_most(sorted(readable)), listable=sorted(set(listable)), hidden=hidden)
+
+
+def site_packages() -> list[str]:
+    """Every site-packages / dist-packages folder of this interpreter and its base (venv or not)."""
+    candidates = site.getsitepackages([sys.prefix, sys.base_prefix]) + [
+        p for p in sys.path if p.endswith(("site-packages", "dist-packages"))
+    ]
+    return sorted({os.path.realpath(p) for p in candidates if os.path.isdir(p)})
+
+
+def _beneath(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _top_most(paths: list[str]) -> list[str]:
+    """Drop paths beneath another one: they add nothing to a rule on the upper one."""
+    return [p for p in paths if not any(p != q and _beneath(p, q) for q in paths)]
+
+
+def _grant(path: str, hidden: list[str], kept: list[str], readable: list[str], listable: list[str]) -> None:
+    """Grant `path` except the hidden folders in it: their ancestors become list-only, the rest readable one
+    by one (a Landlock rule reaches everything beneath it, so the stdlib folder, which holds site-packages,
+    cannot be granted whole). Folders wanted on their own (`kept`) stay readable inside a hidden one."""
+    if any(_beneath(path, h) for h in hidden) and not any(_beneath(path, k) for k in kept):
+        return
+    if not any(_beneath(h, path) for h in hidden):
+        readable.append(path)
+        return
+    listable.append(path)
+    for name in sorted(os.listdir(path)):
+        child = os.path.join(path, name)
+        if os.path.exists(child):
+            _grant(child, hidden, kept, readable, listable)
 
 
 def _hidden_ancestor(path: str, uid: int, gid: int) -> str | None:
@@ -165,38 +218,48 @@ def _hidden_ancestor(path: str, uid: int, gid: int) -> str | None:
     return None
 
 
-def expose_readable_paths(paths: list[str], uid: int, gid: int) -> str:
-    """Make `paths` reachable for `uid` when an ancestor is private (the interpreter living under /root).
+def expose_readable_paths(tree: ReadableTree, uid: int, gid: int) -> str:
+    """Root hosts: in a private mount namespace, hide what the worker must not even stat() and make reachable
+    what it must read.
 
-    In a private mount namespace the private ancestor is covered by an empty tmpfs and only the needed
-    subtrees are bind-mounted back, read-only: the rest of that directory disappears for the worker.
+    Every site-packages folder is covered by an empty tmpfs, with only the readable paths beneath it (msgspec)
+    bound back read-only. A private ancestor of a needed path (the interpreter living under a 0700 /root) is
+    covered the same way, with the needed subtrees bound back: the rest of that directory disappears too.
     """
-    hidden: dict[str, list[str]] = {}
-    for path in paths:
+    covers: dict[str, list[str]] = {}
+    for path in _top_most(sorted(tree.readable + tree.listable)):
         ancestor = _hidden_ancestor(path, uid, gid)
         if ancestor is not None:
-            hidden.setdefault(ancestor, []).append(path)
-    if not hidden:
+            covers.setdefault(ancestor, []).append(path)
+    for folder in tree.hidden:
+        covers.setdefault(folder, []).extend(p for p in tree.readable if _beneath(p, folder))
+    if not covers:
         return ""
     _libc_call(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # private propagation first, so nothing below leaks back into the host's mount namespace
     _libc_call(_libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount(private /)")
-    for ancestor, below in hidden.items():
-        fds = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in below}
+    # outer folders first: a site-packages inside a bound-back private folder is covered after the bind
+    for folder in sorted(covers, key=lambda f: f.count("/")):
+        _cover(folder, covers[folder])
+    return f"; private dirs hidden {sorted(covers)}"
+
+
+def _cover(folder: str, keep: list[str]) -> None:
+    """An empty tmpfs over `folder`, with the `keep` paths beneath it bound back read-only."""
+    fds = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in keep}
+    _libc_call(
+        _libc.mount(b"tmpfs", folder.encode(), b"tmpfs", 0, b"mode=0755,size=64k"),
+        f"mount(tmpfs {folder})",
+    )
+    for path, fd in fds.items():
+        os.makedirs(path, exist_ok=True)
+        source = f"/proc/self/fd/{fd}".encode()
+        _libc_call(_libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
         _libc_call(
-            _libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", 0, b"mode=0755,size=64k"),
-            f"mount(tmpfs {ancestor})",
+            _libc.mount(None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
+            f"remount {path} read-only",
         )
-        for path, fd in fds.items():
-            os.makedirs(path, exist_ok=True)
-            source = f"/proc/self/fd/{fd}".encode()
-            _libc_call(_libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
-            _libc_call(
-                _libc.mount(None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None),
-                f"remount {path} read-only",
-            )
-            os.close(fd)
-    return f"; private dirs hidden {sorted(hidden)}"
+        os.close(fd)
 
 
 def apply_rlimits(memory_mb: int, cpu_seconds: int, open_files: int, processes: int) -> LayerReport:
@@ -256,10 +319,11 @@ def drop_privileges(uid: int, gid: int) -> LayerReport:
     return LayerReport(name="uid", in_force=in_force, detail=f"uids {ids} gids {os.getresgid()}")
 
 
-def apply_landlock(paths: list[str]) -> LayerReport:
-    """Read-only access beneath `paths`, nothing else; verified by failing to list `/`."""
+def apply_landlock(tree: ReadableTree) -> LayerReport:
+    """Read-only access beneath `tree.readable` (list-only on `tree.listable`), nothing else; verified by
+    failing to list `/`."""
     try:
-        detail = _landlock.restrict_to_readonly(paths)
+        detail = _landlock.restrict_to_readonly(tree.readable, tree.listable)
     except OSError as exc:
         return LayerReport(name="landlock", in_force=False, detail=str(exc))
     try:
@@ -267,7 +331,10 @@ def apply_landlock(paths: list[str]) -> LayerReport:
         blocked = False
     except PermissionError:
         blocked = True
-    return LayerReport(name="landlock", in_force=blocked, detail=f"{detail}: {paths}")
+    granted = _top_most(sorted(tree.readable + tree.listable))
+    return LayerReport(
+        name="landlock", in_force=blocked, detail=f"{detail}: {granted}, site-packages hidden {tree.hidden}"
+    )
 
 
 def apply_seccomp() -> LayerReport:

@@ -38,12 +38,12 @@ def apply_layers(init: Init, reports: dict[str, LayerReport]) -> list[LayerRepor
     wanted = set(init.layers)
     reports["netns"] = limits.enter_network_namespace() if "netns" in wanted else limits.skipped("netns")
     readable = limits.readable_paths(init.app_folder)
-    exposed = ""
+    exposed, exposed_ok = "", True
     if "uid" in wanted and os.geteuid() == 0:
         try:
             exposed = limits.expose_readable_paths(readable, init.uid, init.gid)
         except OSError as exc:
-            exposed = f"; could not expose interpreter paths: {exc}"
+            exposed, exposed_ok = f"; could not hide site-packages or expose interpreter paths: {exc}", False
     if "rlimits" in wanted:
         reports["rlimits"] = limits.apply_rlimits(
             init.memory_mb, init.cpu_seconds, init.open_files, init.processes
@@ -52,7 +52,9 @@ def apply_layers(init: Init, reports: dict[str, LayerReport]) -> list[LayerRepor
         reports["rlimits"] = limits.skipped("rlimits")
     if "uid" in wanted:
         uid = limits.drop_privileges(init.uid, init.gid)
-        reports["uid"] = LayerReport(name="uid", in_force=uid.in_force, detail=uid.detail + exposed)
+        reports["uid"] = LayerReport(
+            name="uid", in_force=uid.in_force and exposed_ok, detail=uid.detail + exposed
+        )
     else:
         reports["uid"] = limits.skipped("uid")
     reports["landlock"] = (

@@ -22,7 +22,16 @@ from server.platform.runtime import Runtime
 FORWARDED_REQUEST_HEADERS = frozenset(
     {"content-type", "accept", "accept-language", "if-none-match", "if-match"}
 )
+# The app's headers that pass (content-type and cache-control only after the checks below).
 RETURNED_HEADERS = frozenset({"content-type", "cache-control", "etag", "allow", "content-language"})
+# Answers come from the API origin, where a text/html or SVG answer would run as our own page: an app answers
+# JSON or opaque bytes, never sniffed (its pages live under /miniapps/{id}/ui/ with their own CSP).
+JSON_TYPES = frozenset({"application/json", "application/problem+json"})
+BYTES_TYPE = "application/octet-stream"
+# Every answer is per resident: only the resident's own client may keep it (never a shared cache or CDN),
+# for at most a day, and not at all unless the app says it may.
+_CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "must-revalidate"})
+MAX_PRIVATE_AGE_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -92,5 +101,31 @@ class Gateway:
         if len(response.body) > self.config.max_response_bytes:
             raise e.ResponseTooLarge(extra={"app_id": app_id, "limit": self.config.max_response_bytes})
         status = response.status if 200 <= response.status <= 599 else 502
-        out = {k.lower(): v for k, v in response.headers.items() if k.lower() in RETURNED_HEADERS}
-        return Answer(status, out, response.body)
+        return Answer(status, returned_headers(response.headers), response.body)
+
+
+def returned_headers(app_headers: dict[str, str]) -> dict[str, str]:
+    """The app's headers as the resident receives them: a JSON or bytes content type, nosniff, private caching."""
+    out = {
+        k.lower(): v
+        for k, v in app_headers.items()
+        if k.lower() in RETURNED_HEADERS and v.isprintable() and v.isascii()  # no header injection either
+    }
+    media = out.get("content-type", "").split(";", 1)[0].strip().lower()
+    out["content-type"] = media if media in JSON_TYPES else BYTES_TYPE
+    out["x-content-type-options"] = "nosniff"
+    out["cache-control"] = private_cache_control(out.get("cache-control", ""))
+    return out
+
+
+def private_cache_control(asked: str) -> str:
+    """`private` plus what the app asked that a private cache may honour; `no-store` when it asked nothing."""
+    kept: list[str] = []
+    for part in asked.split(","):
+        name, _, value = part.strip().partition("=")
+        name = name.strip().lower()
+        if name in _CACHE_DIRECTIVES:
+            kept.append(name)
+        elif name == "max-age" and value.strip().isdigit():
+            kept.append(f"max-age={min(int(value), MAX_PRIVATE_AGE_S)}")
+    return ", ".join(["private", *dict.fromkeys(kept or ["no-store"])])
