@@ -17,6 +17,7 @@ from server.identity.plugin import IdentityPlugin
 from server.identity.sms import SmsSender
 from server.onecard.plugin import OnecardPlugin
 from server.openapi_contracts import document_contracts
+from server.openapi_errors import ErrorResponsesPlugin
 from server.ops.plugin import OpsPlugin
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             TerminalsPlugin(),
             OnecardPlugin(settings),
             PlatformPlugin(settings),
+            ErrorResponsesPlugin(),  # documents every route's errors as problem+json
         ],
         # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).
         request_max_body_size=settings.max_body_bytes,

@@ -167,9 +167,24 @@ class Problem(msgspec.Struct, omit_defaults=True):
     extra: dict[str, Any] | None = None
 
 
+def raises(*errors: type[AppError] | tuple[type[AppError], str]) -> dict[str, Any]:
+    """Route option naming the errors a route answers with beyond the generic ones (bad input, authentication),
+    which server/openapi_errors.py adds by itself. The OpenAPI document lists them as problem+json by code.
+    An error raised with another code than its class's is named as (class, code).
+
+        @post("/confirm", opt=allow(Role.DEVELOPER) | raises(UserCodeUnknown, Expired))
+    """
+    return {"raises": errors}
+
+
+def problem_type(code: str) -> str:
+    """The problem document's `type`: a URI per code (RFC 9457)."""
+    return f"https://yima.guangde.gov.cn/problems/{code}"
+
+
 def problem_response(request: Request[Any, Any, Any], error: AppError) -> Response[Problem]:
     body = Problem(
-        type=f"https://yima.guangde.gov.cn/problems/{error.code}",
+        type=problem_type(error.code),
         title=error.title,
         status=error.status,
         code=error.code,

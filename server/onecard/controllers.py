@@ -14,6 +14,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC
 from server.deps import Caller, Db
+from server.errors import raises
 from server.onecard import errors, schemas
 from server.onecard.service import OnecardService
 from server.onecard.topups import Topups
@@ -119,7 +120,12 @@ class PaymentNotifyController(Controller):
     path = "/v1/payments"
     tags = ["payments"]
 
-    @post("/notify", status_code=200, opt=allow(PUBLIC), operation_id="paymentNotify")
+    @post(
+        "/notify",
+        status_code=200,
+        opt=allow(PUBLIC) | raises(errors.NotificationMalformed, errors.NotificationInvalid),
+        operation_id="paymentNotify",
+    )
     async def notify(self, request: Request[Any, Any, Any], topups: TopupService) -> schemas.NotifyAck:
         """The payment provider's asynchronous notification (signature checked). Credits a paid top-up exactly
         once however often, late or out of order notifications arrive; non-2xx makes the provider retry."""

@@ -15,7 +15,7 @@ from yima_sdk.terminal import ScanBatch, ScanBatchResult
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.deps import Caller, Db
-from server.errors import BadRequest
+from server.errors import BadRequest, raises
 from server.terminals import errors, schemas
 from server.terminals.plugin_state import Terminals
 from server.terminals.policies import CHANNEL, KINDS
@@ -123,7 +123,20 @@ class TerminalTokenController(Controller):
     path = "/v1/terminal"
     tags = ["terminal"]
 
-    @post("/token", status_code=200, opt=allow(PUBLIC), operation_id="terminalToken")
+    @post(
+        "/token",
+        status_code=200,
+        opt=allow(PUBLIC)
+        | raises(
+            BadRequest,
+            (BadRequest, "request.malformed"),
+            (BadRequest, "request.unsupported_media"),
+            errors.UnsupportedGrant,
+            errors.InvalidClient,
+            (errors.InvalidClient, "terminal.disabled"),
+        ),
+        operation_id="terminalToken",
+    )
     async def token(
         self, request: Request[Any, Any, Any], terminals: TerminalsDep
     ) -> Response[schemas.TerminalToken]:

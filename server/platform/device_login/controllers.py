@@ -10,8 +10,10 @@ from litestar.params import JSONBody
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC
 from server.deps import Caller
+from server.errors import TooManyRequests, raises
 from server.net import client_address
 from server.platform.controllers import PlatformDep
+from server.platform.device_login import errors as e
 from server.platform.device_login import schemas
 from server.platform.schemas import DeveloperToken
 
@@ -20,7 +22,7 @@ class DeviceLoginController(Controller):
     path = "/v1/developer/device"
     tags = ["developer"]
 
-    @post("/", status_code=201, opt=allow(PUBLIC), operation_id="startDeviceLogin")
+    @post("/", status_code=201, opt=allow(PUBLIC) | raises(TooManyRequests), operation_id="startDeviceLogin")
     async def start(
         self, request: Request[Any, Any, Any], platform: PlatformDep
     ) -> schemas.DeviceAuthorization:
@@ -35,7 +37,12 @@ class DeviceLoginController(Controller):
             interval=started.interval,
         )
 
-    @post("/confirm", status_code=204, opt=allow(Role.DEVELOPER), operation_id="confirmDeviceLogin")
+    @post(
+        "/confirm",
+        status_code=204,
+        opt=allow(Role.DEVELOPER) | raises(e.UserCodeUnknown, e.Expired, TooManyRequests),
+        operation_id="confirmDeviceLogin",
+    )
     async def confirm(
         self, data: JSONBody[schemas.UserCodeConfirmation], principal: Caller, platform: PlatformDep
     ) -> None:
@@ -43,7 +50,13 @@ class DeviceLoginController(Controller):
         token of this account. Confirm only a code you see on your own screen."""
         await platform.device_login.confirm(principal.account_id, data.user_code)
 
-    @post("/token", status_code=200, opt=allow(PUBLIC), operation_id="pollDeviceLogin")
+    @post(
+        "/token",
+        status_code=200,
+        opt=allow(PUBLIC)
+        | raises(e.AuthorizationPending, e.SlowDown, e.DeviceCodeInvalid, e.DeviceCodeUsed, e.Expired),
+        operation_id="pollDeviceLogin",
+    )
     async def token(
         self, data: JSONBody[schemas.DeviceTokenRequest], platform: PlatformDep
     ) -> DeveloperToken:
