@@ -61,7 +61,17 @@ def _as_overrides(settings: Settings) -> dict[str, Any]:
 
 def _export_env(settings: Settings) -> None:
     """uvicorn's worker processes rebuild settings from the environment, so flags travel as YIMA_* variables."""
-    for name in ("data_dir", "database_url", "redis_url", "host", "port", "workers", "mode", "public_url"):
+    for name in (
+        "data_dir",
+        "database_url",
+        "redis_url",
+        "host",
+        "port",
+        "workers",
+        "mode",
+        "public_url",
+        "metrics_port",
+    ):
         value = getattr(settings, name)
         if value not in ("", None):
             os.environ["YIMA_" + name.upper()] = str(value)
@@ -109,26 +119,19 @@ Try it:
 
 
 def _run_uvicorn(settings: Settings) -> int:
-    import uvicorn
-
-    from server.ops.workers import PortInUse, Supervisor
+    from server.ops.workers import PortInUse, Supervisor, check_port_free, serve_one
 
     _export_env(settings)
-    if settings.workers > 1:
-        try:
-            return Supervisor(settings.host, settings.port, settings.workers).run()
-        except PortInUse as exc:
-            print(f"yima: {exc}", file=sys.stderr)
-            return 1
-    uvicorn.run(
-        "server.asgi:app_factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+    try:
+        if settings.workers > 1:
+            return Supervisor(settings).run()
+        for host, port in ((settings.host, settings.port), (settings.metrics_host, settings.metrics_port)):
+            if port:
+                check_port_free(host, port)
+    except PortInUse as exc:
+        print(f"yima: {exc}", file=sys.stderr)
+        return 1
+    serve_one(settings, reuse_port=False)
     return 0
 
 
@@ -145,6 +148,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.observability import configure_logging
 
     settings = _settings(args)
+    if settings.mode is not Mode.PRODUCTION and not args.allow_development:
+        # Development and test modes show OTP codes at /v1/dev/sms-outbox, pay top-ups without a provider and
+        # create a master key file: one stray YIMA_MODE on a server gives every account away.
+        raise SettingsError(
+            f"YIMA_MODE: `yima serve` refuses {settings.mode.value} mode (it shows login codes to anyone); "
+            "use `yima dev`, or pass --allow-development on a machine nobody else reaches"
+        )
     check_can_serve(settings)
     configure_logging(settings.log_level)
     if not settings.database_url:
@@ -220,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="worker processes (more than one needs Redis)")
+    serve.add_argument(
+        "--allow-development",
+        action="store_true",
+        help="serve in YIMA_MODE=development or test anyway (login codes readable at /v1/dev/sms-outbox)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="apply pending database migrations")

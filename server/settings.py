@@ -89,7 +89,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
     trusted_proxies: tuple[str, ...] = ()
-    """Peers whose X-Forwarded-For we believe when rate-limiting by client address."""
+    """Peers whose X-Forwarded-For we believe when rate-limiting by client address. Empty: nobody's, loopback
+    included (uvicorn would otherwise believe 127.0.0.1, and a local attacker could pick any address)."""
+    metrics_port: int = 0
+    """Port of the operations listener, the only one answering GET /metrics; 0: no metrics. Never the public port."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the operations listener: loopback unless the scraper is elsewhere on a private network."""
 
     @property
     def base_url(self) -> str:
@@ -142,6 +147,8 @@ def _name_variable(message: str) -> str:
 def _check(s: Settings) -> None:
     if not 0 < s.port < 65536:
         raise SettingsError(f"YIMA_PORT: must be 1-65535, got {s.port}")
+    if s.metrics_port and (not 0 < s.metrics_port < 65536 or s.metrics_port == s.port):
+        raise SettingsError(f"YIMA_METRICS_PORT: a port other than YIMA_PORT, got {s.metrics_port}")
     if s.workers < 1:
         raise SettingsError(f"YIMA_WORKERS: must be at least 1, got {s.workers}")
     if s.workers > 1 and not s.redis_url:

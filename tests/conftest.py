@@ -26,6 +26,9 @@ from server.settings import Settings, load_settings
 
 ADMIN_DSN = os.environ.get("YIMA_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("YIMA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+METRICS_PORT = 9464
+"""The in-process app's operations port: requests to METRICS_URL arrive 'on' it (nothing is bound)."""
+METRICS_URL = f"http://127.0.0.1:{METRICS_PORT}/metrics"
 
 
 def _dsn_for(database: str) -> str:
@@ -76,6 +79,7 @@ def settings(database_url: str, master_key: str, redis_namespace: str, tmp_path:
         data_dir=str(tmp_path),
         db_pool_min=1,
         db_pool_max=5,
+        metrics_port=METRICS_PORT,
     )
 
 

@@ -6,7 +6,7 @@ import msgspec
 
 from server.app import create_app
 from server.settings import load_settings
-from tests.conftest import serve
+from tests.conftest import METRICS_URL, serve
 
 
 async def test_health_checks_database_and_redis(client):
@@ -29,9 +29,16 @@ async def test_health_is_503_when_redis_is_down(settings):
 async def test_metrics_count_requests_by_route_template(client):
     await client.get("/health/live")
     await client.get("/v1/admin/accounts/12345")  # 401, counted under its template, not the raw id
-    r = await client.get("/metrics")
+    r = await client.get(METRICS_URL)
     assert r.status_code == 200
     text = r.text
     assert 'yima_http_requests_total{method="GET",route="/health/live",status="200"}' in text
     assert 'route="/v1/admin/accounts/{account_id}",status="401"' in text
     assert "12345" not in text
+
+
+async def test_metrics_are_not_on_the_public_port(client):
+    public = await client.get("/metrics")
+    assert (public.status_code, public.json()["code"]) == (404, "request.not_found")
+    assert "yima_http_requests_total" not in public.text
+    assert (await client.get(METRICS_URL)).status_code == 200

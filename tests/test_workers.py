@@ -73,7 +73,7 @@ def _server_side_inodes(port: int) -> dict[int, int]:
 
 def _serve(port: int, database_url: str, master_key: str, data_dir: Path) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of `yima serve --workers 2` on `port`."""
-    return [YIMA, "serve", "--workers", "2", "--port", str(port)], _env(
+    return [YIMA, "serve", "--allow-development", "--workers", "2", "--port", str(port)], _env(
         YIMA_DATABASE_URL=database_url,
         YIMA_REDIS_URL=REDIS_URL,
         YIMA_MODE="development",

@@ -24,8 +24,8 @@ Identity: TypeAlias = NamedDependency[IdentityService]
 
 def _profile(p: Profile) -> schemas.ProfileResponse:
     real = None
-    if p.verified and p.name_masked and p.id_number_masked and p.birth_date and p.sex:
-        real = schemas.RealName(p.name_masked, p.id_number_masked, p.birth_date, p.sex)  # type: ignore[arg-type]
+    if p.verified and p.name_masked and p.id_number_masked and p.sex:
+        real = schemas.RealName(p.name_masked, p.id_number_masked, p.sex)  # type: ignore[arg-type]
     return schemas.ProfileResponse(
         id=p.account_id, phone=p.phone_masked, roles=p.roles, verified=p.verified, real_name=real
     )

@@ -64,7 +64,7 @@ class IdNumber:
 
     @property
     def masked(self) -> str:
-        return self.value[:4] + "*" * 10 + self.value[-4:]
+        return mask_id_number(self.value)
 
 
 def check_digit(first17: str) -> str:
@@ -88,6 +88,12 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdNumber:
     if check_digit(value[:17]) != value[17]:
         raise IdNumberError("the check digit does not match")
     return IdNumber(value=value, birth_date=born, sex="M" if int(value[16]) % 2 else "F")
+
+
+def mask_id_number(value: str) -> str:
+    """Only the last 4 characters remain: the first 4 (region) with the last 4 and the birth date left two
+    candidates for the whole number, since the check digit is shown too."""
+    return "*" * (len(value) - 4) + value[-4:]
 
 
 def mask_name(name: str) -> str:

@@ -44,9 +44,10 @@ class IdentityRequest(Inbound):
 
 class RealName(Outbound):
     name: str  # masked: "张*"
-    id_number: str  # masked: "3418**********1234"
-    birth_date: dt.date
+    id_number: str  # masked: "**************1234"
     sex: Literal["M", "F"]
+    birth_date: dt.date | None = None
+    """Never sent any more (the birth date is not needed to show a profile); kept so old clients still decode."""
 
 
 class ProfileResponse(Outbound):

@@ -19,7 +19,13 @@ from server.auth.sessions import SessionRevocations
 from server.auth.tokens import AccessTokens
 from server.db import Database
 from server.identity import errors, repository
-from server.identity.id_number import IdNumberError, mask_name, mask_phone, parse_id_number
+from server.identity.id_number import (
+    IdNumberError,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    parse_id_number,
+)
 from server.identity.sms import SmsError, SmsSender
 from server.ratelimit import RateLimits
 from server.security import FieldCipher
@@ -205,7 +211,7 @@ class IdentityService:
         id_masked = None
         if row["id_number_enc"] is not None:
             id_number = self._cipher.decrypt("id_number", row["id_number_enc"])
-            id_masked = id_number[:4] + "*" * 10 + id_number[-4:]
+            id_masked = mask_id_number(id_number)
         return Profile(
             account_id=row["id"],
             phone_masked=mask_phone(phone),

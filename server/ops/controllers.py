@@ -1,4 +1,4 @@
-"""GET /health (readiness), GET /health/live, GET /metrics."""
+"""GET /health (readiness), GET /health/live, and GET /metrics on the operations listener only."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.auth import allow
 from server.auth.guards import PUBLIC
+from server.errors import NotFound
 from server.wire import Outbound
 
 
@@ -56,6 +57,13 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthReport]:
 
 @get("/metrics", opt=allow(PUBLIC), operation_id="metrics", tags=["ops"], include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus text exposition of this worker's metrics."""
-    registry = request.app.state.core.metrics.registry
+    """Prometheus text exposition of this worker's metrics, on the YIMA_METRICS_PORT listener only.
+
+    Route names, counts and latencies tell an attacker what is deployed and what is busy: the public port answers
+    404 as for any unknown path. The listening socket decides, not a header anyone could send."""
+    core = request.app.state.core
+    server = request.scope.get("server")
+    if not core.settings.metrics_port or not server or server[1] != core.settings.metrics_port:
+        raise NotFound()
+    registry = core.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

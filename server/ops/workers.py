@@ -23,6 +23,12 @@ import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
+
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("yima.workers")
 
@@ -67,6 +73,58 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def listening_sockets(settings: Settings, *, reuse_port: bool) -> list[socket.socket]:
+    """The public socket and, when YIMA_METRICS_PORT is set, the operations socket GET /metrics answers on."""
+    bind = reuse_port_socket if reuse_port else _plain_socket
+    sockets = [bind(settings.host, settings.port)]
+    if settings.metrics_port:
+        sockets.append(bind(settings.metrics_host, settings.metrics_port))
+    return sockets
+
+
+def _plain_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(False)
+    return sock
+
+
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """How every yima process runs uvicorn.
+
+    Forwarded headers: uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so anyone on the machine (or a
+    local proxy that passes the header through) chose the client address the per-address OTP limit counts. Only the
+    configured YIMA_TRUSTED_PROXIES are believed, and none when it is empty.
+    """
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(
+        "server.asgi:app_factory",
+        factory=True,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        backlog=BACKLOG,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or [],
+    )
+
+
+def serve_one(settings: Settings, *, reuse_port: bool) -> None:
+    """One uvicorn server on the public socket (and the metrics socket); exits STARTUP_FAILURE if it never served."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn_config(settings))
+    try:
+        server.run(sockets=listening_sockets(settings, reuse_port=reuse_port))
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
 def _die_with_parent() -> None:
     """Linux: the kernel sends this worker SIGTERM if the supervisor dies without stopping it (SIGKILL, OOM)."""
     try:
@@ -76,26 +134,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(host: str, port: int) -> None:
-    """A worker process: its own listening socket, one uvicorn server over the app from YIMA_* variables."""
-    import uvicorn
+def _worker_main() -> None:
+    """A worker process: its own listening sockets, one uvicorn server over the app from YIMA_* variables."""
+    from server.settings import load_settings
 
     _die_with_parent()
-    config = uvicorn.Config(
-        "server.asgi:app_factory",
-        factory=True,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        backlog=BACKLOG,
-    )
-    server = uvicorn.Server(config)
-    try:
-        server.run(sockets=[reuse_port_socket(host, port)])
-    except KeyboardInterrupt:
-        pass
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
+    serve_one(load_settings(), reuse_port=True)
 
 
 class _Slot:
@@ -109,16 +153,14 @@ class _Slot:
 
 
 class Supervisor:
-    def __init__(self, host: str, port: int, workers: int) -> None:
-        self.host, self.port = host, port
-        self.slots = [_Slot(i) for i in range(workers)]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.slots = [_Slot(i) for i in range(settings.workers)]
         self._stop = threading.Event()
         self._failed = False
 
     def _start(self, slot: _Slot) -> None:
-        process = _spawn.Process(
-            target=_worker_main, args=(self.host, self.port), name=f"yima-worker-{slot.index}"
-        )
+        process = _spawn.Process(target=_worker_main, name=f"yima-worker-{slot.index}")
         process.start()
         slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
         slot.generation += 1
@@ -147,7 +189,9 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; 0 after a requested stop, 1 when a worker could not start."""
-        check_port_free(self.host, self.port)
+        check_port_free(self.settings.host, self.settings.port)
+        if self.settings.metrics_port:
+            check_port_free(self.settings.metrics_host, self.settings.metrics_port)
         previous = {
             sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
         }

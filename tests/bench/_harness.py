@@ -66,7 +66,7 @@ def running_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     # stderr to a file, not a pipe: nothing reads a pipe while the server runs, and a full one would block it.
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/yima"), "serve", "--workers", str(workers)],
+        [str(ROOT / ".venv/bin/yima"), "serve", "--allow-development", "--workers", str(workers)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

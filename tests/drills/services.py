@@ -116,7 +116,17 @@ class YimaServer:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [YIMA, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
+            [
+                YIMA,
+                "serve",
+                "--allow-development",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -157,7 +157,7 @@ def server(database_url: str, master_key: str, tmp_path: Path) -> Iterator[str]:
         YIMA_DEVELOPER_LOGIN_INTERVAL_S="1",
     )
     proc = subprocess.Popen(
-        [YIMA, "serve", "--port", str(port)],
+        [YIMA, "serve", "--allow-development", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

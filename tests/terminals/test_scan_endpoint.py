@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from server.openapi_export import openapi_document
-from tests.conftest import login, login_with_role
+from tests.conftest import METRICS_URL, login, login_with_role
 from tests.credentials.helpers import ankang_payload, register_terminal, terminal_token, verified_resident
 
 
@@ -105,5 +105,5 @@ def test_the_route_is_documented_like_the_others():
 async def test_scans_are_counted_under_their_route_in_the_metrics(client):
     headers = await _terminal(client)
     await client.post("/v1/scans", json={"payload": "YA:junk", "scanned_at": 0}, headers=headers)
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get(METRICS_URL)).text
     assert 'yima_http_requests_total{method="POST",route="/v1/scans",status="200"}' in metrics
