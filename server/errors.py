@@ -31,6 +31,7 @@ Domain errors subclass one of these next to their service (server/<domain>/error
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import asyncpg
@@ -167,10 +168,28 @@ class Problem(msgspec.Struct, omit_defaults=True):
     extra: dict[str, Any] | None = None
 
 
-def raises(*errors: type[AppError] | tuple[type[AppError], str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ErrorCode:
+    """One answer a route can give: what the OpenAPI document lists for it."""
+
+    status: int
+    code: str
+    title: str
+
+    @classmethod
+    def of(cls, error: type[AppError] | tuple[type[AppError], str] | ErrorCode) -> ErrorCode:
+        if isinstance(error, ErrorCode):
+            return error
+        if isinstance(error, tuple):
+            return cls(error[0].status, error[1], error[0].title)
+        return cls(error.status, error.code, error.title)
+
+
+def raises(*errors: type[AppError] | tuple[type[AppError], str] | ErrorCode) -> dict[str, Any]:
     """Route option naming the errors a route answers with beyond the generic ones (bad input, authentication),
     which server/openapi_errors.py adds by itself. The OpenAPI document lists them as problem+json by code.
-    An error raised with another code than its class's is named as (class, code).
+    An error raised with another code than its class's is named as (class, code); one not raised as an AppError
+    subclass at all as an ErrorCode.
 
         @post("/confirm", opt=allow(Role.DEVELOPER) | raises(UserCodeUnknown, Expired))
     """

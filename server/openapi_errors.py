@@ -10,7 +10,6 @@ never sends (server/errors.py renders every failure as problem+json).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from litestar.handlers import HTTPRouteHandler
@@ -22,26 +21,14 @@ from litestar.routes import BaseRoute, HTTPRoute
 from server.auth.guards import PUBLIC
 from server.errors import (
     PROBLEM_JSON,
-    AppError,
     BadRequest,
+    ErrorCode,
     Forbidden,
     PayloadTooLarge,
     Problem,
     Unauthorized,
     problem_type,
 )
-
-
-@dataclass(frozen=True)
-class ErrorCode:
-    status: int
-    code: str
-    title: str
-
-    @classmethod
-    def of(cls, error: type[AppError]) -> ErrorCode:
-        return cls(error.status, error.code, error.title)
-
 
 # Raised by the same classes with another code (server/errors.py's handler, server/auth/): named here once.
 INVALID_INPUT = (

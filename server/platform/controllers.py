@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC
 from server.deps import Caller, Db
+from server.errors import Conflict, PayloadTooLarge, raises
 from server.params import INT64_MAX, RowId
 from server.platform import archive, repository, schemas
 from server.platform import errors as e
@@ -91,7 +92,7 @@ class DeveloperController(Controller):
     @delete(
         "/tokens/{token_id:int}",
         status_code=204,
-        opt=allow(Role.DEVELOPER),
+        opt=allow(Role.DEVELOPER) | raises(e.TokenNotFound),
         operation_id="revokeDeveloperToken",
     )
     async def revoke_token(self, token_id: RowId, principal: Caller, platform: PlatformDep, db: Db) -> None:
@@ -101,7 +102,10 @@ class DeveloperController(Controller):
     @post(
         "/apps/{app_id:str}/versions",
         status_code=201,
-        opt=allow(PUBLIC),  # authenticated by the developer token below, not by an account JWT
+        opt=allow(PUBLIC)
+        | raises(
+            e.DeveloperTokenInvalid, e.ArchiveTooLarge, PayloadTooLarge, e.NotOwner, e.VersionExists
+        ),  # authenticated by the developer token below, not by an account JWT
         operation_id="uploadMiniappVersion",
         request_max_body_size=archive.MAX_PACKED + 1,
     )
@@ -116,7 +120,11 @@ class DeveloperController(Controller):
         result = schemas.UploadResult(up.app_id, up.version, up.digest, up.status, _checks(up.checks))  # type: ignore[arg-type]
         return Response(result, status_code=201 if up.created or not up.version else 200)
 
-    @get("/apps/{app_id:str}", opt=allow(PUBLIC), operation_id="getDeveloperApp")
+    @get(
+        "/apps/{app_id:str}",
+        opt=allow(PUBLIC) | raises(e.DeveloperTokenInvalid, e.AppNotFound, e.NotOwner),
+        operation_id="getDeveloperApp",
+    )
     async def app_state(
         self, request: Request[Any, Any, Any], app_id: FromPath[str], platform: PlatformDep, db: Db
     ) -> schemas.AppState:
@@ -155,7 +163,7 @@ class MiniAppAdminController(Controller):
     @post(
         "/{app_id:str}/versions/{version:str}/review",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(e.VersionNotFound, e.NotInReview),
         operation_id="reviewMiniappVersion",
     )
     async def review(
@@ -173,13 +181,19 @@ class MiniAppAdminController(Controller):
         )
         return schemas.ReviewResult(app_id, version, status)
 
-    @get("/{app_id:str}", opt=allow(Role.OPERATOR), operation_id="adminGetMiniapp")
+    @get("/{app_id:str}", opt=allow(Role.OPERATOR) | raises(e.AppNotFound), operation_id="adminGetMiniapp")
     async def state(self, app_id: FromPath[str], platform: PlatformDep, db: Db) -> schemas.AppState:
         """An app's versions, release state, quotas and usage."""
         app, versions = await platform.registry.state(db, app_id)
         return _app_state(app, versions)
 
-    @post("/{app_id:str}/release", status_code=200, opt=allow(Role.OPERATOR), operation_id="releaseMiniapp")
+    @post(
+        "/{app_id:str}/release",
+        status_code=200,
+        opt=allow(Role.OPERATOR)
+        | raises(e.AppNotFound, e.VersionNotFound, e.NotApproved, (Conflict, "release.already_released")),
+        operation_id="releaseMiniapp",
+    )
     async def release(
         self,
         app_id: FromPath[str],
@@ -197,7 +211,7 @@ class MiniAppAdminController(Controller):
     @post(
         "/{app_id:str}/release/phase",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound, e.NothingPhased, e.PercentageDecrease),
         operation_id="widenMiniappRelease",
     )
     async def widen(
@@ -216,7 +230,7 @@ class MiniAppAdminController(Controller):
     @post(
         "/{app_id:str}/release/revert",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound, e.NothingPhased),
         operation_id="revertMiniappRelease",
     )
     async def revert(
@@ -227,7 +241,12 @@ class MiniAppAdminController(Controller):
         await platform.transition(lambda c: op(c, principal.account_id, app_id))
         return await _current(platform, app_id)
 
-    @post("/{app_id:str}/rollback", status_code=200, opt=allow(Role.OPERATOR), operation_id="rollbackMiniapp")
+    @post(
+        "/{app_id:str}/rollback",
+        status_code=200,
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound, e.NotRecent),
+        operation_id="rollbackMiniapp",
+    )
     async def rollback(
         self,
         app_id: FromPath[str],
@@ -240,7 +259,12 @@ class MiniAppAdminController(Controller):
         await platform.transition(lambda c: op(c, principal.account_id, app_id, data.version))
         return await _current(platform, app_id)
 
-    @post("/{app_id:str}/suspend", status_code=200, opt=allow(Role.OPERATOR), operation_id="suspendMiniapp")
+    @post(
+        "/{app_id:str}/suspend",
+        status_code=200,
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound),
+        operation_id="suspendMiniapp",
+    )
     async def suspend(
         self,
         app_id: FromPath[str],
@@ -253,7 +277,12 @@ class MiniAppAdminController(Controller):
         await platform.transition(lambda c: op(c, principal.account_id, app_id, data.reason))
         return await _current(platform, app_id)
 
-    @post("/{app_id:str}/resume", status_code=200, opt=allow(Role.OPERATOR), operation_id="resumeMiniapp")
+    @post(
+        "/{app_id:str}/resume",
+        status_code=200,
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound),
+        operation_id="resumeMiniapp",
+    )
     async def resume(
         self, app_id: FromPath[str], principal: Caller, platform: PlatformDep
     ) -> schemas.AppState:
@@ -262,7 +291,11 @@ class MiniAppAdminController(Controller):
         await platform.transition(lambda c: op(c, principal.account_id, app_id))
         return await _current(platform, app_id)
 
-    @put("/{app_id:str}/quotas", opt=allow(Role.OPERATOR), operation_id="setMiniappQuotas")
+    @put(
+        "/{app_id:str}/quotas",
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound),
+        operation_id="setMiniappQuotas",
+    )
     async def quotas(
         self,
         app_id: FromPath[str],
@@ -285,7 +318,11 @@ class MiniAppAdminController(Controller):
         await platform.transition(lambda c: op(c, principal.account_id, app_id, wanted))
         return await _current(platform, app_id)
 
-    @put("/scenes/{kind:str}/{scene:str}", opt=allow(Role.OPERATOR), operation_id="bindMiniappScene")
+    @put(
+        "/scenes/{kind:str}/{scene:str}",
+        opt=allow(Role.OPERATOR) | raises(e.AppNotFound, e.SceneKindNotSubscribed),
+        operation_id="bindMiniappScene",
+    )
     async def bind_scene(
         self,
         kind: FromPath[str],
@@ -332,7 +369,11 @@ class ResidentPlatformController(Controller):
         rows = await repository.consents(db, principal.account_id)
         return [schemas.Consent(r["app_id"], r["scope"], r["granted"], r["decided_at"]) for r in rows]
 
-    @put("/me/consents/{app_id:str}/{scope_name:str}", opt=allow(ANY_ACCOUNT), operation_id="decideConsent")
+    @put(
+        "/me/consents/{app_id:str}/{scope_name:str}",
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.UnknownScope),
+        operation_id="decideConsent",
+    )
     async def decide(
         self,
         app_id: FromPath[str],
@@ -389,7 +430,7 @@ class ResidentPlatformController(Controller):
     @post(
         "/me/payments/{payment_id:int}/confirm",
         status_code=200,
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided, e.PaymentsUnavailable),
         operation_id="confirmPayment",
     )
     async def confirm(
@@ -401,7 +442,7 @@ class ResidentPlatformController(Controller):
     @post(
         "/me/payments/{payment_id:int}/decline",
         status_code=200,
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided),
         operation_id="declinePayment",
     )
     async def decline(
@@ -422,7 +463,7 @@ class GatewayController(Controller):
     @route(
         "/{app_id:str}/api/{path:path}",
         http_method=["GET", "POST", "PUT", "DELETE", "PATCH"],
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(*e.GATEWAY_ERRORS),
         operation_id=lambda handler, method, path: f"callMiniapp{method.capitalize()}",
     )
     async def call(

@@ -14,6 +14,7 @@ from server.errors import (
     AppError,
     BadRequest,
     Conflict,
+    ErrorCode,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -153,8 +154,23 @@ _SANDBOX: dict[str, tuple[int, str, str]] = {
 }
 
 
+_FAILED = (502, "miniapp.failed", "The mini-app failed")
+
+GATEWAY_ERRORS: tuple[type[AppError] | tuple[type[AppError], str] | ErrorCode, ...] = (
+    AppNotFound,
+    AppSuspended,
+    AppUnavailable,
+    RequestTooLarge,
+    (QuotaExceeded, "miniapp.quota_app"),
+    (QuotaExceeded, "miniapp.quota_resident"),
+    ResponseTooLarge,
+    *(ErrorCode(*answer) for answer in (*_SANDBOX.values(), _FAILED)),
+)
+"""What a call through the gateway can answer besides the app's own answers (the OpenAPI document lists them)."""
+
+
 def from_sandbox(exc: SandboxError, app_id: str) -> AppError:
-    status, code, title = _SANDBOX.get(exc.code, (502, "miniapp.failed", "The mini-app failed"))
+    status, code, title = _SANDBOX.get(exc.code, _FAILED)
     err = AppError(title, code=code, extra={"app_id": app_id, "app_code": exc.code})
     err.status = status  # type: ignore[misc]
     err.title = title  # type: ignore[misc]
