@@ -81,6 +81,8 @@ class WorkerProcess:
         self.current_call: int | None = None
         self.current_user: str | None = None
         self.inflight = 0
+        self.log_records = 0
+        """`ctx.log` records of the running call."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._protocol: FrameProtocol | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -170,6 +172,7 @@ class WorkerProcess:
         self.current_call = call_id
         self.current_user = request.user_id
         self.inflight = 0
+        self.log_records = 0
         try:
             self._protocol.send(Call(id=call_id, request=request))
         except FrameTooLarge as exc:

@@ -12,6 +12,7 @@ import collections
 import hashlib
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from yima_sdk._bridge import CapabilityReply, CapabilityRequest, Failure, Init, 
 from yima_sdk.errors import CapabilityDenied, QuotaExceeded, YimaError
 from yima_sdk.manifest import Limits, Manifest, load_manifest
 
-from sandbox._logs import AppLog
+from sandbox._logs import AppLog, LogBudget
 from sandbox._process import WorkerProcess
 from sandbox.capabilities import CallInfo, CapabilityProvider, InMemoryCapabilityProvider
 from sandbox.errors import (
@@ -66,6 +67,11 @@ class _Pool:
         self.limits: Limits = effective_limits(manifest.limits, host.settings)
         self.key = manifest.key
         self.log = AppLog(self.key)
+        self.log_budget = LogBudget(
+            host.settings.log_records_per_minute, host.settings.max_log_record_bytes, host.clock
+        )
+        self.inflight = 0
+        """Capability requests of all this pool's workers, in flight or waiting for the provider."""
         self.init = Init(
             app_folder=str(folder),
             entry=manifest.entry,
@@ -330,38 +336,60 @@ class _Pool:
                 )
             )
             return
+        if request.capability == "log":  # served here at once: bounded by rate and size, not concurrency
+            self._log(worker, request)
+            return
         if worker.inflight >= self.settings.max_inflight_capabilities:
-            worker.reply(
-                CapabilityReply(
-                    id=request.id,
-                    ok=False,
-                    code=QuotaExceeded.code,
-                    message="too many capability requests in flight",
-                )
-            )
+            self._refuse(worker, request, "too many capability requests in flight for this call")
+            return
+        if self.inflight >= self.settings.max_app_inflight_capabilities:
+            self._refuse(worker, request, "too many capability requests in flight for this app")
             return
         worker.inflight += 1
+        self.inflight += 1
         task = asyncio.get_running_loop().create_task(self._serve_capability(worker, request))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _refuse(self, worker: WorkerProcess, request: CapabilityRequest, why: str) -> None:
+        self.counters["capability_refused_inflight"] += 1
+        worker.reply(CapabilityReply(id=request.id, ok=False, code=QuotaExceeded.code, message=why))
+
+    def _log(self, worker: WorkerProcess, request: CapabilityRequest) -> None:
+        self.counters["capability.log"] += 1
+        if "log" not in self.manifest.capabilities:
+            self.counters["capability_denied"] += 1
+            message = "capability 'log' is not declared in miniapp.toml"
+            worker.reply(
+                CapabilityReply(id=request.id, ok=False, code=CapabilityDenied.code, message=message)
+            )
+            return
+        worker.log_records += 1
+        # the app is not told: a log line that is dropped must not change what the app does
+        if worker.log_records > self.settings.log_records_per_call or not self.log_budget.allow():
+            self.counters["log_dropped"] += 1
+        else:
+            level = request.operation if request.operation in _LOG_LEVELS else "info"
+            event, fields = self.log_budget.fields(
+                str(request.args[0]) if request.args else "", request.kwargs
+            )
+            self.log.add(level, event, "app", {**fields, "call_id": request.call_id})
+        worker.reply(CapabilityReply(id=request.id, ok=True, value=None))
 
     async def _serve_capability(self, worker: WorkerProcess, request: CapabilityRequest) -> None:
         self.counters[f"capability.{request.capability}"] += 1
         try:
             if request.capability not in self.manifest.capabilities:
                 raise CapabilityDenied(f"capability {request.capability!r} is not declared in miniapp.toml")
-            if request.capability == "log":
-                level = request.operation if request.operation in _LOG_LEVELS else "info"
-                event = str(request.args[0]) if request.args else ""
-                self.log.write(level, event, source="app", call_id=request.call_id, **request.kwargs)
-                value = None
-            else:
-                call = CallInfo(
-                    app_id=self.manifest.id,
-                    version=self.manifest.version,
-                    call_id=request.call_id,
-                    user_id=worker.current_user,
-                )
+            call = CallInfo(
+                app_id=self.manifest.id,
+                version=self.manifest.version,
+                call_id=request.call_id,
+                user_id=worker.current_user,
+            )
+            async with self.host.capability_slots:
+                if request.call_id != worker.current_call:
+                    raise CapabilityDenied("capability requested outside the call it belongs to")
                 value = await self.host.provider.handle(
                     call, request.capability, request.operation, request.args, request.kwargs
                 )
@@ -386,6 +414,7 @@ class _Pool:
             )
         finally:
             worker.inflight -= 1
+            self.inflight -= 1
         if request.call_id == worker.current_call:
             worker.reply(reply)
 
@@ -420,6 +449,9 @@ class SandboxHost:
         self.settings = settings or SandboxSettings.production()
         self.provider: CapabilityProvider = provider or InMemoryCapabilityProvider()
         self.call_ids = itertools.count(1)
+        self.clock: Callable[[], float] = time.monotonic
+        self.capability_slots = asyncio.Semaphore(self.settings.capability_concurrency)
+        """Provider calls running at once, all apps together (the provider's share of the database pool)."""
         self.closed = False
         self.started = False
         self._pools: dict[str, _Pool] = {}

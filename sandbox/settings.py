@@ -34,6 +34,17 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_frame_bytes: Positive = 4 * 1024 * 1024
     """Largest bridge frame either way (requests, responses, capability traffic)."""
     max_inflight_capabilities: Positive = 32
+    """Capability requests one call may have in flight; more are refused with `quota.exceeded`."""
+    max_app_inflight_capabilities: Positive = 64
+    """Capability requests all workers of one app version may have in flight together (same refusal)."""
+    capability_concurrency: Positive = 4
+    """Capability requests the provider serves at once, all apps together; the others wait their turn. The
+    provider's database work is bounded by it, so core routes keep the rest of the connection pool."""
+    log_records_per_call: Positive = 50
+    log_records_per_minute: Positive = 1200
+    """`ctx.log` records one app version may write per minute (all workers); more are dropped and counted."""
+    max_log_record_bytes: Positive = 4096
+    """A bigger `ctx.log` record keeps its event (cut to 200 characters) and level, not its fields."""
     worker_uid_base: Annotated[int, msgspec.Meta(ge=1000, le=2**31 - 2**20)] = 2_000_000
     """First uid (and gid) of the range apps run under: each app gets its own, so RLIMIT_NPROC and every
     same-uid permission (prlimit, /proc) separate apps from each other. Ids in this range own no files."""

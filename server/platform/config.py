@@ -27,8 +27,11 @@ class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def for_server(cls, settings: Settings) -> PlatformSettings:
         production = settings.mode is Mode.PRODUCTION
+        sandbox = SandboxSettings.production() if production else SandboxSettings.development()
+        # capabilities get a third of the database pool at most; core routes keep the rest
+        share = max(1, settings.db_pool_max // 3)
         return cls(
-            sandbox=SandboxSettings.production() if production else SandboxSettings.development(),
+            sandbox=msgspec.structs.replace(sandbox, capability_concurrency=share),
             apps_dir=Path(settings.data_dir).resolve() / "miniapps",
             max_request_bytes=settings.platform_max_request_bytes,
             max_response_bytes=settings.platform_max_response_bytes,
