@@ -10,6 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from conftest import GUANGDE, LANGXI, NOW, World
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_sdk_codes import ankang
@@ -21,6 +22,7 @@ from yima_sdk.terminal import (
     ScanRecordResult,
     Terminal,
     TransportError,
+    sign_server_time,
 )
 from yima_sdk.trust import TrustListError, encode_revocation_delta, trust_list_etag
 
@@ -36,8 +38,12 @@ class Clock:
 class FakeServer:
     """A test double of the network: trust list, revocations, batch upload, and a line that can be cut."""
 
-    def __init__(self, envelope: bytes) -> None:
+    def __init__(self, envelope: bytes, root: Ed25519PrivateKey) -> None:
         self.envelope = envelope
+        self.root = root
+        self.clock_ahead_ms = 0
+        """How far the server's clock is ahead of the terminal's (the terminal sends its own in each request)."""
+        self.terminal_times: list[int] = []
         self.revoked: dict[int, list[tuple[int, str, bytes]]] = {}
         self.received: dict[str, dict[str, object]] = {}
         self.cut_after_batches: int | None = None
@@ -54,6 +60,12 @@ class FakeServer:
         entries = [e for e in self.revoked.get(issuer, []) if e[0] > since]
         version = max([since] + [e[0] for e in entries])
         return encode_revocation_delta(issuer, since, version, entries)  # type: ignore[arg-type]
+
+    def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
+        if not self.online:
+            raise TransportError("offline")
+        self.terminal_times.append(terminal_time_ms)
+        return sign_server_time(self.root, "root-2026", terminal_time_ms + self.clock_ahead_ms, nonce)
 
     def upload_batch(self, body: bytes) -> bytes:
         if not self.online or (self.cut_after_batches is not None and self.batches >= self.cut_after_batches):
@@ -94,7 +106,7 @@ def open_terminal(world: World, db: Path, clock: Clock, server: FakeServer) -> T
 
 @pytest.fixture
 def setup(world: World, tmp_path: Path) -> tuple[Terminal, FakeServer, Clock, Path]:
-    server = FakeServer(world.envelope())
+    server = FakeServer(world.envelope(), world.root)
     clock = Clock()
     db = tmp_path / "terminal.sqlite"
     terminal = open_terminal(world, db, clock, server)
@@ -352,7 +364,7 @@ def test_a_file_from_before_scan_groups_is_converted_on_open(world: World, tmp_p
         )
         old.commit()
 
-    server = FakeServer(world.envelope())
+    server = FakeServer(world.envelope(), world.root)
     terminal = Terminal(
         root_public_keys=world.roots, db_path=str(db), clock=Clock(), clock_source="ntp", transport=server
     )
@@ -442,3 +454,52 @@ def test_groups_are_decided_as_their_scans_are_one_by_one(
         assert grouped.pending_count() == pipelined.pending_count() == single.pending_count()
         for terminal in twins:
             terminal.close()
+
+
+def test_a_terminal_whose_clock_is_slow_learns_the_servers_time_and_accepts_valid_codes(
+    world: World, tmp_path: Path
+) -> None:
+    """The terminal's clock is 90 s slow: every fresh code looks issued in the future until the terminal syncs;
+    after `refresh` it decides and stamps scans by the server's time, and the offset survives a restart."""
+    server = FakeServer(world.envelope(), world.root)
+    server.clock_ahead_ms = 90_000
+    clock = Clock()
+    db = tmp_path / "terminal.sqlite"
+    terminal = Terminal(
+        root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc", transport=server
+    )
+    terminal.load_trust_list(world.envelope())
+    fresh = ankang(world, issued_at=NOW + 90)  # issued now, by the server's clock
+    assert terminal.scan(fresh).reason == "credential.not_yet_valid"
+    terminal.refresh()
+    assert terminal.clock_offset_s == 90.0 and server.terminal_times == [NOW * 1000]
+    decision = terminal.scan(fresh)
+    assert (decision.result, decision.reason) == ("accept", None)
+    terminal.upload_pending()
+    assert server.received[decision.record_id]["scanned_at"] == (NOW + 90) * 1000
+    terminal.close()
+    reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc")
+    assert reopened.clock_offset_s == 90.0 and reopened.now() == NOW + 90
+    reopened.close()
+
+
+def test_a_time_answer_that_is_not_the_servers_is_refused(world: World, tmp_path: Path) -> None:
+    """Signed by another key, or an old answer replayed (another nonce): the offset stays as it was."""
+    server = FakeServer(world.envelope(), Ed25519PrivateKey.generate())
+    terminal = Terminal(
+        root_public_keys=world.roots,
+        db_path=str(tmp_path / "t.sqlite"),
+        clock=Clock(),
+        clock_source="rtc",
+        transport=server,
+    )
+    with pytest.raises(TrustListError) as forged:
+        terminal.sync_clock()
+    assert forged.value.code == "time.bad_signature"
+    old = sign_server_time(world.root, "root-2026", (NOW + 3600) * 1000, "an-earlier-nonce")
+    server.fetch_server_time = lambda nonce, terminal_time_ms: old  # type: ignore[method-assign]
+    with pytest.raises(TrustListError) as replayed:
+        terminal.sync_clock()
+    assert replayed.value.code == "time.nonce_mismatch"
+    assert terminal.clock_offset_s == 0.0
+    terminal.close()

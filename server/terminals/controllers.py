@@ -27,7 +27,17 @@ _batch_encoder = msgspec.json.Encoder()
 
 
 def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
-    return schemas.TerminalOut(t.id, t.name, t.kind, t.scene, t.enabled, t.created_at, token_endpoint)
+    return schemas.TerminalOut(
+        t.id,
+        t.name,
+        t.kind,
+        t.scene,
+        t.enabled,
+        t.created_at,
+        token_endpoint,
+        t.clock_offset_ms,
+        t.clock_checked_at,
+    )
 
 
 class TerminalAdminController(Controller):
@@ -155,6 +165,20 @@ class TerminalTokenController(Controller):
             raise BadRequest("Each form field may appear once")
         token, expires_in = await terminals.registry.issue_token({k: v[0] for k, v in pairs.items()})
         return Response(schemas.TerminalToken(token, expires_in), headers={"Cache-Control": "no-store"})
+
+    @get("/time", opt=allow(TERMINAL), operation_id="terminalTime", media_type="application/json")
+    async def server_time(
+        self,
+        principal: Caller,
+        terminals: TerminalsDep,
+        nonce: Annotated[str, QueryParameter(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        terminal_time: Annotated[int | None, QueryParameter(ge=0, le=2**53)] = None,
+    ) -> Response[bytes]:
+        """The server's time (unix ms) signed by the trust-list root and bound to the terminal's fresh nonce, for
+        its clock sync (yima_sdk.terminal.verify_server_time); `terminal_time`, the terminal's own clock, is kept
+        for the operator's terminal list."""
+        body = await terminals.registry.server_time(principal.subject, nonce, terminal_time)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 class ScanController(Controller):

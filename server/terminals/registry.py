@@ -15,9 +15,11 @@ import asyncpg
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from yima_sdk.codes import public_key_valid
+from yima_sdk.terminal import sign_server_time
 
 from server import audit
 from server.core import Core
+from server.credentials.trust_list import ROOT_PURPOSE
 from server.terminals import errors, repository
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -35,6 +37,9 @@ class TerminalInfo:
     session_epoch: int
     public_key: bytes
     created_at: datetime
+    clock_offset_ms: int | None = None
+    """The terminal's clock minus ours at its last time sync (None: never synced)."""
+    clock_checked_at: datetime | None = None
 
 
 def _info(row: asyncpg.Record) -> TerminalInfo:
@@ -47,6 +52,8 @@ def _info(row: asyncpg.Record) -> TerminalInfo:
         row["session_epoch"],
         bytes(row["public_key"]),
         row["created_at"],
+        row["clock_offset_ms"],
+        row["clock_checked_at"],
     )
 
 
@@ -132,6 +139,21 @@ class TerminalService:
         info = _info(row)
         self._cache[terminal_id] = info
         return info
+
+    async def server_time(self, terminal_id: str, nonce: str, terminal_time_ms: int | None) -> bytes:
+        """Our time signed by the trust-list root for a terminal's sync (yima_sdk.terminal.verify_server_time),
+        bound to its nonce; the terminal's own time, when it sends it, is kept for the operator's list."""
+        received = self.clock()
+        if terminal_time_ms is not None:
+            async with self._core.db.connection() as conn:
+                await repository.record_clock(
+                    conn,
+                    terminal_id,
+                    terminal_time_ms - round(received * 1000),
+                    datetime.fromtimestamp(received, UTC),
+                )
+        root = await self._core.keys.active(ROOT_PURPOSE)
+        return sign_server_time(root.private_key, root.kid, round(self.clock() * 1000), nonce)
 
     async def issue_token(self, form: dict[str, str]) -> tuple[str, int]:
         """Check a client-credentials request with a JWT client assertion; answer a short-lived terminal token."""

@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 
-_TERMINAL = "id, name, kind, scene, public_key, enabled, session_epoch, created_at"
+_TERMINAL = (
+    "id, name, kind, scene, public_key, enabled, session_epoch, created_at, clock_offset_ms, clock_checked_at"
+)
 
 SCAN_COLUMNS: tuple[str, ...] = (
     "id",
@@ -25,6 +27,7 @@ SCAN_COLUMNS: tuple[str, ...] = (
     "result",
     "reason",
     "repeat",
+    "clock_offset_ms",
 )
 OFFLINE_SCAN_COLUMNS: tuple[str, ...] = (
     *SCAN_COLUMNS,
@@ -86,6 +89,16 @@ async def enable_terminal(conn: asyncpg.Connection, terminal_id: str) -> bool:
     return bool(result.endswith(" 1"))
 
 
+async def record_clock(conn: asyncpg.Connection, terminal_id: str, offset_ms: int, at: datetime) -> None:
+    """What the terminal's clock said against ours at its time sync."""
+    await conn.execute(
+        "UPDATE terminals SET clock_offset_ms = $2, clock_checked_at = $3 WHERE id = $1",
+        terminal_id,
+        offset_ms,
+        at,
+    )
+
+
 async def list_policies(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT kind, scene, allowed_colours, show_name, replay, accept_ride_codes FROM scene_policies ORDER BY kind, scene"
@@ -134,6 +147,7 @@ _SCAN_TYPES: tuple[str, ...] = (
     "text",
     "text",
     "boolean",
+    "bigint",
 )
 _CLAIMING_INSERT = """
 WITH input AS (

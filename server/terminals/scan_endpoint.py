@@ -106,6 +106,7 @@ async def scan_endpoint(scope: HTTPScope, receive: Receive, send: Send) -> None:
             repeat=outcome.repeat,
             expires_at=datetime.fromtimestamp(outcome.expires_at, UTC) if outcome.expires_at else None,
             miniapp=_miniapp(outcome.miniapp),
+            clock_offset_ms=outcome.clock_offset_ms,
         )
     )
     start: HTTPResponseStartEvent = {

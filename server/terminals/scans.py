@@ -105,6 +105,7 @@ class _Offline:
             "accept" if self.reason is None else "reject",
             self.reason,
             False,
+            None,  # clock_offset_ms: an offline record's time is checked on its own (scan.clock_invalid)
             record.record_id,
             record.amount_fen if 0 <= record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN else None,
             record.clock_source,
@@ -138,6 +139,7 @@ class ScanOutcome:
     repeat: bool
     expires_at: int | None
     miniapp: AppPart | None = None
+    clock_offset_ms: int | None = None
 
 
 def _decision_value(result: str, reason: str | None, scan_id: str) -> bytes:
@@ -281,6 +283,10 @@ class ScanService:
                 elif once and replay_key is not None:
                     spends, spent_ttl = replay_key, ttl
         account_id = subject.account_id if subject is not None else None
+        # A terminal clock off by more than the tolerance is flagged on the scan (stored, and in the answer):
+        # the scan is still decided by our clock, but its scanned_at is not to be trusted.
+        offset_ms = round((scanned_at.timestamp() - now) * 1000)
+        clock_offset_ms = offset_ms if abs(offset_ms) > self.clock_skew_s * 1000 else None
         claimed = await self._recorder.record(
             (
                 scan_uuid,
@@ -296,6 +302,7 @@ class ScanService:
                 result,
                 reason,
                 repeat,
+                clock_offset_ms,
             ),
             code.replay_key if spends is not None and code is not None else None,
         )
@@ -335,6 +342,7 @@ class ScanService:
             repeat,
             code.expires_at if code else None,
             miniapp,
+            clock_offset_ms,
         )
 
     # -- offline batches ------------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ class TerminalOut(Outbound):
     created_at: dt.datetime
     token_endpoint: str
     """The `aud` of the terminal's client assertions."""
+    clock_offset_ms: int | None = None
+    """The terminal's clock minus the server's at its last time sync (`GET /v1/terminal/time`); omitted until the
+    first sync. Beyond the clock-skew tolerance (30 s) the terminal refuses valid codes or accepts stale ones."""
+    clock_checked_at: dt.datetime | None = None
 
 
 class TerminalToken(Outbound):
@@ -90,6 +94,9 @@ class ScanResponse(Outbound):
     expires_at: dt.datetime | None = None
     miniapp: MiniAppLines | None = None
     """Omitted when no mini-app is bound to the terminal's scene (or the scan was refused)."""
+    clock_offset_ms: int | None = None
+    """Present when the terminal's `scanned_at` was off the server's clock by more than the clock-skew tolerance:
+    scanned_at minus the server's time, as stored with the scan. The terminal should sync its clock."""
 
 
 class MyScan(Outbound):

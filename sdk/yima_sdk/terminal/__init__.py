@@ -6,10 +6,12 @@ Exception tree::
     TransportError            network or server failure, or the token endpoint refused the terminal; the
                               terminal keeps working offline
     (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
-    (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load
+    (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load; `time.*` codes
+                              from sync_clock for a time answer that is not the server's
 """
 
 from yima_sdk.terminal._auth import TerminalCredentials
+from yima_sdk.terminal._clock import sign_server_time, verify_server_time
 from yima_sdk.terminal._terminal import PendingScans, ScanDecision, Terminal, TerminalError
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._wire import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
@@ -27,4 +29,6 @@ __all__ = [
     "TerminalError",
     "Transport",
     "TransportError",
+    "sign_server_time",
+    "verify_server_time",
 ]

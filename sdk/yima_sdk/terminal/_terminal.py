@@ -5,11 +5,16 @@ answered. `scan_many` is group commit: several scans (several readers, or a queu
 the previous commit was on disk) share one fsync, and none of them is answered before that fsync.
 Uploads run whenever the terminal is online and resume after a cut connection, because a record is
 marked uploaded only when the server's answer names it.
+
+The terminal keeps its own clock's offset from the server's, learned at each sync from a root-signed time
+(`sync_clock`, called by `refresh`) and kept in the SQLite file: scans are decided and stamped by the corrected
+time, so a terminal whose clock runs a minute slow still accepts valid codes.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +25,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
+from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._store import RecordRow, ScanStore
 from yima_sdk.terminal._transport import Transport, TransportError
 from yima_sdk.terminal._wire import ClockSource, ScanBatch, ScanBatchResult, ScanRecord
@@ -28,6 +34,7 @@ from yima_sdk.trust import RevocationError, RevocationSet, TrustList, decode_rev
 __all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 
 _TRUST_LIST_KEY: Final = "trust_list"
+_CLOCK_OFFSET_KEY: Final = "clock_offset_ms"
 _batch_encoder = msgspec.json.Encoder()
 _batch_result_decoder = msgspec.json.Decoder(ScanBatchResult)
 
@@ -141,6 +148,36 @@ class Terminal:
         stored = self._store.get_state(_TRUST_LIST_KEY)
         if stored is not None:
             self._install(TrustList.verify(stored, self._roots))
+        offset = self._store.get_state(_CLOCK_OFFSET_KEY)
+        self._clock_offset_s = int(offset) / 1000 if offset is not None else 0.0
+
+    # -- clock ------------------------------------------------------------------------------------------
+
+    @property
+    def clock_offset_s(self) -> float:
+        """What this terminal adds to its own clock to read the server's time (0 until the first sync)."""
+        return self._clock_offset_s
+
+    def now(self) -> float:
+        """The corrected time: the terminal's clock plus the offset learned at the last sync."""
+        return self._clock() + self._clock_offset_s
+
+    def sync_clock(self) -> float:
+        """Ask the server's time (root-signed, bound to a fresh nonce), keep the offset; returns it in seconds.
+
+        The offset is taken against the middle of the round trip, so it is right to within half the round trip.
+        Raises `TransportError`, or `TrustListError` (`time.*`) for an answer that is not the server's."""
+        transport = self._require_transport()
+        nonce = secrets.token_urlsafe(16)
+        sent = self._clock()
+        body = transport.fetch_server_time(nonce, int(sent * 1000))
+        received = self._clock()
+        server = verify_server_time(body, self._roots, nonce) / 1000
+        offset = server - (sent + received) / 2
+        self._settle()
+        self._store.set_state(_CLOCK_OFFSET_KEY, str(round(offset * 1000)).encode())
+        self._clock_offset_s = round(offset * 1000) / 1000
+        return self._clock_offset_s
 
     # -- trust list and revocations -------------------------------------------------------------
 
@@ -175,8 +212,10 @@ class Terminal:
         self._store.save_revocations(issuer, delta.since == 0, delta.version, added)
 
     def refresh(self) -> None:
-        """Fetch the trust list (by ETag) and every issuer's revocation delta. Raises `TransportError`."""
+        """Learn the server's time (`sync_clock`), fetch the trust list (by ETag) and every issuer's revocation
+        delta. Raises `TransportError`."""
         transport = self._require_transport()
+        self.sync_clock()
         envelope = transport.fetch_trust_list(self._trust_list.etag if self._trust_list else None)
         if envelope is not None:
             self.load_trust_list(envelope)
@@ -251,7 +290,7 @@ class Terminal:
         verifier = self._verifier
         if verifier is None:
             raise TerminalError("terminal.no_trust_list")
-        now = self._clock()
+        now = self._clock() + self._clock_offset_s
         self._forget_before(now)
         revocations = self._revocations
         recent = self._recent

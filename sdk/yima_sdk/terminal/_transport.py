@@ -23,7 +23,7 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
-    """The three calls a terminal makes. Bodies are raw bytes: the terminal verifies and decodes them."""
+    """The calls a terminal makes. Bodies are raw bytes: the terminal verifies and decodes them."""
 
     def fetch_trust_list(self, etag: str | None) -> bytes | None:
         """`GET /v1/trust-list` with `If-None-Match: etag`; None when the server answers 304."""
@@ -35,6 +35,11 @@ class Transport(Protocol):
 
     def upload_batch(self, body: bytes) -> bytes:
         """`POST /v1/scans/batch` with a JSON body; returns the 200 response body."""
+        ...
+
+    def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
+        """`GET /v1/terminal/time?nonce=N&terminal_time=T`: the root-signed server time; the server notes T
+        (the terminal's own clock) for the operator's terminal list."""
         ...
 
 
@@ -159,6 +164,10 @@ class HttpTransport:
 
     def upload_batch(self, body: bytes) -> bytes:
         return self._request("POST", "/v1/scans/batch", body, {"Content-Type": "application/json"})[1]
+
+    def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
+        query = urllib.parse.urlencode({"nonce": nonce, "terminal_time": terminal_time_ms})
+        return self._request("GET", f"/v1/terminal/time?{query}", None, {})[1]
 
 
 def _problem_code(exc: urllib.error.HTTPError) -> str:
