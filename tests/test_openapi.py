@@ -82,6 +82,14 @@ def test_routes_declare_their_domain_errors() -> None:
     assert {"auth.required", "auth.token_expired"} <= _codes(confirm, "401")
     assert _codes(confirm, "403") == {"auth.forbidden"}
     assert _codes(confirm, "404") == {"device.user_code_unknown"}
+    identity = operations["setIdentity"]
+    assert _codes(identity, "422") == {"identity.name_invalid", "identity.id_number_invalid"}
+    assert _codes(identity, "409") == {"identity.already_verified", "identity.id_number_taken"}
+    release = operations["releaseMiniapp"]
+    assert _codes(release, "409") == {"release.not_approved", "release.already_released"}
+    gateway = operations["callMiniappPost"]
+    assert {"miniapp.timeout", "miniapp.cpu_exceeded"} == _codes(gateway, "504")
+    assert {"miniapp.quota_app", "miniapp.quota_resident"} <= _codes(gateway, "429")
 
 
 async def test_a_route_without_a_token_answers_a_documented_401(client) -> None:  # type: ignore[no-untyped-def]

@@ -12,12 +12,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from server.auth import Principal, Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
-from server.credentials import schemas
+from server.credentials import errors, schemas
 from server.credentials.rendering import qr_version, render_png, render_svg
 from server.credentials.service import Credentials
 from server.credentials.trust_list import b64url, b64url_decode
 from server.deps import Caller, Db
-from server.errors import BadRequest
+from server.errors import BadRequest, PayloadTooLarge, raises
 
 CredentialsDep: TypeAlias = NamedDependency[Credentials]
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -33,7 +33,7 @@ class AnkangCodeController(Controller):
 
     @get(
         "/codes/ankang",
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(errors.RealNameRequired),
         operation_id="getAnkangCode",
         cache_control=CacheControlHeader(no_store=True),
     )
@@ -57,7 +57,7 @@ class AnkangCodeController(Controller):
 
     @get(
         "/codes/ankang.svg",
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(errors.RealNameRequired),
         operation_id="getAnkangCodeSvg",
         media_type="image/svg+xml",
     )
@@ -66,7 +66,12 @@ class AnkangCodeController(Controller):
         code = await credentials.ankang.issue(principal.account_id)
         return Response(render_svg(code.payload), media_type="image/svg+xml", headers=_NO_STORE)
 
-    @get("/codes/ankang.png", opt=allow(ANY_ACCOUNT), operation_id="getAnkangCodePng", media_type="image/png")
+    @get(
+        "/codes/ankang.png",
+        opt=allow(ANY_ACCOUNT) | raises(errors.RealNameRequired),
+        operation_id="getAnkangCodePng",
+        media_type="image/png",
+    )
     async def ankang_png(self, principal: Caller, credentials: CredentialsDep) -> Response[bytes]:
         """The current Ankang code as a PNG QR image (error correction M)."""
         code = await credentials.ankang.issue(principal.account_id)
@@ -87,7 +92,11 @@ class AnkangCodeController(Controller):
         )
         return schemas.RevokeCodesResult(published, version)
 
-    @get("/health-status", opt=allow(ANY_ACCOUNT), operation_id="getMyHealthStatus")
+    @get(
+        "/health-status",
+        opt=allow(ANY_ACCOUNT) | raises(errors.RealNameRequired),
+        operation_id="getMyHealthStatus",
+    )
     async def health_status(
         self, principal: Caller, credentials: CredentialsDep, db: Db
     ) -> schemas.MyHealthStatus:
@@ -143,7 +152,12 @@ class PartnerKeyController(Controller):
     path = "/v1/admin/trust-list/partner-keys"
     tags = ["admin"]
 
-    @post("", status_code=201, opt=allow(Role.OPERATOR), operation_id="addPartnerIssuerKey")
+    @post(
+        "",
+        status_code=201,
+        opt=allow(Role.OPERATOR) | raises(errors.PartnerKeyInvalid, errors.PartnerKeyConflict),
+        operation_id="addPartnerIssuerKey",
+    )
     async def add(
         self, data: JSONBody[schemas.PartnerKeyRequest], principal: Caller, credentials: CredentialsDep
     ) -> schemas.PartnerKey:
@@ -175,7 +189,7 @@ class PartnerKeyController(Controller):
     @delete(
         "/{issuer:int}/{key_id:str}",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(errors.PartnerKeyNotFound),
         operation_id="removePartnerIssuerKey",
     )
     async def remove(
@@ -229,7 +243,12 @@ class HealthAuthorityController(Controller):
     path = "/v1/authority/health-status"
     tags = ["authority"]
 
-    @post("", status_code=200, opt=allow(Role.HEALTH_AUTHORITY), operation_id="setHealthStatus")
+    @post(
+        "",
+        status_code=200,
+        opt=allow(Role.HEALTH_AUTHORITY) | raises(errors.IdNumberInvalid),
+        operation_id="setHealthStatus",
+    )
     async def set_status(
         self, data: JSONBody[schemas.HealthStatusRequest], principal: Caller, credentials: CredentialsDep
     ) -> schemas.HealthStatusSet:
@@ -243,7 +262,12 @@ class HealthAuthorityController(Controller):
         )
         return schemas.HealthStatusSet(data.color, when, known)
 
-    @post("/imports", status_code=200, opt=allow(Role.HEALTH_AUTHORITY), operation_id="importHealthStatus")
+    @post(
+        "/imports",
+        status_code=200,
+        opt=allow(Role.HEALTH_AUTHORITY) | raises(errors.ImportInvalid, PayloadTooLarge),
+        operation_id="importHealthStatus",
+    )
     async def import_file(
         self, request: Request[Any, Any, Any], principal: Caller, credentials: CredentialsDep
     ) -> schemas.HealthImportResult:

@@ -11,8 +11,8 @@ from litestar.params import JSONBody, QueryParameter
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC
 from server.deps import Caller, Db
-from server.errors import NotFound
-from server.identity import schemas
+from server.errors import NotFound, TooManyRequests, raises
+from server.identity import errors, schemas
 from server.identity.service import IdentityService, Profile
 from server.identity.sms import ConsoleSender
 from server.net import client_address
@@ -35,7 +35,7 @@ class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
 
-    @post("/otp", status_code=202, opt=allow(PUBLIC), operation_id="requestOtp")
+    @post("/otp", status_code=202, opt=allow(PUBLIC) | raises(TooManyRequests), operation_id="requestOtp")
     async def request_otp(
         self, request: Request[Any, Any, Any], data: JSONBody[schemas.OtpRequest], identity: Identity
     ) -> schemas.OtpAccepted:
@@ -43,13 +43,23 @@ class AuthController(Controller):
         await identity.request_otp(data.phone, client_address(request))
         return schemas.OtpAccepted(status="sent", expires_in=identity.otp_ttl_s)
 
-    @post("/token", status_code=200, opt=allow(PUBLIC), operation_id="exchangeOtp")
+    @post(
+        "/token",
+        status_code=200,
+        opt=allow(PUBLIC) | raises(errors.OtpInvalid, errors.OtpLocked),
+        operation_id="exchangeOtp",
+    )
     async def token(self, data: JSONBody[schemas.TokenRequest], identity: Identity) -> schemas.TokenResponse:
         """Exchange phone + code for an access token and a refresh token. Creates the account on first login."""
         pair = await identity.exchange_otp(data.phone, data.code)
         return schemas.TokenResponse(pair.access_token, pair.refresh_token, pair.expires_in)
 
-    @post("/refresh", status_code=200, opt=allow(PUBLIC), operation_id="refreshToken")
+    @post(
+        "/refresh",
+        status_code=200,
+        opt=allow(PUBLIC) | raises(errors.RefreshInvalid, errors.RefreshReused),
+        operation_id="refreshToken",
+    )
     async def refresh(
         self, data: JSONBody[schemas.RefreshRequest], identity: Identity
     ) -> schemas.TokenResponse:
@@ -67,12 +77,23 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ["me"]
 
-    @get("", opt=allow(ANY_ACCOUNT), operation_id="getMe")
+    @get("", opt=allow(ANY_ACCOUNT) | raises(errors.AccountNotFound), operation_id="getMe")
     async def me(self, principal: Caller, identity: Identity, db: Db) -> schemas.ProfileResponse:
         """The caller's profile; the phone and ID number are masked."""
         return _profile(await identity.profile(db, principal.account_id))
 
-    @put("/identity", opt=allow(ANY_ACCOUNT), operation_id="setIdentity")
+    @put(
+        "/identity",
+        opt=allow(ANY_ACCOUNT)
+        | raises(
+            errors.NameInvalid,
+            errors.IdNumberInvalid,
+            errors.AccountNotFound,
+            errors.AlreadyVerified,
+            errors.IdNumberTaken,
+        ),
+        operation_id="setIdentity",
+    )
     async def set_identity(
         self, data: JSONBody[schemas.IdentityRequest], principal: Caller, identity: Identity, db: Db
     ) -> schemas.ProfileResponse:
@@ -84,12 +105,21 @@ class AccountAdminController(Controller):
     path = "/v1/admin/accounts"
     tags = ["admin"]
 
-    @get("/{account_id:int}", opt=allow(Role.OPERATOR), operation_id="adminGetAccount")
+    @get(
+        "/{account_id:int}",
+        opt=allow(Role.OPERATOR) | raises(errors.AccountNotFound),
+        operation_id="adminGetAccount",
+    )
     async def get_account(self, account_id: RowId, identity: Identity, db: Db) -> schemas.ProfileResponse:
         """An account's masked profile."""
         return _profile(await identity.profile(db, account_id))
 
-    @post("/{account_id:int}/roles", status_code=200, opt=allow(Role.OPERATOR), operation_id="adminGrantRole")
+    @post(
+        "/{account_id:int}/roles",
+        status_code=200,
+        opt=allow(Role.OPERATOR) | raises(errors.AccountNotFound),
+        operation_id="adminGrantRole",
+    )
     async def grant(
         self,
         account_id: RowId,
@@ -127,7 +157,7 @@ class DevOutboxController(Controller):
     path = "/v1/dev"
     tags = ["dev"]
 
-    @get("/sms-outbox", opt=allow(PUBLIC), operation_id="devSmsOutbox")
+    @get("/sms-outbox", opt=allow(PUBLIC) | raises(NotFound), operation_id="devSmsOutbox")
     async def outbox(
         self,
         request: Request[Any, Any, Any],

@@ -15,6 +15,7 @@ from server.auth import Role, allow
 from server.auth.guards import PUBLIC
 from server.deps import Caller, Db
 from server.errors import raises
+from server.idempotency import IdempotencyKeyReused
 from server.onecard import errors, schemas
 from server.onecard.service import OnecardService
 from server.onecard.topups import Topups
@@ -29,7 +30,13 @@ class OnecardController(Controller):
     path = "/v1/me/onecard"
     tags = ["onecard"]
 
-    @post("", status_code=200, opt=allow(Role.RESIDENT), operation_id="openOnecard")
+    @post(
+        "",
+        status_code=200,
+        opt=allow(Role.RESIDENT)
+        | raises(errors.CardNumberInvalid, errors.IdentityRequired, errors.AlreadyOpen, errors.CardTaken),
+        operation_id="openOnecard",
+    )
     async def open(
         self, data: JSONBody[schemas.OpenAccountRequest], principal: Caller, onecard: Onecard, db: Db
     ) -> schemas.OnecardResponse:
@@ -40,7 +47,7 @@ class OnecardController(Controller):
             view.balance_fen, view.card_number_masked, view.ecard_status, view.opened_at
         )
 
-    @get("", opt=allow(Role.RESIDENT), operation_id="getOnecard")
+    @get("", opt=allow(Role.RESIDENT) | raises(errors.NotOpen), operation_id="getOnecard")
     async def show(self, principal: Caller, onecard: Onecard, db: Db) -> schemas.OnecardResponse:
         """Balance (fen), masked card number and electronic card status."""
         view = await onecard.view(db, principal.account_id)
@@ -48,7 +55,11 @@ class OnecardController(Controller):
             view.balance_fen, view.card_number_masked, view.ecard_status, view.opened_at
         )
 
-    @get("/statements", opt=allow(Role.RESIDENT), operation_id="getOnecardStatement")
+    @get(
+        "/statements",
+        opt=allow(Role.RESIDENT) | raises(errors.NotOpen, errors.MonthInvalid),
+        operation_id="getOnecardStatement",
+    )
     async def statement(
         self,
         month: Annotated[
@@ -65,7 +76,13 @@ class OnecardController(Controller):
             schemas.StatementResponse,
         )
 
-    @post("/topups", status_code=201, opt=allow(Role.RESIDENT), operation_id="createTopup")
+    @post(
+        "/topups",
+        status_code=201,
+        opt=allow(Role.RESIDENT)
+        | raises(errors.AmountInvalid, errors.NotOpen, errors.ProviderUnavailable, IdempotencyKeyReused),
+        operation_id="createTopup",
+    )
     async def topup(
         self,
         data: JSONBody[schemas.TopupRequest],
@@ -81,7 +98,11 @@ class OnecardController(Controller):
             order.order_no, order.amount_fen, order.state, order.pay_url, order.pay_params, order.expires_at
         )
 
-    @get("/topups/{order_no:str}", opt=allow(Role.RESIDENT), operation_id="getTopup")
+    @get(
+        "/topups/{order_no:str}",
+        opt=allow(Role.RESIDENT) | raises(errors.UnknownOrder, errors.ProviderUnavailable),
+        operation_id="getTopup",
+    )
     async def topup_status(
         self, order_no: FromPath[str], principal: Caller, topups: TopupService, db: Db
     ) -> schemas.TopupStatusResponse:
@@ -99,7 +120,13 @@ class DeviceController(Controller):
     path = "/v1/me/devices"
     tags = ["onecard"]
 
-    @post("", status_code=201, opt=allow(Role.RESIDENT), operation_id="certifyDevice")
+    @post(
+        "",
+        status_code=201,
+        opt=allow(Role.RESIDENT)
+        | raises(errors.NotOpen, errors.DeviceKeyInvalid, errors.InDebt, errors.TooManyDevices),
+        operation_id="certifyDevice",
+    )
     async def certify(
         self, data: JSONBody[schemas.DeviceRequest], principal: Caller, onecard: Onecard, db: Db
     ) -> schemas.DeviceCertificateResponse:
@@ -108,7 +135,12 @@ class DeviceController(Controller):
         issued = await onecard.register_device(db, principal.account_id, data.public_key)
         return msgspec.convert(msgspec.to_builtins(issued), schemas.DeviceCertificateResponse)
 
-    @delete("/{device_id:int}", status_code=200, opt=allow(Role.RESIDENT), operation_id="revokeDevice")
+    @delete(
+        "/{device_id:int}",
+        status_code=200,
+        opt=allow(Role.RESIDENT) | raises(errors.NotOpen, errors.DeviceNotFound),
+        operation_id="revokeDevice",
+    )
     async def revoke(self, device_id: RowId, principal: Caller, onecard: Onecard) -> schemas.DeviceRevoked:
         """Revoke a device certificate (lost phone): it enters the revocation deltas terminals fetch, and offline
         records made with it are no longer charged."""
@@ -138,7 +170,11 @@ class ReconciliationController(Controller):
     path = "/v1/admin/onecard"
     tags = ["admin"]
 
-    @get("/reconciliation", opt=allow(Role.OPERATOR), operation_id="onecardReconciliation")
+    @get(
+        "/reconciliation",
+        opt=allow(Role.OPERATOR) | raises(errors.DateInvalid, errors.ProviderUnavailable),
+        operation_id="onecardReconciliation",
+    )
     async def reconciliation(
         self,
         date: Annotated[

@@ -12,7 +12,7 @@ from litestar.plugins import InitPluginProtocol
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.db import Database
-from server.errors import Conflict, NotFound
+from server.errors import Conflict, NotFound, raises
 from server.onecard.config import OnecardConfig
 from server.onecard.controllers import (
     DeviceController,
@@ -55,7 +55,7 @@ class DevPaymentController(Controller):
     path = "/v1/dev"
     tags = ["dev"]
 
-    @get("/sim/cashier/{prepay_id:str}", opt=allow(PUBLIC), operation_id="devCashier")
+    @get("/sim/cashier/{prepay_id:str}", opt=allow(PUBLIC) | raises(NotFound), operation_id="devCashier")
     async def cashier(self, prepay_id: FromPath[str], state: State) -> DevCashier:
         """Where a top-up's `pay_url` leads under `yima dev`: the order to pay."""
         order = await _local(state).cashier(prepay_id)
@@ -68,7 +68,12 @@ class DevPaymentController(Controller):
             f"{state.core.settings.base_url}/v1/dev/payments/{order.order_no}/pay",
         )
 
-    @post("/payments/{order_no:str}/pay", status_code=200, opt=allow(PUBLIC), operation_id="devPayTopup")
+    @post(
+        "/payments/{order_no:str}/pay",
+        status_code=200,
+        opt=allow(PUBLIC) | raises(NotFound, Conflict),
+        operation_id="devPayTopup",
+    )
     async def pay(self, order_no: FromPath[str], state: State) -> dict[str, list[str]]:
         """Pay a top-up order in the simulator; its notification is delivered within a second."""
         try:

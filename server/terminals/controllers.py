@@ -15,7 +15,7 @@ from yima_sdk.terminal import ScanBatch, ScanBatchResult
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.deps import Caller, Db
-from server.errors import BadRequest, raises
+from server.errors import BadRequest, PayloadTooLarge, Unavailable, raises
 from server.terminals import errors, schemas
 from server.terminals.plugin_state import Terminals
 from server.terminals.policies import CHANNEL, KINDS
@@ -44,7 +44,12 @@ class TerminalAdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
 
-    @post("/terminals", status_code=201, opt=allow(Role.OPERATOR), operation_id="registerTerminal")
+    @post(
+        "/terminals",
+        status_code=201,
+        opt=allow(Role.OPERATOR) | raises(errors.TerminalKeyInvalid),
+        operation_id="registerTerminal",
+    )
     async def register(
         self, data: JSONBody[schemas.TerminalRequest], principal: Caller, terminals: TerminalsDep, db: Db
     ) -> schemas.TerminalOut:
@@ -67,7 +72,7 @@ class TerminalAdminController(Controller):
     @post(
         "/terminals/{terminal_id:str}/disable",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(errors.TerminalNotFound),
         operation_id="disableTerminal",
     )
     async def disable(
@@ -80,7 +85,7 @@ class TerminalAdminController(Controller):
     @post(
         "/terminals/{terminal_id:str}/enable",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR) | raises(errors.TerminalNotFound),
         operation_id="enableTerminal",
     )
     async def enable(
@@ -102,7 +107,11 @@ class TerminalAdminController(Controller):
             for p in terminals.scans.policies.all()
         ]
 
-    @put("/scene-policies/{kind:str}", opt=allow(Role.OPERATOR), operation_id="setScenePolicy")
+    @put(
+        "/scene-policies/{kind:str}",
+        opt=allow(Role.OPERATOR) | raises(errors.PolicyInvalid),
+        operation_id="setScenePolicy",
+    )
     async def set_policy(
         self,
         kind: FromPath[str],
@@ -188,7 +197,14 @@ class ScanController(Controller):
     @post(
         "/scans/batch",
         status_code=200,
-        opt=allow(TERMINAL),
+        opt=allow(TERMINAL)
+        | raises(
+            BadRequest,
+            errors.BatchTooLarge,
+            PayloadTooLarge,
+            errors.TerminalNotFound,
+            (Unavailable, "service.db_unavailable"),
+        ),
         operation_id="scanBatch",
         media_type="application/json",
     )

@@ -25,7 +25,7 @@ from litestar.types import HTTPResponseStartEvent, HTTPScope, Receive, Send
 
 from server.auth import allow
 from server.auth.guards import TERMINAL
-from server.errors import BadRequest, PayloadTooLarge
+from server.errors import BadRequest, PayloadTooLarge, Unavailable, raises
 from server.terminals import schemas
 from server.terminals.events import AppPart
 from server.terminals.plugin_state import Terminals
@@ -35,7 +35,14 @@ _encoder = msgspec.json.Encoder()
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-@post("/v1/scans", status_code=200, opt=allow(TERMINAL), operation_id="scan", summary="Scan", tags=["scans"])
+@post(
+    "/v1/scans",
+    status_code=200,
+    opt=allow(TERMINAL) | raises((Unavailable, "service.db_unavailable")),
+    operation_id="scan",
+    summary="Scan",
+    tags=["scans"],
+)
 async def scan_contract(data: JSONBody[schemas.ScanRequest]) -> schemas.ScanResponse:
     """Check a scanned code for this terminal's scene; the scan is stored before the answer."""
     raise NotImplementedError("documentation only: scan_endpoint serves this route")
