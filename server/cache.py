@@ -63,8 +63,8 @@ class Cache(abc.ABC):
         """The members of an expiring set that have not expired."""
 
     @abc.abstractmethod
-    async def publish(self, channel: str, message: bytes) -> None:
-        """Send message to every current subscriber of channel, in any worker."""
+    async def publish(self, channel: str, message: bytes) -> int:
+        """Send message to every current subscriber of channel, in any worker; how many received it."""
 
     @abc.abstractmethod
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
@@ -148,9 +148,11 @@ class MemoryCache(Cache):
             del members[gone]
         return frozenset(members)
 
-    async def publish(self, channel: str, message: bytes) -> None:
-        for queue in list(self._subscribers.get(channel, ())):
+    async def publish(self, channel: str, message: bytes) -> int:
+        queues = list(self._subscribers.get(channel, ()))
+        for queue in queues:
             queue.put_nowait(message)
+        return len(queues)
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self._subscribe(channel)
@@ -252,8 +254,8 @@ class RedisCache(Cache):
         return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     @_unavailable_when_lost
-    async def publish(self, channel: str, message: bytes) -> None:
-        await self._redis.publish(self._ns + channel, message)
+    async def publish(self, channel: str, message: bytes) -> int:
+        return int(await self._redis.publish(self._ns + channel, message))
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self._subscribe(channel)

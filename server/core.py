@@ -50,6 +50,7 @@ class Core:
 
     async def close(self) -> None:
         await self.sessions.close()
+        await self.keys.close()
         await self.sms.close()
         await self.cache.close()
         await self.db.close()
@@ -78,6 +79,7 @@ async def start_core(
     cache = create_cache(settings.redis_url, settings.redis_namespace)
     cipher = FieldCipher(master_key)
     keys = KeyStore(db, cipher)
+    await keys.start(cache)
     await keys.keys(ACCESS_PURPOSE)  # load (or create) before serving, so requests never wait on it
     tokens = AccessTokens(
         keys, issuer=settings.jwt_issuer, audience=settings.base_url, ttl_s=settings.access_token_ttl_s

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from server.credentials.trust_list import ISSUER_PURPOSE
+from server.keys.service import KeyChange
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -19,16 +21,20 @@ def cmd_keys(args: argparse.Namespace) -> int:
         async with app.lifespan():
             keys, trust = app.state.core.keys, app.state.credentials.trust
             if args.keys_command == "rotate":
-                new = await keys.rotate(args.purpose)
+                change = await keys.rotate(args.purpose, actor="cli")
                 print(
-                    f"rotated {args.purpose}: new active key {new.kid}; older keys stay valid for verification"
+                    f"rotated {args.purpose}: new active key {change.key.kid}; older keys stay valid for verification"
                 )
+                _report_reach(change)
             elif args.keys_command == "retire":
-                retired = await keys.retire(args.kid)
+                retired = await keys.retire(args.kid, actor="cli")
                 if retired is None:
                     print(f"no active key {args.kid}")
                     return 1
-                print(f"retired {retired.kid} ({retired.purpose}); codes it signed are no longer accepted")
+                print(
+                    f"retired {retired.key.kid} ({retired.key.purpose}); codes it signed are no longer accepted"
+                )
+                _report_reach(retired)
             await trust.sync()  # a changed issuer key set means a new trust list version
             active = {
                 k.kid for p in {k.purpose for k in await keys.list_all()} for k in [await keys.active(p)]
@@ -43,6 +49,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     with _database(_settings(args, mode=_cli_mode(args))) as settings:
         return asyncio.run(run(settings))
+
+
+def _report_reach(change: KeyChange) -> None:
+    print(f"workers confirmed: {change.workers_confirmed} of {change.workers_told} subscribed")
+    if not change.everywhere:
+        print(
+            "warning: some workers did not confirm in time; they pick the change up at their next periodic reload",
+            file=sys.stderr,
+        )
 
 
 def register(sub: Any) -> None:

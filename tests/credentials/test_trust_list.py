@@ -127,14 +127,14 @@ async def test_rotation_keeps_shown_codes_valid_and_retirement_withdraws_them(cl
     core, credentials = client.app.state.core, client.app.state.credentials
     shown = await ankang_payload(client, resident)
     old_kid = (await core.keys.active("issuer")).kid
-    new = await core.keys.rotate("issuer")
+    new = (await core.keys.rotate("issuer", actor="test")).key
     await credentials.trust.sync()
     after_rotation = await ankang_payload(client, resident)
     assert after_rotation != shown
     assert (await client.get("/v1/me/codes/ankang", headers=resident.headers)).json()["key_id"] == new.kid
     assert (await scan(client, headers, shown))["result"] == "accept"
     assert (await scan(client, headers, after_rotation))["result"] == "accept"
-    await core.keys.retire(old_kid)
+    await core.keys.retire(old_kid, actor="test")
     await credentials.trust.sync()
     assert (await scan(client, headers, shown))["reason"] == "credential.unknown_key"
     assert (await scan(client, headers, after_rotation))[

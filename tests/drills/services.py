@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -105,6 +106,21 @@ def yima_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
     env.update({"YIMA_" + name.upper(): value for name, value in settings.items()})
     return env
+
+
+def drill_env(*, database_url: str, master_key: str, redis_url: str, data_dir: Path) -> dict[str, str]:
+    """The environment of a drill's `yima serve` and CLI runs: the test database, a private Redis namespace,
+    development mode (the SMS outbox lets the drill log in), and an OTP limit per address that the drill's many
+    logins from 127.0.0.1 never reach."""
+    return yima_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace=f"drill-{secrets.token_hex(4)}:",
+        mode="development",
+        master_key=master_key,
+        data_dir=str(data_dir),
+        otp_per_address_per_hour="1000",
+    )
 
 
 class YimaServer:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import random_phone, valid_id_number
-from tests.drills.services import private_redis, wait_for, yima_env, yima_serve
+from tests.drills.services import drill_env, private_redis, wait_for, yima_serve
 
 # Authenticated reads, and the login flow's rate-limited OTP request: what phones send all day.
 _TRAFFIC = (
@@ -59,15 +59,8 @@ def test_redis_killed_under_traffic_gives_no_500_and_recovers_without_restart(
     database_url: str, master_key: str, tmp_path: Path
 ) -> None:
     with private_redis(tmp_path / "redis") as redis:
-        env = yima_env(
-            database_url=database_url,
-            redis_url=redis.url,
-            redis_namespace=f"drill-{secrets.token_hex(4)}:",
-            mode="development",
-            master_key=master_key,
-            data_dir=str(tmp_path / "data"),
-            # Every request comes from 127.0.0.1: the per-address OTP limit must not be what answers here.
-            otp_per_address_per_hour="1000",
+        env = drill_env(
+            database_url=database_url, master_key=master_key, redis_url=redis.url, data_dir=tmp_path / "data"
         )
         with (
             yima_serve(env, log_path=tmp_path / "yima.log") as server,
