@@ -6,8 +6,9 @@ once), and the bench's 64 terminals all landed on one worker: 97% CPU on one, 0.
 idle. Here each worker binds the port with SO_REUSEPORT, so the kernel spreads new connections across the workers
 by their address hash, and a worker's connections stay with it.
 
-The supervisor (this process) restarts a worker that dies, after a pause that grows while it keeps dying; a worker
-that fails before it serves (bad settings, database unreachable at start-up) stops the whole server with exit
+The supervisor (this process) restarts a worker that dies, after a pause that grows while it keeps dying, but the
+pause never leaves the node without a live worker: when every worker is down, the one whose pause ends first is
+started at once, and the log says why the others wait. A worker that fails before it serves (bad settings, database unreachable at start-up) stops the whole server with exit
 status 1, since every restart would fail the same way. SIGINT or SIGTERM stops the workers gracefully (SIGTERM,
 then SIGKILL after `STOP_TIMEOUT_S`) and exits 0.
 """
@@ -22,6 +23,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
@@ -153,16 +155,20 @@ class _Slot:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.slots = [_Slot(i) for i in range(settings.workers)]
+        self._clock = clock
         self._stop = threading.Event()
         self._failed = False
 
+    def _new_process(self, slot: _Slot) -> BaseProcess:
+        return _spawn.Process(target=_worker_main, name=f"yima-worker-{slot.index}")
+
     def _start(self, slot: _Slot) -> None:
-        process = _spawn.Process(target=_worker_main, name=f"yima-worker-{slot.index}")
+        process = self._new_process(slot)
         process.start()
-        slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
+        slot.process, slot.started_at, slot.restart_at = process, self._clock(), None
         slot.generation += 1
         log.info("worker started", extra={"worker": slot.index, "pid": process.pid})
 
@@ -178,14 +184,51 @@ class Supervisor:
             self._failed = True
             self._stop.set()
             return
-        ran = time.monotonic() - slot.started_at
-        slot.failures = 0 if ran >= STABLE_AFTER_S else slot.failures + 1
+        now = self._clock()
+        slot.failures = 0 if now - slot.started_at >= STABLE_AFTER_S else slot.failures + 1
         pause = RESTART_PAUSE_S[min(slot.failures, len(RESTART_PAUSE_S) - 1)] if slot.failures else 0.0
+        serving = sum(1 for s in self.slots if s.process is not None)
         log.error(
             "worker died; restarting",
-            extra={"worker": slot.index, "pid": pid, "exit_code": code, "restart_in_s": pause},
+            extra={
+                "worker": slot.index,
+                "pid": pid,
+                "exit_code": code,
+                "restart_in_s": pause,
+                "workers_serving": serving,
+                # Why it waits: it keeps dying soon after it starts, and a pause stops a crash loop eating the node.
+                "crashes_in_a_row": slot.failures,
+            },
         )
-        slot.restart_at = time.monotonic() + pause
+        slot.restart_at = now + pause
+
+    def step(self) -> None:
+        """One round of supervision: note dead workers, start those whose pause is over.
+
+        The pause never leaves the node without a worker: when none is alive and every dead one is still
+        pausing, the one whose pause ends first starts now (a node that serves slowly beats one that does not).
+        """
+        for slot in self.slots:
+            if slot.process is not None and slot.process.exitcode is not None:
+                self._on_exit(slot)
+        if self._stop.is_set():
+            return
+        now = self._clock()
+        waiting = [s for s in self.slots if s.process is None and s.restart_at is not None]
+        due = [s for s in waiting if now >= s.restart_at]  # type: ignore[operator]
+        if waiting and not due and all(s.process is None for s in self.slots):
+            first = min(waiting, key=lambda s: s.restart_at or 0.0)
+            log.warning(
+                "no worker serving; restarting one now despite its pause",
+                extra={
+                    "worker": first.index,
+                    "skipped_pause_s": round((first.restart_at or now) - now, 1),
+                    "others_waiting": [s.index for s in waiting if s is not first],
+                },
+            )
+            due = [first]
+        for slot in due:
+            self._start(slot)
 
     def run(self) -> int:
         """Serve until SIGINT/SIGTERM; 0 after a requested stop, 1 when a worker could not start."""
@@ -199,14 +242,7 @@ class Supervisor:
             for slot in self.slots:
                 self._start(slot)
             while not self._stop.wait(0.2):
-                now = time.monotonic()
-                for slot in self.slots:
-                    if slot.process is not None and slot.process.exitcode is not None:
-                        self._on_exit(slot)
-                    if slot.process is None and slot.restart_at is not None and now >= slot.restart_at:
-                        if self._stop.is_set():
-                            break
-                        self._start(slot)
+                self.step()
         finally:
             self._stop_all()
             for sig, handler in previous.items():
