@@ -216,3 +216,33 @@ def json_of() -> Any:
 @pytest.fixture(scope="session")
 def repo_root() -> Iterator[str]:
     yield os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+async def cut_while_it_waits(
+    database_url: str, hold: str, hold_args: tuple[Any, ...], waiting: str, send: Any
+) -> Any:
+    """Run `send()` while a transaction holds a lock (`hold`) that its statement waits on, then end the waiting
+    backend, as a PostgreSQL restart or a worker dying would; returns what `send()` answered.
+
+    Both connections are superusers', as an operator's would be; `waiting` is a fragment of the waiting query."""
+    holder, admin = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute(hold, *hold_args)
+            pending = asyncio.ensure_future(send())
+            pid = None
+            for _ in range(500):
+                pid = await admin.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    " AND query LIKE $1",
+                    f"%{waiting}%",
+                )
+                if pid is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert pid is not None, f"no statement like {waiting!r} waited on the lock"
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            return await pending
+    finally:
+        await holder.close()
+        await admin.close()

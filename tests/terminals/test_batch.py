@@ -10,14 +10,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from yima_sdk.codes import Verifier, issue_ankang_code, issue_device_certificate
 from yima_sdk.holder import Holder
 
 from server.app import create_app
-from tests.conftest import login_with_role, serve
+from tests.conftest import cut_while_it_waits, login_with_role, serve
 from tests.credentials.helpers import ankang_payload, register_terminal, terminal_token, verified_resident
 
 
@@ -169,30 +168,14 @@ async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_b
     client.app.state.onecard = settlement
     records = [_record(holder.ride_code(time.time()), amount=200) for _ in range(3)]
     body = {"batch_id": str(uuid.uuid4()), "records": records}
-    # Superusers, as an operator's would be: one holds the terminal's upload lock, so the upload waits on it
-    # inside its transaction; the other watches for that wait and ends the upload's backend.
-    holder_conn, admin = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
-    try:
-        async with holder_conn.transaction():
-            await holder_conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('scan_records'), hashtext($1))", bus
-            )
-            upload = asyncio.ensure_future(client.post("/v1/scans/batch", json=body, headers=headers))
-            pid = None
-            for _ in range(500):
-                pid = await admin.fetchval(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                    " AND query LIKE '%scan_records%'"
-                )
-                if pid is not None:
-                    break
-                await asyncio.sleep(0.01)
-            assert pid is not None, "the upload never waited on the terminal's lock"
-            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
-            r = await upload
-    finally:
-        await holder_conn.close()
-        await admin.close()
+    # The upload waits on the terminal's upload lock inside its transaction, and its backend is ended there.
+    r = await cut_while_it_waits(
+        database_url,
+        "SELECT pg_advisory_xact_lock(hashtext('scan_records'), hashtext($1))",
+        (bus,),
+        "scan_records",
+        lambda: client.post("/v1/scans/batch", json=body, headers=headers),
+    )
     try:
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "service.db_unavailable" and r.headers["retry-after"] == "1"

@@ -4,12 +4,12 @@ through, and a scan whose record was not stored has not spent its code."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
-import asyncpg
 import redis.asyncio as aioredis
 
-from tests.conftest import REDIS_URL, login_with_role
+from tests.conftest import REDIS_URL, cut_while_it_waits, login_with_role
 from tests.credentials.helpers import (
     ankang_payload,
     register_terminal,
@@ -20,6 +20,18 @@ from tests.credentials.helpers import (
 from tests.terminals.test_batch import _record, _RecordingSettlement, _ride_holder, _upload
 
 
+@contextlib.asynccontextmanager
+async def _recording_settlement(client):
+    """The one-card hook replaced by one that records what it is asked to charge."""
+    settlement = _RecordingSettlement()
+    previous = getattr(client.app.state, "onecard", None)
+    client.app.state.onecard = settlement
+    try:
+        yield settlement
+    finally:
+        client.app.state.onecard = previous
+
+
 async def _spent_in_postgres(client, scan_id: str) -> bool:
     async with client.app.state.core.db.connection() as conn:
         return bool(
@@ -27,50 +39,36 @@ async def _spent_in_postgres(client, scan_id: str) -> bool:
         )
 
 
-async def test_a_ride_code_accepted_online_is_replayed_offline_and_never_charged(client):
+async def _a_rider_and_two_buses(client):
+    """A resident with a fresh ride code and her Ankang code, and the tokens of two buses."""
     operator = await login_with_role(client, "operator")
     resident, _ = await verified_resident(client)
-    bus_a, key_a = await register_terminal(client, operator, kind="bus")
-    bus_b, key_b = await register_terminal(client, operator, kind="bus")
     holder = await _ride_holder(client, resident.account_id)
-    ride = holder.ride_code(time.time())
-    online = await scan(client, await terminal_token(client, bus_a, key_a), ride)
+    buses = []
+    for _ in range(2):
+        terminal_id, key = await register_terminal(client, operator, kind="bus")
+        buses.append(await terminal_token(client, terminal_id, key))
+    return holder.ride_code(time.time()), await ankang_payload(client, resident), buses
+
+
+async def test_a_ride_code_accepted_online_is_replayed_offline_and_never_charged(client):
+    ride, _, (bus_a, bus_b) = await _a_rider_and_two_buses(client)
+    online = await scan(client, bus_a, ride)
     assert online["result"] == "accept"
     assert await _spent_in_postgres(client, online["scan_id"])
-    settlement = _RecordingSettlement()
-    previous = getattr(client.app.state, "onecard", None)
-    client.app.state.onecard = settlement
-    try:
-        offline = await _upload(
-            client, await terminal_token(client, bus_b, key_b), [_record(ride, amount=200)]
-        )
-    finally:
-        client.app.state.onecard = previous
+    async with _recording_settlement(client) as settlement:
+        offline = await _upload(client, bus_b, [_record(ride, amount=200)])
     assert offline == [("rejected", "scan.replayed")]
     assert settlement.calls == []
 
 
 async def test_a_code_accepted_in_an_offline_upload_is_replayed_online(client):
-    operator = await login_with_role(client, "operator")
-    resident, _ = await verified_resident(client)
-    bus_a, key_a = await register_terminal(client, operator, kind="bus")
-    bus_b, key_b = await register_terminal(client, operator, kind="bus")
-    holder = await _ride_holder(client, resident.account_id)
-    ride = holder.ride_code(time.time())
-    payload = await ankang_payload(client, resident)
-    settlement = _RecordingSettlement()
-    previous = getattr(client.app.state, "onecard", None)
-    client.app.state.onecard = settlement
-    try:
-        offline = await _upload(
-            client, await terminal_token(client, bus_a, key_a), [_record(ride, amount=200), _record(payload)]
-        )
-    finally:
-        client.app.state.onecard = previous
+    ride, payload, (bus_a, bus_b) = await _a_rider_and_two_buses(client)
+    async with _recording_settlement(client):
+        offline = await _upload(client, bus_a, [_record(ride, amount=200), _record(payload)])
     assert offline == [("accepted", None), ("accepted", None)]
-    online = await terminal_token(client, bus_b, key_b)
-    assert (await scan(client, online, ride))["reason"] == "scan.replayed"
-    assert (await scan(client, online, payload))["reason"] == "scan.replayed"
+    assert (await scan(client, bus_b, ride))["reason"] == "scan.replayed"
+    assert (await scan(client, bus_b, payload))["reason"] == "scan.replayed"
 
 
 async def test_a_claim_survives_losing_every_redis_key(client, settings):
@@ -100,28 +98,14 @@ async def test_a_scan_whose_record_was_not_stored_has_not_spent_its_code(client,
     terminal_id, till = await _terminal(client, operator, "pharmacy")
     payload = await ankang_payload(client, resident)
     body = {"payload": payload, "scanned_at": int(time.time() * 1000)}
-    # Superusers, as an operator's would be: one holds the scan log so the writer waits inside its statement; the
-    # other finds that wait and ends the writer's backend, as a PostgreSQL restart or a dead worker would.
-    blocker, admin = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
-    try:
-        async with blocker.transaction():
-            await blocker.execute("LOCK TABLE scans IN SHARE MODE")
-            pending = asyncio.ensure_future(client.post("/v1/scans", json=body, headers=till))
-            pid = None
-            for _ in range(500):
-                pid = await admin.fetchval(
-                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                    " AND query LIKE '%scans%'"
-                )
-                if pid is not None:
-                    break
-                await asyncio.sleep(0.01)
-            assert pid is not None, "the scan's store never waited on the lock"
-            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
-            failed = await pending
-    finally:
-        await blocker.close()
-        await admin.close()
+    # The writer's statement waits on the scan log, and its backend is ended there.
+    failed = await cut_while_it_waits(
+        database_url,
+        "LOCK TABLE scans IN SHARE MODE",
+        (),
+        "scans",
+        lambda: client.post("/v1/scans", json=body, headers=till),
+    )
     assert failed.status_code == 503, failed.text
     assert failed.json()["code"] == "service.db_unavailable" and failed.headers["retry-after"] == "1"
     again = await client.post("/v1/scans", json=body, headers=till)

@@ -9,7 +9,6 @@ path is refused instead of setting the terminal's clock back.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 from typing import Final
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from yima_sdk._ed25519 import VerifyKey
-from yima_sdk.trust import TrustListError
+from yima_sdk.trust import TrustListError, _b64decode, _b64encode
 
 __all__ = ["sign_server_time", "verify_server_time"]
 
@@ -44,14 +43,6 @@ class _Envelope(_Inbound):
 _statement_decoder = msgspec.json.Decoder(_Statement)
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _encoder = msgspec.json.Encoder()
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def sign_server_time(
