@@ -384,7 +384,7 @@ class ScanService:
                 )
                 await self._offline_verdicts(conn, checked, await verifying, policy)
                 mine = [o for o in offline if o.record.record_id not in stored]
-                await self._offline_replays(conn, mine, policy, received)
+                await self._offline_replays(conn, mine, received)
                 await self._settle(conn, terminal, mine)
                 await repository.copy_scans(
                     conn, [o.row(terminal.id, received) for o in mine], repository.OFFLINE_SCAN_COLUMNS
@@ -474,13 +474,13 @@ class ScanService:
                 o.reason = "credential.revoked"
             else:
                 # Offline, a code spent once anywhere (payment scenes, every ride code) is claimed durably; an
-                # entry scene accepts the same code again, as the terminal itself did.
-                o.spends = policy.replay == "once" or code.kind == "ride_code"
-                if not o.spends:
-                    o.reason = self._policy_reason(policy, code)
+                # entry scene accepts the same code again, as the terminal itself did. A code the scene's policy
+                # refuses is not spent, as online: it may still pass where its colour is allowed.
+                o.reason = self._policy_reason(policy, code)
+                o.spends = o.reason is None and (policy.replay == "once" or code.kind == "ride_code")
 
     async def _offline_replays(
-        self, conn: asyncpg.Connection, mine: list[_Offline], policy: ScenePolicy, received: datetime
+        self, conn: asyncpg.Connection, mine: list[_Offline], received: datetime
     ) -> None:
         spending: dict[bytes, _Offline] = {}
         for o in mine:
@@ -493,8 +493,8 @@ class ScanService:
             conn, [(key, o.scan_id) for key, o in spending.items()], received
         )
         for key, o in spending.items():
-            assert o.code is not None
-            o.reason = self._policy_reason(policy, o.code) if key in claimed else "scan.replayed"
+            if key not in claimed:
+                o.reason = "scan.replayed"
 
     async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
         """Every accepted ride charge of the batch in one call to the one-card domain, in this transaction."""

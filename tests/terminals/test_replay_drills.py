@@ -71,6 +71,26 @@ async def test_a_code_accepted_in_an_offline_upload_is_replayed_online(client):
     assert (await scan(client, bus_b, payload))["reason"] == "scan.replayed"
 
 
+async def test_a_code_the_scene_refused_offline_is_not_spent(client):
+    """As online: a yellow code refused by a bus (green only) in an upload still passes at a pharmacy."""
+    operator = await login_with_role(client, "operator")
+    resident, id_number = await verified_resident(client)
+    authority = await login_with_role(client, "health_authority")
+    r = await client.post(
+        "/v1/authority/health-status",
+        json={"id_number": id_number, "color": "yellow", "reason": "test"},
+        headers=authority.headers,
+    )
+    assert r.status_code == 200, r.text
+    payload = await ankang_payload(client, resident)
+    bus_id, bus_key = await register_terminal(client, operator, kind="bus")
+    refused = await _upload(client, await terminal_token(client, bus_id, bus_key), [_record(payload)])
+    assert refused == [("rejected", "policy.color_not_allowed")]
+    _, till = await _terminal(client, operator, "pharmacy")
+    assert (await scan(client, till, payload))["result"] == "accept"
+    assert (await scan(client, till, payload))["reason"] == "scan.replayed"
+
+
 async def test_a_claim_survives_losing_every_redis_key(client, settings):
     """Redis killed and restarted empty (or restored onto a fresh one): the durable claim still refuses the code."""
     operator = await login_with_role(client, "operator")
