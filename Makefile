@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 	$(BIN)/pip install --quiet -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
+# `make dev PORT=8001` listens elsewhere (so does `YIMA_PORT=8001 make dev`).
 dev: $(STAMP)
-	$(BIN)/yima dev
+	$(BIN)/yima dev $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

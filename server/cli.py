@@ -82,28 +82,45 @@ def _export_env(settings: Settings) -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from server.observability import configure_logging
+    from server.ops.workers import PortInUse, listening_sockets, serve_one
 
     settings = _settings(args, mode=Mode.DEVELOPMENT.value)
     configure_logging(settings.log_level)
+    try:
+        # Bound before the database starts: a taken port fails at once, and nothing says "running" before it.
+        sockets = listening_sockets(settings, reuse_port=False)
+    except PortInUse as exc:
+        print(
+            f"yima: {exc}. Choose another port: `yima dev --port P`, `YIMA_PORT=P yima dev` or `make dev PORT=P`.",
+            file=sys.stderr,
+        )
+        return 1
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with _database(settings) as settings:
+    with contextlib.ExitStack() as held:
+        for sock in sockets:
+            held.enter_context(sock)
+        settings = held.enter_context(_database(settings))
         from server.security.master_key import load_master_key
 
         load_master_key(settings, create=True)
         asyncio.run(_seed(settings))
-        _banner(settings)
-        code = _run_uvicorn(settings)
+        _export_env(settings)
+        serve_one(settings, reuse_port=False, sockets=sockets, on_ready=lambda: _banner(settings))
     print("yima dev stopped; the embedded PostgreSQL is shut down.", file=sys.stderr)
-    return code
+    return 0
 
 
 def _banner(s: Settings) -> None:
-    from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+    from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+    from server.terminals.plugin import DEMO_TERMINAL_KEY_FILE
 
     url = s.base_url
+    data = s.data_dir.resolve()
+    dirs = "" if s.data_dir == Path("data") else f" --data-dir {s.data_dir}"
+    port = "" if url == "http://127.0.0.1:8000" else f" --url {url}"
     print(
         f"""
-yima dev is running at {url}  (data: {s.data_dir.resolve()}, Ctrl-C to stop)
+yima dev is running at {url}  (data: {data}, Ctrl-C to stop)
 
 Try it:
   curl -s -X POST {url}/v1/auth/otp -H 'content-type: application/json' -d '{{"phone":"{DEMO_RESIDENT_PHONE}"}}'
@@ -112,7 +129,12 @@ Try it:
        -d '{{"phone":"{DEMO_RESIDENT_PHONE}","code":"<code>"}}'
   curl -s {url}/v1/me -H 'authorization: Bearer <access_token>'
   curl -s {url}/v1/me/codes/ankang -H 'authorization: Bearer <access_token>'   # the signed QR payload (.svg, .png)
-  Operator demo phone: {DEMO_OPERATOR_PHONE}. API schema: {url}/schema  Health: {url}/health
+
+Scan that payload as the demo clinic terminal (its id and key: {data / DEMO_TERMINAL_KEY_FILE}):
+  yima terminal scan{dirs}{port} '<payload>'
+
+Demo accounts (log in like the resident): operator {DEMO_OPERATOR_PHONE}, health authority {DEMO_AUTHORITY_PHONE}.
+API schema: {url}/schema  Health: {url}/health
 """,
         flush=True,
     )

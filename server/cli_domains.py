@@ -26,4 +26,10 @@ def _onecard(sub: Any) -> None:
     register(sub)
 
 
-COMMANDS += [_keys, _audit, _onecard]
+def _terminal(sub: Any) -> None:
+    from server.terminals.cli import register
+
+    register(sub)
+
+
+COMMANDS += [_keys, _audit, _onecard, _terminal]

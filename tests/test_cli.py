@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,7 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
         [YIMA, "dev", "--data-dir", str(data_dir), "--port", str(port)],
         env=_env(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -103,13 +105,35 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
             f"{url}/v1/me", headers={"authorization": f"Bearer {refreshed['access_token']}"}
         ).json()
         assert "operator" in me2["roles"]
+        # The banner's command scans the resident's code as the seeded demo clinic terminal.
+        payload = httpx.get(f"{url}/v1/me/codes/ankang", headers=headers).json()["payload"]
+        scanned = subprocess.run(
+            [YIMA, "terminal", "scan", "--data-dir", str(data_dir), "--url", url, payload],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert scanned.returncode == 0, scanned.stderr
+        assert json.loads(scanned.stdout)["result"] == "accept"
         assert _postgres_processes(data_dir)
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, output
+        output, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 0, errors
     assert "Try it:" in output
+    # The banner names the demo terminal's key file, the command to scan as it, and every demo account.
+    assert str(data_dir.resolve() / "demo-clinic-terminal.json") in output
+    assert f"yima terminal scan --data-dir {data_dir} --url {url} '<payload>'" in output
+    assert "13900139000" in output and "13700137000" in output
     assert _postgres_processes(data_dir) == []  # Ctrl-C stopped the embedded PostgreSQL: no orphans
+    # Quiet: the embedded PostgreSQL's initdb and pg_ctl runs are one line, and a clean Ctrl-C logs nothing
+    # alarming (no traceback, no "Future exception was never retrieved", no warning or error).
+    lines = errors.splitlines()
+    assert [line for line in lines if '"pgserver"' in line] == []
+    assert len([line for line in lines if "embedded PostgreSQL initialised and started" in line]) == 1
+    for alarming in ("Traceback", "never retrieved", '"level": "WARNING"', '"level": "ERROR"', "CRITICAL"):
+        assert alarming not in errors, errors
     # Demo seeding is idempotent: a second start reuses the folder and seeds again without error.
     proc2 = subprocess.Popen(
         [YIMA, "dev", "--data-dir", str(data_dir), "--port", str(port)],
@@ -125,6 +149,32 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
         proc2.communicate(timeout=60)
     assert proc2.returncode == 0
     assert _postgres_processes(data_dir) == []
+
+
+def test_dev_on_a_taken_port_says_so_before_any_banner(tmp_path):
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        r = subprocess.run(
+            [YIMA, "dev", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 1
+    assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "running" not in r.stdout
+    assert not (tmp_path / "data" / "pg").exists()  # it stopped before starting the embedded PostgreSQL
+
+
+def test_make_dev_takes_a_port(repo_root):
+    r = subprocess.run(
+        ["make", "-n", "-C", repo_root, "dev", "PORT=8123"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert "yima dev --port 8123" in r.stdout
 
 
 def test_serve_refuses_many_workers_without_redis(database_url):

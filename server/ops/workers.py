@@ -58,12 +58,7 @@ def check_port_free(host: str, port: int) -> None:
 
     A plain bind, without SO_REUSEPORT: the workers' own binds would otherwise join another server's group.
     """
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    _plain_socket(host, port).close()
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -85,9 +80,14 @@ def listening_sockets(settings: Settings, *, reuse_port: bool) -> list[socket.so
 
 
 def _plain_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port; PortInUse, naming the address, when something holds it."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(False)
     return sock
 
@@ -114,13 +114,29 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def serve_one(settings: Settings, *, reuse_port: bool) -> None:
-    """One uvicorn server on the public socket (and the metrics socket); exits STARTUP_FAILURE if it never served."""
+def serve_one(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    sockets: list[socket.socket] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """One uvicorn server on the public socket (and the metrics socket); exits STARTUP_FAILURE if it never served.
+
+    `sockets`: already bound (`yima dev` binds before its slow start, so a taken port fails at once).
+    `on_ready` runs once the server listens (`yima dev` prints its banner then, never before).
+    """
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(settings))
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if on_ready is not None and self.started and not self.should_exit:
+                on_ready()
+
+    server = Server(uvicorn_config(settings))
     try:
-        server.run(sockets=listening_sockets(settings, reuse_port=reuse_port))
+        server.run(sockets=sockets or listening_sockets(settings, reuse_port=reuse_port))
     except KeyboardInterrupt:
         pass
     if not server.started:

@@ -169,6 +169,11 @@ class HttpTransport:
         query = urllib.parse.urlencode({"nonce": nonce, "terminal_time": terminal_time_ms})
         return self._request("GET", f"/v1/terminal/time?{query}", None, {})[1]
 
+    def scan_online(self, payload: str, scanned_at_ms: int) -> bytes:
+        """`POST /v1/scans`: the server decides this scan now; returns its JSON answer (docs/scan.md)."""
+        body = json.dumps({"payload": payload, "scanned_at": scanned_at_ms}).encode()
+        return self._request("POST", "/v1/scans", body, {"Content-Type": "application/json"})[1]
+
 
 def _problem_code(exc: urllib.error.HTTPError) -> str:
     """The stable code of a problem+json answer (`terminal.disabled`...), or '' when there is none."""
