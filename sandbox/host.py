@@ -238,7 +238,8 @@ class _Pool:
             raise self.close_error
         while self.idle:
             worker = self.idle.popleft()
-            if worker.alive:
+            if worker.alive and not self.worked_while_idle(worker):
+                worker.cpu_mark, _ = worker.usage()  # the call pays for its own CPU only
                 return worker
         if self.broken is not None:
             raise self.broken
@@ -261,6 +262,22 @@ class _Pool:
             handle.cancel()
             if waiter in self.waiters:
                 self.waiters.remove(waiter)
+
+    def worked_while_idle(self, worker: WorkerProcess) -> bool:
+        """Recycle `worker` if it used more than `idle_cpu_ms` of CPU since its last call ended."""
+        cpu, _ = worker.usage()
+        used = cpu - worker.cpu_mark
+        if used <= self.settings.idle_cpu_ms:
+            return False
+        self.cpu_ms += used
+        self.counters["idle_cpu_recycled"] += 1
+        worker.kill(f"used {used:.0f} ms CPU while idle")
+        return True
+
+    def check_idle(self) -> None:
+        for worker in list(self.idle):
+            if worker.alive:
+                self.worked_while_idle(worker)
 
     def _release(self, worker: WorkerProcess) -> None:
         if not worker.alive:
@@ -455,6 +472,7 @@ class SandboxHost:
         self.closed = False
         self.started = False
         self._pools: dict[str, _Pool] = {}
+        self._watchdog: asyncio.Task[None] | None = None
         self._uids: dict[str, int] = {}
         """app id -> the uid its workers run under (all versions of one app share it)."""
 
@@ -482,8 +500,25 @@ class SandboxHost:
         self._pools[manifest.key] = _Pool(self, manifest, folder, self._uid_for(manifest.id))
         return manifest.key
 
+    def _watch(self) -> None:
+        """Start the idle-CPU watchdog once, on the host's event loop."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(
+                self._watch_idle(), name="sandbox-watchdog"
+            )
+
+    async def _watch_idle(self) -> None:
+        # Threads an app leaves running after its handler returned burn CPU no deadline sees: account idle
+        # workers continuously and recycle those that work. (A cgroup v2 CPU quota per app would cap the burn
+        # itself; hosts whose cgroup v2 has no cpu controller, like this one, have only this.)
+        while not self.closed:
+            await asyncio.sleep(self.settings.watchdog_interval_ms / 1000)
+            for pool in list(self._pools.values()):
+                pool.check_idle()
+
     async def load(self, folder: str | Path) -> str:
         """Register and start an app on a running host."""
+        self._watch()
         key = self.add_app(folder)
         await self._pools[key].start()
         return key
@@ -491,6 +526,7 @@ class SandboxHost:
     async def start(self) -> None:
         """Pre-fork every registered pool; raise LayerMissing (naming the layer) or AppUnavailable."""
         self.started = True
+        self._watch()
         results = await asyncio.gather(
             *(pool.start() for pool in self._pools.values()), return_exceptions=True
         )
@@ -548,4 +584,7 @@ class SandboxHost:
         if self.closed:
             return
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         await asyncio.gather(*(pool.close() for pool in self._pools.values()))

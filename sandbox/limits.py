@@ -152,10 +152,11 @@ def readable_paths(app_folder: str) -> ReadableTree:
         *(os.path.realpath(p) for p in python_paths() if os.path.isdir(p)),
     }
     with open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            path = line.rstrip("\n").split(maxsplit=5)[-1]
-            if path.startswith("/") and ".so" in path and os.path.exists(path):
-                wanted.add(os.path.dirname(os.path.realpath(path)))
+        # each library is mapped several times: resolve each once
+        libraries = {line.rstrip("\n").split(maxsplit=5)[-1] for line in maps}
+    for path in libraries:
+        if path.startswith("/") and ".so" in path and os.path.exists(path):
+            wanted.add(os.path.dirname(os.path.realpath(path)))
     if os.path.isdir("/usr/share/zoneinfo"):
         wanted.add("/usr/share/zoneinfo")
     hidden = site_packages()
@@ -180,8 +181,13 @@ def _beneath(path: str, folder: str) -> bool:
 
 
 def _top_most(paths: list[str]) -> list[str]:
-    """Drop paths beneath another one: they add nothing to a rule on the upper one."""
-    return [p for p in paths if not any(p != q and _beneath(p, q) for q in paths)]
+    """Drop paths beneath another one: they add nothing to a rule on the upper one. (Sorted by components,
+    a path's descendants come right after it: one pass.)"""
+    kept: list[str] = []
+    for path in sorted(set(paths), key=lambda p: p.split("/")):
+        if not kept or not _beneath(path, kept[-1]):
+            kept.append(path)
+    return kept
 
 
 def _grant(path: str, hidden: list[str], kept: list[str], readable: list[str], listable: list[str]) -> None:

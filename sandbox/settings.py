@@ -29,6 +29,11 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_workers: Positive = 8
     queue_limit: Annotated[int, msgspec.Meta(ge=0)] = 64
     """Calls that may wait for a free worker of one app version; more are answered `sandbox.busy`."""
+    idle_cpu_ms: Positive = 50
+    """CPU a worker may use between calls (the tail of its last one); a worker over it works after the call
+    (threads left spinning) and is recycled, so neither its next caller nor a neighbour pays for it."""
+    watchdog_interval_ms: Positive = 250
+    """How often the host checks the CPU of idle workers (it also checks each one before handing it a call)."""
     recycle_after_calls: Positive = 10_000
     """A worker is replaced after this many calls, whatever state the app left in it."""
     max_frame_bytes: Positive = 4 * 1024 * 1024
