@@ -3,14 +3,16 @@ and online scans whose scanned_at is off by more than the tolerance flagged."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import secrets
 import time
 
 import pytest
-from yima_sdk.terminal import verify_server_time
+from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials, verify_server_time
 from yima_sdk.trust import TrustListError
 
-from tests.conftest import login_with_role
+from tests.conftest import login_with_role, serve_tcp
 from tests.credentials.helpers import ankang_payload, register_terminal, terminal_token, verified_resident
 
 
@@ -73,3 +75,43 @@ async def test_an_online_scan_with_a_clock_off_beyond_the_tolerance_is_flagged_a
     assert {r["id"]: r["clock_offset_ms"] for r in stored} == {
         a["scan_id"]: a.get("clock_offset_ms") for a in answers
     }
+
+
+@pytest.mark.slow
+async def test_a_slow_terminal_syncs_over_http_and_stamps_scans_with_the_servers_time(settings, tmp_path):
+    """The SDK's Terminal, 50 s slow, over its HTTP transport against a real server: `refresh` learns the signed
+    time, the operator's list shows the drift, and the uploaded scan carries the server's time."""
+    async with serve_tcp(settings) as client:
+        operator = await login_with_role(client, "operator")
+        resident, _ = await verified_resident(client)
+        terminal_id, key = await register_terminal(client, operator, kind="clinic")
+        info = (await client.get("/v1/trust-list/info")).json()
+        roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+
+        def slow() -> float:
+            return time.time() - 50
+
+        terminal = Terminal(
+            root_public_keys=roots,
+            db_path=str(tmp_path / "terminal.sqlite"),
+            clock=slow,
+            clock_source="rtc",
+            transport=HttpTransport(str(client.base_url), TerminalCredentials(terminal_id, key), clock=slow),
+        )
+        run = asyncio.to_thread  # urllib blocks; the server runs on this event loop
+        try:
+            await run(terminal.refresh)
+            assert 49 < terminal.clock_offset_s < 51
+            listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
+            assert -51_000 < next(t for t in listed if t["id"] == terminal_id)["clock_offset_ms"] < -49_000
+            decision = await run(terminal.scan, await ankang_payload(client, resident))
+            assert decision.result == "accept"
+            assert await run(terminal.upload_pending) == 1
+        finally:
+            await run(terminal.close)
+        async with client.app.state.core.db.connection() as conn:
+            lag = await conn.fetchval(
+                "SELECT extract(epoch FROM received_at - scanned_at) FROM scans WHERE terminal_id = $1",
+                terminal_id,
+            )
+        assert abs(lag) < 5  # stamped by the corrected clock (to within the round trip), not 50 s in the past
