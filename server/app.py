@@ -9,6 +9,7 @@ from litestar.openapi.plugins import YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from server.api_docs import CONTENT_SECURITY_POLICY, ApiDocsPage
+from server.audit.plugin import AuditPlugin
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.core import CorePlugin
@@ -32,6 +33,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             OpsPlugin(),
             IdentityPlugin(settings),
             CredentialsPlugin(),
+            AuditPlugin(),
             TerminalsPlugin(),
             OnecardPlugin(settings),
             PlatformPlugin(settings),

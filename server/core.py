@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server import audit
 from server.auth.guards import access_control_middleware, current_principal
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
@@ -71,6 +72,7 @@ async def start_core(
     if not settings.database_url:
         raise RuntimeError("YIMA_DATABASE_URL is not set (use `yima dev` for the embedded database)")
     master_key = load_master_key(settings, create=settings.mode is not Mode.PRODUCTION)
+    audit.use_master_key(master_key)
     applied = await migrate(settings)
     if applied:
         log.info("migrations applied", extra={"count": len(applied)})

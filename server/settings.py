@@ -79,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a `yima-sdk login` sign-in waits for the developer to confirm its user code."""
     developer_login_interval_s: int = 5
     """Minimum seconds between a CLI's polls for its developer token (faster answers 429 device.slow_down)."""
+    audit_checkpoint_interval_s: int = 3600
+    """How often a signed checkpoint of the audit chain's head is published (when the head moved)."""
+    audit_checkpoint_file: Path | None = None
+    """Where this node appends every checkpoint it publishes (JSON lines). Empty: DATA_DIR/audit-checkpoints.jsonl."""
     db_role: str = "yima_app"
     """Role the server's connections act as (SET at connect); it may not alter tables or rewrite the audit log.
     Migrations run as the connecting role. Empty: act as the connecting role (not recommended)."""
@@ -104,6 +108,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.data_dir / "master.key"
 
+    @property
+    def resolved_audit_checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
+
 
 _PREFIX = "YIMA_"
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
@@ -125,7 +133,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         known = ", ".join(_PREFIX + n.upper() for n in sorted(_FIELDS))
         raise SettingsError(f"unknown setting {unknown[0]} (known: {known})")
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("data_dir", "master_key_file"):  # msgspec.convert takes Path objects, not strings
+    for name in (
+        "data_dir",
+        "master_key_file",
+        "audit_checkpoint_file",
+    ):  # msgspec.convert takes Path objects, not strings
         if isinstance(raw.get(name), str):
             raw[name] = Path(raw[name])
     try:

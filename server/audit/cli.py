@@ -1,43 +1,93 @@
-"""`yima audit verify`: walk the hash chain and name the first record that was changed, deleted or reordered."""
+"""`yima audit verify|checkpoint`: check the MAC chain against signed checkpoints; sign the head now."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from server.audit.service import verify_chain
+from server.audit import checkpoints, repository
+from server.audit.service import chain_key, verify_chain
+from server.settings import Settings
 
 
-async def _verify(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
+async def _verify(settings: Settings, files: list[Path]) -> int:
+    from server.credentials.trust_list import ROOT_PURPOSE
+    from server.keys import repository as keys_repository
+    from server.keys.service import decode_key
+    from server.security import FieldCipher, load_master_key
+
+    master_key = load_master_key(settings)
+    conn = await asyncpg.connect(settings.database_url)
     try:
-        # Read jsonb exactly as the app does, so hashes are recomputed over the same values.
-        import json
-
+        # Read jsonb exactly as the app does, so MACs are recomputed over the same values.
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
         await conn.execute("SET TIME ZONE 'UTC'")
-        checked, broken = await verify_chain(conn)
+        cipher = FieldCipher(master_key)
+        # Only root keys whose private half decrypts under our master key: a key row slipped into the database
+        # cannot vouch for a forged checkpoint.
+        roots = {
+            key.kid: key.public_key
+            for key in (decode_key(r, cipher) for r in await keys_repository.list_keys(conn, ROOT_PURPOSE))
+        }
+        held = [checkpoints.from_row(r) for r in await repository.checkpoints_after(conn, 0, 2**31)]
+        for path in files:
+            held += checkpoints.read_file(path)
+        forged = [c for c in held if not c.verify(roots)]
+        if forged:
+            print(f"checkpoint of size {forged[0].size}: the signature is not valid", file=sys.stderr)
+            return 1
+        checked, broken = await verify_chain(conn, chain_key(master_key), held)
     finally:
         await conn.close()
     if broken is None:
-        print(f"audit log intact: {checked} record(s) verified")
+        print(f"audit log intact: {checked} record(s) verified against {len(held)} checkpoint(s)")
         return 0
+    detail = f" ({broken.detail})" if broken.detail else ""
     print(
-        f"audit log BROKEN at record {broken.seq}: {broken.problem} (after {checked - 1} good record(s))",
+        f"audit log BROKEN at record {broken.seq}: {broken.problem}{detail} (after {checked - 1} good record(s))",
         file=sys.stderr,
     )
     return 1
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from server.cli import _database, _settings
+    from server.cli import _cli_mode, _database, _settings
 
-    with _database(_settings(args)) as settings:
-        return asyncio.run(_verify(settings.database_url))
+    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+        files = [Path(f) for f in args.checkpoints or ()]
+        default = settings.resolved_audit_checkpoint_file
+        if not files and default.exists():
+            files = [default]
+        return asyncio.run(_verify(settings, files))
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from server.cli import _cli_mode, _database, _settings
+
+    async def run(settings: Settings) -> int:
+        from server.app import create_app
+        from server.audit.plugin import publish_checkpoint
+
+        app = create_app(settings)
+        async with app.lifespan():
+            checkpoint = await publish_checkpoint(app.state.core)
+        if checkpoint is None:
+            print("the head is signed already (or the log is empty); nothing new")
+        else:
+            print(
+                f"checkpoint: {checkpoint.size} record(s), head {checkpoint.head}, signed by {checkpoint.key_id}"
+            )
+            print(f"appended to {settings.resolved_audit_checkpoint_file}")
+        return 0
+
+    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+        return asyncio.run(run(settings))
 
 
 def register(sub: Any) -> None:
@@ -45,6 +95,19 @@ def register(sub: Any) -> None:
 
     audit = sub.add_parser("audit", help="the append-only audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first broken record")
+    verify = audit_sub.add_parser(
+        "verify", help="check the MAC chain and signed checkpoints; exit 1 naming the first break"
+    )
     _common(verify)
+    verify.add_argument(
+        "--checkpoints",
+        action="append",
+        metavar="FILE",
+        help="checkpoints kept outside the database (JSON lines, as exported or fetched); default: this node's file",
+    )
     verify.set_defaults(func=cmd_audit_verify)
+    checkpoint = audit_sub.add_parser(
+        "checkpoint", help="sign the chain's head now and append it to the file"
+    )
+    _common(checkpoint)
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)

@@ -28,10 +28,11 @@ async def insert(
     details: dict[str, Any],
     prev_hash: bytes,
     hash_: bytes,
+    mac: int,
 ) -> None:
     await conn.execute(
-        """INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        """INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash, mac)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
         seq,
         at,
         actor,
@@ -40,13 +41,14 @@ async def insert(
         details,
         prev_hash,
         hash_,
+        mac,
     )
 
 
 async def iterate(conn: asyncpg.Connection, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         async for row in conn.cursor(
-            "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log ORDER BY seq",
+            "SELECT seq, at, actor, action, target, details, prev_hash, hash, mac FROM audit_log ORDER BY seq",
             prefetch=batch,
         ):
             yield row
@@ -56,5 +58,36 @@ async def for_target(conn: asyncpg.Connection, target: str, limit: int = 100) ->
     return await conn.fetch(
         "SELECT seq, at, actor, action, target, details FROM audit_log WHERE target = $1 ORDER BY seq DESC LIMIT $2",
         target,
+        limit,
+    )
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------
+
+
+async def last_checkpoint_size(conn: asyncpg.Connection) -> int:
+    size: int = await conn.fetchval("SELECT coalesce(max(size), 0) FROM audit_checkpoints")
+    return size
+
+
+async def insert_checkpoint(
+    conn: asyncpg.Connection, *, size: int, head: bytes, signed_at: datetime, key_id: str, signature: bytes
+) -> None:
+    await conn.execute(
+        """INSERT INTO audit_checkpoints (size, head, signed_at, key_id, signature)
+           VALUES ($1, $2, $3, $4, $5)""",
+        size,
+        head,
+        signed_at,
+        key_id,
+        signature,
+    )
+
+
+async def checkpoints_after(conn: asyncpg.Connection, after: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT size, head, signed_at, key_id, signature FROM audit_checkpoints
+           WHERE size > $1 ORDER BY size LIMIT $2""",
+        after,
         limit,
     )

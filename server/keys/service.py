@@ -75,6 +75,25 @@ class SigningKey:
         return self.retired_at is None
 
 
+def decode_key(row: asyncpg.Record, cipher: FieldCipher) -> SigningKey:
+    """A stored key, its private half decrypted: a row not written under our master key fails here."""
+    private = Ed25519PrivateKey.from_private_bytes(
+        base64.b64decode(cipher.decrypt("signing_key/" + row["kid"], row["private_key_enc"]))
+    )
+    if private.public_key().public_bytes_raw() != bytes(row["public_key"]):
+        raise ValueError(f"key {row['kid']}: the public half does not match the private one")
+    return SigningKey(
+        kid=row["kid"],
+        purpose=row["purpose"],
+        alg=row["alg"],
+        public_key=Ed25519PublicKey.from_public_bytes(bytes(row["public_key"])),
+        public_raw=bytes(row["public_key"]),
+        created_at=row["created_at"],
+        retired_at=row["retired_at"],
+        _private=private,
+    )
+
+
 @dataclass(frozen=True)
 class KeyChange:
     """What `rotate` or `retire` did, and how many workers confirmed they took it in."""
@@ -118,19 +137,7 @@ class KeyStore:
                 await task
 
     def _decode(self, row: asyncpg.Record) -> SigningKey:
-        private = Ed25519PrivateKey.from_private_bytes(
-            base64.b64decode(self._cipher.decrypt("signing_key/" + row["kid"], row["private_key_enc"]))
-        )
-        return SigningKey(
-            kid=row["kid"],
-            purpose=row["purpose"],
-            alg=row["alg"],
-            public_key=Ed25519PublicKey.from_public_bytes(bytes(row["public_key"])),
-            public_raw=bytes(row["public_key"]),
-            created_at=row["created_at"],
-            retired_at=row["retired_at"],
-            _private=private,
-        )
+        return decode_key(row, self._cipher)
 
     async def keys(self, purpose: str, *, fresh: bool = False) -> list[SigningKey]:
         """All keys of a purpose, oldest first; creates the first one if there is none.

@@ -1,5 +1,6 @@
 """`yima audit verify` on a database of its own: intact chain, then a changed, a deleted and a reordered record,
-tampered with through a superuser connection (the application role cannot do it at all)."""
+tampered with through a superuser connection (the application role cannot do it at all); then the newest records
+deleted and a record rewritten with its plain hashes recomputed, both caught against signed checkpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from server import audit
 from server.cli import main
 from server.core import migrate
+from server.security import load_master_key
 from server.settings import load_settings
 from tests.conftest import ADMIN_DSN, _dsn_for
 
@@ -31,6 +33,7 @@ def audit_db(master_key):
         import json
 
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        audit.use_master_key(load_master_key(load_settings({}, mode="test", master_key=master_key)))
         for i in range(5):
             async with conn.transaction():
                 await audit.append(
@@ -64,8 +67,16 @@ def _superuser(url: str, *statements: str) -> None:
     asyncio.run(run())
 
 
-def _verify(url: str, capsys) -> tuple[int, str]:
-    code = main(["audit", "verify", "--database-url", url])
+@pytest.fixture(autouse=True)
+def _cli_env(monkeypatch, master_key, tmp_path):
+    """What an operator's shell holds: the master key (the chain's MAC key derives from it), its own data folder."""
+    monkeypatch.setenv("YIMA_MODE", "test")
+    monkeypatch.setenv("YIMA_MASTER_KEY", master_key)
+    monkeypatch.setenv("YIMA_DATA_DIR", str(tmp_path / "data"))
+
+
+def _verify(url: str, capsys, *extra: str) -> tuple[int, str]:
+    code = main(["audit", "verify", "--database-url", url, *extra])
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -120,3 +131,90 @@ def test_application_role_cannot_update_or_delete_audit_rows(audit_db):
         return failures
 
     assert asyncio.run(run()) == [asyncpg.InsufficientPrivilegeError] * 3
+
+
+def _checkpoint(url: str, capsys) -> str:
+    """`yima audit checkpoint`, as the schedule or an operator runs it; returns what it printed."""
+    code = main(["audit", "checkpoint", "--database-url", url])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out
+
+
+def _rewrite_with_plain_hashes(url: str, seq: int, details: dict) -> None:
+    """What passed verification before the chain was keyed: change a record, recompute every hash after it."""
+    from server.audit.service import GENESIS, MAC_PLAIN, _digest
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            import json
+
+            await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+            await conn.execute("SET session_replication_role = replica")
+            rows = await conn.fetch("SELECT * FROM audit_log ORDER BY seq")
+            prev = GENESIS if seq == 1 else bytes(rows[seq - 2]["hash"])
+            for row in rows[seq - 1 :]:
+                changed = details if row["seq"] == seq else row["details"]
+                digest = _digest(
+                    b"",
+                    MAC_PLAIN,
+                    row["seq"],
+                    row["at"],
+                    row["actor"],
+                    row["action"],
+                    row["target"],
+                    changed,
+                    prev,
+                )
+                await conn.execute(
+                    "UPDATE audit_log SET details = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
+                    row["seq"],
+                    changed,
+                    prev,
+                    digest,
+                )
+                prev = digest
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_deleting_the_newest_records_is_caught_by_a_checkpoint_kept_outside(audit_db, capsys, tmp_path):
+    out = _checkpoint(audit_db, capsys)
+    size = int(out.split("checkpoint: ", 1)[1].split(" ", 1)[0])
+    exported = tmp_path / "data" / "audit-checkpoints.jsonl"
+    kept = tmp_path / "partner-copy.jsonl"  # what a partner fetched from GET /v1/audit/checkpoints
+    kept.write_bytes(exported.read_bytes())
+    assert _verify(audit_db, capsys)[0] == 0
+    # Someone with the database's superuser deletes the two newest records, and the checkpoints it holds.
+    _superuser(audit_db, f"DELETE FROM audit_log WHERE seq > {size - 2}", "DELETE FROM audit_checkpoints")
+    code, text = _verify(audit_db, capsys, "--checkpoints", str(kept))
+    assert code == 1
+    assert f"record {size - 1}: truncated" in text
+    assert f"covers {size} record(s); the log holds {size - 2}" in text
+
+
+def test_a_record_rewritten_with_recomputed_plain_hashes_is_named(audit_db, capsys):
+    _rewrite_with_plain_hashes(audit_db, 3, {"n": 99})
+    code, text = _verify(audit_db, capsys)
+    assert code == 1 and "record 3: changed" in text
+
+
+def test_a_rewrite_that_also_forges_the_format_is_caught_by_the_checkpoint(audit_db, capsys):
+    _checkpoint(audit_db, capsys)
+    # Mark every record as written before the chain was keyed, and recompute plain hashes from the first on.
+    _superuser(audit_db, "UPDATE audit_log SET mac = 1")
+    _rewrite_with_plain_hashes(audit_db, 1, {"n": 99})
+    code, text = _verify(audit_db, capsys)
+    assert code == 1 and "rewritten (differs from the checkpoint signed at" in text
+
+
+def test_a_forged_checkpoint_is_refused(audit_db, capsys, tmp_path):
+    _checkpoint(audit_db, capsys)
+    exported = (tmp_path / "data" / "audit-checkpoints.jsonl").read_text()
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text(exported.replace('"size":', '"size":1', 1))
+    code, text = _verify(audit_db, capsys, "--checkpoints", str(forged))
+    assert code == 1 and "the signature is not valid" in text

@@ -16,7 +16,7 @@ async def test_appended_records_verify(client):
                 conn, actor="test", action="thing.done", target=f"t:{i}", details={"n": i, "z": [1]}
             )
     async with client.app.state.core.db.connection() as conn:
-        checked, broken = await audit.verify_chain(conn)
+        checked, broken = await audit.verify_chain(conn, audit.chain_key(client.app.state.core.master_key))
     assert checked >= 3
     assert broken is None
 
@@ -29,3 +29,27 @@ async def test_application_role_cannot_rewrite_history(client):
             await conn.execute("UPDATE audit_log SET actor = 'someone else'")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DELETE FROM audit_log")
+
+
+async def test_checkpoints_are_served_append_only_and_verify_with_the_trust_root(client, settings):
+    from server.audit.checkpoints import Checkpoint
+    from server.audit.plugin import publish_checkpoint
+
+    core = client.app.state.core
+    first = await publish_checkpoint(core)
+    assert first is not None
+    assert await publish_checkpoint(core) is None  # the head did not move: nothing new to sign
+    async with core.db.transaction() as conn:
+        await audit.append(conn, actor="test", action="thing.done", target="t:next")
+    second = await publish_checkpoint(core)
+    assert second is not None and second.size > first.size
+
+    r = await client.get("/v1/audit/checkpoints", params={"after": first.size - 1})
+    assert r.status_code == 200, r.text
+    served = [Checkpoint(**c) for c in r.json()]
+    assert [c.size for c in served] == [first.size, second.size]
+    roots = await client.app.state.credentials.trust.root_public_keys()
+    assert all(c.verify(roots) for c in served)
+    # Exported outside the database too: the node's file holds the same signed lines.
+    exported = settings.resolved_audit_checkpoint_file.read_text().splitlines()
+    assert len(exported) == 2

@@ -1,0 +1,54 @@
+"""Wires the audit domain into the app: the checkpoint route, and checkpoints published on a schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+
+from server.audit.checkpoints import Checkpoint, publish
+from server.audit.controllers import AuditCheckpointController
+from server.core import Core
+from server.credentials.trust_list import ROOT_PURPOSE
+from server.observability import outage_log
+
+log = logging.getLogger("yima.audit")
+
+
+async def publish_checkpoint(core: Core) -> Checkpoint | None:
+    """Sign and export the head now (when it moved); every worker may call this, only one signs each head."""
+    signer = await core.keys.active(ROOT_PURPOSE)
+    return await publish(core.db, signer, core.settings.resolved_audit_checkpoint_file)
+
+
+class AuditPlugin(InitPluginProtocol):
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.route_handlers.append(AuditCheckpointController)
+        app_config.on_startup.append(self._start)
+        app_config.on_shutdown.insert(0, self._stop)
+        return app_config
+
+    async def _start(self, app: Litestar) -> None:
+        self._task = asyncio.create_task(self._schedule(app.state.core), name="audit-checkpoints")
+
+    async def _stop(self, app: Litestar) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _schedule(self, core: Core) -> None:
+        while True:
+            await asyncio.sleep(core.settings.audit_checkpoint_interval_s)
+            try:
+                await publish_checkpoint(core)
+            except Exception as exc:
+                # The next round tries again; an outage is counted, not logged per round and worker.
+                outage_log.failed("database", f"audit checkpoint: {type(exc).__name__}")
