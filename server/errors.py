@@ -12,6 +12,7 @@
     ├── TooManyRequests     429 rate_limit.exceeded (with Retry-After)
     └── Unavailable         503 service.unavailable, service.db_busy, service.db_unavailable (with Retry-After)
         └── CacheUnavailable    503 service.cache_unavailable
+    ClientClosedRequest 499 request.client_closed: never sent (the client has gone); counted in metrics as nginx does
 
 Input the database refuses (a value out of a column's range, a NUL character in text, a reference to a row that
 does not exist) and JSON nested deeper than the decoder recurses are the caller's fault: 400/422 with a code, never
@@ -51,7 +52,7 @@ from litestar.exceptions.http_exceptions import (
     RequestEntityTooLarge,
 )  # not re-exported by litestar.exceptions
 
-from server.observability import outage_log, request_id_of
+from server.observability import client_disconnected, outage_log, request_id_of
 
 log = logging.getLogger("yima.errors")
 
@@ -153,6 +154,10 @@ class CacheUnavailable(Unavailable):
         super().__init__(
             detail or "The shared cache could not be reached; send the request again", retry_after_s=2
         )
+
+
+class ClientClosedRequest(AppError):
+    status, code, title = 499, "request.client_closed", "The client closed the connection"
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -298,6 +303,12 @@ def app_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
         return problem_response(request, exc)
     if isinstance(exc, AppError):
         return problem_response(request, exc)
+    if client_disconnected(request.scope):
+        # A phone losing its connection mid-upload: nothing to answer, and nothing wrong with the server.
+        log.info(
+            "client disconnected mid-request", extra={"error": type(exc).__name__, "path": request.url.path}
+        )
+        return problem_response(request, ClientClosedRequest())
     if isinstance(exc, HTTPException) and exc.status_code < 500:
         return problem_response(request, _from_litestar(exc))
     refused = _refused_input(exc)

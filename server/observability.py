@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from server.ids import request_id
@@ -20,6 +20,11 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("reques
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Defence in depth: even if a message slips a phone or ID number in, it leaves the process masked.
 _PII_RE = re.compile(r"(?<!\d)(1\d{10}|\d{17}[\dXx])(?!\d)")
+
+
+def client_disconnected(scope: Scope) -> bool:
+    """The client hung up before the whole request was read (uvicorn sent `http.disconnect`)."""
+    return bool(scope.get("state", {}).get("client_disconnected"))
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -142,6 +147,13 @@ def request_context_middleware(
             status = 500
             started = time.perf_counter()
 
+            async def receive_watching() -> ReceiveMessage:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    # The error handler reads this: whatever fails after the client left is not our bug.
+                    scope["state"]["client_disconnected"] = True
+                return message
+
             async def send_with_id(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
@@ -150,7 +162,7 @@ def request_context_middleware(
                 await send(message)
 
             try:
-                await app(scope, receive, send_with_id)
+                await app(scope, receive_watching, send_with_id)
             except Exception as exc:
                 # Raised by a middleware after us (access control): render it here, so the answer carries the
                 # request id header and is counted with its real status, like errors from handlers.
