@@ -21,7 +21,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         async with app.lifespan():
             keys, trust = app.state.core.keys, app.state.credentials.trust
             if args.keys_command == "rotate":
-                change = await keys.rotate(args.purpose, actor="cli")
+                # The new trust list is published before any worker signs with the new key.
+                change = await keys.rotate(args.purpose, actor="cli", before_announce=trust.sync)
                 print(
                     f"rotated {args.purpose}: new active key {change.key.kid}; older keys stay valid for verification"
                 )

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -206,12 +207,20 @@ class KeyStore:
             ),
         )
 
-    async def rotate(self, purpose: str, *, actor: str) -> KeyChange:
-        """A new active key, signing on every worker when this returns; older keys stay for verification."""
+    async def rotate(
+        self, purpose: str, *, actor: str, before_announce: Callable[[], Awaitable[None]] | None = None
+    ) -> KeyChange:
+        """A new active key, signing on every worker when this returns; older keys stay for verification.
+
+        `before_announce` runs once the key is stored and before any other worker signs with it: the trust list
+        must list a key before codes signed by it reach a verifier.
+        """
         async with self._db.transaction() as conn:
             await repository.lock_purpose(conn, purpose)
             row = await self._create(conn, purpose, actor=actor)
         await self.keys(purpose, fresh=True)
+        if before_announce is not None:
+            await before_announce()
         return await self._announce(self._decode(row), _KeyChange(purpose))
 
     async def retire(self, kid: str, *, actor: str) -> KeyChange | None:

@@ -8,6 +8,8 @@ is in the audit log.
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from pathlib import Path
 
@@ -28,6 +30,14 @@ def _signing_kids(url: str, headers: dict[str, str], fetches: int = 24) -> set[s
             assert r.status_code == 200, r.text
             kids.add(r.json()["key_id"])
     return kids
+
+
+def _trust_list_kids(url: str) -> set[str]:
+    envelope = httpx.get(url + "/v1/trust-list", timeout=30).json()
+    document = json.loads(
+        base64.urlsafe_b64decode(envelope["document"] + "=" * (-len(envelope["document"]) % 4))
+    )
+    return {entry["key_id"] for entry in document["entries"]}
 
 
 def _keys(env: dict[str, str], *args: str) -> str:
@@ -67,6 +77,7 @@ async def test_idle_workers_sign_only_with_the_current_key_after_rotate_and_reti
             second = _active_issuer_kid(rotated)
             assert second != first
             assert "workers confirmed: 3 of 3" in rotated  # two workers and the CLI's own store
+            assert second in _trust_list_kids(server.url)  # listed before anyone signs with it
             assert _signing_kids(server.url, resident) == {second}
 
             _keys(env, "retire", first)
