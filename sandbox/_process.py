@@ -113,29 +113,56 @@ class WorkerProcess:
             worker_end.close()
         self.pid = self._proc.pid
         self.alive = True
-        self._deprioritise_startup()
-        self._pidfd = os.pidfd_open(self.pid)
-        loop.add_reader(self._pidfd, self._on_exit)
-        _, protocol = await loop.create_unix_connection(
-            lambda: FrameProtocol(WORKER_DECODER, self._on_message, self._on_lost, self._max_frame),
-            sock=host_end,
-        )
+        # From here on a failure of any kind (the bridge, the event loop, a cancellation) kills the process:
+        # a worker that never got its Init would otherwise wait for it for ever.
+        try:
+            self._deprioritise_startup()
+            self._pidfd = os.pidfd_open(self.pid)
+            loop.add_reader(self._pidfd, self._on_exit)
+            await self._connect(loop, host_end, limit_s)
+        except SandboxError:
+            await self._kill_and_reap()
+            raise
+        except Exception as exc:
+            await self._kill_and_reap()
+            raise WorkerCrashed(f"worker could not be started: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self.kill()
+            raise
+        self._restore_priority()
+        cpu, rss = self.usage()
+        self.cpu_mark = cpu
+        self.rss_budget = rss + self.init.memory_mb * 1024 * 1024
+
+    async def _kill_and_reap(self) -> None:
+        """Kill a worker that failed to start and wait (bounded) until it is gone, so the caller's answer
+        never races a process still holding the app."""
+        self.kill()
+        if self.exited is not None and self._pidfd >= 0:
+            await asyncio.wait({self.exited}, timeout=1.0)
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, host_end: socket.socket, limit_s: float
+    ) -> None:
+        """Bridge the host end, send Init and wait for Ready (or the reason there is none)."""
+        try:
+            _, protocol = await loop.create_unix_connection(
+                lambda: FrameProtocol(WORKER_DECODER, self._on_message, self._on_lost, self._max_frame),
+                sock=host_end,
+            )
+        except BaseException:
+            host_end.close()
+            raise
         self._protocol = protocol
         protocol.send(self.init)
         handle = loop.call_later(
             limit_s, self._fail_ready, WorkerCrashed(f"worker not ready within {limit_s}s")
         )
         try:
+            assert self._ready is not None
             await self._ready
-        except SandboxError:
-            self.kill()
-            raise
         finally:
             handle.cancel()
-        self._restore_priority()
-        cpu, rss = self.usage()
-        self.cpu_mark = cpu
-        self.rss_budget = rss + self.init.memory_mb * 1024 * 1024
 
     def _deprioritise_startup(self) -> None:
         """Start-up (interpreter, imports, layers: tens of ms of CPU) runs at idle priority, so replacing a

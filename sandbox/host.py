@@ -108,15 +108,20 @@ class _Pool:
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start every worker; if any fails, none is left running and the error is LayerMissing or
+        AppUnavailable (a worker that crashed or hung while starting is the app failing to start)."""
         results = await asyncio.gather(
             *(self._spawn() for _ in range(self.limits.workers)), return_exceptions=True
         )
-        for result in results:
-            if isinstance(result, LayerMissing | AppUnavailable):
-                self.broken = result
-                raise result
-            if isinstance(result, BaseException):
-                raise result
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is None:
+            return
+        if isinstance(failed, SandboxError) and not isinstance(failed, LayerMissing | AppUnavailable):
+            failed = AppUnavailable(f"{self.key} failed to start: {failed.message}")
+        if isinstance(failed, LayerMissing | AppUnavailable):
+            self.broken = failed
+        await self.close(failed if isinstance(failed, SandboxError) else None)
+        raise failed
 
     async def _spawn(self) -> None:
         worker = WorkerProcess(
@@ -517,10 +522,17 @@ class SandboxHost:
                 pool.check_idle()
 
     async def load(self, folder: str | Path) -> str:
-        """Register and start an app on a running host."""
+        """Register and start an app on a running host. If it fails to start, it is not registered (a later
+        load tries again) and none of its workers is left: LayerMissing or AppUnavailable says why."""
         self._watch()
         key = self.add_app(folder)
-        await self._pools[key].start()
+        pool = self._pools[key]
+        try:
+            await pool.start()
+        except BaseException:
+            if self._pools.get(key) is pool:
+                del self._pools[key]
+            raise
         return key
 
     async def start(self) -> None:

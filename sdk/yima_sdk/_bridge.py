@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import msgspec
 
@@ -232,6 +232,15 @@ class FrameDecoder:
         return out
 
 
+class StreamTransport(Protocol):
+    """What the bridge needs of its transport. asyncio's and uvloop's stream transports both have it, but
+    uvloop's is not a subclass of `asyncio.Transport`: only the methods are relied on, never the class."""
+
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+    def abort(self) -> None: ...
+
+
 class FrameProtocol(asyncio.Protocol):
     """One end of the bridge: decodes frames to `on_message`, reports loss or a bad frame to `on_lost`."""
 
@@ -246,12 +255,12 @@ class FrameProtocol(asyncio.Protocol):
         self._on_message = on_message
         self._on_lost = on_lost
         self.max_frame = max_frame
-        self.transport: asyncio.Transport | None = None
+        self.transport: StreamTransport | None = None
         self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # the loop hands a stream transport to a stream protocol; uvloop's is not an asyncio.Transport subclass
+        self.transport = cast(StreamTransport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._lost:

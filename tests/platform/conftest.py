@@ -1,5 +1,6 @@
 """Platform test fixtures: the app with a real sandbox (all layers required, one worker per app), developers,
-operators, and helpers that pack, publish, review and release a probe app over the real HTTP API."""
+operators, and helpers that pack, publish, review and release a probe app over the real HTTP API.
+Every async test here runs twice, on asyncio and on uvloop (tests/event_loops.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from server.platform.config import PlatformSettings
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
 from tests.conftest import AppClient, Session, login, login_with_role
+from tests.event_loops import (
+    both_loops as pytest_asyncio_loop_factories,  # gateway tests on asyncio and uvloop
+)
 from tests.platform.probe_app import PROBE_MANIFEST, PROBE_SOURCE
 
 
@@ -128,4 +132,12 @@ async def call(client: AppClient, who: Session, app_id: str, method: str, path: 
     return await client.request(method, f"/v1/miniapps/{app_id}/api{path}", headers=who.headers, **kw)
 
 
-__all__ = ["Team", "call", "login", "make_team", "new_app_id", "write_probe"]
+__all__ = [
+    "Team",
+    "call",
+    "login",
+    "make_team",
+    "new_app_id",
+    "pytest_asyncio_loop_factories",
+    "write_probe",
+]

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from sandbox_helpers import APPS, alive, exists, get, running_host
+from sandbox_helpers import APPS, alive, exists, get, live_workers, running_host
 from yima_sdk._bridge import Request, ScanEvent
 from yima_sdk.manifest import Limits, load_manifest
 
@@ -180,6 +180,35 @@ async def test_app_that_fails_to_import_is_unavailable(tmp_path: Any) -> None:
         await host.close()
     assert caught.value.code == "sandbox.app_unavailable"
     assert "boom at import" in caught.value.message
+
+
+async def test_a_worker_that_never_gets_ready_fails_to_start_and_leaves_no_process(tmp_path: Any) -> None:
+    folder = tmp_path / "hangs"
+    folder.mkdir()
+    (folder / "miniapp.toml").write_text(
+        'id = "test.yima.hangs"\nname = "h"\nversion = "1.0.0"\n[limits]\nworkers = 2\n'
+    )
+    # blocks its import on a pipe nobody writes to: the worker never says Ready
+    (folder / "app.py").write_text("import os\nos.read(os.pipe()[0], 1)\n")
+    for path in (tmp_path, folder):
+        path.chmod(0o755)
+    (folder / "app.py").chmod(0o644)
+    from sandbox import SandboxHost
+
+    before = live_workers()
+    host = SandboxHost(SandboxSettings(start_timeout_s=1.0))
+    await host.start()
+    try:
+        for _ in range(2):  # not registered after the failure: the second load tries again, not "busy"
+            with pytest.raises(SandboxError) as caught:
+                await host.load(folder)
+            assert caught.value.code == "sandbox.app_unavailable"
+            assert "not ready within" in caught.value.message
+            assert live_workers() - before == set()
+        with pytest.raises(UnknownApp):
+            await host.call("test.yima.hangs@1.0.0", get("/"))
+    finally:
+        await host.close()
 
 
 def test_restart_backoff_grows_and_is_capped() -> None:

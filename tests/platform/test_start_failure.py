@@ -1,0 +1,67 @@
+"""A mini-app whose worker cannot start: the resident gets 503 `miniapp.failed_to_start` (not `busy` after a
+wait), a scan at its scene marks the app's part missing with that reason, and no worker process is left."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+
+from sandbox import SandboxSettings
+from server.app import create_app
+from server.platform.config import PlatformSettings
+from server.platform.plugin import PlatformPlugin
+from server.settings import Settings
+from tests.conftest import login_with_role
+from tests.credentials.helpers import (
+    ankang_payload,
+    register_terminal,
+    scan,
+    terminal_token,
+    verified_resident,
+)
+from tests.platform.conftest import Team, call, new_app_id, write_probe
+from tests.sandbox.sandbox_helpers import live_workers
+
+
+@pytest.fixture
+def app(settings: Settings, apps_dir: Path) -> Litestar:
+    application = create_app(settings)
+    application.plugins.get(PlatformPlugin).config = PlatformSettings(
+        sandbox=SandboxSettings(max_workers=1, start_timeout_s=1.0), apps_dir=apps_dir, scan_deadline_ms=3000
+    )
+    return application
+
+
+async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_worker(
+    team: Team, tmp_path: Path
+) -> None:
+    folder = write_probe(tmp_path, new_app_id("hangs"))
+    # the import blocks on a pipe nobody writes to: the worker never reports Ready
+    (folder / "app.py").write_text("import os\nos.read(os.pipe()[0], 1)\n")
+    before = live_workers()
+    app_id, _ = await team.ship(folder)
+    resident, _ = await verified_resident(team.client)
+
+    for _ in range(2):  # every call tries a fresh start and says why it failed
+        r = await call(team.client, resident, app_id, "GET", "/whoami")
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "miniapp.failed_to_start"
+        assert live_workers() - before == set()
+
+    scene = f"clinic-{uuid.uuid4().hex[:6]}"
+    r = await team.admin("PUT", f"/scenes/clinic/{scene}", json={"app_id": app_id})
+    assert r.status_code == 200, r.text
+    operator = await login_with_role(team.client, "operator")
+    terminal_id, key = await register_terminal(team.client, operator, kind="clinic", scene=scene)
+    answer = await scan(
+        team.client,
+        await terminal_token(team.client, terminal_id, key),
+        await ankang_payload(team.client, resident),
+    )
+    assert answer["result"] == "accept"
+    assert answer["miniapp"]["missing"] is True
+    assert answer["miniapp"]["reason"] == "miniapp.failed_to_start"
+    assert live_workers() - before == set()
