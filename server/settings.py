@@ -99,6 +99,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Port of the operations listener, the only one answering GET /metrics; 0: no metrics. Never the public port."""
     metrics_host: str = "127.0.0.1"
     """Address of the operations listener: loopback unless the scraper is elsewhere on a private network."""
+    dev_apps: tuple[Path, ...] = ()
+    """Local mini-app folders `yima dev --app` runs as released apps, reloaded on change (development only;
+    the variable separates folders with the path separator, `:`)."""
 
     @property
     def base_url(self) -> str:
@@ -115,6 +118,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 _PREFIX = "YIMA_"
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+_NOT_OURS = ("YIMA_TEST_",)
+"""Variables under YIMA_ that belong to the test suite (YIMA_TEST_ADMIN_DSN, YIMA_TEST_REDIS_URL), not to the
+server: set for `make test`, they reach every CLI the tests start and must not be refused as unknown settings.
+No setting may be named test_*, so nothing of ours hides here (a test pins it)."""
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -127,8 +134,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             value: Any = environ[var]
             if name == "trusted_proxies":
                 value = [p.strip() for p in value.split(",") if p.strip()]
+            elif name == "dev_apps":
+                value = [Path(p) for p in value.split(os.pathsep) if p]
             raw[name] = value
-    unknown = sorted(k for k in environ if k.startswith(_PREFIX) and k[len(_PREFIX) :].lower() not in _FIELDS)
+    unknown = sorted(
+        k
+        for k in environ
+        if k.startswith(_PREFIX) and not k.startswith(_NOT_OURS) and k[len(_PREFIX) :].lower() not in _FIELDS
+    )
     if unknown and environ.get("YIMA_ALLOW_UNKNOWN") != "1":
         known = ", ".join(_PREFIX + n.upper() for n in sorted(_FIELDS))
         raise SettingsError(f"unknown setting {unknown[0]} (known: {known})")
@@ -140,6 +153,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     ):  # msgspec.convert takes Path objects, not strings
         if isinstance(raw.get(name), str):
             raw[name] = Path(raw[name])
+    if "dev_apps" in raw:
+        raw["dev_apps"] = [Path(p) for p in raw["dev_apps"]]
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -196,6 +211,8 @@ def _check(s: Settings) -> None:
         raise SettingsError("YIMA_DEVELOPER_LOGIN_INTERVAL_S: 1-60 seconds")
     if not 60 <= s.developer_login_ttl_s <= 1800:
         raise SettingsError("YIMA_DEVELOPER_LOGIN_TTL_S: 60-1800 seconds")
+    if s.dev_apps and s.mode is not Mode.DEVELOPMENT:
+        raise SettingsError("YIMA_DEV_APPS: local app folders run only under `yima dev` (development mode)")
     if s.otp_ttl_s > 300:
         raise SettingsError("YIMA_OTP_TTL_S: an OTP may be valid at most 300 s")
 

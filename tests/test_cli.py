@@ -213,3 +213,26 @@ def test_migrate_and_openapi_commands(database_url, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert '"/v1/auth/otp"' in out.read_text()
+
+
+def test_the_test_suites_own_variables_do_not_stop_the_cli(database_url, settings, monkeypatch, capsys):
+    """README's overrides for `make test` (YIMA_TEST_ADMIN_DSN, YIMA_TEST_REDIS_URL) stay set while the suite
+    runs the CLI, in a child process and in-process alike; the strict settings check must not refuse them."""
+    from server.cli import main
+    from tests.conftest import ADMIN_DSN, REDIS_URL
+
+    suite = {"YIMA_TEST_ADMIN_DSN": ADMIN_DSN, "YIMA_TEST_REDIS_URL": REDIS_URL}
+    r = subprocess.run(
+        [YIMA, "migrate", "--database-url", database_url],
+        env=_env(**suite),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    for name, value in suite.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("YIMA_MODE", "test")
+    monkeypatch.setenv("YIMA_MASTER_KEY", settings.master_key)
+    assert main(["keys", "list", "--database-url", database_url]) == 0
+    assert "trust list version" in capsys.readouterr().out

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from server.settings import Mode, SettingsError, check_can_serve, load_settings
+from server.settings import Mode, Settings, SettingsError, check_can_serve, load_settings
 
 
 def test_defaults_and_environment():
@@ -28,6 +29,18 @@ def test_defaults_and_environment():
 def test_bad_values_name_the_variable(env, names):
     with pytest.raises(SettingsError, match=names):
         load_settings(env)
+
+
+def test_the_test_suites_variables_are_not_settings_and_typos_still_are_refused():
+    suite = {
+        "YIMA_TEST_ADMIN_DSN": "postgresql://x@127.0.0.1/test",
+        "YIMA_TEST_REDIS_URL": "redis://127.0.0.1",
+    }
+    assert load_settings({**suite, "YIMA_PORT": "9002"}).port == 9002
+    with pytest.raises(SettingsError, match="YIMA_TESTS_REDIS_URL"):
+        load_settings({"YIMA_TESTS_REDIS_URL": "redis://127.0.0.1"})
+    # the YIMA_TEST_ names are the suite's only while no setting is called test_*
+    assert not [f.name for f in msgspec.structs.fields(Settings) if f.name.startswith("test_")]
 
 
 def test_settings_are_frozen():
