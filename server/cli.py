@@ -75,6 +75,8 @@ def _export_env(settings: Settings) -> None:
         value = getattr(settings, name)
         if value not in ("", None):
             os.environ["YIMA_" + name.upper()] = str(value)
+    if settings.dev_apps:
+        os.environ["YIMA_DEV_APPS"] = os.pathsep.join(str(folder) for folder in settings.dev_apps)
 
 
 # -- commands ------------------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from server.observability import configure_logging
     from server.ops.workers import PortInUse, listening_sockets, serve_one
 
-    settings = _settings(args, mode=Mode.DEVELOPMENT.value)
+    settings = _settings(args, mode=Mode.DEVELOPMENT.value, dev_apps=_dev_apps(args.apps))
     configure_logging(settings.log_level)
     try:
         # Bound before the database starts: a taken port fails at once, and nothing says "running" before it.
@@ -108,6 +110,24 @@ def cmd_dev(args: argparse.Namespace) -> int:
         serve_one(settings, reuse_port=False, sockets=sockets, on_ready=lambda: _banner(settings))
     print("yima dev stopped; the embedded PostgreSQL is shut down.", file=sys.stderr)
     return 0
+
+
+def _dev_apps(folders: list[str] | None) -> tuple[Path, ...] | None:
+    """`--app PATH` folders, absolute (uvicorn's process resolves them), each checked to hold a valid manifest."""
+    if not folders:
+        return None
+    from yima_sdk.errors import ManifestError
+    from yima_sdk.manifest import load_manifest
+
+    resolved = []
+    for folder in folders:
+        path = Path(folder).resolve()
+        try:
+            load_manifest(path)
+        except (ManifestError, OSError) as exc:
+            raise SettingsError(f"--app {folder}: {exc}") from None
+        resolved.append(path)
+    return tuple(resolved)
 
 
 def _banner(s: Settings) -> None:
@@ -245,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     _common(dev)
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
+    dev.add_argument(
+        "--app",
+        action="append",
+        dest="apps",
+        metavar="PATH",
+        help="run this local mini-app folder as a released app, reloaded when its files change (repeatable)",
+    )
     dev.set_defaults(func=cmd_dev)
 
     serve = sub.add_parser("serve", help="run against YIMA_DATABASE_URL and YIMA_REDIS_URL")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,17 @@ def archive_files(folder: Path) -> list[str]:
     return sorted(chosen)
 
 
-def pack(folder: str | Path) -> Package:
-    """Validate the manifest and build the archive in memory; PackError when a limit is broken."""
+def pack(folder: str | Path, *, version: str | None = None) -> Package:
+    """Validate the manifest and build the archive in memory; PackError when a limit is broken.
+
+    `version` stamps another version into the archive's miniapp.toml (the folder is not touched): `yima dev
+    --app` gives every reload of a local folder its own version, e.g. `1.2.0+dev.3f2a...`."""
     root = Path(folder).resolve()
     manifest = load_manifest(root)
+    stamped = None
+    if version is not None:
+        stamped = _stamp_version((root / MANIFEST_FILE).read_text(encoding="utf-8"), version)
+        manifest = parse_manifest(stamped, source=str(root / MANIFEST_FILE))
     files = archive_files(root)
     if MANIFEST_FILE not in files:
         raise PackError(f"{MANIFEST_FILE} must be at the root of {root}")
@@ -86,11 +94,27 @@ def pack(folder: str | Path) -> Package:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so the permission bits below mean the same everywhere
             info.external_attr = (0o100644 & 0xFFFF) << 16
-            archive.writestr(info, (root / name).read_bytes(), compresslevel=9)
+            content = (
+                stamped.encode()
+                if stamped is not None and name == MANIFEST_FILE
+                else (root / name).read_bytes()
+            )
+            archive.writestr(info, content, compresslevel=9)
     data = buffer.getvalue()
     if len(data) > MAX_PACKED:
         raise PackError(f"{len(data)} bytes packed; the limit is {MAX_PACKED}")
     return Package(manifest, data, "sha256:" + hashlib.sha256(data).hexdigest(), tuple(files))
+
+
+_VERSION_LINE = re.compile(r"""^(version\s*=\s*)(["'])[^"'\n]*\2""", re.MULTILINE)
+
+
+def _stamp_version(text: str, version: str) -> str:
+    """miniapp.toml with its top-level `version = "..."` replaced (the first one: the tables after it have none)."""
+    stamped, count = _VERSION_LINE.subn(lambda m: f'{m.group(1)}"{version}"', text, count=1)
+    if count != 1:
+        raise PackError(f'{MANIFEST_FILE} has no `version = "..."` line to stamp {version!r} into')
+    return stamped
 
 
 def write_package(folder: str | Path, output: str | Path | None = None) -> tuple[Package, Path]:

@@ -17,8 +17,10 @@ from server.platform.controllers import (
     ResidentPlatformController,
 )
 from server.platform.device_login.controllers import DeviceLoginController
+from server.platform.devapps import DevApps
 from server.platform.events import PlatformScanSink
 from server.platform.service import Platform
+from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings
 
 
@@ -31,6 +33,8 @@ class PlatformPlugin(InitPluginProtocol):
         self.config = config or PlatformSettings.for_server(settings)
         """Replaceable before start-up (tests narrow worker counts and point apps_dir somewhere traversable)."""
         self.sink = PlatformScanSink()
+        self.dev_apps = settings.dev_apps
+        self._dev: DevApps | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
@@ -52,8 +56,14 @@ class PlatformPlugin(InitPluginProtocol):
     async def _start(self, app: Litestar) -> None:
         app.state.platform = await Platform.start(app.state.core, self.config, app.state)
         self.sink.platform = app.state.platform
+        if self.dev_apps:
+            # the demo operator owns, reviews and releases local folders (yima dev seeds that account)
+            self._dev = DevApps(app.state.platform, app.state.identity, DEMO_OPERATOR_PHONE, self.dev_apps)
+            await self._dev.start()
 
     async def _stop(self, app: Litestar) -> None:
+        if self._dev is not None:
+            await self._dev.close()
         self.sink.platform = None
         await self.sink.close()
         platform: Platform | None = getattr(app.state, "platform", None)

@@ -1,0 +1,272 @@
+"""The real processes, for end-to-end tests: `yima dev` and `yima serve` started as a user starts them (the CLI,
+uvicorn with its default loop) on a free port, waited for on /health and stopped with Ctrl-C; and the steps people
+and terminals take against them over HTTP (OTP sign-in through the dev outbox, real name, roles, terminals).
+
+Reusable by any test that needs a real server:
+
+    with private_folder() as folder, fresh_database() as dsn:
+        with real_server("serve", "--workers", "2", env=server_env(dsn, folder, redis=True)) as server:
+            operator = sign_in(server, role="operator")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from server.security.master_key import new_master_key_text
+from tests.conftest import ADMIN_DSN, REDIS_URL, free_port, random_phone
+from tests.credentials.helpers import client_assertion, public_key_b64, random_id_number, token_form
+
+YIMA = str(Path(sys.executable).parent / "yima")
+
+
+@contextlib.contextmanager
+def private_folder(prefix: str = "yima-e2e-") -> Iterator[Path]:
+    """A folder under /tmp, traversable by everyone: the sandbox's unprivileged uid reads unpacked apps below
+    it and, as root, the embedded PostgreSQL runs as another user too (pytest's tmp_path is 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database of its own (the session's one holds apps other tests released, which a real server would
+    load at start-up); dropped afterwards."""
+    name = f"yima_e2e_{os.getpid()}_{secrets.token_hex(3)}"
+    base = ADMIN_DSN.rpartition("/")[0]
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def server_env(database_url: str, data_dir: Path, *, redis: bool, **extra: str) -> dict[str, str]:
+    """The environment of a real server: none of the caller's YIMA_* settings, development mode (the SMS
+    outbox), a fresh master key, a private Redis namespace when Redis is used."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
+    env.update(
+        YIMA_MODE="development",
+        YIMA_DATA_DIR=str(data_dir),
+        YIMA_MASTER_KEY=new_master_key_text(),
+    )
+    if database_url:
+        env["YIMA_DATABASE_URL"] = database_url
+    if redis:
+        env.update(YIMA_REDIS_URL=REDIS_URL, YIMA_REDIS_NAMESPACE=f"yimae2e-{secrets.token_hex(4)}:")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RealServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def yima(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Another `yima` command with the server's settings (e.g. `admin grant` on its database)."""
+        return subprocess.run(
+            [YIMA, *argv], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+
+@contextlib.contextmanager
+def real_server(command: str, *args: str, env: dict[str, str], ready_s: float = 120) -> Iterator[RealServer]:
+    """Run `yima <command> <args> --port <free port>` until the block ends, then Ctrl-C it and wait: the
+    process (uvicorn, its workers, the sandbox workers, an embedded PostgreSQL) is gone when this returns."""
+    port = free_port()
+    log = Path(env["YIMA_DATA_DIR"]) / f"yima-{command}-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [YIMA, command, *args, "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = RealServer(f"http://127.0.0.1:{port}", proc, env, log)
+    try:
+        _wait_healthy(server, ready_s)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_healthy(server: RealServer, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"yima exited early ({server.proc.returncode}):\n{server.output()[-4000:]}")
+        try:
+            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # polling for readiness, not waiting out a time
+    raise AssertionError(f"yima did not become healthy in {limit_s}s:\n{server.output()[-4000:]}")
+
+
+def eventually(attempt: Any, limit_s: float = 15.0) -> Any:
+    """Retry `attempt()` until it returns a truthy value (or raise the last AssertionError): a transition made
+    through one server process reaches the others over pub/sub a moment later."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            value = attempt()
+            if value:
+                return value
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+# ---- people and terminals ------------------------------------------------------------------------------
+
+
+def sign_in(server: RealServer, phone: str | None = None, *, role: str | None = None) -> httpx.Client:
+    """A signed-in client (Authorization set). OTP and outbox travel on one kept-alive connection, so with
+    several workers both reach the worker whose console SMS sender holds the message."""
+    phone = phone or random_phone()
+    if role is not None:
+        done = server.yima("admin", "grant", "--phone", phone, "--role", role)
+        assert done.returncode == 0, done.stderr
+    client = httpx.Client(base_url=server.url, timeout=30)
+    r = client.post("/v1/auth/otp", json={"phone": phone})
+    assert r.status_code == 202, r.text
+    outbox = client.get("/v1/dev/sms-outbox", params={"phone": phone}).json()
+    r = client.post("/v1/auth/token", json={"phone": phone, "code": outbox[-1]["code"]})
+    assert r.status_code == 200, r.text
+    client.headers["authorization"] = f"Bearer {r.json()['access_token']}"
+    return client
+
+
+def verified_resident(server: RealServer) -> httpx.Client:
+    resident = sign_in(server)
+    for _ in range(5):  # a random ID number may be taken already
+        r = resident.put("/v1/me/identity", json={"name": "李小红", "id_number": random_id_number()})
+        if r.status_code != 409:
+            break
+    assert r.status_code == 200, r.text
+    return resident
+
+
+def enrol_terminal(server: RealServer, operator: httpx.Client, kind: str, scene: str) -> httpx.Client:
+    """Register a terminal at `scene` and sign it in with its own key (client assertion -> access token)."""
+    key = Ed25519PrivateKey.generate()
+    r = operator.post(
+        "/v1/admin/terminals",
+        json={"name": f"{kind} gate", "kind": kind, "scene": scene, "public_key": public_key_b64(key)},
+    )
+    assert r.status_code == 201, r.text
+    terminal_id = r.json()["id"]
+    terminal = httpx.Client(base_url=server.url, timeout=30)
+    assertion = client_assertion(terminal_id, key, aud=f"{server.url}/v1/terminal/token")
+    r = terminal.post("/v1/terminal/token", data=token_form(assertion))
+    assert r.status_code == 200, r.text
+    terminal.headers["authorization"] = f"Bearer {r.json()['access_token']}"
+    return terminal
+
+
+def scan_code(terminal: httpx.Client, resident: httpx.Client) -> dict[str, Any]:
+    """The resident shows a fresh Ankang code; the terminal scans it online."""
+    r = resident.get("/v1/me/codes/ankang")
+    assert r.status_code == 200, r.text
+    r = terminal.post(
+        "/v1/scans", json={"payload": r.json()["payload"], "scanned_at": int(time.time() * 1000)}
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+# ---- a mini-app's whole way, as its developer, an operator, a resident and a terminal go it --------------
+
+
+def ship_and_use(
+    server: RealServer, folder: Path, developer: httpx.Client, operator: httpx.Client
+) -> tuple[str, httpx.Client]:
+    """Publish `folder` (the probe app) with the SDK, approve and release it, call it through the gateway as a
+    resident, bind it to a clinic scene and scan the resident's code there: the app's lines reach the terminal.
+    Returns the app id and the resident's client."""
+    from yima_sdk.pack import pack
+    from yima_sdk.publish import upload
+
+    r = developer.post("/v1/developer/tokens")
+    assert r.status_code == 201, r.text
+    package = pack(folder)
+    app_id, version = package.manifest.id, package.manifest.version
+    uploaded = upload(package, api=server.url, token=r.json()["token"])
+    assert uploaded.status == "in_review", uploaded
+    admin = f"/v1/admin/miniapps/{app_id}"
+    r = operator.post(f"{admin}/versions/{version}/review", json={"decision": "approve", "reason": "e2e"})
+    assert r.status_code == 200, r.text
+    r = operator.post(f"{admin}/release", json={"version": version, "percent": 100, "whitelist": []})
+    assert r.status_code == 200, r.text
+
+    resident = verified_resident(server)
+
+    def whoami() -> dict[str, Any]:
+        r = resident.get(f"/v1/miniapps/{app_id}/api/whoami")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    me = eventually(whoami)
+    assert me["user_id"].startswith("u_") and me["version"] == version
+
+    scene = f"clinic-{secrets.token_hex(3)}"
+    r = operator.put(f"/v1/admin/miniapps/scenes/clinic/{scene}", json={"app_id": app_id})
+    assert r.status_code == 200, r.text
+    terminal = enrol_terminal(server, operator, "clinic", scene)
+    answer = scan_code(terminal, resident)
+    assert answer["result"] == "accept", answer
+    assert answer["miniapp"] == {
+        "app_id": app_id,
+        "lines": ["Queue number 7", "Room 203"],
+        "missing": False,
+        "reason": None,
+    }, answer
+    # the scan handler ran in the sandbox with the resident's app-scoped id
+    r = resident.get(f"/v1/miniapps/{app_id}/api/docs/last-scan")
+    assert r.status_code == 200 and r.json()["doc"]["value"] == {"user": me["user_id"], "scene": scene}, (
+        r.text
+    )
+    return app_id, resident

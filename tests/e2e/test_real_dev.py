@@ -1,0 +1,86 @@
+"""`yima dev` as a developer runs it (the CLI, uvicorn's default loop): `--app PATH` runs a local folder as a
+released app and reloads it when a file changes; a scan at its scene reaches it; and an app published with the
+SDK goes the whole way (review, release, gateway, scene, terminal) on the same server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.seed import DEMO_OPERATOR_PHONE
+from tests.e2e._real import (
+    RealServer,
+    enrol_terminal,
+    eventually,
+    fresh_database,
+    private_folder,
+    real_server,
+    scan_code,
+    server_env,
+    ship_and_use,
+    sign_in,
+    verified_resident,
+)
+from tests.platform.conftest import new_app_id, write_probe
+
+
+@dataclass
+class Dev:
+    server: RealServer
+    folder: Path
+    app_id: str
+    local: Path
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[Dev]:
+    # The test PostgreSQL instead of the embedded one (tests/test_cli.py runs the embedded default): faster.
+    with private_folder() as folder, fresh_database() as dsn:
+        app_id = new_app_id("local")
+        local = write_probe(folder / "src", app_id)
+        env = server_env(dsn, folder / "data", redis=False)
+        with real_server("dev", "--app", str(local), env=env) as server:
+            yield Dev(server, folder, app_id, local)
+
+
+def test_a_local_folder_runs_as_a_released_app_and_reloads_when_edited(dev: Dev) -> None:
+    resident = verified_resident(dev.server)
+    whoami = f"/v1/miniapps/{dev.app_id}/api/whoami"
+    r = resident.get(whoami)  # live as soon as the server answers /health
+    assert r.status_code == 200, r.text + dev.server.output()[-3000:]
+    assert r.json()["version"] == "1.0.0" and r.json()["user_id"].startswith("u_")
+
+    # the manifest subscribes to clinic scans: bound to the scene named after the app
+    operator = sign_in(dev.server, DEMO_OPERATOR_PHONE)
+    terminal = enrol_terminal(dev.server, operator, "clinic", dev.app_id)
+    answer = scan_code(terminal, resident)
+    assert answer["miniapp"]["lines"] == ["Queue number 7", "Room 203"], answer
+
+    source = dev.local / "app.py"
+    source.write_text(source.read_text().replace('"version": "1.0.0"', '"version": "edited"'))
+
+    def edited() -> bool:
+        r = resident.get(whoami)
+        assert r.status_code == 200, r.text
+        return bool(r.json()["version"] == "edited")
+
+    eventually(edited, limit_s=30)
+    # the resident is the same to the app across reloads (app-scoped id), and the server says what it loaded
+    assert resident.get(whoami).json()["user_id"] == r.json()["user_id"]
+    assert f"yima dev: {dev.app_id} 1.0.0+dev." in dev.server.output()
+
+    # an edit that breaks the app is reported, and the version that ran before keeps serving
+    source.write_text("raise RuntimeError('half-written edit')\n" + source.read_text())
+    eventually(lambda: "does not start" in dev.server.output(), limit_s=30)
+    assert "half-written edit" in dev.server.output()
+    r = resident.get(whoami)
+    assert r.status_code == 200 and r.json()["version"] == "edited", r.text
+
+
+def test_an_app_published_with_the_sdk_goes_the_whole_way(dev: Dev) -> None:
+    developer = sign_in(dev.server, role="developer")
+    operator = sign_in(dev.server, DEMO_OPERATOR_PHONE)
+    ship_and_use(dev.server, write_probe(dev.folder / "apps", new_app_id("published")), developer, operator)
