@@ -16,8 +16,8 @@ from server.platform.controllers import (
     MiniAppAdminController,
     ResidentPlatformController,
 )
-from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.devapps import DevApps
+from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.events import PlatformScanSink
 from server.platform.service import Platform
 from server.seed import DEMO_OPERATOR_PHONE
