@@ -39,7 +39,7 @@ SCANS = 300
 def main() -> None:
     with private_folder("yima-bench-") as folder, fresh_database() as dsn:
         env = server_env(dsn, folder / "data", redis=True, YIMA_LOG_LEVEL="WARNING", YIMA_DB_POOL_MAX="20")
-        with real_server("serve", "--workers", "2", env=env) as server:
+        with real_server("serve", "--workers", "2", "--allow-development", env=env) as server:
             developer, operator = sign_in(server, role="developer"), sign_in(server, role="operator")
             probe = write_probe(folder / "src", new_app_id("bench"))
             manifest = probe / "miniapp.toml"

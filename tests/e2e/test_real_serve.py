@@ -31,7 +31,7 @@ def folder() -> Iterator[Path]:
 def serve(folder: Path) -> Iterator[RealServer]:
     with fresh_database() as dsn:
         env = server_env(dsn, folder / "data", redis=True)
-        with real_server("serve", "--workers", "2", env=env) as server:
+        with real_server("serve", "--workers", "2", "--allow-development", env=env) as server:
             yield server
 
 

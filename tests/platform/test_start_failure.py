@@ -23,14 +23,16 @@ from tests.credentials.helpers import (
     verified_resident,
 )
 from tests.platform.conftest import Team, call, new_app_id, write_probe
-from tests.sandbox.sandbox_helpers import live_workers
+from tests.sandbox.sandbox_helpers import live_workers, no_workers_left
 
 
 @pytest.fixture
 def app(settings: Settings, apps_dir: Path) -> Litestar:
     application = create_app(settings)
     application.plugins.get(PlatformPlugin).config = PlatformSettings(
-        sandbox=SandboxSettings(max_workers=1, start_timeout_s=1.0), apps_dir=apps_dir, scan_deadline_ms=3000
+        sandbox=SandboxSettings(max_workers=1, start_timeout_s=1.0),
+        apps_dir=apps_dir,
+        scan_deadline_ms=10_000,
     )
     return application
 
@@ -49,7 +51,7 @@ async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_wo
         r = await call(team.client, resident, app_id, "GET", "/whoami")
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "miniapp.failed_to_start"
-        assert live_workers() - before == set()
+        assert await no_workers_left(before)
 
     scene = f"clinic-{uuid.uuid4().hex[:6]}"
     r = await team.admin("PUT", f"/scenes/clinic/{scene}", json={"app_id": app_id})
@@ -64,4 +66,4 @@ async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_wo
     assert answer["result"] == "accept"
     assert answer["miniapp"]["missing"] is True
     assert answer["miniapp"]["reason"] == "miniapp.failed_to_start"
-    assert live_workers() - before == set()
+    assert await no_workers_left(before)

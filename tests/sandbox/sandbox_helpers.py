@@ -81,3 +81,15 @@ def live_workers() -> set[int]:
         if ppid == os.getpid() and b"sandbox.worker" in argv and alive(int(entry)):
             found.add(int(entry))
     return found
+
+
+async def no_workers_left(before: set[int], within_s: float = 5.0) -> bool:
+    """Are all worker children started since `before` gone? Bounded polling, as in all_dead: a killed worker
+    may take a moment to die on a loaded machine, but one left waiting never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while live_workers() - before:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from sandbox_helpers import APPS, alive, exists, get, live_workers, running_host
+from sandbox_helpers import APPS, alive, exists, get, live_workers, no_workers_left, running_host
 from yima_sdk._bridge import Request, ScanEvent
 from yima_sdk.manifest import Limits, load_manifest
 
@@ -204,7 +204,7 @@ async def test_a_worker_that_never_gets_ready_fails_to_start_and_leaves_no_proce
                 await host.load(folder)
             assert caught.value.code == "sandbox.app_unavailable"
             assert "not ready within" in caught.value.message
-            assert live_workers() - before == set()
+            assert await no_workers_left(before)
         with pytest.raises(UnknownApp):
             await host.call("test.yima.hangs@1.0.0", get("/"))
     finally:
