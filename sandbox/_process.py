@@ -96,6 +96,9 @@ class WorkerProcess:
         """Spawn the process, send Init, wait for Ready; raise LayerMissing / AppUnavailable / WorkerCrashed."""
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
+        # Read by whoever fails it even when start() was cancelled before awaiting it (the pool closing): an
+        # unread failure would be logged as "Future exception was never retrieved" at shutdown.
+        self._ready.add_done_callback(lambda ready: ready.cancelled() or ready.exception())
         self.exited = loop.create_future()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

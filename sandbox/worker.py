@@ -15,6 +15,7 @@ import asyncio  # noqa: E402  (the start time above must include these imports)
 import importlib.abc  # noqa: E402
 import importlib.machinery  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from types import CodeType  # noqa: E402
 
@@ -101,6 +102,9 @@ def load_app(init: Init) -> App:
 
 
 def main() -> None:
+    # Ctrl-C at the terminal signals the whole foreground process group, workers included. A worker killed by it
+    # while the server shut down was reported lost and replaced; the host stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     bridge_fd = int(sys.argv[1])
     sock, init = read_init(bridge_fd)
     sys.dont_write_bytecode = True  # as -B: the app folder is read-only, and a .pyc there must never exist

@@ -4,6 +4,8 @@ deadlines, crashes, recycling, metrics, logs, and no orphans after close."""
 from __future__ import annotations
 
 import asyncio
+import signal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -232,3 +234,15 @@ def test_logs_scrub_secrets() -> None:
     record = log.records[-1]
     assert "13812345678" not in record["event"] and "34252419900101123X" not in record["event"]
     assert record["token"] == "[redacted]" and record["nested"] == {"password": "[redacted]"}
+
+
+async def test_workers_ignore_the_terminals_ctrl_c() -> None:
+    # Ctrl-C signals the terminal's whole foreground process group, workers included; the host stops its workers
+    # itself (before, they died first and were reported lost and replaced during the server's shutdown).
+    async with running_host("echo") as (host, keys):
+        pids = host.worker_pids(keys["echo"])
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines()  # noqa: ASYNC240
+            ignored = next(int(line.split()[1], 16) for line in status if line.startswith("SigIgn:"))
+            assert ignored & (1 << (signal.SIGINT - 1)), f"worker {pid} would die of Ctrl-C"
+        assert pids
