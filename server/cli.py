@@ -244,7 +244,7 @@ def cmd_admin_grant(args: argparse.Namespace) -> int:
             core, identity = app.state.core, app.state.identity
             async with core.db.transaction() as conn:
                 account_id = await identity.account_id_for_phone(conn, args.phone, create=True)
-                added = await identity.grant_role(conn, "cli", account_id, role)
+            added = await identity.grant_role("cli", account_id, role)
         print(f"account {account_id}: role {role.value} " + ("granted" if added else "already held"))
         return 0
 

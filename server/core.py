@@ -20,6 +20,7 @@ from litestar.plugins import InitPluginProtocol
 
 from server import audit
 from server.auth.guards import access_control_middleware, current_principal
+from server.auth.live_roles import LiveRoles
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
@@ -48,8 +49,10 @@ class Core:
     master_key: bytes
     sessions: SessionRevocations
     rate_limits: RateLimits
+    roles: LiveRoles
 
     async def close(self) -> None:
+        await self.roles.close()
         await self.sessions.close()
         await self.keys.close()
         await self.sms.close()
@@ -94,6 +97,8 @@ async def start_core(
         )
     sessions = SessionRevocations(cache, db)
     await sessions.start()
+    roles = LiveRoles(cache, db)
+    await roles.start()
     return Core(
         settings,
         db,
@@ -106,6 +111,7 @@ async def start_core(
         master_key,
         sessions,
         RateLimits(cache),
+        roles,
     )
 
 

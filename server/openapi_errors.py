@@ -34,6 +34,8 @@ from server.errors import (
 INVALID_INPUT = (
     ErrorCode.of(BadRequest),
     ErrorCode(400, "request.malformed", "The body could not be decoded"),
+    ErrorCode(400, "request.too_deep", "The body is nested too deeply"),
+    ErrorCode(400, "request.value_refused", "A value in the request is out of range or not allowed"),
 )
 BODY_TOO_LARGE = (ErrorCode.of(PayloadTooLarge),)
 NOT_AUTHENTICATED = (

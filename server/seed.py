@@ -26,9 +26,9 @@ async def seed_demo(app: Any) -> None:
         resident = await identity.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
         await identity.set_identity(conn, resident, DEMO_RESIDENT_NAME, DEMO_RESIDENT_ID)
         operator = await identity.account_id_for_phone(conn, DEMO_OPERATOR_PHONE, create=True)
-        await identity.grant_role(conn, "seed", operator, Role.OPERATOR)
         authority = await identity.account_id_for_phone(conn, DEMO_AUTHORITY_PHONE, create=True)
-        await identity.grant_role(conn, "seed", authority, Role.HEALTH_AUTHORITY)
+    await identity.grant_role("seed", operator, Role.OPERATOR)
+    await identity.grant_role("seed", authority, Role.HEALTH_AUTHORITY)
     for plugin in app.plugins.init:
         seed = getattr(plugin, "seed_demo", None)
         if seed is not None:

@@ -193,11 +193,11 @@ async def login_with_role(client: AppClient, role: str) -> Session:
     """An account holding `role`, granted the way an operator would (service call), then a fresh login."""
     phone = random_phone()
     app = client.app
+    from server.auth.roles import Role
+
     async with app.state.core.db.transaction() as conn:
         account_id = await app.state.identity.account_id_for_phone(conn, phone, create=True)
-        from server.auth.roles import Role
-
-        await app.state.identity.grant_role(conn, "test", account_id, Role(role))
+    await app.state.identity.grant_role("test", account_id, Role(role))
     return await login(client, phone)
 
 

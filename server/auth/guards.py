@@ -57,7 +57,11 @@ async def authorize(scope: Scope, allowed: frozenset[str] | None, core: Any) -> 
     claims = await core.tokens.verify(token.strip())
     if await core.sessions.is_ended(claims.session_id):
         raise Unauthorized("This session has ended; log in again", code="auth.session_ended")
-    principal = Principal(claims.subject, claims.kind, claims.roles, claims.session_id)
+    roles = claims.roles
+    if claims.kind == "account":
+        # What the server holds now, not what the token was issued with: a revoked role ends at once.
+        roles = await core.roles.of(int(claims.subject), claims.session_id)
+    principal = Principal(claims.subject, claims.kind, roles, claims.session_id)
     if principal.kind == "terminal":
         if TERMINAL not in allowed:
             raise Forbidden("Terminals may not call this route")

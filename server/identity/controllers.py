@@ -101,13 +101,16 @@ class MeController(Controller):
         return _profile(await identity.set_identity(db, principal.account_id, data.name, data.id_number))
 
 
+_ROLE_ERRORS = raises(errors.OwnRole, errors.RoleNotYours, errors.AccountNotFound)
+
+
 class AccountAdminController(Controller):
     path = "/v1/admin/accounts"
     tags = ["admin"]
 
     @get(
         "/{account_id:int}",
-        opt=allow(Role.OPERATOR) | raises(errors.AccountNotFound),
+        opt=allow(Role.OPERATOR, Role.ADMINISTRATOR) | raises(errors.AccountNotFound),
         operation_id="adminGetAccount",
     )
     async def get_account(self, account_id: RowId, identity: Identity, db: Db) -> schemas.ProfileResponse:
@@ -117,37 +120,28 @@ class AccountAdminController(Controller):
     @post(
         "/{account_id:int}/roles",
         status_code=200,
-        opt=allow(Role.OPERATOR) | raises(errors.AccountNotFound),
+        opt=allow(Role.OPERATOR, Role.ADMINISTRATOR) | _ROLE_ERRORS,
         operation_id="adminGrantRole",
     )
     async def grant(
-        self,
-        account_id: RowId,
-        data: JSONBody[schemas.RoleChange],
-        principal: Caller,
-        identity: Identity,
-        db: Db,
+        self, account_id: RowId, data: JSONBody[schemas.RoleChange], principal: Caller, identity: Identity
     ) -> schemas.RoleChangeResult:
-        """Grant a role (audited)."""
-        changed = await identity.grant_role(db, f"account:{principal.subject}", account_id, data.role)
+        """Grant a role (audited). Operator and health authority are granted by an administrator only, other roles
+        by an operator or an administrator, never to one's own account; the account's sessions are ended."""
+        changed = await identity.grant_role(principal, account_id, data.role)
         return schemas.RoleChangeResult(account_id, data.role.value, changed)
 
     @post(
         "/{account_id:int}/roles/revoke",
         status_code=200,
-        opt=allow(Role.OPERATOR),
+        opt=allow(Role.OPERATOR, Role.ADMINISTRATOR) | _ROLE_ERRORS,
         operation_id="adminRevokeRole",
     )
     async def revoke(
-        self,
-        account_id: RowId,
-        data: JSONBody[schemas.RoleChange],
-        principal: Caller,
-        identity: Identity,
-        db: Db,
+        self, account_id: RowId, data: JSONBody[schemas.RoleChange], principal: Caller, identity: Identity
     ) -> schemas.RoleChangeResult:
-        """Revoke a role (audited)."""
-        changed = await identity.revoke_role(db, f"account:{principal.subject}", account_id, data.role)
+        """Revoke a role (audited), by the same rule as granting it; it ends at once, with the account's sessions."""
+        changed = await identity.revoke_role(principal, account_id, data.role)
         return schemas.RoleChangeResult(account_id, data.role.value, changed)
 
 

@@ -39,5 +39,13 @@ class IdentityRequired(Forbidden):
     code, title = "identity.required", "Verify your real name first"
 
 
+class OwnRole(Forbidden):
+    code, title = "role.own_account", "Nobody changes the roles of their own account"
+
+
+class RoleNotYours(Forbidden):
+    code, title = "role.not_allowed", "Your roles do not allow changing this role"
+
+
 class AccountNotFound(NotFound):
     code, title = "account.not_found", "No such account"

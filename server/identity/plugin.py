@@ -45,4 +45,5 @@ class IdentityPlugin(InitPluginProtocol):
             core.tokens,
             core.master_key,
             core.sessions,
+            core.roles,
         )

@@ -169,3 +169,23 @@ async def end_session(conn: asyncpg.Connection, session_id: uuid.UUID, now: date
     await conn.execute(
         "UPDATE refresh_tokens SET spent_at = $2 WHERE session_id = $1 AND spent_at IS NULL", session_id, now
     )
+
+
+async def end_sessions_of(
+    conn: asyncpg.Connection, account_id: int, now: datetime, reason: str
+) -> list[uuid.UUID]:
+    """End every live session of the account (its roles changed); their refresh tokens stop working too."""
+    rows = await conn.fetch(
+        """UPDATE sessions SET ended_at = $2, end_reason = $3
+           WHERE account_id = $1 AND ended_at IS NULL RETURNING id""",
+        account_id,
+        now,
+        reason,
+    )
+    ended = [r["id"] for r in rows]
+    await conn.execute(
+        "UPDATE refresh_tokens SET spent_at = $2 WHERE session_id = ANY($1::uuid[]) AND spent_at IS NULL",
+        ended,
+        now,
+    )
+    return ended

@@ -66,7 +66,7 @@ class RoleChangeResult(Outbound):
     account_id: int
     role: str
     changed: bool
-    note: str = "takes effect at the account's next token refresh or login"
+    note: str = "takes effect at once; the account's sessions have ended"
 
 
 class SmsOutboxEntry(Outbound):

@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 from server import audit
-from server.auth.roles import Role
+from server.auth.guards import Principal
+from server.auth.live_roles import LiveRoles
+from server.auth.roles import Role, granted_by
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import AccessTokens
 from server.db import Database
@@ -69,10 +71,12 @@ class IdentityService:
         tokens: AccessTokens,
         master_key: bytes,
         sessions: SessionRevocations,
+        roles: LiveRoles,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._s = settings
         self._sessions = sessions
+        self._roles = roles
         self._db = db
         self._rate_limits = rate_limits
         self._cipher = cipher
@@ -264,31 +268,45 @@ class IdentityService:
 
     # -- roles ---------------------------------------------------------------------------------------------
 
-    async def grant_role(self, conn: asyncpg.Connection, actor: str, account_id: int, role: Role) -> bool:
-        if await repository.get_account(conn, account_id) is None:
-            raise errors.AccountNotFound()
-        added = await repository.grant_role(conn, account_id, role.value)
-        if added:
-            await audit.append(
-                conn,
-                actor=actor,
-                action="role.granted",
-                target=f"account:{account_id}",
-                details={"role": role.value},
-            )
-        return added
+    async def grant_role(self, by: Principal | str, account_id: int, role: Role) -> bool:
+        """Grant in its own transaction, then end the account's sessions and tell every worker (after the commit,
+        so no worker reads the old roles back). `by` is the account asking, or the name of a server tool (the CLI,
+        the demo seed), which the separation of duties does not bind."""
+        return await self._change_role(by, account_id, role, grant=True)
 
-    async def revoke_role(self, conn: asyncpg.Connection, actor: str, account_id: int, role: Role) -> bool:
-        removed = await repository.revoke_role(conn, account_id, role.value)
-        if removed:
-            await audit.append(
-                conn,
-                actor=actor,
-                action="role.revoked",
-                target=f"account:{account_id}",
-                details={"role": role.value},
-            )
-        return removed
+    async def revoke_role(self, by: Principal | str, account_id: int, role: Role) -> bool:
+        return await self._change_role(by, account_id, role, grant=False)
+
+    async def _change_role(self, by: Principal | str, account_id: int, role: Role, *, grant: bool) -> bool:
+        actor = by if isinstance(by, str) else f"account:{by.subject}"
+        if not isinstance(by, str):
+            if by.account_id == account_id:
+                raise errors.OwnRole()
+            if not by.roles & granted_by(role):
+                raise errors.RoleNotYours(
+                    f"Only {' or '.join(sorted(granted_by(role))) or 'the yima admin command'} may change {role.value}"
+                )
+        now = self.clock()
+        async with self._db.transaction() as conn:
+            if await repository.get_account(conn, account_id) is None:
+                raise errors.AccountNotFound()
+            change = repository.grant_role if grant else repository.revoke_role
+            changed = await change(conn, account_id, role.value)
+            ended: list[uuid.UUID] = []
+            if changed:
+                await audit.append(
+                    conn,
+                    actor=actor,
+                    action="role.granted" if grant else "role.revoked",
+                    target=f"account:{account_id}",
+                    details={"role": role.value},
+                )
+                ended = await repository.end_sessions_of(conn, account_id, now, "roles_changed")
+        if changed:
+            await self._roles.changed(account_id)
+            for session_id in ended:
+                await self._revoke_access(session_id)
+        return changed
 
     async def account_id_for_phone(self, conn: asyncpg.Connection, phone: str, *, create: bool) -> int | None:
         phone_index = self._cipher.blind_index("phone", phone)

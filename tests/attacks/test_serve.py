@@ -3,45 +3,15 @@ metrics scraped from the public port, and a server left in development mode."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 
-from tests.conftest import REDIS_URL, free_port, random_phone
-from tests.test_cli import YIMA, _env, _wait_ready
+from tests.attacks.server import yima_serve as _yima_serve
+from tests.conftest import free_port, random_phone
+from tests.test_cli import YIMA, _env
 
-
-@contextmanager
-def _yima_serve(database_url: str, master_key: str, data_dir: Path, **env: str) -> Iterator[tuple[str, int]]:
-    port, metrics_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [YIMA, "serve", "--allow-development", "--port", str(port)],
-        env=_env(
-            YIMA_DATABASE_URL=database_url,
-            YIMA_REDIS_URL=REDIS_URL,
-            YIMA_REDIS_NAMESPACE=f"attack-{port}:",
-            YIMA_MODE="development",
-            YIMA_MASTER_KEY=master_key,
-            YIMA_DATA_DIR=str(data_dir),
-            YIMA_METRICS_PORT=str(metrics_port),
-            YIMA_OTP_PER_ADDRESS_PER_HOUR="3",
-            **env,
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc)
-        yield url, metrics_port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+_LIMIT = {"YIMA_OTP_PER_ADDRESS_PER_HOUR": "3"}
 
 
 def _otp_answers(url: str, forwarded_for: list[str]) -> list[int]:
@@ -56,19 +26,22 @@ def _otp_answers(url: str, forwarded_for: list[str]) -> list[int]:
 def test_forged_forwarded_for_from_loopback_does_not_escape_the_address_limit(
     database_url, master_key, tmp_path
 ):
-    with _yima_serve(database_url, master_key, tmp_path) as (url, _):
+    with _yima_serve(database_url, master_key, tmp_path, **_LIMIT) as (url, _):
         # Each request claims another client; the server must still count them all against 127.0.0.1.
         assert _otp_answers(url, [f"203.0.113.{i}" for i in range(1, 6)]) == [202, 202, 202, 429, 429]
 
 
 def test_forwarded_for_is_believed_from_a_configured_proxy(database_url, master_key, tmp_path):
-    with _yima_serve(database_url, master_key, tmp_path, YIMA_TRUSTED_PROXIES="127.0.0.1") as (url, _):
+    with _yima_serve(database_url, master_key, tmp_path, YIMA_TRUSTED_PROXIES="127.0.0.1", **_LIMIT) as (
+        url,
+        _,
+    ):
         assert _otp_answers(url, [f"198.51.100.{i}" for i in range(1, 6)]) == [202] * 5
         assert _otp_answers(url, ["192.0.2.9"] * 4) == [202, 202, 202, 429]
 
 
 def test_metrics_are_scraped_only_from_the_operations_port(database_url, master_key, tmp_path):
-    with _yima_serve(database_url, master_key, tmp_path) as (url, metrics_port):
+    with _yima_serve(database_url, master_key, tmp_path, **_LIMIT) as (url, metrics_port):
         public = httpx.get(f"{url}/metrics")
         assert public.status_code == 404 and "yima_http_requests_total" not in public.text
         # Not even with a Host header naming the operations port: the socket decides.

@@ -1,0 +1,98 @@
+"""The roles an account holds now, as the access guard sees them: PostgreSQL's record, cached per worker.
+
+Access tokens carry the roles they were issued with; believing them kept a revoked operator an operator until the
+token expired, long enough to grant itself the role again. The guard asks this cache instead. A change is announced
+on a channel every worker listens to and drops that account's entries; a worker (re)subscribes first and then
+empties its cache, so nothing announced in between is missed. While its subscription is down, every check reads
+PostgreSQL: a Redis outage makes checks slower, never stale.
+
+Entries are kept per session as well as per account: a role change also ends the account's sessions, so a new
+login always reads the record afresh, even where the announcement cannot reach (a CLI process beside `yima dev`,
+whose cache is in-process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from server.auth import repository
+from server.cache import Cache, follow
+from server.db import Database
+from server.errors import CacheUnavailable
+from server.observability import outage_log
+
+log = logging.getLogger("yima.auth.roles")
+
+_CHANNEL = "roles:changed"
+_MAX_ENTRIES = 100_000
+
+
+class LiveRoles:
+    def __init__(self, cache: Cache, db: Database) -> None:
+        self._cache = cache
+        self._db = db
+        self._known: dict[int, dict[str, frozenset[str]]] = {}
+        self._entries = 0
+        self._live = False
+        self._first_load = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="roles-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_load.wait(), 1.0)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def of(self, account_id: int, session_id: str) -> frozenset[str]:
+        """The account's roles now (empty for an account that does not exist)."""
+        sessions = self._known.get(account_id) if self._live else None
+        known = sessions.get(session_id) if sessions is not None else None
+        if known is not None:
+            return known
+        async with self._db.connection() as conn:
+            roles = frozenset(await repository.roles_of(conn, account_id))
+        if self._live:
+            if self._entries >= _MAX_ENTRIES:
+                self._known.clear()
+                self._entries = 0
+            self._known.setdefault(account_id, {})[session_id] = roles
+            self._entries += 1
+        return roles
+
+    async def changed(self, account_id: int) -> None:
+        """Call after the change has committed: every worker reads the account's roles again."""
+        self._forget(account_id)
+        try:
+            await self._cache.publish(_CHANNEL, str(account_id).encode())
+        except CacheUnavailable:
+            # Workers that miss it are unsubscribed too, and read PostgreSQL until they resubscribe and empty.
+            outage_log.failed("cache", "publish")
+
+    async def _listen(self) -> None:
+        await follow(
+            self._cache, _CHANNEL, self._on_message, on_subscribed=self._resubscribed, on_lost=self._lose
+        )
+
+    async def _resubscribed(self) -> None:
+        self._known.clear()
+        self._entries = 0
+        self._live = True
+        self._first_load.set()
+
+    def _lose(self) -> None:
+        self._live = False
+        self._known.clear()
+        self._entries = 0
+
+    async def _on_message(self, message: bytes) -> None:
+        self._forget(int(message.decode()))
+
+    def _forget(self, account_id: int) -> None:
+        self._entries -= len(self._known.pop(account_id, {}))
