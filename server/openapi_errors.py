@@ -109,4 +109,8 @@ class ErrorResponsesPlugin(ReceiveRoutePlugin):
     def receive_route(self, route: BaseRoute) -> None:
         if isinstance(route, HTTPRoute):
             for handler in route.route_handlers:
-                handler.responses = problem_responses(route_errors(handler, route))
+                # Kept: a route's own description of a success it answers with pre-encoded bytes.
+                handler.responses = {
+                    **(handler.responses or {}),
+                    **problem_responses(route_errors(handler, route)),
+                }

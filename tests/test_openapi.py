@@ -73,6 +73,8 @@ def test_routes_declare_their_domain_errors() -> None:
     assert _codes(poll, "400") == {
         "request.invalid",
         "request.malformed",
+        "request.too_deep",
+        "request.value_refused",
         "device.authorization_pending",
         "device.code_invalid",
     }

@@ -8,7 +8,9 @@ from typing import Annotated, Any, TypeAlias
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
+from yima_sdk.trust import RevocationDelta
 
 from server.auth import Principal, Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
@@ -115,7 +117,20 @@ class TrustListController(Controller):
     path = "/v1/trust-list"
     tags = ["trust"]
 
-    @get("", opt=allow(PUBLIC), operation_id="getTrustList", media_type="application/json")
+    @get(
+        "",
+        opt=allow(PUBLIC),
+        operation_id="getTrustList",
+        media_type="application/json",
+        # The body is the envelope's bytes as signed and cached; the document describes what they hold.
+        responses={
+            200: ResponseSpec(
+                schemas.TrustListEnvelope,
+                generate_examples=False,
+                description="The signed trust list envelope",
+            )
+        },
+    )
     async def trust_list(
         self, request: Request[Any, Any, Any], credentials: CredentialsDep
     ) -> Response[bytes]:
@@ -215,6 +230,11 @@ class RevocationController(Controller):
         opt=allow(TERMINAL, Role.OPERATOR),
         operation_id="getRevocations",
         media_type="application/json",
+        responses={
+            200: ResponseSpec(
+                RevocationDelta, generate_examples=False, description="The issuer's revocations after `since`"
+            )
+        },
     )
     async def revocations(
         self,
@@ -227,7 +247,10 @@ class RevocationController(Controller):
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
     @post(
-        "/admin/revocations", status_code=200, opt=allow(Role.OPERATOR), operation_id="adminRevokeAnkangCodes"
+        "/admin/revocations",
+        status_code=200,
+        opt=allow(Role.OPERATOR) | raises(errors.AccountNotFound),
+        operation_id="adminRevokeAnkangCodes",
     )
     async def admin_revoke(
         self, data: JSONBody[schemas.AdminRevokeCodesRequest], principal: Caller, credentials: CredentialsDep

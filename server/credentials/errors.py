@@ -19,6 +19,10 @@ class PartnerKeyNotFound(NotFound):
     code, title = "trust_list.partner_key_not_found", "No such partner issuer key"
 
 
+class AccountNotFound(NotFound):
+    code, title = "account.not_found", "No such account"
+
+
 class ResidentNotFound(NotFound):
     code, title = "health.resident_not_found", "No resident with this ID number"
 

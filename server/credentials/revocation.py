@@ -18,7 +18,7 @@ from yima_sdk.trust import encode_revocation_delta
 
 from server import audit
 from server.core import Core
-from server.credentials import repository
+from server.credentials import errors, repository
 from server.credentials.ankang import AnkangService
 from server.credentials.trust_list import CHANNEL
 
@@ -55,7 +55,10 @@ class RevocationService:
         now = self.clock()
         at = datetime.fromtimestamp(now, UTC)
         async with self._core.db.transaction() as conn:
-            generation = await repository.next_generation(conn, account_id, at)
+            try:
+                generation = await repository.next_generation(conn, account_id, at)
+            except asyncpg.ForeignKeyViolationError:
+                raise errors.AccountNotFound() from None
             version = await repository.lock_revocations(conn, self.issuer)
             published = 0
             for ref, expires in self._ankang.live_refs(account_id, generation - 1, now, self.clock_skew_s):

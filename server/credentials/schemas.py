@@ -53,6 +53,16 @@ class PartnerKey(Outbound):
     trust_list_version: int
 
 
+class TrustListEnvelope(Outbound):
+    """GET /v1/trust-list: the root-signed document (yima_sdk.trust.TrustList.verify reads it)."""
+
+    document: str
+    """base64url of the JSON trust list document."""
+    signature: str
+    """base64url Ed25519 signature of the document's bytes by the root key."""
+    root_key_id: str
+
+
 class TrustListInfo(Outbound):
     version: int
     etag: str

@@ -392,7 +392,7 @@ class ResidentPlatformController(Controller):
     @delete(
         "/me/consents/{app_id:str}/{scope_name:str}",
         status_code=204,
-        opt=allow(ANY_ACCOUNT),
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.UnknownScope),
         operation_id="revokeConsent",
     )
     async def revoke(

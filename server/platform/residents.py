@@ -48,11 +48,15 @@ class Residents:
             scopes |= v.scopes
         return scopes
 
+    def _check_scope(self, app_id: str, scope: str) -> None:
+        """An unknown app or scope is refused (404, 422), never stored."""
+        if scope not in self.declared_scopes(app_id):
+            raise e.UnknownScope(extra={"scope": scope})
+
     async def decide(
         self, conn: asyncpg.Connection, account_id: int, app_id: str, scope: str, granted: bool
     ) -> None:
-        if scope not in self.declared_scopes(app_id):
-            raise e.UnknownScope(extra={"scope": scope})
+        self._check_scope(app_id, scope)
         await repository.set_consent(conn, account_id, app_id, scope, granted, self.clock())
         await audit.append(
             conn,
@@ -64,6 +68,7 @@ class Residents:
 
     async def revoke(self, conn: asyncpg.Connection, account_id: int, app_id: str, scope: str) -> None:
         """Withdraw a grant; recorded as a refusal, so the app is denied and the phone does not nag."""
+        self._check_scope(app_id, scope)
         await repository.set_consent(conn, account_id, app_id, scope, False, self.clock())
         await audit.append(
             conn,

@@ -99,3 +99,14 @@ async def test_nul_character_in_text_fields_is_refused(client: AppClient):
         headers=operator.headers,
     )
     _refused(r)
+
+
+async def test_unknown_app_or_account_reaching_a_foreign_key_is_a_404(client: AppClient):
+    resident = await login(client)
+    r = await client.delete("/v1/me/consents/no.such.app/birth_date", headers=resident.headers)
+    assert (r.status_code, r.json()["code"]) == (404, "miniapp.not_found")
+    operator = await login_with_role(client, "operator")
+    r = await client.post(
+        "/v1/admin/revocations", json={"account_id": 2**62, "reason": "lost phone"}, headers=operator.headers
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "account.not_found")

@@ -79,7 +79,6 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
             url,
             "--seed",
             str(SEED),
-            "--generation-deterministic",
             "--max-examples",
             str(EXAMPLES),
             "--checks",
