@@ -1,6 +1,6 @@
-"""`yima dev` as a developer runs it (the CLI, uvicorn's default loop): `--app PATH` runs a local folder as a
-released app and reloads it when a file changes; a scan at its scene reaches it; and an app published with the
-SDK goes the whole way (review, release, gateway, scene, terminal) on the same server."""
+"""`yima dev` as a developer runs it (the CLI, uvicorn's default loop, the embedded PostgreSQL): `--app PATH`
+runs a local folder as a released app and reloads it when a file changes; a scan at its scene reaches it; and an
+app published with the SDK goes the whole way (review, release, gateway, scene, terminal) on the same server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tests.e2e._real import (
     RealServer,
     enrol_terminal,
     eventually,
-    fresh_database,
     private_folder,
     real_server,
     scan_code,
@@ -37,11 +36,11 @@ class Dev:
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
-    # The test PostgreSQL instead of the embedded one (tests/test_cli.py runs the embedded default): faster.
-    with private_folder() as folder, fresh_database() as dsn:
+    # The default a developer gets: the embedded PostgreSQL in the data folder and the in-process cache.
+    with private_folder() as folder:
         app_id = new_app_id("local")
         local = write_probe(folder / "src", app_id)
-        env = server_env(dsn, folder / "data", redis=False)
+        env = server_env("", folder / "data", redis=False)
         with real_server("dev", "--app", str(local), env=env) as server:
             yield Dev(server, folder, app_id, local)
 
