@@ -97,6 +97,20 @@ class PlatformCapabilities:
                 await repository.remember_user(conn, app_id, user_id, account_id, _utc(self.clock()))
         return user_id
 
+    async def known(self, app_id: str, account_id: int) -> str | None:
+        """The resident's id in this app if they have used it (a gateway call of theirs stored it), else None.
+
+        A code shown to a terminal or to an app's verify is not consent: it must not make the app able to name,
+        message or charge the holder. Only the resident's own use of the app links them to it."""
+        user_id = self.ids.for_app(app_id, account_id)
+        if (app_id, user_id) in self._accounts:
+            return user_id
+        async with self.core.db.connection() as conn:
+            if await repository.account_of(conn, app_id, user_id) is None:
+                return None
+        self.remember(app_id, user_id, account_id)
+        return user_id
+
     async def account(self, app_id: str, user_id: str | None, what: str) -> int:
         if user_id is None:
             raise ConsentDenied(f"an anonymous caller cannot {what}")
@@ -209,11 +223,20 @@ class PlatformCapabilities:
             code = credentials.trust.verifier.verify(payload, self.clock())
         except CredentialError as exc:
             return {"valid": False, "reason": exc.code}
-        answer: dict[str, Any] = {"valid": True, "kind": code.kind, "health_color": code.colour}
+        answer: dict[str, Any] = {"valid": True, "kind": code.kind}
         subject = credentials.ankang.refs.open(code.subject_ref) if code.kind == "ankang_code" else None
         if subject is not None:
-            # the app learns only its own pseudonymous id for the holder, as on a gateway call
-            answer["user_id"] = await self.seen(call.app_id, subject.account_id)
+            # Only for a resident who uses this app: their id in it (never registered here, see known()), and
+            # the colour only when they granted the `health_color` scope, since the colour is personal data.
+            user_id = await self.known(call.app_id, subject.account_id)
+            if user_id is not None:
+                answer["user_id"] = user_id
+                async with self.core.db.connection() as conn:
+                    consented = await repository.consent(
+                        conn, subject.account_id, call.app_id, "health_color"
+                    )
+                if consented is True:
+                    answer["health_color"] = code.colour
         return answer
 
     async def _issue_pass(

@@ -1,6 +1,7 @@
 """Scan events: the terminals domain's ScanEventSink, delivering accepted scans to the app bound to the scene.
 
-The app's handler (`@app.on_scan("clinic")`) receives the pseudonymous user, the scene and the time, and may
+The app's handler (`@app.on_scan("clinic")`) receives the scene and the time, the resident's app-scoped id only if
+the resident uses the app (else None: a scan at a bound terminal does not link a resident to an app), and may
 answer display lines for the terminal (`{"lines": [...]}` or a list of strings: at most 4 lines of 40
 characters). The scan answer never waits longer than the deadline: a late or failing app gives
 `MiniAppPart(missing=True)` and the terminal shows the scan result without the app's part.
@@ -73,7 +74,9 @@ class PlatformScanSink:
             return MiniAppPart(app_id, missing=True, reason=exc.code)
         if event.kind not in version.scenes:
             return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
-        user_id = await platform.caps.seen(app_id, event.account_id)
+        # The scene's facts; the holder's id only if they use this app (a scan is not consent to be named,
+        # messaged or charged by it).
+        user_id = await platform.caps.known(app_id, event.account_id)
         scanned_at = event.scanned_at
         app_event = AppScanEvent(
             scene_kind=event.kind,

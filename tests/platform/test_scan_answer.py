@@ -34,6 +34,8 @@ async def test_scan_answer_carries_the_bound_apps_lines_or_marks_them_missing(
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
     resident, _ = await verified_resident(team.client)
     clinic = await _bound_terminal(team, app_id, "clinic")
+    # The resident uses the app: only then does a scan name them to it (issue 16, point 7).
+    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
 
     answer = await scan(team.client, clinic, await ankang_payload(team.client, resident))
     assert answer["result"] == "accept"
@@ -45,7 +47,6 @@ async def test_scan_answer_carries_the_bound_apps_lines_or_marks_them_missing(
     }
     # the handler ran with the resident's app-scoped id and the terminal's scene
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]["value"]
-    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
     assert seen["user"] == me and seen["scene"].startswith("clinic-")
 
     # The pharmacy handler sleeps 1.5 s; the scan answers at the 300 ms deadline without the app's lines.
@@ -72,6 +73,7 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
     resident, _ = await verified_resident(team.client)
     clinic = await _bound_terminal(team, app_id, "clinic")
+    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
     sink = team.client.app.state.scan_events
     await sink.drain()
     record = {
@@ -90,5 +92,4 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     assert [x["status"] for x in r.json()["results"]] == ["accepted"]
     await sink.drain()  # the batch does not wait for the app; the delivery finishes in the background
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]
-    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
     assert seen is not None and seen["value"]["user"] == me

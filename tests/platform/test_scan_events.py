@@ -41,12 +41,12 @@ async def test_scan_event_adds_display_lines_and_failures_are_marked_missing(
     r = await team.admin("PUT", f"/scenes/scenic/{scene}", json={"app_id": app_id})
     assert r.status_code == 422 and r.json()["code"] == "release.scene_not_subscribed"
     resident = await login(team.client)
+    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]  # uses the app
 
     part = await sink.scan_recorded(scan("clinic", scene, resident.account_id))
     assert (part.app_id, part.lines, part.missing) == (app_id, ["Queue number 7", "Room 203"], False)
     # the app saw the resident only by its app-scoped id
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]["value"]
-    me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
     assert seen == {"user": me, "scene": scene}
 
     broken = await sink.scan_recorded(scan("bus", scene, resident.account_id))
