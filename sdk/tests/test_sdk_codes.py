@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 import qrcode
 import zxingcpp
-from conftest import GUANGDE, IDENTITY_POINT, LANGXI, NON_CANONICAL_POINT, NOW, World
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from sdk_world import GUANGDE, IDENTITY_POINT, LANGXI, NON_CANONICAL_POINT, NOW, World
 from yima_sdk import base45
 from yima_sdk.codes import (
     AnkangCode,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import IDENTITY_POINT, NON_CANONICAL_POINT
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
+from sdk_world import IDENTITY_POINT, NON_CANONICAL_POINT
 from yima_sdk._ed25519 import VerifyKey, public_key_valid
 
 _KEY = Ed25519PrivateKey.generate()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import GUANGDE, LANGXI, NOW, World
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sdk_world import GUANGDE, LANGXI, NOW, World
 from test_sdk_codes import ankang
 from yima_sdk.codes import Verifier
 from yima_sdk.terminal import (

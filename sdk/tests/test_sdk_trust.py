@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
-from conftest import GUANGDE, World
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sdk_world import GUANGDE, World
 from yima_sdk.trust import (
     RevocationError,
     RevocationSet,
