@@ -169,11 +169,14 @@ class StandInApi:
     def __init__(self) -> None:
         self.uploads: list[dict[str, Any]] = []
         self.fail_checks = False
+        self.polls = 0
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if self.path.startswith("/v1/developer/device"):
+                    return self.device_login()
                 if self.headers["authorization"] != f"Bearer {TOKEN}":
                     return self.answer(
                         401, {"code": "auth.invalid_token", "detail": "unknown developer token"}
@@ -197,6 +200,22 @@ class StandInApi:
                         ],
                     },
                 )
+
+            def device_login(self) -> None:
+                """A sign-in that nobody confirms: started, then pending at every poll."""
+                if self.path == "/v1/developer/device":
+                    return self.answer(
+                        201,
+                        {
+                            "device_code": "secret",
+                            "user_code": "BCDF-GHJK",
+                            "verification_uri": f"{api.url}/v1/developer/device/confirm",
+                            "expires_in": 600,
+                            "interval": 1,
+                        },
+                    )
+                api.polls += 1
+                self.answer(400, {"code": "device.authorization_pending", "detail": "not confirmed yet"})
 
             def answer(self, status: int, value: Any) -> None:
                 data = json.dumps(value).encode()
@@ -272,3 +291,32 @@ def test_publish_uses_the_token_login_saved(scaffold: Path, api: StandInApi, own
     done = yima_sdk("publish", cwd=scaffold, env={"YIMA_DEVELOPER_TOKEN": "", "YIMA_API": ""})
     assert done.returncode == 0, done.stderr
     assert f"to {api.url}" in done.stderr and len(api.uploads) == 1
+
+
+def test_login_shows_the_code_keeps_polling_while_pending_and_saves_nothing_when_cancelled(
+    api: StandInApi, own_config: Path, tmp_path: Path
+) -> None:
+    login = subprocess.Popen(
+        [str(BIN), "login", "--server", api.url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert login.stdout is not None
+        shown = [login.stdout.readline() for _ in range(5)]
+        assert "  code: BCDF-GHJK\n" in shown and shown[-1].startswith("waiting")
+        for _ in range(600):  # pending answers are not failures: it polls again (every second here)
+            if api.polls >= 2:
+                break
+            assert login.poll() is None, login.communicate()
+            threading.Event().wait(0.1)
+        assert api.polls >= 2
+        login.send_signal(signal.SIGINT)
+        _, err = login.communicate(timeout=30)
+    finally:
+        if login.poll() is None:
+            login.kill()
+    assert login.returncode == 1 and "cancelled" in err
+    assert not (own_config / "yima-sdk").exists()

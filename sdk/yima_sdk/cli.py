@@ -231,7 +231,11 @@ def _login(args: argparse.Namespace) -> int:
     print(f"  at:   {started.verification_uri}")
     print(f'        (POST {{"user_code": "{started.user_code}"}} with the access token of your OTP sign-in)')
     print("waiting for the confirmation...", flush=True)
-    token, token_id = wait_for_token(api, started)
+    try:
+        token, token_id = wait_for_token(api, started)
+    except KeyboardInterrupt:
+        print("cancelled: nothing was saved", file=sys.stderr)
+        return 1
     path = save_token(api, token)
     print(f"signed in to {api}: developer token {token_id} saved to {path} (readable by you alone)")
     return 0
