@@ -34,7 +34,13 @@ class OnecardController(Controller):
         "",
         status_code=200,
         opt=allow(Role.RESIDENT)
-        | raises(errors.CardNumberInvalid, errors.IdentityRequired, errors.AlreadyOpen, errors.CardTaken),
+        | raises(
+            errors.CardNumberInvalid,
+            errors.IdentityRequired,
+            errors.CardNotYours,
+            errors.AlreadyOpen,
+            errors.CardTaken,
+        ),
         operation_id="openOnecard",
     )
     async def open(

@@ -7,6 +7,13 @@ class CardNumberInvalid(Unprocessable):
     code, title = "onecard.card_number_invalid", "The social security card number is not valid"
 
 
+class CardNotYours(Unprocessable):
+    code, title = (
+        "onecard.card_not_yours",
+        "This is not the social security card issued to your verified identity",
+    )
+
+
 class CardTaken(Conflict):
     code, title = "onecard.card_taken", "This social security card is linked to another account"
 

@@ -163,7 +163,30 @@ async def unbalanced_journals(
 
 
 async def resident(conn: asyncpg.Connection, account_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, verified_at FROM accounts WHERE id = $1", account_id)
+    return await conn.fetchrow(
+        "SELECT id, verified_at, id_number_index FROM accounts WHERE id = $1", account_id
+    )
+
+
+async def issued_card(conn: asyncpg.Connection, id_number_index: bytes) -> bytes | None:
+    """The blind index of the card issued to this identity, if the issuer's record has one."""
+    found = await conn.fetchval(
+        "SELECT card_index FROM issued_ss_cards WHERE id_number_index = $1", id_number_index
+    )
+    return None if found is None else bytes(found)
+
+
+async def record_issued_card(
+    conn: asyncpg.Connection, id_number_index: bytes, card_index: bytes, at: dt.datetime
+) -> None:
+    """The issuer's latest word wins: a reissued card replaces the lost one."""
+    await conn.execute(
+        """INSERT INTO issued_ss_cards (id_number_index, card_index, imported_at) VALUES ($1, $2, $3)
+           ON CONFLICT (id_number_index) DO UPDATE SET card_index = EXCLUDED.card_index, imported_at = $3""",
+        id_number_index,
+        card_index,
+        at,
+    )
 
 
 async def card_by_owner(conn: asyncpg.Connection, owner_account_id: int) -> asyncpg.Record | None:

@@ -22,6 +22,7 @@ from yima_sdk.codes import public_key_valid
 from server import audit
 from server.db import Database
 from server.idempotency import run_once
+from server.identity.id_number import IdNumberError, parse_id_number
 from server.keys.service import KeyStore
 from server.onecard import errors, repository, settlement
 from server.onecard.config import OnecardConfig
@@ -146,6 +147,10 @@ class OnecardService:
         if person is None or person["verified_at"] is None:
             raise errors.IdentityRequired()
         index = self._cipher.blind_index("ss_card_number", number)
+        # Only the card the issuer gave this identity, as the electronic social security card is issued: one
+        # answer for someone else's card, an unknown card and a typo, so the answer tells nothing about others.
+        if await repository.issued_card(conn, bytes(person["id_number_index"])) != index:
+            raise errors.CardNotYours()
         existing = await repository.card_by_owner(conn, account_id)
         if existing is not None:
             if bytes(existing["ss_card_index"]) != index:
@@ -173,6 +178,20 @@ class OnecardService:
             conn, actor=f"account:{account_id}", action="onecard.opened", target=f"onecard:{card_id}"
         )
         return await self.view(conn, account_id)
+
+    async def record_issued_card(self, conn: asyncpg.Connection, id_number: str, card_number: str) -> None:
+        """Record the card the issuer gave an identity (`yima onecard import-cards`, from the issuer's file)."""
+        try:
+            identity = parse_id_number(id_number)
+            number = normalise_card_number(card_number)
+        except (IdNumberError, CardNumberError) as exc:
+            raise errors.CardNumberInvalid(f"Not an ID number and card number pair: {exc}") from None
+        await repository.record_issued_card(
+            conn,
+            self._cipher.blind_index("id_number", identity.value),
+            self._cipher.blind_index("ss_card_number", number),
+            self.clock(),
+        )
 
     def _view(self, card: asyncpg.Record) -> CardView:
         number = self._cipher.decrypt("ss_card_number", card["ss_card_enc"])

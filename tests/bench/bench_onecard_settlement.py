@@ -64,6 +64,7 @@ async def prepare(app, devices: int, per_device: int, base: int) -> tuple[list[s
         async with db.transaction() as conn:
             account = await identity.account_id_for_phone(conn, f"139{i:08d}", create=True)
             await identity.set_identity(conn, account, "测试员", id_number(i))
+            await onecard.record_issued_card(conn, id_number(i), f"B{i:08d}")
             await onecard.open_account(conn, account, f"B{i:08d}")
             order = await topups.create(conn, account, 100_000, f"bench-fund-{i:06d}")
         provider.simulator.pay(order.order_no)

@@ -37,18 +37,29 @@ class Resident:
         return self.session.account_id
 
 
-async def verified(client: AppClient) -> Session:
+async def verified_with_id(client: AppClient) -> tuple[Session, str]:
     s = await login(client)
-    r = await client.put(
-        "/v1/me/identity", json={"name": "张三丰", "id_number": id_number()}, headers=s.headers
-    )
+    number = id_number()
+    r = await client.put("/v1/me/identity", json={"name": "张三丰", "id_number": number}, headers=s.headers)
     assert r.status_code == 200, r.text
-    return s
+    return s, number
+
+
+async def verified(client: AppClient) -> Session:
+    return (await verified_with_id(client))[0]
+
+
+async def issue_card(client: AppClient, id_number: str) -> str:
+    """A card the issuer gave this identity, recorded as `yima onecard import-cards` does."""
+    number = card_number()
+    async with client.app.state.core.db.transaction() as conn:
+        await client.app.state.onecard.record_issued_card(conn, id_number, number)
+    return number
 
 
 async def resident_with_card(client: AppClient) -> Resident:
-    s = await verified(client)
-    number = card_number()
+    s, identity = await verified_with_id(client)
+    number = await issue_card(client, identity)
     r = await client.post("/v1/me/onecard", json={"ss_card_number": number}, headers=s.headers)
     assert r.status_code == 200, r.text
     return Resident(s, number)

@@ -49,12 +49,12 @@ async def test_one_card_one_account_and_masked_view(client):
     )
     assert again.status_code == 200  # same card again: the same account
     other = await client.post("/v1/me/onecard", json={"ss_card_number": card_number()}, headers=alice.headers)
-    assert other.status_code == 409 and other.json()["code"] == "onecard.already_open"
+    assert other.status_code == 422 and other.json()["code"] == "onecard.card_not_yours"
     bob = await verified(client)
     r = await client.post(
         "/v1/me/onecard", json={"ss_card_number": alice.card_number.lower()}, headers=bob.headers
     )
-    assert r.status_code == 409 and r.json()["code"] == "onecard.card_taken"
+    assert r.status_code == 422 and r.json()["code"] == "onecard.card_not_yours"
     async with client.app.state.core.db.connection() as conn:
         stored = await conn.fetchval(
             "SELECT ss_card_enc FROM onecard_accounts WHERE owner_account_id = $1", alice.account_id
