@@ -579,6 +579,12 @@ class SandboxHost:
         """Recent structured log records of one app version (secrets already scrubbed)."""
         return list(self._pool(key).log.records)
 
+    def app_log(self, key: str, level: str, event: str, **fields: Any) -> None:
+        """Add a platform record to one app version's log (what the developer reads); no-op if not loaded."""
+        pool = self._pools.get(key)
+        if pool is not None:
+            pool.log.write(level, event, source="platform", **fields)
+
     def worker_pids(self, key: str) -> list[int]:
         return sorted(w.pid for w in self._pool(key).workers)
 

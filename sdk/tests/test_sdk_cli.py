@@ -14,6 +14,7 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def test_new_refuses_a_non_empty_folder_and_a_bad_id(scaffold: Path, tmp_path: P
 @pytest.fixture
 def dev_server(scaffold: Path) -> Iterator[str]:
     proc = subprocess.Popen(
-        [str(BIN), "dev", "--port", "0", "--payment-failure"],
+        [str(BIN), "dev", "--port", "0", "--payment-failure", "--payment-confirmation", "auto"],
         cwd=scaffold,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -120,11 +121,12 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
     assert http(f"{dev_server}/v1/miniapps/cn.example.visits/api/hello", user="grandpa")[1] == {
         "hello": state["users"]["grandpa"]
     }
-    # started with --payment-failure: the app gives the slot back and answers 402
+    # started with --payment-failure and auto-confirmation: the app gives the slot back and answers 402
     assert http(f"{dev_server}/bookings/2026-03-02", "POST")[0] == 402
     assert http(f"{dev_server}/_sim/state")[1]["counters"] == {"slots:2026-03-02": 0}
     http(f"{dev_server}/_sim/switches", "POST", {"payment_failure": False})
-    status, booked = http(f"{dev_server}/bookings/2026-03-02", "POST", user="grandpa")
+    today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+    status, booked = http(f"{dev_server}/bookings/{today}", "POST", user="grandpa")
     assert (status, booked["fee_fen"]) == (201, 0)  # a senior, by consented birth date
     # consent denied: the app's ConsentDenied branch books grandpa at the full fee
     http(f"{dev_server}/_sim/switches", "POST", {"consent_denied": True})
@@ -134,9 +136,9 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
     scanned = http(
         f"{dev_server}/_sim/scan",
         "POST",
-        {"scene_kind": "clinic", "user": "grandpa", "data": {"day": "2026-03-02"}},
+        {"scene_kind": "clinic", "user": "grandpa"},
     )
-    assert scanned == (200, {"value": {"booked": True, "slot": 1}})
+    assert scanned == (200, {"lines": ["Queue number 1"]})
     state = http(f"{dev_server}/_sim/state")[1]
     assert [m["title"] for m in state["inbox"]] == ["Visit booked", "Visit booked"]
     assert "seccomp" in state["missing_layers"]

@@ -3,12 +3,13 @@ of docs/sdk.md behaves as documented, the switches break what they say, and fail
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from yima_sdk import ConsentDenied
+from yima_sdk import BadScanReply, ConsentDenied
 from yima_sdk.simulator import LAYERS, AsyncSimulator, Simulator
 
 APPS = Path(__file__).parent / "apps"
@@ -97,12 +98,10 @@ def test_consent_switch_and_undeclared_scope(sink: Simulator) -> None:
         sink.scan("clinic", user="alice")
 
 
-def test_quota_switch_refuses_writes_but_not_reads(sink: Simulator) -> None:
+def test_quota_switch_refuses_storage_writes_but_not_reads(sink: Simulator) -> None:
     op(sink, "storage", "put", key="k", value=1)
     sink.switches.quota_exceeded = True
     assert op(sink, "storage", "put", key="k", value=2) == {"error": "quota.exceeded"}
-    assert op(sink, "storage", "counter_add", name="c") == {"error": "quota.exceeded"}
-    assert op(sink, "notify", "send", title="t", body="b") == {"error": "quota.exceeded"}
     assert op(sink, "storage", "get", key="k") == {"value": 1}
 
 
@@ -114,55 +113,113 @@ def test_notify_goes_to_the_residents_inbox(sink: Simulator) -> None:
     assert op(sink, "notify", "send", title="x" * 41, body="") == {"error": "capability.invalid_argument"}
 
 
-def test_payments_idempotent_confirmed_failed_declined(sink: Simulator) -> None:
+def test_payments_wait_for_the_residents_confirmation_as_in_production(sink: Simulator) -> None:
     charge: dict[str, Any] = {"amount_fen": 200, "reason": "bus fare", "idempotency_key": "ride-1"}
     first = op(sink, "payments", "charge", **charge)["value"]
-    assert first["status"] == "succeeded"
+    assert first["status"] == "pending_confirmation" and sink.platform.balance("alice") == 10_000
     assert op(sink, "payments", "charge", **charge)["value"] == first  # a retry never charges twice
-    assert sink.platform.balance("alice") == 10_000 - 200
     assert op(sink, "payments", "charge", **{**charge, "amount_fen": 300}) == {
         "error": "capability.invalid_argument"
     }
-    sink.switches.payment_confirmation = "manual"
-    pending = op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-2"})["value"]
-    assert pending["status"] == "pending_confirmation"
-    sink.confirm_payment(pending["id"])
-    assert op(sink, "payments", "status", payment_id=pending["id"])["value"]["status"] == "succeeded"
-    sink.switches.payment_confirmation = "decline"
-    assert op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-3"}) == {
-        "error": "payment.declined"
-    }
-    sink.switches.payment_failure = True
-    assert op(sink, "payments", "charge", **{**charge, "idempotency_key": "ride-4"}) == {
-        "error": "payment.failed"
-    }
-    # carol's one-card is empty
-    sink.switches.payment_failure = False
+    sink.confirm_payment(first["id"])
+    assert op(sink, "payments", "status", payment_id=first["id"])["value"]["status"] == "succeeded"
+    assert sink.platform.balance("alice") == 10_000 - 200
+    # the explicit switches: confirmed at once, declined at once, refused by the one-card
     sink.switches.payment_confirmation = "auto"
-    assert op(sink, "payments", "charge", user="carol", **charge) == {"error": "payment.failed"}
+    assert (
+        op(sink, "payments", "charge", **{**charge, "idempotency_key": "r2"})["value"]["status"]
+        == "succeeded"
+    )
+    sink.switches.payment_confirmation = "decline"
+    assert (
+        op(sink, "payments", "charge", **{**charge, "idempotency_key": "r3"})["value"]["status"] == "declined"
+    )
+    sink.switches.payment_confirmation = "auto"
+    sink.switches.payment_failure = True
+    assert (
+        op(sink, "payments", "charge", **{**charge, "idempotency_key": "r4"})["value"]["status"] == "failed"
+    )
+    sink.switches.payment_failure = False
+    assert op(sink, "payments", "charge", user="carol", **charge)["value"]["status"] == "failed"  # empty card
+    assert op(sink, "payments", "charge", user=None, **charge) == {"error": "consent.denied"}
 
 
 def test_app_pass_issue_verify_revoke_expire(sink: Simulator) -> None:
     ticket = op(
         sink, "credentials", "issue_pass", kind="ticket", data={"slot": "09:00"}, valid_until=NOW + 3600
-    )
-    payload = ticket["value"]["payload"]
+    )["value"]
+    payload = ticket["payload"]
+    assert payload.startswith("YP1.")  # the production format, signed with the simulator's dev key
     verified = op(sink, "credentials", "verify", payload=payload)["value"]
     assert verified["valid"] and verified["kind"] == "app_pass" and verified["data"] == {"slot": "09:00"}
-    assert verified["user_id"] == sink.user_id("alice")
+    assert verified["user_id"] == sink.user_id("alice") and verified["pass_id"] == ticket["id"]
     assert (
-        op(sink, "credentials", "verify", payload=payload[:-2] + "xx")["value"]["reason"]
+        op(sink, "credentials", "verify", payload=payload[:-2] + "AA")["value"]["reason"]
         == "credential.bad_signature"
     )
     assert op(sink, "credentials", "verify", payload="hello")["value"]["reason"] == "credential.malformed"
-    # a gate scan verifies it, then the pass is revoked, then time passes
-    assert sink.scan("scenic", data={"payload": payload}) == {"valid": True, "reason": "", "kind": "app_pass"}
-    assert op(sink, "credentials", "revoke_pass", pass_id=ticket["value"]["id"]) == {"value": True}
-    assert sink.scan("scenic", data={"payload": payload})["reason"] == "credential.revoked"
+    with Simulator(APPS / "other") as other:  # a pass of another app's simulator: not its key
+        answer = other.platform.credentials.verify(payload, other.user_id, lambda name: True)
+        assert answer.reason == "credential.unknown_key"
+    assert op(sink, "credentials", "revoke_pass", pass_id=ticket["id"]) == {"value": True}
+    assert op(sink, "credentials", "revoke_pass", pass_id=ticket["id"]) == {"value": False}
+    assert op(sink, "credentials", "verify", payload=payload)["value"]["reason"] == "credential.revoked"
     code = sink.ankang_code("carol")
-    assert op(sink, "credentials", "verify", payload=code)["value"]["health_color"] == "yellow"
-    sink.clock[0] += 120  # type: ignore[attr-defined]
+    assert code.startswith("YA:")  # the production Ankang code format
+    # carol never used this app: the code is valid but does not name her to it
+    assert op(sink, "credentials", "verify", payload=code)["value"]["user_id"] is None
+    sink.get("/whoami", user="carol")
+    answer = op(sink, "credentials", "verify", payload=code)["value"]
+    # now named; her colour stays hidden: the app does not ask for the health_color scope
+    assert (answer["valid"], answer["user_id"], answer["health_color"]) == (True, sink.user_id("carol"), None)
+    sink.clock[0] += 3600  # type: ignore[attr-defined]
     assert op(sink, "credentials", "verify", payload=code)["value"]["reason"] == "credential.expired"
+
+
+def test_ankang_code_verifies_on_a_terminal_trusting_the_simulators_trust_list(
+    sink: Simulator, tmp_path: Path
+) -> None:
+    from yima_sdk.terminal import Terminal
+
+    terminal = Terminal(
+        root_public_keys=sink.platform.credentials.root_public_keys,
+        db_path=str(tmp_path / "terminal.db"),
+        clock=lambda: sink.clock[0],  # type: ignore[attr-defined]
+        clock_source="ntp",
+    )
+    try:
+        terminal.load_trust_list(sink.platform.credentials.trust_list_envelope)
+        decision = terminal.scan(sink.ankang_code("grandpa"))
+        assert decision.result == "accept", decision
+        assert decision.code is not None and decision.code.colour == "green"
+    finally:
+        terminal.close()
+
+
+def test_scan_handlers_get_typed_data_and_must_answer_lines(sink: Simulator) -> None:
+    scan_id, scanned_at, mode, amount = sink.scan("bus", mode="offline", amount_fen=200)
+    assert scan_id.startswith("sim-scan-") and scanned_at == "2026-01-01T00:00:00+00:00"
+    assert (mode, amount) == ("offline", "200")
+    assert sink.scan("clinic", user="grandpa", scene_id="c-1") == ["born 1948-02-01", "at c-1"]
+    with pytest.raises(BadScanReply) as caught:
+        sink.scan("scenic")
+    assert "booked" in caught.value.message  # says what is wrong, where production shows nothing
+
+
+def test_typed_body_answers_400_naming_the_field(sink: Simulator) -> None:
+    assert sink.post("/typed", json={"day": "2026-03-02"}).json() == {"day": "2026-03-02", "seats": 1}
+    refused = sink.post("/typed", json={"day": "2026-03-02", "seats": "two"})
+    assert refused.status == 400 and refused.json()["code"] == "request.invalid"
+    assert "$.seats" in refused.json()["detail"]
+
+
+def test_user_ids_have_the_production_format(sink: Simulator) -> None:
+    user_id = sink.user_id("alice")
+    assert re.fullmatch(r"u_[a-z2-7]{26}", user_id), user_id
+
+
+def test_positional_arguments_are_refused(sink: Simulator) -> None:
+    assert sink.get("/positional").json() == {"error": "capability.invalid_argument"}
 
 
 def test_log_is_kept_by_the_host(sink: Simulator) -> None:
@@ -182,7 +239,7 @@ def test_overrun_crash_and_error_are_contained(sink: Simulator) -> None:
     assert overrun.status == 504 and overrun.json()["code"] == "sandbox.deadline_exceeded"
     assert sink.get("/whoami").json()["pid"] != first_pid  # replaced
     crashed = sink.get("/crash")
-    assert crashed.status == 500 and crashed.json()["code"] == "sandbox.worker_crashed"
+    assert crashed.status == 502 and crashed.json()["code"] == "sandbox.worker_crashed"
     boom = sink.get("/boom")
     assert boom.json()["code"] == "miniapp.error" and "ValueError" in boom.json()["detail"]
     assert sink.get("/nowhere").status == 404

@@ -10,12 +10,13 @@
 
 These names are the public API (pinned by sdk/tests/test_sdk_public_api.py). Every sandbox worker imports this
 package at start-up, so it imports only the programming model; the rest are submodules imported on use:
-`yima_sdk.simulator` (local host), `yima_sdk.testing` (pytest plugin), `yima_sdk.pack`, `yima_sdk.publish`,
+`yima_sdk.contract` (the capability contract: one Struct per operation), `yima_sdk.simulator` (local host),
+`yima_sdk.testing` (pytest plugin), `yima_sdk.pack`, `yima_sdk.publish`, `yima_sdk.passes` (app pass format),
 and for terminals and phones `yima_sdk.codes`, `yima_sdk.trust`, `yima_sdk.holder`, `yima_sdk.terminal`.
 """
 
 from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request, Response, ScanEvent
+from yima_sdk._bridge import Request, Response, ScanData, ScanEvent
 from yima_sdk.capabilities import (
     AppPass,
     Credentials,
@@ -29,12 +30,15 @@ from yima_sdk.capabilities import (
     User,
     Verification,
 )
+from yima_sdk.contract import ScanReply
 from yima_sdk.errors import (
+    BadScanReply,
     CapabilityDenied,
     CapabilityFailed,
     ConsentDenied,
     CounterOutOfRange,
     InvalidArgument,
+    InvalidRequest,
     ManifestError,
     PackError,
     PaymentDeclined,
@@ -52,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "AppPass",
+    "BadScanReply",
     "CapabilityDenied",
     "CapabilityFailed",
     "ConsentDenied",
@@ -60,6 +65,7 @@ __all__ = [
     "Credentials",
     "Document",
     "InvalidArgument",
+    "InvalidRequest",
     "Limits",
     "Log",
     "Manifest",
@@ -76,7 +82,9 @@ __all__ = [
     "Request",
     "Response",
     "RouteNotFound",
+    "ScanData",
     "ScanEvent",
+    "ScanReply",
     "Storage",
     "User",
     "Verification",

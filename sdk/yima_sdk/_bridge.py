@@ -15,9 +15,10 @@ Messages evolve only by appending fields with defaults.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import struct
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
 import msgspec
 
@@ -38,6 +39,7 @@ __all__ = [
     "Request",
     "Response",
     "Result",
+    "ScanData",
     "ScanEvent",
     "StartFailed",
     "WorkerMessage",
@@ -46,6 +48,7 @@ __all__ = [
 
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 _HEADER = struct.Struct(">I")
+T = TypeVar("T")
 
 
 class _Wire(msgspec.Struct, array_like=True, tag_field="t", forbid_unknown_fields=True, kw_only=True):
@@ -69,9 +72,39 @@ class Request(_Wire, tag="http"):
     path_params: dict[str, str] = {}
     """Filled by the worker from the matched route, e.g. `{"id": "42"}` for `/books/{id}`."""
 
-    def json(self) -> Any:
-        """The body decoded as JSON."""
-        return msgspec.json.decode(self.body)
+    @overload
+    def json(self) -> Any: ...
+    @overload
+    def json(self, type: type[T]) -> T: ...
+    def json(self, type: Any = Any) -> Any:
+        """The body decoded as JSON; with a type (e.g. a msgspec Struct), decoded and checked as that type.
+        A body that does not decode raises InvalidRequest naming the field (the caller gets 400
+        `request.invalid`, unless the handler catches it)."""
+        from yima_sdk.errors import InvalidRequest
+
+        try:
+            return msgspec.json.decode(self.body, type=type)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"the request body is not valid: {exc}") from None
+        except msgspec.DecodeError as exc:
+            raise InvalidRequest(f"the request body is not JSON: {exc}") from None
+
+
+class ScanData(msgspec.Struct, frozen=True, kw_only=True):
+    """What the platform tells a scan handler about the scan. Unknown fields are accepted on purpose: the
+    platform appends fields with defaults, and an app on an older SDK keeps working."""
+
+    scan_id: str = ""
+    """The platform's id of the recorded scan (unique; use it to make the handler idempotent)."""
+    scanned_at: dt.datetime | None = None
+    """When the terminal scanned the code (UTC; always set by the platform and the simulator)."""
+    mode: Literal["online", "offline"] = "online"
+    """`offline`: the terminal scanned without a connection and uploaded the scan later; nobody waits for
+    the handler's lines then."""
+    credential_type: str | None = None
+    """`ankang_code` or `ride_code`."""
+    amount_fen: int | None = None
+    """The fare or amount the terminal charged with the scan (bus fares on offline ride codes), if any."""
 
 
 class ScanEvent(_Wire, tag="scan"):
@@ -81,7 +114,7 @@ class ScanEvent(_Wire, tag="scan"):
     scene_id: str = ""
     terminal_id: str = ""
     user_id: str | None = None
-    data: dict[str, Any] = {}
+    data: ScanData = msgspec.field(default_factory=ScanData)
 
 
 class Response(_Wire, tag="resp"):

@@ -56,9 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8790, help="0 picks a free port (default 8790)")
     dev.add_argument("--user", default="alice", help="fixture resident of requests without x-yima-user")
     dev.add_argument("--consent-denied", action="store_true", help="residents refuse every scope")
-    dev.add_argument("--quota-exceeded", action="store_true", help="every write hits the app's quota")
+    dev.add_argument("--quota-exceeded", action="store_true", help="storage writes hit the app's quota")
     dev.add_argument("--payment-failure", action="store_true", help="the one-card refuses every charge")
-    dev.add_argument("--payment-confirmation", choices=("auto", "manual", "decline"), default="auto")
+    dev.add_argument(
+        "--payment-confirmation",
+        choices=("manual", "auto", "decline"),
+        default="manual",
+        help="manual (as production): pending until POST /_sim/payments/<id>/confirm; auto: confirmed at once",
+    )
     dev.set_defaults(run=_dev)
 
     pack = commands.add_parser("pack", help="build the reproducible archive and print its digest")

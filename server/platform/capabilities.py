@@ -1,67 +1,41 @@
 """The server's CapabilityProvider: what a sandboxed mini-app reaches through `ctx.<capability>.<op>(...)`.
 
-Operations follow the SDK's wire contract (yima_sdk.capabilities; arguments as keywords):
+Every request is decoded into one operation Struct of the SDK's capability contract (yima_sdk.contract: the
+arguments with their constraints, the reply type, the documented errors), as the simulator decodes it:
+keyword arguments only, unknown operations refused with `capability.denied`, bad arguments with
+`capability.invalid_argument`. What is left here is the platform's own rules:
 
-    user.id() -> app-scoped id | None              user.scope(name) -> str   (consent, else ConsentDenied)
-    storage.*                                      see storage.py
-    notify.send(title, body, user_id=None) -> message id         lands in GET /v1/me/inbox
-    credentials.verify(payload) -> {"valid", "reason", "kind", "user_id", "health_color", "pass_id", "data"}
-    credentials.issue_pass(kind, data, valid_until, user_id=None) -> {"id", "kind", "payload", "valid_until"}
-    credentials.revoke_pass(pass_id) -> bool
-    payments.charge(amount_fen, reason, idempotency_key) -> {"id", "status", "amount_fen", "reason",
-                                                             "idempotency_key"}   status pending_confirmation
-    payments.status(payment_id) -> the same
+    user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied)
+    storage.*                                    see storage.py
+    notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
+    credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
+    payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
-App passes are `YP1.<base64url JSON claims>.<base64url Ed25519 signature>` under the platform key purpose
-`miniapp-pass`: claims p (pass id), a (app id), k (kind), s (holder's app-scoped id), d (data), exp, kid.
+App passes are in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-from cryptography.exceptions import InvalidSignature
+from yima_sdk import contract as c
+from yima_sdk.codes import CredentialError
 from yima_sdk.errors import CapabilityDenied, CapabilityFailed, ConsentDenied, InvalidArgument, QuotaExceeded
+from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
 from server.platform import repository
 from server.platform.ids import AppUserIds
 from server.platform.runtime import Runtime
-from server.platform.storage import AppStorage, arguments
+from server.platform.storage import AppStorage
 
 PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
-PASS_PREFIX = "YP1."  # noqa: S105
-KNOWN_SCOPES = frozenset({"birth_date", "real_name_masked", "phone_masked", "health_color"})
 NOTIFY_PER_DAY = 20
-MAX_TITLE, MAX_BODY = 40, 500
-MAX_CHARGE_FEN = 1_000_000
-
-_OPS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("user", "id"): (),
-    ("user", "scope"): ("name",),
-    ("notify", "send"): ("title", "body", "user_id"),
-    ("credentials", "verify"): ("payload",),
-    ("credentials", "issue_pass"): ("kind", "data", "valid_until", "user_id"),
-    ("credentials", "revoke_pass"): ("pass_id",),
-    ("payments", "charge"): ("amount_fen", "reason", "idempotency_key"),
-    ("payments", "status"): ("payment_id",),
-}
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -128,39 +102,30 @@ class PlatformCapabilities:
     async def handle(
         self, call: CallInfo, capability: str, operation: str, args: list[Any], kwargs: dict[str, Any]
     ) -> Any:
-        if capability == "storage":
-            return await self.storage.handle(call.app_id, operation, args, kwargs)
-        names = _OPS.get((capability, operation))
-        if names is None:
-            raise CapabilityDenied(f"{capability}.{operation} is not a capability operation of this platform")
-        a = arguments(f"{capability}.{operation}", names, args, kwargs)
-        match capability, operation:
-            case "user", "id":
+        op = c.decode_operation(capability, operation, args, kwargs)
+        match op:
+            case c.UserId():
                 return call.user_id
-            case "user", "scope":
-                return await self._scope(call, a.get("name"))
-            case "notify", "send":
-                return await self._notify(call, a.get("title"), a.get("body"), a.get("user_id"))
-            case "credentials", "verify":
-                return await self._verify(call, a.get("payload"))
-            case "credentials", "issue_pass":
-                return await self._issue_pass(
-                    call, a.get("kind"), a.get("data"), a.get("valid_until"), a.get("user_id")
-                )
-            case "credentials", "revoke_pass":
-                return await self._revoke_pass(call, a.get("pass_id"))
-            case "payments", "charge":
-                return await self._charge(
-                    call, a.get("amount_fen"), a.get("reason"), a.get("idempotency_key")
-                )
+            case c.UserScope():
+                return await self._scope(call, op.name)
+            case c.NotifySend():
+                return await self._notify(call, op)
+            case c.CredentialsVerify():
+                return await self._verify(call, op.payload)
+            case c.CredentialsIssuePass():
+                return await self._issue_pass(call, op)
+            case c.CredentialsRevokePass():
+                return await self._revoke_pass(call, op.pass_id)
+            case c.PaymentsCharge():
+                return await self._charge(call, op)
+            case c.PaymentsStatus():
+                return await self._payment_status(call, op.payment_id)
             case _:
-                return await self._payment_status(call, a.get("payment_id"))
+                return await self.storage.handle(call.app_id, op)
 
     # ---- user -----------------------------------------------------------------------------------------
 
-    async def _scope(self, call: CallInfo, name: Any) -> str:
-        if name not in KNOWN_SCOPES:
-            raise InvalidArgument(f"unknown scope {name!r}; known scopes: {', '.join(sorted(KNOWN_SCOPES))}")
+    async def _scope(self, call: CallInfo, name: str) -> str:
         declared: dict[str, str] = {}
         live = self.runtime.apps.get(call.app_id)
         for v in live.versions() if live else []:
@@ -190,12 +155,12 @@ class PlatformCapabilities:
 
     # ---- notify ---------------------------------------------------------------------------------------
 
-    async def _notify(self, call: CallInfo, title: Any, body: Any, user_id: Any) -> str:
-        if not isinstance(title, str) or not 1 <= len(title) <= MAX_TITLE:
-            raise InvalidArgument(f"title must be 1-{MAX_TITLE} characters")
-        if not isinstance(body, str) or len(body) > MAX_BODY:
-            raise InvalidArgument(f"body must be at most {MAX_BODY} characters")
-        target = user_id if isinstance(user_id, str) else call.user_id
+    async def _notify(self, call: CallInfo, op: c.NotifySend) -> str:
+        target = op.user_id or call.user_id
+        if target is None:
+            raise InvalidArgument(
+                "notify.send needs a resident: the call is anonymous and no user_id was given"
+            )
         account_id = await self.account(call.app_id, target, "receive messages")
         now = _utc(self.clock())
         async with self.core.db.transaction() as conn:
@@ -204,119 +169,82 @@ class PlatformCapabilities:
                 >= NOTIFY_PER_DAY
             ):
                 raise QuotaExceeded(f"at most {NOTIFY_PER_DAY} messages per resident per day from one app")
-            message_id = await repository.insert_message(conn, account_id, call.app_id, title, body, now)
+            message_id = await repository.insert_message(
+                conn, account_id, call.app_id, op.title, op.body, now
+            )
         return f"msg_{message_id}"
 
     # ---- credentials ----------------------------------------------------------------------------------
 
-    async def _verify(self, call: CallInfo, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, str) or len(payload) > 4096:
-            return {"valid": False, "reason": "credential.malformed"}
+    async def _verify(self, call: CallInfo, payload: str) -> c.Verification:
+        if len(payload) > 4096:
+            return c.Verification(valid=False, reason="credential.malformed")
         if payload.startswith(PASS_PREFIX):
             return await self._check_pass(call, payload)
         credentials = getattr(self.state, "credentials", None)
         if credentials is None:
             raise CapabilityFailed("code verification is not available on this server")
-        from yima_sdk.codes import CredentialError
-
         try:
             code = credentials.trust.verifier.verify(payload, self.clock())
         except CredentialError as exc:
-            return {"valid": False, "reason": exc.code}
-        answer: dict[str, Any] = {"valid": True, "kind": code.kind}
+            return c.Verification(valid=False, reason=exc.code)
         subject = credentials.ankang.refs.open(code.subject_ref) if code.kind == "ankang_code" else None
+        user_id = health_color = None
         if subject is not None:
             # Only for a resident who uses this app: their id in it (never registered here, see known()), and
             # the colour only when they granted the `health_color` scope, since the colour is personal data.
             user_id = await self.known(call.app_id, subject.account_id)
             if user_id is not None:
-                answer["user_id"] = user_id
                 async with self.core.db.connection() as conn:
                     consented = await repository.consent(
                         conn, subject.account_id, call.app_id, "health_color"
                     )
                 if consented is True:
-                    answer["health_color"] = code.colour
-        return answer
+                    health_color = code.colour
+        return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=health_color)
 
-    async def _issue_pass(
-        self, call: CallInfo, kind: Any, data: Any, valid_until: Any, user_id: Any
-    ) -> dict[str, Any]:
-        if not isinstance(kind, str) or not 1 <= len(kind) <= 32:
-            raise InvalidArgument("kind must be 1-32 characters")
+    async def _issue_pass(self, call: CallInfo, op: c.CredentialsIssuePass) -> c.AppPass:
         now = self.clock()
-        if (
-            isinstance(valid_until, bool)
-            or not isinstance(valid_until, int)
-            or not now < valid_until <= now + 366 * 86400
-        ):
-            raise InvalidArgument("valid_until must be a future Unix time in seconds, at most a year ahead")
-        try:
-            encoded = msgspec.json.encode(data)
-        except (TypeError, msgspec.EncodeError):
-            encoded = b""
-        if not isinstance(data, dict) or not encoded or len(encoded) > 512:
-            raise InvalidArgument("data must be a JSON object of at most 512 bytes (it goes into a QR code)")
-        holder = user_id if isinstance(user_id, str) else call.user_id
+        c.check_pass(op, now)
+        holder = op.user_id or call.user_id
         key = await self.core.keys.active(PASS_PURPOSE)
         async with self.core.db.transaction() as conn:
-            pass_id = await repository.insert_pass(
-                conn, call.app_id, kind, holder, _utc(valid_until), _utc(now)
+            number = await repository.insert_pass(
+                conn, call.app_id, op.kind, holder, _utc(op.valid_until), _utc(now)
             )
-        claims = {
-            "p": pass_id,
-            "a": call.app_id,
-            "k": kind,
-            "s": holder,
-            "d": data,
-            "exp": valid_until,
-            "kid": key.kid,
-        }
-        signed = PASS_PREFIX + _b64(msgspec.json.encode(claims))
-        payload = signed + "." + _b64(key.private_key.sign(signed.encode()))
-        return {"id": f"pass_{pass_id}", "kind": kind, "payload": payload, "valid_until": valid_until}
+        claims = PassClaims(
+            p=number, a=call.app_id, k=op.kind, s=holder, d=op.data, exp=op.valid_until, kid=key.kid
+        )
+        payload = seal_pass(claims, key.private_key)
+        return c.AppPass(id=f"pass_{number}", kind=op.kind, payload=payload, valid_until=op.valid_until)
 
-    async def _check_pass(self, call: CallInfo, payload: str) -> dict[str, Any]:
-        signed, _, sig = payload.rpartition(".")
+    async def _check_pass(self, call: CallInfo, payload: str) -> c.Verification:
         try:
-            claims = json.loads(_unb64(signed[len(PASS_PREFIX) :]))
-            key = await self.core.keys.find(PASS_PURPOSE, str(claims["kid"]))
+            claims, signed, signature = open_pass(payload)
+            key = await self.core.keys.find(PASS_PURPOSE, claims.kid)
             if key is None:
-                return {"valid": False, "reason": "credential.unknown_key"}
-            key.public_key.verify(_unb64(sig), signed.encode())
-        except InvalidSignature:
-            return {"valid": False, "reason": "credential.bad_signature"}
-        except (ValueError, KeyError, TypeError):
-            return {"valid": False, "reason": "credential.malformed"}
-        if claims.get("a") != call.app_id:
-            return {"valid": False, "reason": "credential.other_app"}
-        if int(claims["exp"]) < self.clock():
-            return {"valid": False, "reason": "credential.expired"}
+                raise CredentialError("credential.unknown_key")
+            verify_pass_signature(key.public_key, signed, signature)
+        except CredentialError as exc:
+            return c.Verification(valid=False, reason=exc.code)
+        if claims.a != call.app_id:
+            return c.Verification(valid=False, reason="credential.other_app")
+        if claims.exp < self.clock():
+            return c.Verification(valid=False, reason="credential.expired")
         async with self.core.db.connection() as conn:
-            if await repository.pass_revoked(conn, call.app_id, int(claims["p"])):
-                return {"valid": False, "reason": "credential.revoked"}
-        return {
-            "valid": True,
-            "kind": "app_pass",
-            "user_id": claims["s"],
-            "pass_id": f"pass_{claims['p']}",
-            "data": claims["d"],
-        }
+            if await repository.pass_revoked(conn, call.app_id, claims.p):
+                return c.Verification(valid=False, reason="credential.revoked")
+        return c.Verification(
+            valid=True, kind="app_pass", user_id=claims.s, pass_id=f"pass_{claims.p}", data=claims.d
+        )
 
-    async def _revoke_pass(self, call: CallInfo, pass_id: Any) -> bool:
-        number = _number(pass_id, "pass_")
+    async def _revoke_pass(self, call: CallInfo, pass_id: str) -> bool:
         async with self.core.db.transaction() as conn:
-            return await repository.revoke_pass(conn, call.app_id, number, _utc(self.clock()))
+            return await repository.revoke_pass(conn, call.app_id, c.id_number(pass_id), _utc(self.clock()))
 
     # ---- payments -------------------------------------------------------------------------------------
 
-    async def _charge(self, call: CallInfo, amount: Any, reason: Any, key: Any) -> dict[str, Any]:
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= MAX_CHARGE_FEN:
-            raise InvalidArgument(f"amount_fen must be 1-{MAX_CHARGE_FEN}")
-        if not isinstance(reason, str) or not 1 <= len(reason) <= 100:
-            raise InvalidArgument("reason must be 1-100 characters (the resident sees it)")
-        if not isinstance(key, str) or not 1 <= len(key) <= 100:
-            raise InvalidArgument("idempotency_key must be 1-100 characters")
+    async def _charge(self, call: CallInfo, op: c.PaymentsCharge) -> c.Payment:
         account_id = await self.account(call.app_id, call.user_id, "be charged")
         if getattr(self.state, "onecard", None) is None:
             raise CapabilityFailed("one-card payments are not available on this server")
@@ -325,35 +253,28 @@ class PlatformCapabilities:
                 conn,
                 app_id=call.app_id,
                 account_id=account_id,
-                amount_fen=amount,
-                reason=reason,
-                idempotency_key=key,
+                amount_fen=op.amount_fen,
+                reason=op.reason,
+                idempotency_key=op.idempotency_key,
                 at=_utc(self.clock()),
             )
-        if row["amount_fen"] != amount:
-            raise InvalidArgument(f"idempotency_key {key!r} was used for another amount")
+        if row["amount_fen"] != op.amount_fen:
+            raise InvalidArgument(f"idempotency_key {op.idempotency_key!r} was used for another amount")
         return _payment(row)
 
-    async def _payment_status(self, call: CallInfo, payment_id: Any) -> dict[str, Any]:
-        number = _number(payment_id, "pay_")
+    async def _payment_status(self, call: CallInfo, payment_id: str) -> c.Payment:
         async with self.core.db.connection() as conn:
-            row = await repository.payment(conn, number)
+            row = await repository.payment(conn, c.id_number(payment_id))
         if row is None or row["app_id"] != call.app_id:
             raise InvalidArgument(f"no payment {payment_id!r} for this app")
         return _payment(row)
 
 
-def _number(value: Any, prefix: str) -> int:
-    if isinstance(value, str) and value.startswith(prefix) and value[len(prefix) :].isdigit():
-        return int(value[len(prefix) :])
-    raise InvalidArgument(f"expected an id like {prefix}123")
-
-
-def _payment(row: Any) -> dict[str, Any]:
-    return {
-        "id": f"pay_{row['id']}",
-        "status": row["status"],
-        "amount_fen": row["amount_fen"],
-        "reason": row["reason"],
-        "idempotency_key": row["idempotency_key"],
-    }
+def _payment(row: Any) -> c.Payment:
+    return c.Payment(
+        id=f"pay_{row['id']}",
+        status=row["status"],
+        amount_fen=row["amount_fen"],
+        reason=row["reason"],
+        idempotency_key=row["idempotency_key"],
+    )

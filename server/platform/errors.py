@@ -9,6 +9,8 @@ payment.*    pending mini-app payments the resident confirms
 
 from __future__ import annotations
 
+from yima_sdk.errors import APP_ERRORS, YimaError, error_for_code, status_for_code
+
 from sandbox.errors import SandboxError
 from server.errors import (
     AppError,
@@ -124,8 +126,10 @@ class InvalidQuery(BadRequest):
     code = "request.invalid"
 
 
-# How a sandbox or app failure reaches the resident: the app's deliberate errors are 4xx with the app's
-# meaning; the platform's own trouble (busy, late, crashed) is 5xx and says whose fault it was.
+# How a sandbox failure reaches the resident: the platform's own trouble (busy, late, crashed) is 5xx and says
+# whose fault it was. An SDK error the app did not catch (consent.denied, storage.version_conflict ...) keeps
+# its code and answers the HTTP status its class in yima_sdk.errors carries: stated once, there, and read the
+# same way by the simulator.
 _SANDBOX: dict[str, tuple[int, str, str]] = {
     "sandbox.busy": (503, "miniapp.busy", "The mini-app is busy; try again shortly"),
     "sandbox.deadline_exceeded": (504, "miniapp.timeout", "The mini-app did not answer in time"),
@@ -137,24 +141,17 @@ _SANDBOX: dict[str, tuple[int, str, str]] = {
     "sandbox.app_unavailable": (503, "miniapp.failed_to_start", "The mini-app failed to start"),
     "sandbox.unknown_app": (503, "miniapp.not_loaded", "The mini-app is not loaded; try again"),
     "sandbox.closed": (503, "service.unavailable", "The server is shutting down"),
-    # the app's own codes (an SDK error it did not catch)
-    "consent.denied": (403, "consent.denied", "You have not granted this mini-app the data it needs"),
-    "capability.denied": (
-        403,
-        "miniapp.capability_denied",
-        "The mini-app asked for something it may not use",
-    ),
-    "quota.exceeded": (429, "miniapp.quota_exceeded", "The mini-app used up a quota"),
-    "route.not_found": (404, "miniapp.route_not_found", "The mini-app has no such route"),
-    "capability.failed": (503, "miniapp.capability_failed", "A platform service failed; try again later"),
-    "storage.conflict": (409, "miniapp.conflict", "The data changed meanwhile; reload and retry"),
-    "storage.out_of_bounds": (409, "miniapp.out_of_bounds", "No capacity left"),
     "miniapp.memory": (502, "miniapp.memory", "The mini-app ran out of memory"),
     "miniapp.recursion": (502, "miniapp.failed", "The mini-app failed"),
 }
 
 
 _FAILED = (502, "miniapp.failed", "The mini-app failed")
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "The mini-app failed").strip().splitlines()[0]
+
 
 GATEWAY_ERRORS: tuple[type[AppError] | tuple[type[AppError], str] | ErrorCode, ...] = (
     AppNotFound,
@@ -165,18 +162,24 @@ GATEWAY_ERRORS: tuple[type[AppError] | tuple[type[AppError], str] | ErrorCode, .
     (QuotaExceeded, "miniapp.quota_resident"),
     ResponseTooLarge,
     *(ErrorCode(*answer) for answer in (*_SANDBOX.values(), _FAILED)),
+    *(ErrorCode(cls.status, cls.code, _first_line(cls.__doc__)) for cls in APP_ERRORS),
 )
 """What a call through the gateway can answer besides the app's own answers (the OpenAPI document lists them)."""
 
 
 def from_sandbox(exc: SandboxError, app_id: str) -> AppError:
-    status, code, title = _SANDBOX.get(exc.code, _FAILED)
+    sdk_error = error_for_code(exc.code, exc.message)
+    if type(sdk_error) is not YimaError:
+        status, code, title = status_for_code(exc.code), exc.code, _first_line(type(sdk_error).__doc__)
+    else:
+        status, code, title = _SANDBOX.get(exc.code, _FAILED)
     err = AppError(title, code=code, extra={"app_id": app_id, "app_code": exc.code})
     err.status = status  # type: ignore[misc]
     err.title = title  # type: ignore[misc]
     if status in (429, 503):
         err.headers = {"Retry-After": "1"}
-    if exc.code == "consent.denied":
-        # the app's message names the scope; the phone shows it and offers the consent screen once
+    if 400 <= status < 500:
+        # the app's deliberate refusal: its message says what (the scope to consent to, the field that is
+        # wrong); the SDK's and the platform's messages name no resident
         err.detail = exc.message[:300]
     return err

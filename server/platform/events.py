@@ -1,29 +1,31 @@
 """Scan events: the terminals domain's ScanEventSink, delivering accepted scans to the app bound to the scene.
 
-The app's handler (`@app.on_scan("clinic")`) receives the scene and the time, the resident's app-scoped id only if
-the resident uses the app (else None: a scan at a bound terminal does not link a resident to an app), and may
-answer display lines for the terminal (`{"lines": [...]}` or a list of strings: at most 4 lines of 40
-characters). The scan answer never waits longer than the deadline: a late or failing app gives
-`MiniAppPart(missing=True)` and the terminal shows the scan result without the app's part.
+The app's handler (`@app.on_scan("clinic")`) receives the scene, a typed `ScanData` (scan id, time, mode,
+credential type, amount), and the resident's app-scoped id only if the resident uses the app (else None: a scan
+at a bound terminal does not link a resident to an app). It may answer display lines for the terminal: None
+or `{"lines": [...]}` with at most 4 lines of 40 characters (`yima_sdk.contract.scan_lines`, the same check as
+the simulator's). Any other answer is not dropped silently: the app's part is marked missing with
+`miniapp.bad_scan_reply` and the reason is logged for the app's developer. The scan answer never waits longer
+than the deadline: a late or failing app gives `MiniAppPart(missing=True)` and the terminal shows the scan
+result without the app's part.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from yima_sdk._bridge import ScanData
 from yima_sdk._bridge import ScanEvent as AppScanEvent
+from yima_sdk.contract import scan_lines
+from yima_sdk.errors import BadScanReply
 
 from sandbox.errors import SandboxError
 from server.platform import errors as e
 
 log = logging.getLogger("yima.platform.scans")
-
-MAX_LINES = 4
-MAX_LINE = 40
 
 
 @dataclass(frozen=True)
@@ -34,16 +36,6 @@ class MiniAppPart:
     lines: list[str] = field(default_factory=list)
     missing: bool = False
     reason: str | None = None
-
-
-def _lines(value: Any) -> list[str] | None:
-    if isinstance(value, dict):
-        value = value.get("lines")
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        return None
-    return [line[:MAX_LINE] for line in value[:MAX_LINES]]
 
 
 class PlatformScanSink:
@@ -77,20 +69,18 @@ class PlatformScanSink:
         # The scene's facts; the holder's id only if they use this app (a scan is not consent to be named,
         # messaged or charged by it).
         user_id = await platform.caps.known(app_id, event.account_id)
-        scanned_at = event.scanned_at
         app_event = AppScanEvent(
             scene_kind=event.kind,
             scene_id=event.scene,
             terminal_id=event.terminal_id,
             user_id=user_id,
-            data={
-                "scan_id": event.scan_id,
-                "scanned_at": scanned_at.isoformat()
-                if isinstance(scanned_at, dt.datetime)
-                else str(scanned_at),
-                "mode": event.mode,
-                "credential_type": event.credential_type,
-            },
+            data=ScanData(
+                scan_id=event.scan_id,
+                scanned_at=event.scanned_at,
+                mode=event.mode,
+                credential_type=event.credential_type,
+                amount_fen=event.amount_fen,
+            ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))
         if event.mode != "online":
@@ -108,9 +98,11 @@ class PlatformScanSink:
             value = task.result()
         except SandboxError as exc:
             return MiniAppPart(app_id, missing=True, reason=e.from_sandbox(exc, app_id).code)
-        lines = _lines(value)
-        if lines is None:
-            return MiniAppPart(app_id, missing=True, reason="miniapp.bad_scan_answer")
+        try:
+            lines = scan_lines(value)
+        except BadScanReply as exc:
+            platform.runtime.host.app_log(version.key, "warning", "bad scan reply", detail=exc.message)
+            return MiniAppPart(app_id, missing=True, reason=exc.code)
         return MiniAppPart(app_id, lines)
 
     @staticmethod

@@ -1,7 +1,8 @@
 """The storage capability: per-app documents in PostgreSQL with versions and compare-and-set, bounded
 counters, prefix listing with a cursor, and per-app quotas.
 
-Operations follow the SDK's wire contract (yima_sdk.capabilities.Storage; arguments as keywords):
+Operations are the storage Structs of the SDK's capability contract (yima_sdk.contract), which also holds the
+argument constraints (key length, limits, integer ranges):
 
     get(key) -> value | None                      get_document(key) -> {"key", "value", "version"} | None
     put(key, value, expected_version=None) -> int   None: unconditional; 0: create only; n: replace version n
@@ -11,8 +12,8 @@ Operations follow the SDK's wire contract (yima_sdk.capabilities.Storage; argume
     counter_get(name) -> int
 
 Refusals: VersionConflict (`storage.version_conflict`), CounterOutOfRange (`storage.counter_out_of_range`,
-nothing changes), QuotaExceeded (the app's key or byte quota; counters count as keys), InvalidArgument (bad
-key, value, limit).
+nothing changes), QuotaExceeded (the app's key or byte quota; counters count as keys), InvalidArgument (a value
+that is not JSON or over 64 KiB; the contract refuses the other bad arguments before this module sees them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from yima_sdk import contract as c
 from yima_sdk.errors import (
     CapabilityDenied,
     CounterOutOfRange,
@@ -33,42 +35,8 @@ from yima_sdk.errors import (
 from server.db import Database
 from server.platform import storage_repository as repo
 
-MAX_KEY = 200
-MAX_VALUE_BYTES = 64 * 1024
-MAX_LIST = 100
 COLLECTION = ""  # the SDK has one namespace per app today; the column keeps room for named collections
 _json = msgspec.json.Encoder()
-
-_OPS: dict[str, tuple[str, ...]] = {
-    "get": ("key",),
-    "get_document": ("key",),
-    "put": ("key", "value", "expected_version"),
-    "delete": ("key", "expected_version"),
-    "list": ("prefix", "cursor", "limit"),
-    "counter_add": ("name", "delta", "min", "max"),
-    "counter_get": ("name",),
-}
-
-
-def arguments(op: str, names: tuple[str, ...], args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Positional or keyword arguments by name (the SDK sends keywords); anything else is InvalidArgument."""
-    if len(args) > len(names) or set(kwargs) - set(names):
-        raise InvalidArgument(f"{op} takes {', '.join(names)}")
-    return dict(zip(names, args, strict=False)) | kwargs
-
-
-def _key(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY or any(ord(c) < 32 for c in value):
-        raise InvalidArgument(f"keys are strings of 1-{MAX_KEY} characters without control characters")
-    return value
-
-
-def _int(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**62:
-        raise InvalidArgument(f"{name} must be an integer")
-    return value
 
 
 def _now() -> dt.datetime:
@@ -80,50 +48,29 @@ class AppStorage:
         self.db = db
         self.clock = clock
 
-    async def handle(self, app_id: str, op: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-        names = _OPS.get(op)
-        if names is None:
-            raise CapabilityDenied(f"storage.{op} is not a capability operation of this platform")
-        a = arguments(f"storage.{op}", names, args, kwargs)
+    async def handle(self, app_id: str, op: c.Operation) -> Any:
+        """Serve one storage operation of the contract (already decoded and checked against its Struct)."""
         match op:
-            case "get" | "get_document":
-                key = _key(a.get("key"))
+            case c.StorageGet() | c.StorageGetDocument():
                 async with self.db.connection() as conn:
-                    row = await repo.get(conn, app_id, COLLECTION, key)
+                    row = await repo.get(conn, app_id, COLLECTION, op.key)
                 if row is None:
                     return None
-                return (
-                    row["value"]
-                    if op == "get"
-                    else {"key": key, "value": row["value"], "version": row["version"]}
-                )
-            case "put":
-                if "value" not in a:
-                    raise InvalidArgument("storage.put needs a value")
-                return await self.put(
-                    app_id,
-                    _key(a.get("key")),
-                    a["value"],
-                    _int(a.get("expected_version"), "expected_version"),
-                )
-            case "delete":
-                return await self.delete(
-                    app_id, _key(a.get("key")), _int(a.get("expected_version"), "expected_version")
-                )
-            case "list":
-                return await self.list(app_id, a.get("prefix", ""), a.get("cursor"), a.get("limit", 50))
-            case "counter_add":
-                delta = _int(a.get("delta", 1), "delta")
-                return await self.counter_add(
-                    app_id,
-                    _key(a.get("name")),
-                    1 if delta is None else delta,
-                    _int(a.get("min"), "min"),
-                    _int(a.get("max"), "max"),
-                )
-            case _:
+                if isinstance(op, c.StorageGet):
+                    return row["value"]
+                return c.Document(key=op.key, value=row["value"], version=row["version"])
+            case c.StoragePut():
+                return await self.put(app_id, op.key, op.value, op.expected_version)
+            case c.StorageDelete():
+                return await self.delete(app_id, op.key, op.expected_version)
+            case c.StorageList():
+                return await self.list(app_id, op.prefix, op.cursor, op.limit)
+            case c.StorageCounterAdd():
+                return await self.counter_add(app_id, op.name, op.delta, op.min, op.max)
+            case c.StorageCounterGet():
                 async with self.db.connection() as conn:
-                    return await repo.counter(conn, app_id, COLLECTION, _key(a.get("name")))
+                    return await repo.counter(conn, app_id, COLLECTION, op.name)
+        raise CapabilityDenied(f"{c.operation_name(op)} is not a storage operation")
 
     async def put(self, app_id: str, key: str, value: Any, expected: int | None) -> int:
         try:
@@ -132,8 +79,8 @@ class AppStorage:
             raise InvalidArgument(
                 "storage values must be JSON-able (dicts, lists, strings, numbers)"
             ) from None
-        if size > MAX_VALUE_BYTES:
-            raise InvalidArgument(f"value of {size} bytes is over the {MAX_VALUE_BYTES}-byte limit")
+        if size > c.MAX_VALUE_BYTES:
+            raise InvalidArgument(f"value of {size} bytes is over the {c.MAX_VALUE_BYTES}-byte limit")
         now = self.clock()
         async with self.db.transaction() as conn:
             row = await repo.current(conn, app_id, COLLECTION, key)
@@ -165,20 +112,14 @@ class AppStorage:
             await repo.account_usage(conn, app_id, -1, -row["size_bytes"])
         return True
 
-    async def list(self, app_id: str, prefix: Any, cursor: Any, limit: Any) -> dict[str, Any]:
-        if not isinstance(prefix, str) or len(prefix) > MAX_KEY:
-            raise InvalidArgument("prefix must be a string")
-        if cursor is not None and not isinstance(cursor, str):
-            raise InvalidArgument("cursor must be the string a previous page returned")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
-            raise InvalidArgument(f"limit must be 1-{MAX_LIST}")
+    async def list(self, app_id: str, prefix: str, cursor: str | None, limit: int) -> c.Page:
         async with self.db.connection() as conn:
             rows = await repo.list_prefix(conn, app_id, COLLECTION, prefix, cursor or "", limit + 1)
         page = rows[:limit]
-        return {
-            "items": [{"key": r["key"], "value": r["value"], "version": r["version"]} for r in page],
-            "cursor": page[-1]["key"] if len(rows) > limit else None,
-        }
+        return c.Page(
+            items=[c.Document(key=r["key"], value=r["value"], version=r["version"]) for r in page],
+            cursor=page[-1]["key"] if len(rows) > limit else None,
+        )
 
     async def counter_add(
         self, app_id: str, name: str, delta: int, lower: int | None, upper: int | None

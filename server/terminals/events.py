@@ -19,6 +19,8 @@ class ScanEvent:
     account_id: int | None
     scanned_at: datetime
     mode: str  # "online" or "offline"
+    amount_fen: int | None = None
+    """The fare the terminal charged with the scan (offline ride records), None when it charged nothing."""
 
 
 class AppPart(Protocol):

@@ -125,6 +125,7 @@ class _Offline:
             self.subject.account_id if self.subject else None,
             self.scanned_at,
             "offline",
+            self.record.amount_fen if self.record.amount_fen > 0 else None,
         )
 
 

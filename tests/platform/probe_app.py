@@ -8,6 +8,7 @@ PROBE_SOURCE = '''
 
 import asyncio
 
+import msgspec
 from yima_sdk import App, ConsentDenied, Context, CounterOutOfRange, Request, Response, VersionConflict
 
 app = App()
@@ -63,6 +64,25 @@ async def book(ctx: Context, request: Request) -> Response:
     return Response.json({"taken": taken})
 
 
+@app.post("/raw/{capability}/{operation}")
+async def raw(ctx: Context, request: Request) -> object:
+    # one typed capability call with the body as its keyword arguments; its errors are not caught
+    facade = getattr(ctx, request.path_params["capability"])
+    value = await getattr(facade, request.path_params["operation"])(**request.json())
+    return msgspec.to_builtins(value)
+
+
+class Booking(msgspec.Struct):
+    day: str
+    seats: int = 1
+
+
+@app.post("/typed")
+async def typed(ctx: Context, request: Request) -> dict:
+    booking = request.json(Booking)
+    return {"day": booking.day, "seats": booking.seats}
+
+
 @app.post("/echo")
 async def echo(ctx: Context, request: Request) -> dict:
     return {"length": len(request.body)}
@@ -97,7 +117,8 @@ async def clinic(ctx: Context, event) -> dict:
 
 @app.on_scan("counter")
 async def counter(ctx: Context, event) -> dict:
-    return {"lines": ["Window 3"]}
+    # outside the scan reply contract (the old scaffold's answer): the platform must not drop it silently
+    return {"booked": True, "slot": 1}
 
 
 @app.on_scan("pharmacy")

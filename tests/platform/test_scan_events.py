@@ -35,7 +35,7 @@ async def test_scan_event_adds_display_lines_and_failures_are_marked_missing(
     sink = team.client.app.state.scan_events
     assert team.client.app.state.terminals.scans.events is sink  # the terminals pipeline calls this sink
     scene = f"clinic-{uuid.uuid4().hex[:6]}"
-    for kind in ("clinic", "pharmacy", "bus"):
+    for kind in ("clinic", "pharmacy", "bus", "counter"):
         r = await team.admin("PUT", f"/scenes/{kind}/{scene}", json={"app_id": app_id})
         assert r.status_code == 200, r.text
     r = await team.admin("PUT", f"/scenes/scenic/{scene}", json={"app_id": app_id})
@@ -51,6 +51,11 @@ async def test_scan_event_adds_display_lines_and_failures_are_marked_missing(
 
     broken = await sink.scan_recorded(scan("bus", scene, resident.account_id))
     assert broken.missing and broken.reason == "miniapp.failed" and broken.lines == []
+    # an answer outside {"lines": [...]}: marked missing with its own code, and the app's log says why
+    bad = await sink.scan_recorded(scan("counter", scene, resident.account_id))
+    assert (bad.missing, bad.reason, bad.lines) == (True, "miniapp.bad_scan_reply", [])
+    logs = team.client.app.state.platform.runtime.host.logs(f"{app_id}@1.0.0")
+    assert any(r["event"] == "bad scan reply" and "booked" in r["detail"] for r in logs), logs
 
     started = time.perf_counter()
     late = await sink.scan_recorded(scan("pharmacy", scene, resident.account_id))

@@ -5,13 +5,14 @@ capabilities checked against the manifest, `log` kept by the host, a crashed wor
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -29,10 +30,12 @@ from yima_sdk._bridge import (
     Request,
     Response,
     Result,
+    ScanData,
     ScanEvent,
     StartFailed,
 )
-from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code
+from yima_sdk.contract import scan_lines
+from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, status_for_code
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.simulator._platform import CallInfo, SimulatedPlatform, Switches
 
@@ -40,15 +43,7 @@ __all__ = ["AppFailure", "AsyncSimulator", "SimResponse"]
 
 _WORKER_ENV = {"LANG": "C.UTF-8"}
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-# how the simulator answers an app failure on HTTP, like the gateway: a problem+json with the stable code
-_STATUS_BY_CODE = {
-    "consent.denied": 403,
-    "capability.denied": 403,
-    "quota.exceeded": 429,
-    "route.not_found": 404,
-    "capability.invalid_argument": 400,
-    "sandbox.deadline_exceeded": 504,
-}
+_DEADLINE = "sandbox.deadline_exceeded"
 
 
 class AppFailure(YimaError):
@@ -118,6 +113,7 @@ class AsyncSimulator:
         self._current: CallInfo | None = None
         self._lock = asyncio.Lock()
         self._call_ids = 0
+        self._scan_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -218,12 +214,14 @@ class AsyncSimulator:
             body=body,
             user_id=None if user is None else self.user_id(user),
         )
+        self.platform.use(request.user_id)
         try:
             response = await self._invoke(request)
         except AppFailure as exc:
             problem = {"type": "about:blank", "code": exc.code, "detail": exc.message}
+            # as the gateway answers: an SDK error with its class's status, the app's own failure 502
             return SimResponse(
-                _STATUS_BY_CODE.get(exc.code, 500),
+                504 if exc.code == _DEADLINE else status_for_code(exc.code),
                 {"content-type": "application/problem+json"},
                 msgspec.json.encode(problem),
             )
@@ -237,21 +235,33 @@ class AsyncSimulator:
         user: str | None = "alice",
         scene_id: str = "scene-1",
         terminal_id: str = "terminal-1",
-        data: dict[str, Any] | None = None,
-    ) -> Any:
-        """Deliver a scan event as a terminal at a `scene_kind` scene would; returns what the app added.
-        The app's errors are raised as the matching yima_sdk error (e.g. ConsentDenied)."""
+        mode: Literal["online", "offline"] = "online",
+        credential_type: str = "ankang_code",
+        amount_fen: int | None = None,
+    ) -> list[str]:
+        """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
+        simulator's time); returns the display lines the app added. The app's errors are raised as the
+        matching yima_sdk error (e.g. ConsentDenied), an answer outside the scan reply contract as
+        BadScanReply (production shows the scan without the app's part then)."""
+        self._scan_ids += 1
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
             terminal_id=terminal_id,
             user_id=None if user is None else self.user_id(user),
-            data=data or {},
+            data=ScanData(
+                scan_id=f"sim-scan-{self._scan_ids}",
+                scanned_at=dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC),
+                mode=mode,
+                credential_type=credential_type,
+                amount_fen=amount_fen,
+            ),
         )
         try:
-            return await self._invoke(event)
+            value = await self._invoke(event)
         except AppFailure as exc:
             raise error_for_code(exc.code, exc.message) from None
+        return scan_lines(value)
 
     async def _invoke(self, request: Request | ScanEvent) -> Any:
         async with self._lock:  # one call at a time per worker, as in the sandbox
@@ -279,7 +289,7 @@ class AsyncSimulator:
                 raise AppFailure(
                     f"call overran its {timeout * 1000:.0f} ms deadline (miniapp.toml limits.timeout_ms); "
                     "worker replaced",
-                    code="sandbox.deadline_exceeded",
+                    code=_DEADLINE,
                 ) from None
             finally:
                 worker.answer = None

@@ -5,7 +5,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     GET  /v1/miniapps/<id>/api/<path>     the same, under the production gateway's path
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
-    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "data": {...}}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
 """
 
@@ -122,11 +122,11 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 payload["scene_kind"],
                 user=payload.get("user", "alice"),
                 scene_id=payload.get("scene_id", "scene-1"),
-                data=payload.get("data") or {},
+                amount_fen=payload.get("amount_fen"),
             )
         except YimaError as exc:
             return _problem(422, exc.code, exc.message)
-        return _json({"value": value})
+        return _json({"lines": value})
     if method == "POST" and path.startswith("/_sim/payments/"):
         _, _, _, payment_id, action = path.split("/", 4)
         if payment_id not in sim.platform.payments or action not in ("confirm", "decline"):

@@ -130,8 +130,9 @@ class Simulator:
     def delete(self, path: str, **kwargs: Any) -> SimResponse:
         return self.request("DELETE", path, **kwargs)
 
-    def scan(self, scene_kind: str, **kwargs: Any) -> Any:
-        """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `data=`); the app's errors are raised."""
+    def scan(self, scene_kind: str, **kwargs: Any) -> list[str]:
+        """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `mode=`, `credential_type=`,
+        `amount_fen=`); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
         return self._run_sync(self._async.scan(scene_kind, **kwargs))
 
 

@@ -2,6 +2,7 @@
 
 import os
 
+import msgspec
 from yima_sdk import (
     App,
     Context,
@@ -61,10 +62,37 @@ async def uncaught_scope(ctx: Context, request: Request) -> dict:
 
 @app.on_scan("clinic")
 async def clinic(ctx: Context, event: ScanEvent) -> dict:
-    return {"birth_date": await ctx.user.scope("birth_date"), "scene": event.scene_id}
+    return {"lines": [f"born {await ctx.user.scope('birth_date')}", f"at {event.scene_id}"]}
+
+
+@app.on_scan("bus")
+async def bus(ctx: Context, event: ScanEvent) -> dict:
+    data = event.data
+    return {"lines": [data.scan_id, data.scanned_at.isoformat(), data.mode, str(data.amount_fen)]}
 
 
 @app.on_scan("scenic")
 async def scenic(ctx: Context, event: ScanEvent) -> dict:
-    verification = await ctx.credentials.verify(event.data["payload"])
-    return {"valid": verification.valid, "reason": verification.reason, "kind": verification.kind}
+    # outside the scan reply contract: the terminal cannot show this
+    return {"booked": True}
+
+
+class Booking(msgspec.Struct):
+    day: str
+    seats: int = 1
+
+
+@app.post("/typed")
+async def typed(ctx: Context, request: Request) -> dict:
+    booking = request.json(Booking)
+    return {"day": booking.day, "seats": booking.seats}
+
+
+@app.get("/positional")
+async def positional(ctx: Context, request: Request) -> dict:
+    """An old-style positional call through the raw proxy: every host refuses it the same way."""
+    try:
+        await ctx.storage._proxy.get("k")
+    except YimaError as exc:
+        return _error(exc)
+    return {"error": None}

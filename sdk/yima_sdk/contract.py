@@ -1,0 +1,379 @@
+"""The capability contract: every operation a mini-app can ask of the platform, as one msgspec Struct.
+
+Each operation Struct is tagged `"<capability>.<operation>"` and holds
+
+- its arguments, with their constraints (a value outside them is `InvalidArgument` naming the field),
+- `Reply`: the type of its answer (the typed facades in `yima_sdk.capabilities` convert to it),
+- `errors`: the yima_sdk errors it documents, each carrying its code and HTTP status once (`yima_sdk.errors`).
+
+The app's facades build these Structs and send their fields as keyword arguments; every host's capability
+provider (the server's, the simulator's, a test double) turns a request back into the same Struct with
+`decode_operation`, which refuses positional arguments, unknown operations and bad arguments identically for
+all of them. One contract test runs every operation against the server and the simulator.
+
+Adding an operation: one Struct here (and in `Operation`), one provider method per host, one contract-test case.
+Wire types evolve only by appending fields with defaults. `log` is not here: the host serves it itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from yima_sdk.errors import (
+    BadScanReply,
+    CapabilityDenied,
+    ConsentDenied,
+    CounterOutOfRange,
+    InvalidArgument,
+    QuotaExceeded,
+    VersionConflict,
+    YimaError,
+)
+from yima_sdk.manifest import Scope
+
+__all__ = [
+    "OPERATIONS",
+    "AppPass",
+    "CredentialsIssuePass",
+    "CredentialsRevokePass",
+    "CredentialsVerify",
+    "Document",
+    "NotifySend",
+    "Operation",
+    "Page",
+    "Payment",
+    "PaymentsCharge",
+    "PaymentsStatus",
+    "ScanReply",
+    "StorageCounterAdd",
+    "StorageCounterGet",
+    "StorageDelete",
+    "StorageGet",
+    "StorageGetDocument",
+    "StorageList",
+    "StoragePut",
+    "UserId",
+    "UserScope",
+    "Verification",
+    "check_pass",
+    "decode_operation",
+    "id_number",
+    "operation_name",
+    "reply_of",
+    "scan_lines",
+]
+
+MAX_KEY = 200
+MAX_VALUE_BYTES = 64 * 1024
+MAX_LIST = 100
+MAX_TITLE, MAX_BODY = 40, 500
+MAX_CHARGE_FEN = 1_000_000
+MAX_PASS_DATA_BYTES = 512
+MAX_LINES, MAX_LINE = 4, 40
+_BIG = 2**62  # storage integers fit PostgreSQL's bigint with room for a delta
+
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A storage key or counter name: 1-200 characters without control characters."""
+StorageInt = Annotated[int, msgspec.Meta(ge=-_BIG, le=_BIG)]
+Version = Annotated[int, msgspec.Meta(ge=0, le=_BIG)]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+AppUserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+# ---- replies --------------------------------------------------------------------------------------------
+
+
+class _Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of capability replies. Unknown fields are accepted on purpose: the platform appends fields with
+    defaults, and an app built on an older SDK must keep working against a newer platform."""
+
+
+class Document(_Reply, frozen=True):
+    """One stored value with its version (1 after the first put, +1 per put)."""
+
+    key: str
+    value: Any
+    version: int
+
+
+class Page(_Reply, frozen=True):
+    """A page of `storage.list`; pass `cursor` back to get the next page (None: no more)."""
+
+    items: list[Document]
+    cursor: str | None = None
+
+
+class Payment(_Reply, frozen=True):
+    """A one-card charge. `pending_confirmation`: the resident's super-app shows a confirmation sheet; ask
+    `payments.status(id)` later. `succeeded`: money moved. `declined` (the resident said no) or `failed` (the
+    one-card refused: balance, frozen card): nothing was charged."""
+
+    id: str
+    status: Literal["pending_confirmation", "succeeded", "declined", "failed"]
+    amount_fen: int
+    reason: str
+    idempotency_key: str
+
+
+class AppPass(_Reply, frozen=True):
+    """A pass the platform signed for this app (e.g. a scenic-spot ticket); `payload` is the QR text."""
+
+    id: str
+    kind: str
+    payload: str
+    valid_until: int
+    """Unix seconds."""
+
+
+class Verification(_Reply, frozen=True):
+    """What `credentials.verify` learnt from a scanned payload; `reason` is a stable code when not valid."""
+
+    valid: bool
+    reason: str = ""
+    """Empty when valid, else e.g. `credential.expired`, `credential.bad_signature`, `credential.malformed`."""
+    kind: str = ""
+    """`ankang_code`, `ride_code` or `app_pass`."""
+    user_id: str | None = None
+    """The holder's app-scoped id (never the resident's real id)."""
+    health_color: str | None = None
+    """green / yellow / red for Ankang codes."""
+    pass_id: str | None = None
+    """For this app's own passes."""
+    data: dict[str, Any] = {}
+    """For this app's own passes: the data given to `issue_pass`."""
+
+
+class ScanReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a scan handler may answer besides None: display lines for the terminal. Unknown fields are refused:
+    a reply the terminal cannot show must be an error the developer sees, not silently nothing."""
+
+    lines: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=MAX_LINE)]], msgspec.Meta(max_length=MAX_LINES)
+    ] = []
+
+
+def scan_lines(value: Any) -> list[str]:
+    """The display lines of a scan handler's answer: None, or `{"lines": [...]}` with at most 4 strings of at
+    most 40 characters. Anything else raises BadScanReply saying what is wrong (the simulator shows it to the
+    developer; the platform marks the app's part missing with this code and logs it)."""
+    if value is None:
+        return []
+    try:
+        return list(msgspec.convert(value, ScanReply).lines)
+    except msgspec.ValidationError as exc:
+        raise BadScanReply(
+            f'a scan handler answers None or {{"lines": [...]}} ({MAX_LINES} lines of {MAX_LINE} characters '
+            f"at most), not {type(value).__name__}: {exc}"
+        ) from None
+
+
+# ---- operations -----------------------------------------------------------------------------------------
+
+
+class _Op(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
+    """Base of operations: keyword-only (the wire carries names, never positions); unknown arguments refused
+    so a typo is an error, not a silently ignored option; tagged so `Operation` decodes in one pass."""
+
+    Reply: ClassVar[Any] = None
+    """The type of the answer."""
+    errors: ClassVar[tuple[type[YimaError], ...]] = ()
+    """The errors this operation documents besides those any operation may raise."""
+
+
+class StorageGet(_Op, frozen=True, tag="storage.get"):
+    """The value stored under `key`, or None."""
+
+    Reply = Any
+    key: Key
+
+
+class StorageGetDocument(_Op, frozen=True, tag="storage.get_document"):
+    """The value with its version, or None."""
+
+    Reply = Document | None
+    key: Key
+
+
+class StoragePut(_Op, frozen=True, tag="storage.put"):
+    """Store `value` (JSON-able, at most 64 KiB encoded); the new version. `expected_version`: None writes
+    unconditionally, 0 only creates, n only replaces version n."""
+
+    Reply = int
+    errors = (VersionConflict, QuotaExceeded, InvalidArgument)
+    key: Key
+    value: Any
+    expected_version: Version | None = None
+
+
+class StorageDelete(_Op, frozen=True, tag="storage.delete"):
+    """Remove `key`; True if it existed."""
+
+    Reply = bool
+    errors = (VersionConflict,)
+    key: Key
+    expected_version: Version | None = None
+
+
+class StorageList(_Op, frozen=True, tag="storage.list"):
+    """Documents whose key starts with `prefix`, in key order, after `cursor`."""
+
+    Reply = Page
+    errors = (InvalidArgument,)
+    prefix: Annotated[str, msgspec.Meta(max_length=MAX_KEY)] = ""
+    cursor: Annotated[str, msgspec.Meta(max_length=MAX_KEY)] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIST)] = 50
+
+
+class StorageCounterAdd(_Op, frozen=True, tag="storage.counter_add"):
+    """Atomically add `delta` to counter `name` (starting at 0) unless the result leaves [min, max]."""
+
+    Reply = int
+    errors = (CounterOutOfRange, InvalidArgument)
+    name: Key
+    delta: StorageInt = 1
+    min: StorageInt | None = None
+    max: StorageInt | None = None
+
+
+class StorageCounterGet(_Op, frozen=True, tag="storage.counter_get"):
+    """The counter's value (0 if never touched)."""
+
+    Reply = int
+    name: Key
+
+
+class UserId(_Op, frozen=True, tag="user.id"):
+    """The caller's app-scoped id, None when anonymous."""
+
+    Reply = str | None
+
+
+class UserScope(_Op, frozen=True, tag="user.scope"):
+    """The value of a scope the resident consented to."""
+
+    Reply = str
+    errors = (ConsentDenied, CapabilityDenied, InvalidArgument)
+    name: Scope
+
+
+class NotifySend(_Op, frozen=True, tag="notify.send"):
+    """A message in the inbox of `user_id` (default: the caller); the message id."""
+
+    Reply = str
+    errors = (InvalidArgument, QuotaExceeded)
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TITLE)]
+    body: Annotated[str, msgspec.Meta(max_length=MAX_BODY)]
+    user_id: AppUserId | None = None
+
+
+class PaymentsCharge(_Op, frozen=True, tag="payments.charge"):
+    """A one-card charge the resident confirms; the same key returns the same payment."""
+
+    Reply = Payment
+    errors = (ConsentDenied, InvalidArgument)
+    amount_fen: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHARGE_FEN)]
+    reason: ShortText
+    idempotency_key: ShortText
+
+
+class PaymentsStatus(_Op, frozen=True, tag="payments.status"):
+    """The payment's current state."""
+
+    Reply = Payment
+    errors = (InvalidArgument,)
+    payment_id: Annotated[str, msgspec.Meta(pattern=r"^pay_[0-9]{1,18}$")]
+
+
+class CredentialsVerify(_Op, frozen=True, tag="credentials.verify"):
+    """Check a scanned payload; never raises for a bad code (`valid` false, `reason` a stable code)."""
+
+    Reply = Verification
+    payload: str
+
+
+class CredentialsIssuePass(_Op, frozen=True, tag="credentials.issue_pass"):
+    """Sign a pass of `kind` carrying `data` (at most 512 bytes encoded) for `user_id` (default: the caller)
+    until `valid_until` (Unix seconds, future, at most a year ahead)."""
+
+    Reply = AppPass
+    errors = (InvalidArgument,)
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    data: dict[str, Any]
+    valid_until: int
+    user_id: AppUserId | None = None
+
+
+class CredentialsRevokePass(_Op, frozen=True, tag="credentials.revoke_pass"):
+    """Revoke one of this app's passes; True if it was valid until now."""
+
+    Reply = bool
+    errors = (InvalidArgument,)
+    pass_id: Annotated[str, msgspec.Meta(pattern=r"^pass_[0-9]{1,18}$")]
+
+
+Operation = (
+    StorageGet
+    | StorageGetDocument
+    | StoragePut
+    | StorageDelete
+    | StorageList
+    | StorageCounterAdd
+    | StorageCounterGet
+    | UserId
+    | UserScope
+    | NotifySend
+    | PaymentsCharge
+    | PaymentsStatus
+    | CredentialsVerify
+    | CredentialsIssuePass
+    | CredentialsRevokePass
+)
+"""Every capability operation, a tagged union on `op`."""
+
+OPERATIONS: dict[str, type[_Op]] = {cls.__struct_config__.tag: cls for cls in Operation.__args__}  # type: ignore[attr-defined]
+"""`"storage.put"` -> StoragePut, for every operation."""
+
+
+def decode_operation(capability: str, operation: str, args: list[Any], kwargs: dict[str, Any]) -> Operation:
+    """A capability request as its operation Struct. CapabilityDenied: no such operation; InvalidArgument:
+    positional arguments, a missing, unknown or ill-typed argument (the message names it)."""
+    name = f"{capability}.{operation}"
+    if name not in OPERATIONS:
+        raise CapabilityDenied(f"{name} is not a capability operation of this platform")
+    if args:
+        raise InvalidArgument(f"{name} takes keyword arguments only")
+    try:
+        decoded: Operation = msgspec.convert({**kwargs, "op": name}, Operation)  # type: ignore[arg-type]
+    except msgspec.ValidationError as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
+    return decoded
+
+
+def check_pass(op: CredentialsIssuePass, now: float) -> None:
+    """The rules of `credentials.issue_pass` beyond its field types (they depend on the clock and the size of
+    the encoded data, which goes into a QR code); InvalidArgument when broken."""
+    if not now < op.valid_until <= now + 366 * 86400:
+        raise InvalidArgument("valid_until must be a future Unix time in seconds, at most a year ahead")
+    try:
+        size = len(msgspec.json.encode(op.data))
+    except (TypeError, msgspec.EncodeError):
+        raise InvalidArgument("data must be JSON-able") from None
+    if size > MAX_PASS_DATA_BYTES:
+        raise InvalidArgument(f"data must be a JSON object of at most {MAX_PASS_DATA_BYTES} bytes")
+
+
+def id_number(value: str) -> int:
+    """The number in an id the contract already checked (`pay_12` -> 12, `pass_7` -> 7)."""
+    return int(value.rpartition("_")[2])
+
+
+def operation_name(op: _Op | type[_Op]) -> str:
+    """`capability.operation` of an operation, e.g. `storage.put`."""
+    return str(op.__struct_config__.tag)
+
+
+def reply_of(op: _Op, value: Any) -> Any:
+    """A provider's wire value as the operation's typed reply."""
+    return msgspec.convert(value, op.Reply)

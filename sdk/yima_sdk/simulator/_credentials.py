@@ -1,0 +1,132 @@
+"""The simulator's credentials: Ankang codes and app passes in the production formats, signed with local dev keys,
+and the simulator's own root-signed trust list, so a terminal (`yima_sdk.terminal`) verifies what it issues."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from yima_sdk import contract as c
+from yima_sdk.codes import ALG_ED25519, ANKANG_PREFIX, Colour, CredentialError, Verifier, issue_ankang_code
+from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
+from yima_sdk.trust import TrustEntry, TrustList, build_trust_list
+
+__all__ = ["DEV_ISSUER", "DevCredentials"]
+
+DEV_ISSUER = 341822
+"""The simulator issues as Guangde county (its administrative division code), with a dev key of its own."""
+ROOT_KEY_ID = "yima-simulator-root"
+ANKANG_VALIDITY_S = 60
+
+
+def _raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+class DevCredentials:
+    """Fresh dev keys per simulator (nothing to configure, nothing to leak): an issuer key for Ankang codes,
+    a pass key, and the root key that signs the simulator's trust list."""
+
+    def __init__(self, app_id: str, clock: Callable[[], float]) -> None:
+        self.app_id = app_id
+        self.clock = clock
+        self._root = Ed25519PrivateKey.generate()
+        self._issuer = Ed25519PrivateKey.generate()
+        self._issuer_kid = hashlib.sha256(_raw(self._issuer)).digest()[:4]
+        self._pass_key = Ed25519PrivateKey.generate()
+        self.pass_kid = "sim-" + hashlib.sha256(_raw(self._pass_key)).hexdigest()[:8]
+        self._subjects: dict[bytes, str] = {}
+        self._pass_numbers = itertools.count(1)
+        self.issued: set[int] = set()
+        self.revoked: set[int] = set()
+        now = int(clock())
+        self.trust_list_envelope = build_trust_list(
+            [
+                TrustEntry(
+                    issuer=DEV_ISSUER,
+                    key_id=self._issuer_kid,
+                    alg=ALG_ED25519,
+                    public_key=_raw(self._issuer),
+                    credential_types=frozenset({"ankang_code"}),
+                    not_before=now - 86400,
+                    not_after=now + 366 * 86400,
+                )
+            ],
+            version=1,
+            root_private_key=self._root,
+            root_key_id=ROOT_KEY_ID,
+            issued_at=now,
+        )
+        """The simulator's trust list, in the envelope format of `GET /v1/trust-list`."""
+        self.root_public_keys = {ROOT_KEY_ID: _raw(self._root)}
+        """Pin these in a `yima_sdk.terminal.Terminal` to trust the simulator's trust list."""
+        self._verifier = Verifier(TrustList.verify(self.trust_list_envelope, self.root_public_keys))
+
+    def ankang_code(self, holder: str, colour: Colour, *, valid_s: int = ANKANG_VALIDITY_S) -> str:
+        """An Ankang code (`YA:` + Base45, Ed25519) for fixture resident `holder`; the subject reference is
+        random, as production's, and only this simulator can resolve it."""
+        ref = hashlib.sha256(f"{holder}\0{len(self._subjects)}".encode() + _raw(self._root)).digest()[:16]
+        self._subjects[ref] = holder
+        return issue_ankang_code(
+            self._issuer, self._issuer_kid, DEV_ISSUER, ref, colour, int(self.clock()), valid_s
+        )
+
+    def issue_pass(self, op: c.CredentialsIssuePass, holder: str | None) -> c.AppPass:
+        number = next(self._pass_numbers)
+        self.issued.add(number)
+        claims = PassClaims(
+            p=number, a=self.app_id, k=op.kind, s=holder, d=op.data, exp=op.valid_until, kid=self.pass_kid
+        )
+        return c.AppPass(
+            id=f"pass_{number}",
+            kind=op.kind,
+            payload=seal_pass(claims, self._pass_key),
+            valid_until=op.valid_until,
+        )
+
+    def revoke_pass(self, pass_id: str) -> bool:
+        """True when the pass was issued here and valid until now, as production answers."""
+        number = c.id_number(pass_id)
+        if number not in self.issued or number in self.revoked:
+            return False
+        self.revoked.add(number)
+        return True
+
+    def verify(
+        self, payload: str, user_id_of: Callable[[str], str | None], shows_colour: Callable[[str], bool]
+    ) -> c.Verification:
+        """`credentials.verify` as production answers it: the same reasons; the holder's app-scoped id only when
+        `user_id_of` gives one (the resident uses the app), the colour only when `shows_colour` (consented)."""
+        try:
+            if payload.startswith(PASS_PREFIX):
+                return self._check_pass(payload)
+            if not payload.startswith(ANKANG_PREFIX):
+                raise CredentialError("credential.malformed", "not a code this platform issues")
+            code = self._verifier.verify(payload, self.clock())
+        except CredentialError as exc:
+            return c.Verification(valid=False, reason=exc.code)
+        holder = self._subjects.get(code.subject_ref)
+        user_id = None if holder is None else user_id_of(holder)
+        if holder is None or user_id is None:
+            return c.Verification(valid=True, kind=code.kind)
+        colour = code.colour if shows_colour(holder) else None
+        return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=colour)
+
+    def _check_pass(self, payload: str) -> c.Verification:
+        claims, signed, signature = open_pass(payload)
+        if claims.kid != self.pass_kid:
+            raise CredentialError("credential.unknown_key")
+        verify_pass_signature(self._pass_key.public_key(), signed, signature)
+        if claims.a != self.app_id:
+            return c.Verification(valid=False, reason="credential.other_app")
+        if claims.exp < self.clock():
+            return c.Verification(valid=False, reason="credential.expired")
+        if claims.p in self.revoked:
+            return c.Verification(valid=False, reason="credential.revoked")
+        return c.Verification(
+            valid=True, kind="app_pass", user_id=claims.s, pass_id=f"pass_{claims.p}", data=claims.d
+        )

@@ -1,0 +1,346 @@
+"""One capability contract, two platforms: every operation of `yima_sdk.contract`, its happy path and each error
+it documents, run in the same order against the server's provider (real PostgreSQL, real keys, a released app)
+and against the SDK's simulator; both must give the same replies (ids masked) and the same error codes.
+
+Adding an operation: add its Struct to the contract, a provider method to both platforms, and a case here
+(`test_every_operation_and_documented_error_has_a_case` fails until there is one).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import pytest
+from yima_sdk import contract as c
+from yima_sdk.errors import YimaError, status_for_code
+from yima_sdk.manifest import load_manifest
+from yima_sdk.simulator import AsyncSimulator, SimulatedPlatform
+
+from sandbox.capabilities import CallInfo
+from tests.conftest import Session, login, valid_id_number
+from tests.platform.conftest import Team, call, new_app_id, write_probe
+
+ALICE_BORN = "19900514"  # the simulator's fixture alice was born on 1990-05-14
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request: `op` with `kwargs` (or a function of what earlier cases saved) as resident `user`.
+    `error`: the error class expected; else `expect` (the masked reply) when given. `save`: remember the
+    reply for later cases. `before`: a platform switch to flip first (the same on both platforms)."""
+
+    name: str
+    op: str
+    kwargs: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] = field(default_factory=dict)
+    user: str | None = "alice"
+    error: type[YimaError] | None = None
+    expect: Any = ...
+    save: str = ""
+    before: str = ""
+    args: tuple[Any, ...] = ()
+
+
+CASES: list[Case] = [
+    # storage
+    Case("put creates", "storage.put", {"key": "doc", "value": {"n": 1}, "expected_version": 0}, expect=1),
+    Case("put with a stale version", "storage.put", {"key": "doc", "value": 2, "expected_version": 0},
+         error=c.VersionConflict),
+    Case("put with an empty key", "storage.put", {"key": "", "value": 1}, error=c.InvalidArgument),
+    Case("put over the key quota", "storage.put", {"key": "doc2", "value": 1}, error=c.QuotaExceeded,
+         before="storage_quota_1"),
+    Case("put replaces", "storage.put", {"key": "doc", "value": {"n": 2}, "expected_version": 1}, expect=2,
+         before="storage_quota_1000"),
+    Case("get", "storage.get", {"key": "doc"}, expect={"n": 2}),
+    Case("get a missing key", "storage.get", {"key": "nothing"}, expect=None),
+    Case("get a control character key", "storage.get", {"key": "a\x01"}, error=c.InvalidArgument),
+    Case("get_document", "storage.get_document", {"key": "doc"},
+         expect={"key": "doc", "value": {"n": 2}, "version": 2}),
+    Case("get_document missing", "storage.get_document", {"key": "nothing"}, expect=None),
+    Case("delete stale", "storage.delete", {"key": "doc", "expected_version": 5}, error=c.VersionConflict),
+    Case("delete", "storage.delete", {"key": "doc", "expected_version": 2}, expect=True),
+    Case("delete again", "storage.delete", {"key": "doc"}, expect=False),
+    *[Case(f"put trip:{i}", "storage.put", {"key": f"trip:{i}", "value": i}, expect=1) for i in range(3)],
+    Case("list a page", "storage.list", {"prefix": "trip:", "limit": 2}, save="page",
+         expect={"items": [{"key": "trip:0", "value": 0, "version": 1}, {"key": "trip:1", "value": 1, "version": 1}],
+                 "cursor": "trip:1"}),
+    Case("list the next page", "storage.list", lambda s: {"prefix": "trip:", "limit": 2, "cursor": s["page"]["cursor"]},
+         expect={"items": [{"key": "trip:2", "value": 2, "version": 1}], "cursor": None}),
+    Case("list with limit 0", "storage.list", {"limit": 0}, error=c.InvalidArgument),
+    Case("counter_add", "storage.counter_add", {"name": "slots", "delta": 1, "max": 1}, expect=1),
+    Case("counter_add past max", "storage.counter_add", {"name": "slots", "delta": 1, "max": 1},
+         error=c.CounterOutOfRange),
+    Case("counter_add a bool delta", "storage.counter_add", {"name": "slots", "delta": True},
+         error=c.InvalidArgument),
+    Case("counter_get", "storage.counter_get", {"name": "slots"}, expect=1),
+    Case("counter_get untouched", "storage.counter_get", {"name": "other"}, expect=0),
+    # keyword arguments only, known operations only
+    Case("positional arguments", "storage.get", args=("doc",), error=c.InvalidArgument),
+    Case("an unknown argument", "storage.get", {"key": "doc", "colour": "red"}, error=c.InvalidArgument),
+    Case("the removed user.get", "user.get", error=c.CapabilityDenied),
+    # user
+    Case("id", "user.id", expect="u_ID"),
+    Case("id anonymous", "user.id", user=None, expect=None),
+    Case("scope consented", "user.scope", {"name": "birth_date"}, expect="1990-05-14"),
+    Case("scope not consented", "user.scope", {"name": "birth_date"}, user="carol", error=c.ConsentDenied),
+    Case("scope not declared", "user.scope", {"name": "phone_masked"}, error=c.CapabilityDenied),
+    Case("scope unknown", "user.scope", {"name": "id_number"}, error=c.InvalidArgument),
+    # notify
+    Case("send", "notify.send", {"title": "Queue number", "body": "You are number 7"}, expect="msg_N"),
+    Case("send an empty title", "notify.send", {"title": "", "body": ""}, error=c.InvalidArgument),
+    Case("send anonymously to nobody", "notify.send", {"title": "t", "body": ""}, user=None,
+         error=c.InvalidArgument),
+    *[Case(f"send {i}", "notify.send", {"title": "t", "body": ""}, user="carol", expect="msg_N")
+      for i in range(20)],
+    Case("send the 21st of the day", "notify.send", {"title": "t", "body": ""}, user="carol",
+         error=c.QuotaExceeded),
+    # payments
+    Case("charge", "payments.charge", {"amount_fen": 200, "reason": "bus fare", "idempotency_key": "ride-1"},
+         save="payment", expect={"id": "pay_N", "status": "pending_confirmation", "amount_fen": 200,
+                                 "reason": "bus fare", "idempotency_key": "ride-1"}),
+    Case("charge again", "payments.charge", {"amount_fen": 200, "reason": "bus fare", "idempotency_key": "ride-1"},
+         expect={"id": "pay_N", "status": "pending_confirmation", "amount_fen": 200, "reason": "bus fare",
+                 "idempotency_key": "ride-1"}),
+    Case("charge a used key another amount", "payments.charge",
+         {"amount_fen": 300, "reason": "bus fare", "idempotency_key": "ride-1"}, error=c.InvalidArgument),
+    Case("charge anonymously", "payments.charge", {"amount_fen": 200, "reason": "r", "idempotency_key": "k"},
+         user=None, error=c.ConsentDenied),
+    Case("charge nothing", "payments.charge", {"amount_fen": 0, "reason": "r", "idempotency_key": "k"},
+         error=c.InvalidArgument),
+    Case("status", "payments.status", lambda s: {"payment_id": s["payment"]["id"]},
+         expect={"id": "pay_N", "status": "pending_confirmation", "amount_fen": 200, "reason": "bus fare",
+                 "idempotency_key": "ride-1"}),
+    Case("status of nothing", "payments.status", {"payment_id": "pay_999999999"}, error=c.InvalidArgument),
+    Case("status of a bad id", "payments.status", {"payment_id": "ride-1"}, error=c.InvalidArgument),
+    # credentials
+    Case("issue_pass", "credentials.issue_pass",
+         lambda s: {"kind": "ticket", "data": {"slot": "09:00"}, "valid_until": s["valid_until"]}, save="pass",
+         expect=lambda s: {"id": "pass_N", "kind": "ticket", "payload": "YP1.", "valid_until": s["valid_until"]}),
+    Case("issue_pass in the past", "credentials.issue_pass", {"kind": "ticket", "data": {}, "valid_until": 1},
+         error=c.InvalidArgument),
+    Case("issue_pass too much data", "credentials.issue_pass",
+         lambda s: {"kind": "t", "data": {"x": "y" * 600}, "valid_until": s["valid_until"]},
+         error=c.InvalidArgument),
+    Case("verify the pass", "credentials.verify", lambda s: {"payload": s["pass"]["payload"]},
+         expect={"valid": True, "reason": "", "kind": "app_pass", "user_id": "u_ID", "health_color": None,
+                 "pass_id": "pass_N", "data": {"slot": "09:00"}}),
+    Case("verify a forged pass", "credentials.verify", lambda s: {"payload": s["pass"]["payload"][:-4] + "AAAA"},
+         expect={"valid": False, "reason": "credential.bad_signature", "kind": "", "user_id": None,
+                 "health_color": None, "pass_id": None, "data": {}}),
+    Case("verify nonsense", "credentials.verify", {"payload": "hello"},
+         expect={"valid": False, "reason": "credential.malformed", "kind": "", "user_id": None,
+                 "health_color": None, "pass_id": None, "data": {}}),
+    Case("verify an Ankang code", "credentials.verify", lambda s: {"payload": s["ankang_code"]},
+         expect={"valid": True, "reason": "", "kind": "ankang_code", "user_id": "u_ID", "health_color": None,
+                 "pass_id": None, "data": {}}),  # the colour only under a granted health_color scope
+    Case("verify the Ankang code of a resident who never used the app", "credentials.verify",
+         lambda s: {"payload": s["stranger_code"]},
+         expect={"valid": True, "reason": "", "kind": "ankang_code", "user_id": None, "health_color": None,
+                 "pass_id": None, "data": {}}),
+    Case("revoke_pass", "credentials.revoke_pass", lambda s: {"pass_id": s["pass"]["id"]}, expect=True),
+    Case("revoke_pass again", "credentials.revoke_pass", lambda s: {"pass_id": s["pass"]["id"]}, expect=False),
+    Case("verify a revoked pass", "credentials.verify", lambda s: {"payload": s["pass"]["payload"]},
+         expect={"valid": False, "reason": "credential.revoked", "kind": "", "user_id": None,
+                 "health_color": None, "pass_id": None, "data": {}}),
+    Case("revoke_pass a bad id", "credentials.revoke_pass", {"pass_id": "ticket-1"}, error=c.InvalidArgument),
+]  # fmt: skip
+
+_MASKS = [
+    (re.compile(r"^pay_\d+$"), "pay_N"),
+    (re.compile(r"^pass_\d+$"), "pass_N"),
+    (re.compile(r"^msg_\d+$"), "msg_N"),
+    (re.compile(r"^u_[a-z2-7]{26}$"), "u_ID"),  # the production format of app-scoped ids, on both platforms
+    (re.compile(r"^YP1\.[\w-]+\.[\w-]+$"), "YP1."),  # a signed pass in the production format
+]
+
+
+def mask(value: Any) -> Any:
+    """A reply with its platform-specific ids replaced by their shape."""
+    if isinstance(value, dict):
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if isinstance(value, str):
+        for pattern, shape in _MASKS:
+            if pattern.match(value):
+                return shape
+    return value
+
+
+class Platform(Protocol):
+    """What the contract test needs of a platform besides its provider."""
+
+    app_id: str
+    provider: Any
+    users: dict[str | None, str | None]
+    """Fixture name -> app-scoped id."""
+
+    async def switch(self, name: str) -> None: ...
+
+
+async def run(platform: Platform, case: Case, saved: dict[str, Any]) -> tuple[str, Any]:
+    """("ok", masked reply as the SDK's typed facade would see it) or ("error", code, status)."""
+    capability, _, operation = case.op.partition(".")
+    kwargs = case.kwargs(saved) if callable(case.kwargs) else case.kwargs
+    call = CallInfo(app_id=platform.app_id, version="1.0.0", call_id=1, user_id=platform.users[case.user])
+    if case.before:
+        await platform.switch(case.before)
+    try:
+        value = await platform.provider.handle(call, capability, operation, list(case.args), dict(kwargs))
+    except YimaError as exc:
+        return ("error", exc.code, status_for_code(exc.code))
+    op_type = c.OPERATIONS[case.op]
+    reply = msgspec.to_builtins(msgspec.convert(msgspec.to_builtins(value), op_type.Reply))
+    return ("ok", reply)
+
+
+@dataclass
+class ServerPlatform:
+    team: Team
+    app_id: str
+    provider: Any
+    users: dict[str | None, str | None]
+
+    async def switch(self, name: str) -> None:
+        keys = int(name.rpartition("_")[2])
+        r = await self.team.admin("PUT", f"/{self.app_id}/quotas", json={"storage_max_keys": keys})
+        assert r.status_code == 200, r.text
+
+
+@dataclass
+class SimPlatform:
+    app_id: str
+    provider: SimulatedPlatform
+    users: dict[str | None, str | None]
+
+    async def switch(self, name: str) -> None:
+        self.provider.storage_quota = int(name.rpartition("_")[2])
+
+
+async def _resident(team: Team, born: str, app_id: str, consent: bool) -> Session:
+    resident = await login(team.client)
+    number = valid_id_number(birth=born, seq=f"{secrets.randbelow(1000):03d}")
+    r = await team.client.put(
+        "/v1/me/identity", json={"name": "李小红", "id_number": number}, headers=resident.headers
+    )
+    assert r.status_code == 200, r.text
+    if consent:
+        r = await team.client.put(
+            f"/v1/me/consents/{app_id}/birth_date", json={"granted": True}, headers=resident.headers
+        )
+        assert r.status_code == 200, r.text
+    return resident
+
+
+async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_path: Path) -> None:
+    folder = write_probe(tmp_path, new_app_id("contract"), version="1.0.0")
+    app_id, _ = await team.ship(folder)
+    caps = team.client.app.state.platform.caps
+    alice = await _resident(team, ALICE_BORN, app_id, consent=True)
+    carol = await _resident(team, "20011130", app_id, consent=False)
+    server = ServerPlatform(
+        team,
+        app_id,
+        caps,
+        {
+            "alice": await caps.seen(app_id, alice.account_id),
+            "carol": await caps.seen(app_id, carol.account_id),
+            None: None,
+        },
+    )
+    simulated = SimulatedPlatform(load_manifest(folder))
+    simulated.set_consent("carol", "birth_date", granted=False)
+    simulated.use(simulated.user_id("alice"))  # as caps.seen recorded alice's use of the app on the server
+    sim = SimPlatform(
+        app_id,
+        simulated,
+        {"alice": simulated.user_id("alice"), "carol": simulated.user_id("carol"), None: None},
+    )
+    r = await team.client.get("/v1/me/codes/ankang", headers=alice.headers)
+    assert r.status_code == 200, r.text
+    stranger, _ = await _resident(team, "19480201", app_id, consent=False), None
+    r_stranger = await team.client.get("/v1/me/codes/ankang", headers=stranger.headers)
+    assert r_stranger.status_code == 200, r_stranger.text
+    valid_until = int(time.time()) + 3600
+    saved_by = {
+        "server": {
+            "ankang_code": r.json()["payload"],
+            "stranger_code": r_stranger.json()["payload"],
+            "valid_until": valid_until,
+        },
+        "simulator": {
+            "ankang_code": simulated.ankang_code("alice"),
+            "stranger_code": simulated.ankang_code("grandpa"),
+            "valid_until": valid_until,
+        },
+    }
+    disagreements = []
+    for case in CASES:
+        answers = {}
+        for name, platform in (("server", server), ("simulator", sim)):
+            answer = await run(platform, case, saved_by[name])  # type: ignore[arg-type]
+            if answer[0] == "ok" and case.save:
+                saved_by[name][case.save] = answer[1]
+            answers[name] = (answer[0], mask(answer[1])) if answer[0] == "ok" else answer
+        expected: tuple[Any, ...]
+        if case.error is not None:
+            expected = ("error", case.error.code, case.error.status)
+        elif case.expect is ...:
+            expected = answers["server"]
+        else:
+            expect = case.expect(saved_by["server"]) if callable(case.expect) else case.expect
+            expected = ("ok", mask(expect))
+        for name, answer in answers.items():
+            if answer != expected:
+                disagreements.append(
+                    f"{case.name} ({case.op}) on the {name}: {answer!r}, expected {expected!r}"
+                )
+    assert not disagreements, "\n".join(disagreements)
+
+
+def test_every_operation_and_documented_error_has_a_case() -> None:
+    happy = {case.op for case in CASES if case.error is None}
+    assert set(c.OPERATIONS) <= happy, f"no happy path for {sorted(set(c.OPERATIONS) - happy)}"
+    for name, op in c.OPERATIONS.items():
+        for error in op.errors:
+            assert any(case.op == name and case.error is error for case in CASES), (
+                f"{name} documents {error.code} but no case shows it"
+            )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"op": "storage.put", "kwargs": {"key": "k", "value": 1, "expected_version": 3}}, 409,
+         "storage.version_conflict"),
+        ({"op": "storage.counter_add", "kwargs": {"name": "n", "delta": 1, "max": 0}}, 409,
+         "storage.counter_out_of_range"),
+        ({"op": "storage.put", "kwargs": {"key": "", "value": 1}}, 400, "capability.invalid_argument"),
+        ({"op": "user.scope", "kwargs": {"name": "phone_masked"}}, 403, "capability.denied"),
+        ({"typed": {"day": "2026-03-02", "seats": "two"}}, 400, "request.invalid"),
+    ],
+)  # fmt: skip
+async def test_an_uncaught_error_answers_the_same_status_through_the_gateway_and_the_simulator(
+    team: Team, tmp_path: Path, body: dict[str, Any], status: int, code: str
+) -> None:
+    """The app lets the error escape: the gateway and the simulator answer the status its class carries."""
+    folder = write_probe(tmp_path, new_app_id("uncaught"))
+    app_id, _ = await team.ship(folder)
+    resident = await login(team.client)
+    if "typed" in body:
+        path, payload = "/typed", body["typed"]
+    else:
+        path, payload = f"/raw/{body['op'].replace('.', '/')}", body["kwargs"]
+    r = await call(team.client, resident, app_id, "POST", path, json=payload)
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    async with AsyncSimulator(folder) as simulator:
+        answer = await simulator.request("POST", path, json=payload)
+    assert (answer.status, answer.json()["code"]) == (status, code), answer.text
+    if code == "request.invalid":
+        assert "$.seats" in r.json()["detail"] and "$.seats" in answer.json()["detail"]
