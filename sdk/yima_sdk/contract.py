@@ -227,10 +227,11 @@ class StorageList(_Op, frozen=True, tag="storage.list"):
 
 
 class StorageCounterAdd(_Op, frozen=True, tag="storage.counter_add"):
-    """Atomically add `delta` to counter `name` (starting at 0) unless the result leaves [min, max]."""
+    """Atomically add `delta` to counter `name` (starting at 0) unless the result leaves [min, max]. A new
+    counter is a key of the app's key quota."""
 
     Reply = int
-    errors = (CounterOutOfRange, InvalidArgument)
+    errors = (CounterOutOfRange, QuotaExceeded, InvalidArgument)
     name: Key
     delta: StorageInt = 1
     min: StorageInt | None = None

@@ -79,7 +79,12 @@ CASES: list[Case] = [
     Case("counter_add a bool delta", "storage.counter_add", {"name": "slots", "delta": True},
          error=c.InvalidArgument),
     Case("counter_get", "storage.counter_get", {"name": "slots"}, expect=1),
-    Case("counter_get untouched", "storage.counter_get", {"name": "other"}, expect=0),
+    Case("counter_add a new counter over the key quota", "storage.counter_add", {"name": "more"},
+         error=c.QuotaExceeded, before="storage_quota_4"),
+    Case("counter_add an existing counter at the quota", "storage.counter_add", {"name": "slots", "delta": -1},
+         expect=0),
+    Case("counter_get untouched", "storage.counter_get", {"name": "other"}, expect=0,
+         before="storage_quota_1000"),
     # keyword arguments only, known operations only
     Case("positional arguments", "storage.get", args=("doc",), error=c.InvalidArgument),
     Case("an unknown argument", "storage.get", {"key": "doc", "colour": "red"}, error=c.InvalidArgument),

@@ -76,7 +76,8 @@ class Switches:
     consent_denied: bool = False
     """Every resident refuses every scope: `user.scope` raises ConsentDenied."""
     quota_exceeded: bool = False
-    """The app's storage quota is used up: `storage.put` raises QuotaExceeded."""
+    """The app's storage key quota is used up: a new key (`storage.put` of a new document, `storage.counter_add`
+    of a new counter) raises QuotaExceeded."""
     payment_failure: bool = False
     """The one-card refuses every charge: a confirmed payment ends `failed` (nothing charged)."""
     payment_confirmation: Literal["manual", "auto", "decline"] = "manual"
@@ -247,7 +248,7 @@ class SimulatedPlatform:
             raise InvalidArgument(f"value of {len(encoded)} bytes is over the {c.MAX_VALUE_BYTES}-byte limit")
         doc = self.space.docs.get(op.key)
         _check_version(op.key, doc, op.expected_version)
-        if self.switches.quota_exceeded or (doc is None and len(self.space.docs) >= self.storage_quota):
+        if self.switches.quota_exceeded or (doc is None and self._keys_full()):
             raise QuotaExceeded("the app's storage quota is used up")
         version = 1 if doc is None else doc.version + 1
         self.space.docs[op.key] = _Doc(msgspec.json.decode(encoded), version)  # stored as JSON, as production
@@ -263,8 +264,17 @@ class SimulatedPlatform:
         ]
         return c.Page(items=items, cursor=page[-1] if len(keys) > op.limit else None)
 
+    def _keys_full(self) -> bool:
+        # documents and counters share the key quota, as in production
+        return len(self.space.docs) + len(self.space.counters) >= self.storage_quota
+
     def _counter_add(self, op: c.StorageCounterAdd) -> int:
-        value = self.space.counters.get(op.name, 0) + op.delta
+        if op.name not in self.space.counters:
+            # a counter is a key from its creation, even when this first add is then out of range
+            if self.switches.quota_exceeded or self._keys_full():
+                raise QuotaExceeded("the app's storage quota is used up")
+            self.space.counters[op.name] = 0
+        value = self.space.counters[op.name] + op.delta
         if (op.min is not None and value < op.min) or (op.max is not None and value > op.max):
             raise CounterOutOfRange(f"counter {op.name!r} would leave [{op.min}, {op.max}]; it is unchanged")
         self.space.counters[op.name] = value
