@@ -8,7 +8,7 @@ Fixtures:
     def test_hello(miniapp):
         assert miniapp.get("/hello", user="alice").status == 200
         miniapp.switches.consent_denied = True          # also quota_exceeded, payment_failure
-        assert miniapp.scan("clinic", user="grandpa") == {...}
+        assert miniapp.scan("clinic", user="grandpa") == ["Queue number 1"]  # the display lines
 
 `MiniApp` (the type of the fixture) is `yima_sdk.simulator.Simulator`.
 """
