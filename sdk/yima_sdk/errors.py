@@ -188,7 +188,8 @@ APP_ERRORS: tuple[type[YimaError], ...] = (
 )
 """The errors a mini-app's handler can let escape to its caller, each answered with its own status and code."""
 
-_BY_CODE: dict[str, type[YimaError]] = {cls.code: cls for cls in (*APP_ERRORS, ManifestError, BadScanReply)}
+_KNOWN: tuple[type[YimaError], ...] = (*APP_ERRORS, ManifestError, BadScanReply)
+_BY_CODE: dict[str, type[YimaError]] = {cls.code: cls for cls in _KNOWN}
 
 
 def error_for_code(code: str, message: str) -> YimaError:
