@@ -63,7 +63,9 @@ def master_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_namespace() -> str:
+def redis_namespace(database_url: str) -> str:
+    # One namespace per database: a directory whose tests run on both event loops gets a database for each, and
+    # ids restart in it, so keys named after ids (per-account rate limits) must not meet the other run's.
     return f"yimatest-{secrets.token_hex(4)}:"
 
 
