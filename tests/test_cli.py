@@ -100,10 +100,13 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
         )
         assert grant.returncode == 0, grant.stderr
         assert "granted" in grant.stdout
-        refreshed = httpx.post(f"{url}/v1/auth/refresh", json={"refresh_token": t2["refresh_token"]}).json()
-        me2 = httpx.get(
-            f"{url}/v1/me", headers={"authorization": f"Bearer {refreshed['access_token']}"}
-        ).json()
+        # A role change ends the account's sessions (docs/security.md): the next login carries the role.
+        ended = httpx.post(f"{url}/v1/auth/refresh", json={"refresh_token": t2["refresh_token"]})
+        assert ended.status_code == 401
+        httpx.post(f"{url}/v1/auth/otp", json={"phone": other})
+        code = httpx.get(f"{url}/v1/dev/sms-outbox", params={"phone": other}).json()[-1]["code"]
+        t3 = httpx.post(f"{url}/v1/auth/token", json={"phone": other, "code": code}).json()
+        me2 = httpx.get(f"{url}/v1/me", headers={"authorization": f"Bearer {t3['access_token']}"}).json()
         assert "operator" in me2["roles"]
         # The banner's command scans the resident's code as the seeded demo clinic terminal.
         payload = httpx.get(f"{url}/v1/me/codes/ankang", headers=headers).json()["payload"]
