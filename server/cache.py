@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
@@ -337,3 +337,57 @@ async def follow(
             on_lost()
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 5.0)
+
+
+class ChannelView(abc.ABC):
+    """A worker's in-memory view of shared state that one channel keeps current (ended sessions, account roles).
+
+    `start` follows the channel in a task and waits (briefly) for the first load. Each (re)subscription calls
+    `_reload` after subscribing, so nothing announced in between is missed; while the subscription is down
+    (`_live` is False) subclasses read the durable record instead, so an outage makes checks slower, never stale.
+    """
+
+    channel: str
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        self._live = False
+        self._first_load = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listen = follow(
+            self._cache, self.channel, self._on_message, on_subscribed=self._subscribed, on_lost=self._lost
+        )
+        self._task = asyncio.create_task(listen, name=f"{self.channel} listener")
+        with suppress(TimeoutError):  # a slow Redis: checks read the durable record until the first load
+            await asyncio.wait_for(self._first_load.wait(), 1.0)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _announce(self, message: bytes) -> None:
+        """Tell every worker; when Redis is down, those without a subscription read the record anyway."""
+        try:
+            await self._cache.publish(self.channel, message)
+        except CacheUnavailable:
+            outage_log.failed("cache", "publish")
+
+    async def _subscribed(self) -> None:
+        await self._reload()
+        self._live = True
+        self._first_load.set()
+
+    def _lost(self) -> None:
+        self._live = False
+
+    @abc.abstractmethod
+    async def _reload(self) -> None:
+        """Bring the view up to the durable record (after every (re)subscription)."""
+
+    @abc.abstractmethod
+    async def _on_message(self, message: bytes) -> None:
+        """Apply one announcement."""

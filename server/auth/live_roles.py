@@ -13,15 +13,11 @@ whose cache is in-process).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from server.auth import repository
-from server.cache import Cache, follow
+from server.cache import Cache, ChannelView
 from server.db import Database
-from server.errors import CacheUnavailable
-from server.observability import outage_log
 
 log = logging.getLogger("yima.auth.roles")
 
@@ -29,26 +25,14 @@ _CHANNEL = "roles:changed"
 _MAX_ENTRIES = 100_000
 
 
-class LiveRoles:
+class LiveRoles(ChannelView):
+    channel = _CHANNEL
+
     def __init__(self, cache: Cache, db: Database) -> None:
-        self._cache = cache
+        super().__init__(cache)
         self._db = db
         self._known: dict[int, dict[str, frozenset[str]]] = {}
         self._entries = 0
-        self._live = False
-        self._first_load = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="roles-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_load.wait(), 1.0)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def of(self, account_id: int, session_id: str) -> frozenset[str]:
         """The account's roles now (empty for an account that does not exist)."""
@@ -69,26 +53,10 @@ class LiveRoles:
     async def changed(self, account_id: int) -> None:
         """Call after the change has committed: every worker reads the account's roles again."""
         self._forget(account_id)
-        try:
-            await self._cache.publish(_CHANNEL, str(account_id).encode())
-        except CacheUnavailable:
-            # Workers that miss it are unsubscribed too, and read PostgreSQL until they resubscribe and empty.
-            outage_log.failed("cache", "publish")
+        await self._announce(str(account_id).encode())
 
-    async def _listen(self) -> None:
-        await follow(
-            self._cache, _CHANNEL, self._on_message, on_subscribed=self._resubscribed, on_lost=self._lose
-        )
-
-    async def _resubscribed(self) -> None:
-        self._known.clear()
-        self._entries = 0
-        self._live = True
-        self._first_load.set()
-
-    def _lose(self) -> None:
-        self._live = False
-        self._known.clear()
+    async def _reload(self) -> None:
+        self._known.clear()  # whatever changed while unsubscribed is read afresh
         self._entries = 0
 
     async def _on_message(self, message: bytes) -> None:

@@ -10,54 +10,33 @@ and never turn a check into an error.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
 
 from server.auth import repository
-from server.cache import Cache, follow
+from server.cache import Cache, ChannelView
 from server.db import Database
-from server.errors import CacheUnavailable
-from server.observability import outage_log
 
 log = logging.getLogger("yima.auth.sessions")
 
 _CHANNEL = "sessions:ended"
 
 
-class SessionRevocations:
+class SessionRevocations(ChannelView):
+    channel = _CHANNEL
+
     def __init__(self, cache: Cache, db: Database) -> None:
-        self._cache = cache
+        super().__init__(cache)
         self._db = db
         self._ended: dict[str, float] = {}
-        self._live = False
-        self._first_load = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="sessions-listener")
-        # Wait (briefly) for the first load; if Redis is slow, checks go to PostgreSQL until it is in.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._first_load.wait(), 1.0)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def end(self, session_id: str, ttl_s: float) -> None:
         """End a session on every worker for ttl_s (at least the lifetime of its longest access token)."""
         async with self._db.connection() as conn:
             await repository.record_end(conn, session_id, datetime.now(UTC) + timedelta(seconds=ttl_s))
         self._ended[session_id] = time.monotonic() + ttl_s
-        try:
-            await self._cache.publish(_CHANNEL, f"{session_id} {ttl_s}".encode())
-        except CacheUnavailable:
-            # Recorded already: workers without a subscription ask PostgreSQL, and reload it on resubscribing.
-            outage_log.failed("cache", "publish")
+        await self._announce(f"{session_id} {ttl_s}".encode())  # recorded already: see ChannelView
 
     async def is_ended(self, session_id: str) -> bool:
         expires = self._ended.get(session_id)
@@ -74,9 +53,6 @@ class SessionRevocations:
         self._ended[session_id] = time.monotonic() + (until - datetime.now(UTC)).total_seconds()
         return True
 
-    async def _listen(self) -> None:
-        await follow(self._cache, _CHANNEL, self._on_message, on_subscribed=self._reload, on_lost=self._lose)
-
     async def _reload(self) -> None:
         now = datetime.now(UTC)
         async with self._db.connection() as conn:
@@ -84,11 +60,6 @@ class SessionRevocations:
         base = time.monotonic()
         for row in rows:
             self._ended[row["session_id"]] = base + (row["ended_until"] - now).total_seconds()
-        self._live = True
-        self._first_load.set()
-
-    def _lose(self) -> None:
-        self._live = False
 
     async def _on_message(self, message: bytes) -> None:
         session_id, _, ttl = message.decode().partition(" ")
