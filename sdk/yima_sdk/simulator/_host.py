@@ -240,15 +240,17 @@ class AsyncSimulator:
         amount_fen: int | None = None,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
-        simulator's time); returns the display lines the app added. The app's errors are raised as the
-        matching yima_sdk error (e.g. ConsentDenied), an answer outside the scan reply contract as
-        BadScanReply (production shows the scan without the app's part then)."""
+        simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
+        production the event names the resident (`user_id`) only if they have called the app before: a scan
+        does not introduce a resident to an app. The app's errors are raised as the matching yima_sdk error
+        (e.g. ConsentDenied), an answer outside the scan reply contract as BadScanReply (production shows the
+        scan without the app's part then)."""
         self._scan_ids += 1
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
             terminal_id=terminal_id,
-            user_id=None if user is None else self.user_id(user),
+            user_id=None if user is None or user not in self.platform.used else self.user_id(user),
             data=ScanData(
                 scan_id=f"sim-scan-{self._scan_ids}",
                 scanned_at=dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC),
