@@ -95,5 +95,14 @@ async def test_terminal_stays_signed_in_across_token_lifetimes_and_after_a_401(s
             # Within one token's life, no new sign-in.
             await run(terminal.refresh)
             assert await _tokens_issued(settings, terminal_id) == 5
+
+            # Renewing early fails (the token endpoint refuses it): the held token serves until it expires.
+            transport.token_endpoint = f"{client.base_url}/elsewhere/token"  # an audience the server refuses
+            ahead[0] += TOKEN_TTL_S - 5  # past the renewal point, before the expiry
+            await run(terminal.refresh)
+            assert await _tokens_issued(settings, terminal_id) == 5
+            ahead[0] += 10  # expired by the terminal's clock: no token, offline until it may sign in again
+            with pytest.raises(TransportError, match=r"terminal\.invalid_client"):
+                await run(terminal.refresh)
         finally:
             await run(terminal.close)
