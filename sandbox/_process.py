@@ -182,6 +182,7 @@ class WorkerProcess:
 
     def _restore_priority(self) -> None:
         if self._idle_start:
+            self._idle_start = False
             try:
                 os.sched_setscheduler(self.pid, os.SCHED_OTHER, os.sched_param(0))
             except OSError:
@@ -259,6 +260,9 @@ class WorkerProcess:
         if planned is not None and self.planned_exit is None and self.alive:
             self.planned_exit = planned
         if self._proc is not None and self._proc.returncode is None:
+            # a worker killed while starting still runs at idle priority, and on a busy machine an idle-priority
+            # process can take seconds to be scheduled even to die: give it normal priority first
+            self._restore_priority()
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
