@@ -103,6 +103,8 @@ class Runtime:
     _loaded: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _loader: asyncio.Task[None] | None = None
+    _load_again: bool = False
 
     # ---- the view ---------------------------------------------------------------------------------------
 
@@ -119,6 +121,8 @@ class Runtime:
         return chosen
 
     async def refresh(self, *, load: bool = True) -> None:
+        """Read the view (live apps, scene bindings) and unload what is no longer live; then, unless told not to,
+        start the workers of every live version."""
         async with self._refresh_lock:
             async with self.core.db.connection() as conn:
                 rows = await repository.live_apps(conn)
@@ -129,20 +133,46 @@ class Runtime:
             for key in sorted(self._loaded - wanted):
                 await self.unload(key)
         if load:
-            for live in list(self.apps.values()):
-                if not live.suspended:
-                    for v in live.versions():
-                        try:
-                            await self.ensure_loaded(v)
-                        except Exception as exc:
-                            # One broken mini-app must never stop the server (or its start-up): its calls will
-                            # answer unavailable, and the next refresh tries again.
-                            log.warning("mini-app failed to load", extra={"app": v.key, "error": repr(exc)})
+            await self._load_live()
+
+    async def _load_live(self) -> None:
+        for live in list(self.apps.values()):
+            if not live.suspended:
+                for v in live.versions():
+                    try:
+                        await self.ensure_loaded(v)
+                    except Exception as exc:
+                        # One broken mini-app must never stop the server (or its start-up): its calls will
+                        # answer unavailable, and the next refresh tries again.
+                        log.warning("mini-app failed to load", extra={"app": v.key, "error": repr(exc)})
+
+    def _load_in_background(self) -> None:
+        """Start live versions' workers without holding up the caller; one loading pass at a time, and one more
+        after it when asked again meanwhile (the view may have changed under the running pass)."""
+        if self._loader is not None and not self._loader.done():
+            self._load_again = True
+            return
+
+        async def load() -> None:
+            self._load_again = True
+            while self._load_again:
+                self._load_again = False
+                await self._load_live()
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._loader = asyncio.create_task(load(), name="platform-load")
+        self._tasks.append(self._loader)
 
     async def changed(self) -> None:
-        """This process made a transition: refresh now and tell the other processes."""
-        await self.refresh()
+        """This process made a transition: update the view, tell the other processes, then start workers.
+
+        The view comes first and the workers last because starting a version's workers takes a while (up to
+        seconds on a loaded host), and neither this process's answers nor the other processes' news should wait
+        for it: a call or scan that arrives first loads its version itself.
+        """
+        await self.refresh(load=False)
         await self.core.cache.publish(CHANNEL, b"changed")
+        await self._load_live()
 
     def start_listening(self) -> None:
         self._tasks.append(asyncio.create_task(self._listen(), name="platform-listener"))
@@ -150,7 +180,9 @@ class Runtime:
 
     async def _listen(self) -> None:
         async def on_message(_message: bytes) -> None:
-            await self.refresh()
+            # The view at once, so that the next message is never queued behind a version's start-up.
+            await self.refresh(load=False)
+            self._load_in_background()
 
         await follow(self.core.cache, CHANNEL, on_message)
 
