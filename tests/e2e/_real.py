@@ -258,12 +258,15 @@ def ship_and_use(
     terminal = enrol_terminal(server, operator, "clinic", scene)
 
     def scanned() -> tuple[dict[str, Any], httpx.Client]:
-        # a fresh resident per attempt: a code is accepted once, and with several server processes the one
-        # answering may learn of the binding a moment after the operator's answer
+        # A fresh resident per attempt (a code is accepted once) who has used the app: an app learns only of
+        # residents who used it or consented (docs/security.md). With several server processes, the one
+        # answering may learn of the binding, or finish starting the app's workers, a moment after the
+        # operator's answer; until then the terminal hears that the app is missing.
         who = verified_resident(server)
+        assert who.get(f"/v1/miniapps/{app_id}/api/whoami").status_code == 200
         answer = scan_code(terminal, who)
         assert answer["result"] == "accept", answer
-        assert "miniapp" in answer, f"no app part yet: {answer}"
+        assert answer.get("miniapp", {}).get("missing") is False, f"no app part yet: {answer}"
         return answer, who
 
     answer, scanned_by = eventually(scanned)
