@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from server.cache import follow
 from server.core import Core
 from server.credentials.service import Credentials
+from server.observability import outage_log
+from server.terminals.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
 from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
 from server.terminals.policies import CHANNEL, ScenePolicies
 from server.terminals.recorder import ScanRecorder
@@ -51,6 +53,7 @@ class Terminals:
         )
         terminals = cls(core, TerminalService(core), scans, guard, recorder)
         terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))
+        terminals._tasks.append(asyncio.create_task(terminals._prune_claims(), name="replay-claims-pruner"))
         return terminals
 
     async def stop(self) -> None:
@@ -78,3 +81,14 @@ class Terminals:
                 await self.reload_policies()
 
         await follow(self.core.cache, CHANNEL, on_message)
+
+    async def _prune_claims(self) -> None:
+        """Every node runs this; the advisory lock in prune_claims lets one prune at a time."""
+        retention_s = claim_retention_s(self.core.settings)
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+            try:
+                await prune_claims(self.core.db, now=self.scans.clock(), retention_s=retention_s)
+            except Exception as exc:
+                # The next round tries again; an outage is counted, not logged per round and worker.
+                outage_log.failed("database", f"replay claim pruning: {type(exc).__name__}")

@@ -229,6 +229,29 @@ async def claim_replays(
     return {bytes(r["key"]) for r in claimed}
 
 
+_CLAIM_PRUNING_LOCK = "hashtext('scan_replay_claims')"
+
+
+async def try_lock_claim_pruning(conn: asyncpg.Connection) -> bool:
+    """The session lock one node holds while it prunes claims; False when another node holds it."""
+    return bool(await conn.fetchval(f"SELECT pg_try_advisory_lock({_CLAIM_PRUNING_LOCK})"))
+
+
+async def unlock_claim_pruning(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"SELECT pg_advisory_unlock({_CLAIM_PRUNING_LOCK})")
+
+
+async def prune_replay_claims(conn: asyncpg.Connection, before: datetime, limit: int) -> int:
+    """Delete up to `limit` of the oldest claims taken before `before`; returns how many went."""
+    status = await conn.execute(
+        """DELETE FROM scan_replay_claims WHERE key IN (
+               SELECT key FROM scan_replay_claims WHERE claimed_at < $1 ORDER BY claimed_at LIMIT $2)""",
+        before,
+        limit,
+    )
+    return int(status.split()[-1])
+
+
 async def scans_of_account(conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT s.id, s.received_at, s.result, s.reason, s.colour, t.name, t.kind, t.scene
