@@ -15,7 +15,8 @@ from yima_sdk.terminal import ScanBatch, ScanBatchResult
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.deps import Caller, Db
-from server.errors import BadRequest, PayloadTooLarge, Unavailable, raises
+from server.errors import BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, raises
+from server.net import client_address
 from server.terminals import errors, schemas
 from server.terminals.plugin_state import Terminals
 from server.terminals.policies import CHANNEL, KINDS
@@ -153,6 +154,7 @@ class TerminalTokenController(Controller):
             errors.UnsupportedGrant,
             errors.InvalidClient,
             (errors.InvalidClient, "terminal.disabled"),
+            errors.AssertionTime,
         ),
         operation_id="terminalToken",
     )
@@ -174,6 +176,23 @@ class TerminalTokenController(Controller):
             raise BadRequest("Each form field may appear once")
         token, expires_in = await terminals.registry.issue_token({k: v[0] for k, v in pairs.items()})
         return Response(schemas.TerminalToken(token, expires_in), headers={"Cache-Control": "no-store"})
+
+    @get(
+        "/public-time",
+        opt=allow(PUBLIC) | raises(TooManyRequests),
+        operation_id="terminalPublicTime",
+        media_type="application/json",
+    )
+    async def public_time(
+        self,
+        request: Request[Any, Any, Any],
+        terminals: TerminalsDep,
+        nonce: Annotated[str, QueryParameter(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    ) -> Response[bytes]:
+        """The same signed time as /time, without a token: for a terminal whose clock is too far off to sign in
+        (its client assertion is refused `terminal.assertion_time`). Rate-limited per address."""
+        body = await terminals.registry.public_time(client_address(request), nonce)
+        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @get("/time", opt=allow(TERMINAL), operation_id="terminalTime", media_type="application/json")
     async def server_time(

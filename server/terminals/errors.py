@@ -7,6 +7,13 @@ class InvalidClient(Unauthorized):
     code, title = "terminal.invalid_client", "The client assertion is not valid"
 
 
+class AssertionTime(InvalidClient):
+    """Refused for its time alone: the terminal's clock is off. It may fetch the signed time without a token
+    (GET /v1/terminal/public-time), correct its clock and sign in again."""
+
+    code, title = "terminal.assertion_time", "The client assertion's exp is outside the accepted window"
+
+
 class UnsupportedGrant(BadRequest):
     code, title = (
         "terminal.unsupported_grant_type",

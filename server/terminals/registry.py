@@ -25,6 +25,7 @@ from server.terminals import errors, repository
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 300
 _LEEWAY_S = 5
+PUBLIC_TIME_PER_MINUTE = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,19 @@ class TerminalService:
         self._cache[terminal_id] = info
         return info
 
+    async def public_time(self, address: str, nonce: str) -> bytes:
+        """Our signed time for anyone, before sign-in: a terminal whose clock is too far off to sign in corrects
+        it here. The answer is the time, signed and bound to the caller's nonce; it reveals nothing else, and
+        each address may ask PUBLIC_TIME_PER_MINUTE times a minute (signing costs a little CPU)."""
+        await self._core.rate_limits.enforce(
+            f"terminal_time:addr:{address}",
+            limit=PUBLIC_TIME_PER_MINUTE,
+            window_s=60,
+            what="time requests from this address",
+        )
+        root = await self._core.keys.active(ROOT_PURPOSE)
+        return sign_server_time(root.private_key, root.kid, round(self.clock() * 1000), nonce)
+
     async def server_time(self, terminal_id: str, nonce: str, terminal_time_ms: int | None) -> bytes:
         """Our time signed by the trust-list root for a terminal's sync (yima_sdk.terminal.verify_server_time),
         bound to its nonce; the terminal's own time, when it sends it, is kept for the operator's list."""
@@ -194,7 +208,9 @@ class TerminalService:
                 options={"require": ["iss", "sub", "aud", "exp", "jti"]},
             )
         except jwt.ExpiredSignatureError:
-            raise errors.InvalidClient("The client assertion has expired") from None
+            raise errors.AssertionTime(
+                "The client assertion has expired; is the terminal's clock slow?"
+            ) from None
         except jwt.PyJWTError as exc:
             raise errors.InvalidClient(f"The client assertion is not valid: {exc}") from None
         now = self.clock()
@@ -204,7 +220,7 @@ class TerminalService:
             not isinstance(claims["exp"], int | float)
             or claims["exp"] > now + MAX_ASSERTION_LIFETIME_S + _LEEWAY_S
         ):
-            raise errors.InvalidClient("exp may be at most 5 minutes ahead")
+            raise errors.AssertionTime("exp may be at most 5 minutes ahead; is the terminal's clock fast?")
         jti = claims["jti"]
         if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
             raise errors.InvalidClient("jti must be a unique string of 8-200 characters")

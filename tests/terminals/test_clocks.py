@@ -9,7 +9,7 @@ import secrets
 import time
 
 import pytest
-from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials, verify_server_time
+from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials, TransportError, verify_server_time
 from yima_sdk.trust import TrustListError
 
 from tests.conftest import login_with_role, serve_tcp
@@ -115,3 +115,65 @@ async def test_a_slow_terminal_syncs_over_http_and_stamps_scans_with_the_servers
                 terminal_id,
             )
         assert abs(lag) < 5  # stamped by the corrected clock (to within the round trip), not 50 s in the past
+
+
+async def test_the_signed_time_is_public_and_rate_limited_per_address(client):
+    """A terminal too far off to sign in still learns the time: no token needed, but an address may only ask
+    so often."""
+    from server.terminals.registry import PUBLIC_TIME_PER_MINUTE
+
+    roots_info = (await client.get("/v1/trust-list/info")).json()
+    roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in roots_info["root_public_keys"].items()}
+    nonce = secrets.token_urlsafe(16)
+    r = await client.get(f"/v1/terminal/public-time?nonce={nonce}")
+    assert r.status_code == 200, r.text
+    assert abs(verify_server_time(r.content, roots, nonce) / 1000 - time.time()) < 5
+    assert (await client.get("/v1/terminal/public-time?nonce=short")).status_code == 400
+    try:
+        statuses = [
+            (await client.get(f"/v1/terminal/public-time?nonce={secrets.token_urlsafe(16)}")).status_code
+            for _ in range(PUBLIC_TIME_PER_MINUTE)
+        ]
+        assert statuses[-1] == 429 and 200 in statuses
+    finally:  # the test client's address is loopback, like every other test's server: leave it its minute
+        await client.app.state.core.cache.delete("rl:terminal_time:addr:127.0.0.1")
+
+
+@pytest.mark.slow
+async def test_a_terminal_ten_minutes_slow_signs_in_after_syncing_and_accepts_a_valid_code(
+    settings, tmp_path
+):
+    """Its one-minute client assertion would be refused (`terminal.assertion_time`): the SDK learns the signed
+    time without a token first, signs in with the corrected time, and a valid code is accepted and uploaded."""
+    async with serve_tcp(settings) as client:
+        operator = await login_with_role(client, "operator")
+        resident, _ = await verified_resident(client)
+        terminal_id, key = await register_terminal(client, operator, kind="clinic")
+        info = (await client.get("/v1/trust-list/info")).json()
+        roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+
+        def slow() -> float:
+            return time.time() - 600
+
+        transport = HttpTransport(str(client.base_url), TerminalCredentials(terminal_id, key), clock=slow)
+        run = asyncio.to_thread  # urllib blocks; the server runs on this event loop
+        with pytest.raises(TransportError, match=r"terminal\.assertion_time"):
+            await run(transport.fetch_revocations, 0, 0)  # alone, without a Terminal to sync its clock
+        terminal = Terminal(
+            root_public_keys=roots,
+            db_path=str(tmp_path / "terminal.sqlite"),
+            clock=slow,
+            clock_source="rtc",
+            transport=transport,
+        )
+        try:
+            await run(terminal.refresh)
+            assert 599 < terminal.clock_offset_s < 601
+            decision = await run(terminal.scan, await ankang_payload(client, resident))
+            assert (decision.result, decision.reason) == ("accept", None)
+            assert await run(terminal.upload_pending) == 1
+            await run(terminal.refresh)  # signed in now: the server notes the terminal's clock
+            listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
+            assert -601_000 < next(t for t in listed if t["id"] == terminal_id)["clock_offset_ms"] < -599_000
+        finally:
+            await run(terminal.close)

@@ -74,12 +74,13 @@ async def test_bad_assertions_are_refused_with_stable_codes(client):
     assert await code_of(token_form(client_assertion(terminal_id, key, aud="http://evil/token"))) == (
         "terminal.invalid_client"
     )
+    # Refused for its time alone (a terminal's clock off): a code of its own, so the SDK knows to sync and retry.
     assert (
-        await code_of(token_form(client_assertion(terminal_id, key, exp_in=-60))) == "terminal.invalid_client"
+        await code_of(token_form(client_assertion(terminal_id, key, exp_in=-60))) == "terminal.assertion_time"
     )
     assert (
         await code_of(token_form(client_assertion(terminal_id, key, exp_in=3600)))
-        == "terminal.invalid_client"
+        == "terminal.assertion_time"
     )
     assert (
         await code_of(token_form(client_assertion(terminal_id, key, sub=other_id)))

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
 from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._store import RecordRow, ScanStore
-from yima_sdk.terminal._transport import Transport, TransportError
+from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._wire import ClockSource, ScanBatch, ScanBatchResult, ScanRecord
 from yima_sdk.trust import RevocationError, RevocationSet, TrustList, decode_revocation_delta
 
@@ -150,6 +150,10 @@ class Terminal:
             self._install(TrustList.verify(stored, self._roots))
         offset = self._store.get_state(_CLOCK_OFFSET_KEY)
         self._clock_offset_s = int(offset) / 1000 if offset is not None else 0.0
+        if isinstance(transport, HttpTransport):
+            # It signs in with our corrected time, and asks us to sync when a sign-in is refused for its time.
+            transport.clock_offset_s = self._clock_offset_s
+            transport.clock_sync = self.sync_clock
 
     # -- clock ------------------------------------------------------------------------------------------
 
@@ -177,6 +181,8 @@ class Terminal:
         self._settle()
         self._store.set_state(_CLOCK_OFFSET_KEY, str(round(offset * 1000)).encode())
         self._clock_offset_s = round(offset * 1000) / 1000
+        if isinstance(transport, HttpTransport):
+            transport.clock_offset_s = self._clock_offset_s
         return self._clock_offset_s
 
     # -- trust list and revocations -------------------------------------------------------------

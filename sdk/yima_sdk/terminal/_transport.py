@@ -16,10 +16,15 @@ from yima_sdk.terminal._auth import ASSERTION_TYPE, TerminalCredentials
 __all__ = ["HttpTransport", "Transport", "TransportError"]
 
 TOKEN_PATH = "/v1/terminal/token"  # noqa: S105 - a route, not a secret
+PUBLIC_TIME_PATH = "/v1/terminal/public-time"
 
 
 class TransportError(Exception):
     """The server could not be reached or answered with an error; the terminal keeps working offline."""
+
+
+class _ClockRefused(TransportError):
+    """The token endpoint refused the client assertion for its time alone (`terminal.assertion_time`)."""
 
 
 class Transport(Protocol):
@@ -50,6 +55,11 @@ class HttpTransport:
     before it expires by `clock` (a terminal runs all day; a token lives minutes), and once more when the server
     answers 401 (the token was revoked, or the clocks disagree). When the server cannot be reached or refuses the
     terminal, calls raise `TransportError` and the terminal keeps deciding scans offline.
+
+    A terminal's clock may be too far off for its one-minute assertions to pass: its assertions are signed at
+    `clock() + clock_offset_s`, the offset its `Terminal` learned from the server's signed time (which this
+    transport fetches without a token while it holds none), and a sign-in refused for its time calls
+    `clock_sync` (the Terminal's `sync_clock`) and tries once more.
     """
 
     def __init__(
@@ -71,6 +81,10 @@ class HttpTransport:
         """The assertions' `aud`: the `token_endpoint` the registration answered (the server's public URL)."""
         self.refresh_margin_s = refresh_margin_s
         self.timeout_s = timeout_s
+        self.clock_offset_s = 0.0
+        """Added to `clock()` when signing assertions: the server's time minus ours (set by `Terminal`)."""
+        self.clock_sync: Callable[[], object] | None = None
+        """Called when a sign-in is refused for its time, to correct `clock_offset_s` (set by `Terminal`)."""
         self._token: str | None = None
         self._renew_at = self._expires_at = 0.0
         self._lock = threading.Lock()
@@ -87,6 +101,15 @@ class HttpTransport:
 
     def _access_token(self, *, renew: bool = False) -> str:
         """The held token while it is fresh; otherwise a new one. `renew`: the server refused the held one."""
+        try:
+            return self._locked_access_token(renew=renew)
+        except _ClockRefused:
+            if self.clock_sync is None:
+                raise
+        self.clock_sync()  # outside the lock: the sync may itself need a token when one is held
+        return self._locked_access_token(renew=True)
+
+    def _locked_access_token(self, *, renew: bool) -> str:
         with self._lock:
             now = self.clock()
             if renew:
@@ -111,7 +134,9 @@ class HttpTransport:
             {
                 "grant_type": "client_credentials",
                 "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": self.credentials.assertion(self.token_endpoint, now),
+                "client_assertion": self.credentials.assertion(
+                    self.token_endpoint, now + self.clock_offset_s
+                ),
             }
         ).encode()
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
@@ -123,7 +148,9 @@ class HttpTransport:
         try:
             _, body = self._send(request)
         except urllib.error.HTTPError as exc:
-            raise TransportError(f"POST {TOKEN_PATH}: HTTP {exc.code} {_problem_code(exc)}".rstrip()) from exc
+            code = _problem_code(exc)
+            refused = _ClockRefused if code == "terminal.assertion_time" else TransportError
+            raise refused(f"POST {TOKEN_PATH}: HTTP {exc.code} {code}".rstrip()) from exc
         try:
             answer = json.loads(body)
             return str(answer["access_token"]), float(answer["expires_in"])
@@ -166,8 +193,23 @@ class HttpTransport:
         return self._request("POST", "/v1/scans/batch", body, {"Content-Type": "application/json"})[1]
 
     def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
+        try:
+            self._locked_access_token(renew=False)  # signed in, the server notes our clock for the operator
+        except _ClockRefused:
+            # Our clock is too far off to sign in: the same signed time without a token (the server notes our
+            # clock at the next sync, signed in with the corrected time).
+            return self._public_get(f"{PUBLIC_TIME_PATH}?{urllib.parse.urlencode({'nonce': nonce})}")
         query = urllib.parse.urlencode({"nonce": nonce, "terminal_time": terminal_time_ms})
         return self._request("GET", f"/v1/terminal/time?{query}", None, {})[1]
+
+    def _public_get(self, path: str) -> bytes:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self.base_url + path, method="GET", headers={"Accept": "application/json"}
+        )
+        try:
+            return self._send(request)[1]
+        except urllib.error.HTTPError as exc:
+            raise TransportError(f"GET {path}: HTTP {exc.code} {_problem_code(exc)}".rstrip()) from exc
 
     def scan_online(self, payload: str, scanned_at_ms: int) -> bytes:
         """`POST /v1/scans`: the server decides this scan now; returns its JSON answer (docs/scan.md)."""
