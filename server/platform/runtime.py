@@ -27,6 +27,10 @@ log = logging.getLogger("yima.platform")
 CHANNEL = "platform:changed"
 
 
+LOAD_RETRY_S = 60.0
+"""How long refreshes leave a version that failed to start before they try it again."""
+
+
 @dataclass(frozen=True)
 class LiveVersion:
     app_id: str
@@ -104,6 +108,7 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _loader: asyncio.Task[None] | None = None
+    _retry_at: dict[str, float] = field(default_factory=dict)
     _load_again: bool = False
 
     # ---- the view ---------------------------------------------------------------------------------------
@@ -136,15 +141,23 @@ class Runtime:
             await self._load_live()
 
     async def _load_live(self) -> None:
+        now = asyncio.get_running_loop().time()
         for live in list(self.apps.values()):
             if not live.suspended:
                 for v in live.versions():
+                    if now < self._retry_at.get(v.key, 0.0):
+                        continue
                     try:
                         await self.ensure_loaded(v)
                     except Exception as exc:
                         # One broken mini-app must never stop the server (or its start-up): its calls will
-                        # answer unavailable, and the next refresh tries again.
+                        # answer unavailable (each call still tries a start of its own), and refreshes try again
+                        # only after a pause, so a version whose workers never start does not hold a starting
+                        # worker on every node every few seconds.
+                        self._retry_at[v.key] = asyncio.get_running_loop().time() + LOAD_RETRY_S
                         log.warning("mini-app failed to load", extra={"app": v.key, "error": repr(exc)})
+                    else:
+                        self._retry_at.pop(v.key, None)
 
     def _load_in_background(self) -> None:
         """Start live versions' workers without holding up the caller; one loading pass at a time, and one more

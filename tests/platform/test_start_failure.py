@@ -4,6 +4,7 @@ wait), a scan at its scene marks the app's part missing with that reason, and no
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,27 @@ def app(settings: Settings, apps_dir: Path) -> Litestar:
     return application
 
 
-async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_worker(
-    team: Team, tmp_path: Path
-) -> None:
+HANGS = "import os\nos.read(os.pipe()[0], 1)\n"
+"""An app whose import blocks on a pipe nobody writes to: its worker never reports Ready."""
+
+
+@pytest.fixture
+async def hanging_app(team: Team, tmp_path: Path) -> AsyncIterator[tuple[str, set[int]]]:
+    """A released app that never starts, and the workers that ran before it was released; suspended afterwards,
+    so that the later tests' servers over the same database do not each wait for its workers at start-up."""
     folder = write_probe(tmp_path, new_app_id("hangs"))
-    # the import blocks on a pipe nobody writes to: the worker never reports Ready
-    (folder / "app.py").write_text("import os\nos.read(os.pipe()[0], 1)\n")
+    (folder / "app.py").write_text(HANGS)
     before = live_workers()
     app_id, _ = await team.ship(folder)
+    yield app_id, before
+    r = await team.admin("POST", f"/{app_id}/suspend", json={"reason": "test over"})
+    assert r.status_code == 200, r.text
+
+
+async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_worker(
+    team: Team, hanging_app: tuple[str, set[int]]
+) -> None:
+    app_id, before = hanging_app
     resident, _ = await verified_resident(team.client)
 
     for _ in range(2):  # every call tries a fresh start and says why it failed
@@ -67,3 +81,26 @@ async def test_an_app_that_never_starts_answers_failed_to_start_and_leaves_no_wo
     assert answer["miniapp"]["missing"] is True
     assert answer["miniapp"]["reason"] == "miniapp.failed_to_start"
     assert await no_workers_left(before)
+
+
+async def test_refreshes_leave_a_version_that_failed_to_start_alone_for_a_while(
+    team: Team, hanging_app: tuple[str, set[int]]
+) -> None:
+    app_id, _ = hanging_app  # the release's own refresh tried it once, and failed
+    runtime = team.client.app.state.platform.runtime
+    tried: list[str] = []
+    real_load = runtime.host.load
+
+    async def counted_load(folder: str | Path) -> str:
+        tried.append(str(folder))
+        return await real_load(folder)
+
+    runtime.host.load = counted_load
+    await runtime.refresh()
+    await runtime.refresh()
+    assert not [folder for folder in tried if app_id in folder], "a refresh started the broken app again"
+
+    resident, _ = await verified_resident(team.client)
+    r = await call(team.client, resident, app_id, "GET", "/whoami")  # a resident's call still tries at once
+    assert r.json()["code"] == "miniapp.failed_to_start"
+    assert [folder for folder in tried if app_id in folder]
