@@ -10,7 +10,6 @@ apps their uids, watches idle workers' CPU and is what callers use.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import time
 from collections.abc import Callable
@@ -23,16 +22,10 @@ from yima_sdk.manifest import load_manifest
 from sandbox._pool import Pool, restart_delay
 from sandbox.capabilities import CapabilityProvider, InMemoryCapabilityProvider
 from sandbox.errors import HostClosed, UnknownApp
+from sandbox.limits import app_uid
 from sandbox.settings import SandboxSettings
 
 __all__ = ["SandboxHost", "app_uid", "restart_delay"]
-
-
-def app_uid(app_id: str, base: int, count: int) -> int:
-    """The uid an app's workers run under: derived from the app id alone, so every server process (and every
-    restart) runs one app under one uid, and RLIMIT_NPROC counts that app's threads across all of them."""
-    digest = hashlib.blake2b(app_id.encode(), digest_size=8, person=b"yima-uid").digest()
-    return base + int.from_bytes(digest, "big") % count
 
 
 class SandboxHost:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from yima_sdk._isolation import UID_BASE, UID_COUNT
 from yima_sdk.manifest import Limits
 
 from sandbox.limits import LAYERS
@@ -50,10 +51,10 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """`ctx.log` records one app version may write per minute (all workers); more are dropped and counted."""
     max_log_record_bytes: Positive = 4096
     """A bigger `ctx.log` record keeps its event (cut to 200 characters) and level, not its fields."""
-    worker_uid_base: Annotated[int, msgspec.Meta(ge=1000, le=2**31 - 2**20)] = 2_000_000
+    worker_uid_base: Annotated[int, msgspec.Meta(ge=1000, le=2**31 - 2**20)] = UID_BASE
     """First uid (and gid) of the range apps run under: each app gets its own, so RLIMIT_NPROC and every
     same-uid permission (prlimit, /proc) separate apps from each other. Ids in this range own no files."""
-    worker_uid_count: Annotated[int, msgspec.Meta(ge=1, le=2**20)] = 65_536
+    worker_uid_count: Annotated[int, msgspec.Meta(ge=1, le=2**20)] = UID_COUNT
     """Size of that range; an app's uid is derived from its id, so every server process agrees on it."""
     open_files: Positive = 64
     processes: Positive = 512

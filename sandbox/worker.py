@@ -20,49 +20,10 @@ import sys  # noqa: E402
 from types import CodeType  # noqa: E402
 
 from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
-from yima_sdk._bridge import Init, LayerReport  # noqa: E402
+from yima_sdk._bridge import Init  # noqa: E402
 
 from sandbox import limits  # noqa: E402
-
-
-def apply_early_layers(init: Init, bridge_fd: int) -> dict[str, LayerReport]:
-    """Descriptors and environment: before the event loop opens descriptors of its own."""
-    wanted = set(init.layers)
-    return {
-        "fds": limits.close_inherited_fds(bridge_fd) if "fds" in wanted else limits.skipped("fds"),
-        "env": limits.scrub_environment() if "env" in wanted else limits.skipped("env"),
-    }
-
-
-def apply_layers(init: Init, reports: dict[str, LayerReport]) -> list[LayerReport]:
-    """Apply the rest of the layers named in `init.layers`, in the only order that works; report every layer."""
-    wanted = set(init.layers)
-    reports["netns"] = limits.enter_network_namespace() if "netns" in wanted else limits.skipped("netns")
-    readable = limits.readable_paths(init.app_folder)
-    exposed, exposed_ok = "", True
-    if "uid" in wanted and os.geteuid() == 0:
-        try:
-            exposed = limits.expose_readable_paths(readable, init.uid, init.gid)
-        except OSError as exc:
-            exposed, exposed_ok = f"; could not hide site-packages or expose interpreter paths: {exc}", False
-    if "rlimits" in wanted:
-        reports["rlimits"] = limits.apply_rlimits(
-            init.memory_mb, init.cpu_seconds, init.open_files, init.processes
-        )
-    else:
-        reports["rlimits"] = limits.skipped("rlimits")
-    if "uid" in wanted:
-        uid = limits.drop_privileges(init.uid, init.gid)
-        reports["uid"] = LayerReport(
-            name="uid", in_force=uid.in_force and exposed_ok, detail=uid.detail + exposed
-        )
-    else:
-        reports["uid"] = limits.skipped("uid")
-    reports["landlock"] = (
-        limits.apply_landlock(readable) if "landlock" in wanted else limits.skipped("landlock")
-    )
-    reports["seccomp"] = limits.apply_seccomp() if "seccomp" in wanted else limits.skipped("seccomp")
-    return [reports[name] for name in limits.LAYERS]
+from sandbox.limits import apply_early_layers, apply_layers  # noqa: E402
 
 
 class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):

@@ -20,6 +20,7 @@ def test_guide_example_app_passes_its_own_tests(tmp_path: Path) -> None:
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
+    tmp_path.chmod(0o755)  # as root the simulated app runs under its own uid and must read its folder
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
         cwd=tmp_path,

@@ -3,7 +3,9 @@ of docs/sdk.md behaves as documented, the switches break what they say, and fail
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,16 +32,35 @@ def op(sim: Simulator, capability: str, operation: str, user: str | None = "alic
     return answer.json()
 
 
-def test_worker_is_a_separate_process_and_reports_missing_layers(sink: Simulator) -> None:
-    import os
-
+def test_worker_is_a_separate_process_with_the_layers_the_machine_allows(sink: Simulator) -> None:
     answer = sink.get("/whoami", user="alice").json()
     assert answer["pid"] == sink.worker_pid != os.getpid()
     assert answer["id"] == answer["user_id"] == sink.user_id("alice")
     assert [layer.name for layer in sink.layers] == list(LAYERS)
-    # the kernel layers are never silently claimed
-    assert {"uid", "netns", "landlock", "seccomp", "rlimits"} <= set(sink.missing_layers)
-    assert "env" not in sink.missing_layers  # the worker's environment really is scrubbed
+    if sys.platform != "linux":
+        assert sink.missing_layers == list(LAYERS)  # never silently claimed
+    elif os.geteuid() == 0:
+        assert sink.missing_layers == []  # root on Linux: every production layer, uid and netns included
+    else:
+        assert {"landlock", "seccomp", "rlimits", "env", "fds"}.isdisjoint(sink.missing_layers)
+
+
+LINUX_ROOT = pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0,
+    reason="the simulator applies every layer only as root on Linux",
+)
+
+
+@LINUX_ROOT
+def test_hostile_app_is_confined_like_in_production(capfd: pytest.CaptureFixture[str]) -> None:
+    with Simulator(APPS / "hostile") as hostile:
+        assert hostile.get("/read").json() == {"refused": True, "error": "PermissionError"}  # Landlock
+        assert hostile.get("/socket").json() == {"refused": True, "error": "PermissionError"}  # seccomp
+        ids = hostile.get("/ids").json()
+        assert 0 not in ids["uids"] and ids["groups"] == []  # not root: the app's own unprivileged uid
+        assert len(set(ids["uids"])) == 1
+    # stdout stays on the developer's terminal, unlike production
+    assert "hostile app printed" in capfd.readouterr().out
 
 
 def test_user_ids_are_app_scoped_and_anonymous_is_none(sink: Simulator) -> None:
@@ -258,6 +279,7 @@ def test_overrun_crash_and_error_are_contained(sink: Simulator) -> None:
 async def test_load_failure_is_reported(tmp_path: Path) -> None:
     (tmp_path / "miniapp.toml").write_text('id = "test.yima.broken"\nname = "Broken"\nversion = "1.0.0"\n')
     (tmp_path / "app.py").write_text("import no_such_module\n")
+    os.chmod(tmp_path, 0o755)  # as root the app runs under its own uid
     simulator = AsyncSimulator(tmp_path)
     with pytest.raises(Exception) as caught:
         await simulator.start()

@@ -198,7 +198,11 @@ def _dev(args: argparse.Namespace) -> int:
         print(f"users: {', '.join(simulator.platform.users)} (header x-yima-user; default {args.user})")
         on = [name for name, value in vars(switches).items() if value is True]
         print(f"switches: {', '.join(on) or 'none'}; payment confirmation {switches.payment_confirmation}")
-        print(f"missing OS layers (applied only by the production sandbox): {', '.join(missing) or 'none'}")
+        print(
+            f"OS layers missing here (production requires them): {', '.join(missing)}"
+            if missing
+            else "OS layers: every one of the production sandbox's is in force"
+        )
         print(f"serving on http://127.0.0.1:{port}/  (simulator state: /_sim/state)", flush=True)
         try:
             await stop.wait()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from sandbox_helpers import get, running_host
+from yima_sdk._isolation._landlock import abi_version
 
 from sandbox import LAYERS, LayerMissing, SandboxError, SandboxSettings
-from sandbox._landlock import abi_version
 from sandbox.host import app_uid
 
 

@@ -9,7 +9,8 @@ child process, against an in-memory platform with fixture residents and switches
         app.scan("clinic", user="grandpa")
 
 `AsyncSimulator` is the same from an event loop; `serve_http` serves it on 127.0.0.1 (`yima-sdk dev`).
-The OS isolation layers of the production sandbox are not applied here; `missing_layers` names them.
+The worker applies the production sandbox's OS layers where the machine allows (all of them on Linux as root;
+Landlock, seccomp, rlimits, env and fds unprivileged; none off Linux); `missing_layers` names the rest.
 """
 
 from yima_sdk._simworker import LAYERS

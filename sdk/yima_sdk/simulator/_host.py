@@ -34,6 +34,8 @@ from yima_sdk._bridge import (
     ScanEvent,
     StartFailed,
 )
+from yima_sdk._isolation import app_uid
+from yima_sdk._isolation.limits import LAYERS
 from yima_sdk.contract import scan_lines
 from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, status_for_code
 from yima_sdk.manifest import Manifest, load_manifest
@@ -154,6 +156,7 @@ class AsyncSimulator:
         )
         worker.protocol = protocol
         limits = self.manifest.limits
+        uid = app_uid(self.manifest.id)  # the id production runs this app under (used only when root)
         protocol.send(
             Init(
                 app_folder=str(self.folder),
@@ -161,8 +164,13 @@ class AsyncSimulator:
                 app_id=self.manifest.id,
                 version=self.manifest.version,
                 capabilities=sorted(self.manifest.capabilities),
-                layers=[],
+                # every layer where the kernel has them; each one the machine cannot apply is reported missing
+                layers=list(LAYERS) if sys.platform == "linux" else [],
                 memory_mb=limits.memory_mb,
+                # production's worker budget (cpu_ms for each of up to 1000 calls): the worker is long-lived
+                cpu_seconds=max(1, limits.cpu_ms),
+                uid=uid,
+                gid=uid,
             )
         )
         try:
