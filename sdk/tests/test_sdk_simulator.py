@@ -267,12 +267,19 @@ def test_undeclared_capability_is_refused() -> None:
 def test_overrun_crash_and_error_are_contained(sink: Simulator) -> None:
     first_pid = sink.worker_pid
     overrun = sink.get("/sleep")
-    assert overrun.status == 504 and overrun.json()["code"] == "sandbox.deadline_exceeded"
+    # the gateway's answers (one mapping: yima_sdk.errors.gateway_answer), the worker's code beside them
+    assert overrun.status == 504 and overrun.json()["code"] == "miniapp.timeout"
+    assert overrun.json()["app_code"] == "sandbox.deadline_exceeded"
     assert sink.get("/whoami").json()["pid"] != first_pid  # replaced
     crashed = sink.get("/crash")
-    assert crashed.status == 502 and crashed.json()["code"] == "sandbox.worker_crashed"
+    assert crashed.status == 502 and crashed.json()["code"] == "miniapp.crashed"
     boom = sink.get("/boom")
-    assert boom.json()["code"] == "miniapp.error" and "ValueError" in boom.json()["detail"]
+    assert (
+        boom.status == 502
+        and boom.json()["code"] == "miniapp.failed"
+        and boom.json()["app_code"] == "miniapp.error"
+    )
+    assert "ValueError" in boom.json()["detail"]
     assert sink.get("/nowhere").status == 404
 
 

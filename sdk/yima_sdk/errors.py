@@ -29,6 +29,8 @@ from typing import ClassVar
 
 __all__ = [
     "APP_ERRORS",
+    "APP_FAILED",
+    "SANDBOX_FAILURES",
     "BadScanReply",
     "CapabilityDenied",
     "CapabilityFailed",
@@ -46,6 +48,7 @@ __all__ = [
     "VersionConflict",
     "YimaError",
     "error_for_code",
+    "gateway_answer",
     "status_for_code",
 ]
 
@@ -204,3 +207,34 @@ def status_for_code(code: str) -> int:
     """The HTTP status of an app error with this code (an uncaught SDK error), 502 for any other code."""
     cls = _BY_CODE.get(code)
     return YimaError.status if cls is None else cls.status
+
+
+# How a sandbox failure reaches the resident, in the production gateway and in the simulator alike: the
+# platform's own trouble (busy, late, crashed) is 5xx and says whose fault it was; an SDK error the app did
+# not catch keeps its code and its class's status (see `gateway_answer`).
+SANDBOX_FAILURES: dict[str, tuple[int, str, str]] = {
+    "sandbox.busy": (503, "miniapp.busy", "The mini-app is busy; try again shortly"),
+    "sandbox.deadline_exceeded": (504, "miniapp.timeout", "The mini-app did not answer in time"),
+    "sandbox.cpu_exceeded": (504, "miniapp.cpu_exceeded", "The mini-app used too much CPU"),
+    "sandbox.worker_crashed": (502, "miniapp.crashed", "The mini-app crashed while answering"),
+    "sandbox.protocol_error": (502, "miniapp.crashed", "The mini-app broke the sandbox protocol"),
+    "sandbox.response_too_large": (502, "miniapp.response_too_large", "The mini-app's answer was too large"),
+    "sandbox.layer_missing": (503, "miniapp.unavailable_here", "The sandbox cannot run apps on this server"),
+    "sandbox.app_unavailable": (503, "miniapp.failed_to_start", "The mini-app failed to start"),
+    "sandbox.unknown_app": (503, "miniapp.not_loaded", "The mini-app is not loaded; try again"),
+    "sandbox.closed": (503, "service.unavailable", "The server is shutting down"),
+    "miniapp.memory": (502, "miniapp.memory", "The mini-app ran out of memory"),
+    "miniapp.recursion": (502, "miniapp.failed", "The mini-app failed"),
+}
+"""Sandbox (worker) failure code -> (HTTP status, code the resident sees, title)."""
+
+APP_FAILED: tuple[int, str, str] = (502, "miniapp.failed", "The mini-app failed")
+"""Any other failure (the app's own uncaught exception, `miniapp.error`)."""
+
+
+def gateway_answer(code: str) -> tuple[int, str, str]:
+    """(status, code, title) the gateway answers for a call that failed with `code`."""
+    cls = _BY_CODE.get(code)
+    if cls is not None:
+        return cls.status, code, (cls.__doc__ or "The mini-app failed").strip().splitlines()[0]
+    return SANDBOX_FAILURES.get(code, APP_FAILED)

@@ -9,7 +9,7 @@ payment.*    pending mini-app payments the resident confirms
 
 from __future__ import annotations
 
-from yima_sdk.errors import APP_ERRORS, YimaError, error_for_code, status_for_code
+from yima_sdk.errors import APP_ERRORS, APP_FAILED, SANDBOX_FAILURES, gateway_answer
 
 from sandbox.errors import SandboxError
 from server.errors import (
@@ -126,29 +126,6 @@ class InvalidQuery(BadRequest):
     code = "request.invalid"
 
 
-# How a sandbox failure reaches the resident: the platform's own trouble (busy, late, crashed) is 5xx and says
-# whose fault it was. An SDK error the app did not catch (consent.denied, storage.version_conflict ...) keeps
-# its code and answers the HTTP status its class in yima_sdk.errors carries: stated once, there, and read the
-# same way by the simulator.
-_SANDBOX: dict[str, tuple[int, str, str]] = {
-    "sandbox.busy": (503, "miniapp.busy", "The mini-app is busy; try again shortly"),
-    "sandbox.deadline_exceeded": (504, "miniapp.timeout", "The mini-app did not answer in time"),
-    "sandbox.cpu_exceeded": (504, "miniapp.cpu_exceeded", "The mini-app used too much CPU"),
-    "sandbox.worker_crashed": (502, "miniapp.crashed", "The mini-app crashed while answering"),
-    "sandbox.protocol_error": (502, "miniapp.crashed", "The mini-app broke the sandbox protocol"),
-    "sandbox.response_too_large": (502, "miniapp.response_too_large", "The mini-app's answer was too large"),
-    "sandbox.layer_missing": (503, "miniapp.unavailable_here", "The sandbox cannot run apps on this server"),
-    "sandbox.app_unavailable": (503, "miniapp.failed_to_start", "The mini-app failed to start"),
-    "sandbox.unknown_app": (503, "miniapp.not_loaded", "The mini-app is not loaded; try again"),
-    "sandbox.closed": (503, "service.unavailable", "The server is shutting down"),
-    "miniapp.memory": (502, "miniapp.memory", "The mini-app ran out of memory"),
-    "miniapp.recursion": (502, "miniapp.failed", "The mini-app failed"),
-}
-
-
-_FAILED = (502, "miniapp.failed", "The mini-app failed")
-
-
 def _first_line(doc: str | None) -> str:
     return (doc or "The mini-app failed").strip().splitlines()[0]
 
@@ -161,18 +138,14 @@ GATEWAY_ERRORS: tuple[type[AppError] | tuple[type[AppError], str] | ErrorCode, .
     (QuotaExceeded, "miniapp.quota_app"),
     (QuotaExceeded, "miniapp.quota_resident"),
     ResponseTooLarge,
-    *(ErrorCode(*answer) for answer in (*_SANDBOX.values(), _FAILED)),
+    *(ErrorCode(*answer) for answer in (*SANDBOX_FAILURES.values(), APP_FAILED)),
     *(ErrorCode(cls.status, cls.code, _first_line(cls.__doc__)) for cls in APP_ERRORS),
 )
 """What a call through the gateway can answer besides the app's own answers (the OpenAPI document lists them)."""
 
 
 def from_sandbox(exc: SandboxError, app_id: str) -> AppError:
-    sdk_error = error_for_code(exc.code, exc.message)
-    if type(sdk_error) is not YimaError:
-        status, code, title = status_for_code(exc.code), exc.code, _first_line(type(sdk_error).__doc__)
-    else:
-        status, code, title = _SANDBOX.get(exc.code, _FAILED)
+    status, code, title = gateway_answer(exc.code)  # the simulator answers the same
     err = AppError(title, code=code, extra={"app_id": app_id, "app_code": exc.code})
     err.status = status  # type: ignore[misc]
     err.title = title  # type: ignore[misc]

@@ -37,7 +37,7 @@ from yima_sdk._bridge import (
 from yima_sdk._isolation import app_uid
 from yima_sdk._isolation.limits import LAYERS
 from yima_sdk.contract import scan_lines
-from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, status_for_code
+from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.simulator._platform import CallInfo, SimulatedPlatform, Switches
 
@@ -226,12 +226,12 @@ class AsyncSimulator:
         try:
             response = await self._invoke(request)
         except AppFailure as exc:
-            problem = {"type": "about:blank", "code": exc.code, "detail": exc.message}
-            # as the gateway answers: an SDK error with its class's status, the app's own failure 502
+            # the gateway's status and code (yima_sdk.errors.gateway_answer); the detail stays for the developer
+            status, code, title = gateway_answer(exc.code)
+            problem = {"type": "about:blank", "title": title, "code": code, "app_code": exc.code}
+            problem["detail"] = exc.message
             return SimResponse(
-                504 if exc.code == _DEADLINE else status_for_code(exc.code),
-                {"content-type": "application/problem+json"},
-                msgspec.json.encode(problem),
+                status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
             )
         assert isinstance(response, Response)
         return SimResponse(response.status, dict(response.headers), response.body)
