@@ -188,11 +188,11 @@ class TerminalTokenController(Controller):
         request: Request[Any, Any, Any],
         terminals: TerminalsDep,
         nonce: Annotated[str, QueryParameter(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-    ) -> Response[bytes]:
+    ) -> Response[schemas.SignedTime]:
         """The same signed time as /time, without a token: for a terminal whose clock is too far off to sign in
         (its client assertion is refused `terminal.assertion_time`). Rate-limited per address."""
         body = await terminals.registry.public_time(client_address(request), nonce)
-        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+        return Response(_signed_time(body), headers={"Cache-Control": "no-store"})
 
     @get("/time", opt=allow(TERMINAL), operation_id="terminalTime", media_type="application/json")
     async def server_time(
@@ -201,12 +201,20 @@ class TerminalTokenController(Controller):
         terminals: TerminalsDep,
         nonce: Annotated[str, QueryParameter(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
         terminal_time: Annotated[int | None, QueryParameter(ge=0, le=2**53)] = None,
-    ) -> Response[bytes]:
+    ) -> Response[schemas.SignedTime]:
         """The server's time (unix ms) signed by the trust-list root and bound to the terminal's fresh nonce, for
         its clock sync (yima_sdk.terminal.verify_server_time); `terminal_time`, the terminal's own clock, is kept
         for the operator's terminal list."""
         body = await terminals.registry.server_time(principal.subject, nonce, terminal_time)
-        return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+        return Response(_signed_time(body), headers={"Cache-Control": "no-store"})
+
+
+_signed_time_decoder = msgspec.json.Decoder(schemas.SignedTime)
+
+
+def _signed_time(body: bytes) -> schemas.SignedTime:
+    """The signed envelope as the documented Struct (the SDK builds the bytes; the route declares their shape)."""
+    return _signed_time_decoder.decode(body)
 
 
 class ScanController(Controller):

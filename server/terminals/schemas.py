@@ -40,6 +40,18 @@ class TerminalOut(Outbound):
     clock_checked_at: dt.datetime | None = None
 
 
+class SignedTime(Outbound):
+    """The server's time signed by the trust-list root and bound to the terminal's nonce; check it with
+    `yima_sdk.terminal.verify_server_time` against the pinned root keys."""
+
+    statement: str
+    """base64url of the signed statement: the server's time in unix milliseconds and the nonce."""
+    signature: str
+    """base64url Ed25519 signature over the statement (with its context prefix)."""
+    root_key_id: str
+    """Which pinned trust-list root signed it."""
+
+
 class TerminalToken(Outbound):
     access_token: str
     expires_in: int
