@@ -17,6 +17,9 @@
     [scopes]                                # resident data needing consent, each with its purpose (PIPL)
     birth_date = "Seniors ride free: we check your age"
 
+    [jobs]                                  # schedules in county time (UTC+8), five-field cron
+    remind = "0 18 * * *"                   # runs `@app.job("remind")` every day at 18:00
+
 The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
 with defaults, so existing manifests keep validating.
 """
@@ -30,6 +33,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from yima_sdk.cron import CronError, parse_cron
 from yima_sdk.errors import ManifestError
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "SCENES",
     "SCOPES",
     "Capability",
+    "JobName",
     "Limits",
     "Manifest",
     "Scene",
@@ -59,6 +64,10 @@ SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
 """Resident data scopes an app may ask consent for (`[scopes]`); anything else is a manifest error."""
 
 Purpose = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
+
+JobName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+"""A job's name (`@app.job(name)`, `[jobs]`, `ctx.jobs.schedule`): lower case, digits, `_`; 1-40 characters."""
+MAX_SCHEDULES = 20
 
 AppId = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+(?!\n)$", min_length=3, max_length=128)
@@ -112,6 +121,8 @@ class Manifest(_ManifestStruct, frozen=True):
     """Resident data scopes needing consent -> the purpose shown to the resident when asking (PIPL)."""
     scenes: frozenset[Scene] = frozenset()
     """Scan scene kinds whose scans this app receives (`@app.on_scan(kind)`)."""
+    jobs: dict[JobName, str] = {}
+    """Job name -> five-field cron schedule in county time (`yima_sdk.cron`); runs `@app.job(name)`."""
 
     @property
     def key(self) -> str:
@@ -129,6 +140,7 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from None
     _check_scopes(raw.get("scopes"), source)
+    _check_jobs(raw.get("jobs"), source)
     try:
         return msgspec.convert(raw, Manifest)
     except msgspec.ValidationError as exc:
@@ -149,6 +161,25 @@ def _check_scopes(scopes: object, source: str) -> None:
                 f"{source}: field `scopes.{name}`: needs its purpose, a sentence of 4-200 characters that the "
                 "resident reads when asked for consent"
             )
+
+
+def _check_jobs(jobs: object, source: str) -> None:
+    """Name the offending job, and say what is wrong with its schedule (msgspec only sees a string)."""
+    if not isinstance(jobs, dict):
+        return
+    if len(jobs) > MAX_SCHEDULES:
+        raise ManifestError(f"{source}: field `jobs`: at most {MAX_SCHEDULES} schedules")
+    for name, schedule in jobs.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            raise ManifestError(
+                f"{source}: field `jobs.{name}`: a job name is 1-40 lower-case letters, digits or `_`"
+            )
+        if not isinstance(schedule, str):
+            raise ManifestError(f'{source}: field `jobs.{name}`: a cron schedule such as "0 18 * * *"')
+        try:
+            parse_cron(schedule)
+        except CronError as exc:
+            raise ManifestError(f"{source}: field `jobs.{name}`: {exc}") from None
 
 
 def load_manifest(folder: str | Path) -> Manifest:
