@@ -24,6 +24,7 @@ from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
 from server.terminals.plugin import TerminalsPlugin
 from server.terminals.scan_endpoint import scan_contract
+from server.web.plugin import WebPlugin
 
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             TerminalsPlugin(),
             OnecardPlugin(settings),
             PlatformPlugin(settings),
+            WebPlugin(),
             ErrorResponsesPlugin(),  # documents every route's errors as problem+json
         ],
         # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).

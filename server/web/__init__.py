@@ -1,0 +1,2 @@
+"""The web surfaces the core serves itself: the resident shell (`/app/`), the operator console (`/console/`),
+the terminal page (`/terminal/`) and the assets they share (`/static/`). No CDN, no third-party request."""
