@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from litestar.config.app import AppConfig
 from litestar import Response
+from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.plugins import InitPluginProtocol
 from litestar.router import Router
