@@ -3,6 +3,7 @@ resident's scan history."""
 
 from __future__ import annotations
 
+import base64
 import urllib.parse
 from typing import Annotated, Any, TypeAlias
 
@@ -64,6 +65,31 @@ class TerminalAdminController(Controller):
             public_key=data.public_key,
         )
         return _out(info, terminals.registry.token_endpoint)
+
+    @post(
+        "/terminal-enrolments",
+        status_code=201,
+        opt=allow(Role.OPERATOR),
+        operation_id="createTerminalEnrolment",
+    )
+    async def create_enrolment(
+        self, data: JSONBody[schemas.EnrolmentRequest], principal: Caller, terminals: TerminalsDep, db: Db
+    ) -> Response[schemas.EnrolmentOut]:
+        """A one-time enrolment code for a terminal to be (name, kind, scene): the terminal page registers its
+        own key with it (`POST /v1/terminal/enrol`). Shown once; audited."""
+        code, expires_at = await terminals.registry.create_enrolment(
+            db,
+            actor=f"account:{principal.subject}",
+            name=data.name,
+            kind=data.kind,
+            scene=data.scene,
+            valid_minutes=data.valid_minutes,
+        )
+        return Response(
+            schemas.EnrolmentOut(code, expires_at, data.name, data.kind, data.scene),
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @get("/terminals", opt=allow(Role.OPERATOR), operation_id="listTerminals")
     async def list_terminals(self, terminals: TerminalsDep, db: Db) -> list[schemas.TerminalOut]:
@@ -176,6 +202,24 @@ class TerminalTokenController(Controller):
             raise BadRequest("Each form field may appear once")
         token, expires_in = await terminals.registry.issue_token({k: v[0] for k, v in pairs.items()})
         return Response(schemas.TerminalToken(token, expires_in), headers={"Cache-Control": "no-store"})
+
+    @post(
+        "/enrol",
+        status_code=201,
+        opt=allow(PUBLIC) | raises(errors.EnrolmentCodeInvalid, errors.TerminalKeyInvalid, TooManyRequests),
+        operation_id="enrolTerminal",
+    )
+    async def enrol(
+        self, request: Request[Any, Any, Any], data: JSONBody[schemas.EnrolRequest], terminals: TerminalsDep
+    ) -> schemas.EnrolledTerminal:
+        """Register this terminal's own Ed25519 public key with a one-time code from the console. The code is
+        spent; the terminal then signs in at `token_endpoint` with client assertions. Rate-limited per address."""
+        info = await terminals.registry.enrol(client_address(request), data.code, data.public_key)
+        roots = await terminals.registry.root_public_keys()
+        return schemas.EnrolledTerminal(
+            _out(info, terminals.registry.token_endpoint),
+            {kid: base64.urlsafe_b64encode(raw).rstrip(b"=").decode() for kid, raw in roots.items()},
+        )
 
     @get(
         "/public-time",

@@ -38,3 +38,12 @@ class PolicyInvalid(Unprocessable):
 
 class BatchTooLarge(PayloadTooLarge):
     code, title = "scan.batch_too_large", "Too many records in one batch"
+
+
+class EnrolmentCodeInvalid(BadRequest):
+    """Unknown, used or expired: one answer for all three, so trying codes tells nothing about any of them."""
+
+    code, title = (
+        "terminal.enrolment_code_invalid",
+        "This enrolment code is unknown, used or expired; ask the operator for a new one",
+    )

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,6 +26,10 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 300
 _LEEWAY_S = 5
 PUBLIC_TIME_PER_MINUTE = 30
+ENROLMENTS_PER_MINUTE = 10
+# No 0/O, 1/I/L: the code is read off a screen and typed on a terminal. 12 characters of 31: 59 bits.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+_CODE_LENGTH = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,12 @@ def decode_public_key(text: str) -> bytes:
     return raw
 
 
+def _code_hash(code: str) -> bytes:
+    """The stored form of an enrolment code: case, spaces and dashes as typed do not matter."""
+    normal = code.upper().replace("-", "").replace(" ", "")
+    return hashlib.sha256(b"yima-terminal-enrolment:" + normal.encode("ascii")).digest()
+
+
 def session_id(terminal_id: str, epoch: int) -> str:
     return f"terminal:{terminal_id}:{epoch}"
 
@@ -102,6 +112,63 @@ class TerminalService:
             details={"kind": kind, "scene": scene},
         )
         return _info(row)
+
+    async def create_enrolment(
+        self, conn: asyncpg.Connection, *, actor: str, name: str, kind: str, scene: str, valid_minutes: int
+    ) -> tuple[str, datetime]:
+        """A one-time code with which a terminal registers its own key as (name, kind, scene); shown once."""
+        raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+        code = "-".join(raw[i : i + 4] for i in range(0, _CODE_LENGTH, 4))
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(minutes=valid_minutes)
+        await repository.insert_enrolment(
+            conn,
+            code_hash=_code_hash(code),
+            name=name,
+            kind=kind,
+            scene=scene,
+            at=now,
+            by=actor,
+            expires_at=expires_at,
+        )
+        await audit.append(
+            conn,
+            actor=actor,
+            action="terminal.enrolment_created",
+            target=f"scene:{scene}",
+            details={"kind": kind, "expires_at": expires_at.isoformat()},
+        )
+        return code, expires_at
+
+    async def enrol(self, address: str, code: str, public_key: str) -> TerminalInfo:
+        """Register `public_key` under the enrolment `code`: once per code, before it expires. The operator who
+        made the code is the registration's actor (the code carries their decision)."""
+        await self._core.rate_limits.enforce(
+            f"terminal_enrol:addr:{address}",
+            limit=ENROLMENTS_PER_MINUTE,
+            window_s=60,
+            what="enrolment attempts from this address",
+        )
+        decode_public_key(public_key)  # a bad key leaves the code unused
+        code_hash = _code_hash(code)
+        async with self._core.db.transaction() as conn:
+            claimed = await repository.claim_enrolment(conn, code_hash, datetime.now(UTC))
+            if claimed is None:
+                raise errors.EnrolmentCodeInvalid()
+            info = await self.register(
+                conn,
+                actor=claimed["created_by"],
+                name=claimed["name"],
+                kind=claimed["kind"],
+                scene=claimed["scene"],
+                public_key=public_key,
+            )
+            await repository.set_enrolment_terminal(conn, code_hash, info.id)
+        return info
+
+    async def root_public_keys(self) -> dict[str, bytes]:
+        """The trust-list roots a terminal pins (they sign the trust list and our time)."""
+        return {k.kid: k.public_raw for k in await self._core.keys.keys(ROOT_PURPOSE) if k.active}
 
     async def list(self, conn: asyncpg.Connection) -> list[TerminalInfo]:
         return [_info(r) for r in await repository.list_terminals(conn)]

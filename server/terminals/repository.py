@@ -63,6 +63,48 @@ async def insert_terminal(
     )
 
 
+async def insert_enrolment(
+    conn: asyncpg.Connection,
+    *,
+    code_hash: bytes,
+    name: str,
+    kind: str,
+    scene: str,
+    at: datetime,
+    by: str,
+    expires_at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO terminal_enrolments (code_hash, name, kind, scene, created_at, created_by, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        code_hash,
+        name,
+        kind,
+        scene,
+        at,
+        by,
+        expires_at,
+    )
+
+
+async def claim_enrolment(conn: asyncpg.Connection, code_hash: bytes, at: datetime) -> asyncpg.Record | None:
+    """Mark an unused, unexpired code used (the row lock makes two enrolments with one code take turns: the
+    second finds it used); its name, kind and scene, or None."""
+    return await conn.fetchrow(
+        """UPDATE terminal_enrolments SET used_at = $2
+           WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
+           RETURNING name, kind, scene, created_by""",
+        code_hash,
+        at,
+    )
+
+
+async def set_enrolment_terminal(conn: asyncpg.Connection, code_hash: bytes, terminal_id: str) -> None:
+    await conn.execute(
+        "UPDATE terminal_enrolments SET terminal_id = $2 WHERE code_hash = $1", code_hash, terminal_id
+    )
+
+
 async def get_terminal(conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_TERMINAL} FROM terminals WHERE id = $1", terminal_id)  # noqa: S608
 

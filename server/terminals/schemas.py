@@ -40,6 +40,47 @@ class TerminalOut(Outbound):
     clock_checked_at: dt.datetime | None = None
 
 
+EnrolmentCode = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=12, max_length=20, pattern=r"^[A-Za-z0-9 -]+$", description="as the console shows it"
+    ),
+]
+
+
+class EnrolmentRequest(Inbound):
+    """What the operator names for the terminal that will enrol with the code."""
+
+    name: Name
+    kind: TerminalKind
+    scene: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    valid_minutes: Annotated[int, msgspec.Meta(ge=5, le=7 * 24 * 60)] = 24 * 60
+
+
+class EnrolmentOut(Outbound):
+    code: str
+    """Shown once: only its hash is kept. Dashes and case do not matter when it is typed."""
+    expires_at: dt.datetime
+    name: str
+    kind: str
+    scene: str
+
+
+class EnrolRequest(Inbound):
+    code: EnrolmentCode
+    public_key: Annotated[
+        str, msgspec.Meta(min_length=43, max_length=43, description="raw Ed25519, unpadded base64url")
+    ]
+
+
+class EnrolledTerminal(Outbound):
+    """The registered terminal, and the root keys to pin for the trust list and signed time."""
+
+    terminal: TerminalOut
+    root_public_keys: dict[str, str]
+    """Root key id -> raw Ed25519 public key, unpadded base64url."""
+
+
 class SignedTime(Outbound):
     """The server's time signed by the trust-list root and bound to the terminal's nonce; check it with
     `yima_sdk.terminal.verify_server_time` against the pinned root keys."""
