@@ -23,6 +23,7 @@ PUBLIC = [
     "Context",
     "CounterOutOfRange",
     "Credentials",
+    "Db",
     "Document",
     "InvalidArgument",
     "InvalidRequest",
@@ -30,6 +31,7 @@ PUBLIC = [
     "Log",
     "Manifest",
     "ManifestError",
+    "NotIndexed",
     "Notify",
     "PackError",
     "Page",
@@ -39,6 +41,8 @@ PUBLIC = [
     "Payments",
     "PublishError",
     "QuotaExceeded",
+    "Record",
+    "RecordPage",
     "Request",
     "Response",
     "RouteNotFound",
@@ -108,6 +112,7 @@ def test_errors_and_capability_operations_are_documented() -> None:
         (capabilities.Payments, "payments"),
         (capabilities.Credentials, "credentials"),
         (capabilities.Log, "log"),
+        (capabilities.Db, "db"),
     ]:
         for op in [n for n in vars(facade) if not n.startswith("_")]:
             assert re.search(rf"`{capability}\.{op}`", section), f"{capability}.{op} is not documented"

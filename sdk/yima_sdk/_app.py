@@ -7,7 +7,7 @@ worker-side runtime that serves an App over the bridge.
     async def book(ctx: Context, request: Request) -> dict:
         return await ctx.storage.get("books", request.path_params["id"])
 
-Capabilities (`ctx.user`, `ctx.storage`, `ctx.credentials`, `ctx.payments`, `ctx.notify`, `ctx.log`) are thin
+Capabilities (`ctx.db`, `ctx.user`, `ctx.storage`, `ctx.credentials`, `ctx.payments`, `ctx.notify`, `ctx.log`) are thin
 async proxies: `await ctx.storage.put("k", v)` sends the request (capability, operation, args) to the host and
 awaits its reply; several may be in flight at once. A refused capability raises `CapabilityDenied`.
 
@@ -46,8 +46,8 @@ from yima_sdk._bridge import (
     encode_frame,
     read_frame_blocking,
 )
-from yima_sdk.capabilities import Credentials, Log, Notify, Payments, Storage, User
-from yima_sdk.errors import RouteNotFound, YimaError, error_for_code
+from yima_sdk.capabilities import OUT_OF_TRANSACTION, Credentials, Db, Log, Notify, Payments, Storage, User
+from yima_sdk.errors import CapabilityDenied, RouteNotFound, YimaError, error_for_code
 
 __all__ = ["App", "CapabilityProxy", "Context", "Handler", "ScanHandler", "serve"]
 
@@ -166,6 +166,16 @@ class CapabilityProxy:
 
         return invoke
 
+    def _enter_transaction(self) -> None:
+        """A `ctx.db.transaction()` of this call opened: until it ends, calls out of the sandbox other than
+        db, storage, user and log are refused (they could not be undone if the commit fails)."""
+        if self._call_id in self._runtime.transactions:
+            raise CapabilityDenied("a ctx.db.transaction() is already open in this call")
+        self._runtime.transactions.add(self._call_id)
+
+    def _leave_transaction(self) -> None:
+        self._runtime.transactions.discard(self._call_id)
+
 
 class Context:
     """What a handler gets besides the request: who is calling, and the capabilities (the only way out)."""
@@ -188,6 +198,7 @@ class Context:
         self.payments: Payments = facade("payments", Payments)
         self.notify: Notify = facade("notify", Notify)
         self.log: Log = facade("log", Log)
+        self.db: Db = facade("db", Db)
 
 
 class _Runtime:
@@ -201,6 +212,8 @@ class _Runtime:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.transactions: set[int] = set()
+        """Calls with an open `ctx.db.transaction()`."""
 
     def on_message(self, message: Any) -> None:
         match message:
@@ -229,6 +242,14 @@ class _Runtime:
         assert self.protocol is not None
         req_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if call_id in self.transactions and capability not in OUT_OF_TRANSACTION:
+            future.set_exception(
+                CapabilityDenied(
+                    f"{capability}.{operation} is refused inside ctx.db.transaction(): call it after the "
+                    "block, once the commit succeeded"
+                )
+            )
+            return future
         self._pending[req_id] = future
         try:
             self.protocol.send(
@@ -264,6 +285,7 @@ class _Runtime:
             reply = Failure(id=call.id, code="miniapp.memory", message="the app ran out of its memory limit")
         except Exception as exc:
             reply = Failure(id=call.id, code="miniapp.error", message=f"{type(exc).__name__}: {exc}"[:2000])
+        self.transactions.discard(call.id)
         try:
             self.protocol.send(reply)
         except FrameTooLarge as exc:

@@ -27,6 +27,7 @@ from yima_sdk.errors import (
     ConsentDenied,
     CounterOutOfRange,
     InvalidArgument,
+    NotIndexed,
     QuotaExceeded,
     VersionConflict,
     YimaError,
@@ -36,16 +37,31 @@ from yima_sdk.manifest import Scope
 __all__ = [
     "OPERATIONS",
     "AppPass",
+    "CounterWrite",
     "CredentialsIssuePass",
     "CredentialsRevokePass",
     "CredentialsVerify",
+    "DbAggregate",
+    "DbCommit",
+    "DbCount",
+    "DbDelete",
+    "DbFind",
+    "DbGet",
+    "DbInsert",
+    "DbUpdate",
+    "DeleteWrite",
     "Document",
+    "Group",
+    "InsertWrite",
     "NotifySend",
     "Operation",
     "Page",
     "Payment",
     "PaymentsCharge",
     "PaymentsStatus",
+    "ReadCheck",
+    "Record",
+    "RecordPage",
     "ScanReply",
     "StorageCounterAdd",
     "StorageCounterGet",
@@ -54,9 +70,11 @@ __all__ = [
     "StorageGetDocument",
     "StorageList",
     "StoragePut",
+    "UpdateWrite",
     "UserId",
     "UserScope",
     "Verification",
+    "Written",
     "check_pass",
     "decode_operation",
     "id_number",
@@ -314,6 +332,181 @@ class CredentialsRevokePass(_Op, frozen=True, tag="credentials.revoke_pass"):
     pass_id: Annotated[str, msgspec.Meta(pattern=r"^pass_[0-9]{1,18}$")]
 
 
+# ---- db: collections with declared indexes (yima_sdk.query holds the query rules) ------------------------
+
+MAX_FIND = 100
+MAX_COMMIT_WRITES = 50
+MAX_GROUPS = 1000
+CollectionName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")]
+OrderBy = Annotated[str, msgspec.Meta(pattern=r"^-?[A-Za-z_][A-Za-z0-9_]{0,39}$")]
+DocId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+"""A document id: 1-128 ASCII letters, digits and `_.:-` (the platform makes one when none is given)."""
+Where = Annotated[dict[FieldName, Any], msgspec.Meta(max_length=8)]
+Cursor = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class Record(_Reply, frozen=True):
+    """One document of a collection with its id and version (1 when inserted, +1 per update)."""
+
+    id: str
+    value: dict[str, Any]
+    version: int
+
+
+class RecordPage(_Reply, frozen=True):
+    """A page of `db.find`; pass `cursor` as `after` for the next page (None: no more)."""
+
+    items: list[Record]
+    cursor: str | None = None
+
+
+class Written(_Reply, frozen=True):
+    """What `db.insert` wrote: the document's id (given or made by the platform) and its version."""
+
+    id: str
+    version: int
+
+
+class Group(_Reply, frozen=True):
+    """One group of `db.aggregate`: the grouped field's value, how many documents, and the sum asked for."""
+
+    key: Any
+    count: int
+    sum: int | float | None = None
+
+
+class DbGet(_Op, frozen=True, tag="db.get"):
+    """The document `id` of `collection`, or None."""
+
+    Reply = Record | None
+    errors = (NotIndexed,)
+    collection: CollectionName
+    id: DocId
+
+
+class DbInsert(_Op, frozen=True, tag="db.insert"):
+    """Insert `value` (a JSON object, at most 64 KiB encoded) as document `id` (default: a new id) at
+    version 1. VersionConflict when the id exists."""
+
+    Reply = Written
+    errors = (NotIndexed, VersionConflict, QuotaExceeded, InvalidArgument)
+    collection: CollectionName
+    value: Any
+    id: DocId | None = None
+
+
+class DbUpdate(_Op, frozen=True, tag="db.update"):
+    """Replace document `id` with `value`; the new version. `expected_version`: None replaces whatever is
+    there, n only version n. VersionConflict when stale or when there is no such document."""
+
+    Reply = int
+    errors = (NotIndexed, VersionConflict, InvalidArgument)
+    collection: CollectionName
+    id: DocId
+    value: Any
+    expected_version: Version | None = None
+
+
+class DbDelete(_Op, frozen=True, tag="db.delete"):
+    """Remove document `id`; True if it existed."""
+
+    Reply = bool
+    errors = (NotIndexed, VersionConflict)
+    collection: CollectionName
+    id: DocId
+    expected_version: Version | None = None
+
+
+class DbFind(_Op, frozen=True, tag="db.find"):
+    """Documents matching `where` (equality, {"gt"/"gte"/"lt"/"lte": v}, {"in": [...]}) on a declared index,
+    sorted by `order_by` ("field" or "-field"; default: the index order), `limit` per page, after cursor
+    `after`. NotIndexed when no declared index answers the query."""
+
+    Reply = RecordPage
+    errors = (NotIndexed, InvalidArgument)
+    collection: CollectionName
+    where: Where = {}
+    order_by: OrderBy | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_FIND)] = 50
+    after: Cursor | None = None
+
+
+class DbCount(_Op, frozen=True, tag="db.count"):
+    """How many documents match `where` (as `db.find`)."""
+
+    Reply = int
+    errors = (NotIndexed,)
+    collection: CollectionName
+    where: Where = {}
+
+
+class DbAggregate(_Op, frozen=True, tag="db.aggregate"):
+    """Documents matching `where` grouped by the indexed field `group_by`: per value, the count and (when
+    `sum` names a field) the sum of its numbers; groups in index order, at most 1000."""
+
+    Reply = list[Group]
+    errors = (NotIndexed,)
+    collection: CollectionName
+    group_by: FieldName
+    where: Where = {}
+    sum: FieldName | None = None
+
+
+class _Write(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="kind"):
+    """One write of a `db.commit`."""
+
+
+class InsertWrite(_Write, frozen=True, tag="insert"):
+    collection: CollectionName
+    id: DocId
+    value: Any
+
+
+class UpdateWrite(_Write, frozen=True, tag="update"):
+    collection: CollectionName
+    id: DocId
+    value: Any
+    expected_version: Version | None = None
+
+
+class DeleteWrite(_Write, frozen=True, tag="delete"):
+    collection: CollectionName
+    id: DocId
+    expected_version: Version | None = None
+
+
+class CounterWrite(_Write, frozen=True, tag="counter_add"):
+    """`storage.counter_add` inside the commit: the whole commit fails when it leaves [min, max]."""
+
+    name: Key
+    delta: StorageInt = 1
+    min: StorageInt | None = None
+    max: StorageInt | None = None
+
+
+class ReadCheck(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A document the transaction read: the commit fails unless it is still at `version` (0: still absent)."""
+
+    collection: CollectionName
+    id: DocId
+    version: Version
+
+
+Write = InsertWrite | UpdateWrite | DeleteWrite | CounterWrite
+
+
+class DbCommit(_Op, frozen=True, tag="db.commit"):
+    """`ctx.db.transaction()`: apply `writes` in order, all or nothing, if every document in `reads` is still at
+    the version read. Per write: the new version (insert, update), 1 or 0 (delete: existed or not), the
+    counter's new value (counter_add). VersionConflict, CounterOutOfRange, QuotaExceeded: nothing written."""
+
+    Reply = list[int]
+    errors = (NotIndexed, VersionConflict, CounterOutOfRange, QuotaExceeded, InvalidArgument)
+    writes: Annotated[list[Write], msgspec.Meta(min_length=1, max_length=MAX_COMMIT_WRITES)]
+    reads: Annotated[list[ReadCheck], msgspec.Meta(max_length=MAX_COMMIT_WRITES)] = []
+
+
 Operation = (
     StorageGet
     | StorageGetDocument
@@ -330,6 +523,14 @@ Operation = (
     | CredentialsVerify
     | CredentialsIssuePass
     | CredentialsRevokePass
+    | DbGet
+    | DbInsert
+    | DbUpdate
+    | DbDelete
+    | DbFind
+    | DbCount
+    | DbAggregate
+    | DbCommit
 )
 """Every capability operation, a tagged union on `op`."""
 

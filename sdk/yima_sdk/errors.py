@@ -11,6 +11,7 @@
     ├── InvalidArgument        400 "capability.invalid_argument"   a capability op got a bad argument
     ├── VersionConflict        409 "storage.version_conflict"      put/delete with a stale `expected_version`
     ├── CounterOutOfRange      409 "storage.counter_out_of_range"  counter_add would leave [min, max]; unchanged
+    ├── NotIndexed             400 "db.not_indexed"                a ctx.db query no declared index answers
     ├── PaymentFailed          402 "payment.failed"                the one-card refused the charge
     ├── PaymentDeclined        402 "payment.declined"              the resident declined to confirm the charge
     ├── InvalidRequest         400 "request.invalid"               `request.json(Type)` refused the body (names the field)
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidRequest",
     "ManifestError",
+    "NotIndexed",
     "PackError",
     "PaymentDeclined",
     "PaymentFailed",
@@ -133,6 +135,14 @@ class CounterOutOfRange(YimaError):
     status = 409
 
 
+class NotIndexed(YimaError):
+    """A `ctx.db` query on a collection or field that miniapp.toml's [collections] does not declare as indexed
+    (or ordered in a way no declared index answers); the message names the declared indexes."""
+
+    code = "db.not_indexed"
+    status = 400
+
+
 class PaymentFailed(YimaError):
     """The one-card refused the charge (insufficient balance, frozen card, provider down); nothing was charged."""
 
@@ -188,6 +198,7 @@ APP_ERRORS: tuple[type[YimaError], ...] = (
     PaymentFailed,
     PaymentDeclined,
     InvalidRequest,
+    NotIndexed,
 )
 """The errors a mini-app's handler can let escape to its caller, each answered with its own status and code."""
 

@@ -20,6 +20,9 @@
     [jobs]                                  # schedules in county time (UTC+8), five-field cron
     remind = "0 18 * * *"                   # runs `@app.job("remind")` every day at 18:00
 
+    [collections.bookings]                  # ctx.db collections; queries only on declared indexes
+    indexes = ["day", "user_id", ["doctor_id", "day"]]
+
 The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
 with defaults, so existing manifests keep validating.
 """
@@ -41,6 +44,7 @@ __all__ = [
     "SCENES",
     "SCOPES",
     "Capability",
+    "Collection",
     "JobName",
     "Limits",
     "Manifest",
@@ -52,7 +56,7 @@ __all__ = [
 
 MANIFEST_FILE = "miniapp.toml"
 
-Capability = Literal["user", "storage", "credentials", "payments", "notify", "log"]
+Capability = Literal["user", "storage", "credentials", "payments", "notify", "log", "db"]
 CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
 
 Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]
@@ -108,6 +112,33 @@ class Limits(_ManifestStruct, frozen=True):
     """Pre-forked worker processes for this app version."""
 
 
+FieldName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,39}(?!\n)$")]
+CollectionName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+MAX_COLLECTIONS, MAX_INDEXES, MAX_INDEX_FIELDS = 32, 8, 4
+
+
+class Collection(_ManifestStruct, frozen=True):
+    """A `ctx.db` collection: its indexes, each a top-level field or a list of fields (a compound index)."""
+
+    indexes: Annotated[list[FieldName | list[FieldName]], msgspec.Meta(max_length=MAX_INDEXES)] = []
+
+    def __post_init__(self) -> None:
+        seen = set()
+        for index in self.indexes:
+            fields = (index,) if isinstance(index, str) else tuple(index)
+            if not 1 <= len(fields) <= MAX_INDEX_FIELDS or len(set(fields)) != len(fields):
+                raise ValueError(f"an index has 1-{MAX_INDEX_FIELDS} distinct fields, not {list(fields)}")
+            if fields in seen:
+                raise ValueError(f"index {list(fields)} is declared twice")
+            seen.add(fields)
+
+    @property
+    def index_fields(self) -> dict[str, tuple[str, ...]]:
+        """Index name (its fields joined by `+`) -> its fields, in declaration order."""
+        found = ((i,) if isinstance(i, str) else tuple(i) for i in self.indexes)
+        return {"+".join(fields): fields for fields in found}
+
+
 class Manifest(_ManifestStruct, frozen=True):
     """A validated miniapp.toml."""
 
@@ -123,6 +154,8 @@ class Manifest(_ManifestStruct, frozen=True):
     """Scan scene kinds whose scans this app receives (`@app.on_scan(kind)`)."""
     jobs: dict[JobName, str] = {}
     """Job name -> five-field cron schedule in county time (`yima_sdk.cron`); runs `@app.job(name)`."""
+    collections: Annotated[dict[CollectionName, Collection], msgspec.Meta(max_length=MAX_COLLECTIONS)] = {}
+    """`ctx.db` collections (capability `db`) -> their indexes; a query must fit a declared index."""
 
     @property
     def key(self) -> str:

@@ -7,6 +7,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
 
     user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied)
     storage.*                                    see storage.py
+    db.*                                         see db.py (collections, queries, commits)
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
     credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
@@ -30,6 +31,7 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verif
 from sandbox.capabilities import CallInfo
 from server.core import Core
 from server.platform import repository
+from server.platform.db import AppDb
 from server.platform.ids import AppUserIds
 from server.platform.runtime import Runtime
 from server.platform.storage import AppStorage
@@ -48,6 +50,7 @@ class PlatformCapabilities:
         self.runtime = runtime
         self.state = app_state
         self.storage = storage
+        self.db = AppDb(core.db, runtime)
         self.ids = AppUserIds(core.master_key)
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
@@ -120,6 +123,17 @@ class PlatformCapabilities:
                 return await self._charge(call, op)
             case c.PaymentsStatus():
                 return await self._payment_status(call, op.payment_id)
+            case (
+                c.DbGet()
+                | c.DbInsert()
+                | c.DbUpdate()
+                | c.DbDelete()
+                | c.DbFind()
+                | c.DbCount()
+                | c.DbAggregate()
+                | c.DbCommit()
+            ):
+                return await self.db.handle(call, op)
             case _:
                 return await self.storage.handle(call.app_id, op)
 

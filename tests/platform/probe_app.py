@@ -64,6 +64,32 @@ async def book(ctx: Context, request: Request) -> Response:
     return Response.json({"taken": taken})
 
 
+@app.post("/db/book")
+async def db_book(ctx: Context, request: Request) -> Response:
+    # a slot and a booking in one commit: never a booking without its slot, never more slots than there are
+    try:
+        async with ctx.db.transaction() as tx:
+            tx.counter_add("db:slots", 1, max=int(request.query["slots"]))
+            tx.insert("bookings", {"day": "2026-03-02", "user_id": await ctx.user.id(), "n": request.query["n"]})
+    except CounterOutOfRange:
+        return Response.json({"code": "full"}, status=409)
+    return Response.json({"slot": tx.results[0]}, status=201)
+
+
+@app.get("/db/bookings/{day}")
+async def db_bookings(ctx: Context, request: Request) -> dict:
+    day = request.path_params["day"]
+    return {"count": await ctx.db.count("bookings", {"day": day}), "taken": await ctx.storage.counter_get("db:slots")}
+
+
+@app.post("/db/notify-in-transaction")
+async def db_notify(ctx: Context, request: Request) -> dict:
+    async with ctx.db.transaction() as tx:
+        tx.insert("bookings", {"day": "2026-03-03"})
+        await ctx.notify.send("Booked", "not yet: the commit has not happened")
+    return {}
+
+
 @app.post("/raw/{capability}/{operation}")
 async def raw(ctx: Context, request: Request) -> object:
     # one typed capability call with the body as its keyword arguments; its errors are not caught
@@ -137,8 +163,11 @@ id = "{app_id}"
 name = "Probe {app_id}"
 version = "{version}"
 entry = "app:app"
-capabilities = ["user", "storage", "notify", "payments", "credentials", "log"]
+capabilities = ["user", "storage", "notify", "payments", "credentials", "log", "db"]
 scenes = ["clinic", "counter", "pharmacy", "bus"]
+
+[collections.bookings]
+indexes = ["day", "user_id", ["doctor_id", "day"]]
 
 [scopes]
 birth_date = "Seniors ride free: we check your age"

@@ -25,6 +25,7 @@ from yima_sdk.errors import (
 )
 from yima_sdk.manifest import Manifest
 from yima_sdk.simulator._credentials import DevCredentials
+from yima_sdk.simulator._db import SimulatedDb
 
 __all__ = ["FIXTURE_USERS", "CallInfo", "FixtureUser", "SimulatedPlatform", "Switches"]
 
@@ -128,6 +129,8 @@ class SimulatedPlatform:
         self._by_app_id = {self.user_id(name): name for name in self.users}
         self.balances = {name: user.balance_fen for name, user in self.users.items()}
         """One-card balances in fen; a confirmed charge over the balance ends `failed`."""
+        self.db = SimulatedDb(self)
+        """The `db` capability's collections (`db.records`: (collection, id) -> record)."""
 
     # ---- fixture residents --------------------------------------------------------------------------
 
@@ -233,6 +236,17 @@ class SimulatedPlatform:
                 return self.credentials.issue_pass(op, op.user_id or call.user_id)
             case c.CredentialsRevokePass():
                 return self.credentials.revoke_pass(op.pass_id)
+            case (
+                c.DbGet()
+                | c.DbInsert()
+                | c.DbUpdate()
+                | c.DbDelete()
+                | c.DbFind()
+                | c.DbCount()
+                | c.DbAggregate()
+                | c.DbCommit()
+            ):
+                return self.db.handle(op)
         raise CapabilityDenied(f"{c.operation_name(op)} is not served by the simulator")
 
     # storage
@@ -266,7 +280,7 @@ class SimulatedPlatform:
 
     def _keys_full(self) -> bool:
         # documents and counters share the key quota, as in production
-        return len(self.space.docs) + len(self.space.counters) >= self.storage_quota
+        return len(self.space.docs) + len(self.space.counters) + len(self.db.records) >= self.storage_quota
 
     def _counter_add(self, op: c.StorageCounterAdd) -> int:
         if op.name not in self.space.counters:

@@ -1,0 +1,306 @@
+"""The `db` capability: collections declared in the app's manifest, documents with versions, queries on declared
+indexes only, and commits of several writes (documents and storage counters) in one database transaction.
+
+Operations are the db Structs of the SDK's capability contract; the query rules (key encoding, planning, cursors)
+are the SDK's own (yima_sdk.query), shared with the simulator so both give the same answers:
+
+    get(collection, id) -> Record | None          insert(collection, value, id=None) -> Written
+    update(collection, id, value, expected_version=None) -> version     delete(...) -> bool
+    find(collection, where, order_by, limit, after) -> RecordPage       count(collection, where) -> int
+    aggregate(collection, group_by, where, sum) -> [Group]              commit(writes, reads) -> [int]
+
+Design (docs/sdk.md, "db"): a document is one row of `miniapp_records` (jsonb body, version); each declared
+index holds one order-preserving key per document in `miniapp_record_keys`, written in the same transaction as
+the document, so `find` is a range scan of one btree plus primary-key lookups. Writes maintain the indexes of
+every live version of the app, so a phased release that adds an index sees the writes of the stable one; an
+index is built from the existing documents on its first query. A transaction never spans the bridge: the SDK
+buffers the writes of `ctx.db.transaction()` and sends one `db.commit` with the versions it read, applied here
+in one short database transaction (documents locked in id order), retried on serialization failures and
+deadlocks until its deadline. Single writes are commits of one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import msgspec
+from yima_sdk import contract as c
+from yima_sdk import query as q
+from yima_sdk.capabilities import new_id
+from yima_sdk.errors import CapabilityFailed, CounterOutOfRange, NotIndexed, QuotaExceeded, VersionConflict
+from yima_sdk.manifest import Collection
+
+from sandbox.capabilities import CallInfo
+from server.db import Database
+from server.platform import db_repository as repo
+from server.platform import storage_repository
+from server.platform.runtime import Runtime
+from server.platform.storage import COLLECTION as COUNTERS
+
+COMMIT_DEADLINE_S = 2.0
+"""How long a commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""
+_RETRY = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)
+_Collections = dict[str, Collection]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AppDb:
+    def __init__(self, db: Database, runtime: Runtime, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.db = db
+        self.runtime = runtime
+        self.clock = clock
+        self._parsed: dict[tuple[str, str], _Collections] = {}
+        self._built: set[tuple[str, str, str]] = set()
+
+    # ---- what the app declared ------------------------------------------------------------------------
+
+    def _collections(self, app_id: str, version: str) -> _Collections:
+        """The collections declared by this version of the app (the caller's)."""
+        found = self._parsed.get((app_id, version))
+        if found is None:
+            live = self.runtime.apps.get(app_id)
+            manifest = (
+                next((v.manifest for v in live.versions() if v.version == version), None) if live else None
+            )
+            found = msgspec.convert((manifest or {}).get("collections") or {}, _Collections)
+            if manifest is not None:
+                self._parsed[(app_id, version)] = found
+        return found
+
+    def _indexes(self, call: CallInfo, collection: str) -> dict[str, tuple[str, ...]]:
+        return q.indexes_of(self._collections(call.app_id, call.version), collection)
+
+    def _maintained(self, call: CallInfo, collection: str) -> dict[str, tuple[str, ...]]:
+        """The indexes a write keeps: the caller's and those of every other live version of the app."""
+        indexes = dict(self._indexes(call, collection))
+        live = self.runtime.apps.get(call.app_id)
+        for version in live.versions() if live else []:
+            declared = self._collections(call.app_id, version.version).get(collection)
+            if declared is not None:
+                indexes.update(declared.index_fields)
+        return indexes
+
+    # ---- dispatch -------------------------------------------------------------------------------------
+
+    async def handle(self, call: CallInfo, op: c.Operation) -> Any:
+        match op:
+            case c.DbGet():
+                self._indexes(call, op.collection)
+                async with self.db.connection() as conn:
+                    row = await repo.get(conn, call.app_id, op.collection, op.id)
+                return None if row is None else c.Record(id=op.id, value=row["body"], version=row["version"])
+            case c.DbInsert():
+                doc_id = op.id or new_id()
+                insert = c.InsertWrite(collection=op.collection, id=doc_id, value=op.value)
+                return c.Written(id=doc_id, version=(await self.commit(call, [insert], []))[0])
+            case c.DbUpdate():
+                update = c.UpdateWrite(
+                    collection=op.collection, id=op.id, value=op.value, expected_version=op.expected_version
+                )
+                return (await self.commit(call, [update], []))[0]
+            case c.DbDelete():
+                delete = c.DeleteWrite(
+                    collection=op.collection, id=op.id, expected_version=op.expected_version
+                )
+                return (await self.commit(call, [delete], []))[0] == 1
+            case c.DbFind():
+                return await self._find(call, op)
+            case c.DbCount():
+                query = q.plan(op.collection, self._indexes(call, op.collection), op.where, None)
+                async with self.db.connection() as conn:
+                    await self._ready(conn, call, op.collection, query.index)
+                    return await repo.count(conn, call.app_id, op.collection, query.index, query.ranges)
+            case c.DbAggregate():
+                return await self._aggregate(call, op)
+            case c.DbCommit():
+                return await self.commit(call, op.writes, op.reads)
+        raise NotIndexed(f"{c.operation_name(op)} is not a db operation")
+
+    # ---- queries ------------------------------------------------------------------------------------
+
+    async def _ready(
+        self, conn: asyncpg.Connection, call: CallInfo, collection: str, index: str | None
+    ) -> None:
+        """Build `index` from the collection's documents unless it is built (once per index, ever)."""
+        if index is None or (call.app_id, collection, index) in self._built:
+            return
+        if not await repo.index_built(conn, call.app_id, collection, index):
+            fields = self._indexes(call, collection)[index]
+            async with conn.transaction():
+                await repo.lock_index(conn, call.app_id, collection, index)
+                if not await repo.index_built(conn, call.app_id, collection, index):
+                    keys = []
+                    for row in await repo.bodies(conn, call.app_id, collection):
+                        try:
+                            keys.append((q.encode_key(fields, row["body"]), row["doc_id"]))
+                        except Exception:  # noqa: S112 - a value no index holds (written before it was declared)
+                            continue
+                    await repo.put_index(conn, call.app_id, collection, index, keys, self.clock())
+        self._built.add((call.app_id, collection, index))
+
+    async def _find(self, call: CallInfo, op: c.DbFind) -> c.RecordPage:
+        query = q.plan(op.collection, self._indexes(call, op.collection), op.where, op.order_by)
+        after = q.decode_cursor(query, op.after) if op.after is not None else None
+        async with self.db.connection() as conn:
+            await self._ready(conn, call, op.collection, query.index)
+            rows = await repo.find(
+                conn,
+                call.app_id,
+                op.collection,
+                query.index,
+                query.ranges,
+                query.descending,
+                after,
+                op.limit + 1,
+            )
+        page = rows[: op.limit]
+        cursor = q.encode_cursor(query, page[-1]["key"], page[-1]["doc_id"]) if len(rows) > op.limit else None
+        items = [c.Record(id=r["doc_id"], value=r["body"], version=r["version"]) for r in page]
+        return c.RecordPage(items=items, cursor=cursor)
+
+    async def _aggregate(self, call: CallInfo, op: c.DbAggregate) -> list[c.Group]:
+        indexes = self._indexes(call, op.collection)
+        q.group_by_index(indexes, op.collection, op.group_by)
+        query = q.plan(op.collection, indexes, op.where, None)
+        async with self.db.connection() as conn:
+            await self._ready(conn, call, op.collection, query.index)
+            rows = await repo.groups(
+                conn, call.app_id, op.collection, query.index, query.ranges, op.group_by, op.sum
+            )
+        groups: dict[bytes, list[Any]] = {}
+        for row in rows:  # a missing field and a JSON null are one group, as 1 and 1.0 are
+            group = groups.setdefault(q.encode_part(op.group_by, row["value"]), [0, None])
+            group[0] += row["n"]
+            if row["total"] is not None:
+                group[1] = (group[1] or Decimal(0)) + row["total"]
+        return [
+            c.Group(
+                key=q.decode_part(part)[0],
+                count=n,
+                sum=None if op.sum is None else q.group_sum(total or Decimal(0)),
+            )
+            for part, (n, total) in sorted(groups.items())[: c.MAX_GROUPS]
+        ]
+
+    # ---- writes -------------------------------------------------------------------------------------
+
+    async def commit(self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]) -> list[int]:
+        """Apply `writes` all or nothing if every read is unchanged, retrying transient failures until the
+        deadline; each attempt is one short transaction of its own (nothing is held between attempts)."""
+        prepared = self._prepare(call, writes, reads)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMMIT_DEADLINE_S
+        while True:
+            left_ms = int((deadline - loop.time()) * 1000)
+            try:
+                async with self.db.transaction() as conn:
+                    await conn.execute(f"SET LOCAL lock_timeout = {max(left_ms, 1)}")
+                    return await self._apply(conn, call.app_id, prepared, reads)
+            except _RETRY:
+                if loop.time() >= deadline:
+                    raise CapabilityFailed(
+                        "the commit did not get through in time; nothing was written"
+                    ) from None
+                await asyncio.sleep(random.uniform(0.001, 0.01))
+
+    def _prepare(
+        self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]
+    ) -> list[tuple[c.Write, int, dict[str, bytes]]]:
+        """Each write with its value's size and index keys; the refusals that need no database come first."""
+        for read in reads:
+            self._indexes(call, read.collection)
+        prepared: list[tuple[c.Write, int, dict[str, bytes]]] = []
+        for write in writes:
+            if isinstance(write, c.CounterWrite):
+                prepared.append((write, 0, {}))
+                continue
+            indexes = self._maintained(call, write.collection)
+            if isinstance(write, c.DeleteWrite):
+                prepared.append((write, 0, {}))
+                continue
+            size = q.check_value(write.value, c.MAX_VALUE_BYTES)
+            prepared.append((write, size, q.index_keys(indexes, write.value)))
+        return prepared
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        app_id: str,
+        prepared: list[tuple[c.Write, int, dict[str, bytes]]],
+        reads: list[c.ReadCheck],
+    ) -> list[int]:
+        now = self.clock()
+        touched = {(r.collection, r.id) for r in reads}
+        touched |= {(w.collection, w.id) for w, _, _ in prepared if not isinstance(w, c.CounterWrite)}
+        locked = await repo.lock(conn, app_id, sorted(touched))
+        state: dict[tuple[str, str], tuple[int, int] | None] = {
+            at: (row["version"], row["size_bytes"]) if (row := locked.get(at)) is not None else None
+            for at in touched
+        }
+        for read in reads:
+            current = state[(read.collection, read.id)]
+            if (0 if current is None else current[0]) != read.version:
+                raise VersionConflict(f"{read.collection}/{read.id} changed since the transaction read it")
+        results: list[int] = []
+        new_keys = grown = 0
+        for write, size, keys in prepared:
+            if isinstance(write, c.CounterWrite):
+                if await storage_repository.ensure_counter(conn, app_id, COUNTERS, write.name, now):
+                    new_keys += 1
+                value = await storage_repository.add_bounded(
+                    conn, app_id, COUNTERS, write.name, write.delta, write.min, write.max, now
+                )
+                if value is None:
+                    raise CounterOutOfRange(
+                        f"counter {write.name!r} would leave [{write.min}, {write.max}]; nothing was written"
+                    )
+                results.append(value)
+                continue
+            at = (write.collection, write.id)
+            current = state[at]
+            if isinstance(write, c.DeleteWrite):
+                _expect(at, current, write.expected_version)
+                if current is not None:
+                    await repo.delete(conn, app_id, write.collection, write.id)
+                    new_keys, grown = new_keys - 1, grown - current[1]
+                results.append(0 if current is None else 1)
+                state[at] = None
+            elif isinstance(write, c.InsertWrite):
+                if current is not None or not await repo.insert(
+                    conn, app_id, write.collection, write.id, write.value, size, keys, now
+                ):
+                    raise VersionConflict(f"{write.collection}/{write.id} exists already")
+                new_keys, grown = new_keys + 1, grown + size
+                results.append(1)
+                state[at] = (1, size)
+            else:
+                if current is None:
+                    raise VersionConflict(f"{write.collection}/{write.id} does not exist")
+                _expect(at, current, write.expected_version)
+                version = current[0] + 1
+                await repo.replace(
+                    conn, app_id, write.collection, write.id, write.value, size, keys, version, now
+                )
+                grown += size - current[1]
+                results.append(version)
+                state[at] = (version, size)
+        if (new_keys or grown) and not await storage_repository.account_usage(conn, app_id, new_keys, grown):
+            raise QuotaExceeded("the app's storage quota is used up")
+        return results
+
+
+def _expect(at: tuple[str, str], current: tuple[int, int] | None, expected: int | None) -> None:
+    if expected is None:
+        return
+    version = 0 if current is None else current[0]
+    if version != expected:
+        raise VersionConflict(f"{at[0]}/{at[1]} is at version {version}, not {expected}")

@@ -1,0 +1,69 @@
+"""`ctx.db` on the real platform: transactions through the gateway and a sandboxed app, under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+
+from sandbox.capabilities import CallInfo
+from tests.conftest import login
+from tests.platform.conftest import Team, call, new_app_id, write_probe
+
+SLOTS = 7
+
+
+async def test_concurrent_bookings_take_exactly_the_slots_there_are(team: Team, tmp_path: Path) -> None:
+    folder = write_probe(tmp_path, new_app_id("db"))
+    app_id, version = await team.ship(folder)
+    r = await team.admin(
+        "PUT", f"/{app_id}/quotas", json={"calls_per_minute": 100_000, "resident_calls_per_minute": 100_000}
+    )
+    assert r.status_code == 200, r.text
+    resident = await login(team.client)
+
+    # 500 residents' bookings at once through the gateway and the sandboxed app
+    answers = await asyncio.gather(
+        *(call(team.client, resident, app_id, "POST", f"/db/book?slots={SLOTS}&n={i}") for i in range(500))
+    )
+    statuses = collections.Counter(a.status_code for a in answers)
+    assert statuses[201] == SLOTS, statuses
+    assert set(statuses) <= {201, 409, 503}, statuses  # 503: the app's queue was full (sandbox.busy)
+    assert sorted(a.json()["slot"] for a in answers if a.status_code == 201) == list(range(1, SLOTS + 1))
+
+    # and the same race straight at the provider, where commits really run side by side on the pool
+    caps = team.client.app.state.platform.caps
+    writes = [
+        {"kind": "counter_add", "name": "db:slots", "max": SLOTS * 2},
+        {"kind": "insert", "collection": "bookings", "id": "", "value": {"day": "2026-03-02"}},
+    ]
+
+    async def commit(i: int) -> str:
+        info = CallInfo(app_id=app_id, version=version, call_id=i)
+        booking = {**writes[1], "id": f"direct-{i}"}
+        try:
+            await caps.handle(info, "db", "commit", [], {"writes": [writes[0], booking]})
+        except Exception as exc:  # the refusals are yima_sdk errors with their codes
+            return str(getattr(exc, "code", type(exc).__name__))
+        return "booked"
+
+    outcomes = collections.Counter(await asyncio.gather(*(commit(i) for i in range(200))))
+    assert outcomes == {"booked": SLOTS, "storage.counter_out_of_range": 200 - SLOTS}, outcomes
+
+    r = await call(team.client, resident, app_id, "GET", "/db/bookings/2026-03-02")
+    assert r.json() == {"count": 2 * SLOTS, "taken": 2 * SLOTS}
+
+
+async def test_a_message_inside_a_transaction_is_refused_and_nothing_is_written(
+    team: Team, tmp_path: Path
+) -> None:
+    folder = write_probe(tmp_path, new_app_id("dbtx"))
+    app_id, _ = await team.ship(folder)
+    resident = await login(team.client)
+    r = await call(team.client, resident, app_id, "POST", "/db/notify-in-transaction")
+    assert (r.status_code, r.json()["code"]) == (403, "capability.denied"), r.text
+    assert "inside ctx.db.transaction()" in r.json()["detail"]
+    r = await call(team.client, resident, app_id, "GET", "/db/bookings/2026-03-03")
+    assert r.json() == {"count": 0, "taken": 0}
+    r = await team.client.get("/v1/me/inbox", headers=resident.headers)
+    assert (r.status_code, r.json()) == (200, []), r.text
