@@ -83,3 +83,20 @@ def test_an_app_published_with_the_sdk_goes_the_whole_way(dev: Dev) -> None:
     developer = sign_in(dev.server, role="developer")
     operator = sign_in(dev.server, DEMO_OPERATOR_PHONE)
     ship_and_use(dev.server, write_probe(dev.folder / "apps", new_app_id("published")), developer, operator)
+
+
+def test_an_app_keeps_its_bookings_in_ctx_db(dev: Dev) -> None:
+    """The probe's bookings: a slot counter and a booking in one `ctx.db` transaction, a query on a declared
+    index, and a query on an undeclared field refused with its stable code, on the embedded PostgreSQL."""
+    resident = verified_resident(dev.server)
+    api = f"/v1/miniapps/{dev.app_id}/api"
+    answers = [resident.post(f"{api}/db/book", params={"slots": 2, "n": i}) for i in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 409], [a.text for a in answers]
+    assert resident.get(f"{api}/db/bookings/2026-03-02").json() == {"count": 2, "taken": 2}
+    page = resident.post(
+        f"{api}/raw/db/find", json={"collection": "bookings", "where": {"day": "2026-03-02"}}
+    )
+    assert page.status_code == 200, page.text
+    assert sorted(item["value"]["n"] for item in page.json()["items"]) == ["0", "1"]
+    refused = resident.post(f"{api}/raw/db/find", json={"collection": "bookings", "where": {"n": "0"}})
+    assert (refused.status_code, refused.json()["code"]) == (400, "db.not_indexed"), refused.text
