@@ -1,15 +1,20 @@
-"""GET /v1/audit/checkpoints: the signed heads of the audit chain, for partners and the health authority to keep."""
+"""Audit routes: the public signed checkpoints, and the operator's search and chain verification."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+import asyncpg
+from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
-from server.audit.checkpoints import Checkpoint, published
-from server.auth import allow
+from server.audit import repository, schemas
+from server.audit.checkpoints import Checkpoint, from_row, published
+from server.audit.service import verify_with_current_key
+from server.auth import Role, allow
 from server.auth.guards import PUBLIC
+from server.credentials.trust_list import ROOT_PURPOSE
+from server.deps import Db
 
 
 class AuditCheckpointController(Controller):
@@ -30,3 +35,69 @@ class AuditCheckpointController(Controller):
         Public: a checkpoint holds no personal data, only the chain's length and head MAC, signed by the trust
         root key (verify with the trust list's root public key)."""
         return await published(request.app.state.core.db, after, limit)
+
+
+def _record(row: asyncpg.Record) -> schemas.AuditRecord:
+    return schemas.AuditRecord(
+        row["seq"], row["at"], row["actor"], row["action"], row["target"], dict(row["details"] or {})
+    )
+
+
+Text = Annotated[str | None, Parameter(min_length=1, max_length=200)]
+
+
+class AuditAdminController(Controller):
+    path = "/v1/admin/audit"
+    tags = ["audit"]
+
+    @get("", opt=allow(Role.OPERATOR), operation_id="searchAuditLog")
+    async def search(
+        self,
+        db: Db,
+        action: Text = None,
+        actor: Text = None,
+        target: Text = None,
+        q: Annotated[
+            str | None,
+            Parameter(min_length=1, max_length=200, description="anywhere in action, actor or target"),
+        ] = None,
+        before: Annotated[
+            int | None, Parameter(ge=1, le=2**62, description="records older than this seq")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> list[schemas.AuditRecord]:
+        """Audit records, newest first: exact action, actor or target, or `q` as a substring; page with
+        `before` = the last seq seen."""
+        rows = await repository.search(
+            db, action=action, actor=actor, target=target, text=q, before=before, limit=limit
+        )
+        return [_record(r) for r in rows]
+
+    @post("/verify", status_code=200, opt=allow(Role.OPERATOR), operation_id="verifyAuditLog")
+    async def verify(self, request: Request[Any, Any, Any]) -> schemas.AuditVerification:
+        """Walk the whole hash chain (MACs under the master key) and hold it against the signed checkpoints the
+        server stored, as `yima audit verify` does: intact, or the first broken record named."""
+        core = request.app.state.core
+        roots = {k.kid: k.public_key for k in await core.keys.keys(ROOT_PURPOSE)}
+        async with core.db.connection() as conn:
+            held = [from_row(r) for r in await repository.checkpoints_after(conn, 0, 2**31)]
+            forged = [c for c in held if not c.verify(roots)]
+            if forged:
+                return schemas.AuditVerification(
+                    False,
+                    0,
+                    len(held),
+                    schemas.AuditBreakOut(
+                        forged[0].size, "forged_checkpoint", "a stored checkpoint's signature is not valid"
+                    ),
+                )
+            checked, broken = await verify_with_current_key(conn, held)
+            row = await repository.get(conn, broken.seq) if broken is not None else None
+        if broken is None:
+            return schemas.AuditVerification(True, checked, len(held))
+        return schemas.AuditVerification(
+            False,
+            checked,
+            len(held),
+            schemas.AuditBreakOut(broken.seq, broken.problem, broken.detail, _record(row) if row else None),
+        )

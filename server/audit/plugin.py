@@ -11,7 +11,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from server.audit.checkpoints import Checkpoint, publish
-from server.audit.controllers import AuditCheckpointController
+from server.audit.controllers import AuditAdminController, AuditCheckpointController
 from server.core import Core
 from server.credentials.trust_list import ROOT_PURPOSE
 from server.observability import outage_log
@@ -30,7 +30,7 @@ class AuditPlugin(InitPluginProtocol):
         self._task: asyncio.Task[None] | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.append(AuditCheckpointController)
+        app_config.route_handlers.extend([AuditCheckpointController, AuditAdminController])
         app_config.on_startup.append(self._start)
         app_config.on_shutdown.insert(0, self._stop)
         return app_config

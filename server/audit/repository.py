@@ -62,6 +62,43 @@ async def for_target(conn: asyncpg.Connection, target: str, limit: int = 100) ->
     )
 
 
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def search(
+    conn: asyncpg.Connection,
+    *,
+    action: str | None,
+    actor: str | None,
+    target: str | None,
+    text: str | None,
+    before: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Newest first; exact action, actor or target, and `text` anywhere in action, actor or target."""
+    return await conn.fetch(
+        """SELECT seq, at, actor, action, target, details FROM audit_log
+           WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR actor = $2)
+             AND ($3::text IS NULL OR target = $3)
+             AND ($4::text IS NULL OR action ILIKE $4 OR actor ILIKE $4 OR target ILIKE $4)
+             AND ($5::bigint IS NULL OR seq < $5)
+           ORDER BY seq DESC LIMIT $6""",
+        action,
+        actor,
+        target,
+        None if text is None else _like(text),
+        before,
+        limit,
+    )
+
+
+async def get(conn: asyncpg.Connection, seq: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT seq, at, actor, action, target, details FROM audit_log WHERE seq = $1", seq
+    )
+
+
 # -- checkpoints -------------------------------------------------------------------------------------------
 
 

@@ -144,7 +144,8 @@ class MiniAppAdminController(Controller):
     async def queue(
         self, db: Db, limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50
     ) -> list[schemas.ReviewItem]:
-        """Versions waiting for review, oldest first, with their check reports and manifests."""
+        """Versions waiting for review, oldest first, with their check reports and manifests, and the manifest of the
+        version residents run now (`previous_manifest`) to compare capabilities and scopes with."""
         rows = await repository.review_queue(db, limit)
         return [
             schemas.ReviewItem(
@@ -156,6 +157,8 @@ class MiniAppAdminController(Controller):
                 r["developer_id"],
                 _checks(r["checks"]),
                 r["manifest"],
+                r["previous_version"],
+                r["previous_manifest"],
             )
             for r in rows
         ]

@@ -118,8 +118,11 @@ async def versions(conn: asyncpg.Connection, app_id: str) -> list[asyncpg.Record
 
 async def review_queue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT v.app_id, v.version, v.digest, v.checks, v.manifest, v.size_bytes, v.uploaded_at, a.developer_id"
-        " FROM miniapp_versions v JOIN miniapps a USING (app_id) WHERE v.status = 'in_review'"
+        "SELECT v.app_id, v.version, v.digest, v.checks, v.manifest, v.size_bytes, v.uploaded_at, a.developer_id,"
+        " p.version AS previous_version, p.manifest AS previous_manifest"
+        " FROM miniapp_versions v JOIN miniapps a USING (app_id)"
+        " LEFT JOIN miniapp_versions p ON p.app_id = a.app_id AND p.version = a.stable_version"
+        " WHERE v.status = 'in_review'"
         " ORDER BY v.uploaded_at LIMIT $1",
         limit,
     )

@@ -79,6 +79,9 @@ class ReviewItem(Outbound):
     developer_id: int
     checks: list[Check]
     manifest: dict[str, Any]
+    previous_version: str | None = None
+    """The version residents run now (the stable release), to compare with; omitted for a first version."""
+    previous_manifest: dict[str, Any] | None = None
 
 
 class ReviewDecision(Inbound):

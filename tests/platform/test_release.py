@@ -89,6 +89,10 @@ async def test_phased_release_whitelist_buckets_only_increase_revert_and_rollbac
     folder = write_probe(tmp_path, app_id, "1.1.0")
     r = await team.publish(pack(folder).data, app_id)
     assert r.status_code == 201
+    queued = next(i for i in (await team.admin("GET", "/reviews")).json() if i["app_id"] == app_id)
+    # the reviewer compares with what residents run now
+    assert queued["version"] == "1.1.0" and queued["previous_version"] == "1.0.0"
+    assert queued["previous_manifest"]["version"] == "1.0.0" and queued["manifest"]["version"] == "1.1.0"
     await team.admin("POST", f"/{app_id}/versions/1.1.0/review", json={"decision": "approve", "reason": "ok"})
     r = await team.admin(
         "POST", f"/{app_id}/release", json={"version": "1.1.0", "whitelist": [early.account_id]}
