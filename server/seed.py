@@ -18,6 +18,8 @@ DEMO_AUTHORITY_PHONE = "13700137000"
 # A syntactically valid, fictional ID number (Guangde region code, check digit computed).
 DEMO_RESIDENT_NAME = "王小明"
 DEMO_RESIDENT_ID = "341822199001011230"
+DEMO_RESIDENT_CARD = "A12345678"
+"""The demo resident's (fictional) social security card, recorded as the issuer's and linked to their one-card."""
 
 
 async def seed_demo(app: Any) -> None:

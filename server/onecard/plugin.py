@@ -122,6 +122,17 @@ class OnecardPlugin(InitPluginProtocol):
         app_config.on_shutdown.insert(0, self._stop)
         return app_config
 
+    async def seed_demo(self, app: Litestar) -> None:
+        """Demo resident: the issuer's record of their social security card and an open one-card, so the
+        shell's one-card page shows a balance and a top-up at once."""
+        from server.seed import DEMO_RESIDENT_CARD, DEMO_RESIDENT_ID, DEMO_RESIDENT_PHONE
+
+        onecard: OnecardService = app.state.onecard
+        async with app.state.core.db.transaction() as conn:
+            await onecard.record_issued_card(conn, DEMO_RESIDENT_ID, DEMO_RESIDENT_CARD)
+            resident = await app.state.identity.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
+            await onecard.open_account(conn, resident, DEMO_RESIDENT_CARD)
+
     def _provider(self, db: Database) -> PaymentProvider:
         cfg = self.config
         if cfg.payment_provider_url:

@@ -1,0 +1,60 @@
+// The shell's service worker: the shell's own files come from the network when it answers (a release reaches
+// phones at once) and from this cache when it does not, so the code page opens offline and shows the last
+// valid code (which the page keeps itself). API calls are never cached: they carry personal data.
+
+const CACHE = "yima-shell-v1";
+const SHELL = [
+  "/app/",
+  "/app/app.js",
+  "/app/app.css",
+  "/app/code.js",
+  "/app/card.js",
+  "/app/records.js",
+  "/app/apps.js",
+  "/app/messages.js",
+  "/app/manifest.json",
+  "/app/icon.svg",
+  "/static/base.css",
+  "/static/api.js",
+  "/static/dom.js",
+  "/static/i18n.js",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((names) => Promise.all(names.filter((name) => name !== CACHE).map((name) => caches.delete(name))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const url = new URL(event.request.url);
+  const shell = url.origin === location.origin && (url.pathname.startsWith("/app/") || url.pathname.startsWith("/static/"));
+  if (event.request.method !== "GET" || !shell) return;
+  event.respondWith(
+    fetch(event.request)
+      .then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(event.request, copy));
+        }
+        return response;
+      })
+      .catch(() =>
+        caches
+          .match(event.request, { ignoreSearch: true })
+          .then((hit) => hit || (event.request.mode === "navigate" ? caches.match("/app/") : Response.error())),
+      ),
+  );
+});
