@@ -140,6 +140,24 @@ class MiniAppAdminController(Controller):
     path = "/v1/admin/miniapps"
     tags = ["admin"]
 
+    @get("", opt=allow(Role.OPERATOR), operation_id="listMiniapps")
+    async def list_apps(
+        self, db: Db, limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 500
+    ) -> list[schemas.AppSummary]:
+        """Every registered app (by id) with its release state, for the console."""
+        return [
+            schemas.AppSummary(
+                r["app_id"],
+                r["name"],
+                r["status"],
+                r["stable_version"],
+                r["phased_version"],
+                r["phased_percent"],
+                r["suspended_reason"],
+            )
+            for r in await repository.list_apps(db, limit)
+        ]
+
     @get("/reviews", opt=allow(Role.OPERATOR), operation_id="miniappReviewQueue")
     async def queue(
         self, db: Db, limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50

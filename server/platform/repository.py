@@ -116,6 +116,14 @@ async def versions(conn: asyncpg.Connection, app_id: str) -> list[asyncpg.Record
     )
 
 
+async def list_apps(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT a.app_id, a.name, a.status, a.stable_version, a.phased_version, a.phased_percent,"
+        " a.suspended_reason FROM miniapps a ORDER BY a.app_id LIMIT $1",
+        limit,
+    )
+
+
 async def review_queue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT v.app_id, v.version, v.digest, v.checks, v.manifest, v.size_bytes, v.uploaded_at, a.developer_id,"

@@ -70,6 +70,16 @@ class AppState(Outbound):
     suspended_reason: str | None = None
 
 
+class AppSummary(Outbound):
+    app_id: str
+    name: str
+    status: Literal["active", "suspended"]
+    stable_version: str | None = None
+    phased_version: str | None = None
+    phased_percent: int = 0
+    suspended_reason: str | None = None
+
+
 class ReviewItem(Outbound):
     app_id: str
     version: str

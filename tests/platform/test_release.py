@@ -93,6 +93,8 @@ async def test_phased_release_whitelist_buckets_only_increase_revert_and_rollbac
     # the reviewer compares with what residents run now
     assert queued["version"] == "1.1.0" and queued["previous_version"] == "1.0.0"
     assert queued["previous_manifest"]["version"] == "1.0.0" and queued["manifest"]["version"] == "1.1.0"
+    listed = next(a for a in (await team.admin("GET", "")).json() if a["app_id"] == app_id)
+    assert listed["stable_version"] == "1.0.0" and listed["status"] == "active"
     await team.admin("POST", f"/{app_id}/versions/1.1.0/review", json={"decision": "approve", "reason": "ok"})
     r = await team.admin(
         "POST", f"/{app_id}/release", json={"version": "1.1.0", "whitelist": [early.account_id]}
