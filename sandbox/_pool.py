@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yima_sdk._bridge import Failure, Init, Request, ScanEvent
+from yima_sdk._bridge import Failure, Init, JobEvent, Request, ScanEvent
 from yima_sdk.manifest import Limits, Manifest
 
 from sandbox._gate import CapabilityGate
@@ -285,7 +285,7 @@ class Pool:
                 return
         self.idle.append(worker)
 
-    async def invoke(self, request: Request | ScanEvent) -> Any:
+    async def invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
         if self.broken is not None:
             raise self.broken
         timeout = self.limits.timeout_ms / 1000

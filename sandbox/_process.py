@@ -21,6 +21,7 @@ from yima_sdk._bridge import (
     FrameProtocol,
     FrameTooLarge,
     Init,
+    JobEvent,
     LayerReport,
     Ready,
     Request,
@@ -192,7 +193,9 @@ class WorkerProcess:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
 
-    async def run(self, call_id: int, request: Request | ScanEvent, limit_s: float) -> Result | Failure:
+    async def run(
+        self, call_id: int, request: Request | ScanEvent | JobEvent, limit_s: float
+    ) -> Result | Failure:
         """Send one call and wait for its answer; on overrun kill the worker and raise DeadlineExceeded."""
         assert self._protocol is not None
         if not self.alive:

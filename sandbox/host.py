@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from yima_sdk._bridge import Request, Response, ScanEvent
+from yima_sdk._bridge import JobEvent, Request, Response, ScanEvent
 from yima_sdk.manifest import load_manifest
 
 from sandbox._pool import Pool, restart_delay
@@ -121,6 +121,11 @@ class SandboxHost:
     async def scan(self, key: str, event: ScanEvent) -> Any:
         """Deliver a scan event to app version `key`; returns what the app added."""
         return await self._pool(key).invoke(event)
+
+    async def job(self, key: str, event: JobEvent) -> None:
+        """Run one job in app version `key`, under the same queue, deadline and limits as a call; raise a
+        SandboxError subclass on any failure (MiniAppError with the app's code when its handler raised)."""
+        await self._pool(key).invoke(event)
 
     async def unload(self, key: str) -> None:
         """Stop app version `key`: its queued calls fail, its workers are killed and reaped before this returns.

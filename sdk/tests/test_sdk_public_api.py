@@ -27,6 +27,8 @@ PUBLIC = [
     "Document",
     "InvalidArgument",
     "InvalidRequest",
+    "JobEvent",
+    "Jobs",
     "Limits",
     "Log",
     "Manifest",
@@ -111,6 +113,7 @@ def test_errors_and_capability_operations_are_documented() -> None:
         (capabilities.Notify, "notify"),
         (capabilities.Payments, "payments"),
         (capabilities.Credentials, "credentials"),
+        (capabilities.Jobs, "jobs"),
         (capabilities.Log, "log"),
         (capabilities.Db, "db"),
     ]:

@@ -16,12 +16,13 @@ and for terminals and phones `yima_sdk.codes`, `yima_sdk.trust`, `yima_sdk.holde
 """
 
 from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request, Response, ScanData, ScanEvent
+from yima_sdk._bridge import JobEvent, Request, Response, ScanData, ScanEvent
 from yima_sdk.capabilities import (
     AppPass,
     Credentials,
     Db,
     Document,
+    Jobs,
     Log,
     Notify,
     Page,
@@ -71,6 +72,8 @@ __all__ = [
     "Document",
     "InvalidArgument",
     "InvalidRequest",
+    "JobEvent",
+    "Jobs",
     "Limits",
     "Log",
     "Manifest",

@@ -7,7 +7,8 @@ worker-side runtime that serves an App over the bridge.
     async def book(ctx: Context, request: Request) -> dict:
         return await ctx.storage.get("books", request.path_params["id"])
 
-Capabilities (`ctx.db`, `ctx.user`, `ctx.storage`, `ctx.credentials`, `ctx.payments`, `ctx.notify`, `ctx.log`) are thin
+Capabilities (`ctx.db`, `ctx.user`, `ctx.storage`, `ctx.credentials`, `ctx.payments`, `ctx.notify`, `ctx.jobs`,
+`ctx.log`) are thin
 async proxies: `await ctx.storage.put("k", v)` sends the request (capability, operation, args) to the host and
 awaits its reply; several may be in flight at once. A refused capability raises `CapabilityDenied`.
 
@@ -36,6 +37,7 @@ from yima_sdk._bridge import (
     FrameProtocol,
     FrameTooLarge,
     Init,
+    JobEvent,
     LayerReport,
     Ready,
     Request,
@@ -46,13 +48,24 @@ from yima_sdk._bridge import (
     encode_frame,
     read_frame_blocking,
 )
-from yima_sdk.capabilities import OUT_OF_TRANSACTION, Credentials, Db, Log, Notify, Payments, Storage, User
+from yima_sdk.capabilities import (
+    OUT_OF_TRANSACTION,
+    Credentials,
+    Db,
+    Jobs,
+    Log,
+    Notify,
+    Payments,
+    Storage,
+    User,
+)
 from yima_sdk.errors import CapabilityDenied, RouteNotFound, YimaError, error_for_code
 
-__all__ = ["App", "CapabilityProxy", "Context", "Handler", "ScanHandler", "serve"]
+__all__ = ["App", "CapabilityProxy", "Context", "Handler", "JobHandler", "ScanHandler", "serve"]
 
 Handler = Callable[["Context", Request], Awaitable[Any]]
 ScanHandler = Callable[["Context", ScanEvent], Awaitable[Any]]
+JobHandler = Callable[["Context", JobEvent], Awaitable[Any]]
 
 _PARAM = re.compile(r"\{([A-Za-z_]\w*)\}")
 _json = msgspec.json.Encoder()
@@ -77,6 +90,7 @@ class App:
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._scans: dict[str, ScanHandler] = {}
+        self._jobs: dict[str, JobHandler] = {}
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         """Register `async def handler(ctx, request)` for METHOD path (path params like `/books/{id}`)."""
@@ -110,6 +124,16 @@ class App:
 
         return register
 
+    def job(self, name: str) -> Callable[[JobHandler], JobHandler]:
+        """Register `async def handler(ctx, job)` for job `name`: the firings of its `[jobs]` schedule and the
+        one-shot jobs `ctx.jobs.schedule(at, name, data)` asks for. A handler that raises is retried."""
+
+        def register(handler: JobHandler) -> JobHandler:
+            self._jobs[name] = handler
+            return handler
+
+        return register
+
     async def handle(self, ctx: Context, request: Request) -> Response:
         """Route one HTTP request; 404/405 are answers, not errors."""
         allowed: list[str] = []
@@ -133,6 +157,12 @@ class App:
         if handler is None:
             raise RouteNotFound(f"no scan handler for scene kind {event.scene_kind!r}")
         return await handler(ctx, event)
+
+    async def handle_job(self, ctx: Context, event: JobEvent) -> None:
+        handler = self._jobs.get(event.name)
+        if handler is None:
+            raise RouteNotFound(f"no job handler for {event.name!r} (@app.job({event.name!r}))")
+        await handler(ctx, event)
 
 
 def _as_response(value: Any) -> Response:
@@ -199,6 +229,7 @@ class Context:
         self.notify: Notify = facade("notify", Notify)
         self.log: Log = facade("log", Log)
         self.db: Db = facade("db", Db)
+        self.jobs: Jobs = facade("jobs", Jobs)
 
 
 class _Runtime:
@@ -275,6 +306,9 @@ class _Runtime:
         try:
             if isinstance(request, Request):
                 reply = Result(id=call.id, response=await self.app.handle(ctx, request))
+            elif isinstance(request, JobEvent):
+                await self.app.handle_job(ctx, request)
+                reply = Result(id=call.id)
             else:
                 reply = Result(id=call.id, value=await self.app.handle_scan(ctx, request))
         except YimaError as exc:

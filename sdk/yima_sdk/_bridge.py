@@ -34,6 +34,7 @@ __all__ = [
     "FrameTooLarge",
     "HostMessage",
     "Init",
+    "JobEvent",
     "LayerReport",
     "Ready",
     "Request",
@@ -117,6 +118,23 @@ class ScanEvent(_Wire, tag="scan"):
     data: ScanData = msgspec.field(default_factory=ScanData)
 
 
+class JobEvent(_Wire, tag="job"):
+    """A job the platform runs: a firing of a `[jobs]` schedule or a one-shot `ctx.jobs.schedule`. Jobs run at
+    least once: a job that fails, or whose node dies, runs again with the same `job_id` (use it to make the
+    handler idempotent) and the next `attempt`."""
+
+    name: str
+    job_id: str
+    """`job_12` for a one-shot job; `job_3.1765101600` for the firing of a schedule at that Unix time."""
+    data: dict[str, Any] = {}
+    """What `ctx.jobs.schedule` was given (empty for schedules)."""
+    attempt: int = 1
+    scheduled_at: dt.datetime | None = None
+    """When the job was due (UTC)."""
+    user_id: str | None = None
+    """Always None: a job runs for the app, not for a resident."""
+
+
 class Response(_Wire, tag="resp"):
     """What an HTTP handler answers; handlers may also return any JSON-able value (status 200)."""
 
@@ -162,7 +180,7 @@ class Init(_Wire, tag="init"):
 
 class Call(_Wire, tag="call"):
     id: int
-    request: Request | ScanEvent
+    request: Request | ScanEvent | JobEvent
 
 
 class CapabilityReply(_Wire, tag="cap_reply"):

@@ -1,5 +1,5 @@
 """Typed capability facades (`ctx.db`, `ctx.storage`, `ctx.user`, `ctx.notify`, `ctx.payments`, `ctx.credentials`,
-`ctx.log`) and the values they return.
+`ctx.jobs`, `ctx.log`) and the values they return.
 
 Each method builds one operation Struct of the contract (`yima_sdk.contract`), sends its fields as keyword
 arguments over the bridge and converts the host's reply to the operation's reply type; a refusal comes back as
@@ -13,6 +13,7 @@ Operations newer than this SDK stay reachable untyped: `await ctx.storage.some_n
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ __all__ = [
     "Db",
     "Document",
     "Group",
+    "Jobs",
     "Log",
     "Notify",
     "Page",
@@ -199,6 +201,36 @@ class Credentials(_Facade):
     async def revoke_pass(self, pass_id: str) -> bool:
         """Revoke one of this app's passes; True if it was valid until now."""
         return bool(await self._call(c.CredentialsRevokePass(pass_id=pass_id)))
+
+
+class Jobs(_Facade):
+    """One-shot delayed jobs (declared schedules run from `[jobs]` in miniapp.toml without a call)."""
+
+    __slots__ = ()
+
+    async def schedule(
+        self,
+        at: dt.datetime | dt.timedelta | float,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> str:
+        """Run `@app.job(name)` with `data` (JSON-able, at most 4 KiB) at `at`: an aware datetime or Unix
+        seconds, or a timedelta from now (the platform's now: in the simulator it moves with `advance`). At
+        most 30 days ahead; a time already past runs as soon as possible. Returns the job id; the same `key`
+        returns the same job instead of a second one. Raises QuotaExceeded (too many pending one-shot jobs),
+        InvalidArgument."""
+        if isinstance(at, dt.timedelta):
+            op = c.JobsSchedule(name=name, delay_s=at.total_seconds(), data=data or {}, key=key)
+        else:
+            when = at.timestamp() if isinstance(at, dt.datetime) else float(at)
+            op = c.JobsSchedule(name=name, at=when, data=data or {}, key=key)
+        return str(await self._call(op))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a one-shot job; True if it was still pending."""
+        return bool(await self._call(c.JobsCancel(job_id=job_id)))
 
 
 class Log(_Facade):

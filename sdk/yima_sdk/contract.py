@@ -32,7 +32,7 @@ from yima_sdk.errors import (
     VersionConflict,
     YimaError,
 )
-from yima_sdk.manifest import Scope
+from yima_sdk.manifest import JobName, Scope
 
 __all__ = [
     "OPERATIONS",
@@ -53,6 +53,8 @@ __all__ = [
     "Document",
     "Group",
     "InsertWrite",
+    "JobsCancel",
+    "JobsSchedule",
     "NotifySend",
     "Operation",
     "Page",
@@ -75,9 +77,11 @@ __all__ = [
     "UserScope",
     "Verification",
     "Written",
+    "check_job",
     "check_pass",
     "decode_operation",
     "id_number",
+    "job_retry_delay",
     "operation_name",
     "reply_of",
     "scan_lines",
@@ -90,6 +94,10 @@ MAX_TITLE, MAX_BODY = 40, 500
 MAX_CHARGE_FEN = 1_000_000
 MAX_PASS_DATA_BYTES = 512
 MAX_LINES, MAX_LINE = 4, 40
+MAX_JOB_DATA_BYTES = 4096
+MAX_JOB_DELAY_S = 30 * 86400
+JOB_ATTEMPTS = 5
+"""Runs of one job (or one firing of a schedule) before the platform gives up on it."""
 _BIG = 2**62  # storage integers fit PostgreSQL's bigint with room for a delta
 
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -507,6 +515,29 @@ class DbCommit(_Op, frozen=True, tag="db.commit"):
     reads: Annotated[list[ReadCheck], msgspec.Meta(max_length=MAX_COMMIT_WRITES)] = []
 
 
+class JobsSchedule(_Op, frozen=True, tag="jobs.schedule"):
+    """Run `@app.job(name)` with `data` (a JSON object of at most 4 KiB encoded) at `at` (Unix seconds) or
+    `delay_s` seconds from now (exactly one of them; at most 30 days ahead; a time already past runs as soon as
+    possible); the job id. The same `key` gives the same job: a retried call schedules once. At most the app's
+    quota of one-shot jobs may be pending."""
+
+    Reply = str
+    errors = (InvalidArgument, QuotaExceeded)
+    name: JobName
+    at: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    delay_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    data: dict[str, Any] = {}
+    key: ShortText | None = None
+
+
+class JobsCancel(_Op, frozen=True, tag="jobs.cancel"):
+    """Cancel one of this app's one-shot jobs; True if it was pending (it will not run)."""
+
+    Reply = bool
+    errors = (InvalidArgument,)
+    job_id: Annotated[str, msgspec.Meta(pattern=r"^job_[0-9]{1,18}$")]
+
+
 Operation = (
     StorageGet
     | StorageGetDocument
@@ -531,6 +562,8 @@ Operation = (
     | DbCount
     | DbAggregate
     | DbCommit
+    | JobsSchedule
+    | JobsCancel
 )
 """Every capability operation, a tagged union on `op`."""
 
@@ -564,6 +597,28 @@ def check_pass(op: CredentialsIssuePass, now: float) -> None:
         raise InvalidArgument("data must be JSON-able") from None
     if size > MAX_PASS_DATA_BYTES:
         raise InvalidArgument(f"data must be a JSON object of at most {MAX_PASS_DATA_BYTES} bytes")
+
+
+def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:
+    """The rules of `jobs.schedule` beyond its field types (they depend on the clock and the encoded size):
+    InvalidArgument when broken, else when the job is due (Unix seconds) and its encoded data."""
+    if (op.at is None) == (op.delay_s is None):
+        raise InvalidArgument("jobs.schedule takes exactly one of at and delay_s")
+    due = op.at if op.at is not None else now + (op.delay_s or 0.0)
+    if not due <= now + MAX_JOB_DELAY_S:
+        raise InvalidArgument("a job may be scheduled at most 30 days ahead")
+    try:
+        encoded = msgspec.json.encode(op.data)
+    except (TypeError, msgspec.EncodeError):
+        raise InvalidArgument("data must be JSON-able") from None
+    if len(encoded) > MAX_JOB_DATA_BYTES:
+        raise InvalidArgument(f"data must be a JSON object of at most {MAX_JOB_DATA_BYTES} bytes")
+    return due, encoded
+
+
+def job_retry_delay(attempt: int, base_s: float = 30.0, max_s: float = 3600.0) -> float:
+    """Seconds before a job that failed its `attempt`-th run runs again: base, 2x, 4x... at most `max_s`."""
+    return float(min(max_s, base_s * 2 ** (attempt - 1)))
 
 
 def id_number(value: str) -> int:

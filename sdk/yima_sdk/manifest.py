@@ -56,7 +56,7 @@ __all__ = [
 
 MANIFEST_FILE = "miniapp.toml"
 
-Capability = Literal["user", "storage", "credentials", "payments", "notify", "log", "db"]
+Capability = Literal["user", "storage", "credentials", "payments", "notify", "log", "db", "jobs"]
 CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
 
 Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]

@@ -11,6 +11,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
     credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
+    jobs.schedule -> job id    jobs.cancel -> bool   see jobs.py
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
 App passes are in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`.
@@ -33,6 +34,7 @@ from server.core import Core
 from server.platform import repository
 from server.platform.db import AppDb
 from server.platform.ids import AppUserIds
+from server.platform.jobs import AppJobs
 from server.platform.runtime import Runtime
 from server.platform.storage import AppStorage
 
@@ -51,6 +53,7 @@ class PlatformCapabilities:
         self.state = app_state
         self.storage = storage
         self.db = AppDb(core.db, runtime)
+        self.jobs = AppJobs(core.db)
         self.ids = AppUserIds(core.master_key)
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
@@ -134,6 +137,8 @@ class PlatformCapabilities:
                 | c.DbCommit()
             ):
                 return await self.db.handle(call, op)
+            case c.JobsSchedule() | c.JobsCancel():
+                return await self.jobs.handle(call.app_id, op)
             case _:
                 return await self.storage.handle(call.app_id, op)
 

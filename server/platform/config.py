@@ -23,6 +23,14 @@ class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a scan answer waits for the bound app's display lines before marking them missing."""
     refresh_s: float = 5.0
     """Backstop refresh of the released-apps view (transitions are pushed over pub/sub at once)."""
+    jobs_poll_s: float = 1.0
+    """How often each process looks for due jobs (server/platform/jobs.py)."""
+    jobs_lease_s: float = 300.0
+    """How long a claimed job is held before another process may run it (its runner died)."""
+    jobs_retry_base_s: float = 30.0
+    """Pause before a failed job runs again; doubled after each failure, at most an hour."""
+    jobs_max_pending: int = 1000
+    """One-shot jobs an app may have pending (`quota.exceeded` beyond)."""
 
     @classmethod
     def for_server(cls, settings: Settings) -> PlatformSettings:

@@ -16,6 +16,7 @@ from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
 from server.platform.device_login.service import DeviceLogin
 from server.platform.gateway import Gateway
+from server.platform.jobs import JobRunner
 from server.platform.registry import Registry
 from server.platform.residents import Residents
 from server.platform.runtime import Runtime
@@ -35,6 +36,7 @@ class Platform:
     storage: AppStorage
     caps: PlatformCapabilities
     gateway: Gateway
+    jobs: JobRunner
 
     @classmethod
     async def start(cls, core: Core, config: PlatformSettings, app_state: Any) -> Platform:
@@ -43,6 +45,7 @@ class Platform:
         host = SandboxHost(config.sandbox)
         runtime = Runtime(core, host, config.apps_dir, refresh_s=config.refresh_s)
         caps = PlatformCapabilities(core, runtime, app_state, storage)
+        caps.jobs.max_pending = config.jobs_max_pending
         host.provider = caps
         await host.start()
         registry = Registry()
@@ -63,9 +66,17 @@ class Platform:
             storage=storage,
             caps=caps,
             gateway=Gateway(core, runtime, caps, config),
+            jobs=JobRunner(
+                core.db,
+                runtime,
+                poll_s=config.jobs_poll_s,
+                lease_s=config.jobs_lease_s,
+                retry_base_s=config.jobs_retry_base_s,
+            ),
         )
         await runtime.refresh()
         runtime.start_listening()
+        platform.jobs.start()
         return platform
 
     async def transition(self, change: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
@@ -76,4 +87,5 @@ class Platform:
         await self.runtime.changed()
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.runtime.close()

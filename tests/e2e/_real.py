@@ -221,12 +221,11 @@ def scan_code(terminal: httpx.Client, resident: httpx.Client) -> dict[str, Any]:
 # ---- a mini-app's whole way, as its developer, an operator, a resident and a terminal go it --------------
 
 
-def ship_and_use(
+def release_app(
     server: RealServer, folder: Path, developer: httpx.Client, operator: httpx.Client
-) -> tuple[str, httpx.Client]:
-    """Publish `folder` (the probe app) with the SDK, approve and release it, call it through the gateway as a
-    resident, bind it to a clinic scene and scan the resident's code there: the app's lines reach the terminal.
-    Returns the app id and the resident's client."""
+) -> tuple[str, str]:
+    """Pack and upload `folder` with the SDK as the developer; approve and release it to everyone as the
+    operator. Returns the app id and version."""
     from yima_sdk.pack import pack
     from yima_sdk.publish import upload
 
@@ -241,7 +240,16 @@ def ship_and_use(
     assert r.status_code == 200, r.text
     r = operator.post(f"{admin}/release", json={"version": version, "percent": 100, "whitelist": []})
     assert r.status_code == 200, r.text
+    return app_id, version
 
+
+def ship_and_use(
+    server: RealServer, folder: Path, developer: httpx.Client, operator: httpx.Client
+) -> tuple[str, httpx.Client]:
+    """Publish `folder` (the probe app) with the SDK, approve and release it, call it through the gateway as a
+    resident, bind it to a clinic scene and scan the resident's code there: the app's lines reach the terminal.
+    Returns the app id and the resident's client."""
+    app_id, version = release_app(server, folder, developer, operator)
     resident = verified_resident(server)
 
     def whoami() -> dict[str, Any]:

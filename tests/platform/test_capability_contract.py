@@ -248,6 +248,27 @@ CASES: list[Case] = [
          expect={"valid": False, "reason": "credential.revoked", "kind": "", "user_id": None,
                  "health_color": None, "pass_id": None, "data": {}}),
     Case("revoke_pass a bad id", "credentials.revoke_pass", {"pass_id": "ticket-1"}, error=c.InvalidArgument),
+    # jobs
+    Case("schedule", "jobs.schedule", lambda s: {"at": s["soon"], "name": "release_slot", "data": {"slot": 3}},
+         save="job", expect="job_N"),
+    Case("schedule with a key", "jobs.schedule", lambda s: {"at": s["soon"], "name": "remind", "key": "k-1"},
+         expect="job_N"),
+    Case("schedule the same key again", "jobs.schedule",
+         lambda s: {"at": s["soon"], "name": "remind", "key": "k-1"}, expect="job_N", before="jobs_pending_2"),
+    Case("schedule over the pending cap", "jobs.schedule", lambda s: {"at": s["soon"], "name": "remind"},
+         error=c.QuotaExceeded),
+    Case("schedule past 30 days", "jobs.schedule", lambda s: {"at": s["soon"] + 31 * 86400, "name": "remind"},
+         error=c.InvalidArgument, before="jobs_pending_1000"),
+    Case("schedule too much data", "jobs.schedule",
+         lambda s: {"at": s["soon"], "name": "remind", "data": {"x": "y" * 5000}}, error=c.InvalidArgument),
+    Case("schedule a bad name", "jobs.schedule", lambda s: {"at": s["soon"], "name": "Remind me"},
+         error=c.InvalidArgument),
+    Case("schedule after a delay", "jobs.schedule", {"delay_s": 3600, "name": "remind"}, expect="job_N"),
+    Case("schedule both at and a delay", "jobs.schedule", lambda s: {"at": s["soon"], "delay_s": 1, "name": "r"},
+         error=c.InvalidArgument),
+    Case("cancel", "jobs.cancel", lambda s: {"job_id": s["job"]}, expect=True),
+    Case("cancel again", "jobs.cancel", lambda s: {"job_id": s["job"]}, expect=False),
+    Case("cancel a bad id", "jobs.cancel", {"job_id": "release_slot"}, error=c.InvalidArgument),
 ]  # fmt: skip
 
 
@@ -261,6 +282,7 @@ _MASKS = [
     (re.compile(r"^pay_\d+$"), "pay_N"),
     (re.compile(r"^pass_\d+$"), "pass_N"),
     (re.compile(r"^msg_\d+$"), "msg_N"),
+    (re.compile(r"^job_\d+$"), "job_N"),
     (re.compile(r"^u_[a-z2-7]{26}$"), "u_ID"),  # the production format of app-scoped ids, on both platforms
     (re.compile(r"^YP1\.[\w-]+\.[\w-]+$"), "YP1."),  # a signed pass in the production format
     (re.compile(r"^[a-z2-7]{24}$"), "DOC_ID"),  # a document id the platform made (capabilities.new_id)
@@ -315,6 +337,9 @@ class ServerPlatform:
     users: dict[str | None, str | None]
 
     async def switch(self, name: str) -> None:
+        if name.startswith("jobs_pending_"):
+            self.provider.jobs.max_pending = int(name.rpartition("_")[2])
+            return
         keys = int(name.rpartition("_")[2])
         r = await self.team.admin("PUT", f"/{self.app_id}/quotas", json={"storage_max_keys": keys})
         assert r.status_code == 200, r.text
@@ -327,6 +352,9 @@ class SimPlatform:
     users: dict[str | None, str | None]
 
     async def switch(self, name: str) -> None:
+        if name.startswith("jobs_pending_"):
+            self.provider.jobs_quota = int(name.rpartition("_")[2])
+            return
         self.provider.storage_quota = int(name.rpartition("_")[2])
 
 
@@ -380,11 +408,13 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
             "ankang_code": r.json()["payload"],
             "stranger_code": r_stranger.json()["payload"],
             "valid_until": valid_until,
+            "soon": valid_until,
         },
         "simulator": {
             "ankang_code": simulated.ankang_code("alice"),
             "stranger_code": simulated.ankang_code("grandpa"),
             "valid_until": valid_until,
+            "soon": valid_until,
         },
     }
     disagreements = []

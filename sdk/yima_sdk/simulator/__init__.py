@@ -7,6 +7,7 @@ child process, against an in-memory platform with fixture residents and switches
         app.get("/hello", user="alice").json()
         app.switches.consent_denied = True
         app.scan("clinic", user="grandpa")
+        app.advance(hours=2)                 # runs the jobs that fall due on the way
 
 `AsyncSimulator` is the same from an event loop; `serve_http` serves it on 127.0.0.1 (`yima-sdk dev`).
 The worker applies the production sandbox's OS layers where the machine allows (all of them on Linux as root;
@@ -26,6 +27,8 @@ __all__ = [
     "AsyncSimulator",
     "CallInfo",
     "FixtureUser",
+    "JobRun",
+    "SimJob",
     "SimResponse",
     "SimulatedPlatform",
     "Simulator",

@@ -25,6 +25,7 @@ from yima_sdk._bridge import (
     FrameError,
     FrameProtocol,
     Init,
+    JobEvent,
     LayerReport,
     Ready,
     Request,
@@ -39,9 +40,9 @@ from yima_sdk._isolation.limits import LAYERS
 from yima_sdk.contract import scan_lines
 from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
-from yima_sdk.simulator._platform import CallInfo, SimulatedPlatform, Switches
+from yima_sdk.simulator._platform import CallInfo, SimJob, SimulatedPlatform, Switches
 
-__all__ = ["AppFailure", "AsyncSimulator", "SimResponse"]
+__all__ = ["AppFailure", "AsyncSimulator", "JobRun", "SimResponse"]
 
 _WORKER_ENV = {"LANG": "C.UTF-8"}
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
@@ -65,6 +66,19 @@ class SimResponse(msgspec.Struct, frozen=True):
     @property
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+
+class JobRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One run of a job by `advance`: `ok`, or the failure's `code` and whether it runs again (`retry_in_s`)."""
+
+    name: str
+    job_id: str
+    attempt: int
+    at: float
+    """The simulator's time of the run (Unix seconds)."""
+    ok: bool
+    code: str = ""
+    retry_in_s: float | None = None
 
 
 class _Worker:
@@ -105,7 +119,13 @@ class AsyncSimulator:
     ) -> None:
         self.folder = Path(folder).resolve()
         self.manifest: Manifest = load_manifest(self.folder)
-        self.platform = platform or SimulatedPlatform(self.manifest, switches=switches, clock=clock)
+        self._skew = 0.0
+        self.platform = platform or SimulatedPlatform(
+            self.manifest, switches=switches, clock=lambda: clock() + self._skew
+        )
+        if platform is not None:
+            given = platform.clock
+            platform.clock = lambda: given() + self._skew
         self.switches = self.platform.switches
         self.python = python or sys.executable
         self.layers: list[LayerReport] = []
@@ -273,7 +293,52 @@ class AsyncSimulator:
             raise error_for_code(exc.code, exc.message) from None
         return scan_lines(value)
 
-    async def _invoke(self, request: Request | ScanEvent) -> Any:
+    async def advance(
+        self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0
+    ) -> list[JobRun]:
+        """Move the simulator's clock forward, running every job that falls due on the way, in time order, as
+        production would: each at its due time, a failure again after its backoff (within the window), a
+        schedule at each of its firings. Returns the runs; failures are also in `logs`, as in the app's log."""
+        target = self.platform.clock() + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+        runs: list[JobRun] = []
+        while (job := self.platform.next_job(target)) is not None:
+            self._skew += max(0.0, job.run_at - self.platform.clock())
+            runs.append(await self._run_job(job))
+        self._skew += max(0.0, target - self.platform.clock())
+        return runs
+
+    async def _run_job(self, job: SimJob) -> JobRun:
+        job.attempt += 1
+        now = self.platform.clock()
+        event = JobEvent(
+            name=job.name,
+            job_id=job.job_id,
+            data=job.data,
+            attempt=job.attempt,
+            scheduled_at=dt.datetime.fromtimestamp(job.due, dt.UTC),
+        )
+        try:
+            await self._invoke(event)
+        except AppFailure as exc:
+            retry = self.platform.job_ran(job, ok=False)
+            record = {"level": "warning", "event": "job failed", "source": "platform", "job": job.name}
+            self.logs.append(
+                {
+                    **record,
+                    "job_id": event.job_id,
+                    "attempt": job.attempt,
+                    "code": exc.code,
+                    "retry_in_s": retry,
+                }
+            )
+            return JobRun(
+                name=job.name, job_id=event.job_id, attempt=event.attempt, at=now, ok=False, code=exc.code,
+                retry_in_s=retry,
+            )  # fmt: skip
+        self.platform.job_ran(job, ok=True)
+        return JobRun(name=job.name, job_id=event.job_id, attempt=event.attempt, at=now, ok=True)
+
+    async def _invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
         async with self._lock:  # one call at a time per worker, as in the sandbox
             await self.start()
             worker = self._worker

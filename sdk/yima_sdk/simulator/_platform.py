@@ -5,6 +5,7 @@ to see the unhappy paths."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import itertools
 import time
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from yima_sdk import contract as c
+from yima_sdk.cron import parse_cron
 from yima_sdk.errors import (
     CapabilityDenied,
     ConsentDenied,
@@ -27,10 +29,12 @@ from yima_sdk.manifest import Manifest
 from yima_sdk.simulator._credentials import DevCredentials
 from yima_sdk.simulator._db import SimulatedDb
 
-__all__ = ["FIXTURE_USERS", "CallInfo", "FixtureUser", "SimulatedPlatform", "Switches"]
+__all__ = ["FIXTURE_USERS", "CallInfo", "FixtureUser", "SimJob", "SimulatedPlatform", "Switches"]
 
 NOTIFY_PER_DAY = 20
 """Messages per resident per app per day, as production."""
+JOBS_PENDING = 1000
+"""Pending one-shot jobs per app, as production's default."""
 _json = msgspec.json.Encoder()
 
 
@@ -87,6 +91,26 @@ class Switches:
 
 
 @dataclass
+class SimJob:
+    """A one-shot job (`ctx.jobs.schedule`) or a declared schedule (`[jobs]`, `schedule` set), as production
+    keeps it: due at `due`, tried next at `run_at` (later after a failure), `attempt` runs so far."""
+
+    id: str
+    name: str
+    due: float
+    run_at: float
+    data: dict[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    attempt: int = 0
+    status: Literal["pending", "done", "failed", "cancelled"] = "pending"
+
+    @property
+    def job_id(self) -> str:
+        """What the handler sees: the job's id, and for a schedule the Unix time of this firing."""
+        return self.id if self.schedule is None else f"{self.id}.{int(self.due)}"
+
+
+@dataclass
 class _Doc:
     value: Any
     version: int
@@ -131,6 +155,16 @@ class SimulatedPlatform:
         """One-card balances in fen; a confirmed charge over the balance ends `failed`."""
         self.db = SimulatedDb(self)
         """The `db` capability's collections (`db.records`: (collection, id) -> record)."""
+        self.jobs: dict[str, SimJob] = {}
+        """Declared schedules and one-shot jobs by id; `AsyncSimulator.advance` runs those that fall due."""
+        self.jobs_quota = JOBS_PENDING
+        """Pending one-shot jobs the app may have, as production's per-app cap."""
+        self._job_keys: dict[str, str] = {}
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        for name, expression in manifest.jobs.items():
+            due = parse_cron(expression).next_after(now).timestamp()
+            job = SimJob(id=f"job_{next(self._ids)}", name=name, due=due, run_at=due, schedule=expression)
+            self.jobs[job.id] = job
 
     # ---- fixture residents --------------------------------------------------------------------------
 
@@ -247,6 +281,14 @@ class SimulatedPlatform:
                 | c.DbCommit()
             ):
                 return self.db.handle(op)
+            case c.JobsSchedule():
+                return self._schedule(op)
+            case c.JobsCancel():
+                job = self.jobs.get(op.job_id)
+                if job is None or job.schedule is not None or job.status != "pending":
+                    return False
+                job.status = "cancelled"
+                return True
         raise CapabilityDenied(f"{c.operation_name(op)} is not served by the simulator")
 
     # storage
@@ -293,6 +335,48 @@ class SimulatedPlatform:
             raise CounterOutOfRange(f"counter {op.name!r} would leave [{op.min}, {op.max}]; it is unchanged")
         self.space.counters[op.name] = value
         return value
+
+    # jobs
+
+    def _schedule(self, op: c.JobsSchedule) -> str:
+        due, encoded = c.check_job(op, self.clock())
+        if op.key is not None and op.key in self._job_keys:
+            return self._job_keys[op.key]
+        pending = sum(1 for j in self.jobs.values() if j.schedule is None and j.status == "pending")
+        if pending >= self.jobs_quota:
+            raise QuotaExceeded(f"at most {self.jobs_quota} one-shot jobs may be pending per app")
+        job = SimJob(
+            id=f"job_{next(self._ids)}",
+            name=op.name,
+            due=due,
+            run_at=due,
+            data=msgspec.json.decode(encoded),  # stored as JSON, as production
+        )
+        self.jobs[job.id] = job
+        if op.key is not None:
+            self._job_keys[op.key] = job.id
+        return job.id
+
+    def next_job(self, until: float) -> SimJob | None:
+        """The pending job to run first among those due by `until`, if any."""
+        due = [j for j in self.jobs.values() if j.status == "pending" and j.run_at <= until]
+        return min(due, key=lambda j: (j.run_at, j.id), default=None)
+
+    def job_ran(self, job: SimJob, ok: bool) -> float | None:
+        """Record a run of `job` (its attempt already counted): done, or due again after a pause (its
+        delay is returned), or given up after the last attempt. A schedule moves on to its next firing."""
+        now = self.clock()
+        if not ok and job.attempt < c.JOB_ATTEMPTS:
+            delay = c.job_retry_delay(job.attempt)
+            job.run_at = now + delay
+            return delay
+        if job.schedule is None:
+            job.status = "done" if ok else "failed"
+            return None
+        after = dt.datetime.fromtimestamp(max(job.due, now), dt.UTC)
+        job.due = job.run_at = parse_cron(job.schedule).next_after(after).timestamp()
+        job.attempt = 0
+        return None
 
     # user
 

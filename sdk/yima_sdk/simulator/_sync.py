@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from yima_sdk._bridge import LayerReport
-from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+from yima_sdk.simulator._host import AsyncSimulator, JobRun, SimResponse
 from yima_sdk.simulator._platform import SimulatedPlatform, Switches
 
 __all__ = ["Simulator"]
@@ -90,6 +90,22 @@ class Simulator:
     @property
     def payments(self) -> list[dict[str, Any]]:
         return [dict(p) for p in self.platform.payments.values()]
+
+    def advance(
+        self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0
+    ) -> list[JobRun]:
+        """Move the simulator's clock forward, running the jobs that fall due on the way (see AsyncSimulator)."""
+        return self._run_sync(self._async.advance(days=days, hours=hours, minutes=minutes, seconds=seconds))
+
+    @property
+    def now(self) -> float:
+        """The simulator's clock (Unix seconds): the real time plus what `advance` added."""
+        return self.platform.clock()
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        """Schedules and one-shot jobs: id, name, due, run_at, data, schedule, attempt, status."""
+        return [dict(vars(job)) for job in self.platform.jobs.values()]
 
     def inbox(self, user: str) -> list[dict[str, Any]]:
         """Messages the app sent to fixture resident `user`."""
