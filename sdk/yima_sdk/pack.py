@@ -18,6 +18,7 @@ from pathlib import Path
 
 from yima_sdk.errors import PackError
 from yima_sdk.manifest import MANIFEST_FILE, Manifest, load_manifest, parse_manifest
+from yima_sdk.ui_bundle import ui_problems
 
 __all__ = [
     "MAX_FILES",
@@ -84,9 +85,15 @@ def pack(folder: str | Path, *, version: str | None = None) -> Package:
         raise PackError(f"{MANIFEST_FILE} must be at the root of {root}")
     if len(files) > MAX_FILES:
         raise PackError(f"{len(files)} files; an archive holds at most {MAX_FILES}")
-    unpacked = sum((root / name).stat().st_size for name in files)
+    sizes = {name: (root / name).stat().st_size for name in files}
+    unpacked = sum(sizes.values())
     if unpacked > MAX_UNPACKED:
         raise PackError(f"{unpacked} bytes unpacked; the limit is {MAX_UNPACKED}")
+    problems = ui_problems(sizes)
+    if problems:  # the first rule broken is the code; the others follow it in the message
+        first, *others = problems
+        message = "; ".join([first.detail, *(f"{p.code}: {p.detail}" for p in others)])
+        raise PackError(message, code=first.code)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in files:

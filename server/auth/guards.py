@@ -3,6 +3,10 @@
 `allow("public")` admits anyone; `allow(Role.OPERATOR, ...)` admits accounts holding one of the roles;
 `allow("terminal")` admits authenticated terminals. A revoked session (logout, disabled terminal) is refused
 even while its access token has not expired.
+
+An app session token (`yas_...`, what a mini-app's page holds: server/platform/app_sessions.py) is refused here
+on every route but those that name `APP_SESSION`, which check it themselves against the app in their path
+(only the gateway does). Its audience differs from an access token's too, so it never passes as one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from server.errors import Forbidden, Unauthorized
 PUBLIC = "public"
 TERMINAL = "terminal"
 ANY_ACCOUNT = "any_account"
+APP_SESSION = "app_session"
+APP_SESSION_PREFIX = "yas_"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,12 @@ async def authorize(scope: Scope, allowed: frozenset[str] | None, core: Any) -> 
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Send an access token: Authorization: Bearer <token>")
+    if token.startswith(APP_SESSION_PREFIX):
+        if APP_SESSION in allowed:
+            return  # the route verifies it for the app in its path
+        raise Unauthorized(
+            "An app session is valid only on its own mini-app's gateway", code="auth.app_session_elsewhere"
+        )
     claims = await core.tokens.verify(token.strip())
     if await core.sessions.is_ended(claims.session_id):
         raise Unauthorized("This session has ended; log in again", code="auth.session_ended")

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from yima_sdk.errors import ManifestError
 from yima_sdk.manifest import MANIFEST_FILE, Manifest, parse_manifest
+from yima_sdk.ui_bundle import ui_problems
 
 MAX_PACKED = 5 * 1024 * 1024
 MAX_UNPACKED = 20 * 1024 * 1024
@@ -106,6 +107,11 @@ def check_archive(data: bytes, app_id: str) -> ArchiveReport:
     if not report.add("file_count", len(files) <= MAX_FILES, f"{len(files)} files (limit {MAX_FILES})"):
         return report
     if not _inflate(archive, files, report):
+        return report
+    broken = ui_problems({name: len(content) for name, content in report.files.items()})
+    for rule in broken:  # named by the same codes `yima-sdk pack` raises (yima_sdk.ui_bundle)
+        report.add(rule.code, False, rule.detail)
+    if broken:
         return report
     text = report.files.get(MANIFEST_FILE)
     if text is None:

@@ -10,12 +10,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from server.auth import Role, allow
-from server.auth.guards import ANY_ACCOUNT, PUBLIC
+from server.auth.guards import ANY_ACCOUNT, APP_SESSION, PUBLIC, Principal
 from server.deps import Caller, Db
-from server.errors import Conflict, PayloadTooLarge, raises
+from server.errors import AppError, Conflict, PayloadTooLarge, Unauthorized, raises
 from server.params import INT64_MAX, RowId
 from server.platform import archive, repository, schemas
 from server.platform import errors as e
+from server.platform.app_sessions import AppSessionExpired, AppSessionInvalid
+from server.platform.gateway import Answer
 from server.platform.service import Platform
 
 PlatformDep: TypeAlias = NamedDependency[Platform]
@@ -384,6 +386,21 @@ class ResidentPlatformController(Controller):
             entries.append(schemas.CatalogEntry(live.app_id, live.name, version.version, scopes))
         return entries
 
+    @post(
+        "/me/miniapps/{app_id:str}/session",
+        status_code=201,
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.AppSuspended, e.AppUnavailable),
+        operation_id="openMiniappSession",
+    )
+    async def app_session(
+        self, app_id: FromPath[str], principal: Caller, platform: PlatformDep
+    ) -> schemas.AppSession:
+        """An app-scoped session for the app's page (what the shell hands its iframe; your own token stays with
+        the shell): a short-lived `yas_` token valid on this app's gateway only, and your id in this app."""
+        platform.runtime.resolve(app_id, principal.account_id)  # released to you and not suspended
+        issued = await platform.app_sessions.issue(principal.account_id, principal.session_id, app_id)
+        return schemas.AppSession(app_id, issued.token, issued.expires_in, issued.user_id)
+
     @get("/me/consents", opt=allow(ANY_ACCOUNT), operation_id="listConsents")
     async def consents(self, principal: Caller, db: Db) -> list[schemas.Consent]:
         """Every scope decision you made, per app."""
@@ -481,10 +498,26 @@ class GatewayController(Controller):
     path = "/v1/miniapps"
     tags = ["miniapps"]
 
+    # Named to sort before `call`: a controller registers its handlers in name order, and a path whose first
+    # handler lacks OPTIONS gets Litestar's automatic one, which wins over this (and access control refuses it).
+    @route(
+        "/{app_id:str}/api/{path:path}",
+        http_method=["OPTIONS"],
+        opt=allow(PUBLIC),
+        include_in_schema=False,
+    )
+    async def answer_preflight(self) -> Response[None]:
+        """CORS preflight of a page's call: app pages run with an opaque origin (sandboxed), so every call they
+        make is cross-origin. Bearer tokens only, never cookies: answering any origin lends nobody a credential."""
+        return Response(None, status_code=204, headers=GATEWAY_PREFLIGHT)
+
     @route(
         "/{app_id:str}/api/{path:path}",
         http_method=["GET", "POST", "PUT", "DELETE", "PATCH"],
-        opt=allow(ANY_ACCOUNT) | raises(*e.GATEWAY_ERRORS),
+        opt=allow(ANY_ACCOUNT, APP_SESSION)
+        | raises(
+            *e.GATEWAY_ERRORS, AppSessionInvalid, AppSessionExpired, (Unauthorized, "auth.session_ended")
+        ),
         operation_id=lambda handler, method, path: f"callMiniapp{method.capitalize()}",
     )
     async def call(
@@ -492,13 +525,31 @@ class GatewayController(Controller):
         request: Request[Any, Any, Any],
         app_id: FromPath[str],
         path: FromPath[str],
-        principal: Caller,
         platform: PlatformDep,
     ) -> Response[bytes]:
-        """Call a mini-app's route as yourself: the app sees only its own pseudonymous id for you."""
+        """Call a mini-app's route as yourself, with your access token or with an app session of this app (what
+        its page holds): the app sees only its own pseudonymous id for you."""
+        try:
+            answer = await self._call(request, app_id, path, platform)
+        except AppError as exc:  # a page must read the problem's code too (e.g. miniapp.session_expired)
+            exc.headers = {**exc.headers, **GATEWAY_CORS}
+            raise
+        media = answer.headers.pop("content-type", "application/octet-stream")
+        answer.headers.update(GATEWAY_CORS)
+        return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=media)
+
+    async def _call(
+        self, request: Request[Any, Any, Any], app_id: str, path: str, platform: Platform
+    ) -> Answer:
+        principal = request.scope.get("user")
+        if isinstance(principal, Principal):
+            account_id = principal.account_id
+        else:  # access control let an app session through: it holds for this app only
+            token = request.headers.get("authorization", "").partition(" ")[2].strip()
+            account_id = await platform.app_sessions.verify(token, app_id)
         body = await request.body()
         answer = await platform.gateway.call(
-            principal.account_id,
+            account_id,
             app_id,
             request.method,
             path if path.startswith("/") else "/" + path,
@@ -506,5 +557,13 @@ class GatewayController(Controller):
             {k.lower(): v for k, v in request.headers.items()},
             body,
         )
-        media = answer.headers.pop("content-type", "application/octet-stream")
-        return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=media)
+        return answer
+
+
+GATEWAY_CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "etag, retry-after"}
+GATEWAY_PREFLIGHT = {
+    **GATEWAY_CORS,
+    "access-control-allow-methods": "GET, POST, PUT, DELETE, PATCH",
+    "access-control-allow-headers": "authorization, content-type, accept, if-match, if-none-match",
+    "access-control-max-age": "600",
+}

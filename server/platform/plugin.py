@@ -20,6 +20,7 @@ from server.platform.devapps import DevApps
 from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.events import PlatformScanSink
 from server.platform.service import Platform
+from server.platform.ui_controllers import MiniappPagesController
 from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings
 
@@ -44,6 +45,7 @@ class PlatformPlugin(InitPluginProtocol):
                 MiniAppAdminController,
                 ResidentPlatformController,
                 GatewayController,
+                MiniappPagesController,
             ]
         )
         app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)

@@ -158,6 +158,16 @@ class CatalogEntry(Outbound):
     scopes: list[Scope] = []
 
 
+class AppSession(Outbound):
+    app_id: str
+    token: str
+    """`yas_...`: send as `Authorization: Bearer` to `/v1/miniapps/{app_id}/api/...`; refused everywhere else."""
+    expires_in: int
+    """Seconds; ask for a new one when it has run out (`miniapp.session_expired`)."""
+    user_id: str
+    """Your id in this app (the app knows you by it and by nothing else)."""
+
+
 class ConsentDecision(Inbound):
     granted: bool
     """false records a refusal: the app is told `consent.denied` and the phone does not ask again."""

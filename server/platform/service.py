@@ -12,6 +12,7 @@ import asyncpg
 
 from sandbox import SandboxHost
 from server.core import Core
+from server.platform.app_sessions import AppSessions
 from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
 from server.platform.device_login.service import DeviceLogin
@@ -21,6 +22,7 @@ from server.platform.registry import Registry
 from server.platform.residents import Residents
 from server.platform.runtime import Runtime
 from server.platform.storage import AppStorage
+from server.platform.ui_bundles import UiBundles
 
 log = logging.getLogger("yima.platform")
 
@@ -37,6 +39,8 @@ class Platform:
     caps: PlatformCapabilities
     gateway: Gateway
     jobs: JobRunner
+    app_sessions: AppSessions
+    ui: UiBundles
 
     @classmethod
     async def start(cls, core: Core, config: PlatformSettings, app_state: Any) -> Platform:
@@ -73,6 +77,8 @@ class Platform:
                 lease_s=config.jobs_lease_s,
                 retry_base_s=config.jobs_retry_base_s,
             ),
+            app_sessions=AppSessions(core, caps),
+            ui=UiBundles(core, runtime),
         )
         await runtime.refresh()
         runtime.start_listening()

@@ -1,0 +1,85 @@
+"""The rules for an app's `ui/` page bundle, shared by `yima-sdk pack` and the server's upload checks.
+
+A bundle is static files only (HTML, scripts, styles, images, fonts, JSON), served by the core at
+`/miniapps/{id}/ui/` under a strict Content-Security-Policy. Each broken rule has a stable code; `yima-sdk pack`
+raises `PackError` with it and the server's upload report names the same code as the failed check:
+
+    ui.file_type    a file whose type a page bundle may not carry (e.g. .py, .exe, .wasm)
+    ui.file_size    one file over UI_MAX_FILE_BYTES
+    ui.total_size   the bundle over UI_MAX_TOTAL_BYTES
+    ui.file_count   more than UI_MAX_FILES files
+    ui.no_index     a ui/ folder without ui/index.html, the page the shell opens
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+__all__ = [
+    "UI_FOLDER",
+    "UI_MAX_FILES",
+    "UI_MAX_FILE_BYTES",
+    "UI_MAX_TOTAL_BYTES",
+    "UI_MEDIA_TYPES",
+    "UiProblem",
+    "ui_problems",
+]
+
+UI_FOLDER = "ui/"
+UI_MAX_TOTAL_BYTES = 2 * 1024 * 1024
+UI_MAX_FILE_BYTES = 512 * 1024
+UI_MAX_FILES = 200
+
+UI_MEDIA_TYPES: Mapping[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+}
+"""The file types a bundle may carry, by lower-case suffix, and the type the core serves each with (never sniffed)."""
+
+
+@dataclass(frozen=True)
+class UiProblem:
+    code: str
+    detail: str
+
+
+def ui_problems(sizes: Mapping[str, int]) -> list[UiProblem]:
+    """Every rule the `ui/` files among `sizes` (archive path -> bytes) break; empty when there is no ui/."""
+    ui = {name: size for name, size in sizes.items() if name.startswith(UI_FOLDER)}
+    if not ui:
+        return []
+    problems = []
+    foreign = sorted(n for n in ui if PurePosixPath(n).suffix.lower() not in UI_MEDIA_TYPES)
+    if foreign:
+        allowed = " ".join(sorted(UI_MEDIA_TYPES))
+        problems.append(
+            UiProblem("ui.file_type", f"{', '.join(foreign[:5])}: a page bundle holds only {allowed}")
+        )
+    big = sorted(n for n, size in ui.items() if size > UI_MAX_FILE_BYTES)
+    if big:
+        problems.append(
+            UiProblem("ui.file_size", f"{', '.join(big[:5])}: over {UI_MAX_FILE_BYTES} bytes per file")
+        )
+    total = sum(ui.values())
+    if total > UI_MAX_TOTAL_BYTES:
+        problems.append(UiProblem("ui.total_size", f"ui/ holds {total} bytes (limit {UI_MAX_TOTAL_BYTES})"))
+    if len(ui) > UI_MAX_FILES:
+        problems.append(UiProblem("ui.file_count", f"ui/ holds {len(ui)} files (limit {UI_MAX_FILES})"))
+    if "ui/index.html" not in ui:
+        problems.append(UiProblem("ui.no_index", "ui/index.html is missing: it is the page the shell opens"))
+    return problems

@@ -1,0 +1,124 @@
+"""Mini-app page bundles (`ui/` in the archive): served at `/miniapps/{app_id}/ui/` under a policy that lets the
+page reach nothing but its own files, `/static/yima.js` and its own app's gateway.
+
+A bundle is small (yima_sdk.ui_bundle caps it at 2 MiB), so each live version's files are read from its stored
+archive once per process and answered from memory; versions that are no longer live are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from yima_sdk.ui_bundle import UI_FOLDER, UI_MEDIA_TYPES
+
+from server.core import Core
+from server.errors import NotFound
+from server.platform import archive, repository
+from server.platform import errors as e
+from server.platform.runtime import LiveVersion, Runtime
+
+GATEWAY_PATH = "/v1/miniapps/{app_id}/api/"
+YIMA_JS = "/static/yima.js"
+
+
+class UiNotFound(NotFound):
+    code, title = "miniapp.ui_not_found", "This mini-app has no such page file"
+
+
+def page_policy(origin: str, app_id: str) -> str:
+    """The page's Content-Security-Policy. `sandbox allow-scripts` gives the page an opaque origin even when it is
+    opened on its own, outside the shell's iframe: it can never read this origin's storage or cookies. Sources
+    are absolute (an opaque origin has no 'self' to speak of) and narrowed to paths."""
+    own = f"{origin}/miniapps/{app_id}/"
+    gateway = origin + GATEWAY_PATH.format(app_id=app_id)
+    return (
+        f"default-src 'none'; script-src {origin}{YIMA_JS} {own}; style-src {own}; img-src {own} data: blob:; "
+        f"font-src {own}; media-src {own} blob:; connect-src {gateway}; frame-ancestors 'self'; "
+        "base-uri 'none'; form-action 'none'; object-src 'none'; sandbox allow-scripts"
+    )
+
+
+def page_headers(origin: str, app_id: str) -> dict[str, str]:
+    return {
+        "content-security-policy": page_policy(origin, app_id),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "permissions-policy": "camera=(), geolocation=(), microphone=(), payment=()",
+        # The page's origin is opaque, so its fonts and module scripts are cross-origin requests; the files are
+        # public and carry no credential.
+        "access-control-allow-origin": "*",
+        "cache-control": "no-cache",  # revalidated (ETag) on every load: a release reaches phones at once
+    }
+
+
+@dataclass(frozen=True)
+class UiFile:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+class UiBundles:
+    def __init__(self, core: Core, runtime: Runtime) -> None:
+        self.core = core
+        self.runtime = runtime
+        self._bundles: dict[str, dict[str, UiFile]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def version(self, app_id: str, version: str | None) -> LiveVersion:
+        """`version` if it is live (stable or phased), else the stable one (the phased one before any stable)."""
+        live = self.runtime.apps.get(app_id)
+        if live is None:
+            raise e.AppNotFound()
+        if live.suspended:
+            raise e.AppSuspended(extra={"app_id": app_id})
+        if version is None:
+            chosen = live.stable or live.phased
+        else:
+            chosen = next((v for v in live.versions() if v.version == version), None)
+        if chosen is None:
+            raise e.AppUnavailable(extra={"app_id": app_id})
+        return chosen
+
+    async def file(self, app_id: str, version: str | None, path: str) -> UiFile:
+        bundle = await self._bundle(self.version(app_id, version))
+        name = path.lstrip("/")
+        if name == "" or name.endswith("/"):
+            name += "index.html"
+        found = bundle.get(name)
+        if found is None:
+            raise UiNotFound(extra={"app_id": app_id, "path": name[:200]})
+        return found
+
+    async def _bundle(self, version: LiveVersion) -> dict[str, UiFile]:
+        bundle = self._bundles.get(version.key)
+        if bundle is not None:
+            return bundle
+        async with self._locks.setdefault(version.key, asyncio.Lock()):
+            bundle = self._bundles.get(version.key)
+            if bundle is None:
+                bundle = await self._load(version)
+                live = {v.key for a in self.runtime.apps.values() for v in a.versions()}
+                for stale in [k for k in self._bundles if k not in live]:
+                    del self._bundles[stale]
+                    self._locks.pop(stale, None)
+                self._bundles[version.key] = bundle
+        return bundle
+
+    async def _load(self, version: LiveVersion) -> dict[str, UiFile]:
+        async with self.core.db.connection() as conn:
+            found = await repository.archive(conn, version.app_id, version.version)
+        if found is None:
+            raise e.VersionNotFound()
+        report = await asyncio.to_thread(archive.check_archive, found[1], version.app_id)
+        bundle = {}
+        for name, content in report.files.items():
+            if name.startswith(UI_FOLDER):
+                media = UI_MEDIA_TYPES.get(PurePosixPath(name).suffix.lower())
+                if media is not None:  # checked at upload; a type allowed then and not now is not served
+                    etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+                    bundle[name[len(UI_FOLDER) :]] = UiFile(content, media, etag)
+        return bundle
