@@ -67,7 +67,7 @@ def test_new_scaffolds_an_app_whose_own_tests_pass(scaffold: Path) -> None:
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "7 passed" in run.stdout
+    assert "8 passed" in run.stdout
 
 
 def test_new_refuses_a_non_empty_folder_and_a_bad_id(scaffold: Path, tmp_path: Path) -> None:
@@ -143,19 +143,28 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
     assert scanned == (200, {"lines": ["Queue number 1"]})
     state = http(f"{dev_server}/_sim/state")[1]
     assert [m["title"] for m in state["inbox"]] == ["Visit booked", "Visit booked"]
+    # the clock moves a day: the scaffold's 18:00 reminder schedule fires once
+    status, advanced = http(f"{dev_server}/_sim/advance", "POST", {"days": 1})
+    assert status == 200 and advanced["now"] >= state["now"] + 86400
+    assert [(run["name"], run["ok"]) for run in advanced["runs"]] == [("remind", True)]
+    assert http(f"{dev_server}/_sim/advance", "POST", {"weeks": 1})[0] == 400
     assert ("seccomp" in state["missing_layers"]) == (sys.platform != "linux")
 
 
-def test_check_reports_scene_without_handler(scaffold: Path, tmp_path: Path) -> None:
+def test_check_reports_scene_and_schedule_without_handler(scaffold: Path, tmp_path: Path) -> None:
     assert yima_sdk("check", cwd=scaffold).returncode == 0
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "app.py").write_text((scaffold / "app.py").read_text())
     (copy / "miniapp.toml").write_text(
-        (scaffold / "miniapp.toml").read_text().replace('["clinic"]', '["clinic", "bus"]')
+        (scaffold / "miniapp.toml")
+        .read_text()
+        .replace('["clinic"]', '["clinic", "bus"]')
+        .replace("[jobs]", '[jobs]\nclose_day = "0 20 * * *"')
     )
     failed = yima_sdk("check", cwd=copy)
     assert failed.returncode == 1 and "'bus' is subscribed" in failed.stdout
+    assert "'close_day' is scheduled in miniapp.toml but has no @app.job('close_day')" in failed.stdout
 
 
 def test_pack_twice_gives_identical_bytes_and_prints_the_digest(scaffold: Path, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """`python -I -m yima_sdk._inspect <folder> <entry>`: import an app in a child process (its code stays out of
-the CLI's process) and print its routes and scan handlers as JSON, for `yima-sdk check`."""
+the CLI's process) and print its routes, scan handlers and job handlers as JSON, for `yima-sdk check`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def main() -> None:
     if not isinstance(app, App):
         raise SystemExit(f"entry {entry!r} is a {type(app).__name__}, not a yima_sdk App")
     routes = [[route.method, route.template] for route in app._routes]
-    print(json.dumps({"routes": routes, "scenes": sorted(app._scans)}))
+    print(json.dumps({"routes": routes, "scenes": sorted(app._scans), "jobs": sorted(app._jobs)}))
 
 
 if __name__ == "__main__":

@@ -156,12 +156,18 @@ def _check(args: argparse.Namespace) -> int:
         problems += 1
     else:
         found = json.loads(inspected.stdout)
-        print(f"ok   entry {manifest.entry}: {len(found['routes'])} routes, scans {found['scenes']}")
+        print(
+            f"ok   entry {manifest.entry}: {len(found['routes'])} routes, scans {found['scenes']}, "
+            f"jobs {found['jobs']}"
+        )
         for scene in sorted(manifest.scenes - set(found["scenes"])):
             print(f"FAIL scenes: {scene!r} is subscribed in miniapp.toml but has no @app.on_scan({scene!r})")
             problems += 1
         for scene in sorted(set(found["scenes"]) - manifest.scenes):
             print(f"FAIL scenes: @app.on_scan({scene!r}) will never run: add {scene!r} to `scenes`")
+            problems += 1
+        for job in sorted(set(manifest.jobs) - set(found["jobs"])):
+            print(f"FAIL jobs: {job!r} is scheduled in miniapp.toml but has no @app.job({job!r})")
             problems += 1
     if manifest.scopes and "user" not in manifest.capabilities:
         print("FAIL scopes: reading a scope needs the `user` capability in `capabilities`")

@@ -7,6 +7,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     POST /_sim/switches                   {"consent_denied": true, ...}
     POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
+    POST /_sim/advance                    {"hours": 2}: move the clock, run the jobs that fall due; the runs
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 "storage": {k: d.value for k, d in sim.platform.space.docs.items()},
                 "counters": sim.platform.space.counters,
                 "logs": sim.logs[-100:],
+                "now": sim.platform.clock(),
+                "jobs": [dataclasses.asdict(job) for job in sim.platform.jobs.values()],
             }
         )
     if method == "POST" and path == "/_sim/switches":
@@ -127,6 +130,15 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
         except YimaError as exc:
             return _problem(422, exc.code, exc.message)
         return _json({"lines": value})
+    if method == "POST" and path == "/_sim/advance":
+        units = ("days", "hours", "minutes", "seconds")
+        if not isinstance(payload, dict) or not all(
+            k in units and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+            for k, v in payload.items()
+        ):
+            return _problem(400, "sim.bad_advance", "give days, hours, minutes or seconds: numbers >= 0")
+        runs = await sim.advance(**payload)
+        return _json({"now": sim.platform.clock(), "runs": [msgspec.to_builtins(run) for run in runs]})
     if method == "POST" and path.startswith("/_sim/payments/"):
         _, _, _, payment_id, action = path.split("/", 4)
         if payment_id not in sim.platform.payments or action not in ("confirm", "decline"):
