@@ -1,4 +1,4 @@
-"""The `yima-sdk` command: new, check, dev, pack, login, publish. Headless: every input is an argument or an
+"""The `yima-sdk` command: new, check, dev, pack, login, register, publish. Headless: every input is an argument or an
 environment variable, output is plain text (or JSON with --json), and the exit status says what happened:
 0 done, 1 the app or the platform said no (invalid manifest, failed checks, refused upload), 2 bad usage."""
 
@@ -74,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="get a developer token by confirming a code as a developer")
     login.add_argument("--server", help="API base URL (default: $YIMA_API or http://127.0.0.1:8000)")
     login.set_defaults(run=_login)
+
+    register = commands.add_parser(
+        "register", help="request the app's id for your organisation (an operator approves it)"
+    )
+    register.add_argument("folder", type=Path, nargs="?", default=Path("."), help="the id is read from here")
+    register.add_argument("--id", dest="app_id", help="request this id instead of the folder's")
+    register.add_argument(
+        "--token", help="developer API token (default: $YIMA_DEVELOPER_TOKEN, else the one `login` saved)"
+    )
+    register.add_argument(
+        "--api", help="API base URL (default: $YIMA_API, else the last `login`'s, else http://127.0.0.1:8000)"
+    )
+    register.set_defaults(run=_register)
 
     publish = commands.add_parser("publish", help="upload the app to the developer API")
     publish.add_argument(
@@ -256,21 +269,71 @@ def _login(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish(args: argparse.Namespace) -> int:
+def _api_and_token(args: argparse.Namespace) -> tuple[str, str]:
+    """--api/--token, else $YIMA_API/$YIMA_DEVELOPER_TOKEN, else what `login` saved, else the default API."""
     from yima_sdk.login import stored_login
-    from yima_sdk.pack import pack, read_package
-    from yima_sdk.publish import API_ENV, DEFAULT_API, TOKEN_ENV, format_report, upload
+    from yima_sdk.publish import API_ENV, DEFAULT_API, TOKEN_ENV
 
-    package = read_package(args.archive) if args.archive is not None else pack(args.folder)
     api = args.api or os.environ.get(API_ENV)
     token = args.token or os.environ.get(TOKEN_ENV, "")
     if not token:
         saved = stored_login(api)
         if saved is not None:
             api, token = saved.api, saved.token
-    api = api or DEFAULT_API
+    return api or DEFAULT_API, token
+
+
+_REGISTRATION_STATES = {
+    "pending": "requested: an operator of the platform approves it; publish once it is approved",
+    "approved": "approved: yours to publish",
+    "rejected": "rejected",
+}
+
+
+def _register(args: argparse.Namespace) -> int:
+    from yima_sdk.manifest import load_manifest
+    from yima_sdk.publish import register
+
+    app_id = args.app_id or load_manifest(args.folder).id
+    api, token = _api_and_token(args)
+    registration = register(app_id, api=api, token=token)
+    state = _REGISTRATION_STATES.get(registration.status, registration.status)
+    reason = f" ({registration.reason})" if registration.reason else ""
+    print(f"{registration.app_id} for {registration.org_name}: {state}{reason}")
+    return 1 if registration.status == "rejected" else 0
+
+
+def _publish_hint(code: str, app_id: str, folder: Path) -> str | None:
+    """What the developer does next when the platform refuses the app id."""
+    if code == "app_id.not_registered":
+        return (
+            f"to do: run `yima-sdk register {folder}` to request {app_id} for your organisation, then publish"
+            " again once an operator has approved it"
+        )
+    if code == "app_id.outside_namespace":
+        return (
+            f"to do: {app_id} is outside your organisation's namespaces; set `id` in miniapp.toml to an id under"
+            " one of them, or ask the platform's operators to verify your domain and assign its namespace"
+        )
+    return None
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from yima_sdk.errors import PublishError
+    from yima_sdk.pack import pack, read_package
+    from yima_sdk.publish import format_report, upload
+
+    package = read_package(args.archive) if args.archive is not None else pack(args.folder)
+    api, token = _api_and_token(args)
     print(f"uploading {package.manifest.key} ({package.digest}) to {api}", file=sys.stderr)
-    result = upload(package, api=api, token=token)
+    try:
+        result = upload(package, api=api, token=token)
+    except PublishError as exc:
+        hint = _publish_hint(exc.code, package.manifest.id, args.folder)
+        if hint is None:
+            raise
+        print(f"error: {exc}\n{hint}", file=sys.stderr)
+        return 1
     if args.json:
         import msgspec
 

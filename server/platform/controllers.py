@@ -16,6 +16,8 @@ from server.errors import AppError, Conflict, PayloadTooLarge, Unauthorized, rai
 from server.params import INT64_MAX, RowId
 from server.platform import archive, repository, schemas
 from server.platform import errors as e
+from server.platform.app_ids.errors import NotRegistered, OutsideNamespace
+from server.platform.app_ids.service import check_publisher
 from server.platform.app_sessions import AppSessionExpired, AppSessionInvalid
 from server.platform.gateway import Answer
 from server.platform.service import Platform
@@ -106,7 +108,13 @@ class DeveloperController(Controller):
         status_code=201,
         opt=allow(PUBLIC)
         | raises(
-            e.DeveloperTokenInvalid, e.ArchiveTooLarge, PayloadTooLarge, e.NotOwner, e.VersionExists
+            e.DeveloperTokenInvalid,
+            NotRegistered,
+            OutsideNamespace,
+            e.NotOwner,
+            e.ArchiveTooLarge,
+            PayloadTooLarge,
+            e.VersionExists,
         ),  # authenticated by the developer token below, not by an account JWT
         operation_id="uploadMiniappVersion",
         request_max_body_size=archive.MAX_PACKED + 1,
@@ -114,8 +122,10 @@ class DeveloperController(Controller):
     async def upload(
         self, request: Request[Any, Any, Any], app_id: FromPath[str], platform: PlatformDep, db: Db
     ) -> Response[schemas.UploadResult]:
-        """Upload a packed version (application/zip, `Authorization: Bearer ydt_...`): checks run at once and the
-        report comes back; passing versions enter the review queue. The same bytes again answer 200."""
+        """Upload a packed version (application/zip, `Authorization: Bearer ydt_...`) under an app id registered to
+        your organisation (`POST /v1/developer/app-ids`, approved by an operator; else 403 `app_id.not_registered`
+        or `app_id.outside_namespace`, and nothing is stored): checks run at once and the report comes back;
+        passing versions enter the review queue. The same bytes again answer 200."""
         developer = await platform.registry.developer(db, request.headers.get("authorization", ""))
         data = await request.body()
         up = await platform.registry.upload(db, developer, app_id, data)
@@ -124,7 +134,8 @@ class DeveloperController(Controller):
 
     @get(
         "/apps/{app_id:str}",
-        opt=allow(PUBLIC) | raises(e.DeveloperTokenInvalid, e.AppNotFound, e.NotOwner),
+        opt=allow(PUBLIC)
+        | raises(e.DeveloperTokenInvalid, e.AppNotFound, NotRegistered, OutsideNamespace, e.NotOwner),
         operation_id="getDeveloperApp",
     )
     async def app_state(
@@ -133,8 +144,7 @@ class DeveloperController(Controller):
         """Your app's versions with their check reports, review reasons and the release state (developer token)."""
         developer = await platform.registry.developer(db, request.headers.get("authorization", ""))
         app, versions = await platform.registry.state(db, app_id)
-        if app["developer_id"] != developer:
-            raise e.NotOwner()
+        await check_publisher(db, developer, app_id)
         return _app_state(app, versions)
 
 

@@ -1,7 +1,7 @@
 """`yima dev --app PATH`: local mini-app folders run as released apps on the real platform, reloaded on change.
 
-Each load goes the way a published app goes (pack -> upload with its checks -> review -> release to everyone ->
-scene bindings), in one transaction under the demo operator's account, so the gateway, the sandbox, consent and
+Each load goes the way a published app goes (id registration -> pack -> upload with its checks -> review ->
+release to everyone -> scene bindings), in one transaction under the demo operator's account, so the gateway, the sandbox, consent and
 storage are the production ones. Every distinct content gets its own version, `<manifest version>+dev.<digest>`:
 the registry keeps versions immutable, and going back to an earlier content releases that version again.
 Each scene kind the manifest subscribes to is bound to the scene named after the app id (`clinic/<app id>`), so a
@@ -133,6 +133,8 @@ class DevApps:
         registry, manifest = self.platform.registry, package.manifest
         owner = await self.accounts.account_id_for_phone(conn, self.owner_phone, create=True)
         assert owner is not None  # created if absent
+        # the folder's id is registered to the demo operator at once, as an operator's approval would
+        await self.platform.app_ids.register_for_dev(conn, owner, manifest.id, REVIEW_REASON)
         upload = await registry.upload(conn, owner, manifest.id, package.data)
         if upload.status == "checks_failed":
             failed = "; ".join(f"{c['name']}: {c['detail']}" for c in upload.checks if not c["ok"])

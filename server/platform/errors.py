@@ -1,6 +1,7 @@
 """Platform errors with stable codes, and how sandbox and mini-app failures become problem+json answers.
 
 registry.*   developer tokens, uploads (403 registry.not_owner, 409 registry.version_exists ...)
+app_id.*     registrations of app ids (server/platform/app_ids/errors.py: 403 app_id.not_registered ...)
 release.*    review and release transitions (409 release.percentage_decrease, release.not_approved ...)
 miniapp.*    the gateway: unavailable or suspended apps, quotas, size limits, the app's own failures
 consent.*    scopes the resident has not granted
@@ -32,7 +33,7 @@ class DeveloperTokenInvalid(Unauthorized):
 
 
 class NotOwner(Forbidden):
-    code, title = "registry.not_owner", "This app id is registered to another developer"
+    code, title = "registry.not_owner", "This app id is registered to another organisation"
 
 
 class VersionExists(Conflict):

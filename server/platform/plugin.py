@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server.platform.app_ids.controllers import AppIdAdminController, AppIdRequestController
 from server.platform.config import PlatformSettings
 from server.platform.controllers import (
     DeveloperController,
@@ -42,6 +43,8 @@ class PlatformPlugin(InitPluginProtocol):
             [
                 DeveloperController,
                 DeviceLoginController,
+                AppIdRequestController,
+                AppIdAdminController,
                 MiniAppAdminController,
                 ResidentPlatformController,
                 GatewayController,

@@ -1,4 +1,5 @@
-"""Registry rules: developer tokens, uploads with automated checks, the review queue, releases (whitelist, then
+"""Registry rules: developer tokens, uploads (only under an id registered to the uploader's organisation) with
+automated checks, the review queue, releases (whitelist, then
 a percentage that only grows), reverting the phased group, rollback, suspension, scene bindings and quotas.
 
 Every transition is audited in the same transaction; after it commits the runtime view is refreshed.
@@ -20,6 +21,7 @@ from server import audit
 from server.errors import Conflict
 from server.platform import archive, repository
 from server.platform import errors as e
+from server.platform.app_ids.service import check_publisher
 
 TOKEN_PREFIX = "ydt_"  # noqa: S105 - the public prefix of developer tokens
 RECENT_RELEASES = 5
@@ -88,6 +90,8 @@ class Registry:
     # ---- uploads --------------------------------------------------------------------------------------
 
     async def upload(self, conn: asyncpg.Connection, developer_id: int, app_id: str, data: bytes) -> Upload:
+        # before anything is read or stored: the id must be registered to the uploader's organisation
+        await check_publisher(conn, developer_id, app_id)
         if len(data) > archive.MAX_PACKED:
             raise e.ArchiveTooLarge()
         report = archive.check_archive(data, app_id)
@@ -96,10 +100,7 @@ class Registry:
         version = manifest.version if manifest is not None else _version_hint(report)
         at = self.clock()
         await repository.register_app(conn, app_id, developer_id, manifest.name if manifest else app_id, at)
-        owner = await repository.app_for_update(conn, app_id)
-        assert owner is not None
-        if owner["developer_id"] != developer_id:
-            raise e.NotOwner()
+        await repository.app_for_update(conn, app_id)  # uploads of one app take turns
         if version is None:
             # nothing to file it under: answer the report, store nothing
             return Upload(app_id, "", report.digest, "checks_failed", checks, created=False)

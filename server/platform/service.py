@@ -12,6 +12,7 @@ import asyncpg
 
 from sandbox import SandboxHost
 from server.core import Core
+from server.platform.app_ids.service import AppIds
 from server.platform.app_sessions import AppSessions
 from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
@@ -33,6 +34,7 @@ class Platform:
     config: PlatformSettings
     runtime: Runtime
     registry: Registry
+    app_ids: AppIds
     device_login: DeviceLogin
     residents: Residents
     storage: AppStorage
@@ -58,6 +60,7 @@ class Platform:
             config=config,
             runtime=runtime,
             registry=registry,
+            app_ids=AppIds(),
             device_login=DeviceLogin(
                 core.db,
                 core.rate_limits,

@@ -61,3 +61,30 @@ async def test_unknown_applied_migration_refuses(scratch_db):
     await apply_migrations(scratch_db, [Migration(7, "0007_x.sql", "SELECT 1;")])
     with pytest.raises(MigrationError, match="does not know"):
         await apply_migrations(scratch_db, [])
+
+
+async def test_app_ids_taken_before_registrations_stay_with_their_apps(scratch_db):
+    """0091: an app uploaded before registrations keeps its id; a county id someone took waits for an operator."""
+    before = [m for m in migration_files() if m.version < 91]
+    await apply_migrations(scratch_db, before)
+    dev = await scratch_db.fetchval(
+        "INSERT INTO accounts (phone_index, phone_enc) VALUES ('\\x01', '\\x02') RETURNING id"
+    )
+    for app_id in ("com.example.clinic", "gov.guangde.medical"):
+        await scratch_db.execute(
+            "INSERT INTO miniapps (app_id, developer_id, name, created_at, updated_at)"
+            " VALUES ($1, $2, 'x', now(), now())",
+            app_id,
+            dev,
+        )
+    await apply_migrations(scratch_db)
+    rows = await scratch_db.fetch(
+        "SELECT r.app_id, r.status, m.account_id FROM app_id_registrations r"
+        " JOIN developer_org_members m ON m.org_id = r.org_id ORDER BY r.app_id"
+    )
+    assert [(r["app_id"], r["status"], r["account_id"]) for r in rows] == [
+        ("com.example.clinic", "approved", dev),
+        ("gov.guangde.medical", "pending", dev),
+    ]
+    county = await scratch_db.fetch("SELECT namespace FROM developer_namespaces ORDER BY namespace")
+    assert [r["namespace"] for r in county] == ["cn.gov", "gov.guangde"]

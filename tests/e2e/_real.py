@@ -227,13 +227,25 @@ def release_app(
     """Pack and upload `folder` with the SDK as the developer; approve and release it to everyone as the
     operator. Returns the app id and version."""
     from yima_sdk.pack import pack
-    from yima_sdk.publish import upload
+    from yima_sdk.publish import register, upload
 
     r = developer.post("/v1/developer/tokens")
     assert r.status_code == 201, r.text
+    token = r.json()["token"]
     package = pack(folder)
     app_id, version = package.manifest.id, package.manifest.version
-    uploaded = upload(package, api=server.url, token=r.json()["token"])
+    # the operator gives the developer's organisation the id's namespace; the developer asks; the operator approves
+    developer_id = developer.get("/v1/me").json()["id"]
+    namespace = app_id.rpartition(".")[0]
+    r = operator.post(
+        "/v1/admin/developer-orgs",
+        json={"name": f"e2e {namespace}", "namespace": namespace, "members": [developer_id]},
+    )
+    assert r.status_code == 201, r.text
+    assert register(app_id, api=server.url, token=token).status == "pending"
+    r = operator.post(f"/v1/admin/app-ids/{app_id}/decision", json={"decision": "approve", "reason": "e2e"})
+    assert r.status_code == 200, r.text
+    uploaded = upload(package, api=server.url, token=token)
     assert uploaded.status == "in_review", uploaded
     admin = f"/v1/admin/miniapps/{app_id}"
     r = operator.post(f"{admin}/versions/{version}/review", json={"decision": "approve", "reason": "e2e"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import signal
 import stat
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, AppClient, free_port, login, login_with_role
+from tests.conftest import REDIS_URL, AppClient, free_port, login, login_with_role, random_phone
 from tests.test_cli import YIMA, _env, _wait_ready
 
 YIMA_SDK = str(Path(sys.executable).parent / "yima-sdk")
@@ -172,10 +173,12 @@ def server(database_url: str, master_key: str, tmp_path: Path) -> Iterator[str]:
         proc.communicate(timeout=60)
 
 
-def developer_session(url: str, database_url: str, master_key: str, phone: str) -> dict[str, str]:
-    """A developer account as an operator makes one (`yima admin grant`), signed in by OTP."""
+def developer_session(
+    url: str, database_url: str, master_key: str, phone: str, role: str = "developer"
+) -> dict[str, str]:
+    """A developer (or `role`) account as an administrator makes one (`yima admin grant`), signed in by OTP."""
     granted = subprocess.run(
-        [YIMA, "admin", "grant", "--phone", phone, "--role", "developer"],
+        [YIMA, "admin", "grant", "--phone", phone, "--role", role],
         env=_env(YIMA_DATABASE_URL=database_url, YIMA_MASTER_KEY=master_key, YIMA_MODE="development"),
         capture_output=True,
         text=True,
@@ -227,8 +230,28 @@ def test_login_with_the_cli_saves_a_private_token_that_publish_uses(
     assert stored["default"] == server and stored["tokens"][server].startswith("ydt_")
     assert stored["tokens"][server] not in out + err  # the token is saved, never printed
 
-    # publish with no token and no --api: the saved login supplies both
-    subprocess.run([YIMA_SDK, "new", "app", "--id", "test.devlogin.app"], cwd=tmp_path, env=env, check=True)
+    # register and publish with no token and no --api: the saved login supplies both
+    namespace = f"test.d{secrets.token_hex(4)}"
+    app_id = f"{namespace}.app"
+    subprocess.run([YIMA_SDK, "new", "app", "--id", app_id], cwd=tmp_path, env=env, check=True)
+    operator = developer_session(server, database_url, master_key, random_phone(), "operator")
+    developer_id = httpx.get(f"{server}/v1/me", headers=headers).json()["id"]
+    r = httpx.post(
+        f"{server}/v1/admin/developer-orgs",
+        json={"name": "Device Login Co.", "namespace": namespace, "members": [developer_id]},
+        headers=operator,
+    )
+    assert r.status_code == 201, r.text
+    asked = subprocess.run(
+        [YIMA_SDK, "register"], cwd=tmp_path / "app", env=env, capture_output=True, text=True, timeout=120
+    )
+    assert asked.returncode == 0 and "requested" in asked.stdout, asked.stdout + asked.stderr
+    r = httpx.post(
+        f"{server}/v1/admin/app-ids/{app_id}/decision",
+        json={"decision": "approve", "reason": "domain verified"},
+        headers=operator,
+    )
+    assert r.status_code == 200, r.text
     published = subprocess.run(
         [YIMA_SDK, "publish", "--json"],
         cwd=tmp_path / "app",

@@ -66,8 +66,8 @@ async def yima_sdk(*args: str, token: str) -> Run:
 
 
 def library_copy(root: Path) -> tuple[Path, str]:
-    """docs/examples/library as shipped, under an app id of its own: the id is registered to the first developer
-    who uploads it, and other tests of this session's database publish the example too."""
+    """docs/examples/library as shipped, under an app id (and namespace) of its own: other tests of this session's
+    database publish the example too."""
     folder = root / "library"
     shutil.copytree(LIBRARY, folder, ignore=shutil.ignore_patterns("dist", "__pycache__"))
     app_id = f"test.p{secrets.token_hex(4)}.library"
@@ -94,6 +94,30 @@ async def test_pack_and_publish_with_the_cli_then_review_release_consent_and_cal
     assert digest is not None, packed.out
 
     api = str(live.base_url).rstrip("/")
+    # the id is not registered yet: refused, and the CLI says what to do
+    refused = await yima_sdk("publish", str(folder), "--api", api, token=token)
+    assert refused.code == 1, refused.out + refused.err
+    assert "error: app_id.outside_namespace: HTTP 403" in refused.err, refused.err
+    operator = await login_with_role(live, "operator")
+    namespace = app_id.rpartition(".")[0]
+    r = await live.post(
+        "/v1/admin/developer-orgs",
+        json={"name": "Test Library Co.", "namespace": namespace, "members": [developer.account_id]},
+        headers=operator.headers,
+    )
+    assert r.status_code == 201, r.text
+    refused = await yima_sdk("publish", str(folder), "--api", api, token=token)
+    assert "error: app_id.not_registered: HTTP 403" in refused.err, refused.err
+    assert f"to do: run `yima-sdk register {folder}` to request {app_id}" in refused.err
+    asked = await yima_sdk("register", str(folder), "--api", api, token=token)
+    assert asked.code == 0, asked.err
+    assert asked.out.startswith(f"{app_id} for Test Library Co.: requested"), asked.out
+    r = await live.post(
+        f"/v1/admin/app-ids/{app_id}/decision",
+        json={"decision": "approve", "reason": "example.com verified"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
     first = await yima_sdk("publish", "--archive", str(archive), "--api", api, "--json", token=token)
     assert first.code == 0, first.out + first.err
     answer = json.loads(first.out)
@@ -120,7 +144,6 @@ async def test_pack_and_publish_with_the_cli_then_review_release_consent_and_cal
     assert token not in wrong.err + wrong.out  # the real token never echoed
     assert not wrong.out
 
-    operator = await login_with_role(live, "operator")
     admin = f"/v1/admin/miniapps/{app_id}"
     r = await live.post(
         f"{admin}/versions/1.0.0/review",

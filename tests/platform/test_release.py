@@ -48,7 +48,7 @@ async def test_upload_rules_owner_version_conflict_and_failed_checks(team: Team,
     r = await team.publish(pack(folder).data, app_id)
     assert r.status_code == 409 and r.json()["code"] == "registry.version_exists"
     other = await make_team(team.client)
-    r = await other.publish(first.data, app_id)
+    r = await other.publish(first.data, app_id, register=False)  # another developer, in another organisation
     assert r.status_code == 403 and r.json()["code"] == "registry.not_owner"
     # path traversal and a broken module are reported as failed checks, not stored for review
     evil_id = new_app_id()

@@ -1,0 +1,1 @@
+"""App id registrations: developer organisations, their namespaces, and ids an operator approved."""
