@@ -1,60 +1,64 @@
-"""The resident shell (/app/) in real Chromium against a real `yima dev`: sign in by SMS code, real name, silent
-session refresh and sign out; the one-card with a top-up through the payment simulator's cashier; the records
-pages. Each page is also checked with axe-core (no serious or critical violation)."""
+"""The resident shell (/app/) in real Chromium against a real `yima dev`, one per module: codes turn over every
+10 s (valid 20 s) so a refresh is seen without a minute's wait, and a small errand app (tests/browser/apps/errands)
+is released on it. Sign in by SMS code, real name, silent refresh, sign out; the live code read back from the
+screen, refreshed before it expires, shown offline with the time it stays valid, and an elder mode; the one-card
+topped up through the payment simulator's cashier; scans, health history, inbox, a payment confirmed and consents
+granted and withdrawn. Each page is checked with axe-core (no serious or critical violation)."""
 
 from __future__ import annotations
 
-import json
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 
 import httpx
+import pytest
+import zxingcpp
+from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
-from server.seed import DEMO_RESIDENT_PHONE
+from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
 from tests.browser.a11y import serious_violations
 from tests.browser.conftest import DESKTOP, opened
+from tests.browser.resident import EN, SESSION, session, sign_in
 from tests.conftest import random_phone
 from tests.credentials.helpers import random_id_number
-from tests.e2e._real import RealServer
+from tests.e2e._real import RealServer, enrol_terminal, private_folder, real_server, scan_code, server_env
+from tests.e2e._real import sign_in as sign_in_http
 
-SESSION = "yima.app.session"
-
-
-ZH = {"phone": "手机号", "send": "获取验证码", "sent": "验证码已发送", "code": "验证码", "submit": "登录"}
-EN = {
-    "phone": "Phone number",
-    "send": "Send code",
-    "sent": "Code sent",
-    "code": "SMS code",
-    "submit": "Sign in",
-}
+REFRESH_S, VALIDITY_S = 10, 20
+ERRANDS = Path(__file__).parent / "apps" / "errands"
+ERRANDS_ID = "test.shell.errands"
 
 
-async def sign_in(page: Page, server: RealServer, phone: str, words: dict[str, str] = ZH) -> None:
-    """Type the phone, ask for a code, read it from the dev SMS outbox as the phone would receive it, sign in."""
-    await page.get_by_label(words["phone"]).fill(phone)
-    await page.get_by_role("button", name=words["send"]).click()
-    await expect(page.get_by_text(words["sent"]).first).to_be_visible()
-    async with httpx.AsyncClient(base_url=server.url) as http:
-        outbox = (await http.get("/v1/dev/sms-outbox", params={"phone": phone})).json()
-    await page.get_by_label(words["code"], exact=True).fill(outbox[-1]["code"])
-    await page.get_by_role("button", name=words["submit"]).click()
+@pytest.fixture(scope="module")
+def shell() -> Iterator[RealServer]:
+    with private_folder("yima-web-shell-") as folder:
+        app = shutil.copytree(ERRANDS, folder / "errands")  # where the sandbox's unprivileged uid can read it
+        env = server_env(
+            "",
+            folder / "data",
+            redis=False,
+            YIMA_ANKANG_REFRESH_S=str(REFRESH_S),
+            YIMA_ANKANG_VALIDITY_S=str(VALIDITY_S),
+        )
+        with real_server("dev", "--app", str(app), env=env) as server:
+            yield server
 
 
-async def session(page: Page) -> dict[str, object]:
-    stored = await page.evaluate(f"localStorage.getItem('{SESSION}')")
-    return json.loads(stored) if stored else {}
-
-
-async def test_sign_in_real_name_silent_refresh_and_sign_out(web: RealServer, browser: Browser) -> None:
+async def test_sign_in_real_name_silent_refresh_and_sign_out(shell: RealServer, browser: Browser) -> None:
     phone = random_phone()
-    async with opened(browser, web, "/app/") as tab:
+    async with opened(browser, shell, "/app/") as tab:
         page = tab.page
         await expect(page.get_by_role("heading", name="手机号登录")).to_be_visible()
         assert await serious_violations(page) == []
         await page.get_by_label("手机号").fill("12345")
         await page.get_by_role("button", name="获取验证码").click()
         await expect(page.get_by_role("alert")).to_have_text("请输入 11 位手机号")
-        await sign_in(page, web, phone)
+        await sign_in(page, shell, phone)
 
         # A new account has no real name yet: the code page asks for it, then shows the code.
         await expect(page.get_by_role("heading", name="实名认证")).to_be_visible()
@@ -84,7 +88,7 @@ async def test_sign_in_real_name_silent_refresh_and_sign_out(web: RealServer, br
         await expect(page.get_by_role("heading", name="手机号登录")).to_be_visible()
         assert await session(page) == {}
         # Signed out means ended on the server too, not just forgotten by the page.
-        async with httpx.AsyncClient(base_url=web.url) as http:
+        async with httpx.AsyncClient(base_url=shell.url) as http:
             refused = await http.post("/v1/auth/refresh", json={"refresh_token": after["refresh"]})
         assert refused.status_code == 401
     assert tab.outside == []
@@ -96,13 +100,164 @@ async def test_sign_in_real_name_silent_refresh_and_sign_out(web: RealServer, br
     ]
 
 
-async def test_english_and_desktop(web: RealServer, browser: Browser) -> None:
-    async with opened(browser, web, "/app/", size=DESKTOP) as tab:
+async def test_english_and_desktop(shell: RealServer, browser: Browser) -> None:
+    async with opened(browser, shell, "/app/", size=DESKTOP) as tab:
         await tab.page.get_by_role("button", name="English").click()
         await expect(tab.page.get_by_role("heading", name="Sign in with your phone")).to_be_visible()
         assert await tab.page.evaluate("document.documentElement.lang") == "en"
         await tab.page.reload()  # the choice is remembered
         await expect(tab.page.get_by_role("button", name="Sign in")).to_be_visible()
-        await sign_in(tab.page, web, DEMO_RESIDENT_PHONE, EN)
+        await sign_in(tab.page, shell, DEMO_RESIDENT_PHONE, EN)
         await expect(tab.page.get_by_text("Green", exact=True)).to_be_visible()
+    assert tab.outside == [] and tab.errors == []
+
+
+async def shown_code(page: Page) -> str:
+    """The QR on the screen, read back by a real decoder."""
+    picture = Image.open(io.BytesIO(await page.locator("#qr").screenshot())).convert("L")
+    found = zxingcpp.read_barcodes(picture, formats=zxingcpp.BarcodeFormat.QRCode)
+    assert len(found) == 1, "no readable QR code on the screen"
+    return found[0].text
+
+
+async def issued(server: RealServer, page: Page) -> dict[str, str]:
+    """The code the server issues now, asked with the page's own session."""
+    token = (await session(page))["access"]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        r = await http.get("/v1/me/codes/ankang", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    body: dict[str, str] = r.json()
+    return body
+
+
+async def test_code_refreshes_before_expiry_works_offline_and_has_an_elder_mode(
+    shell: RealServer, browser: Browser
+) -> None:
+    async with opened(browser, shell, "/app/") as tab:
+        page = tab.page
+        await sign_in(page, shell, DEMO_RESIDENT_PHONE)
+        qr = page.get_by_role("img", name="安康码二维码，绿码，出示给扫码设备")
+        await expect(qr).to_be_visible()
+        await expect(page.get_by_text("绿码", exact=True)).to_be_visible()
+        await expect(page.get_by_text("秒后自动刷新")).to_be_visible()
+        first_src = await qr.get_attribute("src")
+        first = await shown_code(page)
+        now = await issued(shell, page)
+        if now["payload"] != first:  # the period turned between the page's request and ours
+            await expect(qr).not_to_have_attribute("src", first_src or "", timeout=REFRESH_S * 1000)
+            first_src, first = await qr.get_attribute("src"), await shown_code(page)
+            now = await issued(shell, page)
+        assert first == now["payload"] and first.startswith("YA:")
+        first_expires = datetime.fromisoformat(now["expires_at"]).timestamp()  # one machine, one clock
+        assert await serious_violations(page) == []
+
+        # The page asks for a new code after refresh_after, well before the shown one expires.
+        await expect(qr).not_to_have_attribute("src", first_src or "", timeout=(REFRESH_S + 5) * 1000)
+        assert time.time() < first_expires
+        second = await shown_code(page)
+        assert second != first and second == (await issued(shell, page))["payload"]
+
+        # Offline (the service worker serves the shell): the last code, and how long a terminal still accepts it.
+        await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        await tab.page.context.set_offline(True)
+        await page.reload()
+        await expect(qr).to_be_visible()
+        notice = page.locator("#offline")
+        await expect(notice).to_contain_text("当前离线：此码还可使用")
+        seconds = int("".join(ch for ch in await notice.inner_text() if ch.isdigit()))
+        assert 0 < seconds <= VALIDITY_S
+        assert await shown_code(page) == second
+        await tab.page.context.set_offline(False)
+
+        # Elder mode: larger type and a larger code, kept across visits, announced as a pressed switch.
+        width = (await qr.bounding_box() or {"width": 0})["width"]
+        elder = page.get_by_role("button", name="长辈模式")
+        await elder.click()
+        await expect(elder).to_have_attribute("aria-pressed", "true")
+        assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+        assert (await qr.bounding_box() or {"width": 0})["width"] > width
+        await page.reload()
+        await expect(page.get_by_role("button", name="长辈模式")).to_have_attribute("aria-pressed", "true")
+        assert await serious_violations(page) == []
+    assert tab.outside == []
+    assert [
+        e for e in tab.errors if "ERR_INTERNET_DISCONNECTED" not in e
+    ] == []  # offline, the page's fetches fail
+
+
+@pytest.fixture(scope="module")
+def errand(shell: RealServer) -> httpx.Client:
+    """What happened before the resident opens the shell: a clinic terminal scanned their code, and they
+    ordered an errand, which asked for a one-card payment and wrote to their inbox."""
+    resident = sign_in_http(shell, DEMO_RESIDENT_PHONE)
+    operator = sign_in_http(shell, DEMO_OPERATOR_PHONE)
+    terminal = enrol_terminal(shell, operator, "clinic", "clinic")
+    assert scan_code(terminal, resident)["result"] == "accept"
+    r = resident.post(f"/v1/miniapps/{ERRANDS_ID}/api/orders", json={"key": "parcel-1"})
+    assert r.status_code == 201 and r.json()["status"] == "pending_confirmation", r.text
+    return resident
+
+
+async def test_onecard_top_up_records_payments_and_consents(
+    shell: RealServer, errand: httpx.Client, browser: Browser
+) -> None:
+    async with opened(browser, shell, "/app/") as tab:
+        page = tab.page
+        await sign_in(page, shell, DEMO_RESIDENT_PHONE)
+        await expect(page.locator("#qr")).to_be_visible()
+
+        # One-card: top up ¥50 through the payment simulator's cashier; the credit shows in balance and statement.
+        await page.get_by_role("link", name="一卡通").click()
+        balance = page.locator("#balance")
+        await expect(balance).to_have_text("¥0.00")
+        assert await serious_violations(page) == []
+        await page.get_by_role("button", name="¥50.00").click()
+        await expect(page.get_by_role("heading", name="收银台")).to_be_visible()
+        await page.get_by_role("button", name="确认支付 ¥50.00").click()
+        await expect(page.get_by_text("充值成功，¥50.00 已到账")).to_be_visible(timeout=15_000)
+        await page.get_by_role("link", name="返回一卡通").click()
+        await expect(balance).to_have_text("¥50.00")
+        await expect(page.locator("#statement")).to_contain_text("+¥50.00")
+
+        # Inbox: the app's message, and its payment waiting for the resident, confirmed here and charged once.
+        await page.get_by_role("link", name="消息").click()
+        await expect(page.get_by_text("代取快递：确认付款后开始派送")).to_be_visible()
+        pending = page.locator("[data-payment]")
+        await expect(pending).to_contain_text("代取快递")
+        await expect(pending).to_contain_text("¥5.00")
+        assert await serious_violations(page) == []
+        await pending.get_by_role("button", name="确认付款").click()
+        await expect(page.get_by_text("没有待确认的付款")).to_be_visible()
+        await page.get_by_role("link", name="一卡通").click()
+        await expect(balance).to_have_text("¥45.00")
+
+        # Where my code was scanned, and my health status history.
+        await page.get_by_role("link", name="我的").click()
+        await page.get_by_role("link", name="扫码记录").click()
+        await expect(page.get_by_text("clinic gate")).to_be_visible()
+        await expect(page.get_by_text("通过")).to_be_visible()
+        assert await serious_violations(page) == []
+        await page.goto("/app/#/health")
+        await expect(page.get_by_text("绿码").first).to_be_visible()
+        await expect(page.get_by_text("demo")).to_be_visible()
+
+        # Consents: the scope with its purpose; granting lets the app read the masked name, withdrawing stops it.
+        await page.goto("/app/#/consents")
+        scope = page.locator("[data-scope=real_name_masked]")
+        await expect(scope).to_contain_text("核对取件人姓名")
+        await expect(scope).to_contain_text("尚未决定")
+        assert await serious_violations(page) == []
+        async with httpx.AsyncClient(base_url=shell.url, headers=errand.headers) as app:
+            name = f"/v1/miniapps/{ERRANDS_ID}/api/me/name"
+            assert (await app.get(name)).status_code == 403
+            await scope.get_by_role("button", name="同意").click()
+            await expect(scope).to_contain_text("已同意")
+            assert (await app.get(name)).json() == {"name": "王**"}
+            await scope.get_by_role("button", name="撤回授权").click()
+            await expect(scope).to_contain_text("未授权")
+            assert (await app.get(name)).status_code == 403
+
+        await page.get_by_role("link", name="应用").click()
+        await expect(page.get_by_role("link", name="跑腿代办")).to_be_visible()
+        assert await serious_violations(page) == []
     assert tab.outside == [] and tab.errors == []

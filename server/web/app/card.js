@@ -4,7 +4,7 @@
 
 import { h, clear } from "/static/dom.js";
 import { t, when, yuan } from "/static/i18n.js";
-import { announce, errorText } from "/app/app.js";
+import { errorText } from "/app/app.js";
 
 const AMOUNTS = [1000, 5000, 10000];
 const DEV_CASHIER = "/v1/dev/sim/cashier/";
@@ -153,7 +153,6 @@ export async function renderCashier(root, { api, params, go }) {
       const topup = await api.get(`/v1/me/onecard/topups/${encodeURIComponent(orderNo)}`);
       if (topup.credited) {
         status.textContent = t("cashier.done", { amount: yuan(topup.amount_fen) });
-        announce(status.textContent);
         return clear(root, h("section", { class: "card stack" }, h("h2", {}, t("cashier.title")), status, back()));
       }
       await new Promise((resolve) => setTimeout(resolve, 1000)); // the provider notifies within a second or two

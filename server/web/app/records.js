@@ -3,7 +3,7 @@
 
 import { h, clear } from "/static/dom.js";
 import { t, when, yuan } from "/static/i18n.js";
-import { announce, errorText } from "/app/app.js";
+import { errorText } from "/app/app.js";
 
 const empty = (key) => h("p", { class: "muted" }, t(key));
 
@@ -50,7 +50,6 @@ export function paymentItem(api, payment, after) {
     try {
       const done = await api.post(`/v1/me/payments/${payment.id}/${verb}`);
       status.textContent = t(`payments.${done.status}`);
-      announce(status.textContent);
       if (after) await after(done);
     } catch (error) {
       status.textContent = errorText(error);
@@ -167,7 +166,6 @@ export function scopeRow(api, appId, scope) {
       else await api.put(path, { granted: false });
       scope.state = granted ? "granted" : "refused";
       draw(scope.state);
-      announce(state.textContent);
     } catch (error) {
       state.textContent = errorText(error);
     }
