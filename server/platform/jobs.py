@@ -99,18 +99,28 @@ class JobRunner:
         return found
 
     async def sync(self, apps: dict[str, LiveVersion]) -> None:
-        """Bring the schedule rows of apps whose released version changed in line with its `[jobs]`."""
-        now = self.clock()
+        """Bring the schedule rows of apps whose released version changed in line with its `[jobs]` (one
+        transaction for all of them; nothing when none changed, the usual case)."""
+        after = _utc(self.clock())
+        changed: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+        schedules: list[repo.Schedule] = []
         for app_id, version in apps.items():
-            jobs = version.manifest.get("jobs") or {}
+            jobs: dict[str, str] = version.manifest.get("jobs") or {}
             signature = (version.version, tuple(sorted(jobs.items())))
             if self._synced.get(app_id) == signature:
                 continue
-            after = _utc(now)
-            schedules = {name: (expr, parse_cron(expr).next_after(after)) for name, expr in jobs.items()}
-            async with self.db.transaction() as conn:
-                await repo.sync_schedules(conn, app_id, schedules, after)
-            self._synced[app_id] = signature
+            changed[app_id] = signature
+            schedules += [
+                repo.Schedule(
+                    app_id=app_id, name=name, expression=expr, first=parse_cron(expr).next_after(after)
+                )
+                for name, expr in jobs.items()
+            ]
+        if not changed:
+            return
+        async with self.db.transaction() as conn:
+            await repo.sync_schedules(conn, list(changed), schedules, after)
+        self._synced.update(changed)
 
     async def tick(self) -> list[ClaimedJob]:
         """One round: sync schedules, claim due jobs, run them; the jobs it ran."""

@@ -88,29 +88,34 @@ async def cancel(conn: asyncpg.Connection, app_id: str, job_id: int, now: dt.dat
     return done is not None
 
 
+class Schedule(msgspec.Struct, frozen=True, kw_only=True):
+    """A declared schedule of a released manifest, with its next firing."""
+
+    app_id: str
+    name: str
+    expression: str
+    first: dt.datetime
+
+
 async def sync_schedules(
-    conn: asyncpg.Connection, app_id: str, schedules: dict[str, tuple[str, dt.datetime]], now: dt.datetime
+    conn: asyncpg.Connection, app_ids: list[str], schedules: list[Schedule], now: dt.datetime
 ) -> None:
-    """Make the app's schedule rows those of its released manifest: name -> (cron, next firing). A schedule
-    whose expression is unchanged keeps its row (and its next firing); a changed one starts afresh."""
-    for name, (expression, first) in schedules.items():
-        await conn.execute(
-            "INSERT INTO miniapp_jobs (app_id, name, schedule, due_at, run_at, created_at)"
-            " VALUES ($1, $2, $3, $4, $4, $5)"
-            " ON CONFLICT (app_id, name) WHERE schedule IS NOT NULL DO UPDATE"
-            " SET schedule = EXCLUDED.schedule, due_at = EXCLUDED.due_at, run_at = EXCLUDED.run_at,"
-            " attempt = 0, lease_until = NULL, last_error = NULL"
-            " WHERE miniapp_jobs.schedule <> EXCLUDED.schedule",
-            app_id,
-            name,
-            expression,
-            first,
-            now,
-        )
+    """Make the schedule rows of these apps exactly `schedules`. A schedule whose expression is unchanged keeps
+    its row (and its next firing); a changed one starts afresh; one no longer declared goes."""
+    await conn.executemany(
+        "INSERT INTO miniapp_jobs (app_id, name, schedule, due_at, run_at, created_at)"
+        " VALUES ($1, $2, $3, $4, $4, $5)"
+        " ON CONFLICT (app_id, name) WHERE schedule IS NOT NULL DO UPDATE"
+        " SET schedule = EXCLUDED.schedule, due_at = EXCLUDED.due_at, run_at = EXCLUDED.run_at,"
+        " attempt = 0, lease_until = NULL, last_error = NULL"
+        " WHERE miniapp_jobs.schedule <> EXCLUDED.schedule",
+        [(s.app_id, s.name, s.expression, s.first, now) for s in schedules],
+    )
     await conn.execute(
-        "DELETE FROM miniapp_jobs WHERE app_id = $1 AND schedule IS NOT NULL AND NOT (name = ANY($2::text[]))",
-        app_id,
-        list(schedules),
+        "DELETE FROM miniapp_jobs WHERE schedule IS NOT NULL AND app_id = ANY($1::text[])"
+        " AND NOT (app_id || '/' || name = ANY($2::text[]))",
+        app_ids,
+        [f"{s.app_id}/{s.name}" for s in schedules],  # neither an app id nor a name holds "/",
     )
 
 

@@ -5,6 +5,7 @@ injected and its rounds are driven by the test (its own loop polls once an hour 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -111,6 +112,28 @@ async def test_jobs_run_when_due_retry_with_backoff_and_wait_while_suspended(
     assert r.status_code == 200, r.text
     assert await tick() == [waiting]
     assert f"flaky:{waiting}" in await get("/docs/flaky:")  # type: ignore[operator]
+
+    # a release that changes a schedule starts it afresh; one that drops it removes it
+    async def schedules() -> list[tuple[str, str, dt.datetime]]:
+        async with platform.core.db.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT name, schedule, run_at FROM miniapp_jobs WHERE app_id = $1 AND schedule IS NOT NULL",
+                app_id,
+            )
+        return [(row["name"], row["schedule"], row["run_at"]) for row in rows]
+
+    released = runner.runnable()[app_id]
+    morning = dataclasses.replace(
+        released, version="1.0.1", manifest={**released.manifest, "jobs": {"tally": "30 7 * * *"}}
+    )
+    await runner.sync({app_id: morning})
+    [(name, schedule, run_at)] = await schedules()
+    assert (name, schedule) == ("tally", "30 7 * * *")
+    assert run_at == parse_cron("30 7 * * *").next_after(_utc(now[0]))
+    await runner.sync(
+        {app_id: dataclasses.replace(released, version="1.0.2", manifest={**released.manifest, "jobs": {}})}
+    )
+    assert await schedules() == []
 
 
 def _utc(seconds: float) -> dt.datetime:
