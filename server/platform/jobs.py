@@ -36,6 +36,10 @@ from server.platform.runtime import LiveVersion, Runtime
 
 log = logging.getLogger("yima.platform.jobs")
 
+KEEP_FINISHED_S = 30 * 86400
+"""How long a finished one-shot job is kept (its key keeps answering the same job until then)."""
+PRUNE_EVERY_S = 600.0
+
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
@@ -88,6 +92,7 @@ class JobRunner:
         self.clock: Callable[[], float] = time.time
         self._synced: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._pruned_at = 0.0
 
     def runnable(self) -> dict[str, LiveVersion]:
         """Apps whose jobs may run now, with the version that runs them: released and not suspended."""
@@ -122,12 +127,20 @@ class JobRunner:
             await repo.sync_schedules(conn, list(changed), schedules, after)
         self._synced.update(changed)
 
+    async def prune(self) -> int:
+        """Delete one-shot jobs that finished more than KEEP_FINISHED_S ago, a bounded batch at a time."""
+        self._pruned_at = self.clock()
+        async with self.db.transaction() as conn:
+            return await repo.prune(conn, _utc(self._pruned_at - KEEP_FINISHED_S), limit=1000)
+
     async def tick(self) -> list[ClaimedJob]:
         """One round: sync schedules, claim due jobs, run them; the jobs it ran."""
         apps = self.runnable()
         if not apps:
             return []
         await self.sync(apps)
+        if self.clock() - self._pruned_at >= PRUNE_EVERY_S:
+            await self.prune()
         now = self.clock()
         async with self.db.transaction() as conn:
             claimed = await repo.claim(conn, list(apps), _utc(now), _utc(now + self.lease_s), self.batch)

@@ -184,3 +184,15 @@ async def finish(
         )
         return await conn.fetchval(sql, job.id, job.attempt, job.due_at, error, status, now) is not None
     return await conn.fetchval(sql, job.id, job.attempt, job.due_at, error, value) is not None
+
+
+async def prune(conn: asyncpg.Connection, before: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` one-shot jobs that finished (done, failed, cancelled) before `before`."""
+    deleted: int = await conn.fetchval(
+        "WITH gone AS (DELETE FROM miniapp_jobs WHERE id IN ("
+        "  SELECT id FROM miniapp_jobs WHERE status <> 'pending' AND finished_at < $1 LIMIT $2)"
+        " RETURNING 1) SELECT count(*) FROM gone",
+        before,
+        limit,
+    )
+    return deleted
