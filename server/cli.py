@@ -142,6 +142,9 @@ def _banner(s: Settings) -> None:
         f"""
 yima dev is running at {url}  (data: {data}, Ctrl-C to stop)
 
+Resident app (a phone page; installable): {url}/app/
+  sign in as the demo resident {DEMO_RESIDENT_PHONE}; under yima dev the page shows the SMS code it sent
+
 Try it:
   curl -s -X POST {url}/v1/auth/otp -H 'content-type: application/json' -d '{{"phone":"{DEMO_RESIDENT_PHONE}"}}'
   curl -s '{url}/v1/dev/sms-outbox?phone={DEMO_RESIDENT_PHONE}'          # read the code

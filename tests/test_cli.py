@@ -125,6 +125,7 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
         output, errors = proc.communicate(timeout=60)
     assert proc.returncode == 0, errors
     assert "Try it:" in output
+    assert f"Resident app (a phone page; installable): {url}/app/" in output
     # The banner names the demo terminal's key file, the command to scan as it, and every demo account.
     assert str(data_dir.resolve() / "demo-clinic-terminal.json") in output
     assert f"yima terminal scan --data-dir {data_dir} --url {url} '<payload>'" in output

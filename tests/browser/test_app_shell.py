@@ -261,3 +261,27 @@ async def test_onecard_top_up_records_payments_and_consents(
         await expect(page.get_by_role("link", name="跑腿代办")).to_be_visible()
         assert await serious_violations(page) == []
     assert tab.outside == [] and tab.errors == []
+
+
+async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only(
+    shell: RealServer, browser: Browser
+) -> None:
+    async with opened(browser, shell, "/app/") as tab:
+        await sign_in(tab.page, shell, DEMO_RESIDENT_PHONE)
+        await expect(tab.page.locator("#qr")).to_be_visible()
+        # Everything again, as on a phone that never saw the shell: no HTTP cache, no service worker.
+        cdp = await tab.page.context.new_cdp_session(tab.page)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        await cdp.send("Network.setBypassServiceWorker", {"bypass": True})
+        sizes: dict[str, int] = {}
+        urls: dict[str, str] = {}
+        cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
+        cdp.on("Network.loadingFinished", lambda e: sizes.__setitem__(e["requestId"], e["encodedDataLength"]))
+        await tab.page.reload()
+        await expect(tab.page.get_by_role("img", name="安康码二维码，绿码，出示给扫码设备")).to_be_visible()
+        await tab.page.wait_for_load_state("networkidle")
+        loaded = {urls.get(request, request): size for request, size in sizes.items()}
+        assert any(url.endswith("/v1/me/codes/ankang.svg") for url in loaded)  # the code itself is counted
+        assert sum(loaded.values()) <= 150 * 1024, loaded
+    assert tab.outside == [] and tab.errors == []

@@ -110,6 +110,9 @@ function renderSignIn(root) {
       message.textContent = "";
       announce(t("signin.sent"));
       status.textContent = t("signin.sent");
+      devCode(phone.value).then((sent) => {
+        if (sent) status.textContent = t("signin.dev_code", { code: sent });
+      });
       code.focus();
       countdown(send, 60);
     } catch (error) {
@@ -144,6 +147,18 @@ function renderSignIn(root) {
   });
   clear(root, form);
   phone.focus();
+}
+
+/** Under `yima dev` (a page on this machine) the code the console SMS sender "sent", from the dev outbox. */
+async function devCode(phone) {
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(location.hostname)) return null;
+  try {
+    const response = await fetch(`/v1/dev/sms-outbox?phone=${encodeURIComponent(phone)}`);
+    const sent = response.ok ? await response.json() : [];
+    return sent.length ? sent[sent.length - 1].code : null;
+  } catch {
+    return null;
+  }
 }
 
 function countdown(button, seconds) {
