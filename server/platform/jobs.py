@@ -123,8 +123,9 @@ class JobRunner:
             ]
         if not changed:
             return
+        schedules.sort(key=lambda s: (s.app_id, s.name))  # every process locks rows in one order: no deadlock
         async with self.db.transaction() as conn:
-            await repo.sync_schedules(conn, list(changed), schedules, after)
+            await repo.sync_schedules(conn, sorted(changed), schedules, after)
         self._synced.update(changed)
 
     async def prune(self) -> int:
