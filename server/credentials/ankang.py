@@ -91,6 +91,12 @@ class AnkangService:
             self._status[account_id] = (now + self._status_ttl, status)
         return status
 
+    async def generation(self, account_id: int) -> int:
+        """The account's current code generation, read from PostgreSQL now (never from a cache): the durable
+        answer to the generation mark, for when the shared cache that holds the mark cannot be reached."""
+        async with self._core.db.connection() as conn:
+            return await repository.code_generation(conn, account_id)
+
     def forget(self, account_id: int | None) -> None:
         """Drop one cached status (None: all of them)."""
         if account_id is None:

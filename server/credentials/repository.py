@@ -83,6 +83,14 @@ async def remove_partner_key(conn: asyncpg.Connection, issuer: int, key_id: byte
 # -- code status (what an Ankang code says about its holder) --------------------------------------------
 
 
+async def code_generation(conn: asyncpg.Connection, account_id: int) -> int:
+    """The account's current code generation (0: it never revoked its codes)."""
+    generation = await conn.fetchval(
+        "SELECT generation FROM ankang_generations WHERE account_id = $1", account_id
+    )
+    return int(generation or 0)
+
+
 async def code_status(conn: asyncpg.Connection, account_id: int, now: datetime) -> asyncpg.Record | None:
     """Verified?, current colour (None: never set) and code generation of one account, in one round trip."""
     return await conn.fetchrow(

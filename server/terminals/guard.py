@@ -19,8 +19,13 @@ import abc
 import asyncio
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from server.cache import Cache
+from server.errors import CacheUnavailable
+
+GUARD_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, CacheUnavailable)
+"""What a guard raises while its store cannot be reached (the scan path decides whether it can do without)."""
 
 # KEYS: the batch's replay keys, then its mark keys. ARGV: for each replay key its operation (c: claim, p: peek,
 # s: set), value and TTL (ms). Answers one entry per key, in order: the earlier value or mark, or 0 when there was

@@ -25,10 +25,11 @@ from server.credentials.service import Credentials
 from server.credentials.subject_ref import Subject
 from server.identity.id_number import mask_name
 from server.ids import uuid7
+from server.observability import outage_log
 from server.onecard.settlement import OfflineCharge
 from server.terminals import errors, repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
-from server.terminals.guard import ScanGuard
+from server.terminals.guard import GUARD_UNREACHABLE, ScanGuard
 from server.terminals.policies import ScenePolicies, ScenePolicy
 from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalInfo
@@ -268,9 +269,23 @@ class ScanService:
                 mark_key = generation_key(subject.account_id) if subject is not None else None
                 # A code spent once anywhere is claimed durably with its record (below); Redis only answers
                 # fast the replays it already knows, so here it is read, not written.
-                earlier, mark = await self._guard.claim(
-                    replay_key, _decision_value(result, reason, scan_id), ttl, mark_key, peek=once
-                )
+                try:
+                    earlier, mark = await self._guard.claim(
+                        replay_key, _decision_value(result, reason, scan_id), ttl, mark_key, peek=once
+                    )
+                except GUARD_UNREACHABLE as exc:
+                    if not once:
+                        raise  # an entry scene's only record of an earlier read is in Redis: 503, send again
+                    # Redis is down: the durable claim below decides alone (it is the source of truth for
+                    # "once"; Redis only answers known replays faster), and the revocation generation is read
+                    # from PostgreSQL in place of its mark.
+                    outage_log.failed("cache", f"scan replay fast path: {type(exc).__name__}")
+                    earlier = None
+                    mark = (
+                        str(await self._credentials.ankang.generation(subject.account_id)).encode()
+                        if subject is not None
+                        else None
+                    )
                 if mark is not None and subject is not None and subject.generation < int(mark):
                     result, reason = "reject", "credential.revoked"
                 elif earlier is not None:
