@@ -1,4 +1,5 @@
-"""Audit routes: the public signed checkpoints, and the operator's search and chain verification."""
+"""Audit routes: the public signed checkpoints, and the operator's search, chain verification and checkpoint
+on demand."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import asyncpg
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from server import audit
 from server.audit import repository, schemas
 from server.audit.checkpoints import Checkpoint, from_row, published
 from server.audit.service import verify_with_current_key
+from server.audit.signing import publish_checkpoint
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC
 from server.credentials.trust_list import ROOT_PURPOSE
-from server.deps import Db
+from server.deps import Caller, Db
 
 
 class AuditCheckpointController(Controller):
@@ -72,6 +75,24 @@ class AuditAdminController(Controller):
             db, action=action, actor=actor, target=target, text=q, before=before, limit=limit
         )
         return [_record(r) for r in rows]
+
+    @post("/checkpoints", status_code=201, opt=allow(Role.OPERATOR), operation_id="writeAuditCheckpoint")
+    async def checkpoint(self, request: Request[Any, Any, Any], principal: Caller) -> Checkpoint:
+        """Sign the chain's head now, as `yima audit checkpoint` does (the hourly schedule goes on): stored,
+        appended to this node's checkpoint file and published at `GET /v1/audit/checkpoints`. The request is
+        audited first, so the checkpoint answered covers the record of its own request."""
+        core = request.app.state.core
+        async with core.db.transaction() as conn:
+            seq = await audit.append(
+                conn,
+                actor=f"account:{principal.account_id}",
+                action="audit.checkpoint_requested",
+                target="audit_log",
+            )
+        checkpoint = await publish_checkpoint(core)
+        if checkpoint is None:  # another worker's schedule signed a head holding our record first: that one
+            checkpoint = (await published(core.db, seq - 1, 1))[0]
+        return checkpoint
 
     @post("/verify", status_code=200, opt=allow(Role.OPERATOR), operation_id="verifyAuditLog")
     async def verify(self, request: Request[Any, Any, Any]) -> schemas.AuditVerification:

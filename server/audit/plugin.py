@@ -10,19 +10,14 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
-from server.audit.checkpoints import Checkpoint, publish
 from server.audit.controllers import AuditAdminController, AuditCheckpointController
+from server.audit.signing import publish_checkpoint
 from server.core import Core
-from server.credentials.trust_list import ROOT_PURPOSE
 from server.observability import outage_log
 
 log = logging.getLogger("yima.audit")
 
-
-async def publish_checkpoint(core: Core) -> Checkpoint | None:
-    """Sign and export the head now (when it moved); every worker may call this, only one signs each head."""
-    signer = await core.keys.active(ROOT_PURPOSE)
-    return await publish(core.db, signer, core.settings.resolved_audit_checkpoint_file)
+__all__ = ["AuditPlugin", "publish_checkpoint"]
 
 
 class AuditPlugin(InitPluginProtocol):

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from server import audit
-from tests.conftest import login_with_role
+from tests.conftest import login, login_with_role
 
 
 async def test_appended_records_verify(client):
@@ -53,3 +53,28 @@ async def test_checkpoints_are_served_append_only_and_verify_with_the_trust_root
     # Exported outside the database too: the node's file holds the same signed lines.
     exported = settings.resolved_audit_checkpoint_file.read_text().splitlines()
     assert len(exported) == 2
+
+
+async def test_operators_write_a_signed_checkpoint_on_demand_that_covers_their_request(client, settings):
+    from server.audit.checkpoints import Checkpoint
+
+    resident = await login(client)
+    r = await client.post("/v1/admin/audit/checkpoints", headers=resident.headers)
+    assert (r.status_code, r.json()["code"]) == (403, "auth.forbidden")
+    operator = await login_with_role(client, "operator")
+    r = await client.post("/v1/admin/audit/checkpoints", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    checkpoint = Checkpoint(**r.json())
+    assert checkpoint.verify(await client.app.state.credentials.trust.root_public_keys())
+
+    async with client.app.state.core.db.connection() as conn:
+        request = await conn.fetchrow(
+            "SELECT seq FROM audit_log WHERE actor = $1 AND action = 'audit.checkpoint_requested'",
+            f"account:{operator.account_id}",
+        )
+    assert request is not None and request["seq"] <= checkpoint.size  # audited, and covered by what it signed
+    served = (await client.get("/v1/audit/checkpoints", params={"after": checkpoint.size - 1})).json()
+    assert Checkpoint(**served[0]) == checkpoint
+    assert settings.resolved_audit_checkpoint_file.read_text().splitlines()[-1].startswith("{")
+    again = await client.post("/v1/admin/audit/checkpoints", headers=operator.headers)
+    assert Checkpoint(**again.json()).size > checkpoint.size  # each request moves the head it signs
