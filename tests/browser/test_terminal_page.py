@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import pytest
 import qrcode
 from playwright.async_api import Browser, async_playwright, expect
 
 from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from tests.browser.a11y import serious_violations
 from tests.browser.conftest import CHROMIUM, opened
 from tests.e2e._real import RealServer, sign_in, verified_resident
 
 
-def enrolment_code(web: RealServer, scene: str) -> str:
-    operator = sign_in(web, DEMO_OPERATOR_PHONE)
+@pytest.fixture(scope="module")
+def operator(web: RealServer) -> httpx.Client:
+    """The demo operator, signed in once (sign-ins are rate-limited per phone and per address)."""
+    return sign_in(web, DEMO_OPERATOR_PHONE)
+
+
+def enrolment_code(operator: httpx.Client, scene: str) -> str:
     r = operator.post(
         "/v1/admin/terminal-enrolments",
         json={"name": "门诊入口", "kind": "clinic", "scene": scene},
@@ -32,9 +40,9 @@ def ankang_payload(resident_phone: str | None, web: RealServer) -> str:
 
 
 async def test_enrol_scan_online_then_offline_and_upload_on_reconnect(
-    web: RealServer, browser: Browser
+    web: RealServer, browser: Browser, operator: httpx.Client
 ) -> None:
-    code = enrolment_code(web, "web-terminal-clinic")
+    code = enrolment_code(operator, "web-terminal-clinic")
     async with opened(browser, web, "/terminal/") as tab:
         page = tab.page
         await page.get_by_label("登记码").fill(code.lower().replace("-", ""))
@@ -60,6 +68,7 @@ async def test_enrol_scan_online_then_offline_and_upload_on_reconnect(
         await expect(decision).to_contain_text("绿码")
         await expect(decision).to_contain_text("王**")
         await expect(decision).to_contain_text("服务器核验")
+        assert await serious_violations(page) == []
 
         # The terminal survives a reload: enrolled, synced, signed in with the key in IndexedDB.
         await page.reload()
@@ -67,7 +76,8 @@ async def test_enrol_scan_online_then_offline_and_upload_on_reconnect(
 
         # Offline: checked here against the synced trust list, stored, uploaded when the line is back.
         await page.context.set_offline(True)
-        await page.get_by_label("扫码内容").fill(ankang_payload(None, web))
+        offline_payload = ankang_payload(None, web)
+        await page.get_by_label("扫码内容").fill(offline_payload)
         await page.get_by_role("button", name="核验").click()
         await expect(decision).to_contain_text("本机离线核验，待上传")
         await expect(decision.locator("#decision-result")).to_have_text("通过")
@@ -75,8 +85,7 @@ async def test_enrol_scan_online_then_offline_and_upload_on_reconnect(
         await expect(page.locator("#pending")).to_have_text("待上传记录：1 条")
 
         # A forged code is refused offline with the SDK's reason, and recorded too.
-        forged = ankang_payload(None, web)
-        forged = forged[:-3] + ("000" if forged[-3:] != "000" else "111")
+        forged = offline_payload[:-3] + ("000" if offline_payload[-3:] != "000" else "111")
         await page.get_by_label("扫码内容").fill(forged)
         await page.get_by_role("button", name="核验").click()
         await expect(decision.locator("#decision-result")).to_have_text("拒绝")
@@ -116,10 +125,12 @@ def y4m_of_qr(payload: str, path: Path) -> None:
     )
 
 
-async def test_the_camera_reads_a_code_and_the_page_decides_it(web: RealServer, tmp_path: Path) -> None:
+async def test_the_camera_reads_a_code_and_the_page_decides_it(
+    web: RealServer, operator: httpx.Client, tmp_path: Path
+) -> None:
     video = tmp_path / "code.y4m"
     y4m_of_qr(ankang_payload(None, web), video)
-    code = enrolment_code(web, "web-terminal-camera")
+    code = enrolment_code(operator, "web-terminal-camera")
     async with async_playwright() as playwright:
         camera_browser = await playwright.chromium.launch(
             executable_path=CHROMIUM,

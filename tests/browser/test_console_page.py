@@ -1,0 +1,134 @@
+"""/console/ in real Chromium: each role sees only its sections (the health authority imports colours and sees no
+mini-app review), and an operator reviews an uploaded mini-app beside nothing (its first version), approves it,
+releases it to everyone, and makes an enrolment code for a terminal, all through the page."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from playwright.async_api import Browser, Page, expect
+from yima_sdk import publish
+from yima_sdk.pack import pack
+
+from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE, DEMO_RESIDENT_ID
+from tests.browser.a11y import serious_violations
+from tests.browser.conftest import DESKTOP, opened
+from tests.credentials.helpers import client_assertion, token_form
+from tests.e2e._real import RealServer, sign_in
+from tests.platform.conftest import new_app_id, write_probe
+
+
+def b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+async def console_sign_in(page: Page, server: RealServer, phone: str) -> None:
+    await page.get_by_label("手机号").fill(phone)
+    await page.get_by_role("button", name="获取验证码").click()
+    await expect(page.get_by_text("验证码已发送")).to_be_visible()
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        outbox = (await http.get("/v1/dev/sms-outbox", params={"phone": phone})).json()
+    await page.get_by_label("短信验证码").fill(outbox[-1]["code"])
+    await page.get_by_role("button", name="登录").click()
+
+
+async def test_the_health_authority_sees_its_import_and_no_app_reviews(
+    web: RealServer, browser: Browser
+) -> None:
+    async with opened(browser, web, "/console/#/reviews", size=DESKTOP) as tab:
+        page = tab.page
+        await console_sign_in(page, web, DEMO_AUTHORITY_PHONE)
+        nav = page.get_by_role("navigation", name="功能")
+        await expect(nav.get_by_role("link")).to_have_text(["健康状态导入"])
+        # Asked for the reviews by address, it is shown what its role may use instead.
+        await expect(page.get_by_role("heading", name="健康状态导入")).to_be_visible()
+        await expect(page.get_by_text("小程序审核")).to_have_count(0)
+
+        await page.get_by_label("或粘贴 CSV 内容").fill(
+            f"{DEMO_RESIDENT_ID},green,recovered\n341822199001011231,purple\n"
+        )
+        await page.get_by_role("button", name="导入").click()
+        await expect(page.locator("#main").get_by_text("生效 1 行，拒绝 1 行")).to_be_visible()
+        await expect(page.locator(".errors li")).to_have_count(1)
+        await expect(page.locator(".errors li")).to_contain_text("第 2 行")
+        assert await serious_violations(page) == []
+    assert tab.outside == [] and tab.errors == []
+
+
+async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_code(
+    web: RealServer, browser: Browser, tmp_path: Path
+) -> None:
+    developer = sign_in(web, role="developer")
+    token = developer.post("/v1/developer/tokens").json()["token"]
+    app_id = new_app_id("console")
+    # The id's namespace is the developer's organisation's, and the id is reserved, before any upload.
+    setup = sign_in(web, role="operator")
+    namespace = app_id.rpartition(".")[0]
+    members = [developer.get("/v1/me").json()["id"]]
+    r = setup.post(
+        "/v1/admin/developer-orgs", json={"name": namespace, "namespace": namespace, "members": members}
+    )
+    assert r.status_code == 201, r.text
+    assert publish.register(app_id, api=web.url, token=token).status == "pending"
+    r = setup.post(f"/v1/admin/app-ids/{app_id}/decision", json={"decision": "approve", "reason": "ok"})
+    assert r.status_code == 200, r.text
+    uploaded = publish.upload(pack(write_probe(tmp_path, app_id)), api=web.url, token=token)
+    assert uploaded.status == "in_review"
+
+    async with opened(browser, web, "/console/", size=DESKTOP) as tab:
+        page = tab.page
+        await console_sign_in(page, web, DEMO_OPERATOR_PHONE)
+        nav = page.get_by_role("navigation", name="功能")
+        await expect(nav.get_by_role("link", name="小程序审核")).to_have_attribute("aria-current", "page")
+        await expect(nav.get_by_role("link", name="健康状态导入")).to_have_count(0)
+
+        card = page.get_by_role("region", name=f"{app_id} 1.0.0")
+        await expect(card).to_contain_text("（首个版本）")
+        await expect(card.locator(".added").first).to_be_visible()  # every capability is new
+        assert await serious_violations(page) == []
+        await card.get_by_label("审核意见").fill("符合要求")
+        await card.get_by_role("button", name="批准").click()
+        await expect(card).to_have_count(0)
+
+        await nav.get_by_role("link", name="小程序发布").click()
+        await page.get_by_role("button", name=f"管理 {app_id}").click()
+        await page.get_by_label("灰度比例 %").fill("100")
+        await page.get_by_role("button", name="发布").click()
+        row = page.locator(f"tr[data-app='{app_id}']")
+        await expect(row.locator("td").nth(2)).to_have_text("1.0.0")
+
+        await nav.get_by_role("link", name="终端").click()
+        enrol = page.get_by_role("region", name="生成一次性登记码")
+        await enrol.get_by_label("名称").fill("药店收银台")
+        await enrol.get_by_label("类型").select_option("pharmacy")
+        await enrol.get_by_label("场景").fill("console-pharmacy")
+        await enrol.get_by_role("button", name="生成一次性登记码").click()
+        await expect(page.locator("#enrolment-code")).to_have_text(
+            re.compile(r"^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$")
+        )
+
+        # A key pair made in the page: the private key, shown once, signs the terminal in.
+        register = page.get_by_role("region", name="以新密钥对登记终端")
+        await register.get_by_label("名称").fill("3 路公交")
+        await register.get_by_label("类型").select_option("bus")
+        await register.get_by_label("场景").fill("console-line-3")
+        await register.get_by_role("button", name="以新密钥对登记终端").click()
+        key_file = json.loads(await register.locator("pre").text_content() or "")
+        await expect(page.locator(f"tr[data-terminal='{key_file['terminal_id']}']")).to_contain_text(
+            "3 路公交"
+        )
+    assert tab.outside == [] and tab.errors == []
+
+    async with httpx.AsyncClient(base_url=web.url) as http:
+        r = await http.get(f"/v1/developer/apps/{app_id}", headers={"authorization": f"Bearer {token}"})
+        state = r.json()
+        assert state["stable_version"] == "1.0.0" and state["versions"][0]["review_reason"] == "符合要求"
+        key = Ed25519PrivateKey.from_private_bytes(b64decode(key_file["private_key"]))
+        assertion = client_assertion(key_file["terminal_id"], key, aud=key_file["token_endpoint"])
+        r = await http.post("/v1/terminal/token", data=token_form(assertion))
+        assert r.status_code == 200, r.text
