@@ -57,6 +57,9 @@ def test_new_scaffolds_an_app_whose_own_tests_pass(scaffold: Path) -> None:
         "app.py",
         "miniapp.toml",
         "tests/test_app.py",
+        "ui/app.js",
+        "ui/index.html",
+        "ui/style.css",
     ]
     # the developer runs plain pytest in the app folder: the miniapp fixture comes from yima-sdk's plugin
     run = subprocess.run(

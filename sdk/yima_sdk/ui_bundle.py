@@ -24,6 +24,8 @@ __all__ = [
     "UI_MAX_TOTAL_BYTES",
     "UI_MEDIA_TYPES",
     "UiProblem",
+    "page_headers",
+    "page_policy",
     "ui_problems",
 ]
 
@@ -50,6 +52,40 @@ UI_MEDIA_TYPES: Mapping[str, str] = {
     ".woff": "font/woff",
 }
 """The file types a bundle may carry, by lower-case suffix, and the type the core serves each with (never sniffed)."""
+
+
+GATEWAY_PATH = "/v1/miniapps/{app_id}/api/"
+YIMA_JS = "/static/yima.js"
+
+
+def page_policy(origin: str, app_id: str) -> str:
+    """The Content-Security-Policy of an app's page files, as the core and `yima-sdk dev` serve them.
+
+    `sandbox allow-scripts` gives the page an opaque origin even when it is opened on its own, outside the shell's
+    iframe: it never reads the core's storage or cookies. Sources are absolute (an opaque origin has no 'self' to
+    speak of) and narrowed to paths: scripts from `/static/yima.js` and the app's own folder, connections to the
+    app's own gateway only."""
+    own = f"{origin}/miniapps/{app_id}/"
+    gateway = origin + GATEWAY_PATH.format(app_id=app_id)
+    return (
+        f"default-src 'none'; script-src {origin}{YIMA_JS} {own}; style-src {own}; img-src {own} data: blob:; "
+        f"font-src {own}; media-src {own} blob:; connect-src {gateway}; frame-ancestors 'self'; "
+        "base-uri 'none'; form-action 'none'; object-src 'none'; sandbox allow-scripts"
+    )
+
+
+def page_headers(origin: str, app_id: str) -> dict[str, str]:
+    """Every header a page file is served with (besides its type and ETag)."""
+    return {
+        "content-security-policy": page_policy(origin, app_id),
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "permissions-policy": "camera=(), geolocation=(), microphone=(), payment=()",
+        # The page's origin is opaque, so its fonts and module scripts are cross-origin requests; the files are
+        # public and carry no credential.
+        "access-control-allow-origin": "*",
+        "cache-control": "no-cache",  # revalidated (ETag) on every load: a release reaches phones at once
+    }
 
 
 @dataclass(frozen=True)

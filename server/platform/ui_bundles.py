@@ -1,5 +1,6 @@
 """Mini-app page bundles (`ui/` in the archive): served at `/miniapps/{app_id}/ui/` under a policy that lets the
-page reach nothing but its own files, `/static/yima.js` and its own app's gateway.
+page reach nothing but its own files, `/static/yima.js` and its own app's gateway (yima_sdk.ui_bundle's
+`page_headers`, which `yima-sdk dev` serves with too).
 
 A bundle is small (yima_sdk.ui_bundle caps it at 2 MiB), so each live version's files are read from its stored
 archive once per process and answered from memory; versions that are no longer live are dropped.
@@ -20,38 +21,9 @@ from server.platform import archive, repository
 from server.platform import errors as e
 from server.platform.runtime import LiveVersion, Runtime
 
-GATEWAY_PATH = "/v1/miniapps/{app_id}/api/"
-YIMA_JS = "/static/yima.js"
-
 
 class UiNotFound(NotFound):
     code, title = "miniapp.ui_not_found", "This mini-app has no such page file"
-
-
-def page_policy(origin: str, app_id: str) -> str:
-    """The page's Content-Security-Policy. `sandbox allow-scripts` gives the page an opaque origin even when it is
-    opened on its own, outside the shell's iframe: it can never read this origin's storage or cookies. Sources
-    are absolute (an opaque origin has no 'self' to speak of) and narrowed to paths."""
-    own = f"{origin}/miniapps/{app_id}/"
-    gateway = origin + GATEWAY_PATH.format(app_id=app_id)
-    return (
-        f"default-src 'none'; script-src {origin}{YIMA_JS} {own}; style-src {own}; img-src {own} data: blob:; "
-        f"font-src {own}; media-src {own} blob:; connect-src {gateway}; frame-ancestors 'self'; "
-        "base-uri 'none'; form-action 'none'; object-src 'none'; sandbox allow-scripts"
-    )
-
-
-def page_headers(origin: str, app_id: str) -> dict[str, str]:
-    return {
-        "content-security-policy": page_policy(origin, app_id),
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        "permissions-policy": "camera=(), geolocation=(), microphone=(), payment=()",
-        # The page's origin is opaque, so its fonts and module scripts are cross-origin requests; the files are
-        # public and carry no credential.
-        "access-control-allow-origin": "*",
-        "cache-control": "no-cache",  # revalidated (ETag) on every load: a release reaches phones at once
-    }
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """HTTP routes of mini-app pages: the `ui/` bundle of the released version (or of a named live version, for a
-resident in a phased release) under the page policy of ui_bundles.py."""
+resident in a phased release) under the page policy of yima_sdk.ui_bundle."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, TypeAlias
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from yima_sdk.ui_bundle import page_headers
 
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.platform.service import Platform
-from server.platform.ui_bundles import page_headers
 
 PlatformDep: TypeAlias = NamedDependency[Platform]
 

@@ -3,6 +3,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
 
     GET  /<path>                          the app's route, as fixture resident `x-yima-user` (default: --user)
     GET  /v1/miniapps/<id>/api/<path>     the same, under the production gateway's path
+    GET  /, /miniapps/<id>/ui/...         the app's page in a simulated shell (see _pages.py)
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
     POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200}
@@ -21,6 +22,7 @@ import msgspec
 
 from yima_sdk.errors import YimaError
 from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+from yima_sdk.simulator._pages import Pages, with_cors
 
 __all__ = ["serve_http"]
 
@@ -44,9 +46,11 @@ _REASONS = {
 async def serve_http(sim: AsyncSimulator, port: int = 8790, *, user: str | None = "alice") -> asyncio.Server:
     """Start serving `sim` on 127.0.0.1:`port` (0: any free port); returns the started server."""
 
+    pages = Pages(sim, user)
+
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            response = await _handle(sim, reader, user)
+            response = await _handle(sim, reader, user, pages)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError) as exc:
             response = _problem(400, "http.bad_request", str(exc))
         try:
@@ -60,7 +64,9 @@ async def serve_http(sim: AsyncSimulator, port: int = 8790, *, user: str | None 
     return await asyncio.start_server(on_connection, "127.0.0.1", port, limit=_MAX_HEAD)
 
 
-async def _handle(sim: AsyncSimulator, reader: asyncio.StreamReader, default_user: str | None) -> SimResponse:
+async def _handle(
+    sim: AsyncSimulator, reader: asyncio.StreamReader, default_user: str | None, pages: Pages
+) -> SimResponse:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, target, _ = lines[0].split(" ", 2)
@@ -77,9 +83,21 @@ async def _handle(sim: AsyncSimulator, reader: asyncio.StreamReader, default_use
     path = url.path
     if path.startswith("/_sim/"):
         return await _control(sim, method, path, body)
+    page = await pages.handle(method, path, headers, body)
+    if page is not None:
+        return page
     gateway = f"/v1/miniapps/{sim.manifest.id}/api"
     if path.startswith(gateway + "/"):
         path = path[len(gateway) :]
+    session_user = pages.session_user(headers.get("authorization", ""))
+    if session_user is not None:  # a page's call, with the app session the simulated shell gave it
+        headers.pop("x-yima-user", None)
+        for hop in ("host", "connection", "content-length", "authorization", "cookie", "origin"):
+            headers.pop(hop, None)
+        answer = await sim.request(
+            method, path, user=session_user, body=body, headers=headers, query=dict(parse_qsl(url.query))
+        )
+        return with_cors(answer)
     user = headers.pop("x-yima-user", default_user)
     if user in ("", "anonymous"):
         user = None
