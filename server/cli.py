@@ -144,6 +144,11 @@ yima dev is running at {url}  (data: {data}, Ctrl-C to stop)
 
 Resident app (a phone page; installable): {url}/app/
   sign in as the demo resident {DEMO_RESIDENT_PHONE}; under yima dev the page shows the SMS code it sent
+Operator console: {url}/console/
+  the operator {DEMO_OPERATOR_PHONE} reviews and releases apps, makes terminal enrolment codes; the health
+  authority {DEMO_AUTHORITY_PHONE} imports colours
+Terminal page (a scanner in a browser): {url}/terminal/
+  enrol it with a code from the console, then paste a payload or show a code to the camera
 
 Try it:
   curl -s -X POST {url}/v1/auth/otp -H 'content-type: application/json' -d '{{"phone":"{DEMO_RESIDENT_PHONE}"}}'

@@ -126,6 +126,7 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
     assert proc.returncode == 0, errors
     assert "Try it:" in output
     assert f"Resident app (a phone page; installable): {url}/app/" in output
+    assert f"Operator console: {url}/console/" in output and f"{url}/terminal/" in output
     # The banner names the demo terminal's key file, the command to scan as it, and every demo account.
     assert str(data_dir.resolve() / "demo-clinic-terminal.json") in output
     assert f"yima terminal scan --data-dir {data_dir} --url {url} '<payload>'" in output

@@ -57,6 +57,18 @@ function allowed() {
   return SECTIONS.filter((s) => s.roles.some((r) => roles.has(r)));
 }
 
+/** Under `yima dev` (a page on this machine) the code the console SMS sender "sent", from the dev outbox. */
+async function devCode(phone) {
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(location.hostname)) return null;
+  try {
+    const response = await fetch(`/v1/dev/sms-outbox?phone=${encodeURIComponent(phone)}`);
+    const sent = response.ok ? await response.json() : [];
+    return sent.length ? sent[sent.length - 1].code : null;
+  } catch {
+    return null;
+  }
+}
+
 function signInView() {
   const phone = h("input", { id: "phone", name: "phone", inputmode: "tel", autocomplete: "tel", required: true });
   const code = h("input", { id: "code", name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true });
@@ -65,7 +77,8 @@ function signInView() {
   send.addEventListener("click", () =>
     ctx.guarded(status, async () => {
       await api.requestCode(phone.value.trim());
-      clear(status, h("p", { class: "notice" }, t("signin.sent")));
+      const sent = await devCode(phone.value.trim());
+      clear(status, h("p", { class: "notice" }, t("signin.sent"), sent ? ` · ${t("signin.dev_code", { code: sent })}` : ""));
     }),
   );
   const form = h(
