@@ -51,6 +51,8 @@ PUBLIC = [
     "ScanData",
     "ScanEvent",
     "ScanReply",
+    "StaffRole",
+    "StaffRoles",
     "Storage",
     "User",
     "Verification",

@@ -106,6 +106,9 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """`ankang_code` or `ride_code`."""
     amount_fen: int | None = None
     """The fare or amount the terminal charged with the scan (bus fares on offline ride codes), if any."""
+    unit: str | None = None
+    """The staff unit the terminal serves (`clinic:guangde-people-1`), set by the operator when registering
+    it; None when it was registered without one."""
 
 
 class ScanEvent(_Wire, tag="scan"):

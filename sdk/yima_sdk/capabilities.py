@@ -29,6 +29,8 @@ from yima_sdk.contract import (
     Payment,
     Record,
     RecordPage,
+    StaffRole,
+    StaffRoles,
     Verification,
     Written,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "Payments",
     "Record",
     "RecordPage",
+    "StaffRole",
+    "StaffRoles",
     "Storage",
     "Transaction",
     "User",
@@ -141,6 +145,12 @@ class User(_Facade):
         `phone_masked` "138****0000", `health_color` "green"). Raises ConsentDenied when the resident has
         not granted it (or is anonymous), CapabilityDenied when the manifest does not list it in [scopes]."""
         return str(await self._call(c.UserScope(name=name)))  # type: ignore[arg-type]
+
+    async def staff(self) -> StaffRoles:
+        """The caller's staff roles in this app with their units (`roles.has("doctor", "clinic:c1")`); empty
+        for residents holding none and for anonymous calls. Granted by an operator or the app's `admin`."""
+        roles: StaffRoles = await self._call(c.UserStaff())
+        return roles
 
 
 class Notify(_Facade):

@@ -65,6 +65,8 @@ __all__ = [
     "Record",
     "RecordPage",
     "ScanReply",
+    "StaffRole",
+    "StaffRoles",
     "StorageCounterAdd",
     "StorageCounterGet",
     "StorageDelete",
@@ -75,6 +77,7 @@ __all__ = [
     "UpdateWrite",
     "UserId",
     "UserScope",
+    "UserStaff",
     "Verification",
     "Written",
     "check_job",
@@ -168,7 +171,32 @@ class Verification(_Reply, frozen=True):
     pass_id: str | None = None
     """For this app's own passes."""
     data: dict[str, Any] = {}
-    """For this app's own passes: the data given to `issue_pass`."""
+    """For app passes: the data given to `issue_pass`."""
+    issuer_app: str | None = None
+    """For app passes: the app that issued it (another app's only when it shares its passes with this app and
+    the holder consented to that share in the catalog; `pass_id` is then that app's id of the pass)."""
+
+
+class StaffRole(_Reply, frozen=True):
+    """One staff membership: a role of this app, held at one unit (`clinic:guangde-people-1`) or app-wide."""
+
+    role: str
+    unit: str | None = None
+    """None: the role holds across the app, at every unit."""
+
+
+class StaffRoles(_Reply, frozen=True):
+    """The caller's staff roles in this app (`ctx.user.staff()`); empty for residents and anonymous calls."""
+
+    roles: list[StaffRole] = []
+
+    def has(self, role: str, unit: str | None = None) -> bool:
+        """Holds `role` (at `unit`, when given: held there, or app-wide)."""
+        return any(r.role == role and (unit is None or r.unit in (None, unit)) for r in self.roles)
+
+    def units(self, role: str) -> list[str]:
+        """The units where `role` is held (an app-wide grant is not listed: check `has(role, unit)`)."""
+        return [r.unit for r in self.roles if r.role == role and r.unit is not None]
 
 
 class ScanReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -283,6 +311,12 @@ class UserScope(_Op, frozen=True, tag="user.scope"):
     Reply = str
     errors = (ConsentDenied, CapabilityDenied, InvalidArgument)
     name: Scope
+
+
+class UserStaff(_Op, frozen=True, tag="user.staff"):
+    """The caller's staff roles in this app, with their units: only roles the manifest still declares."""
+
+    Reply = StaffRoles
 
 
 class NotifySend(_Op, frozen=True, tag="notify.send"):
@@ -548,6 +582,7 @@ Operation = (
     | StorageCounterGet
     | UserId
     | UserScope
+    | UserStaff
     | NotifySend
     | PaymentsCharge
     | PaymentsStatus

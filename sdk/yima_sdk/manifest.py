@@ -17,6 +17,16 @@
     [scopes]                                # resident data needing consent, each with its purpose (PIPL)
     birth_date = "Seniors ride free: we check your age"
 
+    [staff.roles]                           # staff roles with their purpose (yima_sdk._staff)
+    librarian = "Lends and takes back books at their branch"
+    [staff.units]                           # kinds of units a role is held at: `branch:east-1`
+    branch = "A branch library"
+    [staff.routes]                          # only holders of the role may call these (403 before the app runs)
+    "POST /loans" = "librarian"
+
+    [share_passes_with]                     # apps that may honour this app's passes, if the resident consents
+    "cn.gov.guangde.reading" = "Reading rooms let you in with your library card"
+
     [jobs]                                  # schedules in county time (UTC+8), five-field cron
     remind = "0 18 * * *"                   # runs `@app.job("remind")` every day at 18:00
 
@@ -36,6 +46,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from yima_sdk._staff import StaffTable
 from yima_sdk.cron import CronError, parse_cron
 from yima_sdk.errors import ManifestError
 
@@ -156,6 +167,10 @@ class Manifest(_ManifestStruct, frozen=True):
     """Job name -> five-field cron schedule in county time (`yima_sdk.cron`); runs `@app.job(name)`."""
     collections: Annotated[dict[CollectionName, Collection], msgspec.Meta(max_length=MAX_COLLECTIONS)] = {}
     """`ctx.db` collections (capability `db`) -> their indexes; a query must fit a declared index."""
+    staff: StaffTable = StaffTable()
+    """Staff roles, unit kinds and staff-only routes (`yima_sdk._staff`); `ctx.user.staff()` in handlers."""
+    share_passes_with: dict[AppId, Purpose] = {}
+    """Apps that may honour this app's passes -> why (the resident consents to each share in the catalog)."""
 
     @property
     def key(self) -> str:
@@ -175,9 +190,21 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
     _check_scopes(raw.get("scopes"), source)
     _check_jobs(raw.get("jobs"), source)
     try:
-        return msgspec.convert(raw, Manifest)
+        manifest = msgspec.convert(raw, Manifest)
     except msgspec.ValidationError as exc:
         raise ManifestError(_explain(str(exc), source)) from None
+    _check_staff_and_shares(manifest, source)
+    return manifest
+
+
+def _check_staff_and_shares(manifest: Manifest, source: str) -> None:
+    """What the field types cannot say: a staff route names a declared role; an app shares with others."""
+    problems = manifest.staff.problems()
+    if problems:
+        field, _, detail = problems[0].partition(": ")
+        raise ManifestError(f"{source}: field `{field}`: {detail}")
+    if manifest.id in manifest.share_passes_with:
+        raise ManifestError(f"{source}: field `share_passes_with`: an app honours its own passes already")
 
 
 def _check_scopes(scopes: object, source: str) -> None:

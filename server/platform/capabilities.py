@@ -6,6 +6,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
 `capability.invalid_argument`. What is left here is the platform's own rules:
 
     user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied)
+    user.staff -> StaffRoles                     the caller's memberships whose role the version declares
     storage.*                                    see storage.py
     db.*                                         see db.py (collections, queries, commits)
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
@@ -15,6 +16,9 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
 App passes are in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`.
+Another app's pass verifies only when that app lists this one under [share_passes_with] and the holder granted
+the share in the catalog (consent scope `pass_share:<this app>` of the issuing app); else `credential.other_app`
+or `credential.share_not_consented`.
 """
 
 from __future__ import annotations
@@ -36,9 +40,13 @@ from server.platform.db import AppDb
 from server.platform.ids import AppUserIds
 from server.platform.jobs import AppJobs
 from server.platform.runtime import Runtime
+from server.platform.staff import repository as staff_repository
+from server.platform.staff.service import roles_held
 from server.platform.storage import AppStorage
 
 PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
+SHARE_SCOPE = "pass_share:"
+"""The consent scope, in the issuing app, to honour its passes in app `<id>`: `pass_share:<id>`."""
 NOTIFY_PER_DAY = 20
 
 
@@ -114,6 +122,8 @@ class PlatformCapabilities:
                 return call.user_id
             case c.UserScope():
                 return await self._scope(call, op.name)
+            case c.UserStaff():
+                return await self._staff(call)
             case c.NotifySend():
                 return await self._notify(call, op)
             case c.CredentialsVerify():
@@ -171,6 +181,19 @@ class PlatformCapabilities:
         if value is None:
             raise ConsentDenied(f"the resident has not verified a real name, so {name!r} is unknown")
         return str(value)
+
+    async def _staff(self, call: CallInfo) -> c.StaffRoles:
+        version = self._version(call)
+        if call.user_id is None or version is None:
+            return c.StaffRoles()
+        account_id = await self.account(call.app_id, call.user_id, "hold staff roles")
+        async with self.core.db.connection() as conn:
+            rows = await staff_repository.memberships(conn, call.app_id, account_id)
+        return c.StaffRoles(roles=[c.StaffRole(role=r, unit=u) for r, u in roles_held(version, rows)])
+
+    def _version(self, call: CallInfo) -> Any:
+        live = self.runtime.apps.get(call.app_id)
+        return next((v for v in (live.versions() if live else []) if v.version == call.version), None)
 
     # ---- notify ---------------------------------------------------------------------------------------
 
@@ -246,16 +269,41 @@ class PlatformCapabilities:
             verify_pass_signature(key.public_key, signed, signature)
         except CredentialError as exc:
             return c.Verification(valid=False, reason=exc.code)
-        if claims.a != call.app_id:
+        shared = claims.a != call.app_id
+        if shared and call.app_id not in self._shares_of(claims.a):
             return c.Verification(valid=False, reason="credential.other_app")
         if claims.exp < self.clock():
             return c.Verification(valid=False, reason="credential.expired")
+        user_id, account_id = claims.s, None
         async with self.core.db.connection() as conn:
-            if await repository.pass_revoked(conn, call.app_id, claims.p):
+            if await repository.pass_revoked(conn, claims.a, claims.p):
                 return c.Verification(valid=False, reason="credential.revoked")
+            if shared:
+                # the holder, known to the issuing app by its own id, consented to this share in the catalog
+                account_id = (
+                    None if claims.s is None else await repository.account_of(conn, claims.a, claims.s)
+                )
+                consented = account_id is not None and (
+                    await repository.consent(conn, account_id, claims.a, SHARE_SCOPE + call.app_id) is True
+                )
+                if account_id is None or not consented:
+                    return c.Verification(valid=False, reason="credential.share_not_consented")
+        if account_id is not None:
+            user_id = await self.known(call.app_id, account_id)  # named only if they use this app too
         return c.Verification(
-            valid=True, kind="app_pass", user_id=claims.s, pass_id=f"pass_{claims.p}", data=claims.d
+            valid=True,
+            kind="app_pass",
+            user_id=user_id,
+            pass_id=f"pass_{claims.p}",
+            data=claims.d,
+            issuer_app=claims.a,
         )
+
+    def _shares_of(self, app_id: str) -> set[str]:
+        """The apps a live version of `app_id` shares its passes with (a suspended app's passes stay valid:
+        suspension stops its code, not what it issued)."""
+        live = self.runtime.apps.get(app_id)
+        return {shared for v in (live.versions() if live else []) for shared in v.pass_shares}
 
     async def _revoke_pass(self, call: CallInfo, pass_id: str) -> bool:
         async with self.core.db.transaction() as conn:

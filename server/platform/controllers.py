@@ -379,7 +379,8 @@ class ResidentPlatformController(Controller):
     @get("/miniapps", opt=allow(ANY_ACCOUNT), operation_id="miniappCatalog")
     async def catalog(self, principal: Caller, platform: PlatformDep, db: Db) -> list[schemas.CatalogEntry]:
         """Released mini-apps available to you (the version your phased-release group gets), with the data
-        scopes each asks for, why, and what you decided."""
+        scopes each asks for (and `pass_share:<app>`: other apps that may honour its passes), why, and what
+        you decided."""
         decided = {
             (r["app_id"], r["scope"]): r["granted"]
             for r in await repository.consents(db, principal.account_id)
@@ -391,7 +392,7 @@ class ResidentPlatformController(Controller):
                 continue
             scopes = [
                 schemas.Scope(name, purpose, _state(decided.get((live.app_id, name))))
-                for name, purpose in sorted(version.scopes.items())
+                for name, purpose in sorted(version.consent_scopes.items())
             ]
             entries.append(schemas.CatalogEntry(live.app_id, live.name, version.version, scopes))
         return entries

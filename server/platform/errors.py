@@ -3,7 +3,7 @@
 registry.*   developer tokens, uploads (403 registry.not_owner, 409 registry.version_exists ...)
 app_id.*     registrations of app ids (server/platform/app_ids/errors.py: 403 app_id.not_registered ...)
 release.*    review and release transitions (409 release.percentage_decrease, release.not_approved ...)
-miniapp.*    the gateway: unavailable or suspended apps, quotas, size limits, the app's own failures
+miniapp.*    the gateway: unavailable or suspended apps, quotas, size limits, staff-only routes, the app's own failures
 consent.*    scopes the resident has not granted
 payment.*    pending mini-app payments the resident confirms
 """
@@ -26,6 +26,7 @@ from server.errors import (
     Unavailable,
     Unprocessable,
 )
+from server.platform.staff.errors import StaffRequired
 
 
 class DeveloperTokenInvalid(Unauthorized):
@@ -139,6 +140,7 @@ GATEWAY_ERRORS: tuple[type[AppError] | tuple[type[AppError], str] | ErrorCode, .
     (QuotaExceeded, "miniapp.quota_app"),
     (QuotaExceeded, "miniapp.quota_resident"),
     ResponseTooLarge,
+    StaffRequired,
     *(ErrorCode(*answer) for answer in (*SANDBOX_FAILURES.values(), APP_FAILED)),
     *(ErrorCode(cls.status, cls.code, _first_line(cls.__doc__)) for cls in APP_ERRORS),
 )

@@ -1,7 +1,7 @@
 """Scan events: the terminals domain's ScanEventSink, delivering accepted scans to the app bound to the scene.
 
 The app's handler (`@app.on_scan("clinic")`) receives the scene, a typed `ScanData` (scan id, time, mode,
-credential type, amount), and the resident's app-scoped id only if the resident uses the app (else None: a scan
+credential type, amount, the terminal's staff unit), and the resident's app-scoped id only if the resident uses the app (else None: a scan
 at a bound terminal does not link a resident to an app). It may answer display lines for the terminal: None
 or `{"lines": [...]}` with at most 4 lines of 40 characters (`yima_sdk.contract.scan_lines`, the same check as
 the simulator's). Any other answer is not dropped silently: the app's part is marked missing with
@@ -80,6 +80,7 @@ class PlatformScanSink:
                 mode=event.mode,
                 credential_type=event.credential_type,
                 amount_fen=event.amount_fen,
+                unit=event.unit,
             ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))

@@ -1,5 +1,5 @@
 """The gateway: `/v1/miniapps/{app_id}/api/{path}` -> the released version for this resident -> quotas per
-app and per resident -> the sandboxed app -> its answer, within size limits, with failures as stable codes.
+app and per resident -> the staff role a staff-only route needs -> the sandboxed app -> its answer, within size limits, with failures as stable codes.
 
 Consent is enforced where data leaves the platform: when the app asks `ctx.user` for a scope.
 """
@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from yima_sdk._bridge import Request
+from yima_sdk._staff import route_role
 
 from sandbox.errors import SandboxError
 from server.core import Core
@@ -17,6 +18,8 @@ from server.platform import errors as e
 from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
 from server.platform.runtime import Runtime
+from server.platform.staff import repository as staff_repository
+from server.platform.staff.errors import StaffRequired
 
 # Only these travel to the app and back: no cookies, no authorization, nothing that identifies the resident.
 FORWARDED_REQUEST_HEADERS = frozenset(
@@ -84,6 +87,13 @@ class Gateway:
         if len(body) > self.config.max_request_bytes:
             raise e.RequestTooLarge(extra={"limit": self.config.max_request_bytes})
         await self._quota(app_id, account_id, live.calls_per_minute, live.resident_calls_per_minute)
+        role = route_role(version.staff, method, path)
+        if role is not None:
+            # [staff.routes]: refused here, before the app runs; read on every call, so a revoke holds at once
+            async with self.core.db.connection() as conn:
+                held = await staff_repository.holds(conn, app_id, account_id, role)
+            if not held:
+                raise StaffRequired(extra={"app_id": app_id, "role": role})
         user_id = await self.caps.seen(app_id, account_id)
         request = Request(
             method=method,

@@ -1,6 +1,8 @@
 """What residents do with mini-apps outside the gateway: consent per scope, the inbox, confirming payments.
 
-Consent: per resident, per app, per scope, one of granted / refused / never asked. A refused or unasked scope
+Consent: per resident, per app, per scope, one of granted / refused / never asked. Besides the data scopes of
+[scopes], an app's [share_passes_with] entries are scopes `pass_share:<other app>`: granted, the other app honours
+this app's passes held by the resident (an e-prescription redeemed at a pharmacy). A refused or unasked scope
 answers the app `consent.denied` at once; the phone offers the consent screen only for scopes never asked,
 so a refusal is never followed by a prompt loop.
 
@@ -45,7 +47,7 @@ class Residents:
             raise e.AppNotFound()
         scopes: dict[str, str] = {}
         for v in live.versions():
-            scopes |= v.scopes
+            scopes |= v.consent_scopes
         return scopes
 
     def _check_scope(self, app_id: str, scope: str) -> None:

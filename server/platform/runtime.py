@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
+from yima_sdk._staff import StaffTable
 
 from sandbox import SandboxHost
 from server.cache import follow
@@ -52,6 +56,22 @@ class LiveVersion:
     @property
     def capabilities(self) -> frozenset[str]:
         return frozenset(self.manifest.get("capabilities") or ())
+
+    @functools.cached_property
+    def staff(self) -> StaffTable:
+        """[staff]: roles, unit kinds, staff-only routes (an empty table for manifests from before it)."""
+        return msgspec.convert(self.manifest.get("staff") or {}, StaffTable)
+
+    @property
+    def pass_shares(self) -> dict[str, str]:
+        """[share_passes_with]: apps that may honour this app's passes -> the purpose shown to the resident."""
+        return dict(self.manifest.get("share_passes_with") or {})
+
+    @property
+    def consent_scopes(self) -> dict[str, str]:
+        """Everything a resident decides for this version in the catalog, with its purpose: the data scopes,
+        and `pass_share:<app>` for each app it shares its passes with."""
+        return self.scopes | {f"pass_share:{app}": purpose for app, purpose in self.pass_shares.items()}
 
 
 @dataclass(frozen=True)

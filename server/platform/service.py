@@ -22,6 +22,7 @@ from server.platform.jobs import JobRunner
 from server.platform.registry import Registry
 from server.platform.residents import Residents
 from server.platform.runtime import Runtime
+from server.platform.staff.service import Staff
 from server.platform.storage import AppStorage
 from server.platform.ui_bundles import UiBundles
 
@@ -43,6 +44,7 @@ class Platform:
     jobs: JobRunner
     app_sessions: AppSessions
     ui: UiBundles
+    staff: Staff
 
     @classmethod
     async def start(cls, core: Core, config: PlatformSettings, app_state: Any) -> Platform:
@@ -82,6 +84,7 @@ class Platform:
             ),
             app_sessions=AppSessions(core, caps),
             ui=UiBundles(core, runtime),
+            staff=Staff(runtime),
         )
         await runtime.refresh()
         runtime.start_listening()

@@ -39,6 +39,7 @@ def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
         token_endpoint,
         t.clock_offset_ms,
         t.clock_checked_at,
+        t.unit,
     )
 
 
@@ -63,6 +64,7 @@ class TerminalAdminController(Controller):
             kind=data.kind,
             scene=data.scene,
             public_key=data.public_key,
+            unit=data.unit,
         )
         return _out(info, terminals.registry.token_endpoint)
 

@@ -21,6 +21,8 @@ class ScanEvent:
     mode: str  # "online" or "offline"
     amount_fen: int | None = None
     """The fare the terminal charged with the scan (offline ride records), None when it charged nothing."""
+    unit: str | None = None
+    """The staff unit the terminal serves (set at registration), None when it has none."""
 
 
 class AppPart(Protocol):

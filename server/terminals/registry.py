@@ -45,6 +45,8 @@ class TerminalInfo:
     clock_offset_ms: int | None = None
     """The terminal's clock minus ours at its last time sync (None: never synced)."""
     clock_checked_at: datetime | None = None
+    unit: str | None = None
+    """The staff unit it serves (`clinic:guangde-people-1`), given to scan events; fixed at registration."""
 
 
 def _info(row: asyncpg.Record) -> TerminalInfo:
@@ -59,6 +61,7 @@ def _info(row: asyncpg.Record) -> TerminalInfo:
         row["created_at"],
         row["clock_offset_ms"],
         row["clock_checked_at"],
+        row["unit"],
     )
 
 
@@ -90,7 +93,15 @@ class TerminalService:
         self._cache: dict[str, TerminalInfo] = {}
 
     async def register(
-        self, conn: asyncpg.Connection, *, actor: str, name: str, kind: str, scene: str, public_key: str
+        self,
+        conn: asyncpg.Connection,
+        *,
+        actor: str,
+        name: str,
+        kind: str,
+        scene: str,
+        public_key: str,
+        unit: str | None = None,
     ) -> TerminalInfo:
         raw = decode_public_key(public_key)
         terminal_id = "t-" + secrets.token_hex(8)
@@ -103,13 +114,14 @@ class TerminalService:
             public_key=raw,
             at=datetime.now(UTC),
             by=actor,
+            unit=unit,
         )
         await audit.append(
             conn,
             actor=actor,
             action="terminal.registered",
             target=f"terminal:{terminal_id}",
-            details={"kind": kind, "scene": scene},
+            details={"kind": kind, "scene": scene, "unit": unit},
         )
         return _info(row)
 
@@ -196,7 +208,7 @@ class TerminalService:
         return _info(row)
 
     async def info(self, terminal_id: str) -> TerminalInfo:
-        """Kind and scene of a terminal, cached: they never change after registration."""
+        """Kind, scene and unit of a terminal, cached: they never change after registration."""
         cached = self._cache.get(terminal_id)
         if cached is not None:
             return cached

@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 _TERMINAL = (
-    "id, name, kind, scene, public_key, enabled, session_epoch, created_at, clock_offset_ms, clock_checked_at"
+    "id, name, kind, scene, public_key, enabled, session_epoch, created_at, clock_offset_ms, clock_checked_at,"
+    " unit"
 )
 
 SCAN_COLUMNS: tuple[str, ...] = (
@@ -49,10 +50,11 @@ async def insert_terminal(
     public_key: bytes,
     at: datetime,
     by: str,
+    unit: str | None = None,
 ) -> asyncpg.Record:
     return await conn.fetchrow(
-        f"""INSERT INTO terminals (id, name, kind, scene, public_key, created_at, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_TERMINAL}""",  # noqa: S608
+        f"""INSERT INTO terminals (id, name, kind, scene, public_key, created_at, created_by, unit)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_TERMINAL}""",  # noqa: S608
         id,
         name,
         kind,
@@ -60,6 +62,7 @@ async def insert_terminal(
         public_key,
         at,
         by,
+        unit,
     )
 
 

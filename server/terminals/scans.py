@@ -127,6 +127,7 @@ class _Offline:
             self.scanned_at,
             "offline",
             self.record.amount_fen if self.record.amount_fen > 0 else None,
+            terminal.unit,
         )
 
 
@@ -339,6 +340,7 @@ class ScanService:
                 account_id,
                 scanned_at,
                 "online",
+                unit=terminal.unit,
             )
         )
         name = None

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 import msgspec
+from yima_sdk._staff import UNIT_PATTERN
 
 from server.wire import Inbound, Outbound
 
@@ -23,6 +24,9 @@ class TerminalRequest(Inbound):
     public_key: Annotated[
         str, msgspec.Meta(min_length=43, max_length=43, description="raw Ed25519, unpadded base64url")
     ]
+    unit: Annotated[str, msgspec.Meta(pattern=UNIT_PATTERN, max_length=100)] | None = None
+    """The staff unit it serves, `kind:id` in ASCII (`clinic:guangde-people-1`): the mini-app bound to its scene
+    receives it with every scan (`event.data.unit`). Fixed at registration."""
 
 
 class TerminalOut(Outbound):
@@ -38,6 +42,7 @@ class TerminalOut(Outbound):
     """The terminal's clock minus the server's at its last time sync (`GET /v1/terminal/time`); omitted until the
     first sync. Beyond the clock-skew tolerance (30 s) the terminal refuses valid codes or accepts stale ones."""
     clock_checked_at: dt.datetime | None = None
+    unit: str | None = None
 
 
 EnrolmentCode = Annotated[

@@ -50,7 +50,11 @@ def public_key_b64(key: Ed25519PrivateKey) -> str:
 
 
 async def register_terminal(
-    client: AppClient, operator: Session, kind: str = "clinic", scene: str | None = None
+    client: AppClient,
+    operator: Session,
+    kind: str = "clinic",
+    scene: str | None = None,
+    unit: str | None = None,
 ) -> tuple[str, Ed25519PrivateKey]:
     key = Ed25519PrivateKey.generate()
     r = await client.post(
@@ -60,6 +64,7 @@ async def register_terminal(
             "kind": kind,
             "scene": scene or f"scene-{secrets.token_hex(3)}",
             "public_key": public_key_b64(key),
+            **({"unit": unit} if unit else {}),
         },
         headers=operator.headers,
     )

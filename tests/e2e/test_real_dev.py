@@ -100,3 +100,27 @@ def test_an_app_keeps_its_bookings_in_ctx_db(dev: Dev) -> None:
     assert sorted(item["value"]["n"] for item in page.json()["items"]) == ["0", "1"]
     refused = resident.post(f"{api}/raw/db/find", json={"collection": "bookings", "where": {"n": "0"}})
     assert (refused.status_code, refused.json()["code"]) == (400, "db.not_indexed"), refused.text
+
+
+def test_a_staff_route_refuses_residents_and_admits_granted_staff(dev: Dev) -> None:
+    """The local app's manifest makes `GET /patients/today` a doctors' route: refused for a resident before the
+    app runs, allowed once the demo operator grants the account the role at a clinic, refused again on revoke."""
+    operator = sign_in(dev.server, DEMO_OPERATOR_PHONE)
+    doctor = verified_resident(dev.server)
+    patients = f"/v1/miniapps/{dev.app_id}/api/patients/today"
+    r = doctor.get(patients)
+    assert (r.status_code, r.json()["code"]) == (403, "miniapp.staff_required"), r.text
+
+    account_id = doctor.get("/v1/me").json()["id"]
+    staff = f"/v1/miniapps/{dev.app_id}/staff"
+    r = operator.post(
+        staff, json={"account_id": account_id, "role": "doctor", "unit": "clinic:guangde-people-1"}
+    )
+    assert r.status_code == 201, r.text
+    r = doctor.get(patients)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"doctor": True, "clinics": ["clinic:guangde-people-1"]}
+
+    r = operator.delete(f"{staff}/{account_id}/doctor", params={"unit": "clinic:guangde-people-1"})
+    assert r.status_code == 204, r.text
+    assert doctor.get(patients).status_code == 403

@@ -135,9 +135,23 @@ async def charge_status(ctx: Context, request: Request) -> dict:
     return {"status": (await ctx.payments.status(request.path_params["id"])).status}
 
 
+@app.get("/staff/me")
+async def staff_me(ctx: Context, request: Request) -> dict:
+    staff = await ctx.user.staff()
+    return {"roles": [{"role": r.role, "unit": r.unit} for r in staff.roles]}
+
+
+@app.get("/patients/today")
+async def patients_today(ctx: Context, request: Request) -> dict:
+    # a staff route ([staff.routes]): the gateway let only doctors through
+    staff = await ctx.user.staff()
+    return {"doctor": staff.has("doctor"), "clinics": staff.units("doctor")}
+
+
 @app.on_scan("clinic")
 async def clinic(ctx: Context, event) -> dict:
-    await ctx.storage.put("last-scan", {"user": event.user_id, "scene": event.scene_id})
+    unit = {"unit": event.data.unit} if event.data.unit else {}  # the terminal's staff unit, when it has one
+    await ctx.storage.put("last-scan", {"user": event.user_id, "scene": event.scene_id, **unit})
     return {"lines": ["Queue number 7", "Room 203"]}
 
 
@@ -175,4 +189,14 @@ birth_date = "Seniors ride free: we check your age"
 [limits]
 workers = 1
 timeout_ms = 2000
+
+[staff.roles]
+admin = "Grants the probe's staff roles at their clinic"
+doctor = "Sees the day's patients at their clinic"
+
+[staff.units]
+clinic = "A clinic of the county hospital group"
+
+[staff.routes]
+"GET /patients/today" = "doctor"
 """

@@ -28,6 +28,9 @@ from tests.conftest import Session, login, valid_id_number
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 ALICE_BORN = "19900514"  # the simulator's fixture alice was born on 1990-05-14
+CLINIC = "clinic:guangde-people-1"
+_NOT_SHARED = {"valid": False, "reason": "credential.share_not_consented", "kind": "", "user_id": None,
+               "health_color": None, "pass_id": None, "data": {}, "issuer_app": None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -227,26 +230,26 @@ CASES: list[Case] = [
          lambda s: {"kind": "t", "data": {"x": "y" * 600}, "valid_until": s["valid_until"]},
          error=c.InvalidArgument),
     Case("verify the pass", "credentials.verify", lambda s: {"payload": s["pass"]["payload"]},
-         expect={"valid": True, "reason": "", "kind": "app_pass", "user_id": "u_ID", "health_color": None,
-                 "pass_id": "pass_N", "data": {"slot": "09:00"}}),
+         expect=lambda s: {"valid": True, "reason": "", "kind": "app_pass", "user_id": "u_ID", "health_color": None,
+                           "pass_id": "pass_N", "data": {"slot": "09:00"}, "issuer_app": s["app_id"]}),
     Case("verify a forged pass", "credentials.verify", lambda s: {"payload": _forge(s["pass"]["payload"])},
          expect={"valid": False, "reason": "credential.bad_signature", "kind": "", "user_id": None,
-                 "health_color": None, "pass_id": None, "data": {}}),
+                 "health_color": None, "pass_id": None, "data": {}, "issuer_app": None}),
     Case("verify nonsense", "credentials.verify", {"payload": "hello"},
          expect={"valid": False, "reason": "credential.malformed", "kind": "", "user_id": None,
-                 "health_color": None, "pass_id": None, "data": {}}),
+                 "health_color": None, "pass_id": None, "data": {}, "issuer_app": None}),
     Case("verify an Ankang code", "credentials.verify", lambda s: {"payload": s["ankang_code"]},
          expect={"valid": True, "reason": "", "kind": "ankang_code", "user_id": "u_ID", "health_color": None,
-                 "pass_id": None, "data": {}}),  # the colour only under a granted health_color scope
+                 "pass_id": None, "data": {}, "issuer_app": None}),  # the colour only under a granted health_color scope
     Case("verify the Ankang code of a resident who never used the app", "credentials.verify",
          lambda s: {"payload": s["stranger_code"]},
          expect={"valid": True, "reason": "", "kind": "ankang_code", "user_id": None, "health_color": None,
-                 "pass_id": None, "data": {}}),
+                 "pass_id": None, "data": {}, "issuer_app": None}),
     Case("revoke_pass", "credentials.revoke_pass", lambda s: {"pass_id": s["pass"]["id"]}, expect=True),
     Case("revoke_pass again", "credentials.revoke_pass", lambda s: {"pass_id": s["pass"]["id"]}, expect=False),
     Case("verify a revoked pass", "credentials.verify", lambda s: {"payload": s["pass"]["payload"]},
          expect={"valid": False, "reason": "credential.revoked", "kind": "", "user_id": None,
-                 "health_color": None, "pass_id": None, "data": {}}),
+                 "health_color": None, "pass_id": None, "data": {}, "issuer_app": None}),
     Case("revoke_pass a bad id", "credentials.revoke_pass", {"pass_id": "ticket-1"}, error=c.InvalidArgument),
     # jobs
     Case("schedule", "jobs.schedule", lambda s: {"at": s["soon"], "name": "release_slot", "data": {"slot": 3}},
@@ -269,6 +272,23 @@ CASES: list[Case] = [
     Case("cancel", "jobs.cancel", lambda s: {"job_id": s["job"]}, expect=True),
     Case("cancel again", "jobs.cancel", lambda s: {"job_id": s["job"]}, expect=False),
     Case("cancel a bad id", "jobs.cancel", {"job_id": "release_slot"}, error=c.InvalidArgument),
+    # passes another app shares with this one ([share_passes_with]), honoured on the holder's consent only
+    Case("verify a shared pass the holder never consented to share", "credentials.verify",
+         lambda s: {"payload": s["shared_pass"]}, expect=_NOT_SHARED),
+    Case("verify a shared pass after the holder consented", "credentials.verify",
+         lambda s: {"payload": s["shared_pass"]}, before="share_granted",
+         expect=lambda s: {"valid": True, "reason": "", "kind": "app_pass", "user_id": "u_ID", "health_color": None,
+                           "pass_id": "pass_N", "data": {"drug": "amoxicillin"}, "issuer_app": s["issuer_app"]}),
+    Case("verify a shared pass after the holder revoked the share", "credentials.verify",
+         lambda s: {"payload": s["shared_pass"]}, before="share_revoked", expect=_NOT_SHARED),
+    # staff roles
+    Case("staff of a resident", "user.staff", expect={"roles": []}),
+    Case("staff anonymous", "user.staff", user=None, expect={"roles": []}),
+    Case("staff granted", "user.staff", before="staff_granted",
+         expect={"roles": [{"role": "doctor", "unit": None}, {"role": "doctor", "unit": "clinic:guangde-people-1"}]}),
+    Case("staff of another resident", "user.staff", user="carol", expect={"roles": []}),
+    Case("staff revoked", "user.staff", before="staff_revoked",
+         expect={"roles": [{"role": "doctor", "unit": "clinic:guangde-people-1"}]}),
 ]  # fmt: skip
 
 
@@ -335,14 +355,32 @@ class ServerPlatform:
     app_id: str
     provider: Any
     users: dict[str | None, str | None]
+    alice: Session
+    issuer_app: str
 
     async def switch(self, name: str) -> None:
         if name.startswith("jobs_pending_"):
             self.provider.jobs.max_pending = int(name.rpartition("_")[2])
             return
-        keys = int(name.rpartition("_")[2])
-        r = await self.team.admin("PUT", f"/{self.app_id}/quotas", json={"storage_max_keys": keys})
-        assert r.status_code == 200, r.text
+        client, alice = self.team.client, self.alice
+        share = f"/v1/me/consents/{self.issuer_app}/pass_share:{self.app_id}"
+        staff = f"/v1/miniapps/{self.app_id}/staff"
+        operator = self.team.operator.headers
+        if name == "share_granted":
+            r = await client.put(share, json={"granted": True}, headers=alice.headers)
+        elif name == "share_revoked":
+            r = await client.delete(share, headers=alice.headers)
+        elif name == "staff_granted":
+            for unit in (None, CLINIC):
+                body = {"account_id": alice.account_id, "role": "doctor", "unit": unit}
+                r = await client.post(staff, json=body, headers=operator)
+                assert r.status_code == 201, r.text
+        elif name == "staff_revoked":
+            r = await client.delete(f"{staff}/{alice.account_id}/doctor", headers=operator)
+        else:
+            keys = int(name.rpartition("_")[2])
+            r = await self.team.admin("PUT", f"/{self.app_id}/quotas", json={"storage_max_keys": keys})
+        assert r.status_code < 300, r.text
 
 
 @dataclass
@@ -350,12 +388,21 @@ class SimPlatform:
     app_id: str
     provider: SimulatedPlatform
     users: dict[str | None, str | None]
+    issuer_app: str
 
     async def switch(self, name: str) -> None:
         if name.startswith("jobs_pending_"):
             self.provider.jobs_quota = int(name.rpartition("_")[2])
             return
-        self.provider.storage_quota = int(name.rpartition("_")[2])
+        if name.startswith("share_"):
+            self.provider.set_share_consent("alice", self.issuer_app, name == "share_granted")
+        elif name == "staff_granted":
+            self.provider.grant_staff("alice", "doctor")
+            self.provider.grant_staff("alice", "doctor", CLINIC)
+        elif name == "staff_revoked":
+            self.provider.revoke_staff("alice", "doctor")
+        else:
+            self.provider.storage_quota = int(name.rpartition("_")[2])
 
 
 async def _resident(team: Team, born: str, app_id: str, consent: bool) -> Session:
@@ -373,12 +420,33 @@ async def _resident(team: Team, born: str, app_id: str, consent: bool) -> Sessio
     return resident
 
 
+async def _shared_pass(team: Team, tmp_path: Path, receiver: str, alice: Session) -> tuple[str, str]:
+    """An app that shares its passes with `receiver` (as a clinic's e-prescriptions with a pharmacy), and the
+    pass it issued to alice, who uses it: (issuing app id, pass payload)."""
+    folder = write_probe(tmp_path, new_app_id("issuer"))
+    with (folder / "miniapp.toml").open("a") as manifest:
+        manifest.write(f'\n[share_passes_with]\n"{receiver}" = "Pharmacies redeem your e-prescriptions"\n')
+    issuer, _ = await team.ship(folder)
+    caps = team.client.app.state.platform.caps
+    holder = await caps.seen(issuer, alice.account_id)
+    call = CallInfo(app_id=issuer, version="1.0.0", call_id=1, user_id=holder)
+    issued = await caps.handle(
+        call,
+        "credentials",
+        "issue_pass",
+        [],
+        {"kind": "prescription", "data": {"drug": "amoxicillin"}, "valid_until": int(time.time()) + 3600},
+    )
+    return issuer, issued.payload
+
+
 async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_path: Path) -> None:
     folder = write_probe(tmp_path, new_app_id("contract"), version="1.0.0")
     app_id, _ = await team.ship(folder)
     caps = team.client.app.state.platform.caps
     alice = await _resident(team, ALICE_BORN, app_id, consent=True)
     carol = await _resident(team, "20011130", app_id, consent=False)
+    issuer, shared_pass = await _shared_pass(team, tmp_path, app_id, alice)
     server = ServerPlatform(
         team,
         app_id,
@@ -388,14 +456,18 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
             "carol": await caps.seen(app_id, carol.account_id),
             None: None,
         },
+        alice,
+        issuer,
     )
     simulated = SimulatedPlatform(load_manifest(folder))
     simulated.set_consent("carol", "birth_date", granted=False)
     simulated.use(simulated.user_id("alice"))  # as caps.seen recorded alice's use of the app on the server
+    simulated.set_share_consent("alice", issuer, granted=False)  # as on the server: never asked, not shared
     sim = SimPlatform(
         app_id,
         simulated,
         {"alice": simulated.user_id("alice"), "carol": simulated.user_id("carol"), None: None},
+        issuer,
     )
     r = await team.client.get("/v1/me/codes/ankang", headers=alice.headers)
     assert r.status_code == 200, r.text
@@ -409,12 +481,18 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
             "stranger_code": r_stranger.json()["payload"],
             "valid_until": valid_until,
             "soon": valid_until,
+            "app_id": app_id,
+            "issuer_app": issuer,
+            "shared_pass": shared_pass,
         },
         "simulator": {
             "ankang_code": simulated.ankang_code("alice"),
             "stranger_code": simulated.ankang_code("grandpa"),
             "valid_until": valid_until,
             "soon": valid_until,
+            "app_id": app_id,
+            "issuer_app": issuer,
+            "shared_pass": simulated.pass_from(issuer, "alice", "prescription", {"drug": "amoxicillin"}),
         },
     }
     disagreements = []

@@ -19,12 +19,12 @@ from tests.credentials.helpers import (
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 
-async def _bound_terminal(team: Team, app_id: str, kind: str) -> dict[str, str]:
+async def _bound_terminal(team: Team, app_id: str, kind: str, unit: str | None = None) -> dict[str, str]:
     scene = f"{kind}-{uuid.uuid4().hex[:6]}"
     r = await team.admin("PUT", f"/scenes/{kind}/{scene}", json={"app_id": app_id})
     assert r.status_code == 200, r.text
     operator = await login_with_role(team.client, "operator")
-    terminal_id, key = await register_terminal(team.client, operator, kind=kind, scene=scene)
+    terminal_id, key = await register_terminal(team.client, operator, kind=kind, scene=scene, unit=unit)
     return await terminal_token(team.client, terminal_id, key)
 
 
@@ -33,7 +33,8 @@ async def test_scan_answer_carries_the_bound_apps_lines_or_marks_them_missing(
 ) -> None:
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
     resident, _ = await verified_resident(team.client)
-    clinic = await _bound_terminal(team, app_id, "clinic")
+    # the operator registered the clinic's terminal with its staff unit: the app learns where it was scanned
+    clinic = await _bound_terminal(team, app_id, "clinic", unit="clinic:guangde-people-1")
     # The resident uses the app: only then does a scan name them to it (issue 16, point 7).
     me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
 
@@ -45,9 +46,10 @@ async def test_scan_answer_carries_the_bound_apps_lines_or_marks_them_missing(
         "missing": False,
         "reason": None,
     }
-    # the handler ran with the resident's app-scoped id and the terminal's scene
+    # the handler ran with the resident's app-scoped id, the terminal's scene and its unit
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]["value"]
     assert seen["user"] == me and seen["scene"].startswith("clinic-")
+    assert seen["unit"] == "clinic:guangde-people-1"
 
     # The pharmacy handler sleeps 1.5 s; the scan answers at the 300 ms deadline without the app's lines.
     pharmacy = await _bound_terminal(team, app_id, "pharmacy")

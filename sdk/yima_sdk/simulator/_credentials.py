@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -43,6 +44,8 @@ class DevCredentials:
         self._pass_numbers = itertools.count(1)
         self.issued: set[int] = set()
         self.revoked: set[int] = set()
+        self.shared: dict[str, dict[str, str]] = {}
+        """Other apps whose passes this app honours -> their holders' ids there -> fixture resident name."""
         now = int(clock())
         self.trust_list_envelope = build_trust_list(
             [
@@ -88,6 +91,16 @@ class DevCredentials:
             valid_until=op.valid_until,
         )
 
+    def issue_shared(
+        self, issuer: str, holder: str, name: str, kind: str, data: dict[str, Any], valid_until: int
+    ) -> str:
+        """A pass of app `issuer` (which shares its passes with this app) for `holder`, its id there."""
+        self.shared.setdefault(issuer, {})[holder] = name
+        claims = PassClaims(
+            p=next(self._pass_numbers), a=issuer, k=kind, s=holder, d=data, exp=valid_until, kid=self.pass_kid
+        )
+        return seal_pass(claims, self._pass_key)
+
     def revoke_pass(self, pass_id: str) -> bool:
         """True when the pass was issued here and valid until now, as production answers."""
         number = c.id_number(pass_id)
@@ -97,13 +110,18 @@ class DevCredentials:
         return True
 
     def verify(
-        self, payload: str, user_id_of: Callable[[str], str | None], shows_colour: Callable[[str], bool]
+        self,
+        payload: str,
+        user_id_of: Callable[[str], str | None],
+        shows_colour: Callable[[str], bool],
+        share_consented: Callable[[str, str], bool] = lambda name, issuer: False,
     ) -> c.Verification:
         """`credentials.verify` as production answers it: the same reasons; the holder's app-scoped id only when
-        `user_id_of` gives one (the resident uses the app), the colour only when `shows_colour` (consented)."""
+        `user_id_of` gives one (the resident uses the app), the colour only when `shows_colour` (consented),
+        another app's pass only when `share_consented(holder, issuer)`."""
         try:
             if payload.startswith(PASS_PREFIX):
-                return self._check_pass(payload)
+                return self._check_pass(payload, user_id_of, share_consented)
             if not payload.startswith(ANKANG_PREFIX):
                 raise CredentialError("credential.malformed", "not a code this platform issues")
             code = self._verifier.verify(payload, self.clock())
@@ -116,17 +134,34 @@ class DevCredentials:
         colour = code.colour if shows_colour(holder) else None
         return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=colour)
 
-    def _check_pass(self, payload: str) -> c.Verification:
+    def _check_pass(
+        self,
+        payload: str,
+        user_id_of: Callable[[str], str | None],
+        share_consented: Callable[[str, str], bool],
+    ) -> c.Verification:
         claims, signed, signature = open_pass(payload)
         if claims.kid != self.pass_kid:
             raise CredentialError("credential.unknown_key")
         verify_pass_signature(self._pass_key.public_key(), signed, signature)
-        if claims.a != self.app_id:
+        holders = self.shared.get(claims.a) if claims.a != self.app_id else None
+        if claims.a != self.app_id and holders is None:
             return c.Verification(valid=False, reason="credential.other_app")
         if claims.exp < self.clock():
             return c.Verification(valid=False, reason="credential.expired")
-        if claims.p in self.revoked:
+        if claims.a == self.app_id and claims.p in self.revoked:
             return c.Verification(valid=False, reason="credential.revoked")
+        user_id = claims.s
+        if holders is not None:
+            name = holders.get(claims.s or "")
+            if name is None or not share_consented(name, claims.a):
+                return c.Verification(valid=False, reason="credential.share_not_consented")
+            user_id = user_id_of(name)
         return c.Verification(
-            valid=True, kind="app_pass", user_id=claims.s, pass_id=f"pass_{claims.p}", data=claims.d
+            valid=True,
+            kind="app_pass",
+            user_id=user_id,
+            pass_id=f"pass_{claims.p}",
+            data=claims.d,
+            issuer_app=claims.a,
         )

@@ -47,6 +47,12 @@ __all__ = ["AppFailure", "AsyncSimulator", "JobRun", "SimResponse"]
 _WORKER_ENV = {"LANG": "C.UTF-8"}
 _LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 _DEADLINE = "sandbox.deadline_exceeded"
+STAFF_REQUIRED = (
+    403,
+    "miniapp.staff_required",
+    "This route is for the app's staff holding a role you do not hold",
+)
+"""The gateway's answer to a staff route called without its role (server/platform/staff/errors.py)."""
 
 
 class AppFailure(YimaError):
@@ -243,6 +249,13 @@ class AsyncSimulator:
             user_id=None if user is None else self.user_id(user),
         )
         self.platform.use(request.user_id)
+        role = self.platform.staff_route_refusal(request.method, path, request.user_id)
+        if role is not None:  # the gateway refuses before the app runs
+            status, code, title = STAFF_REQUIRED
+            problem = {"type": "about:blank", "title": title, "code": code, "extra": {"role": role}}
+            return SimResponse(
+                status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
+            )
         try:
             response = await self._invoke(request)
         except AppFailure as exc:
@@ -266,6 +279,7 @@ class AsyncSimulator:
         mode: Literal["online", "offline"] = "online",
         credential_type: str = "ankang_code",
         amount_fen: int | None = None,
+        unit: str | None = None,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
@@ -285,6 +299,7 @@ class AsyncSimulator:
                 mode=mode,
                 credential_type=credential_type,
                 amount_fen=amount_fen,
+                unit=unit,
             ),
         )
         try:

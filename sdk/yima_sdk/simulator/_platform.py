@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from yima_sdk import contract as c
+from yima_sdk._staff import route_role, unit_kind
 from yima_sdk.cron import parse_cron
 from yima_sdk.errors import (
     CapabilityDenied,
@@ -165,6 +166,11 @@ class SimulatedPlatform:
             due = parse_cron(expression).next_after(now).timestamp()
             job = SimJob(id=f"job_{next(self._ids)}", name=name, due=due, run_at=due, schedule=expression)
             self.jobs[job.id] = job
+        self.staff: dict[str, set[tuple[str, str | None]]] = {}
+        """Fixture resident name -> the (role, unit) memberships `grant_staff` gave them."""
+        self.share_refused: set[tuple[str, str]] = set()
+        """(resident name, issuing app) shares the resident refused; other apps' passes from `pass_from` are
+        honoured otherwise (the simulator grants what is declared, as it does scopes)."""
 
     # ---- fixture residents --------------------------------------------------------------------------
 
@@ -173,8 +179,7 @@ class SimulatedPlatform:
         characters), stable for an app id and different in every app."""
         if name not in self.users:
             raise KeyError(f"no fixture user {name!r}; known: {', '.join(sorted(self.users))}")
-        digest = hashlib.sha256(f"{self.manifest.id}\0{name}".encode()).digest()[:16]
-        return "u_" + base64.b32encode(digest).decode().rstrip("=").lower()
+        return _app_user_id(self.manifest.id, name)
 
     def resident(self, user_id: str | None) -> FixtureUser | None:
         name = self._by_app_id.get(user_id or "")
@@ -204,6 +209,67 @@ class SimulatedPlatform:
             self.refused.discard((name, scope))
         else:
             self.refused.add((name, scope))
+
+    # ---- staff roles ------------------------------------------------------------------------------
+
+    def grant_staff(self, name: str, role: str, unit: str | None = None) -> None:
+        """Fixture resident `name` becomes staff: `role` (declared under [staff.roles]) at `unit` (`kind:id`,
+        the kind declared under [staff.units]; None: app-wide), as an operator or the app's admin grants it."""
+        self.user_id(name)  # a KeyError naming the fixture residents
+        if role not in self.manifest.staff.roles:
+            raise ValueError(f"role {role!r} is not declared under [staff.roles] in miniapp.toml")
+        if unit is not None and unit_kind(unit) not in self.manifest.staff.units:
+            raise ValueError(f"unit {unit!r}: its kind is not declared under [staff.units] in miniapp.toml")
+        self.staff.setdefault(name, set()).add((role, unit))
+
+    def revoke_staff(self, name: str, role: str, unit: str | None = None) -> None:
+        """Take the membership back; it is gone from the next call on."""
+        self.staff.get(name, set()).discard((role, unit))
+
+    def staff_roles(self, user_id: str | None) -> c.StaffRoles:
+        """The memberships of the resident behind `user_id` whose role the manifest declares, in production's
+        order (role, then app-wide before units, then unit)."""
+        resident = self.resident(user_id)
+        held = self.staff.get(resident.name, set()) if resident is not None else set()
+        return c.StaffRoles(
+            roles=[
+                c.StaffRole(role=role, unit=unit)
+                for role, unit in sorted(held, key=lambda m: (m[0], m[1] or ""))
+                if role in self.manifest.staff.roles
+            ]
+        )
+
+    def staff_route_refusal(self, method: str, path: str, user_id: str | None) -> str | None:
+        """The role a staff route needs when the caller does not hold it (the gateway then answers 403
+        `miniapp.staff_required` before the app runs), else None."""
+        role = route_role(self.manifest.staff, method, path)
+        if role is None or self.staff_roles(user_id).has(role):
+            return None
+        return role
+
+    # ---- passes from other apps -------------------------------------------------------------------------
+
+    def pass_from(
+        self, issuer: str, name: str, kind: str, data: dict[str, Any], *, valid_s: int = 3600
+    ) -> str:
+        """A pass app `issuer` signed for fixture resident `name`, as if `issuer` declared
+        `share_passes_with` this app: `credentials.verify` honours it unless the resident refused the share
+        (`set_share_consent`). The payload is in the production format, signed with the simulator's pass key."""
+        if issuer == self.manifest.id:
+            raise ValueError("pass_from is for other apps' passes; this app issues its own with issue_pass")
+        self.user_id(name)  # a KeyError naming the fixture residents
+        holder = _app_user_id(issuer, name)  # the resident's id in the issuing app
+        return self.credentials.issue_shared(issuer, holder, name, kind, data, int(self.clock()) + valid_s)
+
+    def set_share_consent(self, name: str, issuer: str, granted: bool) -> None:
+        """Fixture resident `name` grants or refuses (revokes) app `issuer` sharing its passes with this app."""
+        if granted:
+            self.share_refused.discard((name, issuer))
+        else:
+            self.share_refused.add((name, issuer))
+
+    def _share_consented(self, name: str, issuer: str) -> bool:
+        return (name, issuer) not in self.share_refused
 
     def ankang_code(self, name: str, *, valid_s: int = 60) -> str:
         """An Ankang code of fixture resident `name` in the production format (`YA:` + Base45, Ed25519), signed
@@ -254,6 +320,8 @@ class SimulatedPlatform:
                 return call.user_id
             case c.UserScope():
                 return self._scope(call, op)
+            case c.UserStaff():
+                return self.staff_roles(call.user_id)
             case c.NotifySend():
                 return self._notify(call, op)
             case c.PaymentsCharge():
@@ -264,7 +332,9 @@ class SimulatedPlatform:
                     raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
                 return _payment(payment)
             case c.CredentialsVerify():
-                return self.credentials.verify(op.payload, self._user_of_app, self._shows_colour)
+                return self.credentials.verify(
+                    op.payload, self._user_of_app, self._shows_colour, self._share_consented
+                )
             case c.CredentialsIssuePass():
                 c.check_pass(op, self.clock())
                 return self.credentials.issue_pass(op, op.user_id or call.user_id)
@@ -444,6 +514,11 @@ class SimulatedPlatform:
             return
         self.balances[resident.name] = balance - payment["amount_fen"]
         payment["status"] = "succeeded"
+
+
+def _app_user_id(app_id: str, name: str) -> str:
+    digest = hashlib.sha256(f"{app_id}\0{name}".encode()).digest()[:16]
+    return "u_" + base64.b32encode(digest).decode().rstrip("=").lower()
 
 
 def _payment(payment: dict[str, Any]) -> c.Payment:

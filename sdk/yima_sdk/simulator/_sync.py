@@ -123,6 +123,23 @@ class Simulator:
     def confirm_payment(self, payment_id: str, *, accept: bool = True) -> dict[str, Any]:
         return self.platform.confirm_payment(payment_id, accept=accept)
 
+    def grant_staff(self, user: str, role: str, unit: str | None = None) -> None:
+        """Fixture resident `user` gets staff `role` at `unit` (`kind:id`; None: app-wide)."""
+        self.platform.grant_staff(user, role, unit)
+
+    def revoke_staff(self, user: str, role: str, unit: str | None = None) -> None:
+        self.platform.revoke_staff(user, role, unit)
+
+    def pass_from(
+        self, issuer: str, user: str, kind: str, data: dict[str, Any], *, valid_s: int = 3600
+    ) -> str:
+        """A pass app `issuer` shares with this app, held by `user` (see SimulatedPlatform.pass_from)."""
+        return self.platform.pass_from(issuer, user, kind, data, valid_s=valid_s)
+
+    def set_share_consent(self, user: str, issuer: str, granted: bool) -> None:
+        """`user` grants or refuses app `issuer` sharing its passes with this app."""
+        self.platform.set_share_consent(user, issuer, granted)
+
     @property
     def worker_pid(self) -> int | None:
         worker = self._async._worker
@@ -148,7 +165,7 @@ class Simulator:
 
     def scan(self, scene_kind: str, **kwargs: Any) -> list[str]:
         """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `mode=`, `credential_type=`,
-        `amount_fen=`); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
+        `amount_fen=`, `unit=`); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
         return self._run_sync(self._async.scan(scene_kind, **kwargs))
 
 
