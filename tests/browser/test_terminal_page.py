@@ -97,6 +97,9 @@ async def test_enrol_scan_online_then_offline_and_upload_on_reconnect(
         await expect(page.locator("#records li[data-status=accepted]")).to_have_count(1)
         await expect(page.locator("#records li[data-status=rejected]")).to_have_count(1)
         await expect(page.locator("#network")).to_have_text("在线")
+        await page.get_by_role("button", name="English").click()  # the page redraws in English
+        await expect(decision.locator("#decision-result")).to_have_text("Refused")
+        await expect(page.locator("#pending")).to_have_text("Records to upload: 0")
     assert tab.outside == []
     assert [e for e in tab.errors if "ERR_INTERNET_DISCONNECTED" not in e] == []
 

@@ -1,11 +1,16 @@
 // The terminal page: enrol, sync, scan (pasted text or the camera), decide online or offline, upload later.
 
 import { CredentialError } from "./codes.js";
-import { lang, reason, setLang, t, translate } from "./i18n.js";
+import { language, onLanguage, setLanguage, t as translated, translate } from "/static/i18n.js";
+import "./messages.js";
 import * as store from "./store.js";
 import { Refused, Terminal, Unreachable } from "./terminal.js";
 
 const $ = (id) => document.getElementById(id);
+const t = translated;
+/** A stable reason code in words (the code itself when it has none). */
+const reason = (code) => (t(`reason.${code}`) === `reason.${code}` ? code : t(`reason.${code}`));
+const locale = () => (language() === "en" ? "en" : "zh-CN");
 let terminal = null;
 let reachable = navigator.onLine;
 let lastDecision = null;
@@ -17,29 +22,31 @@ function showError(error) {
     return;
   }
   const code = error instanceof Refused || error instanceof CredentialError ? error.code : null;
-  box.textContent = t("error", { error: code ? `${reason(code)} (${code})` : String(error.message ?? error) });
+  box.textContent = t("terminal.error", { error: code ? `${reason(code)} (${code})` : String(error.message ?? error) });
   box.hidden = false;
 }
 
 function setReachable(value) {
   reachable = value;
   const badge = $("network");
-  badge.textContent = value ? t("online") : t("offline");
+  badge.textContent = value ? t("terminal.online") : t("terminal.offline");
   badge.classList.toggle("offline", !value);
 }
 
 function render() {
   translate();
+  document.title = t("terminal.title");
+  $("language").textContent = t("terminal.language");
   setReachable(reachable);
   $("enrol").hidden = terminal !== null;
   $("terminal").hidden = terminal === null;
   if (terminal === null) return;
   const info = terminal.info;
-  $("identity").textContent = `${t("enrolled")}: ${info.name} · ${t(`kind.${info.kind}`)} · ${info.scene} · ${info.id}`;
+  $("identity").textContent = `${t("terminal.enrolled")}: ${info.name} · ${t(`terminal.kind.${info.kind}`)} · ${info.scene} · ${info.id}`;
   $("amount-field").hidden = info.kind !== "bus" && info.kind !== "pharmacy";
   $("sync-state").textContent = terminal.trustList
-    ? t("synced", { version: terminal.trustList.version, offset: Math.round(terminal.offsetS * 1000) })
-    : t("not_synced");
+    ? t("terminal.synced", { version: terminal.trustList.version, offset: Math.round(terminal.offsetS * 1000) })
+    : t("terminal.not_synced");
   if (lastDecision) showDecision(lastDecision);
   renderRecords();
 }
@@ -50,30 +57,30 @@ function showDecision(decision) {
   box.hidden = false;
   box.className = `decision ${decision.result === "accept" ? decision.color ?? "" : "rejected"}`;
   box.dataset.result = decision.result;
-  $("decision-result").textContent = t(decision.result) + (decision.repeat ? ` · ${t("repeat")}` : "");
-  $("decision-colour").textContent = decision.color ? t(`colour.${decision.color}`) : "";
+  $("decision-result").textContent = t(`terminal.${decision.result}`) + (decision.repeat ? ` · ${t("terminal.repeat")}` : "");
+  $("decision-colour").textContent = decision.color ? t(`terminal.colour.${decision.color}`) : "";
   $("decision-name").textContent = decision.name ?? "";
   $("decision-reason").textContent = decision.reason ? `${reason(decision.reason)} (${decision.reason})` : "";
   const lines = $("decision-lines");
   lines.replaceChildren();
   const app = decision.miniapp;
   for (const line of app?.lines ?? []) lines.append(Object.assign(document.createElement("li"), { textContent: line }));
-  if (app?.missing) lines.append(Object.assign(document.createElement("li"), { textContent: t("app_missing") }));
-  $("decision-mode").textContent = decision.mode === "online" ? t("mode_online") : t("mode_offline");
+  if (app?.missing) lines.append(Object.assign(document.createElement("li"), { textContent: t("terminal.app_missing") }));
+  $("decision-mode").textContent = decision.mode === "online" ? t("terminal.mode_online") : t("terminal.mode_offline");
 }
 
 async function renderRecords() {
   const records = (await store.allRecords()).sort((a, b) => b.scanned_at - a.scanned_at).slice(0, 50);
   const pending = records.filter((r) => r.server_status === null).length;
-  $("pending").textContent = t("pending", { count: pending });
+  $("pending").textContent = t("terminal.pending", { count: pending });
   $("upload").disabled = pending === 0;
   $("records").replaceChildren(
     ...records.map((r) => {
       const item = document.createElement("li");
       item.dataset.recordId = r.record_id;
       item.dataset.status = r.server_status ?? "pending";
-      const local = `${new Date(r.scanned_at).toLocaleTimeString(lang)} · ${t(r.local_result)}`;
-      const server = t(`verdict.${r.server_status}`) + (r.server_reason ? ` (${reason(r.server_reason)})` : "");
+      const local = `${new Date(r.scanned_at).toLocaleTimeString(locale())} · ${t(`terminal.${r.local_result}`)}`;
+      const server = t(`terminal.verdict.${r.server_status}`) + (r.server_reason ? ` (${reason(r.server_reason)})` : "");
       item.textContent = `${local}${r.local_reason ? ` (${reason(r.local_reason)})` : ""} → ${server}`;
       return item;
     }),
@@ -135,13 +142,13 @@ async function startCamera() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch (error) {
-    showError(new Error(t("camera_denied", { error: error.message })));
+    showError(new Error(t("terminal.camera_denied", { error: error.message })));
     return;
   }
   video.srcObject = stream;
   video.hidden = false;
   await video.play();
-  $("camera").textContent = t("camera_stop");
+  $("camera").textContent = t("terminal.camera_stop");
   const canvas = document.createElement("canvas");
   const context = canvas.getContext("2d", { willReadFrequently: true });
   const look = async () => {
@@ -168,7 +175,7 @@ function stopCamera() {
   if (stream !== null) for (const track of stream.getTracks()) track.stop();
   stream = null;
   $("video").hidden = true;
-  $("camera").textContent = t("camera_start");
+  $("camera").textContent = t("terminal.camera_start");
 }
 
 // ---- wiring -----------------------------------------------------------------------------------------------
@@ -182,10 +189,8 @@ async function guarded(work) {
   }
 }
 
-$("language").addEventListener("click", () => {
-  setLang(lang === "en" ? "zh-CN" : "en");
-  render();
-});
+$("language").addEventListener("click", () => setLanguage(language() === "en" ? "zh" : "en"));
+onLanguage(render);
 
 $("enrol-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -210,7 +215,7 @@ $("offline-mode").addEventListener("change", () => {
 });
 $("forget").addEventListener("click", () =>
   guarded(async () => {
-    if (!window.confirm(t("forget_confirm"))) return;
+    if (!window.confirm(t("terminal.forget_confirm"))) return;
     await store.wipe();
     terminal = null;
     lastDecision = null;
@@ -222,7 +227,6 @@ $("forget").addEventListener("click", () =>
 window.addEventListener("online", () => terminal && !$("offline-mode").checked && guarded(connect));
 window.addEventListener("offline", () => setReachable(false));
 
-document.documentElement.lang = lang;
 terminal = await Terminal.load();
 render();
 if (terminal !== null) connect();
