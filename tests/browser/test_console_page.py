@@ -1,6 +1,7 @@
 """/console/ in real Chromium: each role sees only its sections (the health authority imports colours and sees no
-mini-app review), and an operator reviews an uploaded mini-app beside nothing (its first version), approves it,
-releases it to everyone, and makes an enrolment code for a terminal, all through the page."""
+mini-app review), and an operator gives a developer's organisation its namespace and approves its app id, reviews
+the uploaded mini-app beside nothing (its first version), approves it, releases it to everyone, and makes an
+enrolment code and a key pair for terminals, all through the page."""
 
 from __future__ import annotations
 
@@ -68,19 +69,8 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
     developer = sign_in(web, role="developer")
     token = developer.post("/v1/developer/tokens").json()["token"]
     app_id = new_app_id("console")
-    # The id's namespace is the developer's organisation's, and the id is reserved, before any upload.
-    setup = sign_in(web, role="operator")
     namespace = app_id.rpartition(".")[0]
-    members = [developer.get("/v1/me").json()["id"]]
-    r = setup.post(
-        "/v1/admin/developer-orgs", json={"name": namespace, "namespace": namespace, "members": members}
-    )
-    assert r.status_code == 201, r.text
-    assert publish.register(app_id, api=web.url, token=token).status == "pending"
-    r = setup.post(f"/v1/admin/app-ids/{app_id}/decision", json={"decision": "approve", "reason": "ok"})
-    assert r.status_code == 200, r.text
-    uploaded = publish.upload(pack(write_probe(tmp_path, app_id)), api=web.url, token=token)
-    assert uploaded.status == "in_review"
+    developer_id = developer.get("/v1/me").json()["id"]
 
     async with opened(browser, web, "/console/", size=DESKTOP) as tab:
         page = tab.page
@@ -88,7 +78,27 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         nav = page.get_by_role("navigation", name="功能")
         await expect(nav.get_by_role("link", name="小程序审核")).to_have_attribute("aria-current", "page")
         await expect(nav.get_by_role("link", name="健康状态导入")).to_have_count(0)
+        await expect(page.get_by_text("没有待审核的版本。")).to_be_visible()
 
+        # The developer's organisation gets the namespace; the developer asks for the id; the operator approves.
+        await nav.get_by_role("link", name="应用 ID 与开发者").click()
+        org = page.get_by_role("region", name="新建开发者组织")
+        await org.get_by_label("组织名称").fill(f"测试 {namespace}")
+        await org.get_by_label("命名空间").fill(namespace)
+        await org.get_by_label("开发者账号").fill(str(developer_id))
+        await org.get_by_role("button", name="新建开发者组织").click()
+        await expect(page.get_by_text(f"命名空间 {namespace}")).to_be_visible()
+        assert publish.register(app_id, api=web.url, token=token).status == "pending"
+        await nav.get_by_role("link", name="小程序审核").click()
+        await nav.get_by_role("link", name="应用 ID 与开发者").click()
+        request = page.get_by_role("region", name=app_id)
+        await request.get_by_label("审核意见").fill("域名已核实")
+        await request.get_by_role("button", name="批准").click()
+        await expect(request).to_have_count(0)
+
+        uploaded = publish.upload(pack(write_probe(tmp_path, app_id)), api=web.url, token=token)
+        assert uploaded.status == "in_review"
+        await nav.get_by_role("link", name="小程序审核").click()
         card = page.get_by_role("region", name=f"{app_id} 1.0.0")
         await expect(card).to_contain_text("（首个版本）")
         await expect(card.locator(".added").first).to_be_visible()  # every capability is new

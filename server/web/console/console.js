@@ -8,6 +8,7 @@ import "./messages.js";
 import * as apps from "./apps.js";
 import * as audit from "./audit.js";
 import * as health from "./health.js";
+import * as ids from "./ids.js";
 import * as onecard from "./onecard.js";
 import * as terminals from "./terminals.js";
 import * as trust from "./trust.js";
@@ -15,6 +16,7 @@ import * as trust from "./trust.js";
 const SECTIONS = [
   { id: "reviews", roles: ["operator"], render: apps.renderReviews },
   { id: "apps", roles: ["operator"], render: apps.renderApps },
+  { id: "ids", roles: ["operator"], render: ids.render },
   { id: "terminals", roles: ["operator"], render: terminals.render },
   { id: "trust", roles: ["operator"], render: trust.render },
   { id: "onecard", roles: ["operator"], render: onecard.render },
