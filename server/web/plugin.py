@@ -18,7 +18,10 @@ from typing import Any
 
 from litestar import Response
 from litestar.config.app import AppConfig
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import CacheControlHeader
+from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.compression import CompressionMiddleware
 from litestar.plugins import InitPluginProtocol
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -51,6 +54,11 @@ def _secured(response: Response[Any]) -> Response[Any]:
     return response
 
 
+# Pages and their assets go out gzipped (the shell's first load: ~70 KB plain, ~25 KB gzipped, over a phone's
+# slow link); only these routers, so the API's small, hot answers pay nothing for it.
+_COMPRESSED = DefineMiddleware(CompressionMiddleware, config=CompressionConfig(backend="gzip", minimum_size=500))
+
+
 def _router(path: str, folder: Path, *, html: bool) -> Router:
     return create_static_files_router(
         path=path,
@@ -62,6 +70,7 @@ def _router(path: str, folder: Path, *, html: bool) -> Router:
         after_request=_secured,
         # Revalidated on every load (ETag / Last-Modified): a release reaches phones at once.
         cache_control=CacheControlHeader(no_cache=True),
+        middleware=[_COMPRESSED],
     )
 
 

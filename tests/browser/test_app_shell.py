@@ -282,6 +282,6 @@ async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only(
         await expect(tab.page.get_by_role("img", name="安康码二维码，绿码，出示给扫码设备")).to_be_visible()
         await tab.page.wait_for_load_state("networkidle")
         loaded = {urls.get(request, request): size for request, size in sizes.items()}
-        assert any(url.endswith("/v1/me/codes/ankang.svg") for url in loaded)  # the code itself is counted
+        assert any(url.endswith("/v1/me/codes/ankang.png") for url in loaded)  # the code itself is counted
         assert sum(loaded.values()) <= 150 * 1024, loaded
     assert tab.outside == [] and tab.errors == []
