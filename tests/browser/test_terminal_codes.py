@@ -1,0 +1,215 @@
+"""The terminal page's offline checks (server/web/terminal/codes.js, in real Chromium with WebCrypto) give the same
+answer as yima_sdk's `Verifier` for every kind of code: each case is decided by both, and the reasons must match.
+Also the trust list's and the signed time's refusals."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from playwright.async_api import Browser
+from yima_sdk import base45
+from yima_sdk.codes import (
+    CredentialError,
+    Verifier,
+    certificate_serial,
+    issue_ankang_code,
+    issue_device_certificate,
+)
+from yima_sdk.holder import Holder
+from yima_sdk.terminal import sign_server_time
+from yima_sdk.trust import (
+    RevocationSet,
+    TrustEntry,
+    TrustList,
+    build_trust_list,
+    decode_revocation_delta,
+    encode_revocation_delta,
+)
+
+from tests.browser.conftest import opened
+from tests.e2e._real import RealServer
+
+NOW = 1_796_630_400
+GUANGDE, ANJI = 341822, 330523
+KID, OLD_KID, RIDE_KID = b"\x00\x00\x00\x01", b"\x00\x00\x00\x02", b"\x00\x00\x00\x03"
+
+
+def raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def flipped(payload: str, at: int) -> str:
+    """`payload` with one byte of its credential changed (re-encoded, so only the signature check can tell)."""
+    data = bytearray(base45.decode(payload[3:]))
+    data[at] ^= 0x01
+    return payload[:3] + base45.encode(bytes(data))
+
+
+def cases() -> tuple[dict[str, Any], dict[str, str]]:
+    """The world both verifiers see (trust list, roots, revocations) and the payloads by case name."""
+    root, issuer, old, rides, stranger = (Ed25519PrivateKey.generate() for _ in range(5))
+    both = frozenset({"ankang_code", "device_certificate"})
+    entries = [
+        TrustEntry(GUANGDE, KID, 1, raw(issuer), both, NOW - 86_400, NOW + 86_400),
+        TrustEntry(GUANGDE, OLD_KID, 1, raw(old), both, NOW - 86_400 * 9, NOW - 86_400 * 8),
+        TrustEntry(
+            ANJI, RIDE_KID, 1, raw(rides), frozenset({"device_certificate"}), NOW - 86_400, NOW + 86_400
+        ),
+    ]
+    envelope = build_trust_list(entries, 3, root, "root-1", NOW - 60)
+
+    def ankang(ref: int = 1, **kw: Any) -> str:
+        args: dict[str, Any] = {"colour": "green", "issued_at": NOW - 10, "validity": 120} | kw
+        return issue_ankang_code(
+            issuer, KID, GUANGDE, bytes([ref]) * 16, args["colour"], args["issued_at"], args["validity"]
+        )
+
+    phone, spent_phone = Holder.generate(), Holder.generate()
+    certificate = issue_device_certificate(
+        rides, RIDE_KID, ANJI, bytes([7]) * 16, phone.device_public_key, NOW - 3600, 24, 5, 10_000
+    )
+    phone.install_certificate(certificate)
+    revoked_cert = issue_device_certificate(
+        rides, RIDE_KID, ANJI, bytes([8]) * 16, spent_phone.device_public_key, NOW - 3600, 24, 5, 10_000
+    )
+    spent_phone.install_certificate(revoked_cert)
+    expired_phone = Holder.generate()
+    expired_phone.install_certificate(
+        issue_device_certificate(
+            rides, RIDE_KID, ANJI, bytes([9]) * 16, expired_phone.device_public_key, NOW - 7200, 1, 5, 10_000
+        )
+    )
+    good_ride = phone.ride_code(NOW - 5)
+    revocations = [
+        encode_revocation_delta(
+            GUANGDE, 0, 2, [(1, "subject", bytes([4]) * 16), (2, "subject", bytes([5]) * 16)]
+        ),
+        encode_revocation_delta(
+            ANJI, 0, 1, [(1, "device_certificate", certificate_serial(revoked_cert[:68]))]
+        ),
+    ]
+    payloads = {
+        "ankang green": ankang(),
+        "ankang yellow": ankang(colour="yellow"),
+        "ankang red at the edge of the skew": ankang(colour="red", issued_at=NOW + 29),
+        "ankang from the future": ankang(issued_at=NOW + 31),
+        "ankang expired": ankang(issued_at=NOW - 200),
+        "ankang expired within the skew": ankang(issued_at=NOW - 140),
+        "ankang revoked": ankang(ref=4),
+        "ankang bad signature": flipped(ankang(), 90),
+        "ankang changed colour": flipped(ankang(colour="yellow"), 25),
+        "ankang by a key no longer valid": issue_ankang_code(
+            old, OLD_KID, GUANGDE, bytes(16), "green", NOW - 10
+        ),
+        "ankang by an unknown key": issue_ankang_code(
+            stranger, b"\x00\x00\x00\x09", GUANGDE, bytes(16), "green", NOW
+        ),
+        "ankang by a key that may not sign it": issue_ankang_code(
+            rides, RIDE_KID, ANJI, bytes(16), "green", NOW
+        ),
+        "ankang truncated": ankang()[:-3],
+        "ankang lower case": "YA:" + ankang()[3:].lower(),
+        "ankang base45 overflow": "YA:GGW" + ankang()[6:],
+        "unknown prefix": "YB:" + ankang()[3:],
+        "empty": "",
+        "ride": good_ride,
+        "ride stale": phone.ride_code(NOW - 100),
+        "ride from the future": phone.ride_code(NOW + 40),
+        "ride counter past the limit": phone.ride_code(NOW, counter=6),
+        "ride device signature": flipped(phone.ride_code(NOW), 200),
+        "ride certificate signature": flipped(phone.ride_code(NOW), 100),
+        "ride certificate revoked": spent_phone.ride_code(NOW),
+        "ride certificate expired": expired_phone.ride_code(NOW),
+        "ride counter zero": flipped_counter(phone.ride_code(NOW)),
+    }
+    world = {
+        "envelope": envelope.decode(),
+        "roots": {"root-1": b64(raw(root))},
+        "revocations": [[GUANGDE, revocations[0].decode()], [ANJI, revocations[1].decode()]],
+        "time": sign_server_time(root, "root-1", NOW * 1000, "nonce-0123456789abcdef").decode(),
+        "python": _python_answers(envelope, raw(root), revocations, payloads),
+    }
+    return world, payloads
+
+
+def flipped_counter(payload: str) -> str:
+    """A ride code whose use counter reads 0 (malformed whatever its signature)."""
+    data = bytearray(base45.decode(payload[3:]))
+    data[138:140] = b"\x00\x00"
+    return payload[:3] + base45.encode(bytes(data))
+
+
+def _python_answers(
+    envelope: bytes, root: bytes, revocations: list[bytes], payloads: dict[str, str]
+) -> dict[str, str]:
+    trust_list = TrustList.verify(envelope, {"root-1": root})
+    revoked = RevocationSet()
+    for issuer, body in ((GUANGDE, revocations[0]), (ANJI, revocations[1])):
+        delta, added = decode_revocation_delta(body)
+        revoked.apply_delta(issuer, delta.since, delta.version, added)
+    verifier = Verifier(trust_list, clock_skew_s=30, ride_window_s=60)
+    answers = {}
+    for name, payload in payloads.items():
+        try:
+            verifier.verify(payload, NOW, revocations=revoked)
+            answers[name] = "accept"
+        except CredentialError as exc:
+            answers[name] = exc.code
+    return answers
+
+
+PAGE_SIDE = """async ([world, payloads, now]) => {
+    const codes = await import("/terminal/codes.js");
+    const refusal = async (work) => { try { await work(); return "ok"; } catch (e) { return e.code ?? String(e); } };
+    const trustList = await codes.verifyTrustList(world.envelope, world.roots);
+    const revocations = new codes.RevocationSet();
+    for (const [issuer, body] of world.revocations) revocations.apply(body, issuer);
+    const verifier = new codes.Verifier(trustList, { clockSkewS: 30, rideWindowS: 60 });
+    const answers = {};
+    for (const [name, payload] of Object.entries(payloads)) {
+        answers[name] = await refusal(() => verifier.verify(payload, now, revocations));
+        if (answers[name] === "ok") answers[name] = "accept";
+    }
+    const tampered = JSON.parse(world.envelope);
+    tampered.signature = tampered.signature.slice(0, -2) + (tampered.signature.endsWith("AA") ? "BA" : "AA");
+    const older = { version: 4, document: "" };
+    return {
+        answers,
+        trust: [
+            await refusal(() => codes.verifyTrustList(world.envelope, { other: world.roots["root-1"] })),
+            await refusal(() => codes.verifyTrustList(JSON.stringify(tampered), world.roots)),
+            await refusal(() => codes.verifyTrustList(world.envelope, world.roots, older)),
+            await refusal(() => codes.verifyTrustList("{}", world.roots)),
+        ],
+        time: [
+            await codes.verifyServerTime(world.time, world.roots, "nonce-0123456789abcdef"),
+            await refusal(() => codes.verifyServerTime(world.time, world.roots, "another-nonce-0123456")),
+        ],
+        gap: await refusal(() => revocations.apply(JSON.stringify({issuer: 341822, since: 5, version: 6, entries: []}), 341822)),
+    };
+}"""
+
+
+async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, browser: Browser) -> None:
+    world, payloads = cases()
+    python = world.pop("python")
+    assert len(set(python.values())) >= 10, python  # the cases cover most reasons, not one reason many times
+    async with opened(browser, web, "/terminal/") as tab:
+        page_side = await tab.page.evaluate(PAGE_SIDE, [world, payloads, NOW])
+    assert page_side["answers"] == python
+    assert page_side["trust"] == [
+        "trust_list.unknown_root",
+        "trust_list.bad_signature",
+        "trust_list.rollback",
+        "trust_list.malformed",
+    ]
+    assert page_side["time"] == [NOW * 1000, "time.nonce_mismatch"]
+    assert page_side["gap"] == "revocation.gap"
+    assert tab.errors == []
