@@ -16,7 +16,9 @@ every live version of the app, so a phased release that adds an index sees the w
 index is built from the existing documents on its first query. A transaction never spans the bridge: the SDK
 buffers the writes of `ctx.db.transaction()` and sends one `db.commit` with the versions it read, applied here
 in one short database transaction (documents locked in id order), retried on serialization failures and
-deadlocks until its deadline. Single writes are commits of one write.
+deadlocks until its deadline. Single writes are commits of one write. A commit counts its keys and bytes in
+one of the app's usage shards (miniapp_usage_shards, picked at random) so an app's commits never queue on one row
+through their WAL flush; the quota is the app's row plus the shards (storage_repository.account_usage too).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from yima_sdk.manifest import Collection
 from sandbox.capabilities import CallInfo
 from server.db import Database
 from server.platform import db_repository as repo
-from server.platform import storage_repository
 from server.platform.runtime import Runtime
 from server.platform.storage import COLLECTION as COUNTERS
 
@@ -199,18 +200,16 @@ class AppDb:
         prepared = self._prepare(call, writes, reads)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + COMMIT_DEADLINE_S
-        while True:
-            left_ms = int((deadline - loop.time()) * 1000)
-            try:
-                async with self.db.transaction() as conn:
-                    await conn.execute(f"SET LOCAL lock_timeout = {max(left_ms, 1)}")
-                    return await self._apply(conn, call.app_id, prepared, reads)
-            except _RETRY:
-                if loop.time() >= deadline:
-                    raise CapabilityFailed(
-                        "the commit did not get through in time; nothing was written"
-                    ) from None
-                await asyncio.sleep(random.uniform(0.001, 0.01))
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    try:
+                        async with self.db.transaction() as conn:
+                            return await self._apply(conn, call.app_id, prepared, reads)
+                    except _RETRY:
+                        await asyncio.sleep(random.uniform(0.001, 0.01))
+        except TimeoutError:
+            raise CapabilityFailed("the commit did not get through in time; nothing was written") from None
 
     def _prepare(
         self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]
@@ -239,9 +238,13 @@ class AppDb:
         reads: list[c.ReadCheck],
     ) -> list[int]:
         now = self.clock()
+        # Lock what is read, replaced or removed, in (collection, id) order so commits never deadlock on
+        # documents; an insert needs no lock: the primary key refuses an id that exists.
         touched = {(r.collection, r.id) for r in reads}
-        touched |= {(w.collection, w.id) for w, _, _ in prepared if not isinstance(w, c.CounterWrite)}
-        locked = await repo.lock(conn, app_id, sorted(touched))
+        touched |= {
+            (w.collection, w.id) for w, _, _ in prepared if isinstance(w, c.UpdateWrite | c.DeleteWrite)
+        }
+        locked = await repo.lock(conn, app_id, sorted(touched)) if touched else {}
         state: dict[tuple[str, str], tuple[int, int] | None] = {
             at: (row["version"], row["size_bytes"]) if (row := locked.get(at)) is not None else None
             for at in touched
@@ -254,19 +257,21 @@ class AppDb:
         new_keys = grown = 0
         for write, size, keys in prepared:
             if isinstance(write, c.CounterWrite):
-                if await storage_repository.ensure_counter(conn, app_id, COUNTERS, write.name, now):
-                    new_keys += 1
-                value = await storage_repository.add_bounded(
+                added = await repo.counter_add(
                     conn, app_id, COUNTERS, write.name, write.delta, write.min, write.max, now
                 )
-                if value is None:
+                if added is None or not (
+                    (write.min is None or added[0] >= write.min)
+                    and (write.max is None or added[0] <= write.max)
+                ):
                     raise CounterOutOfRange(
                         f"counter {write.name!r} would leave [{write.min}, {write.max}]; nothing was written"
                     )
-                results.append(value)
+                new_keys += added[1]
+                results.append(added[0])
                 continue
             at = (write.collection, write.id)
-            current = state[at]
+            current = state.get(at)
             if isinstance(write, c.DeleteWrite):
                 _expect(at, current, write.expected_version)
                 if current is not None:
@@ -293,7 +298,8 @@ class AppDb:
                 grown += size - current[1]
                 results.append(version)
                 state[at] = (version, size)
-        if (new_keys or grown) and not await storage_repository.account_usage(conn, app_id, new_keys, grown):
+        shard = random.randrange(repo.SHARDS)
+        if (new_keys or grown) and not await repo.count_usage(conn, app_id, shard, new_keys, grown):
             raise QuotaExceeded("the app's storage quota is used up")
         return results
 

@@ -48,21 +48,23 @@ async def insert(
     keys: dict[str, bytes],
     at: dt.datetime,
 ) -> bool:
-    """Insert a document at version 1 with its index keys; False when the id exists (a concurrent insert)."""
+    """Insert a document at version 1 with its index keys, in one statement; False when the id exists."""
     done = await conn.fetchval(
-        "INSERT INTO miniapp_records (app_id, collection, doc_id, body, version, size_bytes, updated_at)"
-        " VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        "WITH d AS (INSERT INTO miniapp_records (app_id, collection, doc_id, body, version, size_bytes, updated_at)"
+        "  VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING RETURNING doc_id),"
+        " k AS (INSERT INTO miniapp_record_keys (app_id, collection, index_name, key, doc_id)"
+        "  SELECT $1, $2, n, k, d.doc_id FROM d CROSS JOIN unnest($7::text[], $8::bytea[]) AS t(n, k))"
+        " SELECT count(*) FROM d",
         app_id,
         collection,
         doc_id,
         body,
         size,
         at,
+        list(keys),
+        list(keys.values()),
     )
-    if done is None:
-        return False
-    await _put_keys(conn, app_id, collection, doc_id, keys)
-    return True
+    return bool(done)
 
 
 async def replace(
@@ -76,10 +78,15 @@ async def replace(
     version: int,
     at: dt.datetime,
 ) -> None:
-    """Write a locked document's new body and version, and replace its index keys."""
+    """Write a locked document's new body and version and its index keys, in one statement: keys that changed are
+    replaced, the others stay (so an update that moves no indexed field writes no index page)."""
     await conn.execute(
-        "UPDATE miniapp_records SET body = $4, size_bytes = $5, version = $6, updated_at = $7"
-        " WHERE app_id = $1 AND collection = $2 AND doc_id = $3",
+        "WITH u AS (UPDATE miniapp_records SET body = $4, size_bytes = $5, version = $6, updated_at = $7"
+        "  WHERE app_id = $1 AND collection = $2 AND doc_id = $3),"
+        " gone AS (DELETE FROM miniapp_record_keys WHERE app_id = $1 AND collection = $2 AND doc_id = $3"
+        "  AND (index_name, key) NOT IN (SELECT * FROM unnest($8::text[], $9::bytea[])))"
+        " INSERT INTO miniapp_record_keys (app_id, collection, index_name, key, doc_id)"
+        " SELECT $1, $2, n, k, $3 FROM unnest($8::text[], $9::bytea[]) AS t(n, k) ON CONFLICT DO NOTHING",
         app_id,
         collection,
         doc_id,
@@ -87,43 +94,72 @@ async def replace(
         size,
         version,
         at,
+        list(keys),
+        list(keys.values()),
     )
-    await _drop_keys(conn, app_id, collection, doc_id)
-    await _put_keys(conn, app_id, collection, doc_id, keys)
 
 
 async def delete(conn: asyncpg.Connection, app_id: str, collection: str, doc_id: str) -> None:
     await conn.execute(
-        "DELETE FROM miniapp_records WHERE app_id = $1 AND collection = $2 AND doc_id = $3",
+        "WITH d AS (DELETE FROM miniapp_records WHERE app_id = $1 AND collection = $2 AND doc_id = $3)"
+        " DELETE FROM miniapp_record_keys WHERE app_id = $1 AND collection = $2 AND doc_id = $3",
         app_id,
         collection,
         doc_id,
     )
-    await _drop_keys(conn, app_id, collection, doc_id)
 
 
-async def _put_keys(
-    conn: asyncpg.Connection, app_id: str, collection: str, doc_id: str, keys: dict[str, bytes]
-) -> None:
-    if keys:
-        await conn.execute(
-            "INSERT INTO miniapp_record_keys (app_id, collection, index_name, key, doc_id)"
-            " SELECT $1, $2, n, k, $3 FROM unnest($4::text[], $5::bytea[]) AS t(n, k) ON CONFLICT DO NOTHING",
-            app_id,
-            collection,
-            doc_id,
-            list(keys),
-            list(keys.values()),
-        )
-
-
-async def _drop_keys(conn: asyncpg.Connection, app_id: str, collection: str, doc_id: str) -> None:
-    await conn.execute(
-        "DELETE FROM miniapp_record_keys WHERE app_id = $1 AND collection = $2 AND doc_id = $3",
+async def counter_add(
+    conn: asyncpg.Connection,
+    app_id: str,
+    collection: str,
+    name: str,
+    delta: int,
+    lower: int | None,
+    upper: int | None,
+    at: dt.datetime,
+) -> tuple[int, bool] | None:
+    """Add to a storage counter (created at 0 if new) in one statement: (new value, created), or None when the
+    result would leave [lower, upper] (a new counter's first value is checked by the caller, whose transaction
+    then rolls back)."""
+    row = await conn.fetchrow(
+        "INSERT INTO miniapp_counters AS c (app_id, collection, key, value, updated_at) VALUES ($1, $2, $3, $4, $7)"
+        " ON CONFLICT (app_id, collection, key) DO UPDATE SET value = c.value + $4, updated_at = $7"
+        " WHERE ($5::bigint IS NULL OR c.value + $4 >= $5) AND ($6::bigint IS NULL OR c.value + $4 <= $6)"
+        " RETURNING value, xmax = 0 AS created",
         app_id,
         collection,
-        doc_id,
+        name,
+        delta,
+        lower,
+        upper,
+        at,
     )
+    return None if row is None else (row["value"], row["created"])
+
+
+SHARDS = 16
+"""Usage rows per app (miniapp_usage_shards, migration 0101)."""
+
+
+async def count_usage(conn: asyncpg.Connection, app_id: str, shard: int, keys: int, size: int) -> bool:
+    """Add to the app's usage in one of its shards unless its total would pass its quota (shrinking always
+    succeeds). The total is read without locks: commits at the same moment may pass the quota together."""
+    done = await conn.fetchval(
+        "INSERT INTO miniapp_usage_shards AS s (app_id, shard, keys, bytes)"
+        " SELECT $1, $2, $3::bigint, $4::bigint FROM miniapps m WHERE m.app_id = $1"
+        " AND (($3::bigint <= 0 AND $4::bigint <= 0) OR ("
+        "  SELECT m.storage_keys + coalesce(sum(keys), 0) + $3::bigint <= m.storage_max_keys"
+        "   AND m.storage_bytes + coalesce(sum(bytes), 0) + $4::bigint <= m.storage_max_bytes"
+        "   FROM miniapp_usage_shards WHERE app_id = $1))"
+        " ON CONFLICT (app_id, shard) DO UPDATE SET keys = s.keys + $3::bigint, bytes = s.bytes + $4::bigint"
+        " RETURNING true",
+        app_id,
+        shard,
+        keys,
+        size,
+    )
+    return done is not None
 
 
 def _page_sql(descending: bool, after: bool) -> str:

@@ -76,6 +76,17 @@ async def db_book(ctx: Context, request: Request) -> Response:
     return Response.json({"slot": tx.results[0]}, status=201)
 
 
+@app.post("/db/tx3")
+async def db_tx3(ctx: Context, request: Request) -> Response:
+    # three writes in one commit (a day's counter, a booking, its ledger line): tests/bench/bench_db.py
+    n = int(request.query["n"])
+    async with ctx.db.transaction() as tx:
+        tx.counter_add(f"db:day:{n % 64}", 1)
+        booking = tx.insert("bookings", {"day": "2026-04-01", "user_id": f"u{n}", "doctor_id": f"d{n % 16}"})
+        tx.insert("ledger", {"booking": booking, "fee": 500})
+    return Response.json({"booking": booking}, status=201)
+
+
 @app.get("/db/bookings/{day}")
 async def db_bookings(ctx: Context, request: Request) -> dict:
     day = request.path_params["day"]
@@ -182,6 +193,9 @@ scenes = ["clinic", "counter", "pharmacy", "bus"]
 
 [collections.bookings]
 indexes = ["day", "user_id", ["doctor_id", "day"]]
+
+[collections.ledger]
+indexes = ["booking"]
 
 [scopes]
 birth_date = "Seniors ride free: we check your age"

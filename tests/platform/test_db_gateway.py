@@ -52,6 +52,8 @@ async def test_concurrent_bookings_take_exactly_the_slots_there_are(team: Team, 
 
     r = await call(team.client, resident, app_id, "GET", "/db/bookings/2026-03-02")
     assert r.json() == {"count": 2 * SLOTS, "taken": 2 * SLOTS}
+    r = await team.admin("GET", f"/{app_id}")  # the operator sees the bookings and the counter in the usage
+    assert r.json()["quotas"]["storage_keys"] == 2 * SLOTS + 1, r.text
 
 
 async def test_a_message_inside_a_transaction_is_refused_and_nothing_is_written(

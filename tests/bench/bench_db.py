@@ -1,0 +1,206 @@
+"""`ctx.db` benchmark against the real `yima serve --workers 2` process (uvloop; PostgreSQL, Redis, sandbox
+workers), wrk as the load, side by side in one run:
+
+1. `db.find` on an indexed field with 1,000,000 documents in the app's collection, through a sandboxed handler
+   (the probe's /raw/db/find: a typed `ctx.db.find` whose page goes back as JSON): equality on `user_id`
+   (10 documents each) and a 7-day range on the compound index [doctor_id, day] (~380 matches, a page of 20),
+   at 2 connections (latency) and 16 (throughput); beside it the trivial sandboxed handler /whoami
+   (target: find p99 <= 10 ms).
+2. A transaction of 3 writes (a day's counter, a booking, its ledger line: the probe's /db/tx3) through the
+   sandbox on 2 server workers, 16 connections (target >= 1,000/s), beside the trivial handler's rate.
+
+The 1,000,000 documents are written straight into the tables with the SDK's key encoding (yima_sdk.query), as
+the platform's writes would leave them. Run: .venv/bin/python tests/bench/bench_db.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import asyncpg
+from yima_sdk.manifest import load_manifest
+from yima_sdk.query import index_keys
+
+from tests.bench._harness import lua_round_robin, print_table, wrk
+from tests.e2e._real import fresh_database, private_folder, real_server, server_env, ship_and_use, sign_in
+from tests.platform.conftest import new_app_id, write_probe
+
+DOCUMENTS = 1_000_000
+USERS = 100_000
+DOCTORS = 50
+ROUNDS, SECONDS = 3, 5
+APP_WORKERS = 8
+START = dt.date(2026, 1, 1)
+
+
+def document(i: int) -> dict[str, Any]:
+    return {
+        "day": (START + dt.timedelta(days=i * 7 % 365)).isoformat(),
+        "user_id": f"u{i % USERS:06d}",
+        "doctor_id": f"d{i % DOCTORS:02d}",
+        "fee": 500,
+        "note": "bench",
+    }
+
+
+async def seed(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]) -> float:
+    """Write the documents and their index keys with COPY; seconds taken."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        batch = 100_000
+        for first in range(0, DOCUMENTS, batch):
+            docs, keys = [], []
+            for i in range(first, first + batch):
+                body = document(i)
+                doc_id = f"doc{i:07d}"
+                text = json.dumps(body)
+                docs.append((app_id, "bookings", doc_id, text, 1, len(text), now))
+                keys += [
+                    (app_id, "bookings", name, key, doc_id) for name, key in index_keys(indexes, body).items()
+                ]
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged (LIKE miniapp_records)")
+            await conn.execute("ALTER TABLE staged ALTER COLUMN body TYPE text")
+            await conn.copy_records_to_table("staged", records=docs)
+            await conn.execute(
+                "INSERT INTO miniapp_records SELECT app_id, collection, doc_id, body::jsonb,"
+                " version, size_bytes, updated_at FROM staged"
+            )
+            await conn.execute("DROP TABLE staged")
+            await conn.copy_records_to_table("miniapp_record_keys", records=keys)
+        for name in indexes:
+            await conn.execute(
+                "INSERT INTO miniapp_record_indexes VALUES ($1, 'bookings', $2, now())", app_id, name
+            )
+        await conn.execute(
+            "UPDATE miniapps SET storage_keys = storage_keys + $2, storage_bytes = storage_bytes"
+            " + (SELECT sum(size_bytes) FROM miniapp_records WHERE app_id = $1) WHERE app_id = $1",
+            app_id,
+            DOCUMENTS,
+        )
+        await conn.execute("ANALYZE miniapp_records")
+        await conn.execute("ANALYZE miniapp_record_keys")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    with private_folder("yima-bench-") as folder, fresh_database() as dsn:
+        env = server_env(dsn, folder / "data", redis=True, YIMA_LOG_LEVEL="WARNING", YIMA_DB_POOL_MAX="20")
+        with real_server("serve", "--workers", "2", "--allow-development", env=env) as server:
+            developer, operator = sign_in(server, role="developer"), sign_in(server, role="operator")
+            probe = write_probe(folder / "src", new_app_id("benchdb"))
+            manifest = probe / "miniapp.toml"
+            # 8 sandbox workers per server process: a worker runs one call at a time, and a commit waits for its
+            # WAL flush (~4-5 ms on this machine), so 2 workers would cap commits at ~2 per flush per process
+            manifest.write_text(manifest.read_text().replace("workers = 1", f"workers = {APP_WORKERS}"))
+            app_id, resident = ship_and_use(server, probe, developer, operator)
+            r = operator.put(
+                f"/v1/admin/miniapps/{app_id}/quotas",
+                json={
+                    "calls_per_minute": 10_000_000,
+                    "resident_calls_per_minute": 100_000,
+                    "storage_max_keys": 100_000_000,
+                    "storage_max_bytes": 1 << 40,
+                },
+            )
+            assert r.status_code == 200, r.text
+            indexes = load_manifest(probe).collections["bookings"].index_fields
+            seeded_s = asyncio.run(seed(dsn, app_id, indexes))
+
+            headers = {
+                "authorization": str(resident.headers["authorization"]),
+                "content-type": "application/json",
+            }
+            find = f"/v1/miniapps/{app_id}/api/raw/db/find"
+            by_user = [
+                (
+                    "POST",
+                    find,
+                    headers,
+                    json.dumps({"collection": "bookings", "where": {"user_id": f"u{u:06d}"}}),
+                )
+                for u in range(0, USERS, 7)
+            ]
+            by_range = []
+            for k in range(5000):
+                first = START + dt.timedelta(days=k * 11 % 350)
+                where = {
+                    "doctor_id": f"d{k % DOCTORS:02d}",
+                    "day": {"gte": first.isoformat(), "lt": (first + dt.timedelta(days=7)).isoformat()},
+                }
+                by_range.append(
+                    (
+                        "POST",
+                        find,
+                        headers,
+                        json.dumps({"collection": "bookings", "where": where, "limit": 20}),
+                    )
+                )
+            check = resident.post(find, content=by_range[0][3], headers={"content-type": "application/json"})
+            assert check.status_code == 200 and len(check.json()["items"]) == 20, check.text
+            check = resident.post(find, content=by_user[1][3], headers={"content-type": "application/json"})
+            assert check.status_code == 200 and len(check.json()["items"]) == 10, check.text
+
+            trivial = lua_round_robin([("GET", f"/v1/miniapps/{app_id}/api/whoami", headers, "")])
+            scripts = {
+                "whoami (trivial handler)": trivial,
+                "find user_id = x (10 docs)": lua_round_robin(by_user),
+                "find doctor_id = x, 7-day range (page of 20)": lua_round_robin(by_range),
+            }
+            tx3 = lua_round_robin(
+                [("POST", f"/v1/miniapps/{app_id}/api/db/tx3?n={n}", headers, "") for n in range(50_000)]
+            )
+            for script in scripts.values():  # warm up both workers' pools, caches and the index pages
+                wrk(server.url, script, connections=16, seconds=2)
+            wrk(server.url, tx3, connections=16, seconds=2)
+            runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for _ in range(ROUNDS):  # interleaved rounds: every figure sees the same machine state
+                for name, script in scripts.items():
+                    for connections in (2, 16):
+                        runs.setdefault((name, connections), []).append(
+                            wrk(server.url, script, connections=connections, seconds=SECONDS)
+                        )
+                runs.setdefault(("transaction of 3 writes", 16), []).append(
+                    wrk(server.url, tx3, connections=16, seconds=SECONDS)
+                )
+            assert all(x["non_2xx"] == 0 for xs in runs.values() for x in xs), "non-2xx answers under load"
+
+            def median(xs: list[dict[str, Any]], key: str) -> float:
+                return statistics.median(x[key] for x in xs)
+
+            rows = [
+                (
+                    "server",
+                    f"yima serve --workers 2 (uvloop), PostgreSQL, Redis; app workers = {APP_WORKERS}",
+                ),
+                (
+                    "documents",
+                    f"{DOCUMENTS:,} in one collection, 3 indexes; seeded by COPY in {seeded_s:.0f} s",
+                ),
+            ]
+            for (name, connections), xs in runs.items():
+                rows.append(
+                    (
+                        f"{name}, {connections} conn",
+                        f"{median(xs, 'rps'):7.0f} req/s  p50 {median(xs, 'p50'):6.2f} ms  "
+                        f"p99 {median(xs, 'p99'):6.2f} ms",
+                    )
+                )
+            rows.append(("", f"median of {ROUNDS} interleaved {SECONDS} s wrk rounds"))
+            print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
