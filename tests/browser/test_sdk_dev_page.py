@@ -4,6 +4,7 @@ developer sees the page greet the fixture resident, ask for consent, and have a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from playwright.async_api import Browser, Dialog
@@ -23,16 +24,23 @@ YIMA_SDK = Path(sys.executable).parent / "yima-sdk"
 STATIC = Path(__file__).resolve().parents[2] / "server" / "web" / "static"
 
 
-@pytest.fixture(scope="module")
-def sdk_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("sdk-dev")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
+
+
+def scaffold(root: Path, app_id: str) -> Path:
     new = subprocess.run(
-        [YIMA_SDK, "new", "visits", "--id", "cn.example.pagevisits"], cwd=root, capture_output=True, text=True
+        [YIMA_SDK, "new", "visits", "--id", app_id], cwd=root, capture_output=True, text=True
     )
     assert new.returncode == 0, new.stderr
+    return root / "visits"
+
+
+@contextlib.contextmanager
+def sdk_dev_server(folder: Path, user: str) -> Iterator[str]:
+    """`yima-sdk dev` on a free port, as a developer starts it in the app's folder."""
     proc = subprocess.Popen(
-        [YIMA_SDK, "dev", "--port", "0", "--payment-confirmation", "manual", "--user", "alice"],
-        cwd=root / "visits",
+        [YIMA_SDK, "dev", "--port", "0", "--payment-confirmation", "manual", "--user", user],
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,16 +61,30 @@ def sdk_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def sdk_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with sdk_dev_server(
+        scaffold(tmp_path_factory.mktemp("sdk-dev"), "cn.example.pagevisits"), "alice"
+    ) as url:
+        yield url
+
+
+def _server(url: str) -> RealServer:
+    return cast(RealServer, type("Sim", (), {"url": url}))
+
+
+async def _accepting(tab_page: Any, asked: list[str]) -> None:
+    async def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    tab_page.on("dialog", answer)
+
+
 async def test_the_scaffold_page_runs_in_the_simulated_shell(browser: Browser, sdk_dev: str) -> None:
-    server = cast(RealServer, type("Sim", (), {"url": sdk_dev}))
-    async with opened(browser, server, "/") as tab:
+    async with opened(browser, _server(sdk_dev), "/") as tab:
         asked: list[str] = []
-
-        async def answer(dialog: Dialog) -> None:
-            asked.append(dialog.message)
-            await dialog.accept()
-
-        tab.page.on("dialog", answer)
+        await _accepting(tab.page, asked)
         assert await tab.page.locator("iframe").get_attribute("sandbox") == "allow-scripts"
         page = tab.page.frame_locator("iframe")
         await page.locator("#hello").filter(has_text="你好 u_").wait_for(timeout=30_000)
@@ -86,3 +108,32 @@ def test_the_sdk_ships_the_scripts_the_core_serves() -> None:
         assert (shipped / name).read_bytes() == (STATIC / name).read_bytes(), (
             f"sdk/yima_sdk/web/{name} drifted"
         )
+
+
+def guide_app(root: Path) -> Path:
+    """A scaffold whose page is the guide's example (docs/sdk.md, "A page")."""
+    blocks = re.findall(
+        r"```(?:html|js)\n(?:<!-- |// )page-guide/([\w/.]+)(?: -->)?\n(.*?)```", DOC.read_text(), re.S
+    )
+    files = dict(blocks)
+    assert set(files) == {"ui/index.html", "ui/app.js"}
+    folder = scaffold(root, "cn.example.pageguide")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    root.chmod(0o755)  # as root the simulated app runs under its own uid and must read its folder
+    return folder
+
+
+async def test_the_guides_page_example_runs(browser: Browser, tmp_path: Path) -> None:
+    folder = guide_app(tmp_path)
+    with sdk_dev_server(folder, "grandpa") as url:
+        async with opened(browser, _server(url), "/") as tab:
+            asked: list[str] = []
+            await _accepting(tab.page, asked)
+            page = tab.page.frame_locator("iframe")
+            await page.locator("#greeting").filter(has_text="你好 u_").wait_for(timeout=30_000)
+            await page.get_by_role("button", name="Book a visit").click()
+            await page.get_by_role("status").filter(has_text="No. 1").wait_for()
+            assert await page.get_by_role("status").text_content() == "Free visit, No. 1"  # born 1948
+            assert [m.split("?")[0] for m in asked] == ["Allow this app to read birth_date"]
+        assert tab.outside == [] and tab.errors == []
