@@ -77,7 +77,7 @@ class TerminalAdminController(Controller):
     async def create_enrolment(
         self, data: JSONBody[schemas.EnrolmentRequest], principal: Caller, terminals: TerminalsDep, db: Db
     ) -> Response[schemas.EnrolmentOut]:
-        """A one-time enrolment code for a terminal to be (name, kind, scene): the terminal page registers its
+        """A one-time enrolment code for a terminal to be (name, kind, scene, staff unit): the terminal page registers its
         own key with it (`POST /v1/terminal/enrol`). Shown once; audited."""
         code, expires_at = await terminals.registry.create_enrolment(
             db,
@@ -86,9 +86,10 @@ class TerminalAdminController(Controller):
             kind=data.kind,
             scene=data.scene,
             valid_minutes=data.valid_minutes,
+            unit=data.unit,
         )
         return Response(
-            schemas.EnrolmentOut(code, expires_at, data.name, data.kind, data.scene),
+            schemas.EnrolmentOut(code, expires_at, data.name, data.kind, data.scene, data.unit),
             status_code=201,
             headers={"Cache-Control": "no-store"},
         )

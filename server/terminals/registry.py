@@ -126,9 +126,17 @@ class TerminalService:
         return _info(row)
 
     async def create_enrolment(
-        self, conn: asyncpg.Connection, *, actor: str, name: str, kind: str, scene: str, valid_minutes: int
+        self,
+        conn: asyncpg.Connection,
+        *,
+        actor: str,
+        name: str,
+        kind: str,
+        scene: str,
+        valid_minutes: int,
+        unit: str | None = None,
     ) -> tuple[str, datetime]:
-        """A one-time code with which a terminal registers its own key as (name, kind, scene); shown once."""
+        """A one-time code with which a terminal registers its own key as (name, kind, scene, unit); shown once."""
         raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
         code = "-".join(raw[i : i + 4] for i in range(0, _CODE_LENGTH, 4))
         now = datetime.now(UTC)
@@ -142,13 +150,14 @@ class TerminalService:
             at=now,
             by=actor,
             expires_at=expires_at,
+            unit=unit,
         )
         await audit.append(
             conn,
             actor=actor,
             action="terminal.enrolment_created",
             target=f"scene:{scene}",
-            details={"kind": kind, "expires_at": expires_at.isoformat()},
+            details={"kind": kind, "unit": unit, "expires_at": expires_at.isoformat()},
         )
         return code, expires_at
 
@@ -174,6 +183,7 @@ class TerminalService:
                 kind=claimed["kind"],
                 scene=claimed["scene"],
                 public_key=public_key,
+                unit=claimed["unit"],
             )
             await repository.set_enrolment_terminal(conn, code_hash, info.id)
         return info

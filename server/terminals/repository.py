@@ -76,6 +76,7 @@ async def insert_enrolment(
     at: datetime,
     by: str,
     expires_at: datetime,
+    unit: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO terminal_enrolments (code_hash, name, kind, scene, created_at, created_by, expires_at)
@@ -88,15 +89,20 @@ async def insert_enrolment(
         by,
         expires_at,
     )
+    if unit is not None:
+        await conn.execute(
+            "INSERT INTO terminal_enrolment_units (code_hash, unit) VALUES ($1, $2)", code_hash, unit
+        )
 
 
 async def claim_enrolment(conn: asyncpg.Connection, code_hash: bytes, at: datetime) -> asyncpg.Record | None:
     """Mark an unused, unexpired code used (the row lock makes two enrolments with one code take turns: the
-    second finds it used); its name, kind and scene, or None."""
+    second finds it used); its name, kind, scene and unit, or None."""
     return await conn.fetchrow(
         """UPDATE terminal_enrolments SET used_at = $2
            WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
-           RETURNING name, kind, scene, created_by""",
+           RETURNING name, kind, scene, created_by,
+                     (SELECT unit FROM terminal_enrolment_units u WHERE u.code_hash = $1) AS unit""",
         code_hash,
         at,
     )

@@ -60,6 +60,8 @@ class EnrolmentRequest(Inbound):
     kind: TerminalKind
     scene: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     valid_minutes: Annotated[int, msgspec.Meta(ge=5, le=7 * 24 * 60)] = 24 * 60
+    unit: Annotated[str, msgspec.Meta(pattern=UNIT_PATTERN, max_length=100)] | None = None
+    """The staff unit the terminal will serve (`clinic:guangde-people-1`), as on `POST /v1/admin/terminals`."""
 
 
 class EnrolmentOut(Outbound):
@@ -69,6 +71,7 @@ class EnrolmentOut(Outbound):
     name: str
     kind: str
     scene: str
+    unit: str | None = None
 
 
 class EnrolRequest(Inbound):

@@ -116,3 +116,36 @@ async def test_a_terminal_unit_must_be_ascii_kind_and_id(team: Team) -> None:
             headers=team.operator.headers,
         )
         assert (r.status_code, r.json()["code"]) == (400, "request.invalid"), (unit, r.text)
+
+
+async def test_the_catalog_asks_for_each_pass_share_with_its_purpose(team: Team, tmp_path: Path) -> None:
+    folder = write_probe(tmp_path, new_app_id("medical"))
+    with (folder / "miniapp.toml").open("a") as manifest:
+        manifest.write(
+            '\n[share_passes_with]\n"gov.guangde.medicine" = "Pharmacies redeem your e-prescriptions"\n'
+        )
+    app_id, _ = await team.ship(folder)
+    resident = await login(team.client)
+
+    def share_of(catalog: list[dict[str, Any]]) -> dict[str, Any]:
+        entry = next(e for e in catalog if e["app_id"] == app_id)
+        return next(s for s in entry["scopes"] if s["name"] == "pass_share:gov.guangde.medicine")
+
+    catalog = (await team.client.get("/v1/miniapps", headers=resident.headers)).json()
+    assert share_of(catalog) == {
+        "name": "pass_share:gov.guangde.medicine",
+        "purpose": "Pharmacies redeem your e-prescriptions",
+        "state": "not_asked",
+    }
+    consent = f"/v1/me/consents/{app_id}/pass_share:gov.guangde.medicine"
+    r = await team.client.put(consent, json={"granted": True}, headers=resident.headers)
+    assert r.status_code == 200, r.text
+    catalog = (await team.client.get("/v1/miniapps", headers=resident.headers)).json()
+    assert share_of(catalog)["state"] == "granted"
+    # a share the manifest does not declare is no scope to decide
+    r = await team.client.put(
+        f"/v1/me/consents/{app_id}/pass_share:gov.guangde.bus",
+        json={"granted": True},
+        headers=resident.headers,
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "consent.unknown_scope")

@@ -18,7 +18,7 @@ def _public(key: Ed25519PrivateKey) -> str:
 async def test_a_code_enrols_one_terminal_once_which_then_signs_in(client):
     operator = await login_with_role(client, "operator")
     resident = await login(client)
-    body = {"name": "Pharmacy 2, counter", "kind": "pharmacy", "scene": "pharmacy-2"}
+    body = {"name": "Pharmacy 2, counter", "kind": "pharmacy", "scene": "pharmacy-2", "unit": "pharmacy:ph-2"}
     r = await client.post("/v1/admin/terminal-enrolments", json=body, headers=resident.headers)
     assert r.status_code == 403
     r = await client.post("/v1/admin/terminal-enrolments", json=body, headers=operator.headers)
@@ -46,6 +46,7 @@ async def test_a_code_enrols_one_terminal_once_which_then_signs_in(client):
     won = next(a for a in answers if a.status_code == 201).json()
     winner = key if answers[0].status_code == 201 else other
     assert won["terminal"]["kind"] == "pharmacy" and won["terminal"]["scene"] == "pharmacy-2"
+    assert won["terminal"]["unit"] == "pharmacy:ph-2"  # the unit the operator named travels with the code
     assert won["root_public_keys"] and all(len(v) == 43 for v in won["root_public_keys"].values())
 
     listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
