@@ -20,7 +20,7 @@ from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE, DEMO_RESIDENT
 from tests.browser.a11y import serious_violations
 from tests.browser.conftest import DESKTOP, opened
 from tests.credentials.helpers import client_assertion, token_form
-from tests.e2e._real import RealServer, sign_in
+from tests.e2e._real import RealServer, eventually, sign_in, verified_resident
 from tests.platform.conftest import new_app_id, write_probe
 
 
@@ -69,6 +69,7 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
     developer = sign_in(web, role="developer")
     token = developer.post("/v1/developer/tokens").json()["token"]
     app_id = new_app_id("console")
+    scene = f"console-clinic-{app_id.rsplit('.', 1)[-1]}"
     namespace = app_id.rpartition(".")[0]
     developer_id = developer.get("/v1/me").json()["id"]
 
@@ -113,16 +114,22 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         await page.get_by_role("button", name="发布").click()
         row = page.locator(f"tr[data-app='{app_id}']")
         await expect(row.locator("td").nth(2)).to_have_text("1.0.0")
+        # Scans at a clinic scene reach the app.
+        await page.get_by_label("类型").select_option("clinic")
+        await page.get_by_label("场景").fill(scene)
+        await page.get_by_role("button", name="绑定到扫码场景").click()
+        await expect(page.get_by_text(f"已绑定：医院诊所 · {scene}")).to_be_visible()
 
         await nav.get_by_role("link", name="终端").click()
         enrol = page.get_by_role("region", name="生成一次性登记码")
-        await enrol.get_by_label("名称").fill("药店收银台")
-        await enrol.get_by_label("类型").select_option("pharmacy")
-        await enrol.get_by_label("场景").fill("console-pharmacy")
+        await enrol.get_by_label("名称").fill("门诊二楼")
+        await enrol.get_by_label("类型").select_option("clinic")
+        await enrol.get_by_label("场景").fill(scene)
         await enrol.get_by_role("button", name="生成一次性登记码").click()
         await expect(page.locator("#enrolment-code")).to_have_text(
             re.compile(r"^[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}$")
         )
+        code = await page.locator("#enrolment-code").text_content() or ""
 
         # A key pair made in the page: the private key, shown once, signs the terminal in.
         register = page.get_by_role("region", name="以新密钥对登记终端")
@@ -135,6 +142,20 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
             "3 路公交"
         )
     assert tab.outside == [] and tab.errors == []
+
+    # A terminal page enrolled with that code scans a resident who uses the app: the app's lines show.
+    resident = verified_resident(web)
+    eventually(lambda: resident.get(f"/v1/miniapps/{app_id}/api/whoami").status_code == 200)
+    payload = resident.get("/v1/me/codes/ankang").json()["payload"]
+    async with opened(browser, web, "/terminal/") as terminal:
+        await terminal.page.get_by_label("登记码").fill(code)
+        await terminal.page.get_by_role("button", name="登记").click()
+        await expect(terminal.page.locator("#identity")).to_contain_text(f"门诊二楼 · 医院诊所 · {scene}")
+        await terminal.page.get_by_label("扫码内容").fill(payload)
+        await terminal.page.get_by_role("button", name="核验").click()
+        await expect(terminal.page.locator("#decision-lines li")).to_have_text(["Queue number 7", "Room 203"])
+        await expect(terminal.page.locator("#decision")).to_contain_text("李**")
+    assert terminal.errors == []
 
     async with httpx.AsyncClient(base_url=web.url) as http:
         r = await http.get(f"/v1/developer/apps/{app_id}", headers={"authorization": f"Bearer {token}"})

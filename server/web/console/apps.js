@@ -103,6 +103,14 @@ function appDetail(state, ctx, refresh) {
   const percent = h("input", { name: "percent", type: "number", min: 0, max: 100, value: state.phased_version ? state.phased_percent : 100 });
   const whitelist = h("input", { name: "whitelist", size: 24 });
   const reason = h("input", { name: "reason", maxlength: 500 });
+  const sceneKind = h("select", { name: "kind" }, ["clinic", "pharmacy", "bus", "scenic", "counter"].map((k) => h("option", { value: k }, t(`kind.${k}`))));
+  const scene = h("input", { name: "scene", maxlength: 100 });
+  const bind = () =>
+    ctx.guarded(status, async () => {
+      if (!scene.value.trim()) return scene.reportValidity();
+      await ctx.api.put(`${ADMIN}/scenes/${sceneKind.value}/${encodeURIComponent(scene.value.trim())}`, { app_id: state.app_id });
+      clear(status, h("p", { class: "notice" }, t("apps.bound", { kind: t(`kind.${sceneKind.value}`), scene: scene.value.trim() })));
+    });
   return h(
     "div",
     { class: "card" },
@@ -147,6 +155,15 @@ function appDetail(state, ctx, refresh) {
           { class: "row" },
           h("button", { type: "button", onclick: () => act("/release/phase", { percent: Number(percent.value), whitelist: ids(whitelist.value) }) }, t("apps.phase")),
           h("button", { type: "button", class: "danger", onclick: () => act("/release/revert") }, t("apps.revert")),
+        )
+      : "",
+    state.stable_version
+      ? h(
+          "div",
+          { class: "row" },
+          h("label", {}, t("terminals.kind"), sceneKind),
+          h("label", {}, t("terminals.scene"), scene),
+          h("button", { type: "button", onclick: bind }, t("apps.bind")),
         )
       : "",
     h(
