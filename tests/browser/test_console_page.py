@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.async_api import Browser, Page, expect
 from yima_sdk import publish
 from yima_sdk.pack import pack
@@ -22,6 +23,11 @@ from tests.browser.conftest import DESKTOP, opened
 from tests.credentials.helpers import client_assertion, token_form
 from tests.e2e._real import RealServer, eventually, sign_in, verified_resident
 from tests.platform.conftest import new_app_id, write_probe
+
+
+def b64(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def b64decode(text: str) -> bytes:
@@ -141,6 +147,28 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         await expect(page.locator(f"tr[data-terminal='{key_file['terminal_id']}']")).to_contain_text(
             "3 路公交"
         )
+
+        # A partner county's issuer key joins the trust list (a new signed version) and leaves it again.
+        await nav.get_by_role("link", name="信任列表").click()
+        version = await page.locator(".notice").first.text_content() or ""
+        await page.get_by_label("签发方").select_option("330523")
+        await page.get_by_label("密钥编号").fill("0a0b0c0d")
+        await page.get_by_label("公钥（base64url）").fill(b64(Ed25519PrivateKey.generate()))
+        await page.get_by_label("生效时间").fill("2026-01-01")
+        await page.get_by_label("失效时间").fill("2030-01-01")
+        await page.get_by_role("button", name="添加").click()
+        partner = page.locator("tr[data-issuer='330523'][data-key='0a0b0c0d']")
+        await expect(partner).to_contain_text("安吉 Anji")
+        await expect(page.locator(".notice").first).not_to_have_text(version)
+        await partner.get_by_role("button", name="移除").click()
+        await expect(partner).to_have_count(0)
+
+        await nav.get_by_role("link", name="一卡通对账").click()
+        await expect(page.locator("#main .notice")).to_contain_text("一致")
+        await nav.get_by_role("link", name="审计日志").click()
+        await expect(page.get_by_role("cell", name="terminal.enrolment_created").first).to_be_visible()
+        await page.get_by_role("button", name="校验哈希链").click()
+        await expect(page.get_by_text("审计日志完整")).to_be_visible()
     assert tab.outside == [] and tab.errors == []
 
     # A terminal page enrolled with that code scans a resident who uses the app: the app's lines show.
