@@ -144,7 +144,17 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
         {"scene_kind": "clinic", "user": "grandpa"},
     )
     assert scanned == (200, {"lines": ["Queue number 1"]})
+    # the scaffold's doctors-only route: refused until the simulated operator grants carol the role
+    assert http(f"{dev_server}/clinic/{today}", user="carol")[0] == 403
+    grant = {"user": "carol", "role": "doctor", "unit": "clinic:guangde-people-1"}
+    assert http(f"{dev_server}/_sim/staff", "POST", grant)[0] == 200
+    assert http(f"{dev_server}/clinic/{today}", user="carol") == (
+        200,
+        {"booked": 1, "clinics": ["clinic:guangde-people-1"]},
+    )
+    assert http(f"{dev_server}/_sim/staff", "POST", {"user": "carol", "role": "surgeon"})[0] == 400
     state = http(f"{dev_server}/_sim/state")[1]
+    assert state["staff"] == {"carol": [{"role": "doctor", "unit": "clinic:guangde-people-1"}]}
     assert [m["title"] for m in state["inbox"]] == ["Visit booked", "Visit booked"]
     # the clock moves a day: the scaffold's 18:00 reminder schedule fires once
     status, advanced = http(f"{dev_server}/_sim/advance", "POST", {"days": 1})

@@ -6,7 +6,8 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     GET  /, /miniapps/<id>/ui/...         the app's page in a simulated shell (see _pages.py)
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
-    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ...}
+    POST /_sim/staff                      {"user": "carol", "role": "doctor", "unit": "clinic:c1", "granted": true}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
     POST /_sim/advance                    {"hours": 2}: move the clock, run the jobs that fall due; the runs
 """
@@ -129,6 +130,13 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 "logs": sim.logs[-100:],
                 "now": sim.platform.clock(),
                 "jobs": [dataclasses.asdict(job) for job in sim.platform.jobs.values()],
+                "staff": {
+                    name: [
+                        {"role": role, "unit": unit}
+                        for role, unit in sorted(held, key=lambda m: (m[0], m[1] or ""))
+                    ]
+                    for name, held in sim.platform.staff.items()
+                },
             }
         )
     if method == "POST" and path == "/_sim/switches":
@@ -144,10 +152,19 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 user=payload.get("user", "alice"),
                 scene_id=payload.get("scene_id", "scene-1"),
                 amount_fen=payload.get("amount_fen"),
+                unit=payload.get("unit"),
             )
         except YimaError as exc:
             return _problem(422, exc.code, exc.message)
         return _json({"lines": value})
+    if method == "POST" and path == "/_sim/staff":
+        # a staff grant (or, with "granted": false, its revocation), as an operator or the app's admin makes it
+        try:
+            change = sim.platform.grant_staff if payload.get("granted", True) else sim.platform.revoke_staff
+            change(payload["user"], payload["role"], payload.get("unit"))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            return _problem(400, "sim.bad_staff", f"give user, role and optionally unit and granted: {exc}")
+        return _json({"roles": msgspec.to_builtins(sim.platform.staff_roles(sim.user_id(payload["user"])))})
     if method == "POST" and path == "/_sim/advance":
         units = ("days", "hours", "minutes", "seconds")
         if not isinstance(payload, dict) or not all(
