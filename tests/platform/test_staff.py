@@ -3,6 +3,7 @@ resident is refused, every change is audited, and the gateway and `ctx.user.staf
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,22 @@ async def test_the_catalog_asks_for_each_pass_share_with_its_purpose(team: Team,
         headers=resident.headers,
     )
     assert (r.status_code, r.json()["code"]) == (422, "consent.unknown_scope")
+
+
+async def test_the_same_grant_racing_is_granted_once(team: Team, tmp_path: Path) -> None:
+    app_id, _ = await team.ship(write_probe(tmp_path, new_app_id("race")))
+    doctor = await login(team.client)
+    body = {"account_id": doctor.account_id, "role": "doctor", "unit": CLINIC_1}
+    answers = await asyncio.gather(
+        *[
+            team.client.post(f"/v1/miniapps/{app_id}/staff", json=body, headers=team.operator.headers)
+            for _ in range(4)
+        ]
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    async with team.client.app.state.core.db.connection() as conn:
+        audited = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE target = $1 AND action = 'staff.granted'",
+            f"miniapp:{app_id}",
+        )
+    assert audited == 1
