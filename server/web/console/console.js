@@ -10,6 +10,7 @@ import * as audit from "./audit.js";
 import * as health from "./health.js";
 import * as ids from "./ids.js";
 import * as onecard from "./onecard.js";
+import * as staff from "./staff.js";
 import * as terminals from "./terminals.js";
 import * as trust from "./trust.js";
 
@@ -17,6 +18,7 @@ const SECTIONS = [
   { id: "reviews", roles: ["operator"], render: apps.renderReviews },
   { id: "apps", roles: ["operator"], render: apps.renderApps },
   { id: "ids", roles: ["operator"], render: ids.render },
+  { id: "staff", roles: ["operator"], render: staff.render },
   { id: "terminals", roles: ["operator"], render: terminals.render },
   { id: "trust", roles: ["operator"], render: trust.render },
   { id: "onecard", roles: ["operator"], render: onecard.render },

@@ -12,12 +12,17 @@ function fields(prefix) {
   const name = h("input", { id: `${prefix}-name`, name: "name", required: true, maxlength: 100 });
   const kind = h("select", { id: `${prefix}-kind`, name: "kind" }, KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`))));
   const scene = h("input", { id: `${prefix}-scene`, name: "scene", required: true, maxlength: 100 });
+  const unit = h("input", { id: `${prefix}-unit`, name: "unit", maxlength: 100, placeholder: "clinic:guangde-people-1" });
   const labels = [
     h("label", { for: name.id }, t("terminals.name"), name),
     h("label", { for: kind.id }, t("terminals.kind"), kind),
     h("label", { for: scene.id }, t("terminals.scene"), scene),
+    h("label", { for: unit.id }, t("terminals.unit"), unit),
   ];
-  return { labels, values: () => ({ name: name.value.trim(), kind: kind.value, scene: scene.value.trim() }) };
+  return {
+    labels,
+    values: () => ({ name: name.value.trim(), kind: kind.value, scene: scene.value.trim(), unit: unit.value.trim() || null }),
+  };
 }
 
 export async function render(box, ctx) {
@@ -77,7 +82,7 @@ export async function render(box, ctx) {
               { dataset: { terminal: x.id } },
               h("td", {}, x.name),
               h("td", {}, t(`kind.${x.kind}`)),
-              h("td", {}, x.scene),
+              h("td", {}, x.scene, x.unit ? h("div", { class: "muted" }, x.unit) : ""),
               h("td", {}, h("code", {}, x.id)),
               h("td", {}, x.clock_checked_at ? `${when(x.clock_checked_at)} · ${t("terminals.offset", { ms: x.clock_offset_ms })}` : t("terminals.never")),
               h(
