@@ -394,7 +394,8 @@ class ResidentPlatformController(Controller):
                 schemas.Scope(name, purpose, _state(decided.get((live.app_id, name))))
                 for name, purpose in sorted(version.consent_scopes.items())
             ]
-            entries.append(schemas.CatalogEntry(live.app_id, live.name, version.version, scopes))
+            page = await platform.ui.page(version)
+            entries.append(schemas.CatalogEntry(live.app_id, live.name, version.version, scopes, page))
         return entries
 
     @post(

@@ -156,6 +156,8 @@ class CatalogEntry(Outbound):
     name: str
     version: str
     scopes: list[Scope] = []
+    page: str | None = None
+    """Where this version's page is (`/miniapps/{app_id}/versions/{version}/ui/`); absent when it has no `ui/`."""
 
 
 class AppSession(Outbound):

@@ -55,6 +55,12 @@ class UiBundles:
             raise e.AppUnavailable(extra={"app_id": app_id})
         return chosen
 
+    async def page(self, version: LiveVersion) -> str | None:
+        """The address of the version's page, or None when its archive has no ui/ (the catalog tells the shell)."""
+        if "index.html" not in await self._bundle(version):
+            return None
+        return f"/miniapps/{version.app_id}/versions/{version.version}/ui/"
+
     async def file(self, app_id: str, version: str | None, path: str) -> UiFile:
         bundle = await self._bundle(self.version(app_id, version))
         name = path.lstrip("/")

@@ -123,6 +123,12 @@ async def test_pages_are_served_under_the_policy_and_app_sessions_hold_for_their
         assert r.status_code == 404 and r.json()["code"] == code, (missing, r.text)
 
     resident = await login(client)
+    catalog = (await client.get("/v1/miniapps", headers=resident.headers)).json()
+    pages = {e["app_id"]: e.get("page") for e in catalog if e["app_id"] in (app_id, other_id)}
+    assert pages == {
+        app_id: f"/miniapps/{app_id}/versions/{version}/ui/",
+        other_id: None,
+    }  # what the shell opens
     r = await client.post(f"/v1/me/miniapps/{app_id}/session", headers=resident.headers)
     assert r.status_code == 201, r.text
     session = r.json()

@@ -127,6 +127,8 @@ class Pages:
                 "version": manifest.version,
                 "scopes": scopes,
             }
+            if (self.sim.folder / "ui" / "index.html").is_file():
+                entry["page"] = f"/miniapps/{manifest.id}/ui/"
             return _json([entry])
         if method == "PUT" and path.startswith(f"/v1/me/consents/{manifest.id}/"):
             scope = path.rpartition("/")[2]

@@ -4,7 +4,8 @@
  *     import { openMiniapp } from "/static/miniapp-host.js";
  *
  *     const opened = openMiniapp(container, "gov.guangde.bus", {
- *       version: entry.version,          // optional: the catalog's version for this resident (phased release)
+ *       version: entry.version,          // optional: the catalog's version for this resident (phased release);
+ *                                        // open only entries that have a `page` (the app has a ui/)
  *       title: entry.name,               // the frame's accessible name
  *       getToken: async () => access,    // the resident's access token; used here, never given to the page
  *       onConsent: async ({ appId, appName, scope, purpose, scopes }) => true | false | null,
