@@ -34,12 +34,17 @@ class Dev:
     local: Path
 
 
+PAGE = '<!doctype html><title>local</title><script src="/static/yima.js"></script><p>local page</p>\n'
+
+
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
     # The default a developer gets: the embedded PostgreSQL in the data folder and the in-process cache.
     with private_folder() as folder:
         app_id = new_app_id("local")
         local = write_probe(folder / "src", app_id)
+        (local / "ui").mkdir()
+        (local / "ui" / "index.html").write_text(PAGE)
         env = server_env("", folder / "data", redis=False)
         with real_server("dev", "--app", str(local), env=env) as server:
             yield Dev(server, folder, app_id, local)
@@ -124,3 +129,16 @@ def test_a_staff_route_refuses_residents_and_admits_granted_staff(dev: Dev) -> N
     r = operator.delete(f"{staff}/{account_id}/doctor", params={"unit": "clinic:guangde-people-1"})
     assert r.status_code == 204, r.text
     assert doctor.get(patients).status_code == 403
+
+
+def test_the_local_folders_page_is_served_under_the_page_policy(dev: Dev) -> None:
+    resident = verified_resident(dev.server)
+    entry = next(e for e in resident.get("/v1/miniapps").json() if e["app_id"] == dev.app_id)
+    page = resident.get(entry["page"])  # /miniapps/<id>/versions/<version>/ui/: the version the resident gets
+    assert page.status_code == 200 and page.text == PAGE, page.text
+    policy = page.headers["content-security-policy"]
+    assert (
+        f"connect-src {dev.server.url}/v1/miniapps/{dev.app_id}/api/;" in policy
+        and "sandbox allow-scripts" in policy
+    )
+    assert resident.get(f"/miniapps/{dev.app_id}/ui/").text == PAGE
