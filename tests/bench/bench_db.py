@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import time
@@ -28,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import asyncpg
 from yima_sdk.manifest import load_manifest
-from yima_sdk.query import index_keys
+from yima_sdk.query import index_keys, plan
 
+from server.platform import db_repository
 from tests.bench._harness import lua_round_robin, print_table, wrk
 from tests.e2e._real import fresh_database, private_folder, real_server, server_env, ship_and_use, sign_in
 from tests.platform.conftest import new_app_id, write_probe
@@ -95,6 +97,49 @@ async def seed(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]) -> fl
     return time.perf_counter() - started
 
 
+async def query_alone(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]) -> dict[str, list[float]]:
+    """The platform's find statement straight on one connection (no HTTP, no sandbox), ms per query."""
+    conn = await asyncpg.connect(dsn)
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    timings: dict[str, list[float]] = {"user_id": [], "range": []}
+    try:
+        for k in range(3000):
+            first = START + dt.timedelta(days=k * 11 % 350)
+            queries = {
+                "user_id": plan("bookings", indexes, {"user_id": f"u{k * 7 % USERS:06d}"}, None),
+                "range": plan(
+                    "bookings",
+                    indexes,
+                    {
+                        "doctor_id": f"d{k % DOCTORS:02d}",
+                        "day": {"gte": first.isoformat(), "lt": (first + dt.timedelta(days=7)).isoformat()},
+                    },
+                    None,
+                ),
+            }
+            for name, query in queries.items():
+                started = time.perf_counter()
+                await db_repository.find(
+                    conn,
+                    app_id,
+                    "bookings",
+                    query.index,
+                    query.ranges,
+                    False,
+                    None,
+                    21 if name == "range" else 51,
+                )
+                timings[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return timings
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
 def main() -> None:
     with private_folder("yima-bench-") as folder, fresh_database() as dsn:
         env = server_env(dsn, folder / "data", redis=True, YIMA_LOG_LEVEL="WARNING", YIMA_DB_POOL_MAX="20")
@@ -118,6 +163,7 @@ def main() -> None:
             assert r.status_code == 200, r.text
             indexes = load_manifest(probe).collections["bookings"].index_fields
             seeded_s = asyncio.run(seed(dsn, app_id, indexes))
+            alone = asyncio.run(query_alone(dsn, app_id, indexes))
 
             headers = {
                 "authorization": str(resident.headers["authorization"]),
@@ -199,6 +245,15 @@ def main() -> None:
                     )
                 )
             rows.append(("", f"median of {ROUNDS} interleaved {SECONDS} s wrk rounds"))
+            for name, values in alone.items():
+                rows.append(
+                    (
+                        f"the find statement alone, {name}",
+                        f"p50 {percentile(values, 0.5):6.2f} ms  p99 {percentile(values, 0.99):6.2f} ms "
+                        f"({len(values)} sequential queries, one connection)",
+                    )
+                )
+            rows.append(("load average at the end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
             print_table(rows)
 
 
