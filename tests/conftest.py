@@ -4,13 +4,14 @@ namespace, settings, the app behind a real ASGI client, and a login helper that 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -30,25 +31,50 @@ METRICS_PORT = 9464
 """The in-process app's operations port: requests to METRICS_URL arrive 'on' it (nothing is bound)."""
 METRICS_URL = f"http://127.0.0.1:{METRICS_PORT}/metrics"
 
+T = TypeVar("T")
+
 
 def _dsn_for(database: str) -> str:
     base, _, _ = ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
 
 
-@contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the test server, dropped afterwards; yields its DSN."""
-    name = f"yima_t_{os.getpid()}_{secrets.token_hex(3)}"
+async def _admin(statement: str) -> None:
     admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(template: str | None = None) -> AsyncIterator[str]:
+    """A new PostgreSQL database on the test server, dropped afterwards; yields its DSN. Empty, or a copy of
+    `template` (a database nobody is connected to)."""
+    name = f"yima_t_{os.getpid()}_{secrets.token_hex(3)}"
+    await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield _dsn_for(name)
     finally:
-        admin = await asyncpg.connect(ADMIN_DSN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on an event loop of its own, in a thread of its own: for sync fixtures that must
+    not touch the tests' loop (a fixture that needs it is torn down with it whenever the tests' loop changes)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@contextlib.contextmanager
+def database_apart(template: str | None = None) -> Iterator[str]:
+    """`fresh_database` for sync fixtures, created and dropped with `run_apart`."""
+    name = f"yima_t_{os.getpid()}_{secrets.token_hex(3)}"
+    run_apart(_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    try:
+        yield _dsn_for(name)
+    finally:
+        run_apart(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -236,7 +262,7 @@ async def cut_while_it_waits(
             for _ in range(500):
                 pid = await admin.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                    " AND query LIKE $1",
+                    " AND datname = current_database() AND query LIKE $1",
                     f"%{waiting}%",
                 )
                 if pid is not None:

@@ -167,6 +167,11 @@ class Runtime:
                 for v in live.versions():
                     if now < self._retry_at.get(v.key, 0.0):
                         continue
+                    starting = self._loading.get(v.key)
+                    if starting is not None and starting.locked():
+                        # Being started right now (by another pass or a call): waiting for it and then trying
+                        # again at once would double the start-up of a version whose workers never start.
+                        continue
                     try:
                         await self.ensure_loaded(v)
                     except Exception as exc:

@@ -1,6 +1,6 @@
-"""Platform test fixtures: the app with a real sandbox (all layers required, one worker per app), developers,
-operators, and helpers that pack, publish, review and release a probe app over the real HTTP API.
-Every async test here runs twice, on asyncio and on uvloop (tests/event_loops.py)."""
+"""Platform test fixtures: a database per test, the app with a real sandbox (all layers required, one worker per
+app), developers, operators, and helpers that pack, publish, review and release a probe app over the real HTTP API.
+Async tests here run on uvloop, those marked `both_loops` on asyncio too (tests/event_loops.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from yima_sdk.pack import pack
 
 from sandbox import SandboxSettings
 from server.app import create_app
+from server.db import apply_migrations
 from server.platform.config import PlatformSettings
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
-from tests.conftest import AppClient, Session, login, login_with_role
-from tests.event_loops import (
-    both_loops as pytest_asyncio_loop_factories,  # gateway tests on asyncio and uvloop
-)
+from tests.conftest import AppClient, Session, database_apart, login, login_with_role, run_apart
+from tests.event_loops import loops_for as pytest_asyncio_loop_factories
 from tests.platform.probe_app import PROBE_MANIFEST, PROBE_SOURCE
+
+
+async def _migrate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str]:
+    """A migrated, otherwise empty database that each platform test's database is copied from (a copy takes a
+    fraction of the migrations' time)."""
+    with database_apart() as dsn:
+        run_apart(_migrate(dsn))
+        yield dsn.rpartition("/")[2]
+
+
+@pytest.fixture
+def database_url(migrated_template: str) -> Iterator[str]:
+    """Each platform test its own database. A server starts the workers of every released app at start-up, so
+    over one database shared by the session each test's server waited for the apps of every test before it.
+    Sync (made apart from the tests' loop), so that sync tests and fixtures can use it too."""
+    with database_apart(template=migrated_template) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def redis_namespace(database_url: str) -> str:
+    # ids restart in each database: keys named after them (per-account rate limits) get a namespace of their own
+    return f"yimatest-{secrets.token_hex(4)}:"
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,15 @@ import asyncio
 import secrets
 from pathlib import Path
 
+import pytest
 from yima_sdk import CounterOutOfRange
 
 from sandbox.capabilities import CallInfo
 from tests.conftest import login, valid_id_number
 from tests.platform.conftest import Team, call, new_app_id, write_probe
+
+# on both loops (tests/event_loops.py): the gateway over the bridge
+pytestmark = pytest.mark.both_loops
 
 
 async def test_app_scoped_ids_are_stable_per_app_and_differ_across_apps(team: Team, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Sandbox host tests run on asyncio and on uvloop (tests/event_loops.py)."""
+"""Sandbox host tests run on uvloop, those marked `both_loops` on asyncio too (tests/event_loops.py)."""
 
 from __future__ import annotations
 
-from tests.event_loops import both_loops as pytest_asyncio_loop_factories
+from tests.event_loops import loops_for as pytest_asyncio_loop_factories
 
 __all__ = ["pytest_asyncio_loop_factories"]

@@ -28,6 +28,9 @@ from sandbox import (
 )
 from sandbox.settings import effective_limits
 
+# on both loops (tests/event_loops.py): the host's supervision of its workers
+pytestmark = pytest.mark.both_loops
+
 
 def body(response: Any) -> Any:
     return msgspec.json.decode(response.body)

@@ -8,9 +8,13 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 from sandbox_helpers import get, running_host
 
 from sandbox import CallInfo, InMemoryCapabilityProvider, SandboxHost, SandboxSettings
+
+# on both loops (tests/event_loops.py): floods over the bridge
+pytestmark = pytest.mark.both_loops
 
 
 class GatedProvider(InMemoryCapabilityProvider):

@@ -12,6 +12,9 @@ from sandbox_helpers import APPS, alive, exists, get, running_host
 
 from sandbox import UnknownApp
 
+# on both loops (tests/event_loops.py): the host reaping a version's workers
+pytestmark = pytest.mark.both_loops
+
 
 async def test_unload_reaps_the_versions_workers_and_later_calls_are_unknown() -> None:
     async with running_host("echo", "lifecycle") as (host, keys):

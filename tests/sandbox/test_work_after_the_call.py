@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 from sandbox_helpers import all_dead, get, running_host
 
 from sandbox import SandboxSettings
 from sandbox._process import _TICK_MS
+
+# on both loops (tests/event_loops.py): the host's watchdog over its workers
+pytestmark = pytest.mark.both_loops
 
 
 def _cpu_ms(pid: int) -> float:
