@@ -8,6 +8,8 @@ granted and withdrawn. Each page is checked with axe-core (no serious or critica
 from __future__ import annotations
 
 import io
+import re
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,7 +28,15 @@ from tests.browser.conftest import DESKTOP, opened
 from tests.browser.resident import EN, SESSION, session, sign_in
 from tests.conftest import random_phone
 from tests.credentials.helpers import random_id_number
-from tests.e2e._real import RealServer, enrol_terminal, private_folder, real_server, scan_code, server_env
+from tests.e2e._real import (
+    RealServer,
+    enrol_terminal,
+    eventually,
+    private_folder,
+    real_server,
+    scan_code,
+    server_env,
+)
 from tests.e2e._real import sign_in as sign_in_http
 
 REFRESH_S, VALIDITY_S = 10, 20
@@ -44,6 +54,7 @@ def shell() -> Iterator[RealServer]:
             redis=False,
             YIMA_ANKANG_REFRESH_S=str(REFRESH_S),
             YIMA_ANKANG_VALIDITY_S=str(VALIDITY_S),
+            YIMA_OTP_PER_PHONE_PER_HOUR="50",  # the demo resident signs in once per test
         )
         with real_server("dev", "--app", str(app), env=env) as server:
             yield server
@@ -195,7 +206,20 @@ def errand(shell: RealServer) -> httpx.Client:
     assert scan_code(terminal, resident)["result"] == "accept"
     r = resident.post(f"/v1/miniapps/{ERRANDS_ID}/api/orders", json={"key": "parcel-1"})
     assert r.status_code == 201 and r.json()["status"] == "pending_confirmation", r.text
+    top_up(resident, 1000)  # enough for an errand or two, whichever test pays first
     return resident
+
+
+def top_up(resident: httpx.Client, fen: int) -> None:
+    """A top-up paid at the payment simulator's cashier, over HTTP, waited for until it is credited."""
+    r = resident.post(
+        "/v1/me/onecard/topups", json={"amount_fen": fen}, headers={"Idempotency-Key": secrets.token_hex(8)}
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    cashier = resident.get(httpx.URL(order["pay_url"]).path).json()
+    assert resident.post(httpx.URL(cashier["pay"]).path).status_code == 200
+    eventually(lambda: resident.get(f"/v1/me/onecard/topups/{order['order_no']}").json()["credited"])
 
 
 async def test_onecard_top_up_records_payments_and_consents(
@@ -209,14 +233,15 @@ async def test_onecard_top_up_records_payments_and_consents(
         # One-card: top up ¥50 through the payment simulator's cashier; the credit shows in balance and statement.
         await page.get_by_role("link", name="一卡通").click()
         balance = page.locator("#balance")
-        await expect(balance).to_have_text("¥0.00")
+        await expect(balance).to_have_text(re.compile(r"^¥\d+\.\d\d$"))
+        before = float((await balance.inner_text()).lstrip("¥"))
         assert await serious_violations(page) == []
         await page.get_by_role("button", name="¥50.00").click()
         await expect(page.get_by_role("heading", name="收银台")).to_be_visible()
         await page.get_by_role("button", name="确认支付 ¥50.00").click()
         await expect(page.get_by_text("充值成功，¥50.00 已到账")).to_be_visible(timeout=15_000)
         await page.get_by_role("link", name="返回一卡通").click()
-        await expect(balance).to_have_text("¥50.00")
+        await expect(balance).to_have_text(f"¥{before + 50:.2f}")
         await expect(page.locator("#statement")).to_contain_text("+¥50.00")
 
         # Inbox: the app's message, and its payment waiting for the resident, confirmed here and charged once.
@@ -229,7 +254,7 @@ async def test_onecard_top_up_records_payments_and_consents(
         await pending.get_by_role("button", name="确认付款").click()
         await expect(page.get_by_text("没有待确认的付款")).to_be_visible()
         await page.get_by_role("link", name="一卡通").click()
-        await expect(balance).to_have_text("¥45.00")
+        await expect(balance).to_have_text(f"¥{before + 45:.2f}")
 
         # Where my code was scanned, and my health status history.
         await page.get_by_role("link", name="我的").click()
@@ -284,4 +309,38 @@ async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only(
         loaded = {urls.get(request, request): size for request, size in sizes.items()}
         assert any(url.endswith("/v1/me/codes/ankang.png") for url in loaded)  # the code itself is counted
         assert sum(loaded.values()) <= 150 * 1024, loaded
+    assert tab.outside == [] and tab.errors == []
+
+
+async def test_an_app_page_in_its_frame_with_consent_and_payment_drawn_by_the_shell(
+    shell: RealServer, errand: httpx.Client, browser: Browser
+) -> None:
+    async with opened(browser, shell, "/app/") as tab:
+        page = tab.page
+        await sign_in(page, shell, DEMO_RESIDENT_PHONE)
+        await page.get_by_role("link", name="应用").click()
+        await page.get_by_role("link", name="跑腿代办").click()
+        frame = page.frame_locator("iframe[title=跑腿代办]")
+        await expect(frame.get_by_text("已连接")).to_be_visible()
+        assert await page.locator("iframe").get_attribute("sandbox") == "allow-scripts"
+
+        # The app asks for the phone: the shell, not the page, asks the resident, with the purpose.
+        await frame.get_by_role("button", name="显示联系电话").click()
+        dialog = page.get_by_role("dialog", name="“跑腿代办”申请使用您的信息")
+        await expect(dialog).to_contain_text("派送时联系您")
+        assert await serious_violations(page) == []
+        await dialog.get_by_role("button", name="同意").click()
+        await expect(frame.get_by_text("138****8000")).to_be_visible()
+
+        # The app charges the one-card: the shell shows amount and reason; confirmed, the page hears it.
+        await frame.get_by_role("button", name="下单代取快递（¥5.00）").click()
+        dialog = page.get_by_role("dialog", name="“跑腿代办”请求付款")
+        await expect(dialog).to_contain_text("代取快递")
+        await expect(dialog).to_contain_text("¥5.00")
+        await dialog.get_by_role("button", name="确认付款").click()
+        await expect(frame.get_by_text("succeeded")).to_be_visible()
+
+        # The page asks to show the code: the shell shows it.
+        await frame.get_by_role("button", name="出示安康码").click()
+        await expect(page.locator("#qr")).to_be_visible()
     assert tab.outside == [] and tab.errors == []

@@ -3,8 +3,7 @@
 
 import { h, clear } from "/static/dom.js";
 import { t, yuan } from "/static/i18n.js";
-import { errorText } from "/app/app.js";
-import { scopeRow } from "/app/records.js";
+import { openMiniapp } from "/static/miniapp-host.js";
 
 export async function render(root, { api }) {
   const catalog = await api.get("/v1/miniapps");
@@ -52,7 +51,7 @@ export function ask(title, body, yes, no) {
     );
     const back = h("div", { class: "dialog-back" }, dialog);
     back.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") done(false)();
+      if (event.key === "Escape") done(null)(); // dismissed: nothing recorded, nothing charged
     });
     document.body.append(back);
     ok.focus();
@@ -65,55 +64,33 @@ export async function renderApp(root, { api, params, go }) {
   const app = catalog.find((entry) => entry.app_id === appId);
   if (!app) return clear(root, h("p", { class: "error" }, t("apps.unknown")), h("a", { href: "#/apps" }, t("apps.back")));
   const frame = h("div", { class: "miniapp", id: "miniapp" });
-  const problem = h("p", { class: "error", role: "alert" });
-  clear(root, h("h2", {}, app.name), problem, frame);
-  let host;
-  try {
-    host = await import("/static/miniapp-host.js");
-  } catch {
-    problem.textContent = t("apps.no_pages");
-    root.append(...app.scopes.map((scope) => scopeRow(api, app.app_id, scope)));
-    return;
-  }
-  const opened = await host.openMiniapp(frame, appId, {
+  clear(root, h("h2", {}, app.name), frame);
+  const opened = openMiniapp(frame, appId, {
+    version: app.version,
+    title: app.name,
     getToken: () => api.token(),
-    onConsent: async (request) => {
-      const scopes = request.scopes || [];
-      const purposes = new Map(app.scopes.map((s) => [s.name, s.purpose]));
-      const granted = await ask(
-        t("consent.title", { app: app.name }),
-        h(
-          "ul",
-          { class: "list" },
-          scopes.map((s) => {
-            const name = typeof s === "string" ? s : s.name;
-            return h("li", {}, h("strong", {}, name), h("p", {}, s.purpose || purposes.get(name) || ""));
-          }),
-        ),
+    // The host records the answer (PUT /v1/me/consents/...) and asks only while the resident has not decided.
+    onConsent: ({ appName, scope, purpose }) =>
+      ask(
+        t("consent.title", { app: appName || app.name }),
+        h("div", {}, h("p", {}, h("strong", {}, scopeName(scope))), h("p", {}, t("consents.purpose"), " ", purpose || "")),
         t("consent.allow"),
         t("consent.deny"),
-      );
-      for (const s of scopes) {
-        const name = typeof s === "string" ? s : s.name;
-        try {
-          await api.put(`/v1/me/consents/${encodeURIComponent(appId)}/${encodeURIComponent(name)}`, { granted });
-        } catch (error) {
-          problem.textContent = errorText(error);
-        }
-      }
-      return granted;
-    },
-    onPayment: async (payment) => {
-      const yes = await ask(
-        t("payment.title", { app: app.name }),
+      ),
+    // The host confirms or declines the payment with the resident's answer.
+    onPayment: (payment) =>
+      ask(
+        t("payment.title", { app: payment.appName || app.name }),
         h("p", {}, payment.reason || "", " ", h("strong", {}, yuan(payment.amount_fen))),
         t("payments.confirm"),
         t("payments.decline"),
-      );
-      const done = await api.post(`/v1/me/payments/${payment.id}/${yes ? "confirm" : "decline"}`);
-      return done;
-    },
-    onShowCode: () => go("#/code"),
+      ),
+    onShowCode: async () => go("#/code"),
   });
-  return opened && typeof opened.close === "function" ? () => opened.close() : null;
+  return () => opened.close();
+}
+
+function scopeName(scope) {
+  const key = `scope.${scope}`;
+  return t(key) === key ? scope : t(key);
 }

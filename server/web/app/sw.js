@@ -18,6 +18,7 @@ const SHELL = [
   "/static/api.js",
   "/static/dom.js",
   "/static/i18n.js",
+  "/static/miniapp-host.js",
 ];
 
 self.addEventListener("install", (event) => {

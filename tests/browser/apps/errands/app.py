@@ -23,3 +23,11 @@ async def name(ctx: Context, request: Request) -> Response:
         return Response.json({"name": await ctx.user.scope("real_name_masked")})
     except ConsentDenied:
         return Response.json({"code": "consent.denied"}, status=403)
+
+
+@app.get("/me/phone")
+async def phone(ctx: Context, request: Request) -> Response:
+    try:
+        return Response.json({"phone": await ctx.user.scope("phone_masked")})
+    except ConsentDenied:
+        return Response.json({"code": "consent.denied"}, status=403)
