@@ -188,6 +188,7 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from None
     _check_scopes(raw.get("scopes"), source)
+    _check_collections(raw.get("collections"), source)
     _check_jobs(raw.get("jobs"), source)
     try:
         manifest = msgspec.convert(raw, Manifest)
@@ -240,6 +241,33 @@ def _check_jobs(jobs: object, source: str) -> None:
             parse_cron(schedule)
         except CronError as exc:
             raise ManifestError(f"{source}: field `jobs.{name}`: {exc}") from None
+
+
+_COLLECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _check_collections(collections: object, source: str) -> None:
+    """Name the offending collection: msgspec reports a table of a dict as `collections[...]`."""
+    if not isinstance(collections, dict):
+        return  # msgspec reports the wrong type with the field's name
+    for name, table in collections.items():
+        field = f"collections.{name}"
+        if not _COLLECTION_NAME.fullmatch(name):
+            raise ManifestError(
+                f"{source}: field `{field}`: a collection name is 1-40 lower-case letters, digits and `_`, "
+                "starting with a letter"
+            )
+        try:
+            msgspec.convert(table, Collection)
+        except msgspec.ValidationError as exc:
+            found = _PATH_RE.search(str(exc))
+            inner = found.group(1) if found else ""
+            detail = str(exc).split(" - at ")[0]
+            if "regex" in detail:
+                detail = "an indexed field is a top-level key: 1-40 letters, digits and `_`, not starting with a digit"
+            raise ManifestError(
+                f"{source}: field `{field}{'.' + inner if inner else ''}`: {detail}"
+            ) from None
 
 
 def load_manifest(folder: str | Path) -> Manifest:

@@ -28,6 +28,23 @@ def test_good_manifest_with_defaults() -> None:
         (GOOD + "[limits]\nworkers = 0\n", "`limits.workers`", ">= 1"),
         (GOOD + "[limits]\nthreads = 4\n", "`threads`", "unknown field"),
         ('id = "cn.a.b"\nversion = "1.0.0"\n', "`name`", "missing"),
+        (GOOD + "[collections.Bookings]\n", "`collections.Bookings`", "lower-case"),
+        (GOOD + '[collections.bookings]\nindexes = ["day", "day"]\n', "`collections.bookings`", "twice"),
+        (
+            GOOD + '[collections.bookings]\nindexes = [["a", "b", "c", "d", "e"]]\n',
+            "`collections.bookings`",
+            "1-4 distinct fields",
+        ),
+        (
+            GOOD + '[collections.bookings]\nindexes = ["user-id"]\n',
+            "`collections.bookings.indexes[0]`",
+            "top-level key",
+        ),
+        (
+            GOOD + '[collections.bookings]\nindex = ["day"]\n',
+            "`collections.bookings`",
+            "unknown field `index`",
+        ),
     ],
 )
 def test_bad_manifest_names_the_field(text: str, field: str, hint: str) -> None:
@@ -36,6 +53,14 @@ def test_bad_manifest_names_the_field(text: str, field: str, hint: str) -> None:
     assert caught.value.code == "manifest.invalid"
     assert field in caught.value.message
     assert hint in caught.value.message
+
+
+def test_collections_with_their_indexes() -> None:
+    manifest = parse_manifest(GOOD + '[collections.bookings]\nindexes = ["day", ["doctor_id", "day"]]\n')
+    assert manifest.collections["bookings"].index_fields == {
+        "day": ("day",),
+        "doctor_id+day": ("doctor_id", "day"),
+    }
 
 
 def test_not_toml_at_all() -> None:
