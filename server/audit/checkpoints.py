@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -24,8 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from server.audit import repository
 from server.db import Database
-from server.keys.service import SigningKey
 from server.wire import Outbound
+
+if TYPE_CHECKING:
+    # Only for annotations: server.keys.service imports the audit package (a module importing server.seed
+    # first would otherwise meet a half-initialised server.keys.service).
+    from server.keys.service import SigningKey
 
 log = logging.getLogger("yima.audit.checkpoints")
 
