@@ -13,7 +13,8 @@ Design (docs/sdk.md, "db"): a document is one row of `miniapp_records` (jsonb bo
 index holds one order-preserving key per document in `miniapp_record_keys`, written in the same transaction as
 the document, so `find` is a range scan of one btree plus primary-key lookups. Writes maintain the indexes of
 every live version of the app, so a phased release that adds an index sees the writes of the stable one; an
-index is built from the existing documents on its first query. A transaction never spans the bridge: the SDK
+index is built from the existing documents on its first query, and kept by every write after that even when no
+live version declares it (a value it cannot hold marks it unbuilt instead), so declaring it again is right. A transaction never spans the bridge: the SDK
 buffers the writes of `ctx.db.transaction()` and sends one `db.commit` with the versions it read, applied here
 in one short database transaction (documents locked in id order), retried on serialization failures and
 deadlocks until its deadline. Single writes are commits of one write. A commit counts its keys and bytes in
@@ -35,7 +36,14 @@ import msgspec
 from yima_sdk import contract as c
 from yima_sdk import query as q
 from yima_sdk.capabilities import new_id
-from yima_sdk.errors import CapabilityFailed, CounterOutOfRange, NotIndexed, QuotaExceeded, VersionConflict
+from yima_sdk.errors import (
+    CapabilityFailed,
+    CounterOutOfRange,
+    InvalidArgument,
+    NotIndexed,
+    QuotaExceeded,
+    VersionConflict,
+)
 from yima_sdk.manifest import Collection
 
 from sandbox.capabilities import CallInfo
@@ -60,7 +68,10 @@ class AppDb:
         self.runtime = runtime
         self.clock = clock
         self._parsed: dict[tuple[str, str], _Collections] = {}
-        self._built: set[tuple[str, str, str]] = set()
+        self._built: set[tuple[str, str, str, tuple[str, ...]]] = set()
+        """Indexes this process saw built, per set of live versions (a release looks again)."""
+        self._registered: dict[tuple[str, str], tuple[tuple[str, ...], set[str]]] = {}
+        """(app, collection) -> (live versions when read, the indexes built for it): writes keep these too."""
 
     # ---- what the app declared ------------------------------------------------------------------------
 
@@ -79,6 +90,20 @@ class AppDb:
 
     def _indexes(self, call: CallInfo, collection: str) -> dict[str, tuple[str, ...]]:
         return q.indexes_of(self._collections(call.app_id, call.version), collection)
+
+    def _live(self, app_id: str) -> tuple[str, ...]:
+        live = self.runtime.apps.get(app_id)
+        return tuple(v.key for v in live.versions()) if live else ()
+
+    async def _built_indexes(self, app_id: str, collection: str) -> set[str]:
+        """The indexes built for this collection (read again when the app's live versions change)."""
+        stamp = self._live(app_id)
+        found = self._registered.get((app_id, collection))
+        if found is None or found[0] != stamp:
+            async with self.db.connection() as conn:
+                found = (stamp, set(await repo.built_indexes(conn, app_id, collection)))
+            self._registered[(app_id, collection)] = found
+        return found[1]
 
     def _maintained(self, call: CallInfo, collection: str) -> dict[str, tuple[str, ...]]:
         """The indexes a write keeps: the caller's and those of every other live version of the app."""
@@ -131,8 +156,11 @@ class AppDb:
     async def _ready(
         self, conn: asyncpg.Connection, call: CallInfo, collection: str, index: str | None
     ) -> None:
-        """Build `index` from the collection's documents unless it is built (once per index, ever)."""
-        if index is None or (call.app_id, collection, index) in self._built:
+        """Build `index` from the collection's documents unless it is built."""
+        if index is None:
+            return
+        seen = (call.app_id, collection, index, self._live(call.app_id))
+        if seen in self._built:
             return
         if not await repo.index_built(conn, call.app_id, collection, index):
             fields = self._indexes(call, collection)[index]
@@ -143,10 +171,13 @@ class AppDb:
                     for row in await repo.bodies(conn, call.app_id, collection):
                         try:
                             keys.append((q.encode_key(fields, row["body"]), row["doc_id"]))
-                        except Exception:  # noqa: S112 - a value no index holds (written before it was declared)
-                            continue
+                        except InvalidArgument:
+                            continue  # a value this index cannot hold, written while no version declared it
                     await repo.put_index(conn, call.app_id, collection, index, keys, self.clock())
-        self._built.add((call.app_id, collection, index))
+            cached = self._registered.get((call.app_id, collection))
+            if cached is not None:
+                cached[1].add(index)
+        self._built.add(seen)
 
     async def _find(self, call: CallInfo, op: c.DbFind) -> c.RecordPage:
         query = q.plan(op.collection, self._indexes(call, op.collection), op.where, op.order_by)
@@ -197,7 +228,7 @@ class AppDb:
     async def commit(self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]) -> list[int]:
         """Apply `writes` all or nothing if every read is unchanged, retrying transient failures until the
         deadline; each attempt is one short transaction of its own (nothing is held between attempts)."""
-        prepared = self._prepare(call, writes, reads)
+        prepared, dropped = await self._prepare(call, writes, reads)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + COMMIT_DEADLINE_S
         try:
@@ -205,19 +236,26 @@ class AppDb:
                 while True:
                     try:
                         async with self.db.transaction() as conn:
-                            return await self._apply(conn, call.app_id, prepared, reads)
+                            results = await self._apply(conn, call.app_id, prepared, reads, dropped)
                     except _RETRY:
                         await asyncio.sleep(random.uniform(0.001, 0.01))
+                    else:
+                        for collection, index in dropped:
+                            self._registered.get((call.app_id, collection), ((), set()))[1].discard(index)
+                        return results
         except TimeoutError:
             raise CapabilityFailed("the commit did not get through in time; nothing was written") from None
 
-    def _prepare(
+    async def _prepare(
         self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]
-    ) -> list[tuple[c.Write, int, dict[str, bytes]]]:
-        """Each write with its value's size and index keys; the refusals that need no database come first."""
+    ) -> tuple[list[tuple[c.Write, int, dict[str, bytes]]], set[tuple[str, str]]]:
+        """Each write with its value's size and index keys, and the built indexes that no live version declares
+        any more and a value cannot be held by (the commit marks them unbuilt, so declaring one again rebuilds
+        it). The refusals that need no database come first."""
         for read in reads:
             self._indexes(call, read.collection)
         prepared: list[tuple[c.Write, int, dict[str, bytes]]] = []
+        dropped: set[tuple[str, str]] = set()
         for write in writes:
             if isinstance(write, c.CounterWrite):
                 prepared.append((write, 0, {}))
@@ -227,8 +265,15 @@ class AppDb:
                 prepared.append((write, 0, {}))
                 continue
             size = q.check_value(write.value, c.MAX_VALUE_BYTES)
-            prepared.append((write, size, q.index_keys(indexes, write.value)))
-        return prepared
+            keys = q.index_keys(indexes, write.value)
+            # indexes built once and declared by no live version are kept too: declared again, they are right
+            for name in await self._built_indexes(call.app_id, write.collection) - set(indexes):
+                try:
+                    keys[name] = q.encode_key(name.split("+"), write.value)
+                except InvalidArgument:
+                    dropped.add((write.collection, name))
+            prepared.append((write, size, keys))
+        return prepared, dropped
 
     async def _apply(
         self,
@@ -236,8 +281,11 @@ class AppDb:
         app_id: str,
         prepared: list[tuple[c.Write, int, dict[str, bytes]]],
         reads: list[c.ReadCheck],
+        dropped: set[tuple[str, str]],
     ) -> list[int]:
         now = self.clock()
+        for collection, index in sorted(dropped):
+            await repo.unbuild_index(conn, app_id, collection, index)
         # Lock what is read, replaced or removed, in (collection, id) order so commits never deadlock on
         # documents; an insert needs no lock: the primary key refuses an id that exists.
         touched = {(r.collection, r.id) for r in reads}

@@ -289,6 +289,27 @@ async def index_built(conn: asyncpg.Connection, app_id: str, collection: str, in
     return found is not None
 
 
+async def built_indexes(conn: asyncpg.Connection, app_id: str, collection: str) -> list[str]:
+    return [
+        r["index_name"]
+        for r in await conn.fetch(
+            "SELECT index_name FROM miniapp_record_indexes WHERE app_id = $1 AND collection = $2",
+            app_id,
+            collection,
+        )
+    ]
+
+
+async def unbuild_index(conn: asyncpg.Connection, app_id: str, collection: str, index: str) -> None:
+    """Mark an index no longer complete (a document it cannot hold was written): its next query rebuilds it."""
+    await conn.execute(
+        "DELETE FROM miniapp_record_indexes WHERE app_id = $1 AND collection = $2 AND index_name = $3",
+        app_id,
+        collection,
+        index,
+    )
+
+
 async def lock_index(conn: asyncpg.Connection, app_id: str, collection: str, index: str) -> None:
     """Serialise builds of one index (transaction-scoped)."""
     await conn.execute(

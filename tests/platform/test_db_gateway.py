@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from pathlib import Path
+from typing import Any
 
 from sandbox.capabilities import CallInfo
 from tests.conftest import login
@@ -69,3 +70,36 @@ async def test_a_message_inside_a_transaction_is_refused_and_nothing_is_written(
     assert r.json() == {"count": 0, "taken": 0}
     r = await team.client.get("/v1/me/inbox", headers=resident.headers)
     assert (r.status_code, r.json()) == (200, []), r.text
+
+
+async def test_an_index_dropped_and_declared_again_finds_every_document(team: Team, tmp_path: Path) -> None:
+    """A release that drops an index, then one that declares it again: documents written in between are found,
+    and one whose value that index cannot hold is left out (the index is rebuilt on its first query)."""
+    app_id = new_app_id("dbidx")
+    caps = team.client.app.state.platform.caps
+
+    async def release(version: str, indexes: str) -> None:
+        folder = write_probe(tmp_path, app_id, version=version)
+        manifest = folder / "miniapp.toml"
+        manifest.write_text(manifest.read_text().replace('["day", "user_id", ["doctor_id", "day"]]', indexes))
+        await team.ship(folder)
+
+    async def db(version: str, operation: str, **kwargs: object) -> Any:
+        info = CallInfo(app_id=app_id, version=version, call_id=1)
+        return await caps.handle(info, "db", operation, [], dict(kwargs))
+
+    async def on_day(version: str) -> list[str]:
+        page = await db(version, "find", collection="bookings", where={"day": "2026-05-01"})
+        return [record.id for record in page.items]
+
+    await release("1.0.0", '["day"]')
+    await db("1.0.0", "insert", collection="bookings", id="a", value={"day": "2026-05-01"})
+    assert await on_day("1.0.0") == ["a"]  # the index is built
+
+    await release("1.0.1", '["user_id"]')  # `day` no longer declared by any live version
+    await db("1.0.1", "insert", collection="bookings", id="b", value={"day": "2026-05-01"})
+    await db("1.0.1", "update", collection="bookings", id="a", value={"day": ["not", "indexable"]})
+    await db("1.0.1", "insert", collection="bookings", id="c", value={"day": "2026-05-01"})
+
+    await release("1.0.2", '["day", "user_id"]')
+    assert await on_day("1.0.2") == ["b", "c"]
