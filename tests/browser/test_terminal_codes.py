@@ -1,6 +1,7 @@
 """The terminal page's offline checks (server/web/terminal/codes.js, in real Chromium with WebCrypto) give the same
 answer as yima_sdk's `Verifier` for every kind of code: each case is decided by both, and the reasons must match.
-Also the trust list's and the signed time's refusals."""
+Also the trust list's and the signed time's refusals, and an offline session (repeats, a ride code spent once, the
+offline spending limit, what is recorded) against yima_sdk's `Terminal`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from yima_sdk.codes import (
     issue_device_certificate,
 )
 from yima_sdk.holder import Holder
-from yima_sdk.terminal import sign_server_time
+from yima_sdk.terminal import Terminal, sign_server_time
 from yima_sdk.trust import (
     RevocationSet,
     TrustEntry,
@@ -212,4 +213,87 @@ async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, brow
     ]
     assert page_side["time"] == [NOW * 1000, "time.nonce_mismatch"]
     assert page_side["gap"] == "revocation.gap"
+    assert tab.errors == []
+
+
+def session() -> tuple[dict[str, Any], list[tuple[float, str, int]]]:
+    """A terminal's offline session: (seconds after NOW, payload, amount in fen) in order, covering repeats
+    within the replay window, a ride code shown again later, and the offline spending limit."""
+    root, issuer = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    both = frozenset({"ankang_code", "device_certificate"})
+    envelope = build_trust_list(
+        [TrustEntry(GUANGDE, KID, 1, raw(issuer), both, NOW - 86_400, NOW + 86_400)], 1, root, "root-1", NOW
+    )
+    phone = Holder.generate()
+    phone.install_certificate(
+        issue_device_certificate(
+            issuer, KID, GUANGDE, bytes(16), phone.device_public_key, NOW - 60, 24, 9, 10_000
+        )
+    )
+    code = issue_ankang_code(issuer, KID, GUANGDE, bytes([3]) * 16, "yellow", NOW - 5)
+    ride, second, third = (phone.ride_code(NOW) for _ in range(3))
+    scans = [
+        (0, code, 0),
+        (1, code, 0),  # the same entry read again: the first answer, no new record
+        (2, ride, 300),
+        (4, ride, 0),  # within the replay window: the same answer
+        (12, ride, 300),  # later: a ride code is spent once
+        (13, second, 9_800),  # 300 + 9,800 passes the certificate's 10,000 fen
+        (14, third, 9_700),  # 300 + 9,700 does not
+        (40, code, 0),  # an entry code, after the replay window: a new entry
+    ]
+    return {"envelope": envelope.decode(), "roots": {"root-1": b64(raw(root))}}, scans
+
+
+async def test_the_pages_offline_terminal_repeats_spends_and_records_as_the_sdks(
+    web: RealServer, browser: Browser, tmp_path: Any
+) -> None:
+    world, scans = session()
+    clock = [float(NOW)]
+    terminal = Terminal(
+        root_public_keys={"root-1": base64.urlsafe_b64decode(world["roots"]["root-1"] + "=")},
+        db_path=str(tmp_path / "terminal.sqlite"),
+        clock=lambda: clock[0],
+        clock_source="ntp",
+    )
+    terminal.load_trust_list(world["envelope"].encode())
+    python = []
+    for after, payload, amount in scans:
+        clock[0] = NOW + after
+        decision = terminal.scan(payload, amount)
+        python.append([decision.result, decision.reason, decision.repeated])
+    stored = terminal.pending_count()
+    terminal.close()
+
+    async with opened(browser, web, "/terminal/") as tab:
+        page_side = await tab.page.evaluate(
+            """async ([world, scans, now]) => {
+                const { Terminal } = await import("/terminal/terminal.js");
+                const codes = await import("/terminal/codes.js");
+                const store = await import("/terminal/store.js");
+                await store.wipe();
+                const terminal = new Terminal({ terminal: { id: "t-test" }, roots: world.roots });
+                terminal.install(await codes.verifyTrustList(world.envelope, world.roots));
+                const decisions = [];
+                for (const [after, payload, amount] of scans) {
+                    terminal.offsetS = now + after - Date.now() / 1000;  // the terminal's corrected clock
+                    const d = await terminal.scanOffline(payload, amount);
+                    decisions.push([d.result, d.reason, d.repeat === true]);
+                }
+                return { decisions, stored: (await store.pendingRecords()).length };
+            }""",
+            [world, scans, NOW],
+        )
+    assert [d[0:2] for d in python] == [
+        ["accept", None],
+        ["accept", None],
+        ["accept", None],
+        ["accept", None],
+        ["reject", "credential.replayed"],
+        ["reject", "credential.offline_limit_exceeded"],
+        ["accept", None],
+        ["accept", None],
+    ]
+    assert page_side == {"decisions": python, "stored": stored}
+    assert stored == 6
     assert tab.errors == []
