@@ -12,47 +12,15 @@ import time
 _STARTED = time.perf_counter()
 
 import asyncio  # noqa: E402  (the start time above must include these imports)
-import importlib.abc  # noqa: E402
-import importlib.machinery  # noqa: E402
-import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from types import CodeType  # noqa: E402
 
 from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
 from yima_sdk._bridge import Init  # noqa: E402
+from yima_sdk._isolation.source_only import source_only_imports  # noqa: E402
 
 from sandbox import limits  # noqa: E402
 from sandbox.limits import apply_early_layers, apply_layers  # noqa: E402
-
-
-class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
-    """Compiles the module's source every time; never reads (or writes) a cached .pyc."""
-
-    def get_code(self, fullname: str) -> CodeType:
-        path = self.get_filename(fullname)
-        return self.source_to_code(self.get_data(path), path)  # type: ignore[no-any-return]
-
-
-def source_only_imports(app_folder: str) -> None:
-    """Modules beneath the app folder are imported from their reviewed .py source and nothing else.
-
-    The stock finder would prefer `__pycache__/<module>.cpython-311.pyc` (an unchecked-hash one is not even
-    compared with the source) and would load a sourceless `<module>.pyc`, so shipped bytecode could run in
-    place of the reviewed code. Other paths (the stdlib) keep the stock finders and their cached bytecode."""
-    folder = os.path.realpath(app_folder)
-    source_only = importlib.machinery.FileFinder.path_hook(
-        (_SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES)
-    )
-
-    def hook(path: str) -> importlib.abc.PathEntryFinder:
-        real = os.path.realpath(path or ".")
-        if real != folder and not real.startswith(folder + os.sep):
-            raise ImportError("not in the app folder")  # the next hook takes it
-        return source_only(path)
-
-    sys.path_hooks.insert(0, hook)
-    sys.path_importer_cache.clear()
 
 
 def load_app(init: Init) -> App:

@@ -3,8 +3,11 @@ of docs/sdk.md behaves as documented, the switches break what they say, and fail
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import py_compile
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +131,10 @@ def test_quota_switch_refuses_storage_writes_but_not_reads(sink: Simulator) -> N
 
 def test_notify_goes_to_the_residents_inbox(sink: Simulator) -> None:
     message_id = op(sink, "notify", "send", title="Queue number", body="You are number 7")["value"]
+    # as production: only a resident who used the app can be messaged (or charged) by it
+    refused = op(sink, "notify", "send", title="For grandpa", body="", user_id=sink.user_id("grandpa"))
+    assert refused == {"error": "capability.invalid_argument"}
+    assert sink.get("/whoami", user="grandpa").status == 200
     op(sink, "notify", "send", title="For grandpa", body="", user_id=sink.user_id("grandpa"))
     assert [(m["id"], m["title"]) for m in sink.inbox("alice")] == [(message_id, "Queue number")]
     assert [m["title"] for m in sink.inbox("grandpa")] == ["For grandpa"]
@@ -293,3 +300,40 @@ async def test_load_failure_is_reported(tmp_path: Path) -> None:
     assert getattr(caught.value, "code", "") == "miniapp.load_failed"
     assert "no_such_module" in str(caught.value)
     await simulator.close()
+
+
+SHIPPED_EVIL = """
+from yima_sdk import App
+
+app = App()
+
+
+@app.get("/ok")
+async def ok(ctx, request):
+    return {"reviewed": False}
+"""
+
+
+def test_shipped_bytecode_never_runs_in_place_of_the_source_as_in_production(tmp_path: Path) -> None:
+    """Production imports an app only from its .py sources (sandbox/worker.py); so does the simulator, so that
+    an app working here does not depend on bytecode the platform refuses to run."""
+    folder = tmp_path / "shipped_bytecode"
+    shutil.copytree(APPS / "shipped_bytecode", folder)
+    (tmp_path / "evil.py").write_text(SHIPPED_EVIL)
+    py_compile.compile(
+        str(tmp_path / "evil.py"),
+        cfile=importlib.util.cache_from_source(str(folder / "app.py")),
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    (tmp_path / "extra.py").write_text("VALUE = 'never reviewed'\n")
+    py_compile.compile(str(tmp_path / "extra.py"), cfile=str(folder / "extra.pyc"))
+    for path in [tmp_path, folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # as root the app runs under its own uid
+    with Simulator(folder) as simulator:
+        assert simulator.get("/ok").json() == {"reviewed": True}
+        extra = simulator.get("/extra")
+        assert extra.status == 502 and "No module named 'extra'" in extra.json()["detail"], extra.text
+    # and the worker wrote no bytecode of its own beside the source
+    assert [p.name for p in (folder / "__pycache__").iterdir()] == [
+        Path(importlib.util.cache_from_source(str(folder / "app.py"))).name
+    ]

@@ -1,6 +1,7 @@
-"""Simulator worker entry point: `python -I -m yima_sdk._simworker <bridge-fd>`, one per simulated app.
+"""Simulator worker entry point: `python -I -B -m yima_sdk._simworker <bridge-fd>`, one per simulated app.
 
-The same steps as the production sandbox worker (read Init, apply the OS layers, import the app, Ready with
+The same steps as the production sandbox worker (read Init, apply the OS layers, import the app from its .py
+sources only, Ready with
 layer reports, serve calls with the yima_sdk runtime over the bridge). The layers are production's own
 (`yima_sdk._isolation`), each applied where the machine allows: the simulator asks for all of them on Linux
 and none elsewhere; as root the app runs under its own unprivileged uid in a network namespace like in
@@ -26,18 +27,21 @@ from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
 from yima_sdk._bridge import Init, LayerReport  # noqa: E402
 from yima_sdk._isolation import apply_early_layers, apply_layers  # noqa: E402
 from yima_sdk._isolation.limits import LAYERS, python_paths  # noqa: E402
+from yima_sdk._isolation.source_only import source_only_imports  # noqa: E402
 
 __all__ = ["LAYERS", "load_app", "main"]
 
 
 def load_app(init: Init) -> App:
-    """Import `module:attribute` with, as in production, only the app folder and the stdlib on sys.path."""
+    """Import `module:attribute` as production does: only the app folder and the stdlib on sys.path, the app's
+    modules from their .py sources alone."""
     if not os.access(init.app_folder, os.R_OK | os.X_OK):
         # as root the app runs under its own uid, like in production: a 0700 folder must be opened up
         raise PermissionError(
             f"the app's uid {os.getuid()} cannot read {init.app_folder} (make it world-readable)"
         )
     sys.path[:] = [init.app_folder, *python_paths()]
+    source_only_imports(init.app_folder)  # as in production: shipped bytecode never runs
     return import_entry(init.entry)
 
 

@@ -202,6 +202,9 @@ CASES: list[Case] = [
       for i in range(20)],
     Case("send the 21st of the day", "notify.send", {"title": "t", "body": ""}, user="carol",
          error=c.QuotaExceeded),
+    # notify and payments reach only residents who used the app: a code they showed does not link them to it
+    Case("send to a resident who never used the app", "notify.send",
+         lambda s: {"title": "t", "body": "", "user_id": s["stranger_id"]}, error=c.InvalidArgument),
     # payments
     Case("charge", "payments.charge", {"amount_fen": 200, "reason": "bus fare", "idempotency_key": "ride-1"},
          save="payment", expect={"id": "pay_N", "status": "pending_confirmation", "amount_fen": 200,
@@ -211,6 +214,8 @@ CASES: list[Case] = [
                  "idempotency_key": "ride-1"}),
     Case("charge a used key another amount", "payments.charge",
          {"amount_fen": 300, "reason": "bus fare", "idempotency_key": "ride-1"}, error=c.InvalidArgument),
+    Case("charge a resident who never used the app", "payments.charge",
+         {"amount_fen": 200, "reason": "r", "idempotency_key": "k"}, user="stranger", error=c.InvalidArgument),
     Case("charge anonymously", "payments.charge", {"amount_fen": 200, "reason": "r", "idempotency_key": "k"},
          user=None, error=c.ConsentDenied),
     Case("charge nothing", "payments.charge", {"amount_fen": 0, "reason": "r", "idempotency_key": "k"},
@@ -446,6 +451,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
     caps = team.client.app.state.platform.caps
     alice = await _resident(team, ALICE_BORN, app_id, consent=True)
     carol = await _resident(team, "20011130", app_id, consent=False)
+    stranger = await _resident(team, "19480201", app_id, consent=False)
     issuer, shared_pass = await _shared_pass(team, tmp_path, app_id, alice)
     server = ServerPlatform(
         team,
@@ -454,6 +460,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
         {
             "alice": await caps.seen(app_id, alice.account_id),
             "carol": await caps.seen(app_id, carol.account_id),
+            "stranger": caps.ids.for_app(app_id, stranger.account_id),  # never used the app
             None: None,
         },
         alice,
@@ -461,17 +468,22 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
     )
     simulated = SimulatedPlatform(load_manifest(folder))
     simulated.set_consent("carol", "birth_date", granted=False)
-    simulated.use(simulated.user_id("alice"))  # as caps.seen recorded alice's use of the app on the server
+    for name in ("alice", "carol"):  # as caps.seen recorded their use of the app on the server
+        simulated.use(simulated.user_id(name))
     simulated.set_share_consent("alice", issuer, granted=False)  # as on the server: never asked, not shared
     sim = SimPlatform(
         app_id,
         simulated,
-        {"alice": simulated.user_id("alice"), "carol": simulated.user_id("carol"), None: None},
+        {
+            "alice": simulated.user_id("alice"),
+            "carol": simulated.user_id("carol"),
+            "stranger": simulated.user_id("grandpa"),  # never used the app
+            None: None,
+        },
         issuer,
     )
     r = await team.client.get("/v1/me/codes/ankang", headers=alice.headers)
     assert r.status_code == 200, r.text
-    stranger, _ = await _resident(team, "19480201", app_id, consent=False), None
     r_stranger = await team.client.get("/v1/me/codes/ankang", headers=stranger.headers)
     assert r_stranger.status_code == 200, r_stranger.text
     valid_until = int(time.time()) + 3600
@@ -479,6 +491,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
         "server": {
             "ankang_code": r.json()["payload"],
             "stranger_code": r_stranger.json()["payload"],
+            "stranger_id": server.users["stranger"],
             "valid_until": valid_until,
             "soon": valid_until,
             "app_id": app_id,
@@ -488,6 +501,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
         "simulator": {
             "ankang_code": simulated.ankang_code("alice"),
             "stranger_code": simulated.ankang_code("grandpa"),
+            "stranger_id": sim.users["stranger"],
             "valid_until": valid_until,
             "soon": valid_until,
             "app_id": app_id,

@@ -162,7 +162,7 @@ class AsyncSimulator:
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             proc = subprocess.Popen(  # noqa: S603, ASYNC220  (fixed argv; fork+exec takes ~1 ms)
-                [self.python, "-I", "-m", "yima_sdk._simworker", str(worker_end.fileno())],
+                [self.python, "-I", "-B", "-m", "yima_sdk._simworker", str(worker_end.fileno())],
                 pass_fds=(worker_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 env=_WORKER_ENV,

@@ -191,6 +191,16 @@ class SimulatedPlatform:
         if resident is not None:
             self.used.add(resident.name)
 
+    def _reachable(self, user_id: str) -> FixtureUser:
+        """The resident behind `user_id` if they used the app; `notify` and `payments` reach no one else.
+
+        As production: only a resident's own call links them to an app (a code shown to a terminal or to the app's
+        `credentials.verify` does not), and an app-scoped id of anyone else is unknown to the app."""
+        resident = self.resident(user_id)
+        if resident is None or resident.name not in self.used:
+            raise InvalidArgument(f"no resident with app-scoped id {user_id!r} in this app")
+        return resident
+
     def _user_of_app(self, name: str) -> str | None:
         # a code shown to the app names its holder only if the holder uses the app, as in production
         return self.user_id(name) if name in self.used else None
@@ -468,8 +478,7 @@ class SimulatedPlatform:
             raise InvalidArgument(
                 "notify.send needs a resident: the call is anonymous and no user_id was given"
             )
-        if self.resident(target) is None:
-            raise InvalidArgument(f"no resident with app-scoped id {target!r} in this app")
+        self._reachable(target)
         now = self.clock()
         recent = [m for m in self.inbox if m["user_id"] == target and m["at"] > now - 86400]
         if len(recent) >= NOTIFY_PER_DAY:
@@ -483,8 +492,9 @@ class SimulatedPlatform:
     # payments
 
     def _charge(self, call: CallInfo, op: c.PaymentsCharge) -> c.Payment:
-        if self.resident(call.user_id) is None:
+        if call.user_id is None:
             raise ConsentDenied("an anonymous caller cannot be charged")
+        self._reachable(call.user_id)
         known = self._idempotency.get((str(call.user_id), op.idempotency_key))
         if known is not None:
             payment = self.payments[known]
