@@ -16,8 +16,12 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yima_sdk.errors import YimaError
+
+if TYPE_CHECKING:  # the simulator is imported only by `dev`: the other commands start faster without it
+    from yima_sdk.simulator import AsyncSimulator
 
 __all__ = ["main"]
 
@@ -193,6 +197,15 @@ def _check(args: argparse.Namespace) -> int:
 # ---- dev ------------------------------------------------------------------------------------------------
 
 
+async def _run_due_jobs(simulator: AsyncSimulator) -> None:
+    """As the platform does: every second, run the jobs that are due by the simulator's clock, and say so."""
+    while True:
+        await asyncio.sleep(1)
+        for run in await simulator.advance():
+            outcome = "ok" if run.ok else f"failed {run.code}, again in {run.retry_in_s} s"
+            print(f"job {run.name} {run.job_id} attempt {run.attempt}: {outcome}", flush=True)
+
+
 def _dev(args: argparse.Namespace) -> int:
     from yima_sdk.simulator import AsyncSimulator, Switches, serve_http
 
@@ -223,9 +236,11 @@ def _dev(args: argparse.Namespace) -> int:
             else "OS layers: every one of the production sandbox's is in force"
         )
         print(f"serving on http://127.0.0.1:{port}/  (simulator state: /_sim/state)", flush=True)
+        jobs = loop.create_task(_run_due_jobs(simulator))
         try:
             await stop.wait()
         finally:
+            jobs.cancel()
             server.close()
             await server.wait_closed()
             await simulator.close()

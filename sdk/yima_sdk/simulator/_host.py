@@ -140,6 +140,7 @@ class AsyncSimulator:
         self._worker: _Worker | None = None
         self._current: CallInfo | None = None
         self._lock = asyncio.Lock()
+        self._advancing = asyncio.Lock()
         self._call_ids = 0
         self._scan_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -314,13 +315,14 @@ class AsyncSimulator:
         """Move the simulator's clock forward, running every job that falls due on the way, in time order, as
         production would: each at its due time, a failure again after its backoff (within the window), a
         schedule at each of its firings. Returns the runs; failures are also in `logs`, as in the app's log."""
-        target = self.platform.clock() + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-        runs: list[JobRun] = []
-        while (job := self.platform.next_job(target)) is not None:
-            self._skew += max(0.0, job.run_at - self.platform.clock())
-            runs.append(await self._run_job(job))
-        self._skew += max(0.0, target - self.platform.clock())
-        return runs
+        async with self._advancing:  # one advance at a time: a job is never taken by two
+            target = self.platform.clock() + ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+            runs: list[JobRun] = []
+            while (job := self.platform.next_job(target)) is not None:
+                self._skew += max(0.0, job.run_at - self.platform.clock())
+                runs.append(await self._run_job(job))
+            self._skew += max(0.0, target - self.platform.clock())
+            return runs
 
     async def _run_job(self, job: SimJob) -> JobRun:
         job.attempt += 1
