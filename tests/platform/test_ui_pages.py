@@ -92,7 +92,8 @@ async def test_pages_are_served_under_the_policy_and_app_sessions_hold_for_their
 ) -> None:
     client: AppClient = team.client
     script = b'yima.call("/whoami").then(function (me) { document.body.textContent = me.user_id; });'
-    folder = with_ui(write_probe(tmp_path, new_app_id()), {"index.html": PAGE, "js/app.js": script})
+    app_id = new_app_id()
+    folder = with_ui(write_probe(tmp_path, app_id), {"index.html": PAGE, "js/app.js": script})
     app_id, version = await team.ship(folder)
     other_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
 
@@ -178,3 +179,20 @@ async def test_pages_are_served_under_the_policy_and_app_sessions_hold_for_their
     assert r.status_code == 204, r.text
     r = await client.get(f"/v1/miniapps/{app_id}/api/whoami", headers=as_page)
     assert r.status_code == 401 and r.json()["code"] == "auth.session_ended", r.text
+
+    # a phased release: the whitelisted resident's catalog names the new version's page, everyone else the old
+    early, late = await login(client), await login(client)
+    page_two = PAGE.replace(b"Probe", b"Probe two")
+    await team.ship(
+        with_ui(write_probe(tmp_path, app_id, "2.0.0"), {"index.html": page_two}),
+        percent=0,
+        whitelist=[early.account_id],
+    )
+    for who, expected in ((early, page_two), (late, PAGE)):
+        entry = next(
+            e for e in (await client.get("/v1/miniapps", headers=who.headers)).json() if e["app_id"] == app_id
+        )
+        assert (await client.get(entry["page"])).content == expected, entry
+    assert (
+        await client.get(f"/miniapps/{app_id}/ui/")
+    ).content == PAGE  # the unversioned address: the stable one
