@@ -84,7 +84,9 @@ def page_headers(origin: str, app_id: str) -> dict[str, str]:
         # The page's origin is opaque, so its fonts and module scripts are cross-origin requests; the files are
         # public and carry no credential.
         "access-control-allow-origin": "*",
-        "cache-control": "no-cache",  # revalidated (ETag) on every load: a release reaches phones at once
+        # Revalidated (ETag) on every load, so a release reaches phones at once; private, because the policy names
+        # the origin the request came to, and a shared cache must not hand one Host's policy to another.
+        "cache-control": "private, no-cache",
     }
 
 

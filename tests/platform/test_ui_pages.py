@@ -107,6 +107,7 @@ async def test_pages_are_served_under_the_policy_and_app_sessions_hold_for_their
     assert "frame-ancestors 'self'" in policy and policy.endswith("sandbox allow-scripts")
     assert "unsafe" not in policy and "*" not in policy and "default-src 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "private, no-cache"  # the policy names this Host: no shared cache
     js = await client.get(f"/miniapps/{app_id}/versions/{version}/ui/js/app.js")
     assert js.status_code == 200 and js.content == script
     assert js.headers["content-type"].startswith("text/javascript")
