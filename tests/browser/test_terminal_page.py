@@ -4,6 +4,7 @@ the synced trust list and uploads the record once the network is back, learning 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -158,3 +159,21 @@ async def test_the_camera_reads_a_code_and_the_page_decides_it(
             assert errors == []
         finally:
             await camera_browser.close()
+
+
+async def test_a_terminal_whose_clock_is_ten_minutes_fast_learns_ours_and_signs_in(
+    web: RealServer, browser: Browser, operator: httpx.Client
+) -> None:
+    code = enrolment_code(operator, "web-terminal-fast-clock")
+    async with opened(browser, web, "about:blank") as tab:
+        page = tab.page
+        await page.clock.set_system_time(datetime.now(UTC) + timedelta(minutes=10))
+        await page.goto("/terminal/")
+        await page.get_by_label("登记码").fill(code)
+        await page.get_by_role("button", name="登记").click()
+        # Its first assertion is refused for its time; the signed public time corrects the clock by about -10 min.
+        state = page.locator("#sync-state")
+        await expect(state).to_contain_text("信任列表第")
+        offset_ms = int((await state.text_content() or "").split("时钟偏差 ")[1].split(" ")[0])
+        assert -610_000 < offset_ms < -590_000
+    assert all("status of 401" in e for e in tab.errors)  # the one refused sign-in, nothing else
