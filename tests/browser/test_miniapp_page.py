@@ -212,14 +212,16 @@ async def test_a_hostile_page_reaches_nothing_but_its_own_app(
 
         # The app session a page gets by the handshake: good on its own gateway, refused on another app's and
         # on the resident's own routes, even when sent from the server's origin where no policy stops it.
-        token = await frame.evaluate(
-            """(origin) => new Promise((resolve) => {
-                 addEventListener("message", (e) => { if (e.data && e.data.id === 4242) resolve(e.data.result.token); });
-                 parent.postMessage({ yima: 1, id: 4242, type: "session" }, origin);
-               })""",
-            web.url,
-        )
+        handshake = """([origin, id, renew]) => new Promise((resolve) => {
+                 addEventListener("message", (e) => { if (e.data && e.data.id === id) resolve(e.data.result.token); });
+                 parent.postMessage({ yima: 1, id, type: "session", data: { renew } }, origin);
+               })"""
+        token = await frame.evaluate(handshake, [web.url, 4242, False])
         assert token.startswith("yas_")
+        # the host reuses a session with time left (a page asking in a loop costs the server nothing), and opens
+        # a new one when the page says its session was refused
+        assert await frame.evaluate(handshake, [web.url, 4243, False]) == token
+        assert await frame.evaluate(handshake, [web.url, 4244, True]) not in ("", token)
         answers = await tab.page.evaluate(
             """async ([token, paths]) => {
                  const out = {};

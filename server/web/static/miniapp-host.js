@@ -21,7 +21,8 @@
  * app's gateway. Only messages whose `event.source` is this frame's window and whose origin is opaque ("null")
  * are answered. The page may ask for:
  *
- *   session    -> {app_id, token, expires_in, user_id}: an app session (POST /v1/me/miniapps/{id}/session)
+ *   session    -> {app_id, token, expires_in, user_id}: an app session (POST /v1/me/miniapps/{id}/session),
+ *                 reused while it has over a minute left unless the page asks {renew: true} (it was refused)
  *   consent    -> {granted}: a scope the app declares (`scopes` = [{name, purpose}] of that one scope). onConsent
  *                 is called only when the resident has not decided yet (a refusal stays a refusal: no prompt
  *                 loop); the host records true or false (PUT /v1/me/consents/...); null = dismissed, nothing
@@ -91,8 +92,14 @@ export function openMiniapp(container, appId, options = {}) {
     return entry;
   }
 
-  async function session() {
-    return api("POST", `/v1/me/miniapps/${app}/session`);
+  // One app session at a time, reused while it has more than a minute left: a page that asks in a loop costs
+  // the server nothing more.
+  let current = null;
+  async function session({ renew }) {
+    if (current && !renew && current.until - Date.now() > 60_000) return current.answer;
+    const answer = await api("POST", `/v1/me/miniapps/${app}/session`);
+    current = { answer, until: Date.now() + answer.expires_in * 1000 };
+    return answer;
   }
 
   async function consent({ scope }) {

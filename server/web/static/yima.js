@@ -71,7 +71,7 @@
 
   function open(renew) {
     if (session === null || renew) {
-      session = ask("session").then(
+      session = ask("session", { renew: Boolean(renew) }).then(
         function (result) {
           return { appId: result.app_id, userId: result.user_id, token: result.token };
         },
