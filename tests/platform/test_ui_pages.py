@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -174,6 +175,17 @@ async def test_pages_are_served_under_the_policy_and_app_sessions_hold_for_their
     forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
     r = await client.get(f"/v1/miniapps/{app_id}/api/whoami", headers={"authorization": f"Bearer {forged}"})
     assert r.status_code == 401 and r.json()["code"] == "miniapp.session_invalid"
+    sessions = client.app.state.platform.app_sessions
+    sessions.clock = lambda: time.time() - sessions.ttl_s - 60  # a session issued 11 minutes ago
+    try:
+        r = await client.post(f"/v1/me/miniapps/{app_id}/session", headers=resident.headers)
+    finally:
+        sessions.clock = time.time
+    stale = {"authorization": f"Bearer {r.json()['token']}"}
+    r = await client.get(f"/v1/miniapps/{app_id}/api/whoami", headers=stale)
+    assert (
+        r.status_code == 401 and r.json()["code"] == "miniapp.session_expired"
+    )  # yima.js asks for a new one
 
     # the resident signs out: the app sessions of that sign-in end with it
     r = await client.post("/v1/auth/logout", headers=resident.headers)
