@@ -29,6 +29,7 @@ from yima_sdk.contract import (
     Payment,
     Record,
     RecordPage,
+    Refund,
     StaffRole,
     StaffRoles,
     Verification,
@@ -49,6 +50,7 @@ __all__ = [
     "Payments",
     "Record",
     "RecordPage",
+    "Refund",
     "StaffRole",
     "StaffRoles",
     "Storage",
@@ -181,6 +183,15 @@ class Payments(_Facade):
         """The payment's current state (e.g. after the resident confirmed it)."""
         payment: Payment = await self._call(c.PaymentsStatus(payment_id=payment_id))
         return payment
+
+    async def refund(self, payment_id: str, amount_fen: int, reason: str, idempotency_key: str) -> Refund:
+        """Give back `amount_fen` of a succeeded payment (a cancelled booking). The same `idempotency_key`
+        returns the same refund; a payment not succeeded, or more than is left of it, raises InvalidArgument."""
+        op = c.PaymentsRefund(
+            payment_id=payment_id, amount_fen=amount_fen, reason=reason, idempotency_key=idempotency_key
+        )
+        refund: Refund = await self._call(op)
+        return refund
 
 
 class Credentials(_Facade):

@@ -60,10 +60,12 @@ __all__ = [
     "Page",
     "Payment",
     "PaymentsCharge",
+    "PaymentsRefund",
     "PaymentsStatus",
     "ReadCheck",
     "Record",
     "RecordPage",
+    "Refund",
     "ScanReply",
     "StaffRole",
     "StaffRoles",
@@ -144,6 +146,15 @@ class Payment(_Reply, frozen=True):
     amount_fen: int
     reason: str
     idempotency_key: str
+
+
+class Refund(_Reply, frozen=True):
+    """Money given back from a succeeded payment: this refund's `amount_fen` and `refunded_fen`, all refunded
+    of the payment so far (never more than it charged)."""
+
+    payment_id: str
+    amount_fen: int
+    refunded_fen: int
 
 
 class AppPass(_Reply, frozen=True):
@@ -345,6 +356,18 @@ class PaymentsStatus(_Op, frozen=True, tag="payments.status"):
     Reply = Payment
     errors = (InvalidArgument,)
     payment_id: Annotated[str, msgspec.Meta(pattern=r"^pay_[0-9]{1,18}$")]
+
+
+class PaymentsRefund(_Op, frozen=True, tag="payments.refund"):
+    """Give back part or all of a succeeded payment of this app, once per `idempotency_key` (a retry returns
+    the same refund); refunds together never exceed the charge."""
+
+    Reply = Refund
+    errors = (InvalidArgument,)
+    payment_id: Annotated[str, msgspec.Meta(pattern=r"^pay_[0-9]{1,18}$")]
+    amount_fen: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHARGE_FEN)]
+    reason: ShortText
+    idempotency_key: ShortText
 
 
 class CredentialsVerify(_Op, frozen=True, tag="credentials.verify"):
@@ -586,6 +609,7 @@ Operation = (
     | NotifySend
     | PaymentsCharge
     | PaymentsStatus
+    | PaymentsRefund
     | CredentialsVerify
     | CredentialsIssuePass
     | CredentialsRevokePass

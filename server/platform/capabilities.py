@@ -12,6 +12,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
     credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
+    payments.refund -> Refund (part or all of a succeeded payment, once per key)
     jobs.schedule -> job id    jobs.cancel -> bool   see jobs.py
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
@@ -35,6 +36,8 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verif
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
+from server.idempotency import IdempotencyKeyReused
+from server.onecard.errors import RefundExceedsCharge
 from server.platform import repository
 from server.platform.db import AppDb
 from server.platform.ids import AppUserIds
@@ -136,6 +139,8 @@ class PlatformCapabilities:
                 return await self._charge(call, op)
             case c.PaymentsStatus():
                 return await self._payment_status(call, op.payment_id)
+            case c.PaymentsRefund():
+                return await self._refund(call, op)
             case (
                 c.DbGet()
                 | c.DbInsert()
@@ -335,6 +340,33 @@ class PlatformCapabilities:
         if row is None or row["app_id"] != call.app_id:
             raise InvalidArgument(f"no payment {payment_id!r} for this app")
         return _payment(row)
+
+    async def _refund(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
+        onecard = getattr(self.state, "onecard", None)
+        if onecard is None:
+            raise CapabilityFailed("one-card payments are not available on this server")
+        async with self.core.db.transaction() as conn:
+            row = await repository.payment(conn, c.id_number(op.payment_id))
+            if row is None or row["app_id"] != call.app_id:
+                raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
+            if row["status"] != "succeeded" or row["charge_id"] is None:
+                raise InvalidArgument(f"payment {op.payment_id!r} is {row['status']}: nothing to refund")
+            try:
+                async with conn.transaction():  # a savepoint: a refused refund writes nothing
+                    done = await onecard.refund(
+                        conn,
+                        charge_id=row["charge_id"],
+                        amount_fen=op.amount_fen,
+                        idempotency_key=f"miniapp:{op.idempotency_key}",
+                        reason=op.reason,
+                    )
+            except RefundExceedsCharge:
+                raise InvalidArgument("refunds may not exceed what the payment charged") from None
+            except IdempotencyKeyReused:
+                raise InvalidArgument(
+                    f"idempotency_key {op.idempotency_key!r} was used for another refund"
+                ) from None
+        return c.Refund(payment_id=op.payment_id, amount_fen=done.amount_fen, refunded_fen=done.refunded_fen)
 
 
 def _payment(row: Any) -> c.Payment:

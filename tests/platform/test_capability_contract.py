@@ -25,6 +25,7 @@ from yima_sdk.simulator import AsyncSimulator, SimulatedPlatform
 
 from sandbox.capabilities import CallInfo
 from tests.conftest import Session, login, valid_id_number
+from tests.onecard.helpers import Resident, fund, issue_card
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 ALICE_BORN = "19900514"  # the simulator's fixture alice was born on 1990-05-14
@@ -225,6 +226,27 @@ CASES: list[Case] = [
                  "idempotency_key": "ride-1"}),
     Case("status of nothing", "payments.status", {"payment_id": "pay_999999999"}, error=c.InvalidArgument),
     Case("status of a bad id", "payments.status", {"payment_id": "ride-1"}, error=c.InvalidArgument),
+    Case("refund before the resident confirmed", "payments.refund",
+         lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 50, "reason": "r", "idempotency_key": "c-1"},
+         error=c.InvalidArgument),
+    Case("refund of nothing", "payments.refund",
+         {"payment_id": "pay_999999999", "amount_fen": 50, "reason": "r", "idempotency_key": "c-1"},
+         error=c.InvalidArgument),
+    Case("refund", "payments.refund", lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 150,
+                                                 "reason": "visit cancelled", "idempotency_key": "c-1"},
+         before="payment_confirmed", expect={"payment_id": "pay_N", "amount_fen": 150, "refunded_fen": 150}),
+    Case("refund again", "payments.refund", lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 150,
+                                                       "reason": "visit cancelled", "idempotency_key": "c-1"},
+         expect={"payment_id": "pay_N", "amount_fen": 150, "refunded_fen": 150}),
+    Case("refund a used key another amount", "payments.refund",
+         lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 10, "reason": "r", "idempotency_key": "c-1"},
+         error=c.InvalidArgument),
+    Case("refund more than is left", "payments.refund",
+         lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 51, "reason": "r", "idempotency_key": "c-2"},
+         error=c.InvalidArgument),
+    Case("refund the rest", "payments.refund",
+         lambda s: {"payment_id": s["payment"]["id"], "amount_fen": 50, "reason": "r", "idempotency_key": "c-2"},
+         expect={"payment_id": "pay_N", "amount_fen": 50, "refunded_fen": 200}),
     # credentials
     Case("issue_pass", "credentials.issue_pass",
          lambda s: {"kind": "ticket", "data": {"slot": "09:00"}, "valid_until": s["valid_until"]}, save="pass",
@@ -362,8 +384,12 @@ class ServerPlatform:
     users: dict[str | None, str | None]
     alice: Session
     issuer_app: str
+    alice_id_number: str
 
     async def switch(self, name: str) -> None:
+        if name == "payment_confirmed":
+            await self._pay_alices_payments()
+            return
         if name.startswith("jobs_pending_"):
             self.provider.jobs.max_pending = int(name.rpartition("_")[2])
             return
@@ -387,6 +413,18 @@ class ServerPlatform:
             r = await self.team.admin("PUT", f"/{self.app_id}/quotas", json={"storage_max_keys": keys})
         assert r.status_code < 300, r.text
 
+    async def _pay_alices_payments(self) -> None:
+        """Alice links and funds a one-card, then confirms her pending payments."""
+        client, alice = self.team.client, self.alice
+        number = await issue_card(client, self.alice_id_number)
+        r = await client.post("/v1/me/onecard", json={"ss_card_number": number}, headers=alice.headers)
+        assert r.status_code == 200, r.text
+        await fund(client, Resident(alice, number), 1_000)
+        for payment in (await client.get("/v1/me/payments", headers=alice.headers)).json():
+            if payment["status"] == "pending_confirmation":
+                r = await client.post(f"/v1/me/payments/{payment['id']}/confirm", headers=alice.headers)
+                assert r.json()["status"] == "succeeded", r.text
+
 
 @dataclass
 class SimPlatform:
@@ -396,6 +434,11 @@ class SimPlatform:
     issuer_app: str
 
     async def switch(self, name: str) -> None:
+        if name == "payment_confirmed":
+            for payment_id, payment in list(self.provider.payments.items()):
+                if payment["status"] == "pending_confirmation":
+                    self.provider.confirm_payment(payment_id)
+            return
         if name.startswith("jobs_pending_"):
             self.provider.jobs_quota = int(name.rpartition("_")[2])
             return
@@ -411,6 +454,10 @@ class SimPlatform:
 
 
 async def _resident(team: Team, born: str, app_id: str, consent: bool) -> Session:
+    return (await _resident_with_id(team, born, app_id, consent))[0]
+
+
+async def _resident_with_id(team: Team, born: str, app_id: str, consent: bool) -> tuple[Session, str]:
     resident = await login(team.client)
     number = valid_id_number(birth=born, seq=f"{secrets.randbelow(1000):03d}")
     r = await team.client.put(
@@ -422,7 +469,7 @@ async def _resident(team: Team, born: str, app_id: str, consent: bool) -> Sessio
             f"/v1/me/consents/{app_id}/birth_date", json={"granted": True}, headers=resident.headers
         )
         assert r.status_code == 200, r.text
-    return resident
+    return resident, number
 
 
 async def _shared_pass(team: Team, tmp_path: Path, receiver: str, alice: Session) -> tuple[str, str]:
@@ -449,7 +496,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
     folder = write_probe(tmp_path, new_app_id("contract"), version="1.0.0")
     app_id, _ = await team.ship(folder)
     caps = team.client.app.state.platform.caps
-    alice = await _resident(team, ALICE_BORN, app_id, consent=True)
+    alice, alice_id_number = await _resident_with_id(team, ALICE_BORN, app_id, consent=True)
     carol = await _resident(team, "20011130", app_id, consent=False)
     stranger = await _resident(team, "19480201", app_id, consent=False)
     issuer, shared_pass = await _shared_pass(team, tmp_path, app_id, alice)
@@ -465,6 +512,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
         },
         alice,
         issuer,
+        alice_id_number,
     )
     simulated = SimulatedPlatform(load_manifest(folder))
     simulated.set_consent("carol", "birth_date", granted=False)

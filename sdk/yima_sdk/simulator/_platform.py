@@ -150,6 +150,7 @@ class SimulatedPlatform:
         self.refused: set[tuple[str, str]] = set()
         """(resident name, scope) pairs the resident refused; every other declared scope is granted."""
         self._idempotency: dict[tuple[str, str], str] = {}
+        self._refunds: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._by_app_id = {self.user_id(name): name for name in self.users}
         self.balances = {name: user.balance_fen for name, user in self.users.items()}
@@ -341,6 +342,8 @@ class SimulatedPlatform:
                 if payment is None:
                     raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
                 return _payment(payment)
+            case c.PaymentsRefund():
+                return self._refund(op)
             case c.CredentialsVerify():
                 return self.credentials.verify(
                     op.payload, self._user_of_app, self._shows_colour, self._share_consented
@@ -514,6 +517,33 @@ class SimulatedPlatform:
         if self.switches.payment_confirmation != "manual":
             self.confirm_payment(payment["id"], accept=self.switches.payment_confirmation == "auto")
         return _payment(payment)
+
+    def _refund(self, op: c.PaymentsRefund) -> c.Refund:
+        payment = self.payments.get(op.payment_id)
+        if payment is None:
+            raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
+        known = self._refunds.get((op.payment_id, op.idempotency_key))
+        if known is not None:
+            if (known["amount_fen"], known["reason"]) != (op.amount_fen, op.reason):
+                raise InvalidArgument(f"idempotency_key {op.idempotency_key!r} was used for another refund")
+            return c.Refund(
+                payment_id=op.payment_id, amount_fen=known["amount_fen"], refunded_fen=known["refunded_fen"]
+            )
+        if payment["status"] != "succeeded":
+            raise InvalidArgument(f"payment {op.payment_id!r} is {payment['status']}: nothing to refund")
+        refunded = payment.get("refunded_fen", 0) + op.amount_fen
+        if refunded > payment["amount_fen"]:
+            raise InvalidArgument("refunds may not exceed what the payment charged")
+        payment["refunded_fen"] = refunded
+        resident = self.resident(payment["user_id"])
+        assert resident is not None
+        self.balances[resident.name] += op.amount_fen
+        self._refunds[(op.payment_id, op.idempotency_key)] = {
+            "amount_fen": op.amount_fen,
+            "reason": op.reason,
+            "refunded_fen": refunded,
+        }
+        return c.Refund(payment_id=op.payment_id, amount_fen=op.amount_fen, refunded_fen=refunded)
 
     def _settle(self, payment: dict[str, Any]) -> None:
         resident = self.resident(payment["user_id"])
