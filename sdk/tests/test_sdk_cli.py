@@ -165,7 +165,8 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
 
 
 def test_check_reports_scene_and_schedule_without_handler(scaffold: Path, tmp_path: Path) -> None:
-    assert yima_sdk("check", cwd=scaffold).returncode == 0
+    passed = yima_sdk("check", cwd=scaffold)
+    assert passed.returncode == 0 and "ok   ui: 1 page(s), no inline script or style" in passed.stdout
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "app.py").write_text((scaffold / "app.py").read_text())
@@ -175,8 +176,14 @@ def test_check_reports_scene_and_schedule_without_handler(scaffold: Path, tmp_pa
         .replace('["clinic"]', '["clinic", "bus"]')
         .replace("[jobs]", '[jobs]\nclose_day = "0 20 * * *"')
     )
+    (copy / "ui").mkdir()
+    page = '<!doctype html>\n<script src="/static/yima.js"></script>\n<button onclick="go()">go</button>\n'
+    (copy / "ui" / "index.html").write_text(page + "<script>go()</script>\n")
     failed = yima_sdk("check", cwd=copy)
     assert failed.returncode == 1 and "'bus' is subscribed" in failed.stdout
+    # what the page policy would refuse, named with its line
+    assert "FAIL ui/index.html line 3: event handler attribute onclick=" in failed.stdout, failed.stdout
+    assert "FAIL ui/index.html line 4: inline <script>" in failed.stdout
     assert "'close_day' is scheduled in miniapp.toml but has no @app.job('close_day')" in failed.stdout
 
 

@@ -189,9 +189,26 @@ def _check(args: argparse.Namespace) -> int:
     if manifest.scopes and "user" not in manifest.capabilities:
         print("FAIL scopes: reading a scope needs the `user` capability in `capabilities`")
         problems += 1
+    problems += _check_pages(folder)
     package = pack(folder)
     print(f"ok   package: {len(package.files)} files, {len(package.data)} bytes, {package.digest}")
     return 1 if problems else 0
+
+
+def _check_pages(folder: Path) -> int:
+    """The page's HTML files: what the page policy would refuse, each reported (the limits are pack's)."""
+    from yima_sdk.ui_bundle import inline_code
+
+    pages = sorted((folder / "ui").rglob("*.html")) if (folder / "ui").is_dir() else []
+    problems = 0
+    for page in pages:
+        name = page.relative_to(folder).as_posix()
+        for found in inline_code(page.read_text(encoding="utf-8", errors="replace")):
+            print(f"FAIL {name} {found}: the page policy refuses it; move it into a file of ui/")
+            problems += 1
+    if pages and not problems:
+        print(f"ok   ui: {len(pages)} page(s), no inline script or style")
+    return problems
 
 
 # ---- dev ------------------------------------------------------------------------------------------------

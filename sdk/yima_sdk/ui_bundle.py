@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "UI_MAX_TOTAL_BYTES",
     "UI_MEDIA_TYPES",
     "UiProblem",
+    "inline_code",
     "page_headers",
     "page_policy",
     "ui_problems",
@@ -121,3 +123,43 @@ def ui_problems(sizes: Mapping[str, int]) -> list[UiProblem]:
     if "ui/index.html" not in ui:
         problems.append(UiProblem("ui.no_index", "ui/index.html is missing: it is the page the shell opens"))
     return problems
+
+
+class _InlineFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {name.lower(): value or "" for name, value in attrs}
+        line = self.getpos()[0]
+        if tag == "script":
+            self._in_script = "src" not in names
+        if tag == "style":
+            self.found.append(f"line {line}: inline <style>")
+        elif "style" in names:
+            self.found.append(f"line {line}: style attribute on <{tag}>")
+        for name, value in names.items():
+            if name.startswith("on"):
+                self.found.append(f"line {line}: event handler attribute {name}=")
+            elif name in ("href", "src", "action") and value.strip().lower().startswith("javascript:"):
+                self.found.append(f"line {line}: javascript: URL in {name}=")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.found.append(f"line {self.getpos()[0]}: inline <script>")
+            self._in_script = False
+
+
+def inline_code(html: str) -> list[str]:
+    """What in a page the page policy will refuse to run or apply: inline scripts, event handler attributes,
+    `javascript:` URLs and inline styles (`yima-sdk check` reports each; move it into a file of the bundle)."""
+    finder = _InlineFinder()
+    finder.feed(html)
+    finder.close()
+    return finder.found
