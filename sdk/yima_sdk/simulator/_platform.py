@@ -440,6 +440,11 @@ class SimulatedPlatform:
             self._job_keys[op.key] = job.id
         return job.id
 
+    def schedule_job(self, name: str, data: dict[str, Any] | None = None, *, key: str | None = None) -> str:
+        """A one-shot job due now, scheduled from outside the app, as `yima dev` schedules a local app's
+        `seed` job; `advance()` runs it. The job id."""
+        return self._schedule(c.JobsSchedule(name=name, delay_s=0, data=data or {}, key=key))
+
     def next_job(self, until: float) -> SimJob | None:
         """The pending job to run first among those due by `until`, if any."""
         due = [j for j in self.jobs.values() if j.status == "pending" and j.run_at <= until]

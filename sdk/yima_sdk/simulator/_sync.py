@@ -97,6 +97,11 @@ class Simulator:
         """Move the simulator's clock forward, running the jobs that fall due on the way (see AsyncSimulator)."""
         return self._run_sync(self._async.advance(days=days, hours=hours, minutes=minutes, seconds=seconds))
 
+    def schedule_job(self, name: str, data: dict[str, Any] | None = None, *, key: str | None = None) -> str:
+        """A one-shot job of the app due now (as `yima dev` schedules a local app's `seed` job); `advance()`
+        runs it."""
+        return self.platform.schedule_job(name, data, key=key)
+
     @property
     def now(self) -> float:
         """The simulator's clock (Unix seconds): the real time plus what `advance` added."""

@@ -1,0 +1,584 @@
+"""一码就医 Medical visits (gov.guangde.medical): sessions, bookings, check-in by scanning the Ankang code, the
+clinic queue and e-prescriptions, on yima_sdk alone (docs/miniapps/medical.md tells each flow).
+
+Data (ctx.db collections, declared with their indexes in miniapp.toml):
+    institutions  hospitals and township health centres, each with the age from which the fee is waived
+    departments   of an institution; doctors of a department
+    sessions      a doctor's morning (`am`) or afternoon (`pm`) of a day: capacity, fee, walk-ins allowed
+    bookings      id `<session>.<resident>`: one per resident and session; status booked -> waiting (checked
+                  in) -> called -> done, or cancelled / no_show; `number` is the queue number
+Counters (storage): `taken:<session>` (bounded by the capacity in the booking's own commit: never more bookings
+than slots, whatever the concurrency) and `numbers:<session>` (queue numbers, never reused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import msgspec
+import seed
+from yima_sdk import (
+    App,
+    ConsentDenied,
+    Context,
+    CounterOutOfRange,
+    JobEvent,
+    Request,
+    Response,
+    ScanEvent,
+    VersionConflict,
+)
+from yima_sdk.cron import COUNTY_TIME
+
+app = App()
+
+STARTS = {"am": dt.time(8, 0), "pm": dt.time(14, 0)}
+CANCEL_CUTOFF = dt.timedelta(hours=1)
+"""Residents cancel (and are refunded) until one hour before the session starts."""
+PRESCRIPTION_VALID = dt.timedelta(days=3)
+OPEN = ("booked", "waiting", "called")
+
+
+class NewSession(msgspec.Struct, forbid_unknown_fields=True):
+    doctor: str
+    day: dt.date
+    half: str
+    capacity: int
+    fee_fen: int
+    walk_in: bool = False
+
+
+class SessionChange(msgspec.Struct, forbid_unknown_fields=True):
+    capacity: int | None = None
+    fee_fen: int | None = None
+    walk_in: bool | None = None
+
+
+class Item(msgspec.Struct, forbid_unknown_fields=True):
+    drug: str
+    boxes: int = 1
+
+
+class Finish(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[Item] = []
+
+
+def problem(status: int, code: str, message: str) -> Response:
+    return Response.json({"code": code, "error": message}, status=status)
+
+
+def county_now() -> dt.datetime:
+    return dt.datetime.now(COUNTY_TIME)
+
+
+def starts_at(session: dict[str, Any]) -> dt.datetime:
+    day = dt.date.fromisoformat(session["day"])
+    return dt.datetime.combine(day, STARTS[session["half"]], COUNTY_TIME)
+
+
+def age_on(born: str, day: dt.date) -> int:
+    birth = dt.date.fromisoformat(born)
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+# ---- residents: search, book, pay, cancel, see their place in the queue ----------------------------------
+
+
+@app.get("/institutions")
+async def institutions(ctx: Context, request: Request) -> dict[str, Any]:
+    found = await ctx.db.find("institutions", limit=100)
+    out = []
+    for record in found.items:
+        departments = await ctx.db.find("departments", {"institution": record.id}, limit=100)
+        out.append({"id": record.id, **record.value, "departments": [_doc(d) for d in departments.items]})
+    return {"institutions": out}
+
+
+@app.get("/sessions")
+async def search(ctx: Context, request: Request) -> Response:
+    """Open sessions by `department` or `doctor` (and `day`), or all of a `day`."""
+    q = request.query
+    day = q.get("day")
+    where: dict[str, Any] = {}
+    if q.get("department"):
+        where["department"] = q["department"]
+    elif q.get("doctor"):
+        where["doctor"] = q["doctor"]
+    elif q.get("institution"):
+        where["institution"] = q["institution"]
+    elif not day:
+        return problem(400, "medical.search_needs_a_filter", "give department, doctor, institution or day")
+    if day:
+        where["day"] = day
+    elif where:
+        where["day"] = {"gte": county_now().date().isoformat()}
+    page = await ctx.db.find("sessions", where, order_by="day", limit=100, after=q.get("after"))
+    sessions = []
+    for record in page.items:
+        if record.value["status"] != "open":
+            continue
+        taken = await ctx.storage.counter_get(f"taken:{record.id}")
+        sessions.append({**_doc(record), "left": max(record.value["capacity"] - taken, 0)})
+    return Response.json({"sessions": sessions, "next": page.cursor})
+
+
+@app.post("/sessions/{session}/book")
+async def book(ctx: Context, request: Request) -> Response:
+    user_id = await ctx.user.id()
+    if user_id is None:
+        return problem(401, "medical.sign_in", "sign in to book")
+    session = await ctx.db.get("sessions", request.path_params["session"])
+    if session is None or session.value["status"] != "open":
+        return problem(404, "medical.no_such_session", "no open session with that id")
+    if session.value["day"] < county_now().date().isoformat():
+        return problem(409, "medical.session_over", "this session is over")
+    return await take_slot(ctx, session, user_id, walk_in=False)
+
+
+async def take_slot(ctx: Context, session: Any, user_id: str, *, walk_in: bool) -> Response:
+    """One slot of `session` for `user_id`, exactly `capacity` of them whatever the concurrency: the bounded
+    counter and the booking are one commit. A retry answers the booking already made."""
+    sid, s = session.id, session.value
+    booking_id = f"{sid}.{user_id}"
+    existing = await ctx.db.get("bookings", booking_id)
+    if existing is not None and existing.value["status"] != "cancelled":
+        return Response.json(await _with_payment(ctx, existing.id, existing.value), status=200)
+    if await ctx.storage.counter_get(f"taken:{sid}") >= s["capacity"]:
+        return problem(409, "medical.full", "this session is fully booked")
+    number = await ctx.storage.counter_add(f"numbers:{sid}", 1)  # a lost race leaves a gap, never a repeat
+    fee, waived = await fee_for(ctx, s)
+    value = {
+        "session": sid,
+        "user_id": user_id,
+        "day": s["day"],
+        "half": s["half"],
+        "institution": s["institution"],
+        "department": s["department"],
+        "doctor": s["doctor"],
+        "number": number,
+        "status": "booked",
+        "fee_fen": fee,
+        "waived": waived,
+        "walk_in": walk_in,
+        "payment_id": None,
+    }
+    try:
+        async with ctx.db.transaction() as tx:
+            tx.counter_add(f"taken:{sid}", 1, max=s["capacity"])
+            if existing is None:
+                tx.insert("bookings", value, id=booking_id)
+            else:
+                tx.update("bookings", booking_id, value, expected_version=existing.version)
+    except CounterOutOfRange:
+        return problem(409, "medical.full", "this session is fully booked")
+    except VersionConflict:  # the same resident booking twice at once: the other call made it
+        again = await ctx.db.get("bookings", booking_id)
+        assert again is not None
+        return Response.json(await _with_payment(ctx, again.id, again.value), status=200)
+    return Response.json(await _with_payment(ctx, booking_id, value), status=201)
+
+
+async def fee_for(ctx: Context, session: dict[str, Any]) -> tuple[int, bool]:
+    """The registration fee, waived from the institution's age on (by the consented birth date)."""
+    institution = await ctx.db.get("institutions", session["institution"])
+    waive_age = institution.value.get("waive_age") if institution else None
+    if waive_age is None or session["fee_fen"] == 0:
+        return session["fee_fen"], False
+    try:
+        born = await ctx.user.scope("birth_date")
+    except ConsentDenied:
+        return session["fee_fen"], False
+    if age_on(born, dt.date.fromisoformat(session["day"])) >= waive_age:
+        return 0, True
+    return session["fee_fen"], False
+
+
+async def _with_payment(ctx: Context, booking_id: str, value: dict[str, Any]) -> dict[str, Any]:
+    """The booking, charged once (the key is the booking and its number: a retry finds the same payment)."""
+    if value["fee_fen"] > 0 and value["payment_id"] is None and value["status"] in OPEN:
+        payment = await ctx.payments.charge(
+            value["fee_fen"], "挂号费 registration fee", idempotency_key=f"{booking_id}.{value['number']}"
+        )
+        value = {**value, "payment_id": payment.id}
+        record = await ctx.db.get("bookings", booking_id)
+        if record is not None and record.value["payment_id"] is None:
+            try:
+                await ctx.db.update("bookings", booking_id, {**record.value, "payment_id": payment.id},
+                                    expected_version=record.version)  # fmt: skip
+            except VersionConflict:
+                pass  # changed meanwhile (checked in, cancelled): the same key finds the payment again
+    return {"id": booking_id, **value}
+
+
+@app.get("/bookings")
+async def my_bookings(ctx: Context, request: Request) -> dict[str, Any]:
+    user_id = await ctx.user.id()
+    page = await ctx.db.find("bookings", {"user_id": user_id}, order_by="day", limit=100)
+    return {"bookings": [_doc(r) for r in page.items]}
+
+
+@app.get("/bookings/{booking}")
+async def my_booking(ctx: Context, request: Request) -> Response:
+    """The booking and, once checked in, how many are ahead in the queue (the page polls it)."""
+    record = await _own_booking(ctx, request.path_params["booking"])
+    if record is None:
+        return problem(404, "medical.no_such_booking", "no booking of yours with that id")
+    answer = _doc(record)
+    answer["ahead"] = await ahead_of(ctx, record.value) if record.value["status"] == "waiting" else None
+    answer["calling"] = await calling(ctx, record.value["session"])
+    return Response.json(answer)
+
+
+@app.delete("/bookings/{booking}")
+async def cancel_booking(ctx: Context, request: Request) -> Response:
+    record = await _own_booking(ctx, request.path_params["booking"])
+    if record is None or record.value["status"] != "booked":
+        return problem(404, "medical.no_such_booking", "no open booking of yours with that id")
+    if county_now() > starts_at(record.value) - CANCEL_CUTOFF:
+        return problem(409, "medical.past_cutoff", "bookings can be cancelled until one hour before")
+    refunded = await cancel(ctx, record, "您取消了预约 you cancelled")
+    return Response.json({"status": "cancelled", "refunded_fen": refunded})
+
+
+async def cancel(ctx: Context, record: Any, why: str) -> int:
+    """Cancel one booking: its slot back, its fee refunded if paid. Returns the amount refunded."""
+    value = {**record.value, "status": "cancelled"}
+    try:
+        async with ctx.db.transaction() as tx:
+            tx.update("bookings", record.id, value, expected_version=record.version)
+            tx.counter_add(f"taken:{record.value['session']}", -1, min=0)
+    except VersionConflict:
+        return 0  # cancelled (or checked in) by someone else at the same moment
+    return await refund(ctx, record.id, record.value, why)
+
+
+async def refund(ctx: Context, booking_id: str, value: dict[str, Any], why: str) -> int:
+    if value["payment_id"] is None:
+        return 0
+    payment = await ctx.payments.status(value["payment_id"])
+    if payment.status != "succeeded":
+        return 0
+    done = await ctx.payments.refund(
+        payment.id,
+        payment.amount_fen,
+        f"退挂号费 refund: {why}"[:100],
+        idempotency_key=f"cancel.{booking_id}.{value['number']}",
+    )
+    return done.amount_fen
+
+
+async def _own_booking(ctx: Context, booking_id: str) -> Any:
+    record = await ctx.db.get("bookings", booking_id)
+    if record is None or record.value["user_id"] != await ctx.user.id():
+        return None
+    return record
+
+
+async def ahead_of(ctx: Context, booking: dict[str, Any]) -> int:
+    where = {"session": booking["session"], "status": "waiting", "number": {"lt": booking["number"]}}
+    return await ctx.db.count("bookings", where)
+
+
+async def calling(ctx: Context, session_id: str) -> list[int]:
+    page = await ctx.db.find("bookings", {"session": session_id, "status": "called"}, order_by="number")
+    return [r.value["number"] for r in page.items]
+
+
+@app.get("/sessions/{session}/screen")
+async def screen(ctx: Context, request: Request) -> Response:
+    """The clinic screen: the numbers being called and how many wait (no names, no ids)."""
+    sid = request.path_params["session"]
+    session = await ctx.db.get("sessions", sid)
+    if session is None:
+        return problem(404, "medical.no_such_session", "no session with that id")
+    waiting = await ctx.db.count("bookings", {"session": sid, "status": "waiting"})
+    return Response.json({"session": _doc(session), "calling": await calling(ctx, sid), "waiting": waiting})
+
+
+# ---- schedulers: publish, change, cancel sessions of their institution ----------------------------------
+
+
+@app.post("/staff/sessions")
+async def publish(ctx: Context, request: Request) -> Response:
+    new = request.json(NewSession)
+    if new.half not in STARTS or not 1 <= new.capacity <= 500 or not 0 <= new.fee_fen <= 100_000:
+        return problem(400, "medical.bad_session", "half is am or pm, capacity 1-500, fee 0-100000 fen")
+    doctor = await ctx.db.get("doctors", new.doctor)
+    if doctor is None:
+        return problem(404, "medical.no_such_doctor", "no doctor with that id")
+    if not await _holds(ctx, "scheduler", doctor.value["institution"]):
+        return problem(403, "medical.other_institution", "you schedule another institution")
+    sid = f"{new.doctor}.{new.day.isoformat()}.{new.half}"
+    value = {
+        "institution": doctor.value["institution"],
+        "department": doctor.value["department"],
+        "doctor": new.doctor,
+        "doctor_name": doctor.value["name"],
+        "day": new.day.isoformat(),
+        "half": new.half,
+        "capacity": new.capacity,
+        "fee_fen": new.fee_fen,
+        "walk_in": new.walk_in,
+        "status": "open",
+    }
+    try:
+        await ctx.db.insert("sessions", value, id=sid)
+    except VersionConflict:
+        return problem(409, "medical.session_exists", "that doctor already has that session")
+    await ctx.log.info("session published", session=sid)
+    return Response.json({"id": sid, **value}, status=201)
+
+
+@app.put("/staff/sessions/{session}")
+async def change(ctx: Context, request: Request) -> Response:
+    changes = request.json(SessionChange)
+    record = await ctx.db.get("sessions", request.path_params["session"])
+    if record is None or record.value["status"] != "open":
+        return problem(404, "medical.no_such_session", "no open session with that id")
+    if not await _holds(ctx, "scheduler", record.value["institution"]):
+        return problem(403, "medical.other_institution", "you schedule another institution")
+    value = dict(record.value)
+    for field in ("capacity", "fee_fen", "walk_in"):
+        if getattr(changes, field) is not None:
+            value[field] = getattr(changes, field)
+    taken = await ctx.storage.counter_get(f"taken:{record.id}")
+    if value["capacity"] < taken:
+        return problem(409, "medical.capacity_below_bookings", f"{taken} are booked already")
+    try:
+        version = await ctx.db.update("sessions", record.id, value, expected_version=record.version)
+    except VersionConflict:
+        return problem(409, "medical.changed", "the session changed meanwhile: read it again")
+    return Response.json({"id": record.id, **value, "version": version})
+
+
+@app.post("/staff/sessions/{session}/cancel")
+async def cancel_session(ctx: Context, request: Request) -> Response:
+    """Cancel a session: every booked resident is told and refunded."""
+    record = await ctx.db.get("sessions", request.path_params["session"])
+    if record is None:
+        return problem(404, "medical.no_such_session", "no session with that id")
+    if not await _holds(ctx, "scheduler", record.value["institution"]):
+        return problem(403, "medical.other_institution", "you schedule another institution")
+    if record.value["status"] == "open":
+        await ctx.db.update("sessions", record.id, {**record.value, "status": "cancelled"})
+    told = refunded = 0
+    for status in ("booked", "waiting"):  # a retried cancel finishes what a failed one left
+        while True:
+            page = await ctx.db.find("bookings", {"session": record.id, "status": status}, limit=50)
+            if not page.items:
+                break
+            for booking in page.items:
+                refunded += await cancel(ctx, booking, "门诊停诊 the session was cancelled")
+                await ctx.notify.send(
+                    "门诊停诊 Session cancelled",
+                    f"{record.value['doctor_name']} {booking.value['day']} {booking.value['half']}: "
+                    "停诊, 挂号费已退 the session is cancelled; your fee is refunded",
+                    user_id=booking.value["user_id"],
+                )
+                told += 1
+    return Response.json({"status": "cancelled", "told": told, "refunded_fen": refunded})
+
+
+async def _holds(ctx: Context, role: str, institution: str) -> bool:
+    return (await ctx.user.staff()).has(role, f"institution:{institution}")
+
+
+# ---- check-in at the clinic terminal ----------------------------------------------------------------------
+
+
+@app.on_scan("clinic")
+async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
+    if event.data.mode == "offline":
+        return None  # nobody waits at the terminal: check-in is at the desk
+    if event.user_id is None:
+        return {"lines": ["未预约 No booking in 一码就医"]}
+    at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+    unit = event.data.unit or ""
+    institution = unit.removeprefix("institution:") if unit.startswith("institution:") else None
+    try:
+        colour = await ctx.user.scope("health_color")
+    except ConsentDenied:
+        colour = None
+    today = await ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
+    mine = [r for r in today.items if r.value["status"] in OPEN
+            and (institution is None or r.value["institution"] == institution)]  # fmt: skip
+    if colour in ("red", "yellow"):
+        kept = f"预约保留 No. {mine[0].value['number']} kept" if mine else "请勿进入门诊 Do not enter"
+        return {"lines": ["发热门诊 Go to the fever clinic", f"健康码 code {colour}", kept]}
+    if not mine:
+        return await walk_in(ctx, event.user_id, institution, at)
+    record = mine[0]
+    value = record.value
+    if value["status"] == "booked":
+        value = {**value, "status": "waiting", "checked_in_at": int(at.timestamp())}
+        try:
+            await ctx.db.update("bookings", record.id, value, expected_version=record.version)
+        except VersionConflict:
+            pass  # checked in by a scan a moment ago
+    department = await ctx.db.get("departments", value["department"])
+    ahead = await ahead_of(ctx, value)
+    return {"lines": [
+        department.value["name"] if department else value["department"],
+        f"{value['half'].upper()} 序号 No. {value['number']}",
+        f"前面 {ahead} 人 {ahead} ahead",
+    ]}  # fmt: skip
+
+
+async def walk_in(ctx: Context, user_id: str, institution: str | None, at: dt.datetime) -> dict[str, Any]:
+    """A walk-in number in today's session of this half-day that allows walk-ins, if there is one."""
+    if institution is None:
+        return {"lines": ["今日无预约 No booking today"]}
+    half = "am" if at.hour < 12 else "pm"
+    page = await ctx.db.find("sessions", {"institution": institution, "day": at.date().isoformat()})
+    for session in page.items:
+        if session.value["walk_in"] and session.value["half"] == half and session.value["status"] == "open":
+            answer = await take_slot(ctx, session, user_id, walk_in=True)
+            if answer.status in (200, 201):
+                taken = msgspec.json.decode(answer.body)
+                await ctx.db.update("bookings", taken["id"], {
+                    **{k: v for k, v in taken.items() if k != "id"}, "status": "waiting",
+                    "checked_in_at": int(at.timestamp()),
+                })  # fmt: skip
+                fee = "请在手机上付费 Pay on your phone" if taken["payment_id"] else "免挂号费 No fee"
+                return {"lines": [f"现场号 Walk-in No. {taken['number']}", session.value["doctor_name"], fee]}
+    return {"lines": ["今日无预约 No booking today", "无现场号 No walk-in numbers left"]}
+
+
+# ---- doctors: the queue, no-shows, finishing a visit with an e-prescription -------------------------------
+
+
+@app.post("/doctor/sessions/{session}/next")
+async def call_next(ctx: Context, request: Request) -> Response:
+    session = await ctx.db.get("sessions", request.path_params["session"])
+    if session is None:
+        return problem(404, "medical.no_such_session", "no session with that id")
+    if not await _holds(ctx, "doctor", session.value["institution"]):
+        return problem(403, "medical.other_institution", "you work at another institution")
+    for _ in range(5):  # two doctors calling at once: each gets a different patient
+        page = await ctx.db.find(
+            "bookings", {"session": session.id, "status": "waiting"}, order_by="number", limit=1
+        )
+        if not page.items:
+            return Response.json({"number": None, "waiting": 0})
+        record = page.items[0]
+        try:
+            await ctx.db.update("bookings", record.id, {**record.value, "status": "called"},
+                                expected_version=record.version)  # fmt: skip
+        except VersionConflict:
+            continue
+        await ctx.notify.send(
+            "请就诊 Your turn",
+            f"序号 No. {record.value['number']}: 请到诊室 please come in",
+            user_id=record.value["user_id"],
+        )
+        waiting = await ctx.db.count("bookings", {"session": session.id, "status": "waiting"})
+        return Response.json({"booking": record.id, "number": record.value["number"], "waiting": waiting})
+    return problem(409, "medical.busy", "the queue is changing: call again")
+
+
+@app.post("/doctor/bookings/{booking}/no-show")
+async def no_show(ctx: Context, request: Request) -> Response:
+    """The called patient did not come: marked, and the slot released for another booking."""
+    record = await _doctors_booking(ctx, request.path_params["booking"])
+    if isinstance(record, Response):
+        return record
+    if record.value["status"] not in ("called", "waiting", "booked"):
+        return problem(409, "medical.not_in_queue", f"the booking is {record.value['status']}")
+    try:
+        async with ctx.db.transaction() as tx:
+            tx.update(
+                "bookings", record.id, {**record.value, "status": "no_show"}, expected_version=record.version
+            )
+            tx.counter_add(f"taken:{record.value['session']}", -1, min=0)
+    except VersionConflict:
+        return problem(409, "medical.changed", "the booking changed meanwhile")
+    return Response.json({"status": "no_show"})
+
+
+@app.post("/doctor/bookings/{booking}/finish")
+async def finish(ctx: Context, request: Request) -> Response:
+    """The visit is over; with items, an e-prescription pass the resident shows at a pharmacy of the medicine
+    app (shared through [share_passes_with])."""
+    body = request.json(Finish)
+    record = await _doctors_booking(ctx, request.path_params["booking"])
+    if isinstance(record, Response):
+        return record
+    if record.value["status"] != "called":
+        return problem(409, "medical.not_called", f"the booking is {record.value['status']}")
+    prescription = None
+    if body.items:
+        issued = await ctx.credentials.issue_pass(
+            "prescription",
+            {
+                "visit": record.id[:60],
+                "institution": record.value["institution"],
+                "items": [[item.drug[:40], item.boxes] for item in body.items[:8]],
+            },
+            valid_until=int(time.time() + PRESCRIPTION_VALID.total_seconds()),
+            user_id=record.value["user_id"],
+        )
+        prescription = {"id": issued.id, "payload": issued.payload, "valid_until": issued.valid_until}
+    value = {**record.value, "status": "done", "prescription": prescription}
+    try:
+        await ctx.db.update("bookings", record.id, value, expected_version=record.version)
+    except VersionConflict:
+        if prescription:
+            await ctx.credentials.revoke_pass(prescription["id"])
+        return problem(409, "medical.changed", "the booking changed meanwhile")
+    if prescription:
+        await ctx.notify.send("电子处方 E-prescription", "在一码购药出示 show it at a pharmacy",
+                              user_id=record.value["user_id"])  # fmt: skip
+    return Response.json({"status": "done", "prescription": prescription})
+
+
+async def _doctors_booking(ctx: Context, booking_id: str) -> Any:
+    record = await ctx.db.get("bookings", booking_id)
+    if record is None:
+        return problem(404, "medical.no_such_booking", "no booking with that id")
+    if not await _holds(ctx, "doctor", record.value["institution"]):
+        return problem(403, "medical.other_institution", "you work at another institution")
+    return record
+
+
+# ---- jobs: tomorrow's reminders; demo data for `yima dev` --------------------------------------------------
+
+
+@app.job("remind")
+async def remind(ctx: Context, job: JobEvent) -> None:
+    tomorrow = (job.scheduled_at.astimezone(COUNTY_TIME) + dt.timedelta(days=1)).date().isoformat()
+    after = None
+    while True:
+        page = await ctx.db.find("bookings", {"day": tomorrow}, limit=100, after=after)
+        for booking in page.items:
+            if booking.value["status"] != "booked":
+                continue
+            try:  # at least once: one reminder per booking, whatever the retries
+                await ctx.storage.put(f"reminded:{booking.id}", job.job_id, expected_version=0)
+            except VersionConflict:
+                continue
+            start = STARTS[booking.value["half"]].strftime("%H:%M")
+            await ctx.notify.send(
+                "明日就诊 Visit tomorrow",
+                f"{tomorrow} {start} 序号 No. {booking.value['number']}: 请带好一码 bring your code",
+                user_id=booking.value["user_id"],
+            )
+        after = page.cursor
+        if after is None:
+            return
+
+
+@app.job("seed")
+async def seed_demo(ctx: Context, job: JobEvent) -> None:
+    """Demo institutions, departments, doctors and a week of sessions (yima dev runs it once)."""
+    first = job.scheduled_at.astimezone(COUNTY_TIME).date()
+    for collection, doc_id, value in seed.documents(first):
+        try:
+            await ctx.db.insert(collection, value, id=doc_id)
+        except VersionConflict:
+            pass  # seeded before
+
+
+def _doc(record: Any) -> dict[str, Any]:
+    return {"id": record.id, **record.value}

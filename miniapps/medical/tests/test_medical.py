@@ -1,0 +1,167 @@
+"""The medical visits app against the simulator: demo data, booking with its fee (waived at 65), cancelling
+with a refund, a scheduler cancelling a session, check-in by scan, the doctor's queue and the e-prescription,
+and the evening reminder."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.testing import MiniApp
+
+PEOPLE = "institution:guangde-people"
+
+
+def seeded(miniapp: MiniApp) -> str:
+    """Run the app's seed job as `yima dev` does; today's date in county time."""
+    miniapp.schedule_job("seed", key="yima-dev-seed")
+    assert [run.ok for run in miniapp.advance(seconds=1) if run.name == "seed"] == [True]
+    return dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME).date().isoformat()
+
+
+def day_after(day: str, n: int = 1) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=n)).isoformat()
+
+
+def test_book_pay_waive_at_65_and_cancel_with_a_refund(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    tomorrow = day_after(today)
+    names = [i["name"] for i in miniapp.get("/institutions").json()["institutions"]]
+    assert {"广德市人民医院", "广德市中医院", "桃州镇卫生院"} <= set(names)
+    found = miniapp.get("/sessions", query={"department": "guangde-people.internal", "day": tomorrow}).json()
+    assert {s["doctor"] for s in found["sessions"]} == {"dr-chen", "dr-zhou"}
+    assert (
+        miniapp.get("/sessions", query={"doctor": "dr-chen", "day": tomorrow}).json()["sessions"][0]["left"]
+        == 20
+    )
+    assert miniapp.get("/sessions").json()["code"] == "medical.search_needs_a_filter"
+
+    session = f"dr-chen.{tomorrow}.am"
+    booked = miniapp.post(f"/sessions/{session}/book", user="alice")
+    assert booked.status == 201, booked.json()
+    booking = booked.json()
+    assert (booking["number"], booking["fee_fen"], booking["waived"]) == (1, 1000, False)
+    # a retry answers the same booking and the same payment: one slot, one charge
+    again = miniapp.post(f"/sessions/{session}/book", user="alice")
+    assert again.status == 200 and again.json()["payment_id"] == booking["payment_id"]
+    assert len(miniapp.payments) == 1 and miniapp.counters[f"taken:{session}"] == 1
+    paid = miniapp.confirm_payment(booking["payment_id"])
+    assert paid["status"] == "succeeded"
+    balance = miniapp.platform.balances["alice"]
+
+    free = miniapp.post(f"/sessions/{session}/book", user="grandpa").json()  # born 1948: 65 or more
+    assert (free["fee_fen"], free["waived"], free["payment_id"], free["number"]) == (0, True, None, 2)
+
+    assert miniapp.delete(f"/bookings/{booking['id']}", user="grandpa").status == 404  # not his
+    cancelled = miniapp.delete(f"/bookings/{booking['id']}", user="alice")
+    assert cancelled.json() == {"status": "cancelled", "refunded_fen": 1000}
+    assert miniapp.platform.balances["alice"] == balance + 1000
+    assert miniapp.counters[f"taken:{session}"] == 1
+    # booking again after a cancel: a new number (numbers are never reused), a new charge
+    rebooked = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    assert rebooked["number"] == 3 and rebooked["payment_id"] != booking["payment_id"]
+
+
+def test_a_session_holds_its_capacity_and_its_scheduler_cancels_it(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    day = day_after(today, 8)  # after the demo week
+    body = {"doctor": "dr-sun", "day": day, "half": "pm", "capacity": 2, "fee_fen": 300}
+    refused = miniapp.post("/staff/sessions", user="alice", json={**body, "half": "am"})
+    assert refused.status == 403 and refused.json()["code"] == "miniapp.staff_required"
+    miniapp.grant_staff("alice", "scheduler", "institution:guangde-tcm")
+    other = miniapp.post("/staff/sessions", user="alice", json={**body, "half": "am"})
+    assert other.json()["code"] == "medical.other_institution"
+    miniapp.grant_staff("alice", "scheduler", PEOPLE)
+    assert miniapp.post("/staff/sessions", user="alice", json=body).status == 201
+    session = f"dr-sun.{day}.pm"
+    assert miniapp.post("/staff/sessions", user="alice", json=body).json()["code"] == "medical.session_exists"
+
+    answers = [miniapp.post(f"/sessions/{session}/book", user=u) for u in ("alice", "grandpa", "carol")]
+    assert [a.status for a in answers] == [201, 201, 409]
+    assert answers[2].json()["code"] == "medical.full"
+    shrink = miniapp.put(f"/staff/sessions/{session}", user="alice", json={"capacity": 1})
+    assert shrink.json()["code"] == "medical.capacity_below_bookings"
+    assert miniapp.put(f"/staff/sessions/{session}", user="alice", json={"capacity": 3}).status == 200
+    assert miniapp.post(f"/sessions/{session}/book", user="carol").status == 201
+
+    miniapp.confirm_payment(answers[0].json()["payment_id"])
+    done = miniapp.post(f"/staff/sessions/{session}/cancel", user="alice").json()
+    assert done == {
+        "status": "cancelled",
+        "told": 3,
+        "refunded_fen": 300,
+    }  # grandpa's was free, carol's unpaid
+    for user in ("alice", "grandpa", "carol"):
+        assert "门诊停诊 Session cancelled" in [m["title"] for m in miniapp.inbox(user)]
+    assert miniapp.get("/sessions", query={"doctor": "dr-sun", "day": day}).json()["sessions"] == []
+
+
+def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    session = f"dr-zhou.{today}.pm"
+    first = miniapp.post(f"/sessions/{session}/book", user="grandpa").json()
+    second = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    carol = miniapp.post(f"/sessions/{session}/book", user="carol").json()
+
+    assert miniapp.scan("clinic", user="grandpa", unit=PEOPLE) == [
+        "内科 Internal medicine", "PM 序号 No. 1", "前面 0 人 0 ahead",
+    ]  # fmt: skip
+    assert miniapp.scan("clinic", user="alice", unit=PEOPLE)[2] == "前面 1 人 1 ahead"
+    # a yellow code goes to the fever clinic first; the booking is kept, not queued
+    assert miniapp.scan("clinic", user="carol", unit=PEOPLE) == [
+        "发热门诊 Go to the fever clinic", "健康码 code yellow", "预约保留 No. 3 kept",
+    ]  # fmt: skip
+    assert miniapp.get(f"/bookings/{carol['id']}", user="carol").json()["status"] == "booked"
+    assert miniapp.get(f"/bookings/{second['id']}", user="alice").json()["ahead"] == 1
+
+    refused = miniapp.post(f"/doctor/sessions/{session}/next", user="carol")
+    assert refused.json()["code"] == "miniapp.staff_required"
+    miniapp.grant_staff("carol", "doctor", PEOPLE)
+    called = miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json()
+    assert (called["number"], called["waiting"]) == (1, 1)
+    assert miniapp.get(f"/sessions/{session}/screen").json()["calling"] == [1]
+    assert miniapp.get(f"/bookings/{second['id']}", user="alice").json()["ahead"] == 0
+    assert miniapp.post(f"/doctor/bookings/{first['id']}/no-show", user="carol").json() == {
+        "status": "no_show"
+    }
+    assert miniapp.counters[f"taken:{session}"] == 2  # the slot is free again
+
+    assert miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json()["number"] == 2
+    finished = miniapp.post(
+        f"/doctor/bookings/{second['id']}/finish",
+        user="carol",
+        json={"items": [{"drug": "amoxicillin", "boxes": 2}]},
+    ).json()
+    assert finished["status"] == "done" and finished["prescription"]["payload"].startswith("YP1.")
+    assert "电子处方 E-prescription" in [m["title"] for m in miniapp.inbox("alice")]
+    assert miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json() == {
+        "number": None,
+        "waiting": 0,
+    }
+
+
+def test_walk_in_at_a_township_centre_and_no_booking_elsewhere(miniapp: MiniApp) -> None:
+    seeded(miniapp)
+    assert miniapp.get("/bookings", user="alice").json() == {"bookings": []}  # she has opened the app
+    lines = miniapp.scan("clinic", user="alice", unit="institution:taozhou")
+    assert lines[0] == "现场号 Walk-in No. 1" and lines[1] == "何平 He Ping"
+    again = miniapp.scan("clinic", user="alice", unit="institution:taozhou")  # the same number, not a second
+    assert again[1:] == ["PM 序号 No. 1", "前面 0 人 0 ahead"] or again[1:] == [
+        "AM 序号 No. 1",
+        "前面 0 人 0 ahead",
+    ]
+    # a resident who never opened the app is unknown to it: no walk-in number on their behalf
+    assert miniapp.scan("clinic", user="grandpa", unit="institution:taozhou") == [
+        "未预约 No booking in 一码就医"
+    ]
+
+
+def test_the_evening_reminder_reaches_tomorrows_patients_once(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    for offset in (1, 2):
+        miniapp.post(f"/sessions/dr-wu.{day_after(today, offset)}.am/book", user="grandpa")
+    runs = [run for run in miniapp.advance(days=1) if run.name == "remind"]
+    assert [run.ok for run in runs] == [True]
+    reminded = dt.datetime.fromtimestamp(runs[0].at, COUNTY_TIME).date() + dt.timedelta(days=1)
+    titles = [m["body"] for m in miniapp.inbox("grandpa") if m["title"] == "明日就诊 Visit tomorrow"]
+    assert len(titles) == 1 and titles[0].startswith(f"{reminded.isoformat()} 08:00")

@@ -1,0 +1,79 @@
+// 一码就医: the resident's bookings with their live queue position, and booking a session.
+const $ = (id) => document.getElementById(id);
+const say = (text) => { $("status").textContent = text; };
+const county = () => new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
+
+function item(text, label, action) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  if (label) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    button.addEventListener("click", action);
+    li.append(button);
+  }
+  return li;
+}
+
+async function bookings() {
+  const { bookings } = await yima.call("/bookings");
+  const list = $("bookings");
+  list.replaceChildren();
+  for (const b of bookings.filter((b) => ["booked", "waiting", "called"].includes(b.status))) {
+    const detail = await yima.call("/bookings/" + encodeURIComponent(b.id));
+    const where = b.status === "waiting" ? " · 前面 " + detail.ahead + " 人 ahead"
+      : b.status === "called" ? " · 请就诊 your turn" : "";
+    const text = b.day + " " + b.half + " " + b.doctor + " No. " + b.number + where;
+    list.append(b.status === "booked" ? item(text, "取消 Cancel", () => cancel(b.id)) : item(text));
+  }
+}
+
+async function cancel(id) {
+  try {
+    const done = await yima.call("/bookings/" + encodeURIComponent(id), { method: "DELETE" });
+    say("已取消 cancelled, refunded " + done.refunded_fen / 100 + " 元");
+  } catch (error) {
+    say(error.problem && error.problem.error ? error.problem.error : error.code);
+  }
+  bookings();
+}
+
+async function sessions() {
+  const query = { department: $("department").value, day: $("day").value };
+  const { sessions } = await yima.call("/sessions", { query });
+  $("sessions").replaceChildren(...sessions.map((s) => item(
+    s.half + " " + s.doctor_name + " · " + s.fee_fen / 100 + " 元 · " + s.left + " left",
+    "预约 Book", () => book(s.id))));
+}
+
+async function book(id) {
+  try {
+    await yima.requestConsent("birth_date"); // 65 or more: no fee
+    const booked = await yima.call("/sessions/" + encodeURIComponent(id) + "/book", { method: "POST" });
+    let paid = booked.waived ? "免挂号费 no fee" : "";
+    if (booked.payment_id) paid = (await yima.confirmPayment(booked.payment_id)).status;
+    say("No. " + booked.number + " · " + paid);
+  } catch (error) {
+    say(error.problem && error.problem.error ? error.problem.error : error.code);
+  }
+  bookings();
+  sessions();
+}
+
+async function start() {
+  const { institutions } = await yima.call("/institutions");
+  for (const institution of institutions) {
+    for (const d of institution.departments) {
+      $("department").append(new Option(institution.name + " · " + d.name, d.id));
+    }
+  }
+  $("day").value = county();
+  $("department").addEventListener("change", sessions);
+  $("day").addEventListener("change", sessions);
+  await Promise.all([bookings(), sessions()]);
+  setInterval(bookings, 15000); // the queue moves: the position stays live
+}
+
+$("code").addEventListener("click", () => yima.showCode());
+start().catch((error) => say(error.code));
