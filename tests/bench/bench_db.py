@@ -9,6 +9,9 @@ workers), wrk as the load, side by side in one run:
 2. A transaction of 3 writes (a day's counter, a booking, its ledger line: the probe's /db/tx3) through the
    sandbox on 2 server workers, 16 connections (target >= 1,000/s), beside the trivial handler's rate.
 
+3. Beside them, without HTTP or sandbox: the find statement alone on one connection, and the platform's commit
+   of the same 3 writes, 16 at a time on a pool of its own.
+
 The 1,000,000 documents are written straight into the tables with the SDK's key encoding (yima_sdk.query), as
 the platform's writes would leave them. Run: .venv/bin/python tests/bench/bench_db.py
 """
@@ -28,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import asyncpg
+import msgspec
 from yima_sdk.manifest import load_manifest
 from yima_sdk.query import index_keys, plan
 
@@ -135,6 +139,58 @@ async def query_alone(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]
     return timings
 
 
+async def commits_alone(
+    dsn: str, app_id: str, manifest: dict[str, Any], tasks: int, seconds: float, tag: int
+) -> float:
+    """The platform's commit (server.platform.db.AppDb) of the same 3 writes as /db/tx3, `tasks` at a time on a
+    pool of its own, no HTTP, no sandbox: commits per second."""
+    from sandbox.capabilities import CallInfo
+    from server.db import Database
+    from server.platform.db import AppDb
+    from server.platform.runtime import LiveApp, LiveVersion
+
+    async def jsonb(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+    pool = await asyncpg.create_pool(dsn, min_size=tasks, max_size=tasks, init=jsonb)
+    live = LiveVersion(app_id, "bench", manifest)
+    view = LiveApp(app_id, "bench", False, live, None, 0, frozenset(), 0, 0)
+    runtime: Any = type("View", (), {"apps": {app_id: view}})()
+    db = AppDb(Database(pool, 5.0), runtime)
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        n = w
+        while time.perf_counter() < stop:
+            writes: list[Any] = [
+                {"kind": "counter_add", "name": f"alone:day:{n % 64}"},
+                {"kind": "insert", "collection": "bookings", "id": f"alone-{tag}-{w}-{n}",
+                 "value": {"day": "2026-04-01", "user_id": f"u{n}", "doctor_id": f"d{n % 16}"}},
+                {"kind": "insert", "collection": "ledger", "id": f"alone-l-{tag}-{w}-{n}",
+                 "value": {"booking": f"alone-{tag}-{w}-{n}", "fee": 500}},
+            ]  # fmt: skip
+            await db.handle(
+                CallInfo(app_id=app_id, version="bench", call_id=n),
+                c_commit(writes),
+            )
+            done += 1
+            n += tasks
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(tasks)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    return done / elapsed
+
+
+def c_commit(writes: list[Any]) -> Any:
+    from yima_sdk import contract
+
+    return contract.decode_operation("db", "commit", [], {"writes": writes})
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -164,6 +220,10 @@ def main() -> None:
             indexes = load_manifest(probe).collections["bookings"].index_fields
             seeded_s = asyncio.run(seed(dsn, app_id, indexes))
             alone = asyncio.run(query_alone(dsn, app_id, indexes))
+            manifest_dict = msgspec.to_builtins(load_manifest(probe))
+            commit_rates = [
+                asyncio.run(commits_alone(dsn, app_id, manifest_dict, 16, SECONDS, r)) for r in range(ROUNDS)
+            ]
 
             headers = {
                 "authorization": str(resident.headers["authorization"]),
@@ -253,6 +313,13 @@ def main() -> None:
                         f"({len(values)} sequential queries, one connection)",
                     )
                 )
+            rows.append(
+                (
+                    "the commit alone, 3 writes",
+                    f"{statistics.median(commit_rates):7.0f} commits/s (median of {ROUNDS} x {SECONDS} s, "
+                    "16 at a time, one pool, no HTTP, no sandbox)",
+                )
+            )
             rows.append(("load average at the end", " ".join(f"{x:.1f}" for x in os.getloadavg())))
             print_table(rows)
 
