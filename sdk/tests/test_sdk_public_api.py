@@ -45,6 +45,7 @@ PUBLIC = [
     "QuotaExceeded",
     "Record",
     "RecordPage",
+    "Refund",
     "Request",
     "Response",
     "RouteNotFound",
