@@ -87,6 +87,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from server.ops.workers import PortInUse, listening_sockets, serve_one
 
     settings = _settings(args, mode=Mode.DEVELOPMENT.value, dev_apps=_dev_apps(args.apps))
+    if settings.dev_first_party:
+        import msgspec
+
+        first_party = tuple(f for f in _first_party_apps() if f not in settings.dev_apps)
+        settings = msgspec.structs.replace(settings, dev_apps=settings.dev_apps + first_party)
     configure_logging(settings.log_level)
     try:
         # Bound before the database starts: a taken port fails at once, and nothing says "running" before it.
@@ -128,6 +133,12 @@ def _dev_apps(folders: list[str] | None) -> tuple[Path, ...] | None:
             raise SettingsError(f"--app {folder}: {exc}") from None
         resolved.append(path)
     return tuple(resolved)
+
+
+def _first_party_apps() -> list[Path]:
+    """The folders of the checkout's `miniapps/` that hold a manifest (none in an installed package)."""
+    root = Path(__file__).resolve().parent.parent / "miniapps"
+    return sorted(f for f in root.glob("*") if (f / "miniapp.toml").is_file())
 
 
 def _banner(s: Settings) -> None:

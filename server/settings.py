@@ -102,6 +102,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dev_apps: tuple[Path, ...] = ()
     """Local mini-app folders `yima dev --app` runs as released apps, reloaded on change (development only;
     the variable separates folders with the path separator, `:`)."""
+    dev_first_party: bool = True
+    """`yima dev` also runs each folder of the checkout's `miniapps/` (the first-party apps) as a local app, with
+    its demo data (YIMA_DEV_FIRST_PARTY=0: not; the test suite sets it so)."""
 
     @property
     def base_url(self) -> str:

@@ -23,6 +23,7 @@ YIMA = str(Path(sys.executable).parent / "yima")
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
+    env["YIMA_DEV_FIRST_PARTY"] = "0"  # the first-party apps are tested in tests/e2e/test_real_medical.py
     env.update(extra)
     return env
 

@@ -573,11 +573,19 @@ async def remind(ctx: Context, job: JobEvent) -> None:
 async def seed_demo(ctx: Context, job: JobEvent) -> None:
     """Demo institutions, departments, doctors and a week of sessions (yima dev runs it once)."""
     first = job.scheduled_at.astimezone(COUNTY_TIME).date()
-    for collection, doc_id, value in seed.documents(first):
+    documents = list(seed.documents(first))
+    for at in range(0, len(documents), 50):  # one commit per 50 documents
+        batch = documents[at : at + 50]
         try:
-            await ctx.db.insert(collection, value, id=doc_id)
-        except VersionConflict:
-            pass  # seeded before
+            async with ctx.db.transaction() as tx:
+                for collection, doc_id, value in batch:
+                    tx.insert(collection, value, id=doc_id)
+        except VersionConflict:  # seeded before (a rerun, another day): each one that is missing
+            for collection, doc_id, value in batch:
+                try:
+                    await ctx.db.insert(collection, value, id=doc_id)
+                except VersionConflict:
+                    pass
 
 
 def _doc(record: Any) -> dict[str, Any]:

@@ -7,6 +7,11 @@ the registry keeps versions immutable, and going back to an earlier content rele
 Each scene kind the manifest subscribes to is bound to the scene named after the app id (`clinic/<app id>`), so a
 terminal enrolled at that scene delivers its scans to the app.
 
+Demo data: a local app with a job handler named `seed` (`@app.job("seed")`, the `jobs` capability) gets that
+job scheduled once per county day (key `yima-dev-seed:<day>`), due at once, run in the sandbox by the platform's
+job runner like any job: the app fills its own collections through its own code, no back door. `yima dev` also
+runs each folder of the checkout's `miniapps/` this way (the first-party apps; YIMA_DEV_FIRST_PARTY=0: not).
+
 A watcher polls the folders' files (paths, sizes, modification times) and reloads a folder once a change has
 settled. A failed load (bad manifest, failed check, an app that does not start) is printed and the version
 that ran before keeps running.
@@ -16,7 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +32,8 @@ from typing import Protocol
 
 import asyncpg
 import msgspec
+from yima_sdk import contract as c
+from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import YimaError
 from yima_sdk.pack import Package, archive_files, pack
 
@@ -60,6 +70,21 @@ def signature(folder: Path) -> Signature:
             continue
         out.append((name, stat.st_size, stat.st_mtime_ns))
     return tuple(out)
+
+
+def job_handlers(folder: Path, entry: str) -> list[str]:
+    """The app's job handlers, as `yima-sdk check` lists them: the folder imported in a child process (the
+    developer's own code, on their machine; never in the server's process). Empty if it does not import."""
+    done = subprocess.run(  # noqa: S603 - the interpreter running us, a fixed module, the folder given
+        [sys.executable, "-I", "-B", "-m", "yima_sdk._inspect", str(folder), entry],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        return []
+    return list(json.loads(done.stdout.strip().splitlines()[-1]).get("jobs", []))
 
 
 def dev_package(folder: Path) -> Package:
@@ -126,6 +151,13 @@ class DevApps:
             return False
         bound = ", ".join(f"{kind}/{manifest.id}" for kind in sorted(manifest.scenes)) or "none"
         self.say(f"yima dev: {manifest.id} {manifest.version} is live from {folder} (scenes: {bound})")
+        if "jobs" in manifest.capabilities and "seed" in await asyncio.to_thread(
+            job_handlers, folder, manifest.entry
+        ):
+            day = dt.datetime.now(COUNTY_TIME).date().isoformat()
+            op = c.JobsSchedule(name="seed", delay_s=0, key=f"yima-dev-seed:{day}")
+            job = await self.platform.caps.jobs.handle(manifest.id, op)
+            self.say(f"yima dev: {manifest.id}: demo data by its seed job ({job})")
         return True
 
     async def _upload(self, conn: asyncpg.Connection, package: Package) -> int:

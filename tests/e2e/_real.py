@@ -78,6 +78,7 @@ def server_env(database_url: str, data_dir: Path, *, redis: bool, **extra: str) 
         YIMA_MODE="development",
         YIMA_DATA_DIR=str(data_dir),
         YIMA_MASTER_KEY=new_master_key_text(),
+        YIMA_DEV_FIRST_PARTY="0",  # `yima dev` without the first-party apps unless a test asks for them
     )
     if database_url:
         env["YIMA_DATABASE_URL"] = database_url
@@ -190,13 +191,16 @@ def verified_resident(server: RealServer) -> httpx.Client:
     return resident
 
 
-def enrol_terminal(server: RealServer, operator: httpx.Client, kind: str, scene: str) -> httpx.Client:
-    """Register a terminal at `scene` and sign it in with its own key (client assertion -> access token)."""
+def enrol_terminal(
+    server: RealServer, operator: httpx.Client, kind: str, scene: str, unit: str | None = None
+) -> httpx.Client:
+    """Register a terminal at `scene` (serving staff `unit`, if given) and sign it in with its own key (client
+    assertion -> access token)."""
     key = Ed25519PrivateKey.generate()
-    r = operator.post(
-        "/v1/admin/terminals",
-        json={"name": f"{kind} gate", "kind": kind, "scene": scene, "public_key": public_key_b64(key)},
-    )
+    body = {"name": f"{kind} gate", "kind": kind, "scene": scene, "public_key": public_key_b64(key)}
+    if unit is not None:
+        body["unit"] = unit
+    r = operator.post("/v1/admin/terminals", json=body)
     assert r.status_code == 201, r.text
     terminal_id = r.json()["id"]
     terminal = httpx.Client(base_url=server.url, timeout=30)

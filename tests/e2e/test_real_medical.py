@@ -1,0 +1,131 @@
+"""The medical visits app (miniapps/medical) through the real core: `yima dev` runs the first-party apps and
+their seed jobs, residents book through the gateway (exactly k of many at once), a scheduler cancels a session
+and everyone booked is told, a clinic terminal checks a resident in by scanning her Ankang code, and a doctor
+calls her and writes an e-prescription."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from yima_sdk.cron import COUNTY_TIME
+
+from server.seed import DEMO_OPERATOR_PHONE
+from tests.e2e._real import (
+    RealServer,
+    enrol_terminal,
+    eventually,
+    private_folder,
+    real_server,
+    scan_code,
+    server_env,
+    sign_in,
+    verified_resident,
+)
+
+APP = "gov.guangde.medical"
+API = f"/v1/miniapps/{APP}/api"
+PEOPLE = "institution:guangde-people"
+
+
+@dataclass
+class Dev:
+    server: RealServer
+    operator: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[Dev]:
+    with private_folder() as folder:
+        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        with real_server("dev", env=env) as server:
+            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE))
+
+
+def staff(dev: Dev, role: str) -> httpx.Client:
+    person = verified_resident(dev.server)
+    account_id = person.get("/v1/me").json()["id"]
+    body = {"account_id": account_id, "role": role, "unit": PEOPLE}
+    r = dev.operator.post(f"/v1/miniapps/{APP}/staff", json=body)
+    assert r.status_code == 201, r.text
+    return person
+
+
+def test_yima_dev_releases_the_app_with_its_demo_data(dev: Dev) -> None:
+    resident = verified_resident(dev.server)
+
+    def seeded() -> bool:
+        r = resident.get(f"{API}/institutions")
+        assert r.status_code == 200, r.text + dev.server.output()[-3000:]
+        return {"广德市人民医院", "广德市中医院", "桃州镇卫生院"} <= {
+            i["name"] for i in r.json()["institutions"]
+        }
+
+    eventually(seeded, limit_s=60)
+    assert f"yima dev: {APP}: demo data by its seed job" in dev.server.output()
+
+
+def test_exactly_k_of_many_residents_book_at_once_and_a_cancel_tells_them(dev: Dev) -> None:
+    test_yima_dev_releases_the_app_with_its_demo_data(dev)  # the seed has run
+    scheduler = staff(dev, "scheduler")
+    day = (dt.datetime.now(COUNTY_TIME).date() + dt.timedelta(days=9)).isoformat()
+    body = {"doctor": "dr-chen", "day": day, "half": "am", "capacity": 4, "fee_fen": 1000}
+    r = scheduler.post(f"{API}/staff/sessions", json=body)
+    assert r.status_code == 201, r.text
+    session = r.json()["id"]
+
+    residents = [verified_resident(dev.server) for _ in range(10)]
+    with ThreadPoolExecutor(len(residents)) as pool:
+        answers = list(pool.map(lambda who: who.post(f"{API}/sessions/{session}/book"), residents))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 4 + [409] * 6, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"medical.full"}
+    booked = [who for who, a in zip(residents, answers, strict=True) if a.status_code == 201]
+    assert sorted(a.json()["number"] for a in answers if a.status_code == 201) == sorted(
+        {a.json()["number"] for a in answers if a.status_code == 201}
+    )  # distinct queue numbers
+    payment = next(a.json() for a in answers if a.status_code == 201)
+    assert payment["payment_id"].startswith("pay_") and payment["fee_fen"] == 1000
+
+    r = scheduler.post(f"{API}/staff/sessions/{session}/cancel")
+    assert r.status_code == 200 and r.json()["told"] == 4, r.text
+    for who in booked:
+        titles = [m["title"] for m in who.get("/v1/me/inbox").json()]
+        assert "门诊停诊 Session cancelled" in titles, titles
+    left = residents[0].get(f"{API}/sessions", params={"doctor": "dr-chen", "day": day}).json()["sessions"]
+    assert [s["half"] for s in left] == []
+
+
+def test_check_in_by_scan_then_the_doctor_calls_and_prescribes(dev: Dev) -> None:
+    test_yima_dev_releases_the_app_with_its_demo_data(dev)
+    today = dt.datetime.now(COUNTY_TIME).date().isoformat()
+    session = f"dr-zhou.{today}.pm"
+    patient = verified_resident(dev.server)
+    r = patient.post(f"{API}/sessions/{session}/book")
+    assert r.status_code == 201, r.text
+    booking = r.json()
+
+    # the clinic terminal at the app's scene, serving the hospital, scans her Ankang code
+    terminal = enrol_terminal(dev.server, dev.operator, "clinic", APP, unit=PEOPLE)
+    answer = scan_code(terminal, patient)
+    assert answer["result"] == "accept", answer
+    assert answer["miniapp"]["lines"] == [
+        "内科 Internal medicine", f"PM 序号 No. {booking['number']}", "前面 0 人 0 ahead",
+    ], answer  # fmt: skip
+    assert patient.get(f"{API}/bookings/{booking['id']}").json()["status"] == "waiting"
+
+    doctor = staff(dev, "doctor")
+    assert patient.post(f"{API}/doctor/sessions/{session}/next").status_code == 403
+    called = doctor.post(f"{API}/doctor/sessions/{session}/next")
+    assert called.status_code == 200 and called.json()["booking"] == booking["id"], called.text
+    finished = doctor.post(
+        f"{API}/doctor/bookings/{booking['id']}/finish", json={"items": [{"drug": "amoxicillin", "boxes": 2}]}
+    )
+    assert finished.status_code == 200, finished.text
+    assert finished.json()["prescription"]["payload"].startswith("YP1.")
+    titles = [m["title"] for m in patient.get("/v1/me/inbox").json()]
+    assert {"请就诊 Your turn", "电子处方 E-prescription"} <= set(titles), titles
