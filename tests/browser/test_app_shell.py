@@ -65,6 +65,9 @@ async def test_sign_in_real_name_silent_refresh_and_sign_out(shell: RealServer, 
     async with opened(browser, shell, "/app/") as tab:
         page = tab.page
         await expect(page.get_by_role("heading", name="手机号登录")).to_be_visible()
+        await expect(
+            page.get_by_role("navigation", name="主导航")
+        ).to_be_hidden()  # no tabs before signing in
         assert await serious_violations(page) == []
         await page.get_by_label("手机号").fill("12345")
         await page.get_by_role("button", name="获取验证码").click()
@@ -320,6 +323,7 @@ async def test_an_app_page_in_its_frame_with_consent_and_payment_drawn_by_the_sh
     async with opened(browser, shell, "/app/") as tab:
         page = tab.page
         await sign_in(page, shell, DEMO_RESIDENT_PHONE)
+        await expect(page.locator("#qr")).to_be_visible()
         await page.get_by_role("link", name="应用").click()
         await page.get_by_role("link", name="跑腿代办").click()
         frame = page.frame_locator("iframe[title=跑腿代办]")

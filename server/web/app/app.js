@@ -42,9 +42,12 @@ export function go(hash) {
   else location.hash = hash;
 }
 
+let generation = 0;
+
 async function route() {
   if (stop) stop();
   stop = null;
+  const mine = ++generation;
   if (!api.signedIn()) {
     tabs.hidden = true;
     return renderSignIn(main);
@@ -57,8 +60,14 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   const module = await PAGES[page]();
-  clear(main);
-  stop = (await module.render(main, { api, params: params.map(decodeURIComponent), go, announce })) || null;
+  if (mine !== generation) return; // the resident moved on while the page's module loaded
+  // Each page draws into a view of its own: a page still awaiting the network after the resident moved on
+  // draws into a view no longer on screen.
+  const view = document.createElement("div");
+  clear(main, view);
+  const cleanup = (await module.render(view, { api, params: params.map(decodeURIComponent), go, announce })) || null;
+  if (mine === generation) stop = cleanup;
+  else if (cleanup) cleanup();
 }
 
 // ---- chrome ---------------------------------------------------------------------------------------------

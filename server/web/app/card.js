@@ -8,6 +8,7 @@ import { errorText } from "/app/app.js";
 
 const AMOUNTS = [1000, 5000, 10000];
 const DEV_CASHIER = "/v1/dev/sim/cashier/";
+const KINDS = ["topup", "offline_ride", "refund"]; // named in the page's language; a charge by its reason
 
 function thisMonth() {
   return new Date().toLocaleDateString("en-CA", { timeZone: "Asia/Shanghai" }).slice(0, 7);
@@ -95,7 +96,7 @@ function statementView(s) {
       h(
         "div",
         { class: "item-head" },
-        h("span", {}, e.description || t(`card.kind.${e.kind}`)),
+        h("span", {}, KINDS.includes(e.kind) ? t(`card.kind.${e.kind}`) : e.description),
         h("span", {}, (e.amount_fen > 0 ? "+" : "") + yuan(e.amount_fen)),
       ),
       h("div", { class: "muted" }, when(e.posted_at), " · ", t("card.after"), " ", yuan(e.balance_fen)),
