@@ -48,6 +48,27 @@ class NewSession(msgspec.Struct, forbid_unknown_fields=True):
     capacity: int
     fee_fen: int
     walk_in: bool = False
+    referral_reserve: int = 0
+    """Slots (within the capacity) that only residents with a referral may book."""
+
+
+class BookFor(msgspec.Struct, forbid_unknown_fields=True):
+    member: str | None = None
+    """A family member the resident manages (`POST /family`); None: the resident."""
+    referral: str | None = None
+    """An open referral to this session's department: books one of the slots held back for referrals."""
+
+
+class Member(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    relation: str
+    consent: bool
+    """The member (or, for a child, the resident as guardian) agrees that the resident books for them."""
+
+
+class Referral(msgspec.Struct, forbid_unknown_fields=True):
+    department: str
+    reason: str
 
 
 class SessionChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -134,21 +155,51 @@ async def book(ctx: Context, request: Request) -> Response:
         return problem(404, "medical.no_such_session", "no open session with that id")
     if session.value["day"] < county_now().date().isoformat():
         return problem(409, "medical.session_over", "this session is over")
-    return await take_slot(ctx, session, user_id, walk_in=False)
+    body = request.json(BookFor) if request.body else BookFor()
+    member = None
+    if body.member is not None:
+        found = await ctx.db.get("members", body.member)
+        if found is None or found.value["user_id"] != user_id:
+            return problem(404, "medical.no_such_member", "no family member of yours with that id")
+        member = found.id
+    referral = None
+    if body.referral is not None:
+        referral = await ctx.db.get("referrals", body.referral)
+        if referral is None or referral.value["user_id"] != user_id or referral.value["member"] != member:
+            return problem(404, "medical.no_such_referral", "no referral of this patient with that id")
+        if (
+            referral.value["status"] != "open"
+            or referral.value["to_department"] != session.value["department"]
+        ):
+            return problem(
+                409, "medical.referral_not_for_this", "the referral is used or for another department"
+            )
+    return await take_slot(ctx, session, user_id, walk_in=False, member=member, referral=referral)
 
 
-async def take_slot(ctx: Context, session: Any, user_id: str, *, walk_in: bool) -> Response:
-    """One slot of `session` for `user_id`, exactly `capacity` of them whatever the concurrency: the bounded
-    counter and the booking are one commit. A retry answers the booking already made."""
+async def take_slot(
+    ctx: Context,
+    session: Any,
+    user_id: str,
+    *,
+    walk_in: bool,
+    member: str | None = None,
+    referral: Any = None,
+) -> Response:
+    """One slot of `session` for `user_id` (or their family `member`), exactly `capacity` of them whatever the
+    concurrency: the bounded counter and the booking are one commit. Without a referral the slots held back
+    for referrals stay free; with one, the referral is used in the same commit. A retry answers the booking
+    already made."""
     sid, s = session.id, session.value
-    booking_id = f"{sid}.{user_id}"
+    booking_id = f"{sid}.{user_id}" if member is None else f"{sid}.{member}"
     existing = await ctx.db.get("bookings", booking_id)
     if existing is not None and existing.value["status"] != "cancelled":
         return Response.json(await _with_payment(ctx, existing.id, existing.value), status=200)
-    if await ctx.storage.counter_get(f"taken:{sid}") >= s["capacity"]:
+    bound = s["capacity"] if referral is not None else s["capacity"] - s.get("referral_reserve", 0)
+    if await ctx.storage.counter_get(f"taken:{sid}") >= bound:
         return problem(409, "medical.full", "this session is fully booked")
     number = await ctx.storage.counter_add(f"numbers:{sid}", 1)  # a lost race leaves a gap, never a repeat
-    fee, waived = await fee_for(ctx, s)
+    fee, waived = await fee_for(ctx, s) if member is None else (s["fee_fen"], False)
     value = {
         "session": sid,
         "user_id": user_id,
@@ -163,19 +214,25 @@ async def take_slot(ctx: Context, session: Any, user_id: str, *, walk_in: bool) 
         "waived": waived,
         "walk_in": walk_in,
         "payment_id": None,
+        "member": member,
+        "referral": referral.id if referral is not None else None,
     }
     try:
         async with ctx.db.transaction() as tx:
-            tx.counter_add(f"taken:{sid}", 1, max=s["capacity"])
+            tx.counter_add(f"taken:{sid}", 1, max=bound)
+            if referral is not None:  # used once: a second booking with it conflicts here
+                tx.update("referrals", referral.id, {**referral.value, "status": "used", "booking": booking_id},
+                          expected_version=referral.version)  # fmt: skip
             if existing is None:
                 tx.insert("bookings", value, id=booking_id)
             else:
                 tx.update("bookings", booking_id, value, expected_version=existing.version)
     except CounterOutOfRange:
         return problem(409, "medical.full", "this session is fully booked")
-    except VersionConflict:  # the same resident booking twice at once: the other call made it
+    except VersionConflict:  # the same booking made twice at once (or its referral used meanwhile)
         again = await ctx.db.get("bookings", booking_id)
-        assert again is not None
+        if again is None:
+            return problem(409, "medical.referral_not_for_this", "the referral was used meanwhile")
         return Response.json(await _with_payment(ctx, again.id, again.value), status=200)
     return Response.json(await _with_payment(ctx, booking_id, value), status=201)
 
@@ -297,6 +354,77 @@ async def screen(ctx: Context, request: Request) -> Response:
     return Response.json({"session": _doc(session), "calling": await calling(ctx, sid), "waiting": waiting})
 
 
+# ---- family members and referrals ------------------------------------------------------------------------
+
+
+@app.post("/family")
+async def add_member(ctx: Context, request: Request) -> Response:
+    """A family member the resident books for (a child, an elderly parent), with their consent recorded."""
+    new = request.json(Member)
+    user_id = await ctx.user.id()
+    if user_id is None:
+        return problem(401, "medical.sign_in", "sign in first")
+    if not new.consent:
+        return problem(400, "medical.member_consent", "booking for a family member needs their consent")
+    if not 1 <= len(new.name) <= 20 or new.relation not in ("child", "parent", "spouse", "other"):
+        return problem(
+            400, "medical.bad_member", "a name of 1-20 characters; relation child, parent, spouse, other"
+        )
+    if await ctx.db.count("members", {"user_id": user_id}) >= 10:
+        return problem(409, "medical.too_many_members", "at most 10 family members")
+    value = {"user_id": user_id, "name": new.name, "relation": new.relation,
+             "consent_recorded_at": int(time.time())}  # fmt: skip
+    written = await ctx.db.insert("members", value)
+    await ctx.log.info("family member consent recorded", member=written.id, relation=new.relation)
+    return Response.json({"id": written.id, **value}, status=201)
+
+
+@app.get("/family")
+async def members(ctx: Context, request: Request) -> dict[str, Any]:
+    page = await ctx.db.find("members", {"user_id": await ctx.user.id()}, limit=10)
+    return {"members": [_doc(r) for r in page.items]}
+
+
+@app.get("/referrals")
+async def my_referrals(ctx: Context, request: Request) -> dict[str, Any]:
+    page = await ctx.db.find("referrals", {"user_id": await ctx.user.id()}, limit=100)
+    return {"referrals": [_doc(r) for r in page.items]}
+
+
+@app.post("/doctor/bookings/{booking}/refer")
+async def refer(ctx: Context, request: Request) -> Response:
+    """Two-way referral: a township doctor refers the patient up to a county department, a county doctor back
+    to a township centre for follow-up; the resident books it with priority (the slots held back)."""
+    body = request.json(Referral)
+    record = await _doctors_booking(ctx, request.path_params["booking"])
+    if isinstance(record, Response):
+        return record
+    if record.value["status"] not in ("called", "done"):
+        return problem(409, "medical.not_seen", "refer a patient you have called")
+    department = await ctx.db.get("departments", body.department)
+    if department is None or department.value["institution"] == record.value["institution"]:
+        return problem(404, "medical.no_such_department", "no department of another institution with that id")
+    if not 1 <= len(body.reason) <= 200:
+        return problem(400, "medical.reason", "a reason of 1-200 characters")
+    origin = await ctx.db.get("institutions", record.value["institution"])
+    target = await ctx.db.get("institutions", department.value["institution"])
+    assert origin is not None and target is not None
+    direction = "back" if origin.value["kind"] == "county" and target.value["kind"] == "township" else "up"
+    value = {
+        "user_id": record.value["user_id"], "member": record.value.get("member"), "from_booking": record.id,
+        "from_institution": record.value["institution"], "to_institution": department.value["institution"],
+        "to_department": department.id, "reason": body.reason, "direction": direction, "status": "open",
+        "at": int(time.time()),
+    }  # fmt: skip
+    written = await ctx.db.insert("referrals", value)
+    await ctx.notify.send(
+        "转诊 Referral" if direction == "up" else "下转随访 Follow-up referral",
+        f"{target.value['name']} {department.value['name']}: 可优先预约 book with priority",
+        user_id=record.value["user_id"],
+    )
+    return Response.json({"id": written.id, **value}, status=201)
+
+
 # ---- schedulers: publish, change, cancel sessions of their institution ----------------------------------
 
 
@@ -321,6 +449,7 @@ async def publish(ctx: Context, request: Request) -> Response:
         "capacity": new.capacity,
         "fee_fen": new.fee_fen,
         "walk_in": new.walk_in,
+        "referral_reserve": min(max(new.referral_reserve, 0), new.capacity),
         "status": "open",
     }
     try:

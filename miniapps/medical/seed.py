@@ -49,5 +49,6 @@ def documents(first: dt.date, days: int = 7) -> Iterator[tuple[str, str, dict[st
                 yield "sessions", f"{doc}.{day}.{half}", {
                     "institution": inst, "department": dep, "doctor": doc, "doctor_name": name,
                     "day": day, "half": half, "capacity": 20, "fee_fen": fee, "walk_in": township,
+                    "referral_reserve": 0 if township else 2,
                     "status": "open",
                 }  # fmt: skip

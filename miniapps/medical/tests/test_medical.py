@@ -165,3 +165,60 @@ def test_the_evening_reminder_reaches_tomorrows_patients_once(miniapp: MiniApp) 
     reminded = dt.datetime.fromtimestamp(runs[0].at, COUNTY_TIME).date() + dt.timedelta(days=1)
     titles = [m["body"] for m in miniapp.inbox("grandpa") if m["title"] == "明日就诊 Visit tomorrow"]
     assert len(titles) == 1 and titles[0].startswith(f"{reminded.isoformat()} 08:00")
+
+
+def test_two_way_referral_books_a_held_back_slot_and_family_members(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    miniapp.get("/bookings", user="alice")
+    # at the township centre: a walk-in, called by its doctor, referred up to the county hospital
+    miniapp.scan("clinic", user="alice", unit="institution:taozhou")
+    miniapp.grant_staff("carol", "doctor", "institution:taozhou")
+    seen = miniapp.post(f"/doctor/sessions/dr-he.{today}.{_half(miniapp)}/next", user="carol").json()
+    refused = miniapp.post(f"/doctor/bookings/{seen['booking']}/refer", user="carol",
+                           json={"department": "taozhou.general", "reason": "x"})  # fmt: skip
+    assert refused.json()["code"] == "medical.no_such_department"  # a referral goes to another institution
+    up = miniapp.post(
+        f"/doctor/bookings/{seen['booking']}/refer",
+        user="carol",
+        json={"department": "guangde-people.internal", "reason": "胸痛待查 chest pain, needs an ECG"},
+    ).json()
+    assert (up["direction"], up["status"], up["to_institution"]) == ("up", "open", "guangde-people")
+    assert "转诊 Referral" in [m["title"] for m in miniapp.inbox("alice")]
+    assert [r["id"] for r in miniapp.get("/referrals", user="alice").json()["referrals"]] == [up["id"]]
+
+    # a session with one of its two slots held back for referrals
+    miniapp.grant_staff("grandpa", "scheduler", PEOPLE)
+    day = day_after(today, 8)
+    body = {"doctor": "dr-chen", "day": day, "half": "am", "capacity": 2, "fee_fen": 0, "referral_reserve": 1}
+    session = miniapp.post("/staff/sessions", user="grandpa", json=body).json()["id"]
+    assert miniapp.post(f"/sessions/{session}/book", user="grandpa").status == 201
+    assert miniapp.post(f"/sessions/{session}/book", user="carol").json()["code"] == "medical.full"
+    with_referral = miniapp.post(f"/sessions/{session}/book", user="alice", json={"referral": up["id"]})
+    assert with_referral.status == 201 and with_referral.json()["referral"] == up["id"]
+    assert miniapp.get("/referrals", user="alice").json()["referrals"][0]["status"] == "used"
+    other = miniapp.post(
+        f"/sessions/dr-zhou.{day_after(today)}.am/book", user="alice", json={"referral": up["id"]}
+    )
+    assert other.json()["code"] == "medical.referral_not_for_this"
+
+    # family: booking for a child, with the consent recorded
+    assert (
+        miniapp.post(
+            "/family", user="alice", json={"name": "小明", "relation": "child", "consent": False}
+        ).status
+        == 400
+    )
+    child = miniapp.post(
+        "/family", user="alice", json={"name": "小明", "relation": "child", "consent": True}
+    ).json()
+    sun = f"dr-sun.{day_after(today)}.am"
+    own = miniapp.post(f"/sessions/{sun}/book", user="alice").json()
+    theirs = miniapp.post(f"/sessions/{sun}/book", user="alice", json={"member": child["id"]}).json()
+    assert theirs["member"] == child["id"] and theirs["id"] != own["id"] and theirs["number"] == 2
+    assert miniapp.post(f"/sessions/{sun}/book", user="carol", json={"member": child["id"]}).json()[
+        "code"
+    ] == ("medical.no_such_member")
+
+
+def _half(miniapp: MiniApp) -> str:
+    return "am" if dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME).hour < 12 else "pm"
