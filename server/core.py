@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from litestar import Litestar
@@ -145,7 +144,3 @@ class CorePlugin(InitPluginProtocol):
         core: Core | None = getattr(app.state, "core", None)
         if core is not None:
             await core.close()
-
-
-def core_of(app: Any) -> Core:
-    return app.state.core  # type: ignore[no-any-return]

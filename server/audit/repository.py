@@ -54,14 +54,6 @@ async def iterate(conn: asyncpg.Connection, batch: int = 5000) -> AsyncIterator[
             yield row
 
 
-async def for_target(conn: asyncpg.Connection, target: str, limit: int = 100) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT seq, at, actor, action, target, details FROM audit_log WHERE target = $1 ORDER BY seq DESC LIMIT $2",
-        target,
-        limit,
-    )
-
-
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 

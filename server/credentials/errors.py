@@ -23,17 +23,9 @@ class AccountNotFound(NotFound):
     code, title = "account.not_found", "No such account"
 
 
-class ResidentNotFound(NotFound):
-    code, title = "health.resident_not_found", "No resident with this ID number"
-
-
 class IdNumberInvalid(Unprocessable):
     code, title = "health.id_number_invalid", "The ID number is not valid"
 
 
 class ImportInvalid(BadRequest):
     code, title = "health.import_invalid", "The import file cannot be read"
-
-
-class RevocationQueryInvalid(BadRequest):
-    code, title = "revocation.query_invalid", "since must be a version number of zero or more"

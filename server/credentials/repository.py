@@ -21,10 +21,6 @@ async def latest_trust_list(conn: asyncpg.Connection) -> asyncpg.Record | None:
     )
 
 
-async def latest_trust_list_version(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM trust_list_versions"))
-
-
 async def insert_trust_list(conn: asyncpg.Connection, version: int, envelope: bytes, etag: str) -> None:
     await conn.execute(
         "INSERT INTO trust_list_versions (version, envelope, etag) VALUES ($1, $2, $3)",

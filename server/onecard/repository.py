@@ -205,12 +205,6 @@ async def card_by_index(conn: asyncpg.Connection, ss_card_index: bytes) -> async
     )
 
 
-async def card_by_ref(conn: asyncpg.Connection, account_ref: bytes) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, owner_account_id, wallet_id FROM onecard_accounts WHERE account_ref = $1", account_ref
-    )
-
-
 async def next_card_id(conn: asyncpg.Connection) -> int:
     # The id is taken first because the pseudonymous reference is derived from it.
     return int(await conn.fetchval("SELECT nextval(pg_get_serial_sequence('onecard_accounts', 'id'))"))

@@ -15,7 +15,6 @@ from yima_sdk.errors import APP_ERRORS, APP_FAILED, SANDBOX_FAILURES, gateway_an
 from sandbox.errors import SandboxError
 from server.errors import (
     AppError,
-    BadRequest,
     Conflict,
     ErrorCode,
     Forbidden,
@@ -122,10 +121,6 @@ class PaymentDecided(Conflict):
 
 class PaymentsUnavailable(Unavailable):
     code, title = "payment.unavailable", "One-card payments are not available on this server"
-
-
-class InvalidQuery(BadRequest):
-    code = "request.invalid"
 
 
 def _first_line(doc: str | None) -> str:

@@ -390,13 +390,6 @@ async def bind_scene(conn: asyncpg.Connection, kind: str, scene: str, app_id: st
     )
 
 
-async def unbind_scene(conn: asyncpg.Connection, kind: str, scene: str) -> bool:
-    done = await conn.fetchval(
-        "DELETE FROM miniapp_scene_bindings WHERE kind = $1 AND scene = $2 RETURNING app_id", kind, scene
-    )
-    return done is not None
-
-
 async def scene_bindings(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT kind, scene, app_id FROM miniapp_scene_bindings")
 

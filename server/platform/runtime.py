@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,6 +272,3 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.host.close()
-
-    def forget_files(self, app_id: str) -> None:
-        shutil.rmtree(self.apps_dir / app_id, ignore_errors=True)
