@@ -34,6 +34,18 @@ METRICS_URL = f"http://127.0.0.1:{METRICS_PORT}/metrics"
 T = TypeVar("T")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Units of work for pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): a module runs on one worker, so
+    its module-scoped servers start once; the page tests are one unit, so one worker starts the session's
+    `yima dev` and Chromium (tests/browser/conftest.py)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        module = item.nodeid.partition("::")[0]
+        group = "browser" if module.startswith("tests/browser/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _dsn_for(database: str) -> str:
     base, _, _ = ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
