@@ -6,10 +6,10 @@ a small server-side script (`_CLAIMS`): one round trip and one command for many 
 commands cost redis-py's per-command packing and parsing in Python for every scan, ~10% of a scan worker.)
 `CacheScanGuard` does the same over the in-process cache of a single-worker `yima dev`.
 
-For codes spent once anywhere the guard is only a fast path in front of the durable claim (scan_replay_claims,
-claimed in the scan record's own statement; docs/scan.md): such a scan only looks (`peek`), and the key is written
-(`remember`) after the claim and its record have committed. So Redis never holds a claim whose record was lost,
-and a flushed or restarted Redis answers fewer replays fast, never more codes accepted.
+Codes spent once anywhere never come here for their replay check: their one claim is durable, in the scan
+record's own statement (scan_replay_claims; docs/scan.md), so such a scan only reads its mark here. A fast path in
+Redis in front of that claim (a read before, a write after commit) cost a second script call per scan, ~20% of the
+scan path's instructions, to answer early the replays the claiming statement refuses anyway (docs/benchmarks.md).
 tests/terminals/test_guard.py runs one contract over both.
 """
 
@@ -27,23 +27,18 @@ from server.errors import CacheUnavailable
 GUARD_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, CacheUnavailable)
 """What a guard raises while its store cannot be reached (the scan path decides whether it can do without)."""
 
-# KEYS: the batch's replay keys, then its mark keys. ARGV: for each replay key its operation (c: claim, p: peek,
-# s: set), value and TTL (ms). Answers one entry per key, in order: the earlier value or mark, or 0 when there was
-# none (a Lua table cannot hold nil). SET ... NX GET needs Redis 7.
+# KEYS: the batch's replay keys, then its mark keys. ARGV: for each replay key its value and TTL (ms). Answers one
+# entry per key, in order: the earlier value or mark, or 0 when there was none (a Lua table cannot hold nil).
+# SET ... NX GET needs Redis 7.
 _CLAIMS = """
 local out = {}
-local claims = (#ARGV) / 3
+local claims = (#ARGV) / 2
 for i = 1, #KEYS do
     local found
-    local op = ARGV[3 * i - 2]
-    if i > claims then
-        found = redis.call('GET', KEYS[i])
-    elseif op == 'c' then
-        found = redis.call('SET', KEYS[i], ARGV[3 * i - 1], 'NX', 'GET', 'PX', ARGV[3 * i])
-    elseif op == 'p' then
-        found = redis.call('GET', KEYS[i])
+    if i <= claims then
+        found = redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'NX', 'GET', 'PX', ARGV[2 * i])
     else
-        redis.call('SET', KEYS[i], ARGV[3 * i - 1], 'PX', ARGV[3 * i])
+        found = redis.call('GET', KEYS[i])
     end
     out[i] = found or 0
 end
@@ -63,17 +58,9 @@ class ScanGuard(abc.ABC):
         value: bytes,
         ttl_s: float,
         mark_key: str | None = None,
-        *,
-        peek: bool = False,
     ) -> tuple[bytes | None, bytes | None]:
-        """Store value under replay_key unless present (no replay_key: only read the mark; `peek`: only read the
-        key). Returns (the earlier value, or None if this call stored it or found none; the value under mark_key,
-        or None)."""
-
-    @abc.abstractmethod
-    async def remember(self, replay_key: str, value: bytes, ttl_s: float) -> None:
-        """Store value under replay_key, without waiting for it where the store is remote: a fast-path hint
-        written after the durable claim, so losing it costs nothing but speed."""
+        """Store value under replay_key unless present (no replay_key: only read the mark). Returns (the earlier
+        value, or None if this call stored it; the value under mark_key, or None)."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -90,14 +77,7 @@ class RedisScanGuard(ScanGuard):
         self._ns = namespace
         self._max_batch = max_batch
         self._queue: list[
-            tuple[
-                str | None,
-                bytes,
-                bytes,
-                int,
-                str | None,
-                asyncio.Future[tuple[bytes | None, bytes | None]] | None,
-            ]
+            tuple[str | None, bytes, int, str | None, asyncio.Future[tuple[bytes | None, bytes | None]]]
         ] = []
         self._sender: asyncio.Task[None] | None = None
         self._claims = self._redis.register_script(_CLAIMS)
@@ -108,31 +88,14 @@ class RedisScanGuard(ScanGuard):
         value: bytes,
         ttl_s: float,
         mark_key: str | None = None,
-        *,
-        peek: bool = False,
     ) -> tuple[bytes | None, bytes | None]:
         if replay_key is None and mark_key is None:
             return None, None
         future: asyncio.Future[tuple[bytes | None, bytes | None]] = asyncio.get_running_loop().create_future()
-        self._enqueue(replay_key, b"p" if peek else b"c", value, ttl_s, mark_key, future)
-        return await future
-
-    async def remember(self, replay_key: str, value: bytes, ttl_s: float) -> None:
-        # Nobody waits for it: it goes with the next batch of claims, and a failure is that batch's to report.
-        self._enqueue(replay_key, b"s", value, ttl_s, None, None)
-
-    def _enqueue(
-        self,
-        replay_key: str | None,
-        op: bytes,
-        value: bytes,
-        ttl_s: float,
-        mark_key: str | None,
-        future: asyncio.Future[tuple[bytes | None, bytes | None]] | None,
-    ) -> None:
-        self._queue.append((replay_key, op, value, max(1, int(ttl_s * 1000)), mark_key, future))
+        self._queue.append((replay_key, value, max(1, int(ttl_s * 1000)), mark_key, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
+        return await future
 
     async def _send(self) -> None:
         while self._queue:
@@ -140,21 +103,21 @@ class RedisScanGuard(ScanGuard):
             ns = self._ns
             keys: list[str] = [ns + replay_key for replay_key, *_ in batch if replay_key is not None]
             args: list[bytes | int] = []
-            for replay_key, op, value, px, _, _ in batch:
+            for replay_key, value, px, _, _ in batch:
                 if replay_key is not None:
-                    args += (op, value, px)
+                    args += (value, px)
             keys += [ns + mark_key for *_, mark_key, _ in batch if mark_key is not None]
             try:
                 found = iter(await self._claims(keys=keys, args=args))
             except Exception as exc:
                 for *_, future in batch:
-                    if future is not None and not future.done():
+                    if not future.done():
                         future.set_exception(exc)
                 continue
             earlier = [_found(next(found)) if replay_key is not None else None for replay_key, *_ in batch]
             for (*_, mark_key, future), before in zip(batch, earlier, strict=True):
                 mark = _found(next(found)) if mark_key is not None else None
-                if future is not None and not future.done():
+                if not future.done():
                     future.set_result((before, mark))
 
     async def close(self) -> None:
@@ -175,20 +138,12 @@ class CacheScanGuard(ScanGuard):
         value: bytes,
         ttl_s: float,
         mark_key: str | None = None,
-        *,
-        peek: bool = False,
     ) -> tuple[bytes | None, bytes | None]:
         earlier = None
-        if replay_key is not None:
-            if peek:
-                earlier = await self._cache.get(replay_key)
-            elif not await self._cache.set_if_absent(replay_key, value, ttl_s):
-                earlier = await self._cache.get(replay_key) or value
+        if replay_key is not None and not await self._cache.set_if_absent(replay_key, value, ttl_s):
+            earlier = await self._cache.get(replay_key) or value
         mark = await self._cache.get(mark_key) if mark_key is not None else None
         return earlier, mark
-
-    async def remember(self, replay_key: str, value: bytes, ttl_s: float) -> None:
-        await self._cache.set(replay_key, value, ttl_s)
 
     async def close(self) -> None:
         return None

@@ -242,8 +242,7 @@ class ScanService:
         subject: Subject | None = None
         answer_id = scan_id
         repeat = False
-        spends: str | None = None  # the guard's key of the code this scan spends, once its claim is durable
-        spent_ttl = 0.0
+        spends: str | None = None  # set when this scan spends its code: the durable claim decides
         result: str
         reason: str | None
         try:
@@ -268,18 +267,17 @@ class ScanService:
                     replay_key = None
                 ttl = max(1.0, code.expires_at - now + 2 * self.clock_skew_s)
                 mark_key = generation_key(subject.account_id) if subject is not None else None
-                # A code spent once anywhere is claimed durably with its record (below); Redis only answers
-                # fast the replays it already knows, so here it is read, not written.
+                # A code spent once anywhere is claimed durably with its record (below), and only there: here
+                # such a scan reads its revocation mark alone.
                 try:
                     earlier, mark = await self._guard.claim(
-                        replay_key, _decision_value(result, reason, scan_id), ttl, mark_key, peek=once
+                        None if once else replay_key, _decision_value(result, reason, scan_id), ttl, mark_key
                     )
                 except GUARD_UNREACHABLE as exc:
                     if not once:
                         raise  # an entry scene's only record of an earlier read is in Redis: 503, send again
-                    # Redis is down: the durable claim below decides alone (it is the source of truth for
-                    # "once"; Redis only answers known replays faster), and the revocation generation is read
-                    # from PostgreSQL in place of its mark.
+                    # Redis is down: the durable claim below decides as always, and the revocation generation
+                    # is read from PostgreSQL in place of its mark.
                     outage_log.failed("cache", f"scan replay fast path: {type(exc).__name__}")
                     earlier = None
                     mark = (
@@ -290,15 +288,12 @@ class ScanService:
                 if mark is not None and subject is not None and subject.generation < int(mark):
                     result, reason = "reject", "credential.revoked"
                 elif earlier is not None:
-                    if once:
-                        result, reason = "reject", "scan.replayed"
-                    else:
-                        # A terminal retrying (or a door reading a code twice) wants the first answer,
-                        # id included: it is the same entry. The read is still recorded, as a repeat.
-                        result, reason, answer_id = _parse_decision(earlier)
-                        repeat = True
+                    # An entry scene: a terminal retrying (or a door reading a code twice) wants the first
+                    # answer, id included: it is the same entry. The read is still recorded, as a repeat.
+                    result, reason, answer_id = _parse_decision(earlier)
+                    repeat = True
                 elif once and replay_key is not None:
-                    spends, spent_ttl = replay_key, ttl
+                    spends = replay_key
         account_id = subject.account_id if subject is not None else None
         # A terminal clock off by more than the tolerance is flagged on the scan (stored, and in the answer):
         # the scan is still decided by our clock, but its scanned_at is not to be trusted.
@@ -324,9 +319,7 @@ class ScanService:
             code.replay_key if spends is not None and code is not None else None,
         )
         if spends is not None:
-            if claimed:
-                await self._guard.remember(spends, _decision_value(result, reason, scan_id), spent_ttl)
-            else:  # spent before: by an offline upload, or before this worker's Redis lost the key
+            if not claimed:  # spent before: by an offline upload, or before this worker's Redis lost the key
                 result, reason = "reject", "scan.replayed"
         miniapp = await self.events.scan_recorded(
             ScanEvent(
