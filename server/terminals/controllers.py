@@ -40,6 +40,7 @@ def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
         t.clock_offset_ms,
         t.clock_checked_at,
         t.unit,
+        t.last_signed_in_at,
     )
 
 

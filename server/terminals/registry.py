@@ -47,6 +47,8 @@ class TerminalInfo:
     clock_checked_at: datetime | None = None
     unit: str | None = None
     """The staff unit it serves (`clinic:guangde-people-1`), given to scan events; fixed at registration."""
+    last_signed_in_at: datetime | None = None
+    """When it last got a token: the operator's "last seen"."""
 
 
 def _info(row: asyncpg.Record) -> TerminalInfo:
@@ -62,6 +64,7 @@ def _info(row: asyncpg.Record) -> TerminalInfo:
         row["clock_offset_ms"],
         row["clock_checked_at"],
         row["unit"],
+        row["last_signed_in_at"],
     )
 
 
@@ -325,6 +328,8 @@ class TerminalService:
             raise errors.InvalidClient(
                 "This client assertion was already used (jti)", code="terminal.assertion_replayed"
             )
+        async with self._core.db.connection() as conn:
+            await repository.record_sign_in(conn, terminal.id, datetime.fromtimestamp(now, UTC))
         return await self._core.tokens.issue(
             subject=terminal.id,
             kind="terminal",

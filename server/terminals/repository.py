@@ -11,7 +11,7 @@ import asyncpg
 
 _TERMINAL = (
     "id, name, kind, scene, public_key, enabled, session_epoch, created_at, clock_offset_ms, clock_checked_at,"
-    " unit"
+    " unit, last_signed_in_at"
 )
 
 SCAN_COLUMNS: tuple[str, ...] = (
@@ -116,6 +116,10 @@ async def set_enrolment_terminal(conn: asyncpg.Connection, code_hash: bytes, ter
 
 async def get_terminal(conn: asyncpg.Connection, terminal_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {_TERMINAL} FROM terminals WHERE id = $1", terminal_id)  # noqa: S608
+
+
+async def record_sign_in(conn: asyncpg.Connection, terminal_id: str, at: datetime) -> None:
+    await conn.execute("UPDATE terminals SET last_signed_in_at = $2 WHERE id = $1", terminal_id, at)
 
 
 async def list_terminals(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -43,6 +43,8 @@ class TerminalOut(Outbound):
     first sync. Beyond the clock-skew tolerance (30 s) the terminal refuses valid codes or accepts stale ones."""
     clock_checked_at: dt.datetime | None = None
     unit: str | None = None
+    last_signed_in_at: dt.datetime | None = None
+    """When the terminal last got a token (`POST /v1/terminal/token`); omitted until its first sign-in."""
 
 
 EnrolmentCode = Annotated[

@@ -51,7 +51,12 @@ async def test_a_code_enrols_one_terminal_once_which_then_signs_in(client):
 
     listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
     assert [t["id"] for t in listed if t["scene"] == "pharmacy-2"] == [won["terminal"]["id"]]
+    fresh = next(t for t in listed if t["id"] == won["terminal"]["id"])
+    assert "last_signed_in_at" not in fresh  # never signed in yet
     headers = await terminal_token(client, won["terminal"]["id"], winner)
+    listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
+    seen = next(t for t in listed if t["id"] == won["terminal"]["id"])
+    assert seen["last_signed_in_at"] >= seen["created_at"]  # the operator's "last seen"
     r = await client.post("/v1/scans", json={"payload": "YA:00", "scanned_at": 0}, headers=headers)
     assert r.status_code == 200 and r.json()["reason"] == "credential.malformed"
 

@@ -84,7 +84,12 @@ export async function render(box, ctx) {
               h("td", {}, t(`kind.${x.kind}`)),
               h("td", {}, x.scene, x.unit ? h("div", { class: "muted" }, x.unit) : ""),
               h("td", {}, h("code", {}, x.id)),
-              h("td", {}, x.clock_checked_at ? `${when(x.clock_checked_at)} · ${t("terminals.offset", { ms: x.clock_offset_ms })}` : t("terminals.never")),
+              h(
+                "td",
+                {},
+                x.last_signed_in_at ? when(x.last_signed_in_at) : t("terminals.never"),
+                x.clock_checked_at ? h("div", { class: "muted" }, t("terminals.offset", { ms: x.clock_offset_ms })) : "",
+              ),
               h(
                 "td",
                 {},
