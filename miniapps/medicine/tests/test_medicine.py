@@ -1,0 +1,179 @@
+"""The medicine app against the simulator: the counter scan's lines, a sale paid and refunded or voided, an
+e-prescription filled once (two pharmacies at once), the watched-class limit under concurrency, and the
+authority's switch, registrations, CSV and audit of its reads."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from yima_sdk.testing import MiniApp
+
+TAOZHOU, SHIJIE = "pharmacy:taozhou-1", "pharmacy:shijie-1"
+MEDICAL = "gov.guangde.medical"
+
+
+def seeded(miniapp: MiniApp, *residents: str) -> None:
+    """Run the seed job as `yima dev` does; each resident opens the app once (an app knows only its users)."""
+    miniapp.schedule_job("seed", key="yima-dev-seed")
+    assert [run.ok for run in miniapp.advance(seconds=1) if run.name == "seed"] == [True]
+    for resident in residents:
+        assert miniapp.get("/purchases", user=resident).status == 200
+
+
+def ticket(miniapp: MiniApp, user: str, unit: str = TAOZHOU) -> int:
+    lines = miniapp.scan("pharmacy", user=user, unit=unit)
+    assert lines[0].endswith("可购药 May buy"), lines
+    return int(lines[0].split()[2].rstrip(":"))
+
+
+def sell(miniapp: MiniApp, pharmacist: str, unit: str, number: int, key: str, items: list[Any],
+         prescription: str | None = None) -> Any:  # fmt: skip
+    body = {"pharmacy": unit.removeprefix("pharmacy:"), "ticket": number, "key": key, "items": items}
+    if prescription is not None:
+        body["prescription"] = prescription
+    return miniapp.post("/pharmacist/sales", user=pharmacist, json=body)
+
+
+def test_the_counter_scan_a_sale_paid_refunded_and_voided(miniapp: MiniApp) -> None:
+    seeded(miniapp, "alice", "carol", "grandpa")
+    names = {p["name"] for p in miniapp.get("/pharmacies").json()["pharmacies"]}
+    assert "桃州镇中心药房" in names
+    # what the pharmacist's terminal says: the ticket, prescriptions, what is left of each watched class
+    first = miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)
+    assert first == ["单号 Ticket 1: 可购药 May buy", "处方药凭电子处方 Rx: e-prescription",
+                     "7天余 left 退热2 抗病毒2 抗菌2 止咳2"]  # fmt: skip
+    yellow = miniapp.scan("pharmacy", user="carol", unit=TAOZHOU)
+    assert yellow[2] == "黄码 Yellow: 四类药不可购 No watched"
+    miniapp.platform.set_consent("grandpa", "health_color", False)
+    assert miniapp.scan("pharmacy", user="grandpa", unit=TAOZHOU)[3] == "未授权码色 Colour not shared"
+    assert miniapp.scan("pharmacy", user="alice", unit="clinic:x") == [
+        "终端未绑定药房 Terminal has no pharmacy"
+    ]
+
+    refused = sell(miniapp, "grandpa", TAOZHOU, 1, "t1", [{"drug": "ibuprofen"}])
+    assert (refused.status, refused.json()["code"]) == (403, "miniapp.staff_required")
+    miniapp.grant_staff("grandpa", "pharmacist", TAOZHOU)
+    assert sell(miniapp, "grandpa", SHIJIE, 1, "t1", [{"drug": "ibuprofen"}]).json()["code"] == (
+        "medicine.other_pharmacy"
+    )
+    assert sell(miniapp, "grandpa", TAOZHOU, 2, "y", [{"drug": "ibuprofen"}]).json()["code"] == (
+        "medicine.code_yellow"
+    )
+    assert sell(miniapp, "grandpa", TAOZHOU, 1, "rx", [{"drug": "amlodipine"}]).json()["code"] == (
+        "medicine.prescription_needed"
+    )
+    sale = sell(
+        miniapp, "grandpa", TAOZHOU, 1, "t1", [{"drug": "ibuprofen"}, {"drug": "vitamin-c", "qty": 2}]
+    )
+    assert sale.status == 201, sale.json()
+    made = sale.json()
+    assert (made["total_fen"], made["status"]) == (1800 + 2 * 500, "awaiting_payment")
+    assert sell(miniapp, "grandpa", TAOZHOU, 1, "t1", [{"drug": "ibuprofen"}]).status == 200  # a retried sale
+    assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2].startswith("7天余 left 退热1 ")
+
+    # the resident pays on their phone; a second ask is the same payment
+    assert miniapp.post(f"/sales/{made['id']}/pay", user="carol").status == 404
+    paying = miniapp.post(f"/sales/{made['id']}/pay", user="alice").json()
+    assert paying["status"] == "pending_confirmation"
+    assert miniapp.post(f"/sales/{made['id']}/pay", user="alice").json()["payment_id"] == paying["payment_id"]
+    assert len(miniapp.payments) == 1
+    miniapp.confirm_payment(paying["payment_id"])
+    balance = miniapp.platform.balances["alice"]
+    assert miniapp.get(f"/pharmacist/sales/{made['id']}", user="grandpa").json()["status"] == "succeeded"
+    voided = miniapp.post(f"/pharmacist/sales/{made['id']}/void", user="grandpa")
+    assert voided.json()["code"] == "medicine.paid"
+    refunded = miniapp.post(f"/pharmacist/sales/{made['id']}/refund", user="grandpa").json()
+    assert (refunded["status"], refunded["refunded_fen"]) == ("refunded", 2800)
+    assert miniapp.platform.balances["alice"] == balance + 2800
+    # a refund is one more record: the sale itself is as it was, and the box is back in the 7-day allowance
+    records = miniapp.get("/purchases", user="alice").json()["purchases"]
+    assert [(p["id"], p["status"], p["total_fen"]) for p in records] == [(made["id"], "refunded", 2800)]
+    assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2].startswith("7天余 left 退热2 ")
+
+    unpaid = sell(miniapp, "grandpa", TAOZHOU, 1, "t2", [{"drug": "paracetamol", "qty": 2}]).json()
+    assert miniapp.post(f"/pharmacist/sales/{unpaid['id']}/void", user="grandpa").json()["status"] == "void"
+    assert miniapp.post(f"/sales/{unpaid['id']}/pay", user="alice").json()["code"] == "medicine.sale_closed"
+
+
+def test_an_e_prescription_is_filled_once_whichever_pharmacy_asks_first(miniapp: MiniApp) -> None:
+    seeded(miniapp, "alice", "carol")
+    miniapp.grant_staff("grandpa", "pharmacist", TAOZHOU)
+    miniapp.grant_staff("carol", "pharmacist", SHIJIE)
+    rx = miniapp.pass_from(MEDICAL, "alice", "prescription",
+                           {"visit": "v1", "institution": "guangde-people", "items": [["amoxicillin", 2]]})  # fmt: skip
+    theirs = miniapp.post("/prescriptions/check", user="alice", json={"payload": rx}).json()
+    assert theirs == {"valid": True, "items": [["amoxicillin", 2]], "filled_at": None}
+    here, there = ticket(miniapp, "alice", TAOZHOU), ticket(miniapp, "alice", SHIJIE)
+    too_much = sell(miniapp, "grandpa", TAOZHOU, here, "x", [{"drug": "amoxicillin", "qty": 3}], rx)
+    assert too_much.json()["code"] == "medicine.not_prescribed"
+    other = miniapp.pass_from(MEDICAL, "carol", "prescription", {"items": [["amoxicillin", 2]]})
+    assert (
+        sell(miniapp, "grandpa", TAOZHOU, here, "x", [{"drug": "amoxicillin", "qty": 2}], other).json()[
+            "code"
+        ]
+        == "medicine.prescription_not_theirs"
+    )
+
+    def fill(who: tuple[str, str, int]) -> Any:
+        return sell(miniapp, who[0], who[1], who[2], "rx1", [{"drug": "amoxicillin", "qty": 2}], rx)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(fill, [("grandpa", TAOZHOU, here), ("carol", SHIJIE, there)] * 2))
+    statuses = sorted(a.status for a in answers)
+    assert statuses in ([200, 201, 409, 409], [201, 409, 409, 409]), [a.json() for a in answers]
+    assert {a.json()["code"] for a in answers if a.status == 409} == {"medicine.prescription_filled"}
+    filled = miniapp.post("/prescriptions/check", user="alice", json={"payload": rx}).json()["filled_at"]
+    assert filled in ("taozhou-1", "shijie-1")
+    assert len(miniapp.get("/purchases", user="alice").json()["prescriptions_filled"]) == 1
+
+    miniapp.set_share_consent("alice", MEDICAL, granted=False)  # revoked in the catalog
+    again = ticket(miniapp, "alice", TAOZHOU)
+    fresh = miniapp.pass_from(MEDICAL, "alice", "prescription", {"items": [["amlodipine", 1]]})
+    refused = sell(miniapp, "grandpa", TAOZHOU, again, "y", [{"drug": "amlodipine"}], fresh).json()
+    assert refused["code"] == "medicine.prescription_invalid" and "share_not_consented" in refused["error"]
+
+
+def test_the_watched_limit_holds_under_concurrency_and_the_authority_reads_it(miniapp: MiniApp) -> None:
+    seeded(miniapp, "alice", "carol")
+    miniapp.grant_staff("grandpa", "pharmacist", TAOZHOU)
+    miniapp.grant_staff("carol", "pharmacist", SHIJIE)
+    tickets = {TAOZHOU: ticket(miniapp, "alice", TAOZHOU), SHIJIE: ticket(miniapp, "alice", SHIJIE)}
+
+    def buy(n: int) -> Any:
+        who, unit = [("grandpa", TAOZHOU), ("carol", SHIJIE)][n % 2]
+        return sell(miniapp, who, unit, tickets[unit], f"k{n}", [{"drug": "paracetamol"}])
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(buy, range(6)))
+    assert sorted(a.status for a in answers) == [201, 201, 409, 409, 409, 409], [a.json() for a in answers]
+    assert {a.json()["code"] for a in answers if a.status == 409} == {"medicine.limit_reached"}
+
+    # the authority: only its role reads; the switch off lifts the limit, and registration stops
+    assert miniapp.get("/authority/registrations", user="grandpa").status == 403
+    miniapp.grant_staff("carol", "authority")
+    summary = miniapp.get("/authority/registrations", user="carol").json()
+    assert [(g["class"], g["boxes"], g["sales"]) for g in summary["groups"]] in (
+        [("antipyretic", 1, 1), ("antipyretic", 1, 1)],
+        [("antipyretic", 2, 2)],
+    )
+    off = miniapp.put("/authority/rules", user="carol", json={"watched": False})
+    assert off.json() == {
+        "watched": False,
+        "limits": dict.fromkeys(["antipyretic", "antiviral", "antibiotic", "cough"], 2),
+    }
+    assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2] == "购药登记已关闭 No registration now"
+    assert sell(miniapp, "grandpa", TAOZHOU, tickets[TAOZHOU], "k9", [{"drug": "paracetamol"}]).status == 201
+    miniapp.put("/authority/rules", user="carol", json={"watched": True, "limits": {"antipyretic": 3}})
+    csv = miniapp.get("/authority/registrations.csv", user="carol")
+    assert csv.headers["content-type"].startswith("text/csv")
+    rows = csv.body.decode().splitlines()
+    alice = miniapp.user_id("alice")
+    assert rows[0] == "day,class,pharmacy,resident,drug,boxes,kind,sale" and len(rows) == 3  # k9 unregistered
+    assert all(f",antipyretic,{p},{alice},paracetamol,1,sale," in r for r, p in zip(rows[1:], sorted(
+        r.split(",")[2] for r in rows[1:]), strict=True))  # fmt: skip
+    # each read is audited: who (app-scoped id), what, and how many rows
+    audit = miniapp.get("/authority/reads", user="carol").json()["reads"]
+    assert [(r["what"], r["rows"], r["reader"]) for r in audit] == [
+        ("csv", 2, miniapp.user_id("carol")), ("summary", 2, miniapp.user_id("carol"))
+    ] or [(r["what"], r["rows"]) for r in audit] == [("summary", 2), ("csv", 2)]  # fmt: skip
