@@ -243,6 +243,7 @@ async def test_onecard_top_up_records_payments_and_consents(
         assert await serious_violations(page) == []
         await page.get_by_role("button", name="¥50.00").click()
         await expect(page.get_by_role("heading", name="收银台")).to_be_visible()
+        assert await serious_violations(page) == []
         await page.get_by_role("button", name="确认支付 ¥50.00").click()
         await expect(page.get_by_text("充值成功，¥50.00 已到账")).to_be_visible(timeout=15_000)
         await page.get_by_role("link", name="返回一卡通").click()
@@ -270,6 +271,7 @@ async def test_onecard_top_up_records_payments_and_consents(
         await page.goto("/app/#/health")
         await expect(page.get_by_text("绿码").first).to_be_visible()
         await expect(page.get_by_text("demo")).to_be_visible()
+        assert await serious_violations(page) == []
 
         # Consents: the scope with its purpose; granting lets the app read the masked name, withdrawing stops it.
         await page.goto("/app/#/consents")
@@ -293,7 +295,7 @@ async def test_onecard_top_up_records_payments_and_consents(
     assert tab.outside == [] and tab.errors == []
 
 
-async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only(
+async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only_and_installs(
     shell: RealServer, browser: Browser
 ) -> None:
     async with opened(browser, shell, "/app/") as tab:
@@ -311,6 +313,10 @@ async def test_code_page_first_load_weighs_under_150_kb_from_this_origin_only(
         await tab.page.reload()
         await expect(tab.page.get_by_role("img", name="安康码二维码，绿码，出示给扫码设备")).to_be_visible()
         await tab.page.wait_for_load_state("networkidle")
+        # Installable: Chromium finds the manifest, its icons and the service worker acceptable (a test browser's
+        # context is incognito, which Chromium names too: that one is the browser's, not the page's).
+        installable = await cdp.send("Page.getInstallabilityErrors")
+        assert [e["errorId"] for e in installable["installabilityErrors"]] == ["in-incognito"]
         loaded = {urls.get(request, request): size for request, size in sizes.items()}
         assert any(url.endswith("/v1/me/codes/ankang.png") for url in loaded)  # the code itself is counted
         assert sum(loaded.values()) <= 150 * 1024, loaded
