@@ -160,9 +160,20 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         await register.get_by_label("场景").fill("console-line-3")
         await register.get_by_role("button", name="以新密钥对登记终端").click()
         key_file = json.loads(await register.locator("pre").text_content() or "")
-        await expect(page.locator(f"tr[data-terminal='{key_file['terminal_id']}']")).to_contain_text(
-            "3 路公交"
-        )
+        row = page.locator(f"tr[data-terminal='{key_file['terminal_id']}']")
+        await expect(row).to_contain_text("3 路公交")
+        key = Ed25519PrivateKey.from_private_bytes(b64decode(key_file["private_key"]))
+
+        async def sign_in_as_terminal() -> httpx.Response:
+            assertion = client_assertion(key_file["terminal_id"], key, aud=key_file["token_endpoint"])
+            async with httpx.AsyncClient(base_url=web.url) as http:
+                return await http.post("/v1/terminal/token", data=token_form(assertion))
+
+        assert (await sign_in_as_terminal()).status_code == 200
+        await row.get_by_role("button", name="停用").click()  # disabled: it may not sign in any more
+        await expect(row.get_by_role("button", name="启用")).to_be_visible()
+        refused = await sign_in_as_terminal()
+        assert (refused.status_code, refused.json()["code"]) == (401, "terminal.disabled")
 
         # A partner county's issuer key joins the trust list (a new signed version) and leaves it again.
         await nav.get_by_role("link", name="信任列表").click()
@@ -206,7 +217,3 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         r = await http.get(f"/v1/developer/apps/{app_id}", headers={"authorization": f"Bearer {token}"})
         state = r.json()
         assert state["stable_version"] == "1.0.0" and state["versions"][0]["review_reason"] == "符合要求"
-        key = Ed25519PrivateKey.from_private_bytes(b64decode(key_file["private_key"]))
-        assertion = client_assertion(key_file["terminal_id"], key, aud=key_file["token_endpoint"])
-        r = await http.post("/v1/terminal/token", data=token_form(assertion))
-        assert r.status_code == 200, r.text
