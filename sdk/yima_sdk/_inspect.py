@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import sys
+from pathlib import Path
 
 from yima_sdk._app import App
 
-__all__ = ["main"]
+__all__ = ["job_handlers", "main"]
+
+
+def job_handlers(folder: Path, entry: str) -> list[str]:
+    """The app's job handlers (`@app.job(name)`), its folder imported in a child process as `yima-sdk check`
+    does; empty if it does not import. `yima-sdk dev` and `yima dev` run a `seed` job by this."""
+    done = subprocess.run(  # noqa: S603 - the interpreter running us, this module, the folder given
+        [sys.executable, "-I", "-B", "-m", "yima_sdk._inspect", str(folder), entry],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        return []
+    return list(json.loads(done.stdout.strip().splitlines()[-1]).get("jobs", []))
 
 
 def main() -> None:

@@ -224,6 +224,7 @@ async def _run_due_jobs(simulator: AsyncSimulator) -> None:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from yima_sdk._inspect import job_handlers
     from yima_sdk.simulator import AsyncSimulator, Switches, serve_http
 
     switches = Switches(
@@ -253,6 +254,11 @@ def _dev(args: argparse.Namespace) -> int:
             else "OS layers: every one of the production sandbox's is in force"
         )
         print(f"serving on http://127.0.0.1:{port}/  (simulator state: /_sim/state)", flush=True)
+        if "jobs" in simulator.manifest.capabilities and "seed" in await asyncio.to_thread(
+            job_handlers, args.folder.resolve(), simulator.manifest.entry
+        ):
+            simulator.platform.schedule_job("seed", key="yima-sdk-dev-seed")  # demo data, run in a second
+            print("demo data: the app's seed job is scheduled", flush=True)
         jobs = loop.create_task(_run_due_jobs(simulator))
         try:
             await stop.wait()

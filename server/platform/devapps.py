@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Protocol
 import asyncpg
 import msgspec
 from yima_sdk import contract as c
+from yima_sdk._inspect import job_handlers
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import YimaError
 from yima_sdk.pack import Package, archive_files, pack
@@ -70,21 +69,6 @@ def signature(folder: Path) -> Signature:
             continue
         out.append((name, stat.st_size, stat.st_mtime_ns))
     return tuple(out)
-
-
-def job_handlers(folder: Path, entry: str) -> list[str]:
-    """The app's job handlers, as `yima-sdk check` lists them: the folder imported in a child process (the
-    developer's own code, on their machine; never in the server's process). Empty if it does not import."""
-    done = subprocess.run(  # noqa: S603 - the interpreter running us, a fixed module, the folder given
-        [sys.executable, "-I", "-B", "-m", "yima_sdk._inspect", str(folder), entry],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        return []
-    return list(json.loads(done.stdout.strip().splitlines()[-1]).get("jobs", []))
 
 
 def dev_package(folder: Path) -> Package:
