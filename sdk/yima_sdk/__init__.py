@@ -12,6 +12,7 @@ These names are the public API (pinned by sdk/tests/test_sdk_public_api.py). Eve
 package at start-up, so it imports only the programming model; the rest are submodules imported on use:
 `yima_sdk.contract` (the capability contract: one Struct per operation), `yima_sdk.simulator` (local host),
 `yima_sdk.testing` (pytest plugin), `yima_sdk.pack`, `yima_sdk.publish`, `yima_sdk.passes` (app pass format),
+`yima_sdk.fares` (the bus fare engine, shared by the bus app and terminals),
 and for terminals and phones `yima_sdk.codes`, `yima_sdk.trust`, `yima_sdk.holder`, `yima_sdk.terminal`.
 """
 
