@@ -1,0 +1,345 @@
+"""一码乘车 Bus rides (gov.guangde.bus): fare tables kept by the operator's staff, rides priced and charged when a
+bus terminal scans a rider's code, rides and a monthly statement for riders, disputed fares refunded by staff; on
+yima_sdk alone, priced by the SDK's fare engine (`yima_sdk.fares`) as terminals price offline rides
+(docs/miniapps/bus.md tells each flow).
+
+Data (ctx.db collections, declared with their indexes in miniapp.toml):
+    fare_tables  id `v<version>`: one version of the fare table (`yima_sdk.fares.FareTable` as JSON); versions are
+                 immutable and take effect at `effective_from`, never in the past, so a ride keeps its price
+    rides        id = the platform's scan id (a scan delivered twice is one ride): the priced ride, its payment
+    eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
+    disputes     id = the ride's id: one per ride, open -> refunded or rejected
+
+A bus terminal is registered with the unit of the line it serves (`line:k2`); a scan at it is a boarding of that
+line. The terminal does not know where the rider will get off, so a staged line charges its top stage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+import seed
+from yima_sdk import App, ConsentDenied, Context, JobEvent, Request, Response, ScanEvent, VersionConflict
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.fares import (
+    Eligibility,
+    FareError,
+    FareSchedule,
+    FareTable,
+    PricedRide,
+    Ride,
+    Rider,
+    price_rides,
+)
+
+app = App()
+
+CATEGORY_NAMES = {
+    "senior_60": "60-69岁半价 aged 60-69",
+    "senior_70": "70岁以上免费 aged 70+",
+    "student": "学生半价 student",
+    "disability": "残疾人免费 disability card",
+    "veteran": "优抚对象免费 veteran",
+}
+
+
+class Grant(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: str
+    category: str
+    expires_at: dt.datetime
+
+
+class Dispute(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
+
+
+class Decision(msgspec.Struct, forbid_unknown_fields=True):
+    note: str = ""
+    amount_fen: int | None = None
+    """Refund this much (None: the whole fare paid)."""
+
+
+def problem(status: int, code: str, message: str) -> Response:
+    return Response.json({"code": code, "error": message}, status=status)
+
+
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+async def schedule(ctx: Context) -> FareSchedule:
+    page = await ctx.db.find("fare_tables", limit=100)
+    return FareSchedule(msgspec.convert(r.value, FareTable) for r in page.items)
+
+
+async def rider_of(ctx: Context, user_id: str) -> Rider:
+    """The rider's concession facts: a consented birth date, and the eligibility staff granted."""
+    try:
+        born: dt.date | None = dt.date.fromisoformat(await ctx.user.scope("birth_date"))
+    except ConsentDenied:
+        born = None
+    grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
+    return Rider(
+        birth_date=born,
+        eligibilities=tuple(
+            Eligibility(
+                category=g.value["category"], expires_at=dt.datetime.fromisoformat(g.value["expires_at"])
+            )
+            for g in grants.items
+        ),
+    )
+
+
+async def month_rides(ctx: Context, user_id: str, month: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = await ctx.db.find(
+            "rides", {"user_id": user_id, "month": month}, order_by="at", limit=100, after=after
+        )
+        out.extend({"id": r.id, **r.value} for r in page.items)
+        after = page.cursor
+        if after is None:
+            return out
+
+
+def ride_of(value: dict[str, Any]) -> Ride:
+    return Ride(ride_id=value["id"], at=dt.datetime.fromisoformat(value["at"]), line=value["line"])
+
+
+# ---- boarding: the bus terminal scans the rider's code ---------------------------------------------------
+
+
+@app.on_scan("bus")
+async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
+    if event.user_id is None:
+        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
+    unit = event.data.unit or ""
+    if not unit.startswith("line:"):
+        return {"lines": ["终端未绑定线路 This terminal serves no line"]}
+    ride_id = event.data.scan_id
+    existing = await ctx.db.get("rides", ride_id)
+    if existing is not None:  # the scan delivered again: the same ride, charged once
+        value = {"id": ride_id, **existing.value}
+        if value["fare_fen"] and not value.get("payment_id"):
+            await charge(ctx, ride_id, value, existing.version)
+        return {"lines": ride_lines(value)}
+    at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+    ride = Ride(ride_id=ride_id, at=at, line=unit.removeprefix("line:"))
+    month = at.strftime("%Y-%m")
+    earlier = [ride_of(v) for v in await month_rides(ctx, event.user_id, month)]
+    try:
+        priced = {
+            p.ride_id: p
+            for p in price_rides(await schedule(ctx), await rider_of(ctx, event.user_id), [*earlier, ride])
+        }
+    except FareError as exc:
+        await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
+        return {"lines": ["票价未配置 No fare for this line"]}
+    value = ride_value(event.user_id, priced[ride_id], event, month)
+    try:
+        record = await ctx.db.insert("rides", value, id=ride_id)
+    except VersionConflict:  # the same scan on another worker a moment ago
+        record = await ctx.db.get("rides", ride_id)
+        assert record is not None
+        return {"lines": ride_lines({"id": ride_id, **record.value})}
+    if value["fare_fen"]:
+        value = await charge(ctx, ride_id, value, record.version)
+    return {"lines": ride_lines(value)}
+
+
+def ride_value(user_id: str, p: PricedRide, event: ScanEvent, month: str) -> dict[str, Any]:
+    local = p.at.astimezone(COUNTY_TIME)
+    return {
+        "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
+        "line": p.line, "terminal": event.terminal_id, "mode": event.data.mode,
+        "credential_type": event.data.credential_type, "table_version": p.table_version,
+        "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,
+        "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
+        "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen, "fare_fen": p.fare_fen,
+        "payment_id": None, "payment_status": None, "refunded_fen": 0,
+    }  # fmt: skip
+
+
+async def charge(ctx: Context, ride_id: str, value: dict[str, Any], version: int) -> dict[str, Any]:
+    """Charge the ride's fare to the rider's one-card, once: the key is the ride (the scan)."""
+    payment = await ctx.payments.charge(
+        value["fare_fen"], f"公交 {value['line']}路 {value['at'][:16]}", idempotency_key=f"ride:{ride_id}"
+    )
+    value = {**value, "payment_id": payment.id, "payment_status": payment.status}
+    stored = {k: v for k, v in value.items() if k != "id"}
+    try:
+        await ctx.db.update("rides", ride_id, stored, expected_version=version)
+    except VersionConflict:
+        pass  # recorded by the other delivery of this scan, with the same payment (same key)
+    return value
+
+
+def ride_lines(value: dict[str, Any]) -> list[str]:
+    lines = [f"{value['line']}路 ¥{yuan(value['fare_fen'])}"]
+    if value["concession"]:
+        lines.append(CATEGORY_NAMES.get(value["concession"], value["concession"]))
+    if value["transfer"]:
+        lines.append(f"换乘优惠 transfer -¥{yuan(value['transfer_off_fen'])}")
+    if value["cap_off_fen"]:
+        lines.append("已达封顶 fare cap reached")
+    return lines
+
+
+# ---- riders: lines, rides, the monthly statement, disputes ------------------------------------------------
+
+
+@app.get("/lines")
+async def lines(ctx: Context, request: Request) -> Response:
+    try:
+        table = (await schedule(ctx)).table_at(dt.datetime.now(dt.UTC))
+    except FareError:
+        return problem(404, "bus.no_fare_table", "no fare table is in force yet")
+    return Response.json(msgspec.to_builtins(table))
+
+
+@app.get("/rides")
+async def rides(ctx: Context, request: Request) -> Response:
+    month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
+    return Response.json({"month": month, "rides": await month_rides(ctx, await ctx.user.id(), month)})
+
+
+@app.get("/statement")
+async def statement(ctx: Context, request: Request) -> Response:
+    """The month's totals: what the rides would have cost, what each discount took off, what was paid."""
+    month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
+    found = await month_rides(ctx, await ctx.user.id(), month)
+    total = {k: sum(r[k] for r in found) for k in ("base_fen", "peak_fen", "concession_off_fen", "transfer_off_fen",
+                                                    "cap_off_fen", "fare_fen", "refunded_fen")}  # fmt: skip
+    return Response.json({
+        "month": month, "rides": len(found), "transfers": sum(1 for r in found if r["transfer"]),
+        **total, "paid_fen": total["fare_fen"] - total["refunded_fen"],
+    })  # fmt: skip
+
+
+@app.post("/rides/{ride}/dispute")
+async def dispute(ctx: Context, request: Request) -> Response:
+    body = request.json(Dispute)
+    user_id = await ctx.user.id()
+    ride = await ctx.db.get("rides", request.path_params["ride"])
+    if ride is None or ride.value["user_id"] != user_id:
+        return problem(404, "bus.ride_not_found", "no such ride of yours")
+    value = {
+        "user_id": user_id,
+        "status": "open",
+        "reason": body.reason[:500],
+        "fare_fen": ride.value["fare_fen"],
+    }
+    try:
+        await ctx.db.insert("disputes", value, id=ride.id)
+    except VersionConflict:
+        return problem(409, "bus.already_disputed", "this ride's fare is disputed already")
+    return Response.json({"ride": ride.id, **value}, status=201)
+
+
+# ---- staff: fare tables, concessions, disputes ------------------------------------------------------------
+
+
+@app.put("/fares/tables/{version}")
+async def put_table(ctx: Context, request: Request) -> Response:
+    try:
+        table = FareTable.from_json(request.body)
+    except FareError as exc:
+        return problem(400, "bus.bad_fare_table", str(exc))
+    if str(table.version) != request.path_params["version"]:
+        return problem(400, "bus.version_mismatch", "the body's version is not the path's")
+    if table.effective_from < dt.datetime.now(dt.UTC):
+        return problem(409, "bus.table_in_past", "a fare table takes effect from now on, never in the past")
+    try:
+        await ctx.db.insert("fare_tables", msgspec.to_builtins(table), id=f"v{table.version}")
+    except VersionConflict:
+        return problem(409, "bus.version_exists", "fare table versions are immutable: publish a new version")
+    await ctx.log.info(
+        "fare table published", version=table.version, effective_from=table.effective_from.isoformat()
+    )
+    return Response.json(
+        {"version": table.version, "effective_from": table.effective_from.isoformat()}, status=201
+    )
+
+
+@app.get("/fares/tables")
+async def tables(ctx: Context, request: Request) -> Response:
+    return Response.json({"tables": msgspec.to_builtins((await schedule(ctx)).tables)})
+
+
+@app.post("/concessions/grants")
+async def grant(ctx: Context, request: Request) -> Response:
+    body = request.json(Grant)
+    if body.category not in ("student", "disability", "veteran"):
+        return problem(400, "bus.unknown_category", "grant student, disability or veteran")
+    if body.expires_at.tzinfo is None:
+        return problem(400, "bus.expiry_needs_zone", "expires_at needs a time zone")
+    value = {"user_id": body.user_id, "category": body.category, "expires_at": body.expires_at.isoformat(),
+             "granted_by": await ctx.user.id()}  # fmt: skip
+    doc_id = f"{body.user_id}.{body.category}"
+    current = await ctx.db.get("eligibility", doc_id)
+    if current is None:
+        await ctx.db.insert("eligibility", value, id=doc_id)
+    else:
+        await ctx.db.update("eligibility", doc_id, value, expected_version=current.version)
+    await ctx.log.info("concession granted", category=body.category, expires_at=value["expires_at"])
+    return Response.json(value, status=201)
+
+
+@app.get("/fares/disputes")
+async def disputes(ctx: Context, request: Request) -> Response:
+    page = await ctx.db.find("disputes", {"status": request.query.get("status", "open")}, limit=100)
+    return Response.json({"disputes": [{"ride": r.id, **r.value} for r in page.items]})
+
+
+@app.post("/fares/disputes/{ride}/refund")
+async def refund(ctx: Context, request: Request) -> Response:
+    body = request.json(Decision)
+    ride_id = request.path_params["ride"]
+    case = await ctx.db.get("disputes", ride_id)
+    ride = await ctx.db.get("rides", ride_id)
+    if case is None or ride is None:
+        return problem(404, "bus.dispute_not_found", "no such dispute")
+    if case.value["status"] == "rejected":
+        return problem(409, "bus.dispute_closed", "this dispute was rejected")
+    paid = ride.value["fare_fen"]
+    amount = paid if body.amount_fen is None else body.amount_fen
+    if not 0 < amount <= paid or ride.value.get("payment_id") is None:
+        return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a charged ride")
+    # The key is the dispute: a retried decision refunds once (a different amount then is refused).
+    done = await ctx.payments.refund(
+        ride.value["payment_id"], amount, "票价争议退款 disputed fare", f"dispute:{ride_id}"
+    )
+    await ctx.db.update(
+        "rides", ride_id, {**ride.value, "refunded_fen": done.amount_fen}, expected_version=ride.version
+    )
+    await ctx.db.update("disputes", ride_id, {**case.value, "status": "refunded", "refunded_fen": done.amount_fen,
+                                              "note": body.note}, expected_version=case.version)  # fmt: skip
+    await ctx.notify.send(
+        "票价已退 Fare refunded", f"¥{yuan(done.amount_fen)}", user_id=ride.value["user_id"]
+    )
+    return Response.json({"ride": ride_id, "status": "refunded", "refunded_fen": done.amount_fen})
+
+
+@app.post("/fares/disputes/{ride}/reject")
+async def reject(ctx: Context, request: Request) -> Response:
+    body = request.json(Decision)
+    case = await ctx.db.get("disputes", request.path_params["ride"])
+    if case is None:
+        return problem(404, "bus.dispute_not_found", "no such dispute")
+    if case.value["status"] != "open":
+        return problem(409, "bus.dispute_closed", f"this dispute is {case.value['status']}")
+    await ctx.db.update("disputes", case.id, {**case.value, "status": "rejected", "note": body.note},
+                        expected_version=case.version)  # fmt: skip
+    return Response.json({"ride": case.id, "status": "rejected"})
+
+
+@app.job("seed")
+async def seed_demo(ctx: Context, job: JobEvent) -> None:
+    """The demo fare table (yima dev runs it once a day; present already: nothing to do)."""
+    try:
+        await ctx.db.insert("fare_tables", seed.TABLE, id=f"v{seed.TABLE['version']}")
+    except VersionConflict:
+        pass

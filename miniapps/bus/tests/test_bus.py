@@ -1,0 +1,103 @@
+"""The bus rides app against the simulator: boarding scans priced and charged by the fare engine (transfer,
+concessions by age and by staff grant), a new fare table version taking effect at its time, the rider's rides and
+statement, and a disputed fare refunded by the fares staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.testing import MiniApp
+
+
+def to_wednesday_10(miniapp: MiniApp) -> dt.datetime:
+    """Seed as `yima dev` does, then move the simulator's clock to next Wednesday 10:00 county time (off-peak)."""
+    miniapp.schedule_job("seed", key="yima-dev-seed")
+    assert [run.ok for run in miniapp.advance(seconds=1) if run.name == "seed"] == [True]
+    now = dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME)
+    target = (now + dt.timedelta(days=(2 - now.weekday()) % 7 or 7)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    miniapp.advance(seconds=(target - now).total_seconds())
+    return target
+
+
+def test_rides_priced_charged_shown_and_a_disputed_fare_refunded(miniapp: MiniApp) -> None:
+    miniapp.switches.payment_confirmation = "auto"  # riders in this test agreed to pay rides without a prompt
+    wednesday = to_wednesday_10(miniapp)
+    for rider in ("alice", "grandpa", "carol"):
+        assert miniapp.get("/lines", user=rider).json()["lines"]["k2"]["stages"][-1]["fare_fen"] == 400
+    balance = miniapp.platform.balances["alice"]
+
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥2.00"]
+    miniapp.advance(minutes=30)
+    assert miniapp.scan("bus", user="alice", unit="line:2") == ["2路 ¥1.00", "换乘优惠 transfer -¥1.00"]
+    # Born 1948: 70 or more rides free; the staged K2 charges its top stage (the terminal cannot know the stop).
+    assert miniapp.scan("bus", user="grandpa", unit="line:k2") == ["k2路 ¥0.00", "70岁以上免费 aged 70+"]
+    assert miniapp.scan("bus", user="alice", unit="nowhere") == [
+        "终端未绑定线路 This terminal serves no line"
+    ]
+    assert miniapp.platform.balances["alice"] == balance - 300
+
+    # The fares staff publish version 2 (line 1 at 3 yuan) from 11:00; versions are immutable, never back-dated.
+    v2 = miniapp.get("/fares/tables", user="alice").json()["tables"][0] | {"version": 2}
+    v2["lines"]["1"]["flat_fen"] = 300
+    v2["effective_from"] = (wednesday + dt.timedelta(hours=1)).isoformat()
+    refused = miniapp.put("/fares/tables/2", user="carol", json=v2)
+    assert refused.status == 403 and refused.json()["code"] == "miniapp.staff_required"
+    miniapp.grant_staff("carol", "fares")
+    past = miniapp.put(
+        "/fares/tables/2", user="carol", json=v2 | {"effective_from": "2026-02-01T00:00:00+08:00"}
+    )
+    assert past.json()["code"] == "bus.table_in_past"
+    broken = miniapp.put("/fares/tables/2", user="carol", json=v2 | {"concessions": {"student": 101}})
+    assert broken.json()["code"] == "bus.bad_fare_table"
+    assert miniapp.put("/fares/tables/2", user="carol", json=v2).status == 201
+    assert miniapp.put("/fares/tables/2", user="carol", json=v2).json()["code"] == "bus.version_exists"
+    miniapp.advance(hours=2)
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥3.00"]  # 12:30, version 2, no transfer
+
+    month = wednesday.strftime("%Y-%m")
+    rides = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert [(r["line"], r["table_version"], r["fare_fen"], r["transfer"]) for r in rides] == [
+        ("1", 1, 200, False), ("2", 1, 100, True), ("1", 2, 300, False),
+    ]  # fmt: skip
+    statement = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert (statement["rides"], statement["transfers"], statement["base_fen"]) == (3, 1, 700)
+    assert (statement["transfer_off_fen"], statement["paid_fen"]) == (100, 600)
+
+    # Alice disputes the 3-yuan ride; only she can, once; the fares staff refund it.
+    third = rides[2]["id"]
+    assert miniapp.post(f"/rides/{third}/dispute", user="grandpa", json={"reason": "x"}).status == 404
+    assert (
+        miniapp.post(f"/rides/{third}/dispute", user="alice", json={"reason": "I tapped twice"}).status == 201
+    )
+    again = miniapp.post(f"/rides/{third}/dispute", user="alice", json={"reason": "again"})
+    assert again.json()["code"] == "bus.already_disputed"
+    assert [d["ride"] for d in miniapp.get("/fares/disputes", user="carol").json()["disputes"]] == [third]
+    refunded = miniapp.post(f"/fares/disputes/{third}/refund", user="carol", json={"note": "double tap"})
+    assert refunded.json() == {"ride": third, "status": "refunded", "refunded_fen": 300}
+    assert miniapp.platform.balances["alice"] == balance - 300
+    assert miniapp.get("/statement", user="alice", query={"month": month}).json()["paid_fen"] == 300
+    assert [m["title"] for m in miniapp.inbox("alice")][-1] == "票价已退 Fare refunded"
+
+
+def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp) -> None:
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    assert miniapp.get("/lines", user="carol").status == 200
+    carol = miniapp.user_id("carol")
+    grant = {
+        "user_id": carol,
+        "category": "student",
+        "expires_at": (wednesday + dt.timedelta(days=1)).isoformat(),
+    }
+    assert miniapp.post("/concessions/grants", user="alice", json=grant).status == 403
+    miniapp.grant_staff("alice", "concessions")
+    assert miniapp.post("/concessions/grants", user="alice", json=grant | {"category": "vip"}).status == 400
+    assert miniapp.post("/concessions/grants", user="alice", json=grant).status == 201
+    miniapp.platform.balances["carol"] = 1000
+    assert miniapp.scan("bus", user="carol", unit="line:1") == ["1路 ¥1.00", "学生半价 student"]
+    miniapp.advance(days=2)  # the grant has expired; Friday 10:00
+    assert miniapp.scan("bus", user="carol", unit="line:1") == ["1路 ¥2.00"]
+    assert miniapp.platform.balances["carol"] == 700
