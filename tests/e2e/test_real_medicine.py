@@ -1,0 +1,180 @@
+"""The buying-medicine app (miniapps/medicine) through the real core: `yima dev` runs the first-party apps and
+their seed jobs; a pharmacy terminal scans a resident's Ankang code and says what she may buy; a pharmacist
+sells, the resident pays on her phone; many tills selling a watched class at once stay within the 7-day limit;
+the authority reads the registrations as CSV (audited); and a doctor's e-prescription from the medical app is
+filled at one pharmacy only, two pharmacies asking at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from yima_sdk.cron import COUNTY_TIME
+
+from server.seed import DEMO_OPERATOR_PHONE
+from tests.e2e._real import (
+    RealServer,
+    enrol_terminal,
+    eventually,
+    private_folder,
+    real_server,
+    scan_code,
+    server_env,
+    sign_in,
+    verified_resident,
+)
+
+APP = "gov.guangde.medicine"
+API = f"/v1/miniapps/{APP}/api"
+MEDICAL = "/v1/miniapps/gov.guangde.medical/api"
+TAOZHOU, SHIJIE = "pharmacy:taozhou-1", "pharmacy:shijie-1"
+
+
+@dataclass
+class Dev:
+    server: RealServer
+    operator: httpx.Client
+    tills: dict[str, httpx.Client]
+    """A terminal at each of two pharmacies, at the app's scene."""
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[Dev]:
+    with private_folder() as folder:
+        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        with real_server("dev", env=env) as server:
+            operator = sign_in(server, DEMO_OPERATOR_PHONE)
+            resident = verified_resident(server)
+
+            def seeded() -> bool:
+                r = resident.get(f"{API}/pharmacies")
+                assert r.status_code == 200, r.text + server.output()[-3000:]
+                return "桃州镇中心药房" in {p["name"] for p in r.json()["pharmacies"]}
+
+            eventually(seeded, limit_s=60)
+            tills = {
+                unit: enrol_terminal(server, operator, "pharmacy", APP, unit=unit)
+                for unit in (TAOZHOU, SHIJIE)
+            }
+            yield Dev(server, operator, tills)
+
+
+def staff(dev: Dev, app_id: str, role: str, unit: str | None) -> httpx.Client:
+    person = verified_resident(dev.server)
+    body = {"account_id": person.get("/v1/me").json()["id"], "role": role, "unit": unit}
+    r = dev.operator.post(f"/v1/miniapps/{app_id}/staff", json=body)
+    assert r.status_code == 201, r.text
+    return person
+
+
+def customer(dev: Dev) -> httpx.Client:
+    """A resident who opened the app once and shares her code's colour with it."""
+    resident = verified_resident(dev.server)
+    assert resident.get(f"{API}/purchases").status_code == 200
+    assert resident.put(f"/v1/me/consents/{APP}/health_color", json={"granted": True}).status_code in (
+        200,
+        201,
+        204,
+    )
+    return resident
+
+
+def counter(dev: Dev, unit: str, resident: httpx.Client) -> tuple[int, list[str]]:
+    """The pharmacy's terminal scans her code: the ticket number and the lines. A pharmacy spends a code once
+    anywhere (docs/scan.md), so she renews her code first, as her phone would a minute later."""
+    assert resident.post("/v1/me/codes/ankang/revoke").status_code == 200
+    answer = scan_code(dev.tills[unit], resident)
+    assert answer["result"] == "accept", answer
+    lines = answer["miniapp"]["lines"]
+    return int(lines[0].split()[2].rstrip(":")), lines
+
+
+def sale(
+    unit: str, number: int, key: str, items: list[Any], prescription: str | None = None
+) -> dict[str, Any]:
+    body = {"pharmacy": unit.removeprefix("pharmacy:"), "ticket": number, "key": key, "items": items}
+    return body | ({"prescription": prescription} if prescription else {})
+
+
+def test_scan_sell_pay_and_the_watched_limit_under_concurrency_then_the_authoritys_csv(dev: Dev) -> None:
+    resident = customer(dev)
+    number, lines = counter(dev, TAOZHOU, resident)
+    assert lines[1:] == ["处方药凭电子处方 Rx: e-prescription", "7天余 left 退热2 抗病毒2 抗菌2 止咳2"], lines
+    pharmacist = staff(dev, APP, "pharmacist", TAOZHOU)
+    assert resident.post(f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "a", [])).status_code == 403
+
+    r = pharmacist.post(f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "a", [{"drug": "ibuprofen"}]))
+    assert r.status_code == 201, r.text
+    made = r.json()
+    paying = resident.post(f"{API}/sales/{made['id']}/pay")
+    assert paying.status_code == 200 and paying.json()["status"] == "pending_confirmation", paying.text
+    confirmed = resident.post(f"/v1/me/payments/{paying.json()['payment_id'].removeprefix('pay_')}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    status = pharmacist.get(f"{API}/pharmacist/sales/{made['id']}").json()["status"]
+    assert status == confirmed.json()["status"] and status in ("succeeded", "failed")
+
+    # six tills at once, one box each: one box of the two is left, so exactly one sale is made
+    keys = [f"c{n}" for n in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda key: pharmacist.post(
+            f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, key, [{"drug": "paracetamol"}])), keys))  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 5, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"medicine.limit_reached"}
+    assert counter(dev, SHIJIE, resident)[1][2].startswith("7天余 left 退热0 ")
+
+    authority = staff(dev, APP, "authority", None)
+    assert pharmacist.get(f"{API}/authority/registrations.csv").status_code == 403
+    csv = authority.get(f"{API}/authority/registrations.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"] == "application/octet-stream", csv.text
+    me = resident.get(f"{API}/purchases").json()["purchases"]
+    assert csv.text.splitlines()[0] == "day,class,pharmacy,resident,drug,boxes,kind,sale"
+    rows = [row.split(",") for row in csv.text.splitlines()[1:] if row.split(",")[7] in {p["id"] for p in me}]
+    assert sorted((row[1], row[4], row[5]) for row in rows) == [
+        ("antipyretic", "ibuprofen", "1"), ("antipyretic", "paracetamol", "1"),
+    ]  # fmt: skip
+    assert all(row[3].startswith("u_") for row in rows)  # the app-scoped id, no ID number
+    assert authority.get(f"{API}/authority/reads").json()["reads"][0]["what"] == "csv"
+
+
+def test_a_doctors_e_prescription_is_filled_at_one_pharmacy_only(dev: Dev) -> None:
+    patient = customer(dev)
+    # the medical app: she books today's session, checks in at the clinic terminal, the doctor prescribes
+    session = f"dr-zhou.{dt.datetime.now(COUNTY_TIME).date().isoformat()}.pm"
+    booking = patient.post(f"{MEDICAL}/sessions/{session}/book")
+    assert booking.status_code == 201, booking.text
+    clinic = enrol_terminal(dev.server, dev.operator, "clinic", "gov.guangde.medical",
+                            unit="institution:guangde-people")  # fmt: skip
+    assert scan_code(clinic, patient)["result"] == "accept"
+    doctor = staff(dev, "gov.guangde.medical", "doctor", "institution:guangde-people")
+    assert doctor.post(f"{MEDICAL}/doctor/sessions/{session}/next").status_code == 200
+    finished = doctor.post(f"{MEDICAL}/doctor/bookings/{booking.json()['id']}/finish",
+                           json={"items": [{"drug": "amoxicillin", "boxes": 2}]})  # fmt: skip
+    assert finished.status_code == 200, finished.text
+    rx = finished.json()["prescription"]["payload"]
+
+    # she lets the medical app share its passes with the pharmacies (the catalog's consent)
+    share = patient.put(
+        "/v1/me/consents/gov.guangde.medical/pass_share:gov.guangde.medicine", json={"granted": True}
+    )
+    assert share.status_code in (200, 201, 204), share.text
+    check = patient.post(f"{API}/prescriptions/check", json={"payload": rx}).json()
+    assert check == {"valid": True, "items": [["amoxicillin", 2]], "filled_at": None}
+
+    tickets = {unit: counter(dev, unit, patient)[0] for unit in (TAOZHOU, SHIJIE)}
+    pharmacists = {unit: staff(dev, APP, "pharmacist", unit) for unit in (TAOZHOU, SHIJIE)}
+
+    def fill(unit: str) -> httpx.Response:
+        body = sale(unit, tickets[unit], "rx", [{"drug": "amoxicillin", "qty": 2}], rx)
+        return pharmacists[unit].post(f"{API}/pharmacist/sales", json=body)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(fill, [TAOZHOU, SHIJIE]))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert next(a for a in answers if a.status_code == 409).json()["code"] == "medicine.prescription_filled"
+    filled = patient.post(f"{API}/prescriptions/check", json={"payload": rx}).json()["filled_at"]
+    assert filled == next(a for a in answers if a.status_code == 201).json()["pharmacy"]
