@@ -10,6 +10,10 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
     disputes     id = the ride's id: one per ride, open -> refunded or rejected
 
+An offline ride (a ride code the terminal accepted without a connection) reaches the app after the platform
+settled the amount the terminal charged (`settled_fen`): the app records it priced by the same engine and does not
+charge it again.
+
 A bus terminal is registered with the unit of the line it serves (`line:k2`); a scan at it is a boarding of that
 line. The terminal does not know where the rider will get off, so a staged line charges its top stage.
 """
@@ -123,7 +127,7 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     existing = await ctx.db.get("rides", ride_id)
     if existing is not None:  # the scan delivered again: the same ride, charged once
         value = {"id": ride_id, **existing.value}
-        if value["fare_fen"] and not value.get("payment_id"):
+        if value["fare_fen"] and value["mode"] == "online" and not value.get("payment_id"):
             await charge(ctx, ride_id, value, existing.version)
         return {"lines": ride_lines(value)}
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
@@ -145,7 +149,7 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         record = await ctx.db.get("rides", ride_id)
         assert record is not None
         return {"lines": ride_lines({"id": ride_id, **record.value})}
-    if value["fare_fen"]:
+    if value["fare_fen"] and event.data.mode == "online":
         value = await charge(ctx, ride_id, value, record.version)
     return {"lines": ride_lines(value)}
 
@@ -160,6 +164,8 @@ def ride_value(user_id: str, p: PricedRide, event: ScanEvent, month: str) -> dic
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
         "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen, "fare_fen": p.fare_fen,
         "payment_id": None, "payment_status": None, "refunded_fen": 0,
+        # An offline ride was paid by the platform's settlement of the terminal's amount, not by this app.
+        "settled_fen": event.data.amount_fen if event.data.mode == "offline" else None,
     }  # fmt: skip
 
 

@@ -101,3 +101,20 @@ def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp
     miniapp.advance(days=2)  # the grant has expired; Friday 10:00
     assert miniapp.scan("bus", user="carol", unit="line:1") == ["1路 ¥2.00"]
     assert miniapp.platform.balances["carol"] == 700
+
+
+def test_an_offline_ride_is_recorded_priced_and_not_charged_again(miniapp: MiniApp) -> None:
+    month = to_wednesday_10(miniapp).strftime("%Y-%m")
+    assert miniapp.get("/lines", user="alice").status == 200
+    lines = miniapp.scan(
+        "bus", user="alice", unit="line:k2", mode="offline", credential_type="ride_code", amount_fen=400
+    )
+    assert lines == ["k2路 ¥4.00"]
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert (ride["mode"], ride["fare_fen"], ride["settled_fen"], ride["payment_id"]) == (
+        "offline",
+        400,
+        400,
+        None,
+    )
+    assert miniapp.payments == []
