@@ -206,6 +206,17 @@ async def lines(ctx: Context, request: Request) -> Response:
     return Response.json(msgspec.to_builtins(table))
 
 
+@app.get("/me")
+async def me(ctx: Context, request: Request) -> Response:
+    """The rider's id in this app (shown at the counter for a concession grant) and their concessions."""
+    user_id = await ctx.user.id()
+    grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
+    concessions = [
+        {"category": g.value["category"], "expires_at": g.value["expires_at"]} for g in grants.items
+    ]
+    return Response.json({"user_id": user_id, "concessions": concessions})
+
+
 @app.get("/rides")
 async def rides(ctx: Context, request: Request) -> Response:
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")

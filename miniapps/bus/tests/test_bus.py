@@ -85,8 +85,7 @@ def test_rides_priced_charged_shown_and_a_disputed_fare_refunded(miniapp: MiniAp
 def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp) -> None:
     miniapp.switches.payment_confirmation = "auto"
     wednesday = to_wednesday_10(miniapp)
-    assert miniapp.get("/lines", user="carol").status == 200
-    carol = miniapp.user_id("carol")
+    carol = miniapp.get("/me", user="carol").json()["user_id"]
     grant = {
         "user_id": carol,
         "category": "student",
@@ -96,6 +95,7 @@ def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp
     miniapp.grant_staff("alice", "concessions")
     assert miniapp.post("/concessions/grants", user="alice", json=grant | {"category": "vip"}).status == 400
     assert miniapp.post("/concessions/grants", user="alice", json=grant).status == 201
+    assert [c["category"] for c in miniapp.get("/me", user="carol").json()["concessions"]] == ["student"]
     miniapp.platform.balances["carol"] = 1000
     assert miniapp.scan("bus", user="carol", unit="line:1") == ["1路 ¥1.00", "学生半价 student"]
     miniapp.advance(days=2)  # the grant has expired; Friday 10:00
