@@ -224,6 +224,10 @@ async def sell(ctx: Context, request: Request) -> Response:
                         "registrations", registration(sale, item, item["qty"], "sale"), id=f"{sale_id}.{n}"
                     )
         except Refused as refused:  # raised in the block: nothing of the sale is written
+            if redemption is not None and (filled := await ctx.db.get("redemptions", redemption)) is not None:
+                # filled elsewhere a moment ago (and its boxes counted): that is the reason that matters
+                return problem(409, "medicine.prescription_filled",
+                               f"this e-prescription was filled at {filled.value['pharmacy']}")  # fmt: skip
             return problem(409, refused.code, refused.message)
         except VersionConflict:
             if (made := await ctx.db.get("sales", sale_id)) is not None:

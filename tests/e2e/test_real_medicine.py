@@ -1,12 +1,13 @@
 """The buying-medicine app (miniapps/medicine) through the real core: `yima dev` runs the first-party apps and
 their seed jobs; a pharmacy terminal scans a resident's Ankang code and says what she may buy; a pharmacist
-sells, the resident pays on her phone; many tills selling a watched class at once stay within the 7-day limit;
+sells, the resident pays on her phone and is refunded; many tills selling a watched class at once stay within the 7-day limit;
 the authority reads the registrations as CSV (audited); and a doctor's e-prescription from the medical app is
 filled at one pharmacy only, two pharmacies asking at once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_OPERATOR_PHONE
+from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
@@ -101,8 +102,27 @@ def sale(
     return body | ({"prescription": prescription} if prescription else {})
 
 
-def test_scan_sell_pay_and_the_watched_limit_under_concurrency_then_the_authoritys_csv(dev: Dev) -> None:
-    resident = customer(dev)
+def top_up(resident: httpx.Client, fen: int) -> None:
+    """A top-up paid at the payment simulator's cashier, over HTTP, waited for until it is credited."""
+    r = resident.post(
+        "/v1/me/onecard/topups", json={"amount_fen": fen}, headers={"Idempotency-Key": secrets.token_hex(8)}
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    cashier = resident.get(httpx.URL(order["pay_url"]).path).json()
+    assert resident.post(httpx.URL(cashier["pay"]).path).status_code == 200
+    eventually(lambda: resident.get(f"/v1/me/onecard/topups/{order['order_no']}").json()["credited"])
+
+
+def test_scan_sell_pay_refund_and_the_watched_limit_under_concurrency_then_the_authoritys_csv(
+    dev: Dev,
+) -> None:
+    # the demo resident: her one-card is open (seeded); she tops it up at the payment simulator's cashier
+    resident = sign_in(dev.server, DEMO_RESIDENT_PHONE)
+    top_up(resident, 5000)
+    assert resident.get(f"{API}/purchases").status_code == 200
+    share = resident.put(f"/v1/me/consents/{APP}/health_color", json={"granted": True})
+    assert share.status_code in (200, 201, 204), share.text
     number, lines = counter(dev, TAOZHOU, resident)
     assert lines[1:] == ["处方药凭电子处方 Rx: e-prescription", "7天余 left 退热2 抗病毒2 抗菌2 止咳2"], lines
     pharmacist = staff(dev, APP, "pharmacist", TAOZHOU)
@@ -113,17 +133,23 @@ def test_scan_sell_pay_and_the_watched_limit_under_concurrency_then_the_authorit
     made = r.json()
     paying = resident.post(f"{API}/sales/{made['id']}/pay")
     assert paying.status_code == 200 and paying.json()["status"] == "pending_confirmation", paying.text
-    confirmed = resident.post(f"/v1/me/payments/{paying.json()['payment_id'].removeprefix('pay_')}/confirm")
-    assert confirmed.status_code == 200, confirmed.text
-    status = pharmacist.get(f"{API}/pharmacist/sales/{made['id']}").json()["status"]
-    assert status == confirmed.json()["status"] and status in ("succeeded", "failed")
+    number_of_payment = paying.json()["payment_id"].removeprefix("pay_")
+    confirmed = resident.post(f"/v1/me/payments/{number_of_payment}/confirm")
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "succeeded", confirmed.text
+    assert pharmacist.get(f"{API}/pharmacist/sales/{made['id']}").json()["status"] == "succeeded"
+    assert resident.get("/v1/me/onecard").json()["balance_fen"] == 5000 - 1800
 
-    # six tills at once, one box each: one box of the two is left, so exactly one sale is made
+    # returned: the money back to her one-card, one more record, and the box back in her 7-day allowance
+    refunded = pharmacist.post(f"{API}/pharmacist/sales/{made['id']}/refund")
+    assert refunded.status_code == 200 and refunded.json()["status"] == "refunded", refunded.text
+    assert resident.get("/v1/me/onecard").json()["balance_fen"] == 5000
+
+    # six tills at once, one box each, two boxes allowed: exactly two sales are made
     keys = [f"c{n}" for n in range(6)]
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda key: pharmacist.post(
             f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, key, [{"drug": "paracetamol"}])), keys))  # fmt: skip
-    assert sorted(a.status_code for a in answers) == [201] + [409] * 5, [a.text for a in answers]
+    assert sorted(a.status_code for a in answers) == [201] * 2 + [409] * 4, [a.text for a in answers]
     assert {a.json()["code"] for a in answers if a.status_code == 409} == {"medicine.limit_reached"}
     assert counter(dev, SHIJIE, resident)[1][2].startswith("7天余 left 退热0 ")
 
@@ -134,8 +160,9 @@ def test_scan_sell_pay_and_the_watched_limit_under_concurrency_then_the_authorit
     me = resident.get(f"{API}/purchases").json()["purchases"]
     assert csv.text.splitlines()[0] == "day,class,pharmacy,resident,drug,boxes,kind,sale"
     rows = [row.split(",") for row in csv.text.splitlines()[1:] if row.split(",")[7] in {p["id"] for p in me}]
-    assert sorted((row[1], row[4], row[5]) for row in rows) == [
-        ("antipyretic", "ibuprofen", "1"), ("antipyretic", "paracetamol", "1"),
+    assert sorted((row[1], row[4], row[5], row[6]) for row in rows) == [
+        ("antipyretic", "ibuprofen", "-1", "refund"), ("antipyretic", "ibuprofen", "1", "sale"),
+        ("antipyretic", "paracetamol", "1", "sale"), ("antipyretic", "paracetamol", "1", "sale"),
     ]  # fmt: skip
     assert all(row[3].startswith("u_") for row in rows)  # the app-scoped id, no ID number
     assert authority.get(f"{API}/authority/reads").json()["reads"][0]["what"] == "csv"
