@@ -17,7 +17,8 @@ import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from tests.credentials.helpers import random_id_number
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
@@ -205,3 +206,27 @@ def test_a_doctors_e_prescription_is_filled_at_one_pharmacy_only(dev: Dev) -> No
     assert next(a for a in answers if a.status_code == 409).json()["code"] == "medicine.prescription_filled"
     filled = patient.post(f"{API}/prescriptions/check", json={"payload": rx}).json()["filled_at"]
     assert filled == next(a for a in answers if a.status_code == 201).json()["pharmacy"]
+
+
+def test_a_yellow_code_set_by_the_health_authority_may_not_buy_a_watched_class(dev: Dev) -> None:
+    resident = sign_in(dev.server)
+    id_number = random_id_number()
+    r = resident.put("/v1/me/identity", json={"name": "赵小黄", "id_number": id_number})
+    assert r.status_code == 200, r.text
+    assert resident.get(f"{API}/purchases").status_code == 200
+    assert resident.put(f"/v1/me/consents/{APP}/health_color", json={"granted": True}).status_code == 200
+    health = sign_in(dev.server, DEMO_AUTHORITY_PHONE)
+    body = {"id_number": id_number, "color": "yellow", "reason": "密接 close contact"}
+    assert health.post("/v1/authority/health-status", json=body).status_code == 200
+
+    number, lines = counter(dev, TAOZHOU, resident)
+    assert lines[2] == "黄码 Yellow: 四类药不可购 No watched", lines
+    pharmacist = staff(dev, APP, "pharmacist", TAOZHOU)
+    refused = pharmacist.post(
+        f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "y", [{"drug": "ibuprofen"}])
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "medicine.code_yellow"), refused.text
+    vitamins = pharmacist.post(
+        f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "v", [{"drug": "vitamin-c"}])
+    )
+    assert vitamins.status_code == 201, vitamins.text
