@@ -40,6 +40,18 @@ from yima_sdk.fares import (
 
 app = App()
 
+HOME = 341822
+"""Guangde's administrative division code: its residents' rides are charged here, the others' cleared."""
+PARTNERS = {
+    341821: "郎溪 Langxi",
+    330522: "长兴 Changxing",
+    330523: "安吉 Anji",
+    320481: "溧阳 Liyang",
+    320282: "宜兴 Yixing",
+    310000: "白茅岭 Baimaoling",  # a Shanghai farm inside Anhui: the console files it under Shanghai's code
+}
+"""The 一地六县 alliance's other counties (codes on the trust list): their codes ride Guangde's buses."""
+
 CATEGORY_NAMES = {
     "senior_60": "60-69岁半价 aged 60-69",
     "senior_70": "70岁以上免费 aged 70+",
@@ -118,11 +130,14 @@ def ride_of(value: dict[str, Any]) -> Ride:
 
 @app.on_scan("bus")
 async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
-    if event.user_id is None:
-        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
     unit = event.data.unit or ""
     if not unit.startswith("line:"):
         return {"lines": ["终端未绑定线路 This terminal serves no line"]}
+    issuer = event.data.issuer
+    if event.user_id is None and issuer is not None and issuer in PARTNERS:
+        return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
+    if event.user_id is None:
+        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
     ride_id = event.data.scan_id
     existing = await ctx.db.get("rides", ride_id)
     if existing is not None:  # the scan delivered again: the same ride, charged once
@@ -154,12 +169,35 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     return {"lines": ride_lines(value)}
 
 
-def ride_value(user_id: str, p: PricedRide, event: ScanEvent, month: str) -> dict[str, Any]:
+async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -> dict[str, Any]:
+    """A partner county's code (一卡通行): the rider is not known here, so the full fare of the table, without
+    concessions, transfers or caps; not charged here: the partner county owes it (the daily clearing report)."""
+    ride_id = event.data.scan_id
+    existing = await ctx.db.get("rides", ride_id)
+    if existing is None:
+        at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+        try:
+            (priced,) = price_rides(await schedule(ctx), Rider(), [Ride(ride_id=ride_id, at=at, line=line)])
+        except FareError as exc:
+            await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
+            return {"lines": ["票价未配置 No fare for this line"]}
+        value = ride_value(None, priced, event, at.strftime("%Y-%m"))
+        try:
+            await ctx.db.insert("rides", value, id=ride_id)
+        except VersionConflict:
+            pass  # the same scan recorded by another delivery a moment ago
+    else:
+        value = existing.value
+    return {"lines": [*ride_lines(value), f"一卡通行 {PARTNERS[issuer]}"]}
+
+
+def ride_value(user_id: str | None, p: PricedRide, event: ScanEvent, month: str) -> dict[str, Any]:
     local = p.at.astimezone(COUNTY_TIME)
     return {
         "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
         "line": p.line, "terminal": event.terminal_id, "mode": event.data.mode,
-        "credential_type": event.data.credential_type, "table_version": p.table_version,
+        "credential_type": event.data.credential_type, "issuer": event.data.issuer,
+        "table_version": p.table_version,
         "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
         "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen, "fare_fen": p.fare_fen,
@@ -351,6 +389,66 @@ async def reject(ctx: Context, request: Request) -> Response:
     await ctx.db.update("disputes", case.id, {**case.value, "status": "rejected", "note": body.note},
                         expected_version=case.version)  # fmt: skip
     return Response.json({"ride": case.id, "status": "rejected"})
+
+
+# ---- 一卡通行: the daily clearing report per partner county -----------------------------------------------
+
+
+async def clearing_for(ctx: Context, day: dt.date) -> list[dict[str, Any]]:
+    """The day's report, computed once and then kept: asking again (or the job running again) gives the same."""
+    kept = await ctx.db.find("clearing", {"day": day.isoformat()}, limit=100)
+    if kept.items:
+        return sorted((r.value for r in kept.items), key=lambda v: v["issuer"])
+    totals: dict[int, list[int]] = {}
+    after = None
+    while True:
+        page = await ctx.db.find("rides", {"day": day.isoformat()}, limit=100, after=after)
+        for r in page.items:
+            issuer = r.value.get("issuer")
+            if issuer in PARTNERS and r.value["user_id"] is None:
+                counts = totals.setdefault(issuer, [0, 0])
+                counts[0] += 1
+                counts[1] += r.value["fare_fen"]
+        after = page.cursor
+        if after is None:
+            break
+    rows = [{"day": day.isoformat(), "issuer": issuer, "county": PARTNERS[issuer], "rides": totals.get(issuer, [0, 0])[0],
+             "amount_fen": totals.get(issuer, [0, 0])[1]} for issuer in sorted(PARTNERS)]  # fmt: skip
+    try:
+        async with ctx.db.transaction() as tx:
+            for row in rows:
+                tx.insert("clearing", row, id=f"{row['day']}.{row['issuer']}")
+    except VersionConflict:  # computed at the same moment by the job or another call: theirs is the report
+        kept = await ctx.db.find("clearing", {"day": day.isoformat()}, limit=100)
+        return sorted((r.value for r in kept.items), key=lambda v: v["issuer"])
+    return rows
+
+
+@app.get("/fares/clearing")
+async def clearing(ctx: Context, request: Request) -> Response:
+    """`?day=2026-12-07&format=csv|json`: rides of partner counties' codes that day and what each owes, as the
+    00:30 job cleared it (the same answer every time)."""
+    try:
+        day = dt.date.fromisoformat(request.query.get("day", ""))
+    except ValueError:
+        return problem(400, "bus.bad_day", "give day=YYYY-MM-DD")
+    kept = await ctx.db.find("clearing", {"day": day.isoformat()}, limit=100)
+    if not kept.items:
+        return problem(404, "bus.not_cleared", "the day is cleared at 00:30 county time the day after")
+    rows = sorted((r.value for r in kept.items), key=lambda v: v["issuer"])
+    if request.query.get("format") == "csv":
+        lines = ["day,issuer,county,rides,amount_fen"]
+        lines += [f"{r['day']},{r['issuer']},{r['county']},{r['rides']},{r['amount_fen']}" for r in rows]
+        return Response(
+            body=("\r\n".join(lines) + "\r\n").encode(), headers={"content-type": "text/csv; charset=utf-8"}
+        )
+    return Response.json({"day": day.isoformat(), "counties": rows})
+
+
+@app.job("clear")
+async def clear_yesterday(ctx: Context, job: JobEvent) -> None:
+    """00:30 county time: yesterday's clearing report (kept; a rerun finds it)."""
+    await clearing_for(ctx, job.scheduled_at.astimezone(COUNTY_TIME).date() - dt.timedelta(days=1))
 
 
 @app.job("seed")

@@ -109,6 +109,9 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     unit: str | None = None
     """The staff unit the terminal serves (`clinic:guangde-people-1`), set by the operator when registering
     it; None when it was registered without one."""
+    issuer: int | None = None
+    """The administrative division code of the scanned code's issuer: 341822 for Guangde's own codes, a partner
+    county's (330522 Changxing ...) for codes on the trust list it signed; None without a verified code."""
 
 
 class ScanEvent(_Wire, tag="scan"):

@@ -81,6 +81,7 @@ class PlatformScanSink:
                 credential_type=event.credential_type,
                 amount_fen=event.amount_fen,
                 unit=event.unit,
+                issuer=event.issuer,
             ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))

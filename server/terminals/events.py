@@ -23,6 +23,8 @@ class ScanEvent:
     """The fare the terminal charged with the scan (offline ride records), None when it charged nothing."""
     unit: str | None = None
     """The staff unit the terminal serves (set at registration), None when it has none."""
+    issuer: int | None = None
+    """The administrative division code of the code's issuer (ours or a partner county's), None without a code."""
 
 
 class AppPart(Protocol):

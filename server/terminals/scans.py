@@ -128,6 +128,7 @@ class _Offline:
             "offline",
             self.record.amount_fen if self.record.amount_fen > 0 else None,
             terminal.unit,
+            self.code.issuer if self.code else None,
         )
 
 
@@ -334,6 +335,7 @@ class ScanService:
                 scanned_at,
                 "online",
                 unit=terminal.unit,
+                issuer=code.issuer if code else None,
             )
         )
         name = None

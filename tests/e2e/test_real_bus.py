@@ -72,5 +72,6 @@ def test_a_boarding_scan_on_a_real_terminal_is_priced_and_charged(
     assert answer["miniapp"]["lines"] == ["1路 ¥2.00"], answer
     (ride,) = rider.get(f"{API}/rides").json()["rides"]
     assert (ride["line"], ride["table_version"], ride["fare_fen"], ride["mode"]) == ("1", 1, 200, "online")
+    assert ride["issuer"] == 341822  # the scan names the code's issuer: partner rides are cleared
     payments = [p for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP]
     assert [(p["amount_fen"], p["status"]) for p in payments] == [(200, "pending_confirmation")], payments

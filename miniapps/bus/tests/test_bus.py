@@ -118,3 +118,38 @@ def test_an_offline_ride_is_recorded_priced_and_not_charged_again(miniapp: MiniA
         None,
     )
     assert miniapp.payments == []
+
+
+def test_partner_county_codes_ride_and_a_daily_clearing_report_is_kept(miniapp: MiniApp) -> None:
+    wednesday = to_wednesday_10(miniapp)
+    # Riders from Changxing and Anji show their own county's codes on line 1 and the staged K2.
+    assert miniapp.scan("bus", user=None, unit="line:1", issuer=330522) == [
+        "1路 ¥2.00",
+        "一卡通行 长兴 Changxing",
+    ]
+    assert miniapp.scan("bus", user=None, unit="line:k2", issuer=330522) == [
+        "k2路 ¥4.00",
+        "一卡通行 长兴 Changxing",
+    ]
+    assert miniapp.scan("bus", user=None, unit="line:2", issuer=330523) == ["2路 ¥2.00", "一卡通行 安吉 Anji"]
+    assert miniapp.scan("bus", user=None, unit="line:1", issuer=341822) == [
+        "请先开通一码乘车 Open 一码乘车 once to ride"
+    ]
+    assert miniapp.payments == []  # nothing charged here: the counties owe it
+    miniapp.grant_staff("carol", "fares")
+    day = wednesday.date().isoformat()
+    assert (
+        miniapp.get("/fares/clearing", user="carol", query={"day": day}).json()["code"] == "bus.not_cleared"
+    )
+    runs = miniapp.advance(days=1)  # Thursday: the 00:30 job has cleared Wednesday
+    assert [r.ok for r in runs if r.name == "clear"] == [True]
+    report = miniapp.get("/fares/clearing", user="carol", query={"day": day}).json()["counties"]
+    owed = {r["issuer"]: (r["rides"], r["amount_fen"]) for r in report}
+    assert owed[330522] == (2, 600) and owed[330523] == (1, 200) and owed[320481] == (0, 0)
+    # Asked again: the same report, as CSV too.
+    again = miniapp.get("/fares/clearing", user="carol", query={"day": day}).json()["counties"]
+    assert again == report
+    csv = miniapp.get("/fares/clearing", user="carol", query={"day": day, "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
+    assert miniapp.get("/fares/clearing", user="alice", query={"day": day}).status == 403

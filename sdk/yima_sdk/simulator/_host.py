@@ -281,13 +281,15 @@ class AsyncSimulator:
         credential_type: str = "ankang_code",
         amount_fen: int | None = None,
         unit: str | None = None,
+        issuer: int | None = 341822,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
         production the event names the resident (`user_id`) only if they have called the app before: a scan
         does not introduce a resident to an app. The app's errors are raised as the matching yima_sdk error
         (e.g. ConsentDenied), an answer outside the scan reply contract as BadScanReply (production shows the
-        scan without the app's part then)."""
+        scan without the app's part then). `issuer`: the code's issuer, Guangde (341822) unless a partner county's
+        code is scanned (pass `user=None` then: a partner county's resident is not known to this platform)."""
         self._scan_ids += 1
         event = ScanEvent(
             scene_kind=scene_kind,
@@ -301,6 +303,7 @@ class AsyncSimulator:
                 credential_type=credential_type,
                 amount_fen=amount_fen,
                 unit=unit,
+                issuer=issuer,
             ),
         )
         try:

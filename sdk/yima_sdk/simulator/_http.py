@@ -6,7 +6,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     GET  /, /miniapps/<id>/ui/...         the app's page in a simulated shell (see _pages.py)
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
-    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ...}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ..., "issuer": ...}
     POST /_sim/staff                      {"user": "carol", "role": "doctor", "unit": "clinic:c1", "granted": true}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
     POST /_sim/advance                    {"hours": 2}: move the clock, run the jobs that fall due; the runs
@@ -153,6 +153,7 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 scene_id=payload.get("scene_id", "scene-1"),
                 amount_fen=payload.get("amount_fen"),
                 unit=payload.get("unit"),
+                issuer=payload.get("issuer", 341822),
             )
         except YimaError as exc:
             return _problem(422, exc.code, exc.message)
