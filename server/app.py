@@ -26,6 +26,21 @@ from server.terminals.plugin import TerminalsPlugin
 from server.terminals.scan_endpoint import scan_contract
 from server.web.plugin import WebPlugin
 
+# The plugins' types: `yima` asks those with `add_cli_commands` for their commands (server/cli_support.py), in
+# this order (that of `yima --help`). tests/test_cli.py holds this set to the plugins create_app lists below.
+PLUGIN_TYPES = (
+    CorePlugin,
+    OpsPlugin,
+    IdentityPlugin,
+    CredentialsPlugin,
+    AuditPlugin,
+    OnecardPlugin,
+    TerminalsPlugin,
+    PlatformPlugin,
+    WebPlugin,
+    ErrorResponsesPlugin,
+)
+
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
     app = Litestar(

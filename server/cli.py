@@ -11,52 +11,16 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from server.settings import Mode, Settings, SettingsError, check_can_serve, load_settings
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="local state folder (YIMA_DATA_DIR, default ./data)")
-    parser.add_argument("--database-url", help="PostgreSQL DSN (YIMA_DATABASE_URL); empty: the embedded one")
-    parser.add_argument("--redis-url", help="Redis URL (YIMA_REDIS_URL); empty: in-process cache")
-
-
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    flags = {
-        "data_dir": getattr(args, "data_dir", None),
-        "database_url": getattr(args, "database_url", None),
-        "redis_url": getattr(args, "redis_url", None),
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "workers": getattr(args, "workers", None),
-    }
-    flags.update(extra)
-    return load_settings(None, **{k: v for k, v in flags.items() if v is not None})
-
-
-@contextlib.contextmanager
-def _database(settings: Settings) -> Iterator[Settings]:
-    """Use the configured database, or start/attach to the embedded one in the data folder."""
-    if settings.database_url:
-        yield settings
-        return
-    from server.embedded import EmbeddedPostgres
-
-    embedded = EmbeddedPostgres(settings.data_dir)
-    url = embedded.start()
-    try:
-        yield load_settings(None, **{**_as_overrides(settings), "database_url": url})
-    finally:
-        embedded.stop()
-
-
-def _as_overrides(settings: Settings) -> dict[str, Any]:
-    import msgspec
-
-    return msgspec.structs.asdict(settings)
+from server.cli_support import (
+    CLIPlugin,
+    add_common_options,
+    cli_settings,
+    database,
+    settings_from,
+)
+from server.settings import Mode, Settings, SettingsError, check_can_serve
 
 
 def _export_env(settings: Settings) -> None:
@@ -86,7 +50,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from server.observability import configure_logging
     from server.ops.workers import PortInUse, listening_sockets, serve_one
 
-    settings = _settings(args, mode=Mode.DEVELOPMENT.value, dev_apps=_dev_apps(args.apps))
+    settings = settings_from(args, mode=Mode.DEVELOPMENT.value, dev_apps=_dev_apps(args.apps))
     if settings.dev_first_party:
         import msgspec
 
@@ -106,7 +70,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as held:
         for sock in sockets:
             held.enter_context(sock)
-        settings = held.enter_context(_database(settings))
+        settings = held.enter_context(database(settings))
         from server.security.master_key import load_master_key
 
         load_master_key(settings, create=True)
@@ -208,7 +172,7 @@ async def _seed(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.observability import configure_logging
 
-    settings = _settings(args)
+    settings = settings_from(args)
     if settings.mode is not Mode.PRODUCTION and not args.allow_development:
         # Development and test modes show OTP codes at /v1/dev/sms-outbox, pay top-ups without a provider and
         # create a master key file: one stray YIMA_MODE on a server gives every account away.
@@ -228,14 +192,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from server.core import migrate
 
-    with _database(_settings(args, mode=Mode.DEVELOPMENT.value if _embedded(args) else None)) as settings:
+    with database(cli_settings(args)) as settings:
         applied = asyncio.run(migrate(settings))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "; up to date"))
     return 0
-
-
-def _embedded(args: argparse.Namespace) -> bool:
-    return not (getattr(args, "database_url", None) or os.environ.get("YIMA_DATABASE_URL"))
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -267,13 +227,8 @@ def cmd_admin_grant(args: argparse.Namespace) -> int:
         print(f"account {account_id}: role {role.value} " + ("granted" if added else "already held"))
         return 0
 
-    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+    with database(cli_settings(args)) as settings:
         return asyncio.run(run(settings))
-
-
-def _cli_mode(args: argparse.Namespace) -> str | None:
-    # Against the embedded database the CLI is a development tool; against a configured one, whatever YIMA_MODE says.
-    return Mode.DEVELOPMENT.value if _embedded(args) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run locally on an embedded PostgreSQL with demo data")
-    _common(dev)
+    add_common_options(dev)
     dev.add_argument("--host")
     dev.add_argument("--port", type=int)
     dev.add_argument(
@@ -294,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(func=cmd_dev)
 
     serve = sub.add_parser("serve", help="run against YIMA_DATABASE_URL and YIMA_REDIS_URL")
-    _common(serve)
+    add_common_options(serve)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="worker processes (more than one needs Redis)")
@@ -306,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser("migrate", help="apply pending database migrations")
-    _common(mig)
+    add_common_options(mig)
     mig.set_defaults(func=cmd_migrate)
 
     oa = sub.add_parser("openapi", help="write the OpenAPI document")
@@ -318,13 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     grant = admin_sub.add_parser(
         "grant", help="grant a role to the account with this phone (created if absent)"
     )
-    _common(grant)
+    add_common_options(grant)
     grant.add_argument("--phone", required=True)
     grant.add_argument("--role", required=True)
     grant.set_defaults(func=cmd_admin_grant)
 
-    for extend in _extensions():
-        extend(sub)
+    for plugin in _command_plugins():
+        plugin.add_cli_commands(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -336,11 +291,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _extensions() -> list[Callable[[Any], None]]:
-    """Domain command groups (keys, audit, ...) register here without growing this file."""
-    from server.cli_domains import COMMANDS
+def _command_plugins() -> list[CLIPlugin]:
+    """The app's plugins that contribute commands (keys, audit, ...), in the app's order: a new domain adds its
+    commands on its own plugin, not here."""
+    from server.app import PLUGIN_TYPES
 
-    return COMMANDS
+    # The types themselves answer the protocol: add_cli_commands is a static method.
+    return [plugin for plugin in PLUGIN_TYPES if isinstance(plugin, CLIPlugin)]
 
 
 if __name__ == "__main__":

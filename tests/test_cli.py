@@ -242,3 +242,25 @@ def test_the_test_suites_own_variables_do_not_stop_the_cli(database_url, setting
     monkeypatch.setenv("YIMA_MASTER_KEY", settings.master_key)
     assert main(["keys", "list", "--database-url", database_url]) == 0
     assert "trust list version" in capsys.readouterr().out
+
+
+def test_the_commands_are_the_readmes_and_come_from_the_apps_plugins(settings):
+    """Domains add their commands from their own plugin; `yima --help` offers exactly the README's commands."""
+    from server.app import PLUGIN_TYPES, create_app
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    documented = {
+        line.split("`yima ")[1].split()[0].rstrip("`")
+        for line in readme.splitlines()
+        if line.startswith("| `yima ")
+    }
+    r = subprocess.run([YIMA, "--help"], env=_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    offered = set(r.stdout.split("{", 1)[1].split("}", 1)[0].split(","))
+    assert offered == documented
+    ours = {
+        type(plugin)
+        for plugin in create_app(settings).plugins
+        if type(plugin).__module__.startswith("server.")
+    }
+    assert ours == set(PLUGIN_TYPES)

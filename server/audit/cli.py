@@ -7,12 +7,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 from server.audit import checkpoints, repository
 from server.audit.service import chain_key, verify_chain
+from server.cli_support import Commands, add_common_options, cli_settings, database
 from server.settings import Settings
 
 
@@ -57,9 +57,7 @@ async def _verify(settings: Settings, files: list[Path]) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from server.cli import _cli_mode, _database, _settings
-
-    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+    with database(cli_settings(args)) as settings:
         files = [Path(f) for f in args.checkpoints or ()]
         default = settings.resolved_audit_checkpoint_file
         if not files and default.exists():
@@ -68,8 +66,6 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
-    from server.cli import _cli_mode, _database, _settings
-
     async def run(settings: Settings) -> int:
         from server.app import create_app
         from server.audit.plugin import publish_checkpoint
@@ -86,19 +82,17 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
             print(f"appended to {settings.resolved_audit_checkpoint_file}")
         return 0
 
-    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+    with database(cli_settings(args)) as settings:
         return asyncio.run(run(settings))
 
 
-def register(sub: Any) -> None:
-    from server.cli import _common
-
-    audit = sub.add_parser("audit", help="the append-only audit log")
+def add_commands(commands: Commands) -> None:
+    audit = commands.add_parser("audit", help="the append-only audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser(
         "verify", help="check the MAC chain and signed checkpoints; exit 1 naming the first break"
     )
-    _common(verify)
+    add_common_options(verify)
     verify.add_argument(
         "--checkpoints",
         action="append",
@@ -109,5 +103,5 @@ def register(sub: Any) -> None:
     checkpoint = audit_sub.add_parser(
         "checkpoint", help="sign the chain's head now and append it to the file"
     )
-    _common(checkpoint)
+    add_common_options(checkpoint)
     checkpoint.set_defaults(func=cmd_audit_checkpoint)

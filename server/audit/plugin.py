@@ -12,6 +12,7 @@ from litestar.plugins import InitPluginProtocol
 
 from server.audit.controllers import AuditAdminController, AuditCheckpointController
 from server.audit.signing import publish_checkpoint
+from server.cli_support import Commands
 from server.core import Core
 from server.observability import outage_log
 
@@ -21,6 +22,12 @@ __all__ = ["AuditPlugin", "publish_checkpoint"]
 
 
 class AuditPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.audit.cli import add_commands
+
+        add_commands(commands)
+
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
 

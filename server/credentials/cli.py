@@ -7,13 +7,12 @@ import asyncio
 import sys
 from typing import Any
 
+from server.cli_support import Commands, add_common_options, cli_settings, database
 from server.credentials.trust_list import ISSUER_PURPOSE
 from server.keys.service import KeyChange
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from server.cli import _cli_mode, _database, _settings
-
     async def run(settings: Any) -> int:
         from server.app import create_app
 
@@ -48,7 +47,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"trust list version {trust.current.version}")
         return 0
 
-    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+    with database(cli_settings(args)) as settings:
         return asyncio.run(run(settings))
 
 
@@ -61,18 +60,16 @@ def _report_reach(change: KeyChange) -> None:
         )
 
 
-def register(sub: Any) -> None:
-    from server.cli import _common
-
-    keys = sub.add_parser("keys", help="signing keys: list, rotate, retire")
+def add_commands(commands: Commands) -> None:
+    keys = commands.add_parser("keys", help="signing keys: list, rotate, retire")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     listing = keys_sub.add_parser("list", help="every key with its purpose and state")
-    _common(listing)
+    add_common_options(listing)
     rotate = keys_sub.add_parser("rotate", help="make a new active key; codes already shown stay valid")
-    _common(rotate)
+    add_common_options(rotate)
     rotate.add_argument("--purpose", default=ISSUER_PURPOSE)
     retire = keys_sub.add_parser("retire", help="withdraw a key: everything it signed is refused")
-    _common(retire)
+    add_common_options(retire)
     retire.add_argument("kid")
     for parser in (listing, rotate, retire):
         parser.set_defaults(func=cmd_keys)

@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server.cli_support import Commands
 from server.credentials import repository
 from server.credentials.controllers import (
     AnkangCodeController,
@@ -24,6 +25,12 @@ def provide_credentials(state: State) -> Credentials:
 
 
 class CredentialsPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.credentials.cli import add_commands
+
+        add_commands(commands)
+
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
             [

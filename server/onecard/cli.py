@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 
+from server.cli_support import Commands, add_common_options, cli_settings, database
+
 
 def cmd_onecard(args: argparse.Namespace) -> int:
-    from server.cli import _cli_mode, _database, _settings
-
     async def run(settings: Any) -> int:
         from server.app import create_app
 
@@ -34,7 +34,7 @@ def cmd_onecard(args: argparse.Namespace) -> int:
             return 0
 
     rows = _read_cards(args.file) if args.onecard_command == "import-cards" else []
-    with _database(_settings(args, mode=_cli_mode(args))) as settings:
+    with database(cli_settings(args)) as settings:
         return asyncio.run(run(settings))
 
 
@@ -64,22 +64,20 @@ async def _import_cards(app: Any, rows: list[list[str]]) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    from server.cli import _common
-
-    onecard = sub.add_parser("onecard", help="the city one-card: reconciliation, top-up housekeeping")
+def add_commands(commands: Commands) -> None:
+    onecard = commands.add_parser("onecard", help="the city one-card: reconciliation, top-up housekeeping")
     onecard_sub = onecard.add_subparsers(dest="onecard_command", required=True)
     reconcile = onecard_sub.add_parser("reconcile", help="compare the provider's daily bill with the ledger")
-    _common(reconcile)
+    add_common_options(reconcile)
     reconcile.add_argument(
         "--date", required=True, help="YYYY-MM-DD, China Standard Time (exit 1 on mismatches)"
     )
     expire = onecard_sub.add_parser("expire-topups", help="close pending top-ups past their expiry locally")
-    _common(expire)
+    add_common_options(expire)
     cards = onecard_sub.add_parser(
         "import-cards", help="record issued cards from the issuer's CSV (id_number,card_number)"
     )
-    _common(cards)
+    add_common_options(cards)
     cards.add_argument("file")
     for parser in (reconcile, expire, cards):
         parser.set_defaults(func=cmd_onecard)

@@ -11,6 +11,7 @@ from litestar.plugins import InitPluginProtocol
 
 from server.auth import allow
 from server.auth.guards import PUBLIC
+from server.cli_support import Commands
 from server.db import Database
 from server.errors import Conflict, NotFound, raises
 from server.onecard.config import OnecardConfig
@@ -105,6 +106,12 @@ class _SimulatorOrdersInPostgres:
 
 
 class OnecardPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.onecard.cli import add_commands
+
+        add_commands(commands)
+
     def __init__(self, settings: Settings, config: OnecardConfig | None = None) -> None:
         self.settings = settings
         self.config = config or OnecardConfig.from_settings(settings)

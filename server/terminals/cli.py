@@ -9,17 +9,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from server.cli_support import Commands, add_common_options, cli_settings
 
 
 def cmd_terminal_scan(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from yima_sdk.terminal import HttpTransport, TerminalCredentials, TransportError
 
-    from server.cli import _cli_mode, _settings
     from server.terminals.plugin import DEMO_TERMINAL_KEY_FILE
 
-    settings = _settings(args, mode=_cli_mode(args))
+    settings = cli_settings(args)
     key_file = Path(args.key_file) if args.key_file else settings.data_dir / DEMO_TERMINAL_KEY_FILE
     try:
         identity = json.loads(key_file.read_text(encoding="utf-8"))
@@ -40,15 +40,13 @@ def cmd_terminal_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
-    from server.cli import _common
-
-    terminal = sub.add_parser("terminal", help="act as a terminal")
+def add_commands(commands: Commands) -> None:
+    terminal = commands.add_parser("terminal", help="act as a terminal")
     terminal_sub = terminal.add_subparsers(dest="terminal_command", required=True)
     scan = terminal_sub.add_parser(
         "scan", help="scan a code online as a terminal (default: the demo clinic terminal of `yima dev`)"
     )
-    _common(scan)
+    add_common_options(scan)
     scan.add_argument("payload", help="the code as read from the QR (YA:... or YR:...)")
     scan.add_argument("--url", help="the server (default: YIMA_PUBLIC_URL, or http://YIMA_HOST:YIMA_PORT)")
     scan.add_argument(

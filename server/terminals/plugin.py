@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server.cli_support import Commands
 from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
 from server.terminals.plugin_state import Terminals
@@ -24,6 +25,12 @@ def provide_terminals(state: State) -> Terminals:
 
 
 class TerminalsPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.terminals.cli import add_commands
+
+        add_commands(commands)
+
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
             [TerminalAdminController, TerminalTokenController, ScanController, scan_endpoint]
