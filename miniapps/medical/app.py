@@ -192,11 +192,12 @@ async def take_slot(
     already made."""
     sid, s = session.id, session.value
     booking_id = f"{sid}.{user_id}" if member is None else f"{sid}.{member}"
+    bound = s["capacity"] if referral is not None else s["capacity"] - s.get("referral_reserve", 0)
+    full = await ctx.storage.counter_get(f"taken:{sid}") >= bound
     existing = await ctx.db.get("bookings", booking_id)
     if existing is not None and existing.value["status"] != "cancelled":
         return Response.json(await _with_payment(ctx, existing.id, existing.value), status=200)
-    bound = s["capacity"] if referral is not None else s["capacity"] - s.get("referral_reserve", 0)
-    if await ctx.storage.counter_get(f"taken:{sid}") >= bound:
+    if full:
         return problem(409, "medical.full", "this session is fully booked")
     number = await ctx.storage.counter_add(f"numbers:{sid}", 1)  # a lost race leaves a gap, never a repeat
     fee, waived = await fee_for(ctx, s) if member is None else (s["fee_fen"], False)
