@@ -672,6 +672,21 @@ async def _doctors_booking(ctx: Context, booking_id: str) -> Any:
     return record
 
 
+# ---- the health authority: counts, never people -----------------------------------------------------------
+
+
+@app.get("/authority/day/{day}")
+async def day_figures(ctx: Context, request: Request) -> dict[str, Any]:
+    """Per institution, the day's bookings (every status) and the fees booked; no names, no ids."""
+    day = request.path_params["day"]
+    groups = await ctx.db.aggregate("bookings", "institution", where={"day": day}, sum="fee_fen")
+    await ctx.log.info("authority read the day's figures", day=day)
+    return {
+        "day": day,
+        "institutions": [{"institution": g.key, "bookings": g.count, "fees_fen": g.sum} for g in groups],
+    }
+
+
 # ---- jobs: tomorrow's reminders; demo data for `yima dev` --------------------------------------------------
 
 

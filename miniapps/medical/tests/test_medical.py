@@ -84,6 +84,13 @@ def test_a_session_holds_its_capacity_and_its_scheduler_cancels_it(miniapp: Mini
     assert miniapp.put(f"/staff/sessions/{session}", user="alice", json={"capacity": 3}).status == 200
     assert miniapp.post(f"/sessions/{session}/book", user="carol").status == 201
 
+    # the health authority sees the day's counts and fees per institution, nobody's name or id
+    assert miniapp.get(f"/authority/day/{day}", user="alice").json()["code"] == "miniapp.staff_required"
+    miniapp.grant_staff("grandpa", "authority")
+    assert miniapp.get(f"/authority/day/{day}", user="grandpa").json() == {
+        "day": day,
+        "institutions": [{"institution": "guangde-people", "bookings": 3, "fees_fen": 600}],
+    }
     miniapp.confirm_payment(answers[0].json()["payment_id"])
     done = miniapp.post(f"/staff/sessions/{session}/cancel", user="alice").json()
     assert done == {
@@ -134,6 +141,11 @@ def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
     ).json()
     assert finished["status"] == "done" and finished["prescription"]["payload"].startswith("YP1.")
     assert "电子处方 E-prescription" in [m["title"] for m in miniapp.inbox("alice")]
+    # after the visit at the county hospital, back to her township centre for follow-up
+    back = miniapp.post(f"/doctor/bookings/{second['id']}/refer", user="carol",
+                        json={"department": "taozhou.general", "reason": "随访 follow-up of blood pressure"})  # fmt: skip
+    assert (back.status, back.json()["direction"]) == (201, "back")
+    assert "下转随访 Follow-up referral" in [m["title"] for m in miniapp.inbox("alice")]
     assert miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json() == {
         "number": None,
         "waiting": 0,
