@@ -395,10 +395,12 @@ async def _pharmacists_sale(ctx: Context, request: Request) -> Response | tuple[
 async def sale_view(ctx: Context, record: Any) -> dict[str, Any]:
     """The sale with its status from the records that followed it: awaiting_payment, the payment's status
     (pending_confirmation, succeeded, declined, failed), void or refunded."""
-    follow = {r.value["kind"]: r.value for r in (await ctx.db.find("sales", {"sale": record.id})).items}
-    view = {"id": record.id, **record.value, "payment_id": None, "status": "awaiting_payment"}
-    if "payment" in follow:
-        view["payment_id"] = follow["payment"]["payment_id"]
+    records = (await ctx.db.find("sales", {"sale": record.id})).items
+    follow = {r.value["kind"]: r.value for r in records if r.value["kind"] != "payment"}
+    payments = sorted((r.value for r in records if r.value["kind"] == "payment"), key=lambda p: p["attempt"])
+    view = {"id": record.id, **record.value, "payment_id": None, "status": "awaiting_payment", "attempt": 0}
+    if payments:  # the latest attempt: a declined or failed payment may be followed by another
+        view["payment_id"], view["attempt"] = payments[-1]["payment_id"], payments[-1]["attempt"]
         view["status"] = (await ctx.payments.status(view["payment_id"])).status
     if "void" in follow:
         view["status"] = "void"
@@ -424,14 +426,20 @@ async def pay(ctx: Context, request: Request) -> Response:
     view = await sale_view(ctx, record)
     if view["status"] in ("void", "refunded"):
         return problem(409, "medicine.sale_closed", f"the sale is {view['status']}")
+    if view["status"] in ("pending_confirmation", "succeeded"):
+        return Response.json({"sale": record.id, "payment_id": view["payment_id"], "status": view["status"]})
+    # a first attempt, or one more after a declined or failed one (each attempt its own key: a retry of the
+    # same attempt finds the same payment and never charges twice)
+    attempt = view["attempt"] + 1
     payment = await ctx.payments.charge(record.value["total_fen"], "一码购药 medicine",
-                                        idempotency_key=f"sale.{record.id}")  # fmt: skip
+                                        idempotency_key=f"sale.{record.id}.{attempt}")  # fmt: skip
     try:
         await ctx.db.insert("sales", {"kind": "payment", "sale": record.id, "user_id": user_id,
                                       "pharmacy": record.value["pharmacy"], "payment_id": payment.id,
-                                      "at": int(time.time())}, id=f"{record.id}.payment")  # fmt: skip
+                                      "attempt": attempt, "at": int(time.time())},
+                            id=f"{record.id}.payment.{attempt}")  # fmt: skip
     except VersionConflict:
-        pass  # a retry: the same key gave the same payment
+        pass  # the same attempt at the same moment: the same key gave the same payment
     return Response.json({"sale": record.id, "payment_id": payment.id, "status": payment.status})
 
 

@@ -91,6 +91,19 @@ def test_the_counter_scan_a_sale_paid_refunded_and_voided(miniapp: MiniApp) -> N
     assert [(p["id"], p["status"], p["total_fen"]) for p in records] == [(made["id"], "refunded", 2800)]
     assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2].startswith("7天余 left 退热2 ")
 
+    # a payment the one-card refuses may be paid again once the card is in order: a new attempt, a new charge
+    again = sell(miniapp, "grandpa", TAOZHOU, 1, "t3", [{"drug": "vitamin-c"}]).json()
+    miniapp.switches.payment_failure = True
+    first_try = miniapp.post(f"/sales/{again['id']}/pay", user="alice").json()["payment_id"]
+    assert miniapp.confirm_payment(first_try)["status"] == "failed"
+    miniapp.switches.payment_failure = False
+    second_try = miniapp.post(f"/sales/{again['id']}/pay", user="alice").json()["payment_id"]
+    assert second_try != first_try
+    assert miniapp.confirm_payment(second_try)["status"] == "succeeded"
+    assert miniapp.post(f"/sales/{again['id']}/pay", user="alice").json() == {
+        "sale": again["id"], "payment_id": second_try, "status": "succeeded",
+    }  # fmt: skip
+
     unpaid = sell(miniapp, "grandpa", TAOZHOU, 1, "t2", [{"drug": "paracetamol", "qty": 2}]).json()
     assert miniapp.post(f"/pharmacist/sales/{unpaid['id']}/void", user="grandpa").json()["status"] == "void"
     assert miniapp.post(f"/sales/{unpaid['id']}/pay", user="alice").json()["code"] == "medicine.sale_closed"
