@@ -102,11 +102,6 @@ async def code_status(conn: asyncpg.Connection, account_id: int, now: datetime) 
     )
 
 
-async def name_enc(conn: asyncpg.Connection, account_id: int) -> bytes | None:
-    value = await conn.fetchval("SELECT name_enc FROM accounts WHERE id = $1", account_id)
-    return None if value is None else bytes(value)
-
-
 # -- health status ----------------------------------------------------------------------------------------
 
 

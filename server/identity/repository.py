@@ -189,3 +189,8 @@ async def end_sessions_of(
         now,
     )
     return ended
+
+
+async def name_enc(conn: asyncpg.Connection, account_id: int) -> bytes | None:
+    value = await conn.fetchval("SELECT name_enc FROM accounts WHERE id = $1", account_id)
+    return None if value is None else bytes(value)

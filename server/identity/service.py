@@ -89,6 +89,12 @@ class IdentityService:
     def otp_ttl_s(self) -> int:
         return self._s.otp_ttl_s
 
+    async def masked_name(self, account_id: int) -> str | None:
+        """The verified name, masked as terminals show it (`张*三`); None before the identity is verified."""
+        async with self._db.connection() as conn:
+            enc = await repository.name_enc(conn, account_id)
+        return None if enc is None else mask_name(self._cipher.decrypt("name", enc))
+
     # -- OTP login -------------------------------------------------------------------------------------------
 
     def _otp_hash(self, phone_index: bytes, code: str) -> bytes:

@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.cli_support import Commands
+from server.identity.service import IdentityService
 from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
 from server.terminals.plugin_state import Terminals
@@ -43,7 +44,12 @@ class TerminalsPlugin(InitPluginProtocol):
     async def _start(self, app: Litestar) -> None:
         if getattr(app.state, "scan_events", None) is None:
             app.state.scan_events = NoScanEvents()
-        app.state.terminals = await Terminals.start(app.state.core, app.state.credentials, app.state)
+        identity: IdentityService = (
+            app.state.identity
+        )  # the resident-names port (ResidentNames), typed for mypy
+        app.state.terminals = await Terminals.start(
+            app.state.core, app.state.credentials, identity, app.state
+        )
 
     async def _stop(self, app: Litestar) -> None:
         terminals: Terminals | None = getattr(app.state, "terminals", None)

@@ -16,7 +16,7 @@ from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
 from server.terminals.policies import CHANNEL, ScenePolicies
 from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalService
-from server.terminals.scans import ScanService
+from server.terminals.scans import ResidentNames, ScanService
 
 log = logging.getLogger("yima.terminals")
 
@@ -31,7 +31,9 @@ class Terminals:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, core: Core, credentials: Credentials, app_state: object) -> Terminals:
+    async def start(
+        cls, core: Core, credentials: Credentials, residents: ResidentNames, app_state: object
+    ) -> Terminals:
         s = core.settings
         guard: ScanGuard = (
             RedisScanGuard(s.redis_url, s.redis_namespace) if s.redis_url else CacheScanGuard(core.cache)
@@ -47,6 +49,7 @@ class Terminals:
             policies,
             guard,
             recorder,
+            residents,
             events=getattr(app_state, "scan_events", None),
             # Looked up per charge: the one-card plugin may start after this one.
             settlement=lambda: getattr(app_state, "onecard", None),

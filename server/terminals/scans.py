@@ -19,11 +19,9 @@ from yima_sdk.codes import CredentialError, VerifiedCode
 from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
 
 from server.core import Core
-from server.credentials import repository as credentials_repository
 from server.credentials.revocation import generation_key
 from server.credentials.service import Credentials
 from server.credentials.subject_ref import Subject
-from server.identity.id_number import mask_name
 from server.ids import uuid7
 from server.observability import outage_log
 from server.onecard.settlement import OfflineCharge
@@ -155,6 +153,12 @@ def _parse_decision(value: bytes) -> tuple[str, str | None, str]:
     return result, reason or None, scan_id
 
 
+class ResidentNames(Protocol):
+    """What a scan needs of identity (the port it is given at start-up): the resident's masked name."""
+
+    async def masked_name(self, account_id: int) -> str | None: ...
+
+
 class ScanService:
     def __init__(
         self,
@@ -163,6 +167,7 @@ class ScanService:
         policies: ScenePolicies,
         guard: ScanGuard,
         recorder: ScanRecorder,
+        residents: ResidentNames,
         *,
         clock: Callable[[], float] = time.time,
         events: ScanEventSink | None = None,
@@ -175,6 +180,7 @@ class ScanService:
         self.policies = policies
         self._guard = guard
         self._recorder = recorder
+        self._residents = residents
         self.clock = clock
         self.events: ScanEventSink = events or NoScanEvents()
         self._settlement = settlement
@@ -222,11 +228,9 @@ class ScanService:
         # Names never change once verified, so this cache needs no invalidation.
         name = self._names.get(account_id)
         if name is None:
-            async with self._core.db.connection() as conn:
-                enc = await credentials_repository.name_enc(conn, account_id)
-            if enc is None:
+            name = await self._residents.masked_name(account_id)
+            if name is None:
                 return None
-            name = mask_name(self._core.cipher.decrypt("name", enc))
             if len(self._names) > 100_000:
                 self._names.clear()
             self._names[account_id] = name
