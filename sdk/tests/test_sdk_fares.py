@@ -4,14 +4,17 @@ table as a terminal receives it, the rides uploaded late, in any order and any b
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from pathlib import Path
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sdk_world import NOW, World
 from yima_sdk.fares import (
     Eligibility,
     FareError,
@@ -22,7 +25,9 @@ from yima_sdk.fares import (
     Ride,
     Rider,
     price_rides,
+    sign_fare_tables,
 )
+from yima_sdk.terminal import Terminal, TerminalError
 
 CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -260,3 +265,68 @@ def test_the_guide_example_runs() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text(encoding="utf-8")
     (block,) = re.findall(r"```python\n# fares example\n(.*?)```", text, flags=re.S)
     exec(compile(block, "docs/sdk.md", "exec"), {})
+
+
+# -- fare tables signed for terminals ----------------------------------------------------------------
+
+
+def test_a_terminal_prices_offline_rides_from_signed_tables_only(world: World, tmp_path: Path) -> None:
+    tables = SCHEDULE.tables
+    signed = sign_fare_tables(
+        tables,
+        app_id="gov.guangde.bus",
+        version=3,
+        root_private_key=world.root,
+        root_key_id="root-2026",
+        issued_at=NOW,
+    )
+    clock = [float(NOW)]  # 2026-01-01 08:00 county time: version 1 in force
+    db = str(tmp_path / "bus.sqlite")
+    terminal = Terminal(root_public_keys=world.roots, db_path=db, clock=lambda: clock[0], clock_source="gnss")
+    terminal.load_trust_list(world.envelope())
+    with pytest.raises(TerminalError, match=r"terminal\.no_fares"):
+        terminal.fare("1")
+    assert terminal.load_fares(signed).version == 3
+    assert [terminal.fare("1"), terminal.fare("k2"), terminal.fare("k2", board="k1", alight="k3")] == [
+        200,
+        300,
+        100,
+    ]
+    holder = world.holder()
+    decision = terminal.scan(holder.ride_code(clock[0]), terminal.fare("1"))
+    assert decision.result == "accept"
+    # The tables survive a restart; on 2026-03-01 version 2 of the table is in force.
+    clock[0] = dt.datetime(2026, 3, 1, 12, tzinfo=CST).timestamp()
+    reopened = Terminal(root_public_keys=world.roots, db_path=db, clock=lambda: clock[0], clock_source="gnss")
+    assert reopened.fare("1") == 250
+
+    # Refused: an older publication, another app's, a root not pinned, a tampered document, and the root's
+    # signature of the bare document (as on a trust list) instead of the fare context.
+    def signed_with(**change: object) -> bytes:
+        args: dict = dict(
+            app_id="gov.guangde.bus", version=3, root_private_key=world.root, root_key_id="root-2026"
+        )
+        return sign_fare_tables(tables, issued_at=NOW, **(args | change))
+
+    for envelope, message in [
+        (signed_with(version=2), "does not supersede"),
+        (signed_with(app_id="cn.example.other", version=4), "does not supersede"),
+        (signed_with(root_private_key=Ed25519PrivateKey.generate(), version=4), "bad signature"),
+        (signed_with(root_key_id="elsewhere", version=4), "not pinned"),
+    ]:
+        with pytest.raises(FareError, match=message):
+            reopened.load_fares(envelope)
+    wire = msgspec.json.decode(signed_with(version=4))
+    document = base64.b64decode(wire["document"])
+    tampered = document.replace(b'"flat_fen":200', b'"flat_fen":20', 1)
+    for doc, signature in [
+        (tampered, base64.b64decode(wire["signature"])),
+        (document, world.root.sign(document)),
+    ]:
+        forged = msgspec.json.encode(
+            wire
+            | {"document": base64.b64encode(doc).decode(), "signature": base64.b64encode(signature).decode()}
+        )
+        with pytest.raises(FareError, match="bad signature"):
+            reopened.load_fares(forged)
+    assert reopened.fares is not None and reopened.fares.version == 3

@@ -2,12 +2,14 @@
 
 Exception tree::
 
-    TerminalError(code)       "terminal.no_trust_list"
+    TerminalError(code)       "terminal.no_trust_list", "terminal.no_fares" (`fare` before `load_fares`)
     TransportError            network or server failure, or the token endpoint refused the terminal; the
                               terminal keeps working offline
     (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
     (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load; `time.*` codes
                               from sync_clock for a time answer that is not the server's
+    (from yima_sdk.fares)     FareError from load_fares (bad signature, unpinned root, rollback) and fare
+                              (unknown line or stop)
 """
 
 from yima_sdk.terminal._auth import TerminalCredentials

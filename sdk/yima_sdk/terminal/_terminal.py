@@ -13,6 +13,7 @@ time, so a terminal whose clock runs a minute slow still accepts valid codes.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import uuid
@@ -25,6 +26,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
+from yima_sdk.fares import FareDocument, FareState, Ride, Rider
 from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._store import RecordRow, ScanStore
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
@@ -35,6 +37,10 @@ __all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 
 _TRUST_LIST_KEY: Final = "trust_list"
 _CLOCK_OFFSET_KEY: Final = "clock_offset_ms"
+_FARES_KEY: Final = "fares"
+_ANYONE: Final = Rider()
+"""Offline, the terminal knows nothing of the rider: no concession, no earlier rides (settlement re-prices)."""
+_NO_RIDES: Final = FareState()
 _batch_encoder = msgspec.json.Encoder()
 _batch_result_decoder = msgspec.json.Decoder(ScanBatchResult)
 
@@ -150,6 +156,10 @@ class Terminal:
             self._install(TrustList.verify(stored, self._roots))
         offset = self._store.get_state(_CLOCK_OFFSET_KEY)
         self._clock_offset_s = int(offset) / 1000 if offset is not None else 0.0
+        fares = self._store.get_state(_FARES_KEY)
+        self._fares: FareDocument | None = (
+            FareDocument.verify(fares, self._roots) if fares is not None else None
+        )
         if isinstance(transport, HttpTransport):
             # It signs in with our corrected time, and asks us to sync when a sign-in is refused for its time.
             transport.clock_offset_s = self._clock_offset_s
@@ -207,6 +217,29 @@ class Terminal:
             self._store.set_state(_TRUST_LIST_KEY, envelope)
             self._install(trust_list)
         return trust_list
+
+    @property
+    def fares(self) -> FareDocument | None:
+        """The fare tables this terminal prices offline rides with (`load_fares`), None before any."""
+        return self._fares
+
+    def load_fares(self, envelope: bytes) -> FareDocument:
+        """Verify fare tables signed by a pinned root key (`yima_sdk.fares.sign_fare_tables`) and install them;
+        refuse an older publication (rollback). Raises FareError."""
+        document = FareDocument.verify(envelope, self._roots, held=self._fares)
+        self._store.set_state(_FARES_KEY, envelope)
+        self._fares = document
+        return document
+
+    def fare(self, line: str, board: str | None = None, alight: str | None = None) -> int:
+        """The fare in fen of a boarding of `line` now, as the fare engine prices it offline: the table in force
+        at the terminal's time, without the rider's concessions, transfers or caps (settlement applies those).
+        Raises TerminalError `terminal.no_fares` before `load_fares`, FareError for an unknown line or stop."""
+        if self._fares is None:
+            raise TerminalError("terminal.no_fares")
+        at = dt.datetime.fromtimestamp(self._clock() + self._clock_offset_s, dt.UTC)
+        ride = Ride(ride_id="", at=at, line=line, board=board, alight=alight)
+        return self._fares.schedule.price(ride, _ANYONE, _NO_RIDES)[0].fare_fen
 
     def apply_revocations(self, body: bytes, issuer: int) -> None:
         """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`."""
