@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from yima_sdk._bridge import ScanData
-from yima_sdk._bridge import ScanEvent as AppScanEvent
+from yima_sdk import ScanData
+from yima_sdk import ScanEvent as AppScanEvent
 from yima_sdk.contract import scan_lines
 from yima_sdk.errors import BadScanReply
 

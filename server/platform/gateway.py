@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from yima_sdk._bridge import Request
+from yima_sdk import Request
 from yima_sdk._staff import route_role
 
 from sandbox.errors import SandboxError

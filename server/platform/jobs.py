@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from yima_sdk import JobEvent
 from yima_sdk import contract as c
-from yima_sdk._bridge import JobEvent
 from yima_sdk.cron import parse_cron
 from yima_sdk.errors import QuotaExceeded
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from yima_sdk import Request
 from yima_sdk._app import App, Context
-from yima_sdk._bridge import Request
 
 from sandbox import SandboxHost, SandboxSettings
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from yima_sdk._bridge import Request
+from yima_sdk import Request
 
 from sandbox import SandboxHost, SandboxSettings
 from sandbox.capabilities import CapabilityProvider

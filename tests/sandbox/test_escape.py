@@ -15,7 +15,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 from sandbox_helpers import all_dead, get, running_host
-from yima_sdk._bridge import Request, Response
+from yima_sdk import Request, Response
 
 from sandbox import SandboxError, SandboxHost
 from sandbox.errors import AppBusy

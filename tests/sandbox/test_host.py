@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 from sandbox_helpers import APPS, alive, exists, get, live_workers, no_workers_left, running_host
-from yima_sdk._bridge import Request, ScanEvent
+from yima_sdk import Request, ScanEvent
 from yima_sdk.manifest import Limits, load_manifest
 
 from sandbox import (

@@ -12,7 +12,7 @@ import litestar
 import msgspec
 import pytest
 from sandbox_helpers import get, running_host
-from yima_sdk._bridge import Request
+from yima_sdk import Request
 
 from sandbox import MiniAppError, SandboxSettings
 
