@@ -107,6 +107,13 @@ def age_on(born: str, day: dt.date) -> int:
 # ---- residents: search, book, pay, cancel, see their place in the queue ----------------------------------
 
 
+@app.get("/me")
+async def me(ctx: Context, request: Request) -> dict[str, Any]:
+    """The caller's staff roles here (the page shows doctors their clinic)."""
+    staff = await ctx.user.staff()
+    return {"staff": [{"role": r.role, "unit": r.unit} for r in staff.roles]}
+
+
 @app.get("/institutions")
 async def institutions(ctx: Context, request: Request) -> dict[str, Any]:
     found = await ctx.db.find("institutions", limit=100)

@@ -62,3 +62,25 @@ async def test_a_senior_books_a_visit_free_and_cancels_it(browser: Browser, medi
         await page.get_by_role("status").filter(has_text="已取消").wait_for()
         await page.locator("#bookings li").first.wait_for(state="detached")
     assert tab.outside == [] and tab.errors == []
+
+
+async def test_a_doctor_sees_the_clinic_screen_and_calls_the_next_patient(
+    browser: Browser, medical: str
+) -> None:
+    today = dt.datetime.now(COUNTY_TIME).date().isoformat()
+    half = "am" if dt.datetime.now(COUNTY_TIME).hour < 12 else "pm"
+    async with httpx.AsyncClient(base_url=medical) as sim:
+        booked = await sim.post(f"/sessions/dr-sun.{today}.{half}/book", headers={"x-yima-user": "alice"})
+        assert booked.status_code == 201, booked.text
+        scan = {"scene_kind": "clinic", "user": "alice", "unit": "institution:guangde-people"}
+        assert "前面 0 人 0 ahead" in (await sim.post("/_sim/scan", json=scan)).json()["lines"]
+        grant = {"user": "grandpa", "role": "doctor", "unit": "institution:guangde-people"}
+        assert (await sim.post("/_sim/staff", json=grant)).status_code == 200
+    async with opened(browser, _server(medical), "/") as tab:
+        page = tab.page.frame_locator("iframe")
+        row = page.locator("#clinic-sessions li").filter(has_text=f"{half} 孙亮 Sun Liang")
+        await row.filter(has_text="等候 waiting 1").wait_for()
+        await row.get_by_role("button", name="叫号 Call next").click()
+        await page.get_by_role("status").filter(has_text="请 No. 1 就诊").wait_for()
+        await row.filter(has_text="正在叫号 calling 1 · 等候 waiting 0").wait_for()
+    assert tab.outside == [] and tab.errors == []

@@ -61,6 +61,34 @@ async function book(id) {
   sessions();
 }
 
+// A doctor sees today's sessions of their institution: the clinic screen (numbers called, how many wait) and
+// the button that calls the next patient.
+async function clinic(institutions) {
+  const { staff } = await yima.call("/me");
+  const units = staff.filter((s) => s.role === "doctor" && s.unit).map((s) => s.unit.split(":")[1]);
+  if (!units.length) return;
+  $("clinic").hidden = false;
+  const draw = async () => {
+    const rows = [];
+    for (const institution of units) {
+      const { sessions } = await yima.call("/sessions", { query: { institution, day: county() } });
+      for (const s of sessions) {
+        const screen = await yima.call("/sessions/" + encodeURIComponent(s.id) + "/screen");
+        const text = s.half + " " + s.doctor_name + " · 正在叫号 calling " + (screen.calling.join(", ") || "-")
+          + " · 等候 waiting " + screen.waiting;
+        rows.push(item(text, "叫号 Call next", async () => {
+          const called = await yima.call("/doctor/sessions/" + encodeURIComponent(s.id) + "/next", { method: "POST" });
+          say(called.number === null ? "无人等候 nobody waiting" : "请 No. " + called.number + " 就诊");
+          draw();
+        }));
+      }
+    }
+    $("clinic-sessions").replaceChildren(...rows);
+  };
+  await draw();
+  setInterval(draw, 5000);
+}
+
 async function start() {
   const { institutions } = await yima.call("/institutions");
   for (const institution of institutions) {
@@ -71,7 +99,7 @@ async function start() {
   $("day").value = county();
   $("department").addEventListener("change", sessions);
   $("day").addEventListener("change", sessions);
-  await Promise.all([bookings(), sessions()]);
+  await Promise.all([bookings(), sessions(), clinic(institutions)]);
   setInterval(bookings, 15000); // the queue moves: the position stays live
 }
 
