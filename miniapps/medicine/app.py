@@ -17,6 +17,7 @@ Storage: `rules` (the registration switch and limits), counters `tickets:<pharma
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -58,6 +59,10 @@ class Rules(msgspec.Struct, forbid_unknown_fields=True):
 
 class Undo(msgspec.Struct, forbid_unknown_fields=True):
     reason: str = ""
+
+
+DOC_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+"""What an id of ours looks like (a document id, with room for the suffixes of the records that follow)."""
 
 
 def problem(status: int, code: str, message: str) -> Response:
@@ -159,7 +164,7 @@ async def sell(ctx: Context, request: Request) -> Response:
     if not new.items or len(new.items) > 10 or not 1 <= len(new.key) <= 60:
         return problem(400, "medicine.bad_sale", "1-10 items and a key of 1-60 characters")
     sale_id = f"{new.pharmacy}.{new.key}"
-    if not all(c.isascii() and (c.isalnum() or c in "_.:-") for c in sale_id):
+    if not DOC_ID.fullmatch(sale_id):
         return problem(400, "medicine.bad_sale", "the key is ASCII letters, digits and _.:-")
     done = await ctx.db.get("sales", sale_id)
     if done is not None:
@@ -173,7 +178,7 @@ async def sell(ctx: Context, request: Request) -> Response:
     user_id, colour = ticket.value["user_id"], ticket.value["colour"]
     lines = []
     for item in new.items:
-        drug = await ctx.db.get("drugs", item.drug)
+        drug = await ctx.db.get("drugs", item.drug) if DOC_ID.fullmatch(item.drug) else None
         if drug is None:
             return problem(404, "medicine.no_such_drug", f"no drug {item.drug[:40]!r} in the catalogue")
         if not 1 <= item.qty <= 20:
@@ -314,7 +319,7 @@ def prescribed_items(data: dict[str, Any]) -> dict[str, int]:
 
 @app.get("/pharmacist/sales/{sale}")
 async def pharmacist_sale(ctx: Context, request: Request) -> Response:
-    record = await ctx.db.get("sales", request.path_params["sale"])
+    record = await _sale(ctx, request)
     if record is None or record.value["kind"] != "sale":
         return problem(404, "medicine.no_such_sale", "no sale with that id")
     if not await _works_at(ctx, record.value["pharmacy"]):
@@ -384,7 +389,7 @@ async def undo(ctx: Context, record: Any, kind: str, refunded: int | None, reaso
 
 
 async def _pharmacists_sale(ctx: Context, request: Request) -> Response | tuple[Any, dict[str, Any]]:
-    record = await ctx.db.get("sales", request.path_params["sale"])
+    record = await _sale(ctx, request)
     if record is None or record.value["kind"] != "sale":
         return problem(404, "medicine.no_such_sale", "no sale with that id")
     if not await _works_at(ctx, record.value["pharmacy"]):
@@ -409,6 +414,12 @@ async def sale_view(ctx: Context, record: Any) -> dict[str, Any]:
     return view
 
 
+async def _sale(ctx: Context, request: Request) -> Any:
+    """The sale the path names, or None (an id that cannot be ours names none)."""
+    sale_id = request.path_params["sale"]
+    return await ctx.db.get("sales", sale_id) if DOC_ID.fullmatch(sale_id) else None
+
+
 async def _works_at(ctx: Context, pharmacy: str) -> bool:
     return (await ctx.user.staff()).has("pharmacist", f"pharmacy:{pharmacy}")
 
@@ -419,7 +430,7 @@ async def _works_at(ctx: Context, pharmacy: str) -> bool:
 @app.post("/sales/{sale}/pay")
 async def pay(ctx: Context, request: Request) -> Response:
     """The resident pays a sale made to them: a one-card charge they confirm on their phone."""
-    record = await ctx.db.get("sales", request.path_params["sale"])
+    record = await _sale(ctx, request)
     user_id = await ctx.user.id()
     if record is None or record.value["kind"] != "sale" or record.value["user_id"] != user_id:
         return problem(404, "medicine.no_such_sale", "no sale of yours with that id")

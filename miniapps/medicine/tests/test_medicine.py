@@ -60,6 +60,10 @@ def test_the_counter_scan_a_sale_paid_refunded_and_voided(miniapp: MiniApp) -> N
     assert sell(miniapp, "grandpa", TAOZHOU, 2, "y", [{"drug": "ibuprofen"}]).json()["code"] == (
         "medicine.code_yellow"
     )
+    assert sell(miniapp, "grandpa", TAOZHOU, 1, "x", [{"drug": "no such/drug"}]).json()["code"] == (
+        "medicine.no_such_drug"
+    )
+    assert miniapp.post("/sales/no%20such/pay", user="alice").json()["code"] == "medicine.no_such_sale"
     assert sell(miniapp, "grandpa", TAOZHOU, 1, "rx", [{"drug": "amlodipine"}]).json()["code"] == (
         "medicine.prescription_needed"
     )
