@@ -54,8 +54,6 @@ ALLOWED = {
     # Ankang codes are issued to verified residents: credentials reads identity's accounts for the verified state,
     # birth date and ID number index (credentials/repository.py, 3 queries) instead of asking identity.
     ("credentials", "accounts"),
-    # Linking an issued card checks the account's verified ID number index (onecard/repository.py, 1 query).
-    ("onecard", "accounts"),
 }
 
 SQL_TABLE = re.compile(r"\b(?:from|join|into|update|table)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)

@@ -194,3 +194,10 @@ async def end_sessions_of(
 async def name_enc(conn: asyncpg.Connection, account_id: int) -> bytes | None:
     value = await conn.fetchval("SELECT name_enc FROM accounts WHERE id = $1", account_id)
     return None if value is None else bytes(value)
+
+
+async def verified_id_index(conn: asyncpg.Connection, account_id: int) -> bytes | None:
+    value = await conn.fetchval(
+        "SELECT id_number_index FROM accounts WHERE id = $1 AND verified_at IS NOT NULL", account_id
+    )
+    return None if value is None else bytes(value)

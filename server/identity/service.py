@@ -95,6 +95,10 @@ class IdentityService:
             enc = await repository.name_enc(conn, account_id)
         return None if enc is None else mask_name(self._cipher.decrypt("name", enc))
 
+    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None:
+        """The blind index of the account's ID number once its identity is verified; None before (or no account)."""
+        return await repository.verified_id_index(conn, account_id)
+
     # -- OTP login -------------------------------------------------------------------------------------------
 
     def _otp_hash(self, phone_index: bytes, code: str) -> bytes:

@@ -14,6 +14,7 @@ from server.auth.guards import PUBLIC
 from server.cli_support import Commands
 from server.db import Database
 from server.errors import Conflict, NotFound, raises
+from server.identity.service import IdentityService
 from server.onecard.config import OnecardConfig
 from server.onecard.controllers import (
     DeviceController,
@@ -166,6 +167,7 @@ class OnecardPlugin(InitPluginProtocol):
         import asyncio
 
         core = app.state.core
+        identity: IdentityService = app.state.identity  # the VerifiedResidents port, typed for mypy
         service = OnecardService(
             self.config,
             core.db,
@@ -173,6 +175,7 @@ class OnecardPlugin(InitPluginProtocol):
             core.keys,
             core.master_key,
             self._provider(core.db),
+            identity,
             notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",
         )
         service.revocation_source = lambda: getattr(

@@ -162,12 +162,6 @@ async def unbalanced_journals(
 # -- accounts ----------------------------------------------------------------------------------------------------
 
 
-async def resident(conn: asyncpg.Connection, account_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT id, verified_at, id_number_index FROM accounts WHERE id = $1", account_id
-    )
-
-
 async def issued_card(conn: asyncpg.Connection, id_number_index: bytes) -> bytes | None:
     """The blind index of the card issued to this identity, if the issuer's record has one."""
     found = await conn.fetchval(

@@ -64,6 +64,13 @@ class RevocationPublisher(Protocol):
     async def announce(self) -> None: ...
 
 
+class VerifiedResidents(Protocol):
+    """What one-card needs of identity (given at start-up; IdentityService answers it): a card opens only for
+    the verified identity the issuer gave it to."""
+
+    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None: ...
+
+
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     """ "2025-03" -> [start, end) of that month in China Standard Time."""
     try:
@@ -94,11 +101,13 @@ class OnecardService:
         keys: KeyStore,
         master_key: bytes,
         payments: PaymentProvider,
+        residents: VerifiedResidents,
         *,
         notify_url: str,
         clock: Callable[[], dt.datetime] = _now,
     ) -> None:
         self.config = config
+        self._residents = residents
         self._db = db
         self._cipher = cipher
         self._keys = keys
@@ -143,13 +152,13 @@ class OnecardService:
             number = normalise_card_number(ss_card_number)
         except CardNumberError as exc:
             raise errors.CardNumberInvalid(f"The social security card number is not valid: {exc}") from None
-        person = await repository.resident(conn, account_id)
-        if person is None or person["verified_at"] is None:
+        id_index = await self._residents.verified_id_index(conn, account_id)
+        if id_index is None:
             raise errors.IdentityRequired()
         index = self._cipher.blind_index("ss_card_number", number)
         # Only the card the issuer gave this identity, as the electronic social security card is issued: one
         # answer for someone else's card, an unknown card and a typo, so the answer tells nothing about others.
-        if await repository.issued_card(conn, bytes(person["id_number_index"])) != index:
+        if await repository.issued_card(conn, id_index) != index:
             raise errors.CardNotYours()
         existing = await repository.card_by_owner(conn, account_id)
         if existing is not None:
