@@ -51,8 +51,9 @@ ALLOWED = {
     # The access-control middleware reads an account's live roles on each request (server/auth/live_roles.py);
     # identity would answer them through a port handed to the kernel's auth at start-up.
     ("auth", "account_roles"),
-    # Ankang codes are issued to verified residents: credentials reads identity's accounts for the verified state,
-    # birth date and ID number index (credentials/repository.py, 3 queries) instead of asking identity.
+    # Issuing an Ankang code reads the account's verified state and ID number index joined with the colour and
+    # code generation in one round trip (credentials/repository.code_status, on every code shown); a port would
+    # make it two queries on that path unless identity's part is cached.
     ("credentials", "accounts"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -35,10 +35,20 @@ def _parse_time(text: str) -> datetime:
     return value
 
 
+class Residents(Protocol):
+    """What health status needs of identity (given at start-up; IdentityService answers it): statuses are kept by
+    the blind index of the ID number, residents are accounts."""
+
+    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None: ...
+
+    async def account_with_id_index(self, conn: asyncpg.Connection, id_index: bytes) -> int | None: ...
+
+
 class HealthService:
-    def __init__(self, core: Core, ankang: AnkangService) -> None:
+    def __init__(self, core: Core, ankang: AnkangService, residents: Residents) -> None:
         self._core = core
         self._ankang = ankang
+        self._residents = residents
 
     def _index(self, id_number: str) -> bytes:
         try:
@@ -74,7 +84,7 @@ class HealthService:
             set_by=actor,
             import_digest=import_digest,
         )
-        account_id = await repository.account_by_id_index(conn, index)
+        account_id = await self._residents.account_with_id_index(conn, index)
         # The blind index names the resident in the audit log without their ID number.
         target = f"account:{account_id}" if account_id is not None else f"id_index:{index.hex()[:16]}"
         details: dict[str, Any] = {"colour": colour, "effective_at": effective_at.isoformat()}
@@ -172,7 +182,7 @@ class HealthService:
     async def my_status(
         self, conn: asyncpg.Connection, account_id: int
     ) -> tuple[str, datetime | None, list[asyncpg.Record]]:
-        index = await repository.id_index_of(conn, account_id)
+        index = await self._residents.verified_id_index(conn, account_id)
         if index is None:
             raise errors.RealNameRequired("Verify your real name to see your health status")
         history = await repository.status_history(conn, index)

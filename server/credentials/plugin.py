@@ -18,6 +18,7 @@ from server.credentials.controllers import (
     TrustListController,
 )
 from server.credentials.service import Credentials
+from server.identity.service import IdentityService
 
 
 def provide_credentials(state: State) -> Credentials:
@@ -48,7 +49,8 @@ class CredentialsPlugin(InitPluginProtocol):
 
     async def _start(self, app: Litestar) -> None:
         core = app.state.core
-        credentials = Credentials.build(core)
+        identity: IdentityService = app.state.identity  # the Residents port of health status, typed for mypy
+        credentials = Credentials.build(core, identity)
         await credentials.start(core)
         app.state.credentials = credentials
 

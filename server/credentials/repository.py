@@ -105,16 +105,6 @@ async def code_status(conn: asyncpg.Connection, account_id: int, now: datetime) 
 # -- health status ----------------------------------------------------------------------------------------
 
 
-async def account_by_id_index(conn: asyncpg.Connection, id_index: bytes) -> int | None:
-    value = await conn.fetchval("SELECT id FROM accounts WHERE id_number_index = $1", id_index)
-    return None if value is None else int(value)
-
-
-async def id_index_of(conn: asyncpg.Connection, account_id: int) -> bytes | None:
-    value = await conn.fetchval("SELECT id_number_index FROM accounts WHERE id = $1", account_id)
-    return None if value is None else bytes(value)
-
-
 async def insert_status(
     conn: asyncpg.Connection,
     *,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from server.cache import follow
 from server.core import Core
 from server.credentials.ankang import AnkangService
-from server.credentials.health import HealthService
+from server.credentials.health import HealthService, Residents
 from server.credentials.revocation import RevocationService
 from server.credentials.trust_list import CHANNEL, TrustListService
 
@@ -28,7 +28,7 @@ class Credentials:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, core: Core) -> Credentials:
+    def build(cls, core: Core, residents: Residents) -> Credentials:
         s = core.settings
         issuer, skew = s.issuer_code, s.clock_skew_s
         validity, period = s.ankang_validity_s, s.ankang_refresh_s
@@ -37,7 +37,7 @@ class Credentials:
         return cls(
             trust=trust,
             ankang=ankang,
-            health=HealthService(core, ankang),
+            health=HealthService(core, ankang, residents),
             revocations=RevocationService(core, ankang, issuer=issuer, clock_skew_s=skew),
         )
 

@@ -99,6 +99,11 @@ class IdentityService:
         """The blind index of the account's ID number once its identity is verified; None before (or no account)."""
         return await repository.verified_id_index(conn, account_id)
 
+    async def account_with_id_index(self, conn: asyncpg.Connection, id_index: bytes) -> int | None:
+        """The account verified with the ID number of this blind index, if any."""
+        row = await repository.account_by_id_number(conn, id_index)
+        return None if row is None else int(row["id"])
+
     # -- OTP login -------------------------------------------------------------------------------------------
 
     def _otp_hash(self, phone_index: bytes, code: str) -> bytes:
