@@ -129,3 +129,15 @@ def test_check_in_by_scan_then_the_doctor_calls_and_prescribes(dev: Dev) -> None
     assert finished.json()["prescription"]["payload"].startswith("YP1.")
     titles = [m["title"] for m in patient.get("/v1/me/inbox").json()]
     assert {"请就诊 Your turn", "电子处方 E-prescription"} <= set(titles), titles
+
+
+def test_a_walk_in_at_a_township_centre_gets_a_number_and_a_fee_to_confirm(dev: Dev) -> None:
+    test_yima_dev_releases_the_app_with_its_demo_data(dev)
+    resident = verified_resident(dev.server)
+    assert resident.get(f"{API}/bookings").json() == {"bookings": []}  # she has opened the app
+    terminal = enrol_terminal(dev.server, dev.operator, "clinic", APP, unit="institution:taozhou")
+    answer = scan_code(terminal, resident)
+    lines = answer["miniapp"]["lines"]
+    assert lines[0] == "现场号 Walk-in No. 1" and lines[2] == "请在手机上付费 Pay on your phone", answer
+    payments = resident.get("/v1/me/payments").json()
+    assert [(p["status"], p["amount_fen"]) for p in payments] == [("pending_confirmation", 100)], payments
