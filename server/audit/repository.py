@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ async def insert(
     )
 
 
-async def iterate(conn: asyncpg.Connection, batch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+async def iterate(conn: asyncpg.Connection, batch: int = 5000) -> AsyncGenerator[asyncpg.Record, None]:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         async for row in conn.cursor(
             "SELECT seq, at, actor, action, target, details, prev_hash, hash, mac FROM audit_log ORDER BY seq",

@@ -12,6 +12,7 @@ first keyed record, so a rewritten record cannot pass by claiming the old format
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -115,29 +116,32 @@ async def verify_chain(
     expected_seq = 1
     count = 0
     keyed = False
-    async for row in repository.iterate(conn):
-        count += 1
-        seq = row["seq"]
-        if seq != expected_seq:
-            return count, AuditBreak(expected_seq, "missing")
-        if bytes(row["prev_hash"]) != prev:
-            return count, AuditBreak(seq, "reordered")
-        mac = row["mac"]
-        if mac not in (MAC_PLAIN, MAC_KEYED) or (mac == MAC_PLAIN and keyed):
-            return count, AuditBreak(seq, "changed", "a plain hash after keyed ones")
-        keyed = mac == MAC_KEYED
-        recomputed = _digest(
-            key, mac, seq, row["at"], row["actor"], row["action"], row["target"], row["details"], prev
-        )
-        if recomputed != bytes(row["hash"]):
-            return count, AuditBreak(seq, "changed")
-        checkpoint = signed.get(seq)
-        if checkpoint is not None and checkpoint.head != recomputed.hex():
-            return count, AuditBreak(
-                seq, "rewritten", f"differs from the checkpoint signed at {checkpoint.signed}"
+    # closed before returning: the caller may use the connection at once, and an unclosed cursor would still hold
+    # its transaction there until the event loop finalised the generator (a 500 from the verify endpoint)
+    async with contextlib.aclosing(repository.iterate(conn)) as rows:
+        async for row in rows:
+            count += 1
+            seq = row["seq"]
+            if seq != expected_seq:
+                return count, AuditBreak(expected_seq, "missing")
+            if bytes(row["prev_hash"]) != prev:
+                return count, AuditBreak(seq, "reordered")
+            mac = row["mac"]
+            if mac not in (MAC_PLAIN, MAC_KEYED) or (mac == MAC_PLAIN and keyed):
+                return count, AuditBreak(seq, "changed", "a plain hash after keyed ones")
+            keyed = mac == MAC_KEYED
+            recomputed = _digest(
+                key, mac, seq, row["at"], row["actor"], row["action"], row["target"], row["details"], prev
             )
-        prev = recomputed
-        expected_seq += 1
+            if recomputed != bytes(row["hash"]):
+                return count, AuditBreak(seq, "changed")
+            checkpoint = signed.get(seq)
+            if checkpoint is not None and checkpoint.head != recomputed.hex():
+                return count, AuditBreak(
+                    seq, "rewritten", f"differs from the checkpoint signed at {checkpoint.signed}"
+                )
+            prev = recomputed
+            expected_seq += 1
     if signed and max(signed) > count:
         checkpoint = signed[max(signed)]
         return count, AuditBreak(
