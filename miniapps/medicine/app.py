@@ -336,9 +336,12 @@ async def void(ctx: Context, request: Request) -> Response:
     record, view = found
     if view["status"] in ("void", "refunded"):
         return Response.json(view)
-    if view["status"] in ("pending_confirmation", "succeeded"):
+    if view["status"] in ("paying", "pending_confirmation", "succeeded"):
         return problem(409, "medicine.paid", "the resident paid or is paying: refund it instead")
-    return await undo(ctx, record, "void", None, request.json(Undo).reason if request.body else "")
+    # the void commits only while the resident's next payment attempt is unclaimed: a payment and a void at
+    # the same moment end as one of them, never a charge on a voided sale
+    guard = f"{record.id}.attempt.{view['attempt'] + 1}"
+    return await undo(ctx, record, "void", None, request.json(Undo).reason if request.body else "", guard)
 
 
 @app.post("/pharmacist/sales/{sale}/refund")
@@ -359,12 +362,16 @@ async def refund(ctx: Context, request: Request) -> Response:
     )
 
 
-async def undo(ctx: Context, record: Any, kind: str, refunded: int | None, reason: str) -> Response:
+async def undo(
+    ctx: Context, record: Any, kind: str, refunded: int | None, reason: str, guard: str | None = None
+) -> Response:
     sale = record.value
     now = time.time()
     for _ in range(8):
         try:
             async with ctx.db.transaction() as tx:
+                if guard is not None and await tx.get("sales", guard) is not None:
+                    raise Refused("medicine.paid", "the resident is paying: refund it instead")
                 tx.insert("sales", {"kind": kind, "sale": record.id, "user_id": sale["user_id"],
                                     "pharmacy": sale["pharmacy"], "refunded_fen": refunded,
                                     "reason": reason[:100], "at": int(now)}, id=f"{record.id}.{kind}")  # fmt: skip
@@ -379,6 +386,8 @@ async def undo(ctx: Context, record: Any, kind: str, refunded: int | None, reaso
                 for n, item in enumerate(i for i in sale["items"] if i["watched"]):
                     tx.insert("registrations", registration(sale, item, -item["qty"], kind),
                               id=f"{record.id}.{kind}.{n}")  # fmt: skip
+        except Refused as refused:
+            return problem(409, refused.code, refused.message)
         except VersionConflict:
             if await ctx.db.get("sales", f"{record.id}.{kind}") is not None:
                 break  # undone by a retry at the same moment
@@ -398,15 +407,20 @@ async def _pharmacists_sale(ctx: Context, request: Request) -> Response | tuple[
 
 
 async def sale_view(ctx: Context, record: Any) -> dict[str, Any]:
-    """The sale with its status from the records that followed it: awaiting_payment, the payment's status
-    (pending_confirmation, succeeded, declined, failed), void or refunded."""
-    records = (await ctx.db.find("sales", {"sale": record.id})).items
-    follow = {r.value["kind"]: r.value for r in records if r.value["kind"] != "payment"}
-    payments = sorted((r.value for r in records if r.value["kind"] == "payment"), key=lambda p: p["attempt"])
+    """The sale with its status from the records that followed it: awaiting_payment, paying (an attempt
+    claimed, its charge not yet recorded), the payment's status (pending_confirmation, succeeded, declined,
+    failed), void or refunded."""
+    records = (await ctx.db.find("sales", {"sale": record.id}, limit=100)).items
+    follow = {r.value["kind"]: r.value for r in records if r.value["kind"] in ("void", "refund")}
+    attempts = [r.value["attempt"] for r in records if r.value["kind"] == "attempt"]
+    payments = {r.value["attempt"]: r.value for r in records if r.value["kind"] == "payment"}
     view = {"id": record.id, **record.value, "payment_id": None, "status": "awaiting_payment", "attempt": 0}
-    if payments:  # the latest attempt: a declined or failed payment may be followed by another
-        view["payment_id"], view["attempt"] = payments[-1]["payment_id"], payments[-1]["attempt"]
-        view["status"] = (await ctx.payments.status(view["payment_id"])).status
+    if attempts:  # the latest attempt: a declined or failed payment may be followed by another
+        view["attempt"] = latest = max(attempts)
+        view["status"] = "paying"
+        if latest in payments:
+            view["payment_id"] = payments[latest]["payment_id"]
+            view["status"] = (await ctx.payments.status(view["payment_id"])).status
     if "void" in follow:
         view["status"] = "void"
     if "refund" in follow:
@@ -440,8 +454,25 @@ async def pay(ctx: Context, request: Request) -> Response:
     if view["status"] in ("pending_confirmation", "succeeded"):
         return Response.json({"sale": record.id, "payment_id": view["payment_id"], "status": view["status"]})
     # a first attempt, or one more after a declined or failed one (each attempt its own key: a retry of the
-    # same attempt finds the same payment and never charges twice)
-    attempt = view["attempt"] + 1
+    # same attempt finds the same payment and never charges twice). The attempt is claimed before the charge,
+    # in a commit that fails if the sale was voided meanwhile (the void's commit checks the same claim).
+    attempt = view["attempt"] if view["status"] == "paying" else view["attempt"] + 1
+    if view["status"] != "paying":
+        closed = problem(409, "medicine.sale_closed", "the sale is void")
+        try:
+            async with ctx.db.transaction() as tx:
+                if await tx.get("sales", f"{record.id}.void") is not None:
+                    raise Refused("medicine.sale_closed", "the sale is void")
+                tx.insert("sales", {"kind": "attempt", "sale": record.id, "user_id": user_id,
+                                    "pharmacy": record.value["pharmacy"], "attempt": attempt,
+                                    "at": int(time.time())}, id=f"{record.id}.attempt.{attempt}")  # fmt: skip
+        except Refused:
+            return closed
+        except (
+            VersionConflict
+        ):  # voided at this moment, or the same attempt claimed by a retry: go on with it
+            if await ctx.db.get("sales", f"{record.id}.void") is not None:
+                return closed
     payment = await ctx.payments.charge(record.value["total_fen"], "一码购药 medicine",
                                         idempotency_key=f"sale.{record.id}.{attempt}")  # fmt: skip
     try:

@@ -112,6 +112,24 @@ def test_the_counter_scan_a_sale_paid_refunded_and_voided(miniapp: MiniApp) -> N
     assert miniapp.post(f"/pharmacist/sales/{unpaid['id']}/void", user="grandpa").json()["status"] == "void"
     assert miniapp.post(f"/sales/{unpaid['id']}/pay", user="alice").json()["code"] == "medicine.sale_closed"
 
+    # the resident paying while the pharmacist voids: one of them wins, never a charge on a voided sale
+    for n in range(4):
+        race = sell(miniapp, "grandpa", TAOZHOU, 1, f"race{n}", [{"drug": "vitamin-c"}]).json()["id"]
+        with ThreadPoolExecutor(2) as pool:
+            calls = [(f"/sales/{race}/pay", "alice"), (f"/pharmacist/sales/{race}/void", "grandpa")]
+            order = calls if n % 2 == 0 else calls[::-1]  # each goes first in turn
+            sent = {path: pool.submit(miniapp.post, path, user=who) for path, who in order}
+            paid, voided = (sent[path].result() for path, _ in calls)
+        charged = [p for p in miniapp.payments if p["idempotency_key"].startswith(f"sale.{race}.")]
+        if voided.status == 200:
+            assert voided.json()["status"] == "void" and paid.json()["code"] == "medicine.sale_closed"
+            assert charged == []
+        else:
+            assert (
+                voided.json()["code"] == "medicine.paid" and paid.json()["status"] == "pending_confirmation"
+            )
+            assert len(charged) == 1
+
 
 def test_an_e_prescription_is_filled_once_whichever_pharmacy_asks_first(miniapp: MiniApp) -> None:
     seeded(miniapp, "alice", "carol")

@@ -3,7 +3,7 @@ const $ = (id) => document.getElementById(id);
 const say = (text) => { $("status").textContent = text; };
 const problem = (error) => (error.problem && error.problem.error ? error.problem.error : error.code);
 const STATUS = {
-  awaiting_payment: "待付款 to pay", pending_confirmation: "待确认 to confirm", succeeded: "已付款 paid",
+  awaiting_payment: "待付款 to pay", paying: "付款中 paying", pending_confirmation: "待确认 to confirm", succeeded: "已付款 paid",
   declined: "已拒绝 declined", failed: "付款失败 failed", void: "已作废 void", refunded: "已退款 refunded",
 };
 
@@ -25,7 +25,7 @@ async function purchases() {
   $("purchases").replaceChildren(...purchases.map((p) => {
     const what = p.items.map((i) => i.name + " x" + i.qty).join(", ");
     const text = p.day + " " + p.pharmacy + " · " + what + " · " + p.total_fen / 100 + " 元 · " + STATUS[p.status];
-    const payable = ["awaiting_payment", "pending_confirmation"].includes(p.status);
+    const payable = ["awaiting_payment", "paying", "pending_confirmation", "declined", "failed"].includes(p.status);
     return payable ? item(text, "付款 Pay", () => pay(p.id)) : item(text);
   }));
   $("filled").replaceChildren(...prescriptions_filled.map((r) => item("已取药 filled at " + r.pharmacy + " · " + r.sale)));
