@@ -45,9 +45,9 @@ PLUGIN_TYPES = (
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
     app = Litestar(
         plugins=[
-            CorePlugin(settings, sms=sms),
+            CorePlugin(settings),
             OpsPlugin(),
-            IdentityPlugin(settings),
+            IdentityPlugin(settings, sms=sms),
             CredentialsPlugin(),
             AuditPlugin(),
             TerminalsPlugin(),

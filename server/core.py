@@ -25,7 +25,6 @@ from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
 from server.db import Database, apply_migrations, create_pool
 from server.errors import EXCEPTION_HANDLERS, app_error_handler
-from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
 from server.keys.service import KeyStore
 from server.observability import Metrics, request_context_middleware
 from server.ratelimit import RateLimits
@@ -43,7 +42,6 @@ class Core:
     cipher: FieldCipher
     keys: KeyStore
     tokens: AccessTokens
-    sms: SmsSender
     metrics: Metrics
     master_key: bytes
     sessions: SessionRevocations
@@ -54,7 +52,6 @@ class Core:
         await self.roles.close()
         await self.sessions.close()
         await self.keys.close()
-        await self.sms.close()
         await self.cache.close()
         await self.db.close()
 
@@ -68,9 +65,7 @@ async def migrate(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def start_core(
-    settings: Settings, metrics: Metrics | None = None, *, sms: SmsSender | None = None
-) -> Core:
+async def start_core(settings: Settings, metrics: Metrics | None = None) -> Core:
     if not settings.database_url:
         raise RuntimeError("YIMA_DATABASE_URL is not set (use `yima dev` for the embedded database)")
     master_key = load_master_key(settings, create=settings.mode is not Mode.PRODUCTION)
@@ -88,12 +83,6 @@ async def start_core(
     tokens = AccessTokens(
         keys, issuer=settings.jwt_issuer, audience=settings.base_url, ttl_s=settings.access_token_ttl_s
     )
-    if sms is None:
-        sms = (
-            HttpGatewaySender(settings.sms_gateway_url, settings.sms_gateway_secret)
-            if settings.sms_gateway_url
-            else ConsoleSender()
-        )
     sessions = SessionRevocations(cache, db)
     await sessions.start()
     roles = LiveRoles(cache, db)
@@ -105,7 +94,6 @@ async def start_core(
         cipher,
         keys,
         tokens,
-        sms,
         metrics or Metrics(),
         master_key,
         sessions,
@@ -121,10 +109,9 @@ async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
 
 
 class CorePlugin(InitPluginProtocol):
-    def __init__(self, settings: Settings, *, sms: SmsSender | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self._sms = sms
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
@@ -138,7 +125,7 @@ class CorePlugin(InitPluginProtocol):
         return app_config
 
     async def _start(self, app: Litestar) -> None:
-        app.state.core = await start_core(self.settings, self.metrics, sms=self._sms)
+        app.state.core = await start_core(self.settings, self.metrics)
 
     async def _stop(self, app: Litestar) -> None:
         core: Core | None = getattr(app.state, "core", None)

@@ -200,7 +200,7 @@ def random_phone() -> str:
 
 
 def last_code(app: Litestar, phone: str) -> str:
-    sender = app.state.core.sms
+    sender = app.state.identity.sms
     assert isinstance(sender, ConsoleSender)
     return sender.messages_for(phone)[-1].params["code"]
 

@@ -158,7 +158,7 @@ class DevOutboxController(Controller):
         phone: Annotated[str, QueryParameter(pattern=whole("1[3-9][0-9]{9}"))],
     ) -> list[schemas.SmsOutboxEntry]:
         """Messages the console SMS sender 'sent' to a number, newest last."""
-        sender = request.app.state.core.sms
+        sender = request.app.state.identity.sms
         if not isinstance(sender, ConsoleSender):
             raise NotFound()
         return [

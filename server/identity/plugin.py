@@ -15,6 +15,7 @@ from server.identity.controllers import (
     MeController,
 )
 from server.identity.service import IdentityService
+from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
 from server.settings import Mode, Settings
 
 
@@ -23,8 +24,14 @@ def provide_identity(state: State) -> IdentityService:
 
 
 class IdentityPlugin(InitPluginProtocol):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sms: SmsSender | None = None) -> None:
         self.settings = settings
+        self.sms = sms or (
+            HttpGatewaySender(settings.sms_gateway_url, settings.sms_gateway_secret)
+            if settings.sms_gateway_url
+            else ConsoleSender()
+        )
+        """The SMS gateway's adapter (the console sender under `yima dev` and in tests)."""
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend([AuthController, MeController, AccountAdminController])
@@ -32,6 +39,7 @@ class IdentityPlugin(InitPluginProtocol):
             app_config.route_handlers.append(DevOutboxController)
         app_config.dependencies["identity"] = Provide(provide_identity, sync_to_thread=False)
         app_config.on_startup.append(self._start)
+        app_config.on_shutdown.append(self._stop)
         return app_config
 
     async def _start(self, app: Litestar) -> None:
@@ -41,9 +49,12 @@ class IdentityPlugin(InitPluginProtocol):
             core.db,
             core.rate_limits,
             core.cipher,
-            core.sms,
+            self.sms,
             core.tokens,
             core.master_key,
             core.sessions,
             core.roles,
         )
+
+    async def _stop(self, app: Litestar) -> None:
+        await self.sms.close()

@@ -86,6 +86,11 @@ class IdentityService:
         self.clock = clock
 
     @property
+    def sms(self) -> SmsSender:
+        """The sender login codes go out through (the dev outbox reads the console sender's messages)."""
+        return self._sms
+
+    @property
     def otp_ttl_s(self) -> int:
         return self._s.otp_ttl_s
 
