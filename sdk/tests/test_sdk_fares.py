@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -330,3 +332,13 @@ def test_a_terminal_prices_offline_rides_from_signed_tables_only(world: World, t
         with pytest.raises(FareError, match="bad signature"):
             reopened.load_fares(forged)
     assert reopened.fares is not None and reopened.fares.version == 3
+
+
+def test_the_engine_imports_no_crypto_so_it_runs_in_the_sandbox() -> None:
+    # The sandbox's filesystem holds yima_sdk and the app, not cryptography or PyNaCl: an app importing the engine
+    # must not pull them in (signing and verifying import them on use).
+    code = (
+        "import sys, yima_sdk.fares; print(sorted(m for m in ('cryptography', 'nacl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

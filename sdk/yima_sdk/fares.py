@@ -35,15 +35,18 @@ import binascii
 import bisect
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# The signing and verifying below import their crypto on use: mini-apps price rides with this module inside the
+# sandbox, whose filesystem holds the interpreter, yima_sdk and the app, not `cryptography` or PyNaCl.
 
 __all__ = [
     "FARES_CONTEXT",
@@ -436,6 +439,11 @@ class FareDocument(msgspec.Struct, frozen=True, kw_only=True):
     ) -> FareDocument:
         """Check an envelope against the pinned root keys; refuse an older publication than `held` (rollback),
         or another app's. Raises FareError (`fare document: ...`)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        from yima_sdk._ed25519 import VerifyKey
+
         try:
             wire = msgspec.json.decode(envelope, type=_Envelope)
             document = base64.b64decode(wire.document, validate=True)

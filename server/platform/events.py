@@ -48,7 +48,9 @@ class PlatformScanSink:
     async def scan_recorded(self, event: Any) -> MiniAppPart | None:
         """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
         platform = self.platform
-        if platform is None or event.result != "accept" or event.account_id is None:
+        # A code we cannot resolve to a resident (a partner county's) is delivered too, naming nobody: a bus app
+        # counts such rides for the partner's clearing.
+        if platform is None or event.result != "accept":
             return None
         app_id = platform.runtime.scenes.get((event.kind, event.scene))
         if app_id is None:
@@ -68,7 +70,7 @@ class PlatformScanSink:
             return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
         # The scene's facts; the holder's id only if they use this app (a scan is not consent to be named,
         # messaged or charged by it).
-        user_id = await platform.caps.known(app_id, event.account_id)
+        user_id = None if event.account_id is None else await platform.caps.known(app_id, event.account_id)
         app_event = AppScanEvent(
             scene_kind=event.kind,
             scene_id=event.scene,

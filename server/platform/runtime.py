@@ -85,8 +85,11 @@ class LiveApp:
     calls_per_minute: int
     resident_calls_per_minute: int
 
-    def version_for(self, account_id: int) -> LiveVersion | None:
-        """The phased version for the whitelist and the first `percent` buckets; the stable one otherwise."""
+    def version_for(self, account_id: int | None) -> LiveVersion | None:
+        """The phased version for the whitelist and the first `percent` buckets; the stable one otherwise (and for
+        a holder who is none of our residents, `None`: a partner county's code at a terminal)."""
+        if account_id is None:
+            return self.stable if self.stable is not None else self.phased
         if self.phased is not None and (
             account_id in self.whitelist or bucket(self.app_id, account_id) < self.percent
         ):
@@ -132,7 +135,7 @@ class Runtime:
 
     # ---- the view ---------------------------------------------------------------------------------------
 
-    def resolve(self, app_id: str, account_id: int) -> LiveVersion:
+    def resolve(self, app_id: str, account_id: int | None) -> LiveVersion:
         """The version this resident gets, or the reason there is none (suspended, unavailable)."""
         live = self.apps.get(app_id)
         if live is None:

@@ -5,12 +5,17 @@ Ankang code: the sandboxed app prices the boarding and asks the resident's one-c
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from yima_sdk.codes import issue_ankang_code
 
 from server.seed import DEMO_OPERATOR_PHONE
+from tests.credentials.helpers import public_key_b64
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
@@ -75,3 +80,18 @@ def test_a_boarding_scan_on_a_real_terminal_is_priced_and_charged(
     assert ride["issuer"] == 341822  # the scan names the code's issuer: partner rides are cleared
     payments = [p for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP]
     assert [(p["amount_fen"], p["status"]) for p in payments] == [(200, "pending_confirmation")], payments
+
+    # 一卡通行: the operator puts Changxing's issuer key on the trust list; a Changxing resident's code rides line
+    # 1, is not charged here, and counts for Changxing's clearing.
+    changxing = Ed25519PrivateKey.generate()
+    now = dt.datetime.now(dt.UTC)
+    key = {"issuer": 330522, "key_id": "0c0a0522", "public_key": public_key_b64(changxing),
+           "not_before": (now - dt.timedelta(days=1)).isoformat(), "not_after": (now + dt.timedelta(days=1)).isoformat()}  # fmt: skip
+    r = operator.post("/v1/admin/trust-list/partner-keys", json=key)
+    assert r.status_code == 201, r.text
+    code = issue_ankang_code(
+        changxing, bytes.fromhex("0c0a0522"), 330522, os.urandom(16), "green", int(time.time())
+    )
+    r = terminal.post("/v1/scans", json={"payload": code, "scanned_at": int(time.time() * 1000)})
+    assert r.status_code == 200 and r.json()["result"] == "accept", r.text
+    assert r.json()["miniapp"]["lines"] == ["1路 ¥2.00", "一卡通行 长兴 Changxing"], r.text
