@@ -1,6 +1,7 @@
 """The bus rides app (miniapps/bus) through the real core: `yima dev` releases it with its demo fare table, the
 fares staff publish a new version through the gateway, and a real bus terminal bound to a line scans a resident's
-Ankang code: the sandboxed app prices the boarding and asks the resident's one-card for the fare."""
+Ankang code: the sandboxed app prices the boarding and asks the resident's one-card for the fare; a partner
+county's code, its key put on the trust list by the operator, rides uncharged (一卡通行)."""
 
 from __future__ import annotations
 
