@@ -255,22 +255,46 @@ async def me(ctx: Context, request: Request) -> Response:
     return Response.json({"user_id": user_id, "concessions": concessions})
 
 
+async def with_payments(ctx: Context, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rides with their payments' current status (the rider confirms a fare in the shell after the ride)."""
+    out = []
+    for ride in found:
+        if ride["payment_status"] == "pending_confirmation":
+            payment = await ctx.payments.status(ride["payment_id"])
+            if payment.status != ride["payment_status"]:
+                ride = {**ride, "payment_status": payment.status}
+                record = await ctx.db.get("rides", ride["id"])
+                if record is not None:
+                    try:
+                        stored = {**record.value, "payment_status": payment.status}
+                        await ctx.db.update("rides", ride["id"], stored, expected_version=record.version)
+                    except VersionConflict:
+                        pass  # refreshed by another call a moment ago
+        out.append(ride)
+    return out
+
+
 @app.get("/rides")
 async def rides(ctx: Context, request: Request) -> Response:
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
-    return Response.json({"month": month, "rides": await month_rides(ctx, await ctx.user.id(), month)})
+    found = await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
+    return Response.json({"month": month, "rides": found})
 
 
 @app.get("/statement")
 async def statement(ctx: Context, request: Request) -> Response:
     """The month's totals: what the rides would have cost, what each discount took off, what was paid."""
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
-    found = await month_rides(ctx, await ctx.user.id(), month)
+    found = await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
     total = {k: sum(r[k] for r in found) for k in ("base_fen", "peak_fen", "concession_off_fen", "transfer_off_fen",
                                                     "cap_off_fen", "fare_fen", "refunded_fen")}  # fmt: skip
+    # Paid: fares whose payment succeeded, and what offline settlement took; to confirm: fares still asked.
+    paid = sum(r["fare_fen"] for r in found if r["payment_status"] == "succeeded")
+    paid += sum(r.get("settled_fen") or 0 for r in found)
+    pending = sum(r["fare_fen"] for r in found if r["payment_status"] == "pending_confirmation")
     return Response.json({
         "month": month, "rides": len(found), "transfers": sum(1 for r in found if r["transfer"]),
-        **total, "paid_fen": total["fare_fen"] - total["refunded_fen"],
+        **total, "paid_fen": paid - total["refunded_fen"], "pending_fen": pending,
     })  # fmt: skip
 
 

@@ -120,6 +120,23 @@ def test_an_offline_ride_is_recorded_priced_and_not_charged_again(miniapp: MiniA
     assert miniapp.payments == []
 
 
+def test_a_fare_waits_for_the_riders_confirmation_and_the_statement_says_so(miniapp: MiniApp) -> None:
+    month = to_wednesday_10(miniapp).strftime(
+        "%Y-%m"
+    )  # payments are confirmed by hand here, as in production
+    assert miniapp.get("/me", user="alice").status == 200
+    assert miniapp.scan("bus", user="alice", unit="line:2") == ["2路 ¥2.00"]
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert ride["payment_status"] == "pending_confirmation"
+    before = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert (before["paid_fen"], before["pending_fen"]) == (0, 200)
+    miniapp.confirm_payment(ride["payment_id"])
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert ride["payment_status"] == "succeeded"
+    after = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert (after["paid_fen"], after["pending_fen"]) == (200, 0)
+
+
 def test_partner_county_codes_ride_and_a_daily_clearing_report_is_kept(miniapp: MiniApp) -> None:
     wednesday = to_wednesday_10(miniapp)
     # Riders from Changxing and Anji show their own county's codes on line 1 and the staged K2.

@@ -37,7 +37,8 @@ async function load() {
     yima.call("/statement", { query }), yima.call("/rides", { query }), yima.call("/me"),
   ]);
   $("statement").textContent = s.rides + " 次乘车 rides · 换乘 " + s.transfers + " · 优惠 -" +
-    yuan(s.concession_off_fen + s.transfer_off_fen + s.cap_off_fen) + " · 已付 paid " + yuan(s.paid_fen);
+    yuan(s.concession_off_fen + s.transfer_off_fen + s.cap_off_fen) + " · 已付 paid " + yuan(s.paid_fen) +
+    (s.pending_fen ? " · 待确认 to confirm " + yuan(s.pending_fen) : "");
   $("rides").replaceChildren(...rides.map(ride));
   $("rider").textContent = me.user_id;
   $("concessions").replaceChildren(...me.concessions.map((c) => {
