@@ -28,3 +28,23 @@ async def test_nothing_outside_the_web_folders_is_served(client: AppClient) -> N
     ):
         answer = await client.get(path)
         assert answer.status_code == 404, path
+
+
+async def test_an_unchanged_file_is_revalidated_with_304_and_sent_again_when_changed(
+    client: AppClient,
+) -> None:
+    first = await client.get("/static/base.css", headers={"accept-encoding": "gzip"})
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and first.content
+
+    again = await client.get("/static/base.css", headers={"if-none-match": etag, "accept-encoding": "gzip"})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag and "no-cache" in again.headers["cache-control"]
+    assert "content-security-policy" in again.headers
+    # one of several tags, weakly compared (a proxy may have marked it W/)
+    listed = await client.get("/static/base.css", headers={"if-none-match": f'"other", W/{etag}'})
+    assert listed.status_code == 304 and listed.content == b""
+
+    # a tag the file no longer has (it changed since): the whole file again
+    stale = await client.get("/static/base.css", headers={"if-none-match": '"1-2-3"'})
+    assert stale.status_code == 200 and stale.content == first.content

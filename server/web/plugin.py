@@ -25,6 +25,7 @@ from litestar.middleware.compression import CompressionMiddleware
 from litestar.plugins import InitPluginProtocol
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import allow
 from server.auth.guards import PUBLIC
@@ -61,6 +62,48 @@ _COMPRESSED = DefineMiddleware(
 )
 
 
+_NOT_SENT_ON_304 = frozenset({b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"})
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header, compared weakly (RFC 9110 13.1.2): W/ does not count."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _revalidated(app: ASGIApp) -> ASGIApp:
+    """Answer 304 Not Modified, without the body, to a GET or HEAD whose If-None-Match names the file's ETag."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            await app(scope, receive, send)
+            return
+        asked = b", ".join(v for k, v in scope["headers"] if k == b"if-none-match").decode("latin-1")
+        if not asked:
+            await app(scope, receive, send)
+            return
+        held = _etags(asked)
+        not_modified = False
+
+        async def send_or_not_modified(message: Message) -> None:
+            nonlocal not_modified
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = list(message.get("headers", []))
+                etag = next((v.decode("latin-1") for k, v in headers if k.lower() == b"etag"), None)
+                if etag is not None and ("*" in held or etag.removeprefix("W/") in held):
+                    not_modified = True
+                    kept = [(k, v) for k, v in headers if k.lower() not in _NOT_SENT_ON_304]
+                    await send({"type": "http.response.start", "status": 304, "headers": kept})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+            if not_modified:
+                return  # the file's body: already answered without it
+            await send(message)
+
+        await app(scope, receive, send_or_not_modified)
+
+    return middleware
+
+
 def _router(path: str, folder: Path, *, html: bool) -> Router:
     return create_static_files_router(
         path=path,
@@ -70,9 +113,10 @@ def _router(path: str, folder: Path, *, html: bool) -> Router:
         opt=allow(PUBLIC),
         include_in_schema=False,
         after_request=_secured,
-        # Revalidated on every load (ETag / Last-Modified): a release reaches phones at once.
+        # Revalidated on every load (If-None-Match with the file's ETag, answered 304 while it is unchanged): a
+        # release reaches phones at once, and an unchanged file is not sent again.
         cache_control=CacheControlHeader(no_cache=True),
-        middleware=[_COMPRESSED],
+        middleware=[_revalidated, _COMPRESSED],
     )
 
 
