@@ -17,7 +17,7 @@ import pytest_asyncio
 from sandbox_helpers import all_dead, get, running_host
 from yima_sdk import Request, Response
 
-from sandbox import SandboxError, SandboxHost
+from sandbox import SandboxError, SandboxHost, SandboxSettings
 from sandbox.errors import AppBusy
 
 HOSTILE = [
@@ -46,7 +46,10 @@ HOSTILE = [
 async def escape_host() -> AsyncIterator[tuple[SandboxHost, dict[str, str]]]:
     os.environ["YIMA_ESCAPE_CANARY"] = "canary-secret-value"  # the workers must never see this
     try:
-        async with running_host(*HOSTILE, "neighbour") as started:
+        # 22 apps' workers start at once here, each with every isolation layer: on a busy machine they share
+        # two cores, so each gets more than the production 15 s to start (starting is not what this tests).
+        settings = msgspec.structs.replace(SandboxSettings.production(), start_timeout_s=90.0)
+        async with running_host(*HOSTILE, "neighbour", settings=settings) as started:
             yield started
     finally:
         del os.environ["YIMA_ESCAPE_CANARY"]
