@@ -593,13 +593,23 @@ async def reads(ctx: Context, request: Request) -> dict[str, Any]:
 
 
 async def load_demo(ctx: Context) -> int:
+    """The demo pharmacies and catalogue in one commit, so nobody sees the pharmacies without the drugs; on a
+    rerun (some there already) each one that is missing. How many documents were added."""
+    documents = list(seed.documents())
+    try:
+        async with ctx.db.transaction() as tx:
+            for collection, doc_id, value in documents:
+                tx.insert(collection, value, id=doc_id)
+        return len(documents)
+    except VersionConflict:
+        pass  # seeded before
     added = 0
-    for collection, doc_id, value in seed.documents():
+    for collection, doc_id, value in documents:
         try:
             await ctx.db.insert(collection, value, id=doc_id)
             added += 1
         except VersionConflict:
-            pass  # seeded before
+            pass
     return added
 
 

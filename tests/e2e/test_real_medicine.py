@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,12 +54,15 @@ def dev() -> Iterator[Dev]:
             operator = sign_in(server, DEMO_OPERATOR_PHONE)
             resident = verified_resident(server)
 
-            def seeded() -> bool:
+            def seeded() -> bool:  # the seed job writes pharmacies and catalogue in one commit
                 r = resident.get(f"{API}/pharmacies")
+                if r.status_code == 429:  # the resident's request quota, on a slow start: ask less often
+                    time.sleep(1)
+                    return False
                 assert r.status_code == 200, r.text + server.output()[-3000:]
                 return "桃州镇中心药房" in {p["name"] for p in r.json()["pharmacies"]}
 
-            eventually(seeded, limit_s=60)
+            eventually(seeded, limit_s=120)
             tills = {
                 unit: enrol_terminal(server, operator, "pharmacy", APP, unit=unit)
                 for unit in (TAOZHOU, SHIJIE)
