@@ -347,7 +347,7 @@ def test_login_shows_the_code_keeps_polling_while_pending_and_saves_nothing_when
             threading.Event().wait(0.1)
         assert api.polls >= 2
         login.send_signal(signal.SIGINT)
-        _, err = login.communicate(timeout=30)
+        _, err = login.communicate(timeout=60)
     finally:
         if login.poll() is None:
             login.kill()

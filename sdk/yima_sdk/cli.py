@@ -13,6 +13,7 @@ import signal
 import string
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -297,11 +298,23 @@ def _login(args: argparse.Namespace) -> int:
     print(f"  at:   {started.verification_uri}")
     print(f'        (POST {{"user_code": "{started.user_code}"}} with the access token of your OTP sign-in)')
     print("waiting for the confirmation...", flush=True)
+    # Ctrl-C only marks the wait cancelled; the wait ends at its next pause. Raised from the signal handler, the
+    # KeyboardInterrupt could land in a finalizer run between polls (an answer's socket closing), where Python
+    # drops it ("Exception ignored in ..."), and the command would go on polling.
+    cancelled = threading.Event()
+
+    def pause(seconds: float) -> None:
+        if cancelled.wait(seconds):
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: cancelled.set())
     try:
-        token, token_id = wait_for_token(api, started)
+        token, token_id = wait_for_token(api, started, sleep=pause)
     except KeyboardInterrupt:
         print("cancelled: nothing was saved", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
     path = save_token(api, token)
     print(f"signed in to {api}: developer token {token_id} saved to {path} (readable by you alone)")
     return 0
