@@ -79,6 +79,10 @@ def server_env(database_url: str, data_dir: Path, *, redis: bool, **extra: str) 
         YIMA_DATA_DIR=str(data_dir),
         YIMA_MASTER_KEY=new_master_key_text(),
         YIMA_DEV_FIRST_PARTY="0",  # `yima dev` without the first-party apps unless a test asks for them
+        # A scan answer waits 300 ms for the bound app's lines, then marks them missing; on a loaded test machine
+        # a live app's scan handler (a sandbox round trip and its storage calls) can take longer. The tests
+        # check the lines an app shows, not that deadline (tests/platform/test_scan_events.py does).
+        YIMA_PLATFORM_SCAN_DEADLINE_MS="10000",
     )
     if database_url:
         env["YIMA_DATABASE_URL"] = database_url
