@@ -9,6 +9,7 @@ from typing import Any
 
 from server.errors import PROBLEM_JSON
 from server.openapi_export import openapi_document, render
+from server.platform.controllers import APP_ANSWER
 
 
 def test_committed_openapi_matches_the_app(repo_root):
@@ -22,6 +23,7 @@ def test_committed_openapi_matches_the_app(repo_root):
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # Public reads without input: nothing to refuse. Readiness answers 503 with its own health report, not a problem.
+APP_ANSWER_DOC = APP_ANSWER.to_schema()
 CANNOT_FAIL = {"liveness", "readiness", "getTrustList", "getTrustListInfo"}
 
 
@@ -47,9 +49,13 @@ def test_every_error_response_is_problem_json_with_its_codes() -> None:
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
         if not errors:
             silent.add(operation["operationId"])
+        passes_app_answers = operation["operationId"].startswith("callMiniapp")
+        if passes_app_answers:  # a mini-app's own answer, any status and media type, besides the gateway's
+            assert operation["responses"]["default"]["content"] == {"*/*": APP_ANSWER_DOC}, (method, path)
         for status, response in errors.items():
             # never Litestar's {status_code, detail, extra}: the API answers every failure as problem+json
-            assert list(response["content"]) == [PROBLEM_JSON], (method, path, status)
+            own = [PROBLEM_JSON, "*/*"] if passes_app_answers else [PROBLEM_JSON]
+            assert list(response["content"]) == own, (method, path, status)
             assert response["content"][PROBLEM_JSON]["schema"] == PROBLEM_REF, (method, path, status)
             codes = _codes(operation, status)
             assert codes and all(f"`{code}`" in response["description"] for code in codes), (

@@ -3,10 +3,12 @@ catalog, consent, inbox and payments, and the gateway into each mini-app."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeAlias
 
 from litestar import Controller, Request, Response, delete, get, post, put, route
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from server.auth import Role, allow
@@ -506,6 +508,30 @@ def _state(granted: bool | None) -> Literal["granted", "refused", "not_asked"]:
     return "not_asked" if granted is None else ("granted" if granted else "refused")
 
 
+APP_ANSWER = OpenAPIMediaType(schema=Schema(description="The app's own body, in the media type it chose"))
+
+
+@dataclass
+class _AppAnswers(Operation):
+    """A gateway call's answers: besides the gateway's own problem+json failures, the app's own answer passes
+    through with the app's status and media type (docs/sdk.md: `Response.json({...}, status=404)`)."""
+
+    def __post_init__(self) -> None:
+        answers = {
+            status: response
+            for status, response in (self.responses or {}).items()
+            if not status.startswith("2")  # Litestar's guess at a success; the app decides it
+        }
+        for response in answers.values():
+            if isinstance(response, OpenAPIResponse):
+                response.content = {**(response.content or {}), "*/*": APP_ANSWER}
+        answers["default"] = OpenAPIResponse(
+            description="The app's own answer: its status, headers and body as the app sent them",
+            content={"*/*": APP_ANSWER},
+        )
+        self.responses = answers
+
+
 class GatewayController(Controller):
     path = "/v1/miniapps"
     tags = ["miniapps"]
@@ -531,6 +557,7 @@ class GatewayController(Controller):
             *e.GATEWAY_ERRORS, AppSessionInvalid, AppSessionExpired, (Unauthorized, "auth.session_ended")
         ),
         operation_id=lambda handler, method, path: f"callMiniapp{method.capitalize()}",
+        operation_class=_AppAnswers,
     )
     async def call(
         self,

@@ -186,6 +186,12 @@ async def test_request_and_response_size_limits(team: Team, tmp_path: Path) -> N
     assert r.status_code == 502 and r.json()["code"] == "miniapp.response_too_large"
     r = await call(team.client, resident, app_id, "GET", "/nowhere")
     assert r.status_code == 404 and r.json()["code"] == "route.not_found"  # the app's own 404 answer
+    # ...in the app's media type, which the OpenAPI document allows there besides the gateway's problem+json
+    assert r.headers["content-type"] == "application/json"
+    document = team.client.app.openapi_schema.to_schema()
+    assert (
+        "*/*" in document["paths"]["/v1/miniapps/{app_id}/api/{path}"]["get"]["responses"]["404"]["content"]
+    )
 
 
 async def test_notify_reaches_the_inbox_and_payments_wait_for_the_residents_confirmation(
