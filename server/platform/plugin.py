@@ -21,7 +21,7 @@ from server.platform.devapps import DevApps
 from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.events import PlatformScanSink
 from server.platform.service import Platform
-from server.platform.staff.controllers import StaffController
+from server.platform.staff.controllers import MyStaffController, StaffController
 from server.platform.ui_controllers import MiniappPagesController
 from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings
@@ -51,6 +51,7 @@ class PlatformPlugin(InitPluginProtocol):
                 GatewayController,
                 MiniappPagesController,
                 StaffController,
+                MyStaffController,
             ]
         )
         app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)

@@ -20,8 +20,9 @@ from yima_sdk.pack import pack
 from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE, DEMO_RESIDENT_ID
 from tests.browser.a11y import serious_violations
 from tests.browser.conftest import DESKTOP, opened
+from tests.conftest import random_phone
 from tests.credentials.helpers import client_assertion, token_form
-from tests.e2e._real import RealServer, eventually, sign_in, verified_resident
+from tests.e2e._real import RealServer, eventually, release_app, sign_in, verified_resident
 from tests.platform.conftest import new_app_id, write_probe
 
 
@@ -217,3 +218,43 @@ async def test_an_operator_approves_and_releases_an_app_and_makes_an_enrolment_c
         r = await http.get(f"/v1/developer/apps/{app_id}", headers={"authorization": f"Bearer {token}"})
         state = r.json()
         assert state["stable_version"] == "1.0.0" and state["versions"][0]["review_reason"] == "符合要求"
+
+
+async def test_an_apps_own_admin_manages_its_staff_at_its_unit_and_nothing_else(
+    web: RealServer, browser: Browser, tmp_path: Path
+) -> None:
+    developer, operator = sign_in(web, role="developer"), sign_in(web, phone=DEMO_OPERATOR_PHONE)
+    app_id, _ = release_app(web, write_probe(tmp_path, new_app_id("staffadmin")), developer, operator)
+    head_phone = random_phone()
+    head = sign_in(web, head_phone)  # the clinic's head: no platform role at all
+    doctor = sign_in(web)
+    head_id, doctor_id = head.get("/v1/me").json()["id"], doctor.get("/v1/me").json()["id"]
+    r = operator.post(
+        f"/v1/miniapps/{app_id}/staff",
+        json={"account_id": head_id, "role": "admin", "unit": "clinic:staffadmin-a"},
+    )
+    assert r.status_code == 201, r.text
+
+    async with opened(browser, web, "/console/", size=DESKTOP) as tab:
+        page = tab.page
+        await console_sign_in(page, head_phone)
+        nav = page.get_by_role("navigation", name="功能")
+        await expect(nav.get_by_role("link")).to_have_text(["员工授权"])  # no review, release or terminal
+        await expect(page.get_by_label("小程序").locator("option")).to_have_count(1)
+        grant = page.get_by_role("region", name="授予角色")
+        await grant.get_by_label("账号").fill(str(doctor_id))
+        await grant.get_by_label("角色").fill("doctor")
+        await grant.get_by_label("单位").fill("clinic:staffadmin-a")
+        await grant.get_by_role("button", name="授予角色").click()
+        await expect(page.locator(f"tr[data-account='{doctor_id}'][data-role='doctor']")).to_be_visible()
+        await grant.get_by_label("单位").fill("clinic:staffadmin-b")  # another clinic's staff is not theirs
+        await grant.get_by_role("button", name="授予角色").click()
+        await expect(page.get_by_role("alert")).to_contain_text("staff.not_allowed")
+        assert await serious_violations(page) == []
+    assert tab.outside == []
+    assert [e for e in tab.errors if "403" not in e] == []  # the refused grant, and nothing else, failed
+    held = operator.get(f"/v1/miniapps/{app_id}/staff").json()
+    assert {(g["account_id"], g["role"], g["unit"]) for g in held} == {
+        (head_id, "admin", "clinic:staffadmin-a"),
+        (doctor_id, "doctor", "clinic:staffadmin-a"),
+    }

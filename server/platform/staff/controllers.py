@@ -28,6 +28,17 @@ def _grant(app_id: str, r: Any) -> schemas.StaffGrant:
     )
 
 
+class MyStaffController(Controller):
+    path = "/v1/me/staff"
+    tags = ["staff"]
+
+    @get("/", opt=allow(ANY_ACCOUNT), operation_id="listMyStaffRoles")
+    async def mine(self, principal: Caller, platform: PlatformDep, db: Db) -> list[schemas.MyStaffRole]:
+        """The staff roles the caller holds in every app (an app's `admin` manages that app's staff)."""
+        rows = await platform.staff.mine(db, principal.account_id)
+        return [schemas.MyStaffRole(r["app_id"], r["role"], r["granted_at"], r["unit"] or None) for r in rows]
+
+
 class StaffController(Controller):
     path = "/v1/miniapps/{app_id:str}/staff"
     tags = ["staff"]

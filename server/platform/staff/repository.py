@@ -62,3 +62,12 @@ async def listing(conn: asyncpg.Connection, app_id: str, limit: int) -> list[asy
         app_id,
         limit,
     )
+
+
+async def of_account(conn: asyncpg.Connection, account_id: int) -> list[asyncpg.Record]:
+    """Every membership one account holds, in every app."""
+    return await conn.fetch(
+        "SELECT app_id, role, unit, granted_at, granted_by FROM miniapp_staff WHERE account_id = $1"
+        " ORDER BY app_id, role, unit",
+        account_id,
+    )

@@ -36,3 +36,13 @@ class StaffGrant(Outbound):
     granted_by: str
     """`account:<id>` of whoever granted it."""
     unit: str | None = None
+
+
+class MyStaffRole(Outbound):
+    """One of the caller's own memberships: what the console shows an app's admin."""
+
+    app_id: str
+    role: str
+    granted_at: dt.datetime
+    unit: str | None = None
+    """None: the role holds across the app."""

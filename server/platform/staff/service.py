@@ -151,6 +151,10 @@ class Staff:
             details={"account_id": account_id, "role": role, "unit": unit},
         )
 
+    async def mine(self, conn: asyncpg.Connection, account_id: int) -> list[asyncpg.Record]:
+        """Every membership the account holds, in every app."""
+        return await repository.of_account(conn, account_id)
+
     async def listing(
         self, conn: asyncpg.Connection, *, actor: int, actor_roles: frozenset[str], app_id: str, limit: int
     ) -> list[asyncpg.Record]:

@@ -18,7 +18,7 @@ const SECTIONS = [
   { id: "reviews", roles: ["operator"], render: apps.renderReviews },
   { id: "apps", roles: ["operator"], render: apps.renderApps },
   { id: "ids", roles: ["operator"], render: ids.render },
-  { id: "staff", roles: ["operator"], render: staff.render },
+  { id: "staff", roles: ["operator", "app_admin"], render: staff.render },
   { id: "terminals", roles: ["operator"], render: terminals.render },
   { id: "trust", roles: ["operator"], render: trust.render },
   { id: "onecard", roles: ["operator"], render: onecard.render },
@@ -58,6 +58,7 @@ const ctx = {
 function allowed() {
   const roles = new Set(me?.roles ?? []);
   if (roles.has("administrator")) roles.add("operator");
+  if ((me?.staff ?? []).some((m) => m.role === "admin")) roles.add("app_admin"); // an app's own admin
   return SECTIONS.filter((s) => s.roles.some((r) => roles.has(r)));
 }
 
@@ -114,6 +115,8 @@ async function start() {
     return;
   }
   me = await api.get("/v1/me");
+  me.staff = await api.get("/v1/me/staff");
+  ctx.me = me;
   document.getElementById("signout").hidden = false;
   document.getElementById("who").textContent = [me.phone, ...me.roles.map((r) => t(`role.${r}`)).filter((r) => !r.startsWith("role."))].join(" · ");
   route();

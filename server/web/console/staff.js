@@ -1,11 +1,17 @@
 // Staff of a mini-app: who holds which of its declared roles ([staff.roles]), at which unit ([staff.units]) or
-// app-wide. Operators grant and revoke every role; each change is audited by the server.
+// app-wide. Operators grant and revoke every role in every app; an app's own `admin` (not an operator) sees only
+// the apps it administers, and the server lets it manage only its units. Each change is audited by the server.
 
 import { clear, h } from "/static/dom.js";
 import { t, when } from "/static/i18n.js";
 
 export async function render(box, ctx) {
-  const apps = await ctx.api.get("/v1/admin/miniapps");
+  const roles = new Set(ctx.me?.roles ?? []);
+  const operator = roles.has("operator") || roles.has("administrator");
+  const administered = [...new Set((ctx.me?.staff ?? []).filter((m) => m.role === "admin").map((m) => m.app_id))];
+  const apps = operator
+    ? await ctx.api.get("/v1/admin/miniapps")
+    : administered.map((id) => ({ app_id: id, name: t("staff.your_app") }));
   if (!apps.length) return clear(box, h("p", { class: "notice" }, t("apps.empty")));
   const app = h("select", { id: "staff-app" }, apps.map((a) => h("option", { value: a.app_id }, `${a.name} · ${a.app_id}`)));
   const grants = h("div", {});
