@@ -42,10 +42,11 @@ async def test_terminal_stays_signed_in_across_token_lifetimes_and_after_a_401(s
         terminal_id, key = await register_terminal(client, operator, kind="clinic")
         info = (await client.get("/v1/trust-list/info")).json()
         roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
-        ahead = [0.0]  # the terminal's clock: the real one, moved ahead by the test
+        ahead = [0.0]  # the terminal's clock: the real one (or one held still), moved ahead by the test
+        held: list[float | None] = [None]
 
         def clock() -> float:
-            return time.time() + ahead[0]
+            return (held[0] if held[0] is not None else time.time()) + ahead[0]
 
         transport = HttpTransport(
             str(client.base_url), TerminalCredentials(terminal_id, key), clock=clock, refresh_margin_s=10
@@ -88,6 +89,9 @@ async def test_terminal_stays_signed_in_across_token_lifetimes_and_after_a_401(s
 
             # A day's work, compressed: the terminal's clock runs through two token lifetimes. Each renewal
             # happens before its token expires (no 401 involved: the server never refused it meanwhile).
+            # From here the terminal's clock moves only when the test moves it: the steps below place it 5 s
+            # before a token's expiry, which the real seconds a loaded machine spends in between must not eat.
+            held[0] = time.time()
             for step in (1, 2):
                 ahead[0] += TOKEN_TTL_S
                 await run(terminal.refresh)
