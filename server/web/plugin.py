@@ -2,7 +2,8 @@
 
 Layout (a surface appears when its folder exists):
 
-    server/web/static/      -> /static/     shared assets (styles, i18n, the API client, yima.js)
+    server/web/static/      -> /static/     shared assets (styles, i18n, the API client)
+    yima_sdk/web/shared/    -> /static/     yima.js and miniapp-host.js, the SDK's (one copy for core and yima-sdk dev)
     server/web/app/         -> /app/        the resident shell (index.html for the folder)
     server/web/console/     -> /console/    the operator console
     server/web/terminal/    -> /terminal/   the terminal page
@@ -13,6 +14,7 @@ The policy lets a page load and call only this origin; the shell alone may frame
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from server.auth import allow
 from server.auth.guards import PUBLIC
 
 ROOT = Path(__file__).parent
+SDK_SHARED = Path(str(resources.files("yima_sdk") / "web" / "shared"))
+"""`yima.js` (an app's page) and `miniapp-host.js` (the shell's side), shipped by yima-sdk for `yima-sdk dev`."""
 SURFACES = ("app", "console", "terminal")
 
 PAGE_POLICY = (
@@ -104,10 +108,10 @@ def _revalidated(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _router(path: str, folder: Path, *, html: bool) -> Router:
+def _router(path: str, *folders: Path, html: bool) -> Router:
     return create_static_files_router(
         path=path,
-        directories=[folder],
+        directories=list(folders),
         html_mode=html,
         name=f"web{path.replace('/', '.')}",
         opt=allow(PUBLIC),
@@ -122,7 +126,8 @@ def _router(path: str, folder: Path, *, html: bool) -> Router:
 
 class WebPlugin(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.route_handlers.append(_router("/static", ROOT / "static", html=False))
+        # /static also serves the mini-app page scripts from the SDK, their one copy (yima-sdk dev serves it too)
+        app_config.route_handlers.append(_router("/static", ROOT / "static", SDK_SHARED, html=False))
         for surface in SURFACES:
             folder = ROOT / surface
             if folder.is_dir():

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Dialog
 
@@ -21,7 +22,6 @@ from tests.browser.conftest import opened
 from tests.e2e._real import RealServer
 
 YIMA_SDK = Path(sys.executable).parent / "yima-sdk"
-STATIC = Path(__file__).resolve().parents[2] / "server" / "web" / "static"
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
@@ -100,14 +100,15 @@ async def test_the_scaffold_page_runs_in_the_simulated_shell(browser: Browser, s
     assert tab.outside == [] and tab.errors == []
 
 
-def test_the_sdk_ships_the_scripts_the_core_serves() -> None:
+def test_the_core_serves_the_sdks_page_scripts_byte_for_byte(web: RealServer) -> None:
     from importlib import resources
 
-    shipped = resources.files("yima_sdk") / "web"
+    shipped = resources.files("yima_sdk") / "web" / "shared"
     for name in ("yima.js", "miniapp-host.js"):
-        assert (shipped / name).read_bytes() == (STATIC / name).read_bytes(), (
-            f"sdk/yima_sdk/web/{name} drifted"
-        )
+        served = httpx.get(f"{web.url}/static/{name}", headers={"accept-encoding": "identity"})
+        assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+        assert served.content == (shipped / name).read_bytes(), name
+        assert "script-src 'self'" in served.headers["content-security-policy"]
 
 
 def guide_app(root: Path) -> Path:

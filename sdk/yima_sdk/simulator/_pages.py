@@ -175,7 +175,10 @@ def _resident_payment(app_id: str, payment: dict[str, Any]) -> dict[str, Any]:
 
 
 def _asset(name: str) -> bytes:
-    return (resources.files("yima_sdk") / "web" / name).read_bytes()
+    """The simulated shell's own files (web/), or the page scripts the core serves too (web/shared/)."""
+    web = resources.files("yima_sdk") / "web"
+    shared = web / "shared" / name
+    return (shared if shared.is_file() else web / name).read_bytes()
 
 
 def _shell_headers() -> dict[str, str]:
