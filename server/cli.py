@@ -161,10 +161,13 @@ def _run_uvicorn(settings: Settings) -> int:
 
 
 async def _seed(settings: Settings) -> None:
+    import msgspec
+
     from server.app import create_app
     from server.seed import seed_demo
 
-    app = create_app(settings)
+    # the serving process loads the local mini-apps; this one only writes the demo data
+    app = create_app(msgspec.structs.replace(settings, dev_apps=()))
     async with app.lifespan():
         await seed_demo(app)
 

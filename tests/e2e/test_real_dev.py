@@ -56,6 +56,8 @@ def test_a_local_folder_runs_as_a_released_app_and_reloads_when_edited(dev: Dev)
     r = resident.get(whoami)  # live as soon as the server answers /health
     assert r.status_code == 200, r.text + dev.server.output()[-3000:]
     assert r.json()["version"] == "1.0.0" and r.json()["user_id"].startswith("u_")
+    loaded = [x for x in dev.server.output().splitlines() if x.startswith(f"yima dev: {dev.app_id} ")]
+    assert len(loaded) == 1 and " is live from " in loaded[0], loaded  # started once, by the serving process
 
     # the manifest subscribes to clinic scans: bound to the scene named after the app
     operator = sign_in(dev.server, DEMO_OPERATOR_PHONE)
