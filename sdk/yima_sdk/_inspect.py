@@ -11,13 +11,13 @@ from pathlib import Path
 
 from yima_sdk._app import App
 
-__all__ = ["job_handlers", "main"]
+__all__ = ["inspect_app", "job_handlers", "main"]
 
 
-def job_handlers(folder: Path, entry: str) -> list[str]:
-    """The app's job handlers (`@app.job(name)`), its folder imported in a child process as `yima-sdk check`
-    does; empty if it does not import. `yima-sdk dev` and `yima dev` run a `seed` job by this."""
-    done = subprocess.run(  # noqa: S603 - the interpreter running us, this module, the folder given
+def inspect_app(folder: Path, entry: str) -> subprocess.CompletedProcess[str]:
+    """This module run on the app's folder in a child process (the app's code stays out of ours, and writes no
+    bytecode there): its stdout is the JSON of routes, scenes and jobs when it imports."""
+    return subprocess.run(  # noqa: S603 - the interpreter running us, this module, the folder given
         [sys.executable, "-I", "-B", "-m", "yima_sdk._inspect", str(folder), entry],
         capture_output=True,
         text=True,
@@ -25,6 +25,12 @@ def job_handlers(folder: Path, entry: str) -> list[str]:
         timeout=60,
         check=False,
     )
+
+
+def job_handlers(folder: Path, entry: str) -> list[str]:
+    """The app's job handlers (`@app.job(name)`), as `yima-sdk check` finds them; empty if it does not import.
+    `yima-sdk dev` and `yima dev` run a `seed` job by this."""
+    done = inspect_app(folder, entry)
     if done.returncode != 0:
         return []
     return list(json.loads(done.stdout.strip().splitlines()[-1]).get("jobs", []))

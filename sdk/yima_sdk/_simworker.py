@@ -45,7 +45,7 @@ def load_app(init: Init) -> App:
     return import_entry(init.entry)
 
 
-def _unsupported(init: Init) -> list[LayerReport]:
+def _unsupported() -> list[LayerReport]:
     detail = f"not available on {sys.platform}; the production sandbox (Linux) applies and requires it"
     return [LayerReport(name=name, in_force=False, detail=detail) for name in LAYERS]
 
@@ -60,9 +60,7 @@ def main() -> None:
     # the event loop makes its self-pipe socketpair now, before seccomp forbids new sockets
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    layers = (
-        apply_layers(init, early, file_size=resource.RLIM_INFINITY) if init.layers else _unsupported(init)
-    )
+    layers = apply_layers(init, early, file_size=resource.RLIM_INFINITY) if init.layers else _unsupported()
     # traceback: the developer's terminal shows where the import failed
     run_worker(sock, init, layers, loop, lambda: load_app(init), _STARTED, traceback.print_exc)
 

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import string
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -155,6 +154,7 @@ def _walk(node: resources.abc.Traversable, prefix: str) -> list[tuple[resources.
 
 
 def _check(args: argparse.Namespace) -> int:
+    from yima_sdk._inspect import inspect_app
     from yima_sdk.manifest import load_manifest
     from yima_sdk.pack import pack
 
@@ -162,13 +162,7 @@ def _check(args: argparse.Namespace) -> int:
     manifest = load_manifest(folder)
     print(f"ok   miniapp.toml: {manifest.key}")
     problems = 0
-    inspected = subprocess.run(  # noqa: S603  (fixed argv: our own module in a child process)
-        [sys.executable, "-I", "-m", "yima_sdk._inspect", str(folder), manifest.entry],
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        timeout=60,
-    )
+    inspected = inspect_app(folder, manifest.entry)
     if inspected.returncode != 0:
         print(f"FAIL entry {manifest.entry}: {inspected.stderr.strip().splitlines()[-1:]}")
         problems += 1

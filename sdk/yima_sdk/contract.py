@@ -650,12 +650,7 @@ def check_pass(op: CredentialsIssuePass, now: float) -> None:
     the encoded data, which goes into a QR code); InvalidArgument when broken."""
     if not now < op.valid_until <= now + 366 * 86400:
         raise InvalidArgument("valid_until must be a future Unix time in seconds, at most a year ahead")
-    try:
-        size = len(msgspec.json.encode(op.data))
-    except (TypeError, msgspec.EncodeError):
-        raise InvalidArgument("data must be JSON-able") from None
-    if size > MAX_PASS_DATA_BYTES:
-        raise InvalidArgument(f"data must be a JSON object of at most {MAX_PASS_DATA_BYTES} bytes")
+    _encoded_data(op.data, MAX_PASS_DATA_BYTES)
 
 
 def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:
@@ -666,13 +661,18 @@ def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:
     due = op.at if op.at is not None else now + (op.delay_s or 0.0)
     if not due <= now + MAX_JOB_DELAY_S:
         raise InvalidArgument("a job may be scheduled at most 30 days ahead")
+    return due, _encoded_data(op.data, MAX_JOB_DATA_BYTES)
+
+
+def _encoded_data(data: Any, limit: int) -> bytes:
+    """An operation's free-form `data` as JSON, at most `limit` bytes; InvalidArgument otherwise."""
     try:
-        encoded = msgspec.json.encode(op.data)
+        encoded = msgspec.json.encode(data)
     except (TypeError, msgspec.EncodeError):
         raise InvalidArgument("data must be JSON-able") from None
-    if len(encoded) > MAX_JOB_DATA_BYTES:
-        raise InvalidArgument(f"data must be a JSON object of at most {MAX_JOB_DATA_BYTES} bytes")
-    return due, encoded
+    if len(encoded) > limit:
+        raise InvalidArgument(f"data must be a JSON object of at most {limit} bytes")
+    return encoded
 
 
 def job_retry_delay(attempt: int, base_s: float = 30.0, max_s: float = 3600.0) -> float:

@@ -150,12 +150,3 @@ async def verify_chain(
             f"the checkpoint signed at {checkpoint.signed} covers {checkpoint.size} record(s); the log holds {count}",
         )
     return count, None
-
-
-async def verify_with_current_key(
-    conn: asyncpg.Connection, checkpoints: Iterable[Checkpoint] = ()
-) -> tuple[int, AuditBreak | None]:
-    """`verify_chain` under this process's chain key (set at start-up), for the operator's console."""
-    if _chain_key is None:
-        raise RuntimeError("the audit chain key is not set; start-up calls audit.use_master_key")
-    return await verify_chain(conn, _chain_key, checkpoints)

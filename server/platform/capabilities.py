@@ -160,11 +160,8 @@ class PlatformCapabilities:
     # ---- user -----------------------------------------------------------------------------------------
 
     async def _scope(self, call: CallInfo, name: str) -> str:
-        declared: dict[str, str] = {}
-        live = self.runtime.apps.get(call.app_id)
-        for v in live.versions() if live else []:
-            if v.version == call.version:
-                declared = v.scopes
+        version = self.runtime.live_version(call.app_id, call.version)
+        declared = version.scopes if version is not None else {}
         if name not in declared:
             raise CapabilityDenied(f"scope {name!r} is not declared under [scopes] in miniapp.toml")
         account_id = await self.account(call.app_id, call.user_id, f"consent to {name!r}")
@@ -188,17 +185,13 @@ class PlatformCapabilities:
         return str(value)
 
     async def _staff(self, call: CallInfo) -> c.StaffRoles:
-        version = self._version(call)
+        version = self.runtime.live_version(call.app_id, call.version)
         if call.user_id is None or version is None:
             return c.StaffRoles()
         account_id = await self.account(call.app_id, call.user_id, "hold staff roles")
         async with self.core.db.connection() as conn:
             rows = await staff_repository.memberships(conn, call.app_id, account_id)
         return c.StaffRoles(roles=[c.StaffRole(role=r, unit=u) for r, u in roles_held(version, rows)])
-
-    def _version(self, call: CallInfo) -> Any:
-        live = self.runtime.apps.get(call.app_id)
-        return next((v for v in (live.versions() if live else []) if v.version == call.version), None)
 
     # ---- notify ---------------------------------------------------------------------------------------
 

@@ -79,10 +79,8 @@ class AppDb:
         """The collections declared by this version of the app (the caller's)."""
         found = self._parsed.get((app_id, version))
         if found is None:
-            live = self.runtime.apps.get(app_id)
-            manifest = (
-                next((v.manifest for v in live.versions() if v.version == version), None) if live else None
-            )
+            live = self.runtime.live_version(app_id, version)
+            manifest = live.manifest if live is not None else None
             found = msgspec.convert((manifest or {}).get("collections") or {}, _Collections)
             if manifest is not None:
                 self._parsed[(app_id, version)] = found

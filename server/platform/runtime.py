@@ -135,6 +135,11 @@ class Runtime:
 
     # ---- the view ---------------------------------------------------------------------------------------
 
+    def live_version(self, app_id: str, version: str) -> LiveVersion | None:
+        """This version of the app when it is live (stable or phased), else None."""
+        live = self.apps.get(app_id)
+        return next((v for v in live.versions() if v.version == version), None) if live else None
+
     def resolve(self, app_id: str, account_id: int | None) -> LiveVersion:
         """The version this resident gets, or the reason there is none (suspended, unavailable)."""
         live = self.apps.get(app_id)

@@ -42,18 +42,13 @@ class UiBundles:
 
     def version(self, app_id: str, version: str | None) -> LiveVersion:
         """`version` if it is live (stable or phased), else the stable one (the phased one before any stable)."""
-        live = self.runtime.apps.get(app_id)
-        if live is None:
-            raise e.AppNotFound()
-        if live.suspended:
-            raise e.AppSuspended(extra={"app_id": app_id})
+        chosen = self.runtime.resolve(app_id, None)  # not found, suspended or unavailable: its errors
         if version is None:
-            chosen = live.stable or live.phased
-        else:
-            chosen = next((v for v in live.versions() if v.version == version), None)
-        if chosen is None:
+            return chosen
+        wanted = self.runtime.live_version(app_id, version)
+        if wanted is None:
             raise e.AppUnavailable(extra={"app_id": app_id})
-        return chosen
+        return wanted
 
     async def page(self, version: LiveVersion) -> str | None:
         """The address of the version's page, or None when its archive has no ui/ (the catalog tells the shell)."""

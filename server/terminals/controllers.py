@@ -3,7 +3,6 @@ resident's scan history."""
 
 from __future__ import annotations
 
-import base64
 import urllib.parse
 from typing import Annotated, Any, TypeAlias
 
@@ -15,6 +14,7 @@ from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.auth import Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
+from server.credentials.trust_list import b64url
 from server.deps import Caller, Db
 from server.errors import BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, raises
 from server.net import client_address
@@ -222,7 +222,7 @@ class TerminalTokenController(Controller):
         roots = await terminals.registry.root_public_keys()
         return schemas.EnrolledTerminal(
             _out(info, terminals.registry.token_endpoint),
-            {kid: base64.urlsafe_b64encode(raw).rstrip(b"=").decode() for kid, raw in roots.items()},
+            {kid: b64url(raw) for kid, raw in roots.items()},
         )
 
     @get(

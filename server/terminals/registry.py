@@ -243,8 +243,7 @@ class TerminalService:
             window_s=60,
             what="time requests from this address",
         )
-        root = await self._core.keys.active(ROOT_PURPOSE)
-        return sign_server_time(root.private_key, root.kid, round(self.clock() * 1000), nonce)
+        return await self._signed_now(nonce)
 
     async def server_time(self, terminal_id: str, nonce: str, terminal_time_ms: int | None) -> bytes:
         """Our time signed by the trust-list root for a terminal's sync (yima_sdk.terminal.verify_server_time),
@@ -258,6 +257,10 @@ class TerminalService:
                     terminal_time_ms - round(received * 1000),
                     datetime.fromtimestamp(received, UTC),
                 )
+        return await self._signed_now(nonce)
+
+    async def _signed_now(self, nonce: str) -> bytes:
+        """This moment, signed by the active trust-list root and bound to the terminal's nonce."""
         root = await self._core.keys.active(ROOT_PURPOSE)
         return sign_server_time(root.private_key, root.kid, round(self.clock() * 1000), nonce)
 

@@ -5,7 +5,6 @@ and the page shows the free ride (70 or more), the month's statement, and takes 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from playwright.async_api import Browser, Dialog
 
 from tests.browser.conftest import opened
 from tests.browser.test_sdk_dev_page import _server, sdk_dev_server
-from tests.e2e._real import private_folder
+from tests.e2e._real import eventually, private_folder
 
 BUS = Path(__file__).resolve().parents[2] / "miniapps" / "bus"
+GRANDPA = {"x-yima-user": "grandpa"}
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +25,8 @@ def bus() -> Iterator[str]:
     with private_folder("yima-bus-page-") as folder:
         app = shutil.copytree(BUS, folder / "bus", ignore=shutil.ignore_patterns("tests", "__pycache__"))
         with sdk_dev_server(app, "grandpa") as url:
-            deadline = time.monotonic() + 30
-            while httpx.get(f"{url}/lines", headers={"x-yima-user": "grandpa"}).status_code != 200:
-                assert time.monotonic() < deadline, "the seed job did not run"
-                time.sleep(0.2)  # polling for the seed job, run within a second of the start
+            # the seed job runs within a second of the start
+            eventually(lambda: httpx.get(f"{url}/lines", headers=GRANDPA).status_code == 200, limit_s=30)
             yield url
 
 

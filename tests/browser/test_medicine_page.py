@@ -5,7 +5,6 @@ the purchase to pay, she pays it (confirming the charge the shell asks about) an
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from playwright.async_api import Browser, Dialog
 
 from tests.browser.conftest import opened
 from tests.browser.test_sdk_dev_page import _server, sdk_dev_server
-from tests.e2e._real import private_folder
+from tests.e2e._real import eventually, private_folder
 
 MEDICINE = Path(__file__).resolve().parents[2] / "miniapps" / "medicine"
 TAOZHOU = "pharmacy:taozhou-1"
@@ -28,10 +27,8 @@ def medicine() -> Iterator[str]:
             MEDICINE, folder / "medicine", ignore=shutil.ignore_patterns("tests", "__pycache__")
         )
         with sdk_dev_server(app, "alice") as url:
-            deadline = time.monotonic() + 30
-            while not httpx.get(f"{url}/pharmacies").json()["pharmacies"]:
-                assert time.monotonic() < deadline, "the seed job did not run"
-                time.sleep(0.2)  # polling for the seed job, run within a second of the start
+            # the seed job runs within a second of the start
+            eventually(lambda: httpx.get(f"{url}/pharmacies").json()["pharmacies"], limit_s=30)
             sold_to_alice(url)
             yield url
 

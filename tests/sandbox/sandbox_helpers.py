@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from yima_sdk import Request
+from yima_sdk import Request, Response
 
-from sandbox import SandboxHost, SandboxSettings
+from sandbox import AppBusy, SandboxHost, SandboxSettings
 from sandbox.capabilities import CapabilityProvider
 
 APPS = Path(__file__).parent / "apps"
@@ -93,3 +93,17 @@ async def no_workers_left(before: set[int], within_s: float = 5.0) -> bool:
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+async def when_replaced(host: SandboxHost, key: str, request: Request, limit_s: float = 15.0) -> Response:
+    """Call once a killed or recycled worker's replacement is up. Starting one (its isolation layers applied)
+    takes a while, more than the pool's wait for a free worker on a busy machine: `busy` until then, boundedly."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        try:
+            return await host.call(key, request)
+        except AppBusy:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)

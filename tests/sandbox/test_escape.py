@@ -6,7 +6,6 @@ afterwards (its worker replaced where the attack killed it), and the host keeps 
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,11 +13,10 @@ from pathlib import Path
 import msgspec
 import pytest
 import pytest_asyncio
-from sandbox_helpers import all_dead, get, running_host
-from yima_sdk import Request, Response
+from sandbox_helpers import all_dead, get, running_host, when_replaced
+from yima_sdk import Request
 
 from sandbox import SandboxError, SandboxHost, SandboxSettings
-from sandbox.errors import AppBusy
 
 HOSTILE = [
     "tcp_socket",
@@ -62,23 +60,9 @@ async def _attack(host: SandboxHost, key: str, request: Request | None = None) -
 
 
 async def _still_healthy(host: SandboxHost, keys: dict[str, str], name: str) -> None:
-    ok = await _when_replaced(host, keys[name], get("/ok"))
+    ok = await when_replaced(host, keys[name], get("/ok"))
     assert ok.status == 200
     assert (await host.call(keys["neighbour"], get("/ping"))).status == 200
-
-
-async def _when_replaced(host: SandboxHost, key: str, request: Request) -> Response:
-    """Call once the killed worker's replacement is up. Starting one (its isolation layers applied) takes a while,
-    more than the pool's 0.3 s wait for a free worker on a busy machine: `busy` until then, boundedly."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15.0
-    while True:
-        try:
-            return await host.call(key, request)
-        except AppBusy:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 PERMISSION = "PermissionError"

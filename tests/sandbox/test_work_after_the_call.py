@@ -7,11 +7,10 @@ import asyncio
 
 import msgspec
 import pytest
-from sandbox_helpers import all_dead, get, running_host
+from sandbox_helpers import all_dead, get, running_host, when_replaced
 
 from sandbox import SandboxSettings
 from sandbox._process import _TICK_MS
-from sandbox.errors import AppBusy
 
 # on both loops (tests/event_loops.py): the host's watchdog over its workers
 pytestmark = pytest.mark.both_loops
@@ -51,14 +50,7 @@ async def test_the_next_call_never_pays_for_work_left_behind() -> None:
         # the next call gets a fresh worker and answers normally (no 504, no cpu_exceeded). Recycling the spinner
         # at hand-over leaves the call waiting for the replacement to start, which on a busy machine can take
         # longer than the call's wait for a free worker: `busy` (retry shortly) until then, boundedly.
-        deadline = loop.time() + 30
-        while True:
-            try:
-                answer = await host.call(key, get("/ok"))
-                break
-            except AppBusy:
-                assert loop.time() < deadline
-                await asyncio.sleep(0.05)
+        answer = await when_replaced(host, key, get("/ok"), limit_s=30)
         after = msgspec.json.decode(answer.body)
         assert after["pid"] != pid
         assert host.metrics()[key]["idle_cpu_recycled"] == 1

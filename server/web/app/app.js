@@ -1,7 +1,7 @@
 // The resident shell: session, chrome (language, elder mode, tabs), a hash router, sign-in, real name and "me".
 // Each page is a module exporting `render(main, ctx)`; it may return a function that stops its timers.
 
-import { createClient } from "/static/api.js";
+import { createClient, devCode } from "/static/api.js";
 import { h, clear } from "/static/dom.js";
 import { addMessages, language, setLanguage, t, translate, onLanguage } from "/static/i18n.js";
 import { MESSAGES } from "/app/messages.js";
@@ -156,18 +156,6 @@ function renderSignIn(root) {
   });
   clear(root, form);
   phone.focus();
-}
-
-/** Under `yima dev` (a page on this machine) the code the console SMS sender "sent", from the dev outbox. */
-async function devCode(phone) {
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(location.hostname)) return null;
-  try {
-    const response = await fetch(`/v1/dev/sms-outbox?phone=${encodeURIComponent(phone)}`);
-    const sent = response.ok ? await response.json() : [];
-    return sent.length ? sent[sent.length - 1].code : null;
-  } catch {
-    return null;
-  }
 }
 
 function countdown(button, seconds) {

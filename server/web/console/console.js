@@ -1,7 +1,7 @@
 // The operator console: sign in by SMS code, then the sections the account's roles may use. The server decides
 // (every route has its role guard); the console only leaves out what a role would be refused.
 
-import { createClient } from "/static/api.js";
+import { createClient, devCode } from "/static/api.js";
 import { clear, h } from "/static/dom.js";
 import { language, onLanguage, setLanguage, t, translate } from "/static/i18n.js";
 import "./messages.js";
@@ -60,18 +60,6 @@ function allowed() {
   if (roles.has("administrator")) roles.add("operator");
   if ((me?.staff ?? []).some((m) => m.role === "admin")) roles.add("app_admin"); // an app's own admin
   return SECTIONS.filter((s) => s.roles.some((r) => roles.has(r)));
-}
-
-/** Under `yima dev` (a page on this machine) the code the console SMS sender "sent", from the dev outbox. */
-async function devCode(phone) {
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(location.hostname)) return null;
-  try {
-    const response = await fetch(`/v1/dev/sms-outbox?phone=${encodeURIComponent(phone)}`);
-    const sent = response.ok ? await response.json() : [];
-    return sent.length ? sent[sent.length - 1].code : null;
-  } catch {
-    return null;
-  }
 }
 
 function signInView() {

@@ -167,3 +167,15 @@ export function createClient({ storageKey = "yima.session", storage = globalThis
     },
   };
 }
+
+/** Under `yima dev` (a page on this machine) the code the console SMS sender "sent", from the dev outbox. */
+export async function devCode(phone) {
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(location.hostname)) return null;
+  try {
+    const response = await fetch(`/v1/dev/sms-outbox?phone=${encodeURIComponent(phone)}`);
+    const sent = response.ok ? await response.json() : [];
+    return sent.length ? sent[sent.length - 1].code : null;
+  } catch {
+    return null;
+  }
+}

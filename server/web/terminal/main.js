@@ -1,13 +1,12 @@
 // The terminal page: enrol, sync, scan (pasted text or the camera), decide online or offline, upload later.
 
 import { CredentialError } from "./codes.js";
-import { language, onLanguage, setLanguage, t as translated, translate } from "/static/i18n.js";
+import { language, onLanguage, setLanguage, t, translate } from "/static/i18n.js";
 import "./messages.js";
 import * as store from "./store.js";
 import { Refused, Terminal, Unreachable } from "./terminal.js";
 
 const $ = (id) => document.getElementById(id);
-const t = translated;
 /** A stable reason code in words (the code itself when it has none). */
 const reason = (code) => (t(`reason.${code}`) === `reason.${code}` ? code : t(`reason.${code}`));
 const locale = () => (language() === "en" ? "en" : "zh-CN");

@@ -34,7 +34,6 @@ async function run(store, mode, work) {
 
 export const getState = (key) => run("state", "readonly", (s) => s.get(key));
 export const setState = (key, value) => run("state", "readwrite", (s) => s.put(value, key));
-export const deleteState = (key) => run("state", "readwrite", (s) => s.delete(key));
 
 export const addRecord = (record) => run("records", "readwrite", (s) => s.put(record));
 export const allRecords = () => run("records", "readonly", (s) => s.getAll());
