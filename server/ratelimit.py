@@ -1,4 +1,9 @@
-"""Fixed-window rate limits on the shared cache, so a limit holds across every worker.
+"""The one rate limiter: fixed windows on the shared cache, so a limit holds across every worker.
+
+Every limit in the server goes through `RateLimits.enforce`: OTP requests per phone and address (identity),
+enrolment and token attempts (terminals), device logins (platform) and the gateway's per-app and per-resident
+quotas. A window starts with its key's first hit and lasts `window_s`; a refused caller is told, in Retry-After,
+when its window ends.
 
 While the shared cache is unreachable, counting moves to this process's own memory rather than refusing every
 request: a limit then holds per worker (at most the number of workers times looser) until Redis is back, which
@@ -6,6 +11,8 @@ keeps logins working through a Redis outage and still bounds what one client can
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from server.cache import Cache, MemoryCache
 from server.errors import CacheUnavailable, TooManyRequests
@@ -17,11 +24,17 @@ class RateLimits:
         self._cache = cache
         self._local = MemoryCache()
 
-    async def hit(self, key: str, window_s: float) -> int:
-        """Add one hit to the window's counter under `key`; the hits so far in this window."""
-        return (await self._hit(key, window_s))[0]
-
-    async def enforce(self, bucket: str, *, limit: int, window_s: int, what: str) -> None:
+    async def enforce(
+        self,
+        bucket: str,
+        *,
+        limit: int,
+        window_s: int,
+        what: str = "requests",
+        refusal: Callable[[int], TooManyRequests] | None = None,
+    ) -> None:
+        """Count one hit in `bucket`'s window; past `limit` hits, raise `refusal(retry_after_s)` (by default a
+        429 `rate_limit.exceeded` naming `what`)."""
         key = f"rl:{bucket}"
         count, counter = await self._hit(key, window_s)
         if count > limit:
@@ -29,10 +42,10 @@ class RateLimits:
                 remaining = await counter.ttl(key)
             except CacheUnavailable:
                 remaining = None
-            raise TooManyRequests(
-                f"Too many {what}; try again later",
-                retry_after_s=int(remaining or window_s) + 1,
-            )
+            retry_after_s = int(remaining or window_s) + 1
+            if refusal is not None:
+                raise refusal(retry_after_s)
+            raise TooManyRequests(f"Too many {what}; try again later", retry_after_s=retry_after_s)
 
     async def _hit(self, key: str, window_s: float) -> tuple[int, Cache]:
         try:

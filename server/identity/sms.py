@@ -8,7 +8,6 @@ that cannot be delivered raises SmsError.
 from __future__ import annotations
 
 import abc
-import asyncio
 import collections
 import hashlib
 import hmac
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import msgspec
+
+from server.retry import SMS_GATEWAY, RetryPolicy, retrying
 
 
 class SmsError(RuntimeError):
@@ -77,6 +78,10 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+class _GatewayFailing(Exception):
+    """A failure worth another try: the gateway unreachable, busy (429) or failing (5xx)."""
+
+
 class HttpGatewaySender(SmsSender):
     """A typical SMS gateway: signed JSON POST, idempotency key header, retries with backoff on 5xx and timeouts."""
 
@@ -85,22 +90,18 @@ class HttpGatewaySender(SmsSender):
         base_url: str,
         secret: str,
         *,
-        attempts: int = 4,
-        backoff_s: float = 0.2,
+        retry: RetryPolicy = SMS_GATEWAY,
         timeout_s: float = 3.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
         self._secret = secret
-        self._attempts = attempts
-        self._backoff_s = backoff_s
+        self._retry = retry
 
     async def send(self, phone: str, template: str, params: dict[str, str], *, idempotency_key: str) -> str:
         body = msgspec.json.encode(_SendBody(phone, template, params))
-        last: str = "no attempt"
-        for attempt in range(self._attempts):
-            if attempt:
-                await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1))
+
+        async def attempt() -> str:
             timestamp = str(int(time.time()))
             headers = {
                 "content-type": "application/json",
@@ -111,15 +112,19 @@ class HttpGatewaySender(SmsSender):
             try:
                 response = await self._client.post("/v1/messages", content=body, headers=headers)
             except httpx.TransportError as exc:
-                last = f"transport: {type(exc).__name__}"
-                continue
+                raise _GatewayFailing(f"transport: {type(exc).__name__}") from exc
             if response.status_code in (200, 201):
                 return msgspec.json.decode(response.content, type=_SendReply).message_id
             if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
+                raise _GatewayFailing(f"HTTP {response.status_code}")
             raise SmsError(f"gateway refused the message: HTTP {response.status_code}")
-        raise SmsError(f"gateway kept failing after {self._attempts} attempts ({last})")
+
+        try:
+            return await retrying(
+                self._retry, attempt, transient=lambda exc: isinstance(exc, _GatewayFailing)
+            )
+        except _GatewayFailing as exc:
+            raise SmsError(f"gateway kept failing after {self._retry.attempts} attempts ({exc})") from None
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -6,7 +6,6 @@ Consent is enforced where data leaves the platform: when the app asks `ctx.user`
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from yima_sdk import Request
@@ -52,25 +51,29 @@ class Gateway:
         self.runtime = runtime
         self.caps = caps
         self.config = config
-        self.clock = time.time
 
     async def _quota(self, app_id: str, account_id: int, per_app: int, per_resident: int) -> None:
-        now = self.clock()
-        minute = int(now // 60)
-        retry = 60 - int(now % 60)
         limits = self.core.rate_limits
-        if await limits.hit(f"mq:{app_id}:{minute}", 61) > per_app:
-            raise e.QuotaExceeded(
+        await limits.enforce(
+            f"mq:{app_id}",
+            limit=per_app,
+            window_s=60,
+            refusal=lambda retry_after_s: e.QuotaExceeded(
                 "This mini-app has reached its request rate; try again shortly",
-                retry_after_s=retry,
+                retry_after_s=retry_after_s,
                 code="miniapp.quota_app",
-            )
-        if await limits.hit(f"mq:{app_id}:{account_id}:{minute}", 61) > per_resident:
-            raise e.QuotaExceeded(
+            ),
+        )
+        await limits.enforce(
+            f"mq:{app_id}:{account_id}",
+            limit=per_resident,
+            window_s=60,
+            refusal=lambda retry_after_s: e.QuotaExceeded(
                 "You are sending this mini-app too many requests; try again shortly",
-                retry_after_s=retry,
+                retry_after_s=retry_after_s,
                 code="miniapp.quota_resident",
-            )
+            ),
+        )
 
     async def call(
         self,

@@ -11,7 +11,10 @@ import uvicorn
 
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsError, SmsSender
 from server.identity.sms_simulator import SimulatorState, create_simulator
+from server.retry import SMS_GATEWAY, RetryPolicy
 from tests.conftest import free_port
+
+QUICK = RetryPolicy.doubling("sms gateway, quick", attempts=SMS_GATEWAY.attempts, first_pause_s=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ async def harness(request, simulator):
         yield Harness(console, lambda phone: [m.params for m in console.messages_for(phone)])
         return
     state, url = simulator
-    sender = HttpGatewaySender(url, state.secret, backoff_s=0.01)
+    sender = HttpGatewaySender(url, state.secret, retry=QUICK)
     yield Harness(sender, lambda phone: [m["params"] for m in state.delivered if m["to"] == phone])
     await sender.close()
 
@@ -60,7 +63,7 @@ async def test_send_delivers_once_per_idempotency_key(harness):
 async def gateway(simulator):
     """Failure paths exist only where there is a transport: the gateway adapter against the simulator."""
     state, url = simulator
-    sender = HttpGatewaySender(url, state.secret, backoff_s=0.01)
+    sender = HttpGatewaySender(url, state.secret, retry=QUICK)
 
     def fail_next(n: int) -> None:
         state.fail_next = n
@@ -95,7 +98,7 @@ async def test_persistent_failure_raises(gateway):
 
 async def test_gateway_rejects_a_wrong_signature(simulator):
     state, url = simulator
-    wrong = HttpGatewaySender(url, "not-the-secret", backoff_s=0.01)
+    wrong = HttpGatewaySender(url, "not-the-secret", retry=QUICK)
     with pytest.raises(SmsError, match="401"):
         await wrong.send("13899990000", "login_code", {"code": "1"}, idempotency_key="k-5")
     await wrong.close()
@@ -104,7 +107,7 @@ async def test_gateway_rejects_a_wrong_signature(simulator):
 
 async def test_concurrent_sends_with_one_key_deliver_once(simulator):
     state, url = simulator
-    sender = HttpGatewaySender(url, state.secret, backoff_s=0.01)
+    sender = HttpGatewaySender(url, state.secret, retry=QUICK)
     ids = await asyncio.gather(
         *(sender.send("13800001111", "t", {"code": "9"}, idempotency_key="same") for _ in range(5))
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -24,6 +24,7 @@ from server.onecard.payments.base import (
     ProviderOrderStatus,
 )
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
+from server.retry import PAYMENT_PROVIDER, PAYMENT_SIMULATOR, RetryPolicy, retrying
 
 NOTIFICATION_MAX_AGE_S = 300
 """A notification signed longer ago than this is refused as a replay; the provider re-signs every retry."""
@@ -33,6 +34,10 @@ _order = msgspec.json.Decoder(ProviderOrder)
 _status = msgspec.json.Decoder(ProviderOrderStatus)
 _bill = msgspec.json.Decoder(list[BillLine])
 _json = msgspec.json.Encoder()
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
 
 
 def _utcnow() -> dt.datetime:
@@ -74,7 +79,7 @@ class HttpPaymentProvider(PaymentProvider):
         provider_public_key: bytes,
         clock: Callable[[], dt.datetime] = _utcnow,
         transport: httpx.AsyncBaseTransport | None = None,
-        backoff_s: Sequence[float] = (0.05, 0.2, 0.8),
+        retry: RetryPolicy = PAYMENT_PROVIDER,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         timeout_s: float = 5.0,
     ) -> None:
@@ -85,14 +90,11 @@ class HttpPaymentProvider(PaymentProvider):
         self._merchant_key = merchant_key
         self._public_key = Ed25519PublicKey.from_public_bytes(provider_public_key)
         self.clock = clock
-        self._backoff = tuple(backoff_s)
+        self._retry = retry
         self._sleep = sleep
 
     async def _call(self, method: str, path: str, body: bytes = b"") -> httpx.Response:
-        last: ProviderError | None = None
-        for attempt in range(len(self._backoff) + 1):
-            if attempt:
-                await self._sleep(self._backoff[attempt - 1])
+        async def attempt() -> httpx.Response:
             timestamp = str(int(self.clock().timestamp()))
             auth = signing.sign_request(
                 self._merchant_key, self._merchant_id, method, path, timestamp, secrets.token_hex(12), body
@@ -101,14 +103,12 @@ class HttpPaymentProvider(PaymentProvider):
             try:
                 response = await self._client.request(method, path, content=body or None, headers=headers)
             except httpx.HTTPError as exc:
-                last = ProviderError(f"provider unreachable: {type(exc).__name__}", retryable=True)
-                continue
+                raise ProviderError(f"provider unreachable: {type(exc).__name__}", retryable=True) from None
             if response.status_code >= 500:
-                last = ProviderError(f"provider answered {response.status_code}", retryable=True)
-                continue
+                raise ProviderError(f"provider answered {response.status_code}", retryable=True)
             return response
-        assert last is not None
-        raise last
+
+        return await retrying(self._retry, attempt, transient=_retryable, sleep=self._sleep)
 
     @staticmethod
     def _refused(response: httpx.Response) -> ProviderError:
@@ -195,19 +195,19 @@ class LocalPaymentProvider(PaymentProvider):
         self, order_no: str, amount_fen: int, description: str, notify_url: str
     ) -> ProviderOrder:
         await self._load()  # an order number already used, perhaps by another process, is checked against it
-        # Retried like the HTTP adapter (without waiting: nothing travels), so both behave alike on transient faults.
-        for attempt in range(3):
+
+        async def attempt() -> ProviderOrder:
             try:
-                order = self.simulator.create_order(
+                return self.simulator.create_order(
                     self.simulator.merchant_id, order_no, amount_fen, description, notify_url
                 )
             except SimError as exc:
-                if exc.status < 500 or attempt == 2:
-                    raise ProviderError(exc.message, retryable=exc.status >= 500) from None
-            else:
-                await self._save(order_no)
-                return order
-        raise AssertionError("unreachable")
+                raise ProviderError(exc.message, retryable=exc.status >= 500) from None
+
+        # Retried like the HTTP adapter, without pauses (nothing travels): both behave alike on transient faults.
+        order = await retrying(PAYMENT_SIMULATOR, attempt, transient=_retryable)
+        await self._save(order_no)
+        return order
 
     async def query_order(self, order_no: str) -> ProviderOrderStatus | None:
         await self._load()
