@@ -43,6 +43,7 @@ PLUGIN_TYPES = (
 
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
+    onecard = OnecardPlugin(settings)
     app = Litestar(
         plugins=[
             CorePlugin(settings),
@@ -50,8 +51,8 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             IdentityPlugin(settings, sms=sms),
             CredentialsPlugin(),
             AuditPlugin(),
-            TerminalsPlugin(),
-            OnecardPlugin(settings),
+            onecard,  # starts before the terminals, which settle offline rides through it
+            TerminalsPlugin(settlement=onecard),
             PlatformPlugin(settings),
             WebPlugin(),
             ErrorResponsesPlugin(),  # documents every route's errors as problem+json

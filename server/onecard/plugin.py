@@ -117,6 +117,15 @@ class OnecardPlugin(InitPluginProtocol):
         self.settings = settings
         self.config = config or OnecardConfig.from_settings(settings)
         self._loop_task: object | None = None
+        self._service: OnecardService | None = None
+
+    @property
+    def service(self) -> OnecardService:
+        """The started service, for the plugins that start after this one and use it (terminals settle offline
+        rides through it)."""
+        if self._service is None:
+            raise RuntimeError("the one-card plugin has not started: list it before the plugins that use it")
+        return self._service
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
@@ -181,7 +190,7 @@ class OnecardPlugin(InitPluginProtocol):
         service.revocation_source = lambda: getattr(
             getattr(app.state, "credentials", None), "revocations", None
         )
-        app.state.onecard = service
+        app.state.onecard = self._service = service
         app.state.onecard_topups = Topups(service, core.db)
         if self.settings.mode is Mode.DEVELOPMENT and isinstance(service.payments, LocalPaymentProvider):
             # `yima dev`: the in-process simulator delivers its notifications to this server over HTTP.

@@ -36,7 +36,7 @@ from server.onecard.results import (
     Statement,
     StatementEntry,
 )
-from server.onecard.settlement import OfflineCharge, SettlementResult, SettlementSummary
+from server.onecard.settlement import ChargeToSettle, OfflineCharge, SettlementResult, SettlementSummary
 from server.onecard.ss_card import CardNumberError, mask_card_number, normalise_card_number
 from server.security import FieldCipher
 from server.security.fields import derive_key
@@ -466,7 +466,7 @@ class OnecardService:
     # -- offline settlement (called by the batch upload endpoint) -------------------------------------------------
 
     async def settle_offline_charges(
-        self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
+        self, conn: asyncpg.Connection, charges: Sequence[ChargeToSettle]
     ) -> list[SettlementResult]:
         """Settle a whole batch in a few statements; same rules as `settle_offline_charge`, one result each."""
         if not charges:

@@ -28,7 +28,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import asyncpg
 
@@ -53,9 +53,27 @@ class SettlementResult:
     reason: str | None = None
 
 
+class ChargeToSettle(Protocol):
+    """What settlement reads of an offline record to charge: terminals hand over their own records (re-verified),
+    and any record with these fields fits (`OfflineCharge` is one-card's own)."""
+
+    @property
+    def account_ref(self) -> bytes: ...
+    @property
+    def device_certificate_serial(self) -> bytes: ...
+    @property
+    def amount_fen(self) -> int: ...
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def terminal_id(self) -> str: ...
+    @property
+    def scanned_at(self) -> dt.datetime: ...
+
+
 @dataclass(frozen=True, slots=True)
 class OfflineCharge:
-    """One offline record to settle, as the batch endpoint hands it over after re-verification."""
+    """One offline record to settle (one-card's own `ChargeToSettle`)."""
 
     account_ref: bytes
     device_certificate_serial: bytes
@@ -75,7 +93,7 @@ class SettlementSummary:
 
 async def settle(
     conn: asyncpg.Connection,
-    charges: Sequence[OfflineCharge],
+    charges: Sequence[ChargeToSettle],
     *,
     fares_account_id: int,
     offline_floor_fen: int,
@@ -187,7 +205,7 @@ async def settle(
 
 
 def _ride_row(
-    c: OfflineCharge, cert: asyncpg.Record, status: str, reason: str | None
+    c: ChargeToSettle, cert: asyncpg.Record, status: str, reason: str | None
 ) -> tuple[str, str, bytes, int, int, dt.datetime, str, str | None]:
     return (
         c.terminal_id,

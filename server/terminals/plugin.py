@@ -1,4 +1,4 @@
-"""Wires the terminals domain into the app (after the credentials plugin, whose services it uses)."""
+"""Wires the terminals domain into the app (after the credentials and one-card plugins, whose services it uses)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from server.identity.service import IdentityService
 from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
 from server.terminals.plugin_state import Terminals
+from server.terminals.ports import SettlementProvider
 from server.terminals.scan_endpoint import scan_endpoint
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
@@ -26,6 +27,9 @@ def provide_terminals(state: State) -> Terminals:
 
 
 class TerminalsPlugin(InitPluginProtocol):
+    def __init__(self, *, settlement: SettlementProvider) -> None:
+        self._settlement = settlement
+
     @staticmethod
     def add_cli_commands(commands: Commands) -> None:
         from server.terminals.cli import add_commands
@@ -48,7 +52,7 @@ class TerminalsPlugin(InitPluginProtocol):
             app.state.identity
         )  # the resident-names port (ResidentNames), typed for mypy
         app.state.terminals = await Terminals.start(
-            app.state.core, app.state.credentials, identity, app.state
+            app.state.core, app.state.credentials, identity, self._settlement.service, app.state.scan_events
         )
 
     async def _stop(self, app: Litestar) -> None:

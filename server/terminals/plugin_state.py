@@ -12,11 +12,13 @@ from server.core import Core
 from server.credentials.service import Credentials
 from server.observability import outage_log
 from server.terminals.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
+from server.terminals.events import ScanEventSink
 from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
 from server.terminals.policies import CHANNEL, ScenePolicies
+from server.terminals.ports import OfflineSettlement, ResidentNames
 from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalService
-from server.terminals.scans import ResidentNames, ScanService
+from server.terminals.scans import ScanService
 
 log = logging.getLogger("yima.terminals")
 
@@ -32,7 +34,12 @@ class Terminals:
 
     @classmethod
     async def start(
-        cls, core: Core, credentials: Credentials, residents: ResidentNames, app_state: object
+        cls,
+        core: Core,
+        credentials: Credentials,
+        residents: ResidentNames,
+        settlement: OfflineSettlement,
+        events: ScanEventSink,
     ) -> Terminals:
         s = core.settings
         guard: ScanGuard = (
@@ -50,9 +57,8 @@ class Terminals:
             guard,
             recorder,
             residents,
-            events=getattr(app_state, "scan_events", None),
-            # Looked up per charge: the one-card plugin may start after this one.
-            settlement=lambda: getattr(app_state, "onecard", None),
+            settlement,
+            events=events,
         )
         terminals = cls(core, TerminalService(core), scans, guard, recorder)
         terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 from yima_sdk.codes import CredentialError, VerifiedCode
@@ -24,11 +24,11 @@ from server.credentials.service import Credentials
 from server.credentials.subject_ref import Subject
 from server.ids import uuid7
 from server.observability import outage_log
-from server.onecard.settlement import OfflineCharge
 from server.terminals import errors, repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
 from server.terminals.guard import GUARD_UNREACHABLE, ScanGuard
 from server.terminals.policies import ScenePolicies, ScenePolicy
+from server.terminals.ports import OfflineCharge, OfflineSettlement, ResidentNames
 from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalInfo
 
@@ -39,21 +39,6 @@ MAX_OFFLINE_AMOUNT_FEN = 1_000_000
 VERIFY_THREADS = 2
 PARALLEL_VERIFY_MIN = 64
 """Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
-
-
-class SettlementResult(Protocol):
-    status: str  # "settled" | "duplicate" | "rejected"
-    reason: str | None
-
-
-class OfflineSettlement(Protocol):
-    """What server/onecard provides as `app.state.onecard` to settle offline ride charges."""
-
-    async def settle_offline_charges(
-        self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
-    ) -> Sequence[SettlementResult]:
-        """One result per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
-        ...
 
 
 class _Offline:
@@ -153,12 +138,6 @@ def _parse_decision(value: bytes) -> tuple[str, str | None, str]:
     return result, reason or None, scan_id
 
 
-class ResidentNames(Protocol):
-    """What a scan needs of identity (the port it is given at start-up): the resident's masked name."""
-
-    async def masked_name(self, account_id: int) -> str | None: ...
-
-
 class ScanService:
     def __init__(
         self,
@@ -168,10 +147,10 @@ class ScanService:
         guard: ScanGuard,
         recorder: ScanRecorder,
         residents: ResidentNames,
+        settlement: OfflineSettlement,
         *,
         clock: Callable[[], float] = time.time,
         events: ScanEventSink | None = None,
-        settlement: Callable[[], OfflineSettlement | None] = lambda: None,
     ) -> None:
         self._core = core
         self._credentials = credentials
@@ -183,7 +162,7 @@ class ScanService:
         self._residents = residents
         self.clock = clock
         self.events: ScanEventSink = events or NoScanEvents()
-        self._settlement = settlement
+        self.settlement = settlement
         self._names: dict[int, str] = {}
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="scan-verify")
 
@@ -515,7 +494,6 @@ class ScanService:
 
     async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
         """Every accepted ride charge of the batch in one call to the one-card domain, in this transaction."""
-        hook = self._settlement()
         charged = [
             o
             for o in mine
@@ -525,9 +503,9 @@ class ScanService:
             and o.code.certificate_serial is not None
             and o.record.amount_fen > 0
         ]
-        if hook is None or not charged:
+        if not charged:
             return
-        outcomes = await hook.settle_offline_charges(
+        outcomes = await self.settlement.settle_offline_charges(
             conn,
             [
                 OfflineCharge(

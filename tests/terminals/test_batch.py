@@ -133,8 +133,8 @@ async def test_ride_charges_are_settled_once_and_ride_codes_spent_once(client):
     now = time.time()
     ride1, ride2, ride3 = holder.ride_code(now), holder.ride_code(now), holder.ride_code(now)
     settlement = _RecordingSettlement()
-    previous = getattr(client.app.state, "onecard", None)
-    client.app.state.onecard = settlement
+    scans = client.app.state.terminals.scans
+    previous, scans.settlement = scans.settlement, settlement
     try:
         a = await _upload(
             client,
@@ -144,7 +144,7 @@ async def test_ride_charges_are_settled_once_and_ride_codes_spent_once(client):
         # The same ride code (same certificate and counter) uploaded by another bus: spent already.
         b = await _upload(client, await terminal_token(client, bus_b, key_b), [_record(ride1, amount=200)])
     finally:
-        client.app.state.onecard = previous
+        scans.settlement = previous
     assert a == [("accepted", None), ("rejected", "onecard.insufficient_balance"), ("accepted", None)]
     assert b == [("rejected", "scan.replayed")]
     # The upload's charges went over in one call, inside the upload's transaction; the replayed one never did.
@@ -164,8 +164,8 @@ async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_b
     headers = await terminal_token(client, bus, key)
     holder = await _ride_holder(client, resident.account_id)
     settlement = _RecordingSettlement()
-    previous = getattr(client.app.state, "onecard", None)
-    client.app.state.onecard = settlement
+    scans = client.app.state.terminals.scans
+    previous, scans.settlement = scans.settlement, settlement
     records = [_record(holder.ride_code(time.time()), amount=200) for _ in range(3)]
     body = {"batch_id": str(uuid.uuid4()), "records": records}
     # The upload waits on the terminal's upload lock inside its transaction, and its backend is ended there.
@@ -184,7 +184,7 @@ async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_b
         assert settlement.calls == []
         again = await client.post("/v1/scans/batch", json=body, headers=headers)
     finally:
-        client.app.state.onecard = previous
+        scans.settlement = previous
     assert [x["status"] for x in again.json()["results"]] == ["accepted"] * 3
     assert [[amount for _, amount, _ in call] for call in settlement.calls] == [[200, 200, 200]]
 

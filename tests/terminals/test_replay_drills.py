@@ -22,14 +22,14 @@ from tests.terminals.test_batch import _record, _RecordingSettlement, _ride_hold
 
 @contextlib.asynccontextmanager
 async def _recording_settlement(client):
-    """The one-card hook replaced by one that records what it is asked to charge."""
+    """The offline-settlement port replaced by one that records what it is asked to charge."""
     settlement = _RecordingSettlement()
-    previous = getattr(client.app.state, "onecard", None)
-    client.app.state.onecard = settlement
+    scans = client.app.state.terminals.scans
+    previous, scans.settlement = scans.settlement, settlement
     try:
         yield settlement
     finally:
-        client.app.state.onecard = previous
+        scans.settlement = previous
 
 
 async def _spent_in_postgres(client, scan_id: str) -> bool:

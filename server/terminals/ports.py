@@ -1,0 +1,61 @@
+"""What the terminals domain needs of other domains, in its own types: each port a Protocol that the app passes in
+when the plugins start (server/app.py), so mypy checks every call across and nothing here imports the provider.
+
+- `ResidentNames`: a resident's masked name, for scenes that show it (identity provides it).
+- `OfflineSettlement`: the ride charges of an offline upload, settled in the upload's transaction (one-card).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import asyncpg
+
+
+class ResidentNames(Protocol):
+    """What a scan needs of identity: the resident's masked name."""
+
+    async def masked_name(self, account_id: int) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineCharge:
+    """One accepted offline ride record to charge, after the server re-verified its codes."""
+
+    account_ref: bytes
+    """The code's subject reference (the one-card account it was issued for)."""
+    device_certificate_serial: bytes
+    amount_fen: int
+    record_id: str
+    terminal_id: str
+    scanned_at: datetime
+
+
+class SettlementOutcome(Protocol):
+    @property
+    def status(self) -> str:
+        """ "settled", "duplicate" or "rejected"."""
+        ...
+
+    @property
+    def reason(self) -> str | None:
+        """Why a charge was rejected (a stable reason code), None otherwise."""
+        ...
+
+
+class OfflineSettlement(Protocol):
+    async def settle_offline_charges(
+        self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
+    ) -> Sequence[SettlementOutcome]:
+        """One outcome per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
+        ...
+
+
+class SettlementProvider(Protocol):
+    """The plugin that owns offline settlement; it has started (its `service` exists) before terminals start."""
+
+    @property
+    def service(self) -> OfflineSettlement: ...
