@@ -61,6 +61,7 @@ class Undo(msgspec.Struct, forbid_unknown_fields=True):
     reason: str = ""
 
 
+DAY = re.compile(r"(\d{4}-\d{2}-\d{2}){2}")
 DOC_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 """What an id of ours looks like (a document id, with room for the suffixes of the records that follow)."""
 
@@ -572,15 +573,14 @@ async def registrations(ctx: Context, request: Request) -> dict[str, Any]:
 
 @app.get("/authority/registrations.csv")
 async def registrations_csv(ctx: Context, request: Request) -> Response:
+    """The registrations of the days asked, one row per watched item sold, voided or refunded, as a CSV
+    download named after the days (`registrations-<from>-<to>.csv`)."""
     first, last, rows = await registrations_between(ctx, request)
-    out = ["day,class,pharmacy,resident,drug,boxes,kind,sale"]
-    out += [",".join(str(r[f]) for f in ("day", "class", "pharmacy", "user_id", "drug", "boxes", "kind", "sale"))
-            for r in rows]  # fmt: skip
+    fields = ("day", "class", "pharmacy", "user_id", "drug", "boxes", "kind", "sale")
     await audited(ctx, "csv", first, last, len(rows))
-    # The gateway passes JSON or opaque bytes only (an app's answer is never sniffed on the API origin): the
-    # CSV travels as bytes, UTF-8, one header line, and the route's name says what it is.
-    return Response(status=200, headers={"content-type": "application/octet-stream"},
-                    body=("\n".join(out) + "\n").encode())  # fmt: skip
+    header = ["day", "class", "pharmacy", "resident", "drug", "boxes", "kind", "sale"]
+    filename = f"registrations-{first}-{last}.csv" if DAY.fullmatch(first + last) else "registrations.csv"
+    return Response.csv([header, *([r[f] for f in fields] for r in rows)], filename=filename)
 
 
 @app.get("/authority/reads")

@@ -29,7 +29,7 @@ def test_guide_example_app_passes_its_own_tests(tmp_path: Path) -> None:
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
     check = subprocess.run(
         [str(Path(sys.executable).parent / "yima-sdk"), "check"], cwd=tmp_path, capture_output=True, text=True
     )

@@ -15,9 +15,11 @@ Messages evolve only by appending fields with defaults.
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
+import io
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
 import msgspec
@@ -72,6 +74,10 @@ class Request(_Wire, tag="http"):
     """The app-scoped pseudonymous id of the resident, never the resident's real id."""
     path_params: dict[str, str] = {}
     """Filled by the worker from the matched route, e.g. `{"id": "42"}` for `/books/{id}`."""
+    received_at: dt.datetime | None = None
+    """When the platform received the request (UTC; always set by the gateway and the simulator). Rules in
+    time (a cut-off, an opening hour) read it rather than the worker's clock, so the simulator's `advance`
+    moves them too."""
 
     @overload
     def json(self) -> Any: ...
@@ -153,6 +159,32 @@ class Response(_Wire, tag="resp"):
         return cls(
             status=status, headers={"content-type": "application/json"}, body=msgspec.json.encode(value)
         )
+
+    @classmethod
+    def csv(cls, rows: Iterable[Sequence[Any]], filename: str, status: int = 200) -> Response:
+        """`rows` (the first one the header) as a UTF-8 CSV download named `filename` (ASCII letters, digits,
+        `._-`; ending `.csv`). A text cell starting with `= + - @` or a tab is prefixed with `'`, so a
+        spreadsheet shows it rather than running it as a formula; numbers stay numbers."""
+        from yima_sdk.contract import check_filename
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        for row in rows:
+            writer.writerow([_csv_cell(cell) for cell in row])
+        return cls(
+            status=status,
+            headers={
+                "content-type": "text/csv; charset=utf-8",
+                "content-disposition": f'attachment; filename="{check_filename(filename, ".csv")}"',
+            },
+            body=out.getvalue().encode(),
+        )
+
+
+def _csv_cell(cell: Any) -> Any:
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return "" if cell is None else cell
 
 
 class LayerReport(_Wire, tag="layer"):

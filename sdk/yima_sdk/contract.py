@@ -17,6 +17,7 @@ Wire types evolve only by appending fields with defaults. `log` is not here: the
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -35,6 +36,7 @@ from yima_sdk.errors import (
 from yima_sdk.manifest import JobName, Scope
 
 __all__ = [
+    "ANSWER_TYPES",
     "OPERATIONS",
     "AppPass",
     "CounterWrite",
@@ -82,6 +84,8 @@ __all__ = [
     "UserStaff",
     "Verification",
     "Written",
+    "answer_headers",
+    "check_filename",
     "check_job",
     "check_pass",
     "decode_operation",
@@ -232,6 +236,69 @@ def scan_lines(value: Any) -> list[str]:
             f'a scan handler answers None or {{"lines": [...]}} ({MAX_LINES} lines of {MAX_LINE} characters '
             f"at most), not {type(value).__name__}: {exc}"
         ) from None
+
+
+# ---- answers: what a route's Response may carry to the resident --------------------------------------------
+
+# Answers come from the API origin, where a text/html or SVG answer would run as the platform's own page: an app
+# answers JSON, CSV or opaque bytes, never sniffed (its pages live under /miniapps/{id}/ui/ with their own CSP).
+# The gateway and the simulator both pass an app's headers through `answer_headers`.
+ANSWER_TYPES = {
+    "application/json": "application/json",
+    "application/problem+json": "application/problem+json",
+    "text/csv": "text/csv; charset=utf-8",
+}
+"""The media types an app may answer, as the resident receives them; any other is `application/octet-stream`."""
+BYTES_TYPE = "application/octet-stream"
+_RETURNED_HEADERS = frozenset(
+    {"content-type", "cache-control", "etag", "allow", "content-language", "content-disposition"}
+)
+_CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "must-revalidate"})
+MAX_PRIVATE_AGE_S = 86_400
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DISPOSITION = re.compile(r'attachment; ?filename="([^"]*)"')
+
+
+def check_filename(name: str, suffix: str = "") -> str:
+    """A download's file name: ASCII letters, digits and `._-`, 1-100 characters, ending with `suffix`."""
+    if not _FILENAME.fullmatch(name) or not name.endswith(suffix):
+        raise ValueError(f"a file name is 1-100 of A-Z a-z 0-9 . _ - ending {suffix!r}, not {name!r}")
+    return name
+
+
+def answer_headers(app_headers: dict[str, str]) -> dict[str, str]:
+    """The app's headers as the resident receives them: only content-type (one of ANSWER_TYPES, else bytes),
+    cache-control, etag, allow, content-language and an `attachment; filename="..."` disposition with a plain
+    file name; values with control or non-ASCII characters dropped (no header injection); always nosniff; and,
+    as every answer is per resident, `private` caching with at most a day's max-age (`private, no-store` when
+    the app says nothing)."""
+    out = {
+        k.lower(): v
+        for k, v in app_headers.items()
+        if k.lower() in _RETURNED_HEADERS and v.isprintable() and v.isascii()
+    }
+    media = out.get("content-type", "").split(";", 1)[0].strip().lower()
+    out["content-type"] = ANSWER_TYPES.get(media, BYTES_TYPE)
+    if "content-disposition" in out:
+        found = _DISPOSITION.fullmatch(out.pop("content-disposition").strip())
+        if found and _FILENAME.fullmatch(found.group(1)):
+            out["content-disposition"] = f'attachment; filename="{found.group(1)}"'
+    out["x-content-type-options"] = "nosniff"
+    out["cache-control"] = _private_cache_control(out.get("cache-control", ""))
+    return out
+
+
+def _private_cache_control(asked: str) -> str:
+    """`private` plus what the app asked that a private cache may honour; `no-store` when it asked nothing."""
+    kept: list[str] = []
+    for part in asked.split(","):
+        name, _, value = part.strip().partition("=")
+        name = name.strip().lower()
+        if name in _CACHE_DIRECTIVES:
+            kept.append(name)
+        elif name == "max-age" and value.strip().isdigit():
+            kept.append(f"max-age={min(int(value), MAX_PRIVATE_AGE_S)}")
+    return ", ".join(["private", *dict.fromkeys(kept or ["no-store"])])
 
 
 # ---- operations -----------------------------------------------------------------------------------------

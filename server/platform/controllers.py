@@ -573,7 +573,8 @@ class GatewayController(Controller):
         except AppError as exc:  # a page must read the problem's code too (e.g. miniapp.session_expired)
             exc.headers = {**exc.headers, **GATEWAY_CORS}
             raise
-        media = answer.headers.pop("content-type", "application/octet-stream")
+        # Litestar appends `; charset=utf-8` to a text/ type itself (text/csv is the app's UTF-8 CSV)
+        media = answer.headers.pop("content-type", "application/octet-stream").split(";", 1)[0]
         answer.headers.update(GATEWAY_CORS)
         return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type=media)
 
@@ -599,7 +600,10 @@ class GatewayController(Controller):
         return answer
 
 
-GATEWAY_CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "etag, retry-after"}
+GATEWAY_CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "etag, retry-after, content-disposition",
+}
 GATEWAY_PREFLIGHT = {
     **GATEWAY_CORS,
     "access-control-allow-methods": "GET, POST, PUT, DELETE, PATCH",

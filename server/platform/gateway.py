@@ -6,10 +6,12 @@ Consent is enforced where data leaves the platform: when the app asks `ctx.user`
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from yima_sdk import Request
 from yima_sdk._staff import route_role
+from yima_sdk.contract import answer_headers
 
 from sandbox.errors import SandboxError
 from server.core import Core
@@ -24,16 +26,6 @@ from server.platform.staff.errors import StaffRequired
 FORWARDED_REQUEST_HEADERS = frozenset(
     {"content-type", "accept", "accept-language", "if-none-match", "if-match"}
 )
-# The app's headers that pass (content-type and cache-control only after the checks below).
-RETURNED_HEADERS = frozenset({"content-type", "cache-control", "etag", "allow", "content-language"})
-# Answers come from the API origin, where a text/html or SVG answer would run as our own page: an app answers
-# JSON or opaque bytes, never sniffed (its pages live under /miniapps/{id}/ui/ with their own CSP).
-JSON_TYPES = frozenset({"application/json", "application/problem+json"})
-BYTES_TYPE = "application/octet-stream"
-# Every answer is per resident: only the resident's own client may keep it (never a shared cache or CDN),
-# for at most a day, and not at all unless the app says it may.
-_CACHE_DIRECTIVES = frozenset({"no-cache", "no-store", "must-revalidate"})
-MAX_PRIVATE_AGE_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -105,6 +97,7 @@ class Gateway:
             headers={k: v for k, v in headers.items() if k in FORWARDED_REQUEST_HEADERS},
             body=body,
             user_id=user_id,
+            received_at=dt.datetime.now(dt.UTC),
         )
         try:
             key = await self.runtime.ensure_loaded(version)
@@ -114,31 +107,5 @@ class Gateway:
         if len(response.body) > self.config.max_response_bytes:
             raise e.ResponseTooLarge(extra={"app_id": app_id, "limit": self.config.max_response_bytes})
         status = response.status if 200 <= response.status <= 599 else 502
-        return Answer(status, returned_headers(response.headers), response.body)
-
-
-def returned_headers(app_headers: dict[str, str]) -> dict[str, str]:
-    """The app's headers as the resident receives them: a JSON or bytes content type, nosniff, private caching."""
-    out = {
-        k.lower(): v
-        for k, v in app_headers.items()
-        if k.lower() in RETURNED_HEADERS and v.isprintable() and v.isascii()  # no header injection either
-    }
-    media = out.get("content-type", "").split(";", 1)[0].strip().lower()
-    out["content-type"] = media if media in JSON_TYPES else BYTES_TYPE
-    out["x-content-type-options"] = "nosniff"
-    out["cache-control"] = private_cache_control(out.get("cache-control", ""))
-    return out
-
-
-def private_cache_control(asked: str) -> str:
-    """`private` plus what the app asked that a private cache may honour; `no-store` when it asked nothing."""
-    kept: list[str] = []
-    for part in asked.split(","):
-        name, _, value = part.strip().partition("=")
-        name = name.strip().lower()
-        if name in _CACHE_DIRECTIVES:
-            kept.append(name)
-        elif name == "max-age" and value.strip().isdigit():
-            kept.append(f"max-age={min(int(value), MAX_PRIVATE_AGE_S)}")
-    return ", ".join(["private", *dict.fromkeys(kept or ["no-store"])])
+        # JSON, CSV or bytes, nosniff, private caching: the SDK's rule, the simulator's too (docs/platform.md)
+        return Answer(status, answer_headers(response.headers), response.body)

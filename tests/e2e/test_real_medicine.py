@@ -161,7 +161,10 @@ def test_scan_sell_pay_refund_and_the_watched_limit_under_concurrency_then_the_a
     authority = staff(dev, APP, "authority", None)
     assert pharmacist.get(f"{API}/authority/registrations.csv").status_code == 403
     csv = authority.get(f"{API}/authority/registrations.csv")
-    assert csv.status_code == 200 and csv.headers["content-type"] == "application/octet-stream", csv.text
+    assert csv.status_code == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8", csv.text
+    today = dt.datetime.now(COUNTY_TIME).date().isoformat()
+    assert csv.headers["content-disposition"] == f'attachment; filename="registrations-{today}-{today}.csv"'
+    assert csv.headers["x-content-type-options"] == "nosniff"
     me = resident.get(f"{API}/purchases").json()["purchases"]
     assert csv.text.splitlines()[0] == "day,class,pharmacy,resident,drug,boxes,kind,sale"
     rows = [row.split(",") for row in csv.text.splitlines()[1:] if row.split(",")[7] in {p["id"] for p in me}]

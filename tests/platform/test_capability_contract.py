@@ -621,3 +621,52 @@ async def test_an_uncaught_error_answers_the_same_status_through_the_gateway_and
     assert (answer.status, answer.json()["code"]) == (status, code), answer.text
     if code == "request.invalid":
         assert "$.seats" in r.json()["detail"] and "$.seats" in answer.json()["detail"]
+
+
+ANSWERS = """
+
+@app.get("/answer/csv")
+async def answer_csv(ctx: Context, request: Request) -> Response:
+    return Response.csv([["day", "boxes", "note"], ["2026-03-02", -1, "=HYPERLINK(1)"]], filename="day.csv")
+
+
+@app.get("/answer/page")
+async def answer_page(ctx: Context, request: Request) -> Response:
+    return Response(headers={"content-type": "text/html", "content-disposition": "inline",
+                             "cache-control": "public, max-age=9999999"}, body=b"<script>1</script>")
+
+
+@app.get("/answer/spoofed")
+async def answer_spoofed(ctx: Context, request: Request) -> Response:
+    return Response(headers={"content-type": "text/csv", "content-disposition":
+                             'attachment; filename="../../etc/passwd"'}, body=b"a")
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/answer/csv", {"content-type": "text/csv; charset=utf-8", "cache-control": "private, no-store",
+                         "content-disposition": 'attachment; filename="day.csv"'}),
+        ("/answer/page", {"content-type": "application/octet-stream", "cache-control": "private, max-age=86400"}),
+        ("/answer/spoofed", {"content-type": "text/csv; charset=utf-8", "cache-control": "private, no-store"}),
+    ],
+)  # fmt: skip
+async def test_an_apps_answer_carries_the_same_headers_through_the_gateway_and_the_simulator(
+    team: Team, tmp_path: Path, path: str, expected: dict[str, str]
+) -> None:
+    """JSON, CSV (a download with a plain file name) or bytes, never a page: one rule for both platforms."""
+    folder = write_probe(tmp_path, new_app_id("answers"))
+    (folder / "app.py").write_text((folder / "app.py").read_text() + ANSWERS)
+    app_id, _ = await team.ship(folder)
+    resident = await login(team.client)
+    r = await call(team.client, resident, app_id, "GET", path)
+    async with AsyncSimulator(folder) as simulator:
+        answer = await simulator.request("GET", path)
+    wanted = {**expected, "x-content-type-options": "nosniff"}
+    names = {"content-type", "cache-control", "content-disposition", "x-content-type-options"}
+    assert {k: v for k, v in r.headers.items() if k in names} == wanted
+    assert {k: v for k, v in answer.headers.items() if k in names} == wanted
+    assert r.content == answer.body
+    if path == "/answer/csv":  # the formula is text, not a formula; the number stays a number
+        assert r.text.splitlines() == ["day,boxes,note", "2026-03-02,-1,'=HYPERLINK(1)"]

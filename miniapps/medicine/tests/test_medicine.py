@@ -200,8 +200,13 @@ def test_the_watched_limit_holds_under_concurrency_and_the_authority_reads_it(mi
     assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2] == "购药登记已关闭 No registration now"
     assert sell(miniapp, "grandpa", TAOZHOU, tickets[TAOZHOU], "k9", [{"drug": "paracetamol"}]).status == 201
     miniapp.put("/authority/rules", user="carol", json={"watched": True, "limits": {"antipyretic": 3}})
-    csv = miniapp.get("/authority/registrations.csv", user="carol")
-    assert csv.headers["content-type"] == "application/octet-stream"  # as the gateway passes it
+    csv = miniapp.get(
+        "/authority/registrations.csv", user="carol", query={"from": "2020-01-01", "to": "2099-12-31"}
+    )
+    assert csv.headers["content-type"] == "text/csv; charset=utf-8"  # as the gateway passes it
+    assert (
+        csv.headers["content-disposition"] == 'attachment; filename="registrations-2020-01-01-2099-12-31.csv"'
+    )
     rows = csv.body.decode().splitlines()
     alice = miniapp.user_id("alice")
     assert rows[0] == "day,class,pharmacy,resident,drug,boxes,kind,sale" and len(rows) == 3  # k9 unregistered

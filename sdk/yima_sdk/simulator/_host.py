@@ -37,7 +37,7 @@ from yima_sdk._bridge import (
 )
 from yima_sdk._isolation import app_uid
 from yima_sdk._isolation.limits import LAYERS
-from yima_sdk.contract import scan_lines
+from yima_sdk.contract import answer_headers, scan_lines
 from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.simulator._platform import CallInfo, SimJob, SimulatedPlatform, Switches
@@ -248,6 +248,7 @@ class AsyncSimulator:
             headers=all_headers,
             body=body,
             user_id=None if user is None else self.user_id(user),
+            received_at=dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC),
         )
         self.platform.use(request.user_id)
         role = self.platform.staff_route_refusal(request.method, path, request.user_id)
@@ -268,7 +269,8 @@ class AsyncSimulator:
                 status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
             )
         assert isinstance(response, Response)
-        return SimResponse(response.status, dict(response.headers), response.body)
+        # the gateway's rule for what an answer carries (JSON, CSV or bytes; nosniff; private caching)
+        return SimResponse(response.status, answer_headers(response.headers), response.body)
 
     async def scan(
         self,

@@ -26,7 +26,10 @@ from yima_sdk.ui_bundle import UI_MEDIA_TYPES, page_headers
 
 RESIDENT_PREFIX = "sim."
 SESSION_PREFIX = "yas_sim."
-GATEWAY_CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "etag, retry-after"}
+GATEWAY_CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "etag, retry-after, content-disposition",
+}
 PREFLIGHT = {
     **GATEWAY_CORS,
     "access-control-allow-methods": "GET, POST, PUT, DELETE, PATCH",
