@@ -7,6 +7,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
 
 from server.api_docs import CONTENT_SECURITY_POLICY, ApiDocsPage
 from server.audit.plugin import AuditPlugin
@@ -26,8 +27,10 @@ from server.terminals.plugin import TerminalsPlugin
 from server.terminals.scan_endpoint import scan_contract
 from server.web.plugin import WebPlugin
 
-# The plugins' types: `yima` asks those with `add_cli_commands` for their commands (server/cli_support.py), in
-# this order (that of `yima --help`). tests/test_cli.py holds this set to the plugins create_app lists below.
+# The plugins, in the one order both the app and `yima` use: create_app starts them in it, and `yima` asks those
+# with `add_cli_commands` for their commands (server/cli_support.py) in it (that of `yima --help`). A plugin
+# needing another's service takes that plugin (server/plugins.py), so this order is free for every domain; the
+# core comes first (every plugin reads `app.state.core`), and the OpenAPI error documentation last.
 PLUGIN_TYPES = (
     CorePlugin,
     OpsPlugin,
@@ -43,20 +46,25 @@ PLUGIN_TYPES = (
 
 
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
-    onecard = OnecardPlugin(settings)
+    identity = IdentityPlugin(settings, sms=sms)
+    credentials = CredentialsPlugin(identity=identity)
+    onecard = OnecardPlugin(settings, identity=identity)
+    made: list[PluginProtocol] = [  # in any order: PLUGIN_TYPES orders them
+        CorePlugin(settings),
+        OpsPlugin(),
+        identity,
+        credentials,
+        AuditPlugin(),
+        onecard,
+        TerminalsPlugin(identity=identity, credentials=credentials, settlement=onecard),
+        PlatformPlugin(settings, identity=identity, credentials=credentials, onecard=onecard),
+        WebPlugin(),
+        ErrorResponsesPlugin(),  # documents every route's errors as problem+json
+    ]
+    by_type = {type(plugin): plugin for plugin in made}
+    assert set(by_type) == set(PLUGIN_TYPES), "list a new plugin in PLUGIN_TYPES and here"
     app = Litestar(
-        plugins=[
-            CorePlugin(settings),
-            OpsPlugin(),
-            IdentityPlugin(settings, sms=sms),
-            CredentialsPlugin(),
-            AuditPlugin(),
-            onecard,  # starts before the terminals, which settle offline rides through it
-            TerminalsPlugin(settlement=onecard),
-            PlatformPlugin(settings),
-            WebPlugin(),
-            ErrorResponsesPlugin(),  # documents every route's errors as problem+json
-        ],
+        plugins=[by_type[kind] for kind in PLUGIN_TYPES],
         # Litestar reads the body limit from its constructor only (a plugin's AppConfig value is ignored).
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # server.observability configures JSON logs once per process

@@ -17,8 +17,9 @@ from server.credentials.controllers import (
     RevocationController,
     TrustListController,
 )
+from server.credentials.health import Residents
 from server.credentials.service import Credentials
-from server.identity.service import IdentityService
+from server.plugins import Provides, StartOnce
 
 
 def provide_credentials(state: State) -> Credentials:
@@ -26,6 +27,11 @@ def provide_credentials(state: State) -> Credentials:
 
 
 class CredentialsPlugin(InitPluginProtocol):
+    def __init__(self, *, identity: Provides[Residents]) -> None:
+        self.identity = identity
+        """The plugin whose service answers health status's Residents port."""
+        self._started = StartOnce(self._start)
+
     @staticmethod
     def add_cli_commands(commands: Commands) -> None:
         from server.credentials.cli import add_commands
@@ -43,18 +49,23 @@ class CredentialsPlugin(InitPluginProtocol):
             ]
         )
         app_config.dependencies["credentials"] = Provide(provide_credentials, sync_to_thread=False)
-        app_config.on_startup.append(self._start)
+        app_config.on_startup.append(self.started)
         app_config.on_shutdown.insert(0, self._stop)
         return app_config
 
-    async def _start(self, app: Litestar) -> None:
+    async def started(self, app: Litestar) -> Credentials:
+        """The credentials services (the platform's HealthCodes port), started once."""
+        return await self._started(app)
+
+    async def _start(self, app: Litestar) -> Credentials:
         core = app.state.core
-        identity: IdentityService = app.state.identity  # the Residents port of health status, typed for mypy
-        credentials = Credentials.build(core, identity)
+        credentials = Credentials.build(core, await self.identity.started(app))
         await credentials.start(core)
         app.state.credentials = credentials
+        return credentials
 
     async def _stop(self, app: Litestar) -> None:
+        self._started.reset()
         credentials: Credentials | None = getattr(app.state, "credentials", None)
         if credentials is not None:
             await credentials.stop()

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from yima_sdk.codes import VerifiedCode
+
 from server.cache import follow
 from server.core import Core
 from server.credentials.ankang import AnkangService
@@ -40,6 +42,20 @@ class Credentials:
             health=HealthService(core, ankang, residents),
             revocations=RevocationService(core, ankang, issuer=issuer, clock_skew_s=skew),
         )
+
+    def verify_code(self, payload: str, now: float) -> VerifiedCode:
+        """A code checked against the trust list (raises yima_sdk.codes.CredentialError)."""
+        return self.trust.verifier.verify(payload, now)
+
+    def holder(self, code: VerifiedCode) -> int | None:
+        """The account an Ankang code of ours names; None for a partner's code or a ride code."""
+        if code.kind != "ankang_code":
+            return None
+        subject = self.ankang.refs.open(code.subject_ref)
+        return None if subject is None else subject.account_id
+
+    async def health_colour(self, account_id: int) -> str:
+        return (await self.ankang.status(account_id)).colour
 
     async def start(self, core: Core, *, poll_s: float = 10.0) -> None:
         await self.trust.sync()

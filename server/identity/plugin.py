@@ -16,6 +16,7 @@ from server.identity.controllers import (
 )
 from server.identity.service import IdentityService
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
+from server.plugins import StartOnce
 from server.settings import Mode, Settings
 
 
@@ -32,19 +33,24 @@ class IdentityPlugin(InitPluginProtocol):
             else ConsoleSender()
         )
         """The SMS gateway's adapter (the console sender under `yima dev` and in tests)."""
+        self._started = StartOnce(self._start)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend([AuthController, MeController, AccountAdminController])
         if self.settings.mode is Mode.DEVELOPMENT:
             app_config.route_handlers.append(DevOutboxController)
         app_config.dependencies["identity"] = Provide(provide_identity, sync_to_thread=False)
-        app_config.on_startup.append(self._start)
+        app_config.on_startup.append(self.started)
         app_config.on_shutdown.append(self._stop)
         return app_config
 
-    async def _start(self, app: Litestar) -> None:
+    async def started(self, app: Litestar) -> IdentityService:
+        """The identity service (the ports of credentials, one-card and the platform), started once."""
+        return await self._started(app)
+
+    async def _start(self, app: Litestar) -> IdentityService:
         core = app.state.core
-        app.state.identity = IdentityService(
+        app.state.identity = identity = IdentityService(
             core.settings,
             core.db,
             core.rate_limits,
@@ -55,6 +61,8 @@ class IdentityPlugin(InitPluginProtocol):
             core.sessions,
             core.roles,
         )
+        return identity
 
     async def _stop(self, app: Litestar) -> None:
+        self._started.reset()
         await self.sms.close()

@@ -14,7 +14,6 @@ from server.auth.guards import PUBLIC
 from server.cli_support import Commands
 from server.db import Database
 from server.errors import Conflict, NotFound, raises
-from server.identity.service import IdentityService
 from server.onecard.config import OnecardConfig
 from server.onecard.controllers import (
     DeviceController,
@@ -27,8 +26,9 @@ from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentPr
 from server.onecard.payments.base import PaymentProvider
 from server.onecard.payments.signing import unb64url
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
-from server.onecard.service import OnecardService
+from server.onecard.service import OnecardService, VerifiedResidents
 from server.onecard.topups import Topups
+from server.plugins import Provides, StartOnce
 from server.settings import Mode, Settings
 from server.wire import Outbound
 
@@ -113,19 +113,19 @@ class OnecardPlugin(InitPluginProtocol):
 
         add_commands(commands)
 
-    def __init__(self, settings: Settings, config: OnecardConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        identity: Provides[VerifiedResidents],
+        config: OnecardConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.config = config or OnecardConfig.from_settings(settings)
+        self.identity = identity
+        """The plugin whose service answers the VerifiedResidents port."""
         self._loop_task: object | None = None
-        self._service: OnecardService | None = None
-
-    @property
-    def service(self) -> OnecardService:
-        """The started service, for the plugins that start after this one and use it (terminals settle offline
-        rides through it)."""
-        if self._service is None:
-            raise RuntimeError("the one-card plugin has not started: list it before the plugins that use it")
-        return self._service
+        self._started = StartOnce(self._start)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
@@ -135,7 +135,7 @@ class OnecardPlugin(InitPluginProtocol):
             app_config.route_handlers.append(DevPaymentController)
         app_config.dependencies["onecard"] = Provide(provide_onecard, sync_to_thread=False)
         app_config.dependencies["topups"] = Provide(provide_topups, sync_to_thread=False)
-        app_config.on_startup.append(self._start)
+        app_config.on_startup.append(self.started)
         app_config.on_shutdown.insert(0, self._stop)
         return app_config
 
@@ -172,11 +172,14 @@ class OnecardPlugin(InitPluginProtocol):
         shared = _SimulatorOrdersInPostgres(db) if self.settings.mode is Mode.DEVELOPMENT else None
         return LocalPaymentProvider(simulator, shared)
 
-    async def _start(self, app: Litestar) -> None:
+    async def started(self, app: Litestar) -> OnecardService:
+        """The one-card service (the platform's Payments port), started once."""
+        return await self._started(app)
+
+    async def _start(self, app: Litestar) -> OnecardService:
         import asyncio
 
         core = app.state.core
-        identity: IdentityService = app.state.identity  # the VerifiedResidents port, typed for mypy
         service = OnecardService(
             self.config,
             core.db,
@@ -184,22 +187,24 @@ class OnecardPlugin(InitPluginProtocol):
             core.keys,
             core.master_key,
             self._provider(core.db),
-            identity,
+            await self.identity.started(app),
             notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",
         )
         service.revocation_source = lambda: getattr(
             getattr(app.state, "credentials", None), "revocations", None
         )
-        app.state.onecard = self._service = service
+        app.state.onecard = service
         app.state.onecard_topups = Topups(service, core.db)
         if self.settings.mode is Mode.DEVELOPMENT and isinstance(service.payments, LocalPaymentProvider):
             # `yima dev`: the in-process simulator delivers its notifications to this server over HTTP.
             self._loop_task = asyncio.create_task(service.payments.simulator.run_delivery_loop())
+        return service
 
     async def _stop(self, app: Litestar) -> None:
         import asyncio
         import contextlib
 
+        self._started.reset()
         task = self._loop_task
         if isinstance(task, asyncio.Task):
             task.cancel()

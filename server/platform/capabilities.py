@@ -31,7 +31,7 @@ from typing import Any
 
 from yima_sdk import contract as c
 from yima_sdk.codes import CredentialError
-from yima_sdk.errors import CapabilityDenied, CapabilityFailed, ConsentDenied, InvalidArgument, QuotaExceeded
+from yima_sdk.errors import CapabilityDenied, ConsentDenied, InvalidArgument, QuotaExceeded
 from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
 
 from sandbox.capabilities import CallInfo
@@ -42,6 +42,7 @@ from server.platform import repository
 from server.platform.db import AppDb
 from server.platform.ids import AppUserIds
 from server.platform.jobs import AppJobs
+from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.runtime import Runtime
 from server.platform.staff import repository as staff_repository
 from server.platform.staff.service import roles_held
@@ -58,11 +59,22 @@ def _utc(seconds: float) -> dt.datetime:
 
 
 class PlatformCapabilities:
-    def __init__(self, core: Core, runtime: Runtime, app_state: Any, storage: AppStorage) -> None:
+    def __init__(
+        self,
+        core: Core,
+        runtime: Runtime,
+        storage: AppStorage,
+        *,
+        accounts: Accounts,
+        codes: HealthCodes,
+        payments: Payments,
+    ) -> None:
         self.core = core
         self.runtime = runtime
-        self.state = app_state
         self.storage = storage
+        self.accounts = accounts
+        self.codes = codes
+        self.payments = payments
         self.db = AppDb(core.db, runtime)
         self.jobs = AppJobs(core.db)
         self.ids = AppUserIds(core.master_key)
@@ -169,12 +181,9 @@ class PlatformCapabilities:
             if await repository.consent(conn, account_id, call.app_id, name) is not True:
                 # no prompt from inside a call: the app says "denied"; the phone asks once, from the catalog
                 raise ConsentDenied(f"the resident has not granted the scope {name!r}")
-            profile = await self.state.identity.profile(conn, account_id)
+            profile = await self.accounts.profile(conn, account_id)
         if name == "health_color":
-            credentials = getattr(self.state, "credentials", None)
-            if credentials is None:
-                raise CapabilityFailed("health status is not available on this server")
-            return str((await credentials.ankang.status(account_id)).colour)
+            return await self.codes.health_colour(account_id)
         value = {
             "birth_date": profile.birth_date.isoformat() if profile.birth_date else None,
             "real_name_masked": profile.name_masked,
@@ -221,24 +230,19 @@ class PlatformCapabilities:
             return c.Verification(valid=False, reason="credential.malformed")
         if payload.startswith(PASS_PREFIX):
             return await self._check_pass(call, payload)
-        credentials = getattr(self.state, "credentials", None)
-        if credentials is None:
-            raise CapabilityFailed("code verification is not available on this server")
         try:
-            code = credentials.trust.verifier.verify(payload, self.clock())
+            code = self.codes.verify_code(payload, self.clock())
         except CredentialError as exc:
             return c.Verification(valid=False, reason=exc.code)
-        subject = credentials.ankang.refs.open(code.subject_ref) if code.kind == "ankang_code" else None
+        holder = self.codes.holder(code)
         user_id = health_color = None
-        if subject is not None:
+        if holder is not None:
             # Only for a resident who uses this app: their id in it (never registered here, see known()), and
             # the colour only when they granted the `health_color` scope, since the colour is personal data.
-            user_id = await self.known(call.app_id, subject.account_id)
+            user_id = await self.known(call.app_id, holder)
             if user_id is not None:
                 async with self.core.db.connection() as conn:
-                    consented = await repository.consent(
-                        conn, subject.account_id, call.app_id, "health_color"
-                    )
+                    consented = await repository.consent(conn, holder, call.app_id, "health_color")
                 if consented is True:
                     health_color = code.colour
         return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=health_color)
@@ -311,8 +315,6 @@ class PlatformCapabilities:
 
     async def _charge(self, call: CallInfo, op: c.PaymentsCharge) -> c.Payment:
         account_id = await self.account(call.app_id, call.user_id, "be charged")
-        if getattr(self.state, "onecard", None) is None:
-            raise CapabilityFailed("one-card payments are not available on this server")
         async with self.core.db.transaction() as conn:
             row = await repository.insert_payment(
                 conn,
@@ -335,9 +337,6 @@ class PlatformCapabilities:
         return _payment(row)
 
     async def _refund(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
-        onecard = getattr(self.state, "onecard", None)
-        if onecard is None:
-            raise CapabilityFailed("one-card payments are not available on this server")
         async with self.core.db.transaction() as conn:
             row = await repository.payment(conn, c.id_number(op.payment_id))
             if row is None or row["app_id"] != call.app_id:
@@ -346,7 +345,7 @@ class PlatformCapabilities:
                 raise InvalidArgument(f"payment {op.payment_id!r} is {row['status']}: nothing to refund")
             try:
                 async with conn.transaction():  # a savepoint: a refused refund writes nothing
-                    done = await onecard.refund(
+                    done = await self.payments.refund(
                         conn,
                         charge_id=row["charge_id"],
                         amount_fen=op.amount_fen,

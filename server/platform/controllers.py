@@ -482,7 +482,7 @@ class ResidentPlatformController(Controller):
     @post(
         "/me/payments/{payment_id:int}/confirm",
         status_code=200,
-        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided, e.PaymentsUnavailable),
+        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided),
         operation_id="confirmPayment",
     )
     async def confirm(

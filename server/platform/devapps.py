@@ -26,7 +26,6 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import asyncpg
 import msgspec
@@ -38,6 +37,7 @@ from yima_sdk.pack import Package, archive_files, pack
 
 from sandbox.errors import SandboxError
 from server.errors import AppError, Unprocessable
+from server.platform.ports import Accounts
 from server.platform.runtime import LiveVersion
 from server.platform.service import Platform
 
@@ -49,14 +49,6 @@ Signature = tuple[tuple[str, int, int], ...]
 
 class DevAppRefused(Unprocessable):
     code, title = "dev.app_refused", "The local mini-app folder was refused"
-
-
-class Accounts(Protocol):
-    """The identity port the loader needs: the account that owns, reviews and releases local apps."""
-
-    async def account_id_for_phone(
-        self, conn: asyncpg.Connection, phone: str, *, create: bool
-    ) -> int | None: ...
 
 
 def signature(folder: Path) -> Signature:

@@ -22,7 +22,6 @@ from server.errors import (
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
-    Unavailable,
     Unprocessable,
 )
 from server.platform.staff.errors import StaffRequired
@@ -117,10 +116,6 @@ class PaymentNotFound(NotFound):
 
 class PaymentDecided(Conflict):
     code, title = "payment.already_decided", "This payment was already confirmed or declined"
-
-
-class PaymentsUnavailable(Unavailable):
-    code, title = "payment.unavailable", "One-card payments are not available on this server"
 
 
 def _first_line(doc: str | None) -> str:

@@ -13,9 +13,10 @@ result without the app's part.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from yima_sdk import ScanData
 from yima_sdk import ScanEvent as AppScanEvent
@@ -24,6 +25,10 @@ from yima_sdk.errors import BadScanReply
 
 from sandbox.errors import SandboxError
 from server.platform import errors as e
+from server.platform.runtime import LiveVersion
+
+if TYPE_CHECKING:
+    from server.platform.service import Platform
 
 log = logging.getLogger("yima.platform.scans")
 
@@ -38,14 +43,43 @@ class MiniAppPart:
     reason: str | None = None
 
 
+class ScanFacts(Protocol):
+    """What the platform reads of a recorded scan (the terminals domain's ScanEvent)."""
+
+    @property
+    def scan_id(self) -> str: ...
+    @property
+    def terminal_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def scene(self) -> str: ...
+    @property
+    def result(self) -> str: ...
+    @property
+    def credential_type(self) -> str | None: ...
+    @property
+    def account_id(self) -> int | None: ...
+    @property
+    def scanned_at(self) -> dt.datetime: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def amount_fen(self) -> int | None: ...
+    @property
+    def unit(self) -> str | None: ...
+    @property
+    def issuer(self) -> int | None: ...
+
+
 class PlatformScanSink:
     """Set as `app.state.scan_events` before the terminals plugin starts; bound to the platform at start-up."""
 
     def __init__(self) -> None:
-        self.platform: Any = None
+        self.platform: Platform | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
-    async def scan_recorded(self, event: Any) -> MiniAppPart | None:
+    async def scan_recorded(self, event: ScanFacts) -> MiniAppPart | None:
         """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
         platform = self.platform
         # A code we cannot resolve to a resident (a partner county's) is delivered too, naming nobody: a bus app
@@ -61,7 +95,7 @@ class PlatformScanSink:
             log.warning("scan event delivery failed", extra={"app": app_id, "error": type(exc).__name__})
             return MiniAppPart(app_id, missing=True, reason="miniapp.failed")
 
-    async def _deliver(self, platform: Any, app_id: str, event: Any) -> MiniAppPart:
+    async def _deliver(self, platform: Platform, app_id: str, event: ScanFacts) -> MiniAppPart:
         try:
             version = platform.runtime.resolve(app_id, event.account_id)
         except e.AppError as exc:
@@ -79,7 +113,7 @@ class PlatformScanSink:
             data=ScanData(
                 scan_id=event.scan_id,
                 scanned_at=event.scanned_at,
-                mode=event.mode,
+                mode="online" if event.mode == "online" else "offline",
                 credential_type=event.credential_type,
                 amount_fen=event.amount_fen,
                 unit=event.unit,
@@ -110,7 +144,7 @@ class PlatformScanSink:
         return MiniAppPart(app_id, lines)
 
     @staticmethod
-    async def _call(platform: Any, version: Any, app_event: AppScanEvent) -> Any:
+    async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:
         key = await platform.runtime.ensure_loaded(version)
         return await platform.runtime.host.scan(key, app_event)
 

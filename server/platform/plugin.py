@@ -20,9 +20,11 @@ from server.platform.controllers import (
 from server.platform.devapps import DevApps
 from server.platform.device_login.controllers import DeviceLoginController
 from server.platform.events import PlatformScanSink
+from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.service import Platform
 from server.platform.staff.controllers import MyStaffController, StaffController
 from server.platform.ui_controllers import MiniappPagesController
+from server.plugins import Provides
 from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings
 
@@ -32,9 +34,19 @@ def provide_platform(state: State) -> Platform:
 
 
 class PlatformPlugin(InitPluginProtocol):
-    def __init__(self, settings: Settings, config: PlatformSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        identity: Provides[Accounts],
+        credentials: Provides[HealthCodes],
+        onecard: Provides[Payments],
+        config: PlatformSettings | None = None,
+    ) -> None:
         self.config = config or PlatformSettings.for_server(settings)
         """Replaceable before start-up (tests narrow worker counts and point apps_dir somewhere traversable)."""
+        self.identity, self.credentials, self.onecard = identity, credentials, onecard
+        """The plugins whose services answer the platform's ports (server/platform/ports.py)."""
         self.sink = PlatformScanSink()
         self.dev_apps = settings.dev_apps
         self._dev: DevApps | None = None
@@ -62,11 +74,18 @@ class PlatformPlugin(InitPluginProtocol):
         return app_config
 
     async def _start(self, app: Litestar) -> None:
-        app.state.platform = await Platform.start(app.state.core, self.config, app.state)
-        self.sink.platform = app.state.platform
+        accounts = await self.identity.started(app)
+        platform = await Platform.start(
+            app.state.core,
+            self.config,
+            accounts=accounts,
+            codes=await self.credentials.started(app),
+            payments=await self.onecard.started(app),
+        )
+        app.state.platform = self.sink.platform = platform
         if self.dev_apps:
             # the demo operator owns, reviews and releases local folders (yima dev seeds that account)
-            self._dev = DevApps(app.state.platform, app.state.identity, DEMO_OPERATOR_PHONE, self.dev_apps)
+            self._dev = DevApps(platform, accounts, DEMO_OPERATOR_PHONE, self.dev_apps)
             await self._dev.start()
 
     async def _stop(self, app: Litestar) -> None:

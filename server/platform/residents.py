@@ -24,6 +24,7 @@ from server import audit
 from server.errors import AppError
 from server.platform import errors as e
 from server.platform import repository
+from server.platform.ports import Payments
 from server.platform.runtime import Runtime
 
 
@@ -32,11 +33,9 @@ def _now() -> dt.datetime:
 
 
 class Residents:
-    def __init__(
-        self, runtime: Runtime, onecard: Callable[[], Any], clock: Callable[[], dt.datetime] = _now
-    ) -> None:
+    def __init__(self, runtime: Runtime, payments: Payments, clock: Callable[[], dt.datetime] = _now) -> None:
         self.runtime = runtime
-        self._onecard = onecard
+        self.payments = payments
         self.clock = clock
 
     # ---- consent --------------------------------------------------------------------------------------
@@ -96,13 +95,10 @@ class Residents:
                 row  # a retried confirmation (the phone lost the answer): already paid, never charged twice
             )
         self._still_pending(row)
-        onecard = self._onecard()
-        if onecard is None:
-            raise e.PaymentsUnavailable()
         at = self.clock()
         try:
             async with conn.transaction():  # a savepoint: a refused charge leaves the payment to record it
-                result = await onecard.charge(
+                result = await self.payments.charge(
                     conn,
                     account_id=account_id,
                     amount_fen=row["amount_fen"],

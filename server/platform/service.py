@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
@@ -19,6 +18,7 @@ from server.platform.config import PlatformSettings
 from server.platform.device_login.service import DeviceLogin
 from server.platform.gateway import Gateway
 from server.platform.jobs import JobRunner
+from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.registry import Registry
 from server.platform.residents import Residents
 from server.platform.runtime import Runtime
@@ -47,12 +47,20 @@ class Platform:
     staff: Staff
 
     @classmethod
-    async def start(cls, core: Core, config: PlatformSettings, app_state: Any) -> Platform:
+    async def start(
+        cls,
+        core: Core,
+        config: PlatformSettings,
+        *,
+        accounts: Accounts,
+        codes: HealthCodes,
+        payments: Payments,
+    ) -> Platform:
         config.apps_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         storage = AppStorage(core.db)
         host = SandboxHost(config.sandbox)
         runtime = Runtime(core, host, config.apps_dir, refresh_s=config.refresh_s)
-        caps = PlatformCapabilities(core, runtime, app_state, storage)
+        caps = PlatformCapabilities(core, runtime, storage, accounts=accounts, codes=codes, payments=payments)
         caps.jobs.max_pending = config.jobs_max_pending
         host.provider = caps
         await host.start()
@@ -71,7 +79,7 @@ class Platform:
                 interval_s=core.settings.developer_login_interval_s,
                 verification_uri=f"{core.settings.base_url}/v1/developer/device/confirm",
             ),
-            residents=Residents(runtime, lambda: getattr(app_state, "onecard", None)),
+            residents=Residents(runtime, payments),
             storage=storage,
             caps=caps,
             gateway=Gateway(core, runtime, caps, config),

@@ -1,4 +1,4 @@
-"""Wires the terminals domain into the app (after the credentials and one-card plugins, whose services it uses)."""
+"""Wires the terminals domain into the app: it takes the plugins whose services its ports need (server/plugins.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.cli_support import Commands
-from server.identity.service import IdentityService
+from server.credentials.service import Credentials
+from server.plugins import Provides
 from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
 from server.terminals.plugin_state import Terminals
-from server.terminals.ports import SettlementProvider
+from server.terminals.ports import OfflineSettlement, ResidentNames
 from server.terminals.scan_endpoint import scan_endpoint
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
@@ -27,8 +28,14 @@ def provide_terminals(state: State) -> Terminals:
 
 
 class TerminalsPlugin(InitPluginProtocol):
-    def __init__(self, *, settlement: SettlementProvider) -> None:
-        self._settlement = settlement
+    def __init__(
+        self,
+        *,
+        identity: Provides[ResidentNames],
+        credentials: Provides[Credentials],
+        settlement: Provides[OfflineSettlement],
+    ) -> None:
+        self._identity, self._credentials, self._settlement = identity, credentials, settlement
 
     @staticmethod
     def add_cli_commands(commands: Commands) -> None:
@@ -48,11 +55,12 @@ class TerminalsPlugin(InitPluginProtocol):
     async def _start(self, app: Litestar) -> None:
         if getattr(app.state, "scan_events", None) is None:
             app.state.scan_events = NoScanEvents()
-        identity: IdentityService = (
-            app.state.identity
-        )  # the resident-names port (ResidentNames), typed for mypy
         app.state.terminals = await Terminals.start(
-            app.state.core, app.state.credentials, identity, self._settlement.service, app.state.scan_events
+            app.state.core,
+            await self._credentials.started(app),
+            await self._identity.started(app),
+            await self._settlement.started(app),
+            app.state.scan_events,
         )
 
     async def _stop(self, app: Litestar) -> None:

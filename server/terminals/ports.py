@@ -52,10 +52,3 @@ class OfflineSettlement(Protocol):
     ) -> Sequence[SettlementOutcome]:
         """One outcome per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
         ...
-
-
-class SettlementProvider(Protocol):
-    """The plugin that owns offline settlement; it has started (its `service` exists) before terminals start."""
-
-    @property
-    def service(self) -> OfflineSettlement: ...

@@ -1,0 +1,70 @@
+"""What the platform needs of other domains: its ports, answered by their services at start-up.
+
+`PlatformPlugin` takes the providing plugins (`server/app.py` wires them) and hands their started services to
+`Platform.start`, so every call from the platform into identity, credentials or one-card is checked by mypy
+against these Protocols, and none goes through `app.state`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+import asyncpg
+from yima_sdk.codes import VerifiedCode
+
+from server.onecard.results import ChargeResult, RefundResult
+
+
+class ResidentProfile(Protocol):
+    """What a consented scope may tell an app about the resident."""
+
+    @property
+    def phone_masked(self) -> str: ...
+    @property
+    def name_masked(self) -> str | None: ...
+    @property
+    def birth_date(self) -> dt.date | None: ...
+
+
+class Accounts(Protocol):
+    """Identity: the resident behind a scope, and the account `yima dev` owns local apps with."""
+
+    async def profile(self, conn: asyncpg.Connection, account_id: int) -> ResidentProfile: ...
+
+    async def account_id_for_phone(
+        self, conn: asyncpg.Connection, phone: str, *, create: bool
+    ) -> int | None: ...
+
+
+class HealthCodes(Protocol):
+    """Credentials: an app's `credentials.verify` of a code and its `health_color` scope."""
+
+    def verify_code(self, payload: str, now: float) -> VerifiedCode:
+        """The code checked against the trust list; raises yima_sdk.codes.CredentialError."""
+        ...
+
+    def holder(self, code: VerifiedCode) -> int | None:
+        """The account an Ankang code of ours names; None for a partner's code or a ride code."""
+        ...
+
+    async def health_colour(self, account_id: int) -> str: ...
+
+
+class Payments(Protocol):
+    """One-card: a resident's confirmed mini-app payment, and an app's refund of it."""
+
+    async def charge(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        account_id: int,
+        amount_fen: int,
+        reason: str,
+        idempotency_key: str,
+        app_id: str | None,
+    ) -> ChargeResult: ...
+
+    async def refund(
+        self, conn: asyncpg.Connection, *, charge_id: int, amount_fen: int, idempotency_key: str, reason: str
+    ) -> RefundResult: ...
