@@ -32,6 +32,7 @@ MIGRATION_OWNERS = {
     "0112_terminal_enrolment_units.sql": "terminals",
     "0120_jobs.sql": "platform",
     "0150_terminal_enrolments.sql": "terminals",
+    "0200_terminal_documents.sql": "platform",
 }
 # The foundation migration creates tables for several domains.
 TABLE_OWNERS = {

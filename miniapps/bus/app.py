@@ -10,9 +10,12 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
     disputes     id = the ride's id: one per ride, open -> refunded or rejected
 
-An offline ride (a ride code the terminal accepted without a connection) reaches the app after the platform
-settled the amount the terminal charged (`settled_fen`): the app records it priced by the same engine and does not
-charge it again.
+Every fare table version is also published to the bus terminals (`ctx.terminals.publish("fares", ...)`): the
+platform signs it, terminals sync it with their trust list and price offline ride codes with the version in force.
+An offline ride reaches the app after the platform's settlement re-priced it with the version in force when it
+happened and charged that once (`ScanData.settled_fen`; `amount_fen` is what the terminal priced): the app records
+both, priced by the same engine, and charges nothing more; a terminal price that settlement corrected is listed
+for the fares staff (`GET /fares/repriced`).
 
 A bus terminal is registered with the unit of the line it serves (`line:k2`); a scan at it is a boarding of that
 line. The terminal does not know where the rider will get off, so a staged line charges its top stage.
@@ -202,8 +205,13 @@ def ride_value(user_id: str | None, p: PricedRide, event: ScanEvent, month: str)
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
         "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen, "fare_fen": p.fare_fen,
         "payment_id": None, "payment_status": None, "refunded_fen": 0,
-        # An offline ride was paid by the platform's settlement of the terminal's amount, not by this app.
-        "settled_fen": event.data.amount_fen if event.data.mode == "offline" else None,
+        # An offline ride was paid by the platform's settlement (re-priced from the published table), not by this
+        # app; what the terminal priced is kept beside it (a platform older than `settled_fen` charged that).
+        "terminal_fen": event.data.amount_fen if event.data.mode == "offline" else None,
+        "settled_fen": (
+            (event.data.settled_fen if event.data.settled_fen is not None else event.data.amount_fen)
+            if event.data.mode == "offline" else None
+        ),
     }  # fmt: skip
 
 
@@ -331,7 +339,10 @@ async def put_table(ctx: Context, request: Request) -> Response:
         return problem(400, "bus.version_mismatch", "the body's version is not the path's")
     if table.effective_from < dt.datetime.now(dt.UTC):
         return problem(409, "bus.table_in_past", "a fare table takes effect from now on, never in the past")
+    # To the terminals first, then here: a call cut in between is retried whole (publishing the same version
+    # again is a no-op), and a version here is always one the terminals can have.
     try:
+        await publish(ctx, table)
         await ctx.db.insert("fare_tables", msgspec.to_builtins(table), id=f"v{table.version}")
     except VersionConflict:
         return problem(409, "bus.version_exists", "fare table versions are immutable: publish a new version")
@@ -341,6 +352,11 @@ async def put_table(ctx: Context, request: Request) -> Response:
     return Response.json(
         {"version": table.version, "effective_from": table.effective_from.isoformat()}, status=201
     )
+
+
+async def publish(ctx: Context, table: FareTable) -> None:
+    """Publish a fare table version to the bus terminals (signed by the platform, synced with their trust list)."""
+    await ctx.terminals.publish("fares", table.version, table.effective_from, msgspec.to_builtins(table))
 
 
 @app.get("/fares/tables")
@@ -469,6 +485,30 @@ async def clearing(ctx: Context, request: Request) -> Response:
     return Response.json({"day": day.isoformat(), "counties": rows})
 
 
+@app.get("/fares/repriced")
+async def repriced(ctx: Context, request: Request) -> Response:
+    """`?day=2026-12-07`: that day's offline rides whose terminal price settlement corrected (the terminal held
+    an older table, or none): what the terminal asked and what was charged, so no correction goes unseen."""
+    try:
+        day = dt.date.fromisoformat(request.query.get("day", ""))
+    except ValueError:
+        return problem(400, "bus.bad_day", "give day=YYYY-MM-DD")
+    found = []
+    after = None
+    while True:
+        page = await ctx.db.find("rides", {"day": day.isoformat()}, limit=100, after=after)
+        for r in page.items:
+            v = r.value
+            if v["mode"] == "offline" and v.get("terminal_fen") != v.get("settled_fen"):
+                found.append({"ride": r.id, "line": v["line"], "at": v["at"], "terminal": v["terminal"],
+                              "table_version": v["table_version"], "terminal_fen": v.get("terminal_fen"),
+                              "settled_fen": v.get("settled_fen")})  # fmt: skip
+        after = page.cursor
+        if after is None:
+            break
+    return Response.json({"day": day.isoformat(), "rides": found})
+
+
 @app.job("clear")
 async def clear_yesterday(ctx: Context, job: JobEvent) -> None:
     """00:30 county time: yesterday's clearing report (kept; a rerun finds it)."""
@@ -477,8 +517,11 @@ async def clear_yesterday(ctx: Context, job: JobEvent) -> None:
 
 @app.job("seed")
 async def seed_demo(ctx: Context, job: JobEvent) -> None:
-    """The demo fare table (yima dev runs it once a day; present already: nothing to do)."""
+    """The demo fare table (yima dev runs it once a day; present already: nothing to do), and every version
+    published to the terminals (again: a no-op for those that are)."""
     try:
         await ctx.db.insert("fare_tables", seed.TABLE, id=f"v{seed.TABLE['version']}")
     except VersionConflict:
         pass
+    for table in (await schedule(ctx)).tables:
+        await publish(ctx, table)

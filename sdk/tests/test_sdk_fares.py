@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sdk_world import NOW, World
+from yima_sdk.documents import DocumentError, sign_document
 from yima_sdk.fares import (
     Eligibility,
     FareError,
@@ -27,7 +28,6 @@ from yima_sdk.fares import (
     Ride,
     Rider,
     price_rides,
-    sign_fare_tables,
 )
 from yima_sdk.terminal import Terminal, TerminalError
 
@@ -269,58 +269,78 @@ def test_the_guide_example_runs() -> None:
     exec(compile(block, "docs/sdk.md", "exec"), {})
 
 
-# -- fare tables signed for terminals ----------------------------------------------------------------
+# -- fare tables as terminals receive them: their app's `fares` documents ------------------------------
+
+BUS = "gov.guangde.bus"
 
 
-def test_a_terminal_prices_offline_rides_from_signed_tables_only(world: World, tmp_path: Path) -> None:
-    tables = SCHEDULE.tables
-    signed = sign_fare_tables(
-        tables,
-        app_id="gov.guangde.bus",
-        version=3,
-        root_private_key=world.root,
-        root_key_id="root-2026",
-        issued_at=NOW,
-    )
+def signed_table(world: World, table: dict, **change: object) -> bytes:
+    """A fare table version as the platform signs it when the bus app publishes it (`ctx.terminals.publish`)."""
+    effective_from = int(dt.datetime.fromisoformat(table["effective_from"]).timestamp())
+    args: dict = dict(
+        app_id=BUS, name="fares", version=table["version"], effective_from=effective_from,
+        content=msgspec.json.encode(table), issued_at=NOW, root_private_key=world.root, root_key_id="root-2026",
+    )  # fmt: skip
+    return sign_document(**(args | change))
+
+
+def documents(*envelopes: bytes) -> bytes:
+    """A `GET /v1/terminal/documents` answer."""
+    return b'{"documents":[' + b",".join(envelopes) + b"]}"
+
+
+def test_a_terminal_prices_offline_rides_from_its_apps_signed_tables_only(
+    world: World, tmp_path: Path
+) -> None:
     clock = [float(NOW)]  # 2026-01-01 08:00 county time: version 1 in force
     db = str(tmp_path / "bus.sqlite")
-    terminal = Terminal(root_public_keys=world.roots, db_path=db, clock=lambda: clock[0], clock_source="gnss")
-    terminal.load_trust_list(world.envelope())
+
+    def terminal() -> Terminal:
+        return Terminal(
+            root_public_keys=world.roots, db_path=db, clock=lambda: clock[0], clock_source="gnss", app_id=BUS
+        )
+
+    first = terminal()
+    first.load_trust_list(world.envelope())
     with pytest.raises(TerminalError, match=r"terminal\.no_fares"):
-        terminal.fare("1")
-    assert terminal.load_fares(signed).version == 3
-    assert [terminal.fare("1"), terminal.fare("k2"), terminal.fare("k2", board="k1", alight="k3")] == [
-        200,
-        300,
-        100,
-    ]
+        first.fare("1")
+    assert first.load_documents(documents(signed_table(world, TABLE_V1))) == 1
+    assert [first.fare("1"), first.fare("k2"), first.fare("k2", board="k1", alight="k3")] == [200, 300, 100]
     holder = world.holder()
-    decision = terminal.scan(holder.ride_code(clock[0]), terminal.fare("1"))
+    decision = first.scan(holder.ride_code(clock[0]), first.fare("1"))
     assert decision.result == "accept"
+    # Version 2 arrives (version 1 is sent again, as the server sends every version): held together.
+    assert first.load_documents(documents(signed_table(world, TABLE_V1), signed_table(world, TABLE_V2))) == 2
+    assert [(d.version, d.app_id) for d in first.documents("fares")] == [(1, BUS), (2, BUS)]
+    first.close()
     # The tables survive a restart; on 2026-03-01 version 2 of the table is in force.
     clock[0] = dt.datetime(2026, 3, 1, 12, tzinfo=CST).timestamp()
-    reopened = Terminal(root_public_keys=world.roots, db_path=db, clock=lambda: clock[0], clock_source="gnss")
+    reopened = terminal()
     assert reopened.fare("1") == 250
+    assert reopened.document("fares") is not None and reopened.document("fares").version == 2  # type: ignore[union-attr]
 
-    # Refused: an older publication, another app's, a root not pinned, a tampered document, and the root's
-    # signature of the bare document (as on a trust list) instead of the fare context.
-    def signed_with(**change: object) -> bytes:
-        args: dict = dict(
-            app_id="gov.guangde.bus", version=3, root_private_key=world.root, root_key_id="root-2026"
-        )
-        return sign_fare_tables(tables, issued_at=NOW, **(args | change))
-
-    for envelope, message in [
-        (signed_with(version=2), "does not supersede"),
-        (signed_with(app_id="cn.example.other", version=4), "does not supersede"),
-        (signed_with(root_private_key=Ed25519PrivateKey.generate(), version=4), "bad signature"),
-        (signed_with(root_key_id="elsewhere", version=4), "not pinned"),
+    # Refused, all or nothing: another app's table, a root not pinned, another key under the pinned id, a held
+    # version replaced, a `fares` version that is no fare table, a tampered document, and the root's signature
+    # of the bare document (as on a trust list) instead of the terminal-document context.
+    v3 = TABLE_V2 | {"version": 3, "effective_from": "2026-04-01T00:00:00+08:00"}
+    cheaper = TABLE_V2 | {"lines": {**TABLE_V2["lines"], "1": {"name": "1路", "flat_fen": 10}}}
+    for envelope, error, message in [
+        (signed_table(world, v3, app_id="cn.example.other"), DocumentError, "not of this terminal's app"),
+        (signed_table(world, v3, root_key_id="elsewhere"), DocumentError, "not pinned"),
+        (
+            signed_table(world, v3, root_private_key=Ed25519PrivateKey.generate()),
+            DocumentError,
+            "bad signature",
+        ),
+        (signed_table(world, cheaper), DocumentError, "version 2 replaced"),
+        (signed_table(world, v3, content=b'{"lines":1}'), FareError, "fare table"),
     ]:
-        with pytest.raises(FareError, match=message):
-            reopened.load_fares(envelope)
-    wire = msgspec.json.decode(signed_with(version=4))
+        with pytest.raises(error, match=message):
+            reopened.load_documents(documents(signed_table(world, v3 | {"version": 4}), envelope))
+    wire = msgspec.json.decode(signed_table(world, v3))
     document = base64.b64decode(wire["document"])
-    tampered = document.replace(b'"flat_fen":200', b'"flat_fen":20', 1)
+    tampered = document.replace(b'"flat_fen":250', b'"flat_fen":25', 1)
+    assert tampered != document
     for doc, signature in [
         (tampered, base64.b64decode(wire["signature"])),
         (document, world.root.sign(document)),
@@ -329,9 +349,18 @@ def test_a_terminal_prices_offline_rides_from_signed_tables_only(world: World, t
             wire
             | {"document": base64.b64encode(doc).decode(), "signature": base64.b64encode(signature).decode()}
         )
-        with pytest.raises(FareError, match="bad signature"):
-            reopened.load_fares(forged)
-    assert reopened.fares is not None and reopened.fares.version == 3
+        with pytest.raises(DocumentError, match="bad signature"):
+            reopened.load_documents(documents(forged))
+    assert [d.version for d in reopened.documents("fares")] == [1, 2]
+    assert reopened.fare("1") == 250
+    # A terminal bound to another app's scene applies none of the bus app's documents.
+    other = Terminal(
+        root_public_keys=world.roots, db_path=str(tmp_path / "clinic.sqlite"), clock=lambda: clock[0],
+        clock_source="gnss", app_id="gov.guangde.clinic",
+    )  # fmt: skip
+    with pytest.raises(DocumentError, match="not of this terminal's app"):
+        other.load_documents(documents(signed_table(world, TABLE_V1)))
+    assert other.fares is None
 
 
 def test_the_engine_imports_no_crypto_so_it_runs_in_the_sandbox() -> None:

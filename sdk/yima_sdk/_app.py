@@ -8,7 +8,7 @@ worker-side runtime that serves an App over the bridge.
         return await ctx.storage.get("books", request.path_params["id"])
 
 Capabilities (`ctx.db`, `ctx.user`, `ctx.storage`, `ctx.credentials`, `ctx.payments`, `ctx.notify`, `ctx.jobs`,
-`ctx.log`) are thin
+`ctx.terminals`, `ctx.log`) are thin
 async proxies: `await ctx.storage.put("k", v)` sends the request (capability, operation, args) to the host and
 awaits its reply; several may be in flight at once. A refused capability raises `CapabilityDenied`.
 
@@ -57,6 +57,7 @@ from yima_sdk.capabilities import (
     Notify,
     Payments,
     Storage,
+    Terminals,
     User,
 )
 from yima_sdk.errors import CapabilityDenied, RouteNotFound, YimaError, error_for_code
@@ -230,6 +231,7 @@ class Context:
         self.log: Log = facade("log", Log)
         self.db: Db = facade("db", Db)
         self.jobs: Jobs = facade("jobs", Jobs)
+        self.terminals: Terminals = facade("terminals", Terminals)
 
 
 class _Runtime:

@@ -118,6 +118,10 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     issuer: int | None = None
     """The administrative division code of the scanned code's issuer: 341822 for Guangde's own codes, a partner
     county's (330522 Changxing ...) for codes on the trust list it signed; None without a verified code."""
+    settled_fen: int | None = None
+    """An offline ride code's fare as settlement charged it (once) to the rider's one-card: re-priced with the
+    `fares` table this app published that was in force when the ride happened (`amount_fen` is what the terminal
+    priced; they differ when the terminal held an older table). None when nothing was settled."""
 
 
 class ScanEvent(_Wire, tag="scan"):

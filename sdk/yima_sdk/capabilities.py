@@ -1,5 +1,5 @@
 """Typed capability facades (`ctx.db`, `ctx.storage`, `ctx.user`, `ctx.notify`, `ctx.payments`, `ctx.credentials`,
-`ctx.jobs`, `ctx.log`) and the values they return.
+`ctx.jobs`, `ctx.terminals`, `ctx.log`) and the values they return.
 
 Each method builds one operation Struct of the contract (`yima_sdk.contract`), sends its fields as keyword
 arguments over the bridge and converts the host's reply to the operation's reply type; a refusal comes back as
@@ -24,6 +24,7 @@ from yima_sdk import contract as c
 from yima_sdk.contract import (
     AppPass,
     Document,
+    DocumentVersion,
     Group,
     Page,
     Payment,
@@ -41,6 +42,7 @@ __all__ = [
     "Credentials",
     "Db",
     "Document",
+    "DocumentVersion",
     "Group",
     "Jobs",
     "Log",
@@ -54,6 +56,7 @@ __all__ = [
     "StaffRole",
     "StaffRoles",
     "Storage",
+    "Terminals",
     "Transaction",
     "User",
     "Verification",
@@ -252,6 +255,31 @@ class Jobs(_Facade):
     async def cancel(self, job_id: str) -> bool:
         """Cancel a one-shot job; True if it was still pending."""
         return bool(await self._call(c.JobsCancel(job_id=job_id)))
+
+
+class Terminals(_Facade):
+    """Documents for the terminals of the app's scenes (a bus app's fare table): signed by the platform, synced
+    by terminals with their trust list, applied by them from each version's `effective_from`."""
+
+    __slots__ = ()
+
+    async def publish(
+        self, name: str, version: int, effective_from: dt.datetime | float, content: dict[str, Any]
+    ) -> DocumentVersion:
+        """Publish `version` of document `name` (lower case, digits, `_`), in force from `effective_from` (an
+        aware datetime or Unix seconds) until a later-effective version. Immutable: the same version again with
+        the same content and time is a no-op (retry freely); other content raises VersionConflict. `content`
+        is a JSON object of at most 64 KiB; `fares` must be that version's `yima_sdk.fares.FareTable`. Raises
+        InvalidArgument, QuotaExceeded (200 versions of one name)."""
+        when = effective_from.timestamp() if isinstance(effective_from, dt.datetime) else effective_from
+        op = c.TerminalsPublish(name=name, version=version, effective_from=int(when), content=content)
+        published: DocumentVersion = await self._call(op)
+        return published
+
+    async def published(self, name: str) -> list[DocumentVersion]:
+        """The versions of `name` published so far, oldest effective first."""
+        found: list[DocumentVersion] = await self._call(c.TerminalsPublished(name=name))
+        return found
 
 
 class Log(_Facade):

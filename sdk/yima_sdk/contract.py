@@ -33,6 +33,7 @@ from yima_sdk.errors import (
     VersionConflict,
     YimaError,
 )
+from yima_sdk.fares import FareTable
 from yima_sdk.manifest import JobName, Scope
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "DbUpdate",
     "DeleteWrite",
     "Document",
+    "DocumentVersion",
     "Group",
     "InsertWrite",
     "JobsCancel",
@@ -78,6 +80,8 @@ __all__ = [
     "StorageGetDocument",
     "StorageList",
     "StoragePut",
+    "TerminalsPublish",
+    "TerminalsPublished",
     "UpdateWrite",
     "UserId",
     "UserScope",
@@ -85,6 +89,7 @@ __all__ = [
     "Verification",
     "Written",
     "answer_headers",
+    "check_document",
     "check_filename",
     "check_job",
     "check_pass",
@@ -105,6 +110,9 @@ MAX_PASS_DATA_BYTES = 512
 MAX_LINES, MAX_LINE = 4, 40
 MAX_JOB_DATA_BYTES = 4096
 MAX_JOB_DELAY_S = 30 * 86400
+MAX_DOCUMENT_BYTES = 64 * 1024
+MAX_DOCUMENT_VERSIONS = 200
+"""Versions of one terminal document an app may publish (each is kept: a ride is priced by the one in force)."""
 JOB_ATTEMPTS = 5
 """Runs of one job (or one firing of a schedule) before the platform gives up on it."""
 _BIG = 2**62  # storage integers fit PostgreSQL's bigint with room for a delta
@@ -662,6 +670,48 @@ class JobsCancel(_Op, frozen=True, tag="jobs.cancel"):
     job_id: Annotated[str, msgspec.Meta(pattern=r"^job_[0-9]{1,18}$")]
 
 
+# ---- terminals: documents an app publishes for the terminals of its scenes ------------------------------
+
+DocumentName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+"""A terminal document's name (`fares`): lower case, digits, `_`; 1-40 characters."""
+FARES_DOCUMENT = "fares"
+"""The document the platform reads itself: a `yima_sdk.fares.FareTable` per version; terminals price offline
+rides with it and settlement re-prices them with the version in force when they happened."""
+
+
+class DocumentVersion(_Reply, frozen=True):
+    """One published version of a terminal document: in force from `effective_from` (Unix seconds) until a
+    later-effective version."""
+
+    name: str
+    version: int
+    effective_from: int
+
+
+class TerminalsPublish(_Op, frozen=True, tag="terminals.publish"):
+    """Publish version `version` of document `name` for the terminals of this app's scenes: the platform signs
+    it with its trust-list root, terminals fetch it with their trust list and apply the version in force at
+    `effective_from` (Unix seconds). Versions are immutable: the same version again with the same content and
+    time answers as the first time (a retried call); with other content, VersionConflict. `content` is a JSON
+    object of at most 64 KiB; `fares` must be the `yima_sdk.fares.FareTable` of that version and time.
+    QuotaExceeded past 200 versions of one name."""
+
+    Reply = DocumentVersion
+    errors = (InvalidArgument, VersionConflict, QuotaExceeded)
+    name: DocumentName
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+    effective_from: Annotated[int, msgspec.Meta(ge=0, le=2**40)]
+    content: dict[str, Any]
+
+
+class TerminalsPublished(_Op, frozen=True, tag="terminals.published"):
+    """The versions of document `name` this app has published, oldest effective first."""
+
+    Reply = list[DocumentVersion]
+    errors = (InvalidArgument,)
+    name: DocumentName
+
+
 Operation = (
     StorageGet
     | StorageGetDocument
@@ -690,6 +740,8 @@ Operation = (
     | DbCommit
     | JobsSchedule
     | JobsCancel
+    | TerminalsPublish
+    | TerminalsPublished
 )
 """Every capability operation, a tagged union on `op`."""
 
@@ -718,6 +770,18 @@ def check_pass(op: CredentialsIssuePass, now: float) -> None:
     if not now < op.valid_until <= now + 366 * 86400:
         raise InvalidArgument("valid_until must be a future Unix time in seconds, at most a year ahead")
     _encoded_data(op.data, MAX_PASS_DATA_BYTES)
+
+
+def check_document(op: TerminalsPublish) -> bytes:
+    """The rules of `terminals.publish` beyond its field types: the content encoded (compact JSON, as signed),
+    at most 64 KiB, and a `fares` document a fare table of the same version and time; InvalidArgument when
+    broken."""
+    encoded = _encoded_data(op.content, MAX_DOCUMENT_BYTES)
+    if op.name == FARES_DOCUMENT:
+        table = FareTable.from_json(encoded)  # FareError is an InvalidArgument naming what is wrong
+        if table.version != op.version or int(table.effective_from.timestamp()) != op.effective_from:
+            raise InvalidArgument("a fares document is the fare table of the same version and effective_from")
+    return encoded
 
 
 def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:

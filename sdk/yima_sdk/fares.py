@@ -22,37 +22,26 @@ Rounding: a percentage of a fare is rounded down to the fen (`fen * pct // 100`)
 `FareState` carries what steps 4-5 need from earlier rides, so the caller keeps one small record per rider;
 `price_rides` prices a rider's rides from scratch in time order (settlement re-prices this way).
 
-Terminals receive the tables signed (`sign_fare_tables` -> envelope bytes; `FareDocument.verify` against the
-root keys the terminal pins for its trust list), so a terminal prices offline only from tables the operator's
-root key vouched for. The signature covers `FARES_CONTEXT` + the document, so it can never pass as a trust list's
-(which signs the bare document) or the other way round.
+Terminals receive the tables as their scene's app published them (`ctx.terminals.publish("fares", ...)`, one
+terminal document per version, signed by the platform's trust-list root: `yima_sdk.documents`), so a terminal
+prices offline only from tables the root vouched for; settlement re-prices with the same versions.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterable, Sequence
+from typing import Annotated
 
 import msgspec
 
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-# The signing and verifying below import their crypto on use: mini-apps price rides with this module inside the
-# sandbox, whose filesystem holds the interpreter, yima_sdk and the app, not `cryptography` or PyNaCl.
-
 __all__ = [
-    "FARES_CONTEXT",
     "AgeBand",
     "Eligibility",
-    "FareDocument",
     "FareError",
     "FareSchedule",
     "FareState",
@@ -65,7 +54,7 @@ __all__ = [
     "Stage",
     "TransferRule",
     "price_rides",
-    "sign_fare_tables",
+    "settlement_fare",
 ]
 
 Fen = Annotated[int, msgspec.Meta(ge=0, le=100_000_00)]
@@ -384,91 +373,15 @@ def price_rides(schedule: FareSchedule, rider: Rider, rides: Sequence[Ride]) -> 
     return out
 
 
-FARES_CONTEXT = b"yima-fares-v1\x00"
-"""What a fare document's signature covers before the document: keeps it apart from every other root signature."""
+_ANYONE = Rider()
+_NO_RIDES = FareState()
 
 
-class _Document(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    app_id: str
-    version: int
-    issued_at: int
-    tables: list[FareTable]
-
-
-class _Envelope(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    document: str
-    signature: str
-    root_key_id: str
-
-
-def sign_fare_tables(
-    tables: Iterable[FareTable], *, app_id: str, version: int, root_private_key: Ed25519PrivateKey, root_key_id: str,
-    issued_at: int,
-) -> bytes:  # fmt: skip
-    """Server side: sign every version of an app's fare tables for terminals; returns the envelope bytes.
-    `version` counts publications (a terminal refuses an older one than it holds)."""
-    ordered = sorted(tables, key=lambda t: t.effective_from)
-    FareSchedule(ordered)  # refuse what a terminal could not price with
-    document = msgspec.json.encode(
-        _Document(app_id=app_id, version=version, issued_at=issued_at, tables=ordered)
-    )
-    return msgspec.json.encode(
-        _Envelope(
-            document=base64.b64encode(document).decode(),
-            signature=base64.b64encode(root_private_key.sign(FARES_CONTEXT + document)).decode(),
-            root_key_id=root_key_id,
-        )
-    )
-
-
-class FareDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """Fare tables a terminal holds, verified: whose (`app_id`), which publication (`version`), and the schedule."""
-
-    app_id: str
-    version: int
-    issued_at: int
-    schedule: FareSchedule
-    envelope: bytes
-
-    @classmethod
-    def verify(
-        cls,
-        envelope: bytes,
-        root_public_keys: Mapping[str, Ed25519PublicKey | bytes],
-        held: FareDocument | None = None,
-    ) -> FareDocument:
-        """Check an envelope against the pinned root keys; refuse an older publication than `held` (rollback),
-        or another app's. Raises FareError (`fare document: ...`)."""
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-        from yima_sdk._ed25519 import VerifyKey
-
-        try:
-            wire = msgspec.json.decode(envelope, type=_Envelope)
-            document = base64.b64decode(wire.document, validate=True)
-            signature = base64.b64decode(wire.signature, validate=True)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, binascii.Error) as exc:
-            raise FareError(f"fare document: malformed: {exc}") from None
-        root = root_public_keys.get(wire.root_key_id)
-        if root is None:
-            raise FareError(f"fare document: root key {wire.root_key_id!r} is not pinned")
-        if isinstance(root, Ed25519PublicKey):
-            root = root.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        if not VerifyKey(root).verifies(signature, FARES_CONTEXT + document):
-            raise FareError("fare document: bad signature")
-        try:
-            doc = msgspec.json.decode(document, type=_Document)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise FareError(f"fare document: malformed: {exc}") from None
-        if held is not None and (doc.app_id != held.app_id or doc.version < held.version):
-            raise FareError(
-                f"fare document: {doc.app_id} version {doc.version} does not supersede the one held"
-            )
-        return cls(
-            app_id=doc.app_id, version=doc.version, issued_at=doc.issued_at, schedule=FareSchedule(doc.tables),
-            envelope=envelope,
-        )  # fmt: skip
+def settlement_fare(schedule: FareSchedule, line: str, at: dt.datetime) -> int:
+    """An offline boarding of `line` at `at` as a terminal prices it and settlement re-prices it: the table in force
+    at `at`, the rider unknown (no concession, transfer or cap), a staged line's top stage. FareError when no
+    table is in force or the line is unknown."""
+    return schedule.price(Ride(ride_id="", at=at, line=line), _ANYONE, _NO_RIDES)[0].fare_fen
 
 
 def _categories(compiled: _Compiled, rider: Rider, at: dt.datetime, on: dt.date) -> Iterable[str]:

@@ -67,7 +67,7 @@ __all__ = [
 
 MANIFEST_FILE = "miniapp.toml"
 
-Capability = Literal["user", "storage", "credentials", "payments", "notify", "log", "db", "jobs"]
+Capability = Literal["user", "storage", "credentials", "payments", "notify", "log", "db", "jobs", "terminals"]
 CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[attr-defined]
 
 Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]

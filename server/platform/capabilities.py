@@ -14,6 +14,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
     payments.refund -> Refund (part or all of a succeeded payment, once per key)
     jobs.schedule -> job id    jobs.cancel -> bool   see jobs.py
+    terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents.py
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
 App passes are in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`.
@@ -47,6 +48,7 @@ from server.platform.runtime import Runtime
 from server.platform.staff import repository as staff_repository
 from server.platform.staff.service import roles_held
 from server.platform.storage import AppStorage
+from server.platform.terminal_documents import TerminalDocuments
 
 PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
 SHARE_SCOPE = "pass_share:"
@@ -77,6 +79,7 @@ class PlatformCapabilities:
         self.payments = payments
         self.db = AppDb(core.db, runtime)
         self.jobs = AppJobs(core.db)
+        self.documents = TerminalDocuments(core, runtime)
         self.ids = AppUserIds(core.master_key)
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
@@ -166,6 +169,8 @@ class PlatformCapabilities:
                 return await self.db.handle(call, op)
             case c.JobsSchedule() | c.JobsCancel():
                 return await self.jobs.handle(call.app_id, op)
+            case c.TerminalsPublish() | c.TerminalsPublished():
+                return await self.documents.handle(call.app_id, op)
             case _:
                 return await self.storage.handle(call.app_id, op)
 

@@ -30,6 +30,9 @@ from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 ALICE_BORN = "19900514"  # the simulator's fixture alice was born on 1990-05-14
 CLINIC = "clinic:guangde-people-1"
+NEW_YEAR = 1767196800  # 2026-01-01 00:00 county time
+FARE_TABLE = {"version": 1, "effective_from": "2026-01-01T00:00:00+08:00",
+              "lines": {"1": {"name": "1路", "flat_fen": 200}}}  # fmt: skip
 _NOT_SHARED = {"valid": False, "reason": "credential.share_not_consented", "kind": "", "user_id": None,
                "health_color": None, "pass_id": None, "data": {}, "issuer_app": None}  # fmt: skip
 
@@ -89,6 +92,33 @@ CASES: list[Case] = [
          expect=0),
     Case("counter_get untouched", "storage.counter_get", {"name": "other"}, expect=0,
          before="storage_quota_1000"),
+    # terminals: documents for the terminals of the app's scenes
+    Case("terminals publish", "terminals.publish", {"name": "notice", "version": 1, "effective_from": NEW_YEAR,
+                                                    "content": {"text": "春运加班车"}},
+         expect={"name": "notice", "version": 1, "effective_from": NEW_YEAR}),
+    Case("terminals publish the same version again", "terminals.publish",
+         {"name": "notice", "version": 1, "effective_from": NEW_YEAR, "content": {"text": "春运加班车"}},
+         expect={"name": "notice", "version": 1, "effective_from": NEW_YEAR}),
+    Case("terminals publish a version again with other content", "terminals.publish",
+         {"name": "notice", "version": 1, "effective_from": NEW_YEAR, "content": {"text": "changed"}},
+         error=c.VersionConflict),
+    Case("terminals publish a bad name", "terminals.publish",
+         {"name": "Notice!", "version": 1, "effective_from": NEW_YEAR, "content": {}}, error=c.InvalidArgument),
+    Case("terminals publish a fares document that is no fare table", "terminals.publish",
+         {"name": "fares", "version": 1, "effective_from": NEW_YEAR, "content": {"lines": 1}},
+         error=c.InvalidArgument),
+    Case("terminals publish a fare table under another version", "terminals.publish",
+         {"name": "fares", "version": 2, "effective_from": NEW_YEAR, "content": FARE_TABLE},
+         error=c.InvalidArgument),
+    Case("terminals publish a fare table", "terminals.publish",
+         {"name": "fares", "version": 1, "effective_from": NEW_YEAR, "content": FARE_TABLE},
+         expect={"name": "fares", "version": 1, "effective_from": NEW_YEAR}),
+    Case("terminals publish past the versions quota", "terminals.publish",
+         {"name": "notice", "version": 2, "effective_from": NEW_YEAR + 60, "content": {}},
+         error=c.QuotaExceeded, before="documents_quota_1"),
+    Case("terminals published", "terminals.published", {"name": "notice"},
+         expect=[{"name": "notice", "version": 1, "effective_from": NEW_YEAR}], before="documents_quota_200"),
+    Case("terminals published a bad name", "terminals.published", {"name": ""}, error=c.InvalidArgument),
     # db: collections with declared indexes (the probe declares bookings: day, user_id, [doctor_id, day])
     Case("db insert", "db.insert", {"collection": "bookings", "id": "b1",
                                     "value": {"day": "2026-03-02", "doctor_id": "d1", "fee": 500}},
@@ -393,6 +423,9 @@ class ServerPlatform:
         if name.startswith("jobs_pending_"):
             self.provider.jobs.max_pending = int(name.rpartition("_")[2])
             return
+        if name.startswith("documents_quota_"):
+            self.provider.documents.max_versions = int(name.rpartition("_")[2])
+            return
         client, alice = self.team.client, self.alice
         share = f"/v1/me/consents/{self.issuer_app}/pass_share:{self.app_id}"
         staff = f"/v1/miniapps/{self.app_id}/staff"
@@ -441,6 +474,9 @@ class SimPlatform:
             return
         if name.startswith("jobs_pending_"):
             self.provider.jobs_quota = int(name.rpartition("_")[2])
+            return
+        if name.startswith("documents_quota_"):
+            self.provider.documents_quota = int(name.rpartition("_")[2])
             return
         if name.startswith("share_"):
             self.provider.set_share_consent("alice", self.issuer_app, name == "share_granted")

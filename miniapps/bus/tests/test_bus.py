@@ -5,8 +5,10 @@ statement, and a disputed fare refunded by the fares staff."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
 
 
@@ -170,3 +172,53 @@ def test_partner_county_codes_ride_and_a_daily_clearing_report_is_kept(miniapp: 
     assert csv.headers["content-type"].startswith("text/csv")
     assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
     assert miniapp.get("/fares/clearing", user="alice", query={"day": day}).status == 403
+
+
+def test_fare_tables_reach_terminals_and_settlement_reprices_offline_rides(
+    miniapp: MiniApp, tmp_path: Path
+) -> None:
+    """A version the fares staff publish reaches a bus terminal (signed, synced, applied from its time); an offline
+    ride a terminal priced with an older table is charged the fare in force when it happened, and listed."""
+    wednesday = to_wednesday_10(miniapp)  # the seed job published version 1 to the terminals
+    terminal = Terminal(
+        root_public_keys=miniapp.platform.credentials.root_public_keys,
+        db_path=str(tmp_path / "bus-terminal.sqlite"),
+        clock=lambda: miniapp.now,
+        clock_source="ntp",
+        app_id="gov.guangde.bus",
+    )
+    try:
+        assert terminal.load_documents(miniapp.platform.terminal_documents()) == 1
+        assert (terminal.fare("1"), terminal.fare("k2")) == (200, 400)
+        miniapp.grant_staff("carol", "fares")
+        v2 = miniapp.get("/fares/tables", user="carol").json()["tables"][0] | {"version": 2}
+        v2["lines"]["1"]["flat_fen"] = 300
+        v2["effective_from"] = (wednesday + dt.timedelta(hours=1)).isoformat()
+        assert miniapp.put("/fares/tables/2", user="carol", json=v2).status == 201
+        assert terminal.load_documents(miniapp.platform.terminal_documents()) == 2
+        assert terminal.fare("1") == 200  # 10:00: version 2 takes effect at 11:00
+        miniapp.advance(hours=2)
+        assert terminal.fare("1") == 300
+    finally:
+        terminal.close()
+
+    # A terminal that missed the sync priced a 12:00 boarding of line 1 at 2 yuan: settlement charges 3 yuan.
+    assert miniapp.get("/me", user="alice").status == 200
+    lines = miniapp.scan(
+        "bus", user="alice", unit="line:1", mode="offline", credential_type="ride_code", amount_fen=200
+    )
+    assert lines == ["1路 ¥3.00"]
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": wednesday.strftime("%Y-%m")}).json()[
+        "rides"
+    ]
+    assert (ride["table_version"], ride["terminal_fen"], ride["settled_fen"], ride["payment_id"]) == (
+        2,
+        200,
+        300,
+        None,
+    )
+    assert miniapp.payments == []  # settled by the platform, never charged again by the app
+    day = {"day": wednesday.date().isoformat()}
+    (corrected,) = miniapp.get("/fares/repriced", user="carol", query=day).json()["rides"]
+    assert (corrected["ride"], corrected["terminal_fen"], corrected["settled_fen"]) == (ride["id"], 200, 300)
+    assert miniapp.get("/fares/repriced", user="alice", query=day).status == 403

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from yima_sdk import contract as c
 from yima_sdk.codes import ALG_ED25519, ANKANG_PREFIX, Colour, CredentialError, Verifier, issue_ankang_code
+from yima_sdk.documents import sign_document
 from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
 from yima_sdk.trust import TrustEntry, TrustList, build_trust_list
 
@@ -68,6 +69,13 @@ class DevCredentials:
         self.root_public_keys = {ROOT_KEY_ID: _raw(self._root)}
         """Pin these in a `yima_sdk.terminal.Terminal` to trust the simulator's trust list."""
         self._verifier = Verifier(TrustList.verify(self.trust_list_envelope, self.root_public_keys))
+
+    def sign_document(self, name: str, version: int, effective_from: int, content: bytes) -> bytes:
+        """A terminal document's envelope (`yima_sdk.documents`), signed by the simulator's root."""
+        return sign_document(
+            app_id=self.app_id, name=name, version=version, effective_from=effective_from, content=content,
+            issued_at=int(self.clock()), root_private_key=self._root, root_key_id=ROOT_KEY_ID,
+        )  # fmt: skip
 
     def ankang_code(self, holder: str, colour: Colour, *, valid_s: int = ANKANG_VALIDITY_S) -> str:
         """An Ankang code (`YA:` + Base45, Ed25519) for fixture resident `holder`; the subject reference is

@@ -284,6 +284,7 @@ class AsyncSimulator:
         amount_fen: int | None = None,
         unit: str | None = None,
         issuer: int | None = 341822,
+        settled_fen: int | None = None,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
@@ -291,8 +292,14 @@ class AsyncSimulator:
         does not introduce a resident to an app. The app's errors are raised as the matching yima_sdk error
         (e.g. ConsentDenied), an answer outside the scan reply contract as BadScanReply (production shows the
         scan without the app's part then). `issuer`: the code's issuer, Guangde (341822) unless a partner county's
-        code is scanned (pass `user=None` then: a partner county's resident is not known to this platform)."""
+        code is scanned (pass `user=None` then: a partner county's resident is not known to this platform).
+        An offline ride code with `amount_fen` is settled as production settles it (`settled_fen`: re-priced by
+        the `fares` table the app published in force at the scan, on the line of a `line:<id>` unit; else the
+        terminal's amount), unless `settled_fen` is given."""
         self._scan_ids += 1
+        scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
+        if settled_fen is None and mode == "offline" and credential_type == "ride_code" and amount_fen:
+            settled_fen = self.platform.settle_ride(unit, scanned_at, amount_fen)
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
@@ -300,12 +307,13 @@ class AsyncSimulator:
             user_id=None if user is None or user not in self.platform.used else self.user_id(user),
             data=ScanData(
                 scan_id=f"sim-scan-{self._scan_ids}",
-                scanned_at=dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC),
+                scanned_at=scanned_at,
                 mode=mode,
                 credential_type=credential_type,
                 amount_fen=amount_fen,
                 unit=unit,
                 issuer=issuer,
+                settled_fen=settled_fen,
             ),
         )
         try:

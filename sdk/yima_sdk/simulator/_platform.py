@@ -26,6 +26,7 @@ from yima_sdk.errors import (
     QuotaExceeded,
     VersionConflict,
 )
+from yima_sdk.fares import FareError, FareSchedule, FareTable, settlement_fare
 from yima_sdk.manifest import Manifest
 from yima_sdk.simulator._credentials import DevCredentials
 from yima_sdk.simulator._db import SimulatedDb
@@ -167,6 +168,10 @@ class SimulatedPlatform:
             due = parse_cron(expression).next_after(now).timestamp()
             job = SimJob(id=f"job_{next(self._ids)}", name=name, due=due, run_at=due, schedule=expression)
             self.jobs[job.id] = job
+        self.documents: dict[tuple[str, int], tuple[int, bytes, bytes]] = {}
+        """Terminal documents (`ctx.terminals.publish`): (name, version) -> (effective_from, content, envelope)."""
+        self.documents_quota = c.MAX_DOCUMENT_VERSIONS
+        """Versions of one document the app may publish, as production's cap."""
         self.staff: dict[str, set[tuple[str, str | None]]] = {}
         """Fixture resident name -> the (role, unit) memberships `grant_staff` gave them."""
         self.share_refused: set[tuple[str, str]] = set()
@@ -372,6 +377,10 @@ class SimulatedPlatform:
                     return False
                 job.status = "cancelled"
                 return True
+            case c.TerminalsPublish():
+                return self._publish(op)
+            case c.TerminalsPublished():
+                return self._published(op.name)
         raise CapabilityDenied(f"{c.operation_name(op)} is not served by the simulator")
 
     # storage
@@ -418,6 +427,50 @@ class SimulatedPlatform:
             raise CounterOutOfRange(f"counter {op.name!r} would leave [{op.min}, {op.max}]; it is unchanged")
         self.space.counters[op.name] = value
         return value
+
+    # terminal documents
+
+    def _publish(self, op: c.TerminalsPublish) -> c.DocumentVersion:
+        content = c.check_document(op)
+        reply = c.DocumentVersion(name=op.name, version=op.version, effective_from=op.effective_from)
+        held = self.documents.get((op.name, op.version))
+        if held is not None:
+            if held[:2] != (op.effective_from, content):
+                raise VersionConflict(f"{op.name} version {op.version} is published with other content")
+            return reply
+        if sum(1 for name, _ in self.documents if name == op.name) >= self.documents_quota:
+            raise QuotaExceeded(f"at most {self.documents_quota} versions of {op.name} may be published")
+        envelope = self.credentials.sign_document(op.name, op.version, op.effective_from, content)
+        self.documents[(op.name, op.version)] = (op.effective_from, content, envelope)
+        return reply
+
+    def _published(self, name: str) -> list[c.DocumentVersion]:
+        found = [
+            c.DocumentVersion(name=n, version=v, effective_from=held[0])
+            for (n, v), held in self.documents.items()
+            if n == name
+        ]
+        return sorted(found, key=lambda d: (d.effective_from, d.version))
+
+    def settle_ride(self, unit: str | None, at: dt.datetime, amount_fen: int) -> int | None:
+        """What production's settlement charges for an offline ride code the terminal priced at `amount_fen`:
+        re-priced by the published `fares` version in force at `at` for the line of a `line:<id>` unit, else
+        the terminal's amount (no fares published, a terminal without a line); None (nothing charged) when the
+        published tables cannot price it."""
+        tables = [
+            FareTable.from_json(held[1]) for (n, _), held in self.documents.items() if n == c.FARES_DOCUMENT
+        ]
+        if not tables or unit is None or not unit.startswith("line:"):
+            return amount_fen
+        try:
+            return settlement_fare(FareSchedule(tables), unit.removeprefix("line:"), at)
+        except FareError:
+            return None  # production refuses to charge a ride its tables cannot price
+
+    def terminal_documents(self) -> bytes:
+        """What `GET /v1/terminal/documents` answers a terminal of this app's scenes: every published version,
+        signed by the simulator's root (`credentials.root_public_keys`), for `Terminal.load_documents`."""
+        return b'{"documents":[' + b",".join(held[2] for held in self.documents.values()) + b"]}"
 
     # jobs
 

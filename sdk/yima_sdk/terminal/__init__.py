@@ -2,14 +2,16 @@
 
 Exception tree::
 
-    TerminalError(code)       "terminal.no_trust_list", "terminal.no_fares" (`fare` before `load_fares`)
+    TerminalError(code)       "terminal.no_trust_list", "terminal.no_fares" (`fare` before its app's fare table)
     TransportError            network or server failure, or the token endpoint refused the terminal; the
                               terminal keeps working offline
     (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
     (from yima_sdk.trust)     TrustListError(code), RevocationError(code) from refresh/load; `time.*` codes
                               from sync_clock for a time answer that is not the server's
-    (from yima_sdk.fares)     FareError from load_fares (bad signature, unpinned root, rollback) and fare
-                              (unknown line or stop)
+    (from yima_sdk.documents) DocumentError from load_documents/sync_documents (bad signature, unpinned
+                              root, another app's, a held version replaced)
+    (from yima_sdk.fares)     FareError from load_documents (a `fares` version that is no fare table) and
+                              fare (unknown line or stop)
 """
 
 from yima_sdk.terminal._auth import TerminalCredentials

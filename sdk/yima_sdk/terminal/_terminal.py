@@ -26,7 +26,9 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from yima_sdk.codes import CredentialError, VerifiedCode, Verifier
-from yima_sdk.fares import FareDocument, FareState, Ride, Rider
+from yima_sdk.contract import FARES_DOCUMENT
+from yima_sdk.documents import DocumentError, TerminalDocument, documents_etag, in_force
+from yima_sdk.fares import FareSchedule, FareState, FareTable, Ride, Rider, settlement_fare
 from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._store import RecordRow, ScanStore
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
@@ -37,7 +39,9 @@ __all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 
 _TRUST_LIST_KEY: Final = "trust_list"
 _CLOCK_OFFSET_KEY: Final = "clock_offset_ms"
-_FARES_KEY: Final = "fares"
+_DOCUMENTS_KEY: Final = "documents"
+_documents_codec = msgspec.msgpack.Decoder(list[bytes])
+_documents_list = msgspec.json.Decoder(dict[str, list[msgspec.Raw]])
 _ANYONE: Final = Rider()
 """Offline, the terminal knows nothing of the rider: no concession, no earlier rides (settlement re-prices)."""
 _NO_RIDES: Final = FareState()
@@ -122,8 +126,10 @@ class Terminal:
         ride_window_s: float = 60.0,
         replay_window_s: float = 5.0,
         upload_batch_size: int = 200,
+        app_id: str | None = None,
     ) -> None:
         self._roots = dict(root_public_keys)
+        self._app_id = app_id
         self._clock = clock
         self._clock_source: ClockSource = clock_source
         self._transport = transport
@@ -156,10 +162,14 @@ class Terminal:
             self._install(TrustList.verify(stored, self._roots))
         offset = self._store.get_state(_CLOCK_OFFSET_KEY)
         self._clock_offset_s = int(offset) / 1000 if offset is not None else 0.0
-        fares = self._store.get_state(_FARES_KEY)
-        self._fares: FareDocument | None = (
-            FareDocument.verify(fares, self._roots) if fares is not None else None
-        )
+        self._documents: dict[tuple[str, int], TerminalDocument] = {}
+        self._documents_etag: str | None = None
+        self._fares: FareSchedule | None = None
+        held = self._store.get_state(_DOCUMENTS_KEY)
+        if held is not None:
+            self._install_documents(
+                [TerminalDocument.verify(envelope, self._roots) for envelope in _documents_codec.decode(held)]
+            )
         if isinstance(transport, HttpTransport):
             # It signs in with our corrected time, and asks us to sync when a sign-in is refused for its time.
             transport.clock_offset_s = self._clock_offset_s
@@ -218,28 +228,88 @@ class Terminal:
             self._install(trust_list)
         return trust_list
 
-    @property
-    def fares(self) -> FareDocument | None:
-        """The fare tables this terminal prices offline rides with (`load_fares`), None before any."""
-        return self._fares
+    # -- documents its scene's app publishes (the fare table) ------------------------------------------
 
-    def load_fares(self, envelope: bytes) -> FareDocument:
-        """Verify fare tables signed by a pinned root key (`yima_sdk.fares.sign_fare_tables`) and install them;
-        refuse an older publication (rollback). Raises FareError."""
-        document = FareDocument.verify(envelope, self._roots, held=self._fares)
-        self._store.set_state(_FARES_KEY, envelope)
-        self._fares = document
-        return document
+    @property
+    def app_id(self) -> str | None:
+        """The app bound to this terminal's scene (the scene registered for it): the only app whose documents it
+        applies. None: it applies none."""
+        return self._app_id
+
+    def documents(self, name: str) -> list[TerminalDocument]:
+        """Every held version of document `name`, oldest effective first."""
+        found = [d for (n, _), d in self._documents.items() if n == name]
+        return sorted(found, key=lambda d: (d.effective_from, d.version))
+
+    def document(self, name: str, at: float | None = None) -> TerminalDocument | None:
+        """The version of `name` in force at `at` (Unix seconds; default: the terminal's corrected time now)."""
+        return in_force(self.documents(name), self.now() if at is None else at)
+
+    def load_documents(self, body: bytes) -> int:
+        """Verify and keep a `GET /v1/terminal/documents` answer: each version signed by a pinned root key,
+        published by this terminal's app (`app_id`), and no held version replaced by other content; a `fares`
+        version must be a fare table the engine prices with. All or nothing: one bad document keeps what was
+        held. Returns how many versions are held. Raises DocumentError (FareError for a fare table)."""
+        try:
+            envelopes = [bytes(raw) for raw in _documents_list.decode(body).get("documents", [])]
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise DocumentError(f"terminal documents: malformed: {exc}") from None
+        merged = dict(self._documents)
+        for envelope in envelopes:
+            document = TerminalDocument.verify(envelope, self._roots)
+            if document.app_id != self._app_id:
+                raise DocumentError(
+                    f"terminal document: {document.name} of {document.app_id}, not of this terminal's app"
+                )
+            key = (document.name, document.version)
+            held = merged.get(key)
+            if held is not None and (held.effective_from, held.content) != (
+                document.effective_from,
+                document.content,
+            ):
+                raise DocumentError(f"terminal document: {document.name} version {document.version} replaced")
+            if held is None:
+                merged[key] = document
+        fares = _schedule(merged.values())  # FareError before anything is kept
+        self._settle()
+        self._store.set_state(_DOCUMENTS_KEY, msgspec.msgpack.encode([d.envelope for d in merged.values()]))
+        self._documents, self._fares = merged, fares
+        return len(merged)
+
+    def _install_documents(self, documents: list[TerminalDocument]) -> None:
+        self._documents = {(d.name, d.version): d for d in documents if d.app_id == self._app_id}
+        self._fares = _schedule(self._documents.values())
+
+    def sync_documents(self) -> int:
+        """Fetch this terminal's app's documents (by ETag) and keep them (`load_documents`); `refresh` calls it.
+        Returns how many versions are held. Raises TransportError, DocumentError, FareError."""
+        transport = self._require_transport()
+        body = transport.fetch_documents(self._documents_etag)
+        if body is not None:
+            self.load_documents(body)
+            self._documents_etag = documents_etag(body)
+        return len(self._documents)
+
+    @property
+    def fares(self) -> FareSchedule | None:
+        """The fare tables this terminal prices offline rides with (its app's `fares` documents), None before
+        any."""
+        return self._fares
 
     def fare(self, line: str, board: str | None = None, alight: str | None = None) -> int:
         """The fare in fen of a boarding of `line` now, as the fare engine prices it offline: the table in force
         at the terminal's time, without the rider's concessions, transfers or caps (settlement applies those).
-        Raises TerminalError `terminal.no_fares` before `load_fares`, FareError for an unknown line or stop."""
+        Raises TerminalError `terminal.no_fares` before its app published a fare table (and the terminal synced
+        it), FareError for an unknown line or stop, or before the first version is in force."""
         if self._fares is None:
             raise TerminalError("terminal.no_fares")
         at = dt.datetime.fromtimestamp(self._clock() + self._clock_offset_s, dt.UTC)
+        if board is None and alight is None:
+            return settlement_fare(
+                self._fares, line, at
+            )  # the boarding fare, exactly as settlement re-prices it
         ride = Ride(ride_id="", at=at, line=line, board=board, alight=alight)
-        return self._fares.schedule.price(ride, _ANYONE, _NO_RIDES)[0].fare_fen
+        return self._fares.price(ride, _ANYONE, _NO_RIDES)[0].fare_fen
 
     def apply_revocations(self, body: bytes, issuer: int) -> None:
         """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`."""
@@ -251,8 +321,8 @@ class Terminal:
         self._store.save_revocations(issuer, delta.since == 0, delta.version, added)
 
     def refresh(self) -> None:
-        """Learn the server's time (`sync_clock`), fetch the trust list (by ETag) and every issuer's revocation
-        delta. Raises `TransportError`."""
+        """Learn the server's time (`sync_clock`), fetch the trust list (by ETag), every issuer's revocation
+        delta and, with an `app_id`, its app's documents (`sync_documents`). Raises `TransportError`."""
         transport = self._require_transport()
         self.sync_clock()
         envelope = transport.fetch_trust_list(self._trust_list.etag if self._trust_list else None)
@@ -263,6 +333,8 @@ class Terminal:
         for issuer in sorted({e.issuer for e in self._trust_list.entries}):
             body = transport.fetch_revocations(issuer, self._revocations.version(issuer))
             self.apply_revocations(body, issuer)
+        if self._app_id is not None:
+            self.sync_documents()
 
     def _require_transport(self) -> Transport:
         if self._transport is None:
@@ -467,3 +539,9 @@ class Terminal:
             if self._committer is not None:
                 self._committer.shutdown()
             self._store.close()
+
+
+def _schedule(documents: Iterable[TerminalDocument]) -> FareSchedule | None:
+    """The fare schedule of the held `fares` versions, None without any; FareError for one that is no table."""
+    tables = [FareTable.from_json(d.content) for d in documents if d.name == FARES_DOCUMENT]
+    return FareSchedule(tables) if tables else None

@@ -42,6 +42,11 @@ class Transport(Protocol):
         """`POST /v1/scans/batch` with a JSON body; returns the 200 response body."""
         ...
 
+    def fetch_documents(self, etag: str | None) -> bytes | None:
+        """`GET /v1/terminal/documents` with `If-None-Match: etag`: the signed documents of the terminal's scene's
+        app (`{"documents": [envelope, ...]}`); None when the server answers 304."""
+        ...
+
     def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
         """`GET /v1/terminal/time?nonce=N&terminal_time=T`: the root-signed server time; the server notes T
         (the terminal's own clock) for the operator's terminal list."""
@@ -183,6 +188,12 @@ class HttpTransport:
 
     def fetch_trust_list(self, etag: str | None) -> bytes | None:
         status, body = self._request("GET", "/v1/trust-list", None, {"If-None-Match": etag} if etag else {})
+        return None if status == 304 else body
+
+    def fetch_documents(self, etag: str | None) -> bytes | None:
+        status, body = self._request(
+            "GET", "/v1/terminal/documents", None, {"If-None-Match": etag} if etag else {}
+        )
         return None if status == 304 else body
 
     def fetch_revocations(self, issuer: int, since: int) -> bytes:
