@@ -23,8 +23,8 @@ from server.openapi_errors import ErrorResponsesPlugin
 from server.ops.plugin import OpsPlugin
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
+from server.terminals.controllers.scans import scan_contract
 from server.terminals.plugin import TerminalsPlugin
-from server.terminals.scan_endpoint import scan_contract
 from server.web.plugin import WebPlugin
 
 # The plugins, in the one order both the app and `yima` use: create_app starts them in it, and `yima` asks those

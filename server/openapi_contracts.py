@@ -1,7 +1,7 @@
 """OpenAPI entries for routes served by plain ASGI handlers.
 
 Litestar builds its document from regular HTTP handlers only. A route served by an ASGI handler for speed
-(server/terminals/scan_endpoint.py) declares its contract as a regular handler that is never routed. This module
+(server/terminals/controllers/scans.py) declares its contract as a regular handler that is never routed. This module
 routes those contracts on a small app of their own (once per process) and hands the resulting routes to the real
 app's route plugins, as Litestar does for every route it registers: the OpenAPI plugin then documents them like
 every other route, in the same lazily built document, and the error-responses plugin adds their errors.

@@ -14,11 +14,11 @@ from litestar.plugins import InitPluginProtocol
 from server.cli_support import Commands
 from server.credentials.service import Credentials
 from server.plugins import Provides
-from server.terminals.controllers import ScanController, TerminalAdminController, TerminalTokenController
+from server.terminals.controllers.scans import ScanController, scan_endpoint
+from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
-from server.terminals.plugin_state import Terminals
 from server.terminals.ports import OfflineSettlement, ResidentNames
-from server.terminals.scan_endpoint import scan_endpoint
+from server.terminals.service import Terminals
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
 

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from server.cache import MemoryCache, RedisCache
-from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
+from server.terminals.scans.guard import CacheScanGuard, RedisScanGuard, ScanGuard
 from tests.conftest import REDIS_URL
 
 

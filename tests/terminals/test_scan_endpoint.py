@@ -1,4 +1,4 @@
-"""POST /v1/scans is served by a plain ASGI handler (server/terminals/scan_endpoint.py): it must keep the contract
+"""POST /v1/scans is served by a plain ASGI handler (server/terminals/controllers/scans.py): it must keep the contract
 every other route keeps, as documented in the OpenAPI document: access control, problem+json errors with stable
 codes and the request id, the body limit, JSON answers."""
 

@@ -1,5 +1,4 @@
-"""HTTP routes: terminal administration, scene policies, the terminal token, scans online and in batches, and the
-resident's scan history."""
+"""HTTP routes: terminal administration, scene policies, enrolment, the terminal token and the signed time."""
 
 from __future__ import annotations
 
@@ -10,22 +9,19 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
-from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.auth import Role, allow
-from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
+from server.auth.guards import PUBLIC, TERMINAL
 from server.credentials.trust_list import b64url
 from server.deps import Caller, Db
-from server.errors import BadRequest, PayloadTooLarge, TooManyRequests, Unavailable, raises
+from server.errors import BadRequest, TooManyRequests, raises
 from server.net import client_address
 from server.terminals import errors, schemas
-from server.terminals.plugin_state import Terminals
 from server.terminals.policies import CHANNEL, KINDS
 from server.terminals.registry import TerminalInfo
+from server.terminals.service import Terminals
 
 TerminalsDep: TypeAlias = NamedDependency[Terminals]
-_batch_decoder = msgspec.json.Decoder(ScanBatch)
-_batch_encoder = msgspec.json.Encoder()
 
 
 def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
@@ -265,60 +261,4 @@ def _signed_time(body: bytes) -> schemas.SignedTime:
     return _signed_time_decoder.decode(body)
 
 
-class ScanController(Controller):
-    path = "/v1"
-    tags = ["scans"]
-
-    @post(
-        "/scans/batch",
-        status_code=200,
-        opt=allow(TERMINAL)
-        | raises(
-            BadRequest,
-            errors.BatchTooLarge,
-            PayloadTooLarge,
-            errors.TerminalNotFound,
-            (Unavailable, "service.db_unavailable"),
-        ),
-        operation_id="scanBatch",
-        media_type="application/json",
-    )
-    async def batch(
-        self, request: Request[Any, Any, Any], principal: Caller, terminals: TerminalsDep
-    ) -> Response[bytes]:
-        """Upload offline scan records (yima_sdk.terminal.ScanBatch). Each is re-verified here; a record id seen
-        before answers its original verdict, so resending a batch is safe."""
-        try:
-            batch = _batch_decoder.decode(await request.body())
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"Not a scan batch: {exc}", code="request.invalid") from None
-        terminal = await terminals.registry.info(principal.subject)
-        result: ScanBatchResult = await terminals.scans.upload_batch(terminal, batch)
-        return Response(_batch_encoder.encode(result), media_type="application/json")
-
-    @get("/me/scans", opt=allow(ANY_ACCOUNT), operation_id="listMyScans")
-    async def my_scans(
-        self,
-        principal: Caller,
-        terminals: TerminalsDep,
-        db: Db,
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> list[schemas.MyScan]:
-        """Where the caller's codes were scanned, newest first."""
-        rows = await terminals.scans.my_scans(db, principal.account_id, limit)
-        return [
-            schemas.MyScan(
-                id=str(r["id"]),
-                at=r["received_at"],
-                result=r["result"],
-                terminal_name=r["name"],
-                kind=r["kind"],
-                scene=r["scene"],
-                reason=r["reason"],
-                color=r["colour"],
-            )
-            for r in rows
-        ]
-
-
-__all__ = ["CHANNEL", "ScanController", "TerminalAdminController", "TerminalTokenController"]
+__all__ = ["CHANNEL", "TerminalAdminController", "TerminalTokenController"]

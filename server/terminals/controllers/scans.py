@@ -1,4 +1,6 @@
-"""`POST /v1/scans`, served by a plain ASGI handler.
+"""HTTP routes of scans: `POST /v1/scans` (a plain ASGI handler, below), offline batches, the resident's history.
+
+`POST /v1/scans` is served by a plain ASGI handler.
 
 The hottest route of the system: every terminal scan, online. Litestar's per-request work for a regular handler
 (the request object, the kwargs model, the body stream, the response object) cost more than a fifth of a worker's
@@ -15,20 +17,27 @@ keeps it: answers, status codes and error codes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
-from litestar import asgi, post
+from litestar import Controller, Request, Response, asgi, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import MethodNotAllowedException
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 from litestar.types import HTTPResponseStartEvent, HTTPScope, Receive, Send
+from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.auth import allow
-from server.auth.guards import TERMINAL
+from server.auth.guards import ANY_ACCOUNT, TERMINAL
+from server.deps import Caller, Db
 from server.errors import BadRequest, PayloadTooLarge, Unavailable, raises
-from server.terminals import schemas
+from server.terminals import errors, schemas
 from server.terminals.events import AppPart
-from server.terminals.plugin_state import Terminals
+from server.terminals.service import Terminals
+
+TerminalsDep: TypeAlias = NamedDependency[Terminals]
+_batch_decoder = msgspec.json.Decoder(ScanBatch)
+_batch_encoder = msgspec.json.Encoder()
 
 _decoder = msgspec.json.Decoder(schemas.ScanRequest)
 _encoder = msgspec.json.Encoder()
@@ -123,3 +132,59 @@ async def scan_endpoint(scope: HTTPScope, receive: Receive, send: Send) -> None:
     }
     await send(start)
     await send({"type": "http.response.body", "body": answer, "more_body": False})
+
+
+class ScanController(Controller):
+    path = "/v1"
+    tags = ["scans"]
+
+    @post(
+        "/scans/batch",
+        status_code=200,
+        opt=allow(TERMINAL)
+        | raises(
+            BadRequest,
+            errors.BatchTooLarge,
+            PayloadTooLarge,
+            errors.TerminalNotFound,
+            (Unavailable, "service.db_unavailable"),
+        ),
+        operation_id="scanBatch",
+        media_type="application/json",
+    )
+    async def batch(
+        self, request: Request[Any, Any, Any], principal: Caller, terminals: TerminalsDep
+    ) -> Response[bytes]:
+        """Upload offline scan records (yima_sdk.terminal.ScanBatch). Each is re-verified here; a record id seen
+        before answers its original verdict, so resending a batch is safe."""
+        try:
+            batch = _batch_decoder.decode(await request.body())
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"Not a scan batch: {exc}", code="request.invalid") from None
+        terminal = await terminals.registry.info(principal.subject)
+        result: ScanBatchResult = await terminals.scans.upload_batch(terminal, batch)
+        return Response(_batch_encoder.encode(result), media_type="application/json")
+
+    @get("/me/scans", opt=allow(ANY_ACCOUNT), operation_id="listMyScans")
+    async def my_scans(
+        self,
+        principal: Caller,
+        terminals: TerminalsDep,
+        db: Db,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> list[schemas.MyScan]:
+        """Where the caller's codes were scanned, newest first."""
+        rows = await terminals.scans.my_scans(db, principal.account_id, limit)
+        return [
+            schemas.MyScan(
+                id=str(r["id"]),
+                at=r["received_at"],
+                result=r["result"],
+                terminal_name=r["name"],
+                kind=r["kind"],
+                scene=r["scene"],
+                reason=r["reason"],
+                color=r["colour"],
+            )
+            for r in rows
+        ]

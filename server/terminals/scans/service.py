@@ -26,11 +26,11 @@ from server.ids import uuid7
 from server.observability import outage_log
 from server.terminals import errors, repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
-from server.terminals.guard import GUARD_UNREACHABLE, ScanGuard
 from server.terminals.policies import ScenePolicies, ScenePolicy
 from server.terminals.ports import OfflineCharge, OfflineSettlement, ResidentNames
-from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalInfo
+from server.terminals.scans.guard import GUARD_UNREACHABLE, ScanGuard
+from server.terminals.scans.recorder import ScanRecorder
 
 MAX_BATCH_RECORDS = 1000
 MAX_OFFLINE_AGE_S = 7 * 86400

@@ -11,14 +11,14 @@ from server.cache import follow
 from server.core import Core
 from server.credentials.service import Credentials
 from server.observability import outage_log
-from server.terminals.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
 from server.terminals.events import ScanEventSink
-from server.terminals.guard import CacheScanGuard, RedisScanGuard, ScanGuard
 from server.terminals.policies import CHANNEL, ScenePolicies
 from server.terminals.ports import OfflineSettlement, ResidentNames
-from server.terminals.recorder import ScanRecorder
 from server.terminals.registry import TerminalService
-from server.terminals.scans import ScanService
+from server.terminals.scans.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
+from server.terminals.scans.guard import CacheScanGuard, RedisScanGuard, ScanGuard
+from server.terminals.scans.recorder import ScanRecorder
+from server.terminals.scans.service import ScanService
 
 log = logging.getLogger("yima.terminals")
 
