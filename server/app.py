@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
     credentials = CredentialsPlugin(identity=identity)
     onecard = OnecardPlugin(settings, identity=identity)
     made: list[PluginProtocol] = [  # in any order: PLUGIN_TYPES orders them
-        CorePlugin(settings),
+        CorePlugin(settings, role_record=identity.granted_roles),
         OpsPlugin(),
         identity,
         credentials,

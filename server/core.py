@@ -19,7 +19,7 @@ from litestar.plugins import InitPluginProtocol
 
 from server import audit
 from server.auth.guards import access_control_middleware, current_principal
-from server.auth.live_roles import LiveRoles
+from server.auth.live_roles import LiveRoles, RoleRecord
 from server.auth.sessions import SessionRevocations
 from server.auth.tokens import ACCESS_PURPOSE, AccessTokens
 from server.cache import Cache, create_cache
@@ -65,7 +65,7 @@ async def migrate(settings: Settings) -> list[str]:
         await conn.close()
 
 
-async def start_core(settings: Settings, metrics: Metrics | None = None) -> Core:
+async def start_core(settings: Settings, metrics: Metrics, role_record: RoleRecord) -> Core:
     if not settings.database_url:
         raise RuntimeError("YIMA_DATABASE_URL is not set (use `yima dev` for the embedded database)")
     master_key = load_master_key(settings, create=settings.mode is not Mode.PRODUCTION)
@@ -85,7 +85,7 @@ async def start_core(settings: Settings, metrics: Metrics | None = None) -> Core
     )
     sessions = SessionRevocations(cache, db)
     await sessions.start()
-    roles = LiveRoles(cache, db)
+    roles = LiveRoles(cache, db, role_record)
     await roles.start()
     return Core(
         settings,
@@ -94,7 +94,7 @@ async def start_core(settings: Settings, metrics: Metrics | None = None) -> Core
         cipher,
         keys,
         tokens,
-        metrics or Metrics(),
+        metrics,
         master_key,
         sessions,
         RateLimits(cache),
@@ -109,9 +109,11 @@ async def provide_db(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
 
 
 class CorePlugin(InitPluginProtocol):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, role_record: RoleRecord) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.role_record = role_record
+        """The roles granted to accounts, which the access guard checks on each request (identity keeps them)."""
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)  # type: ignore[arg-type]
@@ -125,7 +127,7 @@ class CorePlugin(InitPluginProtocol):
         return app_config
 
     async def _start(self, app: Litestar) -> None:
-        app.state.core = await start_core(self.settings, self.metrics)
+        app.state.core = await start_core(self.settings, self.metrics, self.role_record)
 
     async def _stop(self, app: Litestar) -> None:
         core: Core | None = getattr(app.state, "core", None)

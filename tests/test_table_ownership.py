@@ -47,16 +47,10 @@ TABLE_OWNERS = {
 }
 
 # Reads that still cross a domain's wall, each with why it is not a port yet. This list may only shrink: the test
-# fails for an entry that no longer happens, so remove it when its port lands.
-ALLOWED = {
-    # The access-control middleware reads an account's live roles on each request (server/auth/live_roles.py);
-    # identity would answer them through a port handed to the kernel's auth at start-up.
-    ("auth", "account_roles"),
-    # Issuing an Ankang code reads the account's verified state and ID number index joined with the colour and
-    # code generation in one round trip (credentials/repository.code_status, on every code shown); a port would
-    # make it two queries on that path unless identity's part is cached.
-    ("credentials", "accounts"),
-}
+# fails for an entry that no longer happens, so remove it when its port lands. Empty: every crossing is a port
+# (the access guard's roles: `server.auth.live_roles.RoleRecord`; a code's verified ID index:
+# `server.credentials.ankang.Residents`; both answered by identity).
+ALLOWED: set[tuple[str, str]] = set()
 
 SQL_TABLE = re.compile(r"\b(?:from|join|into|update|table)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 

@@ -14,8 +14,10 @@ whose cache is in-process).
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from server.auth import repository
+import asyncpg
+
 from server.cache import Cache, ChannelView
 from server.db import Database
 
@@ -25,12 +27,19 @@ _CHANNEL = "roles:changed"
 _MAX_ENTRIES = 100_000
 
 
+class RoleRecord(Protocol):
+    """Where the roles granted to accounts are kept: identity's record, handed to the core by server/app.py."""
+
+    async def roles_of(self, conn: asyncpg.Connection, account_id: int) -> list[str]: ...
+
+
 class LiveRoles(ChannelView):
     channel = _CHANNEL
 
-    def __init__(self, cache: Cache, db: Database) -> None:
+    def __init__(self, cache: Cache, db: Database, record: RoleRecord) -> None:
         super().__init__(cache)
         self._db = db
+        self._record = record
         self._known: dict[int, dict[str, frozenset[str]]] = {}
         self._entries = 0
 
@@ -41,7 +50,7 @@ class LiveRoles(ChannelView):
         if known is not None:
             return known
         async with self._db.connection() as conn:
-            roles = frozenset(await repository.roles_of(conn, account_id))
+            roles = frozenset(await self._record.roles_of(conn, account_id))
         if self._live:
             if self._entries >= _MAX_ENTRIES:
                 self._known.clear()

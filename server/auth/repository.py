@@ -1,4 +1,4 @@
-"""SQL of the access guard: ended sessions (the durable record it falls back on) and the roles it checks."""
+"""SQL of the access guard: ended sessions (the durable record it falls back on)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,3 @@ async def still_ended(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.R
     """Every session still ended at `now`, after dropping those whose tokens have all expired."""
     await conn.execute("DELETE FROM ended_sessions WHERE ended_until <= $1", now)
     return await conn.fetch("SELECT session_id, ended_until FROM ended_sessions")
-
-
-async def roles_of(conn: asyncpg.Connection, account_id: int) -> list[str]:
-    """The roles the identity domain has granted; the guard reads the record, never the token's copy."""
-    rows = await conn.fetch("SELECT role FROM account_roles WHERE account_id = $1", account_id)
-    return [r["role"] for r in rows]

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
+import asyncpg
 from yima_sdk.codes import issue_ankang_code
 
 from server.core import Core
@@ -24,6 +25,17 @@ from server.credentials.trust_list import ISSUER_PURPOSE
 Colour = Literal["green", "yellow", "red"]
 DEFAULT_COLOUR: Colour = "green"
 """A verified resident with no status ever set shows green: the authority marks exceptions, not everyone."""
+
+
+class Residents(Protocol):
+    """What credentials need of identity (given at start-up; IdentityService answers it): statuses are kept by
+    the blind index of the ID number, residents are accounts."""
+
+    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None:
+        """None while the account's identity is not verified (or there is no such account)."""
+        ...
+
+    async def account_with_id_index(self, conn: asyncpg.Connection, id_index: bytes) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,7 @@ class AnkangService:
     def __init__(
         self,
         core: Core,
+        residents: Residents,
         *,
         issuer: int,
         validity_s: int = 120,
@@ -65,6 +78,7 @@ class AnkangService:
         if not 0 < period_s < validity_s:
             raise ValueError("the refresh period must be shorter than the validity")
         self._core = core
+        self._residents = residents
         self.issuer = issuer
         self.validity_s = validity_s
         self.period_s = period_s
@@ -81,10 +95,12 @@ class AnkangService:
         if cached is not None and cached[0] > now:
             return cached[1]
         async with self._core.db.connection() as conn:
-            row = await repository.code_status(conn, account_id, datetime.fromtimestamp(self.clock(), UTC))
-        if row is None:
-            return CodeStatus(False, DEFAULT_COLOUR, 0)
-        status = CodeStatus(row["verified"], cast(Colour, row["colour"] or DEFAULT_COLOUR), row["generation"])
+            id_index = await self._residents.verified_id_index(conn, account_id)
+            row = await repository.code_status(
+                conn, account_id, id_index, datetime.fromtimestamp(self.clock(), UTC)
+            )
+        colour = cast(Colour, row["colour"] or DEFAULT_COLOUR)
+        status = CodeStatus(id_index is not None, colour, row["generation"])
         if status.verified:  # an unverified answer is never cached: verifying then asking must work at once
             if len(self._status) > 200_000:
                 self._status.clear()

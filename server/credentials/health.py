@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
 from server import audit
 from server.core import Core
 from server.credentials import errors, repository
-from server.credentials.ankang import DEFAULT_COLOUR, AnkangService
+from server.credentials.ankang import DEFAULT_COLOUR, AnkangService, Residents
 from server.credentials.trust_list import CHANNEL
 from server.identity.id_number import IdNumberError, parse_id_number
 
@@ -33,15 +33,6 @@ def _parse_time(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError("effective time needs a UTC offset")
     return value
-
-
-class Residents(Protocol):
-    """What health status needs of identity (given at start-up; IdentityService answers it): statuses are kept by
-    the blind index of the ID number, residents are accounts."""
-
-    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None: ...
-
-    async def account_with_id_index(self, conn: asyncpg.Connection, id_index: bytes) -> int | None: ...
 
 
 class HealthService:

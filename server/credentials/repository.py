@@ -87,17 +87,19 @@ async def code_generation(conn: asyncpg.Connection, account_id: int) -> int:
     return int(generation or 0)
 
 
-async def code_status(conn: asyncpg.Connection, account_id: int, now: datetime) -> asyncpg.Record | None:
-    """Verified?, current colour (None: never set) and code generation of one account, in one round trip."""
+async def code_status(
+    conn: asyncpg.Connection, account_id: int, id_index: bytes | None, now: datetime
+) -> asyncpg.Record:
+    """The colour in force at `now` for the ID number of this blind index (None: never set, or not verified) and
+    the account's code generation, in one round trip."""
     return await conn.fetchrow(
-        """SELECT a.verified_at IS NOT NULL AS verified,
-                  (SELECT h.colour FROM health_status_history h
-                    WHERE h.id_number_index = a.id_number_index AND h.effective_at <= $2
+        """SELECT (SELECT h.colour FROM health_status_history h
+                    WHERE h.id_number_index = $2 AND h.effective_at <= $3
                     ORDER BY h.effective_at DESC, h.id DESC LIMIT 1) AS colour,
-                  coalesce(g.generation, 0) AS generation
-           FROM accounts a LEFT JOIN ankang_generations g ON g.account_id = a.id
-           WHERE a.id = $1""",
+                  coalesce((SELECT g.generation FROM ankang_generations g WHERE g.account_id = $1), 0)
+                    AS generation""",
         account_id,
+        id_index,
         now,
     )
 

@@ -11,8 +11,8 @@ from yima_sdk.codes import VerifiedCode
 
 from server.cache import follow
 from server.core import Core
-from server.credentials.ankang import AnkangService
-from server.credentials.health import HealthService, Residents
+from server.credentials.ankang import AnkangService, Residents
+from server.credentials.health import HealthService
 from server.credentials.revocation import RevocationService
 from server.credentials.trust_list import CHANNEL, TrustListService
 
@@ -35,7 +35,7 @@ class Credentials:
         issuer, skew = s.issuer_code, s.clock_skew_s
         validity, period = s.ankang_validity_s, s.ankang_refresh_s
         trust = TrustListService(core, issuer=issuer, clock_skew_s=skew)
-        ankang = AnkangService(core, issuer=issuer, validity_s=validity, period_s=period)
+        ankang = AnkangService(core, residents, issuer=issuer, validity_s=validity, period_s=period)
         return cls(
             trust=trust,
             ankang=ankang,

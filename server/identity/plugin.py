@@ -14,7 +14,7 @@ from server.identity.controllers import (
     DevOutboxController,
     MeController,
 )
-from server.identity.service import IdentityService
+from server.identity.service import GrantedRoles, IdentityService
 from server.identity.sms import ConsoleSender, HttpGatewaySender, SmsSender
 from server.plugins import StartOnce
 from server.settings import Mode, Settings
@@ -25,6 +25,9 @@ def provide_identity(state: State) -> IdentityService:
 
 
 class IdentityPlugin(InitPluginProtocol):
+    granted_roles = GrantedRoles()
+    """The role record the core's access guard reads (server/app.py hands it to CorePlugin)."""
+
     def __init__(self, settings: Settings, *, sms: SmsSender | None = None) -> None:
         self.settings = settings
         self.sms = sms or (

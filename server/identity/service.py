@@ -60,6 +60,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class GrantedRoles:
+    """The roles identity has granted an account: the record the access guard reads (server.auth.live_roles)."""
+
+    async def roles_of(self, conn: asyncpg.Connection, account_id: int) -> list[str]:
+        return await repository.roles_of(conn, account_id)
+
+
 class IdentityService:
     def __init__(
         self,
