@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
     identity = IdentityPlugin(settings, sms=sms)
     credentials = CredentialsPlugin(identity=identity)
     onecard = OnecardPlugin(settings, identity=identity)
+    platform = PlatformPlugin(settings, identity=identity, credentials=credentials, onecard=onecard)
     made: list[PluginProtocol] = [  # in any order: PLUGIN_TYPES orders them
         CorePlugin(settings, role_record=identity.granted_roles),
         OpsPlugin(),
@@ -56,8 +57,10 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
         credentials,
         AuditPlugin(),
         onecard,
-        TerminalsPlugin(identity=identity, credentials=credentials, settlement=onecard),
-        PlatformPlugin(settings, identity=identity, credentials=credentials, onecard=onecard),
+        TerminalsPlugin(
+            identity=identity, credentials=credentials, settlement=onecard, documents=platform.documents
+        ),
+        platform,
         WebPlugin(),
         ErrorResponsesPlugin(),  # documents every route's errors as problem+json
     ]

@@ -79,7 +79,7 @@ class PlatformCapabilities:
         self.payments = payments
         self.db = AppDb(core.db, runtime)
         self.jobs = AppJobs(core.db)
-        self.documents = TerminalDocuments(core, runtime)
+        self.documents = TerminalDocuments(core)
         self.ids = AppUserIds(core.master_key)
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time

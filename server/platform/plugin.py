@@ -23,8 +23,9 @@ from server.platform.events import PlatformScanSink
 from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.service import Platform
 from server.platform.staff.controllers import MyStaffController, StaffController
+from server.platform.terminal_documents import TerminalDocuments
 from server.platform.ui_controllers import MiniappPagesController
-from server.plugins import Provides
+from server.plugins import Provides, StartOnce
 from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings
 
@@ -50,6 +51,9 @@ class PlatformPlugin(InitPluginProtocol):
         self.sink = PlatformScanSink()
         self.dev_apps = settings.dev_apps
         self._dev: DevApps | None = None
+        self._started = StartOnce(self._start)
+        self.documents = _Documents(self)
+        """Provides the terminals' SceneDocuments port: the apps' terminal documents (`ctx.terminals`)."""
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
@@ -69,11 +73,15 @@ class PlatformPlugin(InitPluginProtocol):
         app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)
         # In app state before any start-up hook runs, so the terminals plugin finds it whatever the plugin order.
         app_config.state["scan_events"] = self.sink
-        app_config.on_startup.append(self._start)
+        app_config.on_startup.append(self.started)
         app_config.on_shutdown.insert(0, self._stop)
         return app_config
 
-    async def _start(self, app: Litestar) -> None:
+    async def started(self, app: Litestar) -> Platform:
+        """The platform, started once (by its own start-up hook, or first by a plugin that needs it)."""
+        return await self._started(app)
+
+    async def _start(self, app: Litestar) -> Platform:
         accounts = await self.identity.started(app)
         platform = await Platform.start(
             app.state.core,
@@ -87,6 +95,7 @@ class PlatformPlugin(InitPluginProtocol):
             # the demo operator owns, reviews and releases local folders (yima dev seeds that account)
             self._dev = DevApps(platform, accounts, DEMO_OPERATOR_PHONE, self.dev_apps)
             await self._dev.start()
+        return platform
 
     async def _stop(self, app: Litestar) -> None:
         if self._dev is not None:
@@ -96,3 +105,14 @@ class PlatformPlugin(InitPluginProtocol):
         platform: Platform | None = getattr(app.state, "platform", None)
         if platform is not None:
             await platform.close()
+        self._started.reset()
+
+
+class _Documents:
+    """The platform's terminal documents, for the plugins whose ports need them (the terminals')."""
+
+    def __init__(self, plugin: PlatformPlugin) -> None:
+        self._plugin = plugin
+
+    async def started(self, app: Litestar) -> TerminalDocuments:
+        return (await self._plugin.started(app)).caps.documents

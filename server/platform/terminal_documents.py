@@ -27,7 +27,6 @@ from yima_sdk.fares import FareSchedule, FareTable
 from server.core import Core
 from server.credentials.trust_list import ROOT_PURPOSE
 from server.platform import terminal_documents_repository as repo
-from server.platform.runtime import Runtime
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -37,9 +36,8 @@ def _utc(seconds: float) -> dt.datetime:
 class TerminalDocuments:
     """The `terminals` capability, and the terminals domain's port onto the documents of a scene's app."""
 
-    def __init__(self, core: Core, runtime: Runtime, max_versions: int = c.MAX_DOCUMENT_VERSIONS) -> None:
+    def __init__(self, core: Core, max_versions: int = c.MAX_DOCUMENT_VERSIONS) -> None:
         self.core = core
-        self.runtime = runtime
         self.max_versions = max_versions
         self.clock: Callable[[], float] = time.time
 
@@ -79,22 +77,13 @@ class TerminalDocuments:
 
     # ---- the terminals domain's port (server.terminals: SceneDocuments) -------------------------------
 
-    def app_of(self, kind: str, scene: str) -> str | None:
-        """The app bound to a terminal's scene, None when none is."""
-        return self.runtime.scenes.get((kind, scene))
-
     async def envelopes(self, kind: str, scene: str) -> list[bytes]:
         """Every published version of every document of the scene's app, each its signed envelope."""
-        app_id = self.app_of(kind, scene)
-        if app_id is None:
-            return []
         async with self.core.db.connection() as conn:
-            return await repo.envelopes(conn, app_id)
+            return await repo.envelopes(conn, kind, scene)
 
     async def fare_schedule(self, conn: asyncpg.Connection, kind: str, scene: str) -> FareSchedule | None:
-        """The scene's app's published fare tables (every version), None when it published none."""
-        app_id = self.app_of(kind, scene)
-        if app_id is None:
-            return None
-        tables = [FareTable.from_json(content) for content in await repo.contents(conn, app_id, "fares")]
-        return FareSchedule(tables) if tables else None
+        """The scene's app's published fare tables (every version), None when it published none; read on `conn`
+        (the binding too, not this process's view of it, so every worker re-prices alike)."""
+        contents = await repo.contents(conn, kind, scene, c.FARES_DOCUMENT)
+        return FareSchedule(FareTable.from_json(content) for content in contents) if contents else None

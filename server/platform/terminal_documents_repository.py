@@ -70,18 +70,27 @@ async def versions(conn: asyncpg.Connection, app_id: str, name: str) -> list[asy
     )
 
 
-async def envelopes(conn: asyncpg.Connection, app_id: str) -> list[bytes]:
-    """Every version of every document of the app, in a stable order (the answer's ETag depends on it)."""
+async def envelopes(conn: asyncpg.Connection, kind: str, scene: str) -> list[bytes]:
+    """Every version of every document of the app bound to the scene, in a stable order (the answer's ETag
+    depends on it)."""
     rows = await conn.fetch(
-        "SELECT envelope FROM miniapp_terminal_documents WHERE app_id = $1 ORDER BY name, version", app_id
+        "SELECT d.envelope FROM miniapp_scene_bindings b"
+        " JOIN miniapp_terminal_documents d ON d.app_id = b.app_id"
+        " WHERE b.kind = $1 AND b.scene = $2 ORDER BY d.name, d.version",
+        kind,
+        scene,
     )
     return [bytes(r["envelope"]) for r in rows]
 
 
-async def contents(conn: asyncpg.Connection, app_id: str, name: str) -> list[bytes]:
+async def contents(conn: asyncpg.Connection, kind: str, scene: str, name: str) -> list[bytes]:
+    """Every version of the document `name` of the app bound to the scene."""
     rows = await conn.fetch(
-        "SELECT content FROM miniapp_terminal_documents WHERE app_id = $1 AND name = $2 ORDER BY version",
-        app_id,
+        "SELECT d.content FROM miniapp_scene_bindings b"
+        " JOIN miniapp_terminal_documents d ON d.app_id = b.app_id AND d.name = $3"
+        " WHERE b.kind = $1 AND b.scene = $2 ORDER BY d.version",
+        kind,
+        scene,
         name,
     )
     return [bytes(r["content"]) for r in rows]

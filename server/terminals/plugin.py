@@ -17,7 +17,7 @@ from server.plugins import Provides
 from server.terminals.controllers.scans import ScanController, scan_endpoint
 from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents
-from server.terminals.ports import OfflineSettlement, ResidentNames
+from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.service import Terminals
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
@@ -34,8 +34,10 @@ class TerminalsPlugin(InitPluginProtocol):
         identity: Provides[ResidentNames],
         credentials: Provides[Credentials],
         settlement: Provides[OfflineSettlement],
+        documents: Provides[SceneDocuments],
     ) -> None:
         self._identity, self._credentials, self._settlement = identity, credentials, settlement
+        self._documents = documents
 
     @staticmethod
     def add_cli_commands(commands: Commands) -> None:
@@ -61,6 +63,7 @@ class TerminalsPlugin(InitPluginProtocol):
             await self._identity.started(app),
             await self._settlement.started(app),
             app.state.scan_events,
+            await self._documents.started(app),
         )
 
     async def _stop(self, app: Litestar) -> None:

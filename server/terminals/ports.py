@@ -3,6 +3,8 @@ when the plugins start (server/app.py), so mypy checks every call across and not
 
 - `ResidentNames`: a resident's masked name, for scenes that show it (identity provides it).
 - `OfflineSettlement`: the ride charges of an offline upload, settled in the upload's transaction (one-card).
+- `SceneDocuments`: the documents the app bound to a terminal's scene published for its terminals, and its fare
+  tables, by which settlement re-prices offline rides (the platform).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
+from yima_sdk.fares import FareSchedule
 
 
 class ResidentNames(Protocol):
@@ -51,4 +54,17 @@ class OfflineSettlement(Protocol):
         self, conn: asyncpg.Connection, charges: Sequence[OfflineCharge]
     ) -> Sequence[SettlementOutcome]:
         """One outcome per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
+        ...
+
+
+class SceneDocuments(Protocol):
+    """What the terminals need of the platform: what the app bound to a scene published for its terminals."""
+
+    async def envelopes(self, kind: str, scene: str) -> list[bytes]:
+        """Every published version of every document, each its signed envelope (yima_sdk.documents), in a stable
+        order; empty when no app is bound to the scene or it published nothing."""
+        ...
+
+    async def fare_schedule(self, conn: asyncpg.Connection, kind: str, scene: str) -> FareSchedule | None:
+        """The scene's app's published `fares` versions, read on `conn`; None when it published none."""
         ...

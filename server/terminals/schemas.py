@@ -103,6 +103,24 @@ class SignedTime(Outbound):
     """Which pinned trust-list root signed it."""
 
 
+class SignedDocument(Outbound):
+    """One published version of a terminal document, signed by the trust-list root (yima_sdk.documents)."""
+
+    document: str
+    """base64 of the document: JSON `{app_id, name, version, effective_from, issued_at, content}`."""
+    signature: str
+    """base64 Ed25519 signature over the document (with its context prefix)."""
+    root_key_id: str
+    """Which pinned trust-list root signed it."""
+
+
+class TerminalDocuments(Outbound):
+    """What the app bound to the terminal's scene published for its terminals: every version of every document
+    (check each with `yima_sdk.documents.TerminalDocument.verify`; `Terminal.sync_documents` does)."""
+
+    documents: list[SignedDocument]
+
+
 class TerminalToken(Outbound):
     access_token: str
     expires_in: int

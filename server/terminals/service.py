@@ -13,7 +13,7 @@ from server.credentials.service import Credentials
 from server.observability import outage_log
 from server.terminals.events import ScanEventSink
 from server.terminals.policies import CHANNEL, ScenePolicies
-from server.terminals.ports import OfflineSettlement, ResidentNames
+from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.registry import TerminalService
 from server.terminals.scans.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
 from server.terminals.scans.guard import CacheScanGuard, RedisScanGuard, ScanGuard
@@ -30,6 +30,7 @@ class Terminals:
     scans: ScanService
     guard: ScanGuard
     recorder: ScanRecorder
+    documents: SceneDocuments
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -40,6 +41,7 @@ class Terminals:
         residents: ResidentNames,
         settlement: OfflineSettlement,
         events: ScanEventSink,
+        documents: SceneDocuments,
     ) -> Terminals:
         s = core.settings
         guard: ScanGuard = (
@@ -60,7 +62,7 @@ class Terminals:
             settlement,
             events=events,
         )
-        terminals = cls(core, TerminalService(core), scans, guard, recorder)
+        terminals = cls(core, TerminalService(core), scans, guard, recorder, documents)
         terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))
         terminals._tasks.append(asyncio.create_task(terminals._prune_claims(), name="replay-claims-pruner"))
         return terminals

@@ -8,7 +8,9 @@ from typing import Annotated, Any, TypeAlias
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
+from yima_sdk.documents import documents_etag
 
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC, TERMINAL
@@ -237,6 +239,35 @@ class TerminalTokenController(Controller):
         (its client assertion is refused `terminal.assertion_time`). Rate-limited per address."""
         body = await terminals.registry.public_time(client_address(request), nonce)
         return Response(_signed_time(body), headers={"Cache-Control": "no-store"})
+
+    @get(
+        "/documents",
+        opt=allow(TERMINAL) | raises(errors.TerminalNotFound),
+        operation_id="terminalDocuments",
+        media_type="application/json",
+        # The body is the envelopes' bytes as signed at publication; the document describes what they hold.
+        responses={
+            200: ResponseSpec(
+                schemas.TerminalDocuments,
+                generate_examples=False,
+                description="The signed documents of the terminal's scene's app",
+            )
+        },
+    )
+    async def documents(
+        self, request: Request[Any, Any, Any], principal: Caller, terminals: TerminalsDep
+    ) -> Response[bytes]:
+        """Every version of every document the app bound to this terminal's scene published for its terminals
+        (`ctx.terminals.publish`; the bus app's fare tables), each signed by the trust-list root; the terminal
+        checks them and applies the version in force (yima_sdk.terminal.Terminal.sync_documents). Honours
+        If-None-Match with the ETag."""
+        terminal = await terminals.registry.info(principal.subject)
+        envelopes = await terminals.documents.envelopes(terminal.kind, terminal.scene)
+        body = b'{"documents":[' + b",".join(envelopes) + b"]}"
+        headers = {"ETag": documents_etag(body), "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     @get("/time", opt=allow(TERMINAL), operation_id="terminalTime", media_type="application/json")
     async def server_time(
