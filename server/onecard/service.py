@@ -525,6 +525,8 @@ def _describe(row: asyncpg.Record) -> str:
     if kind == "topup":
         return f"top-up {row['order_no']}"
     if kind == "offline_ride":
+        if row["terminal_fen"] is not None:  # re-priced at settlement by the fare in force at the ride
+            return f"ride, terminal {row['terminal_id']} (re-priced; the terminal asked {row['terminal_fen']} fen)"
         return f"ride, terminal {row['terminal_id']}"
     if kind == "refund":
         return "refund"

@@ -69,6 +69,10 @@ class ChargeToSettle(Protocol):
     def terminal_id(self) -> str: ...
     @property
     def scanned_at(self) -> dt.datetime: ...
+    @property
+    def terminal_fen(self) -> int | None:
+        """What the terminal asked, when settlement charges a re-priced `amount_fen` that differs from it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class OfflineCharge:
     record_id: str
     terminal_id: str
     scanned_at: dt.datetime
+    terminal_fen: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,7 @@ async def settle(
         bytes(r["serial"]): r for r in await repository.certificates_for_update(conn, list(serials))
     }
 
-    rows: list[tuple[str, str, bytes, int, int, dt.datetime, str, str | None]] = []
+    rows: list[tuple[str, str, bytes, int, int, dt.datetime, str, str | None, int | None]] = []
     candidates: list[int] = []  # records that passed the static checks, to be judged on limits and balance
     for i in first.values():
         c = charges[i]
@@ -206,7 +211,7 @@ async def settle(
 
 def _ride_row(
     c: ChargeToSettle, cert: asyncpg.Record, status: str, reason: str | None
-) -> tuple[str, str, bytes, int, int, dt.datetime, str, str | None]:
+) -> tuple[str, str, bytes, int, int, dt.datetime, str, str | None, int | None]:
     return (
         c.terminal_id,
         c.record_id,
@@ -216,4 +221,5 @@ def _ride_row(
         c.scanned_at,
         status,
         reason,
+        c.terminal_fen if c.terminal_fen != c.amount_fen else None,
     )

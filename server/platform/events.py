@@ -70,6 +70,8 @@ class ScanFacts(Protocol):
     def unit(self) -> str | None: ...
     @property
     def issuer(self) -> int | None: ...
+    @property
+    def settled_fen(self) -> int | None: ...
 
 
 class PlatformScanSink:
@@ -118,6 +120,7 @@ class PlatformScanSink:
                 amount_fen=event.amount_fen,
                 unit=event.unit,
                 issuer=event.issuer,
+                settled_fen=event.settled_fen,
             ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))

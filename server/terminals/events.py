@@ -25,6 +25,9 @@ class ScanEvent:
     """The staff unit the terminal serves (set at registration), None when it has none."""
     issuer: int | None = None
     """The administrative division code of the code's issuer (ours or a partner county's), None without a code."""
+    settled_fen: int | None = None
+    """What settlement charged for an offline ride (re-priced by the fare table in force at the ride), None when
+    nothing was settled."""
 
 
 class AppPart(Protocol):

@@ -35,6 +35,9 @@ class OfflineCharge:
     record_id: str
     terminal_id: str
     scanned_at: datetime
+    terminal_fen: int | None = None
+    """What the terminal asked, when `amount_fen` is the ride re-priced by the fare table in force at the ride
+    (the scene's app's published `fares`); None when it is charged as the terminal asked."""
 
 
 class SettlementOutcome(Protocol):

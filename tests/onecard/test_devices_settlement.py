@@ -39,6 +39,7 @@ def ride(
     terminal: str = "bus-0451",
     at: dt.datetime | None = None,
     record: str | None = None,
+    terminal_fen: int | None = None,
 ) -> OfflineCharge:
     cert = holder.certificate
     assert cert is not None
@@ -49,6 +50,7 @@ def ride(
         record_id=record or secrets.token_hex(8),
         terminal_id=terminal,
         scanned_at=at or dt.datetime.now(dt.UTC),
+        terminal_fen=terminal_fen,
     )
 
 
@@ -266,14 +268,18 @@ async def test_nonpositive_amounts_are_rejected(client, amount):
 async def test_one_upload_posts_one_journal_and_statements_list_each_ride(client, database_url):
     """Two residents' rides in one upload: one journal, one posting per wallet plus the fares; each resident's
     statement shows every ride of theirs as its own line; reconciliation notices a ride changed behind the
-    ledger's back."""
+    ledger's back. A ride settlement re-priced says what the terminal had asked."""
     alice, bob = await resident_with_card(client), await resident_with_card(client)
     await fund(client, alice, 5000)
     await fund(client, bob, 5000)
     a, _ = await certify(client, alice)
     b, _ = await certify(client, bob)
     now = dt.datetime.now(dt.UTC)
-    batch = [ride(a, 200, at=now - dt.timedelta(minutes=3)), ride(b, 300), ride(a, 150, at=now)]
+    batch = [
+        ride(a, 200, at=now - dt.timedelta(minutes=3), terminal_fen=200),
+        ride(b, 300),
+        ride(a, 150, at=now, terminal_fen=100),
+    ]
     assert [r.status for r in await settle(client, batch)] == ["settled"] * 3
     async with client.app.state.core.db.connection() as conn:
         journals = await conn.fetch(
@@ -296,6 +302,8 @@ async def test_one_upload_posts_one_journal_and_statements_list_each_ride(client
         ("offline_ride", -150, 4650),
     ]
     assert all("bus-0451" in e["description"] for e in entries[1:])
+    assert ["the terminal asked" in e["description"] for e in entries[1:]] == [False, True]
+    assert "re-priced; the terminal asked 100 fen" in entries[2]["description"]
     assert r.json()["closing_balance_fen"] == await balance(client, alice) == 4650
 
     admin = await asyncpg.connect(database_url)  # tampering needs more than the app's role
