@@ -18,6 +18,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    return None
+
+
 async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn or settings.database_url,
@@ -25,6 +29,10 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout_s,
         init=_init_connection,
+        # No reset statement on release: it is one more round trip per acquire (~10% of a sandboxed find's server
+        # CPU, docs/benchmarks.md) and resets what nothing here changes (session SETs, LISTEN, session advisory
+        # locks, held cursors). asyncpg still rolls back a transaction left open before the pool takes it back.
+        reset=_keep_session,
         server_settings={
             "application_name": "yima",
             "timezone": "UTC",
