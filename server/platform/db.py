@@ -56,6 +56,7 @@ COMMIT_DEADLINE_S = 2.0
 """How long a commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""
 _RETRY = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)
 _Collections = dict[str, Collection]
+_JSON = msgspec.json.Encoder()
 
 
 def _now() -> dt.datetime:
@@ -72,6 +73,8 @@ class AppDb:
         """Indexes this process saw built, per set of live versions (a release looks again)."""
         self._registered: dict[tuple[str, str], tuple[tuple[str, ...], set[str]]] = {}
         """(app, collection) -> (live versions when read, the indexes built for it): writes keep these too."""
+        self.retries = 0
+        """Commit attempts retried after a serialization failure, deadlock or lock timeout (this process)."""
 
     # ---- what the app declared ------------------------------------------------------------------------
 
@@ -227,15 +230,22 @@ class AppDb:
         """Apply `writes` all or nothing if every read is unchanged, retrying transient failures until the
         deadline; each attempt is one short transaction of its own (nothing is held between attempts)."""
         prepared, dropped = await self._prepare(call, writes, reads)
+        simple = not reads and not dropped and _simple(prepared)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + COMMIT_DEADLINE_S
         try:
             async with asyncio.timeout_at(deadline):
                 while True:
                     try:
-                        async with self.db.transaction() as conn:
-                            results = await self._apply(conn, call.app_id, prepared, reads, dropped)
-                    except _RETRY:
+                        if simple:
+                            async with self.db.connection() as conn:
+                                results = await self._apply_simple(conn, call.app_id, prepared)
+                        else:
+                            async with self.db.transaction() as conn:
+                                results = await self._apply(conn, call.app_id, prepared, reads, dropped)
+                    except _RETRY as exc:
+                        self.retries += 1
+                        self._log_retry(call, exc)
                         await asyncio.sleep(random.uniform(0.001, 0.01))
                     else:
                         for collection, index in dropped:
@@ -272,6 +282,46 @@ class AppDb:
                     dropped.add((write.collection, name))
             prepared.append((write, size, keys))
         return prepared, dropped
+
+    def _log_retry(self, call: CallInfo, exc: asyncpg.PostgresError) -> None:
+        """Tell the app's log that a commit was retried (what a developer reads when commits contend)."""
+        host = getattr(self.runtime, "host", None)
+        if host is not None:
+            host.app_log(
+                f"{call.app_id}@{call.version}",
+                "info",
+                "commit retried",
+                sqlstate=exc.sqlstate,
+                reason=type(exc).__name__,
+            )
+
+    async def _apply_simple(
+        self, conn: asyncpg.Connection, app_id: str, prepared: list[tuple[c.Write, int, dict[str, bytes]]]
+    ) -> list[int]:
+        """Counters and new documents only: one statement, one round trip (repo.commit_simple)."""
+        counters = [(w.name, w.delta, w.min, w.max) for w, _, _ in prepared if isinstance(w, c.CounterWrite)]
+        documents = [
+            (w.collection, w.id, _JSON.encode(w.value).decode(), size, keys)
+            for w, size, keys in prepared
+            if isinstance(w, c.InsertWrite)
+        ]
+        try:
+            counted = await repo.commit_simple(
+                conn, app_id, COUNTERS, counters, documents, random.randrange(repo.SHARDS), self.clock()
+            )
+        except asyncpg.RaiseError as exc:
+            reason, subject = str(exc.args[0] if exc.args else ""), getattr(exc, "detail", "") or ""
+            if reason == "yima.db:counter":
+                write = next(w for w, _, _ in prepared if isinstance(w, c.CounterWrite) and w.name == subject)
+                raise CounterOutOfRange(
+                    f"counter {subject!r} would leave [{write.min}, {write.max}]; nothing was written"
+                ) from None
+            if reason == "yima.db:exists":
+                raise VersionConflict(f"{subject} exists already") from None
+            if reason == "yima.db:quota":
+                raise QuotaExceeded("the app's storage quota is used up") from None
+            raise
+        return [counted[w.name] if isinstance(w, c.CounterWrite) else 1 for w, _, _ in prepared]
 
     async def _apply(
         self,
@@ -348,6 +398,24 @@ class AppDb:
         if (new_keys or grown) and not await repo.count_usage(conn, app_id, shard, new_keys, grown):
             raise QuotaExceeded("the app's storage quota is used up")
         return results
+
+
+def _simple(prepared: list[tuple[c.Write, int, dict[str, bytes]]]) -> bool:
+    """Only counter additions (each name once) and inserts (each id once): one statement can apply them."""
+    names: set[str] = set()
+    ids: set[tuple[str, str]] = set()
+    for write, _, _ in prepared:
+        if isinstance(write, c.CounterWrite):
+            if write.name in names:
+                return False
+            names.add(write.name)
+        elif isinstance(write, c.InsertWrite):
+            if (write.collection, write.id) in ids:
+                return False
+            ids.add((write.collection, write.id))
+        else:
+            return False
+    return True
 
 
 def _expect(at: tuple[str, str], current: tuple[int, int] | None, expected: int | None) -> None:

@@ -138,6 +138,83 @@ async def counter_add(
     return None if row is None else (row["value"], row["created"])
 
 
+_COMMIT_SIMPLE = """
+WITH t AS (SELECT * FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) AS t(n, delta, lo, hi)),
+c AS (
+  INSERT INTO miniapp_counters AS c (app_id, collection, key, value, updated_at)
+  SELECT $1, $2, n, delta, $7 FROM t ORDER BY n
+  ON CONFLICT (app_id, collection, key) DO UPDATE SET value = c.value + excluded.value, updated_at = excluded.updated_at
+  RETURNING key, value, xmax = 0 AS created),
+d AS (
+  INSERT INTO miniapp_records (app_id, collection, doc_id, body, version, size_bytes, updated_at)
+  SELECT $1, dc, di, db::jsonb, 1, ds, $7 FROM unnest($8::text[], $9::text[], $10::text[], $11::int[]) AS x(dc, di, db, ds)
+  ON CONFLICT DO NOTHING RETURNING collection, doc_id, size_bytes),
+k AS (
+  INSERT INTO miniapp_record_keys (app_id, collection, index_name, key, doc_id)
+  SELECT $1, kc, kn, kk, kd FROM unnest($12::text[], $13::text[], $14::text[], $15::bytea[]) AS y(kc, kd, kn, kk)
+  JOIN d ON d.collection = kc AND d.doc_id = kd),
+g AS (SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM c WHERE created) AS keys,
+             (SELECT coalesce(sum(size_bytes), 0) FROM d) AS bytes),
+u AS (
+  INSERT INTO miniapp_usage_shards AS s (app_id, shard, keys, bytes)
+  SELECT $1, $16, g.keys, g.bytes FROM g, miniapps m WHERE m.app_id = $1 AND (g.keys > 0 OR g.bytes > 0)
+  AND (SELECT m.storage_keys + coalesce(sum(keys), 0) + g.keys <= m.storage_max_keys
+       AND m.storage_bytes + coalesce(sum(bytes), 0) + g.bytes <= m.storage_max_bytes
+       FROM miniapp_usage_shards WHERE app_id = $1)
+  ON CONFLICT (app_id, shard) DO UPDATE SET keys = s.keys + excluded.keys, bytes = s.bytes + excluded.bytes
+  RETURNING true)
+SELECT CASE
+  WHEN EXISTS (SELECT 1 FROM c JOIN t ON t.n = c.key WHERE c.value < t.lo OR c.value > t.hi)
+    THEN yima_db_refuse('counter', (SELECT min(c.key) FROM c JOIN t ON t.n = c.key WHERE c.value < t.lo OR c.value > t.hi))
+  WHEN (SELECT count(*) FROM d) < cardinality($9::text[])
+    THEN yima_db_refuse('exists', (SELECT min(x.dc || '/' || x.di) FROM unnest($8::text[], $9::text[]) AS x(dc, di)
+                                   WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.collection = x.dc AND d.doc_id = x.di)))
+  WHEN (SELECT keys > 0 OR bytes > 0 FROM g) AND NOT EXISTS (SELECT 1 FROM u) THEN yima_db_refuse('quota', '')
+  ELSE 0 END AS refused, (SELECT array_agg(key) FROM c) AS names, (SELECT array_agg(value) FROM c) AS counted
+"""
+
+
+async def commit_simple(
+    conn: asyncpg.Connection,
+    app_id: str,
+    counters_collection: str,
+    counters: list[tuple[str, int, int | None, int | None]],
+    documents: list[tuple[str, str, str, int, dict[str, bytes]]],
+    shard: int,
+    at: dt.datetime,
+) -> dict[str, int]:
+    """A commit of counter additions (distinct names) and new documents (JSON text, size, index keys) in ONE
+    statement outside an explicit transaction: one round trip, atomic. A counter left outside its
+    [lower, upper], an id that exists or the quota raises `yima.db:counter|exists|quota` (asyncpg.RaiseError,
+    its detail the subject), and nothing is written. Returns each counter's new value by name."""
+    keys = [
+        (collection, doc_id, name, key)
+        for collection, doc_id, _, _, ks in documents
+        for name, key in ks.items()
+    ]
+    row = await conn.fetchrow(
+        _COMMIT_SIMPLE,
+        app_id,
+        counters_collection,
+        [n for n, _, _, _ in counters],
+        [d for _, d, _, _ in counters],
+        [lo for _, _, lo, _ in counters],
+        [hi for _, _, _, hi in counters],
+        at,
+        [d[0] for d in documents],
+        [d[1] for d in documents],
+        [d[2] for d in documents],
+        [d[3] for d in documents],
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        shard,
+    )
+    assert row is not None
+    return dict(zip(row["names"] or [], row["counted"] or [], strict=True))
+
+
 SHARDS = 16
 """Usage rows per app (miniapp_usage_shards, migration 0101)."""
 
