@@ -155,7 +155,14 @@ async def commits_alone(
     pool = await asyncpg.create_pool(dsn, min_size=tasks, max_size=tasks, init=jsonb)
     live = LiveVersion(app_id, "bench", manifest)
     view = LiveApp(app_id, "bench", False, live, None, 0, frozenset(), 0, 0)
-    runtime: Any = type("View", (), {"apps": {app_id: view}})()
+    runtime: Any = type(
+        "View",
+        (),
+        {
+            "apps": {app_id: view},
+            "live_version": lambda self, a, v: live if (a, v) == (app_id, "bench") else None,
+        },
+    )()
     db = AppDb(Database(pool, 5.0), runtime)
     done = 0
     stop = time.perf_counter() + seconds
