@@ -28,7 +28,7 @@ from server.errors import EXCEPTION_HANDLERS, app_error_handler
 from server.keys.service import KeyStore
 from server.observability import Metrics, request_context_middleware
 from server.ratelimit import RateLimits
-from server.security import FieldCipher, load_master_key
+from server.security import DerivedKeys, FieldCipher, load_master_key
 from server.settings import Mode, Settings
 
 log = logging.getLogger("yima.core")
@@ -43,7 +43,8 @@ class Core:
     keys: KeyStore
     tokens: AccessTokens
     metrics: Metrics
-    master_key: bytes
+    derived_keys: DerivedKeys
+    """The master key's keys per purpose; each plugin hands its domain only its own."""
     sessions: SessionRevocations
     rate_limits: RateLimits
     roles: LiveRoles
@@ -68,15 +69,15 @@ async def migrate(settings: Settings) -> list[str]:
 async def start_core(settings: Settings, metrics: Metrics, role_record: RoleRecord) -> Core:
     if not settings.database_url:
         raise RuntimeError("YIMA_DATABASE_URL is not set (use `yima dev` for the embedded database)")
-    master_key = load_master_key(settings, create=settings.mode is not Mode.PRODUCTION)
-    audit.use_master_key(master_key)
+    derived_keys = DerivedKeys.derive(load_master_key(settings, create=settings.mode is not Mode.PRODUCTION))
+    audit.use_chain_key(derived_keys.audit_chain)
     applied = await migrate(settings)
     if applied:
         log.info("migrations applied", extra={"count": len(applied)})
     pool = await create_pool(settings)
     db = Database(pool, settings.db_acquire_timeout_s)
     cache = create_cache(settings.redis_url, settings.redis_namespace)
-    cipher = FieldCipher(master_key)
+    cipher = FieldCipher(derived_keys)
     keys = KeyStore(db, cipher)
     await keys.start(cache)
     await keys.keys(ACCESS_PURPOSE)  # load (or create) before serving, so requests never wait on it
@@ -95,7 +96,7 @@ async def start_core(settings: Settings, metrics: Metrics, role_record: RoleReco
         keys,
         tokens,
         metrics,
-        master_key,
+        derived_keys,
         sessions,
         RateLimits(cache),
         roles,

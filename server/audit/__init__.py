@@ -1,5 +1,5 @@
 """The audit log: append-only records of every state change that matters, MAC-chained, with signed checkpoints."""
 
-from server.audit.service import AuditBreak, append, chain_key, use_master_key, verify_chain
+from server.audit.service import AuditBreak, append, use_chain_key, verify_chain
 
-__all__ = ["AuditBreak", "append", "chain_key", "use_master_key", "verify_chain"]
+__all__ = ["AuditBreak", "append", "use_chain_key", "verify_chain"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from server.audit import checkpoints, repository
-from server.audit.service import chain_key, verify_chain
+from server.audit.service import verify_chain
 from server.cli_support import Commands, add_common_options, cli_settings, database
 from server.settings import Settings
 
@@ -20,15 +20,15 @@ async def _verify(settings: Settings, files: list[Path]) -> int:
     from server.credentials.trust_list import ROOT_PURPOSE
     from server.keys import repository as keys_repository
     from server.keys.service import decode_key
-    from server.security import FieldCipher, load_master_key
+    from server.security import DerivedKeys, FieldCipher, load_master_key
 
-    master_key = load_master_key(settings)
+    keys = DerivedKeys.derive(load_master_key(settings))
     conn = await asyncpg.connect(settings.database_url)
     try:
         # Read jsonb exactly as the app does, so MACs are recomputed over the same values.
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
         await conn.execute("SET TIME ZONE 'UTC'")
-        cipher = FieldCipher(master_key)
+        cipher = FieldCipher(keys)
         # Only root keys whose private half decrypts under our master key: a key row slipped into the database
         # cannot vouch for a forged checkpoint.
         roots = {
@@ -42,7 +42,7 @@ async def _verify(settings: Settings, files: list[Path]) -> int:
         if forged:
             print(f"checkpoint of size {forged[0].size}: the signature is not valid", file=sys.stderr)
             return 1
-        checked, broken = await verify_chain(conn, chain_key(master_key), held)
+        checked, broken = await verify_chain(conn, keys.audit_chain, held)
     finally:
         await conn.close()
     if broken is None:

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 from server import audit
 from server.audit import repository, schemas
 from server.audit.checkpoints import Checkpoint, from_row, published
-from server.audit.service import chain_key, verify_chain
+from server.audit.service import verify_chain
 from server.audit.signing import publish_checkpoint
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC
@@ -112,7 +112,7 @@ class AuditAdminController(Controller):
                         forged[0].size, "forged_checkpoint", "a stored checkpoint's signature is not valid"
                     ),
                 )
-            checked, broken = await verify_chain(conn, chain_key(core.master_key), held)
+            checked, broken = await verify_chain(conn, core.derived_keys.audit_chain, held)
             row = await repository.get(conn, broken.seq) if broken is not None else None
         if broken is None:
             return schemas.AuditVerification(True, checked, len(held))

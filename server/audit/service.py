@@ -25,7 +25,6 @@ import asyncpg
 
 from server.audit import repository
 from server.audit.checkpoints import Checkpoint
-from server.security.fields import derive_key
 
 GENESIS = b"\x00" * 32
 MAC_PLAIN = 1
@@ -34,18 +33,14 @@ MAC_KEYED = 2
 _chain_key: bytes | None = None
 
 
-def chain_key(master_key: bytes) -> bytes:
-    return derive_key(master_key, "audit-chain")
-
-
-def use_master_key(master_key: bytes) -> None:
+def use_chain_key(key: bytes) -> None:
     """Set this process's chain key (start-up does, once): every `append` MACs under it.
 
     Process-wide rather than passed to each of the many `append` calls: one process serves one deployment, and
     a domain appending to the audit log should not need to hold a secret to do so.
     """
     global _chain_key
-    _chain_key = chain_key(master_key)
+    _chain_key = key
 
 
 def _digest(
@@ -75,7 +70,7 @@ async def append(
 ) -> int:
     """Append within the caller's transaction; the record commits or vanishes with the change it describes."""
     if _chain_key is None:
-        raise RuntimeError("the audit chain key is not set; start-up calls audit.use_master_key")
+        raise RuntimeError("the audit chain key is not set; start-up calls audit.use_chain_key")
     details = details or {}
     head = await repository.lock_and_last(conn)
     seq = 1 if head is None else head["seq"] + 1
@@ -109,7 +104,7 @@ class AuditBreak:
 async def verify_chain(
     conn: asyncpg.Connection, key: bytes, checkpoints: Iterable[Checkpoint] = ()
 ) -> tuple[int, AuditBreak | None]:
-    """Walk the chain under `key` (see `chain_key`) and hold it against signed checkpoints (already verified):
+    """Walk the chain under `key` (DerivedKeys.audit_chain) and hold it against signed checkpoints (already verified):
     returns (records checked, first break or None)."""
     signed = {c.size: c for c in checkpoints}
     prev = GENESIS

@@ -69,6 +69,7 @@ class AnkangService:
         core: Core,
         residents: Residents,
         *,
+        subject_ref_key: bytes,
         issuer: int,
         validity_s: int = 120,
         period_s: int = 60,
@@ -84,7 +85,7 @@ class AnkangService:
         self.period_s = period_s
         self._status_ttl = status_ttl_s
         self.clock = clock
-        self.refs = SubjectRefs(core.master_key)
+        self.refs = SubjectRefs(subject_ref_key)
         self._status: dict[int, tuple[float, CodeStatus]] = {}
 
     # -- status cache ---------------------------------------------------------------------------------------

@@ -59,7 +59,11 @@ class CredentialsPlugin(InitPluginProtocol):
 
     async def _start(self, app: Litestar) -> Credentials:
         core = app.state.core
-        credentials = Credentials.build(core, await self.identity.started(app))
+        credentials = Credentials.build(
+            core,
+            await self.identity.started(app),
+            subject_ref_key=core.derived_keys.ankang_subject_ref,
+        )
         await credentials.start(core)
         app.state.credentials = credentials
         return credentials

@@ -30,12 +30,19 @@ class Credentials:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, core: Core, residents: Residents) -> Credentials:
+    def build(cls, core: Core, residents: Residents, *, subject_ref_key: bytes) -> Credentials:
         s = core.settings
         issuer, skew = s.issuer_code, s.clock_skew_s
         validity, period = s.ankang_validity_s, s.ankang_refresh_s
         trust = TrustListService(core, issuer=issuer, clock_skew_s=skew)
-        ankang = AnkangService(core, residents, issuer=issuer, validity_s=validity, period_s=period)
+        ankang = AnkangService(
+            core,
+            residents,
+            subject_ref_key=subject_ref_key,
+            issuer=issuer,
+            validity_s=validity,
+            period_s=period,
+        )
         return cls(
             trust=trust,
             ankang=ankang,

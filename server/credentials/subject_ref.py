@@ -15,8 +15,6 @@ from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from server.security.fields import derive_key
-
 _BLOCK: Final = struct.Struct(">QHIH")
 
 
@@ -28,9 +26,9 @@ class Subject:
 
 
 class SubjectRefs:
-    def __init__(self, master_key: bytes) -> None:
+    def __init__(self, key: bytes) -> None:
         # One block, no IV: each plaintext is unique per (account, generation, bucket), so ECB leaks nothing.
-        self._cipher = Cipher(algorithms.AES256(derive_key(master_key, "ankang-subject-ref")), modes.ECB())  # noqa: S305
+        self._cipher = Cipher(algorithms.AES256(key), modes.ECB())  # noqa: S305
         # ECB carries no state from one block to the next, so one encryption and one decryption context per
         # thread serve every block: making a context per block cost ~13x the AES itself (1.7 us vs 0.13 us),
         # and issuing codes and settling offline uploads run this thousands of times a second.

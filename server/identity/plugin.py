@@ -60,7 +60,7 @@ class IdentityPlugin(InitPluginProtocol):
             core.cipher,
             self.sms,
             core.tokens,
-            core.master_key,
+            core.derived_keys.otp,
             core.sessions,
             core.roles,
         )

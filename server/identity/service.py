@@ -31,7 +31,6 @@ from server.identity.id_number import (
 from server.identity.sms import SmsError, SmsSender
 from server.ratelimit import RateLimits
 from server.security import FieldCipher
-from server.security.fields import derive_key
 from server.settings import Settings
 
 log = logging.getLogger("yima.identity")
@@ -76,7 +75,7 @@ class IdentityService:
         cipher: FieldCipher,
         sms: SmsSender,
         tokens: AccessTokens,
-        master_key: bytes,
+        otp_key: bytes,
         sessions: SessionRevocations,
         roles: LiveRoles,
         clock: Callable[[], datetime] = _now,
@@ -89,7 +88,7 @@ class IdentityService:
         self._cipher = cipher
         self._sms = sms
         self._tokens = tokens
-        self._otp_key = derive_key(master_key, "otp")
+        self._otp_key = otp_key
         self.clock = clock
 
     @property

@@ -185,7 +185,7 @@ class OnecardPlugin(InitPluginProtocol):
             core.db,
             core.cipher,
             core.keys,
-            core.master_key,
+            core.derived_keys.onecard_account_ref,
             self._provider(core.db),
             await self.identity.started(app),
             notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",

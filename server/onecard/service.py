@@ -39,7 +39,6 @@ from server.onecard.results import (
 from server.onecard.settlement import ChargeToSettle, OfflineCharge, SettlementResult, SettlementSummary
 from server.onecard.ss_card import CardNumberError, mask_card_number, normalise_card_number
 from server.security import FieldCipher
-from server.security.fields import derive_key
 
 log = logging.getLogger("yima.onecard")
 
@@ -99,7 +98,7 @@ class OnecardService:
         db: Database,
         cipher: FieldCipher,
         keys: KeyStore,
-        master_key: bytes,
+        account_ref_key: bytes,
         payments: PaymentProvider,
         residents: VerifiedResidents,
         *,
@@ -111,7 +110,7 @@ class OnecardService:
         self._db = db
         self._cipher = cipher
         self._keys = keys
-        self._ref_key = derive_key(master_key, "onecard-account-ref")
+        self._ref_key = account_ref_key
         self.payments = payments
         self.notify_url = notify_url
         self.clock = clock

@@ -67,6 +67,7 @@ class PlatformCapabilities:
         runtime: Runtime,
         storage: AppStorage,
         *,
+        user_id_key: bytes,
         accounts: Accounts,
         codes: HealthCodes,
         payments: Payments,
@@ -80,7 +81,7 @@ class PlatformCapabilities:
         self.db = AppDb(core.db, runtime)
         self.jobs = AppJobs(core.db)
         self.documents = TerminalDocuments(core)
-        self.ids = AppUserIds(core.master_key)
+        self.ids = AppUserIds(user_id_key)
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
 

@@ -6,17 +6,13 @@ import base64
 import hashlib
 import hmac
 
-from server.security.fields import derive_key
-
-APP_USER_PURPOSE = "app-user-id"
-
 
 class AppUserIds:
     """`u_` + 26 base32 characters (128 bits of HMAC): stable per (app, resident), unlinkable across apps
-    without the master key, and never the resident's account id."""
+    without the key (DerivedKeys.app_user_id), and never the resident's account id."""
 
-    def __init__(self, master_key: bytes) -> None:
-        self._key = derive_key(master_key, APP_USER_PURPOSE)
+    def __init__(self, key: bytes) -> None:
+        self._key = key
 
     def for_app(self, app_id: str, account_id: int) -> str:
         mac = hmac.new(self._key, f"{app_id}|{account_id}".encode(), hashlib.sha256).digest()[:16]

@@ -86,6 +86,7 @@ class PlatformPlugin(InitPluginProtocol):
         platform = await Platform.start(
             app.state.core,
             self.config,
+            user_id_key=app.state.core.derived_keys.app_user_id,
             accounts=accounts,
             codes=await self.credentials.started(app),
             payments=await self.onecard.started(app),

@@ -52,6 +52,7 @@ class Platform:
         core: Core,
         config: PlatformSettings,
         *,
+        user_id_key: bytes,
         accounts: Accounts,
         codes: HealthCodes,
         payments: Payments,
@@ -60,7 +61,9 @@ class Platform:
         storage = AppStorage(core.db)
         host = SandboxHost(config.sandbox)
         runtime = Runtime(core, host, config.apps_dir, refresh_s=config.refresh_s)
-        caps = PlatformCapabilities(core, runtime, storage, accounts=accounts, codes=codes, payments=payments)
+        caps = PlatformCapabilities(
+            core, runtime, storage, user_id_key=user_id_key, accounts=accounts, codes=codes, payments=payments
+        )
         caps.jobs.max_pending = config.jobs_max_pending
         host.provider = caps
         await host.start()

@@ -6,25 +6,19 @@ import hashlib
 import hmac
 import secrets
 
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from server.security.derived import DerivedKeys
 
 _VERSION = b"\x01"
-
-
-def derive_key(master_key: bytes, purpose: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"yima/" + purpose.encode()).derive(
-        master_key
-    )
 
 
 class FieldCipher:
     """Encrypts one kind of field; the field name is bound as associated data so ciphertexts cannot be swapped."""
 
-    def __init__(self, master_key: bytes) -> None:
-        self._aead = AESGCM(derive_key(master_key, "field-encryption"))
-        self._index_key = derive_key(master_key, "blind-index")
+    def __init__(self, keys: DerivedKeys) -> None:
+        self._aead = AESGCM(keys.field_encryption)
+        self._index_key = keys.blind_index
 
     def encrypt(self, field: str, plaintext: str) -> bytes:
         nonce = secrets.token_bytes(12)

@@ -14,7 +14,7 @@ import pytest
 from server import audit
 from server.cli import main
 from server.core import migrate
-from server.security import load_master_key
+from server.security import DerivedKeys, load_master_key
 from server.settings import load_settings
 from tests.conftest import ADMIN_DSN, _dsn_for
 
@@ -33,7 +33,11 @@ def audit_db(master_key):
         import json
 
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-        audit.use_master_key(load_master_key(load_settings({}, mode="test", master_key=master_key)))
+        audit.use_chain_key(
+            DerivedKeys.derive(
+                load_master_key(load_settings({}, mode="test", master_key=master_key))
+            ).audit_chain
+        )
         for i in range(5):
             async with conn.transaction():
                 await audit.append(

@@ -16,7 +16,7 @@ async def test_appended_records_verify(client):
                 conn, actor="test", action="thing.done", target=f"t:{i}", details={"n": i, "z": [1]}
             )
     async with client.app.state.core.db.connection() as conn:
-        checked, broken = await audit.verify_chain(conn, audit.chain_key(client.app.state.core.master_key))
+        checked, broken = await audit.verify_chain(conn, client.app.state.core.derived_keys.audit_chain)
     assert checked >= 3
     assert broken is None
 
