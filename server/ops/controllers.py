@@ -11,12 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from server.auth import allow
 from server.auth.guards import PUBLIC
 from server.errors import NotFound
-from server.wire import Outbound
-
-
-class HealthReport(Outbound):
-    status: str
-    checks: dict[str, str]
+from server.ops.schemas import HealthReport
 
 
 @get("/health/live", opt=allow(PUBLIC), operation_id="liveness", tags=["ops"])
