@@ -35,8 +35,9 @@ from yima_sdk.cron import COUNTY_TIME
 app = App()
 
 STARTS = {"am": dt.time(8, 0), "pm": dt.time(14, 0)}
-CANCEL_CUTOFF = dt.timedelta(hours=1)
-"""Residents cancel (and are refunded) until one hour before the session starts."""
+CANCEL_HOURS = 1
+"""Residents cancel (and are refunded) until one hour before the session starts, unless its scheduler set
+another cut-off (`cancel_hours`, 0-72)."""
 PRESCRIPTION_VALID = dt.timedelta(days=3)
 OPEN = ("booked", "waiting", "called")
 
@@ -50,6 +51,8 @@ class NewSession(msgspec.Struct, forbid_unknown_fields=True):
     walk_in: bool = False
     referral_reserve: int = 0
     """Slots (within the capacity) that only residents with a referral may book."""
+    cancel_hours: int = CANCEL_HOURS
+    """Residents cancel (refunded) until this many hours before the session starts."""
 
 
 class BookFor(msgspec.Struct, forbid_unknown_fields=True):
@@ -75,6 +78,8 @@ class SessionChange(msgspec.Struct, forbid_unknown_fields=True):
     capacity: int | None = None
     fee_fen: int | None = None
     walk_in: bool | None = None
+    cancel_hours: int | None = None
+    """For bookings made from now on: each keeps the cut-off it was booked under."""
 
 
 class Item(msgspec.Struct, forbid_unknown_fields=True):
@@ -90,8 +95,10 @@ def problem(status: int, code: str, message: str) -> Response:
     return Response.json({"code": code, "error": message}, status=status)
 
 
-def county_now() -> dt.datetime:
-    return dt.datetime.now(COUNTY_TIME)
+def county_now(request: Request | None = None) -> dt.datetime:
+    """The platform's time of the request (the simulator's `advance` moves it), in county time."""
+    at = request.received_at if request is not None else None
+    return (at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
 
 
 def starts_at(session: dict[str, Any]) -> dt.datetime:
@@ -141,7 +148,7 @@ async def search(ctx: Context, request: Request) -> Response:
     if day:
         where["day"] = day
     elif where:
-        where["day"] = {"gte": county_now().date().isoformat()}
+        where["day"] = {"gte": county_now(request).date().isoformat()}
     page = await ctx.db.find("sessions", where, order_by="day", limit=100, after=q.get("after"))
     sessions = []
     for record in page.items:
@@ -160,7 +167,7 @@ async def book(ctx: Context, request: Request) -> Response:
     session = await ctx.db.get("sessions", request.path_params["session"])
     if session is None or session.value["status"] != "open":
         return problem(404, "medical.no_such_session", "no open session with that id")
-    if session.value["day"] < county_now().date().isoformat():
+    if session.value["day"] < county_now(request).date().isoformat():
         return problem(409, "medical.session_over", "this session is over")
     body = request.json(BookFor) if request.body else BookFor()
     member = None
@@ -224,6 +231,7 @@ async def take_slot(
         "payment_id": None,
         "member": member,
         "referral": referral.id if referral is not None else None,
+        "cancel_hours": s.get("cancel_hours", CANCEL_HOURS),
     }
     try:
         async with ctx.db.transaction() as tx:
@@ -279,9 +287,25 @@ async def _with_payment(ctx: Context, booking_id: str, value: dict[str, Any]) ->
 
 @app.get("/bookings")
 async def my_bookings(ctx: Context, request: Request) -> dict[str, Any]:
+    """The resident's bookings. With `?open=1` only those still open from today on (booked, waiting, called),
+    each waiting one with `ahead` (how many checked-in patients are before it): what the page lists, in one
+    call, where it asked for each booking before."""
     user_id = await ctx.user.id()
-    page = await ctx.db.find("bookings", {"user_id": user_id}, order_by="day", limit=100)
-    return {"bookings": [_doc(r) for r in page.items]}
+    where: dict[str, Any] = {"user_id": user_id}
+    open_only = request.query.get("open") == "1"
+    if open_only:
+        where["day"] = {"gte": county_now(request).date().isoformat()}
+    page = await ctx.db.find("bookings", where, order_by="day", limit=100)
+    out = []
+    for record in page.items:
+        if open_only and record.value["status"] not in OPEN:
+            continue
+        booking = _doc(record)
+        if open_only:
+            waiting = record.value["status"] == "waiting"
+            booking["ahead"] = await ahead_of(ctx, record.value) if waiting else None
+        out.append(booking)
+    return {"bookings": out}
 
 
 @app.get("/bookings/{booking}")
@@ -301,8 +325,11 @@ async def cancel_booking(ctx: Context, request: Request) -> Response:
     record = await _own_booking(ctx, request.path_params["booking"])
     if record is None or record.value["status"] != "booked":
         return problem(404, "medical.no_such_booking", "no open booking of yours with that id")
-    if county_now() > starts_at(record.value) - CANCEL_CUTOFF:
-        return problem(409, "medical.past_cutoff", "bookings can be cancelled until one hour before")
+    hours = record.value.get("cancel_hours", CANCEL_HOURS)
+    until = starts_at(record.value) - dt.timedelta(hours=hours)
+    if county_now(request) > until:
+        return problem(409, "medical.past_cutoff",
+                       f"this booking could be cancelled until {until:%Y-%m-%d %H:%M}, {hours} h before the session")  # fmt: skip
     refunded = await cancel(ctx, record, "您取消了预约 you cancelled")
     return Response.json({"status": "cancelled", "refunded_fen": refunded})
 
@@ -360,6 +387,37 @@ async def screen(ctx: Context, request: Request) -> Response:
         return problem(404, "medical.no_such_session", "no session with that id")
     waiting = await ctx.db.count("bookings", {"session": sid, "status": "waiting"})
     return Response.json({"session": _doc(session), "calling": await calling(ctx, sid), "waiting": waiting})
+
+
+@app.get("/screens")
+async def screens(ctx: Context, request: Request) -> Response:
+    """The clinic screens of an `institution` on a `day` (today by default), one call for all its open
+    sessions: per session the numbers being called and how many wait (no names, no ids)."""
+    institution = request.query.get("institution")
+    if not institution:
+        return problem(400, "medical.screens_need_an_institution", "give institution (and day)")
+    day = request.query.get("day") or county_now(request).date().isoformat()
+    sessions = await ctx.db.find("sessions", {"institution": institution, "day": day}, limit=100)
+    calling: dict[str, list[int]] = {}
+    waiting: dict[str, int] = {}
+    after = None
+    while True:  # the day's bookings at the institution, every page, grouped by session
+        page = await ctx.db.find("bookings", {"day": day, "institution": institution}, limit=100, after=after)
+        for record in page.items:
+            sid, status = record.value["session"], record.value["status"]
+            if status == "called":
+                calling.setdefault(sid, []).append(record.value["number"])
+            elif status == "waiting":
+                waiting[sid] = waiting.get(sid, 0) + 1
+        after = page.cursor
+        if after is None:
+            break
+    return Response.json({"day": day, "screens": [
+        {"session": s.id, "half": s.value["half"], "doctor_name": s.value["doctor_name"],
+         "calling": sorted(calling.get(s.id, [])), "waiting": waiting.get(s.id, 0)}
+        for s in sorted(sessions.items, key=lambda s: (s.value["half"], s.value["doctor"]))
+        if s.value["status"] == "open"
+    ]})  # fmt: skip
 
 
 # ---- family members and referrals ------------------------------------------------------------------------
@@ -439,8 +497,17 @@ async def refer(ctx: Context, request: Request) -> Response:
 @app.post("/staff/sessions")
 async def publish(ctx: Context, request: Request) -> Response:
     new = request.json(NewSession)
-    if new.half not in STARTS or not 1 <= new.capacity <= 500 or not 0 <= new.fee_fen <= 100_000:
-        return problem(400, "medical.bad_session", "half is am or pm, capacity 1-500, fee 0-100000 fen")
+    if (
+        new.half not in STARTS
+        or not 1 <= new.capacity <= 500
+        or not 0 <= new.fee_fen <= 100_000
+        or not 0 <= new.cancel_hours <= 72
+    ):
+        return problem(
+            400,
+            "medical.bad_session",
+            "half is am or pm, capacity 1-500, fee 0-100000 fen, cancel_hours 0-72",
+        )
     doctor = await ctx.db.get("doctors", new.doctor)
     if doctor is None:
         return problem(404, "medical.no_such_doctor", "no doctor with that id")
@@ -458,6 +525,7 @@ async def publish(ctx: Context, request: Request) -> Response:
         "fee_fen": new.fee_fen,
         "walk_in": new.walk_in,
         "referral_reserve": min(max(new.referral_reserve, 0), new.capacity),
+        "cancel_hours": new.cancel_hours,
         "status": "open",
     }
     try:
@@ -477,9 +545,15 @@ async def change(ctx: Context, request: Request) -> Response:
     if not await _holds(ctx, "scheduler", record.value["institution"]):
         return problem(403, "medical.other_institution", "you schedule another institution")
     value = dict(record.value)
-    for field in ("capacity", "fee_fen", "walk_in"):
+    for field in ("capacity", "fee_fen", "walk_in", "cancel_hours"):
         if getattr(changes, field) is not None:
             value[field] = getattr(changes, field)
+    if (
+        not 0 <= value.get("cancel_hours", CANCEL_HOURS) <= 72
+        or not 0 <= value["fee_fen"] <= 100_000
+        or value["capacity"] > 500
+    ):
+        return problem(400, "medical.bad_session", "capacity up to 500, fee 0-100000 fen, cancel_hours 0-72")
     taken = await ctx.storage.counter_get(f"taken:{record.id}")
     if value["capacity"] < taken:
         return problem(409, "medical.capacity_below_bookings", f"{taken} are booked already")

@@ -63,6 +63,8 @@ class Tab:
     """Requests the page made to any other origin (each refused, so no page works only because the internet is)."""
     errors: list[str] = field(default_factory=list)
     """Console errors and uncaught exceptions, CSP violations included."""
+    requests: list[str] = field(default_factory=list)
+    """`METHOD url` of every request the page and its frames made, from the first (to count round trips)."""
 
 
 @contextlib.asynccontextmanager
@@ -94,6 +96,7 @@ async def opened(
     await context.route(elsewhere, refuse)
     page.on("console", console)
     page.on("pageerror", lambda error: tab.errors.append(str(error)))
+    page.on("request", lambda request: tab.requests.append(f"{request.method} {request.url}"))
     try:
         await page.goto(path)
         yield tab

@@ -82,3 +82,36 @@ async def test_a_doctor_sees_the_clinic_screen_and_calls_the_next_patient(
         await page.get_by_role("status").filter(has_text="请 No. 1 就诊").wait_for()
         await row.filter(has_text="正在叫号 calling 1 · 等候 waiting 0").wait_for()
     assert tab.outside == [] and tab.errors == []
+
+
+async def test_the_page_lists_open_bookings_with_the_place_in_the_queue_in_one_request(
+    browser: Browser, medical: str
+) -> None:
+    today = dt.datetime.now(COUNTY_TIME).date()
+    half = "am" if dt.datetime.now(COUNTY_TIME).hour < 12 else "pm"
+    tcm = "institution:guangde-tcm"
+    async with httpx.AsyncClient(base_url=medical) as sim:
+        for who in ("alice", "grandpa"):  # alice checks in first: one ahead of grandpa
+            booked = await sim.post(f"/sessions/dr-wu.{today}.{half}/book", headers={"x-yima-user": who})
+            assert booked.status_code == 201, booked.text
+            scan = {"scene_kind": "clinic", "user": who, "unit": tcm}
+            assert (await sim.post("/_sim/scan", json=scan)).status_code == 200
+        later = f"/sessions/dr-chen.{today + dt.timedelta(days=2)}.am/book"
+        assert (await sim.post(later, headers=GRANDPA)).status_code == 201
+        for unit in ("institution:guangde-people", tcm):
+            grant = {"user": "grandpa", "role": "doctor", "unit": unit}
+            assert (await sim.post("/_sim/staff", json=grant)).status_code == 200
+    async with opened(browser, _server(medical), "/") as tab:
+        page = tab.page.frame_locator("iframe")
+        await page.locator("#bookings li").filter(has_text=f"{half} dr-wu No. 2 · 前面 1 人 ahead").wait_for()
+        later_row = page.locator("#bookings li").filter(has_text=f"{today + dt.timedelta(days=2)} am dr-chen")
+        await later_row.get_by_role("button", name="取消 Cancel").wait_for()
+        screen = page.locator("#clinic-sessions li").filter(has_text=f"{half} 吴芳 Wu Fang")
+        await screen.filter(has_text="等候 waiting 2").wait_for()
+    # one request for the list (again every 15 s), one per institution for the clinic screens: none per
+    # booking or per session
+    lists = [r for r in tab.requests if "/bookings" in r]
+    screens = [r for r in tab.requests if "/screen" in r]
+    assert lists and all(r.startswith("GET ") and "/bookings?open=1" in r for r in lists), lists
+    assert screens and all("/screens?institution=guangde-" in r for r in screens), screens
+    assert tab.outside == [] and tab.errors == []

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_OPERATOR_PHONE
+from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE
+from tests.credentials.helpers import random_id_number
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
@@ -141,3 +142,56 @@ def test_a_walk_in_at_a_township_centre_gets_a_number_and_a_fee_to_confirm(dev: 
     assert lines[0] == "现场号 Walk-in No. 1" and lines[2] == "请在手机上付费 Pay on your phone", answer
     payments = resident.get("/v1/me/payments").json()
     assert [(p["status"], p["amount_fen"]) for p in payments] == [("pending_confirmation", 100)], payments
+
+
+def test_a_resident_cancels_before_the_cut_off_and_is_refused_after_it(dev: Dev) -> None:
+    test_yima_dev_releases_the_app_with_its_demo_data(dev)
+    tomorrow = (dt.datetime.now(COUNTY_TIME).date() + dt.timedelta(days=1)).isoformat()
+    resident = verified_resident(dev.server)
+    # the default cut-off, an hour before: a booking six days ahead is cancelled, her slot given back
+    ahead = f"dr-sun.{(dt.date.fromisoformat(tomorrow) + dt.timedelta(days=5)).isoformat()}.am"
+    booked = resident.post(f"{API}/sessions/{ahead}/book")
+    assert booked.status_code == 201, booked.text
+    cancelled = resident.delete(f"{API}/bookings/{booked.json()['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+
+    # the scheduler closes cancelling of tomorrow afternoon's bookings 72 h before: from now on, always past
+    scheduler = staff(dev, "scheduler")
+    session = f"dr-sun.{tomorrow}.pm"
+    r = scheduler.put(f"{API}/staff/sessions/{session}", json={"cancel_hours": 73})
+    assert (r.status_code, r.json()["code"]) == (400, "medical.bad_session"), r.text
+    r = scheduler.put(f"{API}/staff/sessions/{session}", json={"cancel_hours": 72})
+    assert r.status_code == 200 and r.json()["cancel_hours"] == 72, r.text
+    booked = resident.post(f"{API}/sessions/{session}/book")
+    assert booked.status_code == 201, booked.text
+    booking = booked.json()
+    refused = resident.delete(f"{API}/bookings/{booking['id']}")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "medical.past_cutoff"
+    assert f"{72} h before the session" in refused.json()["error"]
+    assert resident.get(f"{API}/bookings/{booking['id']}").json()["status"] == "booked"
+    payments = {str(p["id"]): p for p in resident.get("/v1/me/payments").json()}
+    assert payments[booking["payment_id"].removeprefix("pay_")]["status"] == "pending_confirmation", payments
+
+
+def test_a_red_code_at_check_in_is_sent_to_the_fever_clinic_and_keeps_the_booking(dev: Dev) -> None:
+    test_yima_dev_releases_the_app_with_its_demo_data(dev)
+    patient = sign_in(dev.server)
+    id_number = random_id_number()
+    assert patient.put("/v1/me/identity", json={"name": "钱小红", "id_number": id_number}).status_code == 200
+    session = f"dr-chen.{dt.datetime.now(COUNTY_TIME).date().isoformat()}.pm"
+    booked = patient.post(f"{API}/sessions/{session}/book")
+    assert booked.status_code == 201, booked.text
+    share = patient.put(f"/v1/me/consents/{APP}/health_color", json={"granted": True})
+    assert share.status_code == 200, share.text
+    health = sign_in(dev.server, DEMO_AUTHORITY_PHONE)
+    body = {"id_number": id_number, "color": "red", "reason": "确诊 confirmed case"}
+    assert health.post("/v1/authority/health-status", json=body).status_code == 200
+
+    terminal = enrol_terminal(dev.server, dev.operator, "clinic", APP, unit=PEOPLE)
+    answer = scan_code(terminal, patient)
+    assert (answer["result"], answer["color"]) == ("accept", "red"), answer  # the clinic admits red codes
+    assert answer["miniapp"]["lines"] == [
+        "发热门诊 Go to the fever clinic", "健康码 code red", f"预约保留 No. {booked.json()['number']} kept",
+    ], answer  # fmt: skip
+    assert patient.get(f"{API}/bookings/{booked.json()['id']}").json()["status"] == "booked"  # not queued

@@ -62,6 +62,50 @@ def test_book_pay_waive_at_65_and_cancel_with_a_refund(miniapp: MiniApp) -> None
     assert rebooked["number"] == 3 and rebooked["payment_id"] != booking["payment_id"]
 
 
+def test_cancelling_closes_at_the_cut_off_before_the_session(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    tomorrow = day_after(today)
+    session = f"dr-chen.{tomorrow}.am"  # 08:00 tomorrow, county time: residents cancel until 07:00
+    alice = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    carol = miniapp.post(f"/sessions/{session}/book", user="carol").json()
+    assert miniapp.confirm_payment(alice["payment_id"])["status"] == "succeeded"
+    balance = miniapp.platform.balances["alice"]
+
+    def to(hour: int, minute: int, day: str = tomorrow) -> None:
+        """Move the simulator's clock (and so each request's received_at) to that time of `day`."""
+        at = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour, minute), COUNTY_TIME)
+        miniapp.advance(seconds=at.timestamp() - miniapp.now)
+
+    to(6, 59)  # carol had not paid yet: cancelled, nothing to refund
+    assert miniapp.delete(f"/bookings/{carol['id']}", user="carol").json() == {
+        "status": "cancelled",
+        "refunded_fen": 0,
+    }
+    to(7, 1)
+    refused = miniapp.delete(f"/bookings/{alice['id']}", user="alice")
+    assert (refused.status, refused.json()["code"]) == (409, "medical.past_cutoff")
+    assert f"until {tomorrow} 07:00, 1 h before" in refused.json()["error"]
+    # nothing changed: still booked, the slot still hers, no refund
+    assert miniapp.get(f"/bookings/{alice['id']}", user="alice").json()["status"] == "booked"
+    assert miniapp.counters[f"taken:{session}"] == 1
+    assert miniapp.platform.balances["alice"] == balance
+
+    # a session with its own cut-off: the day before (24 h)
+    miniapp.grant_staff("grandpa", "scheduler", PEOPLE)
+    day = day_after(today, 8)  # after the demo week
+    body = {"doctor": "dr-zhou", "day": day, "half": "pm", "capacity": 5, "fee_fen": 0, "cancel_hours": 24}
+    assert miniapp.post("/staff/sessions", user="grandpa", json={**body, "cancel_hours": 73}).status == 400
+    late = miniapp.post("/staff/sessions", user="grandpa", json=body).json()
+    booked = miniapp.post(f"/sessions/{late['id']}/book", user="alice").json()
+    to(7, 2)  # days before the session: open
+    assert miniapp.delete(f"/bookings/{booked['id']}", user="alice").status == 200
+    booked = miniapp.post(f"/sessions/{late['id']}/book", user="alice").json()
+    to(14, 2, day_after(day, -1))  # 23 h 58 min before
+    refused = miniapp.delete(f"/bookings/{booked['id']}", user="alice")
+    assert (refused.status, refused.json()["code"]) == (409, "medical.past_cutoff")
+    assert f"until {day_after(day, -1)} 14:00, 24 h before" in refused.json()["error"]
+
+
 def test_a_session_holds_its_capacity_and_its_scheduler_cancels_it(miniapp: MiniApp) -> None:
     today = seeded(miniapp)
     day = day_after(today, 8)  # after the demo week
@@ -120,6 +164,12 @@ def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
     ]  # fmt: skip
     assert miniapp.get(f"/bookings/{carol['id']}", user="carol").json()["status"] == "booked"
     assert miniapp.get(f"/bookings/{second['id']}", user="alice").json()["ahead"] == 1
+    # the page's list: her open bookings with their place, in one call; the clinic's screens, in one call
+    listed = miniapp.get("/bookings", user="alice", query={"open": "1"}).json()["bookings"]
+    assert [(b["id"], b["status"], b["ahead"]) for b in listed] == [(second["id"], "waiting", 1)]
+    screens = miniapp.get("/screens", query={"institution": "guangde-people"}).json()["screens"]
+    assert [(s["waiting"], s["calling"]) for s in screens if s["session"] == session] == [(2, [])]
+    assert miniapp.get("/screens").json()["code"] == "medical.screens_need_an_institution"
 
     refused = miniapp.post(f"/doctor/sessions/{session}/next", user="carol")
     assert refused.json()["code"] == "miniapp.staff_required"

@@ -17,16 +17,14 @@ function item(text, label, action) {
 }
 
 async function bookings() {
-  const { bookings } = await yima.call("/bookings");
-  const list = $("bookings");
-  list.replaceChildren();
-  for (const b of bookings.filter((b) => ["booked", "waiting", "called"].includes(b.status))) {
-    const detail = await yima.call("/bookings/" + encodeURIComponent(b.id));
-    const where = b.status === "waiting" ? " · 前面 " + detail.ahead + " 人 ahead"
+  // one call: the open bookings, each waiting one with how many are ahead
+  const { bookings } = await yima.call("/bookings", { query: { open: "1" } });
+  $("bookings").replaceChildren(...bookings.map((b) => {
+    const where = b.status === "waiting" ? " · 前面 " + b.ahead + " 人 ahead"
       : b.status === "called" ? " · 请就诊 your turn" : "";
     const text = b.day + " " + b.half + " " + b.doctor + " No. " + b.number + where;
-    list.append(b.status === "booked" ? item(text, "取消 Cancel", () => cancel(b.id)) : item(text));
-  }
+    return b.status === "booked" ? item(text, "取消 Cancel", () => cancel(b.id)) : item(text);
+  }));
 }
 
 async function cancel(id) {
@@ -70,14 +68,13 @@ async function clinic(institutions) {
   $("clinic").hidden = false;
   const draw = async () => {
     const rows = [];
-    for (const institution of units) {
-      const { sessions } = await yima.call("/sessions", { query: { institution, day: county() } });
-      for (const s of sessions) {
-        const screen = await yima.call("/sessions/" + encodeURIComponent(s.id) + "/screen");
-        const text = s.half + " " + s.doctor_name + " · 正在叫号 calling " + (screen.calling.join(", ") || "-")
-          + " · 等候 waiting " + screen.waiting;
+    for (const institution of units) { // one call per institution: every session's screen of the day
+      const { screens } = await yima.call("/screens", { query: { institution, day: county() } });
+      for (const s of screens) {
+        const text = s.half + " " + s.doctor_name + " · 正在叫号 calling " + (s.calling.join(", ") || "-")
+          + " · 等候 waiting " + s.waiting;
         rows.push(item(text, "叫号 Call next", async () => {
-          const called = await yima.call("/doctor/sessions/" + encodeURIComponent(s.id) + "/next", { method: "POST" });
+          const called = await yima.call("/doctor/sessions/" + encodeURIComponent(s.session) + "/next", { method: "POST" });
           say(called.number === null ? "无人等候 nobody waiting" : "请 No. " + called.number + " 就诊");
           draw();
         }));
