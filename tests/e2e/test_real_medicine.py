@@ -227,7 +227,10 @@ def test_a_yellow_code_set_by_the_health_authority_may_not_buy_a_watched_class(d
     assert health.post("/v1/authority/health-status", json=body).status_code == 200
 
     number, lines = counter(dev, TAOZHOU, resident)
-    assert lines[2] == "黄码 Yellow: 四类药不可购 No watched", lines
+    assert lines == [
+        f"单号 Ticket {number}: 可购药 May buy", "处方药凭电子处方 Rx: e-prescription",
+        "黄码 Yellow: 四类药不可购 No watched",
+    ], lines  # fmt: skip
     pharmacist = staff(dev, APP, "pharmacist", TAOZHOU)
     refused = pharmacist.post(
         f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "y", [{"drug": "ibuprofen"}])
@@ -237,3 +240,53 @@ def test_a_yellow_code_set_by_the_health_authority_may_not_buy_a_watched_class(d
         f"{API}/pharmacist/sales", json=sale(TAOZHOU, number, "v", [{"drug": "vitamin-c"}])
     )
     assert vitamins.status_code == 201, vitamins.text
+
+
+def coloured(dev: Dev, colour: str) -> httpx.Client:
+    """A resident of the app who shares her code's colour with it, whom the health authority marks `colour`."""
+    resident = sign_in(dev.server)
+    id_number = random_id_number()
+    r = resident.put("/v1/me/identity", json={"name": "赵小红", "id_number": id_number})
+    assert r.status_code == 200, r.text
+    assert resident.get(f"{API}/purchases").status_code == 200
+    assert resident.put(f"/v1/me/consents/{APP}/health_color", json={"granted": True}).status_code == 200
+    health = sign_in(dev.server, DEMO_AUTHORITY_PHONE)
+    body = {"id_number": id_number, "color": colour, "reason": "确诊 confirmed case"}
+    assert health.post("/v1/authority/health-status", json=body).status_code == 200
+    assert resident.get("/v1/me/codes/ankang").json()["color"] == colour
+    return resident
+
+
+def test_a_red_code_is_turned_away_at_the_pharmacy_and_the_counter_says_why(dev: Dev) -> None:
+    resident = coloured(dev, "red")
+    # the pharmacy scene's default policy refuses a red code before any app hears of it
+    answer = scan_code(dev.tills[TAOZHOU], resident)
+    assert (answer["result"], answer["reason"], answer["color"]) == (
+        "reject",
+        "policy.color_not_allowed",
+        "red",
+    )
+    assert answer.get("miniapp") is None, answer
+
+    # a county that lets red codes reach its pharmacy counters (to be sent on, not sold to): the app says why
+    policy = {"allowed_colours": ["green", "yellow", "red"], "show_name": False, "replay": "once",
+              "accept_ride_codes": False}  # fmt: skip
+    r = dev.operator.put(f"/v1/admin/scene-policies/pharmacy?scene={APP}", json=policy)
+    assert r.status_code == 200, r.text
+    try:
+        green = customer(dev)
+        before, _ = counter(dev, TAOZHOU, green)
+        assert resident.post("/v1/me/codes/ankang/revoke").status_code == 200
+        answer = scan_code(dev.tills[TAOZHOU], resident)
+        assert answer["result"] == "accept", answer
+        assert answer["miniapp"]["lines"] == [
+            "红码 Red code: 不可购药 No sale", "请去发热门诊 Go to a fever clinic",
+        ], answer  # fmt: skip
+        # no ticket was issued to her, so no sale can name her: the next ticket follows the one before
+        assert counter(dev, TAOZHOU, green)[0] == before + 1
+        assert resident.get(f"{API}/purchases").json()["purchases"] == []
+    finally:
+        policy["allowed_colours"] = ["green", "yellow"]
+        assert (
+            dev.operator.put(f"/v1/admin/scene-policies/pharmacy?scene={APP}", json=policy).status_code == 200
+        )
