@@ -220,7 +220,8 @@ async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any]) 
     if value["pass"] is None:
         until = at_time(value["day"], "23:59")
         issued = await ctx.credentials.issue_pass(
-            "ticket", {"k": "ticket", "slot": value["slot"], "n": value["number"]}, int(until.timestamp()),
+            "ticket", {"k": "ticket", "slot": value["slot"], "n": value["number"], "people": value["people"]},
+            int(until.timestamp()),
             user_id=value["user_id"],
         )  # fmt: skip
         changes["pass"] = {"id": issued.id, "payload": issued.payload, "valid_until": issued.valid_until}
@@ -371,25 +372,35 @@ async def _holding_of_pass(ctx: Context, data: dict[str, Any]) -> tuple[str, Any
 
 @app.on_scan("scenic")
 async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
-    """The gate terminal of a spot (its unit `spot:<id>`) scanned an Ankang code: the holder's ticket of the
-    day (or route pass) admits them. Offline scans uploaded later settle the same way, once per scan."""
+    """The gate terminal of a spot (its unit `spot:<id>`) scanned a ticket or route pass, or an Ankang code (the
+    holder's ticket of the day, or route pass, admits them). Offline scans uploaded later settle the same way,
+    once per scan; two gates that both let the same ticket in offline count it once (the second is recorded as
+    already entered). The reply's `admit` is the gate's verdict."""
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     if not unit.startswith("spot:"):
-        return {"lines": ["闸机未绑定景区 Gate serves no spot"]}
+        return {"lines": ["闸机未绑定景区 Gate serves no spot"], "admit": False}
     spot = unit.removeprefix("spot:")
-    if event.user_id is None:
+    key = f"scan.{event.data.scan_id}"
+    scanned = event.data.app_pass
+    if scanned is not None:
+        holding = await _holding_of_pass(ctx, scanned.data) if scanned.app == APP else None
+        if holding is None:
+            answer = {"admit": False, "lines": ["无此票 No such ticket"]}
+        else:
+            answer = await admit(ctx, holding, spot, at, key, event.data.mode)
+    elif event.user_id is None:
         answer = {"admit": False, "lines": ["未购票 No ticket in 一码旅游"]}
     else:
-        holding = await _holding_of_visitor(ctx, event.user_id, spot, at.date().isoformat())
-        if holding is None:
+        found = await _holding_of_visitor(ctx, event.user_id, spot, at.date().isoformat())
+        if found is None:
             answer = {"admit": False, "lines": ["今日无票 No ticket for today"]}
         else:
-            answer = await admit(ctx, holding, spot, at, f"scan.{event.data.scan_id}", event.data.mode)
+            answer = await admit(ctx, found, spot, at, key, event.data.mode)
     if event.data.mode == "offline":
         await ctx.log.info("offline gate scan settled", spot=spot, admit=str(answer["admit"]))
         return None
-    return {"lines": answer["lines"]}
+    return {"lines": answer["lines"], "admit": answer["admit"]}
 
 
 async def _holding_of_visitor(ctx: Context, user_id: str, spot: str, day: str) -> tuple[str, Any] | None:

@@ -53,6 +53,7 @@ PUBLIC = [
     "ScanData",
     "ScanEvent",
     "ScanReply",
+    "ScannedPass",
     "StaffRole",
     "StaffRoles",
     "Storage",

@@ -17,7 +17,7 @@ and for terminals and phones `yima_sdk.codes`, `yima_sdk.trust`, `yima_sdk.holde
 """
 
 from yima_sdk._app import App, Context
-from yima_sdk._bridge import JobEvent, Request, Response, ScanData, ScanEvent
+from yima_sdk._bridge import JobEvent, Request, Response, ScanData, ScanEvent, ScannedPass
 from yima_sdk.capabilities import (
     AppPass,
     Credentials,
@@ -104,6 +104,7 @@ __all__ = [
     "ScanData",
     "ScanEvent",
     "ScanReply",
+    "ScannedPass",
     "StaffRole",
     "StaffRoles",
     "Storage",

@@ -44,6 +44,7 @@ __all__ = [
     "Result",
     "ScanData",
     "ScanEvent",
+    "ScannedPass",
     "StartFailed",
     "WorkerMessage",
     "encode_frame",
@@ -97,6 +98,21 @@ class Request(_Wire, tag="http"):
             raise InvalidRequest(f"the request body is not JSON: {exc}") from None
 
 
+class ScannedPass(msgspec.Struct, frozen=True, kw_only=True):
+    """An app pass a terminal scanned (a ticket shown at a gate): its signature and expiry checked, not revoked,
+    and honoured by this app (issued by it, or shared with it and the holder consented). It names no one: the
+    event's `user_id` is the holder's, where the holder uses this app."""
+
+    id: str
+    """`pass_12`, as `credentials.issue_pass` answered."""
+    app: str
+    """The issuing app."""
+    kind: str
+    data: dict[str, Any] = {}
+    """What the issuing app put in the pass."""
+    valid_until: int = 0
+
+
 class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """What the platform tells a scan handler about the scan. Unknown fields are accepted on purpose: the
     platform appends fields with defaults, and an app on an older SDK keeps working."""
@@ -122,6 +138,8 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """An offline ride code's fare as settlement charged it (once) to the rider's one-card: re-priced with the
     `fares` table this app published that was in force when the ride happened (`amount_fen` is what the terminal
     priced; they differ when the terminal held an older table). None when nothing was settled."""
+    app_pass: ScannedPass | None = None
+    """Set when the terminal scanned an app pass (`credential_type` `app_pass`) rather than a code."""
 
 
 class ScanEvent(_Wire, tag="scan"):

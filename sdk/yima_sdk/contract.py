@@ -229,6 +229,22 @@ class ScanReply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     lines: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=MAX_LINE)]], msgspec.Meta(max_length=MAX_LINES)
     ] = []
+    admit: bool | None = None
+    """The app's own verdict where the terminal guards an entry (a gate scanning a ticket): False keeps the
+    gate shut although the code or pass itself was accepted; None says nothing."""
+
+
+def scan_reply(value: Any) -> ScanReply:
+    """A scan handler's answer as a `ScanReply` (None is an empty one); BadScanReply as `scan_lines`."""
+    if value is None:
+        return ScanReply()
+    try:
+        return msgspec.convert(value, ScanReply)
+    except msgspec.ValidationError as exc:
+        raise BadScanReply(
+            f'a scan handler answers None or {{"lines": [...], "admit": true|false}} ({MAX_LINES} lines of '
+            f"{MAX_LINE} characters at most), not {type(value).__name__}: {exc}"
+        ) from None
 
 
 def scan_lines(value: Any) -> list[str]:

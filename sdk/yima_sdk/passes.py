@@ -2,8 +2,11 @@
 
     YP1.<base64url JSON claims>.<base64url Ed25519 signature over "YP1.<base64url JSON claims>">
 
-Claims: `p` pass number, `a` app id, `k` kind, `s` holder's app-scoped id, `d` the app's data, `exp` Unix
-seconds, `kid` the signing key's id (the platform's keys of purpose `miniapp-pass`, or the simulator's dev key).
+Claims: `p` pass number, `a` app id, `k` kind, `d` the app's data, `exp` Unix seconds, `kid` the signing key's
+id (8 hex digits: the platform's keys of purpose `miniapp-pass`, on the trust list as `app_pass` keys so that
+terminals verify passes offline; or the simulator's dev key). No personal data travels in a pass: the holder is
+kept by the issuer against the pass number (`s`, the holder's app-scoped id, is always null in passes issued
+now; passes of older versions carried it, and the field stays so that they still decode).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from yima_sdk.codes import CredentialError
+from yima_sdk.codes._errors import CredentialError
 
 __all__ = ["PASS_PREFIX", "PassClaims", "open_pass", "seal_pass", "verify_pass_signature"]
 
@@ -31,6 +34,7 @@ class PassClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     a: str
     k: str
     s: str | None
+    """Always None in new passes (see the module docstring)."""
     d: dict[str, Any]
     exp: int
     kid: str

@@ -36,8 +36,9 @@ __all__ = [
     "trust_list_etag",
 ]
 
-CREDENTIAL_TYPES: Final = frozenset({"ankang_code", "device_certificate"})
-"""What an issuer key may sign. Ride codes are signed by device keys, vouched for by a device certificate."""
+CREDENTIAL_TYPES: Final = frozenset({"ankang_code", "device_certificate", "app_pass"})
+"""What an issuer key may sign. Ride codes are signed by device keys, vouched for by a device certificate;
+`app_pass`: mini-app passes (yima_sdk.passes), so that terminals verify tickets offline."""
 
 RevocationKind = Literal["subject", "device_certificate"]
 

@@ -27,6 +27,10 @@ from server.keys.service import SigningKey
 log = logging.getLogger("yima.credentials.trust_list")
 
 ISSUER_PURPOSE = "issuer"
+PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
+"""The platform's keys that sign mini-app passes (server/platform/capabilities.py): published as `app_pass`
+entries, so that terminals verify tickets offline."""
+PASS_CREDENTIAL_TYPES = frozenset({"app_pass"})
 ROOT_PURPOSE = "trust_root"
 CHANNEL = "credentials"
 """One pub/sub channel for every credentials change: b"trust_list", b"status:<account>", b"status:*", b"revocations"."""
@@ -69,6 +73,25 @@ def own_entries(issuer: int, keys: list[SigningKey]) -> list[TrustEntry]:
             )
         )
     return entries
+
+
+def pass_entries(issuer: int, keys: list[SigningKey], taken: set[bytes]) -> list[TrustEntry]:
+    """Entries for the pass keys: a pass lives for days (a ticket, a door plate), so a pass key is trusted from
+    its creation until it is retired (then withdrawn), not only until its successor takes over. A key id that
+    an issuer key holds already (4 random bytes each: it should never happen) is left out, not published twice."""
+    return [
+        TrustEntry(
+            issuer=issuer,
+            key_id=bytes.fromhex(key.kid),
+            alg=ALG_ED25519,
+            public_key=key.public_raw,
+            credential_types=PASS_CREDENTIAL_TYPES,
+            not_before=max(0, int(key.created_at.timestamp()) - _KEY_SLACK_S),
+            not_after=min(_MAX_U32, int(key.created_at.timestamp()) + _OPEN_ENDED_S),
+        )
+        for key in sorted(keys, key=lambda k: (k.created_at, k.kid))
+        if key.retired_at is None and bytes.fromhex(key.kid) not in taken
+    ]
 
 
 def partner_entries(rows: list[asyncpg.Record]) -> list[TrustEntry]:
@@ -122,7 +145,10 @@ class TrustListService:
 
     async def _entries(self, conn: asyncpg.Connection) -> list[TrustEntry]:
         own = own_entries(self.issuer, await self._core.keys.keys(ISSUER_PURPOSE, fresh=True))
-        return own + partner_entries(await repository.active_partner_keys(conn))
+        passes = pass_entries(
+            self.issuer, await self._core.keys.keys(PASS_PURPOSE, fresh=True), {e.key_id for e in own}
+        )
+        return own + passes + partner_entries(await repository.active_partner_keys(conn))
 
     async def publish_if_changed(self, conn: asyncpg.Connection) -> bool:
         """Within the caller's transaction: sign and store a new version if the accepted keys changed."""

@@ -262,8 +262,9 @@ class PlatformCapabilities:
             number = await repository.insert_pass(
                 conn, call.app_id, op.kind, holder, _utc(op.valid_until), _utc(now)
             )
+        # The holder stays in miniapp_passes: a pass is shown to terminals and gate keepers, and names no one.
         claims = PassClaims(
-            p=number, a=call.app_id, k=op.kind, s=holder, d=op.data, exp=op.valid_until, kid=key.kid
+            p=number, a=call.app_id, k=op.kind, s=None, d=op.data, exp=op.valid_until, kid=key.kid
         )
         payload = seal_pass(claims, key.private_key)
         return c.AppPass(id=f"pass_{number}", kind=op.kind, payload=payload, valid_until=op.valid_until)
@@ -277,26 +278,11 @@ class PlatformCapabilities:
             verify_pass_signature(key.public_key, signed, signature)
         except CredentialError as exc:
             return c.Verification(valid=False, reason=exc.code)
-        shared = claims.a != call.app_id
-        if shared and call.app_id not in self._shares_of(claims.a):
-            return c.Verification(valid=False, reason="credential.other_app")
-        if claims.exp < self.clock():
-            return c.Verification(valid=False, reason="credential.expired")
-        user_id, account_id = claims.s, None
-        async with self.core.db.connection() as conn:
-            if await repository.pass_revoked(conn, claims.a, claims.p):
-                return c.Verification(valid=False, reason="credential.revoked")
-            if shared:
-                # the holder, known to the issuing app by its own id, consented to this share in the catalog
-                account_id = (
-                    None if claims.s is None else await repository.account_of(conn, claims.a, claims.s)
-                )
-                consented = account_id is not None and (
-                    await repository.consent(conn, account_id, claims.a, SHARE_SCOPE + call.app_id) is True
-                )
-                if account_id is None or not consented:
-                    return c.Verification(valid=False, reason="credential.share_not_consented")
-        if account_id is not None:
+        reason, holder, account_id = await self.honour_pass(call.app_id, claims, self.clock())
+        if reason is not None:
+            return c.Verification(valid=False, reason=reason)
+        user_id = holder if claims.a == call.app_id else None
+        if account_id is not None and claims.a != call.app_id:
             user_id = await self.known(call.app_id, account_id)  # named only if they use this app too
         return c.Verification(
             valid=True,
@@ -306,6 +292,31 @@ class PlatformCapabilities:
             data=claims.d,
             issuer_app=claims.a,
         )
+
+    async def honour_pass(
+        self, reader_app: str, claims: PassClaims, now: float | None = None
+    ) -> tuple[str | None, str | None, int | None]:
+        """Whether `reader_app` honours a pass whose signature was checked: (refusal reason or None, the holder's
+        id in the issuing app, the holder's account). Another app's pass only when that app shares its passes
+        with `reader_app` and the holder consented; never a revoked pass."""
+        shared = claims.a != reader_app
+        if shared and reader_app not in self._shares_of(claims.a):
+            return "credential.other_app", None, None
+        if now is not None and claims.exp < now:  # (a terminal's scan checked the expiry with its tolerance)
+            return "credential.expired", None, None
+        async with self.core.db.connection() as conn:
+            revoked, holder = await repository.pass_holder(conn, claims.a, claims.p)
+            if revoked:
+                return "credential.revoked", None, None
+            account_id = None if holder is None else await repository.account_of(conn, claims.a, holder)
+            if shared:
+                # the holder, known to the issuing app by its own id, consented to this share in the catalog
+                consented = account_id is not None and (
+                    await repository.consent(conn, account_id, claims.a, SHARE_SCOPE + reader_app) is True
+                )
+                if not consented:
+                    return "credential.share_not_consented", None, None
+        return None, holder, account_id
 
     def _shares_of(self, app_id: str) -> set[str]:
         """The apps a live version of `app_id` shares its passes with (a suspended app's passes stay valid:

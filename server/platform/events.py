@@ -18,10 +18,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from yima_sdk import ScanData
+from yima_sdk import ScanData, ScannedPass
 from yima_sdk import ScanEvent as AppScanEvent
-from yima_sdk.contract import scan_lines
+from yima_sdk.contract import scan_reply
 from yima_sdk.errors import BadScanReply
+from yima_sdk.passes import PassClaims
 
 from sandbox.errors import SandboxError
 from server.platform import errors as e
@@ -41,6 +42,24 @@ class MiniAppPart:
     lines: list[str] = field(default_factory=list)
     missing: bool = False
     reason: str | None = None
+    admit: bool | None = None
+    """The app's verdict on an entry (`{"admit": false}` keeps a gate shut), None when it gave none."""
+
+
+@dataclass(frozen=True)
+class PassCheck:
+    """Whether the app bound to a scene honours a scanned pass (None, or the refusal), and whose it is."""
+
+    reason: str | None
+    account_id: int | None = None
+
+
+def _scanned(claims: PassClaims | None) -> ScannedPass | None:
+    if claims is None:
+        return None
+    return ScannedPass(
+        id=f"pass_{claims.p}", app=claims.a, kind=claims.k, data=claims.d, valid_until=claims.exp
+    )
 
 
 class ScanFacts(Protocol):
@@ -72,6 +91,8 @@ class ScanFacts(Protocol):
     def issuer(self) -> int | None: ...
     @property
     def settled_fen(self) -> int | None: ...
+    @property
+    def app_pass(self) -> PassClaims | None: ...
 
 
 class PlatformScanSink:
@@ -80,6 +101,20 @@ class PlatformScanSink:
     def __init__(self) -> None:
         self.platform: Platform | None = None
         self._background: set[asyncio.Task[Any]] = set()
+
+    async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
+        """Is the scanned pass honoured by the app bound to the scene (issued by it, or shared with it and the
+        holder consented), and not revoked? Never raises: a failure refuses the pass."""
+        platform = self.platform
+        app_id = None if platform is None else platform.runtime.scenes.get((kind, scene))
+        if platform is None or app_id is None:
+            return PassCheck("policy.credential_type_not_allowed")
+        try:
+            reason, _, account_id = await platform.caps.honour_pass(app_id, app_pass)
+        except Exception as exc:
+            log.warning("pass check failed", extra={"app": app_id, "error": type(exc).__name__})
+            return PassCheck("scan.pass_unchecked")
+        return PassCheck(reason, account_id)
 
     async def scan_recorded(self, event: ScanFacts) -> MiniAppPart | None:
         """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
@@ -121,6 +156,7 @@ class PlatformScanSink:
                 unit=event.unit,
                 issuer=event.issuer,
                 settled_fen=event.settled_fen,
+                app_pass=_scanned(event.app_pass),
             ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))
@@ -140,11 +176,11 @@ class PlatformScanSink:
         except SandboxError as exc:
             return MiniAppPart(app_id, missing=True, reason=e.from_sandbox(exc, app_id).code)
         try:
-            lines = scan_lines(value)
+            reply = scan_reply(value)
         except BadScanReply as exc:
             platform.runtime.host.app_log(version.key, "warning", "bad scan reply", detail=exc.message)
             return MiniAppPart(app_id, missing=True, reason=exc.code)
-        return MiniAppPart(app_id, lines)
+        return MiniAppPart(app_id, list(reply.lines), admit=reply.admit)
 
     @staticmethod
     async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:

@@ -427,6 +427,16 @@ async def revoke_pass(conn: asyncpg.Connection, app_id: str, pass_id: int, at: d
     return done is not None
 
 
+async def pass_holder(conn: asyncpg.Connection, app_id: str, pass_id: int) -> tuple[bool, str | None]:
+    """(revoked, the holder's app-scoped id in the issuing app) of a pass; an unknown pass counts as revoked."""
+    row = await conn.fetchrow(
+        "SELECT revoked_at IS NOT NULL AS revoked, holder FROM miniapp_passes WHERE id = $2 AND app_id = $1",
+        app_id,
+        pass_id,
+    )
+    return (True, None) if row is None else (row["revoked"], row["holder"])
+
+
 async def pass_revoked(conn: asyncpg.Connection, app_id: str, pass_id: int) -> bool:
     revoked = await conn.fetchval(
         "SELECT revoked_at IS NOT NULL FROM miniapp_passes WHERE id = $2 AND app_id = $1", app_id, pass_id

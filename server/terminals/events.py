@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from yima_sdk.passes import PassClaims
+
 
 @dataclass(frozen=True, slots=True)
 class ScanEvent:
@@ -28,6 +30,30 @@ class ScanEvent:
     settled_fen: int | None = None
     """What settlement charged for an offline ride (re-priced by the fare table in force at the ride), None when
     nothing was settled."""
+    app_pass: PassClaims | None = None
+    """A scanned app pass (a ticket): what it says; it names no one (`account_id` is its holder, from the
+    issuing app's record)."""
+
+
+class PassCheck(Protocol):
+    """Whether the app bound to a scene honours a scanned pass, and whose it is (server/platform's PassCheck)."""
+
+    @property
+    def reason(self) -> str | None:
+        """None: honoured; else `credential.revoked`, `credential.other_app`, `credential.share_not_consented`,
+        or `policy.credential_type_not_allowed` where no app is bound to the scene."""
+        ...
+
+    @property
+    def account_id(self) -> int | None:
+        """The holder, when the issuing app knows one."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NoPass:
+    reason: str | None = "policy.credential_type_not_allowed"
+    account_id: int | None = None
 
 
 class AppPart(Protocol):
@@ -45,8 +71,18 @@ class AppPart(Protocol):
     @property
     def reason(self) -> str | None: ...
 
+    @property
+    def admit(self) -> bool | None:
+        """The app's verdict on an entry (a gate): False keeps it shut; None when it gave none."""
+        ...
+
 
 class ScanEventSink(Protocol):
+    async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
+        """Before a scanned app pass is decided: is it honoured by the app bound to the scene (issued by it,
+        or shared with it and the holder consented), not revoked? Must not raise."""
+        ...
+
     async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
         """Called after the scan is durable and before it is answered; must keep its own deadline and must not
         raise. None when no app is bound to the scene (or the scan does not concern one)."""
@@ -55,6 +91,9 @@ class ScanEventSink(Protocol):
 
 class NoScanEvents:
     """The default sink: nobody listens."""
+
+    async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
+        return NoPass()
 
     async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
         return None

@@ -160,6 +160,10 @@ class MiniAppLines(Outbound):
     """The app failed or missed the deadline: the scan answer came without its lines."""
     reason: str | None
     """Why it is missing (`miniapp.timeout`, `miniapp.failed`, `miniapp.suspended`...)."""
+    admit: bool | None = None
+    """The app's verdict where the terminal guards an entry (a gate scanning a ticket pass or a code): false
+    keeps the gate shut although `result` is accept (the ticket was used, is for another day...); omitted
+    when the app gave none."""
 
 
 class ScanResponse(Outbound):

@@ -5,21 +5,32 @@ and the bureau sees the live count."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
+import json
 import secrets
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import qrcode
+import qrcode.constants
+import zxingcpp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.passes import open_pass
+from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials
 
-from server.seed import DEMO_OPERATOR_PHONE
-from tests.credentials.helpers import valid_id_number
+from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from tests.credentials.helpers import public_key_b64, valid_id_number
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
@@ -155,3 +166,158 @@ def test_gates_admit_by_pass_and_by_ankang_code_online_and_offline_exactly_once(
     assert scan_code(gate, third)["miniapp"]["lines"][0] == "已入园 Already entered"
     assert live(bureau, "taiji-cave")["admitted"] == before + 3
     assert third.get(f"{API}/tickets").json()["tickets"][0]["entered"] == 1
+
+
+# ---- ticket passes at real gate terminals (yima_sdk.terminal), online and offline ---------------------------
+
+
+def paying_resident(dev: Dev, fen: int) -> httpx.Client:
+    """The demo resident (her one-card is open), topped up with `fen` at the payment simulator's cashier."""
+    resident = sign_in(dev.server, DEMO_RESIDENT_PHONE)
+    r = resident.post(
+        "/v1/me/onecard/topups", json={"amount_fen": fen}, headers={"Idempotency-Key": secrets.token_hex(8)}
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    cashier = resident.get(httpx.URL(order["pay_url"]).path).json()
+    assert resident.post(httpx.URL(cashier["pay"]).path).status_code == 200
+    eventually(lambda: resident.get(f"/v1/me/onecard/topups/{order['order_no']}").json()["credited"])
+    return resident
+
+
+def pay(resident: httpx.Client, payment_id: str) -> None:
+    r = resident.post(f"/v1/me/payments/{payment_id.removeprefix('pay_')}/confirm")
+    assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+
+
+def gate_terminal(dev: Dev, unit: str, folder: Path) -> Terminal:
+    """A scenic gate registered by the operator for `unit`, run by the real terminal SDK (its own key, its
+    SQLite file, the pinned roots), with the trust list and the server's time synced."""
+    key = Ed25519PrivateKey.generate()
+    body = {"name": "gate", "kind": "scenic", "scene": APP, "public_key": public_key_b64(key), "unit": unit}
+    r = dev.operator.post("/v1/admin/terminals", json=body)
+    assert r.status_code == 201, r.text
+    info = httpx.get(f"{dev.server.url}/v1/trust-list/info").json()
+    roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+    terminal = Terminal(
+        root_public_keys=roots,
+        db_path=str(folder / f"{uuid.uuid4().hex}.sqlite"),
+        clock=time.time,
+        clock_source="ntp",
+        transport=HttpTransport(dev.server.url, TerminalCredentials(r.json()["id"], key)),
+    )
+    terminal.refresh()
+    return terminal
+
+
+def shown(payload: str) -> str:
+    """What a gate's camera reads off the pass's QR code on the phone: rendered as a PNG (byte mode, error
+    correction M), then decoded from the image."""
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4)
+    qr.add_data(payload)
+    png = io.BytesIO()
+    qr.make_image().save(png)
+    image = Image.open(io.BytesIO(png.getvalue()))
+    found = zxingcpp.read_barcodes(image)
+    assert len(found) == 1
+    return str(found[0].text)
+
+
+def scan_online(gate: Terminal, payload: str) -> dict[str, Any]:
+    assert isinstance(gate._transport, HttpTransport)
+    return dict(json.loads(gate._transport.scan_online(payload, int(time.time() * 1000))))
+
+
+def test_gates_scan_ticket_passes_online_and_offline_and_count_each_ticket_once(dev: Dev) -> None:
+    slot = all_day_slot(dev, "shanjuan-cave", 20)  # no re-entry at 善卷洞
+    group, solo = paying_resident(dev, 3 * 7000), senior(dev)
+    r = group.post(f"{API}/slots/{slot}/reserve", json={"people": 3})
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    pay(group, ticket["payment_id"])
+    r = solo.post(f"{API}/slots/{slot}/reserve")
+    assert r.status_code == 201 and r.json()["price_fen"] == 0, r.text
+    second = r.json()
+    bureau = staff(dev, "bureau", None)
+    before = live(bureau, "shanjuan-cave")["admitted"]
+
+    # the pass names no one: the number of its ticket, for how many, and nothing of the visitor
+    claims, _, _ = open_pass(ticket["pass"]["payload"])
+    assert claims.s is None and set(claims.d) == {"k", "slot", "n", "people"} and claims.d["people"] == 3
+
+    with private_folder() as folder:
+        gate = gate_terminal(dev, "spot:shanjuan-cave", folder)
+        payload = shown(ticket["pass"]["payload"])
+        answer = scan_online(gate, payload)
+        assert answer["result"] == "accept" and answer["credential_type"] == "app_pass", answer
+        assert answer["miniapp"]["admit"] is True, answer
+        assert answer["miniapp"]["lines"] == ["请入园 Welcome", "善卷洞 Shanjuan Cave", "3 人 people"]
+        again = scan_online(gate, payload)
+        assert again["miniapp"]["admit"] is False and again["miniapp"]["lines"][0] == "已入园 Already entered"
+        elsewhere = gate_terminal(dev, "spot:xianshan-lake", folder)
+        answer = scan_online(elsewhere, payload)
+        assert answer["miniapp"]["admit"] is False, answer
+        assert answer["miniapp"]["lines"][0] == "非本景区门票 Ticket of another spot"
+        eventually(lambda: live(bureau, "shanjuan-cave")["admitted"] == before + 3, limit_s=20)
+
+        # two gates without a connection both let the second ticket in; their uploads race
+        east, west = (gate_terminal(dev, "spot:shanjuan-cave", folder) for _ in range(2))
+        payload = shown(second["pass"]["payload"])
+        decisions = [g.scan(payload) for g in (east, west)]
+        assert [(d.result, d.code.kind if d.code else None) for d in decisions] == [
+            ("accept", "app_pass")
+        ] * 2
+        assert decisions[0].code is not None and decisions[0].code.app_pass is not None
+        assert decisions[0].code.app_pass.d["people"] == 1
+        forged = payload[:-6] + ("AAAAAA" if not payload.endswith("AAAAAA") else "BBBBBB")
+        assert east.scan(forged).reason == "credential.bad_signature"
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda g: g.upload_pending(), (east, west))) == [2, 1]
+        assert east.server_verdict(decisions[0].record_id) == ("accepted", None)
+        assert west.server_verdict(decisions[1].record_id) == ("accepted", None)
+        for g in (east, west):
+            assert g.upload_pending() == 0  # uploaded once; sent again it settles nothing more
+
+        def entered_once() -> bool:
+            return bool(solo.get(f"{API}/tickets").json()["tickets"][0]["entered"] == 1)
+
+        eventually(entered_once, limit_s=20)
+        eventually(lambda: live(bureau, "shanjuan-cave")["admitted"] == before + 4, limit_s=20)
+        answer = scan_online(gate, payload)
+        assert answer["miniapp"]["lines"][0] == "已入园 Already entered", answer
+        assert live(bureau, "shanjuan-cave")["admitted"] == before + 4
+        for g in (gate, elsewhere, east, west):
+            g.close()
+
+
+def test_partner_spots_honour_a_route_pass_and_a_cancelled_ticket_is_refused(dev: Dev) -> None:
+    visitor = paying_resident(dev, 19800)
+    r = visitor.post(f"{API}/packages/holiday/buy", json={"day": dev.today})
+    assert r.status_code in (200, 201), r.text
+    order = r.json()
+    pay(visitor, order["payment_id"])
+    payload = shown(order["pass"]["payload"])
+    with private_folder() as folder:
+        # 天目湖 (Liyang) and 天荒坪 (Anji) are on the holiday route; 善卷洞 (Yixing) is not
+        for spot, name in (("tianmu-lake", "天目湖 Tianmu Lake"), ("tianhuangping", "天荒坪 Tianhuangping")):
+            gate = gate_terminal(dev, f"spot:{spot}", folder)
+            answer = scan_online(gate, payload)
+            assert answer["miniapp"]["admit"] is True and answer["miniapp"]["lines"][1] == name, answer
+            gate.close()
+        gate = gate_terminal(dev, "spot:shanjuan-cave", folder)
+        answer = scan_online(gate, payload)
+        assert answer["miniapp"]["admit"] is False, answer
+        assert answer["miniapp"]["lines"][0] == "线路不含本景区 Route does not include this spot"
+
+        # a ticket cancelled (its pass revoked) is refused by the platform before the app sees it
+        tomorrow = (dt.date.fromisoformat(dev.today) + dt.timedelta(days=1)).isoformat()
+        r = visitor.post(f"{API}/slots/xianshan-lake.{tomorrow}.09/reserve")
+        assert r.status_code == 201, r.text
+        ticket = r.json()
+        assert visitor.delete(f"{API}/tickets/{ticket['id']}").status_code == 200
+        answer = scan_online(
+            gate_terminal(dev, "spot:xianshan-lake", folder), shown(ticket["pass"]["payload"])
+        )
+        assert (answer["result"], answer["reason"]) == ("reject", "credential.revoked"), answer
+        assert "miniapp" not in answer
+        gate.close()

@@ -5,8 +5,12 @@ re-entry, group tickets) with the bureau's live count and warning, route package
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import pytest
+from yima_sdk.codes import CredentialError
 from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
 
 TAIJI = "spot:taiji-cave"
@@ -204,3 +208,48 @@ def test_a_route_package_is_honoured_once_at_each_spot_and_visitors_review(minia
     lake = next(s for s in miniapp.get("/spots").json()["spots"] if s["id"] == "tianmu-lake")
     assert (lake["reviews"], lake["rating"]) == (1, 2.0)
     assert miniapp.get("/spots/tianmu-lake/reviews").json()["reviews"][0]["stars"] == 2
+
+
+def test_a_gate_terminal_scans_ticket_passes_online_and_offline(miniapp: MiniApp, tmp_path: Path) -> None:
+    today = seeded(miniapp)
+    slot = all_day_slot(miniapp, "shanjuan-cave", today, 10)
+    miniapp.platform.balances["alice"] = 50_000
+    group = miniapp.post(f"/slots/{slot}/reserve", user="alice", json={"people": 2}).json()
+    miniapp.confirm_payment(group["payment_id"])
+    payload = group["pass"]["payload"]
+
+    # online: the scan event carries the pass; the app admits the group once (no re-entry at 善卷洞)
+    gate = "spot:shanjuan-cave"
+    assert miniapp.scan("scenic", unit=gate, app_pass=payload) == [
+        "请入园 Welcome",
+        "善卷洞 Shanjuan Cave",
+        "2 人 people",
+    ]
+    assert miniapp.scan("scenic", unit=gate, app_pass=payload)[0] == "已入园 Already entered"
+    assert (
+        miniapp.scan("scenic", unit="spot:tianmu-lake", app_pass=payload)[0]
+        == "非本景区门票 Ticket of another spot"
+    )
+
+    # offline: a terminal that trusts the simulator's trust list verifies the pass's signature by itself
+    credentials = miniapp.platform.credentials
+    terminal = Terminal(
+        root_public_keys=credentials.root_public_keys,
+        db_path=str(tmp_path / "gate.sqlite"),
+        clock=lambda: miniapp.now,
+        clock_source="ntp",
+    )
+    terminal.load_trust_list(credentials.trust_list_envelope)
+    decision = terminal.scan(payload)
+    assert decision.result == "accept" and decision.code is not None and decision.code.app_pass is not None
+    assert decision.code.app_pass.d["people"] == 2 and decision.code.app_pass.s is None
+    assert terminal.scan(payload[:-4] + "AAAA").reason == "credential.bad_signature"
+    terminal.close()
+
+    # a cancelled ticket's pass is revoked: the platform refuses it before the app is asked
+    tomorrow = (dt.date.fromisoformat(today) + dt.timedelta(days=1)).isoformat()
+    later = miniapp.post(f"/slots/shanjuan-cave.{tomorrow}.09/reserve", user="grandpa").json()
+    assert miniapp.delete(f"/tickets/{later['id']}", user="grandpa").status == 200
+    with pytest.raises(CredentialError) as refused:
+        miniapp.scan("scenic", unit=gate, app_pass=later["pass"]["payload"])
+    assert refused.value.code == "credential.revoked"

@@ -10,6 +10,7 @@ import msgspec
 
 from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.codes._formats import Colour, DeviceCertificate
+from yima_sdk.passes import PassClaims
 
 __all__ = ["VerifiedCode"]
 
@@ -20,12 +21,13 @@ RIDE_REPLAY: Final = struct.Struct(">cI8sH")
 class VerifiedCode(msgspec.Struct, frozen=True, gc=False):
     """What a verified credential tells its reader. Ride-only fields are None for Ankang codes."""
 
-    kind: Literal["ankang_code", "ride_code"]
+    kind: Literal["ankang_code", "ride_code", "app_pass"]
     issuer: int
     key_id: bytes
     """Key id of the issuer key that signed the code (ride code: that signed the device certificate)."""
     subject_ref: bytes
-    """Ankang code: the pseudonymous subject ref. Ride code: the certificate's account ref."""
+    """Ankang code: the pseudonymous subject ref. Ride code: the certificate's account ref. App pass: empty
+    (a pass names no one; its issuer keeps the holder against its number)."""
     colour: Colour | None
     issued_at: int
     expires_at: int
@@ -36,6 +38,8 @@ class VerifiedCode(msgspec.Struct, frozen=True, gc=False):
     counter: int | None = None
     max_offline_uses: int | None = None
     max_offline_amount_fen: int | None = None
+    app_pass: PassClaims | None = None
+    """App pass only: what the pass says (issuing app, number, kind, the app's data, expiry)."""
 
 
 class IssuerKey:

@@ -1,5 +1,9 @@
 """`Verifier`: the one credential check shared by the server scan path and offline terminals.
 
+Besides Ankang and ride codes it checks app passes (`YP1.`, yima_sdk.passes: tickets, door plates): the signing
+key must be on the trust list for `app_pass`, the signature good and the pass not expired (with the clock-skew
+tolerance). Whether a pass is revoked, and what it admits, only its issuing app knows: the server asks it.
+
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
 device certificate was already checked by this `Verifier`: checked certificates are cached, and a ride
 code carrying one is decoded only around it). Signatures are verified by libsodium (`yima_sdk._ed25519`).
@@ -48,6 +52,7 @@ from yima_sdk.codes._formats import (
     text_around_certificate,
 )
 from yima_sdk.codes._verified import CheckedCertificate, IssuerKey, VerifiedCode
+from yima_sdk.passes import PASS_PREFIX, open_pass
 
 if TYPE_CHECKING:
     # Only for annotations: yima_sdk.trust imports from this package.
@@ -82,6 +87,11 @@ class Verifier:
         self._certificates: dict[bytes, CheckedCertificate] = {}
         self._certificate_texts: dict[str, CheckedCertificate] = {}
         self._certificate_cache_size = certificate_cache_size
+        self._pass_keys: dict[bytes, tuple[int, VerifyKey]] = {
+            e.key_id: (e.issuer, VerifyKey(e.public_key))
+            for e in trust_list.entries
+            if "app_pass" in e.credential_types and e.alg == ALG_ED25519
+        }
 
     def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> IssuerKey:
         key = self._keys.get((issuer, key_id))
@@ -201,6 +211,9 @@ class Verifier:
                     ride_texts.append(text_around_certificate(payload))
                     ride_certs.append(cert)
                     continue
+            if payload[:4] == PASS_PREFIX:
+                out[i] = self._verify_pass(payload, items[i][1])
+                continue
             # A ride code with a certificate not checked yet, or text of no credential's shape (refused here:
             # an Ankang code decodes only from the 147 characters sorted above).
             try:
@@ -281,6 +294,35 @@ class Verifier:
         for (i, record, cert), bad in zip(rides, failed[len(ankang) :], strict=True):
             out[i] = ride_answer(record, cert, bad, items[i][1], revocations)
         return out  # type: ignore[return-value]  # every slot was filled above
+
+    def _verify_pass(self, payload: str, now: float) -> VerifiedCode | CredentialError:
+        """An app pass: its key on the trust list (type `app_pass`), its signature, its expiry."""
+        try:
+            claims, signed, signature = open_pass(payload)
+            key_id = bytes.fromhex(claims.kid)
+        except CredentialError as exc:
+            return exc
+        except ValueError:
+            return CredentialError("credential.unknown_key", "a pass key id is 8 hex digits")
+        found = self._pass_keys.get(key_id)
+        if found is None:
+            return CredentialError("credential.unknown_key", "pass key is not on the trust list")
+        issuer, key = found
+        if not key.verifies(signature, signed):
+            return CredentialError("credential.bad_signature")
+        if claims.exp + self.clock_skew_s < now:
+            return CredentialError("credential.expired")
+        return VerifiedCode(
+            kind="app_pass",
+            issuer=issuer,
+            key_id=key_id,
+            subject_ref=b"",
+            colour=None,
+            issued_at=0,
+            expires_at=claims.exp,
+            replay_key=f"P{claims.a}:{claims.p}".encode(),
+            app_pass=claims,
+        )
 
     def _ankang_answer(
         self,

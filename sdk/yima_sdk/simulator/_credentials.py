@@ -40,9 +40,11 @@ class DevCredentials:
         self._issuer = Ed25519PrivateKey.generate()
         self._issuer_kid = hashlib.sha256(_raw(self._issuer)).digest()[:4]
         self._pass_key = Ed25519PrivateKey.generate()
-        self.pass_kid = "sim-" + hashlib.sha256(_raw(self._pass_key)).hexdigest()[:8]
+        self.pass_kid = hashlib.sha256(_raw(self._pass_key)).hexdigest()[:8]
         self._subjects: dict[bytes, str] = {}
         self._pass_numbers = itertools.count(1)
+        self._holders: dict[int, str | None] = {}
+        """Pass number -> holder (as production keeps it: a pass names no one)."""
         self.issued: set[int] = set()
         self.revoked: set[int] = set()
         self.shared: dict[str, dict[str, str]] = {}
@@ -58,7 +60,16 @@ class DevCredentials:
                     credential_types=frozenset({"ankang_code"}),
                     not_before=now - 86400,
                     not_after=now + 366 * 86400,
-                )
+                ),
+                TrustEntry(
+                    issuer=DEV_ISSUER,
+                    key_id=bytes.fromhex(self.pass_kid),
+                    alg=ALG_ED25519,
+                    public_key=_raw(self._pass_key),
+                    credential_types=frozenset({"app_pass"}),
+                    not_before=now - 86400,
+                    not_after=now + 366 * 86400,
+                ),
             ],
             version=1,
             root_private_key=self._root,
@@ -89,8 +100,9 @@ class DevCredentials:
     def issue_pass(self, op: c.CredentialsIssuePass, holder: str | None) -> c.AppPass:
         number = next(self._pass_numbers)
         self.issued.add(number)
+        self._holders[number] = holder
         claims = PassClaims(
-            p=number, a=self.app_id, k=op.kind, s=holder, d=op.data, exp=op.valid_until, kid=self.pass_kid
+            p=number, a=self.app_id, k=op.kind, s=None, d=op.data, exp=op.valid_until, kid=self.pass_kid
         )
         return c.AppPass(
             id=f"pass_{number}",
@@ -104,9 +116,9 @@ class DevCredentials:
     ) -> str:
         """A pass of app `issuer` (which shares its passes with this app) for `holder`, its id there."""
         self.shared.setdefault(issuer, {})[holder] = name
-        claims = PassClaims(
-            p=next(self._pass_numbers), a=issuer, k=kind, s=holder, d=data, exp=valid_until, kid=self.pass_kid
-        )
+        number = next(self._pass_numbers)
+        self._holders[number] = holder
+        claims = PassClaims(p=number, a=issuer, k=kind, s=None, d=data, exp=valid_until, kid=self.pass_kid)
         return seal_pass(claims, self._pass_key)
 
     def revoke_pass(self, pass_id: str) -> bool:
@@ -159,9 +171,9 @@ class DevCredentials:
             return c.Verification(valid=False, reason="credential.expired")
         if claims.a == self.app_id and claims.p in self.revoked:
             return c.Verification(valid=False, reason="credential.revoked")
-        user_id = claims.s
+        user_id = self._holders.get(claims.p)
         if holders is not None:
-            name = holders.get(claims.s or "")
+            name = holders.get(user_id or "")
             if name is None or not share_consented(name, claims.a):
                 return c.Verification(valid=False, reason="credential.share_not_consented")
             user_id = user_id_of(name)

@@ -33,13 +33,16 @@ from yima_sdk._bridge import (
     Result,
     ScanData,
     ScanEvent,
+    ScannedPass,
     StartFailed,
 )
 from yima_sdk._isolation import app_uid
 from yima_sdk._isolation.limits import LAYERS
+from yima_sdk.codes import CredentialError
 from yima_sdk.contract import answer_headers, scan_lines
 from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
+from yima_sdk.passes import open_pass
 from yima_sdk.simulator._platform import CallInfo, SimJob, SimulatedPlatform, Switches
 
 __all__ = ["AppFailure", "AsyncSimulator", "JobRun", "SimResponse"]
@@ -285,6 +288,7 @@ class AsyncSimulator:
         unit: str | None = None,
         issuer: int | None = 341822,
         settled_fen: int | None = None,
+        app_pass: str | None = None,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
@@ -295,16 +299,33 @@ class AsyncSimulator:
         code is scanned (pass `user=None` then: a partner county's resident is not known to this platform).
         An offline ride code with `amount_fen` is settled as production settles it (`settled_fen`: re-priced by
         the `fares` table the app published in force at the scan, on the line of a `line:<id>` unit; else the
-        terminal's amount), unless `settled_fen` is given."""
+        terminal's amount), unless `settled_fen` is given.
+        `app_pass`: the payload of a pass (a ticket) the terminal scanned instead of a code: checked as production
+        checks it (CredentialError with its reason when refused: production rejects the scan, and the app never
+        sees it), then in `event.data.app_pass`, with its holder as `user_id` (`user` is not used)."""
         self._scan_ids += 1
         scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
         if settled_fen is None and mode == "offline" and credential_type == "ride_code" and amount_fen:
             settled_fen = self.platform.settle_ride(unit, scanned_at, amount_fen)
+        scanned: ScannedPass | None = None
+        user_id = None if user is None or user not in self.platform.used else self.user_id(user)
+        if app_pass is not None:
+            platform = self.platform
+            verdict = platform.credentials.verify(
+                app_pass, platform._user_of_app, lambda name: False, platform._share_consented
+            )
+            if not verdict.valid or verdict.kind != "app_pass":
+                raise CredentialError(verdict.reason or "credential.malformed")
+            claims = open_pass(app_pass)[0]
+            scanned = ScannedPass(
+                id=f"pass_{claims.p}", app=claims.a, kind=claims.k, data=claims.d, valid_until=claims.exp
+            )
+            user_id, credential_type = verdict.user_id, "app_pass"
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
             terminal_id=terminal_id,
-            user_id=None if user is None or user not in self.platform.used else self.user_id(user),
+            user_id=user_id,
             data=ScanData(
                 scan_id=f"sim-scan-{self._scan_ids}",
                 scanned_at=scanned_at,
@@ -314,6 +335,7 @@ class AsyncSimulator:
                 unit=unit,
                 issuer=issuer,
                 settled_fen=settled_fen,
+                app_pass=scanned,
             ),
         )
         try:

@@ -92,7 +92,7 @@ def _scanned_at(value: datetime | int) -> datetime:
 def _miniapp(part: AppPart | None) -> schemas.MiniAppLines | None:
     if part is None:
         return None
-    return schemas.MiniAppLines(part.app_id, list(part.lines), part.missing, part.reason)
+    return schemas.MiniAppLines(part.app_id, list(part.lines), part.missing, part.reason, part.admit)
 
 
 @asgi("/v1/scans", opt=allow(TERMINAL), copy_scope=False)

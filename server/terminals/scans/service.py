@@ -47,6 +47,7 @@ class _Offline:
     __slots__ = (
         "at",
         "code",
+        "holder",
         "index",
         "reason",
         "record",
@@ -68,6 +69,8 @@ class _Offline:
         self.at, self.scanned_at = at, scanned_at
         self.code: VerifiedCode | None = None
         self.subject: Subject | None = None
+        self.holder: int | None = None
+        """An app pass's holder (a pass names no one: the issuing app's record does)."""
         self.reason: str | None = None
         self.settlement: str | None = None
         self.spends = False
@@ -83,8 +86,8 @@ class _Offline:
             "offline",
             code.kind if code else None,
             code.issuer if code else None,
-            code.subject_ref if code else None,
-            subject.account_id if subject else None,
+            code.subject_ref if code and code.subject_ref else None,
+            subject.account_id if subject else self.holder,
             code.colour if code else None,
             "accept" if self.reason is None else "reject",
             self.reason,
@@ -106,12 +109,13 @@ class _Offline:
             "accept" if self.reason is None else "reject",
             self.reason,
             self.code.kind if self.code else None,
-            self.subject.account_id if self.subject else None,
+            self.subject.account_id if self.subject else self.holder,
             self.scanned_at,
             "offline",
             self.record.amount_fen if self.record.amount_fen > 0 else None,
             terminal.unit,
             self.code.issuer if self.code else None,
+            app_pass=self.code.app_pass if self.code else None,
         )
 
 
@@ -183,7 +187,7 @@ class ScanService:
             raise
 
     def _subject(self, code: VerifiedCode) -> Subject | None:
-        if code.issuer != self._issuer:
+        if code.issuer != self._issuer or code.kind == "app_pass":
             return None
         return self._refs.open(code.subject_ref)
 
@@ -227,6 +231,7 @@ class ScanService:
         answer_id = scan_id
         repeat = False
         spends: str | None = None  # set when this scan spends its code: the durable claim decides
+        holder: int | None = None  # an app pass's holder
         result: str
         reason: str | None
         try:
@@ -235,7 +240,13 @@ class ScanService:
             result, reason = "reject", exc.code
         else:
             subject = self._subject(code)
-            if code.kind == "ankang_code" and code.issuer == self._issuer and subject is None:
+            if code.app_pass is not None:
+                # A pass (a ticket): the app bound to the scene decides what it admits, re-entries included,
+                # so no replay guard stands between them; it only has to honour the pass at all.
+                check = await self.events.check_pass(terminal.kind, terminal.scene, code.app_pass)
+                result, reason = ("reject", check.reason) if check.reason else ("accept", None)
+                holder = check.account_id
+            elif code.kind == "ankang_code" and code.issuer == self._issuer and subject is None:
                 result, reason = "reject", "credential.malformed"
             elif self._revoked(code, now):
                 result, reason = "reject", "credential.revoked"
@@ -278,7 +289,7 @@ class ScanService:
                     repeat = True
                 elif once and replay_key is not None:
                     spends = replay_key
-        account_id = subject.account_id if subject is not None else None
+        account_id = subject.account_id if subject is not None else holder
         # A terminal clock off by more than the tolerance is flagged on the scan (stored, and in the answer):
         # the scan is still decided by our clock, but its scanned_at is not to be trusted.
         offset_ms = round((scanned_at.timestamp() - now) * 1000)
@@ -292,7 +303,7 @@ class ScanService:
                 "online",
                 code.kind if code else None,
                 code.issuer if code else None,
-                code.subject_ref if code else None,
+                code.subject_ref if code and code.subject_ref else None,
                 account_id,
                 code.colour if code else None,
                 result,
@@ -319,6 +330,7 @@ class ScanService:
                 "online",
                 unit=terminal.unit,
                 issuer=code.issuer if code else None,
+                app_pass=code.app_pass if code else None,
             )
         )
         name = None
@@ -378,7 +390,7 @@ class ScanService:
                 stored = await repository.stored_offline_records(
                     conn, terminal.id, [o.record.record_id for o in offline]
                 )
-                await self._offline_verdicts(conn, checked, await verifying, policy)
+                await self._offline_verdicts(conn, terminal, checked, await verifying, policy)
                 mine = [o for o in offline if o.record.record_id not in stored]
                 await self._offline_replays(conn, mine, received)
                 await self._settle(conn, terminal, mine)
@@ -447,6 +459,7 @@ class ScanService:
     async def _offline_verdicts(
         self,
         conn: asyncpg.Connection,
+        terminal: TerminalInfo,
         checked: list[_Offline],
         verdicts: list[VerifiedCode | CredentialError],
         policy: ScenePolicy,
@@ -464,7 +477,10 @@ class ScanService:
                     continue
             code = verdict
             o.code, o.subject = code, self._subject(code)
-            if code.kind == "ankang_code" and code.issuer == self._issuer and o.subject is None:
+            if code.app_pass is not None:  # as online: the bound app honours the pass or not, and decides
+                check = await self.events.check_pass(terminal.kind, terminal.scene, code.app_pass)
+                o.reason, o.holder = check.reason, check.account_id
+            elif code.kind == "ankang_code" and code.issuer == self._issuer and o.subject is None:
                 o.reason = "credential.malformed"
             elif self._revoked(code, o.at + self.clock_skew_s):
                 o.reason = "credential.revoked"
