@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,7 +242,10 @@ class Pool:
             raise self.broken
         if len(self.waiters) >= self.settings.queue_limit:
             self.counters["busy"] += 1
-            raise AppBusy(f"{self.key} is busy: {len(self.waiters)} calls already waiting; retry shortly")
+            raise AppBusy(
+                f"{self.key} is busy: {len(self.waiters)} calls already waiting; retry shortly",
+                retry_after_s=self.drain_s(),
+            )
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[WorkerProcess] = loop.create_future()
         self.waiters.append(waiter)
@@ -249,7 +253,12 @@ class Pool:
         def give_up() -> None:
             if not waiter.done():
                 self.counters["busy"] += 1
-                waiter.set_exception(AppBusy(f"{self.key} is busy: no worker became free in {limit_s:.1f}s"))
+                waiter.set_exception(
+                    AppBusy(
+                        f"{self.key} is busy: no worker became free in {limit_s:.1f}s",
+                        retry_after_s=self.drain_s(),
+                    )
+                )
 
         handle = loop.call_later(limit_s, give_up)
         try:
@@ -258,6 +267,13 @@ class Pool:
             handle.cancel()
             if waiter in self.waiters:
                 self.waiters.remove(waiter)
+
+    def drain_s(self) -> int:
+        """Seconds the calls waiting now would take to be served, from recent calls' wall time (at least 1)."""
+        recent = list(self.latencies)[-64:]
+        mean_ms = sum(recent) / len(recent) if recent else 100.0
+        workers = max(1, len(self.workers))
+        return max(1, min(60, math.ceil(len(self.waiters) * mean_ms / workers / 1000)))
 
     def worked_while_idle(self, worker: WorkerProcess) -> bool:
         """Recycle `worker` if it used more than `idle_cpu_ms` of CPU since its last call ended."""
@@ -289,7 +305,7 @@ class Pool:
         if self.broken is not None:
             raise self.broken
         timeout = self.limits.timeout_ms / 1000
-        worker = await self._acquire(timeout)
+        worker = await self._acquire(self.settings.queue_wait_ms / 1000)
         call_id = next(self.host.call_ids)
         started = time.perf_counter()
         self.counters["calls"] += 1

@@ -49,6 +49,11 @@ class SandboxError(Exception):
 class AppBusy(SandboxError):
     code = "sandbox.busy"
 
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        """When the caller may expect a free worker (the gateway's Retry-After)."""
+
 
 class DeadlineExceeded(SandboxError):
     code = "sandbox.deadline_exceeded"

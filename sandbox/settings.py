@@ -28,8 +28,12 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     max_cpu_ms: Positive = 10_000
     max_timeout_ms: Positive = 10_000
     max_workers: Positive = 8
-    queue_limit: Annotated[int, msgspec.Meta(ge=0)] = 64
-    """Calls that may wait for a free worker of one app version; more are answered `sandbox.busy`."""
+    queue_limit: Annotated[int, msgspec.Meta(ge=0)] = 2048
+    """Calls that may wait for a free worker of one app version; more are answered `sandbox.busy` at once. A bound
+    on memory, not the admission rule: callers queue, first come first served, for up to `queue_wait_ms`."""
+    queue_wait_ms: Positive = 15_000
+    """How long a call may wait for a free worker of its app version; past it, `sandbox.busy` (503 with a
+    Retry-After). A burst (500 residents booking at once) is queued and answered, not shed."""
     idle_cpu_ms: Positive = 50
     """CPU a worker may use between calls (the tail of its last one); a worker over it works after the call
     (threads left spinning) and is recycled, so neither its next caller nor a neighbour pays for it."""

@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Largest answer a mini-app may return through the gateway."""
     platform_scan_deadline_ms: int = 300
     """How long a scan answer waits for the bound mini-app's display lines."""
+    platform_queue_wait_ms: int = 15_000
+    """How long a mini-app call may wait for a free sandbox worker (a burst queues); past it, 503 miniapp.busy
+    with a Retry-After."""
     payment_provider_url: str = ""
     """One-card top-up provider's HTTP API. Empty: the in-process simulator (development and tests only)."""
     payment_merchant_id: str = "yima-guangde"

@@ -39,7 +39,9 @@ class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
         # capabilities get a third of the database pool at most; core routes keep the rest
         share = max(1, settings.db_pool_max // 3)
         return cls(
-            sandbox=msgspec.structs.replace(sandbox, capability_concurrency=share),
+            sandbox=msgspec.structs.replace(
+                sandbox, capability_concurrency=share, queue_wait_ms=max(1, settings.platform_queue_wait_ms)
+            ),
             apps_dir=Path(settings.data_dir).resolve() / "miniapps",
             max_request_bytes=settings.platform_max_request_bytes,
             max_response_bytes=settings.platform_max_response_bytes,

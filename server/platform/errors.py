@@ -143,7 +143,7 @@ def from_sandbox(exc: SandboxError, app_id: str) -> AppError:
     err.status = status  # type: ignore[misc]
     err.title = title  # type: ignore[misc]
     if status in (429, 503):
-        err.headers = {"Retry-After": "1"}
+        err.headers = {"Retry-After": str(getattr(exc, "retry_after_s", 1))}
     if 400 <= status < 500:
         # the app's deliberate refusal: its message says what (the scope to consent to, the field that is
         # wrong); the SDK's and the platform's messages name no resident

@@ -116,6 +116,32 @@ async def test_full_queue_answers_busy_at_once() -> None:
         assert host.metrics()[key]["busy"] == 1
 
 
+async def test_a_burst_waits_its_turn_instead_of_being_shed() -> None:
+    # 300 calls at once on one worker: each waits for it (first come, first served), none is refused
+    async with running_host("lifecycle") as (host, keys):
+        key = keys["lifecycle"]
+        results = await asyncio.gather(*(host.call(key, get("/pid")) for _ in range(300)))
+        assert [r.status for r in results] == [200] * 300
+        assert "busy" not in host.metrics()[key]
+
+
+async def test_a_call_waiting_past_the_queue_deadline_is_busy_with_a_retry_after() -> None:
+    provider = GatedProvider()
+    async with running_host("lifecycle", settings=SandboxSettings(queue_wait_ms=300), provider=provider) as (
+        host,
+        keys,
+    ):
+        key = keys["lifecycle"]
+        running = asyncio.ensure_future(host.call(key, get("/gate")))  # holds the only worker
+        await provider.entered.wait()
+        with pytest.raises(AppBusy) as caught:
+            await host.call(key, get("/pid"))
+        assert caught.value.code == "sandbox.busy" and caught.value.retry_after_s >= 1
+        provider.gate.set()
+        assert (await running).status == 200
+        assert host.metrics()[key]["busy"] == 1
+
+
 async def test_crashed_worker_is_replaced() -> None:
     async with running_host("lifecycle") as (host, keys):
         key = keys["lifecycle"]
