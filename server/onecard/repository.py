@@ -486,7 +486,7 @@ async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[by
     return await conn.fetch(
         """SELECT c.id, c.serial, c.onecard_account_id, c.issued_at, c.expires_at, c.max_offline_uses,
                   c.max_offline_amount_fen, c.offline_uses, c.offline_amount_fen, c.revoked_at,
-                  o.account_ref, o.wallet_id
+                  o.account_ref, o.wallet_id, o.owner_account_id
            FROM onecard_device_certificates c JOIN onecard_accounts o ON o.id = c.onecard_account_id
            WHERE c.serial = ANY($1::bytea[]) ORDER BY c.id FOR UPDATE OF c""",
         list(serials),

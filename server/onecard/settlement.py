@@ -51,6 +51,8 @@ OFFLINE_FLOOR = "onecard.offline_floor_reached"
 class SettlementResult:
     status: SettlementStatus
     reason: str | None = None
+    account_id: int | None = None
+    """Whose one-card a settled ride was charged to (the ride code names a one-card, not a resident)."""
 
 
 class ChargeToSettle(Protocol):
@@ -187,7 +189,7 @@ async def settle(
             deltas[wallet] = deltas.get(wallet, 0) - c.amount_fen
             settled, settled_fen = settled + 1, settled_fen + c.amount_fen
             rows.append(_ride_row(c, cert, "settled", None))
-            results[i] = SettlementResult("settled")
+            results[i] = SettlementResult("settled", account_id=cert["owner_account_id"])
             continue
         rows.append(_ride_row(c, cert, "rejected", reason))
         results[i] = SettlementResult("rejected", reason)

@@ -51,6 +51,12 @@ class SettlementOutcome(Protocol):
         """Why a charge was rejected (a stable reason code), None otherwise."""
         ...
 
+    @property
+    def account_id(self) -> int | None:
+        """The resident whose one-card a settled ride was charged to (a ride code names a one-card, not a
+        resident: the scene's app learns the rider from this, if the rider uses it), None otherwise."""
+        ...
+
 
 class OfflineSettlement(Protocol):
     async def settle_offline_charges(

@@ -60,6 +60,7 @@ class Terminals:
             recorder,
             residents,
             settlement,
+            documents,
             events=events,
         )
         terminals = cls(core, TerminalService(core), scans, guard, recorder, documents)

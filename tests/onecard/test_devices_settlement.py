@@ -117,7 +117,7 @@ async def test_same_record_three_times_settles_once(client):
     record = ride(holder, 200)
     results = [(await settle(client, [record]))[0] for _ in range(3)]  # the batch form
     assert results == [
-        SettlementResult("settled"),
+        SettlementResult("settled", account_id=alice.account_id),  # whose card paid: the rider, for the app
         SettlementResult("duplicate"),
         SettlementResult("duplicate"),
     ]
@@ -213,13 +213,13 @@ async def test_offline_limits_and_floor(client):
         rides = [ride(holder, 150, at=now + dt.timedelta(seconds=i)) for i in range(4)]
         results = await settle(client, rides)
         # 100 - 150 - 150 = -200 >= -300; a third ride would reach -350, below the offline floor.
-        assert results[:2] == [SettlementResult("settled")] * 2
+        assert results[:2] == [SettlementResult("settled", account_id=alice.account_id)] * 2
         assert results[2] == SettlementResult("rejected", "onecard.offline_floor_reached")
         await fund(client, alice, 1000)  # now 800
         more = [ride(holder, 150, at=now + dt.timedelta(seconds=10 + i)) for i in range(2)]
         results = await settle(client, more)
         assert results == [
-            SettlementResult("settled"),
+            SettlementResult("settled", account_id=alice.account_id),
             SettlementResult("rejected", "credential.offline_limit_exceeded"),
         ]
         # Uses: 3 settled of 3 allowed; also any amount now exceeds the limit (450 of 500 used).

@@ -105,6 +105,7 @@ async def test_batch_is_reverified_and_idempotent_across_retries_and_workers(cli
 class _Settled:
     status: str
     reason: str | None
+    account_id: int | None = None
 
 
 class _RecordingSettlement:

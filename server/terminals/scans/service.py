@@ -27,8 +27,9 @@ from server.observability import outage_log
 from server.terminals import errors, repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicies, ScenePolicy
-from server.terminals.ports import OfflineCharge, OfflineSettlement, ResidentNames
+from server.terminals.ports import OfflineCharge, OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.registry import TerminalInfo
+from server.terminals.scans.fares import UNPRICED, reprice
 from server.terminals.scans.guard import GUARD_UNREACHABLE, ScanGuard
 from server.terminals.scans.recorder import ScanRecorder
 
@@ -51,8 +52,10 @@ class _Offline:
         "index",
         "reason",
         "record",
+        "rider",
         "scan_id",
         "scanned_at",
+        "settled_fen",
         "settlement",
         "spends",
         "subject",
@@ -73,6 +76,8 @@ class _Offline:
         """An app pass's holder (a pass names no one: the issuing app's record does)."""
         self.reason: str | None = None
         self.settlement: str | None = None
+        self.settled_fen: int | None = None
+        self.rider: int | None = None  # whose one-card settled a ride code (the code names the card)
         self.spends = False
 
     def row(self, terminal_id: str, received: datetime) -> tuple[Any, ...]:
@@ -109,13 +114,16 @@ class _Offline:
             "accept" if self.reason is None else "reject",
             self.reason,
             self.code.kind if self.code else None,
-            self.subject.account_id if self.subject else self.holder,
+            self.subject.account_id
+            if self.subject
+            else (self.holder if self.holder is not None else self.rider),
             self.scanned_at,
             "offline",
             self.record.amount_fen if self.record.amount_fen > 0 else None,
             terminal.unit,
             self.code.issuer if self.code else None,
             app_pass=self.code.app_pass if self.code else None,
+            settled_fen=self.settled_fen,
         )
 
 
@@ -152,6 +160,7 @@ class ScanService:
         recorder: ScanRecorder,
         residents: ResidentNames,
         settlement: OfflineSettlement,
+        documents: SceneDocuments,
         *,
         clock: Callable[[], float] = time.time,
         events: ScanEventSink | None = None,
@@ -167,6 +176,7 @@ class ScanService:
         self.clock = clock
         self.events: ScanEventSink = events or NoScanEvents()
         self.settlement = settlement
+        self.documents = documents
         self._names: dict[int, str] = {}
         self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="scan-verify")
 
@@ -509,7 +519,8 @@ class ScanService:
                 o.reason = "scan.replayed"
 
     async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
-        """Every accepted ride charge of the batch in one call to the one-card domain, in this transaction."""
+        """Every accepted ride charge of the batch in one call to the one-card domain, in this transaction, each
+        re-priced by the fare table in force at the ride (scans/fares.py)."""
         charged = [
             o
             for o in mine
@@ -519,27 +530,40 @@ class ScanService:
             and o.code.certificate_serial is not None
             and o.record.amount_fen > 0
         ]
-        if not charged:
-            return
-        outcomes = await self.settlement.settle_offline_charges(
-            conn,
-            [
-                OfflineCharge(
-                    account_ref=o.code.subject_ref,  # type: ignore[union-attr]
-                    device_certificate_serial=o.code.certificate_serial,  # type: ignore[union-attr,arg-type]
-                    amount_fen=o.record.amount_fen,
-                    record_id=o.record.record_id,
-                    terminal_id=terminal.id,
-                    scanned_at=o.scanned_at,
-                )
-                for o in charged
-            ],
+        fares = await reprice(
+            conn, self.documents, terminal, [(o.scanned_at, o.record.amount_fen) for o in charged]
         )
-        for o, outcome in zip(charged, outcomes, strict=True):
+        amounts = [o.record.amount_fen for o in charged] if fares is None else [f.amount_fen for f in fares]
+        charges: list[OfflineCharge] = []
+        settling: list[_Offline] = []
+        for o, amount in zip(charged, amounts, strict=True):
+            if amount is None:  # the published tables have no fare for it: nothing is taken, and it says so
+                o.reason, o.settlement = UNPRICED, "rejected"
+            elif amount == 0:  # free by the table in force (the terminal asked more): nothing to charge
+                o.settled_fen = 0
+            else:
+                settling.append(o)
+                charges.append(
+                    OfflineCharge(
+                        account_ref=o.code.subject_ref,  # type: ignore[union-attr]
+                        device_certificate_serial=o.code.certificate_serial,  # type: ignore[union-attr,arg-type]
+                        amount_fen=amount,
+                        record_id=o.record.record_id,
+                        terminal_id=terminal.id,
+                        scanned_at=o.scanned_at,
+                        terminal_fen=None if fares is None else o.record.amount_fen,
+                    )
+                )
+        if not charges:
+            return
+        outcomes = await self.settlement.settle_offline_charges(conn, charges)
+        for o, charge, outcome in zip(settling, charges, outcomes, strict=True):
             if outcome.status == "rejected":
                 o.reason, o.settlement = outcome.reason or "settlement.rejected", "rejected"
             else:
                 o.settlement = outcome.status
+                if outcome.status == "settled":
+                    o.settled_fen, o.rider = charge.amount_fen, outcome.account_id
 
     async def my_scans(self, conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:
         return await repository.scans_of_account(conn, account_id, limit)
