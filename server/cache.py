@@ -50,6 +50,11 @@ class Cache(abc.ABC):
     async def incr(self, key: str, ttl_s: float, amount: int = 1) -> int:
         """Add to a counter, creating it with the expiry when absent; returns the new value."""
 
+    async def incr_many(self, keys: list[str], ttl_s: float) -> list[int]:
+        """Add one to each counter (created with the expiry when absent), in one round trip where the cache
+        allows; the new values."""
+        return [await self.incr(key, ttl_s) for key in keys]
+
     @abc.abstractmethod
     async def ttl(self, key: str) -> float | None:
         """Seconds until key expires, None if absent."""
@@ -230,6 +235,15 @@ class RedisCache(Cache):
             pipe.pexpire(self._ns + key, max(1, int(ttl_s * 1000)), nx=True)
             value, _ = await pipe.execute()
         return int(value)
+
+    @_unavailable_when_lost
+    async def incr_many(self, keys: list[str], ttl_s: float) -> list[int]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in keys:
+                pipe.incrby(self._ns + key, 1)
+                pipe.pexpire(self._ns + key, max(1, int(ttl_s * 1000)), nx=True)
+            values = await pipe.execute()
+        return [int(v) for v in values[::2]]
 
     @_unavailable_when_lost
     async def ttl(self, key: str) -> float | None:

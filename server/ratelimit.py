@@ -47,6 +47,25 @@ class RateLimits:
                 raise refusal(retry_after_s)
             raise TooManyRequests(f"Too many {what}; try again later", retry_after_s=retry_after_s)
 
+    async def enforce_all(
+        self, limits: list[tuple[str, int, Callable[[int], TooManyRequests]]], *, window_s: int
+    ) -> None:
+        """`enforce` for several (bucket, limit, refusal) at once, counted in one round trip to the shared
+        cache (the gateway's per-app and per-resident quotas on every call); the first limit passed refuses."""
+        keys = [f"rl:{bucket}" for bucket, _, _ in limits]
+        try:
+            counts, counter = await self._cache.incr_many(keys, window_s), self._cache
+        except CacheUnavailable:
+            outage_log.failed("cache", "rate_limit")
+            counts, counter = await self._local.incr_many(keys, window_s), self._local
+        for key, count, (_, limit, refusal) in zip(keys, counts, limits, strict=True):
+            if count > limit:
+                try:
+                    remaining = await counter.ttl(key)
+                except CacheUnavailable:
+                    remaining = None
+                raise refusal(int(remaining or window_s) + 1)
+
     async def _hit(self, key: str, window_s: float) -> tuple[int, Cache]:
         try:
             return await self._cache.incr(key, window_s), self._cache

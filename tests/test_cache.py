@@ -43,6 +43,14 @@ async def test_counters_start_with_expiry_and_count(cache):
     assert await cache.incr("rl:a", 60, amount=5) == 25
 
 
+async def test_several_counters_count_in_one_call(cache):
+    assert await cache.incr_many(["m1", "m2"], 60) == [1, 1]
+    assert await cache.incr_many(["m1", "m2", "m3"], 60) == [2, 2, 1]
+    assert await cache.incr("m2", 60) == 3
+    ttl = await cache.ttl("m3")
+    assert ttl is not None and 0 < ttl <= 60
+
+
 async def test_expiry(cache):
     await cache.set("k", b"v", 0.05)
     assert await cache.get("k") == b"v"

@@ -45,26 +45,22 @@ class Gateway:
         self.config = config
 
     async def _quota(self, app_id: str, account_id: int, per_app: int, per_resident: int) -> None:
-        limits = self.core.rate_limits
-        await limits.enforce(
-            f"mq:{app_id}",
-            limit=per_app,
-            window_s=60,
-            refusal=lambda retry_after_s: e.QuotaExceeded(
-                "This mini-app has reached its request rate; try again shortly",
-                retry_after_s=retry_after_s,
-                code="miniapp.quota_app",
-            ),
+        app_refusal = lambda retry_after_s: e.QuotaExceeded(  # noqa: E731
+            "This mini-app has reached its request rate; try again shortly",
+            retry_after_s=retry_after_s,
+            code="miniapp.quota_app",
         )
-        await limits.enforce(
-            f"mq:{app_id}:{account_id}",
-            limit=per_resident,
+        resident_refusal = lambda retry_after_s: e.QuotaExceeded(  # noqa: E731
+            "You are sending this mini-app too many requests; try again shortly",
+            retry_after_s=retry_after_s,
+            code="miniapp.quota_resident",
+        )
+        await self.core.rate_limits.enforce_all(  # both windows in one round trip
+            [
+                (f"mq:{app_id}", per_app, app_refusal),
+                (f"mq:{app_id}:{account_id}", per_resident, resident_refusal),
+            ],
             window_s=60,
-            refusal=lambda retry_after_s: e.QuotaExceeded(
-                "You are sending this mini-app too many requests; try again shortly",
-                retry_after_s=retry_after_s,
-                code="miniapp.quota_resident",
-            ),
         )
 
     async def call(
