@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from server.credentials.subject_ref import SubjectRefs
-from server.platform.ids import AppUserIds
+from server.platform.runtime.ids import AppUserIds
 from server.security import DerivedKeys, FieldCipher
 
 MASTER_KEY = bytes(range(32))

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.errors import PROBLEM_JSON
 from server.openapi_export import openapi_document, render
-from server.platform.controllers import APP_ANSWER
+from server.platform.gateway.controllers import APP_ANSWER
 
 
 def test_committed_openapi_matches_the_app(repo_root):

@@ -4,7 +4,7 @@
 `allow("terminal")` admits authenticated terminals. A revoked session (logout, disabled terminal) is refused
 even while its access token has not expired.
 
-An app session token (`yas_...`, what a mini-app's page holds: server/platform/app_sessions.py) is refused here
+An app session token (`yas_...`, what a mini-app's page holds: server/platform/gateway/sessions.py) is refused here
 on every route but those that name `APP_SESSION`, which check it themselves against the app in their path
 (only the gateway does). Its audience differs from an access token's too, so it never passes as one.
 """

@@ -28,7 +28,7 @@ log = logging.getLogger("yima.credentials.trust_list")
 
 ISSUER_PURPOSE = "issuer"
 PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
-"""The platform's keys that sign mini-app passes (server/platform/capabilities.py): published as `app_pass`
+"""The platform's keys that sign mini-app passes (server/platform/runtime/capabilities.py): published as `app_pass`
 entries, so that terminals verify tickets offline."""
 PASS_CREDENTIAL_TYPES = frozenset({"app_pass"})
 ROOT_PURPOSE = "trust_root"

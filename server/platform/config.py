@@ -24,7 +24,7 @@ class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_s: float = 5.0
     """Backstop refresh of the released-apps view (transitions are pushed over pub/sub at once)."""
     jobs_poll_s: float = 1.0
-    """How often each process looks for due jobs (server/platform/jobs.py)."""
+    """How often each process looks for due jobs (server/platform/jobs/service.py)."""
     jobs_lease_s: float = 300.0
     """How long a claimed job is held before another process may run it (its runner died)."""
     jobs_retry_base_s: float = 30.0

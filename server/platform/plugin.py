@@ -10,21 +10,18 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.platform.app_ids.controllers import AppIdAdminController, AppIdRequestController
+from server.platform.apps.controllers import DeveloperController, MiniAppAdminController
+from server.platform.apps.dev import DevApps
 from server.platform.config import PlatformSettings
-from server.platform.controllers import (
-    DeveloperController,
-    GatewayController,
-    MiniAppAdminController,
-    ResidentPlatformController,
-)
-from server.platform.devapps import DevApps
 from server.platform.device_login.controllers import DeviceLoginController
-from server.platform.events import PlatformScanSink
+from server.platform.gateway.controllers import GatewayController
 from server.platform.ports import Accounts, HealthCodes, Payments
+from server.platform.residents.controllers import ResidentPlatformController
+from server.platform.runtime.events import PlatformScanSink
 from server.platform.service import Platform
 from server.platform.staff.controllers import MyStaffController, StaffController
-from server.platform.terminal_documents import TerminalDocuments
-from server.platform.ui_controllers import MiniappPagesController
+from server.platform.terminal_documents.service import TerminalDocuments
+from server.platform.ui.controllers import MiniappPagesController
 from server.plugins import Provides, StartOnce
 from server.seed import DEMO_OPERATOR_PHONE
 from server.settings import Settings

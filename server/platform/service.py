@@ -6,25 +6,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
+from litestar.di import NamedDependency
 
 from sandbox import SandboxHost
 from server.core import Core
 from server.platform.app_ids.service import AppIds
-from server.platform.app_sessions import AppSessions
-from server.platform.capabilities import PlatformCapabilities
+from server.platform.apps.service import Registry
 from server.platform.config import PlatformSettings
 from server.platform.device_login.service import DeviceLogin
-from server.platform.gateway import Gateway
-from server.platform.jobs import JobRunner
+from server.platform.gateway.service import Gateway
+from server.platform.gateway.sessions import AppSessions
+from server.platform.jobs.service import JobRunner
 from server.platform.ports import Accounts, HealthCodes, Payments
-from server.platform.registry import Registry
-from server.platform.residents import Residents
-from server.platform.runtime import Runtime
+from server.platform.residents.service import Residents
+from server.platform.runtime.capabilities import PlatformCapabilities
+from server.platform.runtime.service import Runtime
 from server.platform.staff.service import Staff
-from server.platform.storage import AppStorage
-from server.platform.ui_bundles import UiBundles
+from server.platform.storage.service import AppStorage
+from server.platform.ui.service import UiBundles
 
 log = logging.getLogger("yima.platform")
 
@@ -112,3 +114,7 @@ class Platform:
     async def close(self) -> None:
         await self.jobs.close()
         await self.runtime.close()
+
+
+PlatformDep: TypeAlias = NamedDependency[Platform]
+"""How a controller asks for the platform's services."""

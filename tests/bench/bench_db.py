@@ -35,7 +35,7 @@ import msgspec
 from yima_sdk.manifest import load_manifest
 from yima_sdk.query import index_keys, plan
 
-from server.platform import db_repository
+from server.platform.db import repository as db_repository
 from tests.bench._harness import lua_round_robin, print_table, wrk
 from tests.e2e._real import fresh_database, private_folder, real_server, server_env, ship_and_use, sign_in
 from tests.platform.conftest import new_app_id, write_probe
@@ -142,12 +142,12 @@ async def query_alone(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]
 async def commits_alone(
     dsn: str, app_id: str, manifest: dict[str, Any], tasks: int, seconds: float, tag: int
 ) -> float:
-    """The platform's commit (server.platform.db.AppDb) of the same 3 writes as /db/tx3, `tasks` at a time on a
+    """The platform's commit (server.platform.db.service.AppDb) of the same 3 writes as /db/tx3, `tasks` at a time on a
     pool of its own, no HTTP, no sandbox: commits per second."""
     from sandbox.capabilities import CallInfo
     from server.db import Database
-    from server.platform.db import AppDb
-    from server.platform.runtime import LiveApp, LiveVersion
+    from server.platform.db.service import AppDb
+    from server.platform.runtime.service import LiveApp, LiveVersion
 
     async def jsonb(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

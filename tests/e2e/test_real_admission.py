@@ -68,7 +68,7 @@ def test_500_bookings_at_once_are_queued_and_answered_without_retries() -> None:
 def test_a_serialization_failure_is_retried_and_the_count_stays_exact() -> None:
     # The operator switches the database to SERIALIZABLE once the server runs (its connections are then opened
     # anew): concurrent commits on one counter really fail with SQLSTATE 40001, which the platform retries
-    # (server/platform/db.py) and writes to the app's log. The residents see only the right answers.
+    # (server/platform/db/service.py) and writes to the app's log. The residents see only the right answers.
     with private_folder() as folder, fresh_database() as dsn:
         env = server_env(dsn, folder / "data", redis=True, YIMA_DB_POOL_MAX="20", YIMA_LOG_LEVEL="INFO")
         with real_server("serve", "--workers", "2", "--allow-development", env=env) as server:

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from server.platform.archive import check_archive
+from server.platform.apps.archive import check_archive
 
 MANIFEST = 'id = "test.archive.app"\nname = "A"\nversion = "1.0.0"\n'
 

@@ -16,8 +16,8 @@ from yima_sdk.cron import COUNTY_TIME, parse_cron
 
 from sandbox import SandboxSettings
 from server.app import create_app
-from server.platform import jobs_repository as repo
 from server.platform.config import PlatformSettings
+from server.platform.jobs import repository as repo
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
 from tests.conftest import login

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from yima_sdk.pack import pack
 
-from server.platform.ids import bucket
+from server.platform.runtime.ids import bucket
 from tests.conftest import login
 from tests.platform.conftest import Team, call, make_team, new_app_id, write_probe
 

@@ -16,7 +16,7 @@ from server.params import RowId
 from server.platform import errors as platform_errors
 from server.platform.app_ids import errors as e
 from server.platform.app_ids import schemas
-from server.platform.controllers import PlatformDep
+from server.platform.service import PlatformDep
 
 UNKNOWN_ACCOUNT = (Unprocessable, "request.unknown_reference")  # a member id that is no account
 

@@ -12,10 +12,10 @@ from server.auth.guards import PUBLIC
 from server.deps import Caller
 from server.errors import TooManyRequests, raises
 from server.net import client_address
-from server.platform.controllers import PlatformDep
 from server.platform.device_login import errors as e
 from server.platform.device_login import schemas
 from server.platform.schemas import DeveloperToken
+from server.platform.service import PlatformDep
 
 
 class DeviceLoginController(Controller):

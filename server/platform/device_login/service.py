@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from server import audit
 from server.db import Database
+from server.platform.apps.service import Registry
 from server.platform.device_login import errors as e
 from server.platform.device_login import repository
-from server.platform.registry import Registry
 from server.ratelimit import RateLimits
 
 # RFC 8628 §6.1: consonants only (no vowels, so no words), no look-alikes; 20^8 codes, entered as XXXX-XXXX.

@@ -20,7 +20,7 @@ from yima_sdk._staff import StaffTable, unit_kind
 from server import audit
 from server.auth import Role
 from server.platform import errors as pe
-from server.platform.runtime import LiveVersion, Runtime
+from server.platform.runtime.service import LiveVersion, Runtime
 from server.platform.staff import errors as e
 from server.platform.staff import repository
 

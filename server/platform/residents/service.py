@@ -23,9 +23,9 @@ import asyncpg
 from server import audit
 from server.errors import AppError
 from server.platform import errors as e
-from server.platform import repository
 from server.platform.ports import Payments
-from server.platform.runtime import Runtime
+from server.platform.residents import repository
+from server.platform.runtime.service import Runtime
 
 
 def _now() -> dt.datetime:

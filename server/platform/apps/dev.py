@@ -38,7 +38,7 @@ from yima_sdk.pack import Package, archive_files, pack
 from sandbox.errors import SandboxError
 from server.errors import AppError, Unprocessable
 from server.platform.ports import Accounts
-from server.platform.runtime import LiveVersion
+from server.platform.runtime.service import LiveVersion
 from server.platform.service import Platform
 
 log = logging.getLogger("yima.platform.dev")

@@ -16,9 +16,9 @@ from yima_sdk.contract import answer_headers
 from sandbox.errors import SandboxError
 from server.core import Core
 from server.platform import errors as e
-from server.platform.capabilities import PlatformCapabilities
 from server.platform.config import PlatformSettings
-from server.platform.runtime import Runtime
+from server.platform.runtime.capabilities import PlatformCapabilities
+from server.platform.runtime.service import Runtime
 from server.platform.staff import repository as staff_repository
 from server.platform.staff.errors import StaffRequired
 

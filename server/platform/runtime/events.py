@@ -26,7 +26,7 @@ from yima_sdk.passes import PassClaims
 
 from sandbox.errors import SandboxError
 from server.platform import errors as e
-from server.platform.runtime import LiveVersion
+from server.platform.runtime.service import LiveVersion
 
 if TYPE_CHECKING:
     from server.platform.service import Platform

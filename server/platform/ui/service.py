@@ -17,9 +17,10 @@ from yima_sdk.ui_bundle import UI_FOLDER, UI_MEDIA_TYPES
 
 from server.core import Core
 from server.errors import NotFound
-from server.platform import archive, repository
 from server.platform import errors as e
-from server.platform.runtime import LiveVersion, Runtime
+from server.platform.apps import archive as archive
+from server.platform.apps import repository
+from server.platform.runtime.service import LiveVersion, Runtime
 
 
 class UiNotFound(NotFound):

@@ -21,9 +21,10 @@ from yima_sdk._staff import StaffTable
 from sandbox import SandboxHost
 from server.cache import follow
 from server.core import Core
-from server.platform import archive, repository
 from server.platform import errors as e
-from server.platform.ids import bucket
+from server.platform.apps import archive as archive
+from server.platform.apps import repository
+from server.platform.runtime.ids import bucket
 
 log = logging.getLogger("yima.platform")
 

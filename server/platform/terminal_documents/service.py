@@ -26,7 +26,7 @@ from yima_sdk.fares import FareSchedule, FareTable
 
 from server.core import Core
 from server.credentials.trust_list import ROOT_PURPOSE
-from server.platform import terminal_documents_repository as repo
+from server.platform.terminal_documents import repository as repo
 
 
 def _utc(seconds: float) -> dt.datetime:

@@ -7,13 +7,13 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
 
     user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied)
     user.staff -> StaffRoles                     the caller's memberships whose role the version declares
-    storage.*                                    see storage.py
-    db.*                                         see db.py (collections, queries, commits)
+    storage.*                                    see storage/
+    db.*                                         see db/ (collections, queries, commits)
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
     credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
     payments.refund -> Refund (part or all of a succeeded payment, once per key)
-    jobs.schedule -> job id    jobs.cancel -> bool   see jobs.py
+    jobs.schedule -> job id    jobs.cancel -> bool   see jobs/
     terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents.py
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
@@ -39,16 +39,16 @@ from sandbox.capabilities import CallInfo
 from server.core import Core
 from server.idempotency import IdempotencyKeyReused
 from server.onecard.errors import RefundExceedsCharge
-from server.platform import repository
-from server.platform.db import AppDb
-from server.platform.ids import AppUserIds
-from server.platform.jobs import AppJobs
+from server.platform.db.service import AppDb
+from server.platform.jobs.service import AppJobs
 from server.platform.ports import Accounts, HealthCodes, Payments
-from server.platform.runtime import Runtime
+from server.platform.residents import repository
+from server.platform.runtime.ids import AppUserIds
+from server.platform.runtime.service import Runtime
 from server.platform.staff import repository as staff_repository
 from server.platform.staff.service import roles_held
-from server.platform.storage import AppStorage
-from server.platform.terminal_documents import TerminalDocuments
+from server.platform.storage.service import AppStorage
+from server.platform.terminal_documents.service import TerminalDocuments
 
 PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
 SHARE_SCOPE = "pass_share:"

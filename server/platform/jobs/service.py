@@ -30,9 +30,9 @@ from yima_sdk.errors import QuotaExceeded
 
 from sandbox.errors import SandboxError
 from server.db import Database
-from server.platform import jobs_repository as repo
-from server.platform.jobs_repository import ClaimedJob
-from server.platform.runtime import LiveVersion, Runtime
+from server.platform.jobs import repository as repo
+from server.platform.jobs.repository import ClaimedJob
+from server.platform.runtime.service import LiveVersion, Runtime
 
 log = logging.getLogger("yima.platform.jobs")
 

@@ -19,9 +19,10 @@ import msgspec
 
 from server import audit
 from server.errors import Conflict
-from server.platform import archive, repository
 from server.platform import errors as e
 from server.platform.app_ids.service import check_publisher
+from server.platform.apps import archive as archive
+from server.platform.apps import repository
 
 TOKEN_PREFIX = "ydt_"  # noqa: S105 - the public prefix of developer tokens
 RECENT_RELEASES = 5

@@ -48,9 +48,9 @@ from yima_sdk.manifest import Collection
 
 from sandbox.capabilities import CallInfo
 from server.db import Database
-from server.platform import db_repository as repo
-from server.platform.runtime import Runtime
-from server.platform.storage import COLLECTION as COUNTERS
+from server.platform.db import repository as repo
+from server.platform.runtime.service import Runtime
+from server.platform.storage.service import COLLECTION as COUNTERS
 
 COMMIT_DEADLINE_S = 2.0
 """How long a commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""

@@ -31,7 +31,7 @@ from server.auth.guards import APP_SESSION_PREFIX
 from server.auth.tokens import ACCESS_PURPOSE
 from server.core import Core
 from server.errors import Unauthorized
-from server.platform.capabilities import PlatformCapabilities
+from server.platform.runtime.capabilities import PlatformCapabilities
 
 APP_SESSION_TTL_S = 600
 _ALGORITHMS = ["EdDSA"]

@@ -33,7 +33,7 @@ from yima_sdk.errors import (
 )
 
 from server.db import Database
-from server.platform import storage_repository as repo
+from server.platform.storage import repository as repo
 
 COLLECTION = ""  # the SDK has one namespace per app today; the column keeps room for named collections
 _json = msgspec.json.Encoder()

@@ -1,0 +1,167 @@
+"""HTTP routes of what residents do with mini-apps: the catalog, app sessions for pages, consent, the inbox
+and payments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from server.auth import allow
+from server.auth.guards import ANY_ACCOUNT
+from server.deps import Caller, Db
+from server.errors import raises
+from server.params import INT64_MAX, RowId
+from server.platform import errors as e
+from server.platform import schemas
+from server.platform.apps import archive as archive
+from server.platform.residents import repository
+from server.platform.service import PlatformDep
+
+
+def _payment(r: Any) -> schemas.Payment:
+    return schemas.Payment(
+        id=r["id"],
+        app_id=r["app_id"],
+        amount_fen=r["amount_fen"],
+        reason=r["reason"],
+        status=r["status"],
+        created_at=r["created_at"],
+        failure=r["failure"],
+        decided_at=r["decided_at"],
+    )
+
+
+class ResidentPlatformController(Controller):
+    path = "/v1"
+    tags = ["miniapps"]
+
+    @get("/miniapps", opt=allow(ANY_ACCOUNT), operation_id="miniappCatalog")
+    async def catalog(self, principal: Caller, platform: PlatformDep, db: Db) -> list[schemas.CatalogEntry]:
+        """Released mini-apps available to you (the version your phased-release group gets), with the data
+        scopes each asks for (and `pass_share:<app>`: other apps that may honour its passes), why, and what
+        you decided."""
+        decided = {
+            (r["app_id"], r["scope"]): r["granted"]
+            for r in await repository.consents(db, principal.account_id)
+        }
+        entries = []
+        for live in sorted(platform.runtime.apps.values(), key=lambda a: a.name):
+            version = None if live.suspended else live.version_for(principal.account_id)
+            if version is None:
+                continue
+            scopes = [
+                schemas.Scope(name, purpose, _state(decided.get((live.app_id, name))))
+                for name, purpose in sorted(version.consent_scopes.items())
+            ]
+            page = await platform.ui.page(version)
+            entries.append(schemas.CatalogEntry(live.app_id, live.name, version.version, scopes, page))
+        return entries
+
+    @post(
+        "/me/miniapps/{app_id:str}/session",
+        status_code=201,
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.AppSuspended, e.AppUnavailable),
+        operation_id="openMiniappSession",
+    )
+    async def app_session(
+        self, app_id: FromPath[str], principal: Caller, platform: PlatformDep
+    ) -> schemas.AppSession:
+        """An app-scoped session for the app's page (what the shell hands its iframe; your own token stays with
+        the shell): a short-lived `yas_` token valid on this app's gateway only, and your id in this app."""
+        platform.runtime.resolve(app_id, principal.account_id)  # released to you and not suspended
+        issued = await platform.app_sessions.issue(principal.account_id, principal.session_id, app_id)
+        return schemas.AppSession(app_id, issued.token, issued.expires_in, issued.user_id)
+
+    @get("/me/consents", opt=allow(ANY_ACCOUNT), operation_id="listConsents")
+    async def consents(self, principal: Caller, db: Db) -> list[schemas.Consent]:
+        """Every scope decision you made, per app."""
+        rows = await repository.consents(db, principal.account_id)
+        return [schemas.Consent(r["app_id"], r["scope"], r["granted"], r["decided_at"]) for r in rows]
+
+    @put(
+        "/me/consents/{app_id:str}/{scope_name:str}",
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.UnknownScope),
+        operation_id="decideConsent",
+    )
+    async def decide(
+        self,
+        app_id: FromPath[str],
+        scope_name: FromPath[str],
+        data: JSONBody[schemas.ConsentDecision],
+        principal: Caller,
+        platform: PlatformDep,
+        db: Db,
+    ) -> schemas.Consent:
+        """Grant or refuse one scope to one app (audited)."""
+        await platform.residents.decide(db, principal.account_id, app_id, scope_name, data.granted)
+        rows = await repository.consents(db, principal.account_id, app_id)
+        r = next(r for r in rows if r["scope"] == scope_name)
+        return schemas.Consent(r["app_id"], r["scope"], r["granted"], r["decided_at"])
+
+    @delete(
+        "/me/consents/{app_id:str}/{scope_name:str}",
+        status_code=204,
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.UnknownScope),
+        operation_id="revokeConsent",
+    )
+    async def revoke(
+        self,
+        app_id: FromPath[str],
+        scope_name: FromPath[str],
+        principal: Caller,
+        platform: PlatformDep,
+        db: Db,
+    ) -> None:
+        """Withdraw a scope; the app is denied from its next request on."""
+        await platform.residents.revoke(db, principal.account_id, app_id, scope_name)
+
+    @get("/me/inbox", opt=allow(ANY_ACCOUNT), operation_id="myInbox")
+    async def inbox(
+        self,
+        principal: Caller,
+        platform: PlatformDep,
+        db: Db,
+        before: Annotated[int | None, QueryParameter(ge=1, le=INT64_MAX)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 30,
+    ) -> list[schemas.InboxMessage]:
+        """Messages mini-apps sent you, newest first (`before` = the last id you have, for the next page)."""
+        rows = await platform.residents.inbox(db, principal.account_id, before, limit)
+        return [
+            schemas.InboxMessage(r["id"], r["app_id"], r["app_name"], r["title"], r["body"], r["created_at"])
+            for r in rows
+        ]
+
+    @get("/me/payments", opt=allow(ANY_ACCOUNT), operation_id="myMiniappPayments")
+    async def payments(self, principal: Caller, db: Db) -> list[schemas.Payment]:
+        """Mini-app payments: pending ones wait for your confirmation."""
+        return [_payment(r) for r in await repository.payments_of(db, principal.account_id, 50)]
+
+    @post(
+        "/me/payments/{payment_id:int}/confirm",
+        status_code=200,
+        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided),
+        operation_id="confirmPayment",
+    )
+    async def confirm(
+        self, payment_id: RowId, principal: Caller, platform: PlatformDep, db: Db
+    ) -> schemas.Payment:
+        """Confirm a pending payment: the one-card is charged once (status succeeded, or failed with a code)."""
+        return _payment(await platform.residents.confirm(db, principal.account_id, payment_id))
+
+    @post(
+        "/me/payments/{payment_id:int}/decline",
+        status_code=200,
+        opt=allow(ANY_ACCOUNT) | raises(e.PaymentNotFound, e.PaymentDecided),
+        operation_id="declinePayment",
+    )
+    async def decline(
+        self, payment_id: RowId, principal: Caller, platform: PlatformDep, db: Db
+    ) -> schemas.Payment:
+        """Decline a pending payment; nothing is charged."""
+        return _payment(await platform.residents.decline(db, principal.account_id, payment_id))
+
+
+def _state(granted: bool | None) -> Literal["granted", "refused", "not_asked"]:
+    return "not_asked" if granted is None else ("granted" if granted else "refused")
