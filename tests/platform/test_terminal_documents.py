@@ -3,16 +3,22 @@ it, signed by the trust-list root, and nobody else's; a terminal (yima_sdk.termi
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from yima_sdk.documents import DocumentError
+from yima_sdk.holder import Holder
 from yima_sdk.terminal import Terminal
 
 from sandbox.capabilities import CallInfo
+from server.onecard.payments.signing import b64url, unb64url
 from tests.credentials.helpers import register_terminal, terminal_token
+from tests.onecard.helpers import balance, fund, resident_with_card
 from tests.platform.conftest import Team, new_app_id, write_probe
 
 NEW_YEAR = 1767196800  # 2026-01-01 00:00 county time
@@ -83,3 +89,72 @@ async def test_the_terminals_of_an_apps_scene_sync_its_signed_documents(team: Te
         assert stranger.fares is None
     finally:
         stranger.close()
+
+
+def _record(payload: str, amount: int, at: float) -> dict:
+    return {"record_id": str(uuid.uuid4()), "payload": payload, "scanned_at": int(at * 1000),
+            "clock_source": "ntp", "amount_fen": amount, "local_result": "accept", "local_reason": None}  # fmt: skip
+
+
+async def test_settlement_charges_the_published_fare_in_force_at_the_ride_once(
+    team: Team, tmp_path: Path
+) -> None:
+    """Offline ride codes uploaded by bus terminals of the app's scene: re-priced by the version in force at each
+    ride; a line the tables lack is not charged; a terminal serving no line is charged as it asked; the same
+    upload sent twice at once charges once."""
+    client = team.client
+    app_id, _ = await team.ship(write_probe(tmp_path, new_app_id("fares")))
+    assert (await team.admin("PUT", f"/scenes/bus/{app_id}", json={"app_id": app_id})).status_code == 200
+    caps = client.app.state.platform.caps
+    call = CallInfo(app_id=app_id, version="1.0.0", call_id=1, user_id=None)
+    rider = await resident_with_card(client)
+    await fund(client, rider, 5000)
+    holder = Holder.generate()
+    r = await client.post(
+        "/v1/me/devices", json={"public_key": b64url(holder.device_public_key)}, headers=rider.headers
+    )
+    assert r.status_code == 201, r.text
+    holder.install_certificate(unb64url(r.json()["certificate"]))
+    certified = time.time()
+    switch = (
+        int(certified) + 2
+    )  # version 2 (line 1 at 3 yuan) in force two seconds after the phone's certificate
+    v2 = TABLE | {"version": 2, "effective_from": dt.datetime.fromtimestamp(switch, dt.UTC).isoformat()}
+    v2["lines"] = {"1": {"name": "1路", "flat_fen": 300}}
+    for version, start, table in [(1, NEW_YEAR, TABLE), (2, switch, v2)]:
+        kwargs = {"name": "fares", "version": version, "effective_from": start, "content": table}
+        await caps.handle(call, "terminals", "publish", [], kwargs)
+    await asyncio.sleep(max(0.0, switch + 1 - time.time()))  # a ride after the switch: the clock's own pace
+
+    async def bus(unit: str | None) -> dict[str, str]:
+        terminal_id, key = await register_terminal(client, team.operator, kind="bus", scene=app_id, unit=unit)
+        return await terminal_token(client, terminal_id, key)
+
+    async def upload(headers: dict[str, str], records: list[dict], batch_id: str | None = None) -> list:
+        body = {"batch_id": batch_id or str(uuid.uuid4()), "records": records}
+        r = await client.post("/v1/scans/batch", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return [(x["status"], x["reason"]) for x in r.json()["results"]]
+
+    now = time.time()
+    line_1, line_9, no_line = await bus("line:1"), await bus("line:9"), await bus(None)
+    # Line 1's terminal held version 1 only (2 yuan): a ride now is 3 yuan; one before the switch, 2 yuan.
+    early = switch - 1.5
+    rides = [_record(holder.ride_code(early), 200, early), _record(holder.ride_code(now), 200, now)]
+    twice = await asyncio.gather(*(upload(line_1, rides, "same-upload") for _ in range(2)))
+    assert twice == [[("accepted", None), ("accepted", None)]] * 2
+    assert await balance(client, rider) == 5000 - 200 - 300
+    # Line 9 is in no table: not charged, and the terminal learns why.
+    assert await upload(line_9, [_record(holder.ride_code(now), 200, now)]) == [("rejected", "fare.unpriced")]
+    # A terminal serving no line: charged what it asked.
+    assert await upload(no_line, [_record(holder.ride_code(now), 250, now)]) == [("accepted", None)]
+    assert await balance(client, rider) == 5000 - 200 - 300 - 250
+
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+    r = await client.get("/v1/me/onecard/statements", params={"month": month}, headers=rider.headers)
+    lines = [
+        (e["amount_fen"], "asked 200 fen" in e["description"])
+        for e in r.json()["entries"]
+        if e["kind"] == "offline_ride"
+    ]
+    assert sorted(lines) == [(-300, True), (-250, False), (-200, False)]
