@@ -13,6 +13,7 @@ than slots, whatever the concurrency) and `numbers:<session>` (queue numbers, ne
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from typing import Any
@@ -40,6 +41,9 @@ CANCEL_HOURS = 1
 another cut-off (`cancel_hours`, 0-72)."""
 PRESCRIPTION_VALID = dt.timedelta(days=3)
 OPEN = ("booked", "waiting", "called")
+_department_names: dict[str, str] = {}
+"""Department names by id, kept by each worker once read: check-in shows one on every scan, and no route renames
+a department (a renamed one shows its new name once the app's workers restart)."""
 
 
 class NewSession(msgspec.Struct, forbid_unknown_fields=True):
@@ -608,11 +612,10 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     institution = unit.removeprefix("institution:") if unit.startswith("institution:") else None
-    try:
-        colour = await ctx.user.scope("health_color")
-    except ConsentDenied:
-        colour = None
-    today = await ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
+    # the colour and today's bookings at once: a terminal waits for these lines (docs/benchmarks.md, check-in)
+    colour, today = await asyncio.gather(
+        _colour(ctx), ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
+    )
     mine = [r for r in today.items if r.value["status"] in OPEN
             and (institution is None or r.value["institution"] == institution)]  # fmt: skip
     if colour in ("red", "yellow"):
@@ -622,19 +625,38 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         return await walk_in(ctx, event.user_id, institution, at)
     record = mine[0]
     value = record.value
+    checked_in = None
     if value["status"] == "booked":
         value = {**value, "status": "waiting", "checked_in_at": int(at.timestamp())}
-        try:
-            await ctx.db.update("bookings", record.id, value, expected_version=record.version)
-        except VersionConflict:
-            pass  # checked in by a scan a moment ago
-    department = await ctx.db.get("departments", value["department"])
-    ahead = await ahead_of(ctx, value)
+        checked_in = _check_in(ctx, record.id, value, record.version)
+    name = _department_names.get(value["department"])
+    if name is None:
+        department = await ctx.db.get("departments", value["department"])
+        name = _department_names[value["department"]] = (
+            department.value["name"] if department else value["department"]
+        )
+    # who is ahead does not depend on this booking's own check-in: both at once
+    ahead, _ = await asyncio.gather(ahead_of(ctx, value), checked_in or asyncio.sleep(0))
     return {"lines": [
-        department.value["name"] if department else value["department"],
+        name,
         f"{value['half'].upper()} 序号 No. {value['number']}",
         f"前面 {ahead} 人 {ahead} ahead",
     ]}  # fmt: skip
+
+
+async def _colour(ctx: Context) -> str | None:
+    try:
+        colour = await ctx.user.scope("health_color")
+    except ConsentDenied:
+        return None
+    return colour if isinstance(colour, str) else None
+
+
+async def _check_in(ctx: Context, booking_id: str, value: dict[str, Any], version: int) -> None:
+    try:
+        await ctx.db.update("bookings", booking_id, value, expected_version=version)
+    except VersionConflict:
+        pass  # checked in by a scan a moment ago
 
 
 async def walk_in(ctx: Context, user_id: str, institution: str | None, at: dt.datetime) -> dict[str, Any]:

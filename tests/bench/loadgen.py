@@ -54,10 +54,18 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _connection(
-    index: int, host: str, port: int, next_request: NextRequest, deadline: float, out: list[tuple[float, int]]
+    index: int,
+    host: str,
+    port: int,
+    next_request: NextRequest,
+    deadline: float,
+    out: list[tuple[float, int]],
+    every_s: float = 0.0,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     previous: bytes | None = None
+    if every_s:  # paced connections start spread over one interval, not all at once
+        await asyncio.sleep(every_s * (index * 0.618034 % 1))
     try:
         while time.perf_counter() < deadline:
             request = next_request(index, previous)
@@ -65,18 +73,28 @@ async def _connection(
             writer.write(request)
             status, previous = await _read_response(reader)
             out.append((time.perf_counter() - started, status))
+            if every_s:  # the next request at the next slot (at once if this answer took longer)
+                await asyncio.sleep(max(0.0, started + every_s - time.perf_counter()))
     finally:
         writer.close()
 
 
 def _worker(
-    host: str, port: int, indices: Sequence[int], next_request: NextRequest, duration_s: float, conn: object
+    host: str,
+    port: int,
+    indices: Sequence[int],
+    next_request: NextRequest,
+    duration_s: float,
+    conn: object,
+    every_s: float = 0.0,
 ) -> None:
     results: list[tuple[float, int]] = []
 
     async def main() -> None:
         deadline = time.perf_counter() + duration_s
-        await asyncio.gather(*(_connection(i, host, port, next_request, deadline, results) for i in indices))
+        await asyncio.gather(
+            *(_connection(i, host, port, next_request, deadline, results, every_s) for i in indices)
+        )
 
     asyncio.run(main())
     conn.send(results)  # type: ignore[attr-defined]
@@ -109,14 +127,19 @@ def run_load(
     connections: int,
     duration_s: float,
     processes: int = 2,
+    every_s: float = 0.0,
 ) -> LoadResult:
-    """Drive `connections` keep-alive connections from `processes` processes for `duration_s` seconds."""
+    """Drive `connections` keep-alive connections from `processes` processes for `duration_s` seconds: each
+    sends its next request as soon as it has an answer (a closed loop: the most the server does), or, with
+    `every_s`, one request every `every_s` seconds (a set rate, as terminals scanning people in turn)."""
     ctx = mp.get_context("fork")
     pipes, procs = [], []
     for p in range(processes):
         indices = list(range(p, connections, processes))
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(host, port, indices, next_request, duration_s, child))
+        proc = ctx.Process(
+            target=_worker, args=(host, port, indices, next_request, duration_s, child, every_s)
+        )
         proc.start()
         pipes.append(parent)
         procs.append(proc)
