@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import statistics
 import sys
 import time
 from collections import Counter
@@ -85,8 +84,11 @@ def main() -> None:
             ("requests/s", f"{residents / wall:.0f}"),
             ("bookings/s", f"{booked / wall:.1f}"),
             (
-                "latency p50 / p99",
-                f"{statistics.median(latencies):.0f} / {latencies[int(0.99 * len(latencies)) - 1]:.0f} ms",
+                "latency min / p10 / p50 / p90 / p99",
+                " / ".join(
+                    f"{latencies[max(int(q * len(latencies)) - 1, 0)]:.0f}" for q in (0, 0.1, 0.5, 0.9, 0.99)
+                )
+                + " ms",
             ),
         ]
     )
