@@ -8,6 +8,7 @@ never executed, to report syntax errors early. Every check lands in the report t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -20,6 +21,10 @@ from pathlib import Path, PurePosixPath
 from yima_sdk.errors import ManifestError
 from yima_sdk.manifest import MANIFEST_FILE, Manifest, parse_manifest
 from yima_sdk.ui_bundle import ui_problems
+
+from server.db import Database
+from server.platform import errors as e
+from server.platform.apps import repository
 
 MAX_PACKED = 5 * 1024 * 1024
 MAX_UNPACKED = 20 * 1024 * 1024
@@ -188,3 +193,14 @@ def unpack(files: dict[str, bytes], folder: Path) -> None:
         os.replace(tmp, folder)
     except OSError:  # another server process unpacked the same version first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def stored(db: Database, app_id: str, version: str) -> tuple[str, ArchiveReport]:
+    """A version's stored archive (its digest, and its files checked again as at upload): the one way the runtime
+    (to unpack and run it) and the pages (to serve its ui/) read it."""
+    async with db.connection() as conn:
+        found = await repository.archive(conn, app_id, version)
+    if found is None:
+        raise e.VersionNotFound()
+    digest, data = found
+    return digest, await asyncio.to_thread(check_archive, data, app_id)

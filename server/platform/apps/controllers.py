@@ -16,8 +16,7 @@ from server.platform import errors as e
 from server.platform import schemas
 from server.platform.app_ids.errors import NotRegistered, OutsideNamespace
 from server.platform.app_ids.service import check_publisher
-from server.platform.apps import archive as archive
-from server.platform.apps import repository
+from server.platform.apps import archive, repository
 from server.platform.service import Platform, PlatformDep
 
 

@@ -21,8 +21,7 @@ from server import audit
 from server.errors import Conflict
 from server.platform import errors as e
 from server.platform.app_ids.service import check_publisher
-from server.platform.apps import archive as archive
-from server.platform.apps import repository
+from server.platform.apps import archive, repository
 
 TOKEN_PREFIX = "ydt_"  # noqa: S105 - the public prefix of developer tokens
 RECENT_RELEASES = 5

@@ -13,7 +13,6 @@ from server.auth import allow
 from server.auth.guards import ANY_ACCOUNT, APP_SESSION, PUBLIC, Principal
 from server.errors import AppError, Unauthorized, raises
 from server.platform import errors as e
-from server.platform.apps import archive as archive
 from server.platform.gateway.service import Answer
 from server.platform.gateway.sessions import AppSessionExpired, AppSessionInvalid
 from server.platform.service import Platform, PlatformDep

@@ -15,7 +15,6 @@ from server.errors import raises
 from server.params import INT64_MAX, RowId
 from server.platform import errors as e
 from server.platform import schemas
-from server.platform.apps import archive as archive
 from server.platform.residents import repository
 from server.platform.service import PlatformDep
 

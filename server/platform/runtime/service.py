@@ -22,8 +22,7 @@ from sandbox import SandboxHost
 from server.cache import follow
 from server.core import Core
 from server.platform import errors as e
-from server.platform.apps import archive as archive
-from server.platform.apps import repository
+from server.platform.apps import archive, repository
 from server.platform.runtime.ids import bucket
 
 log = logging.getLogger("yima.platform")
@@ -253,12 +252,7 @@ class Runtime:
         async with lock:
             if key in self._loaded:
                 return key
-            async with self.core.db.connection() as conn:
-                found = await repository.archive(conn, version.app_id, version.version)
-            if found is None:
-                raise e.VersionNotFound()
-            digest, data = found
-            report = archive.check_archive(data, version.app_id)
+            digest, report = await archive.stored(self.core.db, version.app_id, version.version)
             folder = self.apps_dir / version.app_id / f"{version.version}-{digest[7:19]}"
             await asyncio.to_thread(archive.unpack, report.files, folder)
             try:

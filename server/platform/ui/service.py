@@ -18,8 +18,7 @@ from yima_sdk.ui_bundle import UI_FOLDER, UI_MEDIA_TYPES
 from server.core import Core
 from server.errors import NotFound
 from server.platform import errors as e
-from server.platform.apps import archive as archive
-from server.platform.apps import repository
+from server.platform.apps import archive
 from server.platform.runtime.service import LiveVersion, Runtime
 
 
@@ -83,11 +82,7 @@ class UiBundles:
         return bundle
 
     async def _load(self, version: LiveVersion) -> dict[str, UiFile]:
-        async with self.core.db.connection() as conn:
-            found = await repository.archive(conn, version.app_id, version.version)
-        if found is None:
-            raise e.VersionNotFound()
-        report = await asyncio.to_thread(archive.check_archive, found[1], version.app_id)
+        _, report = await archive.stored(self.core.db, version.app_id, version.version)
         bundle = {}
         for name, content in report.files.items():
             if name.startswith(UI_FOLDER):
