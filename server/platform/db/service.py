@@ -69,6 +69,7 @@ class AppDb:
         self.runtime = runtime
         self.clock = clock
         self._parsed: dict[tuple[str, str], _Collections] = {}
+        """(app, version) -> its declared collections, for live versions only (see _collections)."""
         self._built: set[tuple[str, str, str, tuple[str, ...]]] = set()
         """Indexes this process saw built, per set of live versions (a release looks again)."""
         self._registered: dict[tuple[str, str], tuple[tuple[str, ...], set[str]]] = {}
@@ -86,6 +87,10 @@ class AppDb:
             manifest = live.manifest if live is not None else None
             found = msgspec.convert((manifest or {}).get("collections") or {}, _Collections)
             if manifest is not None:
+                # A new version is live: forget the versions that are no longer, so releases never grow this.
+                self._parsed = {
+                    k: v for k, v in self._parsed.items() if self.runtime.live_version(*k) is not None
+                }
                 self._parsed[(app_id, version)] = found
         return found
 
