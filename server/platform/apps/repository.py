@@ -44,11 +44,10 @@ async def app_for_update(conn: asyncpg.Connection, app_id: str) -> asyncpg.Recor
 
 
 async def app(conn: asyncpg.Connection, app_id: str) -> asyncpg.Record | None:
-    """The app's row, with `db_keys` and `db_bytes`: the storage its ctx.db commits counted apart (0101)."""
+    """The app's row, with `db_keys` and `db_bytes`: the storage its ctx.db commits counted apart (0101, 0170)."""
     return await conn.fetchrow(
-        "SELECT m.*, coalesce(u.keys, 0) AS db_keys, coalesce(u.bytes, 0) AS db_bytes FROM miniapps m"
-        " LEFT JOIN LATERAL (SELECT sum(keys)::bigint AS keys, sum(bytes)::bigint AS bytes FROM miniapp_usage_shards"
-        " WHERE app_id = m.app_id) u ON true WHERE m.app_id = $1",
+        "SELECT m.*, u.keys AS db_keys, u.bytes AS db_bytes FROM miniapps m"
+        " CROSS JOIN LATERAL miniapp_db_usage(m.app_id) u WHERE m.app_id = $1",
         app_id,
     )
 

@@ -158,9 +158,8 @@ g AS (SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM c WHERE created) A
 u AS (
   INSERT INTO miniapp_usage_shards AS s (app_id, shard, keys, bytes)
   SELECT $1, $16, g.keys, g.bytes FROM g, miniapps m WHERE m.app_id = $1 AND (g.keys > 0 OR g.bytes > 0)
-  AND (SELECT m.storage_keys + coalesce(sum(keys), 0) + g.keys <= m.storage_max_keys
-       AND m.storage_bytes + coalesce(sum(bytes), 0) + g.bytes <= m.storage_max_bytes
-       FROM miniapp_usage_shards WHERE app_id = $1)
+  AND (SELECT m.storage_keys + used.keys + g.keys <= m.storage_max_keys
+       AND m.storage_bytes + used.bytes + g.bytes <= m.storage_max_bytes FROM miniapp_db_usage($1) used)
   ON CONFLICT (app_id, shard) DO UPDATE SET keys = s.keys + excluded.keys, bytes = s.bytes + excluded.bytes
   RETURNING true)
 SELECT CASE
@@ -226,9 +225,8 @@ async def count_usage(conn: asyncpg.Connection, app_id: str, shard: int, keys: i
         "INSERT INTO miniapp_usage_shards AS s (app_id, shard, keys, bytes)"
         " SELECT $1, $2, $3::bigint, $4::bigint FROM miniapps m WHERE m.app_id = $1"
         " AND (($3::bigint <= 0 AND $4::bigint <= 0) OR ("
-        "  SELECT m.storage_keys + coalesce(sum(keys), 0) + $3::bigint <= m.storage_max_keys"
-        "   AND m.storage_bytes + coalesce(sum(bytes), 0) + $4::bigint <= m.storage_max_bytes"
-        "   FROM miniapp_usage_shards WHERE app_id = $1))"
+        "  SELECT m.storage_keys + used.keys + $3::bigint <= m.storage_max_keys"
+        "   AND m.storage_bytes + used.bytes + $4::bigint <= m.storage_max_bytes FROM miniapp_db_usage($1) used))"
         " ON CONFLICT (app_id, shard) DO UPDATE SET keys = s.keys + $3::bigint, bytes = s.bytes + $4::bigint"
         " RETURNING true",
         app_id,

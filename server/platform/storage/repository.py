@@ -96,11 +96,10 @@ async def list_prefix(
 
 async def account_usage(conn: asyncpg.Connection, app_id: str, keys: int, size: int) -> bool:
     """Add to the app's usage unless that would pass its quota (shrinking always succeeds)."""
-    # the app's ctx.db commits count in miniapp_usage_shards (migration 0101): the quota covers both
+    # the app's ctx.db commits count in miniapp_usage_shards (migrations 0101, 0170): the quota covers both
     done = await conn.fetchval(
         "UPDATE miniapps SET storage_keys = storage_keys + $2, storage_bytes = storage_bytes + $3"
-        " FROM (SELECT coalesce(sum(keys), 0) AS keys, coalesce(sum(bytes), 0) AS bytes"
-        "  FROM miniapp_usage_shards WHERE app_id = $1) db"
+        " FROM miniapp_db_usage($1) db"
         " WHERE app_id = $1 AND (($2 <= 0 AND $3 <= 0) OR (storage_keys + db.keys + $2 <= storage_max_keys"
         " AND storage_bytes + db.bytes + $3 <= storage_max_bytes))"
         " RETURNING app_id",
