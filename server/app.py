@@ -48,7 +48,7 @@ PLUGIN_TYPES = (
 def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
     identity = IdentityPlugin(settings, sms=sms)
     credentials = CredentialsPlugin(identity=identity)
-    onecard = OnecardPlugin(settings, identity=identity)
+    onecard = OnecardPlugin(settings, identity=identity, credentials=credentials)
     platform = PlatformPlugin(settings, identity=identity, credentials=credentials, onecard=onecard)
     made: list[PluginProtocol] = [  # in any order: PLUGIN_TYPES orders them
         CorePlugin(settings, role_record=identity.granted_roles),

@@ -26,7 +26,7 @@ from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentPr
 from server.onecard.payments.base import PaymentProvider
 from server.onecard.payments.signing import unb64url
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
-from server.onecard.service import OnecardService, VerifiedResidents
+from server.onecard.service import OnecardService, RevocationSource, VerifiedResidents
 from server.onecard.topups import Topups
 from server.plugins import Provides, StartOnce
 from server.settings import Mode, Settings
@@ -118,12 +118,13 @@ class OnecardPlugin(InitPluginProtocol):
         settings: Settings,
         *,
         identity: Provides[VerifiedResidents],
+        credentials: Provides[RevocationSource],
         config: OnecardConfig | None = None,
     ) -> None:
         self.settings = settings
         self.config = config or OnecardConfig.from_settings(settings)
-        self.identity = identity
-        """The plugin whose service answers the VerifiedResidents port."""
+        self.identity, self.credentials = identity, credentials
+        """The plugins whose services answer the VerifiedResidents and RevocationPublisher ports."""
         self._loop_task: object | None = None
         self._started = StartOnce(self._start)
 
@@ -188,10 +189,8 @@ class OnecardPlugin(InitPluginProtocol):
             core.derived_keys.onecard_account_ref,
             self._provider(core.db),
             await self.identity.started(app),
+            (await self.credentials.started(app)).revocations,
             notify_url=self.config.notify_url or self.settings.base_url + "/v1/payments/notify",
-        )
-        service.revocation_source = lambda: getattr(
-            getattr(app.state, "credentials", None), "revocations", None
         )
         app.state.onecard = service
         app.state.onecard_topups = Topups(service, core.db)

@@ -63,6 +63,13 @@ class RevocationPublisher(Protocol):
     async def announce(self) -> None: ...
 
 
+class RevocationSource(Protocol):
+    """The credentials domain's services, as one-card's plugin takes them: their revocation publisher."""
+
+    @property
+    def revocations(self) -> RevocationPublisher: ...
+
+
 class VerifiedResidents(Protocol):
     """What one-card needs of identity (given at start-up; IdentityService answers it): a card opens only for
     the verified identity the issuer gave it to."""
@@ -101,6 +108,7 @@ class OnecardService:
         account_ref_key: bytes,
         payments: PaymentProvider,
         residents: VerifiedResidents,
+        revocations: RevocationPublisher,
         *,
         notify_url: str,
         clock: Callable[[], dt.datetime] = _now,
@@ -114,14 +122,8 @@ class OnecardService:
         self.payments = payments
         self.notify_url = notify_url
         self.clock = clock
-        self.revocation_source: Callable[[], RevocationPublisher | None] = lambda: None
-        """Finds the credentials domain's revocation service (set by plugin.py; looked up at use time so plugin
-        order does not matter)."""
+        self.revocations = revocations
         self._system_ids: dict[str, int] = {}
-
-    @property
-    def revocations(self) -> RevocationPublisher | None:
-        return self.revocation_source()
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -432,21 +434,15 @@ class OnecardService:
             row = await repository.revoke_certificate(conn, cert_id, card["id"], self.clock(), "device_lost")
             if row is None:
                 raise errors.DeviceNotFound()
-            revocations = self.revocations
             if row["newly"]:
-                if revocations is not None:
-                    # Listed until the certificate could no longer be accepted anyway.
-                    await revocations.revoke_device_certificate(
-                        conn,
-                        actor=actor,
-                        serial=bytes(row["serial"]),
-                        expires_at=row["expires_at"] + dt.timedelta(seconds=self.config.offline_clock_skew_s),
-                        reason="device_lost",
-                    )
-                else:
-                    log.warning(
-                        "no revocation publisher: terminals learn of this revocation only from expiry"
-                    )
+                # Listed until the certificate could no longer be accepted anyway.
+                await self.revocations.revoke_device_certificate(
+                    conn,
+                    actor=actor,
+                    serial=bytes(row["serial"]),
+                    expires_at=row["expires_at"] + dt.timedelta(seconds=self.config.offline_clock_skew_s),
+                    reason="device_lost",
+                )
                 await audit.append(
                     conn,
                     actor=actor,
@@ -454,8 +450,8 @@ class OnecardService:
                     target=f"onecard_device:{cert_id}",
                     details={"serial": bytes(row["serial"]).hex()},
                 )
-        if row["newly"] and revocations is not None:
-            await revocations.announce()
+        if row["newly"]:
+            await self.revocations.announce()
         return row["revoked_at"]  # type: ignore[no-any-return]
 
     async def devices(self, conn: asyncpg.Connection, account_id: int) -> list[asyncpg.Record]:
