@@ -45,6 +45,9 @@ APP = "gov.guangde.tourism"
 WARN_AT = 0.75
 """The crowd-control rule: a spot whose count reaches 75% of the day's capacity is flagged to the bureau."""
 MAX_GROUP = 30
+LOCAL_SCOPES = {"guangde": "registered_in:341822"}
+"""Where local residents pay half: the county of a spot -> the consent scope that says (yes or no only) whether
+the visitor is registered there (its administrative division code; declared under [scopes])."""
 
 
 class Reserve(msgspec.Struct, forbid_unknown_fields=True):
@@ -164,7 +167,7 @@ async def reserve(ctx: Context, request: Request) -> Response:
         f"numbers:{slot.id}", 1
     )  # a lost race leaves a gap, never a repeat
     price, concession = await price_for(
-        ctx, spot.value["price_fen"], body.people, dt.date.fromisoformat(s["day"])
+        ctx, spot.value["price_fen"], body.people, dt.date.fromisoformat(s["day"]), spot.value["county"]
     )
     value = {
         "slot": slot.id, "spot": s["spot"], "spot_name": spot.value["name"], "day": s["day"], "start": s["start"],
@@ -189,20 +192,29 @@ async def reserve(ctx: Context, request: Request) -> Response:
     return Response.json(await _paid_and_passed(ctx, ticket_id, value), status=201)
 
 
-async def price_for(ctx: Context, price: int, people: int, day: dt.date) -> tuple[int, str | None]:
-    """The full price for a group; for one visitor, by the consented birth date: 70 or more free, 60 or more
-    half price (a visitor who does not consent pays the full price)."""
+async def price_for(
+    ctx: Context, price: int, people: int, day: dt.date, county: str
+) -> tuple[int, str | None]:
+    """The full price for a group; for one visitor, the lowest of: by the consented birth date, 70 or more free
+    and 60 or more half price; at Guangde's own spots, half price for a visitor registered in Guangde, asked as a
+    yes or no (`registered_in:341822`), never where they live. A visitor who does not consent pays the full price."""
     if people > 1 or price == 0:
         return price * people, None
     try:
-        born = await ctx.user.scope("birth_date")
+        age = age_on(await ctx.user.scope("birth_date"), day)
     except ConsentDenied:
-        return price, None
-    age = age_on(born, day)
-    if age >= 70:
+        age = None
+    if age is not None and age >= 70:
         return 0, "senior_free"
-    if age >= 60:
+    if age is not None and age >= 60:
         return price // 2, "senior_half"
+    if county in LOCAL_SCOPES:
+        try:
+            local = await ctx.user.scope(LOCAL_SCOPES[county]) == "true"
+        except ConsentDenied:
+            local = False
+        if local:
+            return price // 2, "local_resident"
     return price, None
 
 

@@ -52,6 +52,7 @@ from yima_sdk.errors import ManifestError
 
 __all__ = [
     "CAPABILITIES",
+    "RESIDENCE_SCOPE",
     "SCENES",
     "SCOPES",
     "Capability",
@@ -61,6 +62,7 @@ __all__ = [
     "Manifest",
     "Scene",
     "Scope",
+    "is_residence_scope",
     "load_manifest",
     "parse_manifest",
 ]
@@ -74,9 +76,20 @@ Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]
 SCENES: frozenset[str] = frozenset(Scene.__args__)  # type: ignore[attr-defined]
 """Scan scene kinds a mini-app may subscribe to (`scenes = [...]`)."""
 
-Scope = Literal["birth_date", "real_name_masked", "phone_masked", "health_color"]
-SCOPES: frozenset[str] = frozenset(Scope.__args__)  # type: ignore[attr-defined]
-"""Resident data scopes an app may ask consent for (`[scopes]`); anything else is a manifest error."""
+FixedScope = Literal["birth_date", "real_name_masked", "phone_masked", "health_color"]
+SCOPES: frozenset[str] = frozenset(FixedScope.__args__)  # type: ignore[attr-defined]
+"""Resident data scopes an app may ask consent for (`[scopes]`), besides `registered_in:<county>`; anything else
+is a manifest error."""
+RESIDENCE_SCOPE = "registered_in:"
+"""`registered_in:341822`: only whether the resident's real-name identity is registered in that county (its
+6-digit administrative division code): "true" or "false", never where they live. One scope per county, so the
+resident consents to exactly the question the app asks."""
+Scope = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(birth_date|real_name_masked|phone_masked|health_color|registered_in:[1-9][0-9]{5})(?!\n)$"
+    ),
+]
 
 Purpose = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
 
@@ -208,14 +221,21 @@ def _check_staff_and_shares(manifest: Manifest, source: str) -> None:
         raise ManifestError(f"{source}: field `share_passes_with`: an app honours its own passes already")
 
 
+def is_residence_scope(name: str) -> bool:
+    """`registered_in:` and a 6-digit administrative division code (not starting with 0)."""
+    code = name.removeprefix(RESIDENCE_SCOPE)
+    return code != name and len(code) == 6 and code.isascii() and code.isdigit() and code[0] != "0"
+
+
 def _check_scopes(scopes: object, source: str) -> None:
     """Name the offending scope: msgspec reports dict keys and values without saying which entry failed."""
     if not isinstance(scopes, dict):
         return  # msgspec reports the wrong type with the field's name
     for name, purpose in scopes.items():
-        if name not in SCOPES:
+        if name not in SCOPES and not is_residence_scope(name):
             raise ManifestError(
-                f"{source}: field `scopes.{name}`: unknown scope; known scopes: {', '.join(sorted(SCOPES))}"
+                f"{source}: field `scopes.{name}`: unknown scope; known scopes: {', '.join(sorted(SCOPES))}, "
+                "and registered_in:<6-digit county code>"
             )
         if not isinstance(purpose, str) or not 4 <= len(purpose.strip()) <= 200:
             raise ManifestError(

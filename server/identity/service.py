@@ -253,6 +253,15 @@ class IdentityService:
             sex=row["sex"],
         )
 
+    async def registered_in(self, conn: asyncpg.Connection, account_id: int, county: str) -> bool | None:
+        """Whether the resident's real-name identity is registered in `county` (a 6-digit division code): the
+        region its ID number was issued for (GB 11643, its first six digits). None without a real name. Only this
+        yes or no leaves identity (the `registered_in:<county>` consent scope), never the number or a place."""
+        row = await repository.get_account(conn, account_id)
+        if row is None or row["id_number_enc"] is None:
+            return None
+        return bool(self._cipher.decrypt("id_number", row["id_number_enc"])[:6] == county)
+
     async def set_identity(
         self, conn: asyncpg.Connection, account_id: int, name: str, id_number: str
     ) -> Profile:

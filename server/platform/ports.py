@@ -32,6 +32,10 @@ class Accounts(Protocol):
 
     async def profile(self, conn: asyncpg.Connection, account_id: int) -> ResidentProfile: ...
 
+    async def registered_in(self, conn: asyncpg.Connection, account_id: int, county: str) -> bool | None:
+        """Only whether the real-name identity is registered in `county` (6 digits); None without a real name."""
+        ...
+
     async def account_id_for_phone(
         self, conn: asyncpg.Connection, phone: str, *, create: bool
     ) -> int | None: ...

@@ -57,7 +57,10 @@ class Dev:
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
     with private_folder() as folder:
-        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        # many visitors sign in from this one address: more than the per-address OTP limit lets through
+        env = server_env(
+            "", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1", YIMA_OTP_PER_ADDRESS_PER_HOUR="1000"
+        )
         with real_server("dev", env=env) as server:
             visitor = verified_resident(server)
 
@@ -321,3 +324,37 @@ def test_partner_spots_honour_a_route_pass_and_a_cancelled_ticket_is_refused(dev
         assert (answer["result"], answer["reason"]) == ("reject", "credential.revoked"), answer
         assert "miniapp" not in answer
         gate.close()
+
+
+def registered(dev: Dev, region: str, *, tells: bool) -> httpx.Client:
+    """A visitor whose ID card was issued in `region`; `tells`: she lets the app ask whether she is registered in
+    Guangde (a yes or no, in the phone's catalog)."""
+    visitor = sign_in(dev.server)
+    for _ in range(5):  # a random ID number may be taken already
+        number = valid_id_number(region=region, birth="19900315", seq=f"{secrets.randbelow(1000):03d}")
+        r = visitor.put("/v1/me/identity", json={"name": "李小红", "id_number": number})
+        if r.status_code != 409:
+            break
+    assert r.status_code == 200, r.text
+    if tells:
+        r = visitor.put(f"/v1/me/consents/{APP}/registered_in:341822", json={"granted": True})
+        assert r.status_code in (200, 201), r.text
+    return visitor
+
+
+def test_guangde_residents_pay_half_at_guangde_spots_only_with_their_consent(dev: Dev) -> None:
+    entry = next(a for a in dev.operator.get("/v1/miniapps").json() if a["app_id"] == APP)
+    asked = {s["name"]: s["purpose"] for s in entry["scopes"]}
+    assert "never your address" in asked["registered_in:341822"], asked
+    slot = all_day_slot(dev, "jishan-bamboo", 50)
+    prices = []
+    for region, tells in (("341822", True), ("341822", False), ("320481", True)):
+        r = registered(dev, region, tells=tells).post(f"{API}/slots/{slot}/reserve")
+        assert r.status_code == 201, r.text
+        prices.append((r.json()["price_fen"], r.json()["concession"]))
+    assert prices == [(2000, "local_resident"), (4000, None), (4000, None)]
+    # at a partner county's spot a Guangde resident pays that spot's full price
+    r = registered(dev, "341822", tells=True).post(
+        f"{API}/slots/{all_day_slot(dev, 'xianshan-lake', 5)}/reserve"
+    )
+    assert (r.json()["price_fen"], r.json()["concession"]) == (5000, None), r.text

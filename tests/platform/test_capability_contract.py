@@ -224,6 +224,12 @@ CASES: list[Case] = [
     Case("scope not consented", "user.scope", {"name": "birth_date"}, user="carol", error=c.ConsentDenied),
     Case("scope not declared", "user.scope", {"name": "phone_masked"}, error=c.CapabilityDenied),
     Case("scope unknown", "user.scope", {"name": "id_number"}, error=c.InvalidArgument),
+    Case("residence: registered there", "user.scope", {"name": "registered_in:341822"}, expect="true"),
+    Case("residence: not registered there", "user.scope", {"name": "registered_in:320481"}, expect="false"),
+    Case("residence not consented", "user.scope", {"name": "registered_in:341822"}, user="carol",
+         error=c.ConsentDenied),
+    Case("residence not declared", "user.scope", {"name": "registered_in:330522"}, error=c.CapabilityDenied),
+    Case("residence without a county", "user.scope", {"name": "registered_in:34"}, error=c.InvalidArgument),
     # notify
     Case("send", "notify.send", {"title": "Queue number", "body": "You are number 7"}, expect="msg_N"),
     Case("send an empty title", "notify.send", {"title": "", "body": ""}, error=c.InvalidArgument),
@@ -530,9 +536,22 @@ async def _shared_pass(team: Team, tmp_path: Path, receiver: str, alice: Session
 
 async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_path: Path) -> None:
     folder = write_probe(tmp_path, new_app_id("contract"), version="1.0.0")
+    manifest = folder / "miniapp.toml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "[scopes]\n",
+            '[scopes]\n"registered_in:341822" = "Guangde residents pay half"\n'
+            '"registered_in:320481" = "Liyang residents pay half"\n',
+        )
+    )
     app_id, _ = await team.ship(folder)
     caps = team.client.app.state.platform.caps
     alice, alice_id_number = await _resident_with_id(team, ALICE_BORN, app_id, consent=True)
+    for scope in ("registered_in:341822", "registered_in:320481"):  # alice's ID card is Guangde's (341822...)
+        r = await team.client.put(
+            f"/v1/me/consents/{app_id}/{scope}", json={"granted": True}, headers=alice.headers
+        )
+        assert r.status_code == 200, r.text
     carol = await _resident(team, "20011130", app_id, consent=False)
     stranger = await _resident(team, "19480201", app_id, consent=False)
     issuer, shared_pass = await _shared_pass(team, tmp_path, app_id, alice)
@@ -552,6 +571,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
     )
     simulated = SimulatedPlatform(load_manifest(folder))
     simulated.set_consent("carol", "birth_date", granted=False)
+    simulated.set_consent("carol", "registered_in:341822", granted=False)
     for name in ("alice", "carol"):  # as caps.seen recorded their use of the app on the server
         simulated.use(simulated.user_id(name))
     simulated.set_share_consent("alice", issuer, granted=False)  # as on the server: never asked, not shared

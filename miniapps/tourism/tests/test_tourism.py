@@ -34,6 +34,7 @@ def all_day_slot(miniapp: MiniApp, spot: str, day: str, capacity: int) -> str:
 
 def test_slots_capacity_prices_and_cancel_with_a_refund(miniapp: MiniApp) -> None:
     today = seeded(miniapp)
+    miniapp.platform.set_consent("alice", "registered_in:341822", granted=False)  # she pays the full price
     tomorrow = (dt.date.fromisoformat(today) + dt.timedelta(days=1)).isoformat()
     spots = {s["id"]: s for s in miniapp.get("/spots").json()["spots"]}
     assert {"taiji-cave", "jishan-bamboo", "tianhuangping", "tianmu-lake"} <= set(spots)
@@ -253,3 +254,26 @@ def test_a_gate_terminal_scans_ticket_passes_online_and_offline(miniapp: MiniApp
     with pytest.raises(CredentialError) as refused:
         miniapp.scan("scenic", unit=gate, app_pass=later["pass"]["payload"])
     assert refused.value.code == "credential.revoked"
+
+
+def test_local_residents_pay_half_at_guangdes_spots_only_when_they_consent(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    taiji = all_day_slot(miniapp, "taiji-cave", today, 10)
+    tianmu = all_day_slot(miniapp, "tianmu-lake", today, 10)
+    # alice is registered in Guangde and lets the app ask that (yes or no): half price at 太极洞
+    ticket = miniapp.post(f"/slots/{taiji}/reserve", user="alice").json()
+    assert (ticket["price_fen"], ticket["concession"]) == (4000, "local_resident")
+    # ... but not at 天目湖 (Liyang's spot), where Guangde's locals pay the full price
+    ticket = miniapp.post(f"/slots/{tianmu}/reserve", user="alice").json()
+    assert (ticket["price_fen"], ticket["concession"]) == (9000, None)
+    # carol consents too, but she is registered in Liyang: the full price
+    ticket = miniapp.post(f"/slots/{taiji}/reserve", user="carol").json()
+    assert (ticket["price_fen"], ticket["concession"]) == (8000, None)
+    # grandpa is a local too, and 70 or more: free beats half
+    ticket = miniapp.post(f"/slots/{taiji}/reserve", user="grandpa").json()
+    assert (ticket["price_fen"], ticket["concession"]) == (0, "senior_free")
+    # once she refuses the question, the full price (笄山竹海: 40 yuan)
+    jishan = all_day_slot(miniapp, "jishan-bamboo", today, 10)
+    miniapp.platform.set_consent("alice", "registered_in:341822", granted=False)
+    ticket = miniapp.post(f"/slots/{jishan}/reserve", user="alice").json()
+    assert (ticket["price_fen"], ticket["concession"]) == (4000, None)

@@ -27,7 +27,7 @@ from yima_sdk.errors import (
     VersionConflict,
 )
 from yima_sdk.fares import FareError, FareSchedule, FareTable, settlement_fare
-from yima_sdk.manifest import Manifest
+from yima_sdk.manifest import RESIDENCE_SCOPE, Manifest
 from yima_sdk.simulator._credentials import DevCredentials
 from yima_sdk.simulator._db import SimulatedDb
 
@@ -59,8 +59,13 @@ class FixtureUser:
     phone_masked: str
     health_color: Literal["green", "yellow", "red"]
     balance_fen: int = 10_000
+    registered_county: str = "341822"
+    """Where the real-name identity is registered (Guangde unless said): only `registered_in:<code>` tells it,
+    as true or false."""
 
     def scope(self, scope: str) -> str:
+        if scope.startswith(RESIDENCE_SCOPE):
+            return "true" if scope.removeprefix(RESIDENCE_SCOPE) == self.registered_county else "false"
         return str(getattr(self, scope))
 
 
@@ -69,10 +74,13 @@ FIXTURE_USERS: dict[str, FixtureUser] = {
     for user in (
         FixtureUser("alice", "1990-05-14", "李*", "139****0001", "green"),
         FixtureUser("grandpa", "1948-02-01", "王*", "138****0002", "green", balance_fen=5_000),
-        FixtureUser("carol", "2001-11-30", "陈*", "137****0003", "yellow", balance_fen=0),
+        FixtureUser(
+            "carol", "2001-11-30", "陈*", "137****0003", "yellow", balance_fen=0, registered_county="320481"
+        ),
     )
 }
-"""`alice` (adult, green), `grandpa` (born 1948: concessions), `carol` (yellow code, empty one-card)."""
+"""`alice` (adult, green), `grandpa` (born 1948: concessions), `carol` (yellow code, empty one-card, registered
+in Liyang 320481; the others in Guangde 341822)."""
 
 
 @dataclass

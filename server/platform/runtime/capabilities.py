@@ -5,7 +5,8 @@ arguments with their constraints, the reply type, the documented errors), as the
 keyword arguments only, unknown operations refused with `capability.denied`, bad arguments with
 `capability.invalid_argument`. What is left here is the platform's own rules:
 
-    user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied)
+    user.id -> app-scoped id | None              user.scope -> str   (declared, consented, else ConsentDenied;
+                                                 `registered_in:<county>` answers only "true" or "false")
     user.staff -> StaffRoles                     the caller's memberships whose role the version declares
     storage.*                                    see storage/
     db.*                                         see db/ (collections, queries, commits)
@@ -33,6 +34,7 @@ from typing import Any
 from yima_sdk import contract as c
 from yima_sdk.codes import CredentialError
 from yima_sdk.errors import CapabilityDenied, ConsentDenied, InvalidArgument, QuotaExceeded
+from yima_sdk.manifest import RESIDENCE_SCOPE
 from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
 
 from sandbox.capabilities import CallInfo
@@ -187,6 +189,13 @@ class PlatformCapabilities:
             if await repository.consent(conn, account_id, call.app_id, name) is not True:
                 # no prompt from inside a call: the app says "denied"; the phone asks once, from the catalog
                 raise ConsentDenied(f"the resident has not granted the scope {name!r}")
+            if name.startswith(RESIDENCE_SCOPE):
+                # a yes or no for the one county the app declared and the resident agreed to: never a place
+                county = name.removeprefix(RESIDENCE_SCOPE)
+                registered = await self.accounts.registered_in(conn, account_id, county)
+                if registered is None:
+                    raise ConsentDenied(f"the resident has not verified a real name, so {name!r} is unknown")
+                return "true" if registered else "false"
             profile = await self.accounts.profile(conn, account_id)
         if name == "health_color":
             return await self.codes.health_colour(account_id)

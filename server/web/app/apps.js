@@ -91,6 +91,7 @@ export async function renderApp(root, { api, params, go }) {
 }
 
 function scopeName(scope) {
+  if (scope.startsWith("registered_in:")) return t("scope.registered_in", { county: scope.slice(14) });
   const key = `scope.${scope}`;
   return t(key) === key ? scope : t(key);
 }

@@ -174,9 +174,14 @@ export function scopeRow(api, appId, scope) {
   return h(
     "div",
     { class: "scope", dataset: { scope: scope.name } },
-    h("p", {}, h("strong", {}, t(`scope.${scope.name}`) === `scope.${scope.name}` ? scope.name : t(`scope.${scope.name}`))),
+    h("p", {}, h("strong", {}, scopeLabel(scope.name))),
     scope.purpose ? h("p", {}, t("consents.purpose"), " ", scope.purpose) : null,
     state,
     buttons,
   );
+}
+
+function scopeLabel(name) {
+  if (name.startsWith("registered_in:")) return t("scope.registered_in", { county: name.slice(14) });
+  return t(`scope.${name}`) === `scope.${name}` ? name : t(`scope.${name}`);
 }
