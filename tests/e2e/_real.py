@@ -12,6 +12,7 @@ Reusable by any test that needs a real server:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from yima_sdk.terminal import HttpTransport
 
 from server.security.master_key import new_master_key_text
 from tests.conftest import ADMIN_DSN, REDIS_URL, free_port, random_phone
@@ -309,3 +312,20 @@ def ship_and_use(
     r = resident.get(f"/v1/miniapps/{app_id}/api/docs/last-scan")
     assert r.status_code == 200 and r.json()["doc"]["value"] == {"user": seen_as, "scene": scene}, r.text
     return app_id, resident
+
+
+# ---- terminals on the terminal SDK ---------------------------------------------------------------------
+
+
+class UploadsFourTimesAtOnce(HttpTransport):
+    """A terminal on a flaky link whose retries overlap: every upload goes four times at once."""
+
+    def upload_batch(self, body: bytes) -> bytes:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: HttpTransport.upload_batch(self, body), range(4)))
+        assert len(set(answers)) == 1, answers  # every copy hears the same verdicts
+        return answers[0]
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -13,7 +13,6 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -21,12 +20,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.codes import issue_ankang_code
 from yima_sdk.holder import Holder
-from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials
+from yima_sdk.terminal import Terminal, TerminalCredentials
 
 from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
 from tests.credentials.helpers import public_key_b64
 from tests.e2e._real import (
     RealServer,
+    UploadsFourTimesAtOnce,
+    b64url,
     enrol_terminal,
     eventually,
     private_folder,
@@ -104,20 +105,6 @@ def test_a_boarding_scan_on_a_real_terminal_is_priced_and_charged(
     r = terminal.post("/v1/scans", json={"payload": code, "scanned_at": int(time.time() * 1000)})
     assert r.status_code == 200 and r.json()["result"] == "accept", r.text
     assert r.json()["miniapp"]["lines"] == ["1路 ¥2.00", "一卡通行 长兴 Changxing"], r.text
-
-
-class UploadsFourTimesAtOnce(HttpTransport):
-    """A terminal on a flaky link whose retries overlap: every upload goes four times at once."""
-
-    def upload_batch(self, body: bytes) -> bytes:
-        with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(lambda _: HttpTransport.upload_batch(self, body), range(4)))
-        assert len(set(answers)) == 1, answers  # every copy hears the same verdicts
-        return answers[0]
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def top_up(resident: httpx.Client, fen: int) -> None:
