@@ -7,7 +7,11 @@ workers), wrk as the load, side by side in one run:
    at 2 connections (latency) and 16 (throughput); beside it the trivial sandboxed handler /whoami
    (target: find p99 <= 10 ms).
 2. A transaction of 3 writes (a day's counter, a booking, its ledger line: the probe's /db/tx3) through the
-   sandbox on 2 server workers, 16 connections (target >= 1,000/s), beside the trivial handler's rate.
+   sandbox on 2 server workers, 2 and 16 connections (target >= 1,000/s), beside the trivial handler's rate.
+
+Every row carries the CPU per answered request (utime + stime from /proc, ms) of the server processes, their
+sandbox workers and the PostgreSQL backends serving them (wrk's and Redis's are not counted): on 2 cores, a
+figure that costs C ms of CPU per request cannot pass 2,000 / C requests/s whatever the load.
 
 3. Beside them, without HTTP or sandbox: the find statement alone on one connection, and the platform's commit
    of the same 3 writes, 16 at a time on a pool of its own.
@@ -46,6 +50,52 @@ DOCTORS = 50
 ROUNDS, SECONDS = 3, 5
 APP_WORKERS = 8
 START = dt.date(2026, 1, 1)
+
+
+RELATIONS = ("miniapp_records", "miniapp_records_pkey", "miniapp_record_keys", "miniapp_record_keys_pkey")
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and its descendants (server workers, sandbox workers)."""
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def cpu_ms(pids: set[int]) -> dict[str, float]:
+    """CPU used so far (utime + stime, ms) by the server's processes, its sandbox workers, and `pids` (the
+    database's backends serving it), from /proc."""
+    out = {"server": 0.0, "sandbox": 0.0, "postgres": 0.0}
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_bytes()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) * TICK_MS
+        kind = "sandbox" if b"sandbox.worker" in cmd else "postgres" if b"python" not in cmd else "server"
+        out[kind] += used
+    return out
+
+
+async def backends(dsn: str) -> set[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return {r["pid"] for r in rows}
 
 
 def document(i: int) -> dict[str, Any]:
@@ -96,6 +146,10 @@ async def seed(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]) -> fl
         )
         await conn.execute("ANALYZE miniapp_records")
         await conn.execute("ANALYZE miniapp_record_keys")
+        # into the OS page cache, as a serving database has them (a cold page is a disk read of ms)
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        for relation in RELATIONS:
+            await conn.execute("SELECT pg_prewarm($1, 'read')", relation)
     finally:
         await conn.close()
     return time.perf_counter() - started
@@ -279,15 +333,24 @@ def main() -> None:
                 wrk(server.url, script, connections=16, seconds=2)
             wrk(server.url, tx3, connections=16, seconds=2)
             runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+
+            def measure(script: str, connections: int) -> dict[str, Any]:
+                """One wrk run, with the CPU per request of the server, its sandbox workers and PostgreSQL."""
+                pids = process_tree(server.proc.pid) | asyncio.run(backends(dsn))
+                before = cpu_ms(pids)
+                run = wrk(server.url, script, connections=connections, seconds=SECONDS)
+                after, answered = cpu_ms(pids), max(1.0, run["rps"] * SECONDS)
+                run.update({f"cpu_{k}": (after[k] - before[k]) / answered for k in after})
+                return run
+
             for _ in range(ROUNDS):  # interleaved rounds: every figure sees the same machine state
                 for name, script in scripts.items():
                     for connections in (2, 16):
-                        runs.setdefault((name, connections), []).append(
-                            wrk(server.url, script, connections=connections, seconds=SECONDS)
-                        )
-                runs.setdefault(("transaction of 3 writes", 16), []).append(
-                    wrk(server.url, tx3, connections=16, seconds=SECONDS)
-                )
+                        runs.setdefault((name, connections), []).append(measure(script, connections))
+                for connections in (2, 16):
+                    runs.setdefault(("transaction of 3 writes", connections), []).append(
+                        measure(tx3, connections)
+                    )
             assert all(x["non_2xx"] == 0 for xs in runs.values() for x in xs), "non-2xx answers under load"
 
             def median(xs: list[dict[str, Any]], key: str) -> float:
@@ -308,7 +371,8 @@ def main() -> None:
                     (
                         f"{name}, {connections} conn",
                         f"{median(xs, 'rps'):7.0f} req/s  p50 {median(xs, 'p50'):6.2f} ms  "
-                        f"p99 {median(xs, 'p99'):6.2f} ms",
+                        f"p99 {median(xs, 'p99'):6.2f} ms  CPU ms/req: server {median(xs, 'cpu_server'):.2f}"
+                        f" sandbox {median(xs, 'cpu_sandbox'):.2f} postgres {median(xs, 'cpu_postgres'):.2f}",
                     )
                 )
             rows.append(("", f"median of {ROUNDS} interleaved {SECONDS} s wrk rounds"))
