@@ -140,6 +140,10 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     priced; they differ when the terminal held an older table). None when nothing was settled."""
     app_pass: ScannedPass | None = None
     """Set when the terminal scanned an app pass (`credential_type` `app_pass`) rather than a code."""
+    health_color: str | None = None
+    """The scanned Ankang code's colour (`green`, `yellow`, `red`) as the terminal's scene policy judged it, only
+    when the app declares the `health_color` scope and the resident (named in `user_id`) granted it; else None.
+    What `ctx.user.scope("health_color")` would answer, without the call: a check-in reads it at once."""
 
 
 class ScanEvent(_Wire, tag="scan"):

@@ -33,6 +33,9 @@ class ScanEvent:
     app_pass: PassClaims | None = None
     """A scanned app pass (a ticket): what it says; it names no one (`account_id` is its holder, from the
     issuing app's record)."""
+    colour: str | None = None
+    """The scanned Ankang code's colour as the scene policy judged it (None for other credentials). Personal
+    data: the platform hands it to the bound app only under the resident's `health_color` consent."""
 
 
 class PassCheck(Protocol):

@@ -321,6 +321,9 @@ class AsyncSimulator:
                 id=f"pass_{claims.p}", app=claims.a, kind=claims.k, data=claims.d, valid_until=claims.exp
             )
             user_id, credential_type = verdict.user_id, "app_pass"
+        colour = None  # as production: the code's colour only to an app the resident granted the scope
+        if user_id is not None and app_pass is None and credential_type == "ankang_code" and user is not None:
+            colour = self.platform.users[user].health_color if self.platform._shows_colour(user) else None
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
@@ -336,6 +339,7 @@ class AsyncSimulator:
                 issuer=issuer,
                 settled_fen=settled_fen,
                 app_pass=scanned,
+                health_color=colour,
             ),
         )
         try:

@@ -120,6 +120,17 @@ class PlatformCapabilities:
         self.remember(app_id, user_id, account_id)
         return user_id
 
+    async def known_consenting(self, app_id: str, account_id: int, scope: str) -> tuple[str | None, bool]:
+        """`known()` and whether the resident granted `scope` in the app, in one statement (read each time: a
+        withdrawn consent holds at the next scan)."""
+        user_id = self.ids.for_app(app_id, account_id)
+        async with self.core.db.connection() as conn:
+            uses, granted = await repository.use_and_consent(conn, app_id, user_id, scope)
+        if not uses:
+            return None, False
+        self.remember(app_id, user_id, account_id)
+        return user_id, granted
+
     async def account(self, app_id: str, user_id: str | None, what: str) -> int:
         if user_id is None:
             raise ConsentDenied(f"an anonymous caller cannot {what}")
@@ -196,8 +207,11 @@ class PlatformCapabilities:
                 if registered is None:
                     raise ConsentDenied(f"the resident has not verified a real name, so {name!r} is unknown")
                 return "true" if registered else "false"
-            profile = await self.accounts.profile(conn, account_id)
-        if name == "health_color":
+            if name == "health_color":  # the code's state, not the profile: no profile read
+                profile = None
+            else:
+                profile = await self.accounts.profile(conn, account_id)
+        if profile is None:
             return await self.codes.health_colour(account_id)
         value = {
             "birth_date": profile.birth_date.isoformat() if profile.birth_date else None,

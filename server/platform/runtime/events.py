@@ -1,7 +1,8 @@
 """Scan events: the terminals domain's ScanEventSink, delivering accepted scans to the app bound to the scene.
 
 The app's handler (`@app.on_scan("clinic")`) receives the scene, a typed `ScanData` (scan id, time, mode,
-credential type, amount, the terminal's staff unit), and the resident's app-scoped id only if the resident uses the app (else None: a scan
+credential type, amount, the terminal's staff unit; the code's colour only under the resident's `health_color`
+consent), and the resident's app-scoped id only if the resident uses the app (else None: a scan
 at a bound terminal does not link a resident to an app). It may answer display lines for the terminal: None
 or `{"lines": [...]}` with at most 4 lines of 40 characters (`yima_sdk.contract.scan_lines`, the same check as
 the simulator's). Any other answer is not dropped silently: the app's part is marked missing with
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from server.platform.service import Platform
 
 log = logging.getLogger("yima.platform.scans")
+COLOUR_SCOPE = "health_color"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class ScanFacts(Protocol):
     def settled_fen(self) -> int | None: ...
     @property
     def app_pass(self) -> PassClaims | None: ...
+    @property
+    def colour(self) -> str | None: ...
 
 
 class PlatformScanSink:
@@ -141,7 +145,13 @@ class PlatformScanSink:
             return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
         # The scene's facts; the holder's id only if they use this app (a scan is not consent to be named,
         # messaged or charged by it).
-        user_id = None if event.account_id is None else await platform.caps.known(app_id, event.account_id)
+        user_id = colour = None
+        if event.account_id is not None and event.colour is not None and COLOUR_SCOPE in version.scopes:
+            # the code's colour too, if they granted the scope: one statement, no call back from the app
+            user_id, shown = await platform.caps.known_consenting(app_id, event.account_id, COLOUR_SCOPE)
+            colour = event.colour if shown else None
+        elif event.account_id is not None:
+            user_id = await platform.caps.known(app_id, event.account_id)
         app_event = AppScanEvent(
             scene_kind=event.kind,
             scene_id=event.scene,
@@ -157,6 +167,7 @@ class PlatformScanSink:
                 issuer=event.issuer,
                 settled_fen=event.settled_fen,
                 app_pass=_scanned(event.app_pass),
+                health_color=colour,
             ),
         )
         task = asyncio.ensure_future(self._call(platform, version, app_event))

@@ -124,6 +124,7 @@ class _Offline:
             self.code.issuer if self.code else None,
             app_pass=self.code.app_pass if self.code else None,
             settled_fen=self.settled_fen,
+            colour=self.code.colour if self.code else None,
         )
 
 
@@ -341,6 +342,7 @@ class ScanService:
                 unit=terminal.unit,
                 issuer=code.issuer if code else None,
                 app_pass=code.app_pass if code else None,
+                colour=code.colour if code else None,
             )
         )
         name = None
