@@ -165,24 +165,32 @@ async def search(ctx: Context, request: Request) -> Response:
 
 @app.post("/sessions/{session}/book")
 async def book(ctx: Context, request: Request) -> Response:
-    user_id = await ctx.user.id()
+    """Book a slot. What the booking needs is read at once (the session, the slots taken, the resident's booking
+    of it, the member and referral named): a burst of residents waits on one round trip of reads each, and
+    those refused for a full session on nothing more (docs/benchmarks.md, medical booking)."""
+    user_id = ctx.user_id
     if user_id is None:
         return problem(401, "medical.sign_in", "sign in to book")
-    session = await ctx.db.get("sessions", request.path_params["session"])
+    sid = request.path_params["session"]
+    body = request.json(BookFor) if request.body else BookFor()
+    patient = user_id if body.member is None else body.member
+    session, taken, existing, found, referral = await asyncio.gather(
+        ctx.db.get("sessions", sid),
+        ctx.storage.counter_get(f"taken:{sid}"),
+        ctx.db.get("bookings", f"{sid}.{patient}"),
+        ctx.db.get("members", body.member) if body.member is not None else _nothing(),
+        ctx.db.get("referrals", body.referral) if body.referral is not None else _nothing(),
+    )
     if session is None or session.value["status"] != "open":
         return problem(404, "medical.no_such_session", "no open session with that id")
     if session.value["day"] < county_now(request).date().isoformat():
         return problem(409, "medical.session_over", "this session is over")
-    body = request.json(BookFor) if request.body else BookFor()
     member = None
     if body.member is not None:
-        found = await ctx.db.get("members", body.member)
         if found is None or found.value["user_id"] != user_id:
             return problem(404, "medical.no_such_member", "no family member of yours with that id")
         member = found.id
-    referral = None
     if body.referral is not None:
-        referral = await ctx.db.get("referrals", body.referral)
         if referral is None or referral.value["user_id"] != user_id or referral.value["member"] != member:
             return problem(404, "medical.no_such_referral", "no referral of this patient with that id")
         if (
@@ -192,7 +200,9 @@ async def book(ctx: Context, request: Request) -> Response:
             return problem(
                 409, "medical.referral_not_for_this", "the referral is used or for another department"
             )
-    return await take_slot(ctx, session, user_id, walk_in=False, member=member, referral=referral)
+    return await take_slot(
+        ctx, session, user_id, walk_in=False, member=member, referral=referral, read=(taken, existing)
+    )
 
 
 async def take_slot(
@@ -203,22 +213,27 @@ async def take_slot(
     walk_in: bool,
     member: str | None = None,
     referral: Any = None,
+    read: tuple[int, Any] | None = None,
 ) -> Response:
     """One slot of `session` for `user_id` (or their family `member`), exactly `capacity` of them whatever the
     concurrency: the bounded counter and the booking are one commit. Without a referral the slots held back
     for referrals stay free; with one, the referral is used in the same commit. A retry answers the booking
-    already made."""
+    already made. `read`: the slots taken and the booking as the caller read them (else read here, at once)."""
     sid, s = session.id, session.value
     booking_id = f"{sid}.{user_id}" if member is None else f"{sid}.{member}"
     bound = s["capacity"] if referral is not None else s["capacity"] - s.get("referral_reserve", 0)
-    full = await ctx.storage.counter_get(f"taken:{sid}") >= bound
-    existing = await ctx.db.get("bookings", booking_id)
+    taken, existing = read or await asyncio.gather(
+        ctx.storage.counter_get(f"taken:{sid}"), ctx.db.get("bookings", booking_id)
+    )
     if existing is not None and existing.value["status"] != "cancelled":
         return Response.json(await _with_payment(ctx, existing.id, existing.value), status=200)
-    if full:
+    if taken >= bound:
         return problem(409, "medical.full", "this session is fully booked")
-    number = await ctx.storage.counter_add(f"numbers:{sid}", 1)  # a lost race leaves a gap, never a repeat
-    fee, waived = await fee_for(ctx, s) if member is None else (s["fee_fen"], False)
+    # a lost race leaves a gap in the numbers, never a repeat; the fee is asked meanwhile
+    number, (fee, waived) = await asyncio.gather(
+        ctx.storage.counter_add(f"numbers:{sid}", 1),
+        fee_for(ctx, s) if member is None else _fee(s["fee_fen"]),
+    )
     value = {
         "session": sid,
         "user_id": user_id,
@@ -254,14 +269,33 @@ async def take_slot(
         if again is None:
             return problem(409, "medical.referral_not_for_this", "the referral was used meanwhile")
         return Response.json(await _with_payment(ctx, again.id, again.value), status=200)
-    return Response.json(await _with_payment(ctx, booking_id, value), status=201)
+    written = tx.results[-1]  # the booking's version: its payment is recorded without reading it again
+    return Response.json(await _with_payment(ctx, booking_id, value, version=written), status=201)
+
+
+async def _nothing() -> None:
+    """The read not asked for, in a gather of reads."""
+
+
+async def _fee(fee_fen: int) -> tuple[int, bool]:
+    return fee_fen, False
+
+
+_waive_ages: dict[str, tuple[float, int | None]] = {}
+"""Each institution's `waive_age` as read by this worker, with when: read again after WAIVE_AGE_TTL_S."""
+WAIVE_AGE_TTL_S = 60.0
 
 
 async def fee_for(ctx: Context, session: dict[str, Any]) -> tuple[int, bool]:
     """The registration fee, waived from the institution's age on (by the consented birth date)."""
-    institution = await ctx.db.get("institutions", session["institution"])
-    waive_age = institution.value.get("waive_age") if institution else None
-    if waive_age is None or session["fee_fen"] == 0:
+    if session["fee_fen"] == 0:
+        return 0, False
+    at, waive_age = _waive_ages.get(session["institution"], (0.0, None))
+    if time.monotonic() - at > WAIVE_AGE_TTL_S:
+        institution = await ctx.db.get("institutions", session["institution"])
+        waive_age = institution.value.get("waive_age") if institution else None
+        _waive_ages[session["institution"]] = (time.monotonic(), waive_age)
+    if waive_age is None:
         return session["fee_fen"], False
     try:
         born = await ctx.user.scope("birth_date")
@@ -272,20 +306,27 @@ async def fee_for(ctx: Context, session: dict[str, Any]) -> tuple[int, bool]:
     return session["fee_fen"], False
 
 
-async def _with_payment(ctx: Context, booking_id: str, value: dict[str, Any]) -> dict[str, Any]:
-    """The booking, charged once (the key is the booking and its number: a retry finds the same payment)."""
+async def _with_payment(
+    ctx: Context, booking_id: str, value: dict[str, Any], *, version: int | None = None
+) -> dict[str, Any]:
+    """The booking, charged once (the key is the booking and its number: a retry finds the same payment).
+    `version`: the booking's, when the caller just wrote it (no read before recording the payment)."""
     if value["fee_fen"] > 0 and value["payment_id"] is None and value["status"] in OPEN:
         payment = await ctx.payments.charge(
             value["fee_fen"], "挂号费 registration fee", idempotency_key=f"{booking_id}.{value['number']}"
         )
-        value = {**value, "payment_id": payment.id}
-        record = await ctx.db.get("bookings", booking_id)
-        if record is not None and record.value["payment_id"] is None:
-            try:
-                await ctx.db.update("bookings", booking_id, {**record.value, "payment_id": payment.id},
-                                    expected_version=record.version)  # fmt: skip
-            except VersionConflict:
-                pass  # changed meanwhile (checked in, cancelled): the same key finds the payment again
+        recorded = {**value, "payment_id": payment.id}
+        try:
+            if version is None:
+                record = await ctx.db.get("bookings", booking_id)
+                if record is not None and record.value["payment_id"] is None:
+                    await ctx.db.update("bookings", booking_id, {**record.value, "payment_id": payment.id},
+                                        expected_version=record.version)  # fmt: skip
+            else:
+                await ctx.db.update("bookings", booking_id, recorded, expected_version=version)
+        except VersionConflict:
+            pass  # changed meanwhile (checked in, cancelled): the same key finds the payment again
+        value = recorded
     return {"id": booking_id, **value}
 
 
@@ -612,10 +653,10 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     institution = unit.removeprefix("institution:") if unit.startswith("institution:") else None
-    # the colour and today's bookings at once: a terminal waits for these lines (docs/benchmarks.md, check-in)
-    colour, today = await asyncio.gather(
-        _colour(ctx), ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
-    )
+    # the code's colour comes with the scan (the resident's `health_color` consent), so a terminal waits on
+    # two round trips: today's bookings, then the check-in beside who is ahead (docs/benchmarks.md, check-in)
+    colour = event.data.health_color
+    today = await ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
     mine = [r for r in today.items if r.value["status"] in OPEN
             and (institution is None or r.value["institution"] == institution)]  # fmt: skip
     if colour in ("red", "yellow"):
@@ -642,14 +683,6 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         f"{value['half'].upper()} 序号 No. {value['number']}",
         f"前面 {ahead} 人 {ahead} ahead",
     ]}  # fmt: skip
-
-
-async def _colour(ctx: Context) -> str | None:
-    try:
-        colour = await ctx.user.scope("health_color")
-    except ConsentDenied:
-        return None
-    return colour if isinstance(colour, str) else None
 
 
 async def _check_in(ctx: Context, booking_id: str, value: dict[str, Any], version: int) -> None:

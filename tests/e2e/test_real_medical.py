@@ -195,3 +195,10 @@ def test_a_red_code_at_check_in_is_sent_to_the_fever_clinic_and_keeps_the_bookin
         "发热门诊 Go to the fever clinic", "健康码 code red", f"预约保留 No. {booked.json()['number']} kept",
     ], answer  # fmt: skip
     assert patient.get(f"{API}/bookings/{booked.json()['id']}").json()["status"] == "booked"  # not queued
+    # consent withdrawn: the next scan does not tell the app the colour, and she is checked in as anyone
+    assert patient.put(f"/v1/me/consents/{APP}/health_color", json={"granted": False}).status_code == 200
+    answer = scan_code(terminal, patient)
+    lines = answer["miniapp"]["lines"]
+    assert answer["color"] == "red" and lines[1] == f"PM 序号 No. {booked.json()['number']}", answer
+    assert not any("发热门诊" in line for line in lines), answer
+    assert patient.get(f"{API}/bookings/{booked.json()['id']}").json()["status"] == "waiting"

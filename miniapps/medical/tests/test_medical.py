@@ -147,6 +147,24 @@ def test_a_session_holds_its_capacity_and_its_scheduler_cancels_it(miniapp: Mini
     assert miniapp.get("/sessions", query={"doctor": "dr-sun", "day": day}).json()["sessions"] == []
 
 
+def test_check_in_learns_the_codes_colour_only_under_consent(miniapp: MiniApp) -> None:
+    """The scan event carries the code's colour only while carol grants `health_color`: without it her yellow
+    code checks her in like any other (the terminal's own policy still shows the colour)."""
+    today = seeded(miniapp)
+    session = f"dr-zhou.{today}.pm"
+    carol = miniapp.post(f"/sessions/{session}/book", user="carol").json()
+    miniapp.platform.set_consent("carol", "health_color", True)
+    assert miniapp.scan("clinic", user="carol", unit=PEOPLE)[:2] == [
+        "发热门诊 Go to the fever clinic", "健康码 code yellow",
+    ]  # fmt: skip
+    assert miniapp.get(f"/bookings/{carol['id']}", user="carol").json()["status"] == "booked"
+    miniapp.platform.set_consent("carol", "health_color", False)
+    assert miniapp.scan("clinic", user="carol", unit=PEOPLE) == [
+        "内科 Internal medicine", f"PM 序号 No. {carol['number']}", "前面 0 人 0 ahead",
+    ]  # fmt: skip
+    assert miniapp.get(f"/bookings/{carol['id']}", user="carol").json()["status"] == "waiting"
+
+
 def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
     today = seeded(miniapp)
     session = f"dr-zhou.{today}.pm"
