@@ -1,14 +1,13 @@
 """Demo data for `yima dev`, applied idempotently: a demo resident with a real name, an operator, an authority.
 
-Domains add their own demo data through an optional `seed_demo(app)` method on their plugin.
+Each domain adds its own demo data through an optional `seed_demo(app)` method on its plugin, in the plugins'
+order (identity's accounts first); the demo's names and numbers are here, for every domain to use.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-
-from server.auth.roles import Role
 
 log = logging.getLogger("yima.seed")
 
@@ -23,14 +22,6 @@ DEMO_RESIDENT_CARD = "A12345678"
 
 
 async def seed_demo(app: Any) -> None:
-    core, identity = app.state.core, app.state.identity
-    async with core.db.transaction() as conn:
-        resident = await identity.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
-        await identity.set_identity(conn, resident, DEMO_RESIDENT_NAME, DEMO_RESIDENT_ID)
-        operator = await identity.account_id_for_phone(conn, DEMO_OPERATOR_PHONE, create=True)
-        authority = await identity.account_id_for_phone(conn, DEMO_AUTHORITY_PHONE, create=True)
-    await identity.grant_role("seed", operator, Role.OPERATOR)
-    await identity.grant_role("seed", authority, Role.HEALTH_AUTHORITY)
     for plugin in app.plugins.init:
         seed = getattr(plugin, "seed_demo", None)
         if seed is not None:

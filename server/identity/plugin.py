@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server.auth.roles import Role
 from server.identity.controllers import (
     AccountAdminController,
     AuthController,
@@ -65,6 +66,27 @@ class IdentityPlugin(InitPluginProtocol):
             core.roles,
         )
         return identity
+
+    async def seed_demo(self, app: Litestar) -> None:
+        """The demo resident with a verified real name, the demo operator and the health authority."""
+        from server.seed import (
+            DEMO_AUTHORITY_PHONE,
+            DEMO_OPERATOR_PHONE,
+            DEMO_RESIDENT_ID,
+            DEMO_RESIDENT_NAME,
+            DEMO_RESIDENT_PHONE,
+        )
+
+        identity = await self.started(app)
+        async with app.state.core.db.transaction() as conn:
+            resident = await identity.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
+            assert resident is not None  # created
+            await identity.set_identity(conn, resident, DEMO_RESIDENT_NAME, DEMO_RESIDENT_ID)
+            operator = await identity.account_id_for_phone(conn, DEMO_OPERATOR_PHONE, create=True)
+            authority = await identity.account_id_for_phone(conn, DEMO_AUTHORITY_PHONE, create=True)
+        assert operator is not None and authority is not None
+        await identity.grant_role("seed", operator, Role.OPERATOR)
+        await identity.grant_role("seed", authority, Role.HEALTH_AUTHORITY)
 
     async def _stop(self, app: Litestar) -> None:
         self._started.reset()
