@@ -209,31 +209,6 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_admin_grant(args: argparse.Namespace) -> int:
-    from server.auth.roles import Role
-
-    try:
-        role = Role(args.role)
-    except ValueError:
-        print(f"unknown role {args.role!r}; one of: {', '.join(r.value for r in Role)}", file=sys.stderr)
-        return 2
-
-    async def run(settings: Settings) -> int:
-        from server.app import create_app
-
-        app = create_app(settings)
-        async with app.lifespan():
-            core, identity = app.state.core, app.state.identity
-            async with core.db.transaction() as conn:
-                account_id = await identity.account_id_for_phone(conn, args.phone, create=True)
-            added = await identity.grant_role("cli", account_id, role)
-        print(f"account {account_id}: role {role.value} " + ("granted" if added else "already held"))
-        return 0
-
-    with database(cli_settings(args)) as settings:
-        return asyncio.run(run(settings))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yima", description="yima (一码) server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,16 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     oa = sub.add_parser("openapi", help="write the OpenAPI document")
     oa.add_argument("--output", default="openapi/openapi.json")
     oa.set_defaults(func=cmd_openapi)
-
-    admin = sub.add_parser("admin", help="administration")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    grant = admin_sub.add_parser(
-        "grant", help="grant a role to the account with this phone (created if absent)"
-    )
-    add_common_options(grant)
-    grant.add_argument("--phone", required=True)
-    grant.add_argument("--role", required=True)
-    grant.set_defaults(func=cmd_admin_grant)
 
     for plugin in _command_plugins():
         plugin.add_cli_commands(sub)

@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.auth.roles import Role
+from server.cli_support import Commands
 from server.identity.controllers import (
     AccountAdminController,
     AuthController,
@@ -26,6 +27,12 @@ def provide_identity(state: State) -> IdentityService:
 
 
 class IdentityPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.identity.cli import add_commands
+
+        add_commands(commands)
+
     granted_roles = GrantedRoles()
     """The role record the core's access guard reads (server/app.py hands it to CorePlugin)."""
 
