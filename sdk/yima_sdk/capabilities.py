@@ -138,10 +138,17 @@ class Storage(_Facade):
 class User(_Facade):
     """Who is calling: the app-scoped pseudonymous id, and more only through consented scopes."""
 
-    __slots__ = ()
+    __slots__ = ("_caller",)
+
+    def __init__(self, proxy: Any, caller: tuple[str | None] | None = None) -> None:
+        super().__init__(proxy)
+        self._caller = caller
+        """The id the host sent with the call, when the facade was made for one (no round trip for `id`)."""
 
     async def id(self) -> str | None:
         """The caller's app-scoped id (the same resident gets a different id in every app), None if anonymous."""
+        if self._caller is not None:
+            return self._caller[0]
         user_id: str | None = await self._call(c.UserId())
         return user_id
 

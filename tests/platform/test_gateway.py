@@ -36,6 +36,16 @@ async def test_app_scoped_ids_are_stable_per_app_and_differ_across_apps(team: Te
     assert a1 != str(alice.account_id) and a1.startswith("u_") and len(a1) == 28
 
 
+async def test_the_callers_id_needs_no_round_trip_out_of_the_sandbox(team: Team, tmp_path: Path) -> None:
+    # the host sends the caller's app-scoped id with the call; `ctx.user.id()` answers it inside the worker
+    app_id, version = await team.ship(write_probe(tmp_path, new_app_id("who")))
+    alice = await login(team.client)
+    r = await call(team.client, alice, app_id, "GET", "/whoami")
+    assert r.status_code == 200 and r.json()["user_id"].startswith("u_"), r.text
+    metrics = team.client.app.state.platform.runtime.host.metrics()[f"{app_id}@{version}"]
+    assert metrics["ok"] >= 1 and "capability.user" not in metrics, metrics
+
+
 async def test_consent_denied_is_the_apps_clear_answer_then_grant_and_revoke(
     team: Team, tmp_path: Path
 ) -> None:
