@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 
-from server.ids import request_id, uuid7
+from server.ids import request_id, uuid7, uuid_text
 
 
 def test_uuid7_is_a_valid_time_ordered_uuid():
@@ -35,3 +35,8 @@ def test_request_ids_are_unique_and_a_forked_child_does_not_repeat_them():
     os.close(read)
     parent = [request_id() for _ in range(100)] + [str(uuid7())]
     assert not set(child) & set(parent)
+
+
+def test_uuid_text_is_the_canonical_form():
+    for value in [uuid7() for _ in range(1000)] + [uuid.UUID(int=0), uuid.UUID(int=(1 << 128) - 1)]:
+        assert uuid_text(value) == str(value)

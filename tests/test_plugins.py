@@ -69,5 +69,5 @@ async def test_providers_listed_after_their_consumers_start_first(settings, monk
         assert platform.caps.accounts is app.state.identity
         assert platform.caps.codes is app.state.credentials
         assert platform.caps.payments is app.state.onecard is platform.residents.payments
-        assert app.state.terminals.scans.settlement is app.state.onecard
+        assert app.state.terminals.scans.offline.settlement is app.state.onecard
         assert app.state.onecard.revocations is app.state.credentials.revocations

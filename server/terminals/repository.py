@@ -8,36 +8,42 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from msgspec.structs import astuple
+
+from server.terminals.scans.record import OFFLINE_ONLY, StoredScan
 
 _TERMINAL = (
     "id, name, kind, scene, public_key, enabled, session_epoch, created_at, clock_offset_ms, clock_checked_at,"
     " unit, last_signed_in_at"
 )
 
-SCAN_COLUMNS: tuple[str, ...] = (
-    "id",
-    "terminal_id",
-    "received_at",
-    "scanned_at",
-    "mode",
-    "credential_type",
-    "issuer",
-    "subject_ref",
-    "account_id",
-    "colour",
-    "result",
-    "reason",
-    "repeat",
-    "clock_offset_ms",
-)
-OFFLINE_SCAN_COLUMNS: tuple[str, ...] = (
-    *SCAN_COLUMNS,
-    "record_id",
-    "amount_fen",
-    "clock_source",
-    "local_result",
-    "settlement",
-)
+# The one place a scan's record (scans/record.py) meets SQL: its fields are the columns of `scans`, in order; an
+# online scan's row leaves out the offline fields, which come last.
+OFFLINE_SCAN_COLUMNS: tuple[str, ...] = StoredScan.__struct_fields__
+SCAN_COLUMNS: tuple[str, ...] = OFFLINE_SCAN_COLUMNS[: -len(OFFLINE_ONLY)]
+if OFFLINE_SCAN_COLUMNS[len(SCAN_COLUMNS) :] != OFFLINE_ONLY:
+    raise AssertionError("StoredScan declares its offline fields last")
+_SQL_TYPES = {
+    "id": "uuid",
+    "terminal_id": "text",
+    "received_at": "timestamptz",
+    "scanned_at": "timestamptz",
+    "mode": "text",
+    "credential_type": "text",
+    "issuer": "integer",
+    "subject_ref": "bytea",
+    "account_id": "bigint",
+    "colour": "text",
+    "result": "text",
+    "reason": "text",
+    "repeat": "boolean",
+    "clock_offset_ms": "bigint",
+}
+"""The online columns' types, for the arrays of `insert_scans_claiming`."""
+
+
+def _values(scans: Sequence[StoredScan], columns: int) -> list[tuple[Any, ...]]:
+    return [astuple(scan)[:columns] for scan in scans]
 
 
 async def insert_terminal(
@@ -180,30 +186,13 @@ async def upsert_policy(conn: asyncpg.Connection, **f: Any) -> None:
     )
 
 
-async def copy_scans(
-    conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], columns: Sequence[str] = SCAN_COLUMNS
-) -> None:
+async def copy_scans(conn: asyncpg.Connection, scans: Sequence[StoredScan], *, offline: bool = False) -> None:
     """Many scans in one COPY: online, the group commit's single statement; offline, an upload's records."""
-    if rows:
-        await conn.copy_records_to_table("scans", records=rows, columns=columns)
+    if scans:
+        columns = OFFLINE_SCAN_COLUMNS if offline else SCAN_COLUMNS
+        await conn.copy_records_to_table("scans", records=_values(scans, len(columns)), columns=columns)
 
 
-_SCAN_TYPES: tuple[str, ...] = (
-    "uuid",
-    "text",
-    "timestamptz",
-    "timestamptz",
-    "text",
-    "text",
-    "integer",
-    "bytea",
-    "bigint",
-    "text",
-    "text",
-    "text",
-    "boolean",
-    "bigint",
-)
 _CLAIMING_INSERT = """
 WITH input AS (
     SELECT * FROM unnest({arrays}, ${claim}::bytea[]) AS i ({columns}, claim)
@@ -220,8 +209,8 @@ WITH input AS (
 )
 SELECT id FROM decided WHERE spent
 """.format(  # noqa: S608 - built from the column constants above, never from input
-    arrays=", ".join(f"${n}::{t}[]" for n, t in enumerate(_SCAN_TYPES, 1)),
-    claim=len(_SCAN_TYPES) + 1,
+    arrays=", ".join(f"${n}::{_SQL_TYPES[c]}[]" for n, c in enumerate(SCAN_COLUMNS, 1)),
+    claim=len(SCAN_COLUMNS) + 1,
     columns=", ".join(SCAN_COLUMNS),
     picked=", ".join(
         {
@@ -234,12 +223,13 @@ SELECT id FROM decided WHERE spent
 
 
 async def insert_scans_claiming(
-    conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], claims: Sequence[bytes | None]
+    conn: asyncpg.Connection, scans: Sequence[StoredScan], claims: Sequence[bytes | None]
 ) -> set[uuid.UUID]:
-    """Online scans (SCAN_COLUMNS rows) with the replay key each one spends (None: spends none), in ONE statement:
-    a scan's claim and its record commit together or not at all. A scan whose key was claimed before, online or
-    offline, is stored as `reject` / `scan.replayed`; returns those scans' ids."""
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    """Online scans with the replay key each one spends (None: spends none), in ONE statement: a scan's claim and
+    its record commit together or not at all. A scan whose key was claimed before, online or offline, is stored
+    as `reject` / `scan.replayed`; returns those scans' ids."""
+    # Whole records, transposed: the offline fields' columns (all None here) are dropped, not sliced off each row.
+    columns = [list(column) for column in zip(*map(astuple, scans), strict=True)][: len(SCAN_COLUMNS)]
     spent = await conn.fetch(_CLAIMING_INSERT, *columns, list(claims))
     return {r["id"] for r in spent}
 

@@ -134,7 +134,7 @@ async def test_ride_charges_are_settled_once_and_ride_codes_spent_once(client):
     now = time.time()
     ride1, ride2, ride3 = holder.ride_code(now), holder.ride_code(now), holder.ride_code(now)
     settlement = _RecordingSettlement()
-    scans = client.app.state.terminals.scans
+    scans = client.app.state.terminals.scans.offline
     previous, scans.settlement = scans.settlement, settlement
     try:
         a = await _upload(
@@ -165,7 +165,7 @@ async def test_an_upload_whose_database_connection_dies_stores_nothing_and_can_b
     headers = await terminal_token(client, bus, key)
     holder = await _ride_holder(client, resident.account_id)
     settlement = _RecordingSettlement()
-    scans = client.app.state.terminals.scans
+    scans = client.app.state.terminals.scans.offline
     previous, scans.settlement = scans.settlement, settlement
     records = [_record(holder.ride_code(time.time()), amount=200) for _ in range(3)]
     body = {"batch_id": str(uuid.uuid4()), "records": records}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from server.terminals import repository
 from server.terminals.scans.claims import claim_retention_s, prune_claims
-from server.terminals.scans.service import MAX_OFFLINE_AGE_S
+from server.terminals.scans.offline import MAX_OFFLINE_AGE_S
 from tests.conftest import login_with_role
 from tests.credentials.helpers import (
     ankang_payload,

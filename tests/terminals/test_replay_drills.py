@@ -24,7 +24,7 @@ from tests.terminals.test_batch import _record, _RecordingSettlement, _ride_hold
 async def _recording_settlement(client):
     """The offline-settlement port replaced by one that records what it is asked to charge."""
     settlement = _RecordingSettlement()
-    scans = client.app.state.terminals.scans
+    scans = client.app.state.terminals.scans.offline
     previous, scans.settlement = scans.settlement, settlement
     try:
         yield settlement

@@ -8,6 +8,7 @@ import asyncpg
 from yima_sdk.codes import issue_ankang_code
 
 from server.app import create_app
+from server.terminals.scans.record import StoredScan
 from tests.conftest import login_with_role, serve
 from tests.credentials.helpers import (
     ankang_payload,
@@ -247,3 +248,13 @@ async def test_scans_are_stored_after_the_recorders_connection_is_cut(client, da
     async with client.app.state.core.db.connection() as conn:
         stored = await conn.fetchval("SELECT count(*) FROM scans WHERE terminal_id = $1", terminal_id)
     assert stored == 1 + statuses.count(200)
+
+
+async def test_a_stored_scan_is_a_row_of_scans_field_by_field(client):
+    """The durable record's fields are the columns the repository writes: a field renamed on one side fails here."""
+    async with client.app.state.core.db.connection() as conn:
+        rows = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'scans' AND table_schema = current_schema()"
+        )
+    assert set(StoredScan.__struct_fields__) <= {r["column_name"] for r in rows}

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from server.db import Database
 from server.settings import Settings
 from server.terminals import repository
-from server.terminals.scans.service import MAX_OFFLINE_AGE_S
+from server.terminals.scans.offline import MAX_OFFLINE_AGE_S
 
 log = logging.getLogger("yima.terminals.claims")
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import uuid
 
 import asyncpg
 
 from server.db import Database
 from server.errors import Unavailable
 from server.terminals import repository
+from server.terminals.scans.record import StoredScan
 
 log = logging.getLogger("yima.terminals.recorder")
 
@@ -48,7 +49,7 @@ class ScanRecorder:
     def __init__(self, db: Database, *, max_batch: int = 512) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._pending: list[tuple[tuple[Any, ...], bytes | None, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[StoredScan, bytes | None, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -77,15 +78,15 @@ class ScanRecorder:
                 conn.terminate()
             await self._db.pool.release(conn)
 
-    async def _copy(self, rows: list[tuple[Any, ...]], claims: list[bytes | None]) -> set[Any]:
+    async def _copy(self, scans: list[StoredScan], claims: list[bytes | None]) -> set[uuid.UUID]:
         if self._conn is not None and not _usable(self._conn):
             await self._release()  # dropped while idle: nothing was in flight, just take a fresh one
         try:
             if self._conn is None:
                 self._conn = await self._db.pool.acquire(timeout=self._db.acquire_timeout_s)
             if any(claims):
-                return await repository.insert_scans_claiming(self._conn, rows, claims)
-            await repository.copy_scans(self._conn, rows)
+                return await repository.insert_scans_claiming(self._conn, scans, claims)
+            await repository.copy_scans(self._conn, scans)
             return set()
         except Exception as exc:
             lost = isinstance(exc, (*_CONNECTION_ERRORS, TimeoutError)) or (
@@ -98,13 +99,13 @@ class ScanRecorder:
                 "The scan could not be stored; send it again", code="service.db_unavailable"
             ) from exc
 
-    async def record(self, row: tuple[Any, ...], claim: bytes | None = None) -> bool:
-        """Return once the row is committed; raise if its commit failed (then nothing was stored or claimed).
+    async def record(self, scan: StoredScan, claim: bytes | None = None) -> bool:
+        """Return once the scan is committed; raise if its commit failed (then nothing was stored or claimed).
 
-        With `claim` (a replay key), the row spends it: False when it was spent before, and the row was stored
+        With `claim` (a replay key), the scan spends it: False when it was spent before, and the scan was stored
         as `scan.replayed` instead."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, claim, future))
+        self._pending.append((scan, claim, future))
         self._wake.set()
         return await future
 
@@ -115,7 +116,7 @@ class ScanRecorder:
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
-                    spent = await self._copy([row for row, _, _ in batch], [claim for _, claim, _ in batch])
+                    spent = await self._copy([scan for scan, _, _ in batch], [claim for _, claim, _ in batch])
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -126,8 +127,8 @@ class ScanRecorder:
                     continue
                 self.commits += 1
                 self.recorded += len(batch)
-                for row, _, future in batch:
+                for scan, _, future in batch:
                     if not future.done():
-                        future.set_result(row[0] not in spent)
+                        future.set_result(scan.id not in spent)
             if self._stopping:
                 return

@@ -1,0 +1,342 @@
+"""Offline uploads: a terminal's batch of records it decided on its own, re-verified here, deduplicated by
+(terminal, record id), their ride charges settled through the one-card port, stored in one transaction.
+
+A batch costs a fixed handful of statements whatever its size: lock the terminal's records and find those stored
+before (while every record is verified on the verify pool), claim the spent codes, settle the ride charges in one
+call, and COPY each new record once with its decision. So a batch sent three times or on two workers at once is
+applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import asyncpg
+from yima_sdk.codes import CredentialError, VerifiedCode
+from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
+
+from server.credentials.subject_ref import Subject
+from server.db import Database
+from server.ids import uuid7
+from server.terminals import errors, repository
+from server.terminals.events import ScanEvent, ScanEventSink
+from server.terminals.policies import ScenePolicy
+from server.terminals.ports import OfflineCharge, OfflineSettlement, SceneDocuments
+from server.terminals.registry import TerminalInfo
+from server.terminals.scans.checks import CodeChecks
+from server.terminals.scans.fares import UNPRICED, reprice
+from server.terminals.scans.record import StoredScan
+
+MAX_BATCH_RECORDS = 1000
+MAX_OFFLINE_AGE_S = 7 * 86400
+MAX_OFFLINE_AMOUNT_FEN = 1_000_000
+"""One offline record charges at most 10,000 yuan; a larger amount is a broken terminal, refused per record."""
+VERIFY_THREADS = 2
+PARALLEL_VERIFY_MIN = 64
+"""Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
+
+
+class _Offline:
+    """One offline record of an upload, on its way through the batch pipeline."""
+
+    __slots__ = (
+        "at",
+        "code",
+        "holder",
+        "index",
+        "reason",
+        "record",
+        "rider",
+        "scan_id",
+        "scanned_at",
+        "settled_fen",
+        "settlement",
+        "spends",
+        "subject",
+    )
+
+    def __init__(self, index: int, record: ScanRecord, received: datetime) -> None:
+        self.index, self.record = index, record
+        self.scan_id = uuid7()
+        at = record.scanned_at / 1000
+        try:
+            scanned_at = datetime.fromtimestamp(at, UTC)
+        except (OverflowError, OSError, ValueError):
+            scanned_at, at = received, float("nan")
+        self.at, self.scanned_at = at, scanned_at
+        self.code: VerifiedCode | None = None
+        self.subject: Subject | None = None
+        self.holder: int | None = None
+        """An app pass's holder (a pass names no one: the issuing app's record does)."""
+        self.reason: str | None = None
+        self.settlement: str | None = None
+        self.settled_fen: int | None = None
+        self.rider: int | None = None  # whose one-card settled a ride code (the code names the card)
+        self.spends = False
+
+    @property
+    def charged(self) -> bool:
+        """An accepted ride with a fare: one-card settles it."""
+        code = self.code
+        return (
+            self.reason is None
+            and code is not None
+            and code.kind == "ride_code"
+            and code.certificate_serial is not None
+            and self.record.amount_fen > 0
+        )
+
+    def stored(self, terminal_id: str, received: datetime) -> StoredScan:
+        """The record as stored in `scans`, with its final decision."""
+        code, subject, record = self.code, self.subject, self.record
+        return StoredScan(
+            id=self.scan_id,
+            terminal_id=terminal_id,
+            received_at=received,
+            scanned_at=self.scanned_at,
+            mode="offline",
+            credential_type=code.kind if code else None,
+            issuer=code.issuer if code else None,
+            subject_ref=code.subject_ref if code and code.subject_ref else None,
+            account_id=subject.account_id if subject else self.holder,
+            colour=code.colour if code else None,
+            result="accept" if self.reason is None else "reject",
+            reason=self.reason,
+            repeat=False,
+            clock_offset_ms=None,  # an offline record's time is checked on its own (scan.clock_invalid)
+            record_id=record.record_id,
+            amount_fen=record.amount_fen if 0 <= record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN else None,
+            clock_source=record.clock_source,
+            local_result=record.local_result,
+            settlement=self.settlement,
+        )
+
+    def event(self, terminal: TerminalInfo) -> ScanEvent:
+        return ScanEvent(
+            str(self.scan_id),
+            terminal.id,
+            terminal.kind,
+            terminal.scene,
+            "accept" if self.reason is None else "reject",
+            self.reason,
+            self.code.kind if self.code else None,
+            self.subject.account_id
+            if self.subject
+            else (self.holder if self.holder is not None else self.rider),
+            self.scanned_at,
+            "offline",
+            self.record.amount_fen if self.record.amount_fen > 0 else None,
+            terminal.unit,
+            self.code.issuer if self.code else None,
+            app_pass=self.code.app_pass if self.code else None,
+            settled_fen=self.settled_fen,
+            colour=self.code.colour if self.code else None,
+        )
+
+
+class OfflineUploads:
+    def __init__(
+        self, db: Database, checks: CodeChecks, settlement: OfflineSettlement, documents: SceneDocuments
+    ) -> None:
+        self._db = db
+        self._checks = checks
+        self.settlement = settlement
+        self._documents = documents
+        self._verify_pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="scan-verify")
+
+    def close(self) -> None:
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def upload(
+        self, terminal: TerminalInfo, batch: ScanBatch, policy: ScenePolicy, now: float, events: ScanEventSink
+    ) -> tuple[ScanBatchResult, list[ScanEvent]]:
+        """Each record's verdict, in the batch's order, and the events of the records stored by this upload."""
+        records = batch.records
+        if len(records) > MAX_BATCH_RECORDS:
+            raise errors.BatchTooLarge(f"At most {MAX_BATCH_RECORDS} records per batch")
+        received = datetime.fromtimestamp(now, UTC)
+        offline = _distinct(records, received)
+        # The signatures are checked on the verify pool while this worker opens the transaction, takes the
+        # terminal's lock and finds the records stored before: those round trips overlap the CPU work.
+        checked = self._before_signatures(offline, now)
+        verifying = asyncio.ensure_future(self._signatures(checked))
+        try:
+            async with self._db.transaction() as conn:
+                # Uploads from one terminal take turns, so the same upload sent again or on two workers at once
+                # finds the first one's records stored: each record is decided, settled and stored once.
+                await repository.lock_offline_records(conn, terminal.id)
+                stored = await repository.stored_offline_records(
+                    conn, terminal.id, [o.record.record_id for o in offline]
+                )
+                await self._verdicts(conn, terminal, checked, await verifying, policy, events)
+                mine = [o for o in offline if o.record.record_id not in stored]
+                await self._replays(conn, mine, received)
+                await self._settle(conn, terminal, mine)
+                await repository.copy_scans(
+                    conn, [o.stored(terminal.id, received) for o in mine], offline=True
+                )
+        finally:
+            if not verifying.done():  # the transaction failed first: the verdicts are not wanted
+                verifying.cancel()
+        result = ScanBatchResult(batch_id=batch.batch_id, results=_answers(records, stored, mine))
+        return result, [o.event(terminal) for o in mine]
+
+    def _before_signatures(self, offline: list[_Offline], now: float) -> list[_Offline]:
+        """The terminal's clock and the amount; returns the records whose signatures are worth checking."""
+        checked: list[_Offline] = []
+        for o in offline:
+            at = o.at
+            if (
+                not at == at or at > now + self._checks.clock_skew_s
+            ):  # NaN or in the future: its clock is wrong
+                o.reason = "scan.clock_invalid"
+            elif at < now - MAX_OFFLINE_AGE_S:
+                o.reason = "scan.too_old"
+            elif not 0 <= o.record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN:
+                o.reason = "scan.amount_invalid"
+            else:
+                checked.append(o)
+        return checked
+
+    async def _signatures(self, checked: list[_Offline]) -> list[VerifiedCode | CredentialError]:
+        """Verify the records' codes: CPU only, no database, so it can run while the transaction waits on locks.
+
+        Large uploads are checked on a small thread pool: libsodium (yima_sdk._ed25519) releases the GIL while
+        verifying, so a large upload uses every core of the machine while this worker's event loop keeps serving.
+        """
+        items = [(o.record.payload, o.at) for o in checked]
+        verifier = self._checks.credentials.trust.verifier
+        if len(items) < PARALLEL_VERIFY_MIN:
+            return verifier.verify_many(items)
+        loop = asyncio.get_running_loop()
+        step = -(-len(items) // VERIFY_THREADS)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._verify_pool, verifier.verify_many, items[i : i + step])
+                for i in range(0, len(items), step)
+            )
+        )
+        return [v for part in parts for v in part]
+
+    async def _verdicts(
+        self,
+        conn: asyncpg.Connection,
+        terminal: TerminalInfo,
+        checked: list[_Offline],
+        verdicts: list[VerifiedCode | CredentialError],
+        policy: ScenePolicy,
+        events: ScanEventSink,
+    ) -> None:
+        """Each verified record's subject, revocation and policy; in the upload's transaction (`conn`)."""
+        checks = self._checks
+        for o, verdict in zip(checked, verdicts, strict=True):
+            if isinstance(verdict, CredentialError):
+                if verdict.code != "credential.unknown_key":
+                    o.reason = verdict.code
+                    continue
+                try:  # a key newer than this worker's trust list: refresh it once (on `conn`), then decide
+                    verdict = await checks.verify(o.record.payload, o.at, conn)
+                except CredentialError as exc:
+                    o.reason = exc.code
+                    continue
+            code = verdict
+            o.code, o.subject = code, checks.subject(code)
+            if code.app_pass is not None:  # as online: the bound app honours the pass or not, and decides
+                check = await events.check_pass(terminal.kind, terminal.scene, code.app_pass)
+                o.reason, o.holder = check.reason, check.account_id
+                continue
+            o.reason = checks.refusal(code, o.subject, o.at + checks.clock_skew_s)
+            if o.reason is None:
+                # Offline, a code spent once anywhere (payment scenes, every ride code) is claimed durably; an
+                # entry scene accepts the same code again, as the terminal itself did. A code the scene's policy
+                # refuses is not spent, as online: it may still pass where its colour is allowed.
+                o.reason = checks.policy_reason(policy, code)
+                o.spends = o.reason is None and checks.spends(policy, code)
+
+    async def _replays(self, conn: asyncpg.Connection, mine: list[_Offline], received: datetime) -> None:
+        """Claim the codes these records spend, durably; a code spent before (or earlier in this upload) is
+        refused as `scan.replayed`."""
+        spending: dict[bytes, _Offline] = {}
+        for o in mine:
+            if o.spends and o.code is not None:
+                if o.code.replay_key in spending:  # spent earlier in this same upload
+                    o.reason = "scan.replayed"
+                else:
+                    spending[o.code.replay_key] = o
+        claimed = await repository.claim_replays(
+            conn, [(key, o.scan_id) for key, o in spending.items()], received
+        )
+        for key, o in spending.items():
+            if key not in claimed:
+                o.reason = "scan.replayed"
+
+    async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
+        """Every accepted ride charge of the batch in one call to the settlement port, in this transaction, each
+        re-priced by the fare table in force at the ride (scans/fares.py)."""
+        charged = [o for o in mine if o.charged]
+        fares = await reprice(
+            conn, self._documents, terminal, [(o.scanned_at, o.record.amount_fen) for o in charged]
+        )
+        amounts = [o.record.amount_fen for o in charged] if fares is None else [f.amount_fen for f in fares]
+        charges: list[OfflineCharge] = []
+        settling: list[_Offline] = []
+        for o, amount in zip(charged, amounts, strict=True):
+            if amount is None:  # the published tables have no fare for it: nothing is taken, and it says so
+                o.reason, o.settlement = UNPRICED, "rejected"
+            elif amount == 0:  # free by the table in force (the terminal asked more): nothing to charge
+                o.settled_fen = 0
+            else:
+                settling.append(o)
+                charges.append(
+                    OfflineCharge(
+                        account_ref=o.code.subject_ref,  # type: ignore[union-attr]
+                        device_certificate_serial=o.code.certificate_serial,  # type: ignore[union-attr,arg-type]
+                        amount_fen=amount,
+                        record_id=o.record.record_id,
+                        terminal_id=terminal.id,
+                        scanned_at=o.scanned_at,
+                        terminal_fen=None if fares is None else o.record.amount_fen,
+                    )
+                )
+        if not charges:
+            return
+        outcomes = await self.settlement.settle_offline_charges(conn, charges)
+        for o, charge, outcome in zip(settling, charges, outcomes, strict=True):
+            if outcome.status == "rejected":
+                o.reason, o.settlement = outcome.reason or "settlement.rejected", "rejected"
+            else:
+                o.settlement = outcome.status
+                if outcome.status == "settled":
+                    o.settled_fen, o.rider = charge.amount_fen, outcome.account_id
+
+
+def _distinct(records: list[ScanRecord], received: datetime) -> list[_Offline]:
+    """The records with a usable id, each id once: the same record twice in one upload gets the first's verdict."""
+    offline: list[_Offline] = []
+    seen: set[str] = set()
+    for i, record in enumerate(records):
+        if 1 <= len(record.record_id) <= 64 and record.record_id not in seen:
+            seen.add(record.record_id)
+            offline.append(_Offline(i, record, received))
+    return offline
+
+
+def _answers(
+    records: list[ScanRecord], stored: dict[str, tuple[str, str | None]], mine: list[_Offline]
+) -> list[ScanRecordResult]:
+    """Each record's verdict. One stored before (an upload cut after its commit, sent again) gets its original
+    verdict: the terminal learns what happened to each scan whichever upload it hears the answer of."""
+    verdicts = {
+        record_id: ("accepted" if result == "accept" else "rejected", reason)
+        for record_id, (result, reason) in stored.items()
+    }
+    for o in mine:
+        verdicts[o.record.record_id] = ("accepted" if o.reason is None else "rejected", o.reason)
+    invalid = ("rejected", "scan.record_id_invalid")
+    return [
+        ScanRecordResult(record_id=r.record_id, status=status, reason=reason)  # type: ignore[arg-type]
+        for r in records
+        for status, reason in (verdicts.get(r.record_id, invalid),)
+    ]
