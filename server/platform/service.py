@@ -68,6 +68,7 @@ class Platform:
         )
         caps.jobs.max_pending = config.jobs_max_pending
         host.provider = caps
+        await caps.consents.start()
         await host.start()
         registry = Registry()
         platform = cls(
@@ -114,6 +115,7 @@ class Platform:
     async def close(self) -> None:
         await self.jobs.close()
         await self.runtime.close()
+        await self.caps.consents.close()
 
 
 PlatformDep: TypeAlias = NamedDependency[Platform]

@@ -181,3 +181,30 @@ def test_an_offline_upload_sent_to_both_workers_at_once_charges_the_fare_in_forc
     # Charged once, the fare in force at the ride (below a zero balance, as far as the offline floor allows).
     assert rider.get("/v1/me/onecard").json()["balance_fen"] == -300
     assert "Traceback" not in serve.output(), serve.output()[-4000:]
+
+
+def test_a_withdrawn_consent_holds_at_once_in_both_workers(serve: RealServer, folder: Path) -> None:
+    """Each worker keeps the consents it read (server/platform/residents/consents.py); a withdrawal made through
+    one worker is announced once committed, so the app is refused the scope at the next call in either worker."""
+    developer = sign_in(serve, role="developer")
+    operator = sign_in(serve, role="operator")
+    app_id, resident = ship_and_use(
+        serve, write_probe(folder / "apps", new_app_id("consent")), developer, operator
+    )
+    consent = f"/v1/me/consents/{app_id}/birth_date"
+
+    def ages(n: int = 8) -> set[int]:
+        """The app's answer to `/age` on fresh connections (spread over both workers), as a set of statuses."""
+        statuses = set()
+        for _ in range(n):
+            with httpx.Client(base_url=serve.url, headers=resident.headers, timeout=30) as fresh:
+                statuses.add(fresh.get(f"/v1/miniapps/{app_id}/api/age").status_code)
+        return statuses
+
+    assert resident.put(consent, json={"granted": True}).status_code == 200
+    assert ages() == {200}  # both workers have read (and kept) the grant
+    for _ in range(3):  # withdrawn through whichever worker: refused at once by both
+        assert resident.delete(consent).status_code == 204
+        assert ages() == {403}
+        assert resident.put(consent, json={"granted": True}).status_code == 200
+        assert ages() == {200}

@@ -94,7 +94,9 @@ class ResidentPlatformController(Controller):
         db: Db,
     ) -> schemas.Consent:
         """Grant or refuse one scope to one app (audited)."""
-        await platform.residents.decide(db, principal.account_id, app_id, scope_name, data.granted)
+        async with platform.core.db.transaction() as conn:  # committed before every worker is told
+            await platform.residents.decide(conn, principal.account_id, app_id, scope_name, data.granted)
+        await platform.caps.consents.changed(principal.account_id)
         rows = await repository.consents(db, principal.account_id, app_id)
         r = next(r for r in rows if r["scope"] == scope_name)
         return schemas.Consent(r["app_id"], r["scope"], r["granted"], r["decided_at"])
@@ -111,10 +113,12 @@ class ResidentPlatformController(Controller):
         scope_name: FromPath[str],
         principal: Caller,
         platform: PlatformDep,
-        db: Db,
     ) -> None:
-        """Withdraw a scope; the app is denied from its next request on."""
-        await platform.residents.revoke(db, principal.account_id, app_id, scope_name)
+        """Withdraw a scope; the app is denied from its next request on (in every worker: announced once
+        committed)."""
+        async with platform.core.db.transaction() as conn:
+            await platform.residents.revoke(conn, principal.account_id, app_id, scope_name)
+        await platform.caps.consents.changed(principal.account_id)
 
     @get("/me/inbox", opt=allow(ANY_ACCOUNT), operation_id="myInbox")
     async def inbox(

@@ -60,20 +60,6 @@ async def remember_user(
     )
 
 
-async def use_and_consent(
-    conn: asyncpg.Connection, app_id: str, app_user_id: str, scope: str
-) -> tuple[bool, bool]:
-    """(the resident uses the app, they granted `scope` in it): one statement."""
-    row = await conn.fetchrow(
-        "SELECT c.granted FROM miniapp_users u LEFT JOIN miniapp_consents c ON c.account_id = u.account_id"
-        " AND c.app_id = u.app_id AND c.scope = $3 WHERE u.app_id = $1 AND u.app_user_id = $2",
-        app_id,
-        app_user_id,
-        scope,
-    )
-    return (False, False) if row is None else (True, row["granted"] is True)
-
-
 async def account_of(conn: asyncpg.Connection, app_id: str, app_user_id: str) -> int | None:
     return await conn.fetchval(  # type: ignore[no-any-return]
         "SELECT account_id FROM miniapp_users WHERE app_id = $1 AND app_user_id = $2", app_id, app_user_id

@@ -45,6 +45,7 @@ from server.platform.db.service import AppDb
 from server.platform.jobs.service import AppJobs
 from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.residents import repository
+from server.platform.residents.consents import LiveConsents
 from server.platform.runtime.ids import AppUserIds
 from server.platform.runtime.service import Runtime
 from server.platform.staff import repository as staff_repository
@@ -84,6 +85,8 @@ class PlatformCapabilities:
         self.jobs = AppJobs(core.db)
         self.documents = TerminalDocuments(core)
         self.ids = AppUserIds(user_id_key)
+        self.consents = LiveConsents(core.cache, core.db)
+        """Residents' consents, cached per worker; Platform.start starts it, a decision announces itself."""
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
 
@@ -121,15 +124,12 @@ class PlatformCapabilities:
         return user_id
 
     async def known_consenting(self, app_id: str, account_id: int, scope: str) -> tuple[str | None, bool]:
-        """`known()` and whether the resident granted `scope` in the app, in one statement (read each time: a
-        withdrawn consent holds at the next scan)."""
-        user_id = self.ids.for_app(app_id, account_id)
-        async with self.core.db.connection() as conn:
-            uses, granted = await repository.use_and_consent(conn, app_id, user_id, scope)
-        if not uses:
+        """`known()` and whether the resident granted `scope` in the app (a withdrawn consent holds at the next
+        scan: see LiveConsents)."""
+        user_id = await self.known(app_id, account_id)
+        if user_id is None:
             return None, False
-        self.remember(app_id, user_id, account_id)
-        return user_id, granted
+        return user_id, await self.consents.granted(account_id, app_id, scope)
 
     async def account(self, app_id: str, user_id: str | None, what: str) -> int:
         if user_id is None:
@@ -196,10 +196,12 @@ class PlatformCapabilities:
         if name not in declared:
             raise CapabilityDenied(f"scope {name!r} is not declared under [scopes] in miniapp.toml")
         account_id = await self.account(call.app_id, call.user_id, f"consent to {name!r}")
+        if not await self.consents.granted(account_id, call.app_id, name):
+            # no prompt from inside a call: the app says "denied"; the phone asks once, from the catalog
+            raise ConsentDenied(f"the resident has not granted the scope {name!r}")
+        if name == "health_color":  # the code's state, not the profile
+            return await self.codes.health_colour(account_id)
         async with self.core.db.connection() as conn:
-            if await repository.consent(conn, account_id, call.app_id, name) is not True:
-                # no prompt from inside a call: the app says "denied"; the phone asks once, from the catalog
-                raise ConsentDenied(f"the resident has not granted the scope {name!r}")
             if name.startswith(RESIDENCE_SCOPE):
                 # a yes or no for the one county the app declared and the resident agreed to: never a place
                 county = name.removeprefix(RESIDENCE_SCOPE)
@@ -207,12 +209,7 @@ class PlatformCapabilities:
                 if registered is None:
                     raise ConsentDenied(f"the resident has not verified a real name, so {name!r} is unknown")
                 return "true" if registered else "false"
-            if name == "health_color":  # the code's state, not the profile: no profile read
-                profile = None
-            else:
-                profile = await self.accounts.profile(conn, account_id)
-        if profile is None:
-            return await self.codes.health_colour(account_id)
+            profile = await self.accounts.profile(conn, account_id)
         value = {
             "birth_date": profile.birth_date.isoformat() if profile.birth_date else None,
             "real_name_masked": profile.name_masked,
@@ -269,11 +266,8 @@ class PlatformCapabilities:
             # Only for a resident who uses this app: their id in it (never registered here, see known()), and
             # the colour only when they granted the `health_color` scope, since the colour is personal data.
             user_id = await self.known(call.app_id, holder)
-            if user_id is not None:
-                async with self.core.db.connection() as conn:
-                    consented = await repository.consent(conn, holder, call.app_id, "health_color")
-                if consented is True:
-                    health_color = code.colour
+            if user_id is not None and await self.consents.granted(holder, call.app_id, "health_color"):
+                health_color = code.colour
         return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=health_color)
 
     async def _issue_pass(self, call: CallInfo, op: c.CredentialsIssuePass) -> c.AppPass:
