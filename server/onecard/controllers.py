@@ -18,7 +18,7 @@ from server.errors import raises
 from server.idempotency import IdempotencyKeyReused
 from server.onecard import errors, schemas
 from server.onecard.service import OnecardService
-from server.onecard.topups import Topups
+from server.onecard.topups.service import Topups
 from server.params import RowId
 from server.wire import IdempotencyKey, whole
 
@@ -138,7 +138,7 @@ class DeviceController(Controller):
     ) -> schemas.DeviceCertificateResponse:
         """Certify this phone's Ed25519 key for offline ride codes: a signed device certificate binding the
         one-card's pseudonymous reference, the key, an expiry and offline limits (uses and amount)."""
-        issued = await onecard.register_device(db, principal.account_id, data.public_key)
+        issued = await onecard.offline.register_device(db, principal.account_id, data.public_key)
         return msgspec.convert(msgspec.to_builtins(issued), schemas.DeviceCertificateResponse)
 
     @delete(
@@ -150,7 +150,7 @@ class DeviceController(Controller):
     async def revoke(self, device_id: RowId, principal: Caller, onecard: Onecard) -> schemas.DeviceRevoked:
         """Revoke a device certificate (lost phone): it enters the revocation deltas terminals fetch, and offline
         records made with it are no longer charged."""
-        revoked_at = await onecard.revoke_device(principal.account_id, device_id)
+        revoked_at = await onecard.offline.revoke_device(principal.account_id, device_id)
         return schemas.DeviceRevoked(device_id, revoked_at)
 
 

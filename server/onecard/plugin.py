@@ -27,7 +27,7 @@ from server.onecard.payments.base import PaymentProvider
 from server.onecard.payments.signing import unb64url
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
 from server.onecard.service import OnecardService, RevocationSource, VerifiedResidents
-from server.onecard.topups import Topups
+from server.onecard.topups.service import Topups
 from server.plugins import Provides, StartOnce
 from server.settings import Mode, Settings
 from server.wire import Outbound

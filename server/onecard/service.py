@@ -1,5 +1,5 @@
-"""The one-card rules: accounts, charges and refunds for other domains, statements, device certificates, and the
-settlement hook for offline rides. Top-ups and reconciliation live in `topups.py`.
+"""The one-card rules: accounts, charges and refunds for other domains, statements. Device certificates and the
+settlement of offline rides live in `offline/` (`self.offline`), top-ups and reconciliation in `topups/`.
 
 Services never commit a connection they were handed; every money movement is a journal whose postings sum to zero,
 written in the same transaction as the wallet balance it moves.
@@ -7,7 +7,6 @@ written in the same transaction as the wallet balance it moves.
 
 from __future__ import annotations
 
-import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -17,26 +16,24 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from yima_sdk.codes import public_key_valid
 
 from server import audit
 from server.db import Database
 from server.idempotency import run_once
 from server.identity.id_number import IdNumberError, parse_id_number
 from server.keys.service import KeyStore
-from server.onecard import errors, repository, settlement
+from server.onecard import errors, repository
 from server.onecard.config import OnecardConfig
+from server.onecard.offline.service import OfflineRides
+from server.onecard.offline.settlement import ChargeToSettle, SettlementResult
 from server.onecard.payments.base import PaymentProvider
-from server.onecard.payments.signing import b64url, unb64url
 from server.onecard.results import (
     CardView,
     ChargeResult,
-    IssuedCertificate,
     RefundResult,
     Statement,
     StatementEntry,
 )
-from server.onecard.settlement import ChargeToSettle, OfflineCharge, SettlementResult, SettlementSummary
 from server.onecard.ss_card import CardNumberError, mask_card_number, normalise_card_number
 from server.security import FieldCipher
 
@@ -44,7 +41,6 @@ log = logging.getLogger("yima.onecard")
 
 CST = ZoneInfo("Asia/Shanghai")
 """Business days and statement months are counted in China Standard Time."""
-ISSUER_PURPOSE = "issuer"
 _NO_FLOOR = -(2**62)
 
 
@@ -115,15 +111,16 @@ class OnecardService:
     ) -> None:
         self.config = config
         self._residents = residents
-        self._db = db
+        self.db = db
         self._cipher = cipher
-        self._keys = keys
+        self.keys = keys
         self._ref_key = account_ref_key
         self.payments = payments
         self.notify_url = notify_url
         self.clock = clock
         self.revocations = revocations
         self._system_ids: dict[str, int] = {}
+        self.offline = OfflineRides(self)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
@@ -139,7 +136,7 @@ class OnecardService:
             found = self._system_ids[code] = await repository.system_account(conn, code)
         return found
 
-    async def _card(self, conn: asyncpg.Connection, account_id: int) -> asyncpg.Record:
+    async def card(self, conn: asyncpg.Connection, account_id: int) -> asyncpg.Record:
         card = await repository.card_by_owner(conn, account_id)
         if card is None:
             raise errors.NotOpen()
@@ -214,11 +211,11 @@ class OnecardService:
         )
 
     async def view(self, conn: asyncpg.Connection, account_id: int) -> CardView:
-        return self._view(await self._card(conn, account_id))
+        return self._view(await self.card(conn, account_id))
 
     async def statement(self, conn: asyncpg.Connection, account_id: int, month: str) -> Statement:
         start, end = month_bounds(month)
-        card = await self._card(conn, account_id)
+        card = await self.card(conn, account_id)
         opening = await repository.wallet_sum_before(conn, card["wallet_id"], start)
         balance = opening
         credits = debits = 0
@@ -256,7 +253,7 @@ class OnecardService:
             )
 
         async def operation() -> ChargeResult:
-            card = await self._card(conn, account_id)
+            card = await self.card(conn, account_id)
             balance = await repository.adjust_wallet(
                 conn, card["wallet_id"], -amount_fen, self.config.floor_fen
             )
@@ -351,166 +348,13 @@ class OnecardService:
         )
         return result
 
-    # -- device certificates -----------------------------------------------------------------------------------
-
-    async def register_device(
-        self, conn: asyncpg.Connection, account_id: int, public_key: str
-    ) -> IssuedCertificate:
-        """Certify a phone's Ed25519 key for offline ride codes, with the configured offline limits."""
-        from yima_sdk.codes import decode_device_certificate, issue_device_certificate
-
-        try:
-            raw_key = unb64url(public_key)
-        except (ValueError, binascii.Error):
-            raise errors.DeviceKeyInvalid() from None
-        # A key of small order would make every signature under it worthless (or, to a lax verifier, any).
-        if not public_key_valid(raw_key):
-            raise errors.DeviceKeyInvalid()
-        card = await self._card(conn, account_id)
-        await repository.lock_card(conn, card["id"])
-        now = self.clock()
-        if card["balance_fen"] < 0:
-            raise errors.InDebt()
-        if (
-            await repository.count_active_certificates(conn, card["id"], now)
-            >= self.config.max_active_certificates
-        ):
-            raise errors.TooManyDevices()
-        key = await self._keys.active(ISSUER_PURPOSE)
-        issued_at = int(now.timestamp())
-        cfg = self.config
-        raw = issue_device_certificate(
-            key.private_key,
-            bytes.fromhex(key.kid),
-            cfg.issuer,
-            bytes(card["account_ref"]),
-            raw_key,
-            issued_at,
-            cfg.certificate_lifetime_h,
-            cfg.max_offline_uses,
-            cfg.max_offline_amount_fen,
-        )
-        certificate = decode_device_certificate(raw)
-        issued = dt.datetime.fromtimestamp(issued_at, dt.UTC)
-        expires = dt.datetime.fromtimestamp(certificate.expires_at, dt.UTC)
-        cert_id = await repository.insert_certificate(
-            conn,
-            serial=certificate.serial,
-            card_id=card["id"],
-            issuer=cfg.issuer,
-            key_id=key.kid,
-            device_public_key=raw_key,
-            issued_at=issued,
-            expires_at=expires,
-            max_offline_uses=cfg.max_offline_uses,
-            max_offline_amount_fen=cfg.max_offline_amount_fen,
-        )
-        await audit.append(
-            conn,
-            actor=f"account:{account_id}",
-            action="onecard.device_certified",
-            target=f"onecard_device:{cert_id}",
-            details={"serial": certificate.serial.hex()},
-        )
-        return IssuedCertificate(
-            cert_id,
-            certificate.serial.hex(),
-            b64url(raw),
-            key.kid,
-            issued,
-            expires,
-            cfg.max_offline_uses,
-            cfg.max_offline_amount_fen,
-        )
-
-    async def revoke_device(self, account_id: int, cert_id: int) -> dt.datetime:
-        """Revoke a device certificate (lost phone) and publish it in the revocation deltas; idempotent.
-
-        Runs its own transaction: the revocation list must be committed before every worker is told to reload it.
-        """
-        actor = f"account:{account_id}"
-        async with self._db.transaction() as conn:
-            card = await self._card(conn, account_id)
-            row = await repository.revoke_certificate(conn, cert_id, card["id"], self.clock(), "device_lost")
-            if row is None:
-                raise errors.DeviceNotFound()
-            if row["newly"]:
-                # Listed until the certificate could no longer be accepted anyway.
-                await self.revocations.revoke_device_certificate(
-                    conn,
-                    actor=actor,
-                    serial=bytes(row["serial"]),
-                    expires_at=row["expires_at"] + dt.timedelta(seconds=self.config.offline_clock_skew_s),
-                    reason="device_lost",
-                )
-                await audit.append(
-                    conn,
-                    actor=actor,
-                    action="onecard.device_revoked",
-                    target=f"onecard_device:{cert_id}",
-                    details={"serial": bytes(row["serial"]).hex()},
-                )
-        if row["newly"]:
-            await self.revocations.announce()
-        return row["revoked_at"]  # type: ignore[no-any-return]
-
-    async def devices(self, conn: asyncpg.Connection, account_id: int) -> list[asyncpg.Record]:
-        card = await self._card(conn, account_id)
-        return await repository.list_certificates(conn, card["id"])
-
-    # -- offline settlement (called by the batch upload endpoint) -------------------------------------------------
+    # -- offline rides (offline/service.py) ----------------------------------------------------------------------
 
     async def settle_offline_charges(
         self, conn: asyncpg.Connection, charges: Sequence[ChargeToSettle]
     ) -> list[SettlementResult]:
-        """Settle a whole batch in a few statements; same rules as `settle_offline_charge`, one result each."""
-        if not charges:
-            return []
-        results, summary = await settlement.settle(
-            conn,
-            charges,
-            fares_account_id=await self.system_account(conn, "system:transit_fares"),
-            offline_floor_fen=self.config.offline_floor_fen,
-            clock_skew_s=self.config.offline_clock_skew_s,
-            now=self.clock(),
-        )
-        if summary.settled:
-            await self._audit_settlement(conn, charges[0].terminal_id, summary)
-        return results
-
-    async def _audit_settlement(
-        self, conn: asyncpg.Connection, terminal_id: str, s: SettlementSummary
-    ) -> None:
-        # One record per upload, not per ride: the journals are the per-ride record.
-        await audit.append(
-            conn,
-            actor=f"terminal:{terminal_id}",
-            action="onecard.offline_settled",
-            target=f"terminal:{terminal_id}",
-            details={
-                "settled": s.settled,
-                "duplicates": s.duplicates,
-                "rejected": s.rejected,
-                "amount_fen": s.amount_fen,
-            },
-        )
-
-    async def settle_offline_charge(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        account_ref: bytes,
-        device_certificate_serial: bytes,
-        amount_fen: int,
-        record_id: str,
-        terminal_id: str,
-        scanned_at: dt.datetime,
-    ) -> SettlementResult:
-        """Settle one re-verified offline record: idempotent per (terminal_id, record_id)."""
-        charge = OfflineCharge(
-            account_ref, device_certificate_serial, amount_fen, record_id, terminal_id, scanned_at
-        )
-        return (await self.settle_offline_charges(conn, [charge]))[0]
+        """The terminals' offline-settlement port: `OfflineRides.settle_offline_charges`."""
+        return await self.offline.settle_offline_charges(conn, charges)
 
 
 def _describe(row: asyncpg.Record) -> str:

@@ -70,7 +70,9 @@ async def seed(
             await topups.handle_notification(provider.simulator._signed_headers(delivery.body), delivery.body)
             holder = Holder.generate()
             async with db.transaction() as conn:
-                issued = await onecard.register_device(conn, account, b64url(holder.device_public_key))
+                issued = await onecard.offline.register_device(
+                    conn, account, b64url(holder.device_public_key)
+                )
             holder.install_certificate(unb64url(issued.certificate))
             out["holders"].append(holder)
         async with db.transaction() as conn:

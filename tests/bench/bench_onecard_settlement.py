@@ -32,9 +32,9 @@ from yima_sdk.holder import Holder
 from yima_sdk.trust import TrustEntry, TrustList
 
 from server.app import create_app
+from server.onecard.offline.settlement import OfflineCharge
 from server.onecard.payments.adapters import LocalPaymentProvider
 from server.onecard.payments.signing import b64url, unb64url
-from server.onecard.settlement import OfflineCharge
 from server.security.master_key import new_master_key_text
 from server.settings import load_settings
 
@@ -72,7 +72,7 @@ async def prepare(app, devices: int, per_device: int, base: int) -> tuple[list[s
         await topups.handle_notification(provider.simulator._signed_headers(delivery.body), delivery.body)
         holder = Holder.generate()
         async with db.transaction() as conn:
-            issued = await onecard.register_device(conn, account, b64url(holder.device_public_key))
+            issued = await onecard.offline.register_device(conn, account, b64url(holder.device_public_key))
         holder.install_certificate(unb64url(issued.certificate))
         holders.append(holder)
     key = await state.core.keys.active("issuer")
@@ -158,7 +158,7 @@ async def run(records: int, devices: int, runs: int) -> None:
             t0 = time.perf_counter()
             async with app.state.core.db.transaction() as conn:
                 for c in charges:
-                    await app.state.onecard.settle_offline_charge(
+                    await app.state.onecard.offline.settle_offline_charge(
                         conn, **{f: getattr(c, f) for f in c.__slots__}
                     )
             single = time.perf_counter() - t0

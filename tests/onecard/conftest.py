@@ -14,7 +14,8 @@ import pytest
 import uvicorn
 
 from server.onecard.payments.adapters import HttpPaymentProvider
-from server.onecard.payments.simulator import FakeClock, PaymentSimulator, create_simulator_app
+from server.onecard.payments.simulator import FakeClock, PaymentSimulator
+from server.onecard.payments.simulator_app import create_simulator_app
 from server.onecard.service import CST
 from tests.conftest import free_port
 

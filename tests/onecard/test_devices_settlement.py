@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from yima_sdk.codes import decode_device_certificate
 from yima_sdk.holder import Holder
 
+from server.onecard.offline.settlement import OfflineCharge, SettlementResult
 from server.onecard.payments.signing import b64url, unb64url
-from server.onecard.settlement import OfflineCharge, SettlementResult
 from tests.conftest import login_with_role
 from tests.credentials.helpers import IDENTITY_POINT, b64
 from tests.onecard.helpers import Resident, balance, fund, resident_with_card, wallet_check
@@ -123,7 +123,7 @@ async def test_same_record_three_times_settles_once(client):
     ]
     assert await balance(client, alice) == 800
     async with client.app.state.core.db.transaction() as conn:
-        kw = await client.app.state.onecard.settle_offline_charge(
+        kw = await client.app.state.onecard.offline.settle_offline_charge(
             conn,
             account_ref=record.account_ref,
             device_certificate_serial=record.device_certificate_serial,

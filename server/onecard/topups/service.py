@@ -23,6 +23,7 @@ from server.onecard import errors, repository
 from server.onecard.payments.base import NotificationError, OrderState, PaymentProvider, ProviderError
 from server.onecard.results import Mismatch, ReconciliationReport, TopupOrder
 from server.onecard.service import CST, OnecardService, day_bounds
+from server.onecard.topups import repository as topups_repository
 
 log = logging.getLogger("yima.onecard.topups")
 
@@ -55,7 +56,7 @@ class Topups:
                 raise errors.NotOpen()
             now = self.clock()
             order_no = "T" + now.astimezone(CST).strftime("%Y%m%d%H%M%S") + secrets.token_hex(6)
-            await repository.insert_topup(
+            await topups_repository.insert_topup(
                 conn,
                 order_no=order_no,
                 card_id=card["id"],
@@ -70,7 +71,7 @@ class Topups:
             except ProviderError as exc:
                 log.warning("top-up order not created", extra={"order_no": order_no, "error": str(exc)})
                 raise errors.ProviderUnavailable() from None
-            await repository.set_topup_prepay(conn, order_no, order.prepay_id, order.pay_url)
+            await topups_repository.set_topup_prepay(conn, order_no, order.prepay_id, order.pay_url)
             expires = now + dt.timedelta(seconds=cfg.topup_expiry_s)
             return TopupOrder(order_no, amount_fen, "pending", order.pay_url, order.pay_params, expires)
 
@@ -131,13 +132,13 @@ class Topups:
         paid_at: dt.datetime | None,
         notify_id: str | None,
     ) -> str:
-        order = await repository.topup_for_update(conn, order_no)
+        order = await topups_repository.topup_for_update(conn, order_no)
         if order is None:
             raise errors.UnknownOrder()
         now = self.clock()
         outcome = await self._transition(conn, order, state, amount_fen, provider_txn_id, paid_at, now)
         if notify_id is not None:
-            await repository.record_notification(
+            await topups_repository.record_notification(
                 conn,
                 notify_id=notify_id,
                 order_no=order_no,
@@ -164,7 +165,7 @@ class Topups:
                 return "duplicate"
             if amount_fen != order["amount_fen"]:
                 # Never credit an amount we did not ask for; reconciliation shows it to an operator.
-                await repository.update_topup(
+                await topups_repository.update_topup(
                     conn, order_no, state=current, at=now, anomaly="amount_mismatch"
                 )
                 return "amount_mismatch"
@@ -175,7 +176,7 @@ class Topups:
             if journal is None:
                 return "duplicate"
             await repository.adjust_wallet(conn, order["wallet_id"], amount_fen, _NO_FLOOR)
-            await repository.update_topup(
+            await topups_repository.update_topup(
                 conn,
                 order_no,
                 state="paid",
@@ -194,16 +195,16 @@ class Topups:
             return "credited_late" if current == "expired" else "credited"
         if state == "closed":
             if current == "paid":
-                await repository.update_topup(
+                await topups_repository.update_topup(
                     conn, order_no, state="paid", at=now, anomaly="closed_after_paid"
                 )
                 return "conflict"
             if current == "closed":
                 return "duplicate"
-            await repository.update_topup(conn, order_no, state="closed", at=now)
+            await topups_repository.update_topup(conn, order_no, state="closed", at=now)
             return "closed"
         if state == "paying" and current == "pending":
-            await repository.update_topup(conn, order_no, state="paying", at=now)
+            await topups_repository.update_topup(conn, order_no, state="paying", at=now)
             return "paying"
         return "stale"  # an older state arriving after a newer one: nothing to do
 
@@ -211,10 +212,10 @@ class Topups:
         """Close pending orders older than the expiry locally (a late "paid" still credits them)."""
         now = self.clock()
         cutoff = now - dt.timedelta(seconds=self._onecard.config.topup_expiry_s)
-        return await repository.expire_topups(conn, cutoff, now)
+        return await topups_repository.expire_topups(conn, cutoff, now)
 
     async def status(self, conn: asyncpg.Connection, account_id: int, order_no: str) -> asyncpg.Record:
-        row = await repository.topup_of_owner(conn, order_no, account_id)
+        row = await topups_repository.topup_of_owner(conn, order_no, account_id)
         if row is None:
             raise errors.UnknownOrder()
         return row
@@ -229,7 +230,7 @@ class Topups:
         except ProviderError:
             raise errors.ProviderUnavailable() from None
         async with self._db.connection() as conn:
-            ours = await repository.topups_for_reconciliation(
+            ours = await topups_repository.topups_for_reconciliation(
                 conn, start, end, [line.order_no for line in bill]
             )
             drift = await repository.wallet_drift(conn)
