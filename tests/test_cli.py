@@ -79,6 +79,9 @@ def test_dev_runs_embedded_login_identity_admin_grant_and_clean_shutdown(dev_dat
         headers = {"authorization": f"Bearer {tokens['access_token']}"}
         me = httpx.get(f"{url}/v1/me", headers=headers).json()
         assert me["verified"] is True  # seeded with a real name
+        # One-card's seed opened the demo resident's card, reaching identity through its port.
+        card = httpx.get(f"{url}/v1/me/onecard", headers=headers)
+        assert card.status_code == 200 and card.json()["card_number"] == "A******78", card.text
         # A new resident sets a real name.
         other = "13912345678"
         httpx.post(f"{url}/v1/auth/otp", json={"phone": other})

@@ -145,10 +145,12 @@ class OnecardPlugin(InitPluginProtocol):
         shell's one-card page shows a balance and a top-up at once."""
         from server.seed import DEMO_RESIDENT_CARD, DEMO_RESIDENT_ID, DEMO_RESIDENT_PHONE
 
-        onecard: OnecardService = app.state.onecard
+        onecard = await self.started(app)
+        residents = await self.identity.started(app)
         async with app.state.core.db.transaction() as conn:
             await onecard.record_issued_card(conn, DEMO_RESIDENT_ID, DEMO_RESIDENT_CARD)
-            resident = await app.state.identity.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
+            resident = await residents.account_id_for_phone(conn, DEMO_RESIDENT_PHONE, create=True)
+            assert resident is not None  # created if absent
             await onecard.open_account(conn, resident, DEMO_RESIDENT_CARD)
 
     def _provider(self, db: Database) -> PaymentProvider:

@@ -72,6 +72,10 @@ class VerifiedResidents(Protocol):
 
     async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None: ...
 
+    async def account_id_for_phone(self, conn: asyncpg.Connection, phone: str, *, create: bool) -> int | None:
+        """The account of a phone number: the demo seed's resident, whose one-card `yima dev` opens."""
+        ...
+
 
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     """ "2025-03" -> [start, end) of that month in China Standard Time."""
