@@ -39,7 +39,7 @@ import msgspec
 from yima_sdk.manifest import load_manifest
 from yima_sdk.query import index_keys, plan
 
-from server.platform.db import repository as db_repository
+from server.platform.db import index_repository as db_index_repository
 from tests.bench._harness import lua_round_robin, print_table, wrk
 from tests.e2e._real import fresh_database, private_folder, real_server, server_env, ship_and_use, sign_in
 from tests.platform.conftest import new_app_id, write_probe
@@ -177,7 +177,7 @@ async def query_alone(dsn: str, app_id: str, indexes: dict[str, tuple[str, ...]]
             }
             for name, query in queries.items():
                 started = time.perf_counter()
-                await db_repository.find(
+                await db_index_repository.find(
                     conn,
                     app_id,
                     "bookings",

@@ -15,7 +15,7 @@ the document, so `find` is a range scan of one btree plus primary-key lookups. W
 every live version of the app, so a phased release that adds an index sees the writes of the stable one; an
 index is built from the existing documents on its first query, and kept by every write after that even when no
 live version declares it (a value it cannot hold marks it unbuilt instead), so declaring it again is right. A transaction never spans the bridge: the SDK
-buffers the writes of `ctx.db.transaction()` and sends one `db.commit` with the versions it read, applied here
+buffers the writes of `ctx.db.transaction()` and sends one `db.commit` with the versions it read, applied (commits.py)
 in one short database transaction (documents locked in id order), retried on serialization failures and
 deadlocks until its deadline. Single writes are commits of one write. A commit counts its keys and bytes in
 one of the app's usage shards (miniapp_usage_shards, picked at random) so an app's commits never queue on one row
@@ -36,27 +36,21 @@ import msgspec
 from yima_sdk import contract as c
 from yima_sdk import query as q
 from yima_sdk.capabilities import new_id
-from yima_sdk.errors import (
-    CapabilityFailed,
-    CounterOutOfRange,
-    InvalidArgument,
-    NotIndexed,
-    QuotaExceeded,
-    VersionConflict,
-)
+from yima_sdk.errors import CapabilityFailed, InvalidArgument, NotIndexed
 from yima_sdk.manifest import Collection
 
 from sandbox.capabilities import CallInfo
 from server.db import Database
+from server.platform.db import commits
+from server.platform.db import index_repository as index_repo
 from server.platform.db import repository as repo
+from server.platform.db.commits import Prepared
 from server.platform.runtime.service import Runtime
-from server.platform.storage.service import COLLECTION as COUNTERS
 
 COMMIT_DEADLINE_S = 2.0
 """How long a commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""
 _RETRY = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)
 _Collections = dict[str, Collection]
-_JSON = msgspec.json.Encoder()
 
 
 def _now() -> dt.datetime:
@@ -107,7 +101,7 @@ class AppDb:
         found = self._registered.get((app_id, collection))
         if found is None or found[0] != stamp:
             async with self.db.connection() as conn:
-                found = (stamp, set(await repo.built_indexes(conn, app_id, collection)))
+                found = (stamp, set(await index_repo.built_indexes(conn, app_id, collection)))
             self._registered[(app_id, collection)] = found
         return found[1]
 
@@ -150,7 +144,7 @@ class AppDb:
                 query = q.plan(op.collection, self._indexes(call, op.collection), op.where, None)
                 async with self.db.connection() as conn:
                     await self._ready(conn, call, op.collection, query.index)
-                    return await repo.count(conn, call.app_id, op.collection, query.index, query.ranges)
+                    return await index_repo.count(conn, call.app_id, op.collection, query.index, query.ranges)
             case c.DbAggregate():
                 return await self._aggregate(call, op)
             case c.DbCommit():
@@ -168,18 +162,18 @@ class AppDb:
         seen = (call.app_id, collection, index, self._live(call.app_id))
         if seen in self._built:
             return
-        if not await repo.index_built(conn, call.app_id, collection, index):
+        if not await index_repo.index_built(conn, call.app_id, collection, index):
             fields = self._indexes(call, collection)[index]
             async with conn.transaction():
-                await repo.lock_index(conn, call.app_id, collection, index)
-                if not await repo.index_built(conn, call.app_id, collection, index):
+                await index_repo.lock_index(conn, call.app_id, collection, index)
+                if not await index_repo.index_built(conn, call.app_id, collection, index):
                     keys = []
-                    for row in await repo.bodies(conn, call.app_id, collection):
+                    for row in await index_repo.bodies(conn, call.app_id, collection):
                         try:
                             keys.append((q.encode_key(fields, row["body"]), row["doc_id"]))
                         except InvalidArgument:
                             continue  # a value this index cannot hold, written while no version declared it
-                    await repo.put_index(conn, call.app_id, collection, index, keys, self.clock())
+                    await index_repo.put_index(conn, call.app_id, collection, index, keys, self.clock())
             cached = self._registered.get((call.app_id, collection))
             if cached is not None:
                 cached[1].add(index)
@@ -190,7 +184,7 @@ class AppDb:
         after = q.decode_cursor(query, op.after) if op.after is not None else None
         async with self.db.connection() as conn:
             await self._ready(conn, call, op.collection, query.index)
-            rows = await repo.find(
+            rows = await index_repo.find(
                 conn,
                 call.app_id,
                 op.collection,
@@ -211,7 +205,7 @@ class AppDb:
         query = q.plan(op.collection, indexes, op.where, None)
         async with self.db.connection() as conn:
             await self._ready(conn, call, op.collection, query.index)
-            rows = await repo.groups(
+            rows = await index_repo.groups(
                 conn, call.app_id, op.collection, query.index, query.ranges, op.group_by, op.sum
             )
         groups: dict[bytes, list[Any]] = {}
@@ -235,7 +229,7 @@ class AppDb:
         """Apply `writes` all or nothing if every read is unchanged, retrying transient failures until the
         deadline; each attempt is one short transaction of its own (nothing is held between attempts)."""
         prepared, dropped = await self._prepare(call, writes, reads)
-        simple = not reads and not dropped and _simple(prepared)
+        simple = not reads and not dropped and commits.simple(prepared)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + COMMIT_DEADLINE_S
         try:
@@ -244,10 +238,14 @@ class AppDb:
                     try:
                         if simple:
                             async with self.db.connection() as conn:
-                                results = await self._apply_simple(conn, call.app_id, prepared)
+                                results = await commits.apply_simple(
+                                    conn, call.app_id, prepared, self.clock()
+                                )
                         else:
                             async with self.db.transaction() as conn:
-                                results = await self._apply(conn, call.app_id, prepared, reads, dropped)
+                                results = await commits.apply(
+                                    conn, call.app_id, prepared, reads, dropped, self.clock()
+                                )
                     except _RETRY as exc:
                         self.retries += 1
                         self._log_retry(call, exc)
@@ -261,13 +259,13 @@ class AppDb:
 
     async def _prepare(
         self, call: CallInfo, writes: list[c.Write], reads: list[c.ReadCheck]
-    ) -> tuple[list[tuple[c.Write, int, dict[str, bytes]]], set[tuple[str, str]]]:
+    ) -> tuple[list[Prepared], set[tuple[str, str]]]:
         """Each write with its value's size and index keys, and the built indexes that no live version declares
         any more and a value cannot be held by (the commit marks them unbuilt, so declaring one again rebuilds
         it). The refusals that need no database come first."""
         for read in reads:
             self._indexes(call, read.collection)
-        prepared: list[tuple[c.Write, int, dict[str, bytes]]] = []
+        prepared: list[Prepared] = []
         dropped: set[tuple[str, str]] = set()
         for write in writes:
             if isinstance(write, c.CounterWrite):
@@ -299,133 +297,3 @@ class AppDb:
                 sqlstate=exc.sqlstate,
                 reason=type(exc).__name__,
             )
-
-    async def _apply_simple(
-        self, conn: asyncpg.Connection, app_id: str, prepared: list[tuple[c.Write, int, dict[str, bytes]]]
-    ) -> list[int]:
-        """Counters and new documents only: one statement, one round trip (repo.commit_simple)."""
-        counters = [(w.name, w.delta, w.min, w.max) for w, _, _ in prepared if isinstance(w, c.CounterWrite)]
-        documents = [
-            (w.collection, w.id, _JSON.encode(w.value).decode(), size, keys)
-            for w, size, keys in prepared
-            if isinstance(w, c.InsertWrite)
-        ]
-        try:
-            counted = await repo.commit_simple(
-                conn, app_id, COUNTERS, counters, documents, random.randrange(repo.SHARDS), self.clock()
-            )
-        except asyncpg.RaiseError as exc:
-            reason, subject = str(exc.args[0] if exc.args else ""), getattr(exc, "detail", "") or ""
-            if reason == "yima.db:counter":
-                write = next(w for w, _, _ in prepared if isinstance(w, c.CounterWrite) and w.name == subject)
-                raise CounterOutOfRange(
-                    f"counter {subject!r} would leave [{write.min}, {write.max}]; nothing was written"
-                ) from None
-            if reason == "yima.db:exists":
-                raise VersionConflict(f"{subject} exists already") from None
-            if reason == "yima.db:quota":
-                raise QuotaExceeded("the app's storage quota is used up") from None
-            raise
-        return [counted[w.name] if isinstance(w, c.CounterWrite) else 1 for w, _, _ in prepared]
-
-    async def _apply(
-        self,
-        conn: asyncpg.Connection,
-        app_id: str,
-        prepared: list[tuple[c.Write, int, dict[str, bytes]]],
-        reads: list[c.ReadCheck],
-        dropped: set[tuple[str, str]],
-    ) -> list[int]:
-        now = self.clock()
-        for collection, index in sorted(dropped):
-            await repo.unbuild_index(conn, app_id, collection, index)
-        # Lock what is read, replaced or removed, in (collection, id) order so commits never deadlock on
-        # documents; an insert needs no lock: the primary key refuses an id that exists.
-        touched = {(r.collection, r.id) for r in reads}
-        touched |= {
-            (w.collection, w.id) for w, _, _ in prepared if isinstance(w, c.UpdateWrite | c.DeleteWrite)
-        }
-        locked = await repo.lock(conn, app_id, sorted(touched)) if touched else {}
-        state: dict[tuple[str, str], tuple[int, int] | None] = {
-            at: (row["version"], row["size_bytes"]) if (row := locked.get(at)) is not None else None
-            for at in touched
-        }
-        for read in reads:
-            current = state[(read.collection, read.id)]
-            if (0 if current is None else current[0]) != read.version:
-                raise VersionConflict(f"{read.collection}/{read.id} changed since the transaction read it")
-        results: list[int] = []
-        new_keys = grown = 0
-        for write, size, keys in prepared:
-            if isinstance(write, c.CounterWrite):
-                added = await repo.counter_add(
-                    conn, app_id, COUNTERS, write.name, write.delta, write.min, write.max, now
-                )
-                if added is None or not (
-                    (write.min is None or added[0] >= write.min)
-                    and (write.max is None or added[0] <= write.max)
-                ):
-                    raise CounterOutOfRange(
-                        f"counter {write.name!r} would leave [{write.min}, {write.max}]; nothing was written"
-                    )
-                new_keys += added[1]
-                results.append(added[0])
-                continue
-            at = (write.collection, write.id)
-            current = state.get(at)
-            if isinstance(write, c.DeleteWrite):
-                _expect(at, current, write.expected_version)
-                if current is not None:
-                    await repo.delete(conn, app_id, write.collection, write.id)
-                    new_keys, grown = new_keys - 1, grown - current[1]
-                results.append(0 if current is None else 1)
-                state[at] = None
-            elif isinstance(write, c.InsertWrite):
-                if current is not None or not await repo.insert(
-                    conn, app_id, write.collection, write.id, write.value, size, keys, now
-                ):
-                    raise VersionConflict(f"{write.collection}/{write.id} exists already")
-                new_keys, grown = new_keys + 1, grown + size
-                results.append(1)
-                state[at] = (1, size)
-            else:
-                if current is None:
-                    raise VersionConflict(f"{write.collection}/{write.id} does not exist")
-                _expect(at, current, write.expected_version)
-                version = current[0] + 1
-                await repo.replace(
-                    conn, app_id, write.collection, write.id, write.value, size, keys, version, now
-                )
-                grown += size - current[1]
-                results.append(version)
-                state[at] = (version, size)
-        shard = random.randrange(repo.SHARDS)
-        if (new_keys or grown) and not await repo.count_usage(conn, app_id, shard, new_keys, grown):
-            raise QuotaExceeded("the app's storage quota is used up")
-        return results
-
-
-def _simple(prepared: list[tuple[c.Write, int, dict[str, bytes]]]) -> bool:
-    """Only counter additions (each name once) and inserts (each id once): one statement can apply them."""
-    names: set[str] = set()
-    ids: set[tuple[str, str]] = set()
-    for write, _, _ in prepared:
-        if isinstance(write, c.CounterWrite):
-            if write.name in names:
-                return False
-            names.add(write.name)
-        elif isinstance(write, c.InsertWrite):
-            if (write.collection, write.id) in ids:
-                return False
-            ids.add((write.collection, write.id))
-        else:
-            return False
-    return True
-
-
-def _expect(at: tuple[str, str], current: tuple[int, int] | None, expected: int | None) -> None:
-    if expected is None:
-        return
-    version = 0 if current is None else current[0]
-    if version != expected:
-        raise VersionConflict(f"{at[0]}/{at[1]} is at version {version}, not {expected}")
