@@ -13,9 +13,11 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
 Every fare table version is also published to the bus terminals (`ctx.terminals.publish("fares", ...)`): the
 platform signs it, terminals sync it with their trust list and price offline ride codes with the version in force.
 An offline ride reaches the app after the platform's settlement re-priced it with the version in force when it
-happened and charged that once (`ScanData.settled_fen`; `amount_fen` is what the terminal priced): the app records
-both, priced by the same engine, and charges nothing more; a terminal price that settlement corrected is listed
-for the fares staff (`GET /fares/repriced`).
+happened and charged that once (`ScanData.settled_fen`; `amount_fen` is what the terminal priced): the table's
+full fare, since a terminal knows no rider. The app prices it for the rider as an online scan (concession,
+transfer, caps, in ride-time order) and gives the difference back at once (`ctx.payments.refund` of the ride's
+`payment_id`, key = the ride), so an offline ride costs what it would have online; a terminal price that
+settlement corrected is listed for the fares staff (`GET /fares/repriced`).
 
 A bus terminal is registered with the unit of the line it serves (`line:k2`); a scan at it is a boarding of that
 line. The terminal does not know where the rider will get off, so a staged line charges its top stage.
@@ -147,20 +149,29 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         value = {"id": ride_id, **existing.value}
         if value["fare_fen"] and value["mode"] == "online" and not value.get("payment_id"):
             await charge(ctx, ride_id, value, existing.version)
+        elif value["mode"] == "offline":
+            await give_back(ctx, ride_id, value, existing.version, event.data.payment_id)
         return {"lines": ride_lines(value)}
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     ride = Ride(ride_id=ride_id, at=at, line=unit.removeprefix("line:"))
     month = at.strftime("%Y-%m")
-    earlier = [ride_of(v) for v in await month_rides(ctx, event.user_id, month)]
+    known = await month_rides(ctx, event.user_id, month)
     try:
-        priced = {
-            p.ride_id: p
-            for p in price_rides(await schedule(ctx), await rider_of(ctx, event.user_id), [*earlier, ride])
-        }
+        priced = price_rides(
+            await schedule(ctx), await rider_of(ctx, event.user_id), [*map(ride_of, known), ride]
+        )
     except FareError as exc:
         await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
         return {"lines": ["票价未配置 No fare for this line"]}
-    value = ride_value(event.user_id, priced[ride_id], event, month)
+    (mine,) = (p for p in priced if p.ride_id == ride_id)
+    # Priced in ride-time order with the month's known rides. An offline ride uploaded after later rides were
+    # charged also takes the transfer or cap those rides missed without it (what they cost now, priced with it,
+    # less what they were charged), so the month costs what it would have online; never more than its own
+    # price, never below nothing. A ride in order (every online one) has no later rides: it owes its own price.
+    key = (mine.at, mine.ride_id)
+    later = {v["id"]: v["fare_fen"] for v in known if (ride_of(v).at, v["id"]) > key}
+    owed = mine.fare_fen + sum(p.fare_fen - later[p.ride_id] for p in priced if p.ride_id in later)
+    value = ride_value(event.user_id, mine, event, month, max(0, min(mine.fare_fen, owed)))
     try:
         record = await ctx.db.insert("rides", value, id=ride_id)
     except VersionConflict:  # the same scan on another worker a moment ago
@@ -169,6 +180,8 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         return {"lines": ride_lines({"id": ride_id, **record.value})}
     if value["fare_fen"] and event.data.mode == "online":
         value = await charge(ctx, ride_id, value, record.version)
+    elif event.data.mode == "offline":
+        await give_back(ctx, ride_id, value, record.version, event.data.payment_id)
     return {"lines": ride_lines(value)}
 
 
@@ -194,7 +207,12 @@ async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -
     return {"lines": [*ride_lines(value), f"一卡通行 {PARTNERS[issuer]}"]}
 
 
-def ride_value(user_id: str | None, p: PricedRide, event: ScanEvent, month: str) -> dict[str, Any]:
+def ride_value(
+    user_id: str | None, p: PricedRide, event: ScanEvent, month: str, fare_fen: int | None = None
+) -> dict[str, Any]:
+    """The ride as recorded; `fare_fen` below the ride's own price when it took a later ride's missed transfer or
+    cap (`reordered_off_fen`)."""
+    fare = p.fare_fen if fare_fen is None else fare_fen
     local = p.at.astimezone(COUNTY_TIME)
     return {
         "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
@@ -203,7 +221,8 @@ def ride_value(user_id: str | None, p: PricedRide, event: ScanEvent, month: str)
         "table_version": p.table_version,
         "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
-        "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen, "fare_fen": p.fare_fen,
+        "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen,
+        "reordered_off_fen": p.fare_fen - fare, "fare_fen": fare,
         "payment_id": None, "payment_status": None, "refunded_fen": 0,
         # An offline ride was paid by the platform's settlement (re-priced from the published table), not by this
         # app; what the terminal priced is kept beside it (a platform older than `settled_fen` charged that).
@@ -212,7 +231,29 @@ def ride_value(user_id: str | None, p: PricedRide, event: ScanEvent, month: str)
             (event.data.settled_fen if event.data.settled_fen is not None else event.data.amount_fen)
             if event.data.mode == "offline" else None
         ),
+        "returned_fen": 0,
     }  # fmt: skip
+
+
+async def give_back(
+    ctx: Context, ride_id: str, value: dict[str, Any], version: int, payment_id: str | None
+) -> None:
+    """An offline ride: settlement charged the table's price (the rider unknown to the terminal); the rider's
+    own price (concession, transfer, cap) is `fare_fen`. Give the difference back, once: the key is the ride,
+    the platform refuses more than settlement charged. Never asks for more: a ride priced above what settlement
+    took (it cannot happen with the same table) keeps what was taken."""
+    owed = (value.get("settled_fen") or 0) - value["fare_fen"] - value.get("returned_fen", 0)
+    if owed <= 0 or payment_id is None:
+        return
+    done = await ctx.payments.refund(
+        payment_id, owed, f"乘车优惠 {value['line']}路 {value['at'][:16]}", idempotency_key=f"ride:{ride_id}"
+    )
+    stored = {k: v for k, v in value.items() if k != "id"}
+    stored["returned_fen"] = stored.get("returned_fen", 0) + done.amount_fen
+    try:
+        await ctx.db.update("rides", ride_id, stored, expected_version=version)
+    except VersionConflict:
+        pass  # recorded by the other delivery of this ride, with the same refund (same key)
 
 
 async def charge(ctx: Context, ride_id: str, value: dict[str, Any], version: int) -> dict[str, Any]:
@@ -237,6 +278,8 @@ def ride_lines(value: dict[str, Any]) -> list[str]:
         lines.append(f"换乘优惠 transfer -¥{yuan(value['transfer_off_fen'])}")
     if value["cap_off_fen"]:
         lines.append("已达封顶 fare cap reached")
+    if value.get("reordered_off_fen"):
+        lines.append(f"按乘车时间重算 in ride order -¥{yuan(value['reordered_off_fen'])}")
     return lines
 
 
@@ -294,11 +337,12 @@ async def statement(ctx: Context, request: Request) -> Response:
     """The month's totals: what the rides would have cost, what each discount took off, what was paid."""
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
     found = await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
-    total = {k: sum(r[k] for r in found) for k in ("base_fen", "peak_fen", "concession_off_fen", "transfer_off_fen",
-                                                    "cap_off_fen", "fare_fen", "refunded_fen")}  # fmt: skip
+    total = {k: sum(r.get(k, 0) for r in found) for k in (
+        "base_fen", "peak_fen", "concession_off_fen", "transfer_off_fen", "cap_off_fen", "reordered_off_fen",
+        "fare_fen", "refunded_fen", "returned_fen")}  # fmt: skip
     # Paid: fares whose payment succeeded, and what offline settlement took; to confirm: fares still asked.
     paid = sum(r["fare_fen"] for r in found if r["payment_status"] == "succeeded")
-    paid += sum(r.get("settled_fen") or 0 for r in found)
+    paid += sum((r.get("settled_fen") or 0) - r.get("returned_fen", 0) for r in found)
     pending = sum(r["fare_fen"] for r in found if r["payment_status"] == "pending_confirmation")
     return Response.json({
         "month": month, "rides": len(found), "transfers": sum(1 for r in found if r["transfer"]),

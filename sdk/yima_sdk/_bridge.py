@@ -144,6 +144,10 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """The scanned Ankang code's colour (`green`, `yellow`, `red`) as the terminal's scene policy judged it, only
     when the app declares the `health_color` scope and the resident (named in `user_id`) granted it; else None.
     What `ctx.user.scope("health_color")` would answer, without the call: a check-in reads it at once."""
+    payment_id: str | None = None
+    """An offline ride that settlement charged (`settled_fen` > 0): `ride_<scan id>`, which this app (bound to
+    the scene) may refund part of with `ctx.payments.refund`, e.g. the rider's concession, transfer or cap that
+    the terminal's table price could not know. None otherwise."""
 
 
 class ScanEvent(_Wire, tag="scan"):

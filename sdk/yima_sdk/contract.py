@@ -441,6 +441,10 @@ class PaymentsCharge(_Op, frozen=True, tag="payments.charge"):
     idempotency_key: ShortText
 
 
+_REFUNDABLE_ID = r"^(pay_[0-9]{1,18}|ride_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+"""A refundable payment: a charge (`pay_12`) or a settled offline ride (`ride_<scan id>`)."""
+
+
 class PaymentsStatus(_Op, frozen=True, tag="payments.status"):
     """The payment's current state."""
 
@@ -451,11 +455,14 @@ class PaymentsStatus(_Op, frozen=True, tag="payments.status"):
 
 class PaymentsRefund(_Op, frozen=True, tag="payments.refund"):
     """Give back part or all of a succeeded payment of this app, once per `idempotency_key` (a retry returns
-    the same refund); refunds together never exceed the charge."""
+    the same refund); refunds together never exceed the charge. `payment_id` is a charge of this app
+    (`pay_<n>`) or an offline ride that settlement charged at a terminal of this app's scene
+    (`ride_<scan id>`, `ScanData.payment_id`): the app gives back what its own price of the ride is below the
+    table's (a concession, a transfer, a cap)."""
 
     Reply = Refund
     errors = (InvalidArgument,)
-    payment_id: Annotated[str, msgspec.Meta(pattern=r"^pay_[0-9]{1,18}$")]
+    payment_id: Annotated[str, msgspec.Meta(pattern=_REFUNDABLE_ID)]
     amount_fen: Annotated[int, msgspec.Meta(ge=1, le=MAX_CHARGE_FEN)]
     reason: ShortText
     idempotency_key: ShortText

@@ -360,6 +360,26 @@ class OnecardService:
         """The terminals' offline-settlement port: `OfflineRides.settle_offline_charges`."""
         return await self.offline.settle_offline_charges(conn, charges)
 
+    async def refund_ride(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: str,
+        app_id: str,
+        amount_fen: int,
+        idempotency_key: str,
+        reason: str,
+    ) -> RefundResult:
+        """The platform's payments port: `OfflineRides.refund_ride` (part of a settled ride back, by its app)."""
+        return await self.offline.refund_ride(
+            conn,
+            scan_id=scan_id,
+            app_id=app_id,
+            amount_fen=amount_fen,
+            idempotency_key=idempotency_key,
+            reason=reason,
+        )
+
 
 def _describe(row: asyncpg.Record) -> str:
     kind = row["kind"]

@@ -72,3 +72,16 @@ class Payments(Protocol):
     async def refund(
         self, conn: asyncpg.Connection, *, charge_id: int, amount_fen: int, idempotency_key: str, reason: str
     ) -> RefundResult: ...
+
+    async def refund_ride(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: str,
+        app_id: str,
+        amount_fen: int,
+        idempotency_key: str,
+        reason: str,
+    ) -> RefundResult:
+        """Part of a settled offline ride back to its card; only the app bound to its scene (ChargeNotFound)."""
+        ...

@@ -91,6 +91,10 @@ class ScanEventSink(Protocol):
         raise. None when no app is bound to the scene (or the scan does not concern one)."""
         ...
 
+    def bound_app(self, kind: str, scene: str) -> str | None:
+        """The app bound to the scene now (settlement notes it on an offline ride: that app may refund part)."""
+        ...
+
 
 class NoScanEvents:
     """The default sink: nobody listens."""
@@ -99,4 +103,7 @@ class NoScanEvents:
         return NoPass()
 
     async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
+        return None
+
+    def bound_app(self, kind: str, scene: str) -> str | None:
         return None

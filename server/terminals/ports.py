@@ -38,6 +38,11 @@ class OfflineCharge:
     terminal_fen: int | None = None
     """What the terminal asked, when `amount_fen` is the ride re-priced by the fare table in force at the ride
     (the scene's app's published `fares`); None when it is charged as the terminal asked."""
+    scan_id: str | None = None
+    """The platform's id of the scan; the app bound to the scene names the ride by it (`ride_<scan id>`)."""
+    app_id: str | None = None
+    """The app bound to the terminal's scene: it may refund part of the ride (the rider's concession, transfer
+    or cap, which only it knows), never more than was charged."""
 
 
 class SettlementOutcome(Protocol):

@@ -23,6 +23,7 @@ from yima_sdk.holder import Holder
 from yima_sdk.terminal import Terminal, TerminalCredentials
 
 from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from tests.conftest import valid_id_number
 from tests.credentials.helpers import public_key_b64
 from tests.e2e._real import (
     RealServer,
@@ -37,6 +38,7 @@ from tests.e2e._real import (
     sign_in,
     verified_resident,
 )
+from tests.onecard.helpers import card_number
 
 APP = "gov.guangde.bus"
 API = f"/v1/miniapps/{APP}/api"
@@ -217,3 +219,150 @@ def test_a_fare_edit_reaches_a_real_terminal_and_settlement_charges_the_fare_in_
         terminal.close()
     online = scan_code(enrol_terminal(server, operator, "bus", APP, unit="line:1"), rider)
     assert online["miniapp"]["lines"] == ["1路 ¥3.00"], online
+
+
+def rider_with_card(server: RealServer, birth: str, folder: Path) -> httpx.Client:
+    """A verified resident born on `birth` (YYYYMMDD) with a one-card (the card the issuer recorded, linked)."""
+    resident = sign_in(server)
+    for _ in range(5):  # a random sequence number may be taken already
+        number = valid_id_number(birth=birth, seq=f"{secrets.randbelow(1000):03d}")
+        r = resident.put("/v1/me/identity", json={"name": "王大爷", "id_number": number})
+        if r.status_code != 409:
+            break
+    assert r.status_code == 200, r.text
+    card = card_number()
+    cards = folder / f"cards-{secrets.token_hex(4)}.csv"
+    cards.write_text(f"{number},{card}\n")
+    done = server.yima("onecard", "import-cards", str(cards))
+    assert done.returncode == 0, done.stderr
+    r = resident.post("/v1/me/onecard", json={"ss_card_number": card})
+    assert r.status_code == 200, r.text
+    return resident
+
+
+def bus_terminal(
+    server: RealServer, operator: httpx.Client, rider: httpx.Client, line: str, path: Path
+) -> Terminal:
+    """A bus terminal of `line` on the terminal SDK, synced, whose uploads go four times at once."""
+    key = Ed25519PrivateKey.generate()
+    body = {"name": f"{line}路 bus", "kind": "bus", "scene": APP, "unit": f"line:{line}",
+            "public_key": public_key_b64(key)}  # fmt: skip
+    r = operator.post("/v1/admin/terminals", json=body)
+    assert r.status_code == 201, r.text
+    registered = r.json()
+    info = rider.get("/v1/trust-list/info").json()
+    roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+    transport = UploadsFourTimesAtOnce(
+        server.url, TerminalCredentials(registered["id"], key), token_endpoint=registered["token_endpoint"]
+    )
+    terminal = Terminal(
+        root_public_keys=roots, db_path=str(path), clock=time.time, clock_source="ntp", transport=transport,
+        app_id=APP,
+    )  # fmt: skip
+    terminal.refresh()
+    return terminal
+
+
+def ride_codes_holder(rider: httpx.Client) -> Holder:
+    holder = Holder.generate()
+    r = rider.post("/v1/me/devices", json={"public_key": b64url(holder.device_public_key)})
+    assert r.status_code == 201, r.text
+    holder.install_certificate(base64.urlsafe_b64decode(r.json()["certificate"] + "=="))
+    return holder
+
+
+def test_offline_riders_pay_what_the_same_rides_cost_online_once(
+    dev: tuple[RealServer, httpx.Client], tmp_path: Path
+) -> None:
+    """A senior (born 1950, birth date consented: 70 or more ride free) and a rider who changes buses ride offline
+    through real terminals on the SDK; each upload goes four times at once, line 2's before line 1's (the
+    transfer arrives before the ride it transfers from). Settlement charges the table's price once; the app gives
+    back what the rider's own price is below it, once: each pays what twins of theirs pay for the same rides
+    online, and the one-card statement shows the ride and what came back."""
+    server, operator = dev
+    senior = rider_with_card(server, "19500301", tmp_path)
+    changer = rider_with_card(server, "19900301", tmp_path)
+    senior_twin, changer_twin = sign_in(server), sign_in(server)
+    for twin, birth in ((senior_twin, "19500301"), (changer_twin, "19900301")):
+        for _ in range(5):
+            number = valid_id_number(birth=birth, seq=f"{secrets.randbelow(1000):03d}")
+            r = twin.put("/v1/me/identity", json={"name": "李小红", "id_number": number})
+            if r.status_code != 409:
+                break
+        assert r.status_code == 200, r.text
+    eventually(lambda: senior.get(f"{API}/lines").status_code == 200, limit_s=60)
+    for rider in (senior, senior_twin):
+        r = rider.put(f"/v1/me/consents/{APP}/birth_date", json={"granted": True})
+        assert r.status_code == 200, r.text
+    for rider in (senior, senior_twin, changer, changer_twin):
+        assert rider.get(f"{API}/me").status_code == 200  # they use the app
+    for rider in (senior, changer):
+        top_up(rider, 2000)
+
+    # Online, the twins: the senior rides line 1 free; the changer pays line 1 and line 2 less the transfer.
+    online_1 = enrol_terminal(server, operator, "bus", APP, unit="line:1")
+    online_2 = enrol_terminal(server, operator, "bus", APP, unit="line:2")
+    assert scan_code(online_1, senior_twin)["miniapp"]["lines"] == ["1路 ¥0.00", "70岁以上免费 aged 70+"]
+    scan_code(online_1, changer_twin)
+    # a code boards once: the phone shows a fresh one (as after a lost phone) for the change of bus
+    assert changer_twin.post("/v1/me/codes/ankang/revoke").status_code == 200
+    assert "换乘优惠" in scan_code(online_2, changer_twin)["miniapp"]["lines"][1]
+
+    def charged(rider: httpx.Client) -> list[int]:
+        return sorted(p["amount_fen"] for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP)
+
+    assert charged(senior_twin) == []
+    online_changer = charged(changer_twin)
+    assert len(online_changer) == 2 and online_changer[0] < online_changer[1], online_changer
+
+    # Offline: the same boardings through terminals on the SDK, each priced by the table it holds.
+    line_1 = bus_terminal(server, operator, senior, "1", tmp_path / "line-1.sqlite")
+    line_2 = bus_terminal(server, operator, senior, "2", tmp_path / "line-2.sqlite")
+    try:
+        holders = {"senior": ride_codes_holder(senior), "changer": ride_codes_holder(changer)}
+        before = {name: r.get("/v1/me/onecard").json()["balance_fen"] for name, r in
+                  (("senior", senior), ("changer", changer))}  # fmt: skip
+        table_1, table_2 = line_1.fare("1"), line_2.fare("2")
+        for name in ("senior", "changer"):
+            decision = line_1.scan(holders[name].ride_code(line_1.now()), table_1)
+            assert decision.result == "accept", decision
+        decision = line_2.scan(holders["changer"].ride_code(line_2.now()), table_2)
+        assert decision.result == "accept", decision
+        assert line_2.upload_pending() == 1  # the later ride reaches the core first
+        assert line_1.upload_pending() == 2
+        assert line_1.upload_pending() == 0  # nothing left: each record was settled once
+    finally:
+        line_1.close()
+        line_2.close()
+
+    def settled(rider: httpx.Client, rides: int) -> list[dict]:
+        time.sleep(0.4)  # the app's per-resident call quota: a few calls a second
+        r = rider.get(f"{API}/rides")
+        assert r.status_code == 200, r.text
+        found = [x for x in r.json()["rides"] if x["mode"] == "offline"]
+        assert len(found) == rides and all(
+            x["settled_fen"] - x["returned_fen"] == x["fare_fen"] for x in found
+        )
+        return found
+
+    (ride,) = eventually(lambda: settled(senior, 1), limit_s=30)
+    assert (ride["settled_fen"], ride["fare_fen"], ride["concession"]) == (table_1, 0, "senior_70")
+    assert eventually(lambda: senior.get("/v1/me/onecard").json()["balance_fen"] == before["senior"])
+    eventually(lambda: settled(changer, 2), limit_s=30)
+    paid = before["changer"] - changer.get("/v1/me/onecard").json()["balance_fen"]
+    assert paid == sum(online_changer), (paid, online_changer)
+    statement = changer.get(f"{API}/statement").json()
+    twin = changer_twin.get(f"{API}/statement").json()
+    # the transfer came off the ride that arrived late, as its ride-order share (the later ride was charged)
+    assert statement["paid_fen"] == sum(online_changer) == twin["fare_fen"], (statement, twin)
+    assert statement["transfer_off_fen"] + statement["reordered_off_fen"] == twin["transfer_off_fen"] > 0
+
+    # The one-card statements: each ride charged once at the table's price, and what came back, once.
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+    for rider, rides, back in (
+        (senior, [table_1], [table_1]),
+        (changer, [table_1, table_2], [table_1 + table_2 - paid]),
+    ):
+        entries = rider.get("/v1/me/onecard/statements", params={"month": month}).json()["entries"]
+        assert sorted(-e["amount_fen"] for e in entries if e["kind"] == "offline_ride") == sorted(rides)
+        assert [e["amount_fen"] for e in entries if e["kind"] == "refund"] == back, entries

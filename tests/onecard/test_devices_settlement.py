@@ -4,6 +4,7 @@ per record, within the certificate's limits, never below the offline floor, safe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import secrets
 
@@ -324,3 +325,51 @@ async def test_one_upload_posts_one_journal_and_statements_list_each_ride(client
         (-300, True)
     ]
     assert "settled rides -1" in unposted[0]["detail"]
+
+
+async def test_the_app_of_the_rides_scene_gives_part_of_it_back_once(client):
+    """A settled ride names its scan and the app bound to its scene: that app (only) refunds part of it (the
+    rider's concession), once per key even when asked at once, never more than the ride charged; the rider's
+    statement shows the ride and the refund, and the ledger still balances."""
+    from server.idempotency import IdempotencyKeyReused
+    from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
+
+    alice = await resident_with_card(client)
+    await fund(client, alice, 1000)
+    holder, _ = await certify(client, alice)
+    scan_id = "0190b0f4-8e1c-7000-8000-" + secrets.token_hex(6)
+    charge = dataclasses.replace(ride(holder, 400), scan_id=scan_id, app_id="gov.guangde.bus")
+    assert [r.status for r in await settle(client, [charge])] == ["settled"]
+    onecard = client.app.state.onecard
+
+    async def refund(amount: int, key: str, app_id: str = "gov.guangde.bus"):
+        async with client.app.state.core.db.transaction() as conn:
+            return await onecard.refund_ride(
+                conn,
+                scan_id=scan_id,
+                app_id=app_id,
+                amount_fen=amount,
+                idempotency_key=key,
+                reason="长者免费",
+            )
+
+    with pytest.raises(ChargeNotFound):
+        await refund(100, "k", app_id="gov.guangde.tourism")
+    done = await asyncio.gather(*(refund(300, "ride:1") for _ in range(4)))
+    assert {(d.amount_fen, d.refunded_fen) for d in done} == {(300, 300)}
+    assert await balance(client, alice) == 900
+    with pytest.raises(IdempotencyKeyReused):
+        await refund(50, "ride:1")
+    with pytest.raises(RefundExceedsCharge):
+        await refund(101, "ride:2")
+    assert (await refund(100, "ride:2")).refunded_fen == 400
+    assert await balance(client, alice) == 1000
+    assert await wallet_check(client.app.state.core.db.pool, alice) == (1000, 1000)
+    month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+    r = await client.get("/v1/me/onecard/statements", params={"month": month}, headers=alice.headers)
+    assert [(e["kind"], e["amount_fen"]) for e in r.json()["entries"]] == [
+        ("topup", 1000),
+        ("offline_ride", -400),
+        ("refund", 300),
+        ("refund", 100),
+    ]

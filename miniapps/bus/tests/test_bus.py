@@ -119,7 +119,75 @@ def test_an_offline_ride_is_recorded_priced_and_not_charged_again(miniapp: MiniA
         400,
         None,
     )
-    assert miniapp.payments == []
+    # settlement charged the card (once); the app charged nothing itself
+    assert [(p["id"][:5], p["amount_fen"]) for p in miniapp.payments] == [("ride_", 400)]
+
+
+def test_an_offline_ride_costs_the_rider_what_it_would_online(miniapp: MiniApp) -> None:
+    """Settlement charges the terminal table's price (the terminal knows no rider); the app gives back what the
+    rider's own price is below it (a concession, a transfer), once, and the statement says what was paid."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    month = wednesday.strftime("%Y-%m")
+    for rider in ("alice", "grandpa"):
+        assert miniapp.get("/me", user=rider).status == 200
+    before = {rider: miniapp.platform.balance(rider) for rider in ("alice", "grandpa")}
+    # Born 1948: free at 70 or more. Settlement took the K2's top stage, 4 yuan; all of it comes back.
+    lines = miniapp.scan(
+        "bus", user="grandpa", unit="line:k2", mode="offline", credential_type="ride_code", amount_fen=400
+    )
+    assert lines == ["k2路 ¥0.00", "70岁以上免费 aged 70+"]
+    assert miniapp.platform.balance("grandpa") == before["grandpa"]
+    (ride,) = miniapp.get("/rides", user="grandpa", query={"month": month}).json()["rides"]
+    assert (ride["settled_fen"], ride["returned_fen"], ride["fare_fen"]) == (400, 400, 0)
+    statement = miniapp.get("/statement", user="grandpa", query={"month": month}).json()
+    assert (statement["paid_fen"], statement["concession_off_fen"]) == (0, 400)
+
+    # Alice boards line 1 offline, and line 2 online 30 minutes later: the same 2 + 1 yuan as two online rides.
+    miniapp.scan(
+        "bus", user="alice", unit="line:1", mode="offline", credential_type="ride_code", amount_fen=200
+    )
+    miniapp.advance(minutes=30)
+    assert miniapp.scan("bus", user="alice", unit="line:2") == ["2路 ¥1.00", "换乘优惠 transfer -¥1.00"]
+    assert miniapp.platform.balance("alice") == before["alice"] - 300
+    # given back: grandpa's 4 yuan, once; nothing of Alice's offline ride (it cost its table price)
+    assert [p["refunded_fen"] for p in miniapp.payments if p.get("refunded_fen")] == [400]
+
+
+def test_a_late_offline_ride_takes_the_transfer_and_cap_it_would_have_given(miniapp: MiniApp) -> None:
+    """An offline ride uploaded after the rider's later rides were charged: the month still costs what it would
+    have online (the later ride's missed transfer comes off the late one), never more than its table price."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    month = wednesday.strftime("%Y-%m")
+    assert miniapp.get("/me", user="alice").status == 200
+    start = miniapp.platform.balance("alice")
+    miniapp.advance(minutes=30)
+    # 10:30 online on line 2: no earlier ride known yet, the full 2 yuan.
+    assert miniapp.scan("bus", user="alice", unit="line:2") == ["2路 ¥2.00"]
+    # 10:00 on line 1, offline, uploaded now: online, 10:30 would have been the transfer (2 + 1 = 3 yuan).
+    lines = miniapp.scan(
+        "bus", user="alice", unit="line:1", mode="offline", credential_type="ride_code", amount_fen=200,
+        scanned_at=wednesday.astimezone(dt.UTC),
+    )  # fmt: skip
+    assert lines == ["1路 ¥1.00", "按乘车时间重算 in ride order -¥1.00"]
+    assert miniapp.platform.balance("alice") == start - 300
+    statement = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert statement["paid_fen"] == 300
+
+    # The daily cap (8 yuan): 2 + 1 so far; 2 + 2 + 2 more online reach 9, over the cap by 1, the last capped.
+    for line in ("1", "1", "1"):
+        miniapp.advance(minutes=61)
+        miniapp.scan("bus", user="alice", unit=f"line:{line}")
+    assert miniapp.platform.balance("alice") == start - 800
+    # A 4-yuan K2 ride at 10:10, uploaded late: the day was capped already, so it costs nothing.
+    lines = miniapp.scan(
+        "bus", user="alice", unit="line:k2", mode="offline", credential_type="ride_code", amount_fen=400,
+        scanned_at=(wednesday + dt.timedelta(minutes=10)).astimezone(dt.UTC),
+    )  # fmt: skip
+    assert lines[0] == "k2路 ¥0.00"
+    assert miniapp.platform.balance("alice") == start - 800
+    assert miniapp.get("/statement", user="alice", query={"month": month}).json()["paid_fen"] == 800
 
 
 def test_a_fare_waits_for_the_riders_confirmation_and_the_statement_says_so(miniapp: MiniApp) -> None:
@@ -217,7 +285,8 @@ def test_fare_tables_reach_terminals_and_settlement_reprices_offline_rides(
         300,
         None,
     )
-    assert miniapp.payments == []  # settled by the platform, never charged again by the app
+    # settled by the platform (its ride), never charged again by the app
+    assert [(p["id"][:5], p["amount_fen"]) for p in miniapp.payments] == [("ride_", 300)]
     day = {"day": wednesday.date().isoformat()}
     (corrected,) = miniapp.get("/fares/repriced", user="carol", query=day).json()["rides"]
     assert (corrected["ride"], corrected["terminal_fen"], corrected["settled_fen"]) == (ride["id"], 200, 300)

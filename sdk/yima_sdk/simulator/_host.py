@@ -289,6 +289,7 @@ class AsyncSimulator:
         issuer: int | None = 341822,
         settled_fen: int | None = None,
         app_pass: str | None = None,
+        scanned_at: dt.datetime | None = None,
     ) -> list[str]:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
@@ -299,16 +300,23 @@ class AsyncSimulator:
         code is scanned (pass `user=None` then: a partner county's resident is not known to this platform).
         An offline ride code with `amount_fen` is settled as production settles it (`settled_fen`: re-priced by
         the `fares` table the app published in force at the scan, on the line of a `line:<id>` unit; else the
-        terminal's amount), unless `settled_fen` is given.
+        terminal's amount), unless `settled_fen` is given; the rider's balance pays it, and the event's
+        `payment_id` (`ride_<id>`) is what the app may refund part of (`payments.refund`).
+        `scanned_at`: when the terminal scanned (an offline scan uploaded later), the simulator's time unless given.
         `app_pass`: the payload of a pass (a ticket) the terminal scanned instead of a code: checked as production
         checks it (CredentialError with its reason when refused: production rejects the scan, and the app never
         sees it), then in `event.data.app_pass`, with its holder as `user_id` (`user` is not used)."""
         self._scan_ids += 1
-        scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
+        if scanned_at is None:
+            scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
         if settled_fen is None and mode == "offline" and credential_type == "ride_code" and amount_fen:
             settled_fen = self.platform.settle_ride(unit, scanned_at, amount_fen)
         scanned: ScannedPass | None = None
         user_id = None if user is None or user not in self.platform.used else self.user_id(user)
+        payment_id = None
+        if mode == "offline" and settled_fen and user is not None:
+            # settlement charged the rider's card: a payment this app may refund part of, as in production
+            payment_id = self.platform.settled_ride(user, settled_fen)
         if app_pass is not None:
             platform = self.platform
             verdict = platform.credentials.verify(
@@ -340,6 +348,7 @@ class AsyncSimulator:
                 settled_fen=settled_fen,
                 app_pass=scanned,
                 health_color=colour,
+                payment_id=payment_id,
             ),
         )
         try:

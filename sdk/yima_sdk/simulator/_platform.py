@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import itertools
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -310,6 +311,21 @@ class SimulatedPlatform:
             else:
                 payment["status"] = "declined"
         return dict(payment)
+
+    def settled_ride(self, name: str, amount_fen: int) -> str:
+        """Fixture resident `name`'s card pays an offline ride as settlement charges it; its refundable id."""
+        self.balances[name] -= amount_fen
+        payment_id = f"ride_{uuid.uuid4()}"
+        payment: dict[str, Any] = {
+            "id": payment_id,
+            "status": "succeeded",
+            "amount_fen": amount_fen,
+            "reason": "offline ride",
+            "idempotency_key": "",
+            "user_id": self.user_id(name),
+        }
+        self.payments[payment_id] = payment
+        return payment_id
 
     def balance(self, name: str) -> int:
         """Fixture resident `name`'s one-card balance now, in fen."""

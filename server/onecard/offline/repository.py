@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -142,14 +143,23 @@ _RIDE_COLUMNS = (
     "status",
     "reason",
     "terminal_fen",
+    "scan_id",
+    "app_id",
     "journal_id",
     "settled_at",
 )
 
 
+RideRow = tuple[
+    str, str, bytes, int, int, dt.datetime, str, str | None, int | None, uuid.UUID | None, str | None
+]
+"""An offline ride to store: terminal, record, serial, account, amount, scanned_at, status, reason, what the
+terminal asked (when re-priced to another amount), the scan's id and the app bound to its scene."""
+
+
 async def record_rides(
     conn: asyncpg.Connection,
-    rows: Sequence[tuple[str, str, bytes, int, int, dt.datetime, str, str | None, int | None]],
+    rows: Sequence[RideRow],
     postings: Sequence[tuple[int, int]],
     *,
     reference: str,
@@ -182,6 +192,27 @@ async def record_rides(
         records=[(*row, journal_id if row[6] == "settled" else None, at) for row in rows],
         columns=_RIDE_COLUMNS,
     )
+
+
+async def ride_for_refund(conn: asyncpg.Connection, scan_id: uuid.UUID, app_id: str) -> asyncpg.Record | None:
+    """A settled offline ride of this app's scene, locked, with the wallet it was charged to."""
+    return await conn.fetchrow(
+        """SELECT r.amount_fen, r.refunded_fen, o.wallet_id, o.id AS onecard_account_id
+           FROM onecard_offline_rides r JOIN onecard_accounts o ON o.id = r.onecard_account_id
+           WHERE r.scan_id = $1 AND r.app_id = $2 AND r.status = 'settled' FOR UPDATE OF r""",
+        scan_id,
+        app_id,
+    )
+
+
+async def add_ride_refunded(conn: asyncpg.Connection, scan_id: uuid.UUID, amount_fen: int) -> int:
+    value = await conn.fetchval(
+        """UPDATE onecard_offline_rides SET refunded_fen = refunded_fen + $2 WHERE scan_id = $1
+           RETURNING refunded_fen""",
+        scan_id,
+        amount_fen,
+    )
+    return int(value)
 
 
 async def add_to_wallets(conn: asyncpg.Connection, deltas: dict[int, int]) -> None:

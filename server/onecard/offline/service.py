@@ -6,6 +6,7 @@ from __future__ import annotations
 import binascii
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,8 @@ import asyncpg
 from yima_sdk.codes import public_key_valid
 
 from server import audit
-from server.onecard import errors
+from server.idempotency import run_once
+from server.onecard import errors, repository
 from server.onecard.offline import repository as offline_repository
 from server.onecard.offline.settlement import (
     ChargeToSettle,
@@ -23,7 +25,7 @@ from server.onecard.offline.settlement import (
     settle,
 )
 from server.onecard.payments.signing import b64url, unb64url
-from server.onecard.results import IssuedCertificate
+from server.onecard.results import IssuedCertificate, RefundResult
 
 if TYPE_CHECKING:
     from server.onecard.service import OnecardService
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("yima.onecard")
 
 ISSUER_PURPOSE = "issuer"
+_NO_FLOOR = -(2**62)  # a refund credits the wallet whatever its balance
 
 
 class OfflineRides:
@@ -169,6 +172,68 @@ class OfflineRides:
         if summary.settled:
             await self._audit_settlement(conn, charges[0].terminal_id, summary)
         return results
+
+    async def refund_ride(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: str,
+        app_id: str,
+        amount_fen: int,
+        idempotency_key: str,
+        reason: str,
+    ) -> RefundResult:
+        """Give back part of a settled offline ride to the card it was charged to, once per idempotency key; only
+        the app bound to the ride's scene may, and refunds never exceed what the ride charged. The money comes
+        back from the transit fares account that settlement paid it into.
+
+        Raises ChargeNotFound (no settled ride of this app by that scan id), RefundExceedsCharge,
+        IdempotencyKeyReused, AmountInvalid."""
+        if amount_fen <= 0 or not reason.strip() or len(reason) > 200:
+            raise errors.AmountInvalid(
+                "A refund needs a positive amount and a reason of at most 200 characters"
+            )
+        try:
+            scan = uuid.UUID(scan_id)
+        except ValueError:
+            raise errors.ChargeNotFound() from None
+        onecard = self._onecard
+
+        async def operation() -> RefundResult:
+            ride = await offline_repository.ride_for_refund(conn, scan, app_id)
+            if ride is None:
+                raise errors.ChargeNotFound()
+            if ride["refunded_fen"] + amount_fen > ride["amount_fen"]:
+                raise errors.RefundExceedsCharge()
+            refunded = await offline_repository.add_ride_refunded(conn, scan, amount_fen)
+            balance = await repository.adjust_wallet(conn, ride["wallet_id"], amount_fen, _NO_FLOOR)
+            assert balance is not None
+            fares = await onecard.system_account(conn, "system:transit_fares")
+            await repository.post_journal(
+                conn,
+                "refund",
+                f"ride_refund:{scan}:{idempotency_key}",
+                [(ride["wallet_id"], amount_fen), (fares, -amount_fen)],
+                onecard.clock(),
+            )
+            await audit.append(
+                conn,
+                actor=f"app:{app_id}",
+                action="onecard.ride_refunded",
+                target=f"onecard:{ride['onecard_account_id']}",
+                details={"scan_id": str(scan), "amount_fen": amount_fen, "reason": reason[:200]},
+            )
+            return RefundResult(0, amount_fen, refunded, balance)
+
+        result, _ = await run_once(
+            conn,
+            scope=f"onecard.ride_refund:{scan}",
+            key=idempotency_key,
+            request={"amount_fen": amount_fen, "reason": reason},
+            result_type=RefundResult,
+            operation=operation,
+        )
+        return result
 
     async def _audit_settlement(
         self, conn: asyncpg.Connection, terminal_id: str, s: SettlementSummary

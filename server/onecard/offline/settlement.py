@@ -76,6 +76,16 @@ class ChargeToSettle(Protocol):
         """What the terminal asked, when settlement charges a re-priced `amount_fen` that differs from it."""
         ...
 
+    @property
+    def scan_id(self) -> str | None:
+        """The platform's id of the scan, by which the app bound to its scene may refund part of the ride."""
+        ...
+
+    @property
+    def app_id(self) -> str | None:
+        """The app bound to the ride's scene: the only one that may refund part of it (`refund_ride`)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OfflineCharge:
@@ -88,6 +98,8 @@ class OfflineCharge:
     terminal_id: str
     scanned_at: dt.datetime
     terminal_fen: int | None = None
+    scan_id: str | None = None
+    app_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +130,7 @@ async def settle(
     return batch.final()
 
 
-_RideRow = tuple[str, str, bytes, int, int, dt.datetime, str, str | None, int | None]
+_RideRow = repository.RideRow
 
 
 class _Batch:
@@ -161,6 +173,8 @@ class _Batch:
                 status,
                 reason,
                 c.terminal_fen if c.terminal_fen != c.amount_fen else None,
+                None if c.scan_id is None else uuid.UUID(c.scan_id),
+                c.app_id,
             )
         )
         # A settled ride says whose card paid: the ride code names a one-card, the scene's app wants the rider.

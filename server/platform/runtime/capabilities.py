@@ -40,7 +40,7 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verif
 from sandbox.capabilities import CallInfo
 from server.core import Core
 from server.idempotency import IdempotencyKeyReused
-from server.onecard.errors import RefundExceedsCharge
+from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
 from server.platform.db.service import AppDb
 from server.platform.jobs.service import AppJobs
 from server.platform.ports import Accounts, HealthCodes, Payments
@@ -371,6 +371,8 @@ class PlatformCapabilities:
         return _payment(row)
 
     async def _refund(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
+        if op.payment_id.startswith("ride_"):
+            return await self._refund_ride(call, op)
         async with self.core.db.transaction() as conn:
             row = await repository.payment(conn, c.id_number(op.payment_id))
             if row is None or row["app_id"] != call.app_id:
@@ -388,6 +390,29 @@ class PlatformCapabilities:
                     )
             except RefundExceedsCharge:
                 raise InvalidArgument("refunds may not exceed what the payment charged") from None
+            except IdempotencyKeyReused:
+                raise InvalidArgument(
+                    f"idempotency_key {op.idempotency_key!r} was used for another refund"
+                ) from None
+        return c.Refund(payment_id=op.payment_id, amount_fen=done.amount_fen, refunded_fen=done.refunded_fen)
+
+    async def _refund_ride(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
+        """Part of an offline ride settlement charged at a terminal of this app's scene (`ride_<scan id>`)."""
+        async with self.core.db.transaction() as conn:
+            try:
+                async with conn.transaction():  # a savepoint: a refused refund writes nothing
+                    done = await self.payments.refund_ride(
+                        conn,
+                        scan_id=op.payment_id.removeprefix("ride_"),
+                        app_id=call.app_id,
+                        amount_fen=op.amount_fen,
+                        idempotency_key=f"miniapp:{op.idempotency_key}",
+                        reason=op.reason,
+                    )
+            except ChargeNotFound:
+                raise InvalidArgument(f"no settled ride {op.payment_id!r} for this app") from None
+            except RefundExceedsCharge:
+                raise InvalidArgument("refunds may not exceed what the ride charged") from None
             except IdempotencyKeyReused:
                 raise InvalidArgument(
                     f"idempotency_key {op.idempotency_key!r} was used for another refund"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,6 +106,8 @@ class PlatformScanSink:
     def __init__(self) -> None:
         self.platform: Platform | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._queues: dict[str, asyncio.Task[Any]] = {}
+        """Per terminal, its latest offline scan still being delivered: the next one waits for it."""
 
     async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
         """Is the scanned pass honoured by the app bound to the scene (issued by it, or shared with it and the
@@ -119,6 +122,10 @@ class PlatformScanSink:
             log.warning("pass check failed", extra={"app": app_id, "error": type(exc).__name__})
             return PassCheck("scan.pass_unchecked")
         return PassCheck(reason, account_id)
+
+    def bound_app(self, kind: str, scene: str) -> str | None:
+        platform = self.platform
+        return None if platform is None else platform.runtime.scenes.get((kind, scene))
 
     async def scan_recorded(self, event: ScanFacts) -> MiniAppPart | None:
         """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
@@ -166,16 +173,25 @@ class PlatformScanSink:
                 unit=event.unit,
                 issuer=event.issuer,
                 settled_fen=event.settled_fen,
+                # the app bound to the scene may give part of a settled offline ride back (c.PaymentsRefund)
+                payment_id=f"ride_{event.scan_id}" if event.mode != "online" and event.settled_fen else None,
                 app_pass=_scanned(event.app_pass),
                 health_color=colour,
             ),
         )
-        task = asyncio.ensure_future(self._call(platform, version, app_event))
         if event.mode != "online":
-            # an uploaded offline batch has no terminal waiting: deliver, but do not hold the batch up
+            # An uploaded offline batch has no terminal waiting: deliver, but do not hold the batch up. A
+            # terminal's offline scans reach the app one after another in the order they were uploaded (the
+            # scan pipeline hands them over in ride-time order), so an app pricing a rider's rides sees each
+            # ride's predecessors first (transfers, caps).
+            after = self._queues.get(event.terminal_id)
+            task = asyncio.ensure_future(self._call_after(after, platform, version, app_event))
+            self._queues[event.terminal_id] = task
             self._background.add(task)
             task.add_done_callback(self._finished)
+            task.add_done_callback(functools.partial(self._dequeue, event.terminal_id))
             return MiniAppPart(app_id)
+        task = asyncio.ensure_future(self._call(platform, version, app_event))
         done, _ = await asyncio.wait({task}, timeout=platform.config.scan_deadline_ms / 1000)
         if not done:
             # let the sandbox's own deadline end the call; the terminal gets its answer now
@@ -192,6 +208,21 @@ class PlatformScanSink:
             platform.runtime.host.app_log(version.key, "warning", "bad scan reply", detail=exc.message)
             return MiniAppPart(app_id, missing=True, reason=exc.code)
         return MiniAppPart(app_id, list(reply.lines), admit=reply.admit)
+
+    async def _call_after(
+        self,
+        after: asyncio.Task[Any] | None,
+        platform: Platform,
+        version: LiveVersion,
+        app_event: AppScanEvent,
+    ) -> Any:
+        if after is not None:
+            await asyncio.wait({after})  # its failure is its own (logged by _finished), not this scan's
+        return await self._call(platform, version, app_event)
+
+    def _dequeue(self, terminal_id: str, task: asyncio.Task[Any]) -> None:
+        if self._queues.get(terminal_id) is task:
+            del self._queues[terminal_id]
 
     @staticmethod
     async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:

@@ -173,7 +173,7 @@ class OfflineUploads:
                 await self._verdicts(conn, terminal, checked, await verifying, policy, events)
                 mine = [o for o in offline if o.record.record_id not in stored]
                 await self._replays(conn, mine, received)
-                await self._settle(conn, terminal, mine)
+                await self._settle(conn, terminal, mine, events.bound_app(terminal.kind, terminal.scene))
                 await repository.copy_scans(
                     conn, [o.stored(terminal.id, received) for o in mine], offline=True
                 )
@@ -181,7 +181,8 @@ class OfflineUploads:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
         result = ScanBatchResult(batch_id=batch.batch_id, results=_answers(records, stored, mine))
-        return result, [o.event(terminal) for o in mine]
+        # the app hears them in ride-time order (one after another: PlatformScanSink), whatever the upload's
+        return result, [o.event(terminal) for o in sorted(mine, key=lambda o: o.scanned_at)]
 
     def _before_signatures(self, offline: list[_Offline], now: float) -> list[_Offline]:
         """The terminal's clock and the amount; returns the records whose signatures are worth checking."""
@@ -272,9 +273,12 @@ class OfflineUploads:
             if key not in claimed:
                 o.reason = "scan.replayed"
 
-    async def _settle(self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline]) -> None:
+    async def _settle(
+        self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline], app_id: str | None
+    ) -> None:
         """Every accepted ride charge of the batch in one call to the settlement port, in this transaction, each
-        re-priced by the fare table in force at the ride (scans/fares.py)."""
+        re-priced by the fare table in force at the ride (scans/fares.py); `app_id`, bound to the terminal's
+        scene, may refund part of each ride later (the rider's concession, transfer or cap)."""
         charged = [o for o in mine if o.charged]
         fares = await reprice(
             conn, self._documents, terminal, [(o.scanned_at, o.record.amount_fen) for o in charged]
@@ -298,6 +302,8 @@ class OfflineUploads:
                         terminal_id=terminal.id,
                         scanned_at=o.scanned_at,
                         terminal_fen=None if fares is None else o.record.amount_fen,
+                        scan_id=str(o.scan_id),
+                        app_id=app_id,
                     )
                 )
         if not charges:
