@@ -3,7 +3,7 @@
 Owners come from the migrations (the file that creates a table names its domain, or the table is listed below);
 the SQL is every string literal in server/, so a query anywhere in a domain counts, not only in its repository.
 Another domain reaches a table through its owner, by a typed port passed at start-up (a Protocol owned by the
-consumer, e.g. `server.terminals.scans.ResidentNames`, which identity answers)."""
+consumer, e.g. `server.terminals.ports.ResidentNames`, which identity answers)."""
 
 from __future__ import annotations
 
