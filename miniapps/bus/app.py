@@ -157,21 +157,23 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     month = at.strftime("%Y-%m")
     known = await month_rides(ctx, event.user_id, month)
     try:
-        priced = price_rides(
-            await schedule(ctx), await rider_of(ctx, event.user_id), [*map(ride_of, known), ride]
-        )
+        fares, rider = await schedule(ctx), await rider_of(ctx, event.user_id)
+        priced = price_rides(fares, rider, [*map(ride_of, known), ride])
+        without = price_rides(fares, rider, list(map(ride_of, known))) if event.data.mode == "offline" else []
     except FareError as exc:
         await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
         return {"lines": ["票价未配置 No fare for this line"]}
     (mine,) = (p for p in priced if p.ride_id == ride_id)
-    # Priced in ride-time order with the month's known rides. An offline ride uploaded after later rides were
-    # charged also takes the transfer or cap those rides missed without it (what they cost now, priced with it,
-    # less what they were charged), so the month costs what it would have online; never more than its own
-    # price, never below nothing. A ride in order (every online one) has no later rides: it owes its own price.
-    key = (mine.at, mine.ride_id)
-    later = {v["id"]: v["fare_fen"] for v in known if (ride_of(v).at, v["id"]) > key}
-    owed = mine.fare_fen + sum(p.fare_fen - later[p.ride_id] for p in priced if p.ride_id in later)
-    value = ride_value(event.user_id, mine, event, month, max(0, min(mine.fare_fen, owed)))
+    fare = mine.fare_fen
+    if event.data.mode == "offline":
+        # What the ride adds to the month priced in ride-time order: its own price when it came in order, and,
+        # uploaded after the rider's later rides were charged, also what those rides now cost more or less
+        # with it before them (the transfer or cap they missed without it), so the month costs what it would
+        # have online. Never below nothing, never above what settlement charged (nothing is asked for later).
+        added = sum(p.fare_fen for p in priced) - sum(p.fare_fen for p in without)
+        settled = event.data.settled_fen if event.data.settled_fen is not None else added
+        fare = max(0, min(added, settled))
+    value = ride_value(event.user_id, mine, event, month, fare)
     try:
         record = await ctx.db.insert("rides", value, id=ride_id)
     except VersionConflict:  # the same scan on another worker a moment ago
@@ -210,8 +212,9 @@ async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -
 def ride_value(
     user_id: str | None, p: PricedRide, event: ScanEvent, month: str, fare_fen: int | None = None
 ) -> dict[str, Any]:
-    """The ride as recorded; `fare_fen` below the ride's own price when it took a later ride's missed transfer or
-    cap (`reordered_off_fen`)."""
+    """The ride as recorded; `fare_fen`, when given, is what it added to the month in ride-time order (an offline
+    ride uploaded late: `reordered_off_fen` is its own price less that, negative when it cost a later ride its
+    transfer)."""
     fare = p.fare_fen if fare_fen is None else fare_fen
     local = p.at.astimezone(COUNTY_TIME)
     return {
@@ -278,8 +281,10 @@ def ride_lines(value: dict[str, Any]) -> list[str]:
         lines.append(f"换乘优惠 transfer -¥{yuan(value['transfer_off_fen'])}")
     if value["cap_off_fen"]:
         lines.append("已达封顶 fare cap reached")
-    if value.get("reordered_off_fen"):
-        lines.append(f"按乘车时间重算 in ride order -¥{yuan(value['reordered_off_fen'])}")
+    reordered = value.get("reordered_off_fen", 0)
+    if reordered:
+        sign = "-" if reordered > 0 else "+"
+        lines.append(f"按乘车时间重算 in ride order {sign}¥{yuan(abs(reordered))}")
     return lines
 
 

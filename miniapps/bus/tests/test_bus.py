@@ -5,11 +5,21 @@ statement, and a disputed fare refunded by the fares staff."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import json
+import random
 from pathlib import Path
 
+import pytest
 from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.fares import FareSchedule, FareTable, Ride, Rider, price_rides
 from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
+
+_spec = importlib.util.spec_from_file_location("bus_seed", Path(__file__).parents[1] / "seed.py")
+assert _spec is not None and _spec.loader is not None
+seed_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seed_module)
 
 
 def to_wednesday_10(miniapp: MiniApp) -> dt.datetime:
@@ -188,6 +198,36 @@ def test_a_late_offline_ride_takes_the_transfer_and_cap_it_would_have_given(mini
     assert lines[0] == "k2路 ¥0.00"
     assert miniapp.platform.balance("alice") == start - 800
     assert miniapp.get("/statement", user="alice", query={"month": month}).json()["paid_fen"] == 800
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_journeys_uploaded_in_any_order_cost_what_they_would_online(
+    miniapp: MiniApp, seed: int
+) -> None:
+    """A day of boardings on lines 1 and 2 (transfers, and the daily cap with enough of them), ridden offline and
+    uploaded in a random order: the rider pays in all exactly what the same rides cost online, in ride order (the
+    fare engine pricing the whole day at once), whoever is riding (grandpa: free; alice: full fare)."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    rng = random.Random(seed)
+    rider = ("alice", "grandpa")[seed % 2]
+    assert miniapp.get("/me", user=rider).status == 200
+    at, rides = wednesday, []
+    for i in range(rng.randint(3, 7)):
+        at += dt.timedelta(minutes=rng.choice((5, 20, 45, 70)))
+        rides.append(Ride(ride_id=f"r{i}", at=at, line=rng.choice(("1", "2"))))
+    table = FareTable.from_json(json.dumps(seed_module.TABLE).encode())
+    born = dt.date(1948, 2, 1) if rider == "grandpa" else dt.date(1990, 5, 14)
+    online = sum(p.fare_fen for p in price_rides(FareSchedule([table]), Rider(birth_date=born), rides))
+    start = miniapp.platform.balance(rider)
+    for ride in rng.sample(rides, len(rides)):
+        miniapp.scan(
+            "bus", user=rider, unit=f"line:{ride.line}", mode="offline", credential_type="ride_code",
+            amount_fen=200, scanned_at=ride.at.astimezone(dt.UTC),
+        )  # fmt: skip
+    assert start - miniapp.platform.balance(rider) == online, [(r.at.time(), r.line) for r in rides]
+    statement = miniapp.get("/statement", user=rider, query={"month": wednesday.strftime("%Y-%m")}).json()
+    assert statement["paid_fen"] == online
 
 
 def test_a_fare_waits_for_the_riders_confirmation_and_the_statement_says_so(miniapp: MiniApp) -> None:
