@@ -235,8 +235,11 @@ class Pool:
             raise self.close_error
         while self.idle:
             worker = self.idle.popleft()
-            if worker.alive and not self.worked_while_idle(worker):
-                worker.cpu_mark, _ = worker.usage()  # the call pays for its own CPU only
+            if not worker.alive:
+                continue
+            cpu, _ = worker.usage()  # one read of /proc (a system call and the kernel's formatting) for both:
+            if not self.worked_while_idle(worker, cpu):
+                worker.cpu_mark = cpu  # the call pays for its own CPU only
                 return worker
         if self.broken is not None:
             raise self.broken
@@ -275,9 +278,11 @@ class Pool:
         workers = max(1, len(self.workers))
         return max(1, min(60, math.ceil(len(self.waiters) * mean_ms / workers / 1000)))
 
-    def worked_while_idle(self, worker: WorkerProcess) -> bool:
-        """Recycle `worker` if it used more than `idle_cpu_ms` of CPU since its last call ended."""
-        cpu, _ = worker.usage()
+    def worked_while_idle(self, worker: WorkerProcess, cpu: float | None = None) -> bool:
+        """Recycle `worker` if it used more than `idle_cpu_ms` of CPU since its last call ended (`cpu`: its CPU ms
+        read just now, if the caller has it)."""
+        if cpu is None:
+            cpu, _ = worker.usage()
         used = cpu - worker.cpu_mark
         if used <= self.settings.idle_cpu_ms:
             return False
@@ -320,10 +325,9 @@ class Pool:
                 # answer only once the offending process is really gone (SIGKILL is delivered asynchronously)
                 await asyncio.wait({worker.exited}, timeout=1.0)
             raise
-        cpu_ms = self._account(started, worker)
+        cpu_ms, rss = self._account(started, worker)
         worker.calls += 1
         self.failures = 0
-        _, rss = worker.usage()
         if cpu_ms > self.limits.cpu_ms:
             self.counters["sandbox.cpu_exceeded"] += 1
             worker.kill(f"call used {cpu_ms:.0f} ms CPU")
@@ -340,17 +344,18 @@ class Pool:
         self.counters["ok"] += 1
         return reply.response if isinstance(request, Request) else reply.value
 
-    def _account(self, started: float, worker: WorkerProcess | None) -> float:
+    def _account(self, started: float, worker: WorkerProcess | None) -> tuple[float, int]:
+        """(CPU ms the call used, the worker's resident bytes now), from one read of /proc."""
         wall = (time.perf_counter() - started) * 1000
         self.wall_ms += wall
         self.latencies.append(wall)
         if worker is None:
-            return 0.0
-        cpu_now, _ = worker.usage()
+            return 0.0, 0
+        cpu_now, rss = worker.usage()
         used = max(0.0, cpu_now - worker.cpu_mark)
         worker.cpu_mark = cpu_now
         self.cpu_ms += used
-        return used
+        return used, rss
 
     def snapshot(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
