@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from server.credentials.subject_ref import SubjectRefs
 from server.platform.runtime.ids import AppUserIds
 from server.security import DerivedKeys, FieldCipher
@@ -50,3 +52,18 @@ def test_no_key_is_shown_in_a_repr():
     keys = DerivedKeys.derive(MASTER_KEY)
     shown = repr(keys) + str(keys)
     assert not any(repr(getattr(keys, f.name))[2:-1] in shown for f in dataclasses.fields(keys))
+
+
+def test_app_user_ids_answered_from_memory_are_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway asks for the resident's app id on every call; a repeated answer comes from memory and is
+    the same id, per app and per resident, and the memory stays bounded."""
+    from server.platform.runtime import ids as ids_module
+
+    monkeypatch.setattr(ids_module, "_KNOWN_MAX", 3)
+    a, b = AppUserIds(b"k" * 32), AppUserIds(b"j" * 32)
+    first = [a.for_app(app, account) for app in ("gov.a", "gov.b") for account in (1, 2)]
+    again = [a.for_app(app, account) for app in ("gov.a", "gov.b") for account in (1, 2)]
+    assert first == again and len(set(first)) == 4
+    assert a.for_app("gov.a", 1) != b.for_app("gov.a", 1)  # another key, another id: nothing shared
+    assert len(a._known) <= 3
+    assert AppUserIds(b"k" * 32).for_app("gov.b", 2) == first[3]

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 
+_KNOWN_MAX = 200_000
+
 
 class AppUserIds:
     """`u_` + 26 base32 characters (128 bits of HMAC): stable per (app, resident), unlinkable across apps
@@ -13,10 +15,20 @@ class AppUserIds:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        # A pure function of the key and its arguments, asked on every gateway call: an HMAC and base32 cost
+        # ~5 us, a dict hit ~0.1 us. Nothing to invalidate; bounded, and emptied when full.
+        self._known: dict[tuple[str, int], str] = {}
 
     def for_app(self, app_id: str, account_id: int) -> str:
+        known = self._known.get((app_id, account_id))
+        if known is not None:
+            return known
         mac = hmac.new(self._key, f"{app_id}|{account_id}".encode(), hashlib.sha256).digest()[:16]
-        return "u_" + base64.b32encode(mac).decode().rstrip("=").lower()
+        user_id = "u_" + base64.b32encode(mac).decode().rstrip("=").lower()
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[(app_id, account_id)] = user_id
+        return user_id
 
 
 def bucket(app_id: str, account_id: int) -> int:
