@@ -12,16 +12,14 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
     db.*                                         see db/ (collections, queries, commits)
     notify.send -> message id                    lands in GET /v1/me/inbox; 20 per resident per app per day
     credentials.verify -> Verification           credentials.issue_pass -> AppPass   credentials.revoke_pass
+                                                 (app passes: see passes.py)
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
     payments.refund -> Refund (part or all of a succeeded payment, once per key)
     jobs.schedule -> job id    jobs.cancel -> bool   see jobs/
     terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents.py
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
-App passes are in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`.
-Another app's pass verifies only when that app lists this one under [share_passes_with] and the holder granted
-the share in the catalog (consent scope `pass_share:<this app>` of the issuing app); else `credential.other_app`
-or `credential.share_not_consented`.
+App passes (issue, revoke, verify, and whether an app honours another's) are passes.py's.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from yima_sdk import contract as c
 from yima_sdk.codes import CredentialError
 from yima_sdk.errors import CapabilityDenied, ConsentDenied, InvalidArgument, QuotaExceeded
 from yima_sdk.manifest import RESIDENCE_SCOPE
-from yima_sdk.passes import PASS_PREFIX, PassClaims, open_pass, seal_pass, verify_pass_signature
+from yima_sdk.passes import PASS_PREFIX, PassClaims
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
@@ -47,15 +45,13 @@ from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.residents import repository
 from server.platform.residents.consents import LiveConsents
 from server.platform.runtime.ids import AppUserIds
+from server.platform.runtime.passes import AppPasses
 from server.platform.runtime.service import Runtime
 from server.platform.staff import repository as staff_repository
 from server.platform.staff.service import roles_held
 from server.platform.storage.service import AppStorage
 from server.platform.terminal_documents.service import TerminalDocuments
 
-PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
-SHARE_SCOPE = "pass_share:"
-"""The consent scope, in the issuing app, to honour its passes in app `<id>`: `pass_share:<id>`."""
 NOTIFY_PER_DAY = 20
 
 
@@ -89,6 +85,7 @@ class PlatformCapabilities:
         """Residents' consents, cached per worker; Platform.start starts it, a decision announces itself."""
         self._accounts: dict[tuple[str, str], int] = {}
         self.clock: Callable[[], float] = time.time
+        self.passes = AppPasses(core, runtime, known=self.known, clock=lambda: self.clock())
 
     # ---- who is the resident behind an app-scoped id --------------------------------------------------
 
@@ -161,9 +158,9 @@ class PlatformCapabilities:
             case c.CredentialsVerify():
                 return await self._verify(call, op.payload)
             case c.CredentialsIssuePass():
-                return await self._issue_pass(call, op)
+                return await self.passes.issue(call, op)
             case c.CredentialsRevokePass():
-                return await self._revoke_pass(call, op.pass_id)
+                return await self.passes.revoke(call, op.pass_id)
             case c.PaymentsCharge():
                 return await self._charge(call, op)
             case c.PaymentsStatus():
@@ -255,7 +252,7 @@ class PlatformCapabilities:
         if len(payload) > 4096:
             return c.Verification(valid=False, reason="credential.malformed")
         if payload.startswith(PASS_PREFIX):
-            return await self._check_pass(call, payload)
+            return await self.passes.check(call, payload)
         try:
             code = self.codes.verify_code(payload, self.clock())
         except CredentialError as exc:
@@ -270,80 +267,11 @@ class PlatformCapabilities:
                 health_color = code.colour
         return c.Verification(valid=True, kind=code.kind, user_id=user_id, health_color=health_color)
 
-    async def _issue_pass(self, call: CallInfo, op: c.CredentialsIssuePass) -> c.AppPass:
-        now = self.clock()
-        c.check_pass(op, now)
-        holder = op.user_id or call.user_id
-        key = await self.core.keys.active(PASS_PURPOSE)
-        async with self.core.db.transaction() as conn:
-            number = await repository.insert_pass(
-                conn, call.app_id, op.kind, holder, _utc(op.valid_until), _utc(now)
-            )
-        # The holder stays in miniapp_passes: a pass is shown to terminals and gate keepers, and names no one.
-        claims = PassClaims(
-            p=number, a=call.app_id, k=op.kind, s=None, d=op.data, exp=op.valid_until, kid=key.kid
-        )
-        payload = seal_pass(claims, key.private_key)
-        return c.AppPass(id=f"pass_{number}", kind=op.kind, payload=payload, valid_until=op.valid_until)
-
-    async def _check_pass(self, call: CallInfo, payload: str) -> c.Verification:
-        try:
-            claims, signed, signature = open_pass(payload)
-            key = await self.core.keys.find(PASS_PURPOSE, claims.kid)
-            if key is None:
-                raise CredentialError("credential.unknown_key")
-            verify_pass_signature(key.public_key, signed, signature)
-        except CredentialError as exc:
-            return c.Verification(valid=False, reason=exc.code)
-        reason, holder, account_id = await self.honour_pass(call.app_id, claims, self.clock())
-        if reason is not None:
-            return c.Verification(valid=False, reason=reason)
-        user_id = holder if claims.a == call.app_id else None
-        if account_id is not None and claims.a != call.app_id:
-            user_id = await self.known(call.app_id, account_id)  # named only if they use this app too
-        return c.Verification(
-            valid=True,
-            kind="app_pass",
-            user_id=user_id,
-            pass_id=f"pass_{claims.p}",
-            data=claims.d,
-            issuer_app=claims.a,
-        )
-
     async def honour_pass(
         self, reader_app: str, claims: PassClaims, now: float | None = None
     ) -> tuple[str | None, str | None, int | None]:
-        """Whether `reader_app` honours a pass whose signature was checked: (refusal reason or None, the holder's
-        id in the issuing app, the holder's account). Another app's pass only when that app shares its passes
-        with `reader_app` and the holder consented; never a revoked pass."""
-        shared = claims.a != reader_app
-        if shared and reader_app not in self._shares_of(claims.a):
-            return "credential.other_app", None, None
-        if now is not None and claims.exp < now:  # (a terminal's scan checked the expiry with its tolerance)
-            return "credential.expired", None, None
-        async with self.core.db.connection() as conn:
-            revoked, holder = await repository.pass_holder(conn, claims.a, claims.p)
-            if revoked:
-                return "credential.revoked", None, None
-            account_id = None if holder is None else await repository.account_of(conn, claims.a, holder)
-            if shared:
-                # the holder, known to the issuing app by its own id, consented to this share in the catalog
-                consented = account_id is not None and (
-                    await repository.consent(conn, account_id, claims.a, SHARE_SCOPE + reader_app) is True
-                )
-                if not consented:
-                    return "credential.share_not_consented", None, None
-        return None, holder, account_id
-
-    def _shares_of(self, app_id: str) -> set[str]:
-        """The apps a live version of `app_id` shares its passes with (a suspended app's passes stay valid:
-        suspension stops its code, not what it issued)."""
-        live = self.runtime.apps.get(app_id)
-        return {shared for v in (live.versions() if live else []) for shared in v.pass_shares}
-
-    async def _revoke_pass(self, call: CallInfo, pass_id: str) -> bool:
-        async with self.core.db.transaction() as conn:
-            return await repository.revoke_pass(conn, call.app_id, c.id_number(pass_id), _utc(self.clock()))
+        """Whether `reader_app` honours a pass (the scan sink's question): see AppPasses.honour."""
+        return await self.passes.honour(reader_app, claims, now)
 
     # ---- payments -------------------------------------------------------------------------------------
 
