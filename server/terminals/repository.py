@@ -228,8 +228,7 @@ async def insert_scans_claiming(
     """Online scans with the replay key each one spends (None: spends none), in ONE statement: a scan's claim and
     its record commit together or not at all. A scan whose key was claimed before, online or offline, is stored
     as `reject` / `scan.replayed`; returns those scans' ids."""
-    # Whole records, transposed: the offline fields' columns (all None here) are dropped, not sliced off each row.
-    columns = [list(column) for column in zip(*map(astuple, scans), strict=True)][: len(SCAN_COLUMNS)]
+    columns = [list(column) for column in zip(*_values(scans, len(SCAN_COLUMNS)), strict=True)]
     spent = await conn.fetch(_CLAIMING_INSERT, *columns, list(claims))
     return {r["id"] for r in spent}
 
