@@ -163,6 +163,10 @@ async def patients_today(ctx: Context, request: Request) -> dict:
 async def clinic(ctx: Context, event) -> dict:
     unit = {"unit": event.data.unit} if event.data.unit else {}  # the terminal's staff unit, when it has one
     await ctx.storage.put("last-scan", {"user": event.user_id, "scene": event.scene_id, **unit})
+    if event.data.mode == "offline":  # the order offline scans reached the app in (read, then written back)
+        doc = await ctx.storage.get_document("offline-scans")
+        heard = [] if doc is None else doc.value["at"]
+        await ctx.storage.put("offline-scans", {"at": [*heard, event.data.scanned_at.isoformat()]})
     return {"lines": ["Queue number 7", "Room 203"]}
 
 

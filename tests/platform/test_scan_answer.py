@@ -95,3 +95,18 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     await sink.drain()  # the batch does not wait for the app; the delivery finishes in the background
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]
     assert seen is not None and seen["value"]["user"] == me
+
+    # Three scans uploaded latest first reach the app in the order they were scanned: an app pricing a rider's
+    # rides sees each one's predecessors first.
+    payload, t0 = await ankang_payload(team.client, resident), int(time.time() * 1000)
+    records = [record | {"record_id": str(uuid.uuid4()), "payload": payload, "scanned_at": t0 + dt}
+               for dt in (300, 200, 100)]  # fmt: skip
+    r = await team.client.post(
+        "/v1/scans/batch", json={"batch_id": str(uuid.uuid4()), "records": records}, headers=clinic
+    )
+    assert [x["status"] for x in r.json()["results"]] == ["accepted"] * 3, r.text
+    await sink.drain()
+    heard = (await call(team.client, resident, app_id, "GET", "/docs/offline-scans")).json()["doc"]["value"][
+        "at"
+    ]
+    assert len(heard) == 4 and heard[1:] == sorted(heard[1:]), heard
