@@ -165,3 +165,20 @@ async def test_follow_resubscribes_after_a_lost_subscription():
 
 async def _append(items: list[bytes], message: bytes) -> None:
     items.append(message)
+
+
+async def test_redis_counters_survive_a_flushed_script_cache():
+    """Counters run as one server-side script called by its digest; after a Redis restart (or SCRIPT FLUSH)
+    the script is gone and the next count loads it again: no hit is lost or counted twice."""
+    cache = RedisCache(REDIS_URL, namespace=f"yimatest-{secrets.token_hex(4)}:")
+    try:
+        assert await cache.incr_many(["f1", "f2"], 60) == [1, 1]
+        await cache._redis.script_flush()
+        assert await cache.incr_many(["f1", "f2"], 60) == [2, 2]
+        await cache._redis.script_flush()
+        assert await cache.incr("f1", 60, amount=3) == 5
+        assert await cache.incr("f2", 60) == 3
+        ttl = await cache.ttl("f1")
+        assert ttl is not None and 0 < ttl <= 60
+    finally:
+        await cache.close()
