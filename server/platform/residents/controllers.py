@@ -114,8 +114,7 @@ class ResidentPlatformController(Controller):
         principal: Caller,
         platform: PlatformDep,
     ) -> None:
-        """Withdraw a scope; the app is denied from its next request on (in every worker: announced once
-        committed)."""
+        """Withdraw a scope; every worker denies the app from its next request on."""
         async with platform.core.db.transaction() as conn:
             await platform.residents.revoke(conn, principal.account_id, app_id, scope_name)
         await platform.caps.consents.changed(principal.account_id)
