@@ -230,3 +230,18 @@ async def test_notify_reaches_the_inbox_and_payments_wait_for_the_residents_conf
     assert status.json() == {"status": "declined"}
     r3 = await team.client.post(f"/v1/me/payments/{number}/confirm", headers=resident.headers)
     assert r3.status_code == 409 and r3.json()["code"] == "payment.already_decided"
+
+
+async def test_residents_opening_an_app_at_once_are_each_recorded(team: Team, tmp_path: Path) -> None:
+    """First uses arriving together share one insert (capabilities.GroupWrite): every call answers, and each
+    resident's use of the app is in PostgreSQL once their call answered (what other workers and jobs find)."""
+    app_id, _ = await team.ship(write_probe(tmp_path, new_app_id("burst")))
+    residents = [await login(team.client) for _ in range(12)]
+    answers = await asyncio.gather(*(call(team.client, r, app_id, "GET", "/whoami") for r in residents))
+    assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
+    async with team.client.app.state.core.db.connection() as conn:
+        stored = await conn.fetch(
+            "SELECT app_user_id, account_id FROM miniapp_users WHERE app_id = $1", app_id
+        )
+    expected = {(a.json()["user_id"], r.account_id) for a, r in zip(answers, residents, strict=True)}
+    assert {(row["app_user_id"], row["account_id"]) for row in stored} == expected

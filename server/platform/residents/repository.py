@@ -60,6 +60,19 @@ async def remember_user(
     )
 
 
+async def remember_users(conn: asyncpg.Connection, rows: list[tuple[str, str, int, dt.datetime]]) -> None:
+    """`remember_user` for many (app, app user id, account, first seen) at once: one statement, in key order."""
+    rows = sorted(rows)
+    await conn.execute(
+        "INSERT INTO miniapp_users (app_id, app_user_id, account_id, first_seen)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) ON CONFLICT DO NOTHING",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+
+
 async def account_of(conn: asyncpg.Connection, app_id: str, app_user_id: str) -> int | None:
     return await conn.fetchval(  # type: ignore[no-any-return]
         "SELECT account_id FROM miniapp_users WHERE app_id = $1 AND app_user_id = $2", app_id, app_user_id

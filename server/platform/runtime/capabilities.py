@@ -24,11 +24,13 @@ App passes (issue, revoke, verify, and whether an app honours another's) are pas
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from yima_sdk import contract as c
 from yima_sdk.codes import CredentialError
 from yima_sdk.errors import CapabilityDenied, ConsentDenied, InvalidArgument, QuotaExceeded
@@ -37,6 +39,7 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
+from server.db import Database
 from server.idempotency import IdempotencyKeyReused
 from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
 from server.platform.db.service import AppDb
@@ -53,6 +56,48 @@ from server.platform.storage.service import AppStorage
 from server.platform.terminal_documents.service import TerminalDocuments
 
 NOTIFY_PER_DAY = 20
+
+
+class GroupWrite:
+    """Rows written by one statement at a time: what arrives while a write is in flight goes in the next, and each
+    `add` returns once its row is committed (or raises what the write raised)."""
+
+    def __init__(
+        self, db: Database, write: Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
+    ) -> None:
+        self._db = db
+        self._write = write
+        self._pending: list[tuple[Any, asyncio.Future[None]]] = []
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, row: Any) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((row, done))
+        if not self._running:
+            self._running = True
+            self._task = asyncio.ensure_future(self._drain())
+        await asyncio.shield(done)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self._db.connection() as conn:
+                        await self._write(conn, [row for row, _ in batch])
+                except BaseException as exc:  # each waiter gets the failure; the next batch tries again
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._running = False
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -84,6 +129,7 @@ class PlatformCapabilities:
         self.consents = LiveConsents(core.cache, core.db)
         """Residents' consents, cached per worker; Platform.start starts it, a decision announces itself."""
         self._accounts: dict[tuple[str, str], int] = {}
+        self._first_uses = GroupWrite(core.db, repository.remember_users)
         self.clock: Callable[[], float] = time.time
         self.passes = AppPasses(core, runtime, known=self.known, clock=lambda: self.clock())
 
@@ -99,11 +145,13 @@ class PlatformCapabilities:
         return True
 
     async def seen(self, app_id: str, account_id: int) -> str:
-        """The resident's id in this app, stored so capabilities can find the resident behind it later."""
+        """The resident's id in this app, stored (once per process) so capabilities can find the resident behind
+        it later; returns once it is stored. First uses arriving together share one statement: a burst of
+        residents opening an app waits on a few inserts, not one each (docs/benchmarks.md, medical booking)."""
         user_id = self.ids.for_app(app_id, account_id)
-        if self.remember(app_id, user_id, account_id):
-            async with self.core.db.connection() as conn:
-                await repository.remember_user(conn, app_id, user_id, account_id, _utc(self.clock()))
+        if (app_id, user_id) not in self._accounts:
+            await self._first_uses.add((app_id, user_id, account_id, _utc(self.clock())))
+            self.remember(app_id, user_id, account_id)
         return user_id
 
     async def known(self, app_id: str, account_id: int) -> str | None:
