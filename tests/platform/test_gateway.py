@@ -233,7 +233,7 @@ async def test_notify_reaches_the_inbox_and_payments_wait_for_the_residents_conf
 
 
 async def test_residents_opening_an_app_at_once_are_each_recorded(team: Team, tmp_path: Path) -> None:
-    """First uses arriving together share one insert (capabilities.GroupWrite): every call answers, and each
+    """First uses arriving together share one insert (runtime/group_write.py): every call answers, and each
     resident's use of the app is in PostgreSQL once their call answered (what other workers and jobs find)."""
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id("burst")))
     residents = [await login(team.client) for _ in range(12)]

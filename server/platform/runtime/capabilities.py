@@ -24,13 +24,11 @@ App passes (issue, revoke, verify, and whether an app honours another's) are pas
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 from yima_sdk import contract as c
 from yima_sdk.codes import CredentialError
 from yima_sdk.errors import CapabilityDenied, ConsentDenied, InvalidArgument, QuotaExceeded
@@ -39,7 +37,6 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
-from server.db import Database
 from server.idempotency import IdempotencyKeyReused
 from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
 from server.platform.db.service import AppDb
@@ -47,6 +44,7 @@ from server.platform.jobs.service import AppJobs
 from server.platform.ports import Accounts, HealthCodes, Payments
 from server.platform.residents import repository
 from server.platform.residents.consents import LiveConsents
+from server.platform.runtime.group_write import GroupWrite
 from server.platform.runtime.ids import AppUserIds
 from server.platform.runtime.passes import AppPasses
 from server.platform.runtime.service import Runtime
@@ -56,48 +54,6 @@ from server.platform.storage.service import AppStorage
 from server.platform.terminal_documents.service import TerminalDocuments
 
 NOTIFY_PER_DAY = 20
-
-
-class GroupWrite:
-    """Rows written by one statement at a time: what arrives while a write is in flight goes in the next, and each
-    `add` returns once its row is committed (or raises what the write raised)."""
-
-    def __init__(
-        self, db: Database, write: Callable[[asyncpg.Connection, list[Any]], Awaitable[None]]
-    ) -> None:
-        self._db = db
-        self._write = write
-        self._pending: list[tuple[Any, asyncio.Future[None]]] = []
-        self._running = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def add(self, row: Any) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((row, done))
-        if not self._running:
-            self._running = True
-            self._task = asyncio.ensure_future(self._drain())
-        await asyncio.shield(done)
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    async with self._db.connection() as conn:
-                        await self._write(conn, [row for row, _ in batch])
-                except BaseException as exc:  # each waiter gets the failure; the next batch tries again
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                    if not isinstance(exc, Exception):
-                        raise
-                else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._running = False
 
 
 def _utc(seconds: float) -> dt.datetime:
