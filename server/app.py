@@ -58,7 +58,11 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
         AuditPlugin(),
         onecard,
         TerminalsPlugin(
-            identity=identity, credentials=credentials, settlement=onecard, documents=platform.documents
+            identity=identity,
+            credentials=credentials,
+            settlement=onecard,
+            documents=platform.documents,
+            events=platform.sink,
         ),
         platform,
         WebPlugin(),

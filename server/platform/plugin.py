@@ -68,8 +68,6 @@ class PlatformPlugin(InitPluginProtocol):
             ]
         )
         app_config.dependencies["platform"] = Provide(provide_platform, sync_to_thread=False)
-        # In app state before any start-up hook runs, so the terminals plugin finds it whatever the plugin order.
-        app_config.state["scan_events"] = self.sink
         app_config.on_startup.append(self.started)
         app_config.on_shutdown.insert(0, self._stop)
         return app_config

@@ -16,7 +16,7 @@ from server.credentials.service import Credentials
 from server.plugins import Provides
 from server.terminals.controllers.scans import ScanController, scan_endpoint
 from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
-from server.terminals.events import NoScanEvents
+from server.terminals.events import NoScanEvents, ScanEventSink
 from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.service import Terminals
 
@@ -35,9 +35,11 @@ class TerminalsPlugin(InitPluginProtocol):
         credentials: Provides[Credentials],
         settlement: Provides[OfflineSettlement],
         documents: Provides[SceneDocuments],
+        events: ScanEventSink | None = None,
     ) -> None:
         self._identity, self._credentials, self._settlement = identity, credentials, settlement
         self._documents = documents
+        self._events: ScanEventSink = events or NoScanEvents()
 
     @staticmethod
     def add_cli_commands(commands: Commands) -> None:
@@ -55,14 +57,12 @@ class TerminalsPlugin(InitPluginProtocol):
         return app_config
 
     async def _start(self, app: Litestar) -> None:
-        if getattr(app.state, "scan_events", None) is None:
-            app.state.scan_events = NoScanEvents()
         app.state.terminals = await Terminals.start(
             app.state.core,
             await self._credentials.started(app),
             await self._identity.started(app),
             await self._settlement.started(app),
-            app.state.scan_events,
+            self._events,
             await self._documents.started(app),
         )
 

@@ -23,6 +23,7 @@ from server.app import create_app
 from server.db import apply_migrations
 from server.platform.config import PlatformSettings
 from server.platform.plugin import PlatformPlugin
+from server.platform.runtime.events import PlatformScanSink
 from server.settings import Settings
 from tests.conftest import AppClient, Session, database_apart, login, login_with_role, run_apart
 from tests.event_loops import loops_for as pytest_asyncio_loop_factories
@@ -112,6 +113,11 @@ class Team:
     @property
     def dev_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}", "content-type": "application/zip"}
+
+    @property
+    def scan_events(self) -> PlatformScanSink:
+        """The sink the terminals domain hands each recorded scan to (as `create_app` wires it)."""
+        return self.client.app.plugins.get(PlatformPlugin).sink
 
     registered: set[str] = field(default_factory=set)
 

@@ -107,7 +107,7 @@ async def test_scan_at_a_bound_scene_does_not_name_a_resident_who_never_used_the
     scene = f"clinic-{uuid.uuid4().hex[:6]}"
     assert (await team.admin("PUT", f"/scenes/clinic/{scene}", json={"app_id": app_id})).status_code == 200
     stranger = await login(team.client)
-    part = await team.client.app.state.scan_events.scan_recorded(scan("clinic", scene, stranger.account_id))
+    part = await team.scan_events.scan_recorded(scan("clinic", scene, stranger.account_id))
     assert part.lines == ["Welcome"]  # the scene's own service still works
     user = await login(team.client)
     seen = (await call(team.client, user, app_id, "GET", "/last-scan")).json()["scan"]

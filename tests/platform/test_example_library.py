@@ -65,7 +65,7 @@ async def test_library_app_from_pack_to_gateway(team: Team, tmp_path: Path) -> N
 
     scene = f"library-desk-{uuid.uuid4().hex[:6]}"
     assert (await team.admin("PUT", f"/scenes/counter/{scene}", json={"app_id": app_id})).status_code == 200
-    part = await team.client.app.state.scan_events.scan_recorded(
+    part = await team.scan_events.scan_recorded(
         ScanEvent(
             str(uuid.uuid4()),
             "desk-1",

@@ -68,7 +68,7 @@ async def test_scan_answer_carries_the_bound_apps_lines_or_marks_them_missing(
         await ankang_payload(team.client, resident),
     )
     assert plain["result"] == "accept" and "miniapp" not in plain
-    await team.client.app.state.scan_events.drain()
+    await team.scan_events.drain()
 
 
 async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     resident, _ = await verified_resident(team.client)
     clinic = await _bound_terminal(team, app_id, "clinic")
     me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
-    sink = team.client.app.state.scan_events
+    sink = team.scan_events
     await sink.drain()
     record = {
         "record_id": str(uuid.uuid4()),

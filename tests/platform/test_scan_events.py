@@ -32,7 +32,7 @@ async def test_scan_event_adds_display_lines_and_failures_are_marked_missing(
     team: Team, tmp_path: Path
 ) -> None:
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
-    sink = team.client.app.state.scan_events
+    sink = team.scan_events
     assert team.client.app.state.terminals.scans.events is sink  # the terminals pipeline calls this sink
     scene = f"clinic-{uuid.uuid4().hex[:6]}"
     for kind in ("clinic", "pharmacy", "bus", "counter"):

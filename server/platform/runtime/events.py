@@ -101,7 +101,7 @@ class ScanFacts(Protocol):
 
 
 class PlatformScanSink:
-    """Set as `app.state.scan_events` before the terminals plugin starts; bound to the platform at start-up."""
+    """Handed to the terminals plugin in `create_app`; bound to the platform at start-up."""
 
     def __init__(self) -> None:
         self.platform: Platform | None = None
