@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -11,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 from sdk_world import IDENTITY_POINT, NON_CANONICAL_POINT
-from yima_sdk._ed25519 import VerifyKey, public_key_valid
+from yima_sdk._ed25519 import FAST, NULL, VerifyKey, public_key_valid, public_open, sodium_open
 
 _KEY = Ed25519PrivateKey.generate()
 _RAW = _KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -93,3 +96,46 @@ def test_verification_from_several_threads_gives_each_its_own_answer() -> None:
     for t in threads:
         t.join()
     assert results == [expected] * 4
+
+
+def _cases() -> list[tuple[bytes, bytes]]:
+    """(signed message, key): honest, tampered, another key's, S not reduced, the identity key's forgery, short."""
+    message = b"YR ride code"
+    signature = _KEY.sign(message)
+    tampered = bytearray(signature + message)
+    tampered[70] ^= 4
+    s = int.from_bytes(signature[32:], "little") + _L
+    other = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return [
+        (signature + message, _RAW),
+        (bytes(tampered), _RAW),
+        (signature + message, other),
+        (signature[:32] + s.to_bytes(32, "little") + message, _RAW),
+        (IDENTITY_POINT + bytes(32) + b"charge", IDENTITY_POINT),
+        (signature[:40], _RAW),
+    ]
+
+
+def test_the_public_binding_answers_as_the_private_one() -> None:
+    assert FAST, "this PyNaCl has its private binding: the fast path is the one in use"
+    answers = [sodium_open(NULL, NULL, signed, len(signed), key) == 0 for signed, key in _cases()]
+    assert answers == [True, False, False, False, False, False]
+    assert [public_open(None, None, signed, len(signed), key) == 0 for signed, key in _cases()] == answers
+
+
+def test_verification_works_where_pynacl_has_no_private_binding() -> None:
+    signature = _KEY.sign(b"scan")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import nacl.bindings  # the public binding, loaded first: it is built on the private module
+        sys.modules["nacl._sodium"] = None  # whose name is gone, as in a PyNaCl release without it
+        from yima_sdk._ed25519 import FAST, VerifyKey
+        key = VerifyKey({_RAW!r})
+        print(FAST, key.verifies({signature!r}, b"scan"), key.verifies({signature!r}, b"scam"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "True", "False"]

@@ -13,27 +13,55 @@ front, a key whose every signature would be refused here.
 The call goes to `crypto_sign_open` in PyNaCl's libsodium binding with no output buffers (libsodium allows NULL
 for both): PyNaCl's public wrappers allocate and copy the message on each call, which is a measurable share of a
 50 µs verification. The binding releases the GIL for the call, so verifying threads run in parallel.
+
+That binding (`nacl._sodium`) is PyNaCl's own, not its public API. So it is only the fast path: where a PyNaCl
+release no longer has it, the same libsodium function is called through the public `nacl.bindings` (same
+answers, a copy per call slower), and no upper bound on PyNaCl is needed. `sdk/tests/test_sdk_ed25519.py` holds
+both paths to the same answers.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from nacl._sodium import ffi, lib
+import nacl.bindings
+import nacl.exceptions
 
 # Importing nacl.bindings also runs sodium_init() (once per process), which libsodium asks for before first use.
 from nacl.bindings import crypto_core_ed25519_is_valid_point
+
+
+def public_open(_message: Any, _length: Any, signed: bytes, signed_length: int, raw_key: bytes) -> int:
+    """`crypto_sign_open` through PyNaCl's public binding, with the private binding's call shape: 0 when valid."""
+    try:
+        nacl.bindings.crypto_sign_open(signed[:signed_length], raw_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        return -1
+    return 0
+
+
+_open: Any
+_null: Any
+try:
+    from nacl._sodium import ffi, lib
+except ImportError:  # a PyNaCl without its private binding: the public one, same answers
+    _open, _null = public_open, None
+else:
+    _open, _null = lib.crypto_sign_open, ffi.NULL
+
+FAST: Final = _open is not public_open
+"""Whether verification takes PyNaCl's private binding (the fast path) in this process."""
 
 __all__ = ["NULL", "PUBLIC_KEY_SIZE", "SIGNATURE_SIZE", "VerifyKey", "public_key_valid", "sodium_open"]
 
 PUBLIC_KEY_SIZE: Final = 32
 SIGNATURE_SIZE: Final = 64
 
-sodium_open: Final = lib.crypto_sign_open
+sodium_open: Final = _open
 """`sodium_open(NULL, NULL, signature + message, len(signature + message), raw_key) == 0` when valid: the call
 `VerifyKey.verifies` makes, for loops that cannot afford a Python call per signature (`Verifier.verify_many`).
 The signature must be exactly 64 bytes."""
-NULL: Final = ffi.NULL
+NULL: Final = _null
 
 
 class VerifyKey:
