@@ -30,8 +30,10 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> asyncpg.Poo
         command_timeout=settings.db_command_timeout_s,
         init=_init_connection,
         # No reset statement on release: it is one more round trip per acquire (~10% of a sandboxed find's server
-        # CPU, docs/benchmarks.md) and resets what nothing here changes (session SETs, LISTEN, session advisory
-        # locks, held cursors). asyncpg still rolls back a transaction left open before the pool takes it back.
+        # CPU, docs/benchmarks.md) and resets what nothing here leaves behind: no session SETs, LISTEN or held
+        # cursors, and the one session advisory lock (replay-claim pruning, terminals/scans/claims.py) is released
+        # by its holder, which closes the connection when it cannot. asyncpg still rolls back a transaction left
+        # open before the pool takes it back.
         reset=_keep_session,
         server_settings={
             "application_name": "yima",

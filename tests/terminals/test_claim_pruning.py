@@ -7,6 +7,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
+import pytest
+
 from server.terminals import repository
 from server.terminals.scans.claims import claim_retention_s, prune_claims
 from server.terminals.scans.offline import MAX_OFFLINE_AGE_S
@@ -99,3 +102,24 @@ async def test_only_one_node_prunes_at_a_time(client, settings):
     pruned = await prune_claims(db, now=later, retention_s=claim_retention_s(settings))
     assert pruned is not None and pruned >= 1
     assert await _claims(client, [old_key]) == set()
+
+
+async def test_a_pruner_that_cannot_unlock_leaves_no_lock_in_the_pool(client, settings, monkeypatch):
+    """The pool resets no session state: when the unlock fails (a cancel, a dropped statement), the pruner's
+    connection is closed, so no pooled connection keeps the lock and the next round on any node prunes."""
+    db = client.app.state.core.db
+    later = time.time() + claim_retention_s(settings) + 60
+
+    async def failing_unlock(conn) -> None:
+        raise ConnectionResetError("unlock lost")
+
+    monkeypatch.setattr(repository, "unlock_claim_pruning", failing_unlock)
+    with pytest.raises(ConnectionResetError):
+        await prune_claims(db, now=later, retention_s=claim_retention_s(settings))
+    monkeypatch.undo()
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        assert await repository.try_lock_claim_pruning(admin), "a pooled connection still holds the lock"
+        await repository.unlock_claim_pruning(admin)
+    finally:
+        await admin.close()

@@ -52,7 +52,13 @@ async def prune_claims(
                 if deleted < batch:
                     break
         finally:
-            await repository.unlock_claim_pruning(conn)
+            try:
+                await repository.unlock_claim_pruning(conn)
+            except BaseException:
+                # The pool resets no session state (server/db/pool.py): a connection that may still hold the
+                # lock is closed rather than handed to the next caller, and PostgreSQL releases the lock with it.
+                conn.terminate()
+                raise
     if pruned:
         log.info("pruned %d replay claims taken before %s", pruned, before.isoformat(timespec="seconds"))
     return pruned
