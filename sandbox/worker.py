@@ -15,9 +15,10 @@ import asyncio  # noqa: E402  (the start time above must include these imports)
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
+from yima_sdk._app import App  # noqa: E402
 from yima_sdk._bridge import Init  # noqa: E402
 from yima_sdk._isolation.source_only import source_only_imports  # noqa: E402
+from yima_sdk._worker import import_entry, read_init, run_worker  # noqa: E402
 
 from sandbox import limits  # noqa: E402
 from sandbox.limits import apply_early_layers, apply_layers  # noqa: E402

@@ -23,11 +23,12 @@ import resource  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 
-from yima_sdk._app import App, import_entry, read_init, run_worker  # noqa: E402
+from yima_sdk._app import App  # noqa: E402
 from yima_sdk._bridge import Init, LayerReport  # noqa: E402
 from yima_sdk._isolation import apply_early_layers, apply_layers  # noqa: E402
 from yima_sdk._isolation.limits import LAYERS, python_paths  # noqa: E402
 from yima_sdk._isolation.source_only import source_only_imports  # noqa: E402
+from yima_sdk._worker import import_entry, read_init, run_worker  # noqa: E402
 
 __all__ = ["LAYERS", "load_app", "main"]
 
