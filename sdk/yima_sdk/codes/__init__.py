@@ -19,11 +19,9 @@ from yima_sdk.codes._formats import (
     decode,
     decode_device_certificate,
     decode_many,
-    issue_ankang_code,
-    issue_device_certificate,
     ride_certificate_text,
-    sign_ride_code,
 )
+from yima_sdk.codes._issue import issue_ankang_code, issue_device_certificate, sign_ride_code
 from yima_sdk.codes._verifier import VerifiedCode, Verifier
 
 __all__ = [

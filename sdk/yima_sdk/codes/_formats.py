@@ -1,5 +1,5 @@
-"""Byte layouts of yima credentials: issuing (signing) and strict decoding of Ankang codes, device
-certificates and offline ride codes. docs/credentials.md draws every layout byte by byte.
+"""Byte layouts of yima credentials and their strict decoding: Ankang codes, device certificates and offline ride
+codes. docs/credentials.md draws every layout byte by byte; issuing (signing) them is `_issue.py`.
 
 Every credential starts with the same two bytes — (format version << 4 | credential type), then the
 signature algorithm — and ends with the signature over every byte before it, so a signature made for
@@ -16,10 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from yima_sdk import base45
-from yima_sdk._ed25519 import public_key_valid
 from yima_sdk.codes._errors import CredentialError
 
 __all__ = [
@@ -37,10 +35,7 @@ __all__ = [
     "decode",
     "decode_device_certificate",
     "decode_many",
-    "issue_ankang_code",
-    "issue_device_certificate",
     "ride_certificate_text",
-    "sign_ride_code",
 ]
 
 FORMAT_VERSION: Final = 1
@@ -56,7 +51,7 @@ RIDE_PREFIX: Final = "YR:"
 
 Colour = Literal["green", "yellow", "red"]
 COLOUR_OF: Final[dict[int, Colour]] = {1: "green", 2: "yellow", 3: "red"}
-_COLOUR_BYTE: Final[dict[str, int]] = {v: k for k, v in COLOUR_OF.items()}
+COLOUR_BYTE: Final[dict[str, int]] = {v: k for k, v in COLOUR_OF.items()}
 
 SIGNATURE_SIZE: Final = 64
 KEY_ID_SIZE: Final = 4
@@ -65,29 +60,29 @@ SERIAL_SIZE: Final = 8
 
 # The "I" after the first byte holds alg (top byte) and the 3-byte issuer: one unpack, no slicing.
 # version|type, alg|issuer, key id, subject ref, colour, issued-at (s), validity (s)
-_ANKANG: Final = struct.Struct(">BI4s16sBIH")
+ANKANG_BODY: Final = struct.Struct(">BI4s16sBIH")
 # version|type, alg|issuer, key id, account ref, device public key, issued-at (s),
 # lifetime (hours), max offline uses, max offline amount (fen, 3 bytes as B + H)
-_CERT: Final = struct.Struct(">BI4s16s32sIHHBH")
+CERT_BODY: Final = struct.Struct(">BI4s16s32sIHHBH")
 # version|type, alg (of the device signature) | certificate | timestamp (unix s), use counter
-_RIDE_HEAD: Final = struct.Struct(">BB")
-_RIDE_TAIL: Final = struct.Struct(">IH")
+RIDE_HEAD: Final = struct.Struct(">BB")
+RIDE_TAIL: Final = struct.Struct(">IH")
 ANKANG_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_ANKANG_CODE
-_CERT_HEAD: Final = FORMAT_VERSION << 4 | TYPE_DEVICE_CERTIFICATE
+CERT_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_DEVICE_CERTIFICATE
 RIDE_HEAD_BYTE: Final = FORMAT_VERSION << 4 | TYPE_RIDE_CODE
 
-ANKANG_SIZE: Final = _ANKANG.size + SIGNATURE_SIZE
-CERTIFICATE_SIZE: Final = _CERT.size + SIGNATURE_SIZE
-RIDE_SIZE: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE + _RIDE_TAIL.size + SIGNATURE_SIZE
-_RIDE_TAIL_AT: Final = _RIDE_HEAD.size + CERTIFICATE_SIZE
+ANKANG_SIZE: Final = ANKANG_BODY.size + SIGNATURE_SIZE
+CERTIFICATE_SIZE: Final = CERT_BODY.size + SIGNATURE_SIZE
+RIDE_SIZE: Final = RIDE_HEAD.size + CERTIFICATE_SIZE + RIDE_TAIL.size + SIGNATURE_SIZE
+_RIDE_TAIL_AT: Final = RIDE_HEAD.size + CERTIFICATE_SIZE
 # Longest payload text worth decoding: anything longer is refused before any Base45 work.
 _MAX_TEXT: Final = len(RIDE_PREFIX) + (RIDE_SIZE // 2) * 3 + 2
 # A ride code's Base45 text encodes its head, then its certificate, in whole byte pairs (both sizes are even),
 # so the certificate is one run of the text, the same in every ride code the phone shows with it.
 RIDE_TEXT_SIZE: Final = len(RIDE_PREFIX) + RIDE_SIZE // 2 * 3
-_RIDE_CERT_TEXT_AT: Final = len(RIDE_PREFIX) + _RIDE_HEAD.size // 2 * 3
+_RIDE_CERT_TEXT_AT: Final = len(RIDE_PREFIX) + RIDE_HEAD.size // 2 * 3
 _RIDE_CERT_TEXT_END: Final = _RIDE_CERT_TEXT_AT + CERTIFICATE_SIZE // 2 * 3
-assert _RIDE_HEAD.size % 2 == 0 and CERTIFICATE_SIZE % 2 == 0 and RIDE_SIZE % 2 == 0
+assert RIDE_HEAD.size % 2 == 0 and CERTIFICATE_SIZE % 2 == 0 and RIDE_SIZE % 2 == 0
 
 # Groups of credentials read in place: `Verifier.verify_many` decodes a group's Base45 text into one buffer
 # of fixed-size records and reads every record with one `iter_unpack` per layout below (C loops, no Python
@@ -96,14 +91,14 @@ ANKANG_TEXT_SIZE: Final = len(ANKANG_PREFIX) + ANKANG_SIZE // 2 * 3
 ANKANG_RECORD: Final = struct.Struct(">B8s16sBIH64s")
 """An Ankang code: version|type, alg|issuer|key id (the issuer key's reference), subject ref, colour,
 issued-at, validity, signature."""
-ANKANG_SIGNED_SIZE: Final = _ANKANG.size
+ANKANG_SIGNED_SIZE: Final = ANKANG_BODY.size
 ANKANG_SIGNED: Final = struct.Struct(f">{ANKANG_SIGNED_SIZE}s{SIGNATURE_SIZE}x")
 ANKANG_REPLAY: Final = struct.Struct(f">2x28s{ANKANG_SIZE - 30}x")
 """Issuer, key id, subject ref, colour and issued-at: what makes one code instance (its replay key)."""
 RIDE_REST_SIZE: Final = RIDE_SIZE - CERTIFICATE_SIZE
 RIDE_REST: Final = struct.Struct(">BBIH64s")
 """A ride code around its certificate: version|type, alg, timestamp, counter, device signature."""
-RIDE_REST_PARTS: Final = struct.Struct(f">{_RIDE_HEAD.size}s{_RIDE_TAIL.size}s{SIGNATURE_SIZE}x")
+RIDE_REST_PARTS: Final = struct.Struct(f">{RIDE_HEAD.size}s{RIDE_TAIL.size}s{SIGNATURE_SIZE}x")
 """The head's and the tail's bytes, which the device signature covers around the certificate."""
 RIDE_CERTIFICATE_TEXT: Final = slice(_RIDE_CERT_TEXT_AT, _RIDE_CERT_TEXT_END)
 assert ANKANG_RECORD.size == ANKANG_SIGNED.size == ANKANG_REPLAY.size == ANKANG_SIZE
@@ -181,98 +176,9 @@ def _malformed(detail: str) -> CredentialError:
     return CredentialError("credential.malformed", detail)
 
 
-def _check_key_id(key_id: bytes) -> None:
-    if len(key_id) != KEY_ID_SIZE:
-        raise ValueError("key_id must be 4 bytes")
-
-
 def certificate_serial(signed_body: bytes) -> bytes:
     """Serial of a device certificate from its signed body (the certificate minus its signature)."""
     return hashlib.sha256(signed_body).digest()[:SERIAL_SIZE]
-
-
-def _check_issuer(issuer: int) -> None:
-    if not 100000 <= issuer <= 999999:
-        raise ValueError("issuer must be a 6-digit administrative division code")
-
-
-def issue_ankang_code(
-    signing_key: Ed25519PrivateKey,
-    key_id: bytes,
-    issuer: int,
-    subject_ref: bytes,
-    colour: Colour,
-    issued_at: int,
-    validity: int = 120,
-) -> str:
-    """Sign a dynamic Ankang code and return its QR payload text ("YA:" + Base45)."""
-    _check_key_id(key_id)
-    _check_issuer(issuer)
-    if len(subject_ref) != REF_SIZE:
-        raise ValueError("subject_ref must be 16 bytes")
-    if not 0 < validity <= 0xFFFF:
-        raise ValueError("validity must be 1..65535 seconds")
-    body = _ANKANG.pack(
-        ANKANG_HEAD_BYTE,
-        ALG_ED25519 << 24 | issuer,
-        key_id,
-        subject_ref,
-        _COLOUR_BYTE[colour],
-        issued_at,
-        validity,
-    )
-    return ANKANG_PREFIX + base45.encode(body + signing_key.sign(body))
-
-
-def issue_device_certificate(
-    signing_key: Ed25519PrivateKey,
-    key_id: bytes,
-    issuer: int,
-    account_ref: bytes,
-    device_public_key: bytes,
-    issued_at: int,
-    lifetime_h: int,
-    max_offline_uses: int,
-    max_offline_amount_fen: int,
-) -> bytes:
-    """Sign a device certificate binding `device_public_key` (raw Ed25519, 32 bytes) to an account.
-
-    Returns the certificate bytes; its serial is `decode_device_certificate(raw).serial`.
-    """
-    _check_key_id(key_id)
-    _check_issuer(issuer)
-    if len(account_ref) != REF_SIZE or not public_key_valid(device_public_key):
-        raise ValueError("account_ref is 16 bytes, device_public_key a valid Ed25519 public key (32 bytes)")
-    if not 0 < lifetime_h <= 0xFFFF:
-        raise ValueError("lifetime_h must be 1..65535 hours")
-    if not 0 <= max_offline_uses <= 0xFFFF or not 0 <= max_offline_amount_fen <= 0xFFFFFF:
-        raise ValueError("offline limits: uses up to 65535, amount up to 16777215 fen")
-    body = _CERT.pack(
-        _CERT_HEAD,
-        ALG_ED25519 << 24 | issuer,
-        key_id,
-        account_ref,
-        device_public_key,
-        issued_at,
-        lifetime_h,
-        max_offline_uses,
-        max_offline_amount_fen >> 16,
-        max_offline_amount_fen & 0xFFFF,
-    )
-    return body + signing_key.sign(body)
-
-
-def sign_ride_code(device_key: Ed25519PrivateKey, certificate: bytes, timestamp: int, counter: int) -> str:
-    """Sign an offline ride code on the phone and return its QR payload text ("YR:" + Base45).
-
-    `timestamp` is unix seconds; `counter` counts this certificate's uses from 1.
-    """
-    if len(certificate) != CERTIFICATE_SIZE:
-        raise ValueError("certificate has the wrong size")
-    if not 1 <= counter <= 0xFFFF:
-        raise ValueError("counter must be 1..65535")
-    body = _RIDE_HEAD.pack(RIDE_HEAD_BYTE, ALG_ED25519) + certificate + _RIDE_TAIL.pack(timestamp, counter)
-    return RIDE_PREFIX + base45.encode(body + device_key.sign(body))
 
 
 def _parse_certificate(raw: bytes, at: int) -> DeviceCertificate:
@@ -287,13 +193,13 @@ def _parse_certificate(raw: bytes, at: int) -> DeviceCertificate:
         max_uses,
         amount_high,
         amount_low,
-    ) = _CERT.unpack_from(raw, at)
-    if head != _CERT_HEAD:
+    ) = CERT_BODY.unpack_from(raw, at)
+    if head != CERT_HEAD_BYTE:
         raise _malformed("unknown certificate version or type")
     alg = alg_issuer >> 24
     if alg != ALG_ED25519:
         raise _malformed("unknown certificate algorithm")
-    end = at + _CERT.size
+    end = at + CERT_BODY.size
     return DeviceCertificate(
         issuer=alg_issuer & 0xFFFFFF,
         key_id=key_id,
@@ -319,7 +225,7 @@ def decode_device_certificate(raw: bytes) -> DeviceCertificate:
 def _decode_ankang(raw: bytes) -> AnkangCode:
     if len(raw) != ANKANG_SIZE:
         raise _malformed("Ankang code has the wrong length")
-    head, alg_issuer, key_id, subject_ref, colour, issued_at, validity = _ANKANG.unpack_from(raw)
+    head, alg_issuer, key_id, subject_ref, colour, issued_at, validity = ANKANG_BODY.unpack_from(raw)
     if head != ANKANG_HEAD_BYTE:
         raise _malformed("unknown Ankang code version or type")
     alg = alg_issuer >> 24
@@ -338,8 +244,8 @@ def _decode_ankang(raw: bytes) -> AnkangCode:
         issued_at=issued_at,
         validity_s=validity,
         alg=alg,
-        signed=raw[: _ANKANG.size],
-        signature=raw[_ANKANG.size :],
+        signed=raw[: ANKANG_BODY.size],
+        signature=raw[ANKANG_BODY.size :],
     )
 
 
@@ -347,7 +253,7 @@ def _decode_ride(raw: bytes) -> RideCode:
     if len(raw) != RIDE_SIZE:
         raise _malformed("ride code has the wrong length")
     alg = ride_alg(raw)
-    certificate = _parse_certificate(raw, _RIDE_HEAD.size)
+    certificate = _parse_certificate(raw, RIDE_HEAD.size)
     if certificate.alg != alg:
         raise _malformed("ride code algorithm differs from the certificate's suite")
     timestamp, counter = ride_tail(raw, _RIDE_TAIL_AT)
@@ -368,22 +274,22 @@ def _decode_ride_around(rest: bytes, certificate: DeviceCertificate) -> RideCode
     alg = ride_alg(rest)
     if certificate.alg != alg:
         raise _malformed("ride code algorithm differs from the certificate's suite")
-    timestamp, counter = ride_tail(rest, _RIDE_HEAD.size)
-    cut = _RIDE_HEAD.size + _RIDE_TAIL.size
+    timestamp, counter = ride_tail(rest, RIDE_HEAD.size)
+    cut = RIDE_HEAD.size + RIDE_TAIL.size
     return RideCode(
         certificate=certificate,
         timestamp=timestamp,
         counter=counter,
         alg=alg,
         signed=b"".join(
-            (rest[: _RIDE_HEAD.size], certificate.signed, certificate.signature, rest[_RIDE_HEAD.size : cut])
+            (rest[: RIDE_HEAD.size], certificate.signed, certificate.signature, rest[RIDE_HEAD.size : cut])
         ),
         signature=rest[cut:],
     )
 
 
 def ride_alg(raw: bytes) -> int:
-    head, alg = _RIDE_HEAD.unpack_from(raw)
+    head, alg = RIDE_HEAD.unpack_from(raw)
     if head != RIDE_HEAD_BYTE:
         raise _malformed("unknown ride code version or type")
     if alg != ALG_ED25519:
@@ -392,7 +298,7 @@ def ride_alg(raw: bytes) -> int:
 
 
 def ride_tail(raw: bytes, at: int) -> tuple[int, int]:
-    timestamp, counter = _RIDE_TAIL.unpack_from(raw, at)
+    timestamp, counter = RIDE_TAIL.unpack_from(raw, at)
     if counter == 0:
         raise _malformed("ride code counter starts at 1")
     return timestamp, counter
@@ -417,7 +323,7 @@ def _known_certificate(
 
 def ride_rest(raw: bytes) -> bytes:
     """A decoded ride code's bytes around its certificate (head, tail, signature): a `RIDE_REST` record."""
-    return raw[: _RIDE_HEAD.size] + raw[_RIDE_TAIL_AT:]
+    return raw[: RIDE_HEAD.size] + raw[_RIDE_TAIL_AT:]
 
 
 def text_around_certificate(payload: str) -> str:
