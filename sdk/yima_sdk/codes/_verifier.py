@@ -7,7 +7,8 @@ tolerance). Whether a pass is revoked, and what it admits, only its issuing app 
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
 device certificate was already checked by this `Verifier`: checked certificates are cached, and a ride
 code carrying one is decoded only around it). Signatures are verified by libsodium (`yima_sdk._ed25519`).
-Reason codes: see `_errors.py`.
+Reason codes: see `_errors.py`. What the verifier trusts (issuer keys, checked certificates, their caches) is
+`_trusted.py`; the app-pass check `_pass_check.py`.
 
 A group of codes (`verify_many`) is read as fixed-size records in place: the group's Base45 text is
 decoded into one buffer, and `struct.iter_unpack` reads every record of it in C. The Python work per code
@@ -22,7 +23,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 from yima_sdk import base45
-from yima_sdk._ed25519 import NULL, VerifyKey, sodium_open
+from yima_sdk._ed25519 import NULL, sodium_open
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
@@ -41,18 +42,17 @@ from yima_sdk.codes._formats import (
     RIDE_REST,
     RIDE_REST_PARTS,
     RIDE_TEXT_SIZE,
-    AnkangCode,
-    DeviceCertificate,
     RideCode,
-    _decode_ankang,
     decode,
     ride_alg,
     ride_rest,
     ride_tail,
     text_around_certificate,
 )
+from yima_sdk.codes._pass_check import verify_pass
+from yima_sdk.codes._trusted import TrustedKeys
 from yima_sdk.codes._verified import CheckedCertificate, IssuerKey, VerifiedCode
-from yima_sdk.passes import PASS_PREFIX, open_pass
+from yima_sdk.passes import PASS_PREFIX
 
 if TYPE_CHECKING:
     # Only for annotations: yima_sdk.trust imports from this package.
@@ -75,42 +75,10 @@ class Verifier:
         self.trust_list = trust_list
         self.clock_skew_s = clock_skew_s
         self.ride_window_s = ride_window_s
-        self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
-        self._keys: dict[tuple[int, bytes], IssuerKey] = {}
-        # The keys that passed `_issuer_key`'s checks for Ankang codes, by the code's bytes naming the key
-        # (alg, issuer, key id): one lookup per code.
-        self._ankang_keys: dict[bytes, IssuerKey] = {}
-        # Checked certificates by their exact bytes, and the same certificates by their Base45 text in ride
-        # codes. Base45 is one-to-one on whole triplets (each triplet stands for one 16-bit value, and values
-        # above 65535 are refused), so a text names exactly one certificate: finding it by its text is finding
-        # it by its bytes, without decoding them.
-        self._certificates: dict[bytes, CheckedCertificate] = {}
-        self._certificate_texts: dict[str, CheckedCertificate] = {}
-        self._certificate_cache_size = certificate_cache_size
-        self._pass_keys: dict[bytes, tuple[int, VerifyKey]] = {
-            e.key_id: (e.issuer, VerifyKey(e.public_key))
-            for e in trust_list.entries
-            if "app_pass" in e.credential_types and e.alg == ALG_ED25519
-        }
-
-    def _issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> IssuerKey:
-        key = self._keys.get((issuer, key_id))
-        if key is None:
-            entry = self._entries.get((issuer, key_id))
-            if entry is None or entry.alg != alg or alg != ALG_ED25519:
-                raise CredentialError("credential.unknown_key", "issuer key is not on the trust list")
-            key = IssuerKey(
-                issuer,
-                key_id,
-                VerifyKey(entry.public_key),
-                entry.credential_types,
-                entry.not_before,
-                entry.not_after,
-            )
-            self._keys[(issuer, key_id)] = key
-        if credential_type not in key.credential_types:
-            raise CredentialError("credential.unknown_key", f"key may not sign {credential_type}")
-        return key
+        self._trusted = TrustedKeys(trust_list, certificate_cache_size)
+        # The trusted keys' caches, read on every code: the same dicts, one attribute load away.
+        self._ankang_keys = self._trusted.ankang_keys
+        self._certificate_texts = self._trusted.certificate_texts
 
     def verify(self, payload: str, now: float, *, revocations: RevocationSet | None = None) -> VerifiedCode:
         """Decode and fully check `payload` at time `now` (unix seconds); raise `CredentialError`."""
@@ -160,7 +128,7 @@ class Verifier:
         key = self._ankang_keys.get(key_ref)
         if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
             try:
-                key = self._ankang_key(key_ref, raw)
+                key = self._trusted.ankang_key(key_ref, raw)
             except CredentialError as exc:
                 return exc
         signed = raw[:ANKANG_SIGNED_SIZE]
@@ -212,7 +180,7 @@ class Verifier:
                     ride_certs.append(cert)
                     continue
             if payload[:4] == PASS_PREFIX:
-                out[i] = self._verify_pass(payload, items[i][1])
+                out[i] = verify_pass(self._trusted.pass_keys, payload, items[i][1], self.clock_skew_s)
                 continue
             # A ride code with a certificate not checked yet, or text of no credential's shape (refused here:
             # an Ankang code decodes only from the 147 characters sorted above).
@@ -220,7 +188,9 @@ class Verifier:
                 code = decode(payload)
                 assert type(code) is RideCode
                 raw = code.signed + code.signature
-                rides_decoded.append((i, ride_rest(raw), self._certificate(code.certificate, payload)))
+                rides_decoded.append(
+                    (i, ride_rest(raw), self._trusted.certificate(code.certificate, payload))
+                )
             except CredentialError as exc:
                 out[i] = exc
 
@@ -251,7 +221,7 @@ class Verifier:
             key = ankang_keys.get(key_ref)
             if key is None or head != ANKANG_HEAD_BYTE or validity == 0 or colour not in COLOUR_OF:
                 try:
-                    key = self._ankang_key(key_ref, signed + signature)
+                    key = self._trusted.ankang_key(key_ref, signed + signature)
                 except CredentialError as exc:
                     out[i] = exc
                     continue
@@ -294,35 +264,6 @@ class Verifier:
         for (i, record, cert), bad in zip(rides, failed[len(ankang) :], strict=True):
             out[i] = ride_answer(record, cert, bad, items[i][1], revocations)
         return out  # type: ignore[return-value]  # every slot was filled above
-
-    def _verify_pass(self, payload: str, now: float) -> VerifiedCode | CredentialError:
-        """An app pass: its key on the trust list (type `app_pass`), its signature, its expiry."""
-        try:
-            claims, signed, signature = open_pass(payload)
-            key_id = bytes.fromhex(claims.kid)
-        except CredentialError as exc:
-            return exc
-        except ValueError:
-            return CredentialError("credential.unknown_key", "a pass key id is 8 hex digits")
-        found = self._pass_keys.get(key_id)
-        if found is None:
-            return CredentialError("credential.unknown_key", "pass key is not on the trust list")
-        issuer, key = found
-        if not key.verifies(signature, signed):
-            return CredentialError("credential.bad_signature")
-        if claims.exp + self.clock_skew_s < now:
-            return CredentialError("credential.expired")
-        return VerifiedCode(
-            kind="app_pass",
-            issuer=issuer,
-            key_id=key_id,
-            subject_ref=b"",
-            colour=None,
-            issued_at=0,
-            expires_at=claims.exp,
-            replay_key=f"P{claims.a}:{claims.p}".encode(),
-            app_pass=claims,
-        )
 
     def _ankang_answer(
         self,
@@ -402,36 +343,6 @@ class Verifier:
             cert.max_uses,
             cert.max_amount,
         )
-
-    def _ankang_key(self, key_ref: bytes, raw: bytes) -> IssuerKey:
-        """The issuer key of the Ankang code `raw`, decoded in full: raises for a malformed code, then for a
-        key the trust list does not allow; caches a key that passes by the code's `key_ref` (its bytes naming
-        the key, as `ANKANG_RECORD` reads them)."""
-        code: AnkangCode = _decode_ankang(raw)
-        key = self._issuer_key(code.issuer, code.key_id, code.alg, "ankang_code")
-        self._ankang_keys[key_ref] = key
-        return key
-
-    def _certificate(self, cert: DeviceCertificate, payload: str) -> CheckedCertificate:
-        """`cert` (decoded from the ride code `payload`) checked in full unless checked before; caches a
-        certificate that passes, by its bytes and by its text in `payload`."""
-        raw = cert.raw
-        checked = self._certificates.get(raw)
-        if checked is not None:
-            return checked
-        key = self._issuer_key(cert.issuer, cert.key_id, cert.alg, "device_certificate")
-        if not key.public_key.verifies(cert.signature, cert.signed):
-            raise CredentialError("credential.bad_signature", "device certificate signature")
-        if not key.not_before <= cert.issued_at <= key.not_after:
-            raise CredentialError("credential.key_not_valid", "certificate issued outside the key's window")
-        checked = CheckedCertificate(cert)
-        if len(self._certificates) >= self._certificate_cache_size:
-            # Crude but bounded: a bus sees the same riders every day, so refilling is cheap.
-            self._certificates.clear()
-            self._certificate_texts.clear()
-        self._certificates[raw] = checked
-        self._certificate_texts[payload[RIDE_CERTIFICATE_TEXT]] = checked
-        return checked
 
 
 def _decoded_group(

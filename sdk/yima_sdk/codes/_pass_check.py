@@ -1,0 +1,47 @@
+"""App passes (`YP1.`, yima_sdk.passes: tickets, door plates) as a `Verifier` checks them: the signing key on the
+trust list for `app_pass` (`TrustedKeys.pass_keys`), the signature good, the pass not expired (with the
+clock-skew tolerance). Whether a pass is revoked, and what it admits, only its issuing app knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from yima_sdk._ed25519 import VerifyKey
+from yima_sdk.codes._errors import CredentialError
+from yima_sdk.codes._verified import VerifiedCode
+from yima_sdk.passes import open_pass
+
+__all__ = ["verify_pass"]
+
+
+def verify_pass(
+    pass_keys: Mapping[bytes, tuple[int, VerifyKey]], payload: str, now: float, clock_skew_s: float
+) -> VerifiedCode | CredentialError:
+    """An app pass: its key on the trust list (type `app_pass`), its signature, its expiry."""
+    try:
+        claims, signed, signature = open_pass(payload)
+        key_id = bytes.fromhex(claims.kid)
+    except CredentialError as exc:
+        return exc
+    except ValueError:
+        return CredentialError("credential.unknown_key", "a pass key id is 8 hex digits")
+    found = pass_keys.get(key_id)
+    if found is None:
+        return CredentialError("credential.unknown_key", "pass key is not on the trust list")
+    issuer, key = found
+    if not key.verifies(signature, signed):
+        return CredentialError("credential.bad_signature")
+    if claims.exp + clock_skew_s < now:
+        return CredentialError("credential.expired")
+    return VerifiedCode(
+        kind="app_pass",
+        issuer=issuer,
+        key_id=key_id,
+        subject_ref=b"",
+        colour=None,
+        issued_at=0,
+        expires_at=claims.exp,
+        replay_key=f"P{claims.a}:{claims.p}".encode(),
+        app_pass=claims,
+    )
