@@ -1,13 +1,12 @@
 """AsyncSimulator: one mini-app in a child process (the yima_sdk worker runtime over the sandbox bridge),
 served against the simulated platform, with the host's rules: one call at a time, a deadline per call,
-capabilities checked against the manifest, `log` kept by the host, a crashed worker replaced."""
+capabilities checked against the manifest, `log` kept by the host, a crashed worker replaced (`_worker_host.py`).
+The calls it makes are built here as the gateway, a terminal and the job scheduler build them."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,49 +16,30 @@ from typing import Any, Literal
 import msgspec
 
 from yima_sdk._bridge import (
-    WORKER_DECODER,
-    Call,
-    CapabilityReply,
-    CapabilityRequest,
-    Failure,
-    FrameError,
-    FrameProtocol,
-    Init,
     JobEvent,
     LayerReport,
-    Ready,
     Request,
     Response,
-    Result,
     ScanData,
     ScanEvent,
     ScannedPass,
-    StartFailed,
 )
-from yima_sdk._isolation import app_uid
-from yima_sdk._isolation.limits import LAYERS
 from yima_sdk.codes import CredentialError
 from yima_sdk.contract import answer_headers, scan_lines
-from yima_sdk.errors import CapabilityDenied, YimaError, error_for_code, gateway_answer
+from yima_sdk.errors import error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.passes import open_pass
-from yima_sdk.simulator._platform import CallInfo, SimJob, SimulatedPlatform, Switches
+from yima_sdk.simulator._platform import SimJob, SimulatedPlatform, Switches
+from yima_sdk.simulator._worker_host import AppFailure, WorkerHost
 
 __all__ = ["AppFailure", "AsyncSimulator", "JobRun", "SimResponse"]
 
-_WORKER_ENV = {"LANG": "C.UTF-8"}
-_LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
-_DEADLINE = "sandbox.deadline_exceeded"
 STAFF_REQUIRED = (
     403,
     "miniapp.staff_required",
     "This route is for the app's staff holding a role you do not hold",
 )
 """The gateway's answer to a staff route called without its role (server/platform/staff/errors.py)."""
-
-
-class AppFailure(YimaError):
-    """The app (or its worker) failed a call; `code` is the stable code the platform would report."""
 
 
 class SimResponse(msgspec.Struct, frozen=True):
@@ -90,30 +70,6 @@ class JobRun(msgspec.Struct, frozen=True, kw_only=True):
     retry_in_s: float | None = None
 
 
-class _Worker:
-    """The child process and our end of its bridge."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        loop = asyncio.get_running_loop()
-        self.proc = proc
-        self.protocol: FrameProtocol | None = None
-        self.ready: asyncio.Future[None] = loop.create_future()
-        self.answer: asyncio.Future[Result | Failure] | None = None
-
-    def fail(self, error: YimaError) -> None:
-        """Fail whatever waits on this worker (its start, its running call)."""
-        for future in (self.ready, self.answer):
-            if future is not None and not future.done():
-                future.set_exception(error)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.protocol is not None and self.protocol.transport is not None:
-            self.protocol.transport.abort()
-
-
 class AsyncSimulator:
     """Run the app in `folder` like production does, against a SimulatedPlatform. Use from one event loop."""
 
@@ -137,16 +93,26 @@ class AsyncSimulator:
             platform.clock = lambda: given() + self._skew
         self.switches = self.platform.switches
         self.python = python or sys.executable
-        self.layers: list[LayerReport] = []
         self.logs: list[dict[str, Any]] = []
-        self.startup_ms = 0.0
-        self._worker: _Worker | None = None
-        self._current: CallInfo | None = None
-        self._lock = asyncio.Lock()
+        self._host = WorkerHost(self.folder, self.manifest, self.platform, self.python, self.logs)
         self._advancing = asyncio.Lock()
-        self._call_ids = 0
         self._scan_ids = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def layers(self) -> list[LayerReport]:
+        """The isolation layers the worker reported (each in force or not)."""
+        return self._host.layers
+
+    @property
+    def startup_ms(self) -> float:
+        """How long the worker took to start, as it reported."""
+        return self._host.startup_ms
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The running worker's process id, None while none runs."""
+        worker = self._host.worker
+        return None if worker is None else worker.proc.pid
 
     @property
     def missing_layers(self) -> list[str]:
@@ -160,63 +126,11 @@ class AsyncSimulator:
 
     async def start(self) -> None:
         """Spawn the worker and wait for Ready; AppFailure(`miniapp.load_failed`) if the app cannot load."""
-        if self._worker is not None and self._worker.proc.poll() is None:
-            return
-        loop = asyncio.get_running_loop()
-        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            proc = subprocess.Popen(  # noqa: S603, ASYNC220  (fixed argv; fork+exec takes ~1 ms)
-                [self.python, "-I", "-B", "-m", "yima_sdk._simworker", str(worker_end.fileno())],
-                pass_fds=(worker_end.fileno(),),
-                stdin=subprocess.DEVNULL,
-                env=_WORKER_ENV,
-                cwd="/",
-            )
-        finally:
-            worker_end.close()
-        worker = _Worker(proc)
-        self._worker = worker
-        _, protocol = await loop.create_unix_connection(
-            lambda: FrameProtocol(
-                WORKER_DECODER,
-                lambda message: self._on_message(worker, message),
-                lambda exc: self._lose(worker, "worker closed the bridge (crashed or exited)"),
-            ),
-            sock=host_end,
-        )
-        worker.protocol = protocol
-        limits = self.manifest.limits
-        uid = app_uid(self.manifest.id)  # the id production runs this app under (used only when root)
-        protocol.send(
-            Init(
-                app_folder=str(self.folder),
-                entry=self.manifest.entry,
-                app_id=self.manifest.id,
-                version=self.manifest.version,
-                capabilities=sorted(self.manifest.capabilities),
-                # every layer where the kernel has them; each one the machine cannot apply is reported missing
-                layers=list(LAYERS) if sys.platform == "linux" else [],
-                memory_mb=limits.memory_mb,
-                # production's worker budget (cpu_ms for each of up to 1000 calls): the worker is long-lived
-                cpu_seconds=max(1, limits.cpu_ms),
-                uid=uid,
-                gid=uid,
-            )
-        )
-        try:
-            await asyncio.wait_for(worker.ready, 30)
-        except BaseException:
-            worker.kill()
-            self._worker = None
-            raise
+        await self._host.start()
 
     async def close(self) -> None:
         """Kill and reap the worker."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        await self._host.close()
 
     async def __aenter__(self) -> AsyncSimulator:
         await self.start()
@@ -262,7 +176,7 @@ class AsyncSimulator:
                 status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
             )
         try:
-            response = await self._invoke(request)
+            response = await self._host.invoke(request)
         except AppFailure as exc:
             # the gateway's status and code (yima_sdk.errors.gateway_answer); the detail stays for the developer
             status, code, title = gateway_answer(exc.code)
@@ -352,7 +266,7 @@ class AsyncSimulator:
             ),
         )
         try:
-            value = await self._invoke(event)
+            value = await self._host.invoke(event)
         except AppFailure as exc:
             raise error_for_code(exc.code, exc.message) from None
         return scan_lines(value)
@@ -383,7 +297,7 @@ class AsyncSimulator:
             scheduled_at=dt.datetime.fromtimestamp(job.due, dt.UTC),
         )
         try:
-            await self._invoke(event)
+            await self._host.invoke(event)
         except AppFailure as exc:
             retry = self.platform.job_ran(job, ok=False)
             record = {"level": "warning", "event": "job failed", "source": "platform", "job": job.name}
@@ -402,105 +316,3 @@ class AsyncSimulator:
             )  # fmt: skip
         self.platform.job_ran(job, ok=True)
         return JobRun(name=job.name, job_id=event.job_id, attempt=event.attempt, at=now, ok=True)
-
-    async def _invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
-        async with self._lock:  # one call at a time per worker, as in the sandbox
-            await self.start()
-            worker = self._worker
-            assert worker is not None and worker.protocol is not None
-            self._call_ids += 1
-            call_id = self._call_ids
-            self._current = CallInfo(
-                app_id=self.manifest.id,
-                version=self.manifest.version,
-                call_id=call_id,
-                user_id=request.user_id,
-            )
-            answer: asyncio.Future[Result | Failure] = asyncio.get_running_loop().create_future()
-            worker.answer = answer
-            timeout = self.manifest.limits.timeout_ms / 1000
-            try:
-                worker.protocol.send(Call(id=call_id, request=request))
-                reply = await asyncio.wait_for(asyncio.shield(answer), timeout)
-            except TimeoutError:
-                worker.answer = None
-                worker.kill()
-                self._worker = None
-                raise AppFailure(
-                    f"call overran its {timeout * 1000:.0f} ms deadline (miniapp.toml limits.timeout_ms); "
-                    "worker replaced",
-                    code=_DEADLINE,
-                ) from None
-            finally:
-                worker.answer = None
-                self._current = None
-        if isinstance(reply, Failure):
-            raise AppFailure(reply.message, code=reply.code)
-        return reply.response if isinstance(request, Request) else reply.value
-
-    # ---- bridge -------------------------------------------------------------------------------------
-
-    def _on_message(self, worker: _Worker, message: Any) -> None:
-        match message:
-            case Ready():
-                self.layers = message.layers
-                self.startup_ms = message.startup_ms
-                if not worker.ready.done():
-                    worker.ready.set_result(None)
-            case StartFailed():
-                self.layers = message.layers
-                worker.fail(AppFailure(message.message, code=message.code))
-            case Result() | Failure():
-                answer = worker.answer
-                if answer is not None and not answer.done() and self._current is not None:
-                    if message.id == self._current.call_id:
-                        answer.set_result(message)
-            case CapabilityRequest():
-                task = asyncio.get_running_loop().create_task(self._serve_capability(worker, message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            case _:
-                self._lose(worker, f"worker broke the bridge protocol ({type(message).__name__})")
-
-    def _lose(self, worker: _Worker, why: str) -> None:
-        """A worker is gone or broken: reap it; the next call starts a fresh one."""
-        if self._worker is worker:
-            self._worker = None
-        worker.kill()
-        worker.fail(AppFailure(why, code="sandbox.worker_crashed"))
-
-    async def _serve_capability(self, worker: _Worker, request: CapabilityRequest) -> None:
-        call = self._current
-        try:
-            if call is None or request.call_id != call.call_id:
-                raise CapabilityDenied("capability requested outside the call it belongs to")
-            if request.capability not in self.manifest.capabilities:
-                raise CapabilityDenied(f"capability {request.capability!r} is not declared in miniapp.toml")
-            if request.capability == "log":
-                level = request.operation if request.operation in _LOG_LEVELS else "info"
-                event = str(request.args[0]) if request.args else ""
-                self.logs.append(
-                    {"level": level, "event": event, "call_id": request.call_id, **request.kwargs}
-                )
-                value = None
-            else:
-                value = await self.platform.handle(
-                    call, request.capability, request.operation, request.args, request.kwargs
-                )
-            reply = CapabilityReply(id=request.id, ok=True, value=value)
-        except YimaError as exc:
-            reply = CapabilityReply(id=request.id, ok=False, code=exc.code, message=exc.message)
-        except Exception as exc:  # a simulator bug: show it, answer like the platform would
-            print(
-                f"yima-sdk simulator: {request.capability}.{request.operation} failed: {exc!r}",
-                file=sys.stderr,
-            )
-            reply = CapabilityReply(
-                id=request.id, ok=False, code="capability.failed", message="the capability failed; try again"
-            )
-        if worker.protocol is None or worker is not self._worker:
-            return
-        try:
-            worker.protocol.send(reply)
-        except (FrameError, ConnectionError):
-            pass

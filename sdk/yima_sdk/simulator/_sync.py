@@ -147,8 +147,7 @@ class Simulator:
 
     @property
     def worker_pid(self) -> int | None:
-        worker = self._async._worker
-        return None if worker is None else worker.proc.pid
+        return self._async.worker_pid
 
     # ---- calls ----------------------------------------------------------------------------------------
 
