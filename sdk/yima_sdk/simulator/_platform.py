@@ -1,6 +1,7 @@
 """The simulated platform: an in-memory capability provider serving every operation of the capability contract
 (`yima_sdk.contract`) with production's rules and formats, fixture residents, and the switches a developer flips
-to see the unhappy paths."""
+to see the unhappy paths. Capabilities with state of their own are served by their modules (`_storage`, `_db`,
+`_payments`, `_jobs`, `_documents`, `_credentials`); `handle` dispatches every operation."""
 
 from __future__ import annotations
 
@@ -9,28 +10,28 @@ import datetime as dt
 import hashlib
 import itertools
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
 from yima_sdk import contract as c
 from yima_sdk._staff import route_role, unit_kind
-from yima_sdk.cron import parse_cron
 from yima_sdk.errors import (
     CapabilityDenied,
     ConsentDenied,
-    CounterOutOfRange,
     InvalidArgument,
     QuotaExceeded,
-    VersionConflict,
 )
-from yima_sdk.fares import FareError, FareSchedule, FareTable, settlement_fare
-from yima_sdk.manifest import RESIDENCE_SCOPE, Manifest
+from yima_sdk.manifest import Manifest
 from yima_sdk.simulator._credentials import DevCredentials
 from yima_sdk.simulator._db import SimulatedDb
+from yima_sdk.simulator._documents import SimulatedTerminals
+from yima_sdk.simulator._fixtures import FIXTURE_USERS, FixtureUser
+from yima_sdk.simulator._jobs import SimJob, SimulatedJobs
+from yima_sdk.simulator._payments import SimulatedPayments
+from yima_sdk.simulator._storage import AppSpace, SimulatedStorage
 
 __all__ = ["FIXTURE_USERS", "CallInfo", "FixtureUser", "SimJob", "SimulatedPlatform", "Switches"]
 
@@ -38,7 +39,6 @@ NOTIFY_PER_DAY = 20
 """Messages per resident per app per day, as production."""
 JOBS_PENDING = 1000
 """Pending one-shot jobs per app, as production's default."""
-_json = msgspec.json.Encoder()
 
 
 class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,40 +48,6 @@ class CallInfo(msgspec.Struct, frozen=True, kw_only=True):
     version: str
     call_id: int
     user_id: str | None = None
-
-
-@dataclass(frozen=True)
-class FixtureUser:
-    """A made-up resident (no real personal data) with the values of every scope and a one-card balance."""
-
-    name: str
-    birth_date: str
-    real_name_masked: str
-    phone_masked: str
-    health_color: Literal["green", "yellow", "red"]
-    balance_fen: int = 10_000
-    registered_county: str = "341822"
-    """Where the real-name identity is registered (Guangde unless said): only `registered_in:<code>` tells it,
-    as true or false."""
-
-    def scope(self, scope: str) -> str:
-        if scope.startswith(RESIDENCE_SCOPE):
-            return "true" if scope.removeprefix(RESIDENCE_SCOPE) == self.registered_county else "false"
-        return str(getattr(self, scope))
-
-
-FIXTURE_USERS: dict[str, FixtureUser] = {
-    user.name: user
-    for user in (
-        FixtureUser("alice", "1990-05-14", "李*", "139****0001", "green"),
-        FixtureUser("grandpa", "1948-02-01", "王*", "138****0002", "green", balance_fen=5_000),
-        FixtureUser(
-            "carol", "2001-11-30", "陈*", "137****0003", "yellow", balance_fen=0, registered_county="320481"
-        ),
-    )
-}
-"""`alice` (adult, green), `grandpa` (born 1948: concessions), `carol` (yellow code, empty one-card, registered
-in Liyang 320481; the others in Guangde 341822)."""
 
 
 @dataclass
@@ -101,38 +67,6 @@ class Switches:
     `pending_confirmation` until `confirm_payment(id)`; `auto`: confirmed at once; `decline`: declined at once."""
 
 
-@dataclass
-class SimJob:
-    """A one-shot job (`ctx.jobs.schedule`) or a declared schedule (`[jobs]`, `schedule` set), as production
-    keeps it: due at `due`, tried next at `run_at` (later after a failure), `attempt` runs so far."""
-
-    id: str
-    name: str
-    due: float
-    run_at: float
-    data: dict[str, Any] = field(default_factory=dict)
-    schedule: str | None = None
-    attempt: int = 0
-    status: Literal["pending", "done", "failed", "cancelled"] = "pending"
-
-    @property
-    def job_id(self) -> str:
-        """What the handler sees: the job's id, and for a schedule the Unix time of this firing."""
-        return self.id if self.schedule is None else f"{self.id}.{int(self.due)}"
-
-
-@dataclass
-class _Doc:
-    value: Any
-    version: int
-
-
-@dataclass
-class _AppSpace:
-    docs: dict[str, _Doc] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-
-
 class SimulatedPlatform:
     """In-memory capability provider: `await handle(call, capability, operation, args, kwargs)`."""
 
@@ -150,7 +84,9 @@ class SimulatedPlatform:
         self.users = dict(users or FIXTURE_USERS)
         self.storage_quota = storage_quota
         self.clock = clock
-        self.space = _AppSpace()
+        self.space = AppSpace()
+        """The `storage` capability's documents and counters."""
+        self.storage = SimulatedStorage(self)
         self.inbox: list[dict[str, Any]] = []
         self.payments: dict[str, dict[str, Any]] = {}
         self.credentials = DevCredentials(manifest.id, lambda: self.clock())
@@ -159,8 +95,6 @@ class SimulatedPlatform:
         """Fixture residents who called the app; only they are named to it by a code they show."""
         self.refused: set[tuple[str, str]] = set()
         """(resident name, scope) pairs the resident refused; every other declared scope is granted."""
-        self._idempotency: dict[tuple[str, str], str] = {}
-        self._refunds: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._by_app_id = {self.user_id(name): name for name in self.users}
         self.balances = {name: user.balance_fen for name, user in self.users.items()}
@@ -171,12 +105,9 @@ class SimulatedPlatform:
         """Declared schedules and one-shot jobs by id; `AsyncSimulator.advance` runs those that fall due."""
         self.jobs_quota = JOBS_PENDING
         """Pending one-shot jobs the app may have, as production's per-app cap."""
-        self._job_keys: dict[str, str] = {}
-        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-        for name, expression in manifest.jobs.items():
-            due = parse_cron(expression).next_after(now).timestamp()
-            job = SimJob(id=f"job_{next(self._ids)}", name=name, due=due, run_at=due, schedule=expression)
-            self.jobs[job.id] = job
+        self.job_ops = SimulatedJobs(self)
+        self.payment_ops = SimulatedPayments(self)
+        self.terminals = SimulatedTerminals(self)
         self.documents: dict[tuple[str, int], tuple[int, bytes, bytes]] = {}
         """Terminal documents (`ctx.terminals.publish`): (name, version) -> (effective_from, content, envelope)."""
         self.documents_quota = c.MAX_DOCUMENT_VERSIONS
@@ -186,6 +117,10 @@ class SimulatedPlatform:
         self.share_refused: set[tuple[str, str]] = set()
         """(resident name, issuing app) shares the resident refused; other apps' passes from `pass_from` are
         honoured otherwise (the simulator grants what is declared, as it does scopes)."""
+
+    def next_id(self) -> int:
+        """The next number of the app's ids (jobs, messages, payments), shared as production's sequence is."""
+        return next(self._ids)
 
     # ---- fixture residents --------------------------------------------------------------------------
 
@@ -304,28 +239,11 @@ class SimulatedPlatform:
 
     def confirm_payment(self, payment_id: str, *, accept: bool = True) -> dict[str, Any]:
         """The simulated resident answers the confirmation sheet of a pending payment."""
-        payment = self.payments[payment_id]
-        if payment["status"] == "pending_confirmation":
-            if accept:
-                self._settle(payment)
-            else:
-                payment["status"] = "declined"
-        return dict(payment)
+        return self.payment_ops.confirm(payment_id, accept=accept)
 
     def settled_ride(self, name: str, amount_fen: int) -> str:
         """Fixture resident `name`'s card pays an offline ride as settlement charges it; its refundable id."""
-        self.balances[name] -= amount_fen
-        payment_id = f"ride_{uuid.uuid4()}"
-        payment: dict[str, Any] = {
-            "id": payment_id,
-            "status": "succeeded",
-            "amount_fen": amount_fen,
-            "reason": "offline ride",
-            "idempotency_key": "",
-            "user_id": self.user_id(name),
-        }
-        self.payments[payment_id] = payment
-        return payment_id
+        return self.payment_ops.settled_ride(name, amount_fen)
 
     def balance(self, name: str) -> int:
         """Fixture resident `name`'s one-card balance now, in fen."""
@@ -338,24 +256,16 @@ class SimulatedPlatform:
     ) -> Any:
         op = c.decode_operation(capability, operation, args, kwargs)
         match op:
-            case c.StorageGet():
-                doc = self.space.docs.get(op.key)
-                return None if doc is None else doc.value
-            case c.StorageGetDocument():
-                doc = self.space.docs.get(op.key)
-                return None if doc is None else c.Document(key=op.key, value=doc.value, version=doc.version)
-            case c.StoragePut():
-                return self._put(op)
-            case c.StorageDelete():
-                doc = self.space.docs.get(op.key)
-                _check_version(op.key, doc, op.expected_version)
-                return self.space.docs.pop(op.key, None) is not None
-            case c.StorageList():
-                return self._list(op)
-            case c.StorageCounterAdd():
-                return self._counter_add(op)
-            case c.StorageCounterGet():
-                return self.space.counters.get(op.name, 0)
+            case (
+                c.StorageGet()
+                | c.StorageGetDocument()
+                | c.StoragePut()
+                | c.StorageDelete()
+                | c.StorageList()
+                | c.StorageCounterAdd()
+                | c.StorageCounterGet()
+            ):
+                return self.storage.handle(op)
             case c.UserId():
                 return call.user_id
             case c.UserScope():
@@ -365,14 +275,11 @@ class SimulatedPlatform:
             case c.NotifySend():
                 return self._notify(call, op)
             case c.PaymentsCharge():
-                return self._charge(call, op)
+                return self.payment_ops.charge(call, op)
             case c.PaymentsStatus():
-                payment = self.payments.get(op.payment_id)
-                if payment is None:
-                    raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
-                return _payment(payment)
+                return self.payment_ops.status(op)
             case c.PaymentsRefund():
-                return self._refund(op)
+                return self.payment_ops.refund(op)
             case c.CredentialsVerify():
                 return self.credentials.verify(
                     op.payload, self._user_of_app, self._shows_colour, self._share_consented
@@ -394,154 +301,39 @@ class SimulatedPlatform:
             ):
                 return self.db.handle(op)
             case c.JobsSchedule():
-                return self._schedule(op)
+                return self.job_ops.schedule(op)
             case c.JobsCancel():
-                job = self.jobs.get(op.job_id)
-                if job is None or job.schedule is not None or job.status != "pending":
-                    return False
-                job.status = "cancelled"
-                return True
+                return self.job_ops.cancel(op)
             case c.TerminalsPublish():
-                return self._publish(op)
+                return self.terminals.publish(op)
             case c.TerminalsPublished():
-                return self._published(op.name)
+                return self.terminals.published(op.name)
         raise CapabilityDenied(f"{c.operation_name(op)} is not served by the simulator")
 
-    # storage
-
-    def _put(self, op: c.StoragePut) -> int:
-        try:
-            encoded = _json.encode(op.value)
-        except (TypeError, msgspec.EncodeError):
-            raise InvalidArgument(
-                "storage values must be JSON-able (dicts, lists, strings, numbers)"
-            ) from None
-        if len(encoded) > c.MAX_VALUE_BYTES:
-            raise InvalidArgument(f"value of {len(encoded)} bytes is over the {c.MAX_VALUE_BYTES}-byte limit")
-        doc = self.space.docs.get(op.key)
-        _check_version(op.key, doc, op.expected_version)
-        if self.switches.quota_exceeded or (doc is None and self._keys_full()):
-            raise QuotaExceeded("the app's storage quota is used up")
-        version = 1 if doc is None else doc.version + 1
-        self.space.docs[op.key] = _Doc(msgspec.json.decode(encoded), version)  # stored as JSON, as production
-        return version
-
-    def _list(self, op: c.StorageList) -> c.Page:
-        after = op.cursor or ""
-        keys = sorted(k for k in self.space.docs if k.startswith(op.prefix) and k > after)
-        page = keys[: op.limit]
-        items = [
-            c.Document(key=k, value=self.space.docs[k].value, version=self.space.docs[k].version)
-            for k in page
-        ]
-        return c.Page(items=items, cursor=page[-1] if len(keys) > op.limit else None)
-
-    def _keys_full(self) -> bool:
-        # documents and counters share the key quota, as in production
-        return len(self.space.docs) + len(self.space.counters) + len(self.db.records) >= self.storage_quota
-
-    def _counter_add(self, op: c.StorageCounterAdd) -> int:
-        if op.name not in self.space.counters:
-            # a counter is a key from its creation, even when this first add is then out of range
-            if self.switches.quota_exceeded or self._keys_full():
-                raise QuotaExceeded("the app's storage quota is used up")
-            self.space.counters[op.name] = 0
-        value = self.space.counters[op.name] + op.delta
-        if (op.min is not None and value < op.min) or (op.max is not None and value > op.max):
-            raise CounterOutOfRange(f"counter {op.name!r} would leave [{op.min}, {op.max}]; it is unchanged")
-        self.space.counters[op.name] = value
-        return value
-
-    # terminal documents
-
-    def _publish(self, op: c.TerminalsPublish) -> c.DocumentVersion:
-        content = c.check_document(op)
-        reply = c.DocumentVersion(name=op.name, version=op.version, effective_from=op.effective_from)
-        held = self.documents.get((op.name, op.version))
-        if held is not None:
-            if held[:2] != (op.effective_from, content):
-                raise VersionConflict(f"{op.name} version {op.version} is published with other content")
-            return reply
-        if sum(1 for name, _ in self.documents if name == op.name) >= self.documents_quota:
-            raise QuotaExceeded(f"at most {self.documents_quota} versions of {op.name} may be published")
-        envelope = self.credentials.sign_document(op.name, op.version, op.effective_from, content)
-        self.documents[(op.name, op.version)] = (op.effective_from, content, envelope)
-        return reply
-
-    def _published(self, name: str) -> list[c.DocumentVersion]:
-        found = [
-            c.DocumentVersion(name=n, version=v, effective_from=held[0])
-            for (n, v), held in self.documents.items()
-            if n == name
-        ]
-        return sorted(found, key=lambda d: (d.effective_from, d.version))
+    # terminal documents and jobs, as production settles and runs them
 
     def settle_ride(self, unit: str | None, at: dt.datetime, amount_fen: int) -> int | None:
-        """What production's settlement charges for an offline ride code the terminal priced at `amount_fen`:
-        re-priced by the published `fares` version in force at `at` for the line of a `line:<id>` unit, else
-        the terminal's amount (no fares published, a terminal without a line); None (nothing charged) when the
-        published tables cannot price it."""
-        tables = [
-            FareTable.from_json(held[1]) for (n, _), held in self.documents.items() if n == c.FARES_DOCUMENT
-        ]
-        if not tables or unit is None or not unit.startswith("line:"):
-            return amount_fen
-        try:
-            return settlement_fare(FareSchedule(tables), unit.removeprefix("line:"), at)
-        except FareError:
-            return None  # production refuses to charge a ride its tables cannot price
+        """What production's settlement charges for an offline ride code the terminal priced at `amount_fen`
+        (see SimulatedTerminals.settle_ride)."""
+        return self.terminals.settle_ride(unit, at, amount_fen)
 
     def terminal_documents(self) -> bytes:
-        """What `GET /v1/terminal/documents` answers a terminal of this app's scenes: every published version,
-        signed by the simulator's root (`credentials.root_public_keys`), for `Terminal.load_documents`."""
-        return b'{"documents":[' + b",".join(held[2] for held in self.documents.values()) + b"]}"
-
-    # jobs
-
-    def _schedule(self, op: c.JobsSchedule) -> str:
-        due, encoded = c.check_job(op, self.clock())
-        if op.key is not None and op.key in self._job_keys:
-            return self._job_keys[op.key]
-        pending = sum(1 for j in self.jobs.values() if j.schedule is None and j.status == "pending")
-        if pending >= self.jobs_quota:
-            raise QuotaExceeded(f"at most {self.jobs_quota} one-shot jobs may be pending per app")
-        job = SimJob(
-            id=f"job_{next(self._ids)}",
-            name=op.name,
-            due=due,
-            run_at=due,
-            data=msgspec.json.decode(encoded),  # stored as JSON, as production
-        )
-        self.jobs[job.id] = job
-        if op.key is not None:
-            self._job_keys[op.key] = job.id
-        return job.id
+        """What `GET /v1/terminal/documents` answers a terminal of this app's scenes (see
+        SimulatedTerminals.terminal_documents)."""
+        return self.terminals.terminal_documents()
 
     def schedule_job(self, name: str, data: dict[str, Any] | None = None, *, key: str | None = None) -> str:
         """A one-shot job due now, scheduled from outside the app, as `yima dev` schedules a local app's
         `seed` job; `advance()` runs it. The job id."""
-        return self._schedule(c.JobsSchedule(name=name, delay_s=0, data=data or {}, key=key))
+        return self.job_ops.schedule(c.JobsSchedule(name=name, delay_s=0, data=data or {}, key=key))
 
     def next_job(self, until: float) -> SimJob | None:
         """The pending job to run first among those due by `until`, if any."""
-        due = [j for j in self.jobs.values() if j.status == "pending" and j.run_at <= until]
-        return min(due, key=lambda j: (j.run_at, j.id), default=None)
+        return self.job_ops.next_job(until)
 
     def job_ran(self, job: SimJob, ok: bool) -> float | None:
-        """Record a run of `job` (its attempt already counted): done, or due again after a pause (its
-        delay is returned), or given up after the last attempt. A schedule moves on to its next firing."""
-        now = self.clock()
-        if not ok and job.attempt < c.JOB_ATTEMPTS:
-            delay = c.job_retry_delay(job.attempt)
-            job.run_at = now + delay
-            return delay
-        if job.schedule is None:
-            job.status = "done" if ok else "failed"
-            return None
-        after = dt.datetime.fromtimestamp(max(job.due, now), dt.UTC)
-        job.due = job.run_at = parse_cron(job.schedule).next_after(after).timestamp()
-        job.attempt = 0
-        return None
+        """Record a run of `job` (see SimulatedJobs.job_ran); the delay before it runs again, if it does."""
+        return self.job_ops.job_ran(job, ok)
 
     # user
 
@@ -568,94 +360,13 @@ class SimulatedPlatform:
         recent = [m for m in self.inbox if m["user_id"] == target and m["at"] > now - 86400]
         if len(recent) >= NOTIFY_PER_DAY:
             raise QuotaExceeded(f"at most {NOTIFY_PER_DAY} messages per resident per day from one app")
-        message_id = f"msg_{next(self._ids)}"
+        message_id = f"msg_{self.next_id()}"
         self.inbox.append(
             {"id": message_id, "user_id": target, "title": op.title, "body": op.body, "at": now}
         )
         return message_id
 
-    # payments
-
-    def _charge(self, call: CallInfo, op: c.PaymentsCharge) -> c.Payment:
-        if call.user_id is None:
-            raise ConsentDenied("an anonymous caller cannot be charged")
-        self._reachable(call.user_id)
-        known = self._idempotency.get((str(call.user_id), op.idempotency_key))
-        if known is not None:
-            payment = self.payments[known]
-            if payment["amount_fen"] != op.amount_fen:
-                raise InvalidArgument(f"idempotency_key {op.idempotency_key!r} was used for another amount")
-            return _payment(payment)
-        payment = {
-            "id": f"pay_{next(self._ids)}",
-            "status": "pending_confirmation",
-            "amount_fen": op.amount_fen,
-            "reason": op.reason,
-            "idempotency_key": op.idempotency_key,
-            "user_id": call.user_id,
-        }
-        self.payments[payment["id"]] = payment
-        self._idempotency[(str(call.user_id), op.idempotency_key)] = payment["id"]
-        if self.switches.payment_confirmation != "manual":
-            self.confirm_payment(payment["id"], accept=self.switches.payment_confirmation == "auto")
-        return _payment(payment)
-
-    def _refund(self, op: c.PaymentsRefund) -> c.Refund:
-        payment = self.payments.get(op.payment_id)
-        if payment is None:
-            raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
-        known = self._refunds.get((op.payment_id, op.idempotency_key))
-        if known is not None:
-            if (known["amount_fen"], known["reason"]) != (op.amount_fen, op.reason):
-                raise InvalidArgument(f"idempotency_key {op.idempotency_key!r} was used for another refund")
-            return c.Refund(
-                payment_id=op.payment_id, amount_fen=known["amount_fen"], refunded_fen=known["refunded_fen"]
-            )
-        if payment["status"] != "succeeded":
-            raise InvalidArgument(f"payment {op.payment_id!r} is {payment['status']}: nothing to refund")
-        refunded = payment.get("refunded_fen", 0) + op.amount_fen
-        if refunded > payment["amount_fen"]:
-            raise InvalidArgument("refunds may not exceed what the payment charged")
-        payment["refunded_fen"] = refunded
-        resident = self.resident(payment["user_id"])
-        assert resident is not None
-        self.balances[resident.name] += op.amount_fen
-        self._refunds[(op.payment_id, op.idempotency_key)] = {
-            "amount_fen": op.amount_fen,
-            "reason": op.reason,
-            "refunded_fen": refunded,
-        }
-        return c.Refund(payment_id=op.payment_id, amount_fen=op.amount_fen, refunded_fen=refunded)
-
-    def _settle(self, payment: dict[str, Any]) -> None:
-        resident = self.resident(payment["user_id"])
-        assert resident is not None
-        balance = self.balances[resident.name]
-        if self.switches.payment_failure or balance < payment["amount_fen"]:
-            payment["status"] = "failed"
-            return
-        self.balances[resident.name] = balance - payment["amount_fen"]
-        payment["status"] = "succeeded"
-
 
 def _app_user_id(app_id: str, name: str) -> str:
     digest = hashlib.sha256(f"{app_id}\0{name}".encode()).digest()[:16]
     return "u_" + base64.b32encode(digest).decode().rstrip("=").lower()
-
-
-def _payment(payment: dict[str, Any]) -> c.Payment:
-    return c.Payment(
-        id=payment["id"],
-        status=payment["status"],
-        amount_fen=payment["amount_fen"],
-        reason=payment["reason"],
-        idempotency_key=payment["idempotency_key"],
-    )
-
-
-def _check_version(key: str, doc: _Doc | None, expected: int | None) -> None:
-    if expected is None:
-        return
-    current = 0 if doc is None else doc.version
-    if current != expected:
-        raise VersionConflict(f"{key!r} is at version {current}, not {expected}")
