@@ -1,0 +1,197 @@
+"""Boarding: the bus terminal scans the rider's code; the ride is priced by the fare engine (concession,
+transfer, caps, in ride-time order) and charged once, or an offline ride's difference given back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from common import PARTNERS, app, month_rides, schedule, yuan
+from yima_sdk import ConsentDenied, Context, ScanEvent, VersionConflict
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.fares import Eligibility, FareError, PricedRide, Ride, Rider, price_rides
+
+CATEGORY_NAMES = {
+    "senior_60": "60-69岁半价 aged 60-69",
+    "senior_70": "70岁以上免费 aged 70+",
+    "student": "学生半价 student",
+    "disability": "残疾人免费 disability card",
+    "veteran": "优抚对象免费 veteran",
+}
+
+
+async def rider_of(ctx: Context, user_id: str) -> Rider:
+    """The rider's concession facts: a consented birth date, and the eligibility staff granted."""
+    try:
+        born: dt.date | None = dt.date.fromisoformat(await ctx.user.scope("birth_date"))
+    except ConsentDenied:
+        born = None
+    grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
+    return Rider(
+        birth_date=born,
+        eligibilities=tuple(
+            Eligibility(
+                category=g.value["category"], expires_at=dt.datetime.fromisoformat(g.value["expires_at"])
+            )
+            for g in grants.items
+        ),
+    )
+
+
+def ride_of(value: dict[str, Any]) -> Ride:
+    return Ride(ride_id=value["id"], at=dt.datetime.fromisoformat(value["at"]), line=value["line"])
+
+
+@app.on_scan("bus")
+async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
+    unit = event.data.unit or ""
+    if not unit.startswith("line:"):
+        return {"lines": ["终端未绑定线路 This terminal serves no line"]}
+    issuer = event.data.issuer
+    if event.user_id is None and issuer is not None and issuer in PARTNERS:
+        return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
+    if event.user_id is None:
+        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
+    ride_id = event.data.scan_id
+    existing = await ctx.db.get("rides", ride_id)
+    if existing is not None:  # the scan delivered again: the same ride, charged once
+        value = {"id": ride_id, **existing.value}
+        if value["fare_fen"] and value["mode"] == "online" and not value.get("payment_id"):
+            await charge(ctx, ride_id, value, existing.version)
+        elif value["mode"] == "offline":
+            await give_back(ctx, ride_id, value, existing.version, event.data.payment_id)
+        return {"lines": ride_lines(value)}
+    at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+    ride = Ride(ride_id=ride_id, at=at, line=unit.removeprefix("line:"))
+    month = at.strftime("%Y-%m")
+    known = await month_rides(ctx, event.user_id, month)
+    try:
+        fares, rider = await schedule(ctx), await rider_of(ctx, event.user_id)
+        priced = price_rides(fares, rider, [*map(ride_of, known), ride])
+        without = price_rides(fares, rider, list(map(ride_of, known))) if event.data.mode == "offline" else []
+    except FareError as exc:
+        await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
+        return {"lines": ["票价未配置 No fare for this line"]}
+    (mine,) = (p for p in priced if p.ride_id == ride_id)
+    fare = mine.fare_fen
+    if event.data.mode == "offline":
+        # What the ride adds to the month priced in ride-time order: its own price when it came in order, and,
+        # uploaded after the rider's later rides were charged, also what those rides now cost more or less
+        # with it before them (the transfer or cap they missed without it), so the month costs what it would
+        # have online. Never below nothing, never above what settlement charged (nothing is asked for later).
+        added = sum(p.fare_fen for p in priced) - sum(p.fare_fen for p in without)
+        settled = event.data.settled_fen if event.data.settled_fen is not None else added
+        fare = max(0, min(added, settled))
+    value = ride_value(event.user_id, mine, event, month, fare)
+    try:
+        record = await ctx.db.insert("rides", value, id=ride_id)
+    except VersionConflict:  # the same scan on another worker a moment ago
+        record = await ctx.db.get("rides", ride_id)
+        assert record is not None
+        return {"lines": ride_lines({"id": ride_id, **record.value})}
+    if value["fare_fen"] and event.data.mode == "online":
+        value = await charge(ctx, ride_id, value, record.version)
+    elif event.data.mode == "offline":
+        await give_back(ctx, ride_id, value, record.version, event.data.payment_id)
+    return {"lines": ride_lines(value)}
+
+
+async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -> dict[str, Any]:
+    """A partner county's code (一卡通行): the rider is not known here, so the full fare of the table, without
+    concessions, transfers or caps; not charged here: the partner county owes it (the daily clearing report)."""
+    ride_id = event.data.scan_id
+    existing = await ctx.db.get("rides", ride_id)
+    if existing is None:
+        at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+        try:
+            (priced,) = price_rides(await schedule(ctx), Rider(), [Ride(ride_id=ride_id, at=at, line=line)])
+        except FareError as exc:
+            await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
+            return {"lines": ["票价未配置 No fare for this line"]}
+        value = ride_value(None, priced, event, at.strftime("%Y-%m"))
+        try:
+            await ctx.db.insert("rides", value, id=ride_id)
+        except VersionConflict:
+            pass  # the same scan recorded by another delivery a moment ago
+    else:
+        value = existing.value
+    return {"lines": [*ride_lines(value), f"一卡通行 {PARTNERS[issuer]}"]}
+
+
+def ride_value(
+    user_id: str | None, p: PricedRide, event: ScanEvent, month: str, fare_fen: int | None = None
+) -> dict[str, Any]:
+    """The ride as recorded; `fare_fen`, when given, is what it added to the month in ride-time order (an offline
+    ride uploaded late: `reordered_off_fen` is its own price less that, negative when it cost a later ride its
+    transfer)."""
+    fare = p.fare_fen if fare_fen is None else fare_fen
+    local = p.at.astimezone(COUNTY_TIME)
+    return {
+        "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
+        "line": p.line, "terminal": event.terminal_id, "mode": event.data.mode,
+        "credential_type": event.data.credential_type, "issuer": event.data.issuer,
+        "table_version": p.table_version,
+        "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,
+        "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
+        "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen,
+        "reordered_off_fen": p.fare_fen - fare, "fare_fen": fare,
+        "payment_id": None, "payment_status": None, "refunded_fen": 0,
+        # An offline ride was paid by the platform's settlement (re-priced from the published table), not by this
+        # app; what the terminal priced is kept beside it (a platform older than `settled_fen` charged that).
+        "terminal_fen": event.data.amount_fen if event.data.mode == "offline" else None,
+        "settled_fen": (
+            (event.data.settled_fen if event.data.settled_fen is not None else event.data.amount_fen)
+            if event.data.mode == "offline" else None
+        ),
+        "returned_fen": 0,
+    }  # fmt: skip
+
+
+async def give_back(
+    ctx: Context, ride_id: str, value: dict[str, Any], version: int, payment_id: str | None
+) -> None:
+    """An offline ride: settlement charged the table's price (the rider unknown to the terminal); the rider's
+    own price (concession, transfer, cap) is `fare_fen`. Give the difference back, once: the key is the ride,
+    the platform refuses more than settlement charged. Never asks for more: a ride priced above what settlement
+    took (it cannot happen with the same table) keeps what was taken."""
+    owed = (value.get("settled_fen") or 0) - value["fare_fen"] - value.get("returned_fen", 0)
+    if owed <= 0 or payment_id is None:
+        return
+    done = await ctx.payments.refund(
+        payment_id, owed, f"乘车优惠 {value['line']}路 {value['at'][:16]}", idempotency_key=f"ride:{ride_id}"
+    )
+    stored = {k: v for k, v in value.items() if k != "id"}
+    stored["returned_fen"] = stored.get("returned_fen", 0) + done.amount_fen
+    try:
+        await ctx.db.update("rides", ride_id, stored, expected_version=version)
+    except VersionConflict:
+        pass  # recorded by the other delivery of this ride, with the same refund (same key)
+
+
+async def charge(ctx: Context, ride_id: str, value: dict[str, Any], version: int) -> dict[str, Any]:
+    """Charge the ride's fare to the rider's one-card, once: the key is the ride (the scan)."""
+    payment = await ctx.payments.charge(
+        value["fare_fen"], f"公交 {value['line']}路 {value['at'][:16]}", idempotency_key=f"ride:{ride_id}"
+    )
+    value = {**value, "payment_id": payment.id, "payment_status": payment.status}
+    stored = {k: v for k, v in value.items() if k != "id"}
+    try:
+        await ctx.db.update("rides", ride_id, stored, expected_version=version)
+    except VersionConflict:
+        pass  # recorded by the other delivery of this scan, with the same payment (same key)
+    return value
+
+
+def ride_lines(value: dict[str, Any]) -> list[str]:
+    lines = [f"{value['line']}路 ¥{yuan(value['fare_fen'])}"]
+    if value["concession"]:
+        lines.append(CATEGORY_NAMES.get(value["concession"], value["concession"]))
+    if value["transfer"]:
+        lines.append(f"换乘优惠 transfer -¥{yuan(value['transfer_off_fen'])}")
+    if value["cap_off_fen"]:
+        lines.append("已达封顶 fare cap reached")
+    reordered = value.get("reordered_off_fen", 0)
+    if reordered:
+        sign = "-" if reordered > 0 else "+"
+        lines.append(f"按乘车时间重算 in ride order {sign}¥{yuan(abs(reordered))}")
+    return lines

@@ -1,0 +1,141 @@
+"""Staff: fare table versions (published to the terminals), concession grants, disputed fares refunded or
+rejected; and the demo fare table for `yima dev`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import seed
+from common import app, problem, schedule, yuan
+from yima_sdk import Context, JobEvent, Request, Response, VersionConflict
+from yima_sdk.fares import FareError, FareTable
+
+
+class Grant(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: str
+    category: str
+    expires_at: dt.datetime
+
+
+class Decision(msgspec.Struct, forbid_unknown_fields=True):
+    note: str = ""
+    amount_fen: int | None = None
+    """Refund this much (None: the whole fare paid)."""
+
+
+@app.put("/fares/tables/{version}")
+async def put_table(ctx: Context, request: Request) -> Response:
+    try:
+        table = FareTable.from_json(request.body)
+    except FareError as exc:
+        return problem(400, "bus.bad_fare_table", str(exc))
+    if str(table.version) != request.path_params["version"]:
+        return problem(400, "bus.version_mismatch", "the body's version is not the path's")
+    if table.effective_from < dt.datetime.now(dt.UTC):
+        return problem(409, "bus.table_in_past", "a fare table takes effect from now on, never in the past")
+    # To the terminals first, then here: a call cut in between is retried whole (publishing the same version
+    # again is a no-op), and a version here is always one the terminals can have.
+    try:
+        await publish(ctx, table)
+        await ctx.db.insert("fare_tables", msgspec.to_builtins(table), id=f"v{table.version}")
+    except VersionConflict:
+        return problem(409, "bus.version_exists", "fare table versions are immutable: publish a new version")
+    await ctx.log.info(
+        "fare table published", version=table.version, effective_from=table.effective_from.isoformat()
+    )
+    return Response.json(
+        {"version": table.version, "effective_from": table.effective_from.isoformat()}, status=201
+    )
+
+
+async def publish(ctx: Context, table: FareTable) -> None:
+    """Publish a fare table version to the bus terminals (signed by the platform, synced with their trust list)."""
+    await ctx.terminals.publish("fares", table.version, table.effective_from, msgspec.to_builtins(table))
+
+
+@app.get("/fares/tables")
+async def tables(ctx: Context, request: Request) -> Response:
+    return Response.json({"tables": msgspec.to_builtins((await schedule(ctx)).tables)})
+
+
+@app.post("/concessions/grants")
+async def grant(ctx: Context, request: Request) -> Response:
+    body = request.json(Grant)
+    if body.category not in ("student", "disability", "veteran"):
+        return problem(400, "bus.unknown_category", "grant student, disability or veteran")
+    if body.expires_at.tzinfo is None:
+        return problem(400, "bus.expiry_needs_zone", "expires_at needs a time zone")
+    value = {"user_id": body.user_id, "category": body.category, "expires_at": body.expires_at.isoformat(),
+             "granted_by": await ctx.user.id()}  # fmt: skip
+    doc_id = f"{body.user_id}.{body.category}"
+    current = await ctx.db.get("eligibility", doc_id)
+    if current is None:
+        await ctx.db.insert("eligibility", value, id=doc_id)
+    else:
+        await ctx.db.update("eligibility", doc_id, value, expected_version=current.version)
+    await ctx.log.info("concession granted", category=body.category, expires_at=value["expires_at"])
+    return Response.json(value, status=201)
+
+
+@app.get("/fares/disputes")
+async def disputes(ctx: Context, request: Request) -> Response:
+    page = await ctx.db.find("disputes", {"status": request.query.get("status", "open")}, limit=100)
+    return Response.json({"disputes": [{"ride": r.id, **r.value} for r in page.items]})
+
+
+@app.post("/fares/disputes/{ride}/refund")
+async def refund(ctx: Context, request: Request) -> Response:
+    body = request.json(Decision)
+    ride_id = request.path_params["ride"]
+    case = await ctx.db.get("disputes", ride_id)
+    ride = await ctx.db.get("rides", ride_id)
+    if case is None or ride is None:
+        return problem(404, "bus.dispute_not_found", "no such dispute")
+    if case.value["status"] == "rejected":
+        return problem(409, "bus.dispute_closed", "this dispute was rejected")
+    paid = ride.value["fare_fen"]
+    amount = paid if body.amount_fen is None else body.amount_fen
+    if not 0 < amount <= paid or ride.value.get("payment_id") is None:
+        return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a charged ride")
+    # The key is the dispute: a retried decision refunds once (a different amount then is refused).
+    done = await ctx.payments.refund(
+        ride.value["payment_id"], amount, "票价争议退款 disputed fare", f"dispute:{ride_id}"
+    )
+    await ctx.db.update(
+        "rides", ride_id, {**ride.value, "refunded_fen": done.amount_fen}, expected_version=ride.version
+    )
+    await ctx.db.update("disputes", ride_id, {**case.value, "status": "refunded", "refunded_fen": done.amount_fen,
+                                              "note": body.note}, expected_version=case.version)  # fmt: skip
+    await ctx.notify.send(
+        "票价已退 Fare refunded", f"¥{yuan(done.amount_fen)}", user_id=ride.value["user_id"]
+    )
+    return Response.json({"ride": ride_id, "status": "refunded", "refunded_fen": done.amount_fen})
+
+
+@app.post("/fares/disputes/{ride}/reject")
+async def reject(ctx: Context, request: Request) -> Response:
+    body = request.json(Decision)
+    case = await ctx.db.get("disputes", request.path_params["ride"])
+    if case is None:
+        return problem(404, "bus.dispute_not_found", "no such dispute")
+    if case.value["status"] != "open":
+        return problem(409, "bus.dispute_closed", f"this dispute is {case.value['status']}")
+    await ctx.db.update("disputes", case.id, {**case.value, "status": "rejected", "note": body.note},
+                        expected_version=case.version)  # fmt: skip
+    return Response.json({"ride": case.id, "status": "rejected"})
+
+
+# ---- demo data for `yima dev` --------------------------------------------------------------------------
+
+
+@app.job("seed")
+async def seed_demo(ctx: Context, job: JobEvent) -> None:
+    """The demo fare table (yima dev runs it once a day; present already: nothing to do), and every version
+    published to the terminals (again: a no-op for those that are)."""
+    try:
+        await ctx.db.insert("fare_tables", seed.TABLE, id=f"v{seed.TABLE['version']}")
+    except VersionConflict:
+        pass
+    for table in (await schedule(ctx)).tables:
+        await publish(ctx, table)
