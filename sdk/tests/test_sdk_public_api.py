@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yima_sdk
 from yima_sdk import capabilities, errors
 
@@ -104,6 +105,25 @@ def test_credential_modules_stay_reachable() -> None:
     import yima_sdk.trust
 
     assert yima_sdk.codes and yima_sdk.holder and yima_sdk.terminal and yima_sdk.trust
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "yima_sdk.capabilities",
+        "yima_sdk.codes",
+        "yima_sdk.contract",
+        "yima_sdk.fares",
+        "yima_sdk.simulator",
+        "yima_sdk.terminal",
+        "yima_sdk.trust",
+    ],
+)
+def test_every_name_a_public_module_lists_is_importable(module: str) -> None:
+    # its names may live in private modules beside it; `from module import *` must still give each of them
+    script = f"from {module} import *"
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_errors_and_capability_operations_are_documented() -> None:

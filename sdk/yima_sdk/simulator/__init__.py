@@ -15,9 +15,16 @@ Landlock, seccomp, rlimits, env and fds unprivileged; none off Linux); `missing_
 """
 
 from yima_sdk._simworker import LAYERS
-from yima_sdk.simulator._host import AppFailure, AsyncSimulator, SimResponse
+from yima_sdk.simulator._host import AppFailure, AsyncSimulator, JobRun, SimResponse
 from yima_sdk.simulator._http import serve_http
-from yima_sdk.simulator._platform import FIXTURE_USERS, CallInfo, FixtureUser, SimulatedPlatform, Switches
+from yima_sdk.simulator._platform import (
+    FIXTURE_USERS,
+    CallInfo,
+    FixtureUser,
+    SimJob,
+    SimulatedPlatform,
+    Switches,
+)
 from yima_sdk.simulator._sync import Simulator
 
 __all__ = [
