@@ -66,6 +66,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Largest answer a mini-app may return through the gateway."""
     platform_scan_deadline_ms: int = 300
     """How long a scan answer waits for the bound mini-app's display lines."""
+    scan_outbox_poll_s: float = 1.0
+    """How often each process looks for uploaded scans' events still to deliver to apps (scans/outbox.py)."""
+    scan_outbox_lease_s: float = 300.0
+    """How long a process holds the events it is delivering; a process that died leaves them due after it."""
+    scan_outbox_hold_s: float = 0.0
+    """Test hook, 0 in service: uploaded scans' events are not delivered live and wait this long for the
+    deliverers (a test stops the server between an upload's commit and the app's handler)."""
     platform_queue_wait_ms: int = 15_000
     """How long a mini-app call may wait for a free sandbox worker (a burst queues); past it, 503 miniapp.busy
     with a Retry-After."""
@@ -221,6 +228,14 @@ def _check(s: Settings) -> None:
         raise SettingsError("YIMA_DEV_APPS: local app folders run only under `yima dev` (development mode)")
     if s.otp_ttl_s > 300:
         raise SettingsError("YIMA_OTP_TTL_S: an OTP may be valid at most 300 s")
+    if s.scan_outbox_hold_s and s.mode is Mode.PRODUCTION:
+        raise SettingsError("YIMA_SCAN_OUTBOX_HOLD_S: a test hook (holds scan events back), 0 in production")
+    if not (
+        0 < s.scan_outbox_poll_s <= 60 and 10 <= s.scan_outbox_lease_s <= 3600 and s.scan_outbox_hold_s >= 0
+    ):
+        raise SettingsError(
+            "YIMA_SCAN_OUTBOX_POLL_S: 0-60 s; YIMA_SCAN_OUTBOX_LEASE_S: 10-3600 s; YIMA_SCAN_OUTBOX_HOLD_S: >= 0"
+        )
 
 
 def check_can_serve(s: Settings) -> None:

@@ -33,6 +33,7 @@ MIGRATION_OWNERS = {
     "0120_jobs.sql": "platform",
     "0150_terminal_enrolments.sql": "terminals",
     "0200_terminal_documents.sql": "platform",
+    "0250_scan_outbox.sql": "terminals",
 }
 # The foundation migration creates tables for several domains.
 TABLE_OWNERS = {

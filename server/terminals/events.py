@@ -8,6 +8,9 @@ from typing import Protocol
 
 from yima_sdk.passes import PassClaims
 
+NOT_READY = "platform.starting"
+"""What `ScanEventSink.deliver` answers before the platform has started in this process: tried again soon."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScanEvent:
@@ -91,6 +94,12 @@ class ScanEventSink(Protocol):
         raise. None when no app is bound to the scene (or the scan does not concern one)."""
         ...
 
+    async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
+        """An uploaded offline scan's event, from the outbox (scans/outbox.py): call the bound app's handler and
+        wait for it; None once it returned (or nobody is to hear it), else the error (logged for the app), and
+        the outbox tries again. Must not raise."""
+        ...
+
     def bound_app(self, kind: str, scene: str) -> str | None:
         """The app bound to the scene now (settlement notes it on an offline ride: that app may refund part)."""
         ...
@@ -103,6 +112,9 @@ class NoScanEvents:
         return NoPass()
 
     async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
+        return None
+
+    async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
         return None
 
     def bound_app(self, kind: str, scene: str) -> str | None:

@@ -66,6 +66,7 @@ class Terminals:
         terminals = cls(core, TerminalService(core), scans, guard, recorder, documents)
         terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))
         terminals._tasks.append(asyncio.create_task(terminals._prune_claims(), name="replay-claims-pruner"))
+        scans.outbox.start()
         return terminals
 
     async def stop(self) -> None:
@@ -73,6 +74,7 @@ class Terminals:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.scans.outbox.close()
         await self.recorder.stop()
         await self.guard.close()
         self.scans.close()

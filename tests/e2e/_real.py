@@ -137,6 +137,20 @@ def real_server(command: str, *args: str, env: dict[str, str], ready_s: float = 
                 proc.wait()
 
 
+def kill_hard(server: RealServer) -> None:
+    """SIGKILL the server and every process it started (uvicorn, sandbox workers), as a power cut would: no
+    shutdown hook runs. Its database (an external one) stays up."""
+    import psutil
+
+    root = psutil.Process(server.proc.pid)
+    doomed = [*root.children(recursive=True), root]
+    for proc in doomed:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(doomed, timeout=30)
+    server.proc.wait(timeout=30)
+
+
 def _wait_healthy(server: RealServer, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:

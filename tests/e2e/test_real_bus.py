@@ -221,9 +221,9 @@ def test_a_fare_edit_reaches_a_real_terminal_and_settlement_charges_the_fare_in_
     assert online["miniapp"]["lines"] == ["1路 ¥3.00"], online
 
 
-def rider_with_card(server: RealServer, birth: str, folder: Path) -> httpx.Client:
+def rider_with_card(server: RealServer, birth: str, folder: Path, phone: str | None = None) -> httpx.Client:
     """A verified resident born on `birth` (YYYYMMDD) with a one-card (the card the issuer recorded, linked)."""
-    resident = sign_in(server)
+    resident = sign_in(server, phone)
     for _ in range(5):  # a random sequence number may be taken already
         number = valid_id_number(birth=birth, seq=f"{secrets.randbelow(1000):03d}")
         r = resident.put("/v1/me/identity", json={"name": "王大爷", "id_number": number})

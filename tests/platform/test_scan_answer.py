@@ -76,8 +76,8 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     resident, _ = await verified_resident(team.client)
     clinic = await _bound_terminal(team, app_id, "clinic")
     me = (await call(team.client, resident, app_id, "GET", "/whoami")).json()["user_id"]
-    sink = team.scan_events
-    await sink.drain()
+    outbox = team.client.app.state.terminals.scans.outbox
+    await outbox.drain()
     record = {
         "record_id": str(uuid.uuid4()),
         "payload": await ankang_payload(team.client, resident),
@@ -92,7 +92,7 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
     )
     assert r.status_code == 200, r.text
     assert [x["status"] for x in r.json()["results"]] == ["accepted"]
-    await sink.drain()  # the batch does not wait for the app; the delivery finishes in the background
+    await outbox.drain()  # the batch does not wait for the app; the delivery finishes in the background
     seen = (await call(team.client, resident, app_id, "GET", "/docs/last-scan")).json()["doc"]
     assert seen is not None and seen["value"]["user"] == me
 
@@ -105,7 +105,7 @@ async def test_offline_batch_records_reach_the_bound_app(team: Team, tmp_path: P
         "/v1/scans/batch", json={"batch_id": str(uuid.uuid4()), "records": records}, headers=clinic
     )
     assert [x["status"] for x in r.json()["results"]] == ["accepted"] * 3, r.text
-    await sink.drain()
+    await outbox.drain()
     heard = (await call(team.client, resident, app_id, "GET", "/docs/offline-scans")).json()["doc"]["value"][
         "at"
     ]

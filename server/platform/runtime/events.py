@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from server.platform.service import Platform
 
 log = logging.getLogger("yima.platform.scans")
+NOT_READY = "platform.starting"  # server.terminals.events.NOT_READY: the outbox tries again soon
 COLOUR_SCOPE = "health_color"
 
 
@@ -106,8 +106,6 @@ class PlatformScanSink:
     def __init__(self) -> None:
         self.platform: Platform | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._queues: dict[str, asyncio.Task[Any]] = {}
-        """Per terminal, its latest offline scan still being delivered: the next one waits for it."""
 
     async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
         """Is the scanned pass honoured by the app bound to the scene (issued by it, or shared with it and the
@@ -143,13 +141,46 @@ class PlatformScanSink:
             log.warning("scan event delivery failed", extra={"app": app_id, "error": type(exc).__name__})
             return MiniAppPart(app_id, missing=True, reason="miniapp.failed")
 
-    async def _deliver(self, platform: Platform, app_id: str, event: ScanFacts) -> MiniAppPart:
+    async def deliver(self, event: ScanFacts, attempt: int) -> str | None:
+        """An uploaded offline scan's event (from the outbox, server/terminals/scans/outbox.py): call the app's
+        handler and wait for it. None when it returned, or there is nothing to deliver (a rejected scan, no app
+        bound to the scene or subscribed to its kind); else the error, written to the app's log, and the outbox
+        tries again later (`NOT_READY`: this process's platform has not started yet)."""
+        platform = self.platform
+        if platform is None:
+            return NOT_READY
+        if event.result != "accept":
+            return None
+        app_id = platform.runtime.scenes.get((event.kind, event.scene))
+        if app_id is None:
+            return None
         try:
             version = platform.runtime.resolve(app_id, event.account_id)
         except e.AppError as exc:
-            return MiniAppPart(app_id, missing=True, reason=exc.code)
+            log.info("scan event not delivered", extra={"app": app_id, "error": exc.code})
+            return exc.code
         if event.kind not in version.scenes:
-            return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
+            return None
+        fields = {"scan_id": event.scan_id, "attempt": attempt}
+        try:
+            await self._call(platform, version, await self._app_event(platform, app_id, version, event))
+        except SandboxError as exc:
+            code = e.from_sandbox(exc, app_id).code
+            platform.runtime.host.app_log(
+                version.key, "warning", "scan event failed", code=code, reason=exc.message[:500], **fields
+            )
+            return code
+        except Exception as exc:  # the platform failed (the archive, the database): the event is kept
+            log.warning("scan event delivery failed", extra={"app": app_id, "error": repr(exc)})
+            platform.runtime.host.app_log(
+                version.key, "warning", "scan event failed", code="miniapp.failed", **fields
+            )
+            return "miniapp.failed"
+        return None
+
+    async def _app_event(
+        self, platform: Platform, app_id: str, version: LiveVersion, event: ScanFacts
+    ) -> AppScanEvent:
         # The scene's facts; the holder's id only if they use this app (a scan is not consent to be named,
         # messaged or charged by it).
         user_id = colour = None
@@ -159,7 +190,7 @@ class PlatformScanSink:
             colour = event.colour if shown else None
         elif event.account_id is not None:
             user_id = await platform.caps.known(app_id, event.account_id)
-        app_event = AppScanEvent(
+        return AppScanEvent(
             scene_kind=event.kind,
             scene_id=event.scene,
             terminal_id=event.terminal_id,
@@ -179,17 +210,17 @@ class PlatformScanSink:
                 health_color=colour,
             ),
         )
+
+    async def _deliver(self, platform: Platform, app_id: str, event: ScanFacts) -> MiniAppPart:
+        try:
+            version = platform.runtime.resolve(app_id, event.account_id)
+        except e.AppError as exc:
+            return MiniAppPart(app_id, missing=True, reason=exc.code)
+        if event.kind not in version.scenes:
+            return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
+        app_event = await self._app_event(platform, app_id, version, event)
         if event.mode != "online":
-            # An uploaded offline batch has no terminal waiting: deliver, but do not hold the batch up. A
-            # terminal's offline scans reach the app one after another in the order they were uploaded (the
-            # scan pipeline hands them over in ride-time order), so an app pricing a rider's rides sees each
-            # ride's predecessors first (transfers, caps).
-            after = self._queues.get(event.terminal_id)
-            task = asyncio.ensure_future(self._call_after(after, platform, version, app_event))
-            self._queues[event.terminal_id] = task
-            self._background.add(task)
-            task.add_done_callback(self._finished)
-            task.add_done_callback(functools.partial(self._dequeue, event.terminal_id))
+            # uploaded offline scans reach the app through the outbox (deliver), never here; nothing waits
             return MiniAppPart(app_id)
         task = asyncio.ensure_future(self._call(platform, version, app_event))
         done, _ = await asyncio.wait({task}, timeout=platform.config.scan_deadline_ms / 1000)
@@ -208,21 +239,6 @@ class PlatformScanSink:
             platform.runtime.host.app_log(version.key, "warning", "bad scan reply", detail=exc.message)
             return MiniAppPart(app_id, missing=True, reason=exc.code)
         return MiniAppPart(app_id, list(reply.lines), admit=reply.admit)
-
-    async def _call_after(
-        self,
-        after: asyncio.Task[Any] | None,
-        platform: Platform,
-        version: LiveVersion,
-        app_event: AppScanEvent,
-    ) -> Any:
-        if after is not None:
-            await asyncio.wait({after})  # its failure is its own (logged by _finished), not this scan's
-        return await self._call(platform, version, app_event)
-
-    def _dequeue(self, terminal_id: str, task: asyncio.Task[Any]) -> None:
-        if self._queues.get(terminal_id) is task:
-            del self._queues[terminal_id]
 
     @staticmethod
     async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:

@@ -3,7 +3,8 @@
 
 A batch costs a fixed handful of statements whatever its size: lock the terminal's records and find those stored
 before (while every record is verified on the verify pool), claim the spent codes, settle the ride charges in one
-call, and COPY each new record once with its decision. So a batch sent three times or on two workers at once is
+call, COPY each new record once with its decision, and COPY the events of the accepted ones for the scene's app
+into the outbox (outbox.py: delivered at least once). So a batch sent three times or on two workers at once is
 applied once.
 """
 
@@ -25,6 +26,7 @@ from server.terminals.events import ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicy
 from server.terminals.ports import OfflineCharge, OfflineSettlement, SceneDocuments
 from server.terminals.registry import TerminalInfo
+from server.terminals.scans import outbox
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.fares import UNPRICED, reprice
 from server.terminals.scans.record import StoredScan
@@ -136,6 +138,10 @@ class _Offline:
         )
 
 
+def _scan_order(o: _Offline) -> tuple[datetime, str]:
+    return o.scanned_at, str(o.scan_id)
+
+
 class OfflineUploads:
     def __init__(
         self, db: Database, checks: CodeChecks, settlement: OfflineSettlement, documents: SceneDocuments
@@ -150,9 +156,17 @@ class OfflineUploads:
         self._verify_pool.shutdown(wait=False, cancel_futures=True)
 
     async def upload(
-        self, terminal: TerminalInfo, batch: ScanBatch, policy: ScenePolicy, now: float, events: ScanEventSink
+        self,
+        terminal: TerminalInfo,
+        batch: ScanBatch,
+        policy: ScenePolicy,
+        now: float,
+        events: ScanEventSink,
+        lease_until: datetime | None = None,
     ) -> tuple[ScanBatchResult, list[ScanEvent]]:
-        """Each record's verdict, in the batch's order, and the events of the records stored by this upload."""
+        """Each record's verdict, in the batch's order, and the events for the app bound to the scene of the
+        records this upload accepted, in scan-time order: each written to the outbox (outbox.py) in the upload's
+        transaction, leased until `lease_until` by the caller, which delivers them after the commit."""
         records = batch.records
         if len(records) > MAX_BATCH_RECORDS:
             raise errors.BatchTooLarge(f"At most {MAX_BATCH_RECORDS} records per batch")
@@ -173,16 +187,23 @@ class OfflineUploads:
                 await self._verdicts(conn, terminal, checked, await verifying, policy, events)
                 mine = [o for o in offline if o.record.record_id not in stored]
                 await self._replays(conn, mine, received)
-                await self._settle(conn, terminal, mine, events.bound_app(terminal.kind, terminal.scene))
+                app_id = events.bound_app(terminal.kind, terminal.scene)
+                await self._settle(conn, terminal, mine, app_id)
                 await repository.copy_scans(
                     conn, [o.stored(terminal.id, received) for o in mine], offline=True
                 )
+                # the app hears them in ride-time order (one after another), whatever the upload's; at least
+                # once: each is kept until the app's handler returned
+                heard: list[_Offline] = (
+                    [] if app_id is None else sorted((o for o in mine if o.reason is None), key=_scan_order)
+                )
+                delivered = [o.event(terminal) for o in heard]
+                await outbox.insert(conn, delivered, received, lease_until)
         finally:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
         result = ScanBatchResult(batch_id=batch.batch_id, results=_answers(records, stored, mine))
-        # the app hears them in ride-time order (one after another: PlatformScanSink), whatever the upload's
-        return result, [o.event(terminal) for o in sorted(mine, key=lambda o: o.scanned_at)]
+        return result, delivered
 
     def _before_signatures(self, offline: list[_Offline], now: float) -> list[_Offline]:
         """The terminal's clock and the amount; returns the records whose signatures are worth checking."""

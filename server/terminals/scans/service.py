@@ -30,6 +30,7 @@ from server.terminals.registry import TerminalInfo
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.guard import GUARD_UNREACHABLE, ScanGuard
 from server.terminals.scans.offline import OfflineUploads
+from server.terminals.scans.outbox import ScanOutbox
 from server.terminals.scans.record import StoredScan
 from server.terminals.scans.recorder import ScanRecorder
 
@@ -113,6 +114,15 @@ class ScanService:
         self.clock = clock
         self.events: ScanEventSink = events or NoScanEvents()
         self.offline = OfflineUploads(core.db, self._checks, settlement, documents)
+        settings = core.settings
+        self.outbox = ScanOutbox(
+            core.db,
+            self.events,
+            poll_s=settings.scan_outbox_poll_s,
+            lease_s=settings.scan_outbox_lease_s,
+            hold_s=settings.scan_outbox_hold_s,
+            clock=clock,
+        )
         self._names: dict[int, str] = {}
 
     def close(self) -> None:
@@ -297,12 +307,14 @@ class ScanService:
     # -- offline batches ----------------------------------------------------------------------------------
 
     async def upload_batch(self, terminal: TerminalInfo, batch: ScanBatch) -> ScanBatchResult:
-        """Re-verify, deduplicate, settle and store an offline upload (`OfflineUploads.upload`), then tell the
-        scene's mini-app of each new record."""
+        """Re-verify, deduplicate, settle and store an offline upload (`OfflineUploads.upload`), with an outbox row
+        per new accepted record for the scene's mini-app; then deliver them in the background (outbox.py: at
+        least once, a server stopped before the app handled them leaves the rows to the deliverers)."""
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
-        result, events = await self.offline.upload(terminal, batch, policy, self.clock(), self.events)
-        for event in events:
-            await self.events.scan_recorded(event)
+        result, events = await self.offline.upload(
+            terminal, batch, policy, self.clock(), self.events, self.outbox.lease_for_live()
+        )
+        self.outbox.deliver_live(terminal.id, events)
         return result
 
     async def my_scans(self, conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:

@@ -1,0 +1,127 @@
+"""The outbox of uploaded offline scans' events (scans/outbox.py), on the real database: two nodes' deliverers
+share the rows and deliver each once, a terminal's events in scan-time order; a failed delivery is tried again
+after a pause, its terminal's later events waiting behind it; a row whose node died (lease expired) is delivered
+by another; the live path leases its rows so no deliverer takes them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+from server.terminals.events import ScanEvent
+from server.terminals.scans import outbox
+from server.terminals.scans.outbox import ScanOutbox
+
+
+class RecordingApp:
+    """The app side of the sink: records what it handled; fails the first tries of the scans named in `failing`."""
+
+    def __init__(self, terminals: set[str], failing: dict[str, int] | None = None) -> None:
+        self.terminals = terminals
+        self.failing = failing or {}
+        self.heard: list[tuple[str, str, datetime]] = []
+        self.tries: Counter[str] = Counter()
+
+    async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
+        if event.terminal_id not in self.terminals:
+            return None  # another test's leftovers
+        self.tries[event.scan_id] += 1
+        await asyncio.sleep(0.005)  # a handler takes a moment: the other node claims meanwhile
+        if self.failing.get(event.scan_id, 0) >= self.tries[event.scan_id]:
+            return "miniapp.failed"
+        self.heard.append((event.terminal_id, event.scan_id, event.scanned_at))
+        return None
+
+    async def check_pass(self, *args: object) -> None:
+        raise AssertionError("not used")
+
+    async def scan_recorded(self, event: ScanEvent) -> None:
+        raise AssertionError("not used")
+
+    def bound_app(self, kind: str, scene: str) -> str | None:
+        return "gov.example.app"
+
+
+def _event(terminal: str, at: datetime) -> ScanEvent:
+    return ScanEvent(
+        str(uuid.uuid4()), terminal, "bus", "scene", "accept", None, "ride_code", 1, at, "offline"
+    )
+
+
+async def _rows(db, terminals: set[str]) -> int:
+    async with db.connection() as conn:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM scan_outbox WHERE terminal_id = ANY($1::text[])", list(terminals)
+            )
+        )
+
+
+async def _write(db, events: list[ScanEvent], lease_until: datetime | None = None) -> None:
+    async with db.transaction() as conn:
+        await outbox.insert(conn, events, datetime.now(UTC), lease_until)
+
+
+async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal(client) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()  # this test's two nodes only
+    terminals = {f"t-{uuid.uuid4().hex[:8]}" for _ in range(4)}
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    events = [_event(t, t0 + timedelta(seconds=i)) for t in sorted(terminals) for i in range(12)]
+    events.reverse()  # written latest first: the order is the scans' times, not the rows'
+    failing = {events[-3].scan_id: 2}  # fails twice, then is handled; its terminal's later scans wait for it
+    app = RecordingApp(terminals, failing)
+    await _write(db, events)
+    nodes = [ScanOutbox(db, app, lease_s=60, batch=3, retry_base_s=0.05) for _ in range(2)]  # type: ignore[arg-type]
+
+    deadline = time.monotonic() + 60
+    while await _rows(db, terminals):
+        assert time.monotonic() < deadline, "the outbox did not empty"
+        await asyncio.gather(*(node.tick() for node in nodes))
+        await asyncio.sleep(0.01)  # a failed one waits for its retry
+
+    delivered = [scan_id for _, scan_id, _ in app.heard]
+    assert sorted(delivered) == sorted(e.scan_id for e in events)  # every event, each once
+    assert len(set(delivered)) == len(delivered)
+    assert app.tries[events[-3].scan_id] == 3
+    assert sum(app.tries.values()) == len(events) + 2  # no event was handed to the app by both nodes
+    per_terminal: dict[str, list[datetime]] = defaultdict(list)
+    for terminal, _, at in app.heard:
+        per_terminal[terminal].append(at)
+    assert set(per_terminal) == terminals
+    for times in per_terminal.values():
+        assert times == sorted(times) and len(times) == 12
+
+
+async def test_a_dead_nodes_rows_are_delivered_once_its_lease_expired_and_live_rows_are_left_alone(
+    client,
+) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    app = RecordingApp({terminal})
+    node = ScanOutbox(db, app, lease_s=60)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    live = [_event(terminal, now - timedelta(seconds=2))]
+    await _write(db, live, lease_until=now + timedelta(seconds=60))  # an upload delivering them itself
+
+    async def mine() -> list[str]:
+        return [r.event.scan_id for r in await node.tick() if r.event.terminal_id == terminal]
+
+    assert await mine() == [] and app.heard == []
+    async with db.transaction() as conn:  # that upload's process died: its lease ran out
+        await conn.execute("UPDATE scan_outbox SET lease_until = $2 WHERE terminal_id = $1", terminal, now)
+    assert await mine() == [live[0].scan_id]
+    assert [s for _, s, _ in app.heard] == [live[0].scan_id] and await _rows(db, {terminal}) == 0
+
+    # the live path: handled at once after the commit, the row gone; nothing left for the deliverers
+    fresh = ScanOutbox(db, app, lease_s=60)  # type: ignore[arg-type]
+    later = [_event(terminal, now - timedelta(seconds=1)), _event(terminal, now)]
+    await _write(db, later, lease_until=fresh.lease_for_live())
+    fresh.deliver_live(terminal, later)
+    await fresh.drain()
+    assert [s for _, s, _ in app.heard][1:] == [e.scan_id for e in later]
+    assert await _rows(db, {terminal}) == 0
