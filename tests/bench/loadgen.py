@@ -31,6 +31,12 @@ def http_request(
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    status, _, body = await read_answer(reader)
+    return status, body
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """One HTTP/1.1 response: (status, head, body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -49,8 +55,8 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             if size == 0:
                 break
             body += chunk[:-2]
-        return status, body
-    return status, await reader.readexactly(length) if length else b""
+        return status, head, body
+    return status, head, await reader.readexactly(length) if length else b""
 
 
 async def _connection(
