@@ -12,9 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sdk_world import GUANGDE, LANGXI, NOW, World
+from sdk_world import GUANGDE, LANGXI, NOW, World, raw_public
 from test_sdk_codes import ankang
 from yima_sdk.codes import Verifier
+from yima_sdk.passes import PassClaims, seal_pass
 from yima_sdk.terminal import (
     ScanBatch,
     ScanBatchResult,
@@ -24,7 +25,7 @@ from yima_sdk.terminal import (
     TransportError,
     sign_server_time,
 )
-from yima_sdk.trust import TrustListError, encode_revocation_delta, trust_list_etag
+from yima_sdk.trust import TrustEntry, TrustListError, encode_revocation_delta, pass_ref, trust_list_etag
 
 
 class Clock:
@@ -192,6 +193,50 @@ def test_revocations_are_fetched_applied_and_kept(
     reopened = Terminal(root_public_keys=world.roots, db_path=str(db), clock=clock, clock_source="rtc")
     assert reopened.revocations.version(GUANGDE) == 3
     assert reopened.scan(ankang(world, subject_ref=b"\x06" * 16)).reason == "credential.revoked"
+
+
+def test_a_revoked_pass_is_refused_offline_after_a_refresh(world: World, tmp_path: Path) -> None:
+    """A cancelled ticket: its app revoked the pass, the revocation list carries the pass number, and the gate,
+    offline after its refresh (and after a restart), refuses the pass while another pass still enters."""
+    pass_key, kid = Ed25519PrivateKey.generate(), b"\x00\x00\x00\x09"
+    entries = [
+        *world.entries(),
+        TrustEntry(
+            issuer=GUANGDE,
+            key_id=kid,
+            alg=1,
+            public_key=raw_public(pass_key),
+            credential_types=frozenset({"app_pass"}),
+            not_before=NOW - 86400,
+            not_after=NOW + 86400,
+        ),
+    ]
+    server = FakeServer(world.envelope(entries=entries), world.root)
+    clock = Clock()
+    db = tmp_path / "gate.sqlite"
+    gate = open_terminal(world, db, clock, server)
+
+    def ticket(number: int) -> str:
+        claims = PassClaims(
+            p=number, a="gov.guangde.tourism", k="ticket", s=None, d={}, exp=NOW + 3600, kid=kid.hex()
+        )
+        return seal_pass(claims, pass_key)
+
+    gate.refresh()
+    assert gate.scan(ticket(41)).result == "accept"
+    server.revoked[GUANGDE] = [(1, "app_pass", pass_ref(41))]
+    gate.refresh()
+    server.online = False
+    clock.now += 10  # past the replay window of the first scan
+    refused = gate.scan(ticket(41))
+    assert (refused.result, refused.reason) == ("reject", "credential.revoked")
+    assert gate.scan(ticket(42)).result == "accept"
+    gate.close()
+    reopened = open_terminal(world, db, clock, server)
+    clock.now += 10
+    assert reopened.scan(ticket(41)).reason == "credential.revoked"
+    assert reopened.revocations.pass_revoked(GUANGDE, 41)
+    assert not reopened.revocations.pass_revoked(LANGXI, 41)  # a pass number counts for its issuer only
 
 
 def test_trust_list_rollback_is_refused_and_the_newer_list_kept(

@@ -33,6 +33,7 @@ __all__ = [
     "build_trust_list",
     "decode_revocation_delta",
     "encode_revocation_delta",
+    "pass_ref",
     "trust_list_etag",
 ]
 
@@ -40,7 +41,9 @@ CREDENTIAL_TYPES: Final = frozenset({"ankang_code", "device_certificate", "app_p
 """What an issuer key may sign. Ride codes are signed by device keys, vouched for by a device certificate;
 `app_pass`: mini-app passes (yima_sdk.passes), so that terminals verify tickets offline."""
 
-RevocationKind = Literal["subject", "device_certificate"]
+RevocationKind = Literal["subject", "device_certificate", "app_pass"]
+"""`app_pass`: a revoked mini-app pass (a cancelled ticket), by its pass number (8 bytes, big-endian): no one's
+personal data, only the number the pass itself carries."""
 
 
 class TrustListError(Exception):
@@ -265,7 +268,8 @@ class RevocationEntryWire(_Inbound):
     version: int
     kind: RevocationKind
     ref: str
-    """base64url (no padding): a 16-byte subject/account ref or an 8-byte device certificate serial."""
+    """base64url (no padding): a 16-byte subject/account ref, an 8-byte device certificate serial or an 8-byte
+    app pass number (big-endian)."""
 
 
 class RevocationDelta(_Inbound):
@@ -282,18 +286,25 @@ class RevocationDelta(_Inbound):
 
 _delta_decoder = msgspec.json.Decoder(RevocationDelta)
 
-_REF_SIZE: Final[dict[str, int]] = {"subject": 16, "device_certificate": 8}
+_REF_SIZE: Final[dict[str, int]] = {"subject": 16, "device_certificate": 8, "app_pass": 8}
+
+
+def pass_ref(number: int) -> bytes:
+    """The revocation ref of app pass number `number` (the `p` of its claims)."""
+    return number.to_bytes(8, "big")
 
 
 class RevocationSet:
-    """Per-issuer revoked subject refs and device certificate serials, each list with a version number."""
+    """Per-issuer revoked subject refs, device certificate serials and app pass numbers, each issuer's list with
+    a version number."""
 
-    __slots__ = ("_serials", "_subjects", "_versions")
+    __slots__ = ("_passes", "_serials", "_subjects", "_versions")
 
     def __init__(self) -> None:
         self._versions: dict[int, int] = {}
         self._subjects: dict[int, set[bytes]] = {}
         self._serials: dict[int, set[bytes]] = {}
+        self._passes: dict[int, set[bytes]] = {}
 
     def version(self, issuer: int) -> int:
         """The version held for `issuer` (0 when nothing is held): the `since` of the next request."""
@@ -309,6 +320,11 @@ class RevocationSet:
     def certificate_revoked(self, issuer: int, serial: bytes) -> bool:
         serials = self._serials.get(issuer)
         return serials is not None and serial in serials
+
+    def pass_revoked(self, issuer: int, number: int) -> bool:
+        """Whether app pass `number`, signed with a key of `issuer`, is revoked (e.g. its ticket cancelled)."""
+        passes = self._passes.get(issuer)
+        return passes is not None and pass_ref(number) in passes
 
     def apply_delta(
         self,
@@ -330,12 +346,15 @@ class RevocationSet:
             )
         subjects: set[bytes] = set() if from_version == 0 else set(self._subjects.get(issuer, ()))
         serials: set[bytes] = set() if from_version == 0 else set(self._serials.get(issuer, ()))
+        passes: set[bytes] = set() if from_version == 0 else set(self._passes.get(issuer, ()))
+        by_kind = {"subject": subjects, "device_certificate": serials, "app_pass": passes}
         for kind, ref in added:
             if kind not in _REF_SIZE or len(ref) != _REF_SIZE[kind]:
                 raise RevocationError("revocation.malformed", f"bad {kind} reference")
-            (subjects if kind == "subject" else serials).add(ref)
+            by_kind[kind].add(ref)
         self._subjects[issuer] = subjects
         self._serials[issuer] = serials
+        self._passes[issuer] = passes
         self._versions[issuer] = to_version
 
     def apply_response(self, body: bytes) -> RevocationDelta:
@@ -348,6 +367,7 @@ class RevocationSet:
         """Everything held for `issuer`, e.g. to persist it."""
         out: list[tuple[RevocationKind, bytes]] = [("subject", r) for r in self._subjects.get(issuer, ())]
         out += [("device_certificate", r) for r in self._serials.get(issuer, ())]
+        out += [("app_pass", r) for r in self._passes.get(issuer, ())]
         return out
 
 

@@ -1,4 +1,4 @@
-"""Revocation: a resident's live codes (lost phone, operator action) and device certificates.
+"""Revocation: a resident's live codes (lost phone, operator action), device certificates and mini-app passes.
 
 Three layers, fastest first:
 - a generation mark in the shared cache (`generation_key`): a scan of one of our codes whose generation is older
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from yima_sdk.trust import encode_revocation_delta
+from yima_sdk.trust import encode_revocation_delta, pass_ref
 
 from server import audit
 from server.core import Core
@@ -117,6 +117,22 @@ class RevocationService:
                 details={"reason": reason},
             )
         return version
+
+    async def revoke_pass(self, conn: asyncpg.Connection, *, number: int, valid_until: datetime) -> None:
+        """Publish a revoked app pass (signed with our `app_pass` keys) inside the caller's transaction, so
+        terminals refuse it offline after their next sync. Only the pass number goes on the list; the entry is
+        dropped from full lists once the pass has expired (plus the clock-skew tolerance)."""
+        version = await repository.lock_revocations(conn, self.issuer)
+        await repository.insert_revocation(
+            conn,
+            issuer=self.issuer,
+            version=version + 1,
+            kind="app_pass",
+            ref=pass_ref(number),
+            revoked_at=datetime.fromtimestamp(self.clock(), UTC),
+            expires_at=valid_until + timedelta(seconds=self.clock_skew_s),
+            reason="pass.revoked",
+        )
 
     async def announce(self) -> None:
         await self._core.cache.publish(CHANNEL, b"revocations")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+import asyncpg
 from yima_sdk.codes import VerifiedCode
 
 from server.cache import follow
@@ -60,6 +62,10 @@ class Credentials:
             return None
         subject = self.ankang.refs.open(code.subject_ref)
         return None if subject is None else subject.account_id
+
+    async def revoke_pass(self, conn: asyncpg.Connection, *, number: int, valid_until: dt.datetime) -> None:
+        """Put a revoked app pass on the revocation list terminals sync (in the caller's transaction)."""
+        await self.revocations.revoke_pass(conn, number=number, valid_until=valid_until)
 
     async def health_colour(self, account_id: int) -> str:
         return (await self.ankang.status(account_id)).colour

@@ -54,6 +54,10 @@ class HealthCodes(Protocol):
 
     async def health_colour(self, account_id: int) -> str: ...
 
+    async def revoke_pass(self, conn: asyncpg.Connection, *, number: int, valid_until: dt.datetime) -> None:
+        """Put a revoked app pass (by number only) on the revocation list terminals sync, in `conn`'s transaction."""
+        ...
+
 
 class Payments(Protocol):
     """One-card: a resident's confirmed mini-app payment, and an app's refund of it."""

@@ -193,18 +193,21 @@ def pay(resident: httpx.Client, payment_id: str) -> None:
     assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
 
 
-def gate_terminal(dev: Dev, unit: str, folder: Path) -> Terminal:
+def roots(dev: Dev) -> dict[str, bytes]:
+    info = httpx.get(f"{dev.server.url}/v1/trust-list/info").json()
+    return {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
+
+
+def gate_terminal(dev: Dev, unit: str, folder: Path, db: Path | None = None) -> Terminal:
     """A scenic gate registered by the operator for `unit`, run by the real terminal SDK (its own key, its
-    SQLite file, the pinned roots), with the trust list and the server's time synced."""
+    SQLite file `db`, the pinned roots), with the trust list, the revocation lists and the server's time synced."""
     key = Ed25519PrivateKey.generate()
     body = {"name": "gate", "kind": "scenic", "scene": APP, "public_key": public_key_b64(key), "unit": unit}
     r = dev.operator.post("/v1/admin/terminals", json=body)
     assert r.status_code == 201, r.text
-    info = httpx.get(f"{dev.server.url}/v1/trust-list/info").json()
-    roots = {kid: base64.urlsafe_b64decode(k + "==") for kid, k in info["root_public_keys"].items()}
     terminal = Terminal(
-        root_public_keys=roots,
-        db_path=str(folder / f"{uuid.uuid4().hex}.sqlite"),
+        root_public_keys=roots(dev),
+        db_path=str(db or folder / f"{uuid.uuid4().hex}.sqlite"),
         clock=time.time,
         clock_source="ntp",
         transport=HttpTransport(dev.server.url, TerminalCredentials(r.json()["id"], key)),
@@ -325,6 +328,31 @@ def test_partner_spots_honour_a_route_pass_and_a_cancelled_ticket_is_refused(dev
         assert (answer["result"], answer["reason"]) == ("reject", "credential.revoked"), answer
         assert "miniapp" not in answer
         gate.close()
+
+
+def test_an_offline_gate_refuses_a_cancelled_tickets_pass_after_its_refresh(dev: Dev) -> None:
+    visitor = senior(dev)
+    tomorrow = (dt.date.fromisoformat(dev.today) + dt.timedelta(days=1)).isoformat()
+    r = visitor.post(f"{API}/slots/xianshan-lake.{tomorrow}.13/reserve")
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    payload = shown(ticket["pass"]["payload"])
+    with private_folder() as folder:
+        db = folder / "gate.sqlite"
+        gate = gate_terminal(dev, "spot:xianshan-lake", folder, db)  # synced while the ticket is good
+        other = gate_terminal(dev, "spot:xianshan-lake", folder)
+        before = other.scan(payload)  # offline, with the lists from before the cancel
+        assert (before.result, before.reason) == ("accept", None)
+        assert visitor.delete(f"{API}/tickets/{ticket['id']}").status_code == 200
+        gate.refresh()  # the gate's periodic sync, still online
+        gate.close()
+        other.close()
+        # the connection gone: the gate, opened on its file with no transport at all, decides alone
+        offline = Terminal(root_public_keys=roots(dev), db_path=str(db), clock=time.time, clock_source="ntp")
+        refused = offline.scan(payload)
+        assert (refused.result, refused.reason) == ("reject", "credential.revoked")
+        assert refused.code is None or refused.code.kind == "app_pass"
+        offline.close()
 
 
 def registered(dev: Dev, region: str, *, tells: bool) -> httpx.Client:

@@ -1,6 +1,7 @@
 """App passes (`YP1.`, yima_sdk.passes: tickets, door plates) as a `Verifier` checks them: the signing key on the
 trust list for `app_pass` (`TrustedKeys.pass_keys`), the signature good, the pass not expired (with the
-clock-skew tolerance). Whether a pass is revoked, and what it admits, only its issuing app knows.
+clock-skew tolerance), and not on the revocation list the terminal synced for its issuer (`app_pass` entries: a
+pass its app revoked, e.g. a cancelled ticket). What a pass admits only its issuing app knows.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._verified import VerifiedCode
 from yima_sdk.passes import open_pass
+from yima_sdk.trust import RevocationSet
 
 __all__ = ["verify_pass"]
 
 
 def verify_pass(
-    pass_keys: Mapping[bytes, tuple[int, VerifyKey]], payload: str, now: float, clock_skew_s: float
+    pass_keys: Mapping[bytes, tuple[int, VerifyKey]],
+    payload: str,
+    now: float,
+    clock_skew_s: float,
+    revocations: RevocationSet | None = None,
 ) -> VerifiedCode | CredentialError:
-    """An app pass: its key on the trust list (type `app_pass`), its signature, its expiry."""
+    """An app pass: its key on the trust list (type `app_pass`), its signature, its expiry, not revoked."""
     try:
         claims, signed, signature = open_pass(payload)
         key_id = bytes.fromhex(claims.kid)
@@ -34,6 +40,8 @@ def verify_pass(
         return CredentialError("credential.bad_signature")
     if claims.exp + clock_skew_s < now:
         return CredentialError("credential.expired")
+    if revocations is not None and revocations.pass_revoked(issuer, claims.p):
+        return CredentialError("credential.revoked", "pass revoked")
     return VerifiedCode(
         kind="app_pass",
         issuer=issuer,

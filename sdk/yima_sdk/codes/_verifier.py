@@ -180,7 +180,9 @@ class Verifier:
                     ride_certs.append(cert)
                     continue
             if payload[:4] == PASS_PREFIX:
-                out[i] = verify_pass(self._trusted.pass_keys, payload, items[i][1], self.clock_skew_s)
+                out[i] = verify_pass(
+                    self._trusted.pass_keys, payload, items[i][1], self.clock_skew_s, revocations
+                )
                 continue
             # A ride code with a certificate not checked yet, or text of no credential's shape (refused here:
             # an Ankang code decodes only from the 147 characters sorted above).

@@ -198,15 +198,17 @@ async def insert_pass(
     )
 
 
-async def revoke_pass(conn: asyncpg.Connection, app_id: str, pass_id: int, at: dt.datetime) -> bool:
-    done = await conn.fetchval(
+async def revoke_pass(
+    conn: asyncpg.Connection, app_id: str, pass_id: int, at: dt.datetime
+) -> dt.datetime | None:
+    """Revoke a live pass; its valid_until, or None when it was not live (unknown, revoked or expired)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
         "UPDATE miniapp_passes SET revoked_at = $3 WHERE id = $2 AND app_id = $1 AND revoked_at IS NULL"
-        " AND valid_until > $3 RETURNING id",
+        " AND valid_until > $3 RETURNING valid_until",
         app_id,
         pass_id,
         at,
     )
-    return done is not None
 
 
 async def pass_holder(conn: asyncpg.Connection, app_id: str, pass_id: int) -> tuple[bool, str | None]:

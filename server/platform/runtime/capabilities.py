@@ -87,7 +87,7 @@ class PlatformCapabilities:
         self._accounts: dict[tuple[str, str], int] = {}
         self._first_uses = GroupWrite(core.db, repository.remember_users)
         self.clock: Callable[[], float] = time.time
-        self.passes = AppPasses(core, runtime, known=self.known, clock=lambda: self.clock())
+        self.passes = AppPasses(core, runtime, codes=codes, known=self.known, clock=lambda: self.clock())
 
     # ---- who is the resident behind an app-scoped id --------------------------------------------------
 

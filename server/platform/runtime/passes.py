@@ -1,5 +1,7 @@
 """App passes: `credentials.issue_pass` and `credentials.revoke_pass`, a `YP1.` pass given to `credentials.verify`,
-and whether an app honours a pass a terminal scanned (the scan sink asks through `PlatformCapabilities`).
+and whether an app honours a pass a terminal scanned (the scan sink asks through `PlatformCapabilities`). A revoked
+pass also goes on the revocation list terminals sync (`app_pass` entries, the pass number only), so that an offline
+gate refuses it too.
 
 A pass is in the `YP1.` format of yima_sdk.passes, signed with the platform keys of purpose `miniapp-pass`, and
 names no one: the holder stays in `miniapp_passes`. Another app's pass verifies only when that app lists this one
@@ -18,6 +20,7 @@ from yima_sdk.passes import PassClaims, open_pass, seal_pass, verify_pass_signat
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
+from server.platform.ports import HealthCodes
 from server.platform.residents import repository
 from server.platform.runtime.service import Runtime
 
@@ -36,11 +39,13 @@ class AppPasses:
         core: Core,
         runtime: Runtime,
         *,
+        codes: HealthCodes,
         known: Callable[[str, int], Awaitable[str | None]],
         clock: Callable[[], float],
     ) -> None:
         self.core = core
         self.runtime = runtime
+        self._codes = codes
         self._known = known
         """The resident's id in an app if they use it (PlatformCapabilities.known), else None."""
         self._clock = clock
@@ -118,5 +123,11 @@ class AppPasses:
         return {shared for v in (live.versions() if live else []) for shared in v.pass_shares}
 
     async def revoke(self, call: CallInfo, pass_id: str) -> bool:
+        number = c.id_number(pass_id)
         async with self.core.db.transaction() as conn:
-            return await repository.revoke_pass(conn, call.app_id, c.id_number(pass_id), _utc(self._clock()))
+            valid_until = await repository.revoke_pass(conn, call.app_id, number, _utc(self._clock()))
+            if valid_until is None:
+                return False
+            # with the revocation, in one transaction: terminals refuse the pass offline after their next sync
+            await self._codes.revoke_pass(conn, number=number, valid_until=valid_until)
+        return True
