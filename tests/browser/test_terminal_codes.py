@@ -28,6 +28,7 @@ from yima_sdk.trust import (
     build_trust_list,
     decode_revocation_delta,
     encode_revocation_delta,
+    pass_ref,
 )
 
 from tests.browser.conftest import opened
@@ -89,8 +90,11 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
     )
     good_ride = phone.ride_code(NOW - 5)
     revocations = [
-        encode_revocation_delta(
-            GUANGDE, 0, 2, [(1, "subject", bytes([4]) * 16), (2, "subject", bytes([5]) * 16)]
+        encode_revocation_delta(  # with a revoked app pass (a cancelled ticket), which this page keeps out
+            GUANGDE,
+            0,
+            3,
+            [(1, "subject", bytes([4]) * 16), (2, "app_pass", pass_ref(7)), (3, "subject", bytes([5]) * 16)],
         ),
         encode_revocation_delta(
             ANJI, 0, 1, [(1, "device_certificate", certificate_serial(revoked_cert[:68]))]

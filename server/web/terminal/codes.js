@@ -242,6 +242,7 @@ export class RevocationSet {
       b64urlDecode(entry.ref);
       if (entry.kind === "subject") next.subjects.add(entry.ref);
       else if (entry.kind === "device_certificate") next.certificates.add(entry.ref);
+      else if (entry.kind === "app_pass") continue; // a revoked app pass: this page scans no passes
       else throw malformed(`unknown kind ${entry.kind}`);
     }
     next.version = delta.version;
