@@ -129,3 +129,31 @@ async def test_the_colour_reaches_an_app_only_with_the_residents_consent(team: T
     assert r.status_code == 200, r.text
     answer = (await call(team.client, resident, app_id, "POST", "/verify", json={"payload": payload})).json()
     assert answer == {"valid": True, "user_id": me, "health_color": "green"}
+
+
+async def test_a_withdrawal_whose_announcement_was_lost_holds_within_the_cache_lifetime(
+    team: Team, tmp_path: Path, monkeypatch
+):
+    """A worker's cached grant is believed at most ENTRY_TTL_S: a withdrawal committed without its announcement
+    reaching this worker (Redis refused the publish, the subscription died silently) still holds after it."""
+    from server.platform.residents import consents
+
+    app_id, _ = await team.ship(_write(tmp_path))
+    resident, payload = await _verified_resident(team.client)
+    account_id = (await team.client.get("/v1/me", headers=resident.headers)).json()["id"]
+    r = await team.client.put(
+        f"/v1/me/consents/{app_id}/health_color", json={"granted": True}, headers=resident.headers
+    )
+    assert r.status_code == 200, r.text
+
+    async def colour() -> str | None:
+        answer = await call(team.client, resident, app_id, "POST", "/verify", json={"payload": payload})
+        return answer.json()["health_color"]
+
+    assert await colour() == "green"  # read and kept by this worker
+    platform = team.client.app.state.platform
+    async with platform.core.db.transaction() as conn:  # withdrawn, and nobody told this worker
+        await platform.residents.revoke(conn, account_id, app_id, "health_color")
+    now = consents.time.monotonic()
+    monkeypatch.setattr(consents.time, "monotonic", lambda: now + consents.ENTRY_TTL_S + 1)
+    assert await colour() is None

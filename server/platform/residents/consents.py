@@ -5,10 +5,14 @@ scan at a terminal of an app declaring `health_color`. Each worker keeps what it
 withdrawal) is announced on a channel after it commits, and every worker drops that resident's entries. As the
 roles (server/auth/live_roles.py): a worker (re)subscribes first and then empties its cache, and while its
 subscription is down every check reads PostgreSQL (slower, never stale). An entry read while an announcement
-arrived is not kept (the epoch), so a withdrawal holds at the next call in every worker.
+arrived is not kept (the epoch), so a withdrawal holds at the next call in every worker. An announcement can
+still be lost (a publish Redis refused, a subscription that died without a word), so no entry is believed for
+longer than ENTRY_TTL_S: past it the worker reads PostgreSQL again.
 """
 
 from __future__ import annotations
+
+import time
 
 from server.cache import Cache, ChannelView
 from server.db import Database
@@ -16,6 +20,8 @@ from server.platform.residents import repository
 
 _CHANNEL = "consents:changed"
 _MAX_ENTRIES = 200_000
+ENTRY_TTL_S = 30.0
+"""The longest a worker answers from a cached decision without reading it again (a lost announcement's bound)."""
 
 
 class LiveConsents(ChannelView):
@@ -24,7 +30,7 @@ class LiveConsents(ChannelView):
     def __init__(self, cache: Cache, db: Database) -> None:
         super().__init__(cache)
         self._db = db
-        self._known: dict[int, dict[tuple[str, str], bool]] = {}
+        self._known: dict[int, dict[tuple[str, str], tuple[bool, float]]] = {}
         self._entries = 0
         self._epoch = 0
 
@@ -33,8 +39,10 @@ class LiveConsents(ChannelView):
         if self._live:
             known = self._known.get(account_id)
             if known is not None and (found := known.get((app_id, scope))) is not None:
-                return found
-        epoch = self._epoch
+                granted, read_at = found
+                if time.monotonic() - read_at < ENTRY_TTL_S:
+                    return granted
+        epoch, read_at = self._epoch, time.monotonic()
         async with self._db.connection() as conn:
             granted = await repository.consent(conn, account_id, app_id, scope) is True
         if self._live and epoch == self._epoch:
@@ -43,7 +51,7 @@ class LiveConsents(ChannelView):
                 self._entries = 0
             entries = self._known.setdefault(account_id, {})
             self._entries += (app_id, scope) not in entries
-            entries[(app_id, scope)] = granted
+            entries[(app_id, scope)] = (granted, read_at)
         return granted
 
     async def changed(self, account_id: int) -> None:

@@ -156,10 +156,13 @@ class ScanService:
             # Spent before: by an offline upload, or before this worker's Redis lost the key.
             scan.reject("scan.replayed")
         miniapp = await self.events.scan_recorded(self._event(scan, terminal, scanned_at))
-        # The masked name shows where the scene shows it, on an accepted scan or one its policy refused.
+        # The masked name shows where the scene shows it, on an accepted scan or one its policy refused; never for
+        # an app's pass: sharing a pass with another app is not consent to be named to its staff.
         account_id, reason = scan.account_id, scan.reason
-        shown = policy.show_name and (
-            scan.result == "accept" or (reason is not None and reason.startswith("policy."))
+        shown = (
+            policy.show_name
+            and (scan.code is None or scan.code.app_pass is None)
+            and (scan.result == "accept" or (reason is not None and reason.startswith("policy.")))
         )
         name = await self._masked_name(account_id) if shown and account_id is not None else None
         verified = scan.code
