@@ -160,8 +160,20 @@ def test_dev_serves_routes_on_localhost_with_switches(dev_server: str) -> None:
     status, advanced = http(f"{dev_server}/_sim/advance", "POST", {"days": 1})
     assert status == 200 and advanced["now"] >= state["now"] + 86400
     assert [(run["name"], run["ok"]) for run in advanced["runs"]] == [("remind", True)]
-    assert http(f"{dev_server}/_sim/advance", "POST", {"weeks": 1})[0] == 400
+    # every problem+json answer carries its status in the body, as the server's do: the simulator's own
+    # endpoints, the simulated shell's resident API and the gateway's refusal of a staff route
+    bad_advance = http(f"{dev_server}/_sim/advance", "POST", {"weeks": 1})
+    assert problem_of(bad_advance) == (400, 400, "sim.bad_advance", True)
+    assert problem_of(http(f"{dev_server}/v1/miniapps")) == (401, 401, "auth.required", True)
+    staff_only = http(f"{dev_server}/clinic/{today}", user="grandpa")
+    assert problem_of(staff_only) == (403, 403, "miniapp.staff_required", True)
     assert ("seccomp" in state["missing_layers"]) == (sys.platform != "linux")
+
+
+def problem_of(answer: tuple[int, Any]) -> tuple[int, int, str, bool]:
+    """An error answer's HTTP status, its body's status and code, and whether the body has a title."""
+    status, body = answer
+    return status, body.get("status"), body.get("code"), isinstance(body.get("title"), str)
 
 
 def test_check_reports_scene_and_schedule_without_handler(scaffold: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from yima_sdk.errors import error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.passes import open_pass
 from yima_sdk.simulator._platform import SimJob, SimulatedPlatform, Switches
+from yima_sdk.simulator._responses import SimResponse, problem
 from yima_sdk.simulator._worker_host import AppFailure, WorkerHost
 
 __all__ = ["AppFailure", "AsyncSimulator", "JobRun", "SimResponse"]
@@ -40,21 +41,6 @@ STAFF_REQUIRED = (
     "This route is for the app's staff holding a role you do not hold",
 )
 """The gateway's answer to a staff route called without its role (server/platform/staff/errors.py)."""
-
-
-class SimResponse(msgspec.Struct, frozen=True):
-    """An HTTP answer of the simulated app."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return msgspec.json.decode(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
 
 
 class JobRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,20 +157,13 @@ class AsyncSimulator:
         role = self.platform.staff_route_refusal(request.method, path, request.user_id)
         if role is not None:  # the gateway refuses before the app runs
             status, code, title = STAFF_REQUIRED
-            problem = {"type": "about:blank", "title": title, "code": code, "extra": {"role": role}}
-            return SimResponse(
-                status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
-            )
+            return problem(status, code, title=title, extra={"role": role})
         try:
             response = await self._host.invoke(request)
         except AppFailure as exc:
             # the gateway's status and code (yima_sdk.errors.gateway_answer); the detail stays for the developer
             status, code, title = gateway_answer(exc.code)
-            problem = {"type": "about:blank", "title": title, "code": code, "app_code": exc.code}
-            problem["detail"] = exc.message
-            return SimResponse(
-                status, {"content-type": "application/problem+json"}, msgspec.json.encode(problem)
-            )
+            return problem(status, code, exc.message, title=title, app_code=exc.code)
         assert isinstance(response, Response)
         # the gateway's rule for what an answer carries (JSON, CSV or bytes; nosniff; private caching)
         return SimResponse(response.status, answer_headers(response.headers), response.body)

@@ -22,8 +22,9 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from yima_sdk.errors import YimaError
-from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+from yima_sdk.simulator._host import AsyncSimulator
 from yima_sdk.simulator._pages import Pages, with_cors
+from yima_sdk.simulator._responses import SimResponse, json_response, problem
 
 __all__ = ["serve_http"]
 
@@ -53,7 +54,7 @@ async def serve_http(sim: AsyncSimulator, port: int = 8790, *, user: str | None 
         try:
             response = await _handle(sim, reader, user, pages)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError) as exc:
-            response = _problem(400, "http.bad_request", str(exc))
+            response = problem(400, "http.bad_request", str(exc))
         try:
             writer.write(_render(response))
             await writer.drain()
@@ -78,7 +79,7 @@ async def _handle(
             headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
     if length > _MAX_BODY:
-        return _problem(413, "http.too_large", f"bodies are limited to {_MAX_BODY} bytes")
+        return problem(413, "http.too_large", f"bodies are limited to {_MAX_BODY} bytes")
     body = await reader.readexactly(length) if length else b""
     url = urlsplit(target)
     path = url.path
@@ -103,7 +104,7 @@ async def _handle(
     if user in ("", "anonymous"):
         user = None
     if user is not None and user not in sim.platform.users:
-        return _problem(
+        return problem(
             400, "sim.unknown_user", f"no fixture user {user!r}; known: {sorted(sim.platform.users)}"
         )
     for hop in ("host", "connection", "content-length", "authorization", "cookie"):
@@ -116,7 +117,7 @@ async def _handle(
 async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> SimResponse:
     payload: Any = msgspec.json.decode(body) if body else {}
     if method == "GET" and path == "/_sim/state":
-        return _json(
+        return json_response(
             {
                 "app": sim.manifest.key,
                 "layers": [msgspec.to_builtins(layer) for layer in sim.layers],
@@ -142,9 +143,9 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
     if method == "POST" and path == "/_sim/switches":
         for name, value in payload.items():
             if not hasattr(sim.switches, name):
-                return _problem(400, "sim.unknown_switch", f"no switch {name!r}")
+                return problem(400, "sim.unknown_switch", f"no switch {name!r}")
             setattr(sim.switches, name, value)
-        return _json(dataclasses.asdict(sim.switches))
+        return json_response(dataclasses.asdict(sim.switches))
     if method == "POST" and path == "/_sim/scan":
         try:
             value = await sim.scan(
@@ -156,40 +157,35 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 issuer=payload.get("issuer", 341822),
             )
         except YimaError as exc:
-            return _problem(422, exc.code, exc.message)
-        return _json({"lines": value})
+            return problem(422, exc.code, exc.message)
+        return json_response({"lines": value})
     if method == "POST" and path == "/_sim/staff":
         # a staff grant (or, with "granted": false, its revocation), as an operator or the app's admin makes it
         try:
             change = sim.platform.grant_staff if payload.get("granted", True) else sim.platform.revoke_staff
             change(payload["user"], payload["role"], payload.get("unit"))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            return _problem(400, "sim.bad_staff", f"give user, role and optionally unit and granted: {exc}")
-        return _json({"roles": msgspec.to_builtins(sim.platform.staff_roles(sim.user_id(payload["user"])))})
+            return problem(400, "sim.bad_staff", f"give user, role and optionally unit and granted: {exc}")
+        return json_response(
+            {"roles": msgspec.to_builtins(sim.platform.staff_roles(sim.user_id(payload["user"])))}
+        )
     if method == "POST" and path == "/_sim/advance":
         units = ("days", "hours", "minutes", "seconds")
         if not isinstance(payload, dict) or not all(
             k in units and isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
             for k, v in payload.items()
         ):
-            return _problem(400, "sim.bad_advance", "give days, hours, minutes or seconds: numbers >= 0")
+            return problem(400, "sim.bad_advance", "give days, hours, minutes or seconds: numbers >= 0")
         runs = await sim.advance(**payload)
-        return _json({"now": sim.platform.clock(), "runs": [msgspec.to_builtins(run) for run in runs]})
+        return json_response(
+            {"now": sim.platform.clock(), "runs": [msgspec.to_builtins(run) for run in runs]}
+        )
     if method == "POST" and path.startswith("/_sim/payments/"):
         _, _, _, payment_id, action = path.split("/", 4)
         if payment_id not in sim.platform.payments or action not in ("confirm", "decline"):
-            return _problem(404, "sim.not_found", "no such payment or action")
-        return _json(sim.platform.confirm_payment(payment_id, accept=action == "confirm"))
-    return _problem(404, "sim.not_found", f"no simulator endpoint {method} {path}")
-
-
-def _json(value: Any, status: int = 200) -> SimResponse:
-    return SimResponse(status, {"content-type": "application/json"}, msgspec.json.encode(value))
-
-
-def _problem(status: int, code: str, detail: str) -> SimResponse:
-    body = msgspec.json.encode({"type": "about:blank", "code": code, "detail": detail})
-    return SimResponse(status, {"content-type": "application/problem+json"}, body)
+            return problem(404, "sim.not_found", "no such payment or action")
+        return json_response(sim.platform.confirm_payment(payment_id, accept=action == "confirm"))
+    return problem(404, "sim.not_found", f"no simulator endpoint {method} {path}")
 
 
 def _render(response: SimResponse) -> bytes:

@@ -21,7 +21,8 @@ from typing import Any
 
 import msgspec
 
-from yima_sdk.simulator._host import AsyncSimulator, SimResponse
+from yima_sdk.simulator._host import AsyncSimulator
+from yima_sdk.simulator._responses import SimResponse, json_response, problem
 from yima_sdk.ui_bundle import UI_MEDIA_TYPES, page_headers
 
 RESIDENT_PREFIX = "sim."
@@ -85,7 +86,7 @@ class Pages:
         if path == "/v1/miniapps" or path.startswith("/v1/me/"):
             user = self._resident(headers.get("authorization", ""))
             if user is None:
-                return _problem(
+                return problem(
                     401, "auth.required", "send the shell's resident: Authorization: Bearer sim.<user>"
                 )
             return self._resident_api(method, path, user, body)
@@ -99,7 +100,7 @@ class Pages:
         media = UI_MEDIA_TYPES.get(PurePosixPath(name).suffix.lower())
         target = self.sim.folder / "ui" / name
         if media is None or ".." in parts or any(p.startswith(".") for p in parts) or not target.is_file():
-            return _problem(404, "miniapp.ui_not_found", f"no ui/{name} in {self.sim.folder}")
+            return problem(404, "miniapp.ui_not_found", f"no ui/{name} in {self.sim.folder}")
         content = target.read_bytes()  # read afresh: edit the page, reload the browser
         etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
         origin = "http://" + headers.get("host", "127.0.0.1")
@@ -118,7 +119,9 @@ class Pages:
         me = platform.user_id(user)
         if method == "POST" and path == f"/v1/me/miniapps/{manifest.id}/session":
             token = SESSION_PREFIX + user
-            return _json({"app_id": manifest.id, "token": token, "expires_in": 600, "user_id": me}, 201)
+            return json_response(
+                {"app_id": manifest.id, "token": token, "expires_in": 600, "user_id": me}, 201
+            )
         if method == "GET" and path == "/v1/miniapps":
             scopes = [
                 {"name": name, "purpose": purpose, "state": self._state(user, name)}
@@ -132,29 +135,29 @@ class Pages:
             }
             if (self.sim.folder / "ui" / "index.html").is_file():
                 entry["page"] = f"/miniapps/{manifest.id}/ui/"
-            return _json([entry])
+            return json_response([entry])
         if method == "PUT" and path.startswith(f"/v1/me/consents/{manifest.id}/"):
             scope = path.rpartition("/")[2]
             if scope not in manifest.scopes:
-                return _problem(422, "consent.unknown_scope", f"the app does not ask for {scope!r}")
+                return problem(422, "consent.unknown_scope", f"the app does not ask for {scope!r}")
             granted = bool(msgspec.json.decode(body or b"{}").get("granted"))
             self.decided[(user, scope)] = granted
             platform.set_consent(user, scope, granted)
-            return _json({"app_id": manifest.id, "scope": scope, "granted": granted})
+            return json_response({"app_id": manifest.id, "scope": scope, "granted": granted})
         if method == "GET" and path == "/v1/me/payments":
             mine = [p for p in platform.payments.values() if p["user_id"] == me]
-            return _json([_resident_payment(manifest.id, p) for p in reversed(mine)])
+            return json_response([_resident_payment(manifest.id, p) for p in reversed(mine)])
         if method == "POST" and path.startswith("/v1/me/payments/"):
             _, _, _, _, number, action = path.split("/", 5)
             payment_id = f"pay_{number}"
             payment = platform.payments.get(payment_id)
             if payment is None or payment["user_id"] != me or action not in ("confirm", "decline"):
-                return _problem(404, "payment.not_found", "no such pending payment")
+                return problem(404, "payment.not_found", "no such pending payment")
             if payment["status"] != "pending_confirmation":
-                return _problem(409, "payment.already_decided", "this payment was already decided")
+                return problem(409, "payment.already_decided", "this payment was already decided")
             decided = platform.confirm_payment(payment_id, accept=action == "confirm")
-            return _json(_resident_payment(manifest.id, decided))
-        return _problem(404, "sim.not_found", f"the simulated shell has no {method} {path}")
+            return json_response(_resident_payment(manifest.id, decided))
+        return problem(404, "sim.not_found", f"the simulated shell has no {method} {path}")
 
     def _state(self, user: str, scope: str) -> str:
         decided = self.decided.get((user, scope))
@@ -190,15 +193,6 @@ def _shell_headers() -> dict[str, str]:
         "x-content-type-options": "nosniff",
         "cache-control": "no-cache",
     }
-
-
-def _json(value: Any, status: int = 200) -> SimResponse:
-    return SimResponse(status, {"content-type": "application/json"}, msgspec.json.encode(value))
-
-
-def _problem(status: int, code: str, detail: str) -> SimResponse:
-    body = msgspec.json.encode({"type": "about:blank", "code": code, "detail": detail, "status": status})
-    return SimResponse(status, {"content-type": "application/problem+json"}, body)
 
 
 __all__ = ["Pages", "with_cors"]
