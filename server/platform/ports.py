@@ -13,8 +13,6 @@ from typing import Protocol
 import asyncpg
 from yima_sdk.codes import VerifiedCode
 
-from server.onecard.results import ChargeResult, RefundResult
-
 
 class ResidentProfile(Protocol):
     """What a consented scope may tell an app about the resident."""
@@ -59,8 +57,32 @@ class HealthCodes(Protocol):
         ...
 
 
+class ChargeResult(Protocol):
+    """A settled charge: the platform records its id on the payment, for refunds."""
+
+    @property
+    def charge_id(self) -> int: ...
+
+
+class RefundResult(Protocol):
+    """A refund given: this one's amount and the charge's refunded total."""
+
+    @property
+    def amount_fen(self) -> int: ...
+    @property
+    def refunded_fen(self) -> int: ...
+
+
+CHARGE_NOT_FOUND = "onecard.charge_not_found"
+"""The code (server.errors.AppError.code) of a refusal by `Payments.refund_ride`: no such settled ride for the app."""
+REFUND_EXCEEDS_CHARGE = "onecard.refund_exceeds_charge"
+"""The code of a refusal by `Payments.refund` and `refund_ride`: refunds may not exceed what was charged."""
+
+
 class Payments(Protocol):
-    """One-card: a resident's confirmed mini-app payment, and an app's refund of it."""
+    """One-card: a resident's confirmed mini-app payment, and an app's refund of it. A refusal raises an
+    AppError (server.errors) whose `code` says why (CHARGE_NOT_FOUND, REFUND_EXCEEDS_CHARGE, or
+    server.idempotency.IdempotencyKeyReused); the platform maps it to the app's InvalidArgument."""
 
     async def charge(
         self,

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
+from server.platform import ports
 from tests.conftest import login
 from tests.onecard.helpers import balance, fund, resident_with_card, wallet_check
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 FEE_FEN = 200  # what probe_app's POST /charge asks for
+
+
+def test_the_platforms_payment_refusal_codes_are_the_ones_one_card_raises() -> None:
+    """The platform names one-card's refusals by code (its port imports nothing of one-card): the same codes."""
+    assert (ports.CHARGE_NOT_FOUND, ports.REFUND_EXCEEDS_CHARGE) == (
+        ChargeNotFound.code,
+        RefundExceedsCharge.code,
+    )
 
 
 async def test_confirmed_charge_debits_the_one_card_once_and_the_app_sees_it_paid(

@@ -37,11 +37,11 @@ from yima_sdk.passes import PASS_PREFIX, PassClaims
 
 from sandbox.capabilities import CallInfo
 from server.core import Core
+from server.errors import AppError
 from server.idempotency import IdempotencyKeyReused
-from server.onecard.errors import ChargeNotFound, RefundExceedsCharge
 from server.platform.db.service import AppDb
 from server.platform.jobs.service import AppJobs
-from server.platform.ports import Accounts, HealthCodes, Payments
+from server.platform.ports import CHARGE_NOT_FOUND, REFUND_EXCEEDS_CHARGE, Accounts, HealthCodes, Payments
 from server.platform.residents import repository
 from server.platform.residents.consents import LiveConsents
 from server.platform.runtime.group_write import GroupWrite
@@ -320,12 +320,14 @@ class PlatformCapabilities:
                         idempotency_key=f"miniapp:{op.idempotency_key}",
                         reason=op.reason,
                     )
-            except RefundExceedsCharge:
-                raise InvalidArgument("refunds may not exceed what the payment charged") from None
             except IdempotencyKeyReused:
                 raise InvalidArgument(
                     f"idempotency_key {op.idempotency_key!r} was used for another refund"
                 ) from None
+            except AppError as exc:
+                if exc.code == REFUND_EXCEEDS_CHARGE:
+                    raise InvalidArgument("refunds may not exceed what the payment charged") from None
+                raise
         return c.Refund(payment_id=op.payment_id, amount_fen=done.amount_fen, refunded_fen=done.refunded_fen)
 
     async def _refund_ride(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
@@ -341,14 +343,16 @@ class PlatformCapabilities:
                         idempotency_key=f"miniapp:{op.idempotency_key}",
                         reason=op.reason,
                     )
-            except ChargeNotFound:
-                raise InvalidArgument(f"no settled ride {op.payment_id!r} for this app") from None
-            except RefundExceedsCharge:
-                raise InvalidArgument("refunds may not exceed what the ride charged") from None
             except IdempotencyKeyReused:
                 raise InvalidArgument(
                     f"idempotency_key {op.idempotency_key!r} was used for another refund"
                 ) from None
+            except AppError as exc:
+                if exc.code == CHARGE_NOT_FOUND:
+                    raise InvalidArgument(f"no settled ride {op.payment_id!r} for this app") from None
+                if exc.code == REFUND_EXCEEDS_CHARGE:
+                    raise InvalidArgument("refunds may not exceed what the ride charged") from None
+                raise
         return c.Refund(payment_id=op.payment_id, amount_fen=done.amount_fen, refunded_fen=done.refunded_fen)
 
 
