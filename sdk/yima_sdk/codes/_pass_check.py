@@ -7,12 +7,15 @@ pass its app revoked, e.g. a cancelled ticket). What a pass admits only its issu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from yima_sdk._ed25519 import VerifyKey
 from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._verified import VerifiedCode
 from yima_sdk.passes import open_pass
-from yima_sdk.trust import RevocationSet
+
+if TYPE_CHECKING:  # yima_sdk.trust imports yima_sdk.codes, which imports this module
+    from yima_sdk.trust import RevocationSet
 
 __all__ = ["verify_pass"]
 
