@@ -17,9 +17,8 @@ from server.settings import Settings
 
 
 async def _verify(settings: Settings, files: list[Path]) -> int:
-    from server.credentials.trust_list import ROOT_PURPOSE
     from server.keys import repository as keys_repository
-    from server.keys.service import decode_key
+    from server.keys.service import ROOT_PURPOSE, decode_key
     from server.security import DerivedKeys, FieldCipher, load_master_key
 
     keys = DerivedKeys.derive(load_master_key(settings))

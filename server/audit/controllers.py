@@ -16,8 +16,8 @@ from server.audit.service import verify_chain
 from server.audit.signing import publish_checkpoint
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC
-from server.credentials.trust_list import ROOT_PURPOSE
 from server.deps import Caller, Db
+from server.keys.service import ROOT_PURPOSE
 
 
 class AuditCheckpointController(Controller):

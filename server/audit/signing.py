@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.audit.checkpoints import Checkpoint, publish
 from server.core import Core
-from server.credentials.trust_list import ROOT_PURPOSE
+from server.keys.service import ROOT_PURPOSE
 
 
 async def publish_checkpoint(core: Core) -> Checkpoint | None:

@@ -22,7 +22,7 @@ from yima_sdk.trust import TrustEntry, TrustList, build_trust_list
 from server import audit
 from server.core import Core
 from server.credentials import errors, repository
-from server.keys.service import SigningKey
+from server.keys.service import ROOT_PURPOSE, SigningKey
 
 log = logging.getLogger("yima.credentials.trust_list")
 
@@ -31,7 +31,6 @@ PASS_PURPOSE = "miniapp-pass"  # noqa: S105 - a key purpose, not a secret
 """The platform's keys that sign mini-app passes (server/platform/runtime/capabilities.py): published as `app_pass`
 entries, so that terminals verify tickets offline."""
 PASS_CREDENTIAL_TYPES = frozenset({"app_pass"})
-ROOT_PURPOSE = "trust_root"
 CHANNEL = "credentials"
 """One pub/sub channel for every credentials change: b"trust_list", b"status:<account>", b"status:*", b"revocations"."""
 OWN_CREDENTIAL_TYPES = frozenset({"ankang_code", "device_certificate"})

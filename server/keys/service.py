@@ -36,6 +36,9 @@ from server.security import FieldCipher
 log = logging.getLogger("yima.keys")
 
 CHANNEL = "keys"
+ROOT_PURPOSE = "trust_root"
+"""The trust root: signs the trust list, terminal documents and audit checkpoints; every domain that signs or
+verifies with it imports it from here."""
 CONFIRM_TIMEOUT_S = 5.0
 """How long `rotate`/`retire` wait for every worker's confirmation before saying which did not answer."""
 

@@ -19,7 +19,7 @@ from yima_sdk.terminal import sign_server_time
 
 from server import audit
 from server.core import Core
-from server.credentials.trust_list import ROOT_PURPOSE
+from server.keys.service import ROOT_PURPOSE
 from server.terminals import errors, repository
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

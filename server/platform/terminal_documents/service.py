@@ -25,7 +25,7 @@ from yima_sdk.errors import QuotaExceeded, VersionConflict
 from yima_sdk.fares import FareSchedule, FareTable
 
 from server.core import Core
-from server.credentials.trust_list import ROOT_PURPOSE
+from server.keys.service import ROOT_PURPOSE
 from server.platform.terminal_documents import repository as repo
 
 
