@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 from server.terminals.events import ScanEvent
-from server.terminals.scans import outbox
+from server.terminals.scans import outbox_repository
 from server.terminals.scans.outbox import ScanOutbox
 
 
@@ -62,7 +62,7 @@ async def _rows(db, terminals: set[str]) -> int:
 
 async def _write(db, events: list[ScanEvent], lease_until: datetime | None = None) -> None:
     async with db.transaction() as conn:
-        await outbox.insert(conn, events, datetime.now(UTC), lease_until)
+        await outbox_repository.insert(conn, events, datetime.now(UTC), lease_until)
 
 
 async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal(client) -> None:

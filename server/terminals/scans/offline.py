@@ -26,7 +26,7 @@ from server.terminals.events import ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicy
 from server.terminals.ports import OfflineCharge, OfflineSettlement, SceneDocuments
 from server.terminals.registry import TerminalInfo
-from server.terminals.scans import outbox
+from server.terminals.scans import outbox_repository
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.fares import UNPRICED, reprice
 from server.terminals.scans.record import StoredScan
@@ -198,7 +198,7 @@ class OfflineUploads:
                     [] if app_id is None else sorted((o for o in mine if o.reason is None), key=_scan_order)
                 )
                 delivered = [o.event(terminal) for o in heard]
-                await outbox.insert(conn, delivered, received, lease_until)
+                await outbox_repository.insert(conn, delivered, received, lease_until)
         finally:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
