@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from yima_sdk.contract import job_retry_delay
+
 from server.db import Database
 from server.terminals.events import NOT_READY, ScanEvent, ScanEventSink
 from server.terminals.scans.outbox_repository import OutboxRow, claim, delivered, failed, release
@@ -37,16 +39,10 @@ log = logging.getLogger("yima.terminals.outbox")
 
 OUTBOX_ATTEMPTS = 10
 RETRY_BASE_S = 5.0
-RETRY_MAX_S = 3600.0
 
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def retry_delay(attempt: int, base_s: float = RETRY_BASE_S) -> float:
-    """The pause after the `attempt`-th failed delivery: doubled each time, at most an hour."""
-    return float(min(RETRY_MAX_S, base_s * 2 ** max(0, attempt - 1)))
 
 
 class ScanOutbox:
@@ -143,7 +139,7 @@ class ScanOutbox:
                 await failed(conn, row.scan_id, attempt=row.attempt - 1, error=error, run_at=_utc(now + 1))
             else:
                 last = row.attempt >= OUTBOX_ATTEMPTS
-                run_at = None if last else _utc(now + retry_delay(row.attempt, self.retry_base_s))
+                run_at = None if last else _utc(now + job_retry_delay(row.attempt, self.retry_base_s))
                 await failed(conn, row.scan_id, attempt=row.attempt, error=error, run_at=run_at)
                 if last:
                     log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
