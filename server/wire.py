@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import unicodedata
 from typing import Annotated
 
@@ -25,6 +26,16 @@ def whole(body: str) -> str:
     `\d` matches every script's digits, so a full-width "３" passed too.
     """
     return f"^{body}(?!\\n)$"
+
+
+def b64url(raw: bytes) -> str:
+    """Unpadded base64url (RFC 4648 section 5), as keys and signatures travel in JSON and headers."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """The bytes of unpadded (or padded) base64url; a character outside its alphabet raises binascii.Error."""
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def ascii_text(raw: str) -> str | None:

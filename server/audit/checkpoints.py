@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from server.audit import repository
 from server.db import Database
-from server.wire import Outbound
+from server.wire import Outbound, b64url
 
 if TYPE_CHECKING:
     # Only for annotations: server.keys.service imports the audit package (a module importing server.seed
@@ -36,10 +36,6 @@ log = logging.getLogger("yima.audit.checkpoints")
 
 _DOMAIN = b"yima-audit-checkpoint/v1\n"
 """Signed before the fields, so a checkpoint signature can never be taken for a trust list's (same root key)."""
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 class Checkpoint(Outbound, kw_only=True):
@@ -85,7 +81,7 @@ def sign(size: int, head: bytes, at: datetime, key_id: str, private_key: Ed25519
     unsigned = Checkpoint(
         size=size, head=head.hex(), timestamp=round(at.timestamp() * 1000), key_id=key_id, signature=""
     )
-    return msgspec.structs.replace(unsigned, signature=_b64(private_key.sign(unsigned.signed_bytes())))
+    return msgspec.structs.replace(unsigned, signature=b64url(private_key.sign(unsigned.signed_bytes())))
 
 
 def from_row(row: asyncpg.Record) -> Checkpoint:
@@ -94,7 +90,7 @@ def from_row(row: asyncpg.Record) -> Checkpoint:
         head=bytes(row["head"]).hex(),
         timestamp=round(row["signed_at"].timestamp() * 1000),
         key_id=row["key_id"],
-        signature=_b64(bytes(row["signature"])),
+        signature=b64url(bytes(row["signature"])),
     )
 
 

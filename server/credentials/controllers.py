@@ -17,9 +17,9 @@ from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.credentials import errors, schemas
 from server.credentials.rendering import qr_version, render_png, render_svg
 from server.credentials.service import Credentials
-from server.credentials.trust_list import b64url, b64url_decode
 from server.deps import Caller, Db
 from server.errors import BadRequest, PayloadTooLarge, raises
+from server.wire import b64url, b64url_decode
 
 CredentialsDep: TypeAlias = NamedDependency[Credentials]
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -8,7 +8,6 @@ they do not know yet (rate-limited, so unknown keys cannot flood the database).
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Callable
@@ -39,14 +38,6 @@ _KEY_SLACK_S = 300
 with a rotated-out key until its key cache refreshes."""
 _OPEN_ENDED_S = 10 * 365 * 86400
 _MAX_U32 = 0xFFFFFFFF
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def own_entries(issuer: int, keys: list[SigningKey]) -> list[TrustEntry]:

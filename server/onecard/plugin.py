@@ -24,13 +24,12 @@ from server.onecard.controllers import (
 from server.onecard.payments import simulator_repository
 from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentProvider
 from server.onecard.payments.base import PaymentProvider
-from server.onecard.payments.signing import unb64url
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
 from server.onecard.service import OnecardService, RevocationSource, VerifiedResidents
 from server.onecard.topups.service import Topups
 from server.plugins import Provides, StartOnce
 from server.settings import Mode, Settings
-from server.wire import Outbound
+from server.wire import Outbound, b64url_decode
 
 
 def provide_onecard(state: State) -> OnecardService:
@@ -160,7 +159,7 @@ class OnecardPlugin(InitPluginProtocol):
                 cfg.payment_provider_url,
                 merchant_id=cfg.merchant_id,
                 merchant_key=cfg.merchant_key,
-                provider_public_key=unb64url(cfg.provider_public_key),
+                provider_public_key=b64url_decode(cfg.provider_public_key),
             )
         if self.settings.mode is Mode.PRODUCTION:
             raise RuntimeError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from litestar import Litestar
@@ -19,6 +18,7 @@ from server.terminals.controllers.terminals import TerminalAdminController, Term
 from server.terminals.events import NoScanEvents, ScanEventSink
 from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.service import Terminals
+from server.wire import b64url
 
 DEMO_TERMINAL_KEY_FILE = "demo-clinic-terminal.json"
 
@@ -89,9 +89,6 @@ class TerminalsPlugin(InitPluginProtocol):
             return
         key = Ed25519PrivateKey.generate()
 
-        def b64(raw: bytes) -> str:
-            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
         terminals: Terminals = app.state.terminals
         async with core.db.transaction() as conn:
             info = await terminals.registry.register(
@@ -100,14 +97,14 @@ class TerminalsPlugin(InitPluginProtocol):
                 name="Guangde People's Hospital, entrance",
                 kind="clinic",
                 scene="guangde-peoples-hospital",
-                public_key=b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
+                public_key=b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
                 {
                     "terminal_id": info.id,
-                    "private_key": b64(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
+                    "private_key": b64url(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
                     "token_endpoint": terminals.registry.token_endpoint,
                 },
                 indent=2,

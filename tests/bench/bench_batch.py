@@ -32,8 +32,8 @@ from yima_sdk.holder import Holder
 
 from server.app import create_app
 from server.onecard.payments.adapters import LocalPaymentProvider
-from server.onecard.payments.signing import b64url, unb64url
 from server.settings import load_settings
+from server.wire import b64url, b64url_decode
 from tests.bench.bench_onecard_settlement import id_number
 from tests.bench.server import yima_serve
 
@@ -73,7 +73,7 @@ async def seed(
                 issued = await onecard.offline.register_device(
                     conn, account, b64url(holder.device_public_key)
                 )
-            holder.install_certificate(unb64url(issued.certificate))
+            holder.install_certificate(b64url_decode(issued.certificate))
             out["holders"].append(holder)
         async with db.transaction() as conn:
             for _ in range(terminals * runs):

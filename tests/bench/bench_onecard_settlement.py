@@ -34,9 +34,9 @@ from yima_sdk.trust import TrustEntry, TrustList
 from server.app import create_app
 from server.onecard.offline.settlement import OfflineCharge
 from server.onecard.payments.adapters import LocalPaymentProvider
-from server.onecard.payments.signing import b64url, unb64url
 from server.security.master_key import new_master_key_text
 from server.settings import load_settings
+from server.wire import b64url, b64url_decode
 
 ADMIN_DSN = os.environ.get("YIMA_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -73,7 +73,7 @@ async def prepare(app, devices: int, per_device: int, base: int) -> tuple[list[s
         holder = Holder.generate()
         async with db.transaction() as conn:
             issued = await onecard.offline.register_device(conn, account, b64url(holder.device_public_key))
-        holder.install_certificate(unb64url(issued.certificate))
+        holder.install_certificate(b64url_decode(issued.certificate))
         holders.append(holder)
     key = await state.core.keys.active("issuer")
     trust = TrustList(

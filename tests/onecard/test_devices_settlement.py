@@ -16,7 +16,7 @@ from yima_sdk.codes import decode_device_certificate
 from yima_sdk.holder import Holder
 
 from server.onecard.offline.settlement import OfflineCharge, SettlementResult
-from server.onecard.payments.signing import b64url, unb64url
+from server.wire import b64url, b64url_decode
 from tests.conftest import login_with_role
 from tests.credentials.helpers import IDENTITY_POINT, b64
 from tests.onecard.helpers import Resident, balance, fund, resident_with_card, wallet_check
@@ -29,7 +29,7 @@ async def certify(client, resident: Resident, holder: Holder | None = None) -> t
     )
     assert r.status_code == 201, r.text
     body = r.json()
-    holder.install_certificate(unb64url(body["certificate"]))
+    holder.install_certificate(b64url_decode(body["certificate"]))
     return holder, body
 
 
@@ -63,7 +63,7 @@ async def settle(client, charges: list[OfflineCharge]) -> list[SettlementResult]
 async def test_device_certificate_binds_the_account_key_and_limits(client):
     alice = await resident_with_card(client)
     holder, body = await certify(client, alice)
-    cert = decode_device_certificate(unb64url(body["certificate"]))
+    cert = decode_device_certificate(b64url_decode(body["certificate"]))
     onecard = client.app.state.onecard
     assert cert.device_public_key == holder.device_public_key
     assert cert.serial.hex() == body["serial"]

@@ -16,7 +16,7 @@ from yima_sdk.holder import Holder
 from yima_sdk.terminal import Terminal
 
 from sandbox.capabilities import CallInfo
-from server.onecard.payments.signing import b64url, unb64url
+from server.wire import b64url, b64url_decode
 from tests.credentials.helpers import register_terminal, terminal_token
 from tests.onecard.helpers import balance, fund, resident_with_card
 from tests.platform.conftest import Team, new_app_id, write_probe
@@ -114,7 +114,7 @@ async def test_settlement_charges_the_published_fare_in_force_at_the_ride_once(
         "/v1/me/devices", json={"public_key": b64url(holder.device_public_key)}, headers=rider.headers
     )
     assert r.status_code == 201, r.text
-    holder.install_certificate(unb64url(r.json()["certificate"]))
+    holder.install_certificate(b64url_decode(r.json()["certificate"]))
     certified = time.time()
     switch = (
         int(certified) + 2

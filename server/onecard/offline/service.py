@@ -24,8 +24,8 @@ from server.onecard.offline.settlement import (
     SettlementSummary,
     settle,
 )
-from server.onecard.payments.signing import b64url, unb64url
 from server.onecard.results import IssuedCertificate, RefundResult
+from server.wire import b64url, b64url_decode
 
 if TYPE_CHECKING:
     from server.onecard.service import OnecardService
@@ -52,7 +52,7 @@ class OfflineRides:
         from yima_sdk.codes import decode_device_certificate, issue_device_certificate
 
         try:
-            raw_key = unb64url(public_key)
+            raw_key = b64url_decode(public_key)
         except (ValueError, binascii.Error):
             raise errors.DeviceKeyInvalid() from None
         # A key of small order would make every signature under it worthless (or, to a lax verifier, any).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -10,19 +9,13 @@ from collections.abc import Mapping
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from server.wire import b64url, b64url_decode
+
 # Header names, as the provider documents them.
 REQUEST_AUTH = "Pay-Authorization"
 NOTIFY_TIMESTAMP = "Pay-Timestamp"
 NOTIFY_NONCE = "Pay-Nonce"
 NOTIFY_SIGNATURE = "Pay-Signature"
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64url(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def request_message(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
@@ -50,7 +43,7 @@ def check_request(key: str, parts: Mapping[str, str], method: str, path: str, bo
         hashlib.sha256,
     ).digest()
     try:
-        given = unb64url(parts.get("signature", ""))
+        given = b64url_decode(parts.get("signature", ""))
     except ValueError:
         return False
     return hmac.compare_digest(expected, given)
@@ -68,7 +61,7 @@ def check_notification(
     key: Ed25519PublicKey, timestamp: str, nonce: str, body: bytes, signature: str
 ) -> bool:
     try:
-        key.verify(unb64url(signature), notification_message(timestamp, nonce, body))
+        key.verify(b64url_decode(signature), notification_message(timestamp, nonce, body))
     except (InvalidSignature, ValueError):
         return False
     return True

@@ -17,6 +17,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from server.onecard.payments import signing
 from server.onecard.payments.simulator import FakeClock, PaymentSimulator, SimError
+from server.wire import b64url
 
 # -- HTTP ------------------------------------------------------------------------------------------------------
 
@@ -170,7 +171,7 @@ def create_simulator_app(sim: PaymentSimulator, *, auto_deliver: bool = False) -
 
     @get("/sim/public-key")
     async def public_key() -> dict[str, str]:
-        return {"public_key": signing.b64url(sim.public_key)}
+        return {"public_key": b64url(sim.public_key)}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual to
         merchant_id=args.merchant_id, merchant_key=args.merchant_key, base_url=f"http://127.0.0.1:{args.port}"
     )
     print(
-        f"provider public key (YIMA onecard provider_public_key): {signing.b64url(sim.public_key)}",
+        f"provider public key (YIMA onecard provider_public_key): {b64url(sim.public_key)}",
         flush=True,
     )
     uvicorn.run(create_simulator_app(sim, auto_deliver=True), host="127.0.0.1", port=args.port)

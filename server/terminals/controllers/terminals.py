@@ -14,7 +14,6 @@ from yima_sdk.documents import documents_etag
 
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC, TERMINAL
-from server.credentials.trust_list import b64url
 from server.deps import Caller, Db
 from server.errors import BadRequest, TooManyRequests, raises
 from server.net import client_address
@@ -22,6 +21,7 @@ from server.terminals import errors, schemas
 from server.terminals.policies import CHANNEL, KINDS
 from server.terminals.registry import TerminalInfo
 from server.terminals.service import Terminals
+from server.wire import b64url
 
 TerminalsDep: TypeAlias = NamedDependency[Terminals]
 
