@@ -50,7 +50,7 @@ TABLE_OWNERS = {
 # Reads that still cross a domain's wall, each with why it is not a port yet. This list may only shrink: the test
 # fails for an entry that no longer happens, so remove it when its port lands. Empty: every crossing is a port
 # (the access guard's roles: `server.auth.live_roles.RoleRecord`; a code's verified ID index:
-# `server.credentials.ankang.Residents`; both answered by identity).
+# `server.credentials.ports.Residents`; both answered by identity).
 ALLOWED: set[tuple[str, str]] = set()
 
 SQL_TABLE = re.compile(r"\b(?:from|join|into|update|table)\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)

@@ -12,30 +12,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol, cast
+from typing import Literal, cast
 
-import asyncpg
 from yima_sdk.codes import issue_ankang_code
 
 from server.core import Core
 from server.credentials import errors, repository
+from server.credentials.ports import Residents
 from server.credentials.subject_ref import SubjectRefs
 from server.credentials.trust_list import ISSUER_PURPOSE
 
 Colour = Literal["green", "yellow", "red"]
 DEFAULT_COLOUR: Colour = "green"
 """A verified resident with no status ever set shows green: the authority marks exceptions, not everyone."""
-
-
-class Residents(Protocol):
-    """What credentials need of identity (given at start-up; IdentityService answers it): statuses are kept by
-    the blind index of the ID number, residents are accounts."""
-
-    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None:
-        """None while the account's identity is not verified (or there is no such account)."""
-        ...
-
-    async def account_with_id_index(self, conn: asyncpg.Connection, id_index: bytes) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ import asyncpg
 from server import audit
 from server.core import Core
 from server.credentials import errors, repository
-from server.credentials.ankang import DEFAULT_COLOUR, AnkangService, Residents
+from server.credentials.ankang import DEFAULT_COLOUR, AnkangService
+from server.credentials.ports import Residents
 from server.credentials.trust_list import CHANNEL
 from server.identity.id_number import IdNumberError, parse_id_number
 

@@ -10,7 +10,6 @@ from litestar.plugins import InitPluginProtocol
 
 from server.cli_support import Commands
 from server.credentials import repository
-from server.credentials.ankang import Residents
 from server.credentials.controllers import (
     AnkangCodeController,
     HealthAuthorityController,
@@ -18,6 +17,7 @@ from server.credentials.controllers import (
     RevocationController,
     TrustListController,
 )
+from server.credentials.ports import Residents
 from server.credentials.service import Credentials
 from server.plugins import Provides, StartOnce
 

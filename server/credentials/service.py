@@ -13,8 +13,9 @@ from yima_sdk.codes import VerifiedCode
 
 from server.cache import follow
 from server.core import Core
-from server.credentials.ankang import AnkangService, Residents
+from server.credentials.ankang import AnkangService
 from server.credentials.health import HealthService
+from server.credentials.ports import Residents
 from server.credentials.revocation import RevocationService
 from server.credentials.trust_list import CHANNEL, TrustListService
 

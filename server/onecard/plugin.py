@@ -25,7 +25,8 @@ from server.onecard.payments import simulator_repository
 from server.onecard.payments.adapters import HttpPaymentProvider, LocalPaymentProvider
 from server.onecard.payments.base import PaymentProvider
 from server.onecard.payments.simulator import PaymentSimulator, SimError, SimOrder
-from server.onecard.service import OnecardService, RevocationSource, VerifiedResidents
+from server.onecard.ports import RevocationSource, VerifiedResidents
+from server.onecard.service import OnecardService
 from server.onecard.topups.service import Topups
 from server.plugins import Provides, StartOnce
 from server.settings import Mode, Settings

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -27,6 +26,7 @@ from server.onecard.config import OnecardConfig
 from server.onecard.offline.service import OfflineRides
 from server.onecard.offline.settlement import ChargeToSettle, SettlementResult
 from server.onecard.payments.base import PaymentProvider
+from server.onecard.ports import RevocationPublisher, VerifiedResidents
 from server.onecard.results import (
     CardView,
     ChargeResult,
@@ -46,35 +46,6 @@ _NO_FLOOR = -(2**62)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class RevocationPublisher(Protocol):
-    """How a revoked device certificate reaches terminals: the credentials domain's RevocationService, which
-    serves the per-issuer revocation deltas at GET /v1/revocations."""
-
-    async def revoke_device_certificate(
-        self, conn: asyncpg.Connection, *, actor: str, serial: bytes, expires_at: dt.datetime, reason: str
-    ) -> int: ...
-
-    async def announce(self) -> None: ...
-
-
-class RevocationSource(Protocol):
-    """The credentials domain's services, as one-card's plugin takes them: their revocation publisher."""
-
-    @property
-    def revocations(self) -> RevocationPublisher: ...
-
-
-class VerifiedResidents(Protocol):
-    """What one-card needs of identity (given at start-up; IdentityService answers it): a card opens only for
-    the verified identity the issuer gave it to."""
-
-    async def verified_id_index(self, conn: asyncpg.Connection, account_id: int) -> bytes | None: ...
-
-    async def account_id_for_phone(self, conn: asyncpg.Connection, phone: str, *, create: bool) -> int | None:
-        """The account of a phone number: the demo seed's resident, whose one-card `yima dev` opens."""
-        ...
 
 
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
