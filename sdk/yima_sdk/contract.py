@@ -110,6 +110,7 @@ __all__ = [
     "Written",
     "answer_headers",
     "check_document",
+    "check_effective_from",
     "check_filename",
     "check_job",
     "check_pass",
@@ -633,7 +634,8 @@ class TerminalsPublish(_Op, frozen=True, tag="terminals.publish"):
     it with its trust-list root, terminals fetch it with their trust list and apply the version in force at
     `effective_from` (Unix seconds). Versions are immutable: the same version again with the same content and
     time answers as the first time (a retried call); with other content, VersionConflict. `content` is a JSON
-    object of at most 64 KiB; `fares` must be the `yima_sdk.fares.FareTable` of that version and time.
+    object of at most 64 KiB; `fares` must be the `yima_sdk.fares.FareTable` of that version and time. A version
+    after the first may not take effect in the past (`check_effective_from`): InvalidArgument.
     QuotaExceeded past 200 versions of one name."""
 
     Reply = DocumentVersion
@@ -722,6 +724,19 @@ def check_document(op: TerminalsPublish) -> bytes:
         if table.version != op.version or int(table.effective_from.timestamp()) != op.effective_from:
             raise InvalidArgument("a fares document is the fare table of the same version and effective_from")
     return encoded
+
+
+PUBLISH_GRACE_S = 60
+"""How far before the platform's clock a new version of a document may take effect (the clerk's "now")."""
+
+
+def check_effective_from(op: TerminalsPublish, now: float, *, first: bool) -> None:
+    """A version after the first takes effect from now on (PUBLISH_GRACE_S back at most): an offline ride taken
+    under one version is never re-priced at settlement by a version published after it. InvalidArgument if not."""
+    if not first and op.effective_from < now - PUBLISH_GRACE_S:
+        raise InvalidArgument(
+            f"{op.name} version {op.version} would take effect in the past: a new version takes effect from now on"
+        )
 
 
 def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:

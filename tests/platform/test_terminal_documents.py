@@ -61,9 +61,9 @@ async def test_the_terminals_of_an_apps_scene_sync_its_signed_documents(team: Te
         same = await team.client.get("/v1/terminal/documents", headers=headers | {"if-none-match": etag})
         assert same.status_code == 304
 
-        # Version 2, from a minute ago: the answer changes, and the terminal applies it.
+        # Version 2, from half a minute ago (within the grace): the answer changes, and the terminal applies it.
         table = TABLE | {"version": 2, "lines": {"1": {"name": "1路", "flat_fen": 300}}}
-        now = int(time.time()) - 60
+        now = int(time.time()) - 30
         table["effective_from"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now))
         await publish(2, now, table)
         second = await team.client.get("/v1/terminal/documents", headers=headers | {"if-none-match": etag})

@@ -30,10 +30,12 @@ class SimulatedTerminals:
             if held[:2] != (op.effective_from, content):
                 raise VersionConflict(f"{op.name} version {op.version} is published with other content")
             return reply
-        if sum(1 for name, _ in self.platform.documents if name == op.name) >= self.platform.documents_quota:
+        published = sum(1 for name, _ in self.platform.documents if name == op.name)
+        if published >= self.platform.documents_quota:
             raise QuotaExceeded(
                 f"at most {self.platform.documents_quota} versions of {op.name} may be published"
             )
+        c.check_effective_from(op, self.platform.clock(), first=published == 0)
         envelope = self.platform.credentials.sign_document(op.name, op.version, op.effective_from, content)
         self.platform.documents[(op.name, op.version)] = (op.effective_from, content, envelope)
         return reply

@@ -64,9 +64,11 @@ class TerminalDocuments:
                 if (held["effective_from"], bytes(held["content"])) != (effective_from, content):
                     raise VersionConflict(f"{op.name} version {op.version} is published with other content")
                 return reply  # the same publication again (a retried call)
-            if await repo.count(conn, app_id, op.name) >= self.max_versions:
+            published = await repo.count(conn, app_id, op.name)
+            if published >= self.max_versions:
                 raise QuotaExceeded(f"at most {self.max_versions} versions of {op.name} may be published")
             now = self.clock()
+            c.check_effective_from(op, now, first=published == 0)
             root = await self.core.keys.active(ROOT_PURPOSE)
             envelope = sign_document(
                 app_id=app_id, name=op.name, version=op.version, effective_from=op.effective_from,
