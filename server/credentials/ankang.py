@@ -97,6 +97,11 @@ class AnkangService:
             self._status[account_id] = (now + self._status_ttl, status)
         return status
 
+    @staticmethod
+    def generation_key(account_id: int) -> str:
+        """Shared-cache key holding the account's current code generation once it has revoked codes."""
+        return f"ankang:generation:{account_id}"
+
     async def generation(self, account_id: int) -> int:
         """The account's current code generation, read from PostgreSQL now (never from a cache): the durable
         answer to the generation mark, for when the shared cache that holds the mark cannot be reached."""

@@ -1,8 +1,8 @@
 """Revocation: a resident's live codes (lost phone, operator action), device certificates and mini-app passes.
 
 Three layers, fastest first:
-- a generation mark in the shared cache (`generation_key`): a scan of one of our codes whose generation is older
-  is refused on every worker from the moment the revocation returns;
+- a generation mark in the shared cache (`AnkangService.generation_key`): a scan of one of our codes whose
+  generation is older is refused on every worker from the moment the revocation returns;
 - the durable per-issuer list in PostgreSQL, served as versioned deltas to offline terminals (`delta`);
 - each worker's in-memory copy of that list (`is_revoked`), for partner issuers and device certificates.
 """
@@ -21,11 +21,6 @@ from server.core import Core
 from server.credentials import errors, repository
 from server.credentials.ankang import AnkangService
 from server.credentials.trust_list import CHANNEL
-
-
-def generation_key(account_id: int) -> str:
-    """Shared-cache key holding the account's current code generation once it has revoked codes."""
-    return f"ankang:generation:{account_id}"
 
 
 class RevocationService:
@@ -83,7 +78,9 @@ class RevocationService:
                 details={"reason": reason, "generation": generation, "version": version},
             )
         # Before answering: from now on every worker refuses the old generation.
-        await self._core.cache.set(generation_key(account_id), str(generation).encode(), self.mark_ttl_s)
+        await self._core.cache.set(
+            AnkangService.generation_key(account_id), str(generation).encode(), self.mark_ttl_s
+        )
         self._ankang.forget(account_id)
         await self._core.cache.publish(CHANNEL, b"status:" + str(account_id).encode())
         await self._core.cache.publish(CHANNEL, b"revocations")

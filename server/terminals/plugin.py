@@ -11,12 +11,11 @@ from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
 from server.cli_support import Commands
-from server.credentials.service import Credentials
 from server.plugins import Provides
 from server.terminals.controllers.scans import ScanController, scan_endpoint
 from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents, ScanEventSink
-from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
+from server.terminals.ports import CodeCredentials, OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.service import Terminals
 from server.wire import b64url
 
@@ -32,7 +31,7 @@ class TerminalsPlugin(InitPluginProtocol):
         self,
         *,
         identity: Provides[ResidentNames],
-        credentials: Provides[Credentials],
+        credentials: Provides[CodeCredentials],
         settlement: Provides[OfflineSettlement],
         documents: Provides[SceneDocuments],
         events: ScanEventSink | None = None,

@@ -2,6 +2,8 @@
 when the plugins start (server/app.py), so mypy checks every call across and nothing here imports the provider.
 
 - `ResidentNames`: a resident's masked name, for scenes that show it (identity provides it).
+- `CodeCredentials`: what a scan checks a code against: the trust list, the subject behind our own codes, the
+  revocations and a resident's code generation (credentials).
 - `OfflineSettlement`: the ride charges of an offline upload, settled in the upload's transaction (one-card).
 - `SceneDocuments`: the documents the app bound to a terminal's scene published for its terminals, and its fare
   tables, by which settlement re-prices offline rides (the platform).
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 import asyncpg
+from yima_sdk.codes import Verifier
 from yima_sdk.fares import FareSchedule
 
 
@@ -22,6 +25,67 @@ class ResidentNames(Protocol):
     """What a scan needs of identity: the resident's masked name."""
 
     async def masked_name(self, account_id: int) -> str | None: ...
+
+
+class CodeSubject(Protocol):
+    """The resident behind one of our own codes, and the code generation it was issued in."""
+
+    @property
+    def account_id(self) -> int: ...
+    @property
+    def generation(self) -> int: ...
+
+
+class TrustList(Protocol):
+    """The issuer keys terminals accept: our issuer number, the clock tolerance, and the verifier over them."""
+
+    @property
+    def issuer(self) -> int: ...
+    @property
+    def clock_skew_s(self) -> float: ...
+    @property
+    def verifier(self) -> Verifier: ...
+
+    async def recheck_for_unknown_key(self, conn: asyncpg.Connection | None = None) -> bool:
+        """A code named a key not in the list: whether a newer list (now loaded) holds more keys."""
+        ...
+
+
+class SubjectRefs(Protocol):
+    def open(self, ref: bytes) -> CodeSubject | None:
+        """The subject of one of our codes' references, or None when the reference is not one of ours."""
+        ...
+
+
+class AnkangCodes(Protocol):
+    @property
+    def refs(self) -> SubjectRefs: ...
+
+    async def generation(self, account_id: int) -> int:
+        """The resident's current code generation (codes of older generations are revoked), from PostgreSQL."""
+        ...
+
+    @staticmethod
+    def generation_key(account_id: int) -> str:
+        """The shared-cache key of the resident's current code generation, once it revoked codes."""
+        ...
+
+
+class Revocations(Protocol):
+    def revoked_at(self, issuer: int, kind: str, ref: bytes) -> datetime | None:
+        """When this subject ref ("subject") or certificate serial ("device_certificate") was revoked, or None."""
+        ...
+
+
+class CodeCredentials(Protocol):
+    """What the terminals need of credentials to check a scanned code."""
+
+    @property
+    def trust(self) -> TrustList: ...
+    @property
+    def ankang(self) -> AnkangCodes: ...
+    @property
+    def revocations(self) -> Revocations: ...
 
 
 @dataclass(frozen=True, slots=True)

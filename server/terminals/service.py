@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 
 from server.cache import follow
 from server.core import Core
-from server.credentials.service import Credentials
 from server.observability import outage_log
 from server.terminals.events import ScanEventSink
 from server.terminals.policies import CHANNEL, ScenePolicies
-from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
+from server.terminals.ports import CodeCredentials, OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.registry import TerminalService
 from server.terminals.scans.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
 from server.terminals.scans.guard import CacheScanGuard, RedisScanGuard, ScanGuard
@@ -37,7 +36,7 @@ class Terminals:
     async def start(
         cls,
         core: Core,
-        credentials: Credentials,
+        credentials: CodeCredentials,
         residents: ResidentNames,
         settlement: OfflineSettlement,
         events: ScanEventSink,

@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncpg
 from yima_sdk.codes import CredentialError, VerifiedCode
 
-from server.credentials.service import Credentials
-from server.credentials.subject_ref import Subject
 from server.terminals.policies import ScenePolicy
+from server.terminals.ports import CodeCredentials, CodeSubject
 
 
 class CodeChecks:
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: CodeCredentials) -> None:
         self.credentials = credentials
         self.issuer = credentials.trust.issuer
         self._refs = credentials.ankang.refs
@@ -30,14 +29,14 @@ class CodeChecks:
                 return trust.verifier.verify(payload, at)
             raise
 
-    def subject(self, code: VerifiedCode) -> Subject | None:
+    def subject(self, code: VerifiedCode) -> CodeSubject | None:
         """The resident behind one of our own codes; None for a partner county's, an app pass (it names no one) or a
         broken reference."""
         if code.issuer != self.issuer or code.kind == "app_pass":
             return None
         return self._refs.open(code.subject_ref)
 
-    def refusal(self, code: VerifiedCode, subject: Subject | None, before: float) -> str | None:
+    def refusal(self, code: VerifiedCode, subject: CodeSubject | None, before: float) -> str | None:
         """Why a verified code is refused whatever the scene: a reference we cannot open, or revoked at or before
         `before` (the durable revocation list)."""
         if code.kind == "ankang_code" and code.issuer == self.issuer and subject is None:

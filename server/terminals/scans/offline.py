@@ -18,13 +18,12 @@ import asyncpg
 from yima_sdk.codes import CredentialError, VerifiedCode
 from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
 
-from server.credentials.subject_ref import Subject
 from server.db import Database
 from server.ids import uuid7
 from server.terminals import errors, repository
 from server.terminals.events import ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicy
-from server.terminals.ports import OfflineCharge, OfflineSettlement, SceneDocuments
+from server.terminals.ports import CodeSubject, OfflineCharge, OfflineSettlement, SceneDocuments
 from server.terminals.registry import TerminalInfo
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.checks import CodeChecks
@@ -69,7 +68,7 @@ class _Offline:
             scanned_at, at = received, float("nan")
         self.at, self.scanned_at = at, scanned_at
         self.code: VerifiedCode | None = None
-        self.subject: Subject | None = None
+        self.subject: CodeSubject | None = None
         self.holder: int | None = None
         """An app pass's holder (a pass names no one: the issuing app's record does)."""
         self.reason: str | None = None

@@ -17,15 +17,18 @@ from yima_sdk.codes import CredentialError, VerifiedCode
 from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.core import Core
-from server.credentials.revocation import generation_key
-from server.credentials.service import Credentials
-from server.credentials.subject_ref import Subject
 from server.ids import uuid7, uuid_text
 from server.observability import outage_log
 from server.terminals import repository
 from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicies, ScenePolicy
-from server.terminals.ports import OfflineSettlement, ResidentNames, SceneDocuments
+from server.terminals.ports import (
+    CodeCredentials,
+    CodeSubject,
+    OfflineSettlement,
+    ResidentNames,
+    SceneDocuments,
+)
 from server.terminals.registry import TerminalInfo
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.guard import GUARD_UNREACHABLE, ScanGuard
@@ -78,7 +81,7 @@ class _Scan:
         self.uuid = uuid7()
         self.scan_id = self.answer_id = uuid_text(self.uuid)
         self.code: VerifiedCode | None = None
-        self.subject: Subject | None = None
+        self.subject: CodeSubject | None = None
         self.account_id: int | None = None
         self.result = "accept"
         self.reason: str | None = None
@@ -94,7 +97,7 @@ class ScanService:
     def __init__(
         self,
         core: Core,
-        credentials: Credentials,
+        credentials: CodeCredentials,
         policies: ScenePolicies,
         guard: ScanGuard,
         recorder: ScanRecorder,
@@ -219,7 +222,9 @@ class ScanService:
             replay_key = claim_key = f"scan:{terminal.id}:{code.replay_key.hex()}"
         ttl = max(1.0, code.expires_at - now + 2 * self.clock_skew_s)
         subject = scan.subject
-        mark_key = generation_key(subject.account_id) if subject is not None else None
+        mark_key = (
+            self._credentials.ankang.generation_key(subject.account_id) if subject is not None else None
+        )
         # The earlier answer is read back only for a claim: a code spent once anywhere stores none here.
         answer = b"" if claim_key is None else _decision_value(scan.result, scan.reason, scan.scan_id)
         try:
@@ -238,7 +243,7 @@ class ScanService:
         elif replay_key is not None and once:
             scan.spends = replay_key
 
-    async def _mark_without_guard(self, subject: Subject | None, exc: BaseException) -> bytes | None:
+    async def _mark_without_guard(self, subject: CodeSubject | None, exc: BaseException) -> bytes | None:
         """Redis is down: the durable claim decides as always, and the revocation generation is read from
         PostgreSQL in place of its mark."""
         outage_log.failed("cache", f"scan replay fast path: {type(exc).__name__}")
