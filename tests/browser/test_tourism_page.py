@@ -53,6 +53,8 @@ async def test_a_senior_reserves_a_free_ticket_and_cancels_it(browser: Browser, 
         await page.get_by_role("status").filter(has_text="免票").wait_for()
         assert await page.get_by_role("status").text_content() == "太极洞 Taiji Cave 09:00 · 0 元 · 免票 free"
         assert len(asked) == 1 and asked[0].startswith("Allow this app to read birth_date?"), asked
+        # the slot list is read again after the status shows: wait for it, within the locator's bound
+        await page.locator("#slots li").filter(has_text="09:00–12:00 · 299 left").wait_for()
         assert await morning.text_content() == "09:00–12:00 · 299 left预约 Reserve"
 
         ticket = page.locator("#tickets li").filter(has_text=f"{tomorrow} 09:00 太极洞 Taiji Cave · 1 人")
