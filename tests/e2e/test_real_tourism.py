@@ -297,6 +297,38 @@ def test_gates_scan_ticket_passes_online_and_offline_and_count_each_ticket_once(
             g.close()
 
 
+def test_a_gate_that_shows_names_names_the_code_holder_but_never_the_pass_holder(dev: Dev) -> None:
+    """A county may have its gates show the masked name (the scene's policy): scanning the visitor's Ankang code
+    names her; scanning her ticket pass does not, since sharing a pass is not consent to be named to staff."""
+    slot = all_day_slot(dev, "tianhuangping", 5)
+    visitor = senior(dev)  # 王大爷: "王**" once masked
+    r = visitor.post(f"{API}/slots/{slot}/reserve")
+    assert r.status_code == 201, r.text
+    ticket = r.json()
+    policy = {
+        "allowed_colours": ["green"],
+        "show_name": True,
+        "replay": "per_terminal",
+        "accept_ride_codes": False,
+    }
+    r = dev.operator.put(f"/v1/admin/scene-policies/scenic?scene={APP}", json=policy)
+    assert r.status_code == 200, r.text
+    try:
+        with private_folder() as folder:
+            gate = gate_terminal(dev, "spot:tianhuangping", folder)
+            answer = scan_online(gate, shown(ticket["pass"]["payload"]))
+            assert (answer["result"], answer["credential_type"]) == ("accept", "app_pass"), answer
+            assert answer["miniapp"]["admit"] is True and "name" not in answer, answer
+            answer = scan_online(gate, visitor.get("/v1/me/codes/ankang").json()["payload"])
+            assert (answer["result"], answer["credential_type"]) == ("accept", "ankang_code"), answer
+            assert answer["name"] == "王**", answer
+            gate.close()
+    finally:
+        policy["show_name"] = False  # the scenic default again
+        r = dev.operator.put(f"/v1/admin/scene-policies/scenic?scene={APP}", json=policy)
+        assert r.status_code == 200, r.text
+
+
 def test_partner_spots_honour_a_route_pass_and_a_cancelled_ticket_is_refused(dev: Dev) -> None:
     visitor = paying_resident(dev, 19800)
     r = visitor.post(f"{API}/packages/holiday/buy", json={"day": dev.today})
