@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -237,6 +238,111 @@ def test_a_revoked_pass_is_refused_offline_after_a_refresh(world: World, tmp_pat
     assert reopened.scan(ticket(41)).reason == "credential.revoked"
     assert reopened.revocations.pass_revoked(GUANGDE, 41)
     assert not reopened.revocations.pass_revoked(LANGXI, 41)  # a pass number counts for its issuer only
+
+
+def test_a_delta_with_a_kind_this_sdk_does_not_know_still_revokes_the_known_entries(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newer server's list carries a kind this SDK does not know, between known entries: the update is applied,
+    not refused (before, one such entry made every later refresh fail, so nothing revoked after it was refused
+    offline). The unknown entry is kept aside, logged by its kind only, and stored with the rest."""
+    pass_key, kid = Ed25519PrivateKey.generate(), b"\x00\x00\x00\x09"
+    entries = [
+        *world.entries(),
+        TrustEntry(GUANGDE, kid, 1, raw_public(pass_key), frozenset({"app_pass"}), NOW - 86400, NOW + 86400),
+    ]
+    server = FakeServer(world.envelope(entries=entries), world.root)
+    clock = Clock()
+    db = tmp_path / "gate.sqlite"
+    gate = open_terminal(world, db, clock, server)
+
+    def ticket(number: int) -> str:
+        claims = PassClaims(
+            p=number, a="gov.guangde.tourism", k="ticket", s=None, d={}, exp=NOW + 3600, kid=kid.hex()
+        )
+        return seal_pass(claims, pass_key)
+
+    lost, kept = b"\x05" * 16, b"\x06" * 16
+    future_ref = b"\x07" * 12  # a reference whose meaning only a newer SDK knows
+    server.revoked[GUANGDE] = [
+        (1, "subject", lost),
+        (2, "door_plate_v2", future_ref),
+        (3, "app_pass", pass_ref(41)),
+    ]
+    with caplog.at_level("WARNING", logger="yima_sdk.terminal"):
+        gate.refresh()
+    assert gate.revocations.version(GUANGDE) == 3
+    assert gate.revocations.unknown_kinds() == {"door_plate_v2": 1}
+    assert [r.getMessage() for r in caplog.records if "door_plate_v2 x1" in r.getMessage()]
+    assert future_ref.hex() not in caplog.text and "Bwc" not in caplog.text  # no reference, raw or base64url
+    server.revoked[GUANGDE].append((4, "subject", kept))
+    gate.refresh()  # the next delta starts after the unknown entry's version: no gap
+    server.online = False
+    clock.now += 10
+    assert gate.scan(ankang(world, subject_ref=lost)).reason == "credential.revoked"
+    assert gate.scan(ankang(world, subject_ref=kept)).reason == "credential.revoked"
+    assert gate.scan(ticket(41)).reason == "credential.revoked"
+    assert gate.scan(ankang(world, subject_ref=b"\x08" * 16)).result == "accept"
+    assert gate.scan(ticket(42)).result == "accept"
+    gate.close()
+    reopened = open_terminal(world, db, clock, server)
+    assert reopened.revocations.version(GUANGDE) == 4
+    assert reopened.revocations.unknown_kinds(GUANGDE) == {"door_plate_v2": 1}
+    assert ("door_plate_v2", future_ref) in reopened.revocations.entries(GUANGDE)
+    clock.now += 10
+    assert reopened.scan(ticket(41)).reason == "credential.revoked"
+    reopened.close()
+
+
+def test_a_pass_verifies_only_with_a_pass_key_of_the_pass_issuer(world: World, tmp_path: Path) -> None:
+    """A pass names its key but no issuer: a partner county's `app_pass` key, under another key id or under ours,
+    never verifies one of our apps' passes; with keys of two issuers and no `pass_issuer` named, none is guessed."""
+    ours, partner = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    kid, other_kid = b"\x00\x00\x00\x09", b"\x00\x00\x00\x0a"
+
+    def pass_entry(issuer: int, key: Ed25519PrivateKey, key_id: bytes) -> TrustEntry:
+        return TrustEntry(
+            issuer, key_id, 1, raw_public(key), frozenset({"app_pass"}), NOW - 86400, NOW + 86400
+        )
+
+    def ticket(key: Ed25519PrivateKey, key_id: bytes) -> str:
+        claims = PassClaims(
+            p=5, a="gov.guangde.tourism", k="ticket", s=None, d={}, exp=NOW + 3600, kid=key_id.hex()
+        )
+        return seal_pass(claims, key)
+
+    def reasons(entries: list[TrustEntry], pass_issuer: int | None) -> list[str | None]:
+        gate = Terminal(
+            root_public_keys=world.roots,
+            db_path=str(tmp_path / f"{uuid.uuid4().hex}.sqlite"),
+            clock=Clock(),
+            clock_source="ntp",
+            pass_issuer=pass_issuer,
+        )
+        gate.load_trust_list(world.envelope(entries=[*world.entries(), *entries]))
+        payloads = (ticket(ours, kid), ticket(partner, other_kid), ticket(partner, kid))
+        answers = [gate.scan(payload).reason for payload in payloads]
+        gate.close()
+        return answers
+
+    unknown, bad = "credential.unknown_key", "credential.bad_signature"
+    # the partner's key under another id, or under our key's id (it used to stand for ours: forgeries in, ours out)
+    assert reasons([pass_entry(GUANGDE, ours, kid), pass_entry(LANGXI, partner, other_kid)], GUANGDE) == [
+        None,
+        unknown,
+        bad,
+    ]
+    assert reasons([pass_entry(GUANGDE, ours, kid), pass_entry(LANGXI, partner, kid)], GUANGDE) == [
+        None,
+        unknown,
+        bad,
+    ]
+    # not named: the one issuer with pass keys; two of them: no pass is accepted
+    assert reasons([pass_entry(GUANGDE, ours, kid)], None) == [None, unknown, bad]
+    assert (
+        reasons([pass_entry(GUANGDE, ours, kid), pass_entry(LANGXI, partner, other_kid)], None)
+        == [unknown] * 3
+    )
 
 
 def test_trust_list_rollback_is_refused_and_the_newer_list_kept(

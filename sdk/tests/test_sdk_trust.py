@@ -15,6 +15,7 @@ from yima_sdk.trust import (
     TrustListError,
     build_trust_list,
     encode_revocation_delta,
+    pass_ref,
     trust_list_etag,
 )
 
@@ -115,7 +116,26 @@ def test_revocation_wire_body_round_trip() -> None:
         b"{}",
         encode_revocation_delta(GUANGDE, 7, 8, [(9, "subject", b"\x01" * 16)]),  # entry outside (7, 8]
         b'{"issuer": 341822, "since": 7, "version": 8, "entries": [{"version": 8, "kind": "x", "ref": ""}]}',
+        b'{"issuer": 341822, "since": 7, "version": 8, "entries": [{"version": 8, "kind": "A b", "ref": "AQ"}]}',
+        encode_revocation_delta(GUANGDE, 7, 8, [(8, "app_pass", b"\x01" * 7)]),  # a known kind stays strict
     ):
         with pytest.raises(RevocationError):
             revocations.apply_response(bad)
     assert revocations.version(GUANGDE) == 7
+
+
+def test_entries_of_a_kind_from_a_newer_list_are_kept_aside_and_the_rest_applied() -> None:
+    revocations = RevocationSet()
+    body = encode_revocation_delta(
+        GUANGDE,
+        0,
+        3,
+        [(1, "subject", b"\x01" * 16), (2, "door_plate_v2", b"\x02" * 5), (3, "app_pass", pass_ref(9))],
+    )
+    revocations.apply_response(body)
+    assert revocations.version(GUANGDE) == 3
+    assert revocations.subject_revoked(GUANGDE, b"\x01" * 16) and revocations.pass_revoked(GUANGDE, 9)
+    assert revocations.unknown_kinds() == {"door_plate_v2": 1} == revocations.unknown_kinds(GUANGDE)
+    assert revocations.unknown_kinds(341821) == {}
+    revocations.apply_response(encode_revocation_delta(GUANGDE, 0, 4, []))  # a full list replaces them too
+    assert revocations.unknown_kinds() == {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Final, Literal
 
@@ -23,6 +25,7 @@ from yima_sdk.codes._formats import ALG_ED25519
 
 __all__ = [
     "CREDENTIAL_TYPES",
+    "KNOWN_REVOCATION_KINDS",
     "RevocationDelta",
     "RevocationError",
     "RevocationKind",
@@ -42,8 +45,19 @@ CREDENTIAL_TYPES: Final = frozenset({"ankang_code", "device_certificate", "app_p
 `app_pass`: mini-app passes (yima_sdk.passes), so that terminals verify tickets offline."""
 
 RevocationKind = Literal["subject", "device_certificate", "app_pass"]
-"""`app_pass`: a revoked mini-app pass (a cancelled ticket), by its pass number (8 bytes, big-endian): no one's
-personal data, only the number the pass itself carries."""
+"""The kinds this SDK knows. `app_pass`: a revoked mini-app pass (a cancelled ticket), by its pass number (8 bytes,
+big-endian): no one's personal data, only the number the pass itself carries.
+
+The list format may grow new kinds. An entry of a kind this SDK does not know is kept aside, never applied and
+never refused (`RevocationSet.unknown_kinds` counts them): the known entries of the same delta still count, so a
+newer server's list never stops a terminal from refusing what it can recognise. Kept aside, such entries are
+stored with the rest, so a later SDK that knows the kind reads them from the same file."""
+
+KNOWN_REVOCATION_KINDS: Final = frozenset({"subject", "device_certificate", "app_pass"})
+"""The `RevocationKind`s, as a set."""
+
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+"""What a kind's name may be, known or not (it is logged: a name, never a reference)."""
 
 
 class TrustListError(Exception):
@@ -266,10 +280,11 @@ class TrustList(msgspec.Struct, frozen=True):
 
 class RevocationEntryWire(_Inbound):
     version: int
-    kind: RevocationKind
+    kind: str
+    """A `RevocationKind`, or a kind of a newer list (kept aside, see `RevocationKind`)."""
     ref: str
-    """base64url (no padding): a 16-byte subject/account ref, an 8-byte device certificate serial or an 8-byte
-    app pass number (big-endian)."""
+    """base64url (no padding), never empty: a 16-byte subject/account ref, an 8-byte device certificate serial or
+    an 8-byte app pass number (big-endian)."""
 
 
 class RevocationDelta(_Inbound):
@@ -296,15 +311,16 @@ def pass_ref(number: int) -> bytes:
 
 class RevocationSet:
     """Per-issuer revoked subject refs, device certificate serials and app pass numbers, each issuer's list with
-    a version number."""
+    a version number; and, kept aside, the entries of kinds this SDK does not know."""
 
-    __slots__ = ("_passes", "_serials", "_subjects", "_versions")
+    __slots__ = ("_others", "_passes", "_serials", "_subjects", "_versions")
 
     def __init__(self) -> None:
         self._versions: dict[int, int] = {}
         self._subjects: dict[int, set[bytes]] = {}
         self._serials: dict[int, set[bytes]] = {}
         self._passes: dict[int, set[bytes]] = {}
+        self._others: dict[int, set[tuple[str, bytes]]] = {}
 
     def version(self, issuer: int) -> int:
         """The version held for `issuer` (0 when nothing is held): the `since` of the next request."""
@@ -326,17 +342,24 @@ class RevocationSet:
         passes = self._passes.get(issuer)
         return passes is not None and pass_ref(number) in passes
 
+    def unknown_kinds(self, issuer: int | None = None) -> dict[str, int]:
+        """How many entries of each kind this SDK does not know are held (of `issuer`, or of all issuers): such a
+        list came from a newer server, and this terminal would refuse more with a newer SDK."""
+        held = self._others.values() if issuer is None else [self._others.get(issuer, set())]
+        return dict(Counter(kind for entries in held for kind, _ in entries))
+
     def apply_delta(
         self,
         issuer: int,
         from_version: int,
         to_version: int,
-        added: Iterable[tuple[RevocationKind, bytes]],
+        added: Iterable[tuple[str, bytes]],
     ) -> None:
         """Add the revocations published between `from_version` and `to_version`.
 
         Refuses a gap (`from_version` is not the version held) with `revocation.gap`; `from_version == 0`
-        is a complete list and replaces what is held. Nothing changes when a check fails.
+        is a complete list and replaces what is held. An entry of a kind this SDK does not know is kept aside
+        (see `RevocationKind`). Nothing changes when a check fails.
         """
         if to_version < from_version or from_version < 0:
             raise RevocationError("revocation.malformed", "to_version before from_version")
@@ -347,14 +370,26 @@ class RevocationSet:
         subjects: set[bytes] = set() if from_version == 0 else set(self._subjects.get(issuer, ()))
         serials: set[bytes] = set() if from_version == 0 else set(self._serials.get(issuer, ()))
         passes: set[bytes] = set() if from_version == 0 else set(self._passes.get(issuer, ()))
-        by_kind = {"subject": subjects, "device_certificate": serials, "app_pass": passes}
+        others: set[tuple[str, bytes]] = set() if from_version == 0 else set(self._others.get(issuer, ()))
+        by_kind: dict[str, set[bytes]] = {
+            "subject": subjects,
+            "device_certificate": serials,
+            "app_pass": passes,
+        }
         for kind, ref in added:
-            if kind not in _REF_SIZE or len(ref) != _REF_SIZE[kind]:
+            known = by_kind.get(kind)
+            if known is None:
+                if not _KIND_NAME.fullmatch(kind) or not ref:
+                    raise RevocationError("revocation.malformed", "bad kind name or empty reference")
+                others.add((kind, ref))
+            elif len(ref) != _REF_SIZE[kind]:
                 raise RevocationError("revocation.malformed", f"bad {kind} reference")
-            by_kind[kind].add(ref)
+            else:
+                known.add(ref)
         self._subjects[issuer] = subjects
         self._serials[issuer] = serials
         self._passes[issuer] = passes
+        self._others[issuer] = others
         self._versions[issuer] = to_version
 
     def apply_response(self, body: bytes) -> RevocationDelta:
@@ -363,19 +398,21 @@ class RevocationSet:
         self.apply_delta(delta.issuer, delta.since, delta.version, added)
         return delta
 
-    def entries(self, issuer: int) -> list[tuple[RevocationKind, bytes]]:
-        """Everything held for `issuer`, e.g. to persist it."""
-        out: list[tuple[RevocationKind, bytes]] = [("subject", r) for r in self._subjects.get(issuer, ())]
+    def entries(self, issuer: int) -> list[tuple[str, bytes]]:
+        """Everything held for `issuer`, the entries of unknown kinds included, e.g. to persist it."""
+        out: list[tuple[str, bytes]] = [("subject", r) for r in self._subjects.get(issuer, ())]
         out += [("device_certificate", r) for r in self._serials.get(issuer, ())]
         out += [("app_pass", r) for r in self._passes.get(issuer, ())]
+        out += sorted(self._others.get(issuer, ()))
         return out
 
 
-def decode_revocation_delta(body: bytes) -> tuple[RevocationDelta, list[tuple[RevocationKind, bytes]]]:
-    """Decode and check a `GET /v1/revocations` body; the refs come back as bytes."""
+def decode_revocation_delta(body: bytes) -> tuple[RevocationDelta, list[tuple[str, bytes]]]:
+    """Decode and check a `GET /v1/revocations` body; the refs come back as bytes. Entries of kinds this SDK does
+    not know come back too (`apply_delta` keeps them aside): only their form is checked."""
     try:
         delta = _delta_decoder.decode(body)
-        added: list[tuple[RevocationKind, bytes]] = []
+        added: list[tuple[str, bytes]] = []
         for e in delta.entries:
             if not delta.since < e.version <= delta.version:
                 raise RevocationError("revocation.malformed", "entry version outside the delta")

@@ -182,7 +182,8 @@ class TrustListService:
             bytes(row["envelope"]), await self.root_public_keys(), held=self._current
         )
         self._current = trust_list
-        self._verifier = Verifier(trust_list, clock_skew_s=self.clock_skew_s)
+        # Passes verify only with our own pass keys: our apps issue them, and a partner's key must not sign one.
+        self._verifier = Verifier(trust_list, clock_skew_s=self.clock_skew_s, pass_issuer=self.issuer)
         return True
 
     async def recheck_for_unknown_key(self, conn: asyncpg.Connection | None = None) -> bool:

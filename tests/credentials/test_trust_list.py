@@ -7,8 +7,10 @@ import base64
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from yima_sdk.codes import issue_ankang_code
+from yima_sdk.codes import CredentialError, issue_ankang_code
+from yima_sdk.passes import PassClaims, seal_pass
 from yima_sdk.trust import TrustList
 
 from tests.conftest import login, login_with_role
@@ -140,3 +142,52 @@ async def test_rotation_keeps_shown_codes_valid_and_retirement_withdraws_them(cl
     assert (await scan(client, headers, after_rotation))[
         "repeat"
     ] is True  # still valid; same clinic terminal
+
+
+async def test_a_pass_verifies_only_with_our_own_pass_keys_never_a_partners(client):
+    """Passes are issued by our platform's apps and name no issuer, so a partner county's key never signs one, even
+    one on the trust list for `app_pass` under the very key id of our pass key (the operator API offers partners no
+    such type; the row is widened by hand, as a mistake or an old row would be). Before, pass keys were looked up
+    by key id across issuers: the partner's entry stood for ours, its forgery passed and our own passes failed."""
+    operator = await login_with_role(client, "operator")
+    core, credentials = client.app.state.core, client.app.state.credentials
+    ours = await core.keys.active("miniapp-pass")
+    partner = Ed25519PrivateKey.generate()
+    now = datetime.now(UTC)
+    body = {
+        "issuer": LANGXI,
+        "key_id": ours.kid,
+        "public_key": public_key_b64(partner),
+        "not_before": (now - timedelta(days=1)).isoformat(),
+        "not_after": (now + timedelta(days=1)).isoformat(),
+    }
+    assert (
+        await client.post("/v1/admin/trust-list/partner-keys", headers=operator.headers, json=body)
+    ).status_code == 201
+    async with core.db.connection() as conn:
+        await conn.execute(
+            "UPDATE partner_issuer_keys SET credential_types = '{app_pass}' WHERE issuer = $1", LANGXI
+        )
+    await credentials.trust.sync()
+    listed = TrustList.verify((await client.get("/v1/trust-list")).content, await _roots(client))
+    assert "app_pass" in listed.entry(LANGXI, bytes.fromhex(ours.kid)).credential_types
+
+    def ticket(key: Ed25519PrivateKey) -> str:
+        claims = PassClaims(
+            p=7, a="gov.guangde.tourism", k="ticket", s=None, d={}, exp=int(time.time()) + 3600, kid=ours.kid
+        )
+        return seal_pass(claims, key)
+
+    terminal_id, key = await register_terminal(client, operator, kind="scenic")
+    headers = await terminal_token(client, terminal_id, key)
+    # online: the partner's forgery fails its signature (the key id is our key's); our own pass is checked on (no
+    # app is bound to this scene, so the scene refuses it after the signature)
+    assert (await scan(client, headers, ticket(partner)))["reason"] == "credential.bad_signature"
+    assert (await scan(client, headers, ticket(ours.private_key)))[
+        "reason"
+    ] == "policy.credential_type_not_allowed"
+    # the server's verifier, which offline uploads use too
+    with pytest.raises(CredentialError) as refused:
+        credentials.trust.verifier.verify(ticket(partner), time.time())
+    assert refused.value.code == "credential.bad_signature"
+    assert credentials.trust.verifier.verify(ticket(ours.private_key), time.time()).issuer == 341822

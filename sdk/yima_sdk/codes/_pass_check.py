@@ -1,7 +1,8 @@
 """App passes (`YP1.`, yima_sdk.passes: tickets, door plates) as a `Verifier` checks them: the signing key on the
-trust list for `app_pass` (`TrustedKeys.pass_keys`), the signature good, the pass not expired (with the
-clock-skew tolerance), and not on the revocation list the terminal synced for its issuer (`app_pass` entries: a
-pass its app revoked, e.g. a cancelled ticket). What a pass admits only its issuing app knows.
+trust list for `app_pass` as a key of the pass issuer (`TrustedKeys.pass_keys`: a partner county's key never signs
+our apps' passes), the signature good, the pass not expired (with the clock-skew tolerance), and not on the
+revocation list the terminal synced for that issuer (`app_pass` entries: a pass its app revoked, e.g. a cancelled
+ticket). What a pass admits only its issuing app knows.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def verify_pass(
         return CredentialError("credential.unknown_key", "a pass key id is 8 hex digits")
     found = pass_keys.get(key_id)
     if found is None:
-        return CredentialError("credential.unknown_key", "pass key is not on the trust list")
+        return CredentialError("credential.unknown_key", "not a pass key of the pass issuer on the trust list")
     issuer, key = found
     if not key.verifies(signature, signed):
         return CredentialError("credential.bad_signature")

@@ -29,7 +29,7 @@ __all__ = ["TrustedKeys"]
 class TrustedKeys:
     """The issuer keys, checked device certificates and app-pass keys of one trust list, with their caches."""
 
-    def __init__(self, trust_list: TrustList, certificate_cache_size: int) -> None:
+    def __init__(self, trust_list: TrustList, certificate_cache_size: int, pass_issuer: int | None = None) -> None:
         self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
         self._keys: dict[tuple[int, bytes], IssuerKey] = {}
         # The keys that passed `_issuer_key`'s checks for Ankang codes, by the code's bytes naming the key
@@ -42,10 +42,16 @@ class TrustedKeys:
         self._certificates: dict[bytes, CheckedCertificate] = {}
         self.certificate_texts: dict[str, CheckedCertificate] = {}
         self._certificate_cache_size = certificate_cache_size
+        # The pass keys of one issuer only, by key id: a pass names its key but no issuer, so keys of several
+        # issuers by id alone would let one issuer's key (or a colliding id) stand for another's.
+        if pass_issuer is None:
+            holders = {e.issuer for e in trust_list.entries if "app_pass" in e.credential_types}
+            pass_issuer = holders.pop() if len(holders) == 1 else None
+        self.pass_issuer = pass_issuer
         self.pass_keys: dict[bytes, tuple[int, VerifyKey]] = {
             e.key_id: (e.issuer, VerifyKey(e.public_key))
             for e in trust_list.entries
-            if "app_pass" in e.credential_types and e.alg == ALG_ED25519
+            if e.issuer == pass_issuer and "app_pass" in e.credential_types and e.alg == ALG_ED25519
         }
 
     def issuer_key(self, issuer: int, key_id: bytes, alg: int, credential_type: str) -> IssuerKey:

@@ -1,8 +1,9 @@
 """`Verifier`: the one credential check shared by the server scan path and offline terminals.
 
 Besides Ankang and ride codes it checks app passes (`YP1.`, yima_sdk.passes: tickets, door plates): the signing
-key must be on the trust list for `app_pass`, the signature good and the pass not expired (with the clock-skew
-tolerance). Whether a pass is revoked, and what it admits, only its issuing app knows: the server asks it.
+key must be on the trust list for `app_pass` as a key of the pass issuer (the platform whose apps issue passes,
+`pass_issuer`), the signature good, the pass not expired (with the clock-skew tolerance) and, with revocations,
+not revoked. What a pass admits only its issuing app knows: the server asks it.
 
 A check costs one Ed25519 verification for an Ankang code and two for a ride code (one when the
 device certificate was already checked by this `Verifier`: checked certificates are cached, and a ride
@@ -71,11 +72,16 @@ class Verifier:
         clock_skew_s: float = 30.0,
         ride_window_s: float = 60.0,
         certificate_cache_size: int = 4096,
+        pass_issuer: int | None = None,
     ) -> None:
+        """`pass_issuer`: the issuer (division code) whose `app_pass` keys sign the passes this verifier accepts.
+        A pass names no issuer: it is signed by the platform whose apps issue it, so a pass key of another issuer
+        on the list (a partner county's) never verifies one. None: the one issuer holding `app_pass` keys on the
+        trust list; when several do, every pass is refused (`credential.unknown_key`) rather than guessed."""
         self.trust_list = trust_list
         self.clock_skew_s = clock_skew_s
         self.ride_window_s = ride_window_s
-        self._trusted = TrustedKeys(trust_list, certificate_cache_size)
+        self._trusted = TrustedKeys(trust_list, certificate_cache_size, pass_issuer)
         # The trusted keys' caches, read on every code: the same dicts, one attribute load away.
         self._ankang_keys = self._trusted.ankang_keys
         self._certificate_texts = self._trusted.certificate_texts

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
-from yima_sdk.trust import RevocationKind, RevocationSet
+from yima_sdk.trust import RevocationSet
 
 __all__ = ["PendingRecord", "RecordRow", "ScanStore"]
 
@@ -260,7 +260,7 @@ class ScanStore:
     def load_revocations(self) -> RevocationSet:
         revocations = RevocationSet()
         for issuer, version in self._db.execute("SELECT issuer, version FROM revocation_version").fetchall():
-            refs: list[tuple[RevocationKind, bytes]] = [
+            refs: list[tuple[str, bytes]] = [
                 (kind, bytes(ref))
                 for kind, ref in self._db.execute(
                     "SELECT kind, ref FROM revocation WHERE issuer = ?", (issuer,)
@@ -270,7 +270,7 @@ class ScanStore:
         return revocations
 
     def save_revocations(
-        self, issuer: int, replace: bool, version: int, added: Iterable[tuple[RevocationKind, bytes]]
+        self, issuer: int, replace: bool, version: int, added: Iterable[tuple[str, bytes]]
     ) -> None:
         with self._transaction():
             if replace:

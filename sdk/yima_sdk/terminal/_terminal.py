@@ -17,7 +17,9 @@ fares (`_documents.py`), the upload (`_upload.py`), the SQLite file (`_store.py`
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
@@ -34,13 +36,21 @@ from yima_sdk.terminal._store import ScanStore
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._upload import upload_records
 from yima_sdk.terminal._wire import ClockSource
-from yima_sdk.trust import RevocationError, RevocationSet, TrustList, decode_revocation_delta
+from yima_sdk.trust import (
+    KNOWN_REVOCATION_KINDS,
+    RevocationError,
+    RevocationSet,
+    TrustList,
+    decode_revocation_delta,
+)
 
 __all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 
 _TRUST_LIST_KEY: Final = "trust_list"
 _CLOCK_OFFSET_KEY: Final = "clock_offset_ms"
 _DOCUMENTS_KEY: Final = "documents"
+
+log = logging.getLogger("yima_sdk.terminal")
 
 
 class TerminalError(Exception):
@@ -87,8 +97,12 @@ class Terminal:
         replay_window_s: float = 5.0,
         upload_batch_size: int = 200,
         app_id: str | None = None,
+        pass_issuer: int | None = None,
     ) -> None:
+        """`pass_issuer`: the issuer whose platform issues the passes this terminal admits (see `Verifier`; None:
+        the one issuer with pass keys on the trust list)."""
         self._roots = dict(root_public_keys)
+        self._pass_issuer = pass_issuer
         self._app_id = app_id
         self._clock = clock
         self._clock_source: ClockSource = clock_source
@@ -159,7 +173,9 @@ class Terminal:
 
     def _install(self, trust_list: TrustList) -> None:
         self._trust_list = trust_list
-        self._verifier = Verifier(trust_list, clock_skew_s=self._skew, ride_window_s=self._ride_window)
+        self._verifier = Verifier(
+            trust_list, clock_skew_s=self._skew, ride_window_s=self._ride_window, pass_issuer=self._pass_issuer
+        )
 
     def load_trust_list(self, envelope: bytes) -> TrustList:
         """Verify and install a trust list envelope (e.g. delivered on a USB stick); refuse rollback."""
@@ -225,13 +241,25 @@ class Terminal:
         return offline_fare(fares, at, line, board, alight)
 
     def apply_revocations(self, body: bytes, issuer: int) -> None:
-        """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`."""
+        """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`. Entries of kinds
+        this SDK does not know (a newer server's) are kept aside and stored, and logged by kind and count: the
+        known entries still count (docs/scan.md, Revocation)."""
         delta, added = decode_revocation_delta(body)
         if delta.issuer != issuer:
             raise RevocationError("revocation.malformed", "delta for another issuer")
         self._settle()
         self._revocations.apply_delta(issuer, delta.since, delta.version, added)
         self._store.save_revocations(issuer, delta.since == 0, delta.version, added)
+        unknown = Counter(kind for kind, _ in added if kind not in KNOWN_REVOCATION_KINDS)
+        if unknown:
+            # kind names and counts only: a reference may stand for a resident
+            log.warning(
+                "revocation entries of kinds this SDK does not know were kept aside: %s (issuer %d, version %d);"
+                " a newer SDK applies them",
+                ", ".join(f"{kind} x{count}" for kind, count in sorted(unknown.items())),
+                issuer,
+                delta.version,
+            )
 
     def refresh(self) -> None:
         """Learn the server's time (`sync_clock`), fetch the trust list (by ETag), every issuer's revocation
