@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,6 +198,21 @@ def test_check_reports_scene_and_schedule_without_handler(scaffold: Path, tmp_pa
     assert "FAIL ui/index.html line 3: event handler attribute onclick=" in failed.stdout, failed.stdout
     assert "FAIL ui/index.html line 4: inline <script>" in failed.stdout
     assert "'close_day' is scheduled in miniapp.toml but has no @app.job('close_day')" in failed.stdout
+
+
+def test_check_and_pack_refuse_more_than_eight_counties(scaffold: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(scaffold, copy, ignore=shutil.ignore_patterns("dist", "__pycache__"))
+    counties = ("341822", "341821", "320481", "320282", "330522", "330523", "341881", "341802", "320412")
+    scopes = "".join(f'"registered_in:{code}" = "Residents of this county pay half"\n' for code in counties)
+    text = (copy / "miniapp.toml").read_text()
+    assert "[scopes]\n" in text
+    (copy / "miniapp.toml").write_text(text.replace("[scopes]\n", "[scopes]\n" + scopes, 1))
+    for command in ("check", "pack"):
+        refused = yima_sdk(command, cwd=copy)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "field `scopes`: 9 registered_in: scopes; at most 8" in refused.stderr, refused.stderr
+    assert not (copy / "dist").exists()
 
 
 def test_pack_twice_gives_identical_bytes_and_prints_the_digest(scaffold: Path, tmp_path: Path) -> None:

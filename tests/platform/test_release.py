@@ -75,6 +75,23 @@ async def test_upload_rules_owner_version_conflict_and_failed_checks(team: Team,
     assert r.status_code == 401 and r.json()["code"] == "registry.token_invalid"
 
 
+async def test_an_upload_asking_about_more_than_eight_counties_fails_its_manifest_check(team: Team) -> None:
+    """What `yima-sdk pack` refuses, sent by hand: the server's upload check refuses it too, named."""
+    app_id = new_app_id()
+    counties = ("341822", "341821", "320481", "320282", "330522", "330523", "341881", "341802", "320412")
+    scopes = "".join(f'"registered_in:{code}" = "Residents of this county pay half"\n' for code in counties)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("miniapp.toml", f'id = "{app_id}"\nname = "Asks"\nversion = "1.0.0"\n[scopes]\n{scopes}')
+        z.writestr("app.py", "app = None\n")
+    r = await team.publish(buf.getvalue(), app_id)
+    assert r.status_code == 201 and r.json()["status"] == "checks_failed", r.text
+    failed = {c["name"]: c["detail"] for c in r.json()["checks"] if not c["ok"]}
+    assert "field `scopes`: 9 registered_in: scopes; at most 8" in failed["manifest"], failed
+    queue = (await team.admin("GET", "/reviews")).json()
+    assert all(item["app_id"] != app_id for item in queue)  # never queued for review
+
+
 async def test_phased_release_whitelist_buckets_only_increase_revert_and_rollback(
     team: Team, tmp_path: Path
 ) -> None:

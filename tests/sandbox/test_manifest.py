@@ -55,6 +55,31 @@ def test_bad_manifest_names_the_field(text: str, field: str, hint: str) -> None:
     assert hint in caught.value.message
 
 
+PARTNERS = ("341822", "341821", "320481", "320282", "330522", "330523", "341881", "341802")
+"""Eight counties' division codes: Guangde and its neighbours."""
+
+
+def _scopes(*codes: str) -> str:
+    return "[scopes]\n" + "".join(
+        f'"registered_in:{code}" = "Residents of this county pay half"\n' for code in codes
+    )
+
+
+def test_a_manifest_asks_about_at_most_eight_counties_and_only_real_ones() -> None:
+    declared = parse_manifest(GOOD + _scopes(*PARTNERS)).scopes
+    assert sorted(declared) == sorted(f"registered_in:{code}" for code in PARTNERS)
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(GOOD + _scopes(*PARTNERS, "320412"))
+    assert caught.value.code == "manifest.invalid"
+    assert "field `scopes`: 9 registered_in: scopes; at most 8" in caught.value.message
+    # a province that does not exist, a province, a prefecture: none is a county
+    for code in ("991822", "340000", "341800"):
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest(GOOD + _scopes(code))
+        assert f"field `scopes.registered_in:{code}`: unknown scope" in caught.value.message
+        assert "a county's 6-digit division code" in caught.value.message
+
+
 def test_collections_with_their_indexes() -> None:
     manifest = parse_manifest(GOOD + '[collections.bookings]\nindexes = ["day", ["doctor_id", "day"]]\n')
     assert manifest.collections["bookings"].index_fields == {
