@@ -69,7 +69,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scan_outbox_poll_s: float = 1.0
     """How often each process looks for uploaded scans' events still to deliver to apps (scans/outbox.py)."""
     scan_outbox_lease_s: float = 300.0
-    """How long a process holds the events it is delivering; a process that died leaves them due after it."""
+    """How long a process holds a terminal whose events it delivers (renewed while it works); a process that died
+    leaves the terminal due after it."""
     scan_outbox_hold_s: float = 0.0
     """Test hook, 0 in service: uploaded scans' events are not delivered live and wait this long for the
     deliverers (a test stops the server between an upload's commit and the app's handler)."""

@@ -34,6 +34,7 @@ MIGRATION_OWNERS = {
     "0150_terminal_enrolments.sql": "terminals",
     "0200_terminal_documents.sql": "platform",
     "0250_scan_outbox.sql": "terminals",
+    "0270_scan_outbox_turns.sql": "terminals",
 }
 # The foundation migration creates tables for several domains.
 TABLE_OWNERS = {

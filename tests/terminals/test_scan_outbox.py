@@ -1,7 +1,8 @@
 """The outbox of uploaded offline scans' events (scans/outbox.py), on the real database: two nodes' deliverers
-share the rows and deliver each once, a terminal's events in scan-time order; a failed delivery is tried again
-after a pause, its terminal's later events waiting behind it; a row whose node died (lease expired) is delivered
-by another; the live path leases its rows so no deliverer takes them."""
+share the rows and deliver each once, a terminal's events in scan-time order and never two of a terminal at once;
+a failed delivery is tried again after a pause, its terminal's later events waiting behind it, also when they
+arrive in a later upload on another node; a terminal whose node died (lease expired) is delivered by another; the
+live path holds its terminal so no deliverer takes it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from server.terminals.events import ScanEvent
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.outbox import ScanOutbox
+from server.terminals.scans.outbox_repository import LiveTake, Turn
 
 
 class RecordingApp:
@@ -24,12 +26,21 @@ class RecordingApp:
         self.failing = failing or {}
         self.heard: list[tuple[str, str, datetime]] = []
         self.tries: Counter[str] = Counter()
+        self.handling: set[str] = set()
+        self.overlaps: list[str] = []
+        """Terminals two of whose events were being handled at once."""
 
     async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
         if event.terminal_id not in self.terminals:
             return None  # another test's leftovers
         self.tries[event.scan_id] += 1
-        await asyncio.sleep(0.005)  # a handler takes a moment: the other node claims meanwhile
+        if event.terminal_id in self.handling:
+            self.overlaps.append(event.terminal_id)
+        self.handling.add(event.terminal_id)
+        try:
+            await asyncio.sleep(0.005)  # a handler takes a moment: the other node claims meanwhile
+        finally:
+            self.handling.discard(event.terminal_id)
         if self.failing.get(event.scan_id, 0) >= self.tries[event.scan_id]:
             return "miniapp.failed"
         self.heard.append((event.terminal_id, event.scan_id, event.scanned_at))
@@ -60,9 +71,14 @@ async def _rows(db, terminals: set[str]) -> int:
         )
 
 
-async def _write(db, events: list[ScanEvent], lease_until: datetime | None = None) -> None:
+async def _write(db, events: list[ScanEvent], take: LiveTake | None = None) -> Turn | None:
+    """An upload's rows (all of one terminal), its terminal taken as `take` says (default: due at once)."""
+    now = datetime.now(UTC)
+    take = take or LiveTake(now, None)
     async with db.transaction() as conn:
-        await outbox_repository.insert(conn, events, datetime.now(UTC), lease_until)
+        return await outbox_repository.insert(
+            conn, events[0].terminal_id, events, now, run_at=take.run_at, token=take.token
+        )
 
 
 async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal(client) -> None:
@@ -74,7 +90,8 @@ async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal
     events.reverse()  # written latest first: the order is the scans' times, not the rows'
     failing = {events[-3].scan_id: 2}  # fails twice, then is handled; its terminal's later scans wait for it
     app = RecordingApp(terminals, failing)
-    await _write(db, events)
+    for terminal in terminals:
+        await _write(db, [e for e in events if e.terminal_id == terminal])
     nodes = [ScanOutbox(db, app, lease_s=60, batch=3, retry_base_s=0.05) for _ in range(2)]  # type: ignore[arg-type]
 
     deadline = time.monotonic() + 60
@@ -88,6 +105,7 @@ async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal
     assert len(set(delivered)) == len(delivered)
     assert app.tries[events[-3].scan_id] == 3
     assert sum(app.tries.values()) == len(events) + 2  # no event was handed to the app by both nodes
+    assert app.overlaps == []  # nor two events of a terminal at once
     per_terminal: dict[str, list[datetime]] = defaultdict(list)
     for terminal, _, at in app.heard:
         per_terminal[terminal].append(at)
@@ -96,7 +114,36 @@ async def test_two_nodes_deliver_each_event_once_in_scan_time_order_per_terminal
         assert times == sorted(times) and len(times) == 12
 
 
-async def test_a_dead_nodes_rows_are_delivered_once_its_lease_expired_and_live_rows_are_left_alone(
+async def test_a_later_upload_on_another_node_waits_behind_a_row_waiting_for_its_retry(client) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    first, second = _event(terminal, t0), _event(terminal, t0 + timedelta(seconds=30))
+    app = RecordingApp({terminal}, failing={first.scan_id: 1})
+    a, b = (ScanOutbox(db, app, lease_s=60, retry_base_s=0.2) for _ in range(2))  # type: ignore[arg-type]
+
+    # node a uploads the first scan and delivers it live: the app fails it, it waits for its retry
+    a.deliver_live(await _write(db, [first], a.live_take()))
+    await a.drain()
+    assert app.tries[first.scan_id] == 1 and app.heard == []
+    # the terminal's next upload lands on node b: it is not delivered ahead of the first
+    turn = await _write(db, [second], b.live_take())
+    assert turn is None
+    b.deliver_live(turn)
+    await b.drain()
+    assert app.heard == []
+
+    deadline = time.monotonic() + 30
+    while await _rows(db, {terminal}):
+        assert time.monotonic() < deadline, "the outbox did not empty"
+        await asyncio.gather(a.tick(), b.tick())
+        await asyncio.sleep(0.05)  # the first waits for its retry
+    assert [s for _, s, _ in app.heard] == [first.scan_id, second.scan_id]
+    assert app.overlaps == []
+
+
+async def test_a_dead_nodes_terminal_is_delivered_once_its_lease_expired_and_live_ones_are_left_alone(
     client,
 ) -> None:
     db = client.app.state.core.db
@@ -106,22 +153,30 @@ async def test_a_dead_nodes_rows_are_delivered_once_its_lease_expired_and_live_r
     node = ScanOutbox(db, app, lease_s=60)  # type: ignore[arg-type]
     now = datetime.now(UTC)
     live = [_event(terminal, now - timedelta(seconds=2))]
-    await _write(db, live, lease_until=now + timedelta(seconds=60))  # an upload delivering them itself
+    dead = ScanOutbox(db, app, lease_s=60)  # type: ignore[arg-type]
+    assert await _write(db, live, dead.live_take()) is not None  # an upload delivering them itself
 
     async def mine() -> list[str]:
         return [r.event.scan_id for r in await node.tick() if r.event.terminal_id == terminal]
 
     assert await mine() == [] and app.heard == []
     async with db.transaction() as conn:  # that upload's process died: its lease ran out
-        await conn.execute("UPDATE scan_outbox SET lease_until = $2 WHERE terminal_id = $1", terminal, now)
+        await conn.execute(
+            "UPDATE scan_outbox_terminals SET run_at = $2 WHERE terminal_id = $1", terminal, now
+        )
     assert await mine() == [live[0].scan_id]
     assert [s for _, s, _ in app.heard] == [live[0].scan_id] and await _rows(db, {terminal}) == 0
 
-    # the live path: handled at once after the commit, the row gone; nothing left for the deliverers
+    # the live path: handled at once after the commit, the rows gone; nothing left for the deliverers
     fresh = ScanOutbox(db, app, lease_s=60)  # type: ignore[arg-type]
     later = [_event(terminal, now - timedelta(seconds=1)), _event(terminal, now)]
-    await _write(db, later, lease_until=fresh.lease_for_live())
-    fresh.deliver_live(terminal, later)
+    fresh.deliver_live(await _write(db, later, fresh.live_take()))
     await fresh.drain()
     assert [s for _, s, _ in app.heard][1:] == [e.scan_id for e in later]
     assert await _rows(db, {terminal}) == 0
+    async with db.connection() as conn:
+        assert (
+            await conn.fetchval("SELECT count(*) FROM scan_outbox_terminals WHERE terminal_id = $1", terminal)
+            == 0
+        )
+

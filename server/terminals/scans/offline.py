@@ -28,6 +28,7 @@ from server.terminals.registry import TerminalInfo
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.fares import UNPRICED, reprice
+from server.terminals.scans.outbox_repository import LiveTake, Turn
 from server.terminals.scans.record import StoredScan
 
 MAX_BATCH_RECORDS = 1000
@@ -161,11 +162,11 @@ class OfflineUploads:
         policy: ScenePolicy,
         now: float,
         events: ScanEventSink,
-        lease_until: datetime | None = None,
-    ) -> tuple[ScanBatchResult, list[ScanEvent]]:
-        """Each record's verdict, in the batch's order, and the events for the app bound to the scene of the
-        records this upload accepted, in scan-time order: each written to the outbox (outbox.py) in the upload's
-        transaction, leased until `lease_until` by the caller, which delivers them after the commit."""
+        take: LiveTake | None = None,
+    ) -> tuple[ScanBatchResult, Turn | None]:
+        """Each record's verdict, in the batch's order; the events for the app bound to the scene of the records
+        this upload accepted are written to the outbox (outbox.py) in the upload's transaction, and the terminal
+        is taken as `take` says: the turn returned when the caller is to deliver them after the commit."""
         records = batch.records
         if len(records) > MAX_BATCH_RECORDS:
             raise errors.BatchTooLarge(f"At most {MAX_BATCH_RECORDS} records per batch")
@@ -196,13 +197,20 @@ class OfflineUploads:
                 heard: list[_Offline] = (
                     [] if app_id is None else sorted((o for o in mine if o.reason is None), key=_scan_order)
                 )
-                delivered = [o.event(terminal) for o in heard]
-                await outbox_repository.insert(conn, delivered, received, lease_until)
+                take = take or LiveTake(received, None)
+                turn = await outbox_repository.insert(
+                    conn,
+                    terminal.id,
+                    [o.event(terminal) for o in heard],
+                    received,
+                    run_at=take.run_at,
+                    token=take.token,
+                )
         finally:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
         result = ScanBatchResult(batch_id=batch.batch_id, results=_answers(records, stored, mine))
-        return result, delivered
+        return result, turn
 
     def _before_signatures(self, offline: list[_Offline], now: float) -> list[_Offline]:
         """The terminal's clock and the amount; returns the records whose signatures are worth checking."""

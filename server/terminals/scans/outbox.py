@@ -6,13 +6,18 @@ returned, so a server stopped between the upload's commit and the app's handler 
 event: another node, or this one restarted, delivers it. Apps therefore hear an uploaded scan at least once and key
 what they do on its scan id (a bus app refunds `ride_<scan id>` once per key).
 
-- The live path: the uploading process leases its rows as it writes them and delivers them right after the
-  commit, one after another per terminal in scan-time order, deleting each row once handled; latency does not grow.
-- The deliverer: every node polls for a terminal's earliest pending row (FOR UPDATE SKIP LOCKED, under a lease), so
-  a terminal's events reach the app in scan-time order and each row is held by one node at a time; rows whose
-  lease expired (their process died) are due again.
+A terminal's events reach the app one after another in scan-time order, across processes: a deliverer holds a
+whole terminal (its `scan_outbox_terminals` row, under a lease) and delivers its pending rows earliest first until
+none is left; nobody else delivers that terminal's rows meanwhile.
+
+- The live path: the uploading process takes its terminal in the upload's transaction, unless another process
+  holds it or an earlier row waits for its retry, and then delivers right after the commit; latency does not grow.
+  When it cannot take it, the new rows wait behind the earlier ones (the holder delivers them too).
+- The deliverer: every node polls for due terminals (FOR UPDATE SKIP LOCKED): nobody holds them, or their
+  holder's lease ended (its process died), and they are not waiting for a retry.
 - A failed delivery (the app raised, timed out, was not loaded) is written to the app's log and tried again after
-  a growing pause; after OUTBOX_ATTEMPTS tries the row is kept as `failed` and the terminal's later rows go on.
+  a growing pause, the terminal's later rows waiting behind it; after OUTBOX_ATTEMPTS tries the row is kept as
+  `failed` and the terminal's later rows go on.
 
 Its SQL is in outbox_repository.py.
 """
@@ -22,18 +27,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from yima_sdk.contract import job_retry_delay
 
 from server.db import Database
-from server.terminals.events import NOT_READY, ScanEvent, ScanEventSink
-from server.terminals.scans.outbox_repository import OutboxRow, claim, delivered, failed, release
+from server.terminals.events import NOT_READY, ScanEventSink
+from server.terminals.scans import outbox_repository as repo
+from server.terminals.scans.outbox_repository import LiveTake, OutboxRow, Turn
 
 log = logging.getLogger("yima.terminals.outbox")
 
@@ -64,98 +69,105 @@ class ScanOutbox:
         self.events = events
         self.poll_s = poll_s
         self.lease_s = lease_s
-        """Longer than a live upload's deliveries take: a live delivery keeps its rows."""
+        """How long a holder keeps a terminal without a word: a process that died leaves it due after that."""
         self.hold_s = hold_s
-        """Test hook (YIMA_SCAN_OUTBOX_HOLD_S, 0 in service): no live delivery, and rows wait this long for the
-        deliverer; a test stops the server between an upload's commit and the app's handler with it."""
+        """Test hook (YIMA_SCAN_OUTBOX_HOLD_S, 0 in service): no live delivery, and this process's deliverer takes
+        a terminal this long after it was due; a test stops the server between an upload's commit and the app's
+        handler with it (the restarted one, without the hook, delivers at once)."""
         self.batch = batch
+        """Terminals the deliverer holds at once on this node."""
         self.retry_base_s = retry_base_s
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
-        self._live: dict[str, asyncio.Task[bool]] = {}
-        """Per terminal, its latest upload still being delivered live: the next one waits for it."""
-        self._background: set[asyncio.Task[bool]] = set()
-        self._holding: set[uuid.UUID] = set()
-        """Rows this process leased and has not finished: handed back at once when it stops."""
+        self._background: set[asyncio.Task[list[OutboxRow]]] = set()
+        self._claimed: set[asyncio.Task[list[OutboxRow]]] = set()
+        """The deliverer's holders (at most `batch`); the live path's are only in `_background`."""
+        self._holding: set[Turn] = set()
+        """Terminals this process holds: let go at once when it stops."""
 
     @property
     def live(self) -> bool:
         return self.hold_s <= 0
 
-    def lease_for_live(self) -> dt.datetime | None:
-        """The lease an upload's rows are written with: held by this process, which delivers them after the
-        commit (None under the hold hook: the deliverers do)."""
-        return _utc(self.clock() + self.lease_s) if self.live else None
+    def live_take(self) -> LiveTake:
+        """How the upload about to be written takes its terminal (see LiveTake)."""
+        now = self.clock()
+        if self.live:
+            return LiveTake(_utc(now + self.lease_s), uuid.uuid4())
+        return LiveTake(_utc(now), None)  # due now; the deliverers of a process under the hook wait hold_s
 
-    def deliver_live(self, terminal_id: str, events: Sequence[ScanEvent]) -> None:
-        """After the upload committed: deliver its events in the background, after the terminal's previous
-        upload's, in the order given (scan time)."""
-        if not events or not self.live:
-            return
-        self._holding.update(uuid.UUID(e.scan_id) for e in events)
-        task = asyncio.ensure_future(self._deliver_after(self._live.get(terminal_id), list(events)))
-        self._live[terminal_id] = task
+    def deliver_live(self, turn: Turn | None) -> None:
+        """After the upload committed: deliver the terminal it took in the background (None: it took none)."""
+        if turn is not None:
+            self._spawn(turn)
+
+    def _spawn(self, turn: Turn) -> asyncio.Task[list[OutboxRow]]:
+        self._holding.add(turn)
+        task = asyncio.ensure_future(self._hold(turn))
         self._background.add(task)
-        task.add_done_callback(functools.partial(self._finished, terminal_id))
+        task.add_done_callback(self._finished)
+        return task
 
-    def _finished(self, terminal_id: str, task: asyncio.Task[bool]) -> None:
+    def _finished(self, task: asyncio.Task[list[OutboxRow]]) -> None:
         self._background.discard(task)
-        if self._live.get(terminal_id) is task:
-            del self._live[terminal_id]
+        self._claimed.discard(task)
 
-    async def _deliver_after(self, after: asyncio.Task[bool] | None, events: list[ScanEvent]) -> bool:
-        """True when every event was handled; else the rest are left to the deliverers, which keep the order
-        (and so are the next upload's of this terminal)."""
-        ok = True
-        if after is not None:
-            await asyncio.wait({after})
-            ok = not after.cancelled() and after.exception() is None and after.result()
-        for i, event in enumerate(events):
-            if ok:
-                try:
-                    ok = await self._deliver(OutboxRow(uuid.UUID(event.scan_id), event, 1))
-                except Exception:
-                    log.warning("live scan event delivery failed", exc_info=True)
-                    ok = False
-                if ok:
-                    continue
-                i += 1  # this one is scheduled for its retry (or leased until its lease ends)
-            rest = [uuid.UUID(e.scan_id) for e in events[i:]]
-            with contextlib.suppress(Exception):
-                async with self.db.transaction() as conn:
-                    await release(conn, rest)
-            self._holding.difference_update(rest)
-            return False
-        return True
+    async def _hold(self, turn: Turn) -> list[OutboxRow]:
+        """Deliver the held terminal's rows earliest first until none is left (the turn is dropped) or one
+        failed (let go until its retry); the rows tried."""
+        tried: list[OutboxRow] = []
+        try:
+            while True:
+                async with self.db.connection() as conn:
+                    row = await repo.head(conn, turn.terminal_id)
+                if row is None:
+                    async with self.db.transaction() as conn:
+                        if await repo.finish(conn, turn):
+                            break
+                    continue  # an upload or a replay wrote rows meanwhile
+                tried.append(row)
+                if not await self._deliver(turn, row):
+                    break
+        except Exception:
+            # the lease ends by itself: the terminal is due again then (on any node)
+            log.warning("scan event delivery failed", exc_info=True)
+        else:
+            self._holding.discard(turn)
+        return tried
 
-    async def _deliver(self, row: OutboxRow) -> bool:
-        """Call the app's handler; delete the row once it returned, else schedule the next try. True if done."""
-        error = await self.events.deliver(row.event, row.attempt)
+    async def _deliver(self, turn: Turn, row: OutboxRow) -> bool:
+        """Call the app's handler; delete the row once it returned, else note the try. True: go on with the
+        terminal's next row; False: the terminal was let go until its retry."""
+        error = await self.events.deliver(row.event, row.attempt + 1)
         now = self.clock()
         async with self.db.transaction() as conn:
             if error is None:
-                await delivered(conn, row.scan_id)
+                await repo.delivered(conn, row.scan_id)
             elif error == NOT_READY:  # this process's platform is starting: not a try of the app
-                await failed(conn, row.scan_id, attempt=row.attempt - 1, error=error, run_at=_utc(now + 1))
+                await repo.failed(conn, row.scan_id, attempt=row.attempt, error=error, final=False)
+                await repo.release(conn, turn, _utc(now + 1))
+                return False
             else:
-                last = row.attempt >= OUTBOX_ATTEMPTS
-                run_at = None if last else _utc(now + job_retry_delay(row.attempt, self.retry_base_s))
-                await failed(conn, row.scan_id, attempt=row.attempt, error=error, run_at=run_at)
-                if last:
-                    log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
-        self._holding.discard(row.scan_id)
-        return error is None
+                attempt = row.attempt + 1
+                last = attempt >= OUTBOX_ATTEMPTS
+                await repo.failed(conn, row.scan_id, attempt=attempt, error=error, final=last)
+                if not last:
+                    await repo.release(conn, turn, _utc(now + job_retry_delay(attempt, self.retry_base_s)))
+                    return False
+                log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
+            await repo.renew(conn, turn, _utc(now + self.lease_s))
+        return True
 
     async def tick(self) -> list[OutboxRow]:
-        """One round of the deliverer: claim due head rows and deliver them; the rows it tried."""
+        """One round of the deliverer, to the end: claim due terminals and deliver them; the rows it tried."""
+        turns = await self._claim(self.batch)
+        tried = await asyncio.gather(*(self._spawn(turn) for turn in turns))  # no order among terminals
+        return [row for rows in tried for row in rows]
+
+    async def _claim(self, limit: int) -> list[Turn]:
         now = self.clock()
         async with self.db.transaction() as conn:
-            rows = await claim(conn, _utc(now - self.hold_s), _utc(now), _utc(now + self.lease_s), self.batch)
-        self._holding.update(row.scan_id for row in rows)
-        await asyncio.gather(
-            *(self._deliver(row) for row in rows)
-        )  # one row per terminal: no order among them
-        return rows
+            return await repo.claim(conn, _utc(now - self.hold_s), _utc(now + self.lease_s), limit)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="scan-outbox")
@@ -164,15 +176,16 @@ class ScanOutbox:
         while True:
             await asyncio.sleep(self.poll_s)
             try:
-                while await self.tick():
-                    pass  # a terminal's next row may be due now
+                free = self.batch - len(self._claimed)
+                if free > 0:
+                    self._claimed.update(self._spawn(turn) for turn in await self._claim(free))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("scan outbox round failed", exc_info=True)
 
     async def drain(self) -> None:
-        """Wait for this node's live deliveries still running."""
+        """Wait for this node's deliveries still running."""
         while self._background:
             await asyncio.wait(set(self._background))
 
@@ -186,7 +199,9 @@ class ScanOutbox:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         holding = list(self._holding)  # cut short or not started: any node may deliver them now
+        self._holding.clear()
         if holding:
             with contextlib.suppress(Exception):
                 async with self.db.transaction() as conn:
-                    await release(conn, holding)
+                    for turn in holding:
+                        await repo.release(conn, turn, _utc(self.clock()))

@@ -319,10 +319,10 @@ class ScanService:
         per new accepted record for the scene's mini-app; then deliver them in the background (outbox.py: at
         least once, a server stopped before the app handled them leaves the rows to the deliverers)."""
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
-        result, events = await self.offline.upload(
-            terminal, batch, policy, self.clock(), self.events, self.outbox.lease_for_live()
+        result, turn = await self.offline.upload(
+            terminal, batch, policy, self.clock(), self.events, self.outbox.live_take()
         )
-        self.outbox.deliver_live(terminal.id, events)
+        self.outbox.deliver_live(turn)
         return result
 
     async def my_scans(self, conn: asyncpg.Connection, account_id: int, limit: int) -> list[asyncpg.Record]:
