@@ -40,6 +40,11 @@ class Principal:
             raise Forbidden("Only an account may do this")
         return int(self.subject)
 
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller: `account:42`, `terminal:<id>`."""
+        return f"{self.kind}:{self.subject}"
+
 
 def allow(*who: Role | str) -> dict[str, Any]:
     """Route option naming who may call the route."""

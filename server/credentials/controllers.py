@@ -25,10 +25,6 @@ CredentialsDep: TypeAlias = NamedDependency[Credentials]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _actor(principal: Any) -> str:
-    return f"account:{principal.subject}"
-
-
 class AnkangCodeController(Controller):
     path = "/v1/me"
     tags = ["codes"]
@@ -90,7 +86,7 @@ class AnkangCodeController(Controller):
         Every field is optional, so no body at all means the defaults."""
         request = data or schemas.RevokeCodesRequest()
         published, version = await credentials.revocations.revoke_codes(
-            actor=_actor(principal), account_id=principal.account_id, reason=request.reason
+            actor=principal.actor, account_id=principal.account_id, reason=request.reason
         )
         return schemas.RevokeCodesResult(published, version)
 
@@ -182,7 +178,7 @@ class PartnerKeyController(Controller):
         except ValueError:
             raise BadRequest("public_key must be unpadded base64url") from None
         trust_list = await credentials.trust.add_partner_key(
-            actor=_actor(principal),
+            actor=principal.actor,
             issuer=data.issuer,
             key_id=bytes.fromhex(data.key_id),
             public_key=public_key,
@@ -216,7 +212,7 @@ class PartnerKeyController(Controller):
         except ValueError:
             raise BadRequest("key_id is 8 hex digits") from None
         current = await credentials.trust.remove_partner_key(
-            actor=_actor(principal), issuer=issuer, key_id=raw_kid
+            actor=principal.actor, issuer=issuer, key_id=raw_kid
         )
         return schemas.TrustListInfo(current.version, current.etag, current.root_key_id, {})
 
@@ -257,7 +253,7 @@ class RevocationController(Controller):
     ) -> schemas.RevokeCodesResult:
         """Revoke a resident's live codes (audited)."""
         published, version = await credentials.revocations.revoke_codes(
-            actor=_actor(principal), account_id=data.account_id, reason=data.reason
+            actor=principal.actor, account_id=data.account_id, reason=data.reason
         )
         return schemas.RevokeCodesResult(published, version)
 
@@ -277,7 +273,7 @@ class HealthAuthorityController(Controller):
     ) -> schemas.HealthStatusSet:
         """Set one resident's colour by ID number (audited); the next code refresh carries it."""
         when, known = await credentials.health.set_status(
-            actor=_actor(principal),
+            actor=principal.actor,
             id_number=data.id_number,
             colour=data.color,
             reason=data.reason,
@@ -296,7 +292,7 @@ class HealthAuthorityController(Controller):
     ) -> schemas.HealthImportResult:
         """Bulk colours from a CSV body (`id_number,color[,reason[,effective_at]]` per line). Good rows apply, bad
         rows are reported with their line; importing the same file again applies nothing twice."""
-        outcome = await credentials.health.import_file(actor=_actor(principal), content=await request.body())
+        outcome = await credentials.health.import_file(actor=principal.actor, content=await request.body())
         return schemas.HealthImportResult(
             import_id=outcome.import_id,
             applied=outcome.applied,

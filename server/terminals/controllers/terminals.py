@@ -18,7 +18,7 @@ from server.deps import Caller, Db
 from server.errors import BadRequest, TooManyRequests, raises
 from server.net import client_address
 from server.terminals import errors, schemas
-from server.terminals.policies import CHANNEL, KINDS
+from server.terminals.policies import CHANNEL, KINDS, ScenePolicy
 from server.terminals.registry import TerminalInfo
 from server.terminals.service import Terminals
 from server.wire import b64url
@@ -42,6 +42,12 @@ def _out(t: TerminalInfo, token_endpoint: str) -> schemas.TerminalOut:
     )
 
 
+def _policy_out(p: ScenePolicy) -> schemas.ScenePolicyOut:
+    return schemas.ScenePolicyOut(
+        p.kind, p.scene, sorted(p.allowed_colours), p.show_name, p.replay, p.accept_ride_codes
+    )
+
+
 class TerminalAdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
@@ -58,7 +64,7 @@ class TerminalAdminController(Controller):
         """Register a terminal with its Ed25519 public key (audited)."""
         info = await terminals.registry.register(
             db,
-            actor=f"account:{principal.subject}",
+            actor=principal.actor,
             name=data.name,
             kind=data.kind,
             scene=data.scene,
@@ -80,7 +86,7 @@ class TerminalAdminController(Controller):
         own key with it (`POST /v1/terminal/enrol`). Shown once; audited."""
         code, expires_at = await terminals.registry.create_enrolment(
             db,
-            actor=f"account:{principal.subject}",
+            actor=principal.actor,
             name=data.name,
             kind=data.kind,
             scene=data.scene,
@@ -108,7 +114,7 @@ class TerminalAdminController(Controller):
         self, terminal_id: FromPath[str], principal: Caller, terminals: TerminalsDep
     ) -> schemas.TerminalOut:
         """Disable a terminal: its tokens stop working at once (audited)."""
-        info = await terminals.registry.disable(actor=f"account:{principal.subject}", terminal_id=terminal_id)
+        info = await terminals.registry.disable(actor=principal.actor, terminal_id=terminal_id)
         return _out(info, terminals.registry.token_endpoint)
 
     @post(
@@ -121,20 +127,13 @@ class TerminalAdminController(Controller):
         self, terminal_id: FromPath[str], principal: Caller, terminals: TerminalsDep, db: Db
     ) -> schemas.TerminalOut:
         """Enable a terminal again; it must fetch a new token (audited)."""
-        info = await terminals.registry.enable(
-            db, actor=f"account:{principal.subject}", terminal_id=terminal_id
-        )
+        info = await terminals.registry.enable(db, actor=principal.actor, terminal_id=terminal_id)
         return _out(info, terminals.registry.token_endpoint)
 
     @get("/scene-policies", opt=allow(Role.OPERATOR), operation_id="listScenePolicies")
     async def policies(self, terminals: TerminalsDep) -> list[schemas.ScenePolicyOut]:
         """Which colours pass where, whether names show, how replays are answered."""
-        return [
-            schemas.ScenePolicyOut(
-                p.kind, p.scene, sorted(p.allowed_colours), p.show_name, p.replay, p.accept_ride_codes
-            )
-            for p in terminals.scans.policies.all()
-        ]
+        return [_policy_out(p) for p in terminals.scans.policies.all()]
 
     @put(
         "/scene-policies/{kind:str}",
@@ -153,7 +152,7 @@ class TerminalAdminController(Controller):
         if kind not in KINDS:
             raise errors.PolicyInvalid(f"kind must be one of {', '.join(KINDS)}")
         await terminals.update_policy(
-            actor=f"account:{principal.subject}",
+            actor=principal.actor,
             kind=kind,
             scene=scene,
             allowed_colours=list(data.allowed_colours),
@@ -161,10 +160,7 @@ class TerminalAdminController(Controller):
             replay=data.replay,
             accept_ride_codes=data.accept_ride_codes,
         )
-        p = terminals.scans.policies.for_scene(kind, scene)
-        return schemas.ScenePolicyOut(
-            p.kind, p.scene, sorted(p.allowed_colours), p.show_name, p.replay, p.accept_ride_codes
-        )
+        return _policy_out(terminals.scans.policies.for_scene(kind, scene))
 
 
 class TerminalTokenController(Controller):
