@@ -98,6 +98,7 @@ class TerminalsPlugin(InitPluginProtocol):
                 scene="guangde-peoples-hospital",
                 public_key=b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
             )
+        roots = await terminals.registry.root_public_keys()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(
             json.dumps(
@@ -105,6 +106,8 @@ class TerminalsPlugin(InitPluginProtocol):
                     "terminal_id": info.id,
                     "private_key": b64url(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
                     "token_endpoint": terminals.registry.token_endpoint,
+                    # pinned by `yima terminal scan --offline`, as an enrolled terminal pins them
+                    "root_public_keys": {kid: b64url(raw) for kid, raw in roots.items()},
                 },
                 indent=2,
             )
