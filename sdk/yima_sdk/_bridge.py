@@ -33,6 +33,7 @@ from yima_sdk._frames import (
     encode_frame,
     read_frame_blocking,
 )
+from yima_sdk.contract import RecordPage
 
 __all__ = [
     "DEFAULT_MAX_FRAME",
@@ -158,6 +159,10 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """An offline ride that settlement charged (`settled_fen` > 0): `ride_<scan id>`, which this app (bound to
     the scene) may refund part of with `ctx.payments.refund`, e.g. the rider's concession, transfer or cap that
     the terminal's table price could not know. None otherwise."""
+    preloaded: dict[str, RecordPage] = {}
+    """The pages of the finds the manifest's `[scan_preload.<scene kind>]` declares, by name, as `ctx.db.find`
+    would have answered them at the scan: the handler reads them without a round trip. A find on `$user_id` is
+    missing for a scan naming nobody, and so is one that failed (the app's log says why)."""
 
 
 class ScanEvent(_Wire, tag="scan"):

@@ -23,6 +23,7 @@ would open eight modules to learn the wire's shared rules (keyword-only, unknown
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -39,6 +40,7 @@ from yima_sdk._answers import (
     scan_lines,
     scan_reply,
 )
+from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import (
     CapabilityDenied,
     ConsentDenied,
@@ -50,7 +52,7 @@ from yima_sdk.errors import (
     YimaError,
 )
 from yima_sdk.fares import FareTable
-from yima_sdk.manifest import JobName, Scope
+from yima_sdk.manifest import JobName, ScanPreload, Scope
 
 __all__ = [
     "ANSWER_TYPES",
@@ -118,6 +120,7 @@ __all__ = [
     "id_number",
     "job_retry_delay",
     "operation_name",
+    "preload_finds",
     "reply_of",
     "scan_lines",
     "scan_reply",
@@ -704,6 +707,22 @@ def decode_operation(capability: str, operation: str, args: list[Any], kwargs: d
     except msgspec.ValidationError as exc:
         raise InvalidArgument(f"{name}: {exc}") from None
     return decoded
+
+
+def preload_finds(
+    preloads: dict[str, ScanPreload], user_id: str | None, scanned_at: dt.datetime
+) -> dict[str, DbFind]:
+    """The finds a scan event's `[scan_preload]` asks for, as the app would send them (the same rules, quotas
+    aside); those on `$user_id` only for a scan naming the resident. `$today`: the scan's day in county time."""
+    today = scanned_at.astimezone(COUNTY_TIME).date().isoformat()
+    finds = {}
+    for name, preload in preloads.items():
+        where = preload.where_at(user_id, today)
+        if where is not None:
+            finds[name] = DbFind(
+                collection=preload.collection, where=where, order_by=preload.order_by, limit=preload.limit
+            )
+    return finds
 
 
 def check_pass(op: CredentialsIssuePass, now: float) -> None:

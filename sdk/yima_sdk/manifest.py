@@ -33,6 +33,9 @@
     [collections.bookings]                  # ctx.db collections; queries only on declared indexes
     indexes = ["day", "user_id", ["doctor_id", "day"]]
 
+    [scan_preload.clinic]                   # finds the platform runs before a scan event reaches the app:
+    today = { collection = "bookings", where = { user_id = "$user_id", day = "$today" } }   # event.data.preloaded
+
 The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
 with defaults, so existing manifests keep validating.
 """
@@ -42,13 +45,14 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from yima_sdk import query
 from yima_sdk._staff import StaffTable
 from yima_sdk.cron import CronError, parse_cron
-from yima_sdk.errors import ManifestError
+from yima_sdk.errors import InvalidArgument, ManifestError, NotIndexed
 
 __all__ = [
     "CAPABILITIES",
@@ -60,6 +64,7 @@ __all__ = [
     "JobName",
     "Limits",
     "Manifest",
+    "ScanPreload",
     "Scene",
     "Scope",
     "is_residence_scope",
@@ -171,6 +176,49 @@ class Collection(_ManifestStruct, frozen=True):
         return {"+".join(fields): fields for fields in found}
 
 
+PRELOAD_VALUES = ("$user_id", "$today")
+"""What a `[scan_preload]` find may put in its `where`, filled in at each scan: the resident's id in this app, and
+the scan's day in county time (`2026-03-02`)."""
+MAX_PRELOADS = 2
+PreloadName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+
+
+class ScanPreload(_ManifestStruct, frozen=True):
+    """A `ctx.db.find` the platform runs for the app before it delivers a scan event of the scene kind
+    (`[scan_preload.<kind>]`, `<name> = { collection = ..., where = ... }`): the page reaches the handler in
+    `event.data.preloaded[<name>]`, with no round trip out of the sandbox. `where` is a find's, whose values may
+    be `"$user_id"` and `"$today"` (PRELOAD_VALUES); a find on `$user_id` is not run for a scan naming nobody."""
+
+    collection: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+    where: Annotated[dict[FieldName, Any], msgspec.Meta(max_length=8)] = {}
+    order_by: Annotated[str, msgspec.Meta(pattern=r"^-?[A-Za-z_][A-Za-z0-9_]{0,39}(?!\n)$")] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50
+
+    def where_at(self, user_id: str | None, today: str) -> dict[str, Any] | None:
+        """`where` with its placeholders filled in; None when it needs a `user_id` and there is none."""
+        if user_id is None and "$user_id" in _placeholders(self.where):
+            return None
+        return _fill(self.where, {"$user_id": user_id, "$today": today})
+
+
+def _fill(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    if isinstance(value, str) and value.startswith("$"):
+        return values[value]
+    return value
+
+
+def _placeholders(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_placeholders(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_placeholders(v) for v in value))
+    return {value} if isinstance(value, str) and value.startswith("$") else set()
+
+
 class Manifest(_ManifestStruct, frozen=True):
     """A validated miniapp.toml."""
 
@@ -192,6 +240,8 @@ class Manifest(_ManifestStruct, frozen=True):
     """Staff roles, unit kinds and staff-only routes (`yima_sdk._staff`); `ctx.user.staff()` in handlers."""
     share_passes_with: dict[AppId, Purpose] = {}
     """Apps that may honour this app's passes -> why (the resident consents to each share in the catalog)."""
+    scan_preload: dict[str, dict[PreloadName, ScanPreload]] = {}
+    """Scene kind (one of `scenes`) -> finds the platform runs before delivering its scan events (ScanPreload)."""
 
     @property
     def key(self) -> str:
@@ -216,7 +266,36 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
     except msgspec.ValidationError as exc:
         raise ManifestError(_explain(str(exc), source)) from None
     _check_staff_and_shares(manifest, source)
+    _check_scan_preload(manifest, source)
     return manifest
+
+
+def _check_scan_preload(manifest: Manifest, source: str) -> None:
+    """A preload is a find the app could make itself at that scene: a subscribed kind, the db capability, a
+    declared collection and index, known placeholders."""
+    for kind, preloads in manifest.scan_preload.items():
+        if len(preloads) > MAX_PRELOADS:  # each is a statement before every scan's answer
+            raise ManifestError(
+                f"{source}: field `scan_preload.{kind}`: at most {MAX_PRELOADS} finds per kind"
+            )
+        for name, preload in preloads.items():
+            field = f"scan_preload.{kind}.{name}"
+            if kind not in manifest.scenes:
+                raise ManifestError(f"{source}: field `{field}`: `{kind}` is not one of the app's `scenes`")
+            if "db" not in manifest.capabilities:
+                raise ManifestError(f"{source}: field `{field}`: a preload is a db find: declare `db`")
+            unknown = _placeholders(preload.where) - set(PRELOAD_VALUES)
+            if unknown:
+                raise ManifestError(
+                    f"{source}: field `{field}.where`: unknown value {sorted(unknown)[0]!r}; a preload's "
+                    f"where may use {' and '.join(PRELOAD_VALUES)}"
+                )
+            try:
+                indexes = query.indexes_of(manifest.collections, preload.collection)
+                query.plan(preload.collection, indexes, preload.where_at("u", "2026-01-01") or {},
+                           preload.order_by)  # fmt: skip
+            except (NotIndexed, InvalidArgument) as exc:
+                raise ManifestError(f"{source}: field `{field}`: {exc.message}") from None
 
 
 def _check_staff_and_shares(manifest: Manifest, source: str) -> None:

@@ -91,3 +91,51 @@ def test_collections_with_their_indexes() -> None:
 def test_not_toml_at_all() -> None:
     with pytest.raises(ManifestError, match="not valid TOML"):
         parse_manifest("id = ")
+
+
+CHECK_IN = (
+    GOOD
+    + 'capabilities = ["db"]\nscenes = ["clinic"]\n[collections.bookings]\nindexes = [["user_id", "day"]]\n'
+)
+
+
+def _preload(where: str, kind: str = "clinic", collection: str = "bookings") -> str:
+    return f'[scan_preload.{kind}]\ntoday = {{ collection = "{collection}", where = {{ {where} }} }}\n'
+
+
+def test_a_scan_preload_fills_in_the_resident_and_the_day() -> None:
+    manifest = parse_manifest(CHECK_IN + _preload('user_id = "$user_id", day = {gte = "$today"}'))
+    preload = manifest.scan_preload["clinic"]["today"]
+    assert preload.where_at("u_1", "2026-03-02") == {"user_id": "u_1", "day": {"gte": "2026-03-02"}}
+    assert preload.where_at(None, "2026-03-02") is None  # a scan naming nobody: not run
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "hint"),
+    [
+        (CHECK_IN + _preload('user_id = "$user_id"', kind="bus"), "`scan_preload.bus.today`", "`scenes`"),
+        (
+            CHECK_IN.replace('["db"]', '["storage"]') + _preload('user_id = "$user_id"'),
+            "`scan_preload.clinic.today`",
+            "declare `db`",
+        ),
+        (CHECK_IN + _preload('user_id = "$resident"'), "`scan_preload.clinic.today.where`", "'$resident'"),
+        (CHECK_IN + _preload('day = "$today"'), "`scan_preload.clinic.today`", "no index"),
+        (
+            CHECK_IN + _preload('user_id = "$user_id"', collection="visits"),
+            "`scan_preload.clinic.today`",
+            "not declared under [collections]",
+        ),
+        (
+            CHECK_IN
+            + '[scan_preload.clinic]\na = { collection = "bookings" }\nb = { collection = "bookings" }\n'
+            + 'c = { collection = "bookings" }\n',
+            "`scan_preload.clinic`",
+            "at most 2 finds",
+        ),
+    ],
+)
+def test_a_scan_preload_is_a_find_the_app_could_make_at_that_scene(text: str, field: str, hint: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    assert field in caught.value.message and hint in caught.value.message, caught.value.message

@@ -25,8 +25,8 @@ from yima_sdk._bridge import (
     ScannedPass,
 )
 from yima_sdk.codes import CredentialError
-from yima_sdk.contract import answer_headers, scan_lines
-from yima_sdk.errors import error_for_code, gateway_answer
+from yima_sdk.contract import RecordPage, answer_headers, preload_finds, scan_lines
+from yima_sdk.errors import YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.passes import open_pass
 from yima_sdk.simulator._platform import SimJob, SimulatedPlatform, Switches
@@ -225,6 +225,7 @@ class AsyncSimulator:
         colour = None  # as production: the code's colour only to an app the resident granted the scope
         if user_id is not None and app_pass is None and credential_type == "ankang_code" and user is not None:
             colour = self.platform.users[user].health_color if self.platform._shows_colour(user) else None
+        preloaded = self._preload(scene_kind, user_id, scanned_at, f"sim-scan-{self._scan_ids}")
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
@@ -242,6 +243,7 @@ class AsyncSimulator:
                 app_pass=scanned,
                 health_color=colour,
                 payment_id=payment_id,
+                preloaded=preloaded,
             ),
         )
         try:
@@ -249,6 +251,21 @@ class AsyncSimulator:
         except AppFailure as exc:
             raise error_for_code(exc.code, exc.message) from None
         return scan_lines(value)
+
+    def _preload(
+        self, scene_kind: str, user_id: str | None, scanned_at: dt.datetime, scan_id: str
+    ) -> dict[str, RecordPage]:
+        """The manifest's `[scan_preload]` finds for this scan, as production runs them before the event: one
+        that fails is left out, and the app's log says why."""
+        preloads = self.manifest.scan_preload.get(scene_kind, {})
+        preloaded = {}
+        for name, find in preload_finds(preloads, user_id, scanned_at).items():
+            try:
+                preloaded[name] = self.platform.db.handle(find)
+            except YimaError as exc:
+                self.logs.append({"level": "warning", "event": "scan preload failed", "source": "platform",
+                                  "preload": name, "code": exc.code, "scan_id": scan_id})  # fmt: skip
+        return preloaded
 
     async def advance(
         self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0

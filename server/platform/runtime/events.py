@@ -9,6 +9,10 @@ the simulator's). Any other answer is not dropped silently: the app's part is ma
 `miniapp.bad_scan_reply` and the reason is logged for the app's developer. The scan answer never waits longer
 than the deadline: a late or failing app gives `MiniAppPart(missing=True)` and the terminal shows the scan
 result without the app's part.
+
+The finds the app's manifest declares under `[scan_preload.<kind>]` (today's booking of the resident at a
+check-in) run here, before the event leaves, as the app's own `ctx.db.find` would: their pages travel with the
+event (`event.data.preloaded`), so the handler reads them without a round trip out of the sandbox.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from yima_sdk import ScanData, ScannedPass
 from yima_sdk import ScanEvent as AppScanEvent
+from yima_sdk import contract as c
 from yima_sdk.contract import scan_reply
-from yima_sdk.errors import BadScanReply
+from yima_sdk.errors import BadScanReply, YimaError
 from yima_sdk.passes import PassClaims
 
+from sandbox.capabilities import CallInfo
 from sandbox.errors import SandboxError
 from server.platform import errors as e
 from server.platform.runtime.service import LiveVersion
@@ -190,6 +196,8 @@ class PlatformScanSink:
             colour = event.colour if shown else None
         elif event.account_id is not None:
             user_id = await platform.caps.known(app_id, event.account_id)
+        preloads = version.scan_preloads.get(event.kind)
+        preloaded = await self._preload(platform, version, preloads, user_id, event) if preloads else {}
         return AppScanEvent(
             scene_kind=event.kind,
             scene_id=event.scene,
@@ -208,8 +216,38 @@ class PlatformScanSink:
                 payment_id=f"ride_{event.scan_id}" if event.mode != "online" and event.settled_fen else None,
                 app_pass=_scanned(event.app_pass),
                 health_color=colour,
+                preloaded=preloaded,
             ),
         )
+
+    @staticmethod
+    async def _preload(
+        platform: Platform,
+        version: LiveVersion,
+        preloads: dict[str, Any],
+        user_id: str | None,
+        event: ScanFacts,
+    ) -> dict[str, c.RecordPage]:
+        """The manifest's finds for this scene kind, at once, as the app's own calls (its collections, its
+        indexes); one that fails is left out and the app's log says why (the handler can ask again)."""
+        finds = c.preload_finds(preloads, user_id, event.scanned_at)
+        if not finds:
+            return {}
+        call = CallInfo(app_id=version.app_id, version=version.version, call_id=0, user_id=user_id)
+        pages = await asyncio.gather(
+            *(platform.caps.db.handle(call, find) for find in finds.values()), return_exceptions=True
+        )
+        preloaded = {}
+        for name, page in zip(finds, pages, strict=True):
+            if isinstance(page, c.RecordPage):
+                preloaded[name] = page
+                continue
+            if not isinstance(page, Exception):
+                raise page  # cancelled
+            code = page.code if isinstance(page, YimaError) else "miniapp.failed"
+            platform.runtime.host.app_log(version.key, "warning", "scan preload failed", preload=name,
+                                          code=code, scan_id=event.scan_id)  # fmt: skip
+        return preloaded
 
     async def _deliver(self, platform: Platform, app_id: str, event: ScanFacts) -> MiniAppPart:
         try:
@@ -218,11 +256,11 @@ class PlatformScanSink:
             return MiniAppPart(app_id, missing=True, reason=exc.code)
         if event.kind not in version.scenes:
             return MiniAppPart(app_id, missing=True, reason="miniapp.scene_not_subscribed")
-        app_event = await self._app_event(platform, app_id, version, event)
         if event.mode != "online":
             # uploaded offline scans reach the app through the outbox (deliver), never here; nothing waits
             return MiniAppPart(app_id)
-        task = asyncio.ensure_future(self._call(platform, version, app_event))
+        # what the platform reads for the event (the resident's id, consent, the preloads) is within the deadline
+        task = asyncio.ensure_future(self._prepare_and_call(platform, app_id, version, event))
         done, _ = await asyncio.wait({task}, timeout=platform.config.scan_deadline_ms / 1000)
         if not done:
             # let the sandbox's own deadline end the call; the terminal gets its answer now
@@ -239,6 +277,11 @@ class PlatformScanSink:
             platform.runtime.host.app_log(version.key, "warning", "bad scan reply", detail=exc.message)
             return MiniAppPart(app_id, missing=True, reason=exc.code)
         return MiniAppPart(app_id, list(reply.lines), admit=reply.admit)
+
+    async def _prepare_and_call(
+        self, platform: Platform, app_id: str, version: LiveVersion, event: ScanFacts
+    ) -> Any:
+        return await self._call(platform, version, await self._app_event(platform, app_id, version, event))
 
     @staticmethod
     async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from yima_sdk._staff import StaffTable
+from yima_sdk.manifest import ScanPreload
 
 from sandbox import SandboxHost
 from server.cache import follow
@@ -60,6 +61,11 @@ class LiveVersion:
     def staff(self) -> StaffTable:
         """[staff]: roles, unit kinds, staff-only routes (an empty table for manifests from before it)."""
         return msgspec.convert(self.manifest.get("staff") or {}, StaffTable)
+
+    @functools.cached_property
+    def scan_preloads(self) -> dict[str, dict[str, ScanPreload]]:
+        """[scan_preload]: scene kind -> the finds run before its scan events reach the app (none before it)."""
+        return msgspec.convert(self.manifest.get("scan_preload") or {}, dict[str, dict[str, ScanPreload]])
 
     @property
     def pass_shares(self) -> dict[str, str]:
