@@ -48,10 +48,13 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     institution = unit.removeprefix("institution:") if unit.startswith("institution:") else None
-    # the code's colour comes with the scan (the resident's `health_color` consent), so a terminal waits on
-    # two round trips: today's bookings, then the check-in beside who is ahead (docs/benchmarks.md, check-in)
+    # the code's colour (the resident's `health_color` consent) and today's bookings ([scan_preload] in
+    # miniapp.toml) come with the scan, so a terminal waits on one round trip: the check-in beside who is ahead
+    # (docs/benchmarks.md, check-in). They are asked here only if the platform could not read them.
     colour = event.data.health_color
-    today = await ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
+    today = event.data.preloaded.get("today")
+    if today is None:
+        today = await ctx.db.find("bookings", {"user_id": event.user_id, "day": at.date().isoformat()})
     mine = [r for r in today.items if r.value["status"] in OPEN
             and (institution is None or r.value["institution"] == institution)]  # fmt: skip
     if colour in ("red", "yellow"):
@@ -65,19 +68,23 @@ async def check_in(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     if value["status"] == "booked":
         value = {**value, "status": "waiting", "checked_in_at": int(at.timestamp())}
         checked_in = _check_in(ctx, record.id, value, record.version)
-    name = _department_names.get(value["department"])
-    if name is None:
-        department = await ctx.db.get("departments", value["department"])
-        name = _department_names[value["department"]] = (
-            department.value["name"] if department else value["department"]
-        )
-    # who is ahead does not depend on this booking's own check-in: both at once
-    ahead, _ = await asyncio.gather(ahead_of(ctx, value), checked_in or asyncio.sleep(0))
+    # who is ahead depends neither on this booking's own check-in nor on the department's name: all at once
+    ahead, _, name = await asyncio.gather(
+        ahead_of(ctx, value), checked_in or asyncio.sleep(0), _department_name(ctx, value["department"])
+    )
     return {"lines": [
         name,
         f"{value['half'].upper()} 序号 No. {value['number']}",
         f"前面 {ahead} 人 {ahead} ahead",
     ]}  # fmt: skip
+
+
+async def _department_name(ctx: Context, department_id: str) -> str:
+    name = _department_names.get(department_id)
+    if name is None:
+        department = await ctx.db.get("departments", department_id)
+        name = _department_names[department_id] = department.value["name"] if department else department_id
+    return name
 
 
 async def _check_in(ctx: Context, booking_id: str, value: dict[str, Any], version: int) -> None:
