@@ -180,3 +180,103 @@ async def test_a_dead_nodes_terminal_is_delivered_once_its_lease_expired_and_liv
             == 0
         )
 
+
+class GatedApp:
+    """An app whose handler answers only when the test says: each call waits on its own future."""
+
+    def __init__(self, terminal: str) -> None:
+        self.terminal = terminal
+        self.calls: list[tuple[str, asyncio.Future[str | None]]] = []
+        self.called = asyncio.Event()
+
+    async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
+        if event.terminal_id != self.terminal:
+            return None
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.calls.append((event.scan_id, answer))
+        self.called.set()
+        return await answer
+
+    async def next_call(self, n: int) -> asyncio.Future[str | None]:
+        """The future of the n-th call (from 1), once it was made."""
+        while len(self.calls) < n:
+            self.called.clear()
+            await asyncio.wait_for(self.called.wait(), 30)
+        return self.calls[n - 1][1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _turn(db, terminal: str) -> tuple[datetime, uuid.UUID | None] | None:
+    async with db.connection() as conn:
+        r = await conn.fetchrow(
+            "SELECT run_at, lease_token FROM scan_outbox_terminals WHERE terminal_id = $1", terminal
+        )
+    return None if r is None else (r["run_at"], r["lease_token"])
+
+
+async def test_a_holder_renews_its_lease_while_the_app_takes_long_so_no_one_else_takes_the_terminal(
+    client,
+) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    app = GatedApp(terminal)
+    clock = Clock()
+    a = ScanOutbox(db, app, lease_s=60, renew_s=0.01, clock=clock)  # type: ignore[arg-type]
+    b = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    event = _event(terminal, datetime.now(UTC) - timedelta(minutes=1))
+    a.deliver_live(await _write(db, [event], a.live_take()))
+    answer = await app.next_call(1)  # a's call of the app runs on ...
+    for _ in range(3):  # ... for three minutes, three times the lease
+        clock.now += 50
+        want = datetime.fromtimestamp(clock.now + 60, UTC)
+        deadline = time.monotonic() + 30
+        while (turn := await _turn(db, terminal)) is not None and turn[0] < want:
+            assert time.monotonic() < deadline, "the lease was not renewed"
+            await asyncio.sleep(0.01)  # a's renewal of its lease comes a moment later
+        assert await b.tick() == []  # held: b takes nothing
+    assert len(app.calls) == 1
+    answer.set_result(None)
+    await a.drain()
+    assert await _rows(db, {terminal}) == 0 and await _turn(db, terminal) is None
+
+
+async def test_a_stale_holders_failure_changes_nothing_of_the_new_holders_terminal(client) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    app = GatedApp(terminal)
+    clock = Clock()
+    # a holds the terminal and never renews (a process stalled: a long GC pause, a frozen VM)
+    a = ScanOutbox(db, app, lease_s=60, renew_s=3600, clock=clock)  # type: ignore[arg-type]
+    b = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    first, second = _event(terminal, t0), _event(terminal, t0 + timedelta(seconds=1))
+    a.deliver_live(await _write(db, [first, second], a.live_take()))
+    stale = await app.next_call(1)
+    clock.now += 61  # a's lease ended: b takes the terminal and calls the app with the first event
+    b_tick = asyncio.ensure_future(b.tick())
+    fresh = await app.next_call(2)
+    held = await _turn(db, terminal)
+    assert held is not None and held[1] is not None
+
+    stale.set_result("miniapp.failed")  # a wakes up: its failure must not touch b's terminal or row
+    await a.drain()
+    assert await _turn(db, terminal) == held  # not let go until a retry: b still holds it
+    async with db.connection() as conn:
+        row = await conn.fetchrow(
+            "SELECT attempt, last_error FROM scan_outbox WHERE scan_id = $1", uuid.UUID(first.scan_id)
+        )
+    assert (row["attempt"], row["last_error"]) == (0, None)
+
+    fresh.set_result(None)
+    (await app.next_call(3)).set_result(None)
+    assert [r.event.scan_id for r in await b_tick] == [first.scan_id, second.scan_id]
+    assert await _rows(db, {terminal}) == 0 and await _turn(db, terminal) is None

@@ -63,6 +63,7 @@ class ScanOutbox:
         hold_s: float = 0.0,
         batch: int = 16,
         retry_base_s: float = RETRY_BASE_S,
+        renew_s: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -74,6 +75,9 @@ class ScanOutbox:
         """Test hook (YIMA_SCAN_OUTBOX_HOLD_S, 0 in service): no live delivery, and this process's deliverer takes
         a terminal this long after it was due; a test stops the server between an upload's commit and the app's
         handler with it (the restarted one, without the hook, delivers at once)."""
+        self.renew_s = lease_s / 3 if renew_s is None else renew_s
+        """How often a holder renews its lease while it delivers: a third of it, so a slow round trip or two
+        does not lose it."""
         self.batch = batch
         """Terminals the deliverer holds at once on this node."""
         self.retry_base_s = retry_base_s
@@ -113,18 +117,21 @@ class ScanOutbox:
         self._claimed.discard(task)
 
     async def _hold(self, turn: Turn) -> list[OutboxRow]:
-        """Deliver the held terminal's rows earliest first until none is left (the turn is dropped) or one
-        failed (let go until its retry); the rows tried."""
+        """Deliver the held terminal's rows earliest first until none is left (the turn is dropped), one failed
+        (let go until its retry) or the turn was lost (its lease ended and another took it); the rows tried."""
         tried: list[OutboxRow] = []
+        lost = asyncio.Event()
+        renewing = asyncio.ensure_future(self._renew(turn, lost))
         try:
-            while True:
+            while not lost.is_set():
                 async with self.db.connection() as conn:
                     row = await repo.head(conn, turn.terminal_id)
                 if row is None:
                     async with self.db.transaction() as conn:
-                        if await repo.finish(conn, turn):
-                            break
-                    continue  # an upload or a replay wrote rows meanwhile
+                        finished = await repo.finish(conn, turn)
+                    if finished == "more":
+                        continue  # an upload or a replay wrote rows meanwhile
+                    break
                 tried.append(row)
                 if not await self._deliver(turn, row):
                     break
@@ -133,30 +140,51 @@ class ScanOutbox:
             log.warning("scan event delivery failed", exc_info=True)
         else:
             self._holding.discard(turn)
+        finally:
+            renewing.cancel()
         return tried
+
+    async def _renew(self, turn: Turn, lost: asyncio.Event) -> None:
+        """Keep the lease while the app takes its time (a handler may wait for a worker, then run to its
+        deadline); sets `lost` when another holds the terminal now."""
+        while True:
+            await asyncio.sleep(self.renew_s)
+            try:
+                async with self.db.transaction() as conn:
+                    held = await repo.renew(conn, turn, _utc(self.clock() + self.lease_s))
+            except Exception:
+                log.warning("scan outbox lease not renewed", exc_info=True)
+                continue  # tried again; the writes check the token whatever happens
+            if not held:
+                log.warning("scan outbox lease lost", extra={"terminal": turn.terminal_id})
+                lost.set()
+                return
 
     async def _deliver(self, turn: Turn, row: OutboxRow) -> bool:
         """Call the app's handler; delete the row once it returned, else note the try. True: go on with the
-        terminal's next row; False: the terminal was let go until its retry."""
+        terminal's next row; False: the terminal was let go until its retry, or is not held any more (a holder
+        whose lease ended writes nothing: the new holder delivers the row again)."""
         error = await self.events.deliver(row.event, row.attempt + 1)
         now = self.clock()
         async with self.db.transaction() as conn:
             if error is None:
-                await repo.delivered(conn, row.scan_id)
+                held = await repo.delivered(conn, turn, row.scan_id)
             elif error == NOT_READY:  # this process's platform is starting: not a try of the app
-                await repo.failed(conn, row.scan_id, attempt=row.attempt, error=error, final=False)
                 await repo.release(conn, turn, _utc(now + 1))
                 return False
             else:
                 attempt = row.attempt + 1
                 last = attempt >= OUTBOX_ATTEMPTS
-                await repo.failed(conn, row.scan_id, attempt=attempt, error=error, final=last)
-                if not last:
+                held = await repo.failed(conn, turn, row.scan_id, attempt=attempt, error=error, final=last)
+                if held and not last:
                     await repo.release(conn, turn, _utc(now + job_retry_delay(attempt, self.retry_base_s)))
                     return False
-                log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
-            await repo.renew(conn, turn, _utc(now + self.lease_s))
-        return True
+                if held:
+                    log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
+            if not held:
+                log.warning("scan outbox lease lost", extra={"terminal": turn.terminal_id})
+                return False
+            return await repo.renew(conn, turn, _utc(now + self.lease_s))
 
     async def tick(self) -> list[OutboxRow]:
         """One round of the deliverer, to the end: claim due terminals and deliver them; the rows it tried."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Literal
 
 import asyncpg
 import msgspec
@@ -105,50 +106,84 @@ async def head(conn: asyncpg.Connection, terminal_id: str) -> OutboxRow | None:
     return OutboxRow(r["scan_id"], msgspec.json.decode(r["event"], type=ScanEvent), r["attempt"])
 
 
-async def delivered(conn: asyncpg.Connection, scan_id: uuid.UUID) -> None:
-    await conn.execute("DELETE FROM scan_outbox WHERE scan_id = $1", scan_id)
+# Every write of a holder names its turn: it changes something only while the holder's token is the terminal's,
+# and locks the turn's row meanwhile (`held`: a claim skips it), so a holder whose lease ended and was taken by
+# another (a stalled process waking up) cannot complete, fail or let go of the new holder's rows.
+
+
+async def delivered(conn: asyncpg.Connection, turn: Turn, scan_id: uuid.UUID) -> bool:
+    """The app's handler returned: the row is done. False: the turn is not held any more (nothing written)."""
+    done = await conn.fetchval(
+        "WITH held AS (SELECT terminal_id FROM scan_outbox_terminals"
+        " WHERE terminal_id = $1 AND lease_token = $2 FOR UPDATE)"
+        " DELETE FROM scan_outbox o USING held"
+        " WHERE o.scan_id = $3 AND o.terminal_id = held.terminal_id RETURNING true",
+        turn.terminal_id,
+        turn.token,
+        scan_id,
+    )
+    return bool(done)
 
 
 async def failed(
-    conn: asyncpg.Connection, scan_id: uuid.UUID, *, attempt: int, error: str, final: bool
-) -> None:
-    """A try that failed; `final`: given up (kept as `failed`, the terminal's later rows go on)."""
-    await conn.execute(
-        "UPDATE scan_outbox SET attempt = $2, last_error = $3,"
-        " status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE scan_id = $1",
+    conn: asyncpg.Connection, turn: Turn, scan_id: uuid.UUID, *, attempt: int, error: str, final: bool
+) -> bool:
+    """A try that failed; `final`: given up (kept as `failed`, the terminal's later rows go on). False: the turn
+    is not held any more (nothing written)."""
+    done = await conn.fetchval(
+        "WITH held AS (SELECT terminal_id FROM scan_outbox_terminals"
+        " WHERE terminal_id = $1 AND lease_token = $2 FOR UPDATE)"
+        " UPDATE scan_outbox o SET attempt = $4, last_error = $5,"
+        " status = CASE WHEN $6 THEN 'failed' ELSE o.status END"
+        " FROM held WHERE o.scan_id = $3 AND o.terminal_id = held.terminal_id RETURNING true",
+        turn.terminal_id,
+        turn.token,
         scan_id,
         attempt,
         error[:500],
         final,
     )
+    return bool(done)
 
 
-async def renew(conn: asyncpg.Connection, turn: Turn, until: dt.datetime) -> None:
-    await conn.execute(
-        "UPDATE scan_outbox_terminals SET run_at = $2 WHERE terminal_id = $1", turn.terminal_id, until
-    )
-
-
-async def release(conn: asyncpg.Connection, turn: Turn, run_at: dt.datetime) -> None:
-    """Let go of the terminal: any deliverer may take it from `run_at` (now, or the retry time)."""
-    await conn.execute(
-        "UPDATE scan_outbox_terminals SET run_at = $2, lease_token = NULL WHERE terminal_id = $1",
+async def renew(conn: asyncpg.Connection, turn: Turn, until: dt.datetime) -> bool:
+    """Hold the terminal until `until`. False: the turn is not held any more (its lease ended, another took it)."""
+    done = await conn.fetchval(
+        "UPDATE scan_outbox_terminals SET run_at = $3 WHERE terminal_id = $1 AND lease_token = $2 RETURNING true",
         turn.terminal_id,
+        turn.token,
+        until,
+    )
+    return bool(done)
+
+
+async def release(conn: asyncpg.Connection, turn: Turn, run_at: dt.datetime) -> bool:
+    """Let go of the terminal: any deliverer may take it from `run_at` (now, or the retry time). False: the turn
+    was not held any more (nothing written)."""
+    done = await conn.fetchval(
+        "UPDATE scan_outbox_terminals SET run_at = $3, lease_token = NULL"
+        " WHERE terminal_id = $1 AND lease_token = $2 RETURNING true",
+        turn.terminal_id,
+        turn.token,
         run_at,
     )
+    return bool(done)
 
 
-async def finish(conn: asyncpg.Connection, turn: Turn) -> bool:
-    """The holder found no pending row: drop the terminal's turn, unless an upload or a replay wrote rows
-    meanwhile (False: deliver those). The lock first, then a fresh look at the rows: an upload still writing
-    holds the turn's row until it commits, so its rows are seen."""
-    await conn.execute(
-        "SELECT 1 FROM scan_outbox_terminals WHERE terminal_id = $1 FOR UPDATE", turn.terminal_id
-    )
+async def finish(conn: asyncpg.Connection, turn: Turn) -> Literal["done", "more", "lost"]:
+    """The holder found no pending row: drop the terminal's turn (`done`), unless an upload or a replay wrote
+    rows meanwhile (`more`: deliver those) or the turn is not held any more (`lost`). The lock first, then a fresh
+    look at the rows: an upload still writing holds the turn's row until it commits, so its rows are seen."""
+    if not await conn.fetchval(
+        "SELECT true FROM scan_outbox_terminals WHERE terminal_id = $1 AND lease_token = $2 FOR UPDATE",
+        turn.terminal_id,
+        turn.token,
+    ):
+        return "lost"
     if await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM scan_outbox WHERE terminal_id = $1 AND status = 'pending')",
         turn.terminal_id,
     ):
-        return False
+        return "more"
     await conn.execute("DELETE FROM scan_outbox_terminals WHERE terminal_id = $1", turn.terminal_id)
-    return True
+    return "done"
