@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from litestar import Litestar
 
 from sandbox import SandboxSettings
@@ -29,8 +30,27 @@ def server_process(settings: Settings, apps_dir: Path, refresh_s: float) -> Lite
     return application
 
 
+async def _until_starting(
+    starting: asyncio.Event, release: asyncio.Task[object], log: pytest.LogCaptureFixture
+) -> None:
+    """Wait until the releasing process starts the new version's workers. If the release ends first, fail at once
+    with its error, or with why the version did not load (refreshes try a failed version again only a minute later,
+    so waiting on would end in a bare timeout)."""
+    waiting = asyncio.ensure_future(starting.wait())
+    try:
+        await asyncio.wait({waiting, release}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if not starting.is_set():
+        release.result()
+        failures = [
+            getattr(r, "error", "") for r in log.records if r.getMessage() == "mini-app failed to load"
+        ]
+        raise AssertionError(f"the release was answered but its version never started loading: {failures}")
+
+
 async def test_a_release_reaches_another_process_while_this_one_still_starts_its_workers(
-    settings: Settings, apps_dir: Path, tmp_path: Path
+    settings: Settings, apps_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = server_process(settings, apps_dir, refresh_s=5.0)
     # The other process's periodic backstop is an hour away: only the announcement can tell it in time.
@@ -52,7 +72,7 @@ async def test_a_release_reaches_another_process_while_this_one_still_starts_its
         release = asyncio.create_task(team.ship(write_probe(tmp_path, app_id)))
         try:
             async with asyncio.timeout(60):
-                await starting.wait()  # the releasing process is now busy starting workers
+                await _until_starting(starting, release, caplog)  # the releasing process now starts workers
                 # The other process's view has no event to wait on: look until it shows the app.
                 while app_id not in other.state.platform.runtime.apps:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)

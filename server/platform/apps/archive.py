@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -177,22 +178,26 @@ def unpack(files: dict[str, bytes], folder: Path) -> None:
     """Write checked files under `folder` (read-only for the sandbox's unprivileged uid: 0644 files, 0755 dirs)."""
     if folder.exists():
         return
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(mode=0o755, parents=True, exist_ok=True)
-    os.chmod(tmp, 0o755)  # noqa: S103 - the sandbox uid must read the app
-    for name, content in files.items():
-        target = tmp / name
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        target.write_bytes(content)
-        os.chmod(target, 0o644)
-    for sub in tmp.rglob("*"):
-        if sub.is_dir():
-            os.chmod(sub, 0o755)  # noqa: S103
+    folder.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    # A folder of its own for each unpacking, not one per pid: two runtimes of one process (tests) or two containers
+    # whose servers have the same pid over one apps_dir unpack the same version at once, and one's cleanup removed
+    # the files the other was writing (its load failed; or an incomplete folder took the version's place).
+    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}.tmp", dir=folder.parent))
     try:
+        os.chmod(tmp, 0o755)  # noqa: S103 - the sandbox uid must read the app
+        for name, content in files.items():
+            target = tmp / name
+            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            target.write_bytes(content)
+            os.chmod(target, 0o644)
+        for sub in tmp.rglob("*"):
+            if sub.is_dir():
+                os.chmod(sub, 0o755)  # noqa: S103
         os.replace(tmp, folder)
-    except OSError:  # another server process unpacked the same version first
+    except OSError:  # a full disk, or another unpacking of the same version put its folder in place first
         shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.is_dir():
+            raise
 
 
 async def stored(db: Database, app_id: str, version: str) -> tuple[str, ArchiveReport]:
