@@ -3,6 +3,7 @@ of docs/sdk.md behaves as documented, the switches break what they say, and fail
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import py_compile
@@ -300,6 +301,42 @@ async def test_load_failure_is_reported(tmp_path: Path) -> None:
     assert getattr(caught.value, "code", "") == "miniapp.load_failed"
     assert "no_such_module" in str(caught.value)
     await simulator.close()
+
+
+MEET = """
+import asyncio, os
+from yima_sdk import App
+
+app = App()
+
+
+@app.get("/meet")
+async def meet(ctx, request):
+    # answers once the other call arrived too: only two calls running side by side both answer
+    await ctx.storage.counter_add("arrived")
+    while await ctx.storage.counter_get("arrived") < 2:
+        await asyncio.sleep(0.005)
+    return {"pid": os.getpid()}
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_calls_run_side_by_side_up_to_the_manifests_workers(tmp_path: Path, workers: int) -> None:
+    """As production's pool: with `limits.workers = 2` two calls of one app run at once, each in its own worker
+    (a race between two deliveries can be reproduced here); with one worker the second call waits for the first."""
+    (tmp_path / "miniapp.toml").write_text(
+        'id = "test.yima.meet"\nname = "Meet"\nversion = "1.0.0"\ncapabilities = ["storage"]\n'
+        f"[limits]\ntimeout_ms = 1000\nworkers = {workers}\n"
+    )
+    (tmp_path / "app.py").write_text(MEET)
+    os.chmod(tmp_path, 0o755)  # as root the app runs under its own uid
+    async with AsyncSimulator(tmp_path) as simulator:
+        first, second = await asyncio.gather(*(simulator.request("GET", "/meet") for _ in range(2)))
+    if workers == 2:
+        assert (first.status, second.status) == (200, 200)
+        assert first.json()["pid"] != second.json()["pid"]
+    else:  # the first waits for a second call that cannot start before it ends
+        assert first.json()["code"] == "miniapp.timeout" and second.status == 200
 
 
 SHIPPED_EVIL = """

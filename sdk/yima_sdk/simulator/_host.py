@@ -1,6 +1,7 @@
-"""AsyncSimulator: one mini-app in a child process (the yima_sdk worker runtime over the sandbox bridge),
-served against the simulated platform, with the host's rules: one call at a time, a deadline per call,
-capabilities checked against the manifest, `log` kept by the host, a crashed worker replaced (`_worker_host.py`).
+"""AsyncSimulator: one mini-app in child processes (the yima_sdk worker runtime over the sandbox bridge), served
+against the simulated platform, with the host's rules: one call at a time per worker and up to `limits.workers` at
+once, a deadline per call, capabilities checked against the manifest, `log` kept by the host, a crashed worker
+replaced (`_worker_host.py`).
 The calls it makes are built here as the gateway, a terminal and the job scheduler build them."""
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""The simulator's host side of one worker: a child process running the yima_sdk worker runtime over the sandbox
-bridge, with the host's rules: one call at a time, a deadline per call, capabilities checked against the manifest
-and served by the simulated platform, `log` kept by the host, a crashed worker replaced. `AsyncSimulator`
-(`_host.py`) builds the calls, as the gateway, a terminal and the job scheduler would.
+"""The simulator's host side of an app's workers: child processes running the yima_sdk worker runtime over the
+sandbox bridge, with the host's rules: one call at a time per worker and up to the manifest's `limits.workers`
+calls at once (as production's pool: two deliveries of one app may run side by side), a deadline per call,
+capabilities checked against the manifest and served by the simulated platform, `log` kept by the host, a crashed
+worker replaced. `AsyncSimulator` (`_host.py`) builds the calls, as the gateway, a terminal and the job scheduler
+would.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class AppFailure(YimaError):
 
 
 class _Worker:
-    """The child process and our end of its bridge."""
+    """The child process, our end of its bridge, and the call it is running."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         loop = asyncio.get_running_loop()
@@ -56,6 +58,7 @@ class _Worker:
         self.protocol: FrameProtocol | None = None
         self.ready: asyncio.Future[None] = loop.create_future()
         self.answer: asyncio.Future[Result | Failure] | None = None
+        self.current: CallInfo | None = None
 
     def fail(self, error: YimaError) -> None:
         """Fail whatever waits on this worker (its start, its running call)."""
@@ -72,7 +75,7 @@ class _Worker:
 
 
 class WorkerHost:
-    """Spawns the app's worker on demand and runs its calls one at a time."""
+    """Spawns the app's workers on demand (up to `limits.workers`) and runs each call on an idle one."""
 
     def __init__(
         self,
@@ -89,16 +92,39 @@ class WorkerHost:
         self.logs = logs
         self.layers: list[LayerReport] = []
         self.startup_ms = 0.0
-        self.worker: _Worker | None = None
-        self._current: CallInfo | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[_Worker] = []
+        """Started workers waiting for a call; the last one used is taken first."""
+        self._busy: set[_Worker] = set()
+        self._slots = asyncio.Semaphore(manifest.limits.workers)
         self._call_ids = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def worker(self) -> _Worker | None:
+        """The worker the next call runs on, else a busy one (None while none is started)."""
+        self._idle = [w for w in self._idle if w.proc.poll() is None]
+        return self._idle[-1] if self._idle else next(iter(self._busy), None)
+
+    async def _take(self) -> _Worker:
+        """The idle worker used last (its pid stays the same from call to call), or a new one."""
+        self._idle = [w for w in self._idle if w.proc.poll() is None]
+        return self._idle.pop() if self._idle else await self._spawn()
+
     async def start(self) -> None:
-        """Spawn the worker and wait for Ready; AppFailure(`miniapp.load_failed`) if the app cannot load."""
-        if self.worker is not None and self.worker.proc.poll() is None:
-            return
+        """Start the pool's `limits.workers` workers at once, as production pre-forks them (so calls made together
+        run together from the first one); AppFailure(`miniapp.load_failed`) if the app cannot load."""
+        missing = self.manifest.limits.workers - len(self._idle) - len(self._busy)
+        started = await asyncio.gather(*(self._spawn() for _ in range(missing)), return_exceptions=True)
+        workers = [w for w in started if isinstance(w, _Worker)]
+        failed = next((e for e in started if isinstance(e, BaseException)), None)
+        if failed is not None:
+            for worker in workers:
+                worker.kill()
+            raise failed
+        self._idle.extend(workers)
+
+    async def _spawn(self) -> _Worker:
+        """Spawn a worker and wait for Ready."""
         loop = asyncio.get_running_loop()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -112,7 +138,6 @@ class WorkerHost:
         finally:
             worker_end.close()
         worker = _Worker(proc)
-        self.worker = worker
         _, protocol = await loop.create_unix_connection(
             lambda: FrameProtocol(
                 WORKER_DECODER,
@@ -144,26 +169,28 @@ class WorkerHost:
             await asyncio.wait_for(worker.ready, 30)
         except BaseException:
             worker.kill()
-            self.worker = None
             raise
+        return worker
 
     async def close(self) -> None:
-        """Kill and reap the worker."""
+        """Kill and reap the workers."""
         for task in list(self._tasks):
             task.cancel()
-        if self.worker is not None:
-            self.worker.kill()
-            self.worker = None
+        for worker in [*self._idle, *self._busy]:
+            worker.kill()
+        self._idle.clear()
+        self._busy.clear()
 
     async def invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
-        """Run one call in the worker (starting one if none runs): its response or value, AppFailure if it failed."""
-        async with self._lock:  # one call at a time per worker, as in the sandbox
-            await self.start()
-            worker = self.worker
-            assert worker is not None and worker.protocol is not None
+        """Run one call on an idle worker (starting one if none is idle and fewer than `limits.workers` run): its
+        response or value, AppFailure if it failed."""
+        async with self._slots:  # up to limits.workers calls at once, one per worker, as in the sandbox
+            worker = await self._take()
+            assert worker.protocol is not None
+            self._busy.add(worker)
             self._call_ids += 1
             call_id = self._call_ids
-            self._current = CallInfo(
+            worker.current = CallInfo(
                 app_id=self.manifest.id,
                 version=self.manifest.version,
                 call_id=call_id,
@@ -176,9 +203,7 @@ class WorkerHost:
                 worker.protocol.send(Call(id=call_id, request=request))
                 reply = await asyncio.wait_for(asyncio.shield(answer), timeout)
             except TimeoutError:
-                worker.answer = None
                 worker.kill()
-                self.worker = None
                 raise AppFailure(
                     f"call overran its {timeout * 1000:.0f} ms deadline (miniapp.toml limits.timeout_ms); "
                     "worker replaced",
@@ -186,7 +211,10 @@ class WorkerHost:
                 ) from None
             finally:
                 worker.answer = None
-                self._current = None
+                worker.current = None
+                self._busy.discard(worker)
+                if worker.proc.poll() is None:
+                    self._idle.append(worker)
         if isinstance(reply, Failure):
             raise AppFailure(reply.message, code=reply.code)
         return reply.response if isinstance(request, Request) else reply.value
@@ -203,8 +231,8 @@ class WorkerHost:
                 worker.fail(AppFailure(message.message, code=message.code))
             case Result() | Failure():
                 answer = worker.answer
-                if answer is not None and not answer.done() and self._current is not None:
-                    if message.id == self._current.call_id:
+                if answer is not None and not answer.done() and worker.current is not None:
+                    if message.id == worker.current.call_id:
                         answer.set_result(message)
             case CapabilityRequest():
                 task = asyncio.get_running_loop().create_task(self._serve_capability(worker, message))
@@ -214,14 +242,14 @@ class WorkerHost:
                 self._lose(worker, f"worker broke the bridge protocol ({type(message).__name__})")
 
     def _lose(self, worker: _Worker, why: str) -> None:
-        """A worker is gone or broken: reap it; the next call starts a fresh one."""
-        if self.worker is worker:
-            self.worker = None
+        """A worker is gone or broken: reap it; a later call starts a fresh one."""
+        if worker in self._idle:
+            self._idle.remove(worker)
         worker.kill()
         worker.fail(AppFailure(why, code="sandbox.worker_crashed"))
 
     async def _serve_capability(self, worker: _Worker, request: CapabilityRequest) -> None:
-        call = self._current
+        call = worker.current
         try:
             if call is None or request.call_id != call.call_id:
                 raise CapabilityDenied("capability requested outside the call it belongs to")
@@ -249,7 +277,7 @@ class WorkerHost:
             reply = CapabilityReply(
                 id=request.id, ok=False, code="capability.failed", message="the capability failed; try again"
             )
-        if worker.protocol is None or worker is not self.worker:
+        if worker.protocol is None or worker.proc.poll() is not None:
             return
         try:
             worker.protocol.send(reply)
