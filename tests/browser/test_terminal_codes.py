@@ -1,11 +1,13 @@
 """The terminal page's offline checks (server/web/terminal/codes.js, in real Chromium with WebCrypto) give the same
-answer as yima_sdk's `Verifier` for every kind of code: each case is decided by both, and the reasons must match.
+answer as yima_sdk's `Verifier` for every kind of code and for app passes: each case is decided by both, and the
+reasons must match (revocation lists carrying a kind neither knows included).
 Also the trust list's and the signed time's refusals, and an offline session (repeats, a ride code spent once, the
 offline spending limit, what is recorded) against yima_sdk's `Terminal`."""
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,6 +22,7 @@ from yima_sdk.codes import (
     issue_device_certificate,
 )
 from yima_sdk.holder import Holder
+from yima_sdk.passes import PassClaims, seal_pass
 from yima_sdk.terminal import Terminal, sign_server_time
 from yima_sdk.trust import (
     RevocationSet,
@@ -37,6 +40,7 @@ from tests.e2e._real import RealServer
 NOW = 1_796_630_400
 GUANGDE, ANJI = 341822, 330523
 KID, OLD_KID, RIDE_KID = b"\x00\x00\x00\x01", b"\x00\x00\x00\x02", b"\x00\x00\x00\x03"
+PASS_KID, PARTNER_PASS_KID = b"\x00\x00\x00\x04", b"\x00\x00\x00\x05"
 
 
 def raw(key: Ed25519PrivateKey) -> bytes:
@@ -57,13 +61,19 @@ def flipped(payload: str, at: int) -> str:
 def cases() -> tuple[dict[str, Any], dict[str, str]]:
     """The world both verifiers see (trust list, roots, revocations) and the payloads by case name."""
     root, issuer, old, rides, stranger = (Ed25519PrivateKey.generate() for _ in range(5))
+    passes, partner_passes = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     both = frozenset({"ankang_code", "device_certificate"})
+    app_pass = frozenset({"app_pass"})
     entries = [
         TrustEntry(GUANGDE, KID, 1, raw(issuer), both, NOW - 86_400, NOW + 86_400),
         TrustEntry(GUANGDE, OLD_KID, 1, raw(old), both, NOW - 86_400 * 9, NOW - 86_400 * 8),
         TrustEntry(
             ANJI, RIDE_KID, 1, raw(rides), frozenset({"device_certificate"}), NOW - 86_400, NOW + 86_400
         ),
+        TrustEntry(GUANGDE, PASS_KID, 1, raw(passes), app_pass, NOW - 86_400, NOW + 86_400 * 365),
+        # a partner county's pass keys, under its own key id and under ours: neither signs our apps' passes
+        TrustEntry(ANJI, PARTNER_PASS_KID, 1, raw(partner_passes), app_pass, NOW - 86_400, NOW + 86_400),
+        TrustEntry(ANJI, PASS_KID, 1, raw(partner_passes), app_pass, NOW - 86_400, NOW + 86_400),
     ]
     envelope = build_trust_list(entries, 3, root, "root-1", NOW - 60)
 
@@ -89,15 +99,34 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
         )
     )
     good_ride = phone.ride_code(NOW - 5)
+
+    def ticket(
+        number: int = 1, key: Ed25519PrivateKey = passes, kid: bytes = PASS_KID, exp: int = NOW + 3600
+    ) -> str:
+        claims = PassClaims(
+            p=number, a="gov.guangde.tourism", k="ticket", s=None, d={"slot": "x"}, exp=exp, kid=kid.hex()
+        )
+        return seal_pass(claims, key)
+
+    good_pass = ticket()
+    claims_part, _, signature_part = good_pass.rpartition(".")
     revocations = [
-        encode_revocation_delta(  # with a revoked app pass (a cancelled ticket), which this page keeps out
+        encode_revocation_delta(  # a revoked app pass (a cancelled ticket), and a kind of a newer list
             GUANGDE,
             0,
-            3,
-            [(1, "subject", bytes([4]) * 16), (2, "app_pass", pass_ref(7)), (3, "subject", bytes([5]) * 16)],
+            4,
+            [
+                (1, "subject", bytes([4]) * 16),
+                (2, "app_pass", pass_ref(7)),
+                (3, "door_plate_v2", bytes([9]) * 5),
+                (4, "subject", bytes([5]) * 16),
+            ],
         ),
-        encode_revocation_delta(
-            ANJI, 0, 1, [(1, "device_certificate", certificate_serial(revoked_cert[:68]))]
+        encode_revocation_delta(  # pass 8 revoked by Anji: a pass number counts for its issuer only
+            ANJI,
+            0,
+            2,
+            [(1, "device_certificate", certificate_serial(revoked_cert[:68])), (2, "app_pass", pass_ref(8))],
         ),
     ]
     payloads = {
@@ -133,6 +162,25 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
         "ride certificate revoked": spent_phone.ride_code(NOW),
         "ride certificate expired": expired_phone.ride_code(NOW),
         "ride counter zero": flipped_counter(phone.ride_code(NOW)),
+        "ankang revoked after a newer kind": ankang(ref=5),
+        "pass": good_pass,
+        "pass revoked": ticket(7),
+        "pass revoked elsewhere only": ticket(8),
+        "pass expired": ticket(exp=NOW - 31),
+        "pass expired within the skew": ticket(exp=NOW - 29),
+        "pass bad signature": claims_part
+        + "."
+        + signature_part[:-4]
+        + ("AAAA" if signature_part[-4:] != "AAAA" else "BBBB"),
+        "pass changed claims": ticket(number=9).rpartition(".")[0] + "." + signature_part,
+        "pass by an unknown key": ticket(key=stranger, kid=b"\x00\x00\x00\x09"),
+        "pass by a partner's pass key": ticket(key=partner_passes, kid=PARTNER_PASS_KID),
+        "pass by a partner's key under our key id": ticket(key=partner_passes, kid=PASS_KID),
+        "pass not decoding": "YP1.eyJwIjo.AAAA",
+        "pass with a field too many": seal_pass_raw(
+            passes,
+            {"p": 1, "a": "x", "k": "t", "s": None, "d": {}, "exp": NOW + 60, "kid": PASS_KID.hex(), "z": 1},
+        ),
     }
     world = {
         "envelope": envelope.decode(),
@@ -142,6 +190,12 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
         "python": _python_answers(envelope, raw(root), revocations, payloads),
     }
     return world, payloads
+
+
+def seal_pass_raw(key: Ed25519PrivateKey, claims: dict[str, Any]) -> str:
+    """A pass signed over claims of any shape (yima_sdk.passes only seals `PassClaims`)."""
+    signed = "YP1." + b64(json.dumps(claims, separators=(",", ":")).encode())
+    return signed + "." + b64(key.sign(signed.encode()))
 
 
 def flipped_counter(payload: str) -> str:
@@ -159,7 +213,7 @@ def _python_answers(
     for issuer, body in ((GUANGDE, revocations[0]), (ANJI, revocations[1])):
         delta, added = decode_revocation_delta(body)
         revoked.apply_delta(issuer, delta.since, delta.version, added)
-    verifier = Verifier(trust_list, clock_skew_s=30, ride_window_s=60)
+    verifier = Verifier(trust_list, clock_skew_s=30, ride_window_s=60, pass_issuer=GUANGDE)
     answers = {}
     for name, payload in payloads.items():
         try:
@@ -176,7 +230,8 @@ PAGE_SIDE = """async ([world, payloads, now]) => {
     const trustList = await codes.verifyTrustList(world.envelope, world.roots);
     const revocations = new codes.RevocationSet();
     for (const [issuer, body] of world.revocations) revocations.apply(body, issuer);
-    const verifier = new codes.Verifier(trustList, { clockSkewS: 30, rideWindowS: 60 });
+    const verifier = new codes.Verifier(trustList, { clockSkewS: 30, rideWindowS: 60, passIssuer: 341822 });
+    const kept = new codes.RevocationSet(JSON.parse(JSON.stringify(revocations.toJSON())));
     const answers = {};
     for (const [name, payload] of Object.entries(payloads)) {
         answers[name] = await refusal(() => verifier.verify(payload, now, revocations));
@@ -198,6 +253,13 @@ PAGE_SIDE = """async ([world, payloads, now]) => {
             await refusal(() => codes.verifyServerTime(world.time, world.roots, "another-nonce-0123456")),
         ],
         gap: await refusal(() => revocations.apply(JSON.stringify({issuer: 341822, since: 5, version: 6, entries: []}), 341822)),
+        unknown: [revocations.unknownKinds(), kept.unknownKinds(), kept.passRevoked(341822, 7), kept.version(341822)],
+        // the state a page from before app passes stored: synced again from the start
+        old_state: new codes.RevocationSet({ 341822: { version: 9, subjects: [], certificates: [] } }).version(341822),
+        bad_kinds: [
+            await refusal(() => new codes.RevocationSet().apply(JSON.stringify({issuer: 1, since: 0, version: 1, entries: [{version: 1, kind: "A b", ref: "AQ"}]}), 1)),
+            await refusal(() => new codes.RevocationSet().apply(JSON.stringify({issuer: 1, since: 0, version: 1, entries: [{version: 1, kind: "app_pass", ref: "AQ"}]}), 1)),
+        ],
     };
 }"""
 
@@ -206,6 +268,21 @@ async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, brow
     world, payloads = cases()
     python = world.pop("python")
     assert len(set(python.values())) >= 10, python  # the cases cover most reasons, not one reason many times
+    passes = {name: answer for name, answer in python.items() if name.startswith("pass")}
+    assert passes == {
+        "pass": "accept",
+        "pass revoked": "credential.revoked",
+        "pass revoked elsewhere only": "accept",
+        "pass expired": "credential.expired",
+        "pass expired within the skew": "accept",
+        "pass bad signature": "credential.bad_signature",
+        "pass changed claims": "credential.bad_signature",
+        "pass by an unknown key": "credential.unknown_key",
+        "pass by a partner's pass key": "credential.unknown_key",
+        "pass by a partner's key under our key id": "credential.bad_signature",
+        "pass not decoding": "credential.malformed",
+        "pass with a field too many": "credential.malformed",
+    }
     async with opened(browser, web, "/terminal/") as tab:
         page_side = await tab.page.evaluate(PAGE_SIDE, [world, payloads, NOW])
     assert page_side["answers"] == python
@@ -217,6 +294,9 @@ async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, brow
     ]
     assert page_side["time"] == [NOW * 1000, "time.nonce_mismatch"]
     assert page_side["gap"] == "revocation.gap"
+    assert page_side["unknown"] == [{"door_plate_v2": 1}, {"door_plate_v2": 1}, True, 4]
+    assert page_side["old_state"] == 0
+    assert page_side["bad_kinds"] == ["revocation.malformed"] * 2
     assert tab.errors == []
 
 

@@ -1,9 +1,13 @@
 // What an offline terminal checks, as yima_sdk does (docs/credentials.md): Base45, the Ankang and ride code
-// layouts, the root-signed trust list, revocation deltas and the signed server time. Signatures are checked
-// with WebCrypto's Ed25519; the checks, their order and their reason codes are the SDK's.
+// layouts, mini-app passes (`YP1.`, yima_sdk.passes), the root-signed trust list, revocation deltas and the signed
+// server time. Signatures are checked with WebCrypto's Ed25519; the checks, their order and their reason codes
+// are the SDK's.
 
 export const ANKANG_PREFIX = "YA:";
 export const RIDE_PREFIX = "YR:";
+export const PASS_PREFIX = "YP1.";
+const MAX_PASS = 4096;
+const PASS_FIELDS = ["p", "a", "k", "s", "d", "exp", "kid"];
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 const ANKANG_SIZE = 96;
 const RIDE_SIZE = 204;
@@ -199,17 +203,53 @@ export class RevocationError extends Error {
   }
 }
 
-/** Per issuer: the held version and the revoked subject/account refs and certificate serials (base64url). */
+const KIND_NAME = /^[a-z][a-z0-9_]{0,39}$/;
+const empty = () => ({ version: 0, subjects: new Set(), certificates: new Set(), passes: new Set(), others: new Map() });
+
+/** The 8-byte big-endian revocation ref of app pass number `number` (yima_sdk.trust.pass_ref), base64url. */
+export function passRef(number) {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(number));
+  return b64url(bytes);
+}
+
+/** Per issuer: the held version, the revoked subject/account refs, certificate serials and app pass numbers
+ * (base64url), and, kept aside, the entries of kinds this page does not know (docs/scan.md, Revocation: the list
+ * format may grow new kinds; a terminal ignores the kinds it does not know and applies the rest). */
 export class RevocationSet {
   constructor(state = {}) {
     this.issuers = new Map();
     for (const [issuer, held] of Object.entries(state)) {
-      this.issuers.set(Number(issuer), {
-        version: held.version,
-        subjects: new Set(held.subjects),
-        certificates: new Set(held.certificates),
-      });
+      const next = empty();
+      // A page from before app passes left their entries out yet moved its version past them: start over (since 0).
+      next.version = held.passes === undefined ? 0 : held.version;
+      for (const ref of held.subjects ?? []) next.subjects.add(ref);
+      for (const ref of held.certificates ?? []) next.certificates.add(ref);
+      for (const ref of held.passes ?? []) next.passes.add(ref);
+      for (const [kind, ref] of held.others ?? []) this.#add(next, kind, ref);
+      this.issuers.set(Number(issuer), next);
     }
+  }
+
+  /** Add one entry; false when its kind is not one this page knows (then it is kept aside). */
+  #add(held, kind, ref) {
+    if (kind === "subject") held.subjects.add(ref);
+    else if (kind === "device_certificate") held.certificates.add(ref);
+    else if (kind === "app_pass") held.passes.add(ref);
+    else {
+      held.others.set(`${kind}/${ref}`, [kind, ref]);
+      return false;
+    }
+    return true;
+  }
+
+  /** How many held entries of each kind this page does not know (of every issuer). */
+  unknownKinds() {
+    const counts = {};
+    for (const held of this.issuers.values()) {
+      for (const [kind] of held.others.values()) counts[kind] = (counts[kind] ?? 0) + 1;
+    }
+    return counts;
   }
 
   version(issuer) {
@@ -230,23 +270,40 @@ export class RevocationSet {
     if (!isInt(delta.since) || !isInt(delta.version) || delta.version < delta.since) throw malformed("versions");
     const held = this.issuers.get(issuer);
     if (delta.since !== 0 && delta.since !== (held?.version ?? 0)) throw new RevocationError("revocation.gap");
-    const next =
-      delta.since === 0 || held === undefined
-        ? { version: 0, subjects: new Set(), certificates: new Set() }
-        : { version: held.version, subjects: new Set(held.subjects), certificates: new Set(held.certificates) };
+    const next = empty();
+    if (delta.since !== 0 && held !== undefined) {
+      next.subjects = new Set(held.subjects);
+      next.certificates = new Set(held.certificates);
+      next.passes = new Set(held.passes);
+      next.others = new Map(held.others);
+    }
+    const sizes = { subject: 16, device_certificate: 8, app_pass: 8 };
+    const skipped = {};
     for (const entry of delta.entries) {
       exactly(entry, ["version", "kind", "ref"], malformed);
       if (!isInt(entry.version) || entry.version <= delta.since || entry.version > delta.version) {
         throw malformed("entry version outside the delta");
       }
-      b64urlDecode(entry.ref);
-      if (entry.kind === "subject") next.subjects.add(entry.ref);
-      else if (entry.kind === "device_certificate") next.certificates.add(entry.ref);
-      else if (entry.kind === "app_pass") continue; // a revoked app pass: this page scans no passes
-      else throw malformed(`unknown kind ${entry.kind}`);
+      let ref;
+      try {
+        ref = b64urlDecode(entry.ref);
+      } catch {
+        throw malformed("ref is not base64url");
+      }
+      const size = sizes[entry.kind];
+      if (size === undefined && (typeof entry.kind !== "string" || !KIND_NAME.test(entry.kind) || ref.length === 0)) {
+        throw malformed("bad kind name or empty reference");
+      }
+      if (size !== undefined && ref.length !== size) throw malformed(`bad ${entry.kind} reference`);
+      if (!this.#add(next, entry.kind, entry.ref)) skipped[entry.kind] = (skipped[entry.kind] ?? 0) + 1;
     }
     next.version = delta.version;
     this.issuers.set(issuer, next);
+    if (Object.keys(skipped).length > 0) {
+      // kind names and counts only: a reference may stand for a resident
+      const kinds = Object.entries(skipped).map(([kind, count]) => `${kind} x${count}`).join(", ");
+      console.warn(`revocation entries of kinds this page does not know were kept aside: ${kinds} (issuer ${issuer})`);
+    }
   }
 
   subjectRevoked(issuer, ref) {
@@ -257,10 +314,21 @@ export class RevocationSet {
     return this.issuers.get(issuer)?.certificates.has(b64url(serial)) ?? false;
   }
 
+  /** Whether app pass `number`, signed with a key of `issuer`, is revoked (e.g. its ticket cancelled). */
+  passRevoked(issuer, number) {
+    return this.issuers.get(issuer)?.passes.has(passRef(number)) ?? false;
+  }
+
   toJSON() {
     const out = {};
     for (const [issuer, held] of this.issuers) {
-      out[issuer] = { version: held.version, subjects: [...held.subjects], certificates: [...held.certificates] };
+      out[issuer] = {
+        version: held.version,
+        subjects: [...held.subjects],
+        certificates: [...held.certificates],
+        passes: [...held.passes],
+        others: [...held.others.values()],
+      };
     }
     return out;
   }
@@ -269,6 +337,26 @@ export class RevocationSet {
 // ---- the verifier ---------------------------------------------------------------------------------------
 
 const malformed = (detail) => new CredentialError("credential.malformed", detail);
+
+/** A `YP1.` pass: its claims (exactly the fields yima_sdk.passes.PassClaims has), the signed bytes, the signature. */
+function decodePass(payload) {
+  if (payload.length > MAX_PASS) throw malformed("not a YP1 pass");
+  const cut = payload.lastIndexOf(".");
+  let claims, signature;
+  try {
+    claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(b64urlDecode(payload.slice(PASS_PREFIX.length, cut))));
+    signature = b64urlDecode(payload.slice(cut + 1));
+    exactly(claims, PASS_FIELDS, malformed);
+  } catch {
+    throw malformed("the pass does not decode");
+  }
+  const { p, a, k, s, d, exp, kid } = claims;
+  const isObject = d !== null && typeof d === "object" && !Array.isArray(d);
+  if (!isInt(p) || !isInt(exp) || typeof a !== "string" || typeof k !== "string" || typeof kid !== "string" || !isObject || (s !== null && typeof s !== "string")) {
+    throw malformed("the pass does not decode");
+  }
+  return { claims, signed: new TextEncoder().encode(payload.slice(0, cut)), signature };
+}
 
 function decode(payload) {
   if (typeof payload !== "string" || payload.length > MAX_TEXT) throw malformed("payload too long");
@@ -342,13 +430,25 @@ function decodeRide(raw) {
   };
 }
 
-/** Checks Ankang and ride codes against one trust list, with an explicit clock-skew tolerance. */
+/** Checks Ankang and ride codes and app passes against one trust list, with an explicit clock-skew tolerance.
+ * `passIssuer`: the issuer whose `app_pass` keys sign the passes it accepts (a pass names no issuer; a partner
+ * county's key never signs one); null: the one issuer with pass keys on the list, none when several have them. */
 export class Verifier {
-  constructor(trustList, { clockSkewS = 30, rideWindowS = 60 } = {}) {
+  constructor(trustList, { clockSkewS = 30, rideWindowS = 60, passIssuer = null } = {}) {
     this.trustList = trustList;
     this.skew = clockSkewS;
     this.rideWindow = rideWindowS;
     this.serials = new Map();
+    const entries = [...trustList.entries.values()];
+    if (passIssuer === null) {
+      const holders = new Set(entries.filter((e) => e.credential_types.has("app_pass")).map((e) => e.issuer));
+      passIssuer = holders.size === 1 ? [...holders][0] : null;
+    }
+    this.passKeys = new Map(
+      entries
+        .filter((e) => e.issuer === passIssuer && e.alg === 1 && e.credential_types.has("app_pass"))
+        .map((e) => [e.key_id.toLowerCase(), e]),
+    );
   }
 
   issuerKey(issuer, keyId, alg, type) {
@@ -362,8 +462,30 @@ export class Verifier {
 
   /** Decode and fully check `payload` at `now` (unix seconds): the verified code, or a CredentialError thrown. */
   async verify(payload, now, revocations = null) {
+    if (typeof payload === "string" && payload.startsWith(PASS_PREFIX)) return this.pass(payload, now, revocations);
     const code = decode(payload);
     return code.kind === "ankang_code" ? this.ankang(code, now, revocations) : this.ride(code, now, revocations);
+  }
+
+  /** An app pass, as yima_sdk.codes checks it: a pass key of the pass issuer, the signature, the expiry (with the
+   * skew), not revoked. What it admits only its app knows: the server asks it when the record is uploaded. */
+  async pass(payload, now, revocations) {
+    const { claims, signed, signature } = decodePass(payload);
+    if (!/^[0-9a-fA-F]{8}$/.test(claims.kid)) throw new CredentialError("credential.unknown_key", "a pass key id is 8 hex digits");
+    const key = this.passKeys.get(claims.kid.toLowerCase());
+    if (key === undefined) throw new CredentialError("credential.unknown_key", "not a pass key of the pass issuer on the trust list");
+    if (!(await ed25519Verify(key.public_key, signature, signed))) throw new CredentialError("credential.bad_signature");
+    if (claims.exp + this.skew < now) throw new CredentialError("credential.expired");
+    if (revocations?.passRevoked(key.issuer, claims.p)) throw new CredentialError("credential.revoked", "pass revoked");
+    return {
+      kind: "app_pass",
+      issuer: key.issuer,
+      colour: null,
+      issuedAt: 0,
+      expiresAt: claims.exp,
+      replayKey: `P${claims.a}:${claims.p}`,
+      pass: { appId: claims.a, kind: claims.k, number: claims.p, validUntil: claims.exp },
+    };
   }
 
   async ankang(code, now, revocations) {

@@ -43,9 +43,12 @@ function render() {
   const info = terminal.info;
   $("identity").textContent = `${t("terminal.enrolled")}: ${info.name} · ${t(`terminal.kind.${info.kind}`)} · ${info.scene} · ${info.id}`;
   $("amount-field").hidden = info.kind !== "bus" && info.kind !== "pharmacy";
-  $("sync-state").textContent = terminal.trustList
-    ? t("terminal.synced", { version: terminal.trustList.version, offset: Math.round(terminal.offsetS * 1000) })
-    : t("terminal.not_synced");
+  const skipped = Object.entries(terminal.revocations.unknownKinds());
+  $("sync-state").textContent =
+    (terminal.trustList
+      ? t("terminal.synced", { version: terminal.trustList.version, offset: Math.round(terminal.offsetS * 1000) })
+      : t("terminal.not_synced")) +
+    (skipped.length ? ` · ${t("terminal.kinds_skipped", { kinds: skipped.map(([k, n]) => `${k} ×${n}`).join(", ") })}` : "");
   if (lastDecision) showDecision(lastDecision);
   renderRecords();
 }
@@ -62,6 +65,14 @@ function showDecision(decision) {
   $("decision-reason").textContent = decision.reason ? `${reason(decision.reason)} (${decision.reason})` : "";
   const lines = $("decision-lines");
   lines.replaceChildren();
+  const line = (text) => lines.append(Object.assign(document.createElement("li"), { textContent: text }));
+  const held = decision.pass; // an app pass decided here: what it says, for the gate keeper
+  if (held) {
+    line(t("terminal.pass.what", { kind: held.kind, number: held.number }));
+    line(t("terminal.pass.app", { app: held.appId }));
+    line(t("terminal.pass.valid_until", { time: new Date(held.validUntil * 1000).toLocaleString(locale()) }));
+    if (decision.result === "accept") line(t("terminal.pass.app_decides"));
+  }
   const app = decision.miniapp;
   for (const line of app?.lines ?? []) lines.append(Object.assign(document.createElement("li"), { textContent: line }));
   if (app?.missing) lines.append(Object.assign(document.createElement("li"), { textContent: t("terminal.app_missing") }));

@@ -1,6 +1,7 @@
 // A terminal in the browser: enrolment with a one-time code, sign-in with RFC 7523 client assertions signed by
-// a key that never leaves the browser, online scans, and offline scans decided with the synced trust list and
-// uploaded later, with yima_sdk.terminal's rules (docs/scan.md, docs/credentials.md).
+// a key that never leaves the browser, online scans, and offline scans (codes and app passes) decided with the
+// synced trust list and revocations and uploaded later, with yima_sdk.terminal's rules (docs/scan.md,
+// docs/credentials.md).
 
 import { b64url, CredentialError, RevocationSet, Verifier, verifyServerTime, verifyTrustList } from "./codes.js";
 import * as store from "./store.js";
@@ -268,6 +269,7 @@ export class Terminal {
       credential_type: code?.kind ?? null,
       record_id: record.record_id,
       expires_at: code ? new Date(code.expiresAt * 1000).toISOString() : null,
+      pass: code?.pass ?? null, // an app pass: its app, kind, number and expiry, for the gate keeper
     };
     if (code !== null && reason !== "credential.replayed") this.recent.set(code.replayKey, { at: now, decision });
     if (code?.kind === "ride_code" && result === "accept") {
