@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,7 +56,7 @@ stored with the rest, so a later SDK that knows the kind reads them from the sam
 KNOWN_REVOCATION_KINDS: Final = frozenset({"subject", "device_certificate", "app_pass"})
 """The `RevocationKind`s, as a set."""
 
-_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_KIND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 """What a kind's name may be, known or not (it is logged: a name, never a reference)."""
 
 
@@ -280,7 +280,14 @@ class TrustList(msgspec.Struct, frozen=True):
 
 class RevocationEntryWire(_Inbound):
     version: int
-    kind: str
+    kind: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=_KIND_NAME.pattern,
+            description="subject, device_certificate or app_pass; the list may grow new kinds, which a terminal"
+            " that does not know them ignores (docs/scan.md, Revocation)",
+        ),
+    ]
     """A `RevocationKind`, or a kind of a newer list (kept aside, see `RevocationKind`)."""
     ref: str
     """base64url (no padding), never empty: a 16-byte subject/account ref, an 8-byte device certificate serial or
