@@ -6,8 +6,12 @@ from /proc) of the server processes (and of that, in the kernel), their sandbox 
 backends. On a machine loaded by others, latency says little; CPU per request, side by side, says what a change
 costs. Medians per figure.
 
-Run (two checkouts sharing this venv, e.g. `git worktree add --detach /tmp/old <rev>`):
+Run (two checkouts, e.g. `git worktree add --detach /tmp/old <rev>`):
     .venv/bin/python tests/bench/bench_gateway_cpu.py /tmp/old .        # ROUNDS=3 SECS=4 by default
+
+A checkout's server code comes first on PYTHONPATH, but a sandbox worker starts as `python -I` (no PYTHONPATH):
+it imports the sandbox and the SDK its venv installed. So a checkout that has its own venv (`make
+.venv/.installed` there) runs on it, workers included; without one, both sides' workers run this venv's code.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.bench._harness import lua_round_robin, wrk
 from tests.bench.bench_db import TICK_MS, backends, process_tree
 from tests.e2e._real import (
+    YIMA,
     RealServer,
     fresh_database,
     private_folder,
@@ -66,7 +71,9 @@ def started(checkout: Path) -> Iterator[tuple[RealServer, str, dict[str, str]]]:
     with private_folder("yima-bench-") as folder, fresh_database() as dsn:
         env = server_env(dsn, folder / "data", redis=True, YIMA_LOG_LEVEL="WARNING", YIMA_DB_POOL_MAX="20")
         env["PYTHONPATH"] = f"{checkout}:{checkout / 'sdk'}"
-        with real_server("serve", "--workers", "2", "--allow-development", env=env) as server:
+        own = checkout / ".venv" / "bin" / "yima"
+        yima = str(own) if own.exists() else YIMA
+        with real_server("serve", "--workers", "2", "--allow-development", env=env, yima=yima) as server:
             developer, operator = sign_in(server, role="developer"), sign_in(server, role="operator")
             probe = write_probe(folder / "src", new_app_id("benchcpu"))
             manifest = probe / "miniapp.toml"

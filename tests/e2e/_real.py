@@ -113,15 +113,18 @@ class RealServer:
 
 
 @contextlib.contextmanager
-def real_server(command: str, *args: str, env: dict[str, str], ready_s: float = 120) -> Iterator[RealServer]:
+def real_server(
+    command: str, *args: str, env: dict[str, str], ready_s: float = 120, yima: str = YIMA
+) -> Iterator[RealServer]:
     """Run `yima <command> <args> --port <free port>` until the block ends, then Ctrl-C it and wait: the
-    process (uvicorn, its workers, the sandbox workers, an embedded PostgreSQL) is gone when this returns."""
+    process (uvicorn, its workers, the sandbox workers, an embedded PostgreSQL) is gone when this returns.
+    `yima`: another install's command (a benchmark comparing two checkouts, each with its own venv)."""
     port = free_port()
     log = Path(env["YIMA_DATA_DIR"]) / f"yima-{command}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [YIMA, command, *args, "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
+            [yima, command, *args, "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     server = RealServer(f"http://127.0.0.1:{port}", proc, env, log)
     try:
