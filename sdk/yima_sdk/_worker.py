@@ -51,16 +51,15 @@ class Runtime:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        """The running calls by id: the loop holds its tasks only weakly."""
         self.transactions: set[int] = set()
         """Calls with an open `ctx.db.transaction()`."""
 
     def on_message(self, message: Any) -> None:
         match message:
             case Call():
-                task = asyncio.get_running_loop().create_task(self._run(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._tasks[message.id] = asyncio.get_running_loop().create_task(self._run(message))
             case CapabilityReply(id=req_id):
                 future = self._pending.pop(req_id, None)
                 if future is None or future.done():
@@ -108,6 +107,13 @@ class Runtime:
         return future
 
     async def _run(self, call: Call) -> None:
+        # the call forgets its own task as it ends: a done callback would cost the loop one more turn per call
+        try:
+            await self._answer(call)
+        finally:
+            self._tasks.pop(call.id, None)
+
+    async def _answer(self, call: Call) -> None:
         assert self.protocol is not None
         request = call.request
         ctx = Context(self, call.id, request.user_id, self.init.app_id)

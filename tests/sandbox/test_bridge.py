@@ -29,6 +29,21 @@ def test_frames_round_trip_even_when_split_byte_by_byte() -> None:
     assert got == messages
 
 
+@pytest.mark.parametrize("piece", [1000, 70_000, 1 << 20])
+def test_frames_longer_than_the_read_buffer_round_trip(piece: int) -> None:
+    # a bridge end reads into a 64 KiB buffer; a longer frame is read into one of its own, whatever the split
+    messages = [
+        Result(id=1, response=Response.json({"ok": True})),
+        Result(id=2, response=Response(body=bytes(range(256)) * 1000)),
+        CapabilityRequest(call_id=2, id=3, capability="storage", operation="put", args=["k", "v" * 65_530]),
+        Result(id=3, value="x" * 65_000),
+    ]
+    stream = b"".join(encode_frame(m) for m in messages)
+    decoder = FrameDecoder(WORKER_DECODER)
+    got = [m for at in range(0, len(stream), piece) for m in decoder.feed(stream[at : at + piece])]
+    assert got == messages
+
+
 def test_each_side_decodes_only_what_the_other_may_send() -> None:
     call = encode_frame(Call(id=1, request=Request(method="GET", path="/")))
     assert FrameDecoder(HOST_DECODER).feed(call)[0].request.path == "/"
