@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scan_outbox_lease_s: float = 300.0
     """How long a process holds a terminal whose events it delivers (renewed while it works); a process that died
     leaves the terminal due after it."""
+    scan_outbox_retention_days: float = 14.0
+    """How long delivered and failed uploaded scans' events are kept (`yima scan-outbox list`, `replay`) before
+    every node's deliverer deletes them (`yima scan-outbox purge` does it at once)."""
     scan_outbox_hold_s: float = 0.0
     """Test hook, 0 in service: uploaded scans' events are not delivered live and wait this long for the
     deliverers (a test stops the server between an upload's commit and the app's handler)."""
@@ -231,6 +234,8 @@ def _check(s: Settings) -> None:
         raise SettingsError("YIMA_OTP_TTL_S: an OTP may be valid at most 300 s")
     if s.scan_outbox_hold_s and s.mode is Mode.PRODUCTION:
         raise SettingsError("YIMA_SCAN_OUTBOX_HOLD_S: a test hook (holds scan events back), 0 in production")
+    if not 0 < s.scan_outbox_retention_days <= 3650:
+        raise SettingsError("YIMA_SCAN_OUTBOX_RETENTION_DAYS: more than 0, at most 3650 days")
     if not (
         0 < s.scan_outbox_poll_s <= 60 and 10 <= s.scan_outbox_lease_s <= 3600 and s.scan_outbox_hold_s >= 0
     ):

@@ -35,6 +35,7 @@ MIGRATION_OWNERS = {
     "0200_terminal_documents.sql": "platform",
     "0250_scan_outbox.sql": "terminals",
     "0270_scan_outbox_turns.sql": "terminals",
+    "0271_scan_outbox_kept.sql": "terminals",
 }
 # The foundation migration creates tables for several domains.
 TABLE_OWNERS = {

@@ -160,6 +160,9 @@ def _terminal_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Commands) -> None:
+    from server.terminals.scans.outbox_cli import add_commands as add_outbox_commands
+
+    add_outbox_commands(commands)
     terminal = commands.add_parser("terminal", help="act as a terminal")
     terminal_sub = terminal.add_subparsers(dest="terminal_command", required=True)
     scan = terminal_sub.add_parser(

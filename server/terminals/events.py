@@ -10,6 +10,18 @@ from yima_sdk.passes import PassClaims
 
 NOT_READY = "platform.starting"
 """What `ScanEventSink.deliver` answers before the platform has started in this process: tried again soon."""
+NOT_ASKED = frozenset(
+    {
+        NOT_READY,
+        "miniapp.busy",  # the app's queue is full (sandbox.busy)
+        "miniapp.not_loaded",  # its workers are not started on this node yet (sandbox.unknown_app)
+        "miniapp.suspended",  # an operator stopped it for now
+        "miniapp.unavailable_here",  # this server cannot run apps (an isolation layer is missing)
+        "service.unavailable",  # this server is shutting down
+    }
+)
+"""What `ScanEventSink.deliver` answers when the app could not be asked to handle the event: the outbox puts the
+event off with a growing pause and does not count it as one of the app's tries (its handler's own failures do)."""
 
 
 @dataclass(frozen=True, slots=True)

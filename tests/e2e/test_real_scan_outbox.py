@@ -1,12 +1,15 @@
 """Uploaded offline scans reach the app at least once, through a server killed in between (issue 20): a senior's
 offline ride is settled at the table's price by a real `yima dev`, which is killed with SIGKILL after the upload
 committed and before the bus app heard of the ride (YIMA_SCAN_OUTBOX_HOLD_S holds the delivery back); restarted
-on the same database, its outbox deliverer hands the ride to the app, which gives the senior's fare back, once."""
+on the same database, its outbox deliverer hands the ride to the app, which gives the senior's fare back, once.
+While the bus app is suspended, a ride's event is put off without using up the app's tries, as the operator sees
+with `yima scan-outbox list`; once the app is resumed it arrives."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import asyncpg
 
@@ -32,10 +35,12 @@ from tests.e2e.test_real_bus import (
 
 
 def _outbox_rows(dsn: str) -> int:
+    """Events still to deliver."""
+
     async def count() -> int:
         conn = await asyncpg.connect(dsn)
         try:
-            return int(await conn.fetchval("SELECT count(*) FROM scan_outbox"))
+            return int(await conn.fetchval("SELECT count(*) FROM scan_outbox WHERE status = 'pending'"))
         finally:
             await conn.close()
 
@@ -87,3 +92,49 @@ def test_a_seniors_offline_refund_arrives_once_through_a_server_killed_before_th
             assert [-e["amount_fen"] for e in entries if e["kind"] == "offline_ride"] == [table_1]
             assert [e["amount_fen"] for e in entries if e["kind"] == "refund"] == [table_1], entries
             assert senior.get("/v1/me/onecard").json()["balance_fen"] == before
+
+
+def test_a_ride_uploaded_while_the_bus_app_is_suspended_is_put_off_not_given_up_and_arrives_after() -> None:
+    with private_folder() as folder, fresh_database() as dsn:
+        env = server_env(dsn, folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        with real_server("dev", env=env) as server:
+            operator = sign_in(server, DEMO_OPERATOR_PHONE)
+            senior = rider_with_card(server, "19500301", folder, random_phone())  # 70 or more: rides free
+            eventually(lambda: senior.get(f"{API}/lines").status_code == 200, limit_s=60)
+            r = senior.put(f"/v1/me/consents/{APP}/birth_date", json={"granted": True})
+            assert r.status_code == 200, r.text
+            assert senior.get(f"{API}/me").status_code == 200
+            top_up(senior, 2000)
+            before = senior.get("/v1/me/onecard").json()["balance_fen"]
+            line_1 = bus_terminal(server, operator, senior, "1", folder / "line-1.sqlite")
+            r = operator.post(f"/v1/admin/miniapps/{APP}/suspend", json={"reason": "e2e: a faulty release"})
+            assert r.status_code == 200, r.text
+            try:
+                table_1 = line_1.fare("1")
+                decision = line_1.scan(ride_codes_holder(senior).ride_code(line_1.now()), table_1)
+                assert decision.result == "accept", decision
+                assert line_1.upload_pending() == 1
+            finally:
+                line_1.close()
+            assert senior.get("/v1/me/onecard").json()["balance_fen"] == before - table_1
+
+            def put_off() -> dict[str, object]:
+                listed = server.yima("scan-outbox", "list", "--status", "pending", "--json")
+                assert listed.returncode == 0, listed.stderr
+                (row,) = json.loads(listed.stdout)
+                assert row["deferred"] >= 2, row  # tried live, and again after a pause
+                return dict(row)
+
+            row = eventually(put_off, limit_s=60)
+            assert (row["attempt"], row["last_error"]) == (
+                0,
+                "miniapp.suspended",
+            )  # none of the app's 10 tries
+            r = operator.post(f"/v1/admin/miniapps/{APP}/resume")
+            assert r.status_code == 200, r.text
+            # the next try reaches the app, which gives the senior's fare back
+            eventually(lambda: senior.get("/v1/me/onecard").json()["balance_fen"] == before, limit_s=90)
+            eventually(lambda: _outbox_rows(dsn) == 0, limit_s=30)
+            listed = server.yima("scan-outbox", "list", "--status", "delivered", "--json")
+            (done,) = json.loads(listed.stdout)
+            assert (done["scan_id"], done["attempt"]) == (row["scan_id"], 1)

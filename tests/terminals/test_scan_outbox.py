@@ -2,11 +2,16 @@
 share the rows and deliver each once, a terminal's events in scan-time order and never two of a terminal at once;
 a failed delivery is tried again after a pause, its terminal's later events waiting behind it, also when they
 arrive in a later upload on another node; a terminal whose node died (lease expired) is delivered by another; the
-live path holds its terminal so no deliverer takes it."""
+live path holds its terminal so no deliverer takes it; a holder renews its lease and a stale one writes nothing;
+an app that could not be asked (busy, suspended) does not use up its tries; operators list, replay and purge
+kept rows with `yima scan-outbox`, run as a user runs it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -16,6 +21,7 @@ from server.terminals.events import ScanEvent
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.outbox import ScanOutbox
 from server.terminals.scans.outbox_repository import LiveTake, Turn
+from tests.e2e._real import YIMA
 
 
 class RecordingApp:
@@ -63,10 +69,12 @@ def _event(terminal: str, at: datetime) -> ScanEvent:
 
 
 async def _rows(db, terminals: set[str]) -> int:
+    """Events of these terminals still to deliver."""
     async with db.connection() as conn:
         return int(
             await conn.fetchval(
-                "SELECT count(*) FROM scan_outbox WHERE terminal_id = ANY($1::text[])", list(terminals)
+                "SELECT count(*) FROM scan_outbox WHERE terminal_id = ANY($1::text[]) AND status = 'pending'",
+                list(terminals),
             )
         )
 
@@ -280,3 +288,125 @@ async def test_a_stale_holders_failure_changes_nothing_of_the_new_holders_termin
     (await app.next_call(3)).set_result(None)
     assert [r.event.scan_id for r in await b_tick] == [first.scan_id, second.scan_id]
     assert await _rows(db, {terminal}) == 0 and await _turn(db, terminal) is None
+
+
+class ScriptedApp:
+    """An app whose handler answers each event's tries from a script (then None: handled)."""
+
+    def __init__(self, terminal: str, script: dict[str, list[str | None]]) -> None:
+        self.terminal = terminal
+        self.script = script
+        self.heard: list[str] = []
+
+    async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
+        if event.terminal_id != self.terminal:
+            return None
+        answers = self.script.get(event.scan_id, [])
+        answer = answers.pop(0) if answers else None
+        if answer is None:
+            self.heard.append(event.scan_id)
+        return answer
+
+
+async def _deliver_all(node: ScanOutbox, clock: Clock, db, terminal: str) -> None:
+    """Tick until the terminal has nothing pending, each round past any pause (the injected clock)."""
+    for _ in range(100):
+        if not await _rows(db, {terminal}):
+            return
+        await node.tick()
+        clock.now += 3601
+    raise AssertionError("the outbox did not empty")
+
+
+async def _kept(db, scan_id: str) -> tuple[str, int, int, str | None]:
+    async with db.connection() as conn:
+        r = await conn.fetchrow(
+            "SELECT status, attempt, deferred, last_error FROM scan_outbox WHERE scan_id = $1",
+            uuid.UUID(scan_id),
+        )
+    return r["status"], r["attempt"], r["deferred"], r["last_error"]
+
+
+async def test_an_app_busy_or_suspended_does_not_use_up_its_tries_its_handlers_failures_do(client) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    waits, breaks = _event(terminal, t0), _event(terminal, t0 + timedelta(seconds=1))
+    put_off: list[str | None] = ["miniapp.busy"] * 8 + ["miniapp.suspended"] * 4 + ["miniapp.not_loaded"]
+    app = ScriptedApp(terminal, {waits.scan_id: put_off, breaks.scan_id: ["miniapp.failed"] * 20})
+    clock = Clock()
+    node = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    await _write(db, [waits, breaks])
+    await _deliver_all(node, clock, db, terminal)
+    # 13 times the app could not be asked, then it handled the event: its first and only try
+    assert app.heard == [waits.scan_id]
+    assert await _kept(db, waits.scan_id) == ("delivered", 1, 13, "miniapp.not_loaded")
+    # its handler failed every time: given up after 10 tries
+    assert await _kept(db, breaks.scan_id) == ("failed", 10, 0, "miniapp.failed")
+
+
+def _yima(settings, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`yima ARGV` as an operator runs it on a server's machine: its settings from YIMA_* variables."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
+    environ.update(
+        YIMA_MODE="test",
+        YIMA_DATABASE_URL=settings.database_url,
+        YIMA_MASTER_KEY=settings.master_key,
+        YIMA_DATA_DIR=str(settings.data_dir),
+        **env,
+    )
+    return subprocess.run(
+        [YIMA, *argv], env=environ, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_operators_list_replay_and_purge_kept_events_with_the_cli(client, settings) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    ok, broken, old = (_event(terminal, t0 + timedelta(seconds=i)) for i in range(3))
+    app = ScriptedApp(terminal, {broken.scan_id: ["miniapp.failed"] * 10})
+    clock = Clock()
+    node = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    await _write(db, [ok, broken, old])
+    await _deliver_all(node, clock, db, terminal)
+    assert app.heard == [ok.scan_id, old.scan_id]
+
+    # the operator sees the event the app never handled, and why
+    listed = _yima(settings, "scan-outbox", "list", "--terminal", terminal)
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        broken.scan_id in listed.stdout
+        and "miniapp.failed" in listed.stdout
+        and ok.scan_id not in listed.stdout
+    )
+    listed = _yima(settings, "scan-outbox", "list", "--terminal", terminal, "--status", "delivered", "--json")
+    assert sorted(r["scan_id"] for r in json.loads(listed.stdout)) == sorted([ok.scan_id, old.scan_id])
+
+    # the app was fixed: the operator replays it; a running server delivers it, its tries starting over
+    replayed = _yima(settings, "scan-outbox", "replay", "--all-failed", "--terminal", terminal)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 1 " in replayed.stdout
+    assert await _kept(db, broken.scan_id) == ("pending", 0, 0, None)
+    await _deliver_all(node, clock, db, terminal)
+    assert app.heard == [ok.scan_id, old.scan_id, broken.scan_id]
+    assert (
+        _yima(settings, "scan-outbox", "list", "--terminal", terminal).stdout.strip()
+        == "no failed scan events"
+    )
+    unknown = str(uuid.uuid4())
+    replayed = _yima(settings, "scan-outbox", "replay", unknown)
+    assert replayed.returncode == 1 and unknown in replayed.stderr
+
+    # kept for the retention period, then deleted
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE scan_outbox SET finished_at = now() - interval '3 days' WHERE scan_id = $1",
+            uuid.UUID(old.scan_id),
+        )
+    purged = _yima(settings, "scan-outbox", "purge", YIMA_SCAN_OUTBOX_RETENTION_DAYS="2")
+    assert purged.returncode == 0, purged.stderr
+    listed = _yima(settings, "scan-outbox", "list", "--terminal", terminal, "--status", "delivered", "--json")
+    assert sorted(r["scan_id"] for r in json.loads(listed.stdout)) == sorted([ok.scan_id, broken.scan_id])

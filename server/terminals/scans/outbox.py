@@ -1,9 +1,9 @@
 """The outbox of uploaded offline scans' events: delivered to the app bound to the scene at least once.
 
 An offline upload writes one `scan_outbox` row per accepted scan whose scene has a bound app, in the transaction
-that stores the scans and settles their ride charges (offline.py). A row is deleted only after the app's handler
-returned, so a server stopped between the upload's commit and the app's handler (kill -9, a power cut) loses no
-event: another node, or this one restarted, delivers it. Apps therefore hear an uploaded scan at least once and key
+that stores the scans and settles their ride charges (offline.py). A row is marked delivered only after the app's
+handler returned, so a server stopped between the upload's commit and the app's handler (kill -9, a power cut)
+loses no event: another node, or this one restarted, delivers it. Apps therefore hear an uploaded scan at least once and key
 what they do on its scan id (a bus app refunds `ride_<scan id>` once per key).
 
 A terminal's events reach the app one after another in scan-time order, across processes: a deliverer holds a
@@ -15,9 +15,12 @@ none is left; nobody else delivers that terminal's rows meanwhile.
   When it cannot take it, the new rows wait behind the earlier ones (the holder delivers them too).
 - The deliverer: every node polls for due terminals (FOR UPDATE SKIP LOCKED): nobody holds them, or their
   holder's lease ended (its process died), and they are not waiting for a retry.
-- A failed delivery (the app raised, timed out, was not loaded) is written to the app's log and tried again after
-  a growing pause, the terminal's later rows waiting behind it; after OUTBOX_ATTEMPTS tries the row is kept as
-  `failed` and the terminal's later rows go on.
+- A failed delivery (the app raised, timed out, crashed) is written to the app's log and tried again after a
+  growing pause, the terminal's later rows waiting behind it; after OUTBOX_ATTEMPTS tries the row is kept as
+  `failed` and the terminal's later rows go on. An app that could not be asked (NOT_ASKED: busy, not loaded,
+  suspended) puts the row off the same way without using up a try.
+- Delivered and failed rows are kept `retention_days`, then deleted (purge); `yima scan-outbox` (outbox_cli.py)
+  lists and replays them.
 
 Its SQL is in outbox_repository.py.
 """
@@ -36,14 +39,19 @@ from typing import Any
 from yima_sdk.contract import job_retry_delay
 
 from server.db import Database
-from server.terminals.events import NOT_READY, ScanEventSink
+from server.terminals.events import NOT_ASKED, NOT_READY, ScanEventSink
 from server.terminals.scans import outbox_repository as repo
 from server.terminals.scans.outbox_repository import LiveTake, OutboxRow, Turn
 
 log = logging.getLogger("yima.terminals.outbox")
 
 OUTBOX_ATTEMPTS = 10
+"""The app's tries of an event (its handler failed or was late) before the row is kept as `failed`."""
 RETRY_BASE_S = 5.0
+DEFER_MAX_S = 300.0
+"""The longest pause of an event the app could not be asked to handle (NOT_ASKED): it is tried again at least
+this often, however long the app stays busy or suspended."""
+PURGE_EVERY_S = 3600.0
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -64,6 +72,7 @@ class ScanOutbox:
         batch: int = 16,
         retry_base_s: float = RETRY_BASE_S,
         renew_s: float | None = None,
+        retention_days: float = 14,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -81,7 +90,10 @@ class ScanOutbox:
         self.batch = batch
         """Terminals the deliverer holds at once on this node."""
         self.retry_base_s = retry_base_s
+        self.retention_days = retention_days
+        """Delivered and failed rows are deleted this long after they finished (purge)."""
         self.clock = clock
+        self._purged_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[list[OutboxRow]]] = set()
         self._claimed: set[asyncio.Task[list[OutboxRow]]] = set()
@@ -168,16 +180,26 @@ class ScanOutbox:
         now = self.clock()
         async with self.db.transaction() as conn:
             if error is None:
-                held = await repo.delivered(conn, turn, row.scan_id)
-            elif error == NOT_READY:  # this process's platform is starting: not a try of the app
-                await repo.release(conn, turn, _utc(now + 1))
+                held = await repo.delivered(conn, turn, row.scan_id, _utc(now))
+            elif error in NOT_ASKED:  # the app could not be asked: put off, not one of its tries
+                held = await repo.failed(conn, turn, row, error=error, counted=False, now=_utc(now))
+                pause = (
+                    1.0
+                    if error == NOT_READY
+                    else job_retry_delay(row.deferred + 1, self.retry_base_s, DEFER_MAX_S)
+                )
+                if held:
+                    await repo.release(conn, turn, _utc(now + pause))
                 return False
             else:
-                attempt = row.attempt + 1
-                last = attempt >= OUTBOX_ATTEMPTS
-                held = await repo.failed(conn, turn, row.scan_id, attempt=attempt, error=error, final=last)
+                last = row.attempt + 1 >= OUTBOX_ATTEMPTS
+                held = await repo.failed(
+                    conn, turn, row, error=error, counted=True, now=_utc(now), final=last
+                )
                 if held and not last:
-                    await repo.release(conn, turn, _utc(now + job_retry_delay(attempt, self.retry_base_s)))
+                    await repo.release(
+                        conn, turn, _utc(now + job_retry_delay(row.attempt + 1, self.retry_base_s))
+                    )
                     return False
                 if held:
                     log.warning("scan event given up", extra={"scan": str(row.scan_id), "error": error})
@@ -207,10 +229,25 @@ class ScanOutbox:
                 free = self.batch - len(self._claimed)
                 if free > 0:
                     self._claimed.update(self._spawn(turn) for turn in await self._claim(free))
+                if self.clock() - self._purged_at >= PURGE_EVERY_S:
+                    await self.purge()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("scan outbox round failed", exc_info=True)
+
+    async def purge(self) -> int:
+        """Delete the delivered and failed rows that finished more than `retention_days` ago, in bounded batches;
+        how many."""
+        self._purged_at = self.clock()
+        before = _utc(self._purged_at - self.retention_days * 86400)
+        total = 0
+        while True:
+            async with self.db.transaction() as conn:
+                deleted = await repo.purge(conn, before, limit=1000)
+            total += deleted
+            if deleted < 1000:
+                return total
 
     async def drain(self) -> None:
         """Wait for this node's deliveries still running."""

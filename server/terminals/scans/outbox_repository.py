@@ -19,6 +19,8 @@ class OutboxRow(msgspec.Struct, frozen=True):
     event: ScanEvent
     attempt: int
     """Tries of the app so far."""
+    deferred: int = 0
+    """Tries put off so far (the app could not be asked: busy, not loaded, suspended); not counted."""
 
 
 class Turn(msgspec.Struct, frozen=True):
@@ -97,13 +99,14 @@ async def claim(
 async def head(conn: asyncpg.Connection, terminal_id: str) -> OutboxRow | None:
     """The terminal's earliest pending row (scan time), the next its holder delivers."""
     r = await conn.fetchrow(
-        "SELECT scan_id, event, attempt FROM scan_outbox WHERE terminal_id = $1 AND status = 'pending'"
+        "SELECT scan_id, event, attempt, deferred FROM scan_outbox WHERE terminal_id = $1 AND status = 'pending'"
         " ORDER BY scanned_at, scan_id LIMIT 1",
         terminal_id,
     )
     if r is None:
         return None
-    return OutboxRow(r["scan_id"], msgspec.json.decode(r["event"], type=ScanEvent), r["attempt"])
+    event = msgspec.json.decode(r["event"], type=ScanEvent)
+    return OutboxRow(r["scan_id"], event, r["attempt"], r["deferred"])
 
 
 # Every write of a holder names its turn: it changes something only while the holder's token is the terminal's,
@@ -111,37 +114,49 @@ async def head(conn: asyncpg.Connection, terminal_id: str) -> OutboxRow | None:
 # another (a stalled process waking up) cannot complete, fail or let go of the new holder's rows.
 
 
-async def delivered(conn: asyncpg.Connection, turn: Turn, scan_id: uuid.UUID) -> bool:
-    """The app's handler returned: the row is done. False: the turn is not held any more (nothing written)."""
+async def delivered(conn: asyncpg.Connection, turn: Turn, scan_id: uuid.UUID, now: dt.datetime) -> bool:
+    """The app's handler returned: the row is done (kept as `delivered` until purged). False: the turn is not
+    held any more (nothing written)."""
     done = await conn.fetchval(
         "WITH held AS (SELECT terminal_id FROM scan_outbox_terminals"
         " WHERE terminal_id = $1 AND lease_token = $2 FOR UPDATE)"
-        " DELETE FROM scan_outbox o USING held"
-        " WHERE o.scan_id = $3 AND o.terminal_id = held.terminal_id RETURNING true",
+        " UPDATE scan_outbox o SET status = 'delivered', finished_at = $4, attempt = o.attempt + 1"
+        " FROM held WHERE o.scan_id = $3 AND o.terminal_id = held.terminal_id RETURNING true",
         turn.terminal_id,
         turn.token,
         scan_id,
+        now,
     )
     return bool(done)
 
 
 async def failed(
-    conn: asyncpg.Connection, turn: Turn, scan_id: uuid.UUID, *, attempt: int, error: str, final: bool
+    conn: asyncpg.Connection,
+    turn: Turn,
+    row: OutboxRow,
+    *,
+    error: str,
+    counted: bool,
+    now: dt.datetime,
+    final: bool = False,
 ) -> bool:
-    """A try that failed; `final`: given up (kept as `failed`, the terminal's later rows go on). False: the turn
-    is not held any more (nothing written)."""
+    """A try that failed: one of the app's tries (`counted`), or put off (the app could not be asked); `final`:
+    given up (kept as `failed`, the terminal's later rows go on). False: the turn is not held any more (nothing
+    written)."""
     done = await conn.fetchval(
         "WITH held AS (SELECT terminal_id FROM scan_outbox_terminals"
         " WHERE terminal_id = $1 AND lease_token = $2 FOR UPDATE)"
-        " UPDATE scan_outbox o SET attempt = $4, last_error = $5,"
-        " status = CASE WHEN $6 THEN 'failed' ELSE o.status END"
+        " UPDATE scan_outbox o SET attempt = $4, deferred = $5, last_error = $6,"
+        " status = CASE WHEN $7 THEN 'failed' ELSE o.status END, finished_at = CASE WHEN $7 THEN $8::timestamptz END"
         " FROM held WHERE o.scan_id = $3 AND o.terminal_id = held.terminal_id RETURNING true",
         turn.terminal_id,
         turn.token,
-        scan_id,
-        attempt,
+        row.scan_id,
+        row.attempt + 1 if counted else row.attempt,
+        row.deferred if counted else row.deferred + 1,
         error[:500],
         final,
+        now,
     )
     return bool(done)
 
@@ -187,3 +202,73 @@ async def finish(conn: asyncpg.Connection, turn: Turn) -> Literal["done", "more"
         return "more"
     await conn.execute("DELETE FROM scan_outbox_terminals WHERE terminal_id = $1", turn.terminal_id)
     return "done"
+
+
+# -- what operators see and do (`yima scan-outbox`) -------------------------------------------------------------
+
+
+class KeptRow(msgspec.Struct, frozen=True):
+    scan_id: uuid.UUID
+    terminal_id: str
+    scanned_at: dt.datetime
+    status: str
+    attempt: int
+    deferred: int
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+    last_error: str | None
+
+
+async def rows(conn: asyncpg.Connection, status: str, terminal_id: str | None, limit: int) -> list[KeptRow]:
+    """Rows of one status (of one terminal), the latest finished (or written, when pending) first."""
+    found = await conn.fetch(
+        "SELECT scan_id, terminal_id, scanned_at, status, attempt, deferred, created_at, finished_at, last_error"
+        " FROM scan_outbox WHERE status = $1 AND ($2::text IS NULL OR terminal_id = $2)"
+        " ORDER BY coalesce(finished_at, created_at) DESC, scan_id LIMIT $3",
+        status,
+        terminal_id,
+        limit,
+    )
+    return [KeptRow(**dict(r)) for r in found]
+
+
+async def replay(
+    conn: asyncpg.Connection,
+    now: dt.datetime,
+    *,
+    scan_ids: Sequence[uuid.UUID] = (),
+    all_failed: bool = False,
+    terminal_id: str | None = None,
+) -> list[uuid.UUID]:
+    """Put delivered or failed rows back to be delivered again (their tries start over): the named ones, or every
+    failed one (of one terminal); their terminals are due now unless held or waiting. The rows replayed."""
+    replayed = await conn.fetch(
+        "UPDATE scan_outbox SET status = 'pending', attempt = 0, deferred = 0, finished_at = NULL, last_error = NULL"
+        " WHERE status <> 'pending' AND (scan_id = ANY($1::uuid[]) OR ($2 AND status = 'failed'))"
+        " AND ($3::text IS NULL OR terminal_id = $3)"
+        " RETURNING scan_id, terminal_id",
+        list(scan_ids),
+        all_failed,
+        terminal_id,
+    )
+    # DO UPDATE locks the turn, as an upload does: a holder letting go of the terminal waits and sees these rows
+    await conn.execute(
+        "INSERT INTO scan_outbox_terminals AS t (terminal_id, run_at)"
+        " SELECT DISTINCT unnest($1::text[]), $2::timestamptz ORDER BY 1"
+        " ON CONFLICT (terminal_id) DO UPDATE SET terminal_id = excluded.terminal_id",
+        [r["terminal_id"] for r in replayed],
+        now,
+    )
+    return [r["scan_id"] for r in replayed]
+
+
+async def purge(conn: asyncpg.Connection, before: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` delivered or failed rows that finished before `before`."""
+    deleted: int = await conn.fetchval(
+        "WITH gone AS (DELETE FROM scan_outbox WHERE scan_id IN ("
+        "  SELECT scan_id FROM scan_outbox WHERE status <> 'pending' AND finished_at < $1 LIMIT $2)"
+        " RETURNING 1) SELECT count(*) FROM gone",
+        before,
+        limit,
+    )
+    return deleted

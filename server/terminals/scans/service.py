@@ -124,6 +124,7 @@ class ScanService:
             poll_s=settings.scan_outbox_poll_s,
             lease_s=settings.scan_outbox_lease_s,
             hold_s=settings.scan_outbox_hold_s,
+            retention_days=settings.scan_outbox_retention_days,
             clock=clock,
         )
         self._names: dict[int, str] = {}
