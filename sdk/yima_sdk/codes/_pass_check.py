@@ -38,7 +38,9 @@ def verify_pass(
         return CredentialError("credential.unknown_key", "a pass key id is 8 hex digits")
     found = pass_keys.get(key_id)
     if found is None:
-        return CredentialError("credential.unknown_key", "not a pass key of the pass issuer on the trust list")
+        return CredentialError(
+            "credential.unknown_key", "not a pass key of the pass issuer on the trust list"
+        )
     issuer, key = found
     if not key.verifies(signature, signed):
         return CredentialError("credential.bad_signature")

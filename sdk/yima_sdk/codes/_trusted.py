@@ -29,7 +29,9 @@ __all__ = ["TrustedKeys"]
 class TrustedKeys:
     """The issuer keys, checked device certificates and app-pass keys of one trust list, with their caches."""
 
-    def __init__(self, trust_list: TrustList, certificate_cache_size: int, pass_issuer: int | None = None) -> None:
+    def __init__(
+        self, trust_list: TrustList, certificate_cache_size: int, pass_issuer: int | None = None
+    ) -> None:
         self._entries = {(e.issuer, e.key_id): e for e in trust_list.entries}
         self._keys: dict[tuple[int, bytes], IssuerKey] = {}
         # The keys that passed `_issuer_key`'s checks for Ankang codes, by the code's bytes naming the key

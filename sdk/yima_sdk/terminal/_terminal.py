@@ -174,7 +174,10 @@ class Terminal:
     def _install(self, trust_list: TrustList) -> None:
         self._trust_list = trust_list
         self._verifier = Verifier(
-            trust_list, clock_skew_s=self._skew, ride_window_s=self._ride_window, pass_issuer=self._pass_issuer
+            trust_list,
+            clock_skew_s=self._skew,
+            ride_window_s=self._ride_window,
+            pass_issuer=self._pass_issuer,
         )
 
     def load_trust_list(self, envelope: bytes) -> TrustList:
