@@ -9,6 +9,8 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     rides        id = the platform's scan id (a scan delivered twice is one ride): the priced ride, its payment
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
     disputes     id = the ride's id: one per ride, open -> refunded or rejected
+    rider_months id `<rider>.<month>`: written in the commit recording each of the rider's rides that month, so
+                 a rider's rides take turns: each is priced seeing those recorded before it (boarding.py)
 
 Every fare table version is also published to the bus terminals (`ctx.terminals.publish("fares", ...)`): the
 platform signs it, terminals sync it with their trust list and price offline ride codes with the version in force.

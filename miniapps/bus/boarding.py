@@ -1,8 +1,10 @@
 """Boarding: the bus terminal scans the rider's code; the ride is priced by the fare engine (concession,
-transfer, caps, in ride-time order) and charged once, or an offline ride's difference given back."""
+transfer, caps, in ride-time order) and charged once, or an offline ride's difference given back. A rider's rides
+are recorded in turn, so each is priced seeing the others however many terminals deliver them at once."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -42,6 +44,11 @@ def ride_of(value: dict[str, Any]) -> Ride:
     return Ride(ride_id=value["id"], at=dt.datetime.fromisoformat(value["at"]), line=value["line"])
 
 
+TURNS = 10
+"""How often a boarding is priced again because another ride of the rider's month was recorded meanwhile (each
+try that loses lets another ride in, so this many rides arriving at once are each priced in turn)."""
+
+
 @app.on_scan("bus")
 async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     unit = event.data.unit or ""
@@ -52,7 +59,19 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
     if event.user_id is None:
         return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
-    ride_id = event.data.scan_id
+    at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
+    ride = Ride(ride_id=event.data.scan_id, at=at, line=unit.removeprefix("line:"))
+    for _ in range(TURNS - 1):
+        with contextlib.suppress(VersionConflict):  # another ride of the month came first: price it again
+            return await ride_once(ctx, event, event.user_id, ride)
+    return await ride_once(ctx, event, event.user_id, ride)  # else the platform delivers the scan again later
+
+
+async def ride_once(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> dict[str, Any]:
+    """Record the ride (VersionConflict when another ride of the rider's month, or this scan's other delivery,
+    was recorded meanwhile) and charge it, or give back what settlement took above its price; a ride recorded
+    already is charged or given back what it was recorded with."""
+    ride_id = ride.ride_id
     existing = await ctx.db.get("rides", ride_id)
     if existing is not None:  # the scan delivered again: the same ride, charged once
         value = {"id": ride_id, **existing.value}
@@ -61,39 +80,52 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         elif value["mode"] == "offline":
             await give_back(ctx, ride_id, value, existing.version, event.data.payment_id)
         return {"lines": ride_lines(value)}
-    at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
-    ride = Ride(ride_id=ride_id, at=at, line=unit.removeprefix("line:"))
-    month = at.strftime("%Y-%m")
-    known = await month_rides(ctx, event.user_id, month)
     try:
-        fares, rider = await schedule(ctx), await rider_of(ctx, event.user_id)
-        priced = price_rides(fares, rider, [*map(ride_of, known), ride])
-        without = price_rides(fares, rider, list(map(ride_of, known))) if event.data.mode == "offline" else []
+        value = await record(ctx, event, user_id, ride)
     except FareError as exc:
         await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
         return {"lines": ["票价未配置 No fare for this line"]}
-    (mine,) = (p for p in priced if p.ride_id == ride_id)
-    fare = mine.fare_fen
-    if event.data.mode == "offline":
-        # What the ride adds to the month priced in ride-time order: its own price when it came in order, and,
-        # uploaded after the rider's later rides were charged, also what those rides now cost more or less
-        # with it before them (the transfer or cap they missed without it), so the month costs what it would
-        # have online. Never below nothing, never above what settlement charged (nothing is asked for later).
-        added = sum(p.fare_fen for p in priced) - sum(p.fare_fen for p in without)
-        settled = event.data.settled_fen if event.data.settled_fen is not None else added
-        fare = max(0, min(added, settled))
-    value = ride_value(event.user_id, mine, event, month, fare)
-    try:
-        record = await ctx.db.insert("rides", value, id=ride_id)
-    except VersionConflict:  # the same scan on another worker a moment ago
-        record = await ctx.db.get("rides", ride_id)
-        assert record is not None
-        return {"lines": ride_lines({"id": ride_id, **record.value})}
-    if value["fare_fen"] and event.data.mode == "online":
-        value = await charge(ctx, ride_id, value, record.version)
+    if value["fare_fen"] and event.data.mode == "online":  # the ride is at version 1, just inserted
+        value = await charge(ctx, ride_id, value, 1)
     elif event.data.mode == "offline":
-        await give_back(ctx, ride_id, value, record.version, event.data.payment_id)
+        await give_back(ctx, ride_id, value, 1, event.data.payment_id)
     return {"lines": ride_lines(value)}
+
+
+async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> dict[str, Any]:
+    """Price the ride with the month's rides recorded before it and record it, in the rider's turn: the month's
+    document (`rider_months`, `<rider>.<month>`) is read and written in the same commit as the ride, so of two
+    rides of one rider priced side by side (two terminals' uploads delivered at once, an upload beside a
+    boarding) only one is recorded; the other's commit fails with VersionConflict, and priced again it sees the
+    first. Once recorded, what the ride is charged or given back is decided."""
+    month = ride.at.strftime("%Y-%m")
+    turn_id = f"{user_id}.{month}"
+    async with ctx.db.transaction() as tx:
+        turn = await tx.get("rider_months", turn_id)
+        known = list(map(ride_of, await month_rides(ctx, user_id, month)))
+        fares, rider = await schedule(ctx), await rider_of(ctx, user_id)
+        priced = price_rides(fares, rider, [*known, ride])
+        (mine,) = (p for p in priced if p.ride_id == ride.ride_id)
+        # What the ride adds to the month priced in ride-time order: its own price when it comes last (a
+        # boarding, an upload in order); an offline ride uploaded after the rider's later rides were charged also
+        # changes what those cost (the transfer or cap they missed without it), so the month costs what it would
+        # have online. Never below nothing, never above the table's fare: what settlement charged for an offline
+        # ride (nothing is asked for later).
+        without = sum(p.fare_fen for p in price_rides(fares, rider, known))
+        added = sum(p.fare_fen for p in priced) - without
+        if event.data.mode == "offline":
+            ceiling = event.data.settled_fen if event.data.settled_fen is not None else added
+        else:
+            ceiling = mine.base_fen + mine.peak_fen
+        fare = max(0, min(added, ceiling))
+        value = ride_value(user_id, mine, event, month, fare)
+        tx.insert("rides", value, id=ride.ride_id)
+        mark = {"user_id": user_id, "month": month, "rides": 1 + (0 if turn is None else turn.value["rides"])}
+        if turn is None:
+            tx.insert("rider_months", mark, id=turn_id)
+        else:
+            tx.update("rider_months", turn_id, mark, expected_version=turn.version)
+    return value
 
 
 async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -> dict[str, Any]:
@@ -121,9 +153,9 @@ async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -
 def ride_value(
     user_id: str | None, p: PricedRide, event: ScanEvent, month: str, fare_fen: int | None = None
 ) -> dict[str, Any]:
-    """The ride as recorded; `fare_fen`, when given, is what it added to the month in ride-time order (an offline
-    ride uploaded late: `reordered_off_fen` is its own price less that, negative when it cost a later ride its
-    transfer)."""
+    """The ride as recorded; `fare_fen`, when given, is what it added to the month in ride-time order (a ride
+    recorded after the rider's later rides: `reordered_off_fen` is its own price less that, negative when it cost
+    a later ride its transfer)."""
     fare = p.fare_fen if fare_fen is None else fare_fen
     local = p.at.astimezone(COUNTY_TIME)
     return {

@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -271,6 +272,33 @@ def ride_codes_holder(rider: httpx.Client) -> Holder:
     return holder
 
 
+def resident_born(server: RealServer, birth: str) -> httpx.Client:
+    """A verified resident born on `birth` (YYYYMMDD), without a one-card: a twin riding online."""
+    resident = sign_in(server)
+    for _ in range(5):  # a random sequence number may be taken already
+        number = valid_id_number(birth=birth, seq=f"{secrets.randbelow(1000):03d}")
+        r = resident.put("/v1/me/identity", json={"name": "李小红", "id_number": number})
+        if r.status_code != 409:
+            break
+    assert r.status_code == 200, r.text
+    return resident
+
+
+def charged(rider: httpx.Client) -> list[int]:
+    """What the bus app asked the rider's one-card for (online rides), smallest first."""
+    return sorted(p["amount_fen"] for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP)
+
+
+def settled(rider: httpx.Client, rides: int) -> list[dict]:
+    """The rider's offline rides once the app has all `rides` of them, each given back what it was owed."""
+    time.sleep(0.4)  # the app's per-resident call quota: a few calls a second
+    r = rider.get(f"{API}/rides")
+    assert r.status_code == 200, r.text
+    found = [x for x in r.json()["rides"] if x["mode"] == "offline"]
+    assert len(found) == rides and all(x["settled_fen"] - x["returned_fen"] == x["fare_fen"] for x in found)
+    return found
+
+
 def test_offline_riders_pay_what_the_same_rides_cost_online_once(
     dev: tuple[RealServer, httpx.Client], tmp_path: Path
 ) -> None:
@@ -282,14 +310,7 @@ def test_offline_riders_pay_what_the_same_rides_cost_online_once(
     server, operator = dev
     senior = rider_with_card(server, "19500301", tmp_path)
     changer = rider_with_card(server, "19900301", tmp_path)
-    senior_twin, changer_twin = sign_in(server), sign_in(server)
-    for twin, birth in ((senior_twin, "19500301"), (changer_twin, "19900301")):
-        for _ in range(5):
-            number = valid_id_number(birth=birth, seq=f"{secrets.randbelow(1000):03d}")
-            r = twin.put("/v1/me/identity", json={"name": "李小红", "id_number": number})
-            if r.status_code != 409:
-                break
-        assert r.status_code == 200, r.text
+    senior_twin, changer_twin = resident_born(server, "19500301"), resident_born(server, "19900301")
     eventually(lambda: senior.get(f"{API}/lines").status_code == 200, limit_s=60)
     for rider in (senior, senior_twin):
         r = rider.put(f"/v1/me/consents/{APP}/birth_date", json={"granted": True})
@@ -307,9 +328,6 @@ def test_offline_riders_pay_what_the_same_rides_cost_online_once(
     # a code boards once: the phone shows a fresh one (as after a lost phone) for the change of bus
     assert changer_twin.post("/v1/me/codes/ankang/revoke").status_code == 200
     assert "换乘优惠" in scan_code(online_2, changer_twin)["miniapp"]["lines"][1]
-
-    def charged(rider: httpx.Client) -> list[int]:
-        return sorted(p["amount_fen"] for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP)
 
     assert charged(senior_twin) == []
     online_changer = charged(changer_twin)
@@ -335,16 +353,6 @@ def test_offline_riders_pay_what_the_same_rides_cost_online_once(
         line_1.close()
         line_2.close()
 
-    def settled(rider: httpx.Client, rides: int) -> list[dict]:
-        time.sleep(0.4)  # the app's per-resident call quota: a few calls a second
-        r = rider.get(f"{API}/rides")
-        assert r.status_code == 200, r.text
-        found = [x for x in r.json()["rides"] if x["mode"] == "offline"]
-        assert len(found) == rides and all(
-            x["settled_fen"] - x["returned_fen"] == x["fare_fen"] for x in found
-        )
-        return found
-
     (ride,) = eventually(lambda: settled(senior, 1), limit_s=30)
     assert (ride["settled_fen"], ride["fare_fen"], ride["concession"]) == (table_1, 0, "senior_70")
     assert eventually(lambda: senior.get("/v1/me/onecard").json()["balance_fen"] == before["senior"])
@@ -366,3 +374,67 @@ def test_offline_riders_pay_what_the_same_rides_cost_online_once(
         entries = rider.get("/v1/me/onecard/statements", params={"month": month}).json()["entries"]
         assert sorted(-e["amount_fen"] for e in entries if e["kind"] == "offline_ride") == sorted(rides)
         assert [e["amount_fen"] for e in entries if e["kind"] == "refund"] == back, entries
+
+
+def test_a_transfer_uploaded_by_two_terminals_at_once_costs_what_it_costs_online() -> None:
+    """Two riders change from line 1 to line 2 offline, and the two terminals upload at the same moment. The core
+    delivers each terminal's rides side by side: YIMA_SCAN_OUTBOX_HOLD_S holds the events until the outbox's
+    deliverer takes the head row of each terminal at once (rider A's line 1 beside A's line 2, then B's), and
+    the bus app runs two workers. A rider's rides take turns in the app, so each is priced seeing the other:
+    each rider pays what an online twin pays for the same boardings (the transfer is not lost), and the one-card
+    shows each ride charged once and one refund."""
+    with private_folder() as folder:
+        env = server_env(
+            "", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1", YIMA_SCAN_OUTBOX_HOLD_S="2"
+        )
+        with real_server("dev", env=env) as server:
+            operator = sign_in(server, DEMO_OPERATOR_PHONE)
+            riders = [rider_with_card(server, "19900301", folder) for _ in range(2)]
+            twin = resident_born(server, "19900301")
+            eventually(lambda: twin.get(f"{API}/lines").status_code == 200, limit_s=60)
+            for rider in (*riders, twin):
+                assert rider.get(f"{API}/me").status_code == 200  # they use the app
+            for rider in riders:
+                top_up(rider, 2000)
+
+            # Online, the twin boards line 1 and changes to line 2: 2 yuan, then 1 (the transfer).
+            scan_code(enrol_terminal(server, operator, "bus", APP, unit="line:1"), twin)
+            assert twin.post("/v1/me/codes/ankang/revoke").status_code == 200  # a fresh code for the next bus
+            online_2 = enrol_terminal(server, operator, "bus", APP, unit="line:2")
+            assert "换乘优惠" in scan_code(online_2, twin)["miniapp"]["lines"][1]
+            online = charged(twin)
+            assert len(online) == 2 and online[0] < online[1], online
+
+            # Offline, the same boardings: A and B on line 1, then both on line 2; both terminals upload at once.
+            line_1 = bus_terminal(server, operator, twin, "1", folder / "line-1.sqlite")
+            line_2 = bus_terminal(server, operator, twin, "2", folder / "line-2.sqlite")
+            try:
+                holders = [ride_codes_holder(rider) for rider in riders]
+                before = [rider.get("/v1/me/onecard").json()["balance_fen"] for rider in riders]
+                tables = {"1": line_1.fare("1"), "2": line_2.fare("2")}
+                for terminal, line in ((line_1, "1"), (line_2, "2")):
+                    for holder in holders:
+                        decision = terminal.scan(holder.ride_code(terminal.now()), tables[line])
+                        assert decision.result == "accept", decision
+                with ThreadPoolExecutor(2) as pool:
+                    assert list(pool.map(Terminal.upload_pending, (line_1, line_2))) == [2, 2]
+            finally:
+                line_1.close()
+                line_2.close()
+
+            month = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m")
+            twin_statement = twin.get(f"{API}/statement").json()
+            for rider, start in zip(riders, before, strict=True):
+                eventually(lambda rider=rider: settled(rider, 2), limit_s=60)
+                paid = start - rider.get("/v1/me/onecard").json()["balance_fen"]
+                assert paid == sum(online), (paid, online)
+                statement = rider.get(f"{API}/statement").json()
+                assert statement["paid_fen"] == twin_statement["fare_fen"] == sum(online), statement
+                discount = statement["transfer_off_fen"] + statement["reordered_off_fen"]
+                assert discount == twin_statement["transfer_off_fen"] > 0, (statement, twin_statement)
+                entries = rider.get("/v1/me/onecard/statements", params={"month": month}).json()["entries"]
+                rides = sorted(-e["amount_fen"] for e in entries if e["kind"] == "offline_ride")
+                assert rides == sorted(tables.values())
+                assert [e["amount_fen"] for e in entries if e["kind"] == "refund"] == [sum(rides) - paid], (
+                    entries
+                )

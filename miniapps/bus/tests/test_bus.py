@@ -4,15 +4,19 @@ statement, and a disputed fare refunded by the fares staff."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib.util
 import json
 import random
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.fares import FareSchedule, FareTable, Ride, Rider, price_rides
+from yima_sdk.simulator import AsyncSimulator
 from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
 
@@ -22,15 +26,28 @@ seed_module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(seed_module)
 
 
+def next_wednesday_10(now: float) -> dt.datetime:
+    """Next Wednesday 10:00 county time (off-peak) after `now`."""
+    today = dt.datetime.fromtimestamp(now, COUNTY_TIME)
+    day = today + dt.timedelta(days=(2 - today.weekday()) % 7 or 7)
+    return day.replace(hour=10, minute=0, second=0, microsecond=0)
+
+
+async def seeded_at_wednesday_10(sim: AsyncSimulator) -> dt.datetime:
+    """`to_wednesday_10` on an AsyncSimulator (which can deliver scans side by side)."""
+    sim.platform.schedule_job("seed", key="yima-dev-seed")
+    assert [run.ok for run in await sim.advance(seconds=1) if run.name == "seed"] == [True]
+    target = next_wednesday_10(sim.platform.clock())
+    await sim.advance(seconds=target.timestamp() - sim.platform.clock())
+    return target
+
+
 def to_wednesday_10(miniapp: MiniApp) -> dt.datetime:
     """Seed as `yima dev` does, then move the simulator's clock to next Wednesday 10:00 county time (off-peak)."""
     miniapp.schedule_job("seed", key="yima-dev-seed")
     assert [run.ok for run in miniapp.advance(seconds=1) if run.name == "seed"] == [True]
-    now = dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME)
-    target = (now + dt.timedelta(days=(2 - now.weekday()) % 7 or 7)).replace(
-        hour=10, minute=0, second=0, microsecond=0
-    )
-    miniapp.advance(seconds=(target - now).total_seconds())
+    target = next_wednesday_10(miniapp.now)
+    miniapp.advance(seconds=target.timestamp() - miniapp.now)
     return target
 
 
@@ -228,6 +245,87 @@ def test_random_journeys_uploaded_in_any_order_cost_what_they_would_online(
     assert start - miniapp.platform.balance(rider) == online, [(r.at.time(), r.line) for r in rides]
     statement = miniapp.get("/statement", user=rider, query={"month": wednesday.strftime("%Y-%m")}).json()
     assert statement["paid_fen"] == online
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_journeys_uploaded_all_at_once_cost_what_they_would_online(
+    miniapp_folder: Path, seed: int
+) -> None:
+    """As above, but every ride of the day is delivered at once (the app's two workers take them as they come,
+    in no set order): each ride still waits its turn, and the day costs exactly what it costs online."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        sim.switches.payment_confirmation = "auto"
+        wednesday = await seeded_at_wednesday_10(sim)
+        rng = random.Random(seed)
+        rider = ("alice", "grandpa")[seed % 2]
+        assert (await sim.request("GET", "/me", user=rider)).status == 200
+        at, rides = wednesday, []
+        for i in range(rng.randint(4, 7)):
+            at += dt.timedelta(minutes=rng.choice((5, 20, 45, 70)))
+            rides.append(Ride(ride_id=f"r{i}", at=at, line=rng.choice(("1", "2"))))
+        table = FareTable.from_json(json.dumps(seed_module.TABLE).encode())
+        born = dt.date(1948, 2, 1) if rider == "grandpa" else dt.date(1990, 5, 14)
+        online = sum(p.fare_fen for p in price_rides(FareSchedule([table]), Rider(birth_date=born), rides))
+        start = sim.platform.balance(rider)
+        await asyncio.gather(*(
+            sim.scan(
+                "bus", user=rider, unit=f"line:{ride.line}", terminal_id=f"bus-{ride.ride_id}", mode="offline",
+                credential_type="ride_code", amount_fen=200, scanned_at=ride.at.astimezone(dt.UTC),
+            )
+            for ride in rng.sample(rides, len(rides))
+        ))  # fmt: skip
+        assert start - sim.platform.balance(rider) == online, [(r.at.time(), r.line) for r in rides]
+        month = wednesday.strftime("%Y-%m")
+        statement = (await sim.request("GET", "/statement", user=rider, query={"month": month})).json()
+        assert (statement["rides"], statement["paid_fen"]) == (len(rides), online)
+
+
+@pytest.mark.parametrize("modes", [("offline", "offline"), ("offline", "online"), ("online", "online")])
+async def test_one_riders_rides_arriving_at_once_take_turns_and_keep_the_transfer(
+    miniapp_folder: Path, modes: tuple[str, str]
+) -> None:
+    """Two terminals deliver one rider's rides side by side (the app runs two workers, as in production): two
+    offline uploads, an offline upload beside an online boarding, or two online boardings at once. The second ride
+    is a transfer (line 2 after line 1): each ride is priced seeing the other, so the rider pays 2 + 1 yuan, as
+    online one after the other, not 2 + 2. Three days of it: a race that timing avoided on one day shows on
+    another."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        sim.switches.payment_confirmation = "auto"
+        wednesday = await seeded_at_wednesday_10(sim)
+        assert (await sim.request("GET", "/me", user="alice")).status == 200
+
+        def board(line: str, mode: str, at: dt.datetime) -> Coroutine[Any, Any, list[str]]:
+            at = at.astimezone(dt.UTC)
+            if mode == "online":
+                return sim.scan(
+                    "bus", user="alice", unit=f"line:{line}", terminal_id=f"bus-{line}", scanned_at=at
+                )
+            return sim.scan(
+                "bus", user="alice", unit=f"line:{line}", terminal_id=f"bus-{line}", mode="offline",
+                credential_type="ride_code", amount_fen=200, scanned_at=at,
+            )  # fmt: skip
+
+        paid = []
+        for day in range(3):
+            now = wednesday + dt.timedelta(days=day)
+            # offline boardings at 9:30 and 9:50, uploaded now; online ones at 9:59:30 and now, at 10:00
+            at = {
+                "offline": (now - dt.timedelta(minutes=30), now - dt.timedelta(minutes=10)),
+                "online": (now - dt.timedelta(seconds=30), now),
+            }
+            before = sim.platform.balance("alice")
+            await asyncio.gather(board("1", modes[0], at[modes[0]][0]), board("2", modes[1], at[modes[1]][1]))
+            paid.append(before - sim.platform.balance("alice"))
+            await sim.advance(days=1)
+        assert paid == [300, 300, 300]
+        months = sorted({(wednesday + dt.timedelta(days=day)).strftime("%Y-%m") for day in range(3)})
+        statements = [
+            (await sim.request("GET", "/statement", user="alice", query={"month": month})).json()
+            for month in months
+        ]
+        total = {k: sum(s[k] for s in statements) for k in ("rides", "paid_fen", "pending_fen")}
+        assert total == {"rides": 6, "paid_fen": 900, "pending_fen": 0}
+        assert sum(s["transfer_off_fen"] + s["reordered_off_fen"] for s in statements) == 300
 
 
 def test_a_fare_waits_for_the_riders_confirmation_and_the_statement_says_so(miniapp: MiniApp) -> None:
