@@ -6,8 +6,11 @@ import asyncio
 import secrets
 
 import pytest
+import redis.exceptions
 
 from server.cache import Cache, MemoryCache, RedisCache
+from server.cache._pipelined import PipelinedCommands
+from server.errors import CacheUnavailable
 from tests.conftest import REDIS_URL
 
 
@@ -180,5 +183,55 @@ async def test_redis_counters_survive_a_flushed_script_cache():
         assert await cache.incr("f2", 60) == 3
         ttl = await cache.ttl("f1")
         assert ttl is not None and 0 < ttl <= 60
+    finally:
+        await cache.close()
+
+
+async def test_concurrent_counts_each_get_their_own_answer(cache):
+    """Counting shares one pipelined Redis connection per process: each of many hits sent at once is answered
+    with its own count, none twice and none lost."""
+    counts = await asyncio.gather(*(cache.incr_many(["burst", f"own{i}"], 60) for i in range(200)))
+    assert sorted(first for first, _ in counts) == list(range(1, 201))
+    assert all(own == 1 for _, own in counts)
+
+
+async def test_redis_counting_reconnects_after_its_connection_is_killed():
+    """The counting connection dropped by Redis (CLIENT KILL, as a restart or a network cut does): callers waiting
+    on it get CacheUnavailable (the rate limiter then counts in memory), and the next hit connects again."""
+    cache = RedisCache(REDIS_URL, namespace=f"yimatest-{secrets.token_hex(4)}:")
+    try:
+        assert await cache.incr_many(["k"], 60) == [1]
+        counting = cache._counting
+        assert isinstance(counting, PipelinedCommands)
+        own_id = await counting.execute_command("CLIENT", "ID")
+        waiting = asyncio.ensure_future(counting.execute_command("BLPOP", "never-pushed", 0))
+        await cache._redis.execute_command("CLIENT", "KILL", "ID", own_id)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await waiting
+        assert await cache.incr_many(["k"], 60) == [2]
+        assert await counting.execute_command("CLIENT", "ID") != own_id
+    finally:
+        await cache.close()
+
+
+async def test_redis_counting_gives_up_on_a_server_that_never_answers():
+    """A Redis that accepts but never answers (hung, or a black hole): the hit fails within the timeout as
+    CacheUnavailable, rather than holding the gateway call for ever."""
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    counting = PipelinedCommands(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+    try:
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await asyncio.wait_for(counting.execute_command("PING"), 5)
+    finally:
+        counting.close()
+        silent.close()
+
+
+async def test_redis_counting_on_a_closed_port_is_cache_unavailable():
+    cache = RedisCache("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(CacheUnavailable):
+            await cache.incr_many(["k"], 60)
     finally:
         await cache.close()
