@@ -25,6 +25,7 @@ from yima_sdk.holder import Holder
 from yima_sdk.passes import PassClaims, seal_pass
 from yima_sdk.terminal import Terminal, sign_server_time
 from yima_sdk.trust import (
+    RevocationError,
     RevocationSet,
     TrustEntry,
     TrustList,
@@ -111,15 +112,17 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
     good_pass = ticket()
     claims_part, _, signature_part = good_pass.rpartition(".")
     revocations = [
-        encode_revocation_delta(  # a revoked app pass (a cancelled ticket), and a kind of a newer list
+        encode_revocation_delta(  # a revoked app pass (a cancelled ticket), and kinds of a newer list
             GUANGDE,
             0,
-            4,
+            5,
             [
                 (1, "subject", bytes([4]) * 16),
                 (2, "app_pass", pass_ref(7)),
                 (3, "door_plate_v2", bytes([9]) * 5),
-                (4, "subject", bytes([5]) * 16),
+                # a kind named like a property every JavaScript object inherits: kept aside all the same
+                (4, "constructor", bytes([9]) * 3),
+                (5, "subject", bytes([5]) * 16),
             ],
         ),
         encode_revocation_delta(  # pass 8 revoked by Anji: a pass number counts for its issuer only
@@ -192,6 +195,44 @@ def cases() -> tuple[dict[str, Any], dict[str, str]]:
     return world, payloads
 
 
+def delta_cases() -> dict[str, str]:
+    """Revocation deltas (issuer 1, since 0) whose kinds are names a JavaScript object answers to, or no names."""
+
+    def delta(kind: Any, ref: str = "AQID") -> str:
+        entries = [
+            {"version": 1, "kind": kind, "ref": ref},
+            {"version": 2, "kind": "subject", "ref": b64(bytes(16))},
+        ]
+        return json.dumps({"issuer": 1, "since": 0, "version": 2, "entries": entries})
+
+    return {
+        "constructor": delta("constructor"),
+        "constructor, empty ref": delta("constructor", ""),
+        "__proto__": delta("__proto__"),
+        "toString": delta("toString"),
+        "hasOwnProperty": delta("hasOwnProperty"),
+        "valueof": delta("valueof"),
+        "a list naming a known kind": delta(["subject"], b64(bytes(16))),
+        "a list naming an unknown kind": delta(["door_plate_v2"]),
+        "a number": delta(7),
+        "null": delta(None),
+    }
+
+
+def _python_delta_answers(deltas: dict[str, str]) -> dict[str, Any]:
+    """Per delta: the unknown kinds held and whether the subject beside it counts, or the refusal's code."""
+    answers: dict[str, Any] = {}
+    for name, body in deltas.items():
+        revoked = RevocationSet()
+        try:
+            revoked.apply_response(body.encode())
+        except RevocationError as exc:
+            answers[name] = exc.code
+            continue
+        answers[name] = [revoked.unknown_kinds(), revoked.subject_revoked(1, bytes(16)), revoked.version(1)]
+    return answers
+
+
 def seal_pass_raw(key: Ed25519PrivateKey, claims: dict[str, Any]) -> str:
     """A pass signed over claims of any shape (yima_sdk.passes only seals `PassClaims`)."""
     signed = "YP1." + b64(json.dumps(claims, separators=(",", ":")).encode())
@@ -252,10 +293,16 @@ PAGE_SIDE = """async ([world, payloads, now]) => {
             await codes.verifyServerTime(world.time, world.roots, "nonce-0123456789abcdef"),
             await refusal(() => codes.verifyServerTime(world.time, world.roots, "another-nonce-0123456")),
         ],
-        gap: await refusal(() => revocations.apply(JSON.stringify({issuer: 341822, since: 5, version: 6, entries: []}), 341822)),
+        gap: await refusal(() => revocations.apply(JSON.stringify({issuer: 341822, since: 7, version: 8, entries: []}), 341822)),
         unknown: [revocations.unknownKinds(), kept.unknownKinds(), kept.passRevoked(341822, 7), kept.version(341822)],
         // the state a page from before app passes stored: synced again from the start
         old_state: new codes.RevocationSet({ 341822: { version: 9, subjects: [], certificates: [] } }).version(341822),
+        deltas: await Promise.all(world.deltas.map(async ([name, body]) => {
+            const held = new codes.RevocationSet();
+            const refused = await refusal(() => held.apply(body, 1));
+            const zero = new Uint8Array(16);
+            return [name, refused !== "ok" ? refused : [held.unknownKinds(), held.subjectRevoked(1, zero), held.version(1)]];
+        })),
         bad_kinds: [
             await refusal(() => new codes.RevocationSet().apply(JSON.stringify({issuer: 1, since: 0, version: 1, entries: [{version: 1, kind: "A b", ref: "AQ"}]}), 1)),
             await refusal(() => new codes.RevocationSet().apply(JSON.stringify({issuer: 1, since: 0, version: 1, entries: [{version: 1, kind: "app_pass", ref: "AQ"}]}), 1)),
@@ -283,8 +330,24 @@ async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, brow
         "pass not decoding": "credential.malformed",
         "pass with a field too many": "credential.malformed",
     }
+    deltas = delta_cases()
+    world["deltas"] = list(deltas.items())  # pairs: "__proto__" as an object's key would not reach the page
+    python_deltas = _python_delta_answers(deltas)
+    assert python_deltas == {
+        "constructor": [{"constructor": 1}, True, 2],
+        "constructor, empty ref": "revocation.malformed",
+        "__proto__": "revocation.malformed",
+        "toString": "revocation.malformed",
+        "hasOwnProperty": "revocation.malformed",
+        "valueof": [{"valueof": 1}, True, 2],
+        "a list naming a known kind": "revocation.malformed",
+        "a list naming an unknown kind": "revocation.malformed",
+        "a number": "revocation.malformed",
+        "null": "revocation.malformed",
+    }
     async with opened(browser, web, "/terminal/") as tab:
         page_side = await tab.page.evaluate(PAGE_SIDE, [world, payloads, NOW])
+    assert dict(page_side["deltas"]) == python_deltas
     assert page_side["answers"] == python
     assert page_side["trust"] == [
         "trust_list.unknown_root",
@@ -294,7 +357,7 @@ async def test_the_page_decides_every_case_as_the_sdk_does(web: RealServer, brow
     ]
     assert page_side["time"] == [NOW * 1000, "time.nonce_mismatch"]
     assert page_side["gap"] == "revocation.gap"
-    assert page_side["unknown"] == [{"door_plate_v2": 1}, {"door_plate_v2": 1}, True, 4]
+    assert page_side["unknown"] == [{"door_plate_v2": 1, "constructor": 1}] * 2 + [True, 5]
     assert page_side["old_state"] == 0
     assert page_side["bad_kinds"] == ["revocation.malformed"] * 2
     assert tab.errors == []

@@ -104,7 +104,7 @@ export async function ed25519Verify(rawPublicKey, signature, message) {
 function exactly(object, fields, error) {
   if (object === null || typeof object !== "object" || Array.isArray(object)) throw error("not an object");
   for (const name of Object.keys(object)) if (!fields.includes(name)) throw error(`unknown field ${name}`);
-  for (const name of fields) if (!(name in object)) throw error(`missing field ${name}`);
+  for (const name of fields) if (!Object.hasOwn(object, name)) throw error(`missing field ${name}`);
 }
 
 const malformedList = (detail) => new TrustListError("trust_list.malformed", detail);
@@ -204,6 +204,12 @@ export class RevocationError extends Error {
 }
 
 const KIND_NAME = /^[a-z][a-z0-9_]{0,39}$/;
+// A Map, not an object: a kind of a newer list is any name, and a plain object finds `constructor` on its prototype.
+const REF_SIZE = new Map([
+  ["subject", 16],
+  ["device_certificate", 8],
+  ["app_pass", 8],
+]);
 const empty = () => ({ version: 0, subjects: new Set(), certificates: new Set(), passes: new Set(), others: new Map() });
 
 /** The 8-byte big-endian revocation ref of app pass number `number` (yima_sdk.trust.pass_ref), base64url. */
@@ -245,11 +251,11 @@ export class RevocationSet {
 
   /** How many held entries of each kind this page does not know (of every issuer). */
   unknownKinds() {
-    const counts = {};
+    const counts = new Map();
     for (const held of this.issuers.values()) {
-      for (const [kind] of held.others.values()) counts[kind] = (counts[kind] ?? 0) + 1;
+      for (const [kind] of held.others.values()) counts.set(kind, (counts.get(kind) ?? 0) + 1);
     }
-    return counts;
+    return Object.fromEntries(counts);
   }
 
   version(issuer) {
@@ -277,8 +283,7 @@ export class RevocationSet {
       next.passes = new Set(held.passes);
       next.others = new Map(held.others);
     }
-    const sizes = { subject: 16, device_certificate: 8, app_pass: 8 };
-    const skipped = {};
+    const skipped = new Map();
     for (const entry of delta.entries) {
       exactly(entry, ["version", "kind", "ref"], malformed);
       if (!isInt(entry.version) || entry.version <= delta.since || entry.version > delta.version) {
@@ -290,18 +295,18 @@ export class RevocationSet {
       } catch {
         throw malformed("ref is not base64url");
       }
-      const size = sizes[entry.kind];
-      if (size === undefined && (typeof entry.kind !== "string" || !KIND_NAME.test(entry.kind) || ref.length === 0)) {
-        throw malformed("bad kind name or empty reference");
-      }
+      // a name first (an array ["subject"] would read as "subject"), then its size when the kind is known
+      if (typeof entry.kind !== "string" || !KIND_NAME.test(entry.kind)) throw malformed("bad kind name");
+      const size = REF_SIZE.get(entry.kind);
+      if (size === undefined && ref.length === 0) throw malformed("empty reference");
       if (size !== undefined && ref.length !== size) throw malformed(`bad ${entry.kind} reference`);
-      if (!this.#add(next, entry.kind, entry.ref)) skipped[entry.kind] = (skipped[entry.kind] ?? 0) + 1;
+      if (!this.#add(next, entry.kind, entry.ref)) skipped.set(entry.kind, (skipped.get(entry.kind) ?? 0) + 1);
     }
     next.version = delta.version;
     this.issuers.set(issuer, next);
-    if (Object.keys(skipped).length > 0) {
+    if (skipped.size > 0) {
       // kind names and counts only: a reference may stand for a resident
-      const kinds = Object.entries(skipped).map(([kind, count]) => `${kind} x${count}`).join(", ");
+      const kinds = [...skipped].map(([kind, count]) => `${kind} x${count}`).join(", ");
       console.warn(`revocation entries of kinds this page does not know were kept aside: ${kinds} (issuer ${issuer})`);
     }
   }
