@@ -61,7 +61,10 @@ def main() -> None:
     # the event loop makes its self-pipe socketpair now, before seccomp forbids new sockets
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    layers = apply_layers(init, early, file_size=resource.RLIM_INFINITY) if init.layers else _unsupported()
+
+    def layers() -> list[LayerReport]:
+        return apply_layers(init, early, file_size=resource.RLIM_INFINITY) if init.layers else _unsupported()
+
     # traceback: the developer's terminal shows where the import failed
     run_worker(sock, init, layers, loop, lambda: load_app(init), _STARTED, traceback.print_exc)
 

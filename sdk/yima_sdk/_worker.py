@@ -190,18 +190,37 @@ def import_entry(entry: str) -> App:
 def run_worker(
     sock: Any,
     init: Init,
-    layers: list[LayerReport],
+    apply_layers: Callable[[], list[LayerReport]],
     loop: asyncio.AbstractEventLoop,
     load: Callable[[], App],
     started: float,
     on_load_error: Callable[[], None] = lambda: None,
 ) -> None:
-    """Load the app and serve it; a load failure is reported to the host as StartFailed (exit status 3).
-    Leaves without interpreter teardown (it would only cost time), flushing what the app printed."""
+    """Apply the remaining isolation layers, load the app and serve it, all in `loop` as it runs: a loop may
+    open descriptors as it starts running (uvloop makes its signal self-pipe then), which the seccomp layer
+    forbids afterwards. A load failure is reported to the host as StartFailed (exit status 3). Leaves without
+    interpreter teardown (it would only cost time), flushing what the app printed."""
     import contextlib
     import os
     import sys
 
+    loop.run_until_complete(_start(sock, init, apply_layers, load, started, on_load_error))
+    with contextlib.suppress(OSError, ValueError):  # the sandbox may have closed stdout
+        sys.stdout.flush()
+    os._exit(0)
+
+
+async def _start(
+    sock: Any,
+    init: Init,
+    apply_layers: Callable[[], list[LayerReport]],
+    load: Callable[[], App],
+    started: float,
+    on_load_error: Callable[[], None],
+) -> None:
+    import os
+
+    layers = apply_layers()
     try:
         app = load()
     except BaseException as exc:
@@ -212,7 +231,4 @@ def run_worker(
         sock.sendall(encode_frame(failure, init.max_frame))
         os._exit(3)
     sock.setblocking(False)
-    loop.run_until_complete(serve(app, sock, init, layers, started))
-    with contextlib.suppress(OSError, ValueError):  # the sandbox may have closed stdout
-        sys.stdout.flush()
-    os._exit(0)
+    await serve(app, sock, init, layers, started)

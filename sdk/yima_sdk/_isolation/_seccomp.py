@@ -12,7 +12,7 @@ import errno
 import functools
 import os
 
-__all__ = ["ALLOWED_SYSCALLS", "SELF_ONLY_SYSCALLS", "load_allow_list", "preload"]
+__all__ = ["ALLOWED_SYSCALLS", "SELF_ONLY_SYSCALLS", "load_allow_list", "preload", "refuse_io_uring"]
 
 # Calls that take a pid: allowed only on the worker itself (pid 0 or its own pid), never on a neighbour; the
 # argument (index) that names the target process.
@@ -184,6 +184,28 @@ def preload() -> None:
         _lib()
     except OSError:
         pass  # reported when the filter is loaded
+
+
+def refuse_io_uring() -> None:
+    """A first filter: io_uring answers ENOSYS, everything else is allowed (the allow-list comes later and refuses
+    io_uring too). libuv (uvloop) sets up an io_uring for its epoll calls as a loop is made, and aborts the
+    process when the allow-list then refuses io_uring_enter; refused from the start, libuv keeps to plain epoll.
+    Raises OSError on failure."""
+    try:
+        lib = _lib()
+    except OSError as exc:
+        raise OSError(errno.ENOSYS, f"libseccomp.so.2 not found: {exc}") from None
+    ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
+    if not ctx:
+        raise OSError(errno.ENOMEM, "seccomp_init failed")
+    try:
+        for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+            _add(lib, ctx, _errno_action(errno.ENOSYS), name)
+        rc = lib.seccomp_load(ctypes.c_void_p(ctx))
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+    finally:
+        lib.seccomp_release(ctypes.c_void_p(ctx))
 
 
 def load_allow_list() -> str:
