@@ -6,7 +6,6 @@ capabilities a handler may call while it is open (`OUT_OF_TRANSACTION`).
 
 from __future__ import annotations
 
-import base64
 import secrets
 from typing import Any
 
@@ -21,9 +20,17 @@ OUT_OF_TRANSACTION = frozenset({"db", "storage", "user", "log"})
 a failed commit could not take back) is refused."""
 
 
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_PAIRS = tuple(a + b for a in _BASE32 for b in _BASE32)
+"""Every 10-bit group as its two base32 characters: an id is 12 look-ups (base64.b32encode, pure Python in
+3.11, cost a transaction of two inserts ~10 µs)."""
+_SHIFTS = tuple(range(110, -1, -10))
+
+
 def new_id() -> str:
-    """A fresh document id: 20 random base32 characters (100 bits), ASCII, unguessable."""
-    return base64.b32encode(secrets.token_bytes(15)).decode().lower()
+    """A fresh document id: 24 random lowercase base32 characters (120 bits), ASCII, unguessable."""
+    bits = int.from_bytes(secrets.token_bytes(15))
+    return "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
 
 
 class Db(_Facade):
