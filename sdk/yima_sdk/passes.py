@@ -19,7 +19,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from yima_sdk.codes._errors import CredentialError
+from yima_sdk._credential_errors import CredentialError
 
 __all__ = ["PASS_PREFIX", "PassClaims", "open_pass", "seal_pass", "verify_pass_signature"]
 

@@ -5,8 +5,8 @@ Exception tree (one class, many stable codes)::
     CredentialError(code)   code in REASON_CODES, e.g. "credential.malformed", "credential.expired"
 """
 
+from yima_sdk._credential_errors import REASON_CODES, CredentialError
 from yima_sdk._ed25519 import public_key_valid
-from yima_sdk.codes._errors import REASON_CODES, CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
     ANKANG_PREFIX,

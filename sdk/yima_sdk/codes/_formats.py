@@ -18,7 +18,7 @@ from typing import Final, Literal
 import msgspec
 
 from yima_sdk import base45
-from yima_sdk.codes._errors import CredentialError
+from yima_sdk._credential_errors import CredentialError
 
 __all__ = [
     "ALG_ED25519",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from yima_sdk._credential_errors import CredentialError
 from yima_sdk._ed25519 import VerifyKey
-from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._verified import VerifiedCode
 from yima_sdk.passes import open_pass
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from yima_sdk._credential_errors import CredentialError
 from yima_sdk._ed25519 import VerifyKey
-from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
     RIDE_CERTIFICATE_TEXT,

@@ -24,8 +24,8 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 from yima_sdk import base45
+from yima_sdk._credential_errors import CredentialError
 from yima_sdk._ed25519 import NULL, sodium_open
-from yima_sdk.codes._errors import CredentialError
 from yima_sdk.codes._formats import (
     ALG_ED25519,
     ANKANG_HEAD_BYTE,
