@@ -5,85 +5,193 @@ the terminal SDK decides on the lists it synced and keeps the record; `yima term
 from __future__ import annotations
 
 import argparse
-import base64
+import hashlib
 import json
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.cli_support import Commands, add_common_options, cli_settings
 
 if TYPE_CHECKING:
-    from yima_sdk.terminal import HttpTransport, Terminal
+    from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials
+
+    from server.settings import Settings
+
+
+class _Stop(Exception):
+    """Why the command stops, said in one line on stderr. `status`: 2 when the command line or the key file must
+    change, 1 when the server or what the terminal holds is the matter (as `yima`'s other commands answer)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _stopping(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Stop as stop:
+            print(f"yima: {stop}", file=sys.stderr)
+            return stop.status
+
+    return run
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    from server.wire import b64url_decode
+
+    return b64url_decode(text)
 
 
-def _transport(args: argparse.Namespace) -> tuple[HttpTransport, dict[str, Any], Path] | None:
-    """The terminal's transport, its key file's content and the key file's path; None (after saying why) when the
-    key file is missing or unusable."""
+def _root_key(text: str) -> tuple[str, bytes]:
+    """`--root-key KID=KEY`: a root key id and its raw Ed25519 public key, unpadded base64url."""
+    kid, _, key = text.partition("=")
+    try:
+        raw = _unb64(key)
+    except ValueError:
+        raw = b""
+    if not kid or len(raw) != 32:
+        raise argparse.ArgumentTypeError(
+            "KID=KEY: a root key id and its raw Ed25519 public key, unpadded base64url, as root_public_keys lists them"
+        )
+    return kid, raw
+
+
+def _fingerprint(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+@dataclass
+class _KeyFile:
+    path: Path
+    content: dict[str, Any]
+    credentials: TerminalCredentials
+    roots: dict[str, bytes]
+    """The root keys the file pins (empty: none yet)."""
+
+
+def _key_file(args: argparse.Namespace, settings: Settings) -> _KeyFile:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from yima_sdk.terminal import HttpTransport, TerminalCredentials
+    from yima_sdk.terminal import TerminalCredentials
 
     from server.terminals.plugin import DEMO_TERMINAL_KEY_FILE
 
-    settings = cli_settings(args)
-    key_file = Path(args.key_file) if args.key_file else settings.data_dir / DEMO_TERMINAL_KEY_FILE
+    path = Path(args.key_file) if args.key_file else settings.data_dir / DEMO_TERMINAL_KEY_FILE
     try:
-        identity = json.loads(key_file.read_text(encoding="utf-8"))
-        raw = _unb64(identity["private_key"])
-        credentials = TerminalCredentials(identity["terminal_id"], Ed25519PrivateKey.from_private_bytes(raw))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(
-            f"yima: no usable terminal key file at {key_file} ({exc}); `yima dev` writes one", file=sys.stderr
+        content = json.loads(path.read_text(encoding="utf-8"))
+        raw = _unb64(content["private_key"])
+        credentials = TerminalCredentials(content["terminal_id"], Ed25519PrivateKey.from_private_bytes(raw))
+        roots = {str(kid): _unb64(key) for kid, key in (content.get("root_public_keys") or {}).items()}
+        if any(len(key) != 32 for key in roots.values()):
+            raise ValueError("a root public key is not 32 bytes")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _Stop(f"no usable terminal key file at {path} ({exc}); `yima dev` writes one", 2) from None
+    return _KeyFile(path, content, credentials, roots)
+
+
+def _transport(args: argparse.Namespace, settings: Settings, key_file: _KeyFile) -> HttpTransport:
+    from yima_sdk.terminal import HttpTransport
+
+    url = args.url or settings.base_url
+    try:
+        return HttpTransport(url, key_file.credentials)
+    except ValueError as exc:
+        raise _Stop(f"--url {url}: {exc}", 2) from None
+
+
+def _roots(args: argparse.Namespace, key_file: _KeyFile, *, required: bool) -> dict[str, bytes]:
+    """The trust-list root keys to verify with: the key file's, or the operator's `--root-key`s. Never asked of
+    the server: whoever answers the URL (a proxy, a spoofed address on plain http) would choose the keys every
+    later trust list, revocation and signed time is checked with."""
+    given = dict(args.root_key or [])
+    if given and key_file.roots and given != key_file.roots:
+        pinned = ", ".join(f"{kid} {_fingerprint(raw)}" for kid, raw in sorted(key_file.roots.items()))
+        raise _Stop(
+            f"--root-key differs from the root keys {key_file.path} pins ({pinned}); to pin others, remove its"
+            " root_public_keys first",
+            2,
         )
-        return None
-    return HttpTransport(args.url or settings.base_url, credentials), identity, key_file
-
-
-def _offline_terminal(args: argparse.Namespace) -> Terminal | None:
-    """The terminal SDK on the SQLite file beside the key file, its roots pinned from the key file (a key file
-    from before they were written there: asked of the server once, then kept in it)."""
-    import httpx
-    from yima_sdk.terminal import Terminal
-
-    found = _transport(args)
-    if found is None:
-        return None
-    transport, identity, key_file = found
-    roots = identity.get("root_public_keys")
-    if not roots:
-        info = httpx.get(f"{transport.base_url}/v1/trust-list/info", timeout=30).json()
-        roots = identity["root_public_keys"] = info["root_public_keys"]
-        key_file.write_text(json.dumps(identity, indent=2))
-    db = Path(args.db) if args.db else key_file.with_suffix(".sqlite")
-    return Terminal(
-        root_public_keys={kid: _unb64(key) for kid, key in roots.items()},
-        db_path=str(db),
-        clock=time.time,
-        clock_source="ntp",
-        transport=transport,
+    if given or key_file.roots or not required:
+        return given or key_file.roots
+    raise _Stop(
+        f"{key_file.path} pins no trust-list root keys: pass --root-key KID=KEY (the root_public_keys of the"
+        " enrolment answer, or of GET /v1/trust-list/info read on a machine you trust; docs/scan.md)",
+        2,
     )
 
 
+def _pin(key_file: _KeyFile, roots: dict[str, bytes]) -> None:
+    """Keep `roots` in the key file, once a trust list they sign was verified: later runs need no flag."""
+    from server.terminals.key_file import write_key_file
+    from server.wire import b64url
+
+    key_file.content["root_public_keys"] = {kid: b64url(raw) for kid, raw in roots.items()}
+    write_key_file(key_file.path, key_file.content)
+    key_file.roots = roots
+    for kid, raw in sorted(roots.items()):
+        print(
+            f"yima: pinned trust-list root key {kid} ({_fingerprint(raw)}) in {key_file.path}",
+            file=sys.stderr,
+        )
+
+
+def _offline_terminal(
+    args: argparse.Namespace, *, roots_required: bool
+) -> tuple[Terminal, _KeyFile, dict[str, bytes]]:
+    """The terminal SDK on the SQLite file beside the key file (`--db`), with the key file, and the root keys it
+    verifies with."""
+    from yima_sdk.terminal import Terminal
+    from yima_sdk.trust import TrustListError
+
+    settings = cli_settings(args)
+    key_file = _key_file(args, settings)
+    roots = _roots(args, key_file, required=roots_required)
+    transport = _transport(args, settings, key_file)
+    db = Path(args.db) if args.db else key_file.path.with_suffix(".sqlite")
+    try:
+        terminal = Terminal(
+            root_public_keys=roots,
+            db_path=str(db),
+            clock=time.time,
+            clock_source="ntp",
+            transport=transport,
+        )
+    except TrustListError as exc:
+        raise _Stop(
+            f"{db} holds a trust list the root keys given do not sign ({exc}): give the right --root-key, or"
+            " another --db",
+            2,
+        ) from None
+    except (sqlite3.Error, OSError) as exc:
+        raise _Stop(f"cannot open the terminal's file {db} ({exc})", 2) from None
+    return terminal, key_file, roots
+
+
 def _scan_offline(args: argparse.Namespace) -> int:
-    from yima_sdk.terminal import TransportError
+    from yima_sdk.terminal import TerminalError, TransportError
     from yima_sdk.trust import RevocationError, TrustListError
 
-    terminal = _offline_terminal(args)
-    if terminal is None:
-        return 2
+    terminal, key_file, roots = _offline_terminal(args, roots_required=True)
     try:
         try:
             terminal.refresh()
-        except TransportError as exc:
+        except (TransportError, TerminalError) as exc:
             print(f"yima: could not sync ({exc}); deciding with what the terminal holds", file=sys.stderr)
         except (TrustListError, RevocationError) as exc:
-            print(f"yima: the sync was refused: {exc}", file=sys.stderr)
-            return 1
+            raise _Stop(f"the sync was refused: {exc}", 1) from None
+        if terminal.trust_list is None:
+            raise _Stop(
+                "the terminal holds no trust list yet, so it cannot decide: it must reach the server once (--url)",
+                1,
+            )
+        if roots != key_file.roots:
+            _pin(key_file, roots)
         decision = terminal.scan(args.payload)
         code = decision.code
         answer: dict[str, Any] = {
@@ -112,35 +220,31 @@ def _scan_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+@_stopping
 def cmd_terminal_scan(args: argparse.Namespace) -> int:
     from yima_sdk.terminal import TransportError
 
     if args.offline:
         return _scan_offline(args)
-    found = _transport(args)
-    if found is None:
-        return 2
-    transport = found[0]
+    settings = cli_settings(args)
+    transport = _transport(args, settings, _key_file(args, settings))
     try:
         answer = transport.scan_online(args.payload, int(time.time() * 1000))
     except TransportError as exc:
-        print(f"yima: {exc}", file=sys.stderr)
-        return 1
+        raise _Stop(str(exc), 1) from None
     print(json.dumps(json.loads(answer), ensure_ascii=False, indent=2))
     return 0
 
 
+@_stopping
 def cmd_terminal_upload(args: argparse.Namespace) -> int:
     from yima_sdk.terminal import TransportError
 
-    terminal = _offline_terminal(args)
-    if terminal is None:
-        return 2
+    terminal, _, _ = _offline_terminal(args, roots_required=False)  # uploading verifies nothing
     try:
         sent = terminal.upload_pending()
     except TransportError as exc:
-        print(f"yima: {exc}; the records stay to upload", file=sys.stderr)
-        return 1
+        raise _Stop(f"{exc}; the records stay to upload", 1) from None
     finally:
         terminal.close()
     print(json.dumps({"uploaded": sent}))
@@ -156,6 +260,13 @@ def _terminal_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--db", help="the offline terminal's SQLite file (default: the key file's name with .sqlite)"
+    )
+    parser.add_argument(
+        "--root-key",
+        action="append",
+        type=_root_key,
+        metavar="KID=KEY",
+        help="a trust-list root key to pin when the key file pins none (repeat for each); never fetched",
     )
 
 

@@ -15,6 +15,7 @@ from server.plugins import Provides
 from server.terminals.controllers.scans import ScanController, scan_endpoint
 from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents, ScanEventSink
+from server.terminals.key_file import write_key_file
 from server.terminals.ports import CodeCredentials, OfflineSettlement, ResidentNames, SceneDocuments
 from server.terminals.service import Terminals
 from server.wire import b64url
@@ -72,8 +73,6 @@ class TerminalsPlugin(InitPluginProtocol):
 
     async def seed_demo(self, app: Litestar) -> None:
         """A demo clinic terminal; its private key goes to the dev data folder so a simulator can sign with it."""
-        import json
-
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
         from cryptography.hazmat.primitives.serialization import (
             Encoding,
@@ -99,17 +98,13 @@ class TerminalsPlugin(InitPluginProtocol):
                 public_key=b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)),
             )
         roots = await terminals.registry.root_public_keys()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "terminal_id": info.id,
-                    "private_key": b64url(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
-                    "token_endpoint": terminals.registry.token_endpoint,
-                    # pinned by `yima terminal scan --offline`, as an enrolled terminal pins them
-                    "root_public_keys": {kid: b64url(raw) for kid, raw in roots.items()},
-                },
-                indent=2,
-            )
+        write_key_file(
+            path,
+            {
+                "terminal_id": info.id,
+                "private_key": b64url(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
+                "token_endpoint": terminals.registry.token_endpoint,
+                # pinned by `yima terminal scan --offline`, as an enrolled terminal pins them
+                "root_public_keys": {kid: b64url(raw) for kid, raw in roots.items()},
+            },
         )
-        path.chmod(0o600)

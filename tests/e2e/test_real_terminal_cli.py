@@ -1,17 +1,26 @@
 """`yima terminal scan --offline` and `yima terminal upload` against a real `yima dev`: the demo clinic terminal
 decides with the terminal SDK on the lists it synced, and keeps working when the server's revocation list carries
-a kind this SDK does not know (a newer server's), still refusing the codes the known entries revoke."""
+a kind this SDK does not know (a newer server's), still refusing the codes the known entries revoke. Also: the
+root keys are the operator's to give (never fetched from whoever answers the URL), pinned in a key file rewritten
+whole and private; a server that cannot be reached is said in one line with an exit status, never a traceback."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import stat
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from tests.conftest import free_port
 from tests.e2e._real import YIMA, fresh_database, private_folder, real_server, server_env, verified_resident
 
 FUTURE_REF = bytes([7]) * 12
@@ -82,5 +91,102 @@ def test_the_cli_terminal_applies_a_newer_servers_revocation_list_and_refuses_wh
 
             done = cli(server, "upload")
             assert done.returncode == 0 and json.loads(done.stdout) == {"uploaded": 4}, (
+                done.stdout + done.stderr
+            )
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def yima(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [YIMA, "terminal", *argv], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def a_key_file(path: Path, **extra: Any) -> Path:
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    path.write_text(json.dumps({"terminal_id": "t-nowhere", "private_key": b64(raw), **extra}))
+    return path
+
+
+def a_root() -> str:
+    return b64(Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def refused(done: subprocess.CompletedProcess[str], status: int, *said: str) -> None:
+    """The command stopped with `status` and said why in `yima: ...` lines: no traceback, nothing on stdout."""
+    assert done.returncode == status, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == "", done.stdout + done.stderr
+    assert done.stderr.startswith("yima: ") or done.stderr.startswith("usage: "), done.stderr
+    for words in said:
+        assert words in done.stderr, done.stderr
+
+
+def test_without_a_server_or_root_keys_the_cli_says_why_and_exits_nonzero() -> None:
+    with private_folder() as folder:
+        env = server_env("", folder / "data", redis=False)
+        nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        pinned = a_key_file(folder / "pinned.json", root_public_keys={"root-1": a_root()})
+        unpinned = a_key_file(folder / "unpinned.json")
+        code = "YA:" + "0" * 130
+
+        # the first offline scan needs the server once: it cannot sync, so it holds nothing to decide with
+        done = yima(env, "scan", "--offline", code, "--key-file", str(pinned), "--url", nowhere)
+        refused(done, 1, "could not sync", "holds no trust list yet")
+        refused(yima(env, "scan", code, "--key-file", str(pinned), "--url", nowhere), 1, nowhere)
+        # root keys come from the key file or the operator, never from whoever answers the URL
+        done = yima(env, "scan", "--offline", code, "--key-file", str(unpinned), "--url", nowhere)
+        refused(done, 2, "pins no trust-list root keys", "--root-key")
+        done = yima(env, "scan", "--offline", code, "--key-file", str(unpinned), "--root-key", "root-1")
+        refused(done, 2, "KID=KEY")
+        refused(yima(env, "scan", code, "--key-file", str(pinned), "--url", "ftp://x"), 2, "--url ftp://x")
+        refused(
+            yima(env, "scan", code, "--key-file", str(folder / "none.json")), 2, "no usable terminal key file"
+        )
+
+        # upload needs no root keys; with nothing kept it sends nothing (and so reaches for no server)
+        done = yima(env, "upload", "--key-file", str(unpinned), "--url", nowhere)
+        assert done.returncode == 0 and json.loads(done.stdout) == {"uploaded": 0}, done.stdout + done.stderr
+        assert json.loads(unpinned.read_text()).get("root_public_keys") is None
+
+
+def test_the_operator_gives_the_root_keys_and_the_key_file_pins_them_privately() -> None:
+    with private_folder() as folder, fresh_database() as database_url:
+        with real_server("dev", env=server_env(database_url, folder / "data", redis=False)) as server:
+            demo = json.loads((folder / "data" / "demo-clinic-terminal.json").read_text())
+            roots = demo.pop("root_public_keys")
+            assert roots, demo
+            key_file = folder / "gate.json"
+            key_file.write_text(json.dumps(demo))
+            key_file.chmod(0o644)
+            payload = code_of(verified_resident(server))
+            scan = ("scan", "--offline", payload, "--key-file", str(key_file), "--url", server.url)
+
+            # the server would name its roots, but who answers a URL is not who signs the trust list
+            refused(yima(server.env, *scan), 2, "--root-key")
+            stranger = f"{next(iter(roots))}={a_root()}"
+            refused(yima(server.env, *scan, "--root-key", stranger), 1, "the sync was refused")
+            assert json.loads(key_file.read_text()) == demo  # nothing pinned that signed nothing
+
+            given = [arg for kid, key in roots.items() for arg in ("--root-key", f"{kid}={key}")]
+            done = yima(server.env, *scan, *given)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert json.loads(done.stdout)["result"] == "accept", done.stdout
+            assert "pinned trust-list root key" in done.stderr and "sha256:" in done.stderr, done.stderr
+            assert json.loads(key_file.read_text()) == demo | {"root_public_keys": roots}
+            assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600  # it holds the private key
+            assert [
+                p.name for p in folder.iterdir() if p.name.startswith(".gate.json")
+            ] == []  # no temporary left
+
+            done = yima(server.env, *scan)  # pinned: no flag needed any more
+            assert done.returncode == 0 and json.loads(done.stdout)["pending"] == 2, done.stdout + done.stderr
+            refused(yima(server.env, *scan, "--root-key", stranger), 2, "differs from the root keys")
+
+            done = yima(server.env, "upload", "--key-file", str(key_file), "--url", server.url)
+            assert done.returncode == 0 and json.loads(done.stdout) == {"uploaded": 2}, (
                 done.stdout + done.stderr
             )
