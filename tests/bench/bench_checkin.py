@@ -12,8 +12,10 @@ rounds in ABBA order (bound, unbound, unbound, bound, ...): 64 keep-alive connec
 scan a fresh, valid Ankang code of a resident, for the round's seconds (tests/bench/loadgen.py, two client
 processes), first with each terminal scanning once every 0.5 s (the target's measure: 128 scans/s from 64
 terminals), then each scanning again as soon as it has its answer (the most the server does). Reported: each
-side's p50 and p99 as medians over its rounds, what the bound app adds, and how many bound answers came without
-the app's lines (the platform's 300 ms scan deadline marks them missing).
+side's p50 and p99 as medians over its rounds, what the bound app adds, how many bound answers came without
+the app's lines (the platform's 300 ms scan deadline marks them missing), and the CPU per answered scan (utime +
+stime from /proc, as bench_db.py counts it) of the server process, its sandbox workers and the PostgreSQL
+backends serving it: on a shared machine the figure that moves least with the load.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from yima_sdk.codes import issue_ankang_code
 from yima_sdk.cron import COUNTY_TIME
 
 from tests.bench._harness import prepare, print_table, run
+from tests.bench.bench_db import backends, cpu_ms, process_tree
 from tests.bench.loadgen import http_request, run_load
 from tests.e2e._real import (
     RealServer,
@@ -120,22 +123,33 @@ def main() -> None:
                         "POST", "/v1/scans", host=f"127.0.0.1:{port}", body=body, headers=headers
                     )
 
-                return run_load(
+                pids = process_tree(server.proc.pid) | run(backends(dsn))
+                before = cpu_ms(pids)
+                result = run_load(
                     "127.0.0.1", port, next_request, connections=TERMINALS, duration_s=round_s, every_s=every
                 )
+                after, answered = cpu_ms(pids), max(1, sum(result.statuses.values()))
+                cpu["bound" if watch else "unbound"].append(
+                    {kind: (after[kind] - before[kind]) / answered for kind in after}
+                )
+                return result
 
-            check_lines(server.url, bound[0], codes(3))
-            load(bound, 2)  # warm-up: every resident checked in, the app's workers and the pool busy once
+            cpu: dict[str, list[dict[str, float]]] = {"bound": [], "unbound": []}
+            # warm-up: every resident checked in, the app's workers, its indexes and the pool busy once (a first
+            # scan after the start may pass the deadline while it builds them)
+            load(bound, 2)
             load(unbound, 2)
+            check_lines(server.url, bound[0], codes(3))
             for mode, every in ((f"one scan every {every_s} s per terminal", every_s), ("closed loop", 0.0)):
                 missing.value = 0
+                cpu.update(bound=[], unbound=[])
                 results: dict[str, list[Any]] = {"bound": [], "unbound": []}
                 load_before = os.getloadavg()[0]
                 for order in range(rounds):
                     for side in ("bound", "unbound") if order % 2 == 0 else ("unbound", "bound"):
                         results[side].append(load(bound if side == "bound" else unbound, seconds, every))
                 print(f"\n{mode}:")
-                report(results, seconds, missing.value, reused.value, (load_before, os.getloadavg()[0]))
+                report(results, cpu, seconds, missing.value, reused.value, (load_before, os.getloadavg()[0]))
 
 
 def token_of(client: httpx.Client) -> str:
@@ -187,7 +201,12 @@ def check_lines(url: str, token: str, payloads: list[str]) -> None:
 
 
 def report(
-    results: dict[str, list[Any]], seconds: int, missing: int, reused: int, load: tuple[float, float]
+    results: dict[str, list[Any]],
+    cpu: dict[str, list[dict[str, float]]],
+    seconds: int,
+    missing: int,
+    reused: int,
+    load: tuple[float, float],
 ) -> None:
     def med(side: str, field: str) -> float:
         return statistics.median(getattr(r, field) for r in results[side])
@@ -201,6 +220,13 @@ def report(
             f"{statistics.median(r.rate for r in rounds):5.0f} scans/s  "
             f"(rounds p50 {', '.join(f'{r.p50_ms:.1f}' for r in rounds)}; "
             f"p99 {', '.join(f'{r.p99_ms:.1f}' for r in rounds)})",
+        ))  # fmt: skip
+    for side in ("bound", "unbound"):
+        kinds = {k: statistics.median(r[k] for r in cpu[side]) for k in ("server", "sandbox", "postgres")}
+        rows.append((
+            f"CPU ms per scan, {'bound' if side == 'bound' else 'no app'}",
+            f"{sum(kinds.values()):5.2f}: server {kinds['server']:.2f}, sandbox {kinds['sandbox']:.2f}, "
+            f"postgres {kinds['postgres']:.2f} (medians of the rounds)",
         ))  # fmt: skip
     added_p50 = med("bound", "p50_ms") - med("unbound", "p50_ms")
     rows += [
