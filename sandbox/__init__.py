@@ -7,10 +7,12 @@ response = await host.call(key, Request(method="GET", path="/books/1"))
 await host.close()
 """
 
+from sandbox._queue import HungUp
 from sandbox.capabilities import CallInfo, CapabilityProvider, InMemoryCapabilityProvider
 from sandbox.errors import (
     AppBusy,
     AppUnavailable,
+    CallerGone,
     CpuExceeded,
     DeadlineExceeded,
     HostClosed,
@@ -31,10 +33,12 @@ __all__ = [
     "AppBusy",
     "AppUnavailable",
     "CallInfo",
+    "CallerGone",
     "CapabilityProvider",
     "CpuExceeded",
     "DeadlineExceeded",
     "HostClosed",
+    "HungUp",
     "InMemoryCapabilityProvider",
     "LayerMissing",
     "MiniAppError",

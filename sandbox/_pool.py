@@ -1,24 +1,26 @@
-"""One pool: the pre-forked workers of one app version, their queue, deadlines, CPU and memory accounting,
-replacement with backoff, metrics and log. SandboxHost (host.py) keeps one per loaded app version.
+"""One pool: the pre-forked workers of one app version, their queue (_queue.py), deadlines, CPU and memory
+accounting, replacement with backoff, metrics and log. SandboxHost (host.py) keeps one per loaded app version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yima_sdk._bridge import Failure, Init, JobEvent, Request, ScanEvent
+from yima_sdk._bridge import Failure, Init, JobEvent, Request, Result, ScanEvent
 from yima_sdk.manifest import Limits, Manifest
 
 from sandbox._gate import CapabilityGate
 from sandbox._logs import AppLog, LogBudget
 from sandbox._process import WorkerProcess
+from sandbox._queue import HungUp, Queue
 from sandbox.errors import (
-    AppBusy,
     AppUnavailable,
     CpuExceeded,
     HostClosed,
@@ -75,13 +77,12 @@ class Pool:
         self.closed = False
         """Unloaded (or the host closed): nothing is started or replaced any more."""
         self.close_error: SandboxError = HostClosed("the sandbox host is closing")
-        self.idle: collections.deque[WorkerProcess] = collections.deque()
-        self.waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
         self.starting = 0
         self.failures = 0
         self.broken: SandboxError | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.counters: collections.Counter[str] = collections.Counter()
+        self.queue = Queue(self.key, self.settings.queue_limit, self.counters, self.drain_s)
         self.cpu_ms = 0.0
         self.wall_ms = 0.0
         self.latencies: collections.deque[float] = collections.deque(maxlen=2048)
@@ -137,7 +138,7 @@ class Pool:
             self.log.write("error", "worker failed to start", code=exc.code, reason=exc.message)
             if isinstance(exc, LayerMissing | AppUnavailable):
                 self.broken = exc
-                self._fail_waiters(exc)
+                self.queue.fail(exc)
             raise
         finally:
             self.starting -= 1
@@ -148,7 +149,7 @@ class Pool:
         self.workers.add(worker)
         self.startup_ms.append(worker.startup_ms)
         self.counters["workers_started"] += 1
-        self._release(worker)
+        self.queue.release(worker)
 
     def _replace_soon(self, delay: float) -> None:
         async def replace() -> None:
@@ -177,8 +178,8 @@ class Pool:
         """A worker ended (crash, kill or retirement): drop it and schedule its replacement."""
         was_member = worker in self.workers
         self.workers.discard(worker)
-        if worker in self.idle:
-            self.idle.remove(worker)
+        if worker in self.queue.idle:
+            self.queue.idle.remove(worker)
         if self.stopped or not was_member:
             return
         if worker.planned_exit is not None:
@@ -203,12 +204,6 @@ class Pool:
         self.counters["restarts"] += 1
         self._replace_soon(delay)
 
-    def _fail_waiters(self, error: SandboxError) -> None:
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
-
     @property
     def stopped(self) -> bool:
         return self.closed or self.host.closed
@@ -221,7 +216,7 @@ class Pool:
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
-        self._fail_waiters(self.close_error)
+        self.queue.fail(self.close_error)
         workers = list(self.workers | self.spawning)
         for worker in workers:
             worker.kill("host closed")
@@ -230,11 +225,11 @@ class Pool:
 
     # ---- calls --------------------------------------------------------------------------------------
 
-    async def _acquire(self, limit_s: float) -> WorkerProcess:
+    async def _acquire(self, limit_s: float, hung_up: HungUp | None) -> WorkerProcess:
         if self.closed:  # a caller that looked the pool up just before unload()
             raise self.close_error
-        while self.idle:
-            worker = self.idle.popleft()
+        while self.queue.idle:
+            worker = self.queue.idle.popleft()
             if not worker.alive:
                 continue
             cpu, _ = worker.usage()  # one read of /proc (a system call and the kernel's formatting) for both:
@@ -243,40 +238,14 @@ class Pool:
                 return worker
         if self.broken is not None:
             raise self.broken
-        if len(self.waiters) >= self.settings.queue_limit:
-            self.counters["busy"] += 1
-            raise AppBusy(
-                f"{self.key} is busy: {len(self.waiters)} calls already waiting; retry shortly",
-                retry_after_s=self.drain_s(),
-            )
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[WorkerProcess] = loop.create_future()
-        self.waiters.append(waiter)
-
-        def give_up() -> None:
-            if not waiter.done():
-                self.counters["busy"] += 1
-                waiter.set_exception(
-                    AppBusy(
-                        f"{self.key} is busy: no worker became free in {limit_s:.1f}s",
-                        retry_after_s=self.drain_s(),
-                    )
-                )
-
-        handle = loop.call_later(limit_s, give_up)
-        try:
-            return await waiter
-        finally:
-            handle.cancel()
-            if waiter in self.waiters:
-                self.waiters.remove(waiter)
+        return await self.queue.wait(limit_s, hung_up)
 
     def drain_s(self) -> int:
         """Seconds the calls waiting now would take to be served, from recent calls' wall time (at least 1)."""
         recent = list(self.latencies)[-64:]
         mean_ms = sum(recent) / len(recent) if recent else 100.0
         workers = max(1, len(self.workers))
-        return max(1, min(60, math.ceil(len(self.waiters) * mean_ms / workers / 1000)))
+        return max(1, min(60, math.ceil(len(self.queue.waiters) * mean_ms / workers / 1000)))
 
     def worked_while_idle(self, worker: WorkerProcess, cpu: float | None = None) -> bool:
         """Recycle `worker` if it used more than `idle_cpu_ms` of CPU since its last call ended (`cpu`: its CPU ms
@@ -292,39 +261,53 @@ class Pool:
         return True
 
     def check_idle(self) -> None:
-        for worker in list(self.idle):
+        for worker in list(self.queue.idle):
             if worker.alive:
                 self.worked_while_idle(worker)
 
-    def _release(self, worker: WorkerProcess) -> None:
-        if not worker.alive:
-            return
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(worker)
-                return
-        self.idle.append(worker)
-
-    async def invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
+    async def invoke(self, request: Request | ScanEvent | JobEvent, hung_up: HungUp | None = None) -> Any:
         if self.broken is not None:
             raise self.broken
-        timeout = self.limits.timeout_ms / 1000
-        worker = await self._acquire(self.settings.queue_wait_ms / 1000)
+        worker = await self._acquire(self.settings.queue_wait_ms / 1000, hung_up)
         call_id = next(self.host.call_ids)
         started = time.perf_counter()
         self.counters["calls"] += 1
         try:
-            reply = await worker.run(call_id, request, timeout)
+            answer = worker.send(call_id, request, self.limits.timeout_ms / 1000)
+        except SandboxError as exc:  # not sent (too large): the worker is free at once
+            self._failed(worker, started, exc)
+            raise
+        try:
+            # shielded: a caller cancelled while the app works must not cancel the call (the worker would answer
+            # a call it no longer has, and be killed for it, or hang on without a deadline)
+            reply = await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            self.counters["finished_without_caller"] += 1
+            answer.add_done_callback(functools.partial(self._settle_unwaited, worker, started))
+            raise
         except SandboxError as exc:
-            self.counters[exc.code] += 1
-            self._account(started, None)
-            if worker.alive:
-                self._release(worker)
-            elif worker.exited is not None:
+            self._failed(worker, started, exc)
+            if not worker.alive and worker.exited is not None:
                 # answer only once the offending process is really gone (SIGKILL is delivered asynchronously)
                 await asyncio.wait({worker.exited}, timeout=1.0)
             raise
+        self._answered(worker, started, reply)
+        if isinstance(reply, Failure):
+            self.counters["app_errors"] += 1
+            raise MiniAppError(reply.message, code=reply.code)
+        self.counters["ok"] += 1
+        return reply.response if isinstance(request, Request) else reply.value
+
+    def _failed(self, worker: WorkerProcess, started: float, error: SandboxError) -> None:
+        """A call failed in the sandbox: count it; a worker that outlived the failure serves the next caller."""
+        self.counters[error.code] += 1
+        self._account(started, None)
+        if worker.alive:
+            self.queue.release(worker)
+
+    def _answered(self, worker: WorkerProcess, started: float, reply: Result | Failure) -> None:
+        """A call was answered: account it, then hand the worker to the next caller or retire it (memory, age);
+        CpuExceeded if the call used more CPU than the app may."""
         cpu_ms, rss = self._account(started, worker)
         worker.calls += 1
         self.failures = 0
@@ -337,12 +320,25 @@ class Pool:
         elif worker.calls >= self.settings.recycle_after_calls:
             worker.kill(f"served {worker.calls} calls")
         else:
-            self._release(worker)
-        if isinstance(reply, Failure):
-            self.counters["app_errors"] += 1
-            raise MiniAppError(reply.message, code=reply.code)
-        self.counters["ok"] += 1
-        return reply.response if isinstance(request, Request) else reply.value
+            self.queue.release(worker)
+
+    def _settle_unwaited(
+        self, worker: WorkerProcess, started: float, answer: asyncio.Future[Result | Failure]
+    ) -> None:
+        """The end of a call whose caller went away while it ran: the same accounting, nobody to tell."""
+        if (
+            answer.cancelled()
+        ):  # nothing cancels a call's future; if something did, the worker's state is unknown
+            worker.kill()
+            return
+        error = answer.exception()
+        if error is not None:
+            self._failed(
+                worker, started, error if isinstance(error, SandboxError) else SandboxError(repr(error))
+            )
+            return
+        with contextlib.suppress(CpuExceeded):
+            self._answered(worker, started, answer.result())
 
     def _account(self, started: float, worker: WorkerProcess | None) -> tuple[float, int]:
         """(CPU ms the call used, the worker's resident bytes now), from one read of /proc."""
@@ -366,9 +362,9 @@ class Pool:
         return {
             "app": self.key,
             "workers": len(self.workers),
-            "idle": len(self.idle),
+            "idle": len(self.queue.idle),
             "starting": self.starting,
-            "queued": len(self.waiters),
+            "queued": len(self.queue.waiters),
             "cpu_ms_total": round(self.cpu_ms, 1),
             "wall_ms_total": round(self.wall_ms, 1),
             "wall_ms_p50": round(quantile(0.50), 3),

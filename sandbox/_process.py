@@ -51,7 +51,7 @@ _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
 
 class WorkerProcess:
-    """A pre-forked worker; `run` one call at a time; `on_gone(worker)` fires once when it is lost."""
+    """A pre-forked worker; `send` one call at a time; `on_gone(worker)` fires once when it is lost."""
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class WorkerProcess:
         self._protocol: FrameProtocol | None = None
         self._ready: asyncio.Future[None] | None = None
         self._result: asyncio.Future[Result | Failure] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
         self._gone = False
         self.exited: asyncio.Future[int] | None = None
         self._pidfd = -1
@@ -193,34 +194,40 @@ class WorkerProcess:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(error)
 
-    async def run(
+    def send(
         self, call_id: int, request: Request | ScanEvent | JobEvent, limit_s: float
-    ) -> Result | Failure:
-        """Send one call and wait for its answer; on overrun kill the worker and raise DeadlineExceeded."""
+    ) -> asyncio.Future[Result | Failure]:
+        """Send one call; the future ends with its answer, or with DeadlineExceeded (the worker is killed on
+        overrun) or the error the worker was lost with. A caller that stops waiting (cancelled) must not cancel
+        the future: the call runs on to one of those ends, and the worker is busy until then."""
         assert self._protocol is not None
         if not self.alive:
             raise self.lost_error or WorkerCrashed("worker is gone")
         loop = asyncio.get_running_loop()
+        try:
+            self._protocol.send(Call(id=call_id, request=request))
+        except FrameTooLarge as exc:
+            raise SandboxError(f"request too large: {exc}", code="sandbox.request_too_large") from None
         future: asyncio.Future[Result | Failure] = loop.create_future()
         self._result = future
         self.current_call = call_id
         self.current_user = request.user_id
         self.inflight = 0
         self.log_records = 0
-        try:
-            self._protocol.send(Call(id=call_id, request=request))
-        except FrameTooLarge as exc:
-            raise SandboxError(f"request too large: {exc}", code="sandbox.request_too_large") from None
-        handle = loop.call_later(limit_s, self._overrun, future, limit_s)
-        try:
-            return await future
-        finally:
-            handle.cancel()
-            self.current_call = None
-            self._result = None
+        self._deadline = loop.call_later(limit_s, self._overrun, limit_s)
+        return future
 
-    def _overrun(self, future: asyncio.Future[Result | Failure], timeout: float) -> None:
-        if future.done():
+    def _end_call(self) -> asyncio.Future[Result | Failure] | None:
+        """The running call is over (answered, overran, or the worker is lost): its future, to settle."""
+        future, self._result, self.current_call = self._result, None, None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        return future
+
+    def _overrun(self, timeout: float) -> None:
+        future = self._end_call()
+        if future is None or future.done():
             return
         error = DeadlineExceeded(f"call overran its {timeout * 1000:.0f} ms deadline; worker replaced")
         self.lost_error = error
@@ -280,7 +287,9 @@ class WorkerProcess:
                 if self._result is None or call_id != self.current_call or self._result.done():
                     self._violation(f"answer to call {call_id}, which is not running")
                     return
-                self._result.set_result(message)
+                future = self._end_call()
+                assert future is not None
+                future.set_result(message)
             case CapabilityRequest():
                 self._on_capability(self, message)
             case Ready():
@@ -329,8 +338,9 @@ class WorkerProcess:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.abort()
         self._fail_ready(self.lost_error)
-        if self._result is not None and not self._result.done():
-            self._result.set_exception(self.lost_error)
+        future = self._end_call()
+        if future is not None and not future.done():
+            future.set_exception(self.lost_error)
         self._on_gone(self)
 
     def _on_exit(self) -> None:

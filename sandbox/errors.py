@@ -2,6 +2,7 @@
 
 SandboxError              "sandbox.error"
 ├── AppBusy               "sandbox.busy"                the app's queue is full: try again shortly
+├── CallerGone            "sandbox.caller_gone"         the caller went away while its call waited: it never ran
 ├── DeadlineExceeded      "sandbox.deadline_exceeded"   the call overran timeout_ms; the worker was replaced
 ├── CpuExceeded           "sandbox.cpu_exceeded"        the call used more than cpu_ms of CPU
 ├── WorkerCrashed         "sandbox.worker_crashed"      the worker died during the call; it is being replaced
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "AppBusy",
     "AppUnavailable",
+    "CallerGone",
     "CpuExceeded",
     "DeadlineExceeded",
     "HostClosed",
@@ -53,6 +55,13 @@ class AppBusy(SandboxError):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         """When the caller may expect a free worker (the gateway's Retry-After)."""
+
+
+class CallerGone(SandboxError):
+    """Raised to a call whose caller's `hung_up` returned while it waited for a worker (the gateway: its HTTP
+    client disconnected); it left the queue and never ran. Nobody is left to read it but the metrics."""
+
+    code = "sandbox.caller_gone"
 
 
 class DeadlineExceeded(SandboxError):

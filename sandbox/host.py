@@ -20,6 +20,7 @@ from yima_sdk._bridge import JobEvent, Request, Response, ScanEvent
 from yima_sdk.manifest import load_manifest
 
 from sandbox._pool import Pool, restart_delay
+from sandbox._queue import HungUp
 from sandbox.capabilities import CapabilityProvider, InMemoryCapabilityProvider
 from sandbox.errors import HostClosed, UnknownApp
 from sandbox.limits import app_uid
@@ -112,9 +113,13 @@ class SandboxHost:
             if isinstance(result, BaseException):
                 raise result
 
-    async def call(self, key: str, request: Request) -> Response:
-        """Run one HTTP request in app version `key`; raise a SandboxError subclass on any failure."""
-        response = await self._pool(key).invoke(request)
+    async def call(self, key: str, request: Request, *, hung_up: HungUp | None = None) -> Response:
+        """Run one HTTP request in app version `key`; raise a SandboxError subclass on any failure.
+
+        The call queues for a worker, first come first served. `hung_up` is awaited while it waits: when it returns
+        (the client went away) the call leaves the queue, raising CallerGone. A caller cancelled while waiting
+        leaves it too; one cancelled while its call runs leaves the call to finish, and the worker to the next."""
+        response = await self._pool(key).invoke(request, hung_up)
         assert isinstance(response, Response)
         return response
 
