@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, Response, route
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.params import FromPath
+from litestar.types import Receive
 
 from server.auth import allow
 from server.auth.guards import ANY_ACCOUNT, APP_SESSION, PUBLIC, Principal
@@ -105,8 +107,16 @@ class GatewayController(Controller):
             dict(request.query_params),
             {k.lower(): v for k, v in request.headers.items()},
             body,
+            functools.partial(_hung_up, request.receive),
         )
         return answer
+
+
+async def _hung_up(receive: Receive) -> None:
+    """Return once the client has disconnected. Awaited after the whole body was read, when the only message the
+    server still sends is `http.disconnect` (ASGI), and only while the call waits for one of the app's workers."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 GATEWAY_CORS = {

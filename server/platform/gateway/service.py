@@ -13,8 +13,9 @@ from yima_sdk import Request
 from yima_sdk._staff import route_role
 from yima_sdk.contract import answer_headers
 
-from sandbox.errors import SandboxError
+from sandbox import CallerGone, HungUp, SandboxError
 from server.core import Core
+from server.errors import ClientClosedRequest
 from server.platform import errors as e
 from server.platform.config import PlatformSettings
 from server.platform.runtime.capabilities import PlatformCapabilities
@@ -72,7 +73,9 @@ class Gateway:
         query: dict[str, str],
         headers: dict[str, str],
         body: bytes,
+        hung_up: HungUp | None = None,
     ) -> Answer:
+        """`hung_up` returns once the client has gone: a call still waiting for a worker then leaves the queue."""
         version = self.runtime.resolve(app_id, account_id)
         live = self.runtime.apps[app_id]
         if len(body) > self.config.max_request_bytes:
@@ -97,7 +100,9 @@ class Gateway:
         )
         try:
             key = await self.runtime.ensure_loaded(version)
-            response = await self.runtime.host.call(key, request)
+            response = await self.runtime.host.call(key, request, hung_up=hung_up)
+        except CallerGone:  # left the app's queue without running: nobody is left to read the answer
+            raise ClientClosedRequest() from None
         except SandboxError as exc:
             raise e.from_sandbox(exc, app_id) from None
         if len(response.body) > self.config.max_response_bytes:
