@@ -152,8 +152,11 @@ k AS (
   INSERT INTO miniapp_record_keys (app_id, collection, index_name, key, doc_id)
   SELECT $1, kc, kn, kk, kd FROM unnest($12::text[], $13::text[], $14::text[], $15::bytea[]) AS y(kc, kd, kn, kk)
   JOIN d ON d.collection = kc AND d.doc_id = kd),
-g AS (SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM c WHERE created) AS keys,
-             (SELECT coalesce(sum(size_bytes), 0) FROM d) AS bytes),
+a AS (
+  SELECT array_agg(c.key) AS names, array_agg(c.value) AS counted, count(*) FILTER (WHERE c.created) AS created,
+         min(c.key) FILTER (WHERE c.value < t.lo OR c.value > t.hi) AS out_of_range
+  FROM c JOIN t ON t.n = c.key),
+g AS (SELECT count(*) AS docs, count(*) + (SELECT created FROM a) AS keys, coalesce(sum(size_bytes), 0) AS bytes FROM d),
 u AS (
   INSERT INTO miniapp_usage_shards AS s (app_id, shard, keys, bytes)
   SELECT $1, $16, g.keys, g.bytes FROM g, miniapps m WHERE m.app_id = $1 AND (g.keys > 0 OR g.bytes > 0)
@@ -162,13 +165,13 @@ u AS (
   ON CONFLICT (app_id, shard) DO UPDATE SET keys = s.keys + excluded.keys, bytes = s.bytes + excluded.bytes
   RETURNING true)
 SELECT CASE
-  WHEN EXISTS (SELECT 1 FROM c JOIN t ON t.n = c.key WHERE c.value < t.lo OR c.value > t.hi)
-    THEN yima_db_refuse('counter', (SELECT min(c.key) FROM c JOIN t ON t.n = c.key WHERE c.value < t.lo OR c.value > t.hi))
-  WHEN (SELECT count(*) FROM d) < cardinality($9::text[])
+  WHEN a.out_of_range IS NOT NULL THEN yima_db_refuse('counter', a.out_of_range)
+  WHEN g.docs < cardinality($9::text[])
     THEN yima_db_refuse('exists', (SELECT min(x.dc || '/' || x.di) FROM unnest($8::text[], $9::text[]) AS x(dc, di)
                                    WHERE NOT EXISTS (SELECT 1 FROM d WHERE d.collection = x.dc AND d.doc_id = x.di)))
-  WHEN (SELECT keys > 0 OR bytes > 0 FROM g) AND NOT EXISTS (SELECT 1 FROM u) THEN yima_db_refuse('quota', '')
-  ELSE 0 END AS refused, (SELECT array_agg(key) FROM c) AS names, (SELECT array_agg(value) FROM c) AS counted
+  WHEN (g.keys > 0 OR g.bytes > 0) AND NOT EXISTS (SELECT 1 FROM u) THEN yima_db_refuse('quota', '')
+  ELSE 0 END AS refused, a.names, a.counted
+FROM a, g
 """
 
 
