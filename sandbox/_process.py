@@ -92,6 +92,9 @@ class WorkerProcess:
         self._gone = False
         self.exited: asyncio.Future[int] | None = None
         self._pidfd = -1
+        self._stat_fd = -1
+        """/proc/<pid>/stat, opened once: usage() is read twice per call, and a read at offset 0 of an open
+        /proc file is fresh (an open and a close fewer per read), and never another process's after a reuse."""
         self._idle_start = False
 
     async def start(self, limit_s: float) -> None:
@@ -124,6 +127,7 @@ class WorkerProcess:
             self._deprioritise_startup()
             self._pidfd = os.pidfd_open(self.pid)
             loop.add_reader(self._pidfd, self._on_exit)
+            self._stat_fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
             await self._connect(loop, host_end, limit_s)
         except SandboxError:
             await self._kill_and_reap()
@@ -254,12 +258,8 @@ class WorkerProcess:
     def usage(self) -> tuple[float, int]:
         """(CPU ms used so far, resident bytes) from /proc/<pid>/stat; (0, 0) once the process is gone."""
         try:
-            fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
-            try:
-                raw = os.read(fd, 1024)
-            finally:
-                os.close(fd)
-        except OSError:
+            raw = os.pread(self._stat_fd, 1024, 0)
+        except OSError:  # reaped (ESRCH), or never opened
             return 0.0, 0
         fields = raw[raw.rindex(b")") + 2 :].split()
         # fields[0] is state (field 3 of stat(5)): utime=14, stime=15, rss=24 -> offsets 11, 12, 21
@@ -347,6 +347,9 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
+        if self._stat_fd >= 0:
+            os.close(self._stat_fd)
+            self._stat_fd = -1
         assert self._proc is not None
         code = self._proc.wait()
         if self.exited is not None and not self.exited.done():
