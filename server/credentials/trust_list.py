@@ -84,19 +84,31 @@ def pass_entries(issuer: int, keys: list[SigningKey], taken: set[bytes]) -> list
     ]
 
 
+PARTNER_CREDENTIAL_TYPES = OWN_CREDENTIAL_TYPES
+"""What a partner county's key may sign on our list: its residents' codes and device certificates, never a pass
+(our apps issue passes and a pass names no issuer; with a second issuer holding pass keys, terminals that take the
+one pass issuer on the list would admit no pass). The operator API and migration 0350 refuse others; a row that
+holds more anyway (written by hand) is published with these only."""
+
+
 def partner_entries(rows: list[asyncpg.Record]) -> list[TrustEntry]:
-    return [
-        TrustEntry(
-            issuer=r["issuer"],
-            key_id=bytes(r["key_id"]),
-            alg=r["alg"],
-            public_key=bytes(r["public_key"]),
-            credential_types=frozenset(r["credential_types"]),
-            not_before=int(r["not_before"].timestamp()),
-            not_after=min(_MAX_U32, int(r["not_after"].timestamp())),
+    entries = []
+    for r in rows:
+        types = frozenset(r["credential_types"]) & PARTNER_CREDENTIAL_TYPES
+        if not types:
+            continue  # a key allowed to sign nothing we take from partners
+        entries.append(
+            TrustEntry(
+                issuer=r["issuer"],
+                key_id=bytes(r["key_id"]),
+                alg=r["alg"],
+                public_key=bytes(r["public_key"]),
+                credential_types=types,
+                not_before=int(r["not_before"].timestamp()),
+                not_after=min(_MAX_U32, int(r["not_after"].timestamp())),
+            )
         )
-        for r in rows
-    ]
+    return entries
 
 
 class TrustListService:

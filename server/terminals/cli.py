@@ -74,6 +74,9 @@ class _KeyFile:
     credentials: TerminalCredentials
     roots: dict[str, bytes]
     """The root keys the file pins (empty: none yet)."""
+    pass_issuer: int | None
+    """The issuer whose pass keys sign our apps' passes, as the enrolment answer names it (None: the one issuer
+    with pass keys on the trust list)."""
 
 
 def _key_file(args: argparse.Namespace, settings: Settings) -> _KeyFile:
@@ -90,9 +93,12 @@ def _key_file(args: argparse.Namespace, settings: Settings) -> _KeyFile:
         roots = {str(kid): _unb64(key) for kid, key in (content.get("root_public_keys") or {}).items()}
         if any(len(key) != 32 for key in roots.values()):
             raise ValueError("a root public key is not 32 bytes")
+        pass_issuer = content.get("pass_issuer")
+        if pass_issuer is not None and (type(pass_issuer) is not int or not 100000 <= pass_issuer <= 999999):
+            raise ValueError("pass_issuer is not an issuer code")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _Stop(f"no usable terminal key file at {path} ({exc}); `yima dev` writes one", 2) from None
-    return _KeyFile(path, content, credentials, roots)
+    return _KeyFile(path, content, credentials, roots, pass_issuer)
 
 
 def _transport(args: argparse.Namespace, settings: Settings, key_file: _KeyFile) -> HttpTransport:
@@ -161,6 +167,7 @@ def _offline_terminal(
             clock=time.time,
             clock_source="ntp",
             transport=transport,
+            pass_issuer=key_file.pass_issuer,
         )
     except TrustListError as exc:
         raise _Stop(

@@ -106,5 +106,6 @@ class TerminalsPlugin(InitPluginProtocol):
                 "token_endpoint": terminals.registry.token_endpoint,
                 # pinned by `yima terminal scan --offline`, as an enrolled terminal pins them
                 "root_public_keys": {kid: b64url(raw) for kid, raw in roots.items()},
+                "pass_issuer": terminals.registry.pass_issuer,  # as the enrolment answer names it
             },
         )

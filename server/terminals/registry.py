@@ -93,6 +93,9 @@ class TerminalService:
         self._core = core
         self.clock = clock
         self.token_endpoint = core.settings.base_url.rstrip("/") + "/v1/terminal/token"
+        self.pass_issuer = core.settings.issuer_code
+        """The issuer whose `app_pass` keys sign our apps' passes (ours): a terminal told it at enrolment verifies
+        passes with that issuer's keys only, whatever else the trust list holds (yima_sdk.codes.Verifier)."""
         self._cache: dict[str, TerminalInfo] = {}
 
     async def register(

@@ -89,6 +89,9 @@ class EnrolledTerminal(Outbound):
     terminal: TerminalOut
     root_public_keys: dict[str, str]
     """Root key id -> raw Ed25519 public key, unpadded base64url."""
+    pass_issuer: int | None = None
+    """The issuer whose `app_pass` keys on the trust list sign the passes of our apps (a pass names no issuer):
+    the terminal verifies passes with that issuer's pass keys only."""
 
 
 class SignedTime(Outbound):

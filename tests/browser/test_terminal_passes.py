@@ -135,6 +135,9 @@ async def test_the_page_admits_a_ticket_offline_and_refuses_a_cancelled_or_forge
         await expect(page.locator("#sync-state")).to_contain_text(
             "信任列表第"
         )  # lists synced after the cancel
+        # the enrolment named our pass issuer: passes verify with its pass keys only, whatever else the list holds
+        held = 'async () => (await (await import("/terminal/store.js")).getState("identity")).passIssuer'
+        assert await page.evaluate(held) == 341822
 
         await page.context.set_offline(True)
         decision = page.locator("#decision")

@@ -7,12 +7,14 @@ import base64
 import time
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.codes import CredentialError, issue_ankang_code
 from yima_sdk.passes import PassClaims, seal_pass
 from yima_sdk.trust import TrustList
 
+from server.credentials import repository
 from tests.conftest import login, login_with_role
 from tests.credentials.helpers import (
     IDENTITY_POINT,
@@ -146,9 +148,11 @@ async def test_rotation_keeps_shown_codes_valid_and_retirement_withdraws_them(cl
 
 async def test_a_pass_verifies_only_with_our_own_pass_keys_never_a_partners(client):
     """Passes are issued by our platform's apps and name no issuer, so a partner county's key never signs one, even
-    one on the trust list for `app_pass` under the very key id of our pass key (the operator API offers partners no
-    such type; the row is widened by hand, as a mistake or an old row would be). Before, pass keys were looked up
-    by key id across issuers: the partner's entry stood for ours, its forgery passed and our own passes failed."""
+    one on the trust list under the very key id of our pass key. The operator API offers partners no `app_pass`,
+    the database refuses a row holding it (migration 0350), and a row that holds it anyway (written around the
+    constraint) is published without it: with a second issuer holding pass keys on the list, terminals that take
+    the one pass issuer on the list admitted no pass at all. Before, pass keys were also looked up by key id across
+    issuers: the partner's entry stood for ours, its forgery passed and our own passes failed."""
     operator = await login_with_role(client, "operator")
     core, credentials = client.app.state.core, client.app.state.credentials
     ours = await core.keys.active("miniapp-pass")
@@ -161,16 +165,37 @@ async def test_a_pass_verifies_only_with_our_own_pass_keys_never_a_partners(clie
         "not_before": (now - timedelta(days=1)).isoformat(),
         "not_after": (now + timedelta(days=1)).isoformat(),
     }
+    refused = await client.post(
+        "/v1/admin/trust-list/partner-keys",
+        headers=operator.headers,
+        json={**body, "credential_types": ["app_pass"]},
+    )
+    assert refused.status_code == 400, refused.text
     assert (
         await client.post("/v1/admin/trust-list/partner-keys", headers=operator.headers, json=body)
     ).status_code == 201
+    widen = "UPDATE partner_issuer_keys SET credential_types = '{ankang_code,app_pass}' WHERE issuer = $1"
     async with core.db.connection() as conn:
-        await conn.execute(
-            "UPDATE partner_issuer_keys SET credential_types = '{app_pass}' WHERE issuer = $1", LANGXI
-        )
-    await credentials.trust.sync()
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(widen, LANGXI)
+
+    # the constraint dropped, the row widened and the list published, in one transaction rolled back after
+    owner = await asyncpg.connect(core.settings.database_url)
+    undone = owner.transaction()
+    await undone.start()
+    try:
+        await owner.execute("ALTER TABLE partner_issuer_keys DROP CONSTRAINT partner_issuer_keys_no_app_pass")
+        await owner.execute(widen, LANGXI)
+        assert await credentials.trust.publish_if_changed(owner)
+        latest = await repository.latest_trust_list(owner)
+        published = TrustList.verify(bytes(latest["envelope"]), await _roots(client))
+    finally:
+        await undone.rollback()
+        await owner.close()
+    assert published.entry(LANGXI, bytes.fromhex(ours.kid)).credential_types == {"ankang_code"}
+    assert {e.issuer for e in published.entries if "app_pass" in e.credential_types} == {341822}
     listed = TrustList.verify((await client.get("/v1/trust-list")).content, await _roots(client))
-    assert "app_pass" in listed.entry(LANGXI, bytes.fromhex(ours.kid)).credential_types
+    assert "app_pass" not in listed.entry(LANGXI, bytes.fromhex(ours.kid)).credential_types
 
     def ticket(key: Ed25519PrivateKey) -> str:
         claims = PassClaims(

@@ -19,9 +19,20 @@ import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from yima_sdk.trust import TrustList
 
 from tests.conftest import free_port
-from tests.e2e._real import YIMA, fresh_database, private_folder, real_server, server_env, verified_resident
+from tests.e2e._real import (
+    YIMA,
+    eventually,
+    fresh_database,
+    private_folder,
+    real_server,
+    release_app,
+    server_env,
+    sign_in,
+    verified_resident,
+)
 
 FUTURE_REF = bytes([7]) * 12
 """The reference of the newer kind's entry: whatever it means, no terminal may print it."""
@@ -190,3 +201,94 @@ def test_the_operator_gives_the_root_keys_and_the_key_file_pins_them_privately()
             assert done.returncode == 0 and json.loads(done.stdout) == {"uploaded": 2}, (
                 done.stdout + done.stderr
             )
+
+
+TICKETS_MANIFEST = """
+id = "test.cli.tickets"
+name = "Gate tickets"
+version = "1.0.0"
+entry = "app:app"
+capabilities = ["user", "credentials"]
+scenes = ["scenic"]
+"""
+TICKETS_SOURCE = '''
+"""Tickets as passes."""
+
+import time
+
+from yima_sdk import App, Context, Request
+
+app = App()
+
+
+@app.post("/tickets")
+async def buy(ctx: Context, request: Request) -> dict:
+    issued = await ctx.credentials.issue_pass("ticket", {"gate": "east"}, int(time.time()) + 3600)
+    return {"payload": issued.payload}
+'''
+LANGXI = 341821
+
+
+async def a_stray_partner_pass_key(database_url: str) -> None:
+    """A partner county's row holding `app_pass`, as one written by hand would (around migration 0350's check)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "ALTER TABLE partner_issuer_keys DROP CONSTRAINT IF EXISTS partner_issuer_keys_no_app_pass"
+        )
+        await conn.execute(
+            """INSERT INTO partner_issuer_keys (issuer, key_id, alg, public_key, credential_types, not_before,
+                   not_after, added_at, added_by)
+               VALUES ($1, $2, 1, $3, '{app_pass}', now() - interval '1 day', now() + interval '1 day', now(), 'hand')""",
+            LANGXI,
+            bytes.fromhex("0badf00d"),
+            Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw),
+        )
+    finally:
+        await conn.close()
+
+
+def test_a_partner_row_holding_app_pass_is_not_published_and_tickets_pass_offline() -> None:
+    """A partner row with `app_pass` made the list name two issuers with pass keys, and terminals that take the one
+    pass issuer on the list then admitted no pass: the list leaves it out, and the key file names our issuer."""
+    with private_folder() as folder, fresh_database() as database_url:
+        with real_server("dev", env=server_env(database_url, folder / "data", redis=False)) as server:
+            operator = sign_in(server, role="operator")
+            app = folder / "tickets"
+            app.mkdir()
+            (app / "miniapp.toml").write_text(TICKETS_MANIFEST)
+            (app / "app.py").write_text(TICKETS_SOURCE)
+            release_app(server, app, sign_in(server, role="developer"), operator)
+            visitor = verified_resident(server)
+
+            def bought() -> str:
+                r = visitor.post("/v1/miniapps/test.cli.tickets/api/tickets")
+                assert r.status_code == 200, r.text
+                return str(r.json()["payload"])
+
+            ticket = eventually(bought)  # the app's workers may still be starting
+            asyncio.run(a_stray_partner_pass_key(database_url))
+            partner = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            r = operator.post(  # publishes the list again, with every partner row
+                "/v1/admin/trust-list/partner-keys",
+                json={
+                    "issuer": LANGXI,
+                    "key_id": "00c0ffee",
+                    "public_key": b64(partner),
+                    "not_before": "2026-01-01T00:00:00Z",
+                    "not_after": "2036-01-01T00:00:00Z",
+                },
+            )
+            assert r.status_code == 201, r.text
+            answer, _ = scan_offline(server, ticket)
+            assert (answer["result"], answer["credential_type"]) == ("accept", "app_pass"), answer
+            assert answer["pass"]["app_id"] == "test.cli.tickets", answer
+
+            demo = json.loads((folder / "data" / "demo-clinic-terminal.json").read_text())
+            assert demo["pass_issuer"] == 341822
+            roots = {
+                kid: base64.urlsafe_b64decode(key + "=") for kid, key in demo["root_public_keys"].items()
+            }
+            listed = TrustList.verify(httpx.get(server.url + "/v1/trust-list").content, roots)
+            assert listed.entry(LANGXI, bytes.fromhex("0badf00d")) is None
+            assert {e.issuer for e in listed.entries if "app_pass" in e.credential_types} == {341822}

@@ -48,6 +48,7 @@ async def test_a_code_enrols_one_terminal_once_which_then_signs_in(client):
     assert won["terminal"]["kind"] == "pharmacy" and won["terminal"]["scene"] == "pharmacy-2"
     assert won["terminal"]["unit"] == "pharmacy:ph-2"  # the unit the operator named travels with the code
     assert won["root_public_keys"] and all(len(v) == 43 for v in won["root_public_keys"].values())
+    assert won["pass_issuer"] == 341822  # whose pass keys sign our apps' passes, whatever else the list holds
 
     listed = (await client.get("/v1/admin/terminals", headers=operator.headers)).json()
     assert [t["id"] for t in listed if t["scene"] == "pharmacy-2"] == [won["terminal"]["id"]]

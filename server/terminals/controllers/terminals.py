@@ -217,6 +217,7 @@ class TerminalTokenController(Controller):
         return schemas.EnrolledTerminal(
             _out(info, terminals.registry.token_endpoint),
             {kid: b64url(raw) for kid, raw in roots.items()},
+            terminals.registry.pass_issuer,
         )
 
     @get(

@@ -52,7 +52,7 @@ const randomHex = (bytes) => Array.from(crypto.getRandomValues(new Uint8Array(by
 
 export class Terminal {
   constructor(identity) {
-    this.identity = identity; // {terminal, roots, privateKey}
+    this.identity = identity; // {terminal, roots, passIssuer, privateKey}
     this.token = null;
     this.tokenExpires = 0;
     this.offsetS = 0;
@@ -91,7 +91,12 @@ export class Terminal {
     });
     if (!response.ok) throw await refused(response);
     const answer = await response.json();
-    const identity = { terminal: answer.terminal, roots: answer.root_public_keys, privateKey: keys.privateKey };
+    const identity = {
+      terminal: answer.terminal,
+      roots: answer.root_public_keys,
+      passIssuer: answer.pass_issuer ?? null,
+      privateKey: keys.privateKey,
+    };
     await store.setState("identity", identity);
     return new Terminal(identity);
   }
@@ -106,7 +111,9 @@ export class Terminal {
 
   install(trustList) {
     this.trustList = trustList;
-    this.verifier = new Verifier(trustList, { clockSkewS: SKEW_S, rideWindowS: RIDE_WINDOW_S });
+    // The pass issuer the enrolment named (a page enrolled before it did: the one issuer with pass keys on the list).
+    const passIssuer = this.identity.passIssuer ?? null;
+    this.verifier = new Verifier(trustList, { clockSkewS: SKEW_S, rideWindowS: RIDE_WINDOW_S, passIssuer });
   }
 
   // ---- signing in --------------------------------------------------------------------------------------
