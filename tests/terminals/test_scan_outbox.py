@@ -410,3 +410,43 @@ async def test_operators_list_replay_and_purge_kept_events_with_the_cli(client, 
     assert purged.returncode == 0, purged.stderr
     listed = _yima(settings, "scan-outbox", "list", "--terminal", terminal, "--status", "delivered", "--json")
     assert sorted(r["scan_id"] for r in json.loads(listed.stdout)) == sorted([ok.scan_id, broken.scan_id])
+
+
+async def _blocked(db, pid: int) -> None:
+    """Until the backend `pid` waits for a lock."""
+    deadline = time.monotonic() + 30
+    async with db.connection() as conn:
+        while not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", pid
+        ):
+            assert time.monotonic() < deadline, "the purge did not wait for the replay's lock"
+            await asyncio.sleep(0.01)
+
+
+async def test_a_purge_waiting_on_a_replay_keeps_the_row_the_replay_made_pending(client) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    event = _event(terminal, datetime.now(UTC) - timedelta(days=30))
+    await _write(db, [event])
+    async with db.transaction() as conn:  # given up a month ago: past the retention period
+        await conn.execute(
+            "UPDATE scan_outbox SET status = 'failed', finished_at = now() - interval '30 days'"
+            " WHERE scan_id = $1",
+            uuid.UUID(event.scan_id),
+        )
+    async with db.connection() as replaying, db.connection() as purging:
+        tx = replaying.transaction()
+        await tx.start()
+        assert await outbox_repository.replay(
+            replaying, datetime.now(UTC), scan_ids=[uuid.UUID(event.scan_id)]
+        )
+        # the hourly purge starts while the operator's replay is not committed yet: it waits for the row
+        purge = asyncio.ensure_future(
+            outbox_repository.purge(purging, datetime.now(UTC) - timedelta(days=14), 1000)
+        )
+        await _blocked(db, purging.get_server_pid())
+        await tx.commit()
+        assert await purge == 0
+    assert await _rows(db, {terminal}) == 1  # still there, to be delivered again
+    assert await _kept(db, event.scan_id) == ("pending", 0, 0, None)

@@ -264,9 +264,13 @@ async def replay(
 
 async def purge(conn: asyncpg.Connection, before: dt.datetime, limit: int) -> int:
     """Delete up to `limit` delivered or failed rows that finished before `before`."""
+    # The condition again on the DELETE itself: a row a replay made pending meanwhile is locked by it, and once
+    # the replay commits PostgreSQL re-checks only the DELETE's own WHERE on the new row (READ COMMITTED), not the
+    # subquery's; without it the replayed row would be deleted.
     deleted: int = await conn.fetchval(
         "WITH gone AS (DELETE FROM scan_outbox WHERE scan_id IN ("
         "  SELECT scan_id FROM scan_outbox WHERE status <> 'pending' AND finished_at < $1 LIMIT $2)"
+        " AND status <> 'pending' AND finished_at < $1"
         " RETURNING 1) SELECT count(*) FROM gone",
         before,
         limit,
