@@ -111,3 +111,12 @@ def test_a_failing_job_runs_again_after_its_backoff_and_is_logged(sim: Simulator
     assert [r.attempt for r in given_up] == [1, 2, 3, 4, 5]  # five runs, then it is given up
     assert given_up[-1].retry_in_s is None and not any(r.ok for r in given_up)
     assert [j["status"] for j in sim.jobs if j["name"] == "flaky"] == ["done", "failed"]
+
+
+def test_the_retry_pause_doubles_to_its_most_however_many_tries_came_before() -> None:
+    """A count of tries with no bound (the scan outbox's put-off ones grow for as long as an app is suspended)
+    still gets a pause: the longest, not an OverflowError past 2**1024."""
+    from yima_sdk.contract import job_retry_delay
+
+    assert [job_retry_delay(n) for n in (1, 2, 3)] == [30.0, 60.0, 120.0]
+    assert [job_retry_delay(n, 5.0, 300.0) for n in (1025, 10**6)] == [300.0, 300.0]

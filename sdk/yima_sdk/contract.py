@@ -785,7 +785,9 @@ def _encoded_data(data: Any, limit: int) -> bytes:
 
 def job_retry_delay(attempt: int, base_s: float = 30.0, max_s: float = 3600.0) -> float:
     """Seconds before a job that failed its `attempt`-th run runs again: base, 2x, 4x... at most `max_s`."""
-    return float(min(max_s, base_s * 2 ** (attempt - 1)))
+    # The doubling stops at 2**64: past it any base above a nanosecond is beyond any max, and 2**1024 is no
+    # float (OverflowError), which a count of tries that has no bound (the scan outbox's put-off ones) reaches.
+    return float(min(max_s, base_s * 2 ** min(max(attempt - 1, 0), 64)))
 
 
 def id_number(value: str) -> int:

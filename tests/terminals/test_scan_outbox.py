@@ -450,3 +450,51 @@ async def test_a_purge_waiting_on_a_replay_keeps_the_row_the_replay_made_pending
         assert await purge == 0
     assert await _rows(db, {terminal}) == 1  # still there, to be delivered again
     assert await _kept(db, event.scan_id) == ("pending", 0, 0, None)
+
+
+async def test_an_app_suspended_for_days_still_puts_the_event_off_and_lets_go_of_the_terminal(client) -> None:
+    """`deferred` has no bound (an app suspended for days is asked again every few minutes): past 1024 put-off
+    tries the pause is still the longest one, and the terminal is let go until then."""
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    event = _event(terminal, datetime.now(UTC) - timedelta(days=4))
+    await _write(db, [event])
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE scan_outbox SET deferred = 1024 WHERE scan_id = $1", uuid.UUID(event.scan_id)
+        )
+    app = ScriptedApp(terminal, {event.scan_id: ["miniapp.suspended"]})
+    clock = Clock()
+    node = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    await node.tick()
+    assert await _kept(db, event.scan_id) == ("pending", 0, 1025, "miniapp.suspended")
+    turn = await _turn(db, terminal)
+    assert turn is not None and turn[1] is None  # let go, due again after the longest pause
+    assert turn[0] == datetime.fromtimestamp(clock.now + 300, UTC)
+
+
+async def test_an_event_that_no_longer_decodes_uses_up_its_tries_and_the_terminals_next_goes_on(
+    client, caplog
+) -> None:
+    db = client.app.state.core.db
+    await client.app.state.terminals.scans.outbox.close()
+    terminal = f"t-{uuid.uuid4().hex[:8]}"
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    broken, after = _event(terminal, t0), _event(terminal, t0 + timedelta(seconds=1))
+    await _write(db, [broken, after])
+    async with db.transaction() as conn:  # written by a version whose ScanEvent this one cannot read
+        await conn.execute(
+            "UPDATE scan_outbox SET event = $2 WHERE scan_id = $1",
+            uuid.UUID(broken.scan_id),
+            '{"scan_id": "x", "user_id": "u_secret_resident"}',
+        )
+    app = ScriptedApp(terminal, {})
+    clock = Clock()
+    node = ScanOutbox(db, app, lease_s=60, clock=clock)  # type: ignore[arg-type]
+    await _deliver_all(node, clock, db, terminal)
+    assert app.heard == [after.scan_id]
+    status, attempt, deferred, error = await _kept(db, broken.scan_id)
+    assert (status, attempt, deferred) == ("failed", 10, 0)
+    assert error is not None and error.startswith("scan_outbox.undecodable")
+    assert "u_secret_resident" not in error and "u_secret_resident" not in caplog.text

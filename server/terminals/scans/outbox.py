@@ -15,9 +15,9 @@ none is left; nobody else delivers that terminal's rows meanwhile.
   When it cannot take it, the new rows wait behind the earlier ones (the holder delivers them too).
 - The deliverer: every node polls for due terminals (FOR UPDATE SKIP LOCKED): nobody holds them, or their
   holder's lease ended (its process died), and they are not waiting for a retry.
-- A failed delivery (the app raised, timed out, crashed) is written to the app's log and tried again after a
-  growing pause, the terminal's later rows waiting behind it; after OUTBOX_ATTEMPTS tries the row is kept as
-  `failed` and the terminal's later rows go on. An app that could not be asked (NOT_ASKED: busy, not loaded,
+- A failed delivery (the app raised, timed out, crashed; the delivery itself raised; the stored event no longer
+  decodes) is written to the app's log and tried again after a growing pause, the terminal's later rows waiting
+  behind it; after OUTBOX_ATTEMPTS tries the row is kept as `failed` and the terminal's later rows go on. An app that could not be asked (NOT_ASKED: busy, not loaded,
   suspended) puts the row off the same way without using up a try.
 - Delivered and failed rows are kept `retention_days`, then deleted (purge); `yima scan-outbox` (outbox_cli.py)
   lists and replays them.
@@ -176,7 +176,16 @@ class ScanOutbox:
         """Call the app's handler; delete the row once it returned, else note the try. True: go on with the
         terminal's next row; False: the terminal was let go until its retry, or is not held any more (a holder
         whose lease ended writes nothing: the new holder delivers the row again)."""
-        error = await self.events.deliver(row.event, row.attempt + 1)
+        error = row.broken
+        if row.event is not None:
+            try:
+                error = await self.events.deliver(row.event, row.attempt + 1)
+            except Exception as exc:  # a try like any failed one: else the terminal's later rows wait forever
+                log.warning(
+                    "scan event delivery raised",
+                    extra={"scan": str(row.scan_id), "error": type(exc).__name__},
+                )
+                error = f"scan_outbox.error: {type(exc).__name__}"
         now = self.clock()
         async with self.db.transaction() as conn:
             if error is None:

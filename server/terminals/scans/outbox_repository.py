@@ -16,11 +16,13 @@ from server.terminals.events import ScanEvent
 
 class OutboxRow(msgspec.Struct, frozen=True):
     scan_id: uuid.UUID
-    event: ScanEvent
+    event: ScanEvent | None
+    """None: the stored event no longer decodes (`broken` says why); each delivery of it is a failed try."""
     attempt: int
     """Tries of the app so far."""
     deferred: int = 0
     """Tries put off so far (the app could not be asked: busy, not loaded, suspended); not counted."""
+    broken: str | None = None
 
 
 class Turn(msgspec.Struct, frozen=True):
@@ -105,7 +107,12 @@ async def head(conn: asyncpg.Connection, terminal_id: str) -> OutboxRow | None:
     )
     if r is None:
         return None
-    event = msgspec.json.decode(r["event"], type=ScanEvent)
+    try:
+        event = msgspec.json.decode(r["event"], type=ScanEvent)
+    except msgspec.DecodeError as exc:  # msgspec names the field and the type it wanted, never the value
+        return OutboxRow(
+            r["scan_id"], None, r["attempt"], r["deferred"], broken=f"scan_outbox.undecodable: {exc}"
+        )
     return OutboxRow(r["scan_id"], event, r["attempt"], r["deferred"])
 
 
