@@ -91,7 +91,8 @@ RESIDENCE_SCOPE = "registered_in:"
 resident consents to exactly the question the app asks."""
 MAX_RESIDENCE_SCOPES = 8
 """The most `registered_in:` scopes one manifest may declare: enough for a county and its partners (the 一地六县
-alliance is seven), too few for yes-or-no answers over many counties to locate a resident."""
+alliance is seven), too few for yes-or-no answers over many counties to locate a resident. The server's upload
+check holds an app's versions in review, approved or live to the same 8 together."""
 _PROVINCES = frozenset(
     "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )

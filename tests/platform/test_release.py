@@ -92,6 +92,42 @@ async def test_an_upload_asking_about_more_than_eight_counties_fails_its_manifes
     assert all(item["app_id"] != app_id for item in queue)  # never queued for review
 
 
+async def test_an_apps_versions_together_ask_about_at_most_eight_counties(team: Team, tmp_path: Path) -> None:
+    """The cap is the app's: a version asking about 8 other counties than the stable one's would, released to a
+    phased group beside it, put 16 yes-or-no questions about where a resident is registered to one app. Any
+    approved version may be released, so the upload counts the counties of every version in review, approved or
+    live, and fails its manifest check beyond 8."""
+    app_id = new_app_id()
+    counties = [f"3418{n:02d}" for n in range(1, 17)]
+
+    def asking(version: str, codes: list[str]) -> bytes:
+        folder = write_probe(tmp_path, app_id, version)
+        toml = folder / "miniapp.toml"
+        lines = "".join(f'"registered_in:{code}" = "Residents of this county pay half"\n' for code in codes)
+        toml.write_text(toml.read_text().replace("[scopes]\n", "[scopes]\n" + lines, 1))
+        return pack(folder).data
+
+    r = await team.publish(asking("1.0.0", counties[:8]), app_id)
+    assert r.json()["status"] == "in_review", r.text
+    await team.admin("POST", f"/{app_id}/versions/1.0.0/review", json={"decision": "approve", "reason": "ok"})
+    r = await team.admin("POST", f"/{app_id}/release", json={"version": "1.0.0", "percent": 100})
+    assert r.status_code == 200, r.text
+
+    r = await team.publish(asking("1.1.0", counties[8:]), app_id)  # 8 others: 16 with the stable version's
+    assert r.status_code == 201 and r.json()["status"] == "checks_failed", r.text
+    failed = {c["name"]: c["detail"] for c in r.json()["checks"] if not c["ok"]}
+    assert list(failed) == ["manifest"], failed
+    assert "its other versions (1.0.0) ask about" in failed["manifest"], failed
+    assert "would ask about 16 registered_in: counties; at most 8 per app" in failed["manifest"], failed
+    r = await team.publish(asking("1.2.0", counties[:7] + counties[8:9]), app_id)  # one county more: 9
+    assert r.json()["status"] == "checks_failed", r.text
+    queue = (await team.admin("GET", "/reviews")).json()
+    assert all(item["app_id"] != app_id for item in queue)  # neither was queued for review
+
+    r = await team.publish(asking("1.3.0", counties[2:8]), app_id)  # fewer of the same: still 8 for the app
+    assert r.json()["status"] == "in_review", r.text
+
+
 async def test_phased_release_whitelist_buckets_only_increase_revert_and_rollback(
     team: Team, tmp_path: Path
 ) -> None:

@@ -110,6 +110,23 @@ async def insert_version(conn: asyncpg.Connection, **fields: Any) -> bool:
     return done is not None
 
 
+async def residence_scopes(conn: asyncpg.Connection, app_id: str, besides: str) -> dict[str, list[str]]:
+    """The `registered_in:` scopes of the app's versions other than `besides` that are or may become live: in
+    review, approved (any approved version may be released, phased beside the stable one) or live -> the versions
+    asking each."""
+    rows = await conn.fetch(
+        "SELECT s.scope, array_agg(v.version ORDER BY v.uploaded_at) AS versions"
+        " FROM miniapp_versions v JOIN miniapps a USING (app_id),"
+        " LATERAL jsonb_object_keys(coalesce(v.manifest->'scopes', '{}'::jsonb)) AS s(scope)"
+        " WHERE v.app_id = $1 AND v.version <> $2 AND s.scope LIKE 'registered\\_in:%'"
+        " AND (v.status IN ('in_review', 'approved') OR v.version IN (a.stable_version, a.phased_version))"
+        " GROUP BY s.scope",
+        app_id,
+        besides,
+    )
+    return {r["scope"]: list(r["versions"]) for r in rows}
+
+
 async def versions(conn: asyncpg.Connection, app_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT version, digest, status, checks, review_reason, uploaded_at, reviewed_at, released_at"

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+from yima_sdk.manifest import MANIFEST_FILE, MAX_RESIDENCE_SCOPES, Manifest, is_residence_scope
 
 from server import audit
 from server.errors import Conflict
@@ -96,11 +97,13 @@ class Registry:
             raise e.ArchiveTooLarge()
         report = archive.check_archive(data, app_id)
         manifest = report.manifest
-        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]
         version = manifest.version if manifest is not None else _version_hint(report)
         at = self.clock()
         await repository.register_app(conn, app_id, developer_id, manifest.name if manifest else app_id, at)
         await repository.app_for_update(conn, app_id)  # uploads of one app take turns
+        if manifest is not None:
+            await _check_counties_of_the_app(conn, report, manifest)
+        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]
         if version is None:
             # nothing to file it under: answer the report, store nothing
             return Upload(app_id, "", report.digest, "checks_failed", checks, created=False)
@@ -322,6 +325,31 @@ class Registry:
         if app is None:
             raise e.AppNotFound()
         return app, await repository.versions(conn, app_id)
+
+
+async def _check_counties_of_the_app(
+    conn: asyncpg.Connection, report: archive.ArchiveReport, manifest: Manifest
+) -> None:
+    """Fail the manifest check when this version and the app's others that are or may become live together ask
+    about more than `MAX_RESIDENCE_SCOPES` counties. The cap is the app's, not one manifest's: versions each
+    asking about a different 8 would, released side by side (a phased release) or one after another, put 16
+    yes-or-no questions about where a resident is registered to the same app."""
+    ours = {name for name in manifest.scopes if is_residence_scope(name)}
+    if not ours:
+        return
+    others = await repository.residence_scopes(conn, manifest.id, manifest.version)
+    asked = ours | set(others)
+    if len(asked) <= MAX_RESIDENCE_SCOPES:
+        return
+    elsewhere = sorted({v for scope, versions in others.items() if scope not in ours for v in versions})
+    detail = (
+        f"{MANIFEST_FILE}: field `scopes`: with the counties its other versions ({', '.join(elsewhere)}) ask about (in review,"
+        f" approved or live), this app would ask about {len(asked)} registered_in: counties; at most"
+        f" {MAX_RESIDENCE_SCOPES} per app, since any approved version may be released beside another"
+    )
+    report.checks = [
+        archive.Check("manifest", False, detail) if c.name == "manifest" else c for c in report.checks
+    ]
 
 
 def _version_hint(report: archive.ArchiveReport) -> str | None:
