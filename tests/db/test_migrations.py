@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import uuid
 
 import asyncpg
 import pytest
 
 from server.db.migrate import Migration, MigrationError, apply_migrations, migration_files
+from server.terminals.scans import outbox_repository
 from tests.conftest import ADMIN_DSN, _dsn_for
 
 
@@ -88,3 +91,24 @@ async def test_app_ids_taken_before_registrations_stay_with_their_apps(scratch_d
     ]
     county = await scratch_db.fetch("SELECT namespace FROM developer_namespaces ORDER BY namespace")
     assert [r["namespace"] for r in county] == ["cn.gov", "gov.guangde"]
+
+
+async def test_events_given_up_before_0271_are_kept_their_retention_period_from_then(scratch_db):
+    """0271: a scan event given up long before (the outbox kept failed rows, nobody could replay them) is not
+    deleted by the first purge after the upgrade: operators get the retention period to replay it."""
+    await apply_migrations(scratch_db, [m for m in migration_files() if m.version < 271])
+    scan_id = uuid.uuid4()
+    await scratch_db.execute(
+        "INSERT INTO scan_outbox (scan_id, terminal_id, scanned_at, event, status, created_at, attempt, last_error)"
+        " VALUES ($1, 'bus-1', now() - interval '40 days', '{}', 'failed', now() - interval '40 days', 10,"
+        " 'miniapp.failed')",
+        scan_id,
+    )
+    await apply_migrations(scratch_db)
+    now = dt.datetime.now(dt.UTC)
+    assert await outbox_repository.purge(scratch_db, now - dt.timedelta(days=14), 1000) == 0
+    kept = await scratch_db.fetchrow(
+        "SELECT status, finished_at FROM scan_outbox WHERE scan_id = $1", scan_id
+    )
+    assert kept is not None and kept["status"] == "failed"
+    assert kept["finished_at"] > now - dt.timedelta(minutes=5)

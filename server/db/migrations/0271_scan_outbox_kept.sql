@@ -7,5 +7,7 @@ ALTER TABLE scan_outbox
     ADD COLUMN finished_at timestamptz;              -- when it was delivered or given up
 ALTER TABLE scan_outbox DROP CONSTRAINT scan_outbox_status_check;
 ALTER TABLE scan_outbox ADD CONSTRAINT scan_outbox_status_check CHECK (status IN ('pending', 'delivered', 'failed'));
-UPDATE scan_outbox SET finished_at = created_at WHERE status = 'failed';
+-- Rows given up before have their retention start now, not when they were written: else a failed row older than the
+-- retention period would be deleted by the first hourly purge, just when operators can first replay it.
+UPDATE scan_outbox SET finished_at = now() WHERE status = 'failed';
 CREATE INDEX scan_outbox_finished ON scan_outbox (finished_at) WHERE status <> 'pending';
