@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -101,9 +102,18 @@ class ScanEventSink(Protocol):
         or shared with it and the holder consented), not revoked? Must not raise."""
         ...
 
-    async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
+    def prepare(self, event: ScanEvent) -> Awaitable[object] | None:
+        """Called before the scan is durable: start reading what the bound app's event needs (who the resident
+        is to it, what it preloads), so that those reads overlap the scan's commit; hand the result to
+        `scan_recorded`. None when no app is to hear the scan. Must not raise."""
+        ...
+
+    async def scan_recorded(
+        self, event: ScanEvent, prepared: Awaitable[object] | None = None
+    ) -> AppPart | None:
         """Called after the scan is durable and before it is answered; must keep its own deadline and must not
-        raise. None when no app is bound to the scene (or the scan does not concern one)."""
+        raise. None when no app is bound to the scene (or the scan does not concern one). `prepared`: what
+        `prepare` started for this scan, if anything."""
         ...
 
     async def deliver(self, event: ScanEvent, attempt: int) -> str | None:
@@ -123,7 +133,12 @@ class NoScanEvents:
     async def check_pass(self, kind: str, scene: str, app_pass: PassClaims) -> PassCheck:
         return NoPass()
 
-    async def scan_recorded(self, event: ScanEvent) -> AppPart | None:
+    def prepare(self, event: ScanEvent) -> Awaitable[object] | None:
+        return None
+
+    async def scan_recorded(
+        self, event: ScanEvent, prepared: Awaitable[object] | None = None
+    ) -> AppPart | None:
         return None
 
     async def deliver(self, event: ScanEvent, attempt: int) -> str | None:

@@ -93,10 +93,17 @@ async def test_preloaded_pages_reach_the_handler_alike_on_the_server_and_in_the_
     assert (await call(team.client, other, app_id, "POST", f"/visits/{TODAY}")).status_code == 200
 
     server: dict[str, Any] = {}
+    sink = team.scan_events
     for who, account in (("resident", resident), ("stranger", stranger)):
-        part = await team.scan_events.scan_recorded(scan(scene, account.account_id))
+        event = scan(scene, account.account_id)
+        # as the scan pipeline does: the event read for while the scan commits, then delivered
+        part = await sink.scan_recorded(event, sink.prepare(event))
         assert part is not None and not part.missing, part
         server[who] = part.lines
+    # what was read for another scan (here another resident's) is never delivered in its place
+    theirs = sink.prepare(scan(scene, stranger.account_id))
+    part = await sink.scan_recorded(scan(scene, resident.account_id), theirs)
+    assert part is not None and part.lines == server["resident"]
 
     async with AsyncSimulator(folder, clock=lambda: SCANNED_AT.timestamp()) as sim:
         for day in (TODAY, YESTERDAY, TODAY):

@@ -12,7 +12,9 @@ result without the app's part.
 
 The finds the app's manifest declares under `[scan_preload.<kind>]` (today's booking of the resident at a
 check-in) run here, before the event leaves, as the app's own `ctx.db.find` would: their pages travel with the
-event (`event.data.preloaded`), so the handler reads them without a round trip out of the sandbox.
+event (`event.data.preloaded`), so the handler reads them without a round trip out of the sandbox. The scan
+pipeline asks for those reads (`prepare`) before the scan's record commits, so they overlap the commit; the
+event still leaves only once the scan is durable.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,6 +72,12 @@ def _scanned(claims: PassClaims | None) -> ScannedPass | None:
     return ScannedPass(
         id=f"pass_{claims.p}", app=claims.a, kind=claims.k, data=claims.d, valid_until=claims.exp
     )
+
+
+def _dropped(task: asyncio.Task[Any]) -> None:
+    """A prepared event nobody asked for (the scan was not recorded) must not log an unretrieved error."""
+    if not task.cancelled():
+        task.exception()
 
 
 class ScanFacts(Protocol):
@@ -131,8 +140,38 @@ class PlatformScanSink:
         platform = self.platform
         return None if platform is None else platform.runtime.scenes.get((kind, scene))
 
-    async def scan_recorded(self, event: ScanFacts) -> MiniAppPart | None:
-        """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline."""
+    def prepare(self, event: ScanFacts) -> asyncio.Task[tuple[str, str, AppScanEvent]] | None:
+        """Before the scan is durable: read what the bound app's event needs (its user id, the consent, the
+        preloads) in a task, so those reads overlap the scan's commit. None when no app is to hear the scan
+        now; never raises. Read-only: a scan that is not recorded (or turns out a replay) just drops it."""
+        platform = self.platform
+        if platform is None or event.result != "accept" or event.mode != "online":
+            return None
+        app_id = platform.runtime.scenes.get((event.kind, event.scene))
+        if app_id is None:
+            return None
+        try:
+            version = platform.runtime.resolve(app_id, event.account_id)
+        except e.AppError:
+            return None
+        if event.kind not in version.scenes:
+            return None
+        task = asyncio.ensure_future(self._versioned_event(platform, app_id, version, event))
+        task.add_done_callback(_dropped)
+        return task
+
+    async def _versioned_event(
+        self, platform: Platform, app_id: str, version: LiveVersion, event: ScanFacts
+    ) -> tuple[str, str, AppScanEvent]:
+        """The app event with the version it was read for, and its scan: used only for that version and scan
+        (a release meanwhile changes the scopes and preloads it may have)."""
+        return version.key, event.scan_id, await self._app_event(platform, app_id, version, event)
+
+    async def scan_recorded(
+        self, event: ScanFacts, prepared: Awaitable[object] | None = None
+    ) -> MiniAppPart | None:
+        """Called after the scan is durable, before it is answered; never raises, never exceeds the deadline.
+        `prepared`: the event `prepare` began to read for this scan."""
         platform = self.platform
         # A code we cannot resolve to a resident (a partner county's) is delivered too, naming nobody: a bus app
         # counts such rides for the partner's clearing.
@@ -142,7 +181,7 @@ class PlatformScanSink:
         if app_id is None:
             return None
         try:
-            return await self._deliver(platform, app_id, event)
+            return await self._deliver(platform, app_id, event, prepared)
         except Exception as exc:  # the scan answer must come whatever the app or platform does
             log.warning("scan event delivery failed", extra={"app": app_id, "error": type(exc).__name__})
             return MiniAppPart(app_id, missing=True, reason="miniapp.failed")
@@ -249,7 +288,9 @@ class PlatformScanSink:
                                           code=code, scan_id=event.scan_id)  # fmt: skip
         return preloaded
 
-    async def _deliver(self, platform: Platform, app_id: str, event: ScanFacts) -> MiniAppPart:
+    async def _deliver(
+        self, platform: Platform, app_id: str, event: ScanFacts, prepared: Awaitable[object] | None
+    ) -> MiniAppPart:
         try:
             version = platform.runtime.resolve(app_id, event.account_id)
         except e.AppError as exc:
@@ -260,7 +301,7 @@ class PlatformScanSink:
             # uploaded offline scans reach the app through the outbox (deliver), never here; nothing waits
             return MiniAppPart(app_id)
         # what the platform reads for the event (the resident's id, consent, the preloads) is within the deadline
-        task = asyncio.ensure_future(self._prepare_and_call(platform, app_id, version, event))
+        task = asyncio.ensure_future(self._prepare_and_call(platform, app_id, version, event, prepared))
         done, _ = await asyncio.wait({task}, timeout=platform.config.scan_deadline_ms / 1000)
         if not done:
             # let the sandbox's own deadline end the call; the terminal gets its answer now
@@ -279,9 +320,19 @@ class PlatformScanSink:
         return MiniAppPart(app_id, list(reply.lines), admit=reply.admit)
 
     async def _prepare_and_call(
-        self, platform: Platform, app_id: str, version: LiveVersion, event: ScanFacts
+        self,
+        platform: Platform,
+        app_id: str,
+        version: LiveVersion,
+        event: ScanFacts,
+        prepared: Awaitable[object] | None,
     ) -> Any:
-        return await self._call(platform, version, await self._app_event(platform, app_id, version, event))
+        early = await prepared if prepared is not None else None
+        if isinstance(early, tuple) and early[:2] == (version.key, event.scan_id):
+            app_event = early[2]  # read while the scan committed, for this very version
+        else:
+            app_event = await self._app_event(platform, app_id, version, event)
+        return await self._call(platform, version, app_event)
 
     @staticmethod
     async def _call(platform: Platform, version: LiveVersion, app_event: AppScanEvent) -> Any:
