@@ -37,6 +37,7 @@ HOSTILE = [
     "garbage_frames",
     "signal_host",
     "ptrace_host",
+    "io_uring",
 ]
 
 
@@ -85,6 +86,8 @@ PERMISSION = "PermissionError"
         ("huge_response", "sandbox.response_too_large", "limit"),
         ("signal_host", "miniapp.error", PERMISSION),
         ("ptrace_host", "miniapp.error", "Operation not permitted"),
+        # refused twice over: by the allow-list, and before the event loop exists (libuv would make one)
+        ("io_uring", "miniapp.error", "io_uring_setup: Operation not permitted"),
     ],
 )
 async def test_attack_fails_with_clear_error_and_app_keeps_serving(
