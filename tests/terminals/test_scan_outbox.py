@@ -390,6 +390,16 @@ async def test_operators_list_replay_and_purge_kept_events_with_the_cli(client, 
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed 1 " in replayed.stdout
     assert await _kept(db, broken.scan_id) == ("pending", 0, 0, None)
+    # on record: who replayed what (the app hears it again), in the MAC-chained audit log
+    async with db.connection() as conn:
+        record = await conn.fetchrow(
+            "SELECT actor, target, details FROM audit_log WHERE action = 'scan_outbox.replayed'"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+    assert record is not None and (record["actor"], record["target"]) == ("cli", f"terminal:{terminal}")
+    assert record["details"] == {"count": 1, "all_failed": True, "scan_ids": [broken.scan_id]}
+    verified = _yima(settings, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
     await _deliver_all(node, clock, db, terminal)
     assert app.heard == [ok.scan_id, old.scan_id, broken.scan_id]
     assert (

@@ -15,11 +15,15 @@ import uuid
 
 import asyncpg
 
+from server import audit
 from server.cli_support import Commands, add_common_options, cli_settings, database
+from server.security import DerivedKeys, load_master_key
 from server.settings import Settings
 from server.terminals.scans import outbox_repository as repo
 
 STATUSES = ("failed", "pending", "delivered")
+AUDITED_IDS = 1000
+"""The replayed scan ids an audit record names (`count` says how many there were): `--all-failed` may be many."""
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
@@ -84,16 +88,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
 
     async def run(settings: Settings) -> list[uuid.UUID]:
+        audit.use_chain_key(DerivedKeys.derive(load_master_key(settings)).audit_chain)
         conn = await _connect(settings)
+        # jsonb as the app writes it, so the audit record's MAC is over what is read back
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
         try:
             async with conn.transaction():
-                return await repo.replay(
+                replayed = await repo.replay(
                     conn,
                     dt.datetime.now(dt.UTC),
                     scan_ids=wanted,
                     all_failed=args.all_failed,
                     terminal_id=args.terminal,
                 )
+                if replayed:  # the app hears these again: who asked for it is on record, with the change
+                    await audit.append(
+                        conn,
+                        actor="cli",
+                        action="scan_outbox.replayed",
+                        target="scan_outbox" if args.terminal is None else f"terminal:{args.terminal}",
+                        details={
+                            "count": len(replayed),
+                            "all_failed": args.all_failed,
+                            "scan_ids": sorted(str(s) for s in replayed)[:AUDITED_IDS],
+                        },
+                    )
+                return replayed
         finally:
             await conn.close()
 
