@@ -37,7 +37,8 @@
     today = { collection = "bookings", where = { user_id = "$user_id", day = "$today" } }   # event.data.preloaded
 
 The Structs forbid unknown fields so a typo fails loudly. Later fields (consent scopes, scan scenes) are appended
-with defaults, so existing manifests keep validating.
+with defaults, so existing manifests keep validating. The consent scopes' own rules (real county codes, how many)
+live in `yima_sdk._scopes`; their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -50,12 +51,21 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from yima_sdk import query
+from yima_sdk._scopes import (
+    MAX_RESIDENCE_SCOPES,
+    RESIDENCE_SCOPE,
+    SCOPES,
+    Scope,
+    check_scopes,
+    is_residence_scope,
+)
 from yima_sdk._staff import StaffTable
 from yima_sdk.cron import CronError, parse_cron
 from yima_sdk.errors import InvalidArgument, ManifestError, NotIndexed
 
 __all__ = [
     "CAPABILITIES",
+    "MAX_RESIDENCE_SCOPES",
     "RESIDENCE_SCOPE",
     "SCENES",
     "SCOPES",
@@ -80,30 +90,6 @@ CAPABILITIES: frozenset[str] = frozenset(Capability.__args__)  # type: ignore[at
 Scene = Literal["bus", "clinic", "pharmacy", "scenic", "counter"]
 SCENES: frozenset[str] = frozenset(Scene.__args__)  # type: ignore[attr-defined]
 """Scan scene kinds a mini-app may subscribe to (`scenes = [...]`)."""
-
-FixedScope = Literal["birth_date", "real_name_masked", "phone_masked", "health_color"]
-SCOPES: frozenset[str] = frozenset(FixedScope.__args__)  # type: ignore[attr-defined]
-"""Resident data scopes an app may ask consent for (`[scopes]`), besides `registered_in:<county>`; anything else
-is a manifest error."""
-RESIDENCE_SCOPE = "registered_in:"
-"""`registered_in:341822`: only whether the resident's real-name identity is registered in that county (its
-6-digit administrative division code): "true" or "false", never where they live. One scope per county, so the
-resident consents to exactly the question the app asks."""
-MAX_RESIDENCE_SCOPES = 8
-"""The most `registered_in:` scopes one manifest may declare: enough for a county and its partners (the 一地六县
-alliance is seven), too few for yes-or-no answers over many counties to locate a resident. The server's upload
-check holds an app's versions in review, approved or live to the same 8 together."""
-_PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
-)
-"""The first two digits of an administrative division code (GB/T 2260): a province, autonomous region or
-municipality, as identity's ID number check knows them."""
-Scope = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^(birth_date|real_name_masked|phone_masked|health_color|registered_in:[1-9][0-9]{5})(?!\n)$"
-    ),
-]
 
 Purpose = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
 
@@ -259,7 +245,7 @@ def parse_manifest(text: str, *, source: str = MANIFEST_FILE) -> Manifest:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"{source}: not valid TOML: {exc}") from None
-    _check_scopes(raw.get("scopes"), source)
+    check_scopes(raw.get("scopes"), source)
     _check_collections(raw.get("collections"), source)
     _check_jobs(raw.get("jobs"), source)
     try:
@@ -307,44 +293,6 @@ def _check_staff_and_shares(manifest: Manifest, source: str) -> None:
         raise ManifestError(f"{source}: field `{field}`: {detail}")
     if manifest.id in manifest.share_passes_with:
         raise ManifestError(f"{source}: field `share_passes_with`: an app honours its own passes already")
-
-
-def is_residence_scope(name: str) -> bool:
-    """`registered_in:` and a county's 6-digit administrative division code (GB/T 2260): a province that exists,
-    then neither the prefecture's two digits nor the county's are 00 (341800 is a prefecture, 340000 a province)."""
-    code = name.removeprefix(RESIDENCE_SCOPE)
-    return (
-        code != name
-        and len(code) == 6
-        and code.isascii()
-        and code.isdigit()
-        and code[:2] in _PROVINCES
-        and code[2:4] != "00"
-        and code[4:] != "00"
-    )
-
-
-def _check_scopes(scopes: object, source: str) -> None:
-    """Name the offending scope: msgspec reports dict keys and values without saying which entry failed."""
-    if not isinstance(scopes, dict):
-        return  # msgspec reports the wrong type with the field's name
-    for name, purpose in scopes.items():
-        if name not in SCOPES and not is_residence_scope(name):
-            raise ManifestError(
-                f"{source}: field `scopes.{name}`: unknown scope; known scopes: {', '.join(sorted(SCOPES))}, "
-                "and registered_in:<a county's 6-digit division code, such as 341822>"
-            )
-        if not isinstance(purpose, str) or not 4 <= len(purpose.strip()) <= 200:
-            raise ManifestError(
-                f"{source}: field `scopes.{name}`: needs its purpose, a sentence of 4-200 characters that the "
-                "resident reads when asked for consent"
-            )
-    counties = sum(1 for name in scopes if name not in SCOPES)
-    if counties > MAX_RESIDENCE_SCOPES:
-        raise ManifestError(
-            f"{source}: field `scopes`: {counties} registered_in: scopes; at most {MAX_RESIDENCE_SCOPES}, since "
-            "each is one more yes or no about where the resident is registered"
-        )
 
 
 def _check_jobs(jobs: object, source: str) -> None:

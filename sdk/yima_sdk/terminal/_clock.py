@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from yima_sdk._ed25519 import VerifyKey
-from yima_sdk.trust import TrustListError, _b64decode, _b64encode
+from yima_sdk._wire import b64decode, b64encode
+from yima_sdk.trust import TrustListError
 
 __all__ = ["sign_server_time", "verify_server_time"]
 
@@ -52,8 +53,8 @@ def sign_server_time(
     statement = _encoder.encode(_Statement(server_time_ms=server_time_ms, nonce=nonce))
     return _encoder.encode(
         _Envelope(
-            statement=_b64encode(statement),
-            signature=_b64encode(root_private_key.sign(_CONTEXT + statement)),
+            statement=b64encode(statement),
+            signature=b64encode(root_private_key.sign(_CONTEXT + statement)),
             root_key_id=root_key_id,
         )
     )
@@ -68,8 +69,8 @@ def verify_server_time(
     """
     try:
         wire = _envelope_decoder.decode(envelope)
-        statement = _b64decode(wire.statement)
-        signature = _b64decode(wire.signature)
+        statement = b64decode(wire.statement)
+        signature = b64decode(wire.signature)
     except (msgspec.DecodeError, ValueError, binascii.Error) as exc:
         raise TrustListError("time.malformed", str(exc)) from None
     root = root_public_keys.get(wire.root_key_id)
