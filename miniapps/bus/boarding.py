@@ -44,6 +44,7 @@ def ride_of(value: dict[str, Any]) -> Ride:
     return Ride(ride_id=value["id"], at=dt.datetime.fromisoformat(value["at"]), line=value["line"])
 
 
+NOT_RECORDED = ["乘车未记录 请重新扫码", "Ride not recorded: scan again"]
 TURNS = 10
 """How often a boarding is priced again because another ride of the rider's month was recorded meanwhile (each
 try that loses lets another ride in, so this many rides arriving at once are each priced in turn)."""
@@ -64,7 +65,15 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     for _ in range(TURNS - 1):
         with contextlib.suppress(VersionConflict):  # another ride of the month came first: price it again
             return await ride_once(ctx, event, event.user_id, ride)
-    return await ride_once(ctx, event, event.user_id, ride)  # else the platform delivers the scan again later
+    try:
+        return await ride_once(ctx, event, event.user_id, ride)
+    except VersionConflict:
+        if event.data.mode != "online":
+            raise  # an uploaded ride: a failed try, the platform's outbox delivers the scan again later
+    # An online boarding reaches the app once: nothing delivers it again, so the terminal must not let an
+    # unrecorded, unpaid ride through. Nothing was recorded or charged; the rider scans again.
+    await ctx.log.warning("ride not recorded", scan=ride.ride_id, reason="rider's month busy")
+    return {"lines": NOT_RECORDED, "admit": False}
 
 
 async def ride_once(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> dict[str, Any]:

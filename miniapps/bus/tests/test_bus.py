@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
+import pytest
 from bus_days import to_wednesday_10
+from yima_sdk import VersionConflict
 from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
 
@@ -70,6 +73,38 @@ def test_rides_priced_charged_shown_and_a_disputed_fare_refunded(miniapp: MiniAp
     assert miniapp.platform.balances["alice"] == balance - 300
     assert miniapp.get("/statement", user="alice", query={"month": month}).json()["paid_fen"] == 300
     assert [m["title"] for m in miniapp.inbox("alice")][-1] == "票价已退 Fare refunded"
+
+
+def test_an_online_boarding_that_never_gets_its_turn_is_refused_and_not_charged(
+    miniapp: MiniApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every commit of the ride loses to another ride of the rider's month (10 times): an online boarding reaches
+    the app once, nothing delivers it again, so the terminal hears that the ride was not recorded and the rider
+    scans again; nothing is charged. Then the month is quiet: the next scan is recorded and charged once."""
+    miniapp.switches.payment_confirmation = "auto"
+    month = to_wednesday_10(miniapp).strftime("%Y-%m")
+    assert miniapp.get("/lines", user="alice").status == 200
+    balance = miniapp.platform.balance("alice")
+    db = miniapp.platform.db
+    commit = db.commit
+
+    def always_beaten(writes: list[Any], reads: list[Any]) -> list[int]:
+        if any(getattr(w, "collection", None) == "rides" for w in writes):
+            raise VersionConflict("rider_months changed since the transaction read it")
+        return commit(writes, reads)
+
+    monkeypatch.setattr(db, "commit", always_beaten)
+    assert miniapp.scan("bus", user="alice", unit="line:1") == [
+        "乘车未记录 请重新扫码",
+        "Ride not recorded: scan again",
+    ]
+    assert miniapp.platform.balance("alice") == balance and miniapp.payments == []
+    assert miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"] == []
+    assert any(entry.get("event") == "ride not recorded" for entry in miniapp.logs)
+
+    monkeypatch.undo()
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥2.00"]
+    assert miniapp.platform.balance("alice") == balance - 200
 
 
 def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp) -> None:
