@@ -339,6 +339,65 @@ async def test_calls_run_side_by_side_up_to_the_manifests_workers(tmp_path: Path
         assert first.json()["code"] == "miniapp.timeout" and second.status == 200
 
 
+HOLD = """
+import asyncio, os
+from yima_sdk import App
+
+app = App()
+running = 0  # the calls this worker is running
+
+
+@app.get("/hold")
+async def hold(ctx, request):
+    global running
+    running += 1
+    try:
+        await asyncio.sleep(0.5)
+        await ctx.storage.counter_add("held")
+        return {}
+    finally:
+        running -= 1
+
+
+@app.get("/meet")
+async def meet(ctx, request):
+    # answers once the other call arrived too, as MEET
+    global running
+    alongside = running
+    running += 1
+    try:
+        await ctx.storage.counter_add("arrived")
+        while await ctx.storage.counter_get("arrived") < 2:
+            await asyncio.sleep(0.005)
+        return {"pid": os.getpid(), "alongside": alongside, "held": await ctx.storage.counter_get("held")}
+    finally:
+        running -= 1
+"""
+
+
+async def test_a_call_whose_caller_went_away_runs_to_its_end_before_its_worker_serves_another(
+    tmp_path: Path,
+) -> None:
+    """As production's pool: a caller cancelled while its call runs (a client that hung up) does not free the
+    worker. The call runs to its end, its capability requests served, and only then does its worker take the
+    next call: the `limits.workers` calls made right after run side by side, each alone in its worker."""
+    (tmp_path / "miniapp.toml").write_text(
+        'id = "test.yima.hold"\nname = "Hold"\nversion = "1.0.0"\ncapabilities = ["storage"]\n'
+        "[limits]\ntimeout_ms = 5000\nworkers = 2\n"
+    )
+    (tmp_path / "app.py").write_text(HOLD)
+    os.chmod(tmp_path, 0o755)  # as root the app runs under its own uid
+    async with AsyncSimulator(tmp_path) as simulator:
+        with pytest.raises(TimeoutError):  # the caller gives up while the app works
+            await asyncio.wait_for(simulator.request("GET", "/hold"), 0.1)
+        first, second = await asyncio.gather(*(simulator.request("GET", "/meet") for _ in range(2)))
+    assert (first.status, second.status) == (200, 200)
+    assert first.json()["pid"] != second.json()["pid"]
+    assert (first.json()["alongside"], second.json()["alongside"]) == (0, 0)  # not sent to a busy worker
+    # the second met the first once the cancelled call had ended: its storage write served, not refused
+    assert (first.json()["held"], second.json()["held"]) == (1, 1)
+
+
 SHIPPED_EVIL = """
 from yima_sdk import App
 

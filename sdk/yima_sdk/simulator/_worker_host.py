@@ -1,9 +1,9 @@
 """The simulator's host side of an app's workers: child processes running the yima_sdk worker runtime over the
 sandbox bridge, with the host's rules: one call at a time per worker and up to the manifest's `limits.workers`
-calls at once (as production's pool: two deliveries of one app may run side by side), a deadline per call,
-capabilities checked against the manifest and served by the simulated platform, `log` kept by the host, a crashed
-worker replaced. `AsyncSimulator` (`_host.py`) builds the calls, as the gateway, a terminal and the job scheduler
-would.
+calls at once (as production's pool: two deliveries of one app may run side by side; a call whose caller is
+cancelled runs to its end before its worker takes another), a deadline per call, capabilities checked against
+the manifest and served by the simulated platform, `log` kept by the host, a crashed worker replaced.
+`AsyncSimulator` (`_host.py`) builds the calls, as the gateway, a terminal and the job scheduler would.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ _DEADLINE = "sandbox.deadline_exceeded"
 
 class AppFailure(YimaError):
     """The app (or its worker) failed a call; `code` is the stable code the platform would report."""
+
+
+def _unwaited(call: asyncio.Task[Result | Failure]) -> None:
+    """The end of a call whose caller went away: nobody to tell of its failure (asyncio would log it unread)."""
+    if not call.cancelled():
+        call.exception()
 
 
 class _Worker:
@@ -97,7 +103,8 @@ class WorkerHost:
         self._busy: set[_Worker] = set()
         self._slots = asyncio.Semaphore(manifest.limits.workers)
         self._call_ids = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        """Capability requests being served, and the calls running (a cancelled caller's among them)."""
 
     @property
     def worker(self) -> _Worker | None:
@@ -183,9 +190,32 @@ class WorkerHost:
 
     async def invoke(self, request: Request | ScanEvent | JobEvent) -> Any:
         """Run one call on an idle worker (starting one if none is idle and fewer than `limits.workers` run): its
-        response or value, AppFailure if it failed."""
-        async with self._slots:  # up to limits.workers calls at once, one per worker, as in the sandbox
+        response or value, AppFailure if it failed. A caller cancelled while the call runs leaves it running to its
+        end (at most its deadline, its capability requests served), as production's pool does: only then do its
+        worker and its place among the `limits.workers` serve the next call."""
+        await self._slots.acquire()  # up to limits.workers calls at once, one per worker, as in the sandbox
+        try:
             worker = await self._take()
+        except BaseException:
+            self._slots.release()
+            raise
+        call = asyncio.get_running_loop().create_task(self._run(worker, request))
+        self._tasks.add(call)
+        call.add_done_callback(self._tasks.discard)
+        try:
+            # shielded: cancelling the caller must not cancel the call, or its worker would be handed on while it
+            # still runs the call (the next call would share it) and the call's capability requests be refused
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(_unwaited)
+            raise
+        if isinstance(reply, Failure):
+            raise AppFailure(reply.message, code=reply.code)
+        return reply.response if isinstance(request, Request) else reply.value
+
+    async def _run(self, worker: _Worker, request: Request | ScanEvent | JobEvent) -> Result | Failure:
+        """The call on `worker`, to its answer or its deadline; then the worker and its slot are free."""
+        try:
             assert worker.protocol is not None
             self._busy.add(worker)
             self._call_ids += 1
@@ -201,7 +231,7 @@ class WorkerHost:
             timeout = self.manifest.limits.timeout_ms / 1000
             try:
                 worker.protocol.send(Call(id=call_id, request=request))
-                reply = await asyncio.wait_for(asyncio.shield(answer), timeout)
+                return await asyncio.wait_for(asyncio.shield(answer), timeout)
             except TimeoutError:
                 worker.kill()
                 raise AppFailure(
@@ -209,15 +239,13 @@ class WorkerHost:
                     "worker replaced",
                     code=_DEADLINE,
                 ) from None
-            finally:
-                worker.answer = None
-                worker.current = None
-                self._busy.discard(worker)
-                if worker.proc.poll() is None:
-                    self._idle.append(worker)
-        if isinstance(reply, Failure):
-            raise AppFailure(reply.message, code=reply.code)
-        return reply.response if isinstance(request, Request) else reply.value
+        finally:
+            worker.answer = None
+            worker.current = None
+            self._busy.discard(worker)
+            if worker.proc.poll() is None:
+                self._idle.append(worker)
+            self._slots.release()
 
     def _on_message(self, worker: _Worker, message: Any) -> None:
         match message:
