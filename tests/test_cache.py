@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import hiredis
 import pytest
 import redis.exceptions
 
@@ -235,3 +236,34 @@ async def test_redis_counting_on_a_closed_port_is_cache_unavailable():
             await cache.incr_many(["k"], 60)
     finally:
         await cache.close()
+
+
+async def _echo_server() -> asyncio.Server:
+    """A fake Redis answering each command with its last argument, as a bulk string."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = hiredis.Reader()
+        while data := await reader.read(65536):
+            parser.feed(data)
+            while (command := parser.gets()) is not False:
+                last = command[-1]
+                writer.write(b"$%d\r\n%s\r\n" % (len(last), last))
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+async def test_a_command_that_cannot_be_encoded_does_not_shift_later_replies():
+    """A command refused before it is sent (an argument Redis cannot take) fails alone: the commands after it
+    still get their own replies, not each the one before's (which would count one client's quota for another)."""
+    server = await _echo_server()
+    counting = PipelinedCommands(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0", timeout_s=2)
+    try:
+        assert await counting.execute_command("ECHO", "first") == b"first"
+        for bad in (None, True, "\ud800"):
+            with pytest.raises((TypeError, ValueError)):
+                await counting.execute_command("ECHO", bad)
+        assert await asyncio.wait_for(counting.execute_command("ECHO", "a"), 5) == b"a"
+        assert await asyncio.wait_for(counting.execute_command("ECHO", "b"), 5) == b"b"
+    finally:
+        counting.close()
+        server.close()

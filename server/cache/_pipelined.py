@@ -80,14 +80,17 @@ class PipelinedCommands:
     async def execute_command(self, *args: Any) -> Any:
         """Send one command and return its reply; a Redis error reply raises redis-py's ResponseError (NoScriptError
         for NOSCRIPT), a lost connection its ConnectionError, no reply within the timeout its TimeoutError."""
+        # Encoded before anything is queued: an argument hiredis refuses (None, a bool, a lone surrogate) raises here,
+        # where a future queued for a command never sent would take the next command's reply, and so on down.
+        command = hiredis.pack_command(args)
         conn = self._conn
         loop = asyncio.get_running_loop()
         if conn is None or conn.lost or loop is not self._loop:
             conn = await self._connect(loop)
         future = loop.create_future()
-        conn.waiting.append((future, loop.time()))
         assert conn.transport is not None
-        conn.transport.write(hiredis.pack_command(args))
+        conn.transport.write(command)
+        conn.waiting.append((future, loop.time()))
         if conn.watch is None:
             conn.watch = loop.call_later(self._timeout_s, self._check, conn)
         reply = await future
