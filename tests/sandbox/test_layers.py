@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,18 @@ async def test_rlimits_alone_forbid_writing_files(tmp_path: Path) -> None:
     # RLIMIT_FSIZE=0: the open succeeds (no Landlock here) but the first byte written is refused
     assert "File too large" in message
     assert os.path.getsize(target) == 0  # noqa: ASYNC240
+
+
+def test_the_layers_refuse_to_start_beside_a_thread_they_would_not_confine() -> None:
+    # Landlock and seccomp bind the calling thread and its later threads only: a thread started before them (by
+    # a library, an executor, libuv) would keep the freedom they take away, so a worker with one refuses to start.
+    script = (
+        "import threading, time\n"
+        "from yima_sdk._isolation import only_thread\n"
+        "only_thread()\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "only_thread()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "2 threads before the isolation layers" in done.stderr

@@ -14,7 +14,7 @@ import os
 from yima_sdk._bridge import Init, LayerReport
 from yima_sdk._isolation import limits
 
-__all__ = ["UID_BASE", "UID_COUNT", "app_uid", "apply_early_layers", "apply_layers"]
+__all__ = ["UID_BASE", "UID_COUNT", "app_uid", "apply_early_layers", "apply_layers", "only_thread"]
 
 UID_BASE = 2_000_000
 """Default first uid (and gid) of the range apps run under (the sandbox's `worker_uid_base`)."""
@@ -42,10 +42,21 @@ def apply_early_layers(init: Init, bridge_fd: int, *, keep_output: bool = False)
     }
 
 
+def only_thread() -> None:
+    """Refuse to go on unless this is the process's only thread: Landlock and seccomp (without TSYNC) confine
+    the calling thread and the threads it starts later, so a thread started earlier (an executor, a library's
+    worker, libuv's pool) would stay free of them, and so would whatever it does for the app."""
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        raise RuntimeError(f"{threads} threads before the isolation layers; they would confine only one")
+
+
 def apply_layers(init: Init, reports: dict[str, LayerReport], *, file_size: int = 0) -> list[LayerReport]:
     """Apply the rest of the layers named in `init.layers`, in the only order that works; report every layer.
     `file_size` is RLIMIT_FSIZE: 0 in production; the simulator, whose stdout may be a file, lifts it."""
     wanted = set(init.layers)
+    if wanted & {"landlock", "seccomp"}:
+        only_thread()
     reports["netns"] = limits.enter_network_namespace() if "netns" in wanted else limits.skipped("netns")
     readable = limits.readable_paths(init.app_folder)
     exposed, exposed_ok = "", True
