@@ -13,6 +13,7 @@ from server.cache import Cache, MemoryCache, RedisCache
 from server.cache._pipelined import PipelinedCommands
 from server.errors import CacheUnavailable
 from tests.conftest import REDIS_URL
+from tests.event_loops import LOOPS
 
 
 class FakeClock:
@@ -267,3 +268,41 @@ async def test_a_command_that_cannot_be_encoded_does_not_shift_later_replies():
     finally:
         counting.close()
         server.close()
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@pytest.mark.parametrize("reported", [False, True], ids=["closing", "lost"])
+def test_a_connection_lost_as_it_opens_fails_its_caller_in_time(monkeypatch, loop_name, reported):
+    """The counting connection dropped just as it is handed over (closing, or its loss already reported): the
+    caller gets CacheUnavailable within the timeout, on either event loop the server may run (a hang on asyncio,
+    a 500 from uvloop's "handler is closed" otherwise), and the next count connects again."""
+    opened = []
+    real_open = PipelinedCommands._open
+
+    async def open_then_lose(self, loop):
+        conn = await real_open(self, loop)
+        opened.append(conn)
+        if len(opened) == 1:
+            conn.transport.abort()
+            if reported:
+                for _ in range(10):  # the loss is reported a turn or two of the loop later
+                    await asyncio.sleep(0)
+                assert conn.lost
+        return conn
+
+    monkeypatch.setattr(PipelinedCommands, "_open", open_then_lose)
+
+    async def scenario() -> None:
+        cache = RedisCache(REDIS_URL, namespace=f"yimatest-{secrets.token_hex(4)}:")
+        assert isinstance(cache._counting, PipelinedCommands)
+        cache._counting._timeout_s = 1
+        try:
+            with pytest.raises(CacheUnavailable):
+                await asyncio.wait_for(cache.incr_many(["k"], 60), 3)
+            assert await asyncio.wait_for(cache.incr_many(["k"], 60), 3) == [1]
+            assert len(opened) == 2
+        finally:
+            await cache.close()
+
+    with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
+        runner.run(scenario())

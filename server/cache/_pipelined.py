@@ -21,7 +21,9 @@ import redis.exceptions
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
+        self.loop = loop
+        self.timeout_s = timeout_s
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader()
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
@@ -30,23 +32,66 @@ class _Connection(asyncio.Protocol):
         self.watch: asyncio.TimerHandle | None = None
         """The timer that ends this connection if its oldest command waits too long (at most one)."""
 
+    @property
+    def usable(self) -> bool:
+        """Not lost, and not closing either: a transport closes before its loss is reported (a turn of the loop
+        later), and writing to it then is silently dropped (asyncio) or raises RuntimeError (uvloop)."""
+        return not self.lost and self.transport is not None and not self.transport.is_closing()
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        """Write an encoded command and queue the future of its reply, with no await between the two (replies
+        are matched by order); a connection that cannot take it raises ConnectionError, and is ended."""
+        if not self.usable:
+            self.fail(redis.exceptions.ConnectionError("Redis connection lost"))
+            raise redis.exceptions.ConnectionError("Redis connection lost")
+        assert self.transport is not None
+        try:
+            self.transport.write(command)
+        except Exception as exc:  # uvloop's "handler is closed", an OSError...
+            self.fail(redis.exceptions.ConnectionError(f"Redis connection lost: {exc}"))
+            raise redis.exceptions.ConnectionError(f"Redis connection lost: {exc}") from exc
+        future = self.loop.create_future()
+        self.waiting.append((future, self.loop.time()))
+        if self.watch is None:
+            self.watch = self.loop.call_later(self.timeout_s, self._check)
+        return future
+
+    def _check(self) -> None:
+        """The timeout, one timer per connection rather than one per command: end the connection when its oldest
+        command has waited `timeout_s`, else look again when it will have."""
+        self.watch = None
+        if self.lost or not self.waiting:
+            return
+        due = self.waiting[0][1] + self.timeout_s
+        if self.loop.time() >= due:
+            self.fail(redis.exceptions.TimeoutError(f"Redis did not answer within {self.timeout_s} s"))
+        else:
+            self.watch = self.loop.call_at(due, self._check)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        while (reply := self.reader.gets()) is not False:
-            future, _ = self.waiting.popleft()
-            if not future.done():
-                future.set_result(reply)
+        try:
+            self.reader.feed(data)
+            while (reply := self.reader.gets()) is not False:
+                if not self.waiting:
+                    raise hiredis.ProtocolError("a reply to no command")
+                future, _ = self.waiting.popleft()
+                if not future.done():
+                    future.set_result(reply)
+        except hiredis.ProtocolError as exc:  # out of step: no later reply can be trusted to be its caller's
+            self.fail(redis.exceptions.ConnectionError(f"Redis protocol error: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(redis.exceptions.ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}"))
 
     def fail(self, error: Exception) -> None:
+        """End the connection (idempotent) and fail every command still waiting on it."""
         self.lost = True
         if self.watch is not None:
             self.watch.cancel()
+            self.watch = None
         if self.transport is not None:
             self.transport.abort()
         while self.waiting:
@@ -85,14 +130,9 @@ class PipelinedCommands:
         command = hiredis.pack_command(args)
         conn = self._conn
         loop = asyncio.get_running_loop()
-        if conn is None or conn.lost or loop is not self._loop:
+        if conn is None or not conn.usable or loop is not self._loop:
             conn = await self._connect(loop)
-        future = loop.create_future()
-        assert conn.transport is not None
-        conn.transport.write(command)
-        conn.waiting.append((future, loop.time()))
-        if conn.watch is None:
-            conn.watch = loop.call_later(self._timeout_s, self._check, conn)
+        future = conn.send(command)
         reply = await future
         if isinstance(reply, hiredis.ReplyError):
             message = str(reply)
@@ -101,42 +141,34 @@ class PipelinedCommands:
             raise redis.exceptions.ResponseError(message)
         return reply
 
-    def _check(self, conn: _Connection) -> None:
-        """The timeout, one timer per connection rather than one per command: end a connection whose oldest
-        command has waited `timeout_s`, else look again when it will have."""
-        conn.watch = None
-        if conn.lost or not conn.waiting:
-            return
-        assert self._loop is not None
-        due = conn.waiting[0][1] + self._timeout_s
-        if self._loop.time() >= due:
-            conn.fail(redis.exceptions.TimeoutError(f"Redis did not answer within {self._timeout_s} s"))
-        else:
-            conn.watch = self._loop.call_at(due, self._check, conn)
-
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         if self._loop is not loop:  # a new event loop (tests): the old connection belongs to the old one
             self._connecting, self._conn, self._loop = None, None, loop
         if self._connecting is None or self._connecting.done():
             self._connecting = loop.create_task(self._open(loop))
+        connecting = self._connecting
         # shielded: one caller giving up must not cancel the connection the others wait for
-        self._conn = await asyncio.shield(self._connecting)
-        return self._conn
+        conn = await asyncio.shield(connecting)
+        if self._connecting is connecting:  # a caller resuming late must not put back an older connection
+            self._conn = conn
+        # perhaps lost meanwhile: then its send raises ConnectionError, and the next call connects again
+        return conn
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         conn: _Connection | None = None
+
+        def new() -> _Connection:
+            return _Connection(loop, self._timeout_s)
+
         try:
             async with asyncio.timeout(self._timeout_s):
                 if self._path is not None:
-                    _, conn = await loop.create_unix_connection(_Connection, self._path)
+                    _, conn = await loop.create_unix_connection(new, self._path)
                 else:
-                    _, conn = await loop.create_connection(_Connection, self._host, self._port)
+                    _, conn = await loop.create_connection(new, self._host, self._port)
                 for command in self._hello:
-                    future = loop.create_future()
-                    conn.waiting.append((future, loop.time()))
-                    assert conn.transport is not None
-                    conn.transport.write(hiredis.pack_command(command))
-                    if isinstance(reply := await future, hiredis.ReplyError):
+                    reply = await conn.send(hiredis.pack_command(command))
+                    if isinstance(reply, hiredis.ReplyError):
                         raise redis.exceptions.ConnectionError(f"Redis refused {command[0]}: {reply}")
         except BaseException as exc:
             if conn is not None:
