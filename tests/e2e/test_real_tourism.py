@@ -56,6 +56,11 @@ class Dev:
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
+    yield from running_dev()
+
+
+def running_dev() -> Iterator[Dev]:
+    """`yima dev` with the first-party apps, once the tourism app's demo data is in (each module its own)."""
     with private_folder() as folder:
         # many visitors sign in from this one address: more than the per-address OTP limit lets through
         env = server_env(
