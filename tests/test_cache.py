@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 
 import hiredis
 import pytest
@@ -239,25 +240,29 @@ async def test_redis_counting_on_a_closed_port_is_cache_unavailable():
         await cache.close()
 
 
-async def _echo_server() -> asyncio.Server:
-    """A fake Redis answering each command with its last argument, as a bulk string."""
+async def _fake_redis(answer: Callable[[list[bytes]], bytes]) -> tuple[asyncio.Server, str]:
+    """A fake Redis answering each command with `answer(command)` (raw RESP); the server and its URL."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = hiredis.Reader()
         while data := await reader.read(65536):
             parser.feed(data)
             while (command := parser.gets()) is not False:
-                last = command[-1]
-                writer.write(b"$%d\r\n%s\r\n" % (len(last), last))
+                writer.write(answer(command))
 
-    return await asyncio.start_server(serve, "127.0.0.1", 0)
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+
+
+def _echo_last(command: list[bytes]) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(command[-1]), command[-1])
 
 
 async def test_a_command_that_cannot_be_encoded_does_not_shift_later_replies():
     """A command refused before it is sent (an argument Redis cannot take) fails alone: the commands after it
     still get their own replies, not each the one before's (which would count one client's quota for another)."""
-    server = await _echo_server()
-    counting = PipelinedCommands(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0", timeout_s=2)
+    server, url = await _fake_redis(_echo_last)
+    counting = PipelinedCommands(url, timeout_s=2)
     try:
         assert await counting.execute_command("ECHO", "first") == b"first"
         for bad in (None, True, "\ud800"):
@@ -306,3 +311,40 @@ def test_a_connection_lost_as_it_opens_fails_its_caller_in_time(monkeypatch, loo
 
     with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
         runner.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        b"LOADING Redis is loading the dataset in memory",
+        b"ERR max number of clients reached",
+        b"NOAUTH Authentication required.",
+        b"WRONGPASS invalid username-password pair or user is disabled.",
+    ],
+)
+async def test_redis_busy_or_refusing_is_cache_unavailable_for_counting(error):
+    """Redis reloading its data after a restart (or full, or asking for a password) answers every command with
+    an error: counting then fails as CacheUnavailable, like through redis-py (the rate limiters count in memory
+    meanwhile), not as a plain error reply (a 500 for every call)."""
+    server, url = await _fake_redis(lambda command: b"-" + error + b"\r\n")
+    cache = RedisCache(url)
+    try:
+        with pytest.raises(CacheUnavailable):
+            await asyncio.wait_for(cache.incr_many(["k"], 60), 5)
+    finally:
+        await cache.close()
+        server.close()
+
+
+async def test_other_error_replies_stay_errors():
+    server, url = await _fake_redis(
+        lambda command: b"-WRONGTYPE Operation against a key holding the wrong kind\r\n"
+    )
+    counting = PipelinedCommands(url, timeout_s=2)
+    try:
+        with pytest.raises(redis.exceptions.ResponseError) as raised:
+            await counting.execute_command("INCR", "k")
+        assert not isinstance(raised.value, redis.exceptions.ConnectionError)
+    finally:
+        counting.close()
+        server.close()

@@ -5,7 +5,9 @@ here a command is a write and a future, its reply matched by order (Redis answer
 order they were sent), parsed by hiredis. Every caller shares the one connection, so there is no pool to wait on.
 
 A lost or refused connection fails its callers with redis-py's ConnectionError (RedisCache turns it into
-CacheUnavailable, as for every other command) and the next command connects again; a command unanswered for
+CacheUnavailable, as for every other command) and the next command connects again; an error reply raises what
+redis-py raises for it (so LOADING while Redis reloads its data, "max number of clients reached", NOAUTH and
+WRONGPASS are ConnectionErrors, and CacheUnavailable too); a command unanswered for
 `timeout_s` ends the connection the same way, as redis-py's socket timeout would.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 import hiredis
 import redis.asyncio.connection
 import redis.exceptions
+from redis._parsers import BaseParser
 
 
 class _Connection(asyncio.Protocol):
@@ -123,8 +126,9 @@ class PipelinedCommands:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def execute_command(self, *args: Any) -> Any:
-        """Send one command and return its reply; a Redis error reply raises redis-py's ResponseError (NoScriptError
-        for NOSCRIPT), a lost connection its ConnectionError, no reply within the timeout its TimeoutError."""
+        """Send one command and return its reply; a Redis error reply raises what redis-py raises for it (its
+        ResponseError, NoScriptError for NOSCRIPT, a ConnectionError for LOADING...), a lost connection its
+        ConnectionError, no reply within the timeout its TimeoutError."""
         # Encoded before anything is queued: an argument hiredis refuses (None, a bool, a lone surrogate) raises here,
         # where a future queued for a command never sent would take the next command's reply, and so on down.
         command = hiredis.pack_command(args)
@@ -135,10 +139,9 @@ class PipelinedCommands:
         future = conn.send(command)
         reply = await future
         if isinstance(reply, hiredis.ReplyError):
-            message = str(reply)
-            if message.startswith("NOSCRIPT"):
-                raise redis.exceptions.NoScriptError(message)
-            raise redis.exceptions.ResponseError(message)
+            # redis-py's own table: NOSCRIPT is NoScriptError; LOADING, "max number of clients reached", NOAUTH and
+            # WRONGPASS are ConnectionErrors (so CacheUnavailable, and the rate limiters count in memory meanwhile)
+            raise BaseParser.parse_error(str(reply))
         return reply
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:

@@ -7,10 +7,13 @@ import asyncio
 import secrets
 from pathlib import Path
 
+import hiredis
 import pytest
 from yima_sdk import CounterOutOfRange
 
 from sandbox.capabilities import CallInfo
+from server.cache import RedisCache
+from server.cache._pipelined import PipelinedCommands
 from tests.conftest import login, valid_id_number
 from tests.platform.conftest import Team, call, new_app_id, write_probe
 
@@ -182,6 +185,33 @@ async def test_quotas_answer_429_with_a_code(team: Team, tmp_path: Path) -> None
     # the app's own rate (5/min) counts every resident: bob gets through until it is used up
     assert (await call(team.client, bob, app_id, "GET", "/whoami")).status_code == 429
     assert (await call(team.client, bob, app_id, "GET", "/whoami")).json()["code"] == "miniapp.quota_app"
+
+
+async def test_calls_go_through_while_redis_is_loading_its_data(team: Team, tmp_path: Path) -> None:
+    """Redis restarted and still loading its data answers the quota count with -LOADING: calls are counted in
+    memory meanwhile (as when Redis is down), not refused with a 500."""
+    app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
+    alice = await login(team.client)
+
+    async def loading(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = hiredis.Reader()
+        while data := await reader.read(65536):
+            parser.feed(data)
+            while parser.gets() is not False:
+                writer.write(b"-LOADING Redis is loading the dataset in memory\r\n")
+
+    server = await asyncio.start_server(loading, "127.0.0.1", 0)
+    cache = team.client.app.state.core.cache
+    assert isinstance(cache, RedisCache) and isinstance(cache._counting, PipelinedCommands)
+    counting = cache._counting
+    cache._counting = PipelinedCommands(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0")
+    try:
+        r = await call(team.client, alice, app_id, "GET", "/whoami")
+        assert r.status_code == 200, r.text
+    finally:
+        cache._counting.close()
+        cache._counting = counting
+        server.close()
 
 
 async def test_request_and_response_size_limits(team: Team, tmp_path: Path) -> None:
