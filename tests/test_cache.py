@@ -348,3 +348,50 @@ async def test_other_error_replies_stay_errors():
     finally:
         counting.close()
         server.close()
+
+
+async def test_closing_while_connecting_fails_the_callers_and_the_connection():
+    """close() (the server shutting down) while a connection is being opened (here, its AUTH unanswered): the
+    caller gets ConnectionError at once, not after the timeout, and the half-open connection is closed."""
+    accepted: list[asyncio.StreamReader] = []
+    connected = asyncio.Event()
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(reader)
+        connected.set()
+
+    silent = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    counting = PipelinedCommands(f"redis://:secret@127.0.0.1:{port}/0", timeout_s=30)
+    try:
+        waiting = asyncio.ensure_future(counting.execute_command("PING"))
+        async with asyncio.timeout(5):
+            await connected.wait()
+            counting.close()
+            with pytest.raises(redis.exceptions.ConnectionError):
+                await waiting
+            await accepted[0].read()  # EOF: the client closed its end
+    finally:
+        silent.close()
+
+
+def test_a_new_event_loop_closes_the_old_loops_connection():
+    """The same PipelinedCommands used from a second event loop (tests, a restarted loop): the first loop's
+    connection is closed rather than left open until the process ends."""
+    counting = PipelinedCommands(REDIS_URL)
+    old, new = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        old_id = old.run_until_complete(counting.execute_command("CLIENT", "ID"))
+        new.run_until_complete(counting.execute_command("PING"))
+        old.run_until_complete(asyncio.sleep(0.05))  # the old loop's turn to close what it was asked to
+
+        async def client_ids() -> list[int]:
+            clients = await counting.execute_command("CLIENT", "LIST")
+            return [int(field[3:]) for field in clients.split() if field.startswith(b"id=")]
+
+        assert old_id not in new.run_until_complete(client_ids())
+    finally:
+        counting.close()
+        new.run_until_complete(asyncio.sleep(0.05))
+        old.close()
+        new.close()

@@ -146,12 +146,19 @@ class PipelinedCommands:
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         if self._loop is not loop:  # a new event loop (tests): the old connection belongs to the old one
-            self._connecting, self._conn, self._loop = None, None, loop
+            self._forget("the event loop changed")
+            self._loop = loop
         if self._connecting is None or self._connecting.done():
             self._connecting = loop.create_task(self._open(loop))
         connecting = self._connecting
-        # shielded: one caller giving up must not cancel the connection the others wait for
-        conn = await asyncio.shield(connecting)
+        try:
+            # shielded: one caller giving up must not cancel the connection the others wait for
+            conn = await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if connecting.cancelled() and not (task is not None and task.cancelling()):  # by close()
+                raise redis.exceptions.ConnectionError("Redis connection closed") from None
+            raise
         if self._connecting is connecting:  # a caller resuming late must not put back an older connection
             self._conn = conn
         # perhaps lost meanwhile: then its send raises ConnectionError, and the next call connects again
@@ -186,6 +193,15 @@ class PipelinedCommands:
         return conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.fail(redis.exceptions.ConnectionError("closed"))
-            self._conn = None
+        """End the connection, or the opening of one (its callers get ConnectionError)."""
+        self._forget("closed")
+
+    def _forget(self, why: str) -> None:
+        connecting, conn, self._connecting, self._conn = self._connecting, self._conn, None, None
+        try:
+            if connecting is not None:
+                connecting.cancel()
+            if conn is not None:
+                conn.fail(redis.exceptions.ConnectionError(f"Redis connection {why}"))
+        except RuntimeError:  # on a loop already closed: nothing runs there any more, its sockets go with it
+            pass
