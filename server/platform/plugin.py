@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
+from server.cli_support import Commands
 from server.platform.app_ids.controllers import AppIdAdminController, AppIdRequestController
 from server.platform.apps.controllers import DeveloperController, MiniAppAdminController
 from server.platform.apps.dev import DevApps
@@ -32,6 +33,12 @@ def provide_platform(state: State) -> Platform:
 
 
 class PlatformPlugin(InitPluginProtocol):
+    @staticmethod
+    def add_cli_commands(commands: Commands) -> None:
+        from server.platform.jobs.cli import add_commands
+
+        add_commands(commands)
+
     def __init__(
         self,
         settings: Settings,

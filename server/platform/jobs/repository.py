@@ -119,6 +119,20 @@ async def sync_schedules(
     )
 
 
+async def make_due(conn: asyncpg.Connection, app_id: str, name: str, now: dt.datetime) -> int | None:
+    """Make the schedule `name` of `app_id` fire now (`yima jobs run`): its row's due time is now, so the run sees
+    `scheduled_at` = now and its next firing follows from there. None when there is no such schedule row (not
+    released, not synced yet) or a run of it holds a live lease (that run finishes first)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "UPDATE miniapp_jobs SET due_at = $3, run_at = $3, attempt = 0, last_error = NULL"
+        " WHERE app_id = $1 AND name = $2 AND schedule IS NOT NULL AND status = 'pending'"
+        " AND (lease_until IS NULL OR lease_until <= $3) RETURNING id",
+        app_id,
+        name,
+        now,
+    )
+
+
 async def claim(
     conn: asyncpg.Connection, app_ids: list[str], now: dt.datetime, lease_until: dt.datetime, limit: int
 ) -> list[ClaimedJob]:
