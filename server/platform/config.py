@@ -9,6 +9,9 @@ import msgspec
 from sandbox import SandboxSettings
 from server.settings import Mode, Settings
 
+COMMIT_DEADLINE_S = 2.0
+"""How long a `ctx.db` commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""
+
 
 class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox: SandboxSettings
@@ -31,6 +34,8 @@ class PlatformSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Pause before a failed job runs again; doubled after each failure, at most an hour."""
     jobs_max_pending: int = 1000
     """One-shot jobs an app may have pending (`quota.exceeded` beyond)."""
+    db_commit_deadline_s: float = COMMIT_DEADLINE_S
+    """How long a `ctx.db` commit may wait for locks and retry before `capability.failed`, nothing written."""
 
     @classmethod
     def for_server(cls, settings: Settings) -> PlatformSettings:

@@ -67,6 +67,7 @@ class Platform:
             core, runtime, storage, user_id_key=user_id_key, accounts=accounts, codes=codes, payments=payments
         )
         caps.jobs.max_pending = config.jobs_max_pending
+        caps.db.commit_deadline_s = config.db_commit_deadline_s
         host.provider = caps
         await caps.consents.start()
         await host.start()

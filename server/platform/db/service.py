@@ -41,14 +41,13 @@ from yima_sdk.manifest import Collection
 
 from sandbox.capabilities import CallInfo
 from server.db import Database
+from server.platform.config import COMMIT_DEADLINE_S
 from server.platform.db import commits
 from server.platform.db import index_repository as index_repo
 from server.platform.db import repository as repo
 from server.platform.db.commits import Prepared
 from server.platform.runtime.service import Runtime
 
-COMMIT_DEADLINE_S = 2.0
-"""How long a commit may keep retrying (serialization failures, deadlocks, lock waits) before it fails."""
 _RETRY = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)
 _Collections = dict[str, Collection]
 
@@ -68,6 +67,8 @@ class AppDb:
         """Indexes this process saw built, per set of live versions (a release looks again)."""
         self._registered: dict[tuple[str, str], tuple[tuple[str, ...], set[str]]] = {}
         """(app, collection) -> (live versions when read, the indexes built for it): writes keep these too."""
+        self.commit_deadline_s = COMMIT_DEADLINE_S
+        """How long a commit may keep trying (PlatformSettings.db_commit_deadline_s); then `capability.failed`."""
         self.retries = 0
         """Commit attempts retried after a serialization failure, deadlock or lock timeout (this process)."""
 
@@ -231,7 +232,7 @@ class AppDb:
         prepared, dropped = await self._prepare(call, writes, reads)
         simple = not reads and not dropped and commits.simple(prepared)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + COMMIT_DEADLINE_S
+        deadline = loop.time() + self.commit_deadline_s
         try:
             async with asyncio.timeout_at(deadline):
                 while True:
