@@ -103,3 +103,53 @@ async def test_an_index_dropped_and_declared_again_finds_every_document(team: Te
 
     await release("1.0.2", '["day", "user_id"]')
     assert await on_day("1.0.2") == ["b", "c"]
+
+
+async def test_an_app_never_sees_nor_changes_another_apps_documents(team: Team, tmp_path: Path) -> None:
+    """Two apps declare the same collection and index: each one's documents, counts and groups are its own,
+    and the other's document ids (even one it also uses) reach nothing of the first."""
+    caps = team.client.app.state.platform.caps
+    ours, theirs = new_app_id("dbours"), new_app_id("dbtheirs")
+    for app_id in (ours, theirs):
+        await team.ship(write_probe(tmp_path, app_id))
+
+    async def db(app_id: str, operation: str, **kwargs: object) -> Any:
+        info = CallInfo(app_id=app_id, version="1.0.0", call_id=1)
+        try:
+            return await caps.handle(info, "db", operation, [], dict(kwargs))
+        except Exception as exc:  # the refusals are yima_sdk errors with their codes
+            return str(getattr(exc, "code", type(exc).__name__))
+
+    day = {"day": "2026-06-01"}
+    secret = await db(
+        theirs, "insert", collection="bookings", value={**day, "user_id": "u-theirs", "fee": 700}
+    )
+    await db(theirs, "insert", collection="bookings", id="shared", value={**day, "fee": 900})
+    # the same id in our app is a document of our own, not a conflict with theirs
+    shared = await db(ours, "insert", collection="bookings", id="shared", value={**day, "fee": 100})
+    assert (shared.id, shared.version) == ("shared", 1)
+
+    page = await db(ours, "find", collection="bookings", where=day)
+    assert [(r.id, r.value["fee"]) for r in page.items] == [("shared", 100)]
+    assert (await db(ours, "find", collection="bookings", where={"user_id": "u-theirs"})).items == []
+    assert await db(ours, "count", collection="bookings", where=day) == 1
+    groups = await db(ours, "aggregate", collection="bookings", group_by="day", sum="fee")
+    assert [(g.key, g.count, g.sum) for g in groups] == [("2026-06-01", 1, 100)]
+    assert await db(ours, "get", collection="bookings", id=secret.id) is None
+    assert (await db(ours, "get", collection="bookings", id="shared")).value["fee"] == 100
+
+    # their document's id reaches nothing of theirs: no update, no delete, no version check against it
+    refused = await db(ours, "update", collection="bookings", id=secret.id, value={**day, "fee": 0})
+    assert refused == "storage.version_conflict"
+    assert await db(ours, "delete", collection="bookings", id=secret.id) is False
+    await db(ours, "update", collection="bookings", id="shared", value={**day, "fee": 1}, expected_version=1)
+    assert await db(ours, "delete", collection="bookings", id="shared") is True
+
+    left = await db(theirs, "find", collection="bookings", where=day)
+    assert sorted((r.id, r.value["fee"], r.version) for r in left.items) == sorted(
+        [(secret.id, 700, 1), ("shared", 900, 1)]
+    )
+    assert await db(theirs, "count", collection="bookings", where=day) == 2
+    groups = await db(theirs, "aggregate", collection="bookings", group_by="day", sum="fee")
+    assert [(g.key, g.count, g.sum) for g in groups] == [("2026-06-01", 2, 1600)]
+    assert await db(ours, "count", collection="bookings", where=day) == 0
