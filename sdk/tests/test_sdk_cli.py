@@ -71,7 +71,7 @@ def test_new_scaffolds_an_app_whose_own_tests_pass(scaffold: Path) -> None:
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "9 passed" in run.stdout
+    assert "11 passed" in run.stdout
 
 
 def test_new_refuses_a_non_empty_folder_and_a_bad_id(scaffold: Path, tmp_path: Path) -> None:
