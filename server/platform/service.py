@@ -3,6 +3,7 @@ capabilities, gateway. Controllers reach them through `platform: PlatformDep`.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from litestar.di import NamedDependency
 from sandbox import SandboxHost
 from server.core import Core
 from server.platform.app_ids.service import AppIds
+from server.platform.apps import archive
 from server.platform.apps.service import Registry
 from server.platform.config import PlatformSettings
 from server.platform.device_login.service import DeviceLogin
@@ -60,6 +62,8 @@ class Platform:
         payments: Payments,
     ) -> Platform:
         config.apps_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        for stale in await asyncio.to_thread(archive.remove_stale_unpackings, config.apps_dir):
+            log.info("removed an unpacking left unfinished", extra={"folder": str(stale)})
         storage = AppStorage(core.db)
         host = SandboxHost(config.sandbox)
         runtime = Runtime(core, host, config.apps_dir, refresh_s=config.refresh_s)

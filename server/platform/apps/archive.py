@@ -12,9 +12,11 @@ import asyncio
 import hashlib
 import io
 import os
+import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -198,6 +200,29 @@ def unpack(files: dict[str, bytes], folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not folder.is_dir():
             raise
+
+
+_UNPACKING = re.compile(r".+\.tmp[a-z0-9_]+")
+"""The temporary folder of an unpacking, `<version>-<digest>.tmp<random>` (or `.tmp<pid>`, as unpacking once named
+it): a version's own folder ends in its digest."""
+
+STALE_UNPACKING_S = 3600.0
+
+
+def remove_stale_unpackings(apps_dir: Path, *, older_than_s: float = STALE_UNPACKING_S) -> list[Path]:
+    """Remove the temporary folders that unpackings killed midway (the process stopped, the machine rebooted) left
+    in `apps_dir`, once older than `older_than_s`: one that young may be another process's unpacking in progress
+    over a shared apps_dir. Returns what it removed."""
+    cutoff = time.time() - older_than_s
+    removed = []
+    for tmp in apps_dir.glob("*/*.tmp*"):
+        try:
+            if _UNPACKING.fullmatch(tmp.name) and tmp.is_dir() and tmp.stat().st_mtime < cutoff:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        except OSError:  # gone meanwhile: another process at its start-up removed it first
+            continue
+    return removed
 
 
 async def stored(db: Database, app_id: str, version: str) -> tuple[str, ArchiveReport]:
