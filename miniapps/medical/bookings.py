@@ -188,8 +188,14 @@ async def _with_payment(
                                         expected_version=record.version)  # fmt: skip
             else:
                 await ctx.db.update("bookings", booking_id, recorded, expected_version=version)
-        except VersionConflict:
-            pass  # changed meanwhile (checked in, cancelled): the same key finds the payment again
+        except (
+            VersionConflict
+        ):  # changed meanwhile (checked in, cancelled): the same key finds the payment again
+            now = await ctx.db.get("bookings", booking_id)
+            if now is not None and now.value["status"] == "cancelled" and now.value["payment_id"] is None:
+                await ctx.payments.cancel(
+                    payment.id
+                )  # cancelled before its fee was recorded: withdraw the fee
         value = recorded
     return {"id": booking_id, **value}
 
@@ -256,9 +262,11 @@ async def cancel(ctx: Context, record: Any, why: str) -> int:
 
 
 async def refund(ctx: Context, booking_id: str, value: dict[str, Any], why: str) -> int:
+    """Give the fee of a cancelled booking back: a fee still waiting for the resident is withdrawn (they can
+    no longer pay it), a paid one refunded. Returns the amount refunded."""
     if value["payment_id"] is None:
         return 0
-    payment = await ctx.payments.status(value["payment_id"])
+    payment = await ctx.payments.cancel(value["payment_id"])
     if payment.status != "succeeded":
         return 0
     done = await ctx.payments.refund(

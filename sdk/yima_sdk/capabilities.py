@@ -169,6 +169,13 @@ class Payments(_Facade):
         payment: Payment = await self._call(c.PaymentsStatus(payment_id=payment_id))
         return payment
 
+    async def cancel(self, payment_id: str) -> Payment:
+        """Withdraw a payment the resident has not confirmed yet (what it paid for was cancelled): it ends
+        `cancelled` and can no longer be confirmed. Returns the payment as it now stands: `cancelled`, or
+        what the resident decided first (`succeeded`: refund it; `declined`, `failed`: nothing was charged)."""
+        payment: Payment = await self._call(c.PaymentsCancel(payment_id=payment_id))
+        return payment
+
     async def refund(self, payment_id: str, amount_fen: int, reason: str, idempotency_key: str) -> Refund:
         """Give back `amount_fen` of a succeeded payment (a cancelled booking). The same `idempotency_key`
         returns the same refund; a payment not succeeded, or more than is left of it, raises InvalidArgument."""

@@ -85,6 +85,7 @@ __all__ = [
     "Operation",
     "Page",
     "Payment",
+    "PaymentsCancel",
     "PaymentsCharge",
     "PaymentsRefund",
     "PaymentsStatus",
@@ -174,11 +175,12 @@ class Page(_Reply, frozen=True):
 
 class Payment(_Reply, frozen=True):
     """A one-card charge. `pending_confirmation`: the resident's super-app shows a confirmation sheet; ask
-    `payments.status(id)` later. `succeeded`: money moved. `declined` (the resident said no) or `failed` (the
-    one-card refused: balance, frozen card): nothing was charged."""
+    `payments.status(id)` later. `succeeded`: money moved. `declined` (the resident said no), `failed` (the
+    one-card refused: balance, frozen card) or `cancelled` (the app withdrew it before the resident
+    confirmed: `payments.cancel`): nothing was charged."""
 
     id: str
-    status: Literal["pending_confirmation", "succeeded", "declined", "failed"]
+    status: Literal["pending_confirmation", "succeeded", "declined", "failed", "cancelled"]
     amount_fen: int
     reason: str
     idempotency_key: str
@@ -368,6 +370,17 @@ _REFUNDABLE_ID = r"^(pay_[0-9]{1,18}|ride_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0
 
 class PaymentsStatus(_Op, frozen=True, tag="payments.status"):
     """The payment's current state."""
+
+    Reply = Payment
+    errors = (InvalidArgument,)
+    payment_id: Annotated[str, msgspec.Meta(pattern=r"^pay_[0-9]{1,18}$")]
+
+
+class PaymentsCancel(_Op, frozen=True, tag="payments.cancel"):
+    """Withdraw a charge of this app the resident has not confirmed yet (the booking it paid for was
+    cancelled): it ends `cancelled` and the resident can no longer confirm it. The reply is the payment as it
+    now stands: `cancelled`, or what the resident decided first (`succeeded`: refund it instead; `declined`,
+    `failed`: nothing was charged). Cancelling again answers the same."""
 
     Reply = Payment
     errors = (InvalidArgument,)
@@ -672,6 +685,7 @@ Operation = (
     | PaymentsCharge
     | PaymentsStatus
     | PaymentsRefund
+    | PaymentsCancel
     | CredentialsVerify
     | CredentialsIssuePass
     | CredentialsRevokePass

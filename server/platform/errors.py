@@ -115,7 +115,7 @@ class PaymentNotFound(NotFound):
 
 
 class PaymentDecided(Conflict):
-    code, title = "payment.already_decided", "This payment was already confirmed or declined"
+    code, title = "payment.already_decided", "This payment was already confirmed, declined or cancelled"
 
 
 def _first_line(doc: str | None) -> str:

@@ -196,7 +196,7 @@ class Payment(Outbound):
     app_id: str
     amount_fen: int
     reason: str
-    status: Literal["pending_confirmation", "succeeded", "declined", "failed"]
+    status: Literal["pending_confirmation", "succeeded", "declined", "failed", "cancelled"]
     created_at: dt.datetime
     failure: str | None = None
     decided_at: dt.datetime | None = None

@@ -146,6 +146,11 @@ async def charge_status(ctx: Context, request: Request) -> dict:
     return {"status": (await ctx.payments.status(request.path_params["id"])).status}
 
 
+@app.delete("/charge/{id}")
+async def charge_cancel(ctx: Context, request: Request) -> dict:
+    return {"status": (await ctx.payments.cancel(request.path_params["id"])).status}
+
+
 @app.get("/staff/me")
 async def staff_me(ctx: Context, request: Request) -> dict:
     staff = await ctx.user.staff()

@@ -83,6 +83,32 @@ async def test_confirming_more_than_the_balance_fails_the_payment_and_charges_no
     assert status.json() == {"status": "failed"}
 
 
+async def test_a_payment_the_app_cancelled_cannot_be_confirmed_and_charges_nothing(
+    team: Team, tmp_path: Path
+) -> None:
+    """A booking cancelled while its fee waits for the resident: the app withdraws the charge, and the
+    resident's late confirmation is refused (409), the card untouched."""
+    app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
+    client = team.client
+    reader = await resident_with_card(client)
+    await fund(client, reader, 1_000)
+    payment_id = (await call(client, reader.session, app_id, "POST", "/charge")).json()["id"]
+    r = await call(client, reader.session, app_id, "DELETE", f"/charge/{payment_id}")
+    assert r.status_code == 200 and r.json() == {"status": "cancelled"}, r.text
+
+    number = payment_id.removeprefix("pay_")
+    r = await client.post(f"/v1/me/payments/{number}/confirm", headers=reader.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "payment.already_decided" and r.json()["extra"] == {
+        "payment_status": "cancelled"
+    }
+    assert await balance(client, reader) == 1_000
+    mine = (await client.get("/v1/me/payments", headers=reader.headers)).json()
+    assert [(p["id"], p["status"]) for p in mine] == [(int(number), "cancelled")]
+    status = await call(client, reader.session, app_id, "GET", f"/charge/{payment_id}")
+    assert status.json() == {"status": "cancelled"}
+
+
 async def test_a_resident_without_a_one_card_cannot_pay(team: Team, tmp_path: Path) -> None:
     app_id, _ = await team.ship(write_probe(tmp_path, new_app_id()))
     resident = await login(team.client)

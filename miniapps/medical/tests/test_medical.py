@@ -62,6 +62,18 @@ def test_book_pay_waive_at_65_and_cancel_with_a_refund(miniapp: MiniApp) -> None
     assert rebooked["number"] == 3 and rebooked["payment_id"] != booking["payment_id"]
 
 
+def test_a_cancelled_bookings_unpaid_fee_can_no_longer_be_paid(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    session = f"dr-chen.{day_after(today)}.am"
+    booking = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    balance = miniapp.platform.balances["alice"]
+    cancelled = miniapp.delete(f"/bookings/{booking['id']}", user="alice")
+    assert cancelled.json() == {"status": "cancelled", "refunded_fen": 0}
+    # the confirmation sheet was still open on her phone: confirming now takes nothing
+    assert miniapp.confirm_payment(booking["payment_id"])["status"] == "cancelled"
+    assert miniapp.platform.balances["alice"] == balance
+
+
 def test_cancelling_closes_at_the_cut_off_before_the_session(miniapp: MiniApp) -> None:
     today = seeded(miniapp)
     tomorrow = day_after(today)

@@ -1,5 +1,5 @@
 """The simulated `payments` capability: charges the resident confirms (or the switches answer for them), the
-one-card balances they draw on, refunds, and the offline rides settlement charges."""
+one-card balances they draw on, cancels, refunds, and the offline rides settlement charges."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ class SimulatedPayments:
         payment = self.platform.payments.get(op.payment_id)
         if payment is None:
             raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
+        return _payment(payment)
+
+    def cancel(self, op: c.PaymentsCancel) -> c.Payment:
+        payment = self.platform.payments.get(op.payment_id)
+        if payment is None:
+            raise InvalidArgument(f"no payment {op.payment_id!r} for this app")
+        if payment["status"] == "pending_confirmation":
+            payment["status"] = "cancelled"
         return _payment(payment)
 
     def confirm(self, payment_id: str, *, accept: bool = True) -> dict[str, Any]:

@@ -280,6 +280,8 @@ class SimulatedPlatform:
                 return self.payment_ops.status(op)
             case c.PaymentsRefund():
                 return self.payment_ops.refund(op)
+            case c.PaymentsCancel():
+                return self.payment_ops.cancel(op)
             case c.CredentialsVerify():
                 return self.credentials.verify(
                     op.payload, self._user_of_app, self._shows_colour, self._share_consented

@@ -9,7 +9,8 @@ so a refusal is never followed by a prompt loop.
 Payments: an app's `payments.charge` creates a pending payment; the one-card is charged only when the resident
 confirms it (`POST /v1/me/payments/{id}/confirm`), with the app's idempotency key, so retries charge once;
 confirming an already paid payment again answers it unchanged (declined or failed ones answer
-`payment.already_decided`).
+`payment.already_decided`, and so do those the app cancelled before the resident confirmed: `payments.cancel`;
+both lock the row, so a cancelled fee is never charged).
 """
 
 from __future__ import annotations
@@ -156,4 +157,6 @@ class Residents:
     @staticmethod
     def _still_pending(row: asyncpg.Record) -> None:
         if row["status"] != "pending_confirmation":
-            raise e.PaymentDecided(extra={"status": row["status"]})
+            raise e.PaymentDecided(
+                f"this payment is {row['status']}", extra={"payment_status": row["status"]}
+            )

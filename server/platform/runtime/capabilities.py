@@ -15,6 +15,7 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
                                                  (app passes: see passes.py)
     payments.charge -> Payment (pending_confirmation until the resident confirms)    payments.status -> Payment
     payments.refund -> Refund (part or all of a succeeded payment, once per key)
+    payments.cancel -> Payment (a pending one ends cancelled; a decided one answers as it stands)
     jobs.schedule -> job id    jobs.cancel -> bool   see jobs/
     terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents.py
 
@@ -36,6 +37,7 @@ from yima_sdk.manifest import RESIDENCE_SCOPE
 from yima_sdk.passes import PASS_PREFIX, PassClaims
 
 from sandbox.capabilities import CallInfo
+from server import audit
 from server.core import Core
 from server.errors import AppError
 from server.idempotency import IdempotencyKeyReused
@@ -171,6 +173,8 @@ class PlatformCapabilities:
                 return await self._payment_status(call, op.payment_id)
             case c.PaymentsRefund():
                 return await self._refund(call, op)
+            case c.PaymentsCancel():
+                return await self._cancel_payment(call, op.payment_id)
             case (
                 c.DbGet()
                 | c.DbInsert()
@@ -300,6 +304,25 @@ class PlatformCapabilities:
             row = await repository.payment(conn, c.id_number(payment_id))
         if row is None or row["app_id"] != call.app_id:
             raise InvalidArgument(f"no payment {payment_id!r} for this app")
+        return _payment(row)
+
+    async def _cancel_payment(self, call: CallInfo, payment_id: str) -> c.Payment:
+        """A pending payment ends `cancelled`; one the resident already decided answers as it stands. The row
+        is locked as the resident's confirmation locks it: whichever comes second sees the other's decision,
+        so a withdrawn fee is never charged and a charged one is reported for the app to refund."""
+        async with self.core.db.transaction() as conn:
+            row = await repository.payment(conn, c.id_number(payment_id), for_update=True)
+            if row is None or row["app_id"] != call.app_id:
+                raise InvalidArgument(f"no payment {payment_id!r} for this app")
+            if row["status"] == "pending_confirmation":
+                await repository.decide_payment(conn, row["id"], "cancelled", _utc(self.clock()), None, None)
+                await audit.append(
+                    conn,
+                    actor=f"app:{call.app_id}",
+                    action="payment.cancelled",
+                    target=f"miniapp_payment:{row['id']}",
+                )
+                row = await repository.payment(conn, row["id"])
         return _payment(row)
 
     async def _refund(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
