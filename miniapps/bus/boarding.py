@@ -176,7 +176,10 @@ def ride_value(
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,
         "transfer_off_fen": p.transfer_off_fen, "cap_off_fen": p.cap_off_fen,
         "reordered_off_fen": p.fare_fen - fare, "fare_fen": fare,
-        "payment_id": None, "payment_status": None, "refunded_fen": 0,
+        # An offline ride's payment is settlement's charge (`ride_<scan id>`): what the app gives back from, and
+        # what staff refund a disputed fare from.
+        "payment_id": event.data.payment_id if event.data.mode == "offline" else None,
+        "payment_status": None, "refunded_fen": 0,
         # An offline ride was paid by the platform's settlement (re-priced from the published table), not by this
         # app; what the terminal priced is kept beside it (a platform older than `settled_fen` charged that).
         "terminal_fen": event.data.amount_fen if event.data.mode == "offline" else None,
@@ -195,6 +198,7 @@ async def give_back(
     own price (concession, transfer, cap) is `fare_fen`. Give the difference back, once: the key is the ride,
     the platform refuses more than settlement charged. Never asks for more: a ride priced above what settlement
     took (it cannot happen with the same table) keeps what was taken."""
+    payment_id = payment_id or value.get("payment_id")
     owed = (value.get("settled_fen") or 0) - value["fare_fen"] - value.get("returned_fen", 0)
     if owed <= 0 or payment_id is None:
         return
@@ -203,6 +207,7 @@ async def give_back(
     )
     stored = {k: v for k, v in value.items() if k != "id"}
     stored["returned_fen"] = stored.get("returned_fen", 0) + done.amount_fen
+    stored["payment_id"] = payment_id  # a ride recorded before payment ids were kept learns it here
     try:
         await ctx.db.update("rides", ride_id, stored, expected_version=version)
     except VersionConflict:

@@ -4,11 +4,12 @@ rejected; and the demo fare table for `yima dev`."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 import seed
 from common import app, problem, schedule, yuan
-from yima_sdk import Context, JobEvent, Request, Response, VersionConflict
+from yima_sdk import Context, InvalidArgument, JobEvent, Request, Response, VersionConflict
 from yima_sdk.fares import FareError, FareTable
 
 
@@ -84,29 +85,48 @@ async def disputes(ctx: Context, request: Request) -> Response:
     return Response.json({"disputes": [{"ride": r.id, **r.value} for r in page.items]})
 
 
+def refundable_fen(ride: dict[str, Any]) -> int:
+    """What a disputed ride can give back: an online ride its fare (charged by this app); an offline ride what
+    settlement took less what the app gave back already (concession, transfer, cap), never above its fare."""
+    if ride["mode"] != "offline":
+        return int(ride["fare_fen"]) - ride.get("refunded_fen", 0)
+    paid = (ride.get("settled_fen") or 0) - ride.get("returned_fen", 0)
+    return min(int(ride["fare_fen"]), paid) - ride.get("refunded_fen", 0)
+
+
 @app.post("/fares/disputes/{ride}/refund")
 async def refund(ctx: Context, request: Request) -> Response:
+    """Refund a disputed fare from the ride's payment: this app's charge (online) or settlement's (offline,
+    `ride_<scan id>`). Once: a decided dispute is closed; a call cut after the refund is asked again and gives
+    the same refund (the key is the dispute; a different amount then is refused)."""
     body = request.json(Decision)
     ride_id = request.path_params["ride"]
     case = await ctx.db.get("disputes", ride_id)
     ride = await ctx.db.get("rides", ride_id)
     if case is None or ride is None:
         return problem(404, "bus.dispute_not_found", "no such dispute")
-    if case.value["status"] == "rejected":
-        return problem(409, "bus.dispute_closed", "this dispute was rejected")
-    paid = ride.value["fare_fen"]
+    if case.value["status"] != "open":
+        return problem(409, "bus.dispute_closed", f"this dispute is {case.value['status']}")
+    paid = refundable_fen(ride.value)
     amount = paid if body.amount_fen is None else body.amount_fen
     if not 0 < amount <= paid or ride.value.get("payment_id") is None:
-        return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a charged ride")
-    # The key is the dispute: a retried decision refunds once (a different amount then is refused).
-    done = await ctx.payments.refund(
-        ride.value["payment_id"], amount, "票价争议退款 disputed fare", f"dispute:{ride_id}"
-    )
-    await ctx.db.update(
-        "rides", ride_id, {**ride.value, "refunded_fen": done.amount_fen}, expected_version=ride.version
-    )
-    await ctx.db.update("disputes", ride_id, {**case.value, "status": "refunded", "refunded_fen": done.amount_fen,
-                                              "note": body.note}, expected_version=case.version)  # fmt: skip
+        return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")
+    try:
+        done = await ctx.payments.refund(
+            ride.value["payment_id"], amount, "票价争议退款 disputed fare", f"dispute:{ride_id}"
+        )
+    except InvalidArgument as exc:  # not paid (yet), or this dispute refunded another amount before
+        return problem(409, "bus.not_refundable", str(exc))
+    try:
+        async with ctx.db.transaction() as tx:
+            tx.update("rides", ride_id, {**ride.value, "refunded_fen": done.amount_fen},
+                      expected_version=ride.version)  # fmt: skip
+            tx.update("disputes", ride_id, {**case.value, "status": "refunded", "refunded_fen": done.amount_fen,
+                                            "note": body.note}, expected_version=case.version)  # fmt: skip
+    except (
+        VersionConflict
+    ):  # decided by another call meanwhile, or the ride changed: asked again, refunded once
+        return problem(409, "bus.dispute_changed", "the dispute or its ride changed meanwhile: ask again")
     await ctx.notify.send(
         "票价已退 Fare refunded", f"¥{yuan(done.amount_fen)}", user_id=ride.value["user_id"]
     )

@@ -33,14 +33,51 @@ def test_an_offline_ride_is_recorded_priced_and_not_charged_again(miniapp: MiniA
     )
     assert lines == ["k2路 ¥4.00"]
     (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
-    assert (ride["mode"], ride["fare_fen"], ride["settled_fen"], ride["payment_id"]) == (
-        "offline",
-        400,
-        400,
-        None,
-    )
-    # settlement charged the card (once); the app charged nothing itself
-    assert [(p["id"][:5], p["amount_fen"]) for p in miniapp.payments] == [("ride_", 400)]
+    assert (ride["mode"], ride["fare_fen"], ride["settled_fen"]) == ("offline", 400, 400)
+    # settlement charged the card (once), and the ride keeps that payment; the app charged nothing itself
+    assert [(p["id"], p["amount_fen"]) for p in miniapp.payments] == [(ride["payment_id"], 400)]
+    assert ride["payment_id"].startswith("ride_")
+
+
+def test_a_disputed_offline_ride_is_refunded_once_from_settlements_charge(miniapp: MiniApp) -> None:
+    """Alice changes from line 1 to line 2 offline: settlement took 2 + 2 yuan, the app gave 1 back (the
+    transfer). She disputes the second ride; the fares staff refund it from settlement's charge: at most the
+    1 yuan it cost her net, once, and her balance and statement show it once."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    month = wednesday.strftime("%Y-%m")
+    assert miniapp.get("/me", user="alice").status == 200
+    start = miniapp.platform.balance("alice")
+    for line in ("1", "2"):
+        lines = miniapp.scan(
+            "bus",
+            user="alice",
+            unit=f"line:{line}",
+            mode="offline",
+            credential_type="ride_code",
+            amount_fen=200,
+        )
+        miniapp.advance(minutes=30)
+    assert lines == ["2路 ¥1.00", "换乘优惠 transfer -¥1.00"]
+    assert miniapp.platform.balance("alice") == start - 300
+    second = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"][1]
+    assert (second["settled_fen"], second["returned_fen"], second["fare_fen"]) == (200, 100, 100)
+
+    reason = {"reason": "I changed buses, was charged 2 yuan first"}
+    assert miniapp.post(f"/rides/{second['id']}/dispute", user="alice", json=reason).status == 201
+    miniapp.grant_staff("carol", "fares")
+    path = f"/fares/disputes/{second['id']}/refund"
+    too_much = miniapp.post(path, user="carol", json={"amount_fen": 200})
+    assert (too_much.status, too_much.json()["code"]) == (400, "bus.bad_refund")
+    refunded = miniapp.post(path, user="carol", json={"note": "checked the bus log"})
+    assert refunded.json() == {"ride": second["id"], "status": "refunded", "refunded_fen": 100}
+    again = miniapp.post(path, user="carol", json={})
+    assert (again.status, again.json()["code"]) == (409, "bus.dispute_closed")
+    assert miniapp.platform.balance("alice") == start - 200
+    statement = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert (statement["paid_fen"], statement["refunded_fen"]) == (200, 100)
+    settlement = next(p for p in miniapp.payments if p["id"] == second["payment_id"])
+    assert settlement["refunded_fen"] == 200  # the transfer given back, then the dispute: all it took
 
 
 def test_an_offline_ride_costs_the_rider_what_it_would_online(miniapp: MiniApp) -> None:
