@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from bookings import cancel
-from common import CANCEL_HOURS, STARTS, app, as_doc, county_now, holds, problem
+from common import CANCEL_HOURS, OPEN, STARTS, app, as_doc, county_now, holds, problem
 from yima_sdk import Context, Request, Response, VersionConflict
 
 
@@ -146,7 +146,8 @@ async def change(ctx: Context, request: Request) -> Response:
 
 @app.post("/staff/sessions/{session}/cancel")
 async def cancel_session(ctx: Context, request: Request) -> Response:
-    """Cancel a session: every booked resident is told and refunded."""
+    """Cancel a session: every resident still to be seen (booked, checked in, or called to the room but not
+    yet seen through) is told and refunded."""
     record = await ctx.db.get("sessions", request.path_params["session"])
     if record is None:
         return problem(404, "medical.no_such_session", "no session with that id")
@@ -155,7 +156,7 @@ async def cancel_session(ctx: Context, request: Request) -> Response:
     if record.value["status"] == "open":
         await ctx.db.update("sessions", record.id, {**record.value, "status": "cancelled"})
     told = refunded = 0
-    for status in ("booked", "waiting"):  # a retried cancel finishes what a failed one left
+    for status in OPEN:  # a retried cancel finishes what a failed one left
         while True:
             page = await ctx.db.find("bookings", {"session": record.id, "status": status}, limit=50)
             if not page.items:

@@ -159,6 +159,26 @@ def test_a_session_holds_its_capacity_and_its_scheduler_cancels_it(miniapp: Mini
     assert miniapp.get("/sessions", query={"doctor": "dr-sun", "day": day}).json()["sessions"] == []
 
 
+def test_cancelling_a_session_tells_and_refunds_the_patient_already_called(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    session = f"dr-zhou.{today}.pm"
+    alice = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    assert miniapp.confirm_payment(alice["payment_id"])["status"] == "succeeded"
+    balance = miniapp.platform.balances["alice"]
+    miniapp.scan("clinic", user="alice", unit=PEOPLE)
+    miniapp.grant_staff("carol", "doctor", PEOPLE)
+    assert miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json()["number"] == alice["number"]
+    assert miniapp.get(f"/bookings/{alice['id']}", user="alice").json()["status"] == "called"
+
+    miniapp.grant_staff("grandpa", "scheduler", PEOPLE)
+    done = miniapp.post(f"/staff/sessions/{session}/cancel", user="grandpa").json()
+    assert done == {"status": "cancelled", "told": 1, "refunded_fen": alice["fee_fen"]}
+    assert miniapp.get(f"/bookings/{alice['id']}", user="alice").json()["status"] == "cancelled"
+    assert miniapp.platform.balances["alice"] == balance + alice["fee_fen"]
+    assert "门诊停诊 Session cancelled" in [m["title"] for m in miniapp.inbox("alice")]
+    assert miniapp.get(f"/sessions/{session}/screen").json()["calling"] == []
+
+
 def test_check_in_learns_the_codes_colour_only_under_consent(miniapp: MiniApp) -> None:
     """The scan event carries the code's colour only while carol grants `health_color`: without it her yellow
     code checks her in like any other (the terminal's own policy still shows the colour)."""
