@@ -111,8 +111,8 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
             return {"admit": False, "people": 0, "lines": ["无此景区 No such spot"]}
         refusal = await _refusal(ctx, collection, value, spot_id, day)
         entered = value["entered"] if collection == "tickets" else value["entered"].get(spot_id, 0)
-        if refusal is None and entered and not spot.value["reentry"]:
-            refusal = "已入园 Already entered"
+        if refusal is None and entered:
+            refusal = _no_reentry(collection, value, spot_id, spot.value["reentry"], day)
         people = value.get("people", 1)
         name = spot.value["name"]
         if refusal is not None:
@@ -137,6 +137,8 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
                 new["entered"] = entered + 1
             else:
                 new["entered"] = {**value["entered"], spot_id: entered + 1}
+                if not entered:  # the day of its visit there: re-entry (where allowed) only that day
+                    new["entered_on"] = {**value.get("entered_on", {}), spot_id: day}
             new["paid"] = True
         entry = {"spot": spot_id, "day": day, "ticket": record.id, "kind": collection, "mode": mode,
                  "at": int(at.timestamp()), "answer": answer}  # fmt: skip
@@ -155,6 +157,18 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
             continue
         return answer
     return {"admit": False, "people": 0, "lines": ["请重试 Try again"]}
+
+
+def _no_reentry(collection: str, value: dict[str, Any], spot_id: str, reentry: bool, day: str) -> str | None:
+    """Why a holder who entered `spot_id` before is not let in again `day`, or None. A ticket is for one day; a
+    route pass, good for several, visits each spot once: again only the day it first entered, where the spot
+    allows re-entry."""
+    if not reentry:
+        return "已入园 Already entered"
+    first = value.get("entered_on", {}).get(spot_id) if collection == "orders" else day
+    if first != day:
+        return f"已于 {first} 入园 Visited on {first}" if first else "已入园 Already entered"
+    return None
 
 
 async def _refusal(

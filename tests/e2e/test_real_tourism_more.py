@@ -259,3 +259,25 @@ def test_a_route_pass_enters_each_spot_once_online_and_at_offline_gates(dev: Dev
         alone = Terminal(root_public_keys=roots(dev), db_path=str(db), clock=time.time, clock_source="ntp")
         assert alone.scan(payload).result == "accept"
         alone.close()
+
+
+def test_a_route_pass_re_enters_the_same_day_where_the_spot_allows_it(dev: Dev) -> None:
+    """天荒坪 lets a visitor back in the same day: a route pass too (on a later day of the pass it is refused:
+    the simulator's test, since the real core takes no scan stamped in the future)."""
+    visitor = paying_resident(dev, 24800)
+    r = visitor.post(f"{API}/packages/delta-heart/buy", json={"day": dev.today})
+    assert r.status_code == 201, r.text
+    order = r.json()
+    pay(visitor, order["payment_id"])
+    with private_folder() as folder:
+        gate = gate_terminal(dev, "spot:tianhuangping", folder)
+        payload = shown(order["pass"]["payload"])
+        answers = [scan_online(gate, payload)["miniapp"] for _ in range(2)]
+        assert [(a["admit"], a["lines"][0]) for a in answers] == [
+            (True, "请入园 Welcome"),
+            (True, "再次入园 Re-entry"),
+        ]
+        gate.close()
+    orders = visitor.get(f"{API}/tickets").json()["orders"]
+    mine = next(o for o in orders if o["id"] == order["id"])
+    assert (mine["entered"], mine["entered_on"]) == ({"tianhuangping": 2}, {"tianhuangping": dev.today})

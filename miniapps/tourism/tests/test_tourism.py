@@ -196,6 +196,14 @@ def test_a_route_package_is_honoured_once_at_each_spot_and_visitors_review(minia
     assert miniapp.post("/gate/check", user="carol", json=other).json()["admit"] is False
     # Ankang code at 天荒坪 (Anji) finds the route pass
     assert miniapp.scan("scenic", user="alice", unit="spot:tianhuangping")[0] == "请入园 Welcome"
+    # 天荒坪 lets visitors back in the same day, a route pass too; the pass is good for three days, but on the
+    # next one it has had its visit there
+    assert miniapp.scan("scenic", user="alice", unit="spot:tianhuangping")[0] == "再次入园 Re-entry"
+    miniapp.advance(seconds=86_400)
+    assert miniapp.scan("scenic", user="alice", unit="spot:tianhuangping") == [
+        f"已于 {today} 入园 Visited on {today}",
+        "天荒坪 Tianhuangping",
+    ]
 
     assert (
         miniapp.post("/spots/tianmu-lake/reviews", user="alice", json={"stars": 4, "text": "湖很美"}).status
