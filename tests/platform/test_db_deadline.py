@@ -56,3 +56,43 @@ async def test_a_commit_that_cannot_get_through_in_time_writes_nothing_and_may_b
     assert (r.status_code, r.json()) == (201, {"slot": 2}), r.text
     r = await call(team.client, resident, app_id, "GET", "/db/bookings/2026-03-02")
     assert r.json() == {"count": 2, "taken": 2}
+
+
+async def test_an_update_of_a_document_locked_elsewhere_fails_in_time_and_changes_nothing(
+    team: Team, tmp_path: Path, database_url: str
+) -> None:
+    folder = write_probe(tmp_path, new_app_id("dbdoclock"))
+    app_id, _ = await team.ship(folder)
+    resident = await login(team.client)
+    value = {"collection": "bookings", "id": "b1", "value": {"day": "2026-03-04", "n": 1}}
+    r = await call(team.client, resident, app_id, "POST", "/raw/db/insert", json=value)
+    assert (r.status_code, r.json()) == (200, {"id": "b1", "version": 1}), r.text
+    changed = {**value, "value": {"day": "2026-03-05", "n": 2}}
+
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            held = await holder.fetch(
+                "SELECT version FROM miniapp_records WHERE app_id = $1 AND doc_id = 'b1' FOR UPDATE", app_id
+            )
+            assert [row["version"] for row in held] == [1]
+            r = await call(team.client, resident, app_id, "POST", "/raw/db/update", json=changed)
+            assert (r.status_code, r.json()["code"]) == (503, "capability.failed"), r.text
+    finally:
+        await holder.close()
+
+    r = await call(
+        team.client, resident, app_id, "POST", "/raw/db/get", json={"collection": "bookings", "id": "b1"}
+    )
+    assert r.json() == {"id": "b1", "value": {"day": "2026-03-04", "n": 1}, "version": 1}
+    r = await call(
+        team.client,
+        resident,
+        app_id,
+        "POST",
+        "/raw/db/count",
+        json={"collection": "bookings", "where": {"day": "2026-03-05"}},
+    )
+    assert r.json() == 0  # nor its index key
+    r = await call(team.client, resident, app_id, "POST", "/raw/db/update", json=changed)
+    assert (r.status_code, r.json()) == (200, 2), r.text
