@@ -224,3 +224,25 @@ def test_fare_tables_reach_terminals_and_settlement_reprices_offline_rides(
     (corrected,) = miniapp.get("/fares/repriced", user="carol", query=day).json()["rides"]
     assert (corrected["ride"], corrected["terminal_fen"], corrected["settled_fen"]) == (ride["id"], 200, 300)
     assert miniapp.get("/fares/repriced", user="alice", query=day).status == 403
+
+
+def test_the_monthly_cap_stops_charging_for_the_rest_of_the_month(miniapp: MiniApp) -> None:
+    """The demo table caps a month at 150 yuan (a day at 8): from the 1st, two K2 rides a day (4 yuan each) reach
+    the daily cap; on the 19th the month reaches 150 yuan, and the 20th's ride is free, the terminal saying so."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    first = (wednesday.replace(day=1) + dt.timedelta(days=32)).replace(day=1)  # the 1st of next month, 10:00
+    miniapp.advance(seconds=first.timestamp() - miniapp.now)
+    assert miniapp.get("/me", user="alice").status == 200
+    miniapp.platform.balances["alice"] = 100_000
+    for _day in range(18):
+        assert [miniapp.scan("bus", user="alice", unit="line:k2") for _ in range(2)] == [["k2路 ¥4.00"]] * 2
+        miniapp.advance(days=1)
+    assert miniapp.scan("bus", user="alice", unit="line:k2") == ["k2路 ¥4.00"]  # the 19th: 148 yuan so far
+    miniapp.advance(minutes=61)  # past the transfer window
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥2.00"]  # 150 yuan: the month's cap
+    miniapp.advance(days=1)
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥0.00", "已达封顶 fare cap reached"]
+    assert miniapp.platform.balances["alice"] == 100_000 - 15_000
+    statement = miniapp.get("/statement", user="alice", query={"month": first.strftime("%Y-%m")}).json()
+    assert (statement["rides"], statement["paid_fen"], statement["cap_off_fen"]) == (39, 15_000, 200)
