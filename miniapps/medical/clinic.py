@@ -15,6 +15,8 @@ from yima_sdk import Context, Request, Response, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
 
 PRESCRIPTION_VALID = dt.timedelta(days=3)
+NEXT_SHOWN = 3
+"""How many of the next numbers a clinic screen shows after the ones being called."""
 _department_names: dict[str, str] = {}
 """Department names by id, kept by each worker once read: check-in shows one on every scan, and no route renames
 a department (a renamed one shows its new name once the app's workers restart)."""
@@ -116,26 +118,32 @@ async def walk_in(ctx: Context, user_id: str, institution: str | None, at: dt.da
 
 @app.get("/sessions/{session}/screen")
 async def screen(ctx: Context, request: Request) -> Response:
-    """The clinic screen: the numbers being called and how many wait (no names, no ids)."""
+    """The clinic screen: the numbers being called, the next ones and how many wait (no names, no ids)."""
     sid = request.path_params["session"]
     session = await ctx.db.get("sessions", sid)
     if session is None:
         return problem(404, "medical.no_such_session", "no session with that id")
-    waiting = await ctx.db.count("bookings", {"session": sid, "status": "waiting"})
-    return Response.json({"session": as_doc(session), "calling": await calling(ctx, sid), "waiting": waiting})
+    waiting, called, coming = await asyncio.gather(
+        ctx.db.count("bookings", {"session": sid, "status": "waiting"}),
+        calling(ctx, sid),
+        ctx.db.find("bookings", {"session": sid, "status": "waiting"}, order_by="number", limit=NEXT_SHOWN),
+    )
+    return Response.json({"session": as_doc(session), "calling": called, "waiting": waiting,
+                          "next": [r.value["number"] for r in coming.items]})  # fmt: skip
 
 
 @app.get("/screens")
 async def screens(ctx: Context, request: Request) -> Response:
     """The clinic screens of an `institution` on a `day` (today by default), one call for all its open
-    sessions: per session the numbers being called and how many wait (no names, no ids)."""
+    sessions: per session the numbers being called, the next ones (in the order the doctor calls them) and how
+    many wait (no names, no ids). The waiting-room display (ui/screen.html) polls it."""
     institution = request.query.get("institution")
     if not institution:
         return problem(400, "medical.screens_need_an_institution", "give institution (and day)")
     day = request.query.get("day") or county_now(request).date().isoformat()
     sessions = await ctx.db.find("sessions", {"institution": institution, "day": day}, limit=100)
     calling: dict[str, list[int]] = {}
-    waiting: dict[str, int] = {}
+    waiting: dict[str, list[int]] = {}
     after = None
     while True:  # the day's bookings at the institution, every page, grouped by session
         page = await ctx.db.find("bookings", {"day": day, "institution": institution}, limit=100, after=after)
@@ -144,13 +152,14 @@ async def screens(ctx: Context, request: Request) -> Response:
             if status == "called":
                 calling.setdefault(sid, []).append(record.value["number"])
             elif status == "waiting":
-                waiting[sid] = waiting.get(sid, 0) + 1
+                waiting.setdefault(sid, []).append(record.value["number"])
         after = page.cursor
         if after is None:
             break
     return Response.json({"day": day, "screens": [
         {"session": s.id, "half": s.value["half"], "doctor_name": s.value["doctor_name"],
-         "calling": sorted(calling.get(s.id, [])), "waiting": waiting.get(s.id, 0)}
+         "calling": sorted(calling.get(s.id, [])), "waiting": len(waiting.get(s.id, [])),
+         "next": sorted(waiting.get(s.id, []))[:NEXT_SHOWN]}
         for s in sorted(sessions.items, key=lambda s: (s.value["half"], s.value["doctor"]))
         if s.value["status"] == "open"
     ]})  # fmt: skip

@@ -115,3 +115,37 @@ async def test_the_page_lists_open_bookings_with_the_place_in_the_queue_in_one_r
     assert lists and all(r.startswith("GET ") and "/bookings?open=1" in r for r in lists), lists
     assert screens and all("/screens?institution=guangde-" in r for r in screens), screens
     assert tab.outside == [] and tab.errors == []
+
+
+async def test_the_waiting_room_screen_shows_the_numbers_called_and_next_and_no_one_by_name(
+    browser: Browser, medical: str
+) -> None:
+    today = dt.datetime.now(COUNTY_TIME).date().isoformat()
+    half = "am" if dt.datetime.now(COUNTY_TIME).hour < 12 else "pm"
+    session = f"dr-he.{today}.{half}"  # at a township centre, where no other test books today
+    taozhou = "institution:taozhou"
+    async with httpx.AsyncClient(base_url=medical) as sim:
+        numbers = []
+        for who in ("alice", "grandpa"):  # both check in; the doctor calls the first
+            booked = await sim.post(f"/sessions/{session}/book", headers={"x-yima-user": who})
+            assert booked.status_code == 201, booked.text
+            numbers.append(booked.json()["number"])
+            scan = {"scene_kind": "clinic", "user": who, "unit": taozhou}
+            assert (await sim.post("/_sim/scan", json=scan)).status_code == 200
+        grant = {"user": "grandpa", "role": "doctor", "unit": taozhou}
+        assert (await sim.post("/_sim/staff", json=grant)).status_code == 200
+        called = await sim.post(f"/doctor/sessions/{session}/next", headers=GRANDPA)
+        assert called.json()["number"] == numbers[0], called.text
+    async with opened(browser, _server(medical), "/") as tab:
+        page = tab.page.frame_locator("iframe")
+        await page.get_by_role("link", name="候诊大屏 Waiting-room screen · 桃州镇卫生院").click()
+        await page.get_by_role("heading", name="候诊 Waiting room · 桃州镇卫生院").wait_for()
+        row = page.locator("#screens li").filter(has_text=f"{half} 何平 He Ping")
+        await row.filter(has_text=f"正在叫号 Now calling No. {numbers[0]}").wait_for()
+        await row.filter(has_text=f"下一位 Next {numbers[1]} · 等候 waiting 1").wait_for()
+        shown = await page.locator("#screens").text_content()
+        assert shown is not None
+        assert not any(name in shown for name in ("alice", "grandpa", "李*", "王*", "u_")), shown
+        frame = tab.page.frames[-1]
+        assert "/ui/screen.html?institution=taozhou" in frame.url, frame.url
+    assert tab.outside == [] and tab.errors == []

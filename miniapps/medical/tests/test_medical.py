@@ -218,7 +218,9 @@ def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
     listed = miniapp.get("/bookings", user="alice", query={"open": "1"}).json()["bookings"]
     assert [(b["id"], b["status"], b["ahead"]) for b in listed] == [(second["id"], "waiting", 1)]
     screens = miniapp.get("/screens", query={"institution": "guangde-people"}).json()["screens"]
-    assert [(s["waiting"], s["calling"]) for s in screens if s["session"] == session] == [(2, [])]
+    assert [(s["waiting"], s["calling"], s["next"]) for s in screens if s["session"] == session] == [
+        (2, [], [1, 2])
+    ]
     assert miniapp.get("/screens").json()["code"] == "medical.screens_need_an_institution"
 
     refused = miniapp.post(f"/doctor/sessions/{session}/next", user="carol")
@@ -226,7 +228,8 @@ def test_check_in_queue_no_show_and_an_e_prescription(miniapp: MiniApp) -> None:
     miniapp.grant_staff("carol", "doctor", PEOPLE)
     called = miniapp.post(f"/doctor/sessions/{session}/next", user="carol").json()
     assert (called["number"], called["waiting"]) == (1, 1)
-    assert miniapp.get(f"/sessions/{session}/screen").json()["calling"] == [1]
+    shown = miniapp.get(f"/sessions/{session}/screen").json()
+    assert (shown["calling"], shown["next"], shown["waiting"]) == ([1], [2], 1)
     assert miniapp.get(f"/bookings/{second['id']}", user="alice").json()["ahead"] == 0
     assert miniapp.post(f"/doctor/bookings/{first['id']}/no-show", user="carol").json() == {
         "status": "no_show"

@@ -66,6 +66,14 @@ async function clinic(institutions) {
   const units = staff.filter((s) => s.role === "doctor" && s.unit).map((s) => s.unit.split(":")[1]);
   if (!units.length) return;
   $("clinic").hidden = false;
+  // the waiting room's display: this page's bundle, numbers only (screen.html)
+  $("screen-links").replaceChildren(...units.map((institution) => {
+    const link = document.createElement("a");
+    link.href = "screen.html?institution=" + encodeURIComponent(institution);
+    const name = (institutions.find((i) => i.id === institution) || { name: institution }).name;
+    link.textContent = "候诊大屏 Waiting-room screen · " + name;
+    return link;
+  }));
   const draw = async () => {
     const rows = [];
     for (const institution of units) { // one call per institution: every session's screen of the day
