@@ -158,42 +158,27 @@ def test_a_concession_granted_with_an_expiry_halves_the_fare_until_then(dev: Dev
     assert [(r["concession"], r["fare_fen"]) for r in rides] == [("student", 100), (None, 200)]
 
 
-def run_clearing_firing(dsn: str) -> dt.date:
-    """Run the `clear` schedule's next firing now, as the runner would at 00:30 (the job is told its firing
-    time): it clears the county day before that firing, today's. Returns that day."""
+def fire_clearing_of(dsn: str, day: dt.date) -> None:
+    """Run now the `clear` schedule's firing of 00:30 the day after `day`, as the runner would run it then (the
+    job is told its firing time and clears the county day before it): moved in the schedule's row, since
+    `yima jobs run` fires as of now, clearing yesterday. Run again, it is that firing once more (as after a
+    runner that died before recording its success)."""
 
-    async def due_now() -> dt.datetime:
-        conn = await asyncpg.connect(dsn)
-        try:
-            due: dt.datetime = await conn.fetchval(
-                "UPDATE miniapp_jobs SET run_at = now() WHERE app_id = $1 AND name = 'clear'"
-                " AND schedule IS NOT NULL RETURNING due_at",
-                APP,
-            )
-            return due
-        finally:
-            await conn.close()
-
-    return asyncio.run(due_now()).astimezone(COUNTY_TIME).date() - dt.timedelta(days=1)
-
-
-def rerun_firing(dsn: str, day: dt.date) -> None:
-    """Run the firing that cleared `day` once more (as after a runner died before recording its success)."""
-
-    async def again() -> None:
+    async def due_now() -> None:
         conn = await asyncpg.connect(dsn)
         try:
             firing = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 30), COUNTY_TIME)
-            await conn.execute(
+            moved = await conn.fetchval(
                 "UPDATE miniapp_jobs SET due_at = $2, run_at = now() WHERE app_id = $1 AND name = 'clear'"
-                " AND schedule IS NOT NULL",
+                " AND schedule IS NOT NULL RETURNING id",
                 APP,
                 firing,
             )
+            assert moved is not None, "the released bus app has its clear schedule"
         finally:
             await conn.close()
 
-    asyncio.run(again())
+    asyncio.run(due_now())
 
 
 def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> None:
@@ -221,8 +206,8 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
     assert ride("k2") == ["k2路 ¥4.00", "一卡通行 长兴 Changxing"]
 
     clerk = dev.staff("fares")
-    day = run_clearing_firing(dev.dsn)
-    assert day == dt.datetime.now(COUNTY_TIME).date()  # (not between 00:00 and 00:30 county time)
+    day = dt.datetime.now(COUNTY_TIME).date()
+    fire_clearing_of(dev.dsn, day)
 
     def cleared(day: dt.date) -> dict[str, Any]:
         def kept() -> dict[str, Any] | None:
@@ -241,6 +226,7 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
     assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
 
     # The operator's way, `yima jobs run`: the job fires now, so it clears yesterday (nothing rode then).
+    eventually(lambda: next_firing(dev.dsn) > dt.datetime.now(dt.UTC), limit_s=30)  # the firing's run is over
     done = dev.server.yima("jobs", "run", APP, "clear")
     assert done.returncode == 0, done.stderr
     owed = {c["issuer"]: c["rides"] for c in cleared(day - dt.timedelta(days=1))["counties"]}
@@ -249,7 +235,7 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
 
     # A later ride, then the same firing again: the day's report stays what was cleared (the counties were sent it).
     assert ride("1")[0] == "1路 ¥2.00"
-    rerun_firing(dev.dsn, day)
+    fire_clearing_of(dev.dsn, day)
     eventually(lambda: next_firing(dev.dsn) > dt.datetime.now(dt.UTC), limit_s=30)
     assert clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat()}).json() == report
     again = clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat(), "format": "csv"})
