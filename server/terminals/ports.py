@@ -89,6 +89,19 @@ class CodeCredentials(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerCertificate:
+    """A partner county's device certificate behind an offline ride code (一卡通行), as verified against the trust
+    list: the ride is that county's to pay, within the limits the certificate states."""
+
+    issuer: int
+    issued_at: datetime
+    expires_at: datetime
+    """The window the verified ride code is valid in (inside its certificate's)."""
+    max_offline_uses: int
+    max_offline_amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class OfflineCharge:
     """One accepted offline ride record to charge, after the server re-verified its codes."""
 
@@ -107,6 +120,8 @@ class OfflineCharge:
     app_id: str | None = None
     """The app bound to the terminal's scene: it may refund part of the ride (the rider's concession, transfer
     or cap, which only it knows), never more than was charged."""
+    partner: PartnerCertificate | None = None
+    """A partner county's ride code: settled as a ride that county owes, not charged to a one-card here."""
 
 
 class SettlementOutcome(Protocol):

@@ -99,6 +99,28 @@ async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[by
     )
 
 
+async def partner_certificate_use(
+    conn: asyncpg.Connection, serials: Sequence[bytes]
+) -> dict[bytes, tuple[int, int]]:
+    """Partner counties' certificates (we hold no row of them): take their transaction locks (sorted serial order,
+    after the terminals' ride locks), then what their settled rides used so far: serial -> (rides, amount)."""
+    if not serials:
+        return {}
+    ordered = sorted(serials)
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(hashtext('onecard_partner_cert'), hashtext(encode(s, 'hex')))
+           FROM unnest($1::bytea[]) WITH ORDINALITY AS x(s, n) ORDER BY n""",
+        ordered,
+    )
+    rows = await conn.fetch(
+        """SELECT certificate_serial, count(*) AS rides, sum(amount_fen) AS amount FROM onecard_offline_rides
+           WHERE certificate_serial = ANY($1::bytea[]) AND partner_issuer IS NOT NULL AND status = 'settled'
+           GROUP BY certificate_serial""",
+        ordered,
+    )
+    return {bytes(r["certificate_serial"]): (int(r["rides"]), int(r["amount"])) for r in rows}
+
+
 async def lock_terminal_rides(conn: asyncpg.Connection, terminal_ids: Sequence[str]) -> None:
     """Transaction locks on the offline rides of these terminals, taken in the given (sorted) order."""
     await conn.execute(
@@ -145,16 +167,29 @@ _RIDE_COLUMNS = (
     "terminal_fen",
     "scan_id",
     "app_id",
+    "partner_issuer",
     "journal_id",
     "settled_at",
 )
 
 
 RideRow = tuple[
-    str, str, bytes, int, int, dt.datetime, str, str | None, int | None, uuid.UUID | None, str | None
+    str,
+    str,
+    bytes,
+    int | None,
+    int,
+    dt.datetime,
+    str,
+    str | None,
+    int | None,
+    uuid.UUID | None,
+    str | None,
+    int | None,
 ]
-"""An offline ride to store: terminal, record, serial, account, amount, scanned_at, status, reason, what the
-terminal asked (when re-priced to another amount), the scan's id and the app bound to its scene."""
+"""An offline ride to store: terminal, record, serial, account (None for a partner county's ride), amount,
+scanned_at, status, reason, what the terminal asked (when re-priced to another amount), the scan's id, the app
+bound to its scene and the partner county's issuer that owes it (None for our own one-cards' rides)."""
 
 
 async def record_rides(
@@ -189,7 +224,7 @@ async def record_rides(
         )
     await conn.copy_records_to_table(
         "onecard_offline_rides",
-        records=[(*row, journal_id if row[6] == "settled" else None, at) for row in rows],
+        records=[(*row, journal_id if row[6] == "settled" and row[11] is None else None, at) for row in rows],
         columns=_RIDE_COLUMNS,
     )
 

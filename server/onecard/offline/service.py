@@ -249,6 +249,8 @@ class OfflineRides:
                 "duplicates": s.duplicates,
                 "rejected": s.rejected,
                 "amount_fen": s.amount_fen,
+                "partner_rides": s.partner_rides,
+                "partner_fen": s.partner_fen,
             },
         )
 

@@ -20,6 +20,12 @@ and a resident's statement lists the rides themselves. Per-ride journals cost th
 per ride, two thirds of an upload's database time.
 
 A rejection is stored with its reason, so uploading the same record again answers the same way.
+
+A partner county's ride code (一卡通行: its device certificate signed by that county's issuer key on the trust list,
+which the caller verified) has no certificate or one-card here. Its charge says so (`partner`, with what the
+certificate states); in step 3 its certificate's lock is taken and what its settled rides used is read, step 4
+checks its validity, step 5 its offline limits (no wallet, no floor), and step 6 stores it as a ride that county
+owes (`partner_issuer`), outside the journal: the bus app's daily clearing report lists it per county.
 """
 
 from __future__ import annotations
@@ -86,6 +92,26 @@ class ChargeToSettle(Protocol):
         """The app bound to the ride's scene: the only one that may refund part of it (`refund_ride`)."""
         ...
 
+    @property
+    def partner(self) -> PartnerCertificate | None:
+        """A partner county's certificate (None for ours): that county owes the ride."""
+        ...
+
+
+class PartnerCertificate(Protocol):
+    """What a partner county's verified device certificate states (we hold no row of it)."""
+
+    @property
+    def issuer(self) -> int: ...
+    @property
+    def issued_at(self) -> dt.datetime: ...
+    @property
+    def expires_at(self) -> dt.datetime: ...
+    @property
+    def max_offline_uses(self) -> int: ...
+    @property
+    def max_offline_amount_fen(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class OfflineCharge:
@@ -100,6 +126,7 @@ class OfflineCharge:
     terminal_fen: int | None = None
     scan_id: str | None = None
     app_id: str | None = None
+    partner: PartnerCertificate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +135,10 @@ class SettlementSummary:
     duplicates: int
     rejected: int
     amount_fen: int
+    """What settled rides took from our one-cards."""
+    partner_rides: int = 0
+    partner_fen: int = 0
+    """Settled rides partner counties owe (counted in `settled`, not in `amount_fen`)."""
 
 
 async def settle(
@@ -143,6 +174,9 @@ class _Batch:
         self.first: dict[tuple[str, str], int] = {}
         """Each (terminal, record) still to decide, at its first occurrence in the batch."""
         self.certificates: dict[bytes, asyncpg.Record] = {}
+        self.partner_use: dict[bytes, tuple[int, int]] = {}
+        """Per partner certificate serial: the rides and the amount settled before (then in this batch too)."""
+        self.partner_rides = self.partner_fen = 0
         self.rows: list[_RideRow] = []
         self.uses: dict[int, int] = {}
         self.spent: dict[int, int] = {}
@@ -157,9 +191,9 @@ class _Batch:
             else:
                 self.first[key] = i
 
-    def decide(self, i: int, cert: asyncpg.Record, reason: str | None) -> None:
+    def decide(self, i: int, cert: asyncpg.Record | None, reason: str | None) -> None:
         """Charge `i` settles (no reason) or is rejected; either way its ride is stored with the answer, and what
-        the terminal asked when settlement charges another amount."""
+        the terminal asked when settlement charges another amount. `cert` is None for a partner county's ride."""
         status: SettlementStatus = "settled" if reason is None else "rejected"
         c = self.charges[i]
         self.rows.append(
@@ -167,7 +201,7 @@ class _Batch:
                 c.terminal_id,
                 c.record_id,
                 c.device_certificate_serial,
-                cert["onecard_account_id"],
+                None if cert is None else cert["onecard_account_id"],
                 c.amount_fen,
                 c.scanned_at,
                 status,
@@ -175,10 +209,11 @@ class _Batch:
                 c.terminal_fen if c.terminal_fen != c.amount_fen else None,
                 None if c.scan_id is None else uuid.UUID(c.scan_id),
                 c.app_id,
+                None if c.partner is None else c.partner.issuer,
             )
         )
         # A settled ride says whose card paid: the ride code names a one-card, the scene's app wants the rider.
-        owner = cert["owner_account_id"] if reason is None else None
+        owner = cert["owner_account_id"] if reason is None and cert is not None else None
         self.results[i] = SettlementResult(status, reason, account_id=owner)
 
     async def answer_stored(self, conn: asyncpg.Connection) -> None:
@@ -195,16 +230,28 @@ class _Batch:
 
     async def lock_certificates(self, conn: asyncpg.Connection) -> None:
         """Step 3: the new records' device certificates, locked."""
-        serials = {self.charges[i].device_certificate_serial for i in self.first.values()}
+        mine = {c.device_certificate_serial for c in self._new() if c.partner is None}
         self.certificates = {
-            bytes(r["serial"]): r for r in await repository.certificates_for_update(conn, list(serials))
+            bytes(r["serial"]): r for r in await repository.certificates_for_update(conn, list(mine))
         }
+        partners = {c.device_certificate_serial for c in self._new() if c.partner is not None}
+        self.partner_use = await repository.partner_certificate_use(conn, list(partners))
+
+    def _new(self) -> list[ChargeToSettle]:
+        return [self.charges[i] for i in self.first.values()]
 
     def check_certificates(self, skew: dt.timedelta) -> list[int]:
         """Step 4: each new record against its certificate; returns those that passed, in scan order."""
         candidates: list[int] = []
         for i in self.first.values():
             c = self.charges[i]
+            if c.partner is not None:
+                reason = _partner_reason(c, c.partner, skew)
+                if reason is None:
+                    candidates.append(i)
+                else:
+                    self.decide(i, None, reason)
+                continue
             cert = self.certificates.get(c.device_certificate_serial)
             if cert is None:  # nothing to attach it to: not stored
                 self.results[i] = SettlementResult("rejected", UNKNOWN_CERTIFICATE)
@@ -224,7 +271,11 @@ class _Batch:
         and amount and the wallet's offline floor."""
         charges, certificates = self.charges, self.certificates
         wallet_ids = sorted(
-            {certificates[charges[i].device_certificate_serial]["wallet_id"] for i in candidates}
+            {
+                certificates[charges[i].device_certificate_serial]["wallet_id"]
+                for i in candidates
+                if charges[i].partner is None
+            }
         )
         wallets = await repository.wallets_for_update(conn, wallet_ids) if wallet_ids else {}
         balance = {w: int(r["balance_fen"]) for w, r in wallets.items()}
@@ -232,6 +283,9 @@ class _Batch:
         uses, spent, deltas = self.uses, self.spent, self.deltas
         for i in candidates:
             c = charges[i]
+            if c.partner is not None:
+                self.partner_limits(i, c, c.partner)
+                continue
             cert = certificates[c.device_certificate_serial]
             cert_id, wallet = cert["id"], cert["wallet_id"]
             used = cert["offline_uses"] + uses.get(cert_id, 0)
@@ -248,6 +302,16 @@ class _Batch:
                 self.settled, self.settled_fen = self.settled + 1, self.settled_fen + c.amount_fen
                 self.decide(i, cert, None)
 
+    def partner_limits(self, i: int, c: ChargeToSettle, partner: PartnerCertificate) -> None:
+        """A partner county's ride against its certificate's offline limits (the county owes it: no wallet)."""
+        used, spent = self.partner_use.get(c.device_certificate_serial, (0, 0))
+        if used + 1 > partner.max_offline_uses or spent + c.amount_fen > partner.max_offline_amount_fen:
+            self.decide(i, None, OFFLINE_LIMIT)
+            return
+        self.partner_use[c.device_certificate_serial] = (used + 1, spent + c.amount_fen)
+        self.partner_rides, self.partner_fen = self.partner_rides + 1, self.partner_fen + c.amount_fen
+        self.decide(i, None, None)
+
     async def write(self, conn: asyncpg.Connection, fares_account_id: int, now: dt.datetime) -> None:
         """Step 6: every new ride, one journal for what settled, the wallets and the certificates' counters."""
         postings = sorted(self.deltas.items())
@@ -262,10 +326,12 @@ class _Batch:
             r if r is not None else SettlementResult("rejected", UNKNOWN_CERTIFICATE) for r in self.results
         ]
         summary = SettlementSummary(
-            settled=self.settled,
+            settled=self.settled + self.partner_rides,
             duplicates=sum(1 for r in results if r.status == "duplicate"),
             rejected=sum(1 for r in results if r.status == "rejected"),
             amount_fen=self.settled_fen,
+            partner_rides=self.partner_rides,
+            partner_fen=self.partner_fen,
         )
         return results, summary
 
@@ -283,5 +349,16 @@ def _certificate_reason(c: ChargeToSettle, cert: asyncpg.Record, skew: dt.timede
     if c.scanned_at > cert["expires_at"] + skew:
         return CERTIFICATE_EXPIRED
     if c.scanned_at < cert["issued_at"] - skew:
+        return NOT_YET_VALID
+    return None
+
+
+def _partner_reason(c: ChargeToSettle, partner: PartnerCertificate, skew: dt.timedelta) -> str | None:
+    """Why a partner county's certificate does not cover this record (its amount and time), or None."""
+    if c.amount_fen <= 0:
+        return AMOUNT_INVALID
+    if c.scanned_at > partner.expires_at + skew:
+        return CERTIFICATE_EXPIRED
+    if c.scanned_at < partner.issued_at - skew:
         return NOT_YET_VALID
     return None

@@ -23,7 +23,13 @@ from server.ids import uuid7
 from server.terminals import errors, repository
 from server.terminals.events import ScanEvent, ScanEventSink
 from server.terminals.policies import ScenePolicy
-from server.terminals.ports import CodeSubject, OfflineCharge, OfflineSettlement, SceneDocuments
+from server.terminals.ports import (
+    CodeSubject,
+    OfflineCharge,
+    OfflineSettlement,
+    PartnerCertificate,
+    SceneDocuments,
+)
 from server.terminals.registry import TerminalInfo
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.checks import CodeChecks
@@ -332,6 +338,7 @@ class OfflineUploads:
                         terminal_fen=None if fares is None else o.record.amount_fen,
                         scan_id=str(o.scan_id),
                         app_id=app_id,
+                        partner=self._partner(o.code),  # type: ignore[arg-type]
                     )
                 )
         if not charges:
@@ -344,6 +351,19 @@ class OfflineUploads:
                 o.settlement = outcome.status
                 if outcome.status == "settled":
                     o.settled_fen, o.rider = charge.amount_fen, outcome.account_id
+
+    def _partner(self, code: VerifiedCode) -> PartnerCertificate | None:
+        """A partner county's certificate (one on the trust list, allowed `device_certificate`, as the verifier
+        checked), None for ours."""
+        if code.issuer == self._checks.issuer:
+            return None
+        return PartnerCertificate(
+            issuer=code.issuer,
+            issued_at=datetime.fromtimestamp(code.issued_at, UTC),
+            expires_at=datetime.fromtimestamp(code.expires_at, UTC),
+            max_offline_uses=code.max_offline_uses or 0,
+            max_offline_amount_fen=code.max_offline_amount_fen or 0,
+        )
 
 
 def _distinct(records: list[ScanRecord], received: datetime) -> list[_Offline]:
