@@ -250,3 +250,30 @@ async def finish(ctx: Context, request: Request) -> Response:
         await ctx.notify.send("电子处方 E-prescription", "在一码购药出示 show it at a pharmacy",
                               user_id=record.value["user_id"])  # fmt: skip
     return Response.json({"status": "done", "prescription": prescription})
+
+
+# ---- residents: their e-prescriptions ---------------------------------------------------------------------
+
+
+@app.get("/prescriptions")
+async def my_prescriptions(ctx: Context, request: Request) -> dict[str, Any]:
+    """The e-prescriptions written for the resident (and the family members they book for) that a pharmacy can
+    still fill: not expired, not revoked (each pass is verified as a pharmacy would). A filled one is the medicine
+    app's to say (`POST /prescriptions/check` there); this app never learns it."""
+    user_id = await ctx.user.id()
+    since = (county_now(request) - PRESCRIPTION_VALID).date().isoformat()
+    page = await ctx.db.find(
+        "bookings", {"user_id": user_id, "day": {"gte": since}}, order_by="day", limit=100
+    )
+    written = [r for r in page.items if r.value["status"] == "done" and r.value.get("prescription")]
+    verdicts = await asyncio.gather(
+        *(ctx.credentials.verify(r.value["prescription"]["payload"]) for r in written)
+    )
+    return {"prescriptions": [
+        {"id": v.pass_id, "booking": r.id, "day": r.value["day"], "institution": r.value["institution"],
+         "department": r.value["department"], "member": r.value.get("member"),
+         "items": v.data.get("items", []), "valid_until": r.value["prescription"]["valid_until"],
+         "payload": r.value["prescription"]["payload"]}
+        for r, v in zip(written, verdicts, strict=True)
+        if v.valid and v.user_id == user_id
+    ]}  # fmt: skip

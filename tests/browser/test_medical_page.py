@@ -149,3 +149,31 @@ async def test_the_waiting_room_screen_shows_the_numbers_called_and_next_and_no_
         frame = tab.page.frames[-1]
         assert "/ui/screen.html?institution=taozhou" in frame.url, frame.url
     assert tab.outside == [] and tab.errors == []
+
+
+async def test_a_resident_sees_his_e_prescription_and_shows_its_pass(browser: Browser, medical: str) -> None:
+    today = dt.datetime.now(COUNTY_TIME).date().isoformat()
+    half = "am" if dt.datetime.now(COUNTY_TIME).hour < 12 else "pm"
+    session = f"dr-xu.{today}.{half}"  # at a township centre where no other test books today
+    shijie = "institution:shijie"
+    alice = {"x-yima-user": "alice"}
+    async with httpx.AsyncClient(base_url=medical) as sim:
+        booked = await sim.post(f"/sessions/{session}/book", headers=GRANDPA)
+        assert booked.status_code == 201, booked.text
+        scan = {"scene_kind": "clinic", "user": "grandpa", "unit": shijie}
+        assert (await sim.post("/_sim/scan", json=scan)).status_code == 200
+        grant = {"user": "alice", "role": "doctor", "unit": shijie}
+        assert (await sim.post("/_sim/staff", json=grant)).status_code == 200
+        assert (await sim.post(f"/doctor/sessions/{session}/next", headers=alice)).status_code == 200
+        items = {"items": [{"drug": "amoxicillin", "boxes": 2}]}
+        finished = await sim.post(f"/doctor/bookings/{booked.json()['id']}/finish", json=items, headers=alice)
+        payload = finished.json()["prescription"]["payload"]
+    async with opened(browser, _server(medical), "/") as tab:
+        page = tab.page.frame_locator("iframe")
+        row = page.locator("#prescriptions li").filter(
+            has_text=f"{today} amoxicillin x2 · 有效至 valid until"
+        )
+        await row.get_by_role("button", name="出示 Show").click()
+        await page.locator("#pass").filter(has_text="YP1.").wait_for()
+        assert await page.locator("#pass").text_content() == payload
+    assert tab.outside == [] and tab.errors == []

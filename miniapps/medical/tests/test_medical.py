@@ -337,3 +337,26 @@ def test_two_way_referral_books_a_held_back_slot_and_family_members(miniapp: Min
 
 def _half(miniapp: MiniApp) -> str:
     return "am" if dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME).hour < 12 else "pm"
+
+
+def test_a_resident_sees_the_prescriptions_a_pharmacy_can_still_fill(miniapp: MiniApp) -> None:
+    today = seeded(miniapp)
+    session = f"dr-zhou.{today}.pm"
+    booking = miniapp.post(f"/sessions/{session}/book", user="alice").json()
+    miniapp.scan("clinic", user="alice", unit=PEOPLE)
+    miniapp.grant_staff("carol", "doctor", PEOPLE)
+    miniapp.post(f"/doctor/sessions/{session}/next", user="carol")
+    assert miniapp.get("/prescriptions", user="alice").json() == {"prescriptions": []}
+    finished = miniapp.post(
+        f"/doctor/bookings/{booking['id']}/finish",
+        user="carol",
+        json={"items": [{"drug": "amoxicillin", "boxes": 2}]},
+    ).json()
+
+    listed = miniapp.get("/prescriptions", user="alice").json()["prescriptions"]
+    assert [(p["booking"], p["items"], p["payload"]) for p in listed] == [
+        (booking["id"], [["amoxicillin", 2]], finished["prescription"]["payload"])
+    ]
+    assert miniapp.get("/prescriptions", user="grandpa").json() == {"prescriptions": []}  # not his
+    miniapp.advance(seconds=3 * 86400 + 60)  # past its 3 days: no pharmacy fills it, the list drops it
+    assert miniapp.get("/prescriptions", user="alice").json() == {"prescriptions": []}

@@ -27,6 +27,19 @@ async function bookings() {
   }));
 }
 
+// The prescriptions a pharmacy can still fill: what was prescribed, until when, and the pass to show there.
+async function prescriptions() {
+  const { prescriptions } = await yima.call("/prescriptions");
+  $("prescriptions").replaceChildren(...prescriptions.map((p) => {
+    const items = p.items.map(([drug, boxes]) => drug + " x" + boxes).join(", ");
+    const until = new Date(p.valid_until * 1000 + 8 * 3600 * 1000).toISOString().slice(0, 16).replace("T", " ");
+    return item(p.day + " " + items + " · 有效至 valid until " + until, "出示 Show", () => {
+      $("pass").textContent = p.payload; // what the pharmacy enters or scans
+      $("pass").hidden = false;
+    });
+  }));
+}
+
 async function cancel(id) {
   try {
     const done = await yima.call("/bookings/" + encodeURIComponent(id), { method: "DELETE" });
@@ -104,7 +117,7 @@ async function start() {
   $("day").value = county();
   $("department").addEventListener("change", sessions);
   $("day").addEventListener("change", sessions);
-  await Promise.all([bookings(), sessions(), clinic(institutions)]);
+  await Promise.all([bookings(), prescriptions(), sessions(), clinic(institutions)]);
   setInterval(bookings, 15000); // the queue moves: the position stays live
 }
 
