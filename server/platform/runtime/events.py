@@ -251,8 +251,11 @@ class PlatformScanSink:
                 unit=event.unit,
                 issuer=event.issuer,
                 settled_fen=event.settled_fen,
-                # the app bound to the scene may give part of a settled offline ride back (c.PaymentsRefund)
-                payment_id=f"ride_{event.scan_id}" if event.mode != "online" and event.settled_fen else None,
+                # the app bound to the scene may give part of a settled offline ride back (c.PaymentsRefund); a
+                # partner county's ride (naming no one here) was charged to no one-card: nothing to give back
+                payment_id=f"ride_{event.scan_id}"
+                if event.mode != "online" and event.settled_fen and event.account_id is not None
+                else None,
                 app_pass=_scanned(event.app_pass),
                 health_color=colour,
                 preloaded=preloaded,
