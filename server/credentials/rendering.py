@@ -1,4 +1,5 @@
-"""QR rendering of code payloads (SVG and PNG) at error correction M, in alphanumeric mode."""
+"""QR rendering of code payloads (SVG and PNG) at error correction M, in one segment: alphanumeric for codes, bytes
+for app passes (`YP1.` + base64url, shown by the shell for yima.showPass)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any
 import qrcode
 import qrcode.constants
 import qrcode.image.svg
-from qrcode.util import MODE_ALPHA_NUM, QRData
+from qrcode.util import QRData
 
 
 def _qr(payload: str) -> qrcode.QRCode:  # type: ignore[type-arg]
-    # One alphanumeric segment: "YA:" + Base45 uses only QR alphanumeric characters, the densest mode for it.
+    # One segment in the densest mode that holds it: "YA:" + Base45 uses only QR alphanumeric characters (so
+    # alphanumeric mode); a pass's base64url has lower-case letters (so bytes).
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=8)
-    qr.add_data(QRData(payload, mode=MODE_ALPHA_NUM))
+    qr.add_data(QRData(payload))  # (the mode: qrcode's optimal_mode of the whole payload)
     qr.make(fit=True)
     return qr
 

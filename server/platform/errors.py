@@ -6,6 +6,7 @@ release.*    review and release transitions (409 release.percentage_decrease, re
 miniapp.*    the gateway: unavailable or suspended apps, quotas, size limits, staff-only routes, the app's own failures
 consent.*    scopes the resident has not granted
 payment.*    pending mini-app payments the resident confirms
+pass.*       an app's own pass the shell shows its page's resident (yima.showPass)
 """
 
 from __future__ import annotations
@@ -112,6 +113,17 @@ class ResponseTooLarge(AppError):
 
 class PaymentNotFound(NotFound):
     code, title = "payment.not_found", "No such pending payment"
+
+
+class PassInvalid(Unprocessable):
+    code, title = (
+        "pass.invalid",
+        "Not a valid pass: malformed, not signed by the platform, expired or revoked",
+    )
+
+
+class PassNotFound(NotFound):
+    code, title = "pass.not_found", "No such pass of this mini-app held by you"
 
 
 class PaymentDecided(Conflict):

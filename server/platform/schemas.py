@@ -170,6 +170,11 @@ class AppSession(Outbound):
     """Your id in this app (the app knows you by it and by nothing else)."""
 
 
+class PassToShow(Inbound):
+    payload: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    """The `YP1.` pass as the app issued it (ctx.credentials.issue_pass)."""
+
+
 class ConsentDecision(Inbound):
     granted: bool
     """false records a refusal: the app is told `consent.denied` and the phone does not ask again."""

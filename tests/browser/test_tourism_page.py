@@ -1,25 +1,31 @@
 """The tourism app's page (miniapps/tourism/ui) in real Chromium, in `yima-sdk dev`'s simulated shell as fixture
 resident grandpa (born 1948): the demo spots and routes its seed job wrote, a ticket reserved free of charge (70
-or more, by the birth date he shares when the shell asks), then cancelled."""
+or more, by the birth date he shares when the shell asks), shown as its pass's QR code by the shell
+(yima.showPass), then cancelled; another resident's pass or a forged one is not drawn."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.async_api import Browser, Dialog
 from yima_sdk.cron import COUNTY_TIME
 
 from tests.browser.conftest import opened
+from tests.browser.test_miniapp_passes import forged
 from tests.browser.test_sdk_dev_page import _server, sdk_dev_server
 from tests.e2e._real import eventually, private_folder
 
 TOURISM = Path(__file__).resolve().parents[2] / "miniapps" / "tourism"
 GRANDPA = {"x-yima-user": "grandpa"}
+TOURISM_ID = "gov.guangde.tourism"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +64,24 @@ async def test_a_senior_reserves_a_free_ticket_and_cancels_it(browser: Browser, 
         assert await morning.text_content() == "09:00–12:00 · 299 left预约 Reserve"
 
         ticket = page.locator("#tickets li").filter(has_text=f"{tomorrow} 09:00 太极洞 Taiji Cave · 1 人")
+        # The ticket's pass, shown by the shell: the QR read back is the pass the app issued him.
+        async with httpx.AsyncClient(base_url=tourism) as http:
+            mine = (await http.get("/tickets", headers=GRANDPA)).json()["tickets"]
+        payload = next(t["pass"]["payload"] for t in mine if t["status"] == "booked")
+        await ticket.get_by_role("button", name="出示门票 Show ticket").click()
+        picture = tab.page.get_by_role("img", name="the pass as a QR code")
+        shown = Image.open(io.BytesIO(await picture.screenshot())).convert("L")
+        found = zxingcpp.read_barcodes(shown, formats=zxingcpp.BarcodeFormat.QRCode)
+        assert [f.text for f in found] == [payload]
+        # The simulated core refuses what production refuses: another resident's pass, a forged one.
+        qr = f"/v1/me/miniapps/{TOURISM_ID}/passes/qr"
+        async with httpx.AsyncClient(base_url=tourism) as http:
+            alice = {"authorization": "Bearer sim.alice"}
+            r = await http.post(qr, json={"payload": payload}, headers=alice)
+            assert (r.status_code, r.json()["code"]) == (404, "pass.not_found")
+            grandpa = {"authorization": "Bearer sim.grandpa"}
+            r = await http.post(qr, json={"payload": forged(payload)}, headers=grandpa)
+            assert (r.status_code, r.json()["code"]) == (422, "pass.invalid")
         await ticket.get_by_role("button", name="退票 Cancel").click()
         await page.get_by_role("status").filter(has_text="已退票").wait_for()
         await page.locator("#tickets li").first.wait_for(state="detached")

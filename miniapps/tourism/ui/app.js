@@ -1,23 +1,34 @@
 // 一码旅游: reserve a slot of a scenic spot (seniors' prices by the shared birth date), pay, cancel; buy a
-// cross-county route; at the gate the Ankang code finds the ticket.
+// cross-county route; at the gate the Ankang code finds the ticket, or the shell shows the ticket's own pass
+// (yima.showPass: the shell checks it is this app's and this resident's, and draws the QR code).
 const $ = (id) => document.getElementById(id);
 const say = (text) => { $("status").textContent = text; };
 const county = () => new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
 const yuan = (fen) => fen / 100 + " 元";
 const why = (error) => (error.problem && error.problem.error ? error.problem.error : error.code);
 
-function item(text, label, action) {
+function item(text, ...actions) {
   const li = document.createElement("li");
   li.textContent = text;
-  if (label) {
+  for (let i = 0; i + 1 < actions.length; i += 2) {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = label;
-    button.addEventListener("click", action);
+    button.textContent = actions[i];
+    button.addEventListener("click", actions[i + 1]);
     li.append(button);
   }
   return li;
 }
+
+async function showPass(pass) {
+  try {
+    await yima.showPass(pass.payload);
+  } catch (error) {
+    say(why(error));
+  }
+}
+
+const SHOW = "出示门票 Show ticket";
 
 async function pay(paymentId) {
   return paymentId ? (await yima.confirmPayment(paymentId)).status : "免票 free";
@@ -30,9 +41,10 @@ async function tickets() {
     ...open.map((t) => {
       const text = t.day + " " + t.start + " " + t.spot_name + " · " + t.people + " 人"
         + (t.entered ? " · 已入园 entered" : "");
-      return t.entered ? item(text) : item(text, "退票 Cancel", () => cancel(t.id));
+      const show = t.pass ? [SHOW, () => showPass(t.pass)] : [];
+      return t.entered ? item(text, ...show) : item(text, ...show, "退票 Cancel", () => cancel(t.id));
     }),
-    ...orders.map((o) => item(o.name + " · " + o.from + " – " + o.until)),
+    ...orders.map((o) => item(o.name + " · " + o.from + " – " + o.until, ...(o.pass ? [SHOW, () => showPass(o.pass)] : []))),
   );
 }
 

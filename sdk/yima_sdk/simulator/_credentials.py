@@ -121,6 +121,23 @@ class DevCredentials:
         claims = PassClaims(p=number, a=issuer, k=kind, s=None, d=data, exp=valid_until, kid=self.pass_kid)
         return seal_pass(claims, self._pass_key)
 
+    def held(self, payload: str, holder: str) -> None:
+        """yima.showPass as production checks it (server AppPasses.held): a pass signed here, issued by this
+        app, neither expired nor revoked, held by `holder` (an app-scoped id); else CredentialError with the
+        same reason (`credential.other_app`, `credential.not_holder`, `credential.bad_signature`...)."""
+        claims, signed, signature = open_pass(payload)
+        if claims.kid != self.pass_kid:
+            raise CredentialError("credential.unknown_key")
+        verify_pass_signature(self._pass_key.public_key(), signed, signature)
+        if claims.a != self.app_id:
+            raise CredentialError("credential.other_app")
+        if claims.exp < self.clock():
+            raise CredentialError("credential.expired")
+        if claims.p not in self.issued or claims.p in self.revoked:
+            raise CredentialError("credential.revoked")
+        if self._holders.get(claims.p) != holder:
+            raise CredentialError("credential.not_holder")
+
     def revoke_pass(self, pass_id: str) -> bool:
         """True when the pass was issued here and valid until now, as production answers."""
         number = c.id_number(pass_id)

@@ -5,7 +5,9 @@
     GET  /miniapps/<id>/ui/<path>            the page's files, under the core's page policy
     POST /v1/me/miniapps/<id>/session        an app session for the shell's resident (`Bearer sim.<user>`)
     GET  /v1/miniapps, PUT /v1/me/consents/<id>/<scope>, GET /v1/me/payments, POST /v1/me/payments/<n>/confirm
-                                             (or /decline): what miniapp-host.js asks of the resident's API
+                                             (or /decline), POST /v1/me/miniapps/<id>/passes/qr (a pass's
+                                             QR as PNG; needs yima-sdk[qr]): what miniapp-host.js asks of the
+                                             resident's API
 
 A page's calls reach the gateway path with `Bearer yas_sim.<user>`, and get the gateway's CORS answers.
 The simulator's sessions are names, not secrets: it serves 127.0.0.1 only and holds made-up residents.
@@ -15,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
 import msgspec
 
+from yima_sdk.codes import CredentialError
 from yima_sdk.simulator._host import AsyncSimulator
 from yima_sdk.simulator._responses import SimResponse, json_response, problem
 from yima_sdk.ui_bundle import UI_MEDIA_TYPES, page_headers
@@ -144,6 +148,8 @@ class Pages:
             self.decided[(user, scope)] = granted
             platform.set_consent(user, scope, granted)
             return json_response({"app_id": manifest.id, "scope": scope, "granted": granted})
+        if method == "POST" and path == f"/v1/me/miniapps/{manifest.id}/passes/qr":
+            return self._pass_qr(body, me)
         if method == "GET" and path == "/v1/me/payments":
             mine = [p for p in platform.payments.values() if p["user_id"] == me]
             return json_response([_resident_payment(manifest.id, p) for p in reversed(mine)])
@@ -158,6 +164,32 @@ class Pages:
             decided = platform.confirm_payment(payment_id, accept=action == "confirm")
             return json_response(_resident_payment(manifest.id, decided))
         return problem(404, "sim.not_found", f"the simulated shell has no {method} {path}")
+
+    def _pass_qr(self, body: bytes, me: str) -> SimResponse:
+        """yima.showPass: one of this app's passes held by the resident, drawn as production draws it."""
+        try:
+            payload = msgspec.json.decode(body or b"{}").get("payload")
+        except (msgspec.DecodeError, AttributeError):
+            payload = None
+        if not isinstance(payload, str) or not payload:
+            return problem(400, "request.invalid", "send {payload: the YP1 pass}")
+        try:
+            self.sim.platform.credentials.held(payload, me)
+        except CredentialError as exc:
+            if exc.code in ("credential.other_app", "credential.not_holder"):
+                return problem(404, "pass.not_found", "No such pass of this mini-app held by you")
+            return problem(422, "pass.invalid", f"Not a valid pass ({exc.code})")
+        try:
+            import qrcode  # optional: yima-sdk[qr]
+            import qrcode.constants
+        except ImportError:
+            return problem(501, "sim.qr_unavailable", "install yima-sdk[qr] to draw passes")
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=8)
+        qr.add_data(payload)
+        qr.make(fit=True)
+        out = io.BytesIO()
+        qr.make_image().save(out, format="PNG")
+        return SimResponse(200, {"content-type": "image/png", "cache-control": "no-store"}, out.getvalue())
 
     def _state(self, user: str, scope: str) -> str:
         decided = self.decided.get((user, scope))

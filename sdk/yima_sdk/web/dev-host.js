@@ -14,4 +14,13 @@ openMiniapp(document.getElementById("app"), root.dataset.app, {
   onShowCode: async () => {
     document.getElementById("shown").textContent = `the shell would show ${user}'s code now`;
   },
+  // The pass, checked and drawn by the simulated core, shown below the frame until the next one.
+  onShowPass: async ({ image }) => {
+    const picture = document.createElement("img");
+    picture.src = image;
+    picture.alt = "the pass as a QR code";
+    picture.id = "pass";
+    picture.style.cssText = "display: block; width: min(90vw, 480px); image-rendering: pixelated";
+    document.getElementById("shown").replaceChildren(picture);
+  },
 });

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+from yima_sdk.codes import CredentialError
 
 from server.auth import allow
 from server.auth.guards import ANY_ACCOUNT
+from server.credentials.rendering import render_png
 from server.deps import Caller, Db
 from server.errors import raises
 from server.params import INT64_MAX, RowId
@@ -72,6 +74,36 @@ class ResidentPlatformController(Controller):
         platform.runtime.resolve(app_id, principal.account_id)  # released to you and not suspended
         issued = await platform.app_sessions.issue(principal.account_id, principal.session_id, app_id)
         return schemas.AppSession(app_id, issued.token, issued.expires_in, issued.user_id)
+
+    @post(
+        "/me/miniapps/{app_id:str}/passes/qr",
+        status_code=200,
+        opt=allow(ANY_ACCOUNT) | raises(e.AppNotFound, e.PassInvalid, e.PassNotFound),
+        operation_id="showMiniappPass",
+        media_type="image/png",
+    )
+    async def show_pass(
+        self,
+        app_id: FromPath[str],
+        data: JSONBody[schemas.PassToShow],
+        principal: Caller,
+        platform: PlatformDep,
+    ) -> Response[bytes]:
+        """One of this app's passes held by you, as a PNG QR image (error correction M, as your code), for the
+        shell to show full-screen when the app's page asks (yima.showPass). Only a pass signed by the platform,
+        issued by this very app, neither expired nor revoked, and held by you: a page cannot get the shell to
+        show another app's pass, another resident's, or a forged one."""
+        if app_id not in platform.runtime.apps:
+            raise e.AppNotFound()
+        try:
+            await platform.caps.passes.held(app_id, principal.account_id, data.payload)
+        except CredentialError as exc:
+            if exc.code in {"credential.other_app", "credential.not_holder"}:
+                raise e.PassNotFound() from None
+            raise e.PassInvalid(extra={"reason": exc.code}) from None
+        return Response(
+            render_png(data.payload), media_type="image/png", headers={"cache-control": "no-store"}
+        )
 
     @get("/me/consents", opt=allow(ANY_ACCOUNT), operation_id="listConsents")
     async def consents(self, principal: Caller, db: Db) -> list[schemas.Consent]:

@@ -122,6 +122,29 @@ class AppPasses:
         live = self.runtime.apps.get(app_id)
         return {shared for v in (live.versions() if live else []) for shared in v.pass_shares}
 
+    async def held(self, app_id: str, account_id: int, payload: str) -> PassClaims:
+        """A pass the shell may show for `app_id`'s page (yima.showPass): signed with the platform's pass keys,
+        issued by `app_id` itself (a shared pass is shown by its own app), neither expired nor revoked, and held
+        by `account_id`. Else CredentialError: `credential.malformed`, `credential.unknown_key`,
+        `credential.bad_signature`, `credential.expired` (the pass is bad), or `credential.other_app`,
+        `credential.revoked`, `credential.not_holder` (not one of this app's passes for this resident)."""
+        claims, signed, signature = open_pass(payload)
+        key = await self.core.keys.find(PASS_PURPOSE, claims.kid)
+        if key is None:
+            raise CredentialError("credential.unknown_key")
+        verify_pass_signature(key.public_key, signed, signature)
+        if claims.a != app_id:
+            raise CredentialError("credential.other_app")
+        if claims.exp < self._clock():
+            raise CredentialError("credential.expired")
+        async with self.core.db.connection() as conn:
+            revoked, holder = await repository.pass_holder(conn, app_id, claims.p)
+            if revoked:
+                raise CredentialError("credential.revoked")
+            if holder is None or await repository.account_of(conn, app_id, holder) != account_id:
+                raise CredentialError("credential.not_holder")
+        return claims
+
     async def revoke(self, call: CallInfo, pass_id: str) -> bool:
         number = c.id_number(pass_id)
         async with self.core.db.transaction() as conn:

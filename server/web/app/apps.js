@@ -24,7 +24,7 @@ export async function render(root, { api }) {
                 h("a", { href: `#/app/${encodeURIComponent(app.app_id)}` }, app.name),
                 h("span", { class: "muted" }, app.version),
               ),
-              app.scopes.length ? h("div", { class: "muted" }, t("apps.asks", { n: app.scopes.length })) : null,
+              app.scopes?.length ? h("div", { class: "muted" }, t("apps.asks", { n: app.scopes.length })) : null,
             ),
           ),
         )
@@ -86,8 +86,39 @@ export async function renderApp(root, { api, params, go }) {
         t("payments.decline"),
       ),
     onShowCode: async () => go("#/code"),
+    // The core checked the pass is this app's and the resident's, and drew it (the page never draws its own).
+    onShowPass: ({ image }) => showPass(t("pass.title", { app: app.name }), image),
   });
   return () => opened.close();
+}
+
+/** A pass full-screen, over the app's page, until the resident closes it; resolves then. */
+function showPass(title, image) {
+  return new Promise((resolve) => {
+    const previous = document.activeElement;
+    const close = () => {
+      back.remove();
+      if (previous && previous.focus) previous.focus();
+      resolve();
+    };
+    const button = h("button", { type: "button", class: "primary", onclick: close }, t("pass.close"));
+    const back = h(
+      "div",
+      { class: "pass-back", id: "pass", role: "dialog", "aria-modal": "true", "aria-labelledby": "pass-title" },
+      h(
+        "div",
+        { class: "code stack" },
+        h("h2", { id: "pass-title" }, title),
+        h("div", { class: "code-frame" }, h("img", { id: "pass-qr", src: image, alt: t("pass.alt") })),
+        button,
+      ),
+    );
+    back.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+    });
+    document.body.append(back);
+    button.focus();
+  });
 }
 
 function scopeName(scope) {

@@ -126,7 +126,7 @@ export async function renderHealth(root, { api }) {
 
 export async function renderConsents(root, { api }) {
   const [catalog, decided] = await Promise.all([api.get("/v1/miniapps"), api.get("/v1/me/consents")]);
-  const apps = catalog.filter((app) => app.scopes.length);
+  const apps = catalog.filter((app) => app.scopes?.length);
   const known = new Set(apps.map((app) => app.app_id));
   const gone = decided.filter((c) => !known.has(c.app_id) && c.granted);
   clear(

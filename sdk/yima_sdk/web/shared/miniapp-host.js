@@ -12,6 +12,7 @@
  *       onPayment: async (payment) => true | false | null,   // payment: {id, app_id, amount_fen, reason, ...,
  *                                                             //           appId, appName}
  *       onShowCode: async ({ appId }) => {},
+ *       onShowPass: async ({ appId, image, payload }) => {},   // image: a PNG data: URL of the pass's QR code
  *     });
  *     opened.frame;    // the <iframe> appended to `container`
  *     opened.close();  // removes it and stops answering it
@@ -32,6 +33,10 @@
  *                 null (left pending), or the payment object when the shell confirmed or declined it itself.
  *                 Without onPayment it stays pending.
  *   show_code  -> {}: onShowCode shows the resident's code.
+ *   show_pass  -> {}: one of THIS app's passes held by this resident ({payload: "YP1...."}), checked and drawn
+ *                 by the core (POST /v1/me/miniapps/{id}/passes/qr: signed by the platform, issued by this app,
+ *                 not expired or revoked, held by the resident; else pass.invalid or pass.not_found), then
+ *                 onShowPass shows the QR image. Without onShowPass: shell.unsupported.
  *
  * Prompts are drawn by the shell, one at a time per frame; the page can neither draw nor answer them.
  * Failures reach the page as {code, detail, status} (the API's problem codes, or "shell.*").
@@ -55,7 +60,7 @@ export function miniappPageUrl(appId, version) {
 }
 
 export function openMiniapp(container, appId, options = {}) {
-  const { version, title, getToken, onConsent, onPayment, onShowCode } = options;
+  const { version, title, getToken, onConsent, onPayment, onShowCode, onShowPass } = options;
   if (typeof getToken !== "function") throw new TypeError("openMiniapp needs options.getToken");
 
   const frame = document.createElement("iframe");
@@ -65,18 +70,19 @@ export function openMiniapp(container, appId, options = {}) {
   frame.title = title || appId;
   frame.src = miniappPageUrl(appId, version);
 
-  async function api(method, path, body) {
+  async function api(method, path, body, accept = "application/json") {
     const token = await getToken();
     const response = await fetch(path, {
       method,
       headers: {
         authorization: `Bearer ${token}`,
-        accept: "application/json",
+        accept,
         ...(body === undefined ? {} : { "content-type": "application/json" }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });
+    if (response.ok && accept !== "application/json") return response.blob();
     const answer = response.status === 204 ? null : await response.json().catch(() => null);
     if (!response.ok) {
       throw new HostError(answer?.code || `http.${response.status}`, answer?.detail || answer?.title || "", response.status);
@@ -104,7 +110,7 @@ export function openMiniapp(container, appId, options = {}) {
 
   async function consent({ scope }) {
     const entry = await catalogEntry();
-    const wanted = entry.scopes.find((s) => s.name === scope);
+    const wanted = (entry.scopes || []).find((s) => s.name === scope);
     if (!wanted) throw new HostError("consent.unknown_scope", `the app does not ask for ${scope}`, 422);
     if (wanted.state !== "not_asked") return { granted: wanted.state === "granted" };
     const asked = { appId, appName: entry.name, scope, purpose: wanted.purpose };
@@ -135,7 +141,21 @@ export function openMiniapp(container, appId, options = {}) {
     return {};
   }
 
-  const handlers = { session, consent, payment, show_code: showCode };
+  async function showPass({ payload }) {
+    if (!onShowPass) throw new HostError("shell.unsupported", "this shell does not show passes", 501);
+    // The core checks the pass is this app's own and the resident's before drawing it: the page only names it.
+    const png = await api("POST", `/v1/me/miniapps/${app}/passes/qr`, { payload: String(payload ?? "") }, "image/png");
+    const image = await new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new HostError("shell.failed", "could not read the pass image"));
+      reader.readAsDataURL(png);
+    });
+    await onShowPass({ appId, image, payload: String(payload) });
+    return {};
+  }
+
+  const handlers = { session, consent, payment, show_code: showCode, show_pass: showPass };
   let prompts = Promise.resolve(); // one prompt at a time: a page cannot stack dialogs on the resident
 
   function reply(target, id, ok, value) {

@@ -15,6 +15,10 @@
  *     yima.confirmPayment(id)     -> the payment          the shell asks the resident to confirm the charge whose id
  *                                                         ctx.payments.charge returned (e.g. "pay_42")
  *     yima.showCode()             -> undefined            the shell shows the resident's code
+ *     yima.showPass(payload)      -> undefined            the shell shows one of YOUR app's passes held by this
+ *                                                         resident ("YP1....", as issue_pass returned it) as a
+ *                                                         QR code, full-screen; another app's pass, another
+ *                                                         resident's or a forged one: pass.not_found / pass.invalid
  *
  * A YimaError has `code` (the gateway's or the app's stable code, e.g. "consent.denied"), `status` and `detail`.
  * Classic script, not a module: a module script from an opaque origin would need CORS for every file.
@@ -146,6 +150,11 @@
     },
     showCode: function () {
       return ask("show_code").then(function () {
+        return undefined;
+      });
+    },
+    showPass: function (payload) {
+      return ask("show_pass", { payload: String(payload) }).then(function () {
         return undefined;
       });
     },
