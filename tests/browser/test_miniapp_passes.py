@@ -88,6 +88,7 @@ async def test_a_page_shows_its_own_pass_full_screen_drawn_by_the_shell(
         assert payload and payload.startswith("YP1.")
         picture = dialog.get_by_role("img", name="凭证二维码")
         await expect(picture).to_be_visible()
+        await picture.evaluate("img => img.decode()")  # drawn, not just in the page
         shown = Image.open(io.BytesIO(await picture.screenshot())).convert("L")
         found = zxingcpp.read_barcodes(shown, formats=zxingcpp.BarcodeFormat.QRCode)
         assert [f.text for f in found] == [payload]

@@ -70,6 +70,7 @@ async def test_a_senior_reserves_a_free_ticket_and_cancels_it(browser: Browser, 
         payload = next(t["pass"]["payload"] for t in mine if t["status"] == "booked")
         await ticket.get_by_role("button", name="出示门票 Show ticket").click()
         picture = tab.page.get_by_role("img", name="the pass as a QR code")
+        await picture.evaluate("img => img.decode()")  # drawn, not just in the page
         shown = Image.open(io.BytesIO(await picture.screenshot())).convert("L")
         found = zxingcpp.read_barcodes(shown, formats=zxingcpp.BarcodeFormat.QRCode)
         assert [f.text for f in found] == [payload]
