@@ -44,4 +44,4 @@ def test_the_test_extra_runs_a_new_scaffolds_tests(tmp_path: Path) -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "9 passed" in run.stdout
+    assert "11 passed" in run.stdout
