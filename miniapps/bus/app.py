@@ -9,7 +9,7 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     rides        id = the platform's scan id (a scan delivered twice is one ride): the priced ride, its payment
                  (an offline ride's: settlement's charge `ride_<scan id>`, refunded from when disputed)
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
-    disputes     id = the ride's id: one per ride, open -> refunded or rejected
+    disputes     id = the ride's id: one per ride, open -> (refunding ->) refunded, or rejected
     rider_months id `<rider>.<month>`: written in the commit recording each of the rider's rides that month, so
                  a rider's rides take turns: each is priced seeing those recorded before it (boarding.py)
 

@@ -97,35 +97,52 @@ def refundable_fen(ride: dict[str, Any]) -> int:
 @app.post("/fares/disputes/{ride}/refund")
 async def refund(ctx: Context, request: Request) -> Response:
     """Refund a disputed fare from the ride's payment: this app's charge (online) or settlement's (offline,
-    `ride_<scan id>`). Once: a decided dispute is closed; a call cut after the refund is asked again and gives
-    the same refund (the key is the dispute; a different amount then is refused)."""
+    `ride_<scan id>`). The dispute is marked `refunding` with its amount before any money moves, so a reject
+    cannot land after the refund; then the refund (the key is the dispute), then `refunded`. A call cut after
+    the mark is asked again and completes the recorded refund, once."""
     body = request.json(Decision)
     ride_id = request.path_params["ride"]
     case = await ctx.db.get("disputes", ride_id)
     ride = await ctx.db.get("rides", ride_id)
     if case is None or ride is None:
         return problem(404, "bus.dispute_not_found", "no such dispute")
-    if case.value["status"] != "open":
-        return problem(409, "bus.dispute_closed", f"this dispute is {case.value['status']}")
-    paid = refundable_fen(ride.value)
-    amount = paid if body.amount_fen is None else body.amount_fen
-    if not 0 < amount <= paid or ride.value.get("payment_id") is None:
-        return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")
+    status = case.value["status"]
+    if status not in ("open", "refunding"):
+        return problem(409, "bus.dispute_closed", f"this dispute is {status}")
+    if ride.value.get("payment_id") is None:
+        return problem(400, "bus.bad_refund", "the ride has no payment to refund")
+    marked = dict(case.value)
+    if status == "open":
+        paid = refundable_fen(ride.value)
+        amount = paid if body.amount_fen is None else body.amount_fen
+        if not 0 < amount <= paid:
+            return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")
+        marked |= {"status": "refunding", "refunded_fen": amount, "note": body.note}
+        try:
+            version = await ctx.db.update("disputes", ride_id, marked, expected_version=case.version)
+        except VersionConflict:  # decided (or being refunded) by another call meanwhile; nothing moved
+            return problem(409, "bus.dispute_changed", "the dispute changed meanwhile: ask again")
+    else:  # a refund begun before and cut: complete it with the amount recorded then
+        version = case.version
+    amount = int(marked["refunded_fen"])
     try:
         done = await ctx.payments.refund(
             ride.value["payment_id"], amount, "票价争议退款 disputed fare", f"dispute:{ride_id}"
         )
-    except InvalidArgument as exc:  # not paid (yet), or this dispute refunded another amount before
+    except InvalidArgument as exc:  # not paid (yet): nothing moved, the dispute is open again
+        try:
+            await ctx.db.update("disputes", ride_id, {**marked, "status": "open"}, expected_version=version)
+        except VersionConflict:
+            pass  # another call took the dispute on meanwhile: it decides
         return problem(409, "bus.not_refundable", str(exc))
     try:
         async with ctx.db.transaction() as tx:
             tx.update("rides", ride_id, {**ride.value, "refunded_fen": done.amount_fen},
                       expected_version=ride.version)  # fmt: skip
-            tx.update("disputes", ride_id, {**case.value, "status": "refunded", "refunded_fen": done.amount_fen,
-                                            "note": body.note}, expected_version=case.version)  # fmt: skip
+            tx.update("disputes", ride_id, {**marked, "status": "refunded"}, expected_version=version)
     except (
         VersionConflict
-    ):  # decided by another call meanwhile, or the ride changed: asked again, refunded once
+    ):  # the ride changed meanwhile: the dispute stays refunding; asked again, refunded once
         return problem(409, "bus.dispute_changed", "the dispute or its ride changed meanwhile: ask again")
     await ctx.notify.send(
         "票价已退 Fare refunded", f"¥{yuan(done.amount_fen)}", user_id=ride.value["user_id"]
@@ -139,10 +156,17 @@ async def reject(ctx: Context, request: Request) -> Response:
     case = await ctx.db.get("disputes", request.path_params["ride"])
     if case is None:
         return problem(404, "bus.dispute_not_found", "no such dispute")
+    if case.value["status"] == "refunding":
+        return problem(
+            409, "bus.dispute_refunding", "a refund of this dispute is under way: it ends refunded"
+        )
     if case.value["status"] != "open":
         return problem(409, "bus.dispute_closed", f"this dispute is {case.value['status']}")
-    await ctx.db.update("disputes", case.id, {**case.value, "status": "rejected", "note": body.note},
-                        expected_version=case.version)  # fmt: skip
+    try:
+        await ctx.db.update("disputes", case.id, {**case.value, "status": "rejected", "note": body.note},
+                            expected_version=case.version)  # fmt: skip
+    except VersionConflict:  # a refund began (or another decision landed) meanwhile
+        return problem(409, "bus.dispute_changed", "the dispute changed meanwhile: ask again")
     return Response.json({"ride": case.id, "status": "rejected"})
 
 

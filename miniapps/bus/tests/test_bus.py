@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bus_days import to_wednesday_10
+from bus_days import seeded_at_wednesday_10, to_wednesday_10
 from yima_sdk import VersionConflict
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.simulator import AsyncSimulator
 from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
 
@@ -246,3 +248,81 @@ def test_the_monthly_cap_stops_charging_for_the_rest_of_the_month(miniapp: MiniA
     assert miniapp.platform.balances["alice"] == 100_000 - 15_000
     statement = miniapp.get("/statement", user="alice", query={"month": first.strftime("%Y-%m")}).json()
     assert (statement["rides"], statement["paid_fen"], statement["cap_off_fen"]) == (39, 15_000, 200)
+
+
+async def _disputed_ride(sim: AsyncSimulator) -> str:
+    """Alice's 2-yuan ride on line 1, charged and disputed; carol is fares staff."""
+    sim.switches.payment_confirmation = "auto"
+    month = (await seeded_at_wednesday_10(sim)).strftime("%Y-%m")
+    assert (await sim.request("GET", "/me", user="alice")).status == 200
+    assert await sim.scan("bus", user="alice", unit="line:1") == ["1路 ¥2.00"]
+    (ride,) = (await sim.request("GET", "/rides", user="alice", query={"month": month})).json()["rides"]
+    dispute = await sim.request("POST", f"/rides/{ride['id']}/dispute", user="alice", json={"reason": "x"})
+    assert dispute.status == 201
+    sim.platform.grant_staff("carol", "fares")
+    return str(ride["id"])
+
+
+async def test_a_reject_while_the_refund_is_paid_is_refused_and_the_dispute_ends_refunded(
+    miniapp_folder: Path,
+) -> None:
+    """The fares staff reject a dispute while another of them is refunding it, between the money moving and the
+    record: the reject is refused (the refund is under way), the dispute ends refunded, Alice's balance up once."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        ride = await _disputed_ride(sim)
+        balance = sim.platform.balance("alice")
+        handle = sim.platform.handle
+        rejects = []
+
+        async def reject_meanwhile(call: Any, capability: str, operation: str, *rest: Any) -> Any:
+            if (capability, operation) == ("payments", "refund"):
+                rejects.append(
+                    await sim.request("POST", f"/fares/disputes/{ride}/reject", user="carol", json={})
+                )
+            return await handle(call, capability, operation, *rest)
+
+        sim.platform.handle = reject_meanwhile  # type: ignore[method-assign]
+        refunded = await sim.request("POST", f"/fares/disputes/{ride}/refund", user="carol", json={})
+        assert refunded.json() == {"ride": ride, "status": "refunded", "refunded_fen": 200}
+        assert [(r.status, r.json()["code"]) for r in rejects] == [(409, "bus.dispute_refunding")]
+        assert sim.platform.balance("alice") == balance + 200
+        listed = await sim.request("GET", "/fares/disputes", user="carol", query={"status": "refunded"})
+        assert [d["ride"] for d in listed.json()["disputes"]] == [ride]
+        again = await sim.request("POST", f"/fares/disputes/{ride}/reject", user="carol", json={})
+        assert (again.status, again.json()["code"]) == (409, "bus.dispute_closed")
+
+
+async def test_a_refund_cut_after_the_money_moved_is_completed_when_asked_again(miniapp_folder: Path) -> None:
+    """The record of a refund fails after the money moved: the dispute stays refunding (a reject is refused);
+    asked again, even with another amount, it completes the recorded refund, and Alice is refunded once."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        ride = await _disputed_ride(sim)
+        balance = sim.platform.balance("alice")
+        db = sim.platform.db
+        commit = db.commit
+
+        def record_fails(writes: list[Any], reads: list[Any]) -> list[int]:
+            if any(getattr(w, "collection", None) == "rides" for w in writes):
+                raise RuntimeError("the database went away")
+            return commit(writes, reads)
+
+        db.commit = record_fails  # type: ignore[method-assign]
+        cut = await sim.request(
+            "POST", f"/fares/disputes/{ride}/refund", user="carol", json={"amount_fen": 150}
+        )
+        assert cut.status >= 500
+        assert sim.platform.balance("alice") == balance + 150
+        db.commit = commit  # type: ignore[method-assign]
+        reject = await sim.request("POST", f"/fares/disputes/{ride}/reject", user="carol", json={})
+        assert (reject.status, reject.json()["code"]) == (409, "bus.dispute_refunding")
+
+        retried = await sim.request(
+            "POST", f"/fares/disputes/{ride}/refund", user="carol", json={"amount_fen": 100}
+        )
+        assert retried.json() == {"ride": ride, "status": "refunded", "refunded_fen": 150}
+        assert sim.platform.balance("alice") == balance + 150
+        month = (
+            dt.datetime.fromtimestamp(sim.platform.clock(), dt.UTC).astimezone(COUNTY_TIME).strftime("%Y-%m")
+        )
+        statement = (await sim.request("GET", "/statement", user="alice", query={"month": month})).json()
+        assert statement["paid_fen"] == 50
