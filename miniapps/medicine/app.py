@@ -7,8 +7,10 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml; records a
     tickets             `<pharmacy>.<n>`: one scan at that pharmacy's terminal, naming the resident to the sale
     sales               `kind` sale, payment, void or refund; every record names its `sale`
     ledgers             `<resident>.<class>`: the resident's watched-class boxes of the last 7 days, read and
-                        written in the sale's own commit, so the limit holds under any concurrency
-    redemptions         `<issuer app>.<pass id>`: an e-prescription filled once, inserted in the sale's commit
+                        written in the sale's own commit, so the limit holds under any concurrency; the
+                        entries of a voided or refunded sale do not count
+    redemptions         `<issuer app>.<pass id>[.<n>]`: an e-prescription filled, inserted in the sale's commit;
+                        `<that>.released`: its sale voided or refunded, the prescription free to fill again
     registrations       one per watched item sold (negative boxes for a void or refund): what the authority reads
     reads               the authority's reads of the registrations (who, what, when): the app's own audit
 Storage: `rules` (the registration switch and limits), counters `tickets:<pharmacy>`.

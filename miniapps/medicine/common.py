@@ -40,3 +40,21 @@ def as_doc(record: Any) -> dict[str, Any]:
 def in_window(entries: list[list[Any]], at: float) -> list[list[Any]]:
     """The ledger entries `[sale, at, boxes]` of the 7 days before `at`."""
     return [e for e in entries if e[1] > at - WINDOW_S]
+
+
+async def still_bought(ctx: Context, entries: list[list[Any]], at: float) -> list[list[Any]]:
+    """The ledger entries of the 7 days before `at` whose sale stands: a void or refund is a record of its own
+    (`<sale>.void`, `<sale>.refund`) and the ledger is never edited for it, so its boxes are left out here."""
+    kept = []
+    for entry in in_window(entries, at):
+        if await undone(ctx, entry[0]) is None:
+            kept.append(entry)
+    return kept
+
+
+async def undone(ctx: Context, sale_id: str) -> str | None:
+    """`void` or `refund` if a record undoes the sale, else None."""
+    for kind in ("void", "refund"):
+        if await ctx.db.get("sales", f"{sale_id}.{kind}") is not None:
+            return kind
+    return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from common import MEDICAL, app, as_doc, problem
-from sales import Refused, prescribed_items, sale_named, sale_view
+from sales import Refused, filled_at, prescribed_items, sale_named, sale_view
 from yima_sdk import Context, Request, Response, VersionConflict
 
 
@@ -60,8 +60,11 @@ async def purchases(ctx: Context, request: Request) -> dict[str, Any]:
     user_id = await ctx.user.id()
     page = await ctx.db.find("sales", {"user_id": user_id}, order_by="-at", limit=100)
     sales = [await sale_view(ctx, r) for r in page.items if r.value["kind"] == "sale"]
-    filled = await ctx.db.find("redemptions", {"user_id": user_id}, limit=100)
-    return {"purchases": sales, "prescriptions_filled": [as_doc(r) for r in filled.items]}
+    # a fill stands until its `<id>.released` record (the sale voided or refunded) follows it
+    records = (await ctx.db.find("redemptions", {"user_id": user_id}, limit=100)).items
+    released = {r.value["redemption"] for r in records if r.value.get("kind") == "released"}
+    filled = [as_doc(r) for r in records if r.value.get("kind") != "released" and r.id not in released]
+    return {"purchases": sales, "prescriptions_filled": filled}
 
 
 class Payload(msgspec.Struct, forbid_unknown_fields=True):
@@ -76,8 +79,7 @@ async def prescription(ctx: Context, request: Request) -> Response:
         return Response.json({"valid": False, "reason": verdict.reason or "medicine.not_a_prescription"})
     if verdict.user_id is None or verdict.user_id != await ctx.user.id():
         return Response.json({"valid": False, "reason": "medicine.prescription_not_theirs"})
-    filled = await ctx.db.get("redemptions", f"{MEDICAL}.{verdict.pass_id}")
     return Response.json({
         "valid": True, "items": [[d, n] for d, n in prescribed_items(verdict.data).items()],
-        "filled_at": filled.value["pharmacy"] if filled else None,
+        "filled_at": await filled_at(ctx, f"{MEDICAL}.{verdict.pass_id}"),
     })  # fmt: skip

@@ -1,17 +1,22 @@
 """The pharmacist's sales: selling within the rules (the 7-day ledger in the sale's own commit), filling an
-e-prescription once, voiding and refunding; and how a sale reads from the records that follow it."""
+e-prescription once, voiding and refunding; and how a sale reads from the records that follow it. A void or a
+refund only adds records (its own, the negative registrations, a release of the e-prescription it filled): the
+ledger, the sale and its redemption are never edited or deleted for it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from common import DOC_ID, MEDICAL, app, county_day, in_window, problem, rules
+from common import DOC_ID, MEDICAL, app, county_day, problem, rules, still_bought
 from yima_sdk import Context, Request, Response, VersionConflict
 
 TICKET_S = 30 * 60
 """A scan names the resident to a sale at that pharmacy for 30 minutes."""
+FILLS = 20
+"""How often one e-prescription may be filled (each fill after a void or refund of the last is a new one)."""
 
 
 class Item(msgspec.Struct, forbid_unknown_fields=True):
@@ -68,12 +73,12 @@ async def sell(ctx: Context, request: Request) -> Response:
             watched[line["watched"]] = watched.get(line["watched"], 0) + line["qty"]
     if watched and colour == "yellow":
         return problem(409, "medicine.code_yellow", "a yellow code may not buy watched classes now")
-    redemption = None
+    rx = None
     if any(line["kind"] == "rx" for line in lines):
         checked = await check_prescription(ctx, new.prescription, user_id, lines)
         if isinstance(checked, Response):
             return checked
-        redemption = checked
+        rx = checked
     items = [{"drug": li["drug"], "name": li["name"], "qty": li["qty"], "price_fen": li["price_fen"],
               "kind": li["kind"], "watched": li["watched"] if current["watched"] else None} for li in lines]  # fmt: skip
     sale = {
@@ -83,7 +88,7 @@ async def sell(ctx: Context, request: Request) -> Response:
         "pharmacy": new.pharmacy,
         "items": items,
         "total_fen": sum(i["qty"] * i["price_fen"] for i in items),
-        "prescription": redemption,
+        "prescription": None,  # the redemption it takes: the e-prescription's id (`<id>.<n>` after n returns)
         "at": int(now),
         "day": county_day(now),
     }
@@ -92,31 +97,38 @@ async def sell(ctx: Context, request: Request) -> Response:
     ):  # two tills selling to the same resident at once: one commit wins, the other reads again
         try:
             async with ctx.db.transaction() as tx:
-                if redemption is not None and (filled := await tx.get("redemptions", redemption)) is not None:
-                    raise Refused("medicine.prescription_filled",
-                                  f"this e-prescription was filled at {filled.value['pharmacy']}")  # fmt: skip
+                if rx is not None:
+                    slot, filled = await redemption_of(tx.get, rx)
+                    if filled is not None:
+                        raise Refused("medicine.prescription_filled",
+                                      f"this e-prescription was filled at {filled.value['pharmacy']}")  # fmt: skip
+                    if slot is None:
+                        raise Refused("medicine.prescription_filled",
+                                      f"this e-prescription was filled and returned {FILLS} times")  # fmt: skip
+                    sale["prescription"] = slot
                 for kind, boxes in watched.items():
-                    await take_from_ledger(tx, user_id, kind, boxes, sale_id, now, current)
+                    await take_from_ledger(ctx, tx, user_id, kind, boxes, sale_id, now, current)
                 tx.insert("sales", sale, id=sale_id)
-                if redemption is not None:
-                    tx.insert("redemptions", {"user_id": user_id, "pharmacy": new.pharmacy, "sale": sale_id,
-                                              "at": int(now)}, id=redemption)  # fmt: skip
+                if rx is not None:
+                    tx.insert("redemptions", {"kind": "filled", "prescription": rx, "user_id": user_id,
+                                              "pharmacy": new.pharmacy, "sale": sale_id, "at": int(now)},
+                              id=sale["prescription"])  # fmt: skip
                 for n, item in enumerate(i for i in items if i["watched"]):
                     tx.insert(
                         "registrations", registration(sale, item, item["qty"], "sale"), id=f"{sale_id}.{n}"
                     )
         except Refused as refused:  # raised in the block: nothing of the sale is written
-            if redemption is not None and (filled := await ctx.db.get("redemptions", redemption)) is not None:
+            if rx is not None and (where := await filled_at(ctx, rx)) is not None:
                 # filled elsewhere a moment ago (and its boxes counted): that is the reason that matters
                 return problem(409, "medicine.prescription_filled",
-                               f"this e-prescription was filled at {filled.value['pharmacy']}")  # fmt: skip
+                               f"this e-prescription was filled at {where}")  # fmt: skip
             return problem(409, refused.code, refused.message)
         except VersionConflict:
             if (made := await ctx.db.get("sales", sale_id)) is not None:
                 return Response.json(await sale_view(ctx, made), status=200)  # the same sale, retried at once
-            if redemption is not None and (filled := await ctx.db.get("redemptions", redemption)) is not None:
+            if rx is not None and (where := await filled_at(ctx, rx)) is not None:
                 return problem(409, "medicine.prescription_filled",
-                               f"this e-prescription was filled at {filled.value['pharmacy']}")  # fmt: skip
+                               f"this e-prescription was filled at {where}")  # fmt: skip
             continue
         await ctx.log.info("sale", sale=sale_id, total_fen=sale["total_fen"], watched=sorted(watched))
         return Response.json({"id": sale_id, **sale, "status": "awaiting_payment"}, status=201)
@@ -132,12 +144,21 @@ class Refused(Exception):
 
 
 async def take_from_ledger(
-    tx: Any, user_id: str, kind: str, boxes: int, sale_id: str, now: float, current: dict[str, Any]
+    ctx: Context,
+    tx: Any,
+    user_id: str,
+    kind: str,
+    boxes: int,
+    sale_id: str,
+    now: float,
+    current: dict[str, Any],
 ) -> None:
-    """Add `boxes` of `kind` to the resident's 7-day ledger in the sale's commit; Refused past the limit."""
+    """Add `boxes` of `kind` to the resident's 7-day ledger in the sale's commit; Refused past the limit. The
+    entries of voided or refunded sales do not count (still_bought) and are dropped as the ledger is written;
+    a void read a moment too late only refuses a sale that could have been made, never the other way."""
     ledger_id = f"{user_id}.{kind}"
     ledger = await tx.get("ledgers", ledger_id)
-    entries = in_window(ledger.value["entries"], now) if ledger else []
+    entries = await still_bought(ctx, ledger.value["entries"], now) if ledger else []
     limit = current["limits"].get(kind, 0)
     bought = sum(e[2] for e in entries)
     if bought + boxes > limit:
@@ -180,6 +201,28 @@ async def check_prescription(
     return f"{MEDICAL}.{verdict.pass_id}"
 
 
+async def redemption_of(get: Callable[[str, str], Awaitable[Any]], rx: str) -> tuple[str | None, Any]:
+    """The e-prescription's redemption records, read in order: `(its id, the record)` while it is filled,
+    `(the id the next fill takes, None)` while it is free, `(None, None)` once filled and returned FILLS times.
+    The first fill is `<rx>`, a fill after n returns `<rx>.<n>`; a return is a record `<redemption>.released`.
+    With `tx.get` each read is checked at the sale's commit: two fills, or a fill and a return, cannot both
+    pass on what the other changed."""
+    for n in range(FILLS):
+        slot = rx if n == 0 else f"{rx}.{n}"
+        filled = await get("redemptions", slot)
+        if filled is None:
+            return slot, None
+        if await get("redemptions", f"{slot}.released") is None:
+            return slot, filled
+    return None, None
+
+
+async def filled_at(ctx: Context, rx: str) -> str | None:
+    """The pharmacy the e-prescription is filled at now (None: never filled, or its sale voided or refunded)."""
+    _, filled = await redemption_of(ctx.db.get, rx)
+    return filled.value["pharmacy"] if filled is not None else None
+
+
 def prescribed_items(data: dict[str, Any]) -> dict[str, int]:
     """The e-prescription's items (see /work/notes/prescription.md): `[[drug, boxes], ...]`."""
     out: dict[str, int] = {}
@@ -206,7 +249,8 @@ async def pharmacist_sale(ctx: Context, request: Request) -> Response:
 
 @app.post("/pharmacist/sales/{sale}/void")
 async def void(ctx: Context, request: Request) -> Response:
-    """Void a sale not paid: one more record; the watched boxes and the e-prescription are free again."""
+    """Void a sale not paid: one more record (and its releases); the watched boxes and the e-prescription are
+    free again."""
     found = await _pharmacists_sale(ctx, request)
     if isinstance(found, Response):
         return found
@@ -242,6 +286,8 @@ async def refund(ctx: Context, request: Request) -> Response:
 async def undo(
     ctx: Context, record: Any, kind: str, refunded: int | None, reason: str, guard: str | None = None
 ) -> Response:
+    """Void or refund the sale in one commit of inserts only: the `void`/`refund` record, a release of the
+    e-prescription it filled, a negative registration per watched item. Nothing is edited or deleted."""
     sale = record.value
     now = time.time()
     for _ in range(8):
@@ -252,14 +298,12 @@ async def undo(
                 tx.insert("sales", {"kind": kind, "sale": record.id, "user_id": sale["user_id"],
                                     "pharmacy": sale["pharmacy"], "refunded_fen": refunded,
                                     "reason": reason[:100], "at": int(now)}, id=f"{record.id}.{kind}")  # fmt: skip
-                for item_kind in {i["watched"] for i in sale["items"] if i["watched"]}:
-                    ledger = await tx.get("ledgers", f"{sale['user_id']}.{item_kind}")
-                    if ledger is not None:
-                        kept = [e for e in ledger.value["entries"] if e[0] != record.id]
-                        tx.update("ledgers", ledger.id, {**ledger.value, "entries": kept},
-                                  expected_version=ledger.version)  # fmt: skip
-                if sale["prescription"]:
-                    tx.delete("redemptions", sale["prescription"])
+                # the ledger is not written: its readers leave out the entries of an undone sale (still_bought)
+                if sale["prescription"]:  # the e-prescription may be filled again (docs/miniapps/medicine.md)
+                    tx.insert("redemptions", {"kind": "released", "redemption": sale["prescription"],
+                                              "user_id": sale["user_id"], "pharmacy": sale["pharmacy"],
+                                              "sale": record.id, "undo": kind, "at": int(now)},
+                              id=f"{sale['prescription']}.released")  # fmt: skip
                 for n, item in enumerate(i for i in sale["items"] if i["watched"]):
                     tx.insert("registrations", registration(sale, item, -item["qty"], kind),
                               id=f"{record.id}.{kind}.{n}")  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from common import WATCHED, app, as_doc, in_window, rules
+from common import WATCHED, app, as_doc, rules, still_bought
 from yima_sdk import ConsentDenied, Context, Request, ScanEvent
 
 CLASS_NAMES = {"antipyretic": "退热", "antiviral": "抗病毒", "antibiotic": "抗菌", "cough": "止咳"}
@@ -73,6 +73,6 @@ async def watched_left(ctx: Context, user_id: str, current: dict[str, Any], at: 
     left = {}
     for kind in WATCHED:
         ledger = await ctx.db.get("ledgers", f"{user_id}.{kind}")
-        bought = in_window(ledger.value["entries"], at) if ledger else []
+        bought = await still_bought(ctx, ledger.value["entries"], at) if ledger else []
         left[kind] = max(current["limits"].get(kind, 0) - sum(e[2] for e in bought), 0)
     return left

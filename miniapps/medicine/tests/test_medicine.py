@@ -217,3 +217,71 @@ def test_the_watched_limit_holds_under_concurrency_and_the_authority_reads_it(mi
     assert [(r["what"], r["rows"], r["reader"]) for r in audit] == [
         ("csv", 2, miniapp.user_id("carol")), ("summary", 2, miniapp.user_id("carol"))
     ] or [(r["what"], r["rows"]) for r in audit] == [("summary", 2), ("csv", 2)]  # fmt: skip
+
+
+def test_a_void_or_refund_only_adds_records_and_the_numbers_follow(miniapp: MiniApp) -> None:
+    """Undoing a sale writes new documents only: every document before it is still there at the same version
+    with the same value. The allowance, the e-prescription (which may be filled again), the resident's page and
+    the authority's summary and CSV all read the undo from those records."""
+    seeded(miniapp, "alice", "carol")
+    miniapp.grant_staff("grandpa", "pharmacist", TAOZHOU)
+    miniapp.grant_staff("carol", "pharmacist", SHIJIE)
+    miniapp.grant_staff("carol", "authority")
+    rx = miniapp.pass_from(MEDICAL, "alice", "prescription", {"items": [["amoxicillin", 2]]})
+    here = ticket(miniapp, "alice", TAOZHOU)
+    filled = sell(miniapp, "grandpa", TAOZHOU, here, "rx", [{"drug": "amoxicillin", "qty": 2}], rx).json()
+    paid = sell(miniapp, "grandpa", TAOZHOU, here, "paid", [{"drug": "ibuprofen"}]).json()
+    miniapp.confirm_payment(miniapp.post(f"/sales/{paid['id']}/pay", user="alice").json()["payment_id"])
+    assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2] == "7天余 left 退热1 抗病毒2 抗菌0 止咳2"
+    assert miniapp.post("/prescriptions/check", user="alice", json={"payload": rx}).json()["filled_at"] == (
+        "taozhou-1"
+    )
+
+    before = dict(miniapp.platform.db.records)
+    assert miniapp.post(f"/pharmacist/sales/{filled['id']}/void", user="grandpa").json()["status"] == "void"
+    assert (
+        miniapp.post(f"/pharmacist/sales/{paid['id']}/refund", user="grandpa").json()["status"] == "refunded"
+    )
+    after = miniapp.platform.db.records
+    assert {key: after.get(key) for key in before} == before  # nothing deleted, nothing changed
+    added = sorted(key for key in after if key not in before)
+    assert {after[key].version for key in added} == {1}
+    assert [key for key in added if key[0] in ("ledgers", "redemptions")] == [
+        ("redemptions", f"{filled['prescription']}.released")
+    ]
+
+    # the numbers read from the records: the boxes back, the prescription free, the authority's totals 0
+    assert miniapp.scan("pharmacy", user="alice", unit=TAOZHOU)[2] == "7天余 left 退热2 抗病毒2 抗菌2 止咳2"
+    page = miniapp.get("/purchases", user="alice").json()
+    assert sorted(p["status"] for p in page["purchases"]) == ["refunded", "void"]
+    assert page["prescriptions_filled"] == []
+    assert (
+        miniapp.post("/prescriptions/check", user="alice", json={"payload": rx}).json()["filled_at"] is None
+    )
+    summary = miniapp.get("/authority/registrations", user="carol").json()["groups"]
+    assert sorted((g["class"], g["boxes"], g["sales"]) for g in summary) == [
+        ("antibiotic", 0, 1), ("antipyretic", 0, 1)
+    ]  # fmt: skip
+    csv = miniapp.get("/authority/registrations.csv", user="carol").body.decode().splitlines()[1:]
+    assert sorted((r.split(",")[4], r.split(",")[5], r.split(",")[6]) for r in csv) == [
+        ("amoxicillin", "-2", "void"), ("amoxicillin", "2", "sale"),
+        ("ibuprofen", "-1", "refund"), ("ibuprofen", "1", "sale"),
+    ]  # fmt: skip
+
+    # the allowance is whole again: two boxes sold, a third refused
+    again = sell(miniapp, "grandpa", TAOZHOU, here, "two", [{"drug": "ibuprofen", "qty": 2}])
+    assert again.status == 201, again.json()
+    refused = sell(miniapp, "grandpa", TAOZHOU, here, "three", [{"drug": "paracetamol"}]).json()
+    assert refused["code"] == "medicine.limit_reached" and "2 bought" in refused["error"]
+    # the voided e-prescription is filled again, at another pharmacy, once more only
+    there = ticket(miniapp, "alice", SHIJIE)
+    refill = sell(miniapp, "carol", SHIJIE, there, "rx2", [{"drug": "amoxicillin", "qty": 2}], rx)
+    assert refill.status == 201 and refill.json()["prescription"] == f"{filled['prescription']}.1"
+    third = sell(miniapp, "grandpa", TAOZHOU, here, "rx3", [{"drug": "amoxicillin", "qty": 2}], rx).json()
+    assert (third["code"], third["error"]) == (
+        "medicine.prescription_filled",
+        "this e-prescription was filled at shijie-1",
+    )
+    assert [
+        r["pharmacy"] for r in miniapp.get("/purchases", user="alice").json()["prescriptions_filled"]
+    ] == ["shijie-1"]
