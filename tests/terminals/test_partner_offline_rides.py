@@ -61,7 +61,9 @@ async def _partner_key(client, operator, kid: str, types: list[str]) -> Ed25519P
     return key
 
 
-def _partner_holder(key: Ed25519PrivateKey, kid: str, *, max_amount: int = 5000) -> Holder:
+def _partner_holder(
+    key: Ed25519PrivateKey, kid: str, *, max_amount: int = 5000, max_uses: int = 20
+) -> Holder:
     holder = Holder.generate()
     holder.install_certificate(
         issue_device_certificate(
@@ -72,7 +74,7 @@ def _partner_holder(key: Ed25519PrivateKey, kid: str, *, max_amount: int = 5000)
             holder.device_public_key,
             int(time.time()) - 60,
             24,
-            20,
+            max_uses,
             max_amount,
         )
     )
@@ -130,3 +132,34 @@ async def test_a_partner_certificate_off_the_list_or_not_allowed_certificates_is
             "SELECT count(*) FROM onecard_offline_rides WHERE certificate_serial = ANY($1::bytea[])",
             [h.certificate.serial for h in holders],
         )
+
+
+async def test_two_counties_certificates_with_one_serial_each_keep_their_own_limits(client):
+    """Each partner county's certificate allows 2 rides. Langxi's certificate has the serial of one of another
+    county's (341824) that already used its 2 rides (a serial is 8 bytes of a hash, so two counties may share
+    one; a real collision cannot be forged here, so that county's settled rides are stored as settlement stores
+    them): Langxi's 2 rides are still accepted, its third is refused by its own limit."""
+    operator = await login_with_role(client, "operator")
+    key = await _partner_key(client, operator, "5a5b5c5d", ["ankang_code", "device_certificate"])
+    bus, bus_key = await register_terminal(client, operator, kind="bus")
+    headers = await terminal_token(client, bus, bus_key)
+    holder = _partner_holder(key, "5a5b5c5d", max_uses=2)
+    serial = holder.certificate.serial
+    async with client.app.state.core.db.connection() as conn:
+        await conn.executemany(
+            """INSERT INTO onecard_offline_rides (terminal_id, record_id, certificate_serial, amount_fen, scanned_at,
+                                                  status, settled_at, partner_issuer)
+               VALUES ('other-county-bus', $1, $2, 200, now(), 'settled', now(), 341824)""",
+            [(str(uuid.uuid4()), serial) for _ in range(2)],
+        )
+    now = time.time()
+    rides = [_record(holder.ride_code(now), amount=200) for _ in range(3)]
+    assert await _upload(client, headers, rides[:2]) == [("accepted", None), ("accepted", None)]
+    assert await _upload(client, headers, rides[2:]) == [("rejected", "credential.offline_limit_exceeded")]
+    async with client.app.state.core.db.connection() as conn:
+        settled = await conn.fetch(
+            """SELECT partner_issuer, count(*) AS n FROM onecard_offline_rides
+               WHERE certificate_serial = $1 AND status = 'settled' GROUP BY partner_issuer ORDER BY 1""",
+            serial,
+        )
+    assert [tuple(r) for r in settled] == [(LANGXI, 2), (341824, 2)]

@@ -100,25 +100,35 @@ async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[by
 
 
 async def partner_certificate_use(
-    conn: asyncpg.Connection, serials: Sequence[bytes]
-) -> dict[bytes, tuple[int, int]]:
-    """Partner counties' certificates (we hold no row of them): take their transaction locks (sorted serial order,
-    after the terminals' ride locks), then what their settled rides used so far: serial -> (rides, amount)."""
-    if not serials:
+    conn: asyncpg.Connection, certificates: Sequence[tuple[int, bytes]]
+) -> dict[tuple[int, bytes], tuple[int, int]]:
+    """Partner counties' certificates, each named by (issuer, serial): two counties may issue the same serial,
+    and each certificate has its own limits. Take their transaction locks (sorted order, after the terminals'
+    ride locks), then what their settled rides used so far: (issuer, serial) -> (rides, amount)."""
+    if not certificates:
         return {}
-    ordered = sorted(serials)
+    ordered = sorted(certificates)
+    issuers, serials = [i for i, _ in ordered], [s for _, s in ordered]
     await conn.execute(
-        """SELECT pg_advisory_xact_lock(hashtext('onecard_partner_cert'), hashtext(encode(s, 'hex')))
-           FROM unnest($1::bytea[]) WITH ORDINALITY AS x(s, n) ORDER BY n""",
-        ordered,
+        """SELECT pg_advisory_xact_lock(hashtext('onecard_partner_cert'), hashtext(i::text || ':' || encode(s, 'hex')))
+           FROM unnest($1::integer[], $2::bytea[]) WITH ORDINALITY AS x(i, s, n) ORDER BY n""",
+        issuers,
+        serials,
     )
     rows = await conn.fetch(
-        """SELECT certificate_serial, count(*) AS rides, sum(amount_fen) AS amount FROM onecard_offline_rides
-           WHERE certificate_serial = ANY($1::bytea[]) AND partner_issuer IS NOT NULL AND status = 'settled'
-           GROUP BY certificate_serial""",
-        ordered,
+        """SELECT r.partner_issuer, r.certificate_serial, count(*) AS rides, sum(r.amount_fen) AS amount
+           FROM onecard_offline_rides r
+           JOIN unnest($1::integer[], $2::bytea[]) AS k(i, s)
+             ON r.partner_issuer = k.i AND r.certificate_serial = k.s
+           WHERE r.status = 'settled'
+           GROUP BY r.partner_issuer, r.certificate_serial""",
+        issuers,
+        serials,
     )
-    return {bytes(r["certificate_serial"]): (int(r["rides"]), int(r["amount"])) for r in rows}
+    return {
+        (int(r["partner_issuer"]), bytes(r["certificate_serial"])): (int(r["rides"]), int(r["amount"]))
+        for r in rows
+    }
 
 
 async def lock_terminal_rides(conn: asyncpg.Connection, terminal_ids: Sequence[str]) -> None:

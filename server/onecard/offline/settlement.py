@@ -174,8 +174,8 @@ class _Batch:
         self.first: dict[tuple[str, str], int] = {}
         """Each (terminal, record) still to decide, at its first occurrence in the batch."""
         self.certificates: dict[bytes, asyncpg.Record] = {}
-        self.partner_use: dict[bytes, tuple[int, int]] = {}
-        """Per partner certificate serial: the rides and the amount settled before (then in this batch too)."""
+        self.partner_use: dict[tuple[int, bytes], tuple[int, int]] = {}
+        """Per partner certificate (issuer, serial): the rides and the amount settled before (then in this batch too)."""
         self.partner_rides = self.partner_fen = 0
         self.rows: list[_RideRow] = []
         self.uses: dict[int, int] = {}
@@ -234,7 +234,9 @@ class _Batch:
         self.certificates = {
             bytes(r["serial"]): r for r in await repository.certificates_for_update(conn, list(mine))
         }
-        partners = {c.device_certificate_serial for c in self._new() if c.partner is not None}
+        partners = {
+            (c.partner.issuer, c.device_certificate_serial) for c in self._new() if c.partner is not None
+        }
         self.partner_use = await repository.partner_certificate_use(conn, list(partners))
 
     def _new(self) -> list[ChargeToSettle]:
@@ -304,11 +306,12 @@ class _Batch:
 
     def partner_limits(self, i: int, c: ChargeToSettle, partner: PartnerCertificate) -> None:
         """A partner county's ride against its certificate's offline limits (the county owes it: no wallet)."""
-        used, spent = self.partner_use.get(c.device_certificate_serial, (0, 0))
+        certificate = (partner.issuer, c.device_certificate_serial)
+        used, spent = self.partner_use.get(certificate, (0, 0))
         if used + 1 > partner.max_offline_uses or spent + c.amount_fen > partner.max_offline_amount_fen:
             self.decide(i, None, OFFLINE_LIMIT)
             return
-        self.partner_use[c.device_certificate_serial] = (used + 1, spent + c.amount_fen)
+        self.partner_use[certificate] = (used + 1, spent + c.amount_fen)
         self.partner_rides, self.partner_fen = self.partner_rides + 1, self.partner_fen + c.amount_fen
         self.decide(i, None, None)
 
