@@ -174,30 +174,45 @@ async def _with_payment(
     ctx: Context, booking_id: str, value: dict[str, Any], *, version: int | None = None
 ) -> dict[str, Any]:
     """The booking, charged once (the key is the booking and its number: a retry finds the same payment).
-    `version`: the booking's, when the caller just wrote it (no read before recording the payment)."""
-    if value["fee_fen"] > 0 and value["payment_id"] is None and value["status"] in OPEN:
-        payment = await ctx.payments.charge(
-            value["fee_fen"], "挂号费 registration fee", idempotency_key=f"{booking_id}.{value['number']}"
-        )
-        recorded = {**value, "payment_id": payment.id}
+    `version`: the booking's, when the caller just wrote it (no read before recording the payment). The
+    payment is recorded only on the booking still open under that number: one cancelled meanwhile (or
+    booked again, under a new number) has the payment withdrawn, and refunded if already confirmed."""
+    if value["fee_fen"] == 0 or value["payment_id"] is not None or value["status"] not in OPEN:
+        return {"id": booking_id, **value}
+    payment = await ctx.payments.charge(
+        value["fee_fen"], "挂号费 registration fee", idempotency_key=f"{booking_id}.{value['number']}"
+    )
+    now = value
+    while True:  # each conflict is a step of the booking's short life (paid, checked in, cancelled...)
+        if version is None:
+            record = await ctx.db.get("bookings", booking_id)
+            if record is None:
+                break
+            now, version = record.value, record.version
+        if now["number"] != value["number"] or now["status"] not in OPEN:
+            break
+        if now["payment_id"] is not None:  # recorded by a retry of the same booking
+            return {"id": booking_id, **now}
+        recorded = {**now, "payment_id": payment.id}
         try:
-            if version is None:
-                record = await ctx.db.get("bookings", booking_id)
-                if record is not None and record.value["payment_id"] is None:
-                    await ctx.db.update("bookings", booking_id, {**record.value, "payment_id": payment.id},
-                                        expected_version=record.version)  # fmt: skip
-            else:
-                await ctx.db.update("bookings", booking_id, recorded, expected_version=version)
-        except (
-            VersionConflict
-        ):  # changed meanwhile (checked in, cancelled): the same key finds the payment again
-            now = await ctx.db.get("bookings", booking_id)
-            if now is not None and now.value["status"] == "cancelled" and now.value["payment_id"] is None:
-                await ctx.payments.cancel(
-                    payment.id
-                )  # cancelled before its fee was recorded: withdraw the fee
-        value = recorded
-    return {"id": booking_id, **value}
+            await ctx.db.update("bookings", booking_id, recorded, expected_version=version)
+        except VersionConflict:
+            version = None
+            continue
+        return {"id": booking_id, **recorded}
+    # not payable any more: the resident can no longer pay it, or has it back if they paid meanwhile
+    refunded = await refund(
+        ctx, booking_id, {**value, "payment_id": payment.id}, "预约已取消 booking cancelled"
+    )
+    if refunded and version is not None and now["number"] == value["number"] and now["payment_id"] is None:
+        try:  # the fee taken and given back shows on the cancelled booking, as a cancel after paying does
+            await ctx.db.update(
+                "bookings", booking_id, {**now, "payment_id": payment.id}, expected_version=version
+            )
+            now = {**now, "payment_id": payment.id}
+        except VersionConflict:
+            pass  # booked again meanwhile: the new booking owes its own fee
+    return {"id": booking_id, **now}
 
 
 @app.get("/bookings")
