@@ -33,11 +33,22 @@ async function prescriptions() {
   $("prescriptions").replaceChildren(...prescriptions.map((p) => {
     const items = p.items.map(([drug, boxes]) => drug + " x" + boxes).join(", ");
     const until = new Date(p.valid_until * 1000 + 8 * 3600 * 1000).toISOString().slice(0, 16).replace("T", " ");
-    return item(p.day + " " + items + " · 有效至 valid until " + until, "出示 Show", () => {
-      $("pass").textContent = p.payload; // what the pharmacy enters or scans
-      $("pass").hidden = false;
-    });
+    return item(p.day + " " + items + " · 有效至 valid until " + until, "出示 Show", () => showPass(p.payload));
   }));
+}
+
+const REFUSED = { "pass.invalid": "已过期或已作废 expired or revoked", "pass.not_found": "不是您的处方 not yours" };
+
+// The shell checks the pass is this app's, this resident's, unexpired and not revoked, and shows it full-screen
+// as a QR code for the pharmacy to scan; the page never draws it. A refusal (pass.not_found, pass.invalid) is said.
+async function showPass(payload) {
+  try {
+    await yima.showPass(payload);
+  } catch (error) {
+    const why = REFUSED[error.code] || (error.problem && error.problem.error ? error.problem.error : error.code);
+    say("无法出示 cannot show the prescription: " + why);
+    prescriptions(); // an expired or revoked one drops out of the list
+  }
 }
 
 async function cancel(id) {
