@@ -53,6 +53,9 @@ async def test_a_senior_books_a_visit_free_and_cancels_it(browser: Browser, medi
         page = tab.page.frame_locator("iframe")
         await page.get_by_label("科室 Department").select_option("guangde-people.internal")
         await page.get_by_label("日期 Day").fill(tomorrow)
+        await page.locator(f'#sessions[data-for="guangde-people.internal {tomorrow}"]').wait_for(
+            state="attached"
+        )
         first = page.locator("#sessions li").filter(has_text="陈明 Chen Ming").filter(has_text="am")
         await first.get_by_role("button", name="预约 Book").click()
         await page.get_by_role("status").filter(has_text="No. 1").wait_for()

@@ -54,6 +54,7 @@ async def test_a_senior_reserves_a_free_ticket_and_cancels_it(browser: Browser, 
         await page.locator("#packages li").filter(has_text="长三角之心").wait_for()
         await page.get_by_label("景区 Spot").select_option("taiji-cave")
         await page.get_by_label("日期 Day").fill(tomorrow)
+        await page.locator(f'#slots[data-for="taiji-cave {tomorrow}"]').wait_for(state="attached")
         morning = page.locator("#slots li").filter(has_text="09:00–12:00")
         await morning.get_by_role("button", name="预约 Reserve").click()
         await page.get_by_role("status").filter(has_text="免票").wait_for()

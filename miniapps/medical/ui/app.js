@@ -61,9 +61,13 @@ async function cancel(id) {
   bookings();
 }
 
+let sessionsAsked = 0;
 async function sessions() {
+  const asked = ++sessionsAsked;
   const query = { department: $("department").value, day: $("day").value };
   const { sessions } = await yima.call("/sessions", { query });
+  if (asked !== sessionsAsked) return; // a later choice's list is on its way: never show an older one over it
+  $("sessions").dataset.for = query.department + " " + query.day;
   $("sessions").replaceChildren(...sessions.map((s) => item(
     s.half + " " + s.doctor_name + " · " + s.fee_fen / 100 + " 元 · " + s.left + " left",
     "预约 Book", () => book(s.id))));

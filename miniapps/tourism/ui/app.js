@@ -59,9 +59,13 @@ async function cancel(id) {
   await slots();
 }
 
+let slotsAsked = 0;
 async function slots() {
-  const { slots } = await yima.call("/spots/" + encodeURIComponent($("spot").value) + "/slots",
-    { query: { day: $("day").value } });
+  const asked = ++slotsAsked;
+  const spot = $("spot").value, day = $("day").value;
+  const { slots } = await yima.call("/spots/" + encodeURIComponent(spot) + "/slots", { query: { day } });
+  if (asked !== slotsAsked) return; // a later choice's list is on its way: never show an older one over it
+  $("slots").dataset.for = spot + " " + day;
   $("slots").replaceChildren(...slots.map((s) => item(
     s.start + "–" + s.end + " · " + s.left + " left", "预约 Reserve", () => reserve(s.id))));
 }
