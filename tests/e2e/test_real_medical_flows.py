@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_OPERATOR_PHONE, DEMO_RESIDENT_PHONE
+from server.seed import DEMO_RESIDENT_PHONE
 from tests.conftest import valid_id_number
+from tests.e2e._first_party import Dev, first_party_dev
 from tests.e2e._real import (
-    RealServer,
     enrol_terminal,
     eventually,
-    private_folder,
-    real_server,
     scan_code,
-    server_env,
     sign_in,
     verified_resident,
 )
@@ -40,33 +35,13 @@ PEOPLE, TAOZHOU = "institution:guangde-people", "institution:taozhou"
 PHARMACY = "pharmacy:taozhou-1"
 
 
-@dataclass
-class Dev:
-    server: RealServer
-    operator: httpx.Client
-
-
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
-    with private_folder() as folder:
-        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
-        with real_server("dev", env=env) as server:
-            resident = verified_resident(server)
-
-            def seeded() -> bool:  # both apps' seed jobs have run
-                for path, key, name in ((f"{API}/institutions", "institutions", "桃州镇卫生院"),
-                                        (f"{DRUGS}/pharmacies", "pharmacies", "桃州镇中心药房")):  # fmt: skip
-                    r = resident.get(path)
-                    if r.status_code == 429:  # the resident's request quota on a slow start: ask less often
-                        time.sleep(1)
-                        return False
-                    assert r.status_code == 200, r.text + server.output()[-3000:]
-                    if name not in {i["name"] for i in r.json()[key]}:
-                        return False
-                return True
-
-            eventually(seeded, limit_s=120)
-            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE))
+    with first_party_dev(
+        (f"{API}/institutions", "institutions", "桃州镇卫生院"),
+        (f"{DRUGS}/pharmacies", "pharmacies", "桃州镇中心药房"),
+    ) as started:
+        yield started
 
 
 def staff(dev: Dev, role: str, unit: str | None, app_id: str = MEDICAL) -> httpx.Client:

@@ -6,25 +6,19 @@ the clinic screens showing numbers (never people), and the authority's day figur
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE
+from server.seed import DEMO_AUTHORITY_PHONE
 from tests.credentials.helpers import random_id_number
+from tests.e2e._first_party import Dev, first_party_dev
 from tests.e2e._real import (
-    RealServer,
     enrol_terminal,
-    eventually,
-    private_folder,
-    real_server,
     scan_code,
-    server_env,
     sign_in,
     verified_resident,
 )
@@ -34,29 +28,10 @@ API = f"/v1/miniapps/{MEDICAL}/api"
 PEOPLE = "institution:guangde-people"
 
 
-@dataclass
-class Dev:
-    server: RealServer
-    operator: httpx.Client
-
-
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
-    with private_folder() as folder:
-        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
-        with real_server("dev", env=env) as server:
-            resident = verified_resident(server)
-
-            def seeded() -> bool:
-                r = resident.get(f"{API}/institutions")
-                if r.status_code == 429:  # the resident's request quota on a slow start
-                    time.sleep(1)
-                    return False
-                assert r.status_code == 200, r.text + server.output()[-3000:]
-                return "桃州镇卫生院" in {i["name"] for i in r.json()["institutions"]}
-
-            eventually(seeded, limit_s=120)
-            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE))
+    with first_party_dev((f"{API}/institutions", "institutions", "桃州镇卫生院")) as started:
+        yield started
 
 
 def staff(dev: Dev, role: str, unit: str | None) -> httpx.Client:
