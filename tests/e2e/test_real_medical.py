@@ -8,22 +8,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from yima_sdk.cron import COUNTY_TIME
 
-from server.seed import DEMO_AUTHORITY_PHONE, DEMO_OPERATOR_PHONE
+from server.seed import DEMO_AUTHORITY_PHONE
 from tests.credentials.helpers import random_id_number
+from tests.e2e._first_party import Dev, first_party_dev
 from tests.e2e._real import (
-    RealServer,
     enrol_terminal,
     eventually,
-    private_folder,
-    real_server,
     scan_code,
-    server_env,
     sign_in,
     verified_resident,
 )
@@ -33,18 +29,10 @@ API = f"/v1/miniapps/{APP}/api"
 PEOPLE = "institution:guangde-people"
 
 
-@dataclass
-class Dev:
-    server: RealServer
-    operator: httpx.Client
-
-
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
-    with private_folder() as folder:
-        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
-        with real_server("dev", env=env) as server:
-            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE))
+    with first_party_dev() as started:
+        yield started
 
 
 def staff(dev: Dev, role: str) -> httpx.Client:
