@@ -152,9 +152,13 @@ class ScanService:
             elif (once := self._check(scan, policy, code, now)) is not None:
                 await self._guard_replay(scan, terminal, code, once, now)
         clock_offset_ms = self._clock_offset_ms(scanned_at, now)
+        # The app hears when the scan happened: the terminal's time, unless its clock is off by more than the
+        # tolerance (flagged below): then ours, which decided the scan. A bus app prices a ride by this time, so
+        # a terminal a day slow must not move a boarding into another day or month (its fare caps).
+        happened = scanned_at if clock_offset_ms is None else datetime.fromtimestamp(now, UTC)
         # the bound app's event is read for while the scan commits (its result may still turn to a replay)
         prepared = (
-            self.events.prepare(self._event(scan, terminal, scanned_at)) if scan.result == "accept" else None
+            self.events.prepare(self._event(scan, terminal, happened)) if scan.result == "accept" else None
         )
         claimed = await self._recorder.record(
             self._stored(scan, terminal, now, scanned_at, clock_offset_ms),
@@ -163,7 +167,7 @@ class ScanService:
         if scan.spends is not None and not claimed:
             # Spent before: by an offline upload, or before this worker's Redis lost the key.
             scan.reject("scan.replayed")
-        miniapp = await self.events.scan_recorded(self._event(scan, terminal, scanned_at), prepared)
+        miniapp = await self.events.scan_recorded(self._event(scan, terminal, happened), prepared)
         # The masked name shows where the scene shows it, on an accepted scan or one its policy refused; never for
         # an app's pass: sharing a pass with another app is not consent to be named to its staff.
         account_id, reason = scan.account_id, scan.reason
