@@ -54,12 +54,12 @@ try that loses lets another ride in, so this many rides arriving at once are eac
 async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     unit = event.data.unit or ""
     if not unit.startswith("line:"):
-        return {"lines": ["终端未绑定线路 This terminal serves no line"]}
+        return {"lines": ["终端未绑定线路 This terminal serves no line"], "admit": False}
     issuer = event.data.issuer
     if event.user_id is None and issuer is not None and issuer in PARTNERS:
         return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
     if event.user_id is None:
-        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
+        return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"], "admit": False}
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     ride = Ride(ride_id=event.data.scan_id, at=at, line=unit.removeprefix("line:"))
     for _ in range(TURNS - 1):
@@ -93,7 +93,7 @@ async def ride_once(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) ->
         value = await record(ctx, event, user_id, ride)
     except FareError as exc:
         await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
-        return {"lines": ["票价未配置 No fare for this line"]}
+        return {"lines": ["票价未配置 No fare for this line"], "admit": False}
     if value["fare_fen"] and event.data.mode == "online":  # the ride is at version 1, just inserted
         value = await charge(ctx, ride_id, value, 1)
     elif event.data.mode == "offline":
@@ -148,7 +148,7 @@ async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -
             (priced,) = price_rides(await schedule(ctx), Rider(), [Ride(ride_id=ride_id, at=at, line=line)])
         except FareError as exc:
             await ctx.log.warning("ride not priced", scan=ride_id, reason=str(exc))
-            return {"lines": ["票价未配置 No fare for this line"]}
+            return {"lines": ["票价未配置 No fare for this line"], "admit": False}
         value = ride_value(None, priced, event, at.strftime("%Y-%m"))
         try:
             await ctx.db.insert("rides", value, id=ride_id)

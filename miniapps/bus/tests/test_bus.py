@@ -109,6 +109,30 @@ def test_an_online_boarding_that_never_gets_its_turn_is_refused_and_not_charged(
     assert miniapp.platform.balance("alice") == balance - 200
 
 
+def test_a_boarding_the_app_cannot_charge_keeps_the_rider_off(miniapp: MiniApp) -> None:
+    """A terminal bound to no line, a rider who never opened the app, a line with no fare (a Guangde code or a
+    partner county's): nothing is recorded or charged, so the terminal must not let the rider on."""
+    miniapp.switches.payment_confirmation = "auto"
+    to_wednesday_10(miniapp)
+    assert miniapp.get("/me", user="alice").status == 200  # alice uses the app; grandpa never opened it
+    balance = miniapp.platform.balance("alice")
+    refused = [
+        miniapp.scan_reply("bus", user="alice", unit="nowhere"),
+        miniapp.scan_reply("bus", user="grandpa", unit="line:1"),
+        miniapp.scan_reply("bus", user="alice", unit="line:99"),
+        miniapp.scan_reply("bus", user=None, issuer=330522, unit="line:99"),
+    ]
+    assert [(r.lines[0], r.admit) for r in refused] == [
+        ("终端未绑定线路 This terminal serves no line", False),
+        ("请先开通一码乘车 Open 一码乘车 once to ride", False),
+        ("票价未配置 No fare for this line", False),
+        ("票价未配置 No fare for this line", False),
+    ]
+    assert miniapp.platform.balance("alice") == balance and miniapp.payments == []
+    ridden = miniapp.scan_reply("bus", user="alice", unit="line:1")
+    assert (ridden.lines, ridden.admit) == (["1路 ¥2.00"], None)  # a ride charged: the terminal lets her on
+
+
 def test_a_concession_granted_by_staff_applies_until_it_expires(miniapp: MiniApp) -> None:
     miniapp.switches.payment_confirmation = "auto"
     wednesday = to_wednesday_10(miniapp)

@@ -26,7 +26,7 @@ from yima_sdk._bridge import (
     ScannedPass,
 )
 from yima_sdk.codes import CredentialError
-from yima_sdk.contract import RecordPage, answer_headers, preload_finds, scan_lines
+from yima_sdk.contract import RecordPage, ScanReply, answer_headers, preload_finds, scan_reply
 from yima_sdk.errors import YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.passes import open_pass
@@ -169,7 +169,11 @@ class AsyncSimulator:
         # the gateway's rule for what an answer carries (JSON, CSV or bytes; nosniff; private caching)
         return SimResponse(response.status, answer_headers(response.headers), response.body)
 
-    async def scan(
+    async def scan(self, scene_kind: str, **kwargs: Any) -> list[str]:
+        """Fire a scan event (see `scan_reply`); returns the display lines the app added."""
+        return list((await self.scan_reply(scene_kind, **kwargs)).lines)
+
+    async def scan_reply(
         self,
         scene_kind: str,
         *,
@@ -184,9 +188,10 @@ class AsyncSimulator:
         settled_fen: int | None = None,
         app_pass: str | None = None,
         scanned_at: dt.datetime | None = None,
-    ) -> list[str]:
+    ) -> ScanReply:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
-        simulator's time) of fixture resident `user`'s code; returns the display lines the app added. As in
+        simulator's time) of fixture resident `user`'s code; returns the app's reply: its display lines and its
+        `admit` verdict (False: the terminal keeps the rider or visitor out; None: it said nothing). As in
         production the event names the resident (`user_id`) only if they have called the app before: a scan
         does not introduce a resident to an app. The app's errors are raised as the matching yima_sdk error
         (e.g. ConsentDenied), an answer outside the scan reply contract as BadScanReply (production shows the
@@ -251,7 +256,7 @@ class AsyncSimulator:
             value = await self._host.invoke(event)
         except AppFailure as exc:
             raise error_for_code(exc.code, exc.message) from None
-        return scan_lines(value)
+        return scan_reply(value)
 
     def _preload(
         self, scene_kind: str, user_id: str | None, scanned_at: dt.datetime, scan_id: str

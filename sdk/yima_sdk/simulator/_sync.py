@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from yima_sdk._bridge import LayerReport
+from yima_sdk.contract import ScanReply
 from yima_sdk.simulator._host import AsyncSimulator, JobRun, SimResponse
 from yima_sdk.simulator._platform import SimulatedPlatform, Switches
 
@@ -171,6 +172,10 @@ class Simulator:
         """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `mode=`, `credential_type=`,
         `amount_fen=`, `unit=`); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
         return self._run_sync(self._async.scan(scene_kind, **kwargs))
+
+    def scan_reply(self, scene_kind: str, **kwargs: Any) -> ScanReply:
+        """As `scan`, the app's whole reply: `lines` and `admit` (False keeps the rider or visitor out)."""
+        return self._run_sync(self._async.scan_reply(scene_kind, **kwargs))
 
 
 async def _make(folder: str | Path, switches: Switches | None, options: dict[str, Any]) -> AsyncSimulator:
