@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from yima_sdk import App, Response
+from yima_sdk import App, Request, Response
 from yima_sdk.cron import COUNTY_TIME
 
 app = App()
@@ -17,8 +17,10 @@ def problem(status: int, code: str, message: str) -> Response:
     return Response.json({"code": code, "error": message}, status=status)
 
 
-def county_now() -> dt.datetime:
-    return dt.datetime.now(COUNTY_TIME)
+def county_now(request: Request | None = None) -> dt.datetime:
+    """The platform's time of `request` (the simulator's `advance` moves it), else the clock's, in county time."""
+    at = request.received_at if request is not None else None
+    return (at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
 
 
 def at_time(day: str, hhmm: str) -> dt.datetime:

@@ -7,9 +7,15 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from common import APP, app, county_now, problem
+from common import APP, app, at_time, county_now, problem
 from yima_sdk import Context, Request, Response, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
+
+GRACE = dt.timedelta(minutes=30)
+"""A ticket's first entry is from `GRACE` before its slot starts until the slot ends (the slot's places are its
+arrivals); once in, a re-entry where the spot allows it is good the rest of the day."""
+GUANGDE = 341822
+"""The issuer of Guangde's own Ankang codes: a partner county's code names no one on this platform."""
 
 
 class Check(msgspec.Struct, forbid_unknown_fields=True):
@@ -33,7 +39,7 @@ async def gate_check(ctx: Context, request: Request) -> Response:
     if holding is None:
         return Response.json({"admit": False, "people": 0, "lines": ["无此票 No such ticket"]})
     answer = await admit(
-        ctx, holding, body.spot, county_now(), f"check.{body.spot}.{body.check_id}", "online"
+        ctx, holding, body.spot, county_now(request), f"check.{body.spot}.{body.check_id}", "online"
     )
     return Response.json(answer)
 
@@ -51,9 +57,10 @@ async def _holding_of_pass(ctx: Context, data: dict[str, Any]) -> tuple[str, Any
 @app.on_scan("scenic")
 async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     """The gate terminal of a spot (its unit `spot:<id>`) scanned a ticket or route pass, or an Ankang code (the
-    holder's ticket of the day, or route pass, admits them). Offline scans uploaded later settle the same way,
-    once per scan; two gates that both let the same ticket in offline count it once (the second is recorded as
-    already entered). The reply's `admit` is the gate's verdict."""
+    holder's ticket of the day whose entry hours are on, or route pass, admits them; a partner county's code
+    names no one here: the visitor shows the pass). Offline scans uploaded later settle the same way, judged at
+    their scan time, once per scan; two gates that both let the same ticket in offline count it once (the second
+    is recorded as already entered). The reply's `admit` is the gate's verdict."""
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     if not unit.startswith("spot:"):
@@ -67,10 +74,16 @@ async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
             answer = {"admit": False, "lines": ["无此票 No such ticket"]}
         else:
             answer = await admit(ctx, holding, spot, at, key, event.data.mode)
+    elif event.user_id is None and event.data.issuer not in (None, GUANGDE):
+        # a partner county's Ankang code: its holder's ticket cannot be looked up by it, the pass admits
+        answer = {
+            "admit": False,
+            "lines": ["请出示门票码 Show your ticket pass", "外地安康码 Partner county code"],
+        }
     elif event.user_id is None:
         answer = {"admit": False, "lines": ["未购票 No ticket in 一码旅游"]}
     else:
-        found = await _holding_of_visitor(ctx, event.user_id, spot, at.date().isoformat())
+        found = await _holding_of_visitor(ctx, event.user_id, spot, at)
         if found is None:
             answer = {"admit": False, "lines": ["今日无票 No ticket for today"]}
         else:
@@ -81,11 +94,18 @@ async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     return {"lines": answer["lines"], "admit": answer["admit"]}
 
 
-async def _holding_of_visitor(ctx: Context, user_id: str, spot: str, day: str) -> tuple[str, Any] | None:
+async def _holding_of_visitor(
+    ctx: Context, user_id: str, spot: str, at: dt.datetime
+) -> tuple[str, Any] | None:
+    """The visitor's ticket of the day at `spot` that the scan at `at` is about (see `_fitness`), or else a route
+    pass that includes the spot."""
+    day = at.date().isoformat()
     tickets = await ctx.db.find("tickets", {"user_id": user_id, "day": day}, limit=50)
     mine = [r for r in tickets.items if r.value["spot"] == spot and r.value["status"] == "booked"]
     if mine:
-        return "tickets", min(mine, key=lambda r: r.value["entered"])
+        place = await ctx.db.get("spots", spot)
+        reentry = bool(place and place.value["reentry"])
+        return "tickets", min(mine, key=lambda r: _fitness(r.value, at, reentry))
     orders = await ctx.db.find("orders", {"user_id": user_id}, limit=50)
     for record in orders.items:
         o = record.value
@@ -109,7 +129,7 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
         spot = await ctx.db.get("spots", spot_id)
         if spot is None:
             return {"admit": False, "people": 0, "lines": ["无此景区 No such spot"]}
-        refusal = await _refusal(ctx, collection, value, spot_id, day)
+        refusal = await _refusal(ctx, collection, value, spot_id, at)
         entered = value["entered"] if collection == "tickets" else value["entered"].get(spot_id, 0)
         if refusal is None and entered:
             refusal = _no_reentry(collection, value, spot_id, spot.value["reentry"], day)
@@ -159,6 +179,25 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
     return {"admit": False, "people": 0, "lines": ["请重试 Try again"]}
 
 
+def _fitness(ticket: dict[str, Any], at: dt.datetime, reentry: bool) -> tuple[int, float]:
+    """How well a ticket of the day fits a scan at `at`, lowest first: one whose slot is open for entry now, then
+    one entered before that may re-enter, then the next slot to open (the gate says when), then one entered
+    before (already entered), then a slot that is over."""
+    opens, closes = _entry_window(ticket)
+    if ticket["entered"]:
+        return (1, 0) if reentry else (3, 0)
+    if opens <= at <= closes:
+        return 0, opens.timestamp()
+    if at < opens:
+        return 2, opens.timestamp()
+    return 4, -closes.timestamp()
+
+
+def _entry_window(ticket: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    """When a ticket first enters: from `GRACE` before its slot starts until the slot ends (county time)."""
+    return at_time(ticket["day"], ticket["start"]) - GRACE, at_time(ticket["day"], ticket["end"])
+
+
 def _no_reentry(collection: str, value: dict[str, Any], spot_id: str, reentry: bool, day: str) -> str | None:
     """Why a holder who entered `spot_id` before is not let in again `day`, or None. A ticket is for one day; a
     route pass, good for several, visits each spot once: again only the day it first entered, where the spot
@@ -172,8 +211,10 @@ def _no_reentry(collection: str, value: dict[str, Any], spot_id: str, reentry: b
 
 
 async def _refusal(
-    ctx: Context, collection: str, value: dict[str, Any], spot_id: str, day: str
+    ctx: Context, collection: str, value: dict[str, Any], spot_id: str, at: dt.datetime
 ) -> str | None:
+    """Why the holder is not let in at `spot_id` at `at` (an offline scan: when it was scanned), or None."""
+    day = at.date().isoformat()
     if value["status"] != "booked":
         return "票已取消 Ticket cancelled"
     if collection == "tickets":
@@ -181,13 +222,21 @@ async def _refusal(
             return "非本景区门票 Ticket of another spot"
         if value["day"] != day:
             return f"门票日期 {value['day']} Ticket for another day"
+        opens, closes = _entry_window(value)
+        hours = f"{value['start']}-{value['end']}"
+        if not value["entered"] and at < opens:
+            return f"未到入园时间 Too early: {hours}"
+        if not value["entered"] and at > closes:
+            return f"已过入园时间 Too late: {hours}"
     else:
         if spot_id not in value["spots"]:
             return "线路不含本景区 Route does not include this spot"
         if not value["from"] <= day <= value["until"]:
             return "线路票不在有效期 Route pass not valid today"
-    if not value.get("paid") and value.get("payment_id"):
-        payment = await ctx.payments.status(value["payment_id"])
-        if payment.status != "succeeded":
+    if value["price_fen"] > 0 and not value.get("paid"):
+        # unpaid until its payment succeeded: a ticket never charged (its reservation stopped between writing
+        # the ticket and charging it) has no payment at all
+        payment_id = value.get("payment_id")
+        if payment_id is None or (await ctx.payments.status(payment_id)).status != "succeeded":
             return "未付款 Not paid"
     return None
