@@ -3,6 +3,7 @@ administration of partner keys, health status and revocation."""
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, TypeAlias
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -16,12 +17,16 @@ from server.auth import Principal, Role, allow
 from server.auth.guards import ANY_ACCOUNT, PUBLIC, TERMINAL
 from server.credentials import errors, schemas
 from server.credentials.rendering import qr_version, render_png, render_svg
+from server.credentials.revocation import FIRST_KINDS
 from server.credentials.service import Credentials
 from server.deps import Caller, Db
 from server.errors import BadRequest, PayloadTooLarge, raises
-from server.wire import b64url, b64url_decode
+from server.wire import b64url, b64url_decode, whole
 
 CredentialsDep: TypeAlias = NamedDependency[Credentials]
+log = logging.getLogger("yima.credentials")
+_KIND = "[a-z][a-z0-9_]{0,39}"
+"""A revocation kind's name, as the list's entries spell it (yima_sdk.trust.RevocationEntryWire)."""
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -234,13 +239,41 @@ class RevocationController(Controller):
     )
     async def revocations(
         self,
+        principal: Caller,
         credentials: CredentialsDep,
         since: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         issuer: Annotated[int | None, QueryParameter(ge=100000, le=999999)] = None,
+        kinds: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=whole(f"{_KIND}(,{_KIND}){{0,15}}"),
+                description="The revocation kinds the terminal knows, comma-separated (e.g."
+                " `subject,device_certificate,app_pass`); entries of other kinds are left out. Without it,"
+                " only `subject` and `device_certificate`: a terminal SDK from before `app_pass` refuses a"
+                " whole delta holding a kind it does not know (docs/scan.md, Revocation).",
+            ),
+        ] = None,
     ) -> Response[bytes]:
-        """Revocations of one issuer (default: ours) after version `since`; since=0 is the complete list."""
-        body = await credentials.revocations.delta(issuer or credentials.trust.issuer, since)
-        return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+        """Revocations of one issuer (default: ours) after version `since`; since=0 is the complete list. Only
+        the entries of the `kinds` the terminal names, which the `Yima-Revocation-Kinds` header repeats; the
+        version is the list's all the same."""
+        issuer = issuer or credentials.trust.issuer
+        known = FIRST_KINDS if kinds is None else frozenset(kinds.split(","))
+        body, withheld = await credentials.revocations.delta(issuer, since, known)
+        if withheld:
+            # kind names and counts only: a reference may stand for a resident
+            log.warning(
+                "revocations for %s left out %s (issuer %d): it does not name these kinds; a newer SDK would"
+                " apply them",
+                principal.actor,
+                ", ".join(f"{kind} x{count}" for kind, count in sorted(withheld.items())),
+                issuer,
+            )
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Cache-Control": "no-cache", "Yima-Revocation-Kinds": ",".join(sorted(known))},
+        )
 
     @post(
         "/admin/revocations",

@@ -10,17 +10,24 @@ Three layers, fastest first:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import asyncpg
-from yima_sdk.trust import encode_revocation_delta, pass_ref
+from yima_sdk.trust import RevocationKind, encode_revocation_delta, pass_ref
 
 from server import audit
 from server.core import Core
 from server.credentials import errors, repository
 from server.credentials.ankang import AnkangService
 from server.credentials.trust_list import CHANNEL
+
+FIRST_KINDS: Final = frozenset({"subject", "device_certificate"})
+"""The revocation kinds the first terminal SDK knew, and all a terminal that names none is sent. Such an SDK
+(before 9dd2365) refuses a whole delta holding any other kind, and with it every later revocation
+(docs/scan.md, Revocation)."""
 
 
 class RevocationService:
@@ -135,8 +142,14 @@ class RevocationService:
         await self._core.cache.publish(CHANNEL, b"revocations")
         await self.reload()
 
-    async def delta(self, issuer: int, since: int) -> bytes:
-        """The `GET /v1/revocations` body. A `since` ahead of what we hold gets the full list (since 0)."""
+    async def delta(
+        self, issuer: int, since: int, kinds: Collection[str] = FIRST_KINDS
+    ) -> tuple[bytes, dict[str, int]]:
+        """The `GET /v1/revocations` body for a terminal that knows `kinds`, and how many entries of each other
+        kind it leaves out. A `since` ahead of what we hold gets the full list (since 0).
+
+        The version is the list's whatever is left out, so the terminal's next delta starts after those
+        entries too: a terminal that learns a kind later asks for the full list again (docs/scan.md)."""
         async with self._core.db.connection() as conn:
             version = await repository.revocation_version(conn, issuer)
             if since > version:
@@ -144,9 +157,14 @@ class RevocationService:
             rows = await repository.revocations_after(
                 conn, issuer, since, datetime.fromtimestamp(self.clock(), UTC)
             )
-        return encode_revocation_delta(
-            issuer, since, version, [(r["version"], r["kind"], bytes(r["ref"])) for r in rows]
-        )
+        entries: list[tuple[int, RevocationKind, bytes]] = []
+        withheld: Counter[str] = Counter()
+        for r in rows:
+            if r["kind"] in kinds:
+                entries.append((r["version"], r["kind"], bytes(r["ref"])))
+            else:
+                withheld[r["kind"]] += 1
+        return encode_revocation_delta(issuer, since, version, entries), dict(withheld)
 
     # -- the in-memory copy used by this server's own scans ---------------------------------------------
 

@@ -1,6 +1,7 @@
 """`yima terminal scan --offline` and `yima terminal upload` against a real `yima dev`: the demo clinic terminal
 decides with the terminal SDK on the lists it synced, and keeps working when the server's revocation list carries
-a kind this SDK does not know (a newer server's), still refusing the codes the known entries revoke. Also: the
+a kind this SDK does not know (the server leaves it out: the SDK names its kinds), still refusing the codes the
+known entries revoke. Also: the
 root keys are the operator's to give (never fetched from whoever answers the URL), pinned in a key file rewritten
 whole and private; a server that cannot be reached is said in one line with an exit status, never a traceback."""
 
@@ -92,9 +93,11 @@ def test_the_cli_terminal_applies_a_newer_servers_revocation_list_and_refuses_wh
 
             answer, warned = scan_offline(server, lost_code)
             assert (answer["result"], answer["reason"]) == ("reject", "credential.revoked"), answer
-            assert answer["revocation_kinds_skipped"] == {"door_plate_v2": 1}
-            assert "door_plate_v2 x1" in warned, warned  # logged by kind and count ...
-            assert FUTURE_REF.hex() not in warned and "BwcH" not in warned  # ... never by reference
+            # the SDK names the kinds it knows, so the server left the newer one out, and said so in its log
+            assert "revocation_kinds_skipped" not in answer and "door_plate_v2" not in warned, answer
+            logged = server.output()
+            assert "left out door_plate_v2 x1" in logged, logged[-3000:]  # by kind and count ...
+            assert FUTURE_REF.hex() not in logged and "BwcH" not in logged  # ... never by reference
             answer, _ = scan_offline(server, stolen_code)  # revoked after the newer entry
             assert (answer["result"], answer["reason"]) == ("reject", "credential.revoked"), answer
             answer, _ = scan_offline(server, code_of(holder))

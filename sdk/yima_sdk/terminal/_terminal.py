@@ -33,7 +33,7 @@ from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._decisions import Group, ScanDecision, ScanMemory
 from yima_sdk.terminal._documents import HeldDocuments, encode_documents, offline_fare
 from yima_sdk.terminal._store import ScanStore
-from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
+from yima_sdk.terminal._transport import REVOCATION_KINDS_QUERY, HttpTransport, Transport, TransportError
 from yima_sdk.terminal._upload import upload_records
 from yima_sdk.terminal._wire import ClockSource
 from yima_sdk.trust import (
@@ -49,6 +49,8 @@ __all__ = ["PendingScans", "ScanDecision", "Terminal", "TerminalError"]
 _TRUST_LIST_KEY: Final = "trust_list"
 _CLOCK_OFFSET_KEY: Final = "clock_offset_ms"
 _DOCUMENTS_KEY: Final = "documents"
+_REVOCATION_KINDS_KEY: Final = "revocation_kinds"
+"""The `kinds` the held revocation lists were fetched with (`REVOCATION_KINDS_QUERY`)."""
 
 log = logging.getLogger("yima_sdk.terminal")
 
@@ -274,9 +276,14 @@ class Terminal:
             self.load_trust_list(envelope)
         if self._trust_list is None:
             raise TerminalError("terminal.no_trust_list")
+        # Lists held from requests that named other kinds (an older SDK's, or none) lack the entries of the kinds
+        # this SDK knows and they left out, though their version moved past them: fetch every list whole again.
+        whole = self._store.get_state(_REVOCATION_KINDS_KEY) != REVOCATION_KINDS_QUERY.encode()
         for issuer in sorted({e.issuer for e in self._trust_list.entries}):
-            body = transport.fetch_revocations(issuer, self._revocations.version(issuer))
+            body = transport.fetch_revocations(issuer, 0 if whole else self._revocations.version(issuer))
             self.apply_revocations(body, issuer)
+        if whole:
+            self._store.set_state(_REVOCATION_KINDS_KEY, REVOCATION_KINDS_QUERY.encode())
         if self._app_id is not None:
             self.sync_documents()
 

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from yima_sdk.terminal._auth import ASSERTION_TYPE, TerminalCredentials
+from yima_sdk.trust import KNOWN_REVOCATION_KINDS
 
 __all__ = ["HttpTransport", "Transport", "TransportError"]
 
 TOKEN_PATH = "/v1/terminal/token"  # noqa: S105 - a route, not a secret
 PUBLIC_TIME_PATH = "/v1/terminal/public-time"
+REVOCATION_KINDS_QUERY = ",".join(sorted(KNOWN_REVOCATION_KINDS))
+"""The `kinds` of `GET /v1/revocations`: what this SDK applies, so the server sends it those entries."""
 
 
 class TransportError(Exception):
@@ -35,7 +38,8 @@ class Transport(Protocol):
         ...
 
     def fetch_revocations(self, issuer: int, since: int) -> bytes:
-        """`GET /v1/revocations?issuer=I&since=N`: the JSON delta body."""
+        """`GET /v1/revocations?issuer=I&since=N&kinds=K`: the JSON delta body, holding the kinds this SDK knows
+        (`KNOWN_REVOCATION_KINDS`; a server sends a request without `kinds` only the first SDK's kinds)."""
         ...
 
     def upload_batch(self, body: bytes) -> bytes:
@@ -197,7 +201,7 @@ class HttpTransport:
         return None if status == 304 else body
 
     def fetch_revocations(self, issuer: int, since: int) -> bytes:
-        query = urllib.parse.urlencode({"issuer": issuer, "since": since})
+        query = urllib.parse.urlencode({"issuer": issuer, "since": since, "kinds": REVOCATION_KINDS_QUERY})
         return self._request("GET", f"/v1/revocations?{query}", None, {})[1]
 
     def upload_batch(self, body: bytes) -> bytes:

@@ -210,6 +210,9 @@ const REF_SIZE = new Map([
   ["device_certificate", 8],
   ["app_pass", 8],
 ]);
+/** The `kinds` of `GET /v1/revocations`: what this page applies, so the server sends it those entries (a request
+ * naming none gets only the first SDK's kinds, docs/scan.md, Revocation). */
+export const REVOCATION_KINDS = [...REF_SIZE.keys()].sort().join(",");
 const empty = () => ({ version: 0, subjects: new Set(), certificates: new Set(), passes: new Set(), others: new Map() });
 
 /** The 8-byte big-endian revocation ref of app pass number `number` (yima_sdk.trust.pass_ref), base64url. */
@@ -227,8 +230,9 @@ export class RevocationSet {
     this.issuers = new Map();
     for (const [issuer, held] of Object.entries(state)) {
       const next = empty();
-      // A page from before app passes left their entries out yet moved its version past them: start over (since 0).
-      next.version = held.passes === undefined ? 0 : held.version;
+      // Lists fetched naming other kinds (or none, as pages did before) lack the entries the server left out,
+      // though their version moved past them: start over (since 0).
+      next.version = held.kinds === REVOCATION_KINDS ? held.version : 0;
       for (const ref of held.subjects ?? []) next.subjects.add(ref);
       for (const ref of held.certificates ?? []) next.certificates.add(ref);
       for (const ref of held.passes ?? []) next.passes.add(ref);
@@ -329,6 +333,7 @@ export class RevocationSet {
     for (const [issuer, held] of this.issuers) {
       out[issuer] = {
         version: held.version,
+        kinds: REVOCATION_KINDS,
         subjects: [...held.subjects],
         certificates: [...held.certificates],
         passes: [...held.passes],

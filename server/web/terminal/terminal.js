@@ -3,7 +3,15 @@
 // synced trust list and revocations and uploaded later, with yima_sdk.terminal's rules (docs/scan.md,
 // docs/credentials.md).
 
-import { b64url, CredentialError, RevocationSet, Verifier, verifyServerTime, verifyTrustList } from "./codes.js";
+import {
+  b64url,
+  CredentialError,
+  REVOCATION_KINDS,
+  RevocationSet,
+  Verifier,
+  verifyServerTime,
+  verifyTrustList,
+} from "./codes.js";
 import * as store from "./store.js";
 
 const SKEW_S = 30;
@@ -206,7 +214,8 @@ export class Terminal {
     }
     const issuers = [...new Set([...this.trustList.entries.values()].map((e) => e.issuer))].sort();
     for (const issuer of issuers) {
-      const answer = await this.authorised(`/v1/revocations?issuer=${issuer}&since=${this.revocations.version(issuer)}`);
+      const since = this.revocations.version(issuer);
+      const answer = await this.authorised(`/v1/revocations?issuer=${issuer}&since=${since}&kinds=${REVOCATION_KINDS}`);
       if (!answer.ok) throw await refused(answer);
       this.revocations.apply(await answer.text(), issuer);
     }
