@@ -189,6 +189,12 @@ def test_a_table_that_does_not_hold_together_is_refused(change: dict, message: s
         FareTable.from_json(msgspec.json.encode({**TABLE_V1, **change}))
 
 
+@pytest.mark.parametrize("body", [b"version=2", b"", b'{"version": 2', "\ufeff{}".encode(), b"\xff\xfe"])
+def test_a_body_that_is_not_json_is_a_fare_error(body: bytes) -> None:
+    with pytest.raises(FareError, match="fare table"):
+        FareTable.from_json(body)
+
+
 def test_unknown_line_or_stop_is_a_fare_error() -> None:
     with pytest.raises(FareError, match="unknown line"):
         one(Ride(ride_id="a", at=at(7, 12), line="99"))

@@ -105,6 +105,8 @@ class FareTable(_Spec, frozen=True):
             table = msgspec.json.decode(body, type=cls)
         except msgspec.ValidationError as exc:
             raise FareError(f"fare table: {exc}") from None
+        except msgspec.DecodeError as exc:  # not JSON at all
+            raise FareError(f"fare table: not JSON: {exc}") from None
         table.check()
         return table
 

@@ -118,3 +118,14 @@ def test_a_boarding_the_app_cannot_charge_keeps_the_rider_off(dev: Dev, tmp_path
     finally:
         for terminal in (line_1, unbound, line_99):
             terminal.close()
+
+
+def test_a_fare_table_or_grant_that_is_not_json_is_refused_with_the_apps_code(dev: Dev) -> None:
+    clerk = dev.staff("fares")
+    headers = {"content-type": "application/json"}
+    for body in (b"version=2", b'{"version": 2', b""):
+        r = clerk.put(f"{API}/fares/tables/2", content=body, headers=headers)
+        assert r.status_code == 400 and r.json()["code"] == "bus.bad_fare_table", r.text
+    granter = dev.staff("concessions")
+    r = granter.post(f"{API}/concessions/grants", content=b"user_id=1", headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "request.invalid", r.text
