@@ -163,6 +163,12 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     """The pages of the finds the manifest's `[scan_preload.<scene kind>]` declares, by name, as `ctx.db.find`
     would have answered them at the scan: the handler reads them without a round trip. A find on `$user_id` is
     missing for a scan naming nobody, and so is one that failed (the app's log says why)."""
+    stop: str | None = None
+    """Where the terminal said it was when it scanned: an ASCII id (`people-square`, the ids a fare table names
+    its stops by); None when it did not say (terminals older than stops never do)."""
+    tap: Literal["on", "off"] = "on"
+    """`off`: the rider tapping off (下车刷卡) at `stop`: nothing was charged with this scan; a bus app re-prices
+    the ride by stops travelled and gives back the difference. `on` for a boarding, and every other scan."""
 
 
 class ScanEvent(_Wire, tag="scan"):

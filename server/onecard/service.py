@@ -23,6 +23,7 @@ from server.identity.id_number import IdNumberError, parse_id_number
 from server.keys.service import KeyStore
 from server.onecard import errors, repository
 from server.onecard.config import OnecardConfig
+from server.onecard.offline import repository as offline_repository
 from server.onecard.offline.service import OfflineRides
 from server.onecard.offline.settlement import ChargeToSettle, SettlementResult
 from server.onecard.payments.base import PaymentProvider
@@ -330,6 +331,10 @@ class OnecardService:
     ) -> list[SettlementResult]:
         """The terminals' offline-settlement port: `OfflineRides.settle_offline_charges`."""
         return await self.offline.settle_offline_charges(conn, charges)
+
+    async def ride_code_owners(self, conn: asyncpg.Connection, serials: Sequence[bytes]) -> dict[bytes, int]:
+        """The terminals' offline-settlement port: whose card each device certificate is (a tap-off's rider)."""
+        return await offline_repository.certificate_owners(conn, serials)
 
     async def refund_ride(
         self,

@@ -199,7 +199,7 @@ def _scan_offline(args: argparse.Namespace) -> int:
             )
         if roots != key_file.roots:
             _pin(key_file, roots)
-        decision = terminal.scan(args.payload)
+        decision = terminal.scan(args.payload, stop=args.stop, tap=args.tap)
         code = decision.code
         answer: dict[str, Any] = {
             "mode": "offline",
@@ -210,6 +210,8 @@ def _scan_offline(args: argparse.Namespace) -> int:
             "color": code.colour if code else None,
             "pending": terminal.pending_count(),
         }
+        if args.stop is not None or args.tap != "on":
+            answer["stop"], answer["tap"] = args.stop, args.tap
         if code is not None and code.app_pass is not None:
             claims = code.app_pass
             answer["pass"] = {
@@ -236,7 +238,7 @@ def cmd_terminal_scan(args: argparse.Namespace) -> int:
     settings = cli_settings(args)
     transport = _transport(args, settings, _key_file(args, settings))
     try:
-        answer = transport.scan_online(args.payload, int(time.time() * 1000))
+        answer = transport.scan_online(args.payload, int(time.time() * 1000), stop=args.stop, tap=args.tap)
     except TransportError as exc:
         raise _Stop(str(exc), 1) from None
     print(json.dumps(json.loads(answer), ensure_ascii=False, indent=2))
@@ -277,6 +279,16 @@ def _terminal_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _stop(value: str) -> str:
+    from yima_sdk._stops import valid_stop
+
+    if not valid_stop(value):
+        raise argparse.ArgumentTypeError(
+            "a stop is an ASCII id of 1-64 letters, digits, '_', '.', ':' or '-'"
+        )
+    return value
+
+
 def add_commands(commands: Commands) -> None:
     from server.terminals.scans.outbox_cli import add_commands as add_outbox_commands
 
@@ -292,6 +304,17 @@ def add_commands(commands: Commands) -> None:
         "--offline",
         action="store_true",
         help="decide here with the terminal SDK (synced first when the server answers) and keep the record",
+    )
+    scan.add_argument(
+        "--stop",
+        type=_stop,
+        help="where the terminal is: a stop id as the fare table names it (people-square); sent with the scan",
+    )
+    scan.add_argument(
+        "--tap",
+        choices=("on", "off"),
+        default="on",
+        help="off: a rider tapping off (下车刷卡), charged nothing; the bus app re-prices by stops (default on)",
     )
     scan.set_defaults(func=cmd_terminal_scan)
     upload = terminal_sub.add_parser("upload", help="upload the records `scan --offline` kept")

@@ -52,6 +52,10 @@ class ScanEvent:
     colour: str | None = None
     """The scanned Ankang code's colour as the scene policy judged it (None for other credentials). Personal
     data: the platform hands it to the bound app only under the resident's `health_color` consent."""
+    stop: str | None = None
+    """Where the terminal said it was (a bus stop id), None when it did not say."""
+    tap: str = "on"
+    """"off": a rider tapping off (下车刷卡); "on" for every other scan."""
 
 
 class PassCheck(Protocol):

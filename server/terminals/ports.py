@@ -149,6 +149,11 @@ class OfflineSettlement(Protocol):
         """One outcome per charge, in order; idempotent per (terminal, record id); runs in `conn`'s transaction."""
         ...
 
+    async def ride_code_owners(self, conn: asyncpg.Connection, serials: Sequence[bytes]) -> dict[bytes, int]:
+        """The resident whose one-card each of these device certificates (our own) was issued for, by serial;
+        an unknown serial is left out. A tap-off charges nothing, so settlement does not name its rider."""
+        ...
+
 
 class SceneDocuments(Protocol):
     """What the terminals need of the platform: what the app bound to a scene published for its terminals."""

@@ -38,6 +38,8 @@ _SQL_TYPES = {
     "reason": "text",
     "repeat": "boolean",
     "clock_offset_ms": "bigint",
+    "stop": "text",
+    "tap": "text",
 }
 """The online columns' types, for the arrays of `insert_scans_claiming`."""
 

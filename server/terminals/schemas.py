@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from yima_sdk._staff import UNIT_PATTERN
+from yima_sdk._stops import STOP_PATTERN
 
 from server.wire import Inbound, Outbound
 
@@ -151,6 +152,12 @@ class ScanRequest(Inbound):
     payload: Annotated[str, msgspec.Meta(max_length=4096)]
     scanned_at: dt.datetime | int
     """When the terminal read the code: ISO 8601, or unix milliseconds."""
+    stop: Annotated[str, msgspec.Meta(max_length=200, description=f"pattern {STOP_PATTERN}")] | None = None
+    """Where the terminal is (a bus stop: `people-square`), an ASCII id as fare tables name stops; the bound app
+    receives it (`event.data.stop`). Omitted: the terminal did not say. Malformed: 400 `scan.stop_invalid`."""
+    tap: Literal["on", "off"] = "on"
+    """`off`: a rider tapping off (下车刷卡); the app bound to the scene may re-price the ride and give back the
+    difference. A code shown to board may be shown once more to tap off."""
 
 
 class MiniAppLines(Outbound):

@@ -25,6 +25,7 @@ from yima_sdk._bridge import (
     ScanEvent,
     ScannedPass,
 )
+from yima_sdk._stops import valid_stop
 from yima_sdk.codes import CredentialError
 from yima_sdk.contract import RecordPage, ScanReply, answer_headers, preload_finds, scan_reply
 from yima_sdk.errors import YimaError, error_for_code, gateway_answer
@@ -188,6 +189,8 @@ class AsyncSimulator:
         settled_fen: int | None = None,
         app_pass: str | None = None,
         scanned_at: dt.datetime | None = None,
+        stop: str | None = None,
+        tap: Literal["on", "off"] = "on",
     ) -> ScanReply:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the app's reply: its display lines and its
@@ -204,7 +207,18 @@ class AsyncSimulator:
         `scanned_at`: when the terminal scanned (an offline scan uploaded later), the simulator's time unless given.
         `app_pass`: the payload of a pass (a ticket) the terminal scanned instead of a code: checked as production
         checks it (CredentialError with its reason when refused: production rejects the scan, and the app never
-        sees it), then in `event.data.app_pass`, with its holder as `user_id` (`user` is not used)."""
+        sees it), then in `event.data.app_pass`, with its holder as `user_id` (`user` is not used).
+        `stop`, `tap`: where the terminal was and which tap it was (`event.data.stop`, `event.data.tap`), checked
+        as production checks them (ValueError for a malformed stop: production answers 400 `scan.stop_invalid`);
+        a tap-off charges nothing (`amount_fen` must be None or 0 with `tap="off"`)."""
+        if stop is not None and not valid_stop(stop):
+            raise ValueError(f"stop {stop!r}: production refuses it with 400 scan.stop_invalid")
+        if tap not in ("on", "off"):
+            raise ValueError(f"tap {tap!r}: production refuses it with 400 request.invalid")
+        if tap == "off" and amount_fen:
+            raise ValueError(
+                "a tap-off charges nothing: production refuses its record as scan.amount_invalid"
+            )
         self._scan_ids += 1
         if scanned_at is None:
             scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
@@ -250,6 +264,8 @@ class AsyncSimulator:
                 health_color=colour,
                 payment_id=payment_id,
                 preloaded=preloaded,
+                stop=stop,
+                tap=tap,
             ),
         )
         try:

@@ -6,7 +6,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     GET  /, /miniapps/<id>/ui/...         the app's page in a simulated shell (see _pages.py)
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
-    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ..., "issuer": ...}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ..., "issuer": ..., "stop": ..., "tap": ...}
     POST /_sim/staff                      {"user": "carol", "role": "doctor", "unit": "clinic:c1", "granted": true}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
     POST /_sim/advance                    {"hours": 2}: move the clock, run the jobs that fall due; the runs
@@ -155,9 +155,13 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 amount_fen=payload.get("amount_fen"),
                 unit=payload.get("unit"),
                 issuer=payload.get("issuer", 341822),
+                stop=payload.get("stop"),
+                tap=payload.get("tap", "on"),
             )
         except YimaError as exc:
             return problem(422, exc.code, exc.message)
+        except ValueError as exc:  # a malformed stop or tap, refused as production refuses it
+            return problem(400, "scan.stop_invalid" if "stop" in str(exc) else "request.invalid", str(exc))
         return json_response({"lines": value})
     if method == "POST" and path == "/_sim/staff":
         # a staff grant (or, with "granted": false, its revocation), as an operator or the app's admin makes it

@@ -170,7 +170,7 @@ class Simulator:
 
     def scan(self, scene_kind: str, **kwargs: Any) -> list[str]:
         """Fire a scan event (`user=`, `scene_id=`, `terminal_id=`, `mode=`, `credential_type=`,
-        `amount_fen=`, `unit=`); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
+        `amount_fen=`, `unit=`, `stop=`, `tap=`...); returns the app's display lines; the app's errors (and BadScanReply) are raised."""
         return self._run_sync(self._async.scan(scene_kind, **kwargs))
 
     def scan_reply(self, scene_kind: str, **kwargs: Any) -> ScanReply:

@@ -95,9 +95,12 @@ class ScanMemory:
         now: float,
         scans: list[tuple[str, int]],
         inflight: Group | None,
+        stop: str | None = None,
+        tap: str = "on",
     ) -> Group:
         """Decide a group of scans at `now` and build their records; nothing is written or published yet.
-        `inflight` is the group still being committed, if any."""
+        `inflight` is the group still being committed, if any. A tap-off (`tap="off"`) is remembered apart from
+        boardings: the code a rider boarded with may tap off once too (a short ride inside its validity)."""
         self._forget_before(now)
         recent = self._recent
         spent = self._spent
@@ -121,7 +124,7 @@ class ScanMemory:
                 reason: str | None = verdict.code
             else:
                 code = verdict
-                key = code.replay_key
+                key = code.replay_key if tap == "on" else b"off:" + code.replay_key
                 earlier = batch_recent.get(key) or ahead_recent.get(key)
                 seen = recent.get(key)
                 if earlier is None and seen is not None and now - seen[0] <= replay_window:
@@ -150,9 +153,13 @@ class ScanMemory:
             record_id = f"{prefix}{counter:012x}"
             decision = ScanDecision(record_id, result, reason, code)
             if code is not None and reason != "credential.replayed":
-                batch_recent[code.replay_key] = decision
+                batch_recent[key] = decision
             decisions.append(decision)
-            rows.append((record_id, payload, amount_fen, result, reason))
+            rows.append(
+                (record_id, payload, amount_fen, result, reason)
+                if stop is None and tap == "on"
+                else (record_id, payload, amount_fen, result, reason, stop, tap)
+            )
         self._id_counter = counter
         return Group(now, decisions, rows, batch_recent, batch_spent)
 

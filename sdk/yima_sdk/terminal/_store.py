@@ -23,10 +23,12 @@ from yima_sdk.trust import RevocationSet
 
 __all__ = ["PendingRecord", "RecordRow", "ScanStore"]
 
-# record_id, payload, amount_fen, local_result, local_reason (scanned_at and clock_source are the group's)
-RecordRow = tuple[str, str, int, str, str | None]
-# group seq, record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason
-PendingRecord = tuple[int, str, str, int, str, int, str, str | None]
+# record_id, payload, amount_fen, local_result, local_reason (scanned_at and clock_source are the group's), then
+# stop and tap where the scan said where it was or tapped off (a boarding that said neither keeps the older,
+# shorter row, so a file written before stops reads the same)
+RecordRow = tuple[str, str, int, str, str | None] | tuple[str, str, int, str, str | None, str | None, str]
+# group seq, record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason, stop, tap
+PendingRecord = tuple[int, str, str, int, str, int, str, str | None, str | None, str]
 
 FORMAT_VERSION: Final = 2
 """`PRAGMA user_version` of the file. 0: a file from before scan groups (one `scan_record` row per
@@ -57,7 +59,7 @@ CREATE TABLE IF NOT EXISTS revocation_version (issuer INTEGER PRIMARY KEY, versi
 """
 
 _encode_records = msgspec.msgpack.Encoder().encode
-_decode_records = msgspec.msgpack.Decoder(list[RecordRow]).decode
+_decode_records = msgspec.msgpack.Decoder(list[tuple[Any, ...]]).decode  # RecordRow, either length
 
 
 class ScanStore:
@@ -173,12 +175,25 @@ class ScanStore:
         """The oldest records the server has not acknowledged yet (at most `limit`), with their group."""
         out: list[PendingRecord] = []
         for seq, scanned_at, clock_source, records in self._pending_groups():
-            out.extend((seq, r[0], r[1], scanned_at, clock_source, r[2], r[3], r[4]) for r in records)
+            out.extend(
+                (
+                    seq,
+                    r[0],
+                    r[1],
+                    scanned_at,
+                    clock_source,
+                    r[2],
+                    r[3],
+                    r[4],
+                    *(r[5:7] if len(r) > 5 else (None, "on")),
+                )
+                for r in records
+            )
             if len(out) >= limit:
                 return out[:limit]
         return out
 
-    def _pending_groups(self) -> Iterator[tuple[int, int, str, list[RecordRow]]]:
+    def _pending_groups(self) -> Iterator[tuple[int, int, str, list[tuple[Any, ...]]]]:
         """The groups with unacknowledged records, oldest first, each with only those records."""
         cursor = self._db.execute(
             "SELECT seq, scanned_at, clock_source, records, pending FROM scan_group"

@@ -26,6 +26,7 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from yima_sdk._stops import Tap, valid_stop
 from yima_sdk.codes import Verifier
 from yima_sdk.documents import TerminalDocument, documents_etag, in_force
 from yima_sdk.fares import FareSchedule
@@ -294,19 +295,28 @@ class Terminal:
 
     # -- scanning -----------------------------------------------------------------------------------
 
-    def scan(self, payload: str, amount_fen: int = 0) -> ScanDecision:
-        """Decide one scan offline; returns after its record is durable."""
-        return self.scan_many([(payload, amount_fen)])[0]
+    def scan(
+        self, payload: str, amount_fen: int = 0, *, stop: str | None = None, tap: Tap = "on"
+    ) -> ScanDecision:
+        """Decide one scan offline; returns after its record is durable. `stop`: where the terminal is (an ASCII
+        id as the fare table names stops), kept with the record; `tap="off"`: a rider tapping off (下车刷卡),
+        charged nothing (`amount_fen` must be 0), a code shown at boarding may be shown again to tap off."""
+        return self.scan_many([(payload, amount_fen)], stop=stop, tap=tap)[0]
 
-    def scan_many(self, scans: Iterable[tuple[str, int]]) -> list[ScanDecision]:
-        """Decide several scans (payload, amount in fen) with one durable commit for all their records."""
-        group = self._decide(scans)
+    def scan_many(
+        self, scans: Iterable[tuple[str, int]], *, stop: str | None = None, tap: Tap = "on"
+    ) -> list[ScanDecision]:
+        """Decide several scans (payload, amount in fen) with one durable commit for all their records; `stop`
+        and `tap` (as `scan`) are every scan's of the group."""
+        group = self._decide(scans, stop, tap)
         self._settle()
         self._store.add_records(group.rows, int(group.now * 1000), self._clock_source, group.spent)
         self._publish(group)
         return group.decisions
 
-    def submit_many(self, scans: Iterable[tuple[str, int]]) -> PendingScans:
+    def submit_many(
+        self, scans: Iterable[tuple[str, int]], *, stop: str | None = None, tap: Tap = "on"
+    ) -> PendingScans:
         """Pipelined `scan_many`: decide this group while the previous group's commit is on disk.
 
         Verifies the scans (the previous group's fsync runs meanwhile on the commit thread), waits
@@ -314,7 +324,7 @@ class Terminal:
         `PendingScans.result()` gives the decisions once their records are durable, never earlier.
         A reader loop submits the group that queued up, answers the previous group, and so on.
         """
-        group = self._decide(scans)
+        group = self._decide(scans, stop, tap)
         self._settle()
         self._store.stage_records(group.rows, int(group.now * 1000), self._clock_source, group.spent)
         if self._committer is None:
@@ -336,13 +346,22 @@ class Terminal:
     def _publish(self, group: Group) -> None:
         self._memory.publish(group)
 
-    def _decide(self, scans: Iterable[tuple[str, int]]) -> Group:
+    def _decide(self, scans: Iterable[tuple[str, int]], stop: str | None, tap: Tap) -> Group:
         """Decide a group of scans and build their records; nothing is written or published yet."""
+        if stop is not None and not valid_stop(stop):
+            raise ValueError(
+                f"stop {stop!r} is not an ASCII id of 1-64 letters, digits, '_', '.', ':' or '-'"
+            )
+        if tap not in ("on", "off"):
+            raise ValueError(f"tap must be 'on' or 'off', not {tap!r}")
+        scans = list(scans)
+        if tap == "off" and any(amount for _, amount in scans):
+            raise ValueError("a tap-off charges nothing: its amount_fen must be 0")
         verifier = self._verifier
         if verifier is None:
             raise TerminalError("terminal.no_trust_list")
         now = self._clock() + self._clock_offset_s
-        return self._memory.decide(verifier, self._revocations, now, list(scans), self._inflight)
+        return self._memory.decide(verifier, self._revocations, now, scans, self._inflight, stop, tap)
 
     # -- upload -------------------------------------------------------------------------------------
 

@@ -226,9 +226,17 @@ class HttpTransport:
         except urllib.error.HTTPError as exc:
             raise TransportError(f"GET {path}: HTTP {exc.code} {_problem_code(exc)}".rstrip()) from exc
 
-    def scan_online(self, payload: str, scanned_at_ms: int) -> bytes:
-        """`POST /v1/scans`: the server decides this scan now; returns its JSON answer (docs/scan.md)."""
-        body = json.dumps({"payload": payload, "scanned_at": scanned_at_ms}).encode()
+    def scan_online(
+        self, payload: str, scanned_at_ms: int, *, stop: str | None = None, tap: str = "on"
+    ) -> bytes:
+        """`POST /v1/scans`: the server decides this scan now; returns its JSON answer (docs/scan.md). `stop` and
+        `tap` as `Terminal.scan`'s: sent only when given, so an older server reads the scan as before."""
+        scan: dict[str, object] = {"payload": payload, "scanned_at": scanned_at_ms}
+        if stop is not None:
+            scan["stop"] = stop
+        if tap != "on":
+            scan["tap"] = tap
+        body = json.dumps(scan).encode()
         return self._request("POST", "/v1/scans", body, {"Content-Type": "application/json"})[1]
 
 

@@ -37,6 +37,8 @@ def upload_records(store: ScanStore, transport: Transport, batch_size: int) -> i
                     amount_fen=r[5],
                     local_result=r[6],  # type: ignore[arg-type]
                     local_reason=r[7],
+                    stop=r[8],
+                    tap=r[9],  # type: ignore[arg-type]
                 )
                 for r in rows
             ],

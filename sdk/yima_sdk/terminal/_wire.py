@@ -10,7 +10,17 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["ScanBatch", "ScanBatchResult", "ScanRecord", "ScanRecordResult"]
+from yima_sdk._stops import STOP_PATTERN, Tap, valid_stop
+
+__all__ = [
+    "STOP_PATTERN",
+    "ScanBatch",
+    "ScanBatchResult",
+    "ScanRecord",
+    "ScanRecordResult",
+    "Tap",
+    "valid_stop",
+]
 
 ClockSource = Literal["ntp", "gnss", "rtc"]
 
@@ -19,7 +29,7 @@ class _Inbound(msgspec.Struct, forbid_unknown_fields=True):
     """Both ends read these: an unknown field is a version mismatch, refused rather than half-read."""
 
 
-class ScanRecord(_Inbound):
+class ScanRecord(_Inbound, omit_defaults=True):
     record_id: str
     """A UUID-shaped id unique per terminal scan; the server deduplicates by it, so re-sending is safe."""
     payload: str
@@ -30,6 +40,13 @@ class ScanRecord(_Inbound):
     amount_fen: int
     local_result: Literal["accept", "reject"]
     local_reason: str | None
+    stop: str | None = None
+    """Where the terminal was (`STOP_PATTERN`), None when it did not say; the server refuses a record with a
+    malformed stop (`scan.stop_invalid`). Left out of the JSON when None, as `tap` when `on`: a record without
+    them reads as before to a server that does not know them."""
+    tap: Tap = "on"
+    """`off`: the rider tapping off (下车刷卡), charged nothing (`amount_fen` 0); the app bound to the scene may
+    re-price the ride by stops travelled and give back the difference."""
 
 
 class ScanBatch(_Inbound):

@@ -99,6 +99,17 @@ async def certificates_for_update(conn: asyncpg.Connection, serials: Sequence[by
     )
 
 
+async def certificate_owners(conn: asyncpg.Connection, serials: Sequence[bytes]) -> dict[bytes, int]:
+    """The owner of the one-card each device certificate was issued for, by serial (unknown serials left out)."""
+    rows = await conn.fetch(
+        """SELECT c.serial, o.owner_account_id
+           FROM onecard_device_certificates c JOIN onecard_accounts o ON o.id = c.onecard_account_id
+           WHERE c.serial = ANY($1::bytea[])""",
+        list(serials),
+    )
+    return {bytes(r["serial"]): r["owner_account_id"] for r in rows}
+
+
 async def partner_certificate_use(
     conn: asyncpg.Connection, certificates: Sequence[tuple[int, bytes]]
 ) -> dict[tuple[int, bytes], tuple[int, int]]:

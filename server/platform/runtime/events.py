@@ -113,6 +113,10 @@ class ScanFacts(Protocol):
     def app_pass(self) -> PassClaims | None: ...
     @property
     def colour(self) -> str | None: ...
+    @property
+    def stop(self) -> str | None: ...
+    @property
+    def tap(self) -> str: ...
 
 
 class PlatformScanSink:
@@ -259,6 +263,8 @@ class PlatformScanSink:
                 app_pass=_scanned(event.app_pass),
                 health_color=colour,
                 preloaded=preloaded,
+                stop=event.stop,
+                tap="off" if event.tap == "off" else "on",
             ),
         )
 

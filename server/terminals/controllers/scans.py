@@ -25,6 +25,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import MethodNotAllowedException
 from litestar.params import JSONBody, QueryParameter
 from litestar.types import HTTPResponseStartEvent, HTTPScope, Receive, Send
+from yima_sdk._stops import valid_stop
 from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.auth import allow
@@ -47,7 +48,7 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 @post(
     "/v1/scans",
     status_code=200,
-    opt=allow(TERMINAL) | raises((Unavailable, "service.db_unavailable")),
+    opt=allow(TERMINAL) | raises((BadRequest, "scan.stop_invalid"), (Unavailable, "service.db_unavailable")),
     operation_id="scan",
     summary="Scan",
     tags=["scans"],
@@ -107,10 +108,14 @@ async def scan_endpoint(scope: HTTPScope, receive: Receive, send: Send) -> None:
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The body could not be decoded: {exc}", code="request.malformed") from None
     scanned_at = _scanned_at(data.scanned_at)
+    if data.stop is not None and not valid_stop(data.stop):
+        raise BadRequest(
+            "stop is an ASCII id of 1-64 letters, digits, '_', '.', ':' or '-'", code="scan.stop_invalid"
+        )
     terminals: Terminals = scope["litestar_app"].state.terminals
     user: Any = scope["user"]  # the Principal access control admitted
     terminal = await terminals.registry.info(user.subject)
-    outcome = await terminals.scans.scan(terminal, data.payload, scanned_at)
+    outcome = await terminals.scans.scan(terminal, data.payload, scanned_at, data.stop, data.tap)
     answer = _encoder.encode(
         schemas.ScanResponse(
             result=outcome.result,  # type: ignore[arg-type]

@@ -15,16 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import asyncpg
+from yima_sdk._stops import valid_stop
 from yima_sdk.codes import CredentialError, VerifiedCode
-from yima_sdk.terminal import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
+from yima_sdk.terminal import ScanBatch, ScanBatchResult
 
 from server.db import Database
-from server.ids import uuid7
 from server.terminals import errors, repository
-from server.terminals.events import ScanEvent, ScanEventSink
+from server.terminals.events import ScanEventSink
 from server.terminals.policies import ScenePolicy
 from server.terminals.ports import (
-    CodeSubject,
     OfflineCharge,
     OfflineSettlement,
     PartnerCertificate,
@@ -34,118 +33,20 @@ from server.terminals.registry import TerminalInfo
 from server.terminals.scans import outbox_repository
 from server.terminals.scans.checks import CodeChecks
 from server.terminals.scans.fares import UNPRICED, reprice
+from server.terminals.scans.offline_records import (
+    MAX_OFFLINE_AMOUNT_FEN,
+    OfflineRecord,
+    answers,
+    distinct,
+    scan_order,
+)
 from server.terminals.scans.outbox_repository import LiveTake, Turn
-from server.terminals.scans.record import StoredScan
 
 MAX_BATCH_RECORDS = 1000
 MAX_OFFLINE_AGE_S = 7 * 86400
-MAX_OFFLINE_AMOUNT_FEN = 1_000_000
-"""One offline record charges at most 10,000 yuan; a larger amount is a broken terminal, refused per record."""
 VERIFY_THREADS = 2
 PARALLEL_VERIFY_MIN = 64
 """Smaller uploads are verified on the event loop: handing them to threads would cost more than it saves."""
-
-
-class _Offline:
-    """One offline record of an upload, on its way through the batch pipeline."""
-
-    __slots__ = (
-        "at",
-        "code",
-        "holder",
-        "index",
-        "reason",
-        "record",
-        "rider",
-        "scan_id",
-        "scanned_at",
-        "settled_fen",
-        "settlement",
-        "spends",
-        "subject",
-    )
-
-    def __init__(self, index: int, record: ScanRecord, received: datetime) -> None:
-        self.index, self.record = index, record
-        self.scan_id = uuid7()
-        at = record.scanned_at / 1000
-        try:
-            scanned_at = datetime.fromtimestamp(at, UTC)
-        except (OverflowError, OSError, ValueError):
-            scanned_at, at = received, float("nan")
-        self.at, self.scanned_at = at, scanned_at
-        self.code: VerifiedCode | None = None
-        self.subject: CodeSubject | None = None
-        self.holder: int | None = None
-        """An app pass's holder (a pass names no one: the issuing app's record does)."""
-        self.reason: str | None = None
-        self.settlement: str | None = None
-        self.settled_fen: int | None = None
-        self.rider: int | None = None  # whose one-card settled a ride code (the code names the card)
-        self.spends = False
-
-    @property
-    def charged(self) -> bool:
-        """An accepted ride with a fare: one-card settles it."""
-        code = self.code
-        return (
-            self.reason is None
-            and code is not None
-            and code.kind == "ride_code"
-            and code.certificate_serial is not None
-            and self.record.amount_fen > 0
-        )
-
-    def stored(self, terminal_id: str, received: datetime) -> StoredScan:
-        """The record as stored in `scans`, with its final decision."""
-        code, subject, record = self.code, self.subject, self.record
-        return StoredScan(
-            id=self.scan_id,
-            terminal_id=terminal_id,
-            received_at=received,
-            scanned_at=self.scanned_at,
-            mode="offline",
-            credential_type=code.kind if code else None,
-            issuer=code.issuer if code else None,
-            subject_ref=code.subject_ref if code and code.subject_ref else None,
-            account_id=subject.account_id if subject else self.holder,
-            colour=code.colour if code else None,
-            result="accept" if self.reason is None else "reject",
-            reason=self.reason,
-            repeat=False,
-            clock_offset_ms=None,  # an offline record's time is checked on its own (scan.clock_invalid)
-            record_id=record.record_id,
-            amount_fen=record.amount_fen if 0 <= record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN else None,
-            clock_source=record.clock_source,
-            local_result=record.local_result,
-            settlement=self.settlement,
-        )
-
-    def event(self, terminal: TerminalInfo) -> ScanEvent:
-        return ScanEvent(
-            str(self.scan_id),
-            terminal.id,
-            terminal.kind,
-            terminal.scene,
-            "accept" if self.reason is None else "reject",
-            self.reason,
-            self.code.kind if self.code else None,
-            self.subject.account_id
-            if self.subject
-            else (self.holder if self.holder is not None else self.rider),
-            self.scanned_at,
-            "offline",
-            self.record.amount_fen if self.record.amount_fen > 0 else None,
-            terminal.unit,
-            self.code.issuer if self.code else None,
-            app_pass=self.code.app_pass if self.code else None,
-            settled_fen=self.settled_fen,
-            colour=self.code.colour if self.code else None,
-        )
-
-
-def _scan_order(o: _Offline) -> tuple[datetime, str]:
-    return o.scanned_at, str(o.scan_id)
 
 
 class OfflineUploads:
@@ -177,7 +78,7 @@ class OfflineUploads:
         if len(records) > MAX_BATCH_RECORDS:
             raise errors.BatchTooLarge(f"At most {MAX_BATCH_RECORDS} records per batch")
         received = datetime.fromtimestamp(now, UTC)
-        offline = _distinct(records, received)
+        offline = distinct(records, received)
         # The signatures are checked on the verify pool while this worker opens the transaction, takes the
         # terminal's lock and finds the records stored before: those round trips overlap the CPU work.
         checked = self._before_signatures(offline, now)
@@ -195,13 +96,14 @@ class OfflineUploads:
                 await self._replays(conn, mine, received)
                 app_id = events.bound_app(terminal.kind, terminal.scene)
                 await self._settle(conn, terminal, mine, app_id)
+                await self._tap_off_riders(conn, mine)
                 await repository.copy_scans(
                     conn, [o.stored(terminal.id, received) for o in mine], offline=True
                 )
                 # the app hears them in ride-time order (one after another), whatever the upload's; at least
                 # once: each is kept until the app's handler returned
-                heard: list[_Offline] = (
-                    [] if app_id is None else sorted((o for o in mine if o.reason is None), key=_scan_order)
+                heard: list[OfflineRecord] = (
+                    [] if app_id is None else sorted((o for o in mine if o.reason is None), key=scan_order)
                 )
                 take = take or LiveTake(received, None)
                 turn = await outbox_repository.insert(
@@ -215,12 +117,12 @@ class OfflineUploads:
         finally:
             if not verifying.done():  # the transaction failed first: the verdicts are not wanted
                 verifying.cancel()
-        result = ScanBatchResult(batch_id=batch.batch_id, results=_answers(records, stored, mine))
+        result = ScanBatchResult(batch_id=batch.batch_id, results=answers(records, stored, mine))
         return result, turn
 
-    def _before_signatures(self, offline: list[_Offline], now: float) -> list[_Offline]:
+    def _before_signatures(self, offline: list[OfflineRecord], now: float) -> list[OfflineRecord]:
         """The terminal's clock and the amount; returns the records whose signatures are worth checking."""
-        checked: list[_Offline] = []
+        checked: list[OfflineRecord] = []
         for o in offline:
             at = o.at
             if (
@@ -229,13 +131,17 @@ class OfflineUploads:
                 o.reason = "scan.clock_invalid"
             elif at < now - MAX_OFFLINE_AGE_S:
                 o.reason = "scan.too_old"
-            elif not 0 <= o.record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN:
+            elif not 0 <= o.record.amount_fen <= MAX_OFFLINE_AMOUNT_FEN or (
+                o.record.tap == "off" and o.record.amount_fen
+            ):  # a tap-off charges nothing
                 o.reason = "scan.amount_invalid"
+            elif o.record.stop is not None and not valid_stop(o.record.stop):
+                o.reason = "scan.stop_invalid"
             else:
                 checked.append(o)
         return checked
 
-    async def _signatures(self, checked: list[_Offline]) -> list[VerifiedCode | CredentialError]:
+    async def _signatures(self, checked: list[OfflineRecord]) -> list[VerifiedCode | CredentialError]:
         """Verify the records' codes: CPU only, no database, so it can run while the transaction waits on locks.
 
         Large uploads are checked on a small thread pool: libsodium (yima_sdk._ed25519) releases the GIL while
@@ -259,7 +165,7 @@ class OfflineUploads:
         self,
         conn: asyncpg.Connection,
         terminal: TerminalInfo,
-        checked: list[_Offline],
+        checked: list[OfflineRecord],
         verdicts: list[VerifiedCode | CredentialError],
         policy: ScenePolicy,
         events: ScanEventSink,
@@ -290,16 +196,16 @@ class OfflineUploads:
                 o.reason = checks.policy_reason(policy, code)
                 o.spends = o.reason is None and checks.spends(policy, code)
 
-    async def _replays(self, conn: asyncpg.Connection, mine: list[_Offline], received: datetime) -> None:
+    async def _replays(self, conn: asyncpg.Connection, mine: list[OfflineRecord], received: datetime) -> None:
         """Claim the codes these records spend, durably; a code spent before (or earlier in this upload) is
         refused as `scan.replayed`."""
-        spending: dict[bytes, _Offline] = {}
+        spending: dict[bytes, OfflineRecord] = {}
         for o in mine:
             if o.spends and o.code is not None:
-                if o.code.replay_key in spending:  # spent earlier in this same upload
+                if o.claim in spending:  # spent earlier in this same upload
                     o.reason = "scan.replayed"
                 else:
-                    spending[o.code.replay_key] = o
+                    spending[o.claim] = o
         claimed = await repository.claim_replays(
             conn, [(key, o.scan_id) for key, o in spending.items()], received
         )
@@ -308,7 +214,7 @@ class OfflineUploads:
                 o.reason = "scan.replayed"
 
     async def _settle(
-        self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[_Offline], app_id: str | None
+        self, conn: asyncpg.Connection, terminal: TerminalInfo, mine: list[OfflineRecord], app_id: str | None
     ) -> None:
         """Every accepted ride charge of the batch in one call to the settlement port, in this transaction, each
         re-priced by the fare table in force at the ride (scans/fares.py); `app_id`, bound to the terminal's
@@ -319,7 +225,7 @@ class OfflineUploads:
         )
         amounts = [o.record.amount_fen for o in charged] if fares is None else [f.amount_fen for f in fares]
         charges: list[OfflineCharge] = []
-        settling: list[_Offline] = []
+        settling: list[OfflineRecord] = []
         for o, amount in zip(charged, amounts, strict=True):
             if amount is None:  # the published tables have no fare for it: nothing is taken, and it says so
                 o.reason, o.settlement = UNPRICED, "rejected"
@@ -352,6 +258,28 @@ class OfflineUploads:
                 if outcome.status == "settled":
                     o.settled_fen, o.rider = charge.amount_fen, outcome.account_id
 
+    async def _tap_off_riders(self, conn: asyncpg.Connection, mine: list[OfflineRecord]) -> None:
+        """Whose one-card each accepted tap-off of one of our ride codes is (a tap-off charges nothing, so
+        settlement does not say): the app bound to the scene finds the rider's ride by it."""
+        tapping = [
+            o
+            for o in mine
+            if o.reason is None
+            and o.record.tap == "off"
+            and o.code is not None
+            and o.code.kind == "ride_code"
+            and o.code.certificate_serial is not None
+            and o.code.issuer == self._checks.issuer
+        ]
+        if not tapping:
+            return
+        owners = await self.settlement.ride_code_owners(
+            conn,
+            [o.code.certificate_serial for o in tapping],  # type: ignore[union-attr,misc]
+        )
+        for o in tapping:
+            o.rider = owners.get(o.code.certificate_serial)  # type: ignore[union-attr,arg-type]
+
     def _partner(self, code: VerifiedCode) -> PartnerCertificate | None:
         """A partner county's certificate (one on the trust list, allowed `device_certificate`, as the verifier
         checked), None for ours."""
@@ -364,33 +292,3 @@ class OfflineUploads:
             max_offline_uses=code.max_offline_uses or 0,
             max_offline_amount_fen=code.max_offline_amount_fen or 0,
         )
-
-
-def _distinct(records: list[ScanRecord], received: datetime) -> list[_Offline]:
-    """The records with a usable id, each id once: the same record twice in one upload gets the first's verdict."""
-    offline: list[_Offline] = []
-    seen: set[str] = set()
-    for i, record in enumerate(records):
-        if 1 <= len(record.record_id) <= 64 and record.record_id not in seen:
-            seen.add(record.record_id)
-            offline.append(_Offline(i, record, received))
-    return offline
-
-
-def _answers(
-    records: list[ScanRecord], stored: dict[str, tuple[str, str | None]], mine: list[_Offline]
-) -> list[ScanRecordResult]:
-    """Each record's verdict. One stored before (an upload cut after its commit, sent again) gets its original
-    verdict: the terminal learns what happened to each scan whichever upload it hears the answer of."""
-    verdicts = {
-        record_id: ("accepted" if result == "accept" else "rejected", reason)
-        for record_id, (result, reason) in stored.items()
-    }
-    for o in mine:
-        verdicts[o.record.record_id] = ("accepted" if o.reason is None else "rejected", o.reason)
-    invalid = ("rejected", "scan.record_id_invalid")
-    return [
-        ScanRecordResult(record_id=r.record_id, status=status, reason=reason)  # type: ignore[arg-type]
-        for r in records
-        for status, reason in (verdicts.get(r.record_id, invalid),)
-    ]

@@ -32,6 +32,10 @@ class StoredScan(msgspec.Struct, frozen=True, gc=False):
     """An entry scene read the same code again: answered with the first answer, stored as a repeat."""
     clock_offset_ms: int | None
     """The terminal's clock, off by more than the tolerance (online only: an offline time is checked alone)."""
+    stop: str | None = None
+    """Where the terminal said it was (a bus stop id), None when it did not say."""
+    tap: str = "on"
+    """"on" (boarding, entering: every scan before taps) or "off" (a rider tapping off)."""
     record_id: str | None = None
     """Offline: the terminal's id for the record, unique per terminal."""
     amount_fen: int | None = None

@@ -36,6 +36,7 @@ from server.terminals.scans.offline import OfflineUploads
 from server.terminals.scans.outbox import ScanOutbox
 from server.terminals.scans.record import StoredScan
 from server.terminals.scans.recorder import ScanRecorder
+from server.terminals.scans.taps import tap_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +74,14 @@ class _Scan:
         "result",
         "scan_id",
         "spends",
+        "stop",
         "subject",
+        "tap",
         "uuid",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, stop: str | None = None, tap: str = "on") -> None:
+        self.stop, self.tap = stop, tap
         self.uuid = uuid7()
         self.scan_id = self.answer_id = uuid_text(self.uuid)
         self.code: VerifiedCode | None = None
@@ -138,10 +142,17 @@ class ScanService:
 
     # -- online -------------------------------------------------------------------------------------------
 
-    async def scan(self, terminal: TerminalInfo, payload: str, scanned_at: datetime) -> ScanOutcome:
+    async def scan(
+        self,
+        terminal: TerminalInfo,
+        payload: str,
+        scanned_at: datetime,
+        stop: str | None = None,
+        tap: str = "on",
+    ) -> ScanOutcome:
         now = self.clock()
         policy = self.policies.for_scene(terminal.kind, terminal.scene)
-        scan = _Scan()
+        scan = _Scan(stop, tap)
         try:
             code = await self._checks.verify(payload, now)
         except CredentialError as exc:
@@ -162,7 +173,9 @@ class ScanService:
         )
         claimed = await self._recorder.record(
             self._stored(scan, terminal, now, scanned_at, clock_offset_ms),
-            scan.code.replay_key if scan.spends is not None and scan.code is not None else None,
+            tap_key(scan.code.replay_key, scan.tap)
+            if scan.spends is not None and scan.code is not None
+            else None,
         )
         if scan.spends is not None and not claimed:
             # Spent before: by an offline upload, or before this worker's Redis lost the key.
@@ -223,12 +236,14 @@ class ScanService:
         """Replays and the resident's newest revocation mark, from the guard. A code spent once anywhere (`once`)
         is claimed durably with its record (`_stored`), and only there: here such a scan reads its mark alone.
         An entry scene's repeat read gets the first answer."""
+        # A tap-off spends the code apart from its boarding: the code a rider boarded with taps off once too.
+        spent = tap_key(code.replay_key, scan.tap).hex()
         if once:
             # A refused code was not spent: it may still pass where its colour is allowed.
-            replay_key = None if scan.reason is not None else "scan:" + code.replay_key.hex()
+            replay_key = None if scan.reason is not None else "scan:" + spent
             claim_key = None
         else:
-            replay_key = claim_key = f"scan:{terminal.id}:{code.replay_key.hex()}"
+            replay_key = claim_key = f"scan:{terminal.id}:{spent}"
         ttl = max(1.0, code.expires_at - now + 2 * self.clock_skew_s)
         subject = scan.subject
         mark_key = (
@@ -287,6 +302,8 @@ class ScanService:
             reason=scan.reason,
             repeat=scan.repeat,
             clock_offset_ms=clock_offset_ms,
+            stop=scan.stop,
+            tap=scan.tap,
         )
 
     @staticmethod
@@ -307,6 +324,8 @@ class ScanService:
             issuer=code.issuer if code else None,
             app_pass=code.app_pass if code else None,
             colour=code.colour if code else None,
+            stop=scan.stop,
+            tap=scan.tap,
         )
 
     async def _masked_name(self, account_id: int) -> str | None:
