@@ -1,11 +1,13 @@
 // 一码旅游: reserve a slot of a scenic spot (seniors' prices by the shared birth date), pay, cancel; buy a
 // cross-county route; at the gate the Ankang code finds the ticket, or the shell shows the ticket's own pass
-// (yima.showPass: the shell checks it is this app's and this resident's, and draws the QR code).
+// (yima.showPass: the shell checks it is this app's and this resident's, and draws the QR code); a visitor who
+// entered rates and reviews the spot from her ticket; everyone reads the chosen spot's reviews and average.
 const $ = (id) => document.getElementById(id);
 const say = (text) => { $("status").textContent = text; };
 const county = () => new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
 const yuan = (fen) => fen / 100 + " 元";
 const why = (error) => (error.problem && error.problem.error ? error.problem.error : error.code);
+const spotLabel = (s) => s.name + " · " + yuan(s.price_fen) + (s.rating === null ? "" : " ★" + s.rating);
 
 function item(text, ...actions) {
   const li = document.createElement("li");
@@ -42,7 +44,9 @@ async function tickets() {
       const text = t.day + " " + t.start + " " + t.spot_name + " · " + t.people + " 人"
         + (t.entered ? " · 已入园 entered" : "");
       const show = t.pass ? [SHOW, () => showPass(t.pass)] : [];
-      return t.entered ? item(text, ...show) : item(text, ...show, "退票 Cancel", () => cancel(t.id));
+      return t.entered
+        ? item(text, ...show, "评价 Review", (event) => openReview(t.spot, t.spot_name, event.currentTarget))
+        : item(text, ...show, "退票 Cancel", () => cancel(t.id));
     }),
     ...orders.map((o) => item(o.name + " · " + o.from + " – " + o.until, ...(o.pass ? [SHOW, () => showPass(o.pass)] : []))),
   );
@@ -84,6 +88,65 @@ async function reserve(id) {
   await slots();
 }
 
+let reviewsAsked = 0;
+async function reviews() {
+  const asked = ++reviewsAsked;
+  const spot = $("spot").value;
+  const [{ spots }, { reviews }] = await Promise.all([
+    yima.call("/spots"), yima.call("/spots/" + encodeURIComponent(spot) + "/reviews")]);
+  if (asked !== reviewsAsked) return; // a later choice's reviews are on their way
+  for (const s of spots) {
+    const option = [...$("spot").options].find((o) => o.value === s.id);
+    if (option) option.textContent = spotLabel(s);
+  }
+  const rated = spots.find((s) => s.id === spot);
+  $("rating").textContent = rated.name + ": " + (rated.reviews
+    ? "平均 average ★" + rated.rating + " · " + rated.reviews + " 条评价 reviews"
+    : "暂无评价 no reviews yet");
+  $("reviews").dataset.for = spot;
+  $("reviews").replaceChildren(...reviews.map((r) => item(
+    "★" + r.stars + "/5 · " + new Date(r.at * 1000 + 8 * 3600 * 1000).toISOString().slice(0, 10)
+      + (r.text ? " · " + r.text : ""))));
+}
+
+let reviewing = null, opener = null;
+function openReview(spot, name, button) {
+  reviewing = spot;
+  opener = button;
+  for (const radio of document.getElementsByName("stars")) radio.checked = false;
+  $("review-text").value = "";
+  $("review-title").textContent = "写评价 Review " + name;
+  $("review-box").hidden = false;
+  $("review-title").focus();
+}
+
+function closeReview() {
+  reviewing = null;
+  $("review-box").hidden = true;
+  if (opener && opener.isConnected) opener.focus(); // back where she was
+}
+
+// no <form>: the page's sandbox (and its CSP, form-action 'none') submits none; the button sends the review
+async function sendReview() {
+  const spot = reviewing;
+  const chosen = document.querySelector('input[name="stars"]:checked');
+  if (!chosen) {
+    say("请选择评分 Choose 1 to 5 stars");
+    return;
+  }
+  const stars = Number(chosen.value);
+  try {
+    const done = await yima.call("/spots/" + encodeURIComponent(spot) + "/reviews",
+      { method: "POST", body: { stars, text: $("review-text").value.trim() } });
+    closeReview();
+    say("已评价 Reviewed · ★" + done.stars);
+    $("spot").value = spot; // her review, among the spot's others
+    await Promise.all([slots(), reviews()]);
+  } catch (error) {
+    say(why(error));
+  }
+}
+
 async function buy(id) {
   try {
     const order = await yima.call("/packages/" + encodeURIComponent(id) + "/buy",
@@ -97,17 +160,17 @@ async function buy(id) {
 
 async function start() {
   const [{ spots }, { packages }] = await Promise.all([yima.call("/spots"), yima.call("/packages")]);
-  for (const s of spots) {
-    const rating = s.rating === null ? "" : " ★" + s.rating;
-    $("spot").append(new Option(s.name + " · " + yuan(s.price_fen) + rating, s.id));
-  }
+  for (const s of spots) $("spot").append(new Option(spotLabel(s), s.id));
   $("packages").replaceChildren(...packages.map((p) => item(
     p.name + " · " + p.spots.length + " spots · " + yuan(p.price_fen), "购买 Buy", () => buy(p.id))));
   $("day").value = county();
   $("spot").addEventListener("change", slots);
+  $("spot").addEventListener("change", reviews);
   $("day").addEventListener("change", slots);
-  await Promise.all([tickets(), slots()]);
+  await Promise.all([tickets(), slots(), reviews()]);
 }
 
 $("code").addEventListener("click", () => yima.showCode());
+$("review-send").addEventListener("click", sendReview);
+$("review-close").addEventListener("click", closeReview);
 start().catch((error) => say(error.code));
