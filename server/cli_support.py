@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, runtime_checkable
+
+import asyncpg
 
 from server.settings import Mode, Settings, load_settings
 
@@ -76,3 +79,22 @@ def database(settings: Settings) -> Iterator[Settings]:
         yield load_settings(None, **{**msgspec.structs.asdict(settings), "database_url": url})
     finally:
         embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def audited_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for a command whose change goes on record (`server.audit.append`, in its transaction): the
+    audit chain key derived from the master key, times in UTC, and jsonb as the servers write it, so a record's
+    MAC is over what is read back. Commands name themselves `actor="cli"`: whoever runs them on the server's
+    machine holds its master key."""
+    from server import audit
+    from server.security import DerivedKeys, load_master_key
+
+    audit.use_chain_key(DerivedKeys.derive(load_master_key(settings)).audit_chain)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.execute("SET TIME ZONE 'UTC'")
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        yield conn
+    finally:
+        await conn.close()

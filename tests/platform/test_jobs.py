@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import subprocess
 import time
 from pathlib import Path
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from yima_sdk.cron import COUNTY_TIME, parse_cron
@@ -21,6 +24,7 @@ from server.platform.jobs import repository as repo
 from server.platform.plugin import PlatformPlugin
 from server.settings import Settings
 from tests.conftest import login
+from tests.e2e._real import YIMA
 from tests.platform.conftest import Team, call, new_app_id
 from tests.platform.jobs_app import write_jobs_app
 
@@ -138,3 +142,57 @@ async def test_jobs_run_when_due_retry_with_backoff_and_wait_while_suspended(
 
 def _utc(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+async def test_yima_jobs_run_fires_a_schedule_now_and_puts_who_asked_on_record(
+    team: Team, tmp_path: Path, settings: Settings
+) -> None:
+    app_id, _ = await team.ship(write_jobs_app(tmp_path, new_app_id("jobs")))
+    platform = team.client.app.state.platform
+    runner = platform.jobs
+    runner.clock = time.time
+    db = platform.core.db
+    assert [job for job in await runner.tick() if job.app_id == app_id] == []  # its schedule synced, not due
+
+    async def requests() -> list[asyncpg.Record]:
+        async with db.connection() as conn:
+            return await conn.fetch(
+                "SELECT actor, target, details, at FROM audit_log WHERE action = 'job.run_requested'"
+                " AND target = $1 ORDER BY seq",
+                f"miniapp:{app_id}",
+            )
+
+    # a name the release does not declare: nothing made due, nothing on record
+    refused = _yima(settings, "jobs", "run", app_id, "no-such-job")
+    assert refused.returncode == 1 and "no schedule 'no-such-job'" in refused.stderr, refused.stderr
+    assert await requests() == []
+
+    before = dt.datetime.now(dt.UTC)
+    done = _yima(settings, "jobs", "run", app_id, "tally")
+    assert done.returncode == 0, done.stderr
+    [record] = await requests()
+    job_id = done.stdout.split("(")[1].split(")")[0]  # "APP: tally (job_N) is due now; ..."
+    assert (record["actor"], record["details"]) == ("cli", {"job": "tally", "job_id": job_id})
+    assert before - dt.timedelta(seconds=5) <= record["at"] <= dt.datetime.now(dt.UTC)
+    verified = _yima(settings, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    # and the job is due now: the runner's next round fires it, whatever the hour
+    [tally] = [job.job_id for job in await runner.tick() if job.app_id == app_id]
+    resident = await login(team.client)
+    r = await call(team.client, resident, app_id, "GET", "/docs/tally:")
+    assert r.status_code == 200 and r.json() == {f"tally:{tally}": 1}, r.text
+
+
+def _yima(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`yima ARGV` as an operator runs it on the server's machine: its settings from YIMA_* variables."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("YIMA_")}
+    environ.update(
+        YIMA_MODE="test",
+        YIMA_DATABASE_URL=settings.database_url,
+        YIMA_MASTER_KEY=settings.master_key,
+        YIMA_DATA_DIR=str(settings.data_dir),
+    )
+    return subprocess.run(
+        [YIMA, *argv], env=environ, capture_output=True, text=True, timeout=120, check=False
+    )

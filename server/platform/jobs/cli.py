@@ -1,7 +1,9 @@
 """`yima jobs run APP JOB`: make a declared schedule's job due now, for an operator (or a developer on `yima dev`)
 who will not wait for its hour. The running servers' job runners claim it within a poll (about a second) and
 run it like any firing, with `scheduled_at` the moment of the command; after the run the schedule moves on to
-its next firing as usual. Nothing runs in this process: the app's own code, in its sandbox, does the work."""
+its next firing as usual. Nothing runs in this process: the app's own code, in its sandbox, does the work. The
+command is audited (`job.run_requested`, in the transaction that makes the job due), as `yima scan-outbox
+replay` is."""
 
 from __future__ import annotations
 
@@ -10,19 +12,23 @@ import asyncio
 import datetime as dt
 import sys
 
-import asyncpg
-
-from server.cli_support import Commands, add_common_options, cli_settings, database
+from server import audit
+from server.cli_support import Commands, add_common_options, audited_connection, cli_settings, database
 from server.platform.jobs import repository as repo
 from server.settings import Settings
 
 
 async def _run_now(settings: Settings, app_id: str, name: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with audited_connection(settings) as conn, conn.transaction():
         job_id = await repo.make_due(conn, app_id, name, dt.datetime.now(dt.UTC))
-    finally:
-        await conn.close()
+        if job_id is not None:  # the app's code runs now, not at its hour: on record, with the change
+            await audit.append(
+                conn,
+                actor="cli",
+                action="job.run_requested",
+                target=f"miniapp:{app_id}",
+                details={"job": name, "job_id": f"job_{job_id}"},
+            )
     if job_id is None:
         print(
             f"yima: {app_id} has no schedule {name!r} waiting to run (is the app released with it in its [jobs]"

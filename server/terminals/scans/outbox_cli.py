@@ -16,8 +16,7 @@ import uuid
 import asyncpg
 
 from server import audit
-from server.cli_support import Commands, add_common_options, cli_settings, database
-from server.security import DerivedKeys, load_master_key
+from server.cli_support import Commands, add_common_options, audited_connection, cli_settings, database
 from server.settings import Settings
 from server.terminals.scans import outbox_repository as repo
 
@@ -88,11 +87,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
 
     async def run(settings: Settings) -> list[uuid.UUID]:
-        audit.use_chain_key(DerivedKeys.derive(load_master_key(settings)).audit_chain)
-        conn = await _connect(settings)
-        # jsonb as the app writes it, so the audit record's MAC is over what is read back
-        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-        try:
+        async with audited_connection(settings) as conn:
             async with conn.transaction():
                 replayed = await repo.replay(
                     conn,
@@ -114,8 +109,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         },
                     )
                 return replayed
-        finally:
-            await conn.close()
 
     with database(cli_settings(args)) as settings:
         replayed = asyncio.run(run(settings))
