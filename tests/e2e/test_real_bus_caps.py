@@ -12,9 +12,9 @@ shell) and offline (ride codes on a terminal on the terminal SDK, uploaded later
   rider pays, after the concession: `yima_sdk.fares`, step 5);
 - the monthly cap: a version capping the month, not the day, counts the month's rides before it.
 
-Rides fall on the real clock's day (the core takes no other time: an online boarding happens at the server's
-time, an offline ride code within its device certificate's validity, issued now), so "the next day pays again"
-and the month boundary are tested in the simulator (miniapps/bus/tests) only: see docs/miniapps/bus.md."""
+Rides fall on the real clock's day (an online boarding happens at the server's time, an offline ride code within
+its device certificate's validity, which starts when the phone was certified): "the next day pays again", a month
+reaching its cap over several days and the month boundary are test_real_bus_caps_days.py's, on a moved clock."""
 
 from __future__ import annotations
 
