@@ -33,8 +33,15 @@ def yuan(fen: int) -> str:
 
 
 async def schedule(ctx: Context) -> FareSchedule:
-    page = await ctx.db.find("fare_tables", limit=100)
-    return FareSchedule(msgspec.convert(r.value, FareTable) for r in page.items)
+    """Every fare table version (the platform keeps up to 200 of them), read page by page."""
+    tables: list[FareTable] = []
+    after = None
+    while True:
+        page = await ctx.db.find("fare_tables", order_by="version", limit=100, after=after)
+        tables.extend(msgspec.convert(r.value, FareTable) for r in page.items)
+        after = page.cursor
+        if after is None:
+            return FareSchedule(tables)
 
 
 async def month_rides(ctx: Context, user_id: str, month: str) -> list[dict[str, Any]]:

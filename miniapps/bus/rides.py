@@ -19,7 +19,7 @@ class Dispute(msgspec.Struct, forbid_unknown_fields=True):
 @app.get("/lines")
 async def lines(ctx: Context, request: Request) -> Response:
     try:
-        table = (await schedule(ctx)).table_at(dt.datetime.now(dt.UTC))
+        table = (await schedule(ctx)).table_at(request.received_at or dt.datetime.now(dt.UTC))
     except FareError:
         return problem(404, "bus.no_fare_table", "no fare table is in force yet")
     return Response.json(msgspec.to_builtins(table))

@@ -7,6 +7,7 @@ codes, never a server error."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -129,3 +130,30 @@ def test_a_fare_table_or_grant_that_is_not_json_is_refused_with_the_apps_code(de
     granter = dev.staff("concessions")
     r = granter.post(f"{API}/concessions/grants", content=b"user_id=1", headers=headers)
     assert r.status_code == 400 and r.json()["code"] == "request.invalid", r.text
+
+
+def test_the_newest_of_more_than_a_hundred_versions_prices_a_boarding(dev: Dev, tmp_path: Path) -> None:
+    """The app reads every version (the platform keeps 200), not the first page of its storage."""
+    clerk = dev.staff("fares")
+    table = clerk.get(f"{API}/fares/tables").json()["tables"][0]
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=45)
+    for version in range(2, 103):  # line 1 at 1 yuan and `version` fen, all in force within seconds
+        body = table | {
+            "version": version,
+            "effective_from": (start + dt.timedelta(microseconds=version)).isoformat(),
+        }
+        body["lines"] = table["lines"] | {"1": table["lines"]["1"] | {"flat_fen": 100 + version}}
+        r = clerk.put(f"{API}/fares/tables/{version}", json=body)
+        assert r.status_code == 201, r.text
+    listed = clerk.get(f"{API}/fares/tables").json()["tables"]
+    assert sorted(t["version"] for t in listed) == list(range(1, 103))
+    eventually(lambda: dt.datetime.now(dt.UTC) > start + dt.timedelta(seconds=1), limit_s=60)
+    rider = verified_resident(dev.server)
+    assert rider.get(f"{API}/lines").json()["version"] == 102
+    terminal = dev.terminal("line:1", tmp_path)
+    try:
+        assert terminal.fare("1") == 202  # the terminal synced them all too
+        assert scan_online(terminal, rider)["miniapp"]["lines"] == ["1路 ¥2.02"]
+    finally:
+        terminal.close()
+    assert app_payments(rider) == [202]
