@@ -12,6 +12,10 @@ app = App()
 
 APP = "gov.guangde.tourism"
 
+HORIZON_DAYS = 90
+"""How far ahead a slot is published or a route bought: today to today + 90 days (a pass is signed at most a
+year ahead; a date beyond the calendar would not even have a last day)."""
+
 
 def problem(status: int, code: str, message: str) -> Response:
     return Response.json({"code": code, "error": message}, status=status)
@@ -34,3 +38,11 @@ def age_on(born: str, day: dt.date) -> int:
 
 def as_doc(record: Any) -> dict[str, Any]:
     return {"id": record.id, **record.value}
+
+
+def outside_horizon(day: dt.date) -> Response | None:
+    """400 `tourism.bad_day` for a day before today or past the horizon (county time), else None."""
+    today = county_now().date()
+    if today <= day <= today + dt.timedelta(days=HORIZON_DAYS):
+        return None
+    return problem(400, "tourism.bad_day", f"choose a day from today to {HORIZON_DAYS} days ahead")

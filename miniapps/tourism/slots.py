@@ -7,8 +7,9 @@ import datetime as dt
 from typing import Any
 
 import msgspec
-from common import app, as_doc, county_now, problem
-from yima_sdk import Context, Request, Response, VersionConflict
+from cancels import begin_cancel, finish_cancel
+from common import app, as_doc, county_now, outside_horizon, problem
+from yima_sdk import Context, CounterOutOfRange, JobEvent, Request, Response, VersionConflict
 
 WARN_AT = 0.75
 """The crowd-control rule: a spot whose count reaches 75% of the day's capacity is flagged to the bureau."""
@@ -64,6 +65,8 @@ async def publish_slot(ctx: Context, request: Request) -> Response:
         return problem(400, "tourism.bad_slot", "start and end are HH:MM")
     if not start < end or not 1 <= new.capacity <= 100_000:
         return problem(400, "tourism.bad_slot", "start before end, capacity 1-100000")
+    if (refused := outside_horizon(new.day)) is not None:
+        return refused
     if not (await ctx.user.staff()).has("spot_staff", f"spot:{new.spot}"):
         return problem(403, "tourism.other_spot", "you keep another spot")
     if await ctx.db.get("spots", new.spot) is None:
@@ -80,6 +83,10 @@ async def publish_slot(ctx: Context, request: Request) -> Response:
 
 @app.put("/staff/slots/{slot}")
 async def change_slot(ctx: Context, request: Request) -> Response:
+    """Resize, close or reopen a slot. The capacity never goes below the places reserved: the commit checks the
+    `taken` counter against it, and a reservation's commit checks the slot it read, so whichever commits second
+    sees the other. Closing cancels the slot's booked tickets, refunds them and tells their visitors (a job,
+    `close_slot`, within seconds)."""
     changes = request.json(SlotChange)
     record = await ctx.db.get("slots", request.path_params["slot"])
     if record is None:
@@ -88,19 +95,64 @@ async def change_slot(ctx: Context, request: Request) -> Response:
         return problem(403, "tourism.other_spot", "you keep another spot")
     value = dict(record.value)
     if changes.capacity is not None:
-        taken = await ctx.storage.counter_get(f"taken:{record.id}")
-        if not taken <= changes.capacity <= 100_000:
-            return problem(409, "tourism.capacity_below_reservations", f"{taken} places are reserved already")
+        if not 1 <= changes.capacity <= 100_000:
+            return problem(400, "tourism.bad_slot", "capacity 1-100000")
         value["capacity"] = changes.capacity
     if changes.status is not None:
         if changes.status not in ("open", "closed"):
             return problem(400, "tourism.bad_slot", "status is open or closed")
         value["status"] = changes.status
     try:
-        version = await ctx.db.update("slots", record.id, value, expected_version=record.version)
+        async with ctx.db.transaction() as tx:
+            tx.update("slots", record.id, value, expected_version=record.version)
+            tx.counter_add(f"taken:{record.id}", 0, max=value["capacity"])  # fails the commit if over it
+    except CounterOutOfRange:
+        taken = await ctx.storage.counter_get(f"taken:{record.id}")
+        return problem(409, "tourism.capacity_below_reservations", f"{taken} places are reserved already")
     except VersionConflict:
         return problem(409, "tourism.changed", "the slot changed meanwhile: read it again")
-    return Response.json({"id": record.id, **value, "version": version})
+    if record.value["status"] == "open" and value["status"] == "closed":
+        version = tx.results[0]
+        await ctx.jobs.schedule(dt.timedelta(0), "close_slot", {"slot": record.id, "version": version, "round": 0},
+                                key=f"close.{record.id}.{version}.0")  # fmt: skip
+    return Response.json({"id": record.id, **value, "version": tx.results[0]})
+
+
+CLOSE_BATCH = 20
+"""Tickets one run of `close_slot` cancels (a run has the call's deadline); the next run does the rest."""
+
+
+@app.job("close_slot")
+async def close_slot(ctx: Context, job: JobEvent) -> None:
+    """Cancel and refund the booked tickets of a closed slot, telling each visitor; tickets already used at the
+    gate are kept. Stops if the slot was opened again."""
+    slot = await ctx.db.get("slots", job.data["slot"])
+    if slot is None or slot.value["status"] != "closed":
+        return
+    done, more, after = 0, False, None
+    while not more:
+        page = await ctx.db.find("tickets", {"slot": slot.id}, limit=100, after=after)
+        for record in page.items:
+            if record.value["status"] not in ("booked", "cancelling") or record.value["entered"]:
+                continue
+            if done == CLOSE_BATCH:
+                more = True
+                break
+            if record.value["status"] == "booked":
+                try:
+                    record = await begin_cancel(ctx, "tickets", record, "slot_closed")
+                except VersionConflict:  # paid, or cancelled, meanwhile: the next run reads it again
+                    more = True
+                    continue
+            await finish_cancel(ctx, "tickets", record)
+            done += 1
+        after = page.cursor
+        if after is None:
+            break
+    if more:
+        after_round = job.data["round"] + 1
+        await ctx.jobs.schedule(dt.timedelta(seconds=1), "close_slot", {**job.data, "round": after_round},
+                                key=f"close.{slot.id}.{job.data['version']}.{after_round}")  # fmt: skip
 
 
 async def live(ctx: Context, spot: Any, day: str) -> dict[str, Any]:

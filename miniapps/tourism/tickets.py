@@ -7,8 +7,18 @@ import datetime as dt
 from typing import Any
 
 import msgspec
+from cancels import PAY_WITHIN, begin_cancel, finish_cancel, withdraw
 from common import age_on, app, as_doc, at_time, county_now, problem
-from yima_sdk import ConsentDenied, Context, CounterOutOfRange, Request, Response, VersionConflict
+from yima_sdk import (
+    CapabilityFailed,
+    ConsentDenied,
+    Context,
+    CounterOutOfRange,
+    Record,
+    Request,
+    Response,
+    VersionConflict,
+)
 
 MAX_GROUP = 30
 LOCAL_SCOPES = {"guangde": "registered_in:341822"}
@@ -24,7 +34,9 @@ class Reserve(msgspec.Struct, forbid_unknown_fields=True):
 @app.post("/slots/{slot}/reserve")
 async def reserve(ctx: Context, request: Request) -> Response:
     """A ticket of the slot for the caller (and their group): exactly `capacity` people reserved whatever the
-    concurrency, since the bounded counter and the ticket are one commit. A retry answers the same ticket."""
+    concurrency, since the bounded counter and the ticket are one commit, which also checks that the slot (its
+    capacity, its status) is still the one read. A retry answers the same ticket. A ticket with a price holds
+    its places for PAY_WITHIN; unpaid by then, the sweep gives them back."""
     user_id = await ctx.user.id()
     if user_id is None:
         return problem(401, "tourism.sign_in", "sign in to reserve")
@@ -40,12 +52,9 @@ async def reserve(ctx: Context, request: Request) -> Response:
     ticket_id = f"{slot.id}.{user_id}"
     existing = await ctx.db.get("tickets", ticket_id)
     if existing is not None and existing.value["status"] == "booked":
-        value = existing.value
-        if value["payment_id"] is not None and not value["paid"]:
-            payment = await ctx.payments.status(value["payment_id"])
-            if payment.status in ("declined", "failed"):  # asked again: a new charge for the same ticket
-                value = {**value, "payment_id": None, "attempt": value.get("attempt", 0) + 1}
-        return Response.json(await _paid_and_passed(ctx, existing.id, value), status=200)
+        return await _again(ctx, existing)
+    if existing is not None and existing.value["status"] == "cancelling":
+        return problem(409, "tourism.cancelling", "your earlier ticket is being refunded: try again shortly")
     spot = await ctx.db.get("spots", s["spot"])
     if spot is None:
         return problem(404, "tourism.no_such_spot", "the slot's spot is gone")
@@ -57,27 +66,56 @@ async def reserve(ctx: Context, request: Request) -> Response:
     price, concession = await price_for(
         ctx, spot.value["price_fen"], body.people, dt.date.fromisoformat(s["day"]), spot.value["county"]
     )
+    now = county_now()
     value = {
         "slot": slot.id, "spot": s["spot"], "spot_name": spot.value["name"], "day": s["day"], "start": s["start"],
         "end": s["end"], "user_id": user_id, "people": body.people, "number": number, "status": "booked",
         "price_fen": price, "concession": concession, "payment_id": None, "paid": price == 0, "pass": None,
-        "entered": 0,
+        "entered": 0, "reserved_at": int(now.timestamp()),
+        "hold_until": None if price == 0 else int((now + PAY_WITHIN).timestamp()),
     }  # fmt: skip
-    try:
-        async with ctx.db.transaction() as tx:
-            tx.counter_add(f"taken:{slot.id}", body.people, max=s["capacity"])
-            if existing is None:
-                tx.insert("tickets", value, id=ticket_id)
-            else:
-                tx.update("tickets", ticket_id, value, expected_version=existing.version)
-    except CounterOutOfRange:
-        return problem(409, "tourism.full", "not enough places left in this slot")
-    except VersionConflict:  # the same ticket reserved twice at once: the other one won
-        again = await ctx.db.get("tickets", ticket_id)
-        if again is None or again.value["status"] != "booked":
-            return problem(409, "tourism.changed", "the ticket changed meanwhile: try again")
-        return Response.json(await _paid_and_passed(ctx, again.id, again.value), status=200)
-    return Response.json(await _paid_and_passed(ctx, ticket_id, value), status=201)
+    for _ in range(3):
+        try:
+            booked = await _book(ctx, ticket_id, existing, value)
+        except CounterOutOfRange:
+            return problem(409, "tourism.full", "not enough places left in this slot")
+        except (
+            VersionConflict
+        ):  # the slot changed (capacity, status), or the ticket was reserved twice at once
+            existing = await ctx.db.get("tickets", ticket_id)
+            if existing is not None and existing.value["status"] == "booked":
+                return await _again(ctx, existing)
+            continue
+        if not booked:
+            return problem(404, "tourism.no_such_slot", "no open slot with that id")
+        return await _paid_and_passed(ctx, ticket_id, value, status=201)
+    return problem(409, "tourism.changed", "the slot changed meanwhile: try again")
+
+
+async def _book(ctx: Context, ticket_id: str, existing: Record | None, value: dict[str, Any]) -> bool:
+    """Take the ticket's places in one commit with the ticket, bounded by the capacity of the slot as this commit
+    reads it (a capacity lowered or a slot closed meanwhile fails it: VersionConflict). False: slot closed."""
+    async with ctx.db.transaction() as tx:
+        slot = await tx.get("slots", value["slot"])
+        if slot is None or slot.value["status"] != "open":
+            return False
+        tx.counter_add(f"taken:{slot.id}", value["people"], max=slot.value["capacity"])
+        if existing is None:
+            tx.insert("tickets", value, id=ticket_id)
+        else:  # a cancelled or released ticket of the caller: booked afresh, with a new number
+            tx.update("tickets", ticket_id, value, expected_version=existing.version)
+    return True
+
+
+async def _again(ctx: Context, record: Record) -> Response:
+    """A booked ticket asked for again: the same ticket; a declined or failed charge is replaced by a new one
+    (within the same payment window)."""
+    value = record.value
+    if value["payment_id"] is not None and not value["paid"]:
+        payment = await ctx.payments.status(value["payment_id"])
+        if payment.status in ("declined", "failed"):  # asked again: a new charge for the same ticket
+            value = {**value, "payment_id": None, "attempt": value.get("attempt", 0) + 1}
+    return await _paid_and_passed(ctx, record.id, value, status=200)
 
 
 async def price_for(
@@ -106,9 +144,10 @@ async def price_for(
     return price, None
 
 
-async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any]) -> dict[str, Any]:
-    """The ticket charged once (the key names the ticket and its number: a retry finds the same payment) and
-    held as a pass valid until the end of its day."""
+async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any], *, status: int) -> Response:
+    """The ticket charged once (the key names the ticket, its number and the attempt: a retry finds the same
+    payment) and held as a pass valid until the end of its day. A charge made for a ticket that was released or
+    cancelled meanwhile is withdrawn at once (the visitor cannot confirm it), and the answer says it changed."""
     changes: dict[str, Any] = {}
     if value["price_fen"] > 0 and value["payment_id"] is None:
         payment = await ctx.payments.charge(
@@ -125,16 +164,38 @@ async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any]) 
             user_id=value["user_id"],
         )  # fmt: skip
         changes["pass"] = {"id": issued.id, "payload": issued.payload, "valid_until": issued.valid_until}
-    if changes:
-        value = {**value, **changes}
-        record = await ctx.db.get("tickets", ticket_id)
-        if record is not None and record.value["number"] == value["number"]:
-            try:
-                await ctx.db.update("tickets", ticket_id, {**record.value, **changes},
-                                    expected_version=record.version)  # fmt: skip
-            except VersionConflict:
-                pass  # changed meanwhile (a scan, a cancel): the next read finishes it with the same key
-    return {"id": ticket_id, **value}
+    if changes and not await store_changes(ctx, "tickets", ticket_id, value["number"], changes):
+        if "payment_id" in changes:
+            await withdraw(ctx, changes["payment_id"], f"withdrawn.{changes['payment_id']}")
+        if "pass" in changes:
+            await ctx.credentials.revoke_pass(changes["pass"]["id"])
+        return problem(
+            409, "tourism.changed", "the ticket was released or cancelled meanwhile: reserve again"
+        )
+    return Response.json({"id": ticket_id, **value, **changes}, status=status)
+
+
+async def store_changes(
+    ctx: Context, collection: str, doc_id: str, number: int, changes: dict[str, Any]
+) -> bool:
+    """Write a new charge or pass onto the booked ticket or order `number` (not onto one booked afresh since);
+    False if it is no longer booked, or holds another charge: the caller takes its charge or pass back."""
+    for _ in range(5):
+        record = await ctx.db.get(collection, doc_id)
+        if record is None or record.value["number"] != number or record.value["status"] != "booked":
+            return False
+        held = record.value["payment_id"]
+        if "payment_id" in changes and held not in (None, changes["payment_id"]):
+            if record.value.get("attempt", 0) >= changes["attempt"]:
+                return False  # a later charge is there already: ours is not the ticket's
+        try:
+            await ctx.db.update(
+                collection, doc_id, {**record.value, **changes}, expected_version=record.version
+            )
+        except VersionConflict:  # a scan, a second request: read it again
+            continue
+        return True
+    return False
 
 
 @app.get("/tickets")
@@ -147,26 +208,24 @@ async def my_tickets(ctx: Context, request: Request) -> dict[str, Any]:
 
 @app.delete("/tickets/{ticket}")
 async def cancel(ctx: Context, request: Request) -> Response:
-    """Cancel before the slot starts: the places go back, the pass is revoked, the price is refunded."""
+    """Cancel before the slot starts: the places go back, the pass is revoked, an unconfirmed charge withdrawn
+    or a paid price refunded. The cancel is recorded before any money moves (`cancelling`): a DELETE retried
+    after a failure, or the sweep, finishes it and refunds exactly once."""
     record = await ctx.db.get("tickets", request.path_params["ticket"])
-    if record is None or record.value["user_id"] != await ctx.user.id() or record.value["status"] != "booked":
+    if record is None or record.value["user_id"] != await ctx.user.id():
         return problem(404, "tourism.no_such_ticket", "no open ticket of yours with that id")
     t = record.value
-    if county_now() >= at_time(t["day"], t["start"]) or t["entered"]:
-        return problem(409, "tourism.past_cutoff", "a ticket can be cancelled until its slot starts")
+    if t["status"] == "booked":
+        if county_now() >= at_time(t["day"], t["start"]) or t["entered"]:
+            return problem(409, "tourism.past_cutoff", "a ticket can be cancelled until its slot starts")
+        try:
+            record = await begin_cancel(ctx, "tickets", record, "visitor")
+        except VersionConflict:
+            return problem(409, "tourism.changed", "the ticket changed meanwhile: try again")
+    elif t["status"] != "cancelling":
+        return problem(404, "tourism.no_such_ticket", "no open ticket of yours with that id")
     try:
-        async with ctx.db.transaction() as tx:
-            tx.update("tickets", record.id, {**t, "status": "cancelled"}, expected_version=record.version)
-            tx.counter_add(f"taken:{t['slot']}", -t["people"], min=0)
-    except VersionConflict:
-        return problem(409, "tourism.changed", "the ticket changed meanwhile: try again")
-    if t["pass"]:
-        await ctx.credentials.revoke_pass(t["pass"]["id"])
-    refunded = 0
-    if t["payment_id"] is not None:
-        payment = await ctx.payments.status(t["payment_id"])
-        if payment.status == "succeeded":
-            done = await ctx.payments.refund(payment.id, payment.amount_fen, "退票 ticket cancelled",
-                                             idempotency_key=f"cancel.{record.id}.{t['number']}")  # fmt: skip
-            refunded = done.amount_fen
+        refunded = await finish_cancel(ctx, "tickets", record)
+    except CapabilityFailed:  # no refund just now: it is owed, and a retry or the sweep finishes it
+        return Response.json({"status": "cancelling", "refunded_fen": 0}, status=202)
     return Response.json({"status": "cancelled", "refunded_fen": refunded})
