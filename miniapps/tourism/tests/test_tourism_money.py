@@ -173,6 +173,31 @@ def test_capacity_never_goes_below_the_places_booked(miniapp: MiniApp) -> None:
     assert (bad.status, bad.json()["code"]) == (400, "tourism.bad_slot")
 
 
+def test_a_capacity_lowered_while_a_reservation_is_under_way_bounds_its_commit(
+    miniapp: MiniApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded(miniapp)
+    slot = tomorrow_slot(miniapp, 3)
+    reserve(miniapp, slot, "grandpa")  # 1 of 3 places
+    handle, lowered = miniapp.platform.handle, []
+
+    async def staff_lowers_it_meanwhile(call: Any, capability: str, operation: str, *rest: Any) -> Any:
+        # alice's reservation read the slot (3 places) and is pricing her ticket: carol lowers it to 1 now
+        if (capability, operation) == ("user", "scope") and not lowered:
+            lowered.append(await miniapp._async.request("PUT", f"/staff/slots/{slot}", user="carol",
+                                                        json={"capacity": 1}))  # fmt: skip
+        return await handle(call, capability, operation, *rest)
+
+    monkeypatch.setattr(miniapp.platform, "handle", staff_lowers_it_meanwhile)
+    late = miniapp.post(f"/slots/{slot}/reserve", user="alice")
+    assert lowered[0].status == 200  # 1 place booked: 1 is allowed
+    assert (late.status, late.json()["code"]) == (
+        409,
+        "tourism.full",
+    )  # the capacity in force, not the one read
+    assert miniapp.counters[f"taken:{slot}"] == 1
+
+
 def test_closing_a_slot_cancels_refunds_and_tells_its_visitors(miniapp: MiniApp) -> None:
     seeded(miniapp)
     miniapp.platform.set_consent("alice", "registered_in:341822", granted=False)
