@@ -40,9 +40,9 @@ def as_doc(record: Any) -> dict[str, Any]:
     return {"id": record.id, **record.value}
 
 
-def outside_horizon(day: dt.date) -> Response | None:
+def outside_horizon(day: dt.date, request: Request) -> Response | None:
     """400 `tourism.bad_day` for a day before today or past the horizon (county time), else None."""
-    today = county_now().date()
+    today = county_now(request).date()
     if today <= day <= today + dt.timedelta(days=HORIZON_DAYS):
         return None
     return problem(400, "tourism.bad_day", f"choose a day from today to {HORIZON_DAYS} days ahead")

@@ -32,7 +32,7 @@ async def buy_package(ctx: Context, request: Request) -> Response:
     if user_id is None:
         return problem(401, "tourism.sign_in", "sign in to buy a route")
     body = request.json(Buy)
-    if (refused := outside_horizon(body.day)) is not None:
+    if (refused := outside_horizon(body.day, request)) is not None:
         return refused
     package = await ctx.db.get("packages", request.path_params["package"])
     if package is None:
@@ -99,7 +99,7 @@ async def cancel_order(ctx: Context, request: Request) -> Response:
     if o["status"] == "booked":
         if any(o["entered"].values()):
             return problem(409, "tourism.route_entered", "a route a gate admitted is not cancelled")
-        if county_now().date().isoformat() > o["until"]:
+        if county_now(request).date().isoformat() > o["until"]:
             return problem(409, "tourism.past_cutoff", "the route's days are over")
         try:
             record = await begin_cancel(ctx, "orders", record, "visitor")

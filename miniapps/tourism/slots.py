@@ -65,7 +65,7 @@ async def publish_slot(ctx: Context, request: Request) -> Response:
         return problem(400, "tourism.bad_slot", "start and end are HH:MM")
     if not start < end or not 1 <= new.capacity <= 100_000:
         return problem(400, "tourism.bad_slot", "start before end, capacity 1-100000")
-    if (refused := outside_horizon(new.day)) is not None:
+    if (refused := outside_horizon(new.day, request)) is not None:
         return refused
     if not (await ctx.user.staff()).has("spot_staff", f"spot:{new.spot}"):
         return problem(403, "tourism.other_spot", "you keep another spot")

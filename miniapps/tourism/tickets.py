@@ -47,7 +47,7 @@ async def reserve(ctx: Context, request: Request) -> Response:
     if slot is None or slot.value["status"] != "open":
         return problem(404, "tourism.no_such_slot", "no open slot with that id")
     s = slot.value
-    if county_now() >= at_time(s["day"], s["end"]):
+    if county_now(request) >= at_time(s["day"], s["end"]):
         return problem(409, "tourism.slot_over", "this slot is over")
     ticket_id = f"{slot.id}.{user_id}"
     existing = await ctx.db.get("tickets", ticket_id)
@@ -66,7 +66,7 @@ async def reserve(ctx: Context, request: Request) -> Response:
     price, concession = await price_for(
         ctx, spot.value["price_fen"], body.people, dt.date.fromisoformat(s["day"]), spot.value["county"]
     )
-    now = county_now()
+    now = county_now(request)
     value = {
         "slot": slot.id, "spot": s["spot"], "spot_name": spot.value["name"], "day": s["day"], "start": s["start"],
         "end": s["end"], "user_id": user_id, "people": body.people, "number": number, "status": "booked",
@@ -216,7 +216,7 @@ async def cancel(ctx: Context, request: Request) -> Response:
         return problem(404, "tourism.no_such_ticket", "no open ticket of yours with that id")
     t = record.value
     if t["status"] == "booked":
-        if county_now() >= at_time(t["day"], t["start"]) or t["entered"]:
+        if county_now(request) >= at_time(t["day"], t["start"]) or t["entered"]:
             return problem(409, "tourism.past_cutoff", "a ticket can be cancelled until its slot starts")
         try:
             record = await begin_cancel(ctx, "tickets", record, "visitor")
