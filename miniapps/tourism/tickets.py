@@ -54,7 +54,7 @@ async def reserve(ctx: Context, request: Request) -> Response:
     if existing is not None and existing.value["status"] == "booked":
         return await _again(ctx, existing)
     if existing is not None and existing.value["status"] == "cancelling":
-        return problem(409, "tourism.cancelling", "your earlier ticket is being refunded: try again shortly")
+        return problem(409, "tourism.cancelling", "your earlier ticket is being refunded: try again")
     spot = await ctx.db.get("spots", s["spot"])
     if spot is None:
         return problem(404, "tourism.no_such_spot", "the slot's spot is gone")
@@ -79,12 +79,12 @@ async def reserve(ctx: Context, request: Request) -> Response:
             booked = await _book(ctx, ticket_id, existing, value)
         except CounterOutOfRange:
             return problem(409, "tourism.full", "not enough places left in this slot")
-        except (
-            VersionConflict
-        ):  # the slot changed (capacity, status), or the ticket was reserved twice at once
+        except VersionConflict:  # the slot changed (capacity, status), or the ticket did
             existing = await ctx.db.get("tickets", ticket_id)
             if existing is not None and existing.value["status"] == "booked":
                 return await _again(ctx, existing)
+            if existing is not None and existing.value["status"] == "cancelling":
+                return problem(409, "tourism.cancelling", "your earlier ticket is being refunded: try again")
             continue
         if not booked:
             return problem(404, "tourism.no_such_slot", "no open slot with that id")
