@@ -9,6 +9,9 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     rides        id = the platform's scan id (a scan delivered twice is one ride): the priced ride, its payment
                  (an offline ride's: settlement's charge `ride_<scan id>`, refunded from when disputed)
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
+                 (a revoked grant's `expires_at` is its revocation, `granted_until` what was granted)
+    riders       id = a rider's id, written when their page first shows it (`GET /me`): the riders a grant
+                 may name
     disputes     id = the ride's id: one per ride, open -> (refunding ->) refunded, or rejected
     rider_months id `<rider>.<month>`: written in the commit recording each of the rider's rides that month, so
                  a rider's rides take turns: each is priced seeing those recorded before it (boarding.py)
@@ -28,7 +31,8 @@ line. The terminal does not know where the rider will get off, so a staged line 
 Modules, each registering its routes on the one `app` (common.py) when imported here:
     boarding.py  the bus terminal's scan: a ride priced and charged once
     rides.py     riders: the lines, their rides, the monthly statement, disputes
-    fares.py     staff: fare tables, concession grants, disputed fares; the demo fare table (seed.py)
+    fares.py     staff: fare tables, disputed fares; the demo fare table (seed.py)
+    concessions.py  staff: concession grants with an expiry, listed and revoked
     clearing.py  the daily clearing report per partner county; rides whose terminal price was corrected
 """
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import boarding  # noqa: F401  (importing a module registers its handlers on `app`)
 import clearing  # noqa: F401
+import concessions  # noqa: F401
 import fares  # noqa: F401
 import rides  # noqa: F401
 from common import app

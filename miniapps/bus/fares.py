@@ -1,5 +1,5 @@
-"""Staff: fare table versions (published to the terminals), concession grants, disputed fares refunded or
-rejected; and the demo fare table for `yima dev`."""
+"""Staff: fare table versions (published to the terminals), disputed fares refunded or rejected; and the demo
+fare table for `yima dev`. Concession grants are concessions.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,6 @@ import seed
 from common import app, problem, schedule, yuan
 from yima_sdk import Context, InvalidArgument, JobEvent, Request, Response, VersionConflict
 from yima_sdk.fares import FareError, FareTable
-
-
-class Grant(msgspec.Struct, forbid_unknown_fields=True):
-    user_id: str
-    category: str
-    expires_at: dt.datetime
 
 
 class Decision(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,25 +52,6 @@ async def publish(ctx: Context, table: FareTable) -> None:
 @app.get("/fares/tables")
 async def tables(ctx: Context, request: Request) -> Response:
     return Response.json({"tables": msgspec.to_builtins((await schedule(ctx)).tables)})
-
-
-@app.post("/concessions/grants")
-async def grant(ctx: Context, request: Request) -> Response:
-    body = request.json(Grant)
-    if body.category not in ("student", "disability", "veteran"):
-        return problem(400, "bus.unknown_category", "grant student, disability or veteran")
-    if body.expires_at.tzinfo is None:
-        return problem(400, "bus.expiry_needs_zone", "expires_at needs a time zone")
-    value = {"user_id": body.user_id, "category": body.category, "expires_at": body.expires_at.isoformat(),
-             "granted_by": await ctx.user.id()}  # fmt: skip
-    doc_id = f"{body.user_id}.{body.category}"
-    current = await ctx.db.get("eligibility", doc_id)
-    if current is None:
-        await ctx.db.insert("eligibility", value, id=doc_id)
-    else:
-        await ctx.db.update("eligibility", doc_id, value, expected_version=current.version)
-    await ctx.log.info("concession granted", category=body.category, expires_at=value["expires_at"])
-    return Response.json(value, status=201)
 
 
 @app.get("/fares/disputes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -29,6 +30,10 @@ async def lines(ctx: Context, request: Request) -> Response:
 async def me(ctx: Context, request: Request) -> Response:
     """The rider's id in this app (shown at the counter for a concession grant) and their concessions."""
     user_id = await ctx.user.id()
+    if user_id is not None and await ctx.db.get("riders", user_id) is None:
+        # the page shows the rider their id: the one concessions staff may grant to (concessions.py)
+        with contextlib.suppress(VersionConflict):  # recorded by another call a moment ago
+            await ctx.db.insert("riders", {"seen_at": dt.datetime.now(dt.UTC).isoformat()}, id=user_id)
     grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
     concessions = [
         {"category": g.value["category"], "expires_at": g.value["expires_at"]} for g in grants.items

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -257,3 +258,47 @@ def next_firing(dsn: str) -> dt.datetime:
             await conn.close()
 
     return asyncio.run(run_at())
+
+
+def test_a_revoked_concession_ends_for_the_next_ride_online_and_offline(dev: Dev, tmp_path: Path) -> None:
+    """A student grant, listed for the staff; a boarding at half fare on a real terminal on the SDK; revoked:
+    the next boarding online pays the full fare, and so does a ride code scanned offline after it (settlement's
+    charge stands, nothing given back)."""
+    rider = rider_with_card(dev.server, "20050301", tmp_path)
+    user_id = rider.get(f"{API}/me").json()["user_id"]
+    top_up(rider, 1000)
+    clerk = dev.staff("concessions")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    grant = {"user_id": user_id, "category": "student", "expires_at": expires.isoformat()}
+    past = clerk.post(f"{API}/concessions/grants", json=grant | {"expires_at": "2026-01-01T00:00:00+08:00"})
+    assert past.status_code == 400 and past.json()["code"] == "bus.expiry_in_past", past.text
+    assert clerk.post(f"{API}/concessions/grants", json=grant).status_code == 201
+    listed = clerk.get(f"{API}/concessions/grants", params={"user_id": user_id}).json()["grants"]
+    assert [(g["category"], g["active"]) for g in listed] == [("student", True)]
+
+    terminal = bus_terminal(dev.server, dev.operator, rider, "1", tmp_path / "line-1-revoke.sqlite")
+    try:
+
+        def board() -> list[str]:
+            assert rider.post("/v1/me/codes/ankang/revoke").status_code == 200  # a fresh code each bus
+            code = rider.get("/v1/me/codes/ankang").json()["payload"]
+            answer = json.loads(terminal._transport.scan_online(code, int(time.time() * 1000)))
+            return list(answer["miniapp"]["lines"])
+
+        assert board() == ["1路 ¥1.00", "学生半价 student"]
+        r = clerk.post(f"{API}/concessions/grants/{user_id}.student/revoke", json={"reason": "left school"})
+        assert r.status_code == 200 and r.json()["active"] is False, r.text
+        assert board() == ["1路 ¥2.00"]
+        fare = terminal.fare("1")
+        decision = terminal.scan(ride_codes_holder(rider).ride_code(terminal.now()), fare)
+        assert decision.result == "accept", decision
+        assert terminal.upload_pending() == 1
+    finally:
+        terminal.close()
+    (offline,) = eventually(lambda: settled(rider, 1), limit_s=30)
+    assert (offline["concession"], offline["settled_fen"], offline["returned_fen"]) == (None, 200, 0)
+    rides = rider.get(f"{API}/rides").json()["rides"]
+    assert [(r["mode"], r["concession"], r["fare_fen"]) for r in rides] == [
+        ("online", "student", 100), ("online", None, 200), ("offline", None, 200),
+    ]  # fmt: skip
+    assert refunds(rider) == []
