@@ -196,7 +196,20 @@ class InboxMessage(Outbound):
     created_at: dt.datetime
 
 
+class PaymentRefund(Outbound):
+    """Money the app gave back from a payment, to the one-card it was charged to."""
+
+    amount_fen: int
+    refunded_at: dt.datetime
+    reason: str | None = None
+    """The app's words (`payments.refund`); none for refunds given before the platform kept them."""
+
+
 class Payment(Outbound):
+    """A mini-app payment. `status` is whether it was charged (`succeeded` stays `succeeded` when the app gives
+    money back: the charge happened); `refunded_fen` is how much of it came back to the one-card, `refunds` each
+    refund, oldest first (both omitted while nothing was refunded)."""
+
     id: int
     app_id: str
     amount_fen: int
@@ -205,3 +218,6 @@ class Payment(Outbound):
     created_at: dt.datetime
     failure: str | None = None
     decided_at: dt.datetime | None = None
+    refunded_fen: int = 0
+    """All refunded so far, at most `amount_fen`: equal to it when the whole payment came back."""
+    refunds: list[PaymentRefund] = msgspec.field(default_factory=list)

@@ -112,3 +112,69 @@ async def test_events_given_up_before_0271_are_kept_their_retention_period_from_
     )
     assert kept is not None and kept["status"] == "failed"
     assert kept["finished_at"] > now - dt.timedelta(minutes=5)
+
+
+async def test_refunds_given_before_0480_are_in_the_residents_payment_list(scratch_db):
+    """0480: a payment its app refunded before the resident's list kept refunds shows them after the upgrade: the
+    total from the one-card's charge, each refund (amount, time) from the answer the one-card kept for its key."""
+    await apply_migrations(scratch_db, [m for m in migration_files() if m.version < 480])
+    db = scratch_db
+    owner = await db.fetchval(
+        "INSERT INTO accounts (phone_index, phone_enc) VALUES ($1, $2) RETURNING id",
+        secrets.token_bytes(32),
+        b"x",
+    )
+    wallet = await db.fetchval(
+        "INSERT INTO ledger_accounts (code, kind, balance_fen, min_balance_fen) VALUES ('wallet:1', 'wallet', 0, 0)"
+        " RETURNING id"
+    )
+    card = await db.fetchval(
+        "INSERT INTO onecard_accounts (owner_account_id, ss_card_enc, ss_card_index, account_ref, wallet_id)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        owner,
+        b"x",
+        secrets.token_bytes(32),
+        secrets.token_bytes(16),
+        wallet,
+    )
+    payments = []
+    for n, refunded in enumerate((300, 0)):
+        journal = await db.fetchval(
+            "INSERT INTO ledger_journals (kind, reference, posted_at) VALUES ('charge', $1, now()) RETURNING id",
+            f"charge:{n}",
+        )
+        charge = await db.fetchval(
+            "INSERT INTO onecard_charges (onecard_account_id, amount_fen, refunded_fen, reason, app_id, journal_id,"
+            " created_at) VALUES ($1, 1000, $2, 'an item', 'test.shop', $3, now()) RETURNING id",
+            card,
+            refunded,
+            journal,
+        )
+        payments.append(
+            await db.fetchval(
+                "INSERT INTO miniapp_payments (app_id, account_id, amount_fen, reason, idempotency_key, status,"
+                " charge_id, created_at, decided_at) VALUES ('test.shop', $1, 1000, 'an item', $2, 'succeeded', $3,"
+                " now(), now()) RETURNING id",
+                owner,
+                f"buy-{n}",
+                charge,
+            )
+        )
+        if refunded:
+            for key, fen, total in (("k1", 100, 100), ("k2", 200, 300)):
+                await db.execute(
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at)"
+                    " VALUES ($1, $2, $3, 200, $4::jsonb, now() - make_interval(mins => $5))",
+                    f"onecard.refund:{charge}",
+                    f"miniapp:{key}",
+                    b"h",
+                    f'{{"charge_id": {charge}, "amount_fen": {fen}, "refunded_fen": {total}, "balance_fen": 0}}',
+                    10 - total // 100,
+                )
+    await apply_migrations(scratch_db)
+    totals = await db.fetch("SELECT id, refunded_fen FROM miniapp_payments ORDER BY id")
+    assert [(r["id"], r["refunded_fen"]) for r in totals] == [(payments[0], 300), (payments[1], 0)]
+    rows = await db.fetch(
+        "SELECT payment_id, amount_fen, reason, idempotency_key FROM miniapp_payment_refunds ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [(payments[0], 100, None, "k1"), (payments[0], 200, None, "k2")]

@@ -203,13 +203,17 @@ def with_cors(response: SimResponse) -> SimResponse:
 
 
 def _resident_payment(app_id: str, payment: dict[str, Any]) -> dict[str, Any]:
-    return {
+    answer = {
         "id": int(str(payment["id"]).removeprefix("pay_")),
         "app_id": app_id,
         "amount_fen": payment["amount_fen"],
         "reason": payment["reason"],
         "status": payment["status"],
     }
+    if payment.get("refunded_fen"):  # as the core: omitted while nothing was refunded
+        answer["refunded_fen"] = payment["refunded_fen"]
+        answer["refunds"] = list(payment.get("refunds", []))
+    return answer
 
 
 def _asset(name: str) -> bytes:

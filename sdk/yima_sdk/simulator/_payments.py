@@ -3,6 +3,7 @@ one-card balances they draw on, cancels, refunds, and the offline rides settleme
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,10 @@ class SimulatedPayments:
         if refunded > payment["amount_fen"]:
             raise InvalidArgument("refunds may not exceed what the payment charged")
         payment["refunded_fen"] = refunded
+        at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
+        payment.setdefault("refunds", []).append(
+            {"amount_fen": op.amount_fen, "refunded_at": at.isoformat(), "reason": op.reason}
+        )
         resident = self.platform.resident(payment["user_id"])
         assert resident is not None
         self.platform.balances[resident.name] += op.amount_fen

@@ -21,7 +21,7 @@ from server.platform.residents import repository
 from server.platform.service import PlatformDep
 
 
-def _payment(r: Any) -> schemas.Payment:
+def _payment(r: Any, refunds: list[schemas.PaymentRefund] | None = None) -> schemas.Payment:
     return schemas.Payment(
         id=r["id"],
         app_id=r["app_id"],
@@ -31,6 +31,8 @@ def _payment(r: Any) -> schemas.Payment:
         created_at=r["created_at"],
         failure=r["failure"],
         decided_at=r["decided_at"],
+        refunded_fen=r["refunded_fen"],
+        refunds=refunds or [],
     )
 
 
@@ -169,8 +171,16 @@ class ResidentPlatformController(Controller):
 
     @get("/me/payments", opt=allow(ANY_ACCOUNT), operation_id="myMiniappPayments")
     async def payments(self, principal: Caller, db: Db) -> list[schemas.Payment]:
-        """Mini-app payments: pending ones wait for your confirmation."""
-        return [_payment(r) for r in await repository.payments_of(db, principal.account_id, 50)]
+        """Mini-app payments, newest first: pending ones wait for your confirmation; what an app refunded of a
+        payment is in its `refunded_fen` and `refunds` (the money is back on your one-card)."""
+        rows = await repository.payments_of(db, principal.account_id, 50)
+        refunds: dict[int, list[schemas.PaymentRefund]] = {}
+        refunded = [r["id"] for r in rows if r["refunded_fen"]]
+        for f in await repository.refunds_of(db, refunded) if refunded else []:
+            refunds.setdefault(f["payment_id"], []).append(
+                schemas.PaymentRefund(f["amount_fen"], f["refunded_at"], f["reason"])
+            )
+        return [_payment(r, refunds.get(r["id"])) for r in rows]
 
     @post(
         "/me/payments/{payment_id:int}/confirm",

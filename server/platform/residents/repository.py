@@ -176,6 +176,43 @@ async def payments_of(conn: asyncpg.Connection, account_id: int, limit: int) -> 
     )
 
 
+async def record_refund(
+    conn: asyncpg.Connection,
+    payment_id: int,
+    *,
+    amount_fen: int,
+    refunded_fen: int,
+    reason: str,
+    idempotency_key: str,
+    at: dt.datetime,
+) -> None:
+    """Note a refund the one-card gave for this payment (in its transaction): listed once per idempotency key,
+    and the payment's total refunded set to the one-card's (`refunded_fen`, all refunds so far)."""
+    await conn.execute(
+        "INSERT INTO miniapp_payment_refunds (payment_id, amount_fen, reason, refunded_at, idempotency_key)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id, idempotency_key) DO NOTHING",
+        payment_id,
+        amount_fen,
+        reason,
+        at,
+        idempotency_key,
+    )
+    await conn.execute(
+        "UPDATE miniapp_payments SET refunded_fen = greatest(refunded_fen, $2) WHERE id = $1",
+        payment_id,
+        refunded_fen,
+    )
+
+
+async def refunds_of(conn: asyncpg.Connection, payment_ids: list[int]) -> list[asyncpg.Record]:
+    """The refunds of these payments, oldest first."""
+    return await conn.fetch(
+        "SELECT payment_id, amount_fen, reason, refunded_at FROM miniapp_payment_refunds"
+        " WHERE payment_id = ANY($1::bigint[]) ORDER BY payment_id, id",
+        payment_ids,
+    )
+
+
 # ---- app passes -----------------------------------------------------------------------------------------
 
 

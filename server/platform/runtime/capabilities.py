@@ -351,6 +351,16 @@ class PlatformCapabilities:
                 if exc.code == REFUND_EXCEEDS_CHARGE:
                     raise InvalidArgument("refunds may not exceed what the payment charged") from None
                 raise
+            # the resident's payment list shows it (GET /v1/me/payments); a retried refund is listed once
+            await repository.record_refund(
+                conn,
+                row["id"],
+                amount_fen=done.amount_fen,
+                refunded_fen=done.refunded_fen,
+                reason=op.reason,
+                idempotency_key=op.idempotency_key,
+                at=_utc(self.clock()),
+            )
         return c.Refund(payment_id=op.payment_id, amount_fen=done.amount_fen, refunded_fen=done.refunded_fen)
 
     async def _refund_ride(self, call: CallInfo, op: c.PaymentsRefund) -> c.Refund:
