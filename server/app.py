@@ -62,6 +62,7 @@ def create_app(settings: Settings, *, sms: SmsSender | None = None) -> Litestar:
             credentials=credentials,
             settlement=onecard,
             documents=platform.documents,
+            lists=platform.lists,
             events=platform.sink,
         ),
         platform,

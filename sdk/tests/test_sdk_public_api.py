@@ -27,6 +27,7 @@ PUBLIC = [
     "Db",
     "Document",
     "DocumentVersion",
+    "HeldEntry",
     "InvalidArgument",
     "InvalidRequest",
     "JobEvent",

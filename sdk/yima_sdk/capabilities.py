@@ -24,6 +24,7 @@ from yima_sdk.contract import (
     Document,
     DocumentVersion,
     Group,
+    HeldEntry,
     Page,
     Payment,
     Record,
@@ -43,6 +44,7 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Group",
+    "HeldEntry",
     "Jobs",
     "Log",
     "Notify",
@@ -247,8 +249,9 @@ class Jobs(_Facade):
 
 
 class Terminals(_Facade):
-    """Documents for the terminals of the app's scenes (a bus app's fare table): signed by the platform, synced
-    by terminals with their trust list, applied by them from each version's `effective_from`."""
+    """What the terminals of the app's scenes sync with their trust list: documents (a bus app's fare table),
+    signed by the platform and applied from each version's `effective_from`; and lists of small entries per staff
+    unit (a spot's tickets of the day), by which a terminal decides offline (`yima_sdk.lists`)."""
 
     __slots__ = ()
 
@@ -269,6 +272,42 @@ class Terminals(_Facade):
         """The versions of `name` published so far, oldest effective first."""
         found: list[DocumentVersion] = await self._call(c.TerminalsPublished(name=name))
         return found
+
+    async def hold(
+        self,
+        list: str,
+        unit: str,
+        key: str,
+        value: dict[str, Any],
+        expires_at: dt.datetime | float,
+        *,
+        valid_from: dt.datetime | float | None = None,
+        user_id: str | None = None,
+        pass_id: str | None = None,
+    ) -> HeldEntry:
+        """Hold entry `key` in list `list` (lower case, digits, `_`) for the terminals registered for staff unit
+        `unit` (`spot:taiji-cave`): `value` (a JSON object of at most 512 bytes, no personal data) from
+        `valid_from` (default: now) until `expires_at` (at most 30 days ahead). `user_id` (an app-scoped id) binds
+        it to that resident, whom a terminal then finds by their Ankang code offline, without learning who they
+        are (at most 3 days from `valid_from`); `pass_id` to one of the app's passes. The same entry again is a
+        no-op; other content replaces it. Raises InvalidArgument, QuotaExceeded (10,000 live entries of a list at
+        a unit)."""
+        op = c.TerminalsHold(
+            list=list, unit=unit, key=key, value=value, expires_at=int(_seconds(expires_at)),
+            valid_from=None if valid_from is None else int(_seconds(valid_from)), user_id=user_id,
+            pass_id=pass_id,
+        )  # fmt: skip
+        held: HeldEntry = await self._call(op)
+        return held
+
+    async def drop(self, list: str, unit: str, key: str) -> bool:
+        """Drop entry `key` (a cancelled ticket): the unit's terminals forget it at their next sync. True if it
+        was held."""
+        return bool(await self._call(c.TerminalsDrop(list=list, unit=unit, key=key)))
+
+
+def _seconds(at: dt.datetime | float) -> float:
+    return at.timestamp() if isinstance(at, dt.datetime) else float(at)
 
 
 class Log(_Facade):

@@ -40,6 +40,7 @@ from yima_sdk._answers import (
     scan_lines,
     scan_reply,
 )
+from yima_sdk._staff import UNIT_PATTERN
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.errors import (
     CapabilityDenied,
@@ -78,6 +79,7 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "Group",
+    "HeldEntry",
     "InsertWrite",
     "JobsCancel",
     "JobsSchedule",
@@ -103,6 +105,8 @@ __all__ = [
     "StorageGetDocument",
     "StorageList",
     "StoragePut",
+    "TerminalsDrop",
+    "TerminalsHold",
     "TerminalsPublish",
     "TerminalsPublished",
     "UpdateWrite",
@@ -115,6 +119,7 @@ __all__ = [
     "check_document",
     "check_effective_from",
     "check_filename",
+    "check_hold",
     "check_job",
     "check_pass",
     "decode_operation",
@@ -670,6 +675,70 @@ class TerminalsPublished(_Op, frozen=True, tag="terminals.published"):
     name: DocumentName
 
 
+# ---- terminals: lists an app holds for the terminals of one staff unit (yima_sdk.lists) ------------------
+
+MAX_LIST_VALUE_BYTES = 512
+"""An entry's value, encoded: what a gate needs to decide offline (the day, how many people), never personal data."""
+MAX_LIST_ENTRIES = 10_000
+"""Live entries of one list at one unit (a day's tickets of a large spot)."""
+MAX_LIST_HORIZON_S = 30 * 86400
+"""How far ahead an entry may expire."""
+MAX_BOUND_WINDOW_S = 3 * 86400
+"""How long an entry bound to a resident may count: its holder tags, one per code refresh period, are made when
+it is held (a day of tags is ~11 KiB on a terminal)."""
+
+ListName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}(?!\n)$")]
+"""A terminal list's name (`gate`): lower case, digits, `_`; 1-40 characters."""
+UnitName = Annotated[str, msgspec.Meta(pattern=UNIT_PATTERN, max_length=100)]
+"""A staff unit, `kind:id` (`spot:taiji-cave`): the terminals registered for it sync the list."""
+ListKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class HeldEntry(_Reply, frozen=True):
+    """An entry of a terminal list as held: `bound` when it is bound to a resident (the terminals hold holder tags
+    for it, never the resident's id)."""
+
+    list: str
+    unit: str
+    key: str
+    valid_from: int
+    expires_at: int
+    bound: bool = False
+    pass_id: str | None = None
+
+
+class TerminalsHold(_Op, frozen=True, tag="terminals.hold"):
+    """Hold entry `key` of list `list` for the terminals of staff unit `unit` (the app's scenes' terminals
+    registered for that unit sync it): `value` (a JSON object of at most 512 bytes), counting from `valid_from`
+    (Unix seconds; default: from now) until `expires_at` (in the future, at most 30 days ahead). `user_id` binds it
+    to that resident of the app: terminals find it from the resident's Ankang code (by holder tags, valid at most 3
+    days); `pass_id` to one of the app's passes: terminals find it from that pass. Holding the same entry again is
+    a no-op (retry freely); other content replaces it. InvalidArgument; QuotaExceeded past 10,000 live entries
+    of one list at one unit."""
+
+    Reply = HeldEntry
+    errors = (InvalidArgument, QuotaExceeded)
+    list: ListName
+    unit: UnitName
+    key: ListKey
+    expires_at: Annotated[int, msgspec.Meta(ge=0, le=2**40)]
+    value: dict[str, Any] = {}
+    valid_from: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    user_id: AppUserId | None = None
+    pass_id: Annotated[str, msgspec.Meta(pattern=r"^pass_[0-9]{1,18}$")] | None = None
+
+
+class TerminalsDrop(_Op, frozen=True, tag="terminals.drop"):
+    """Drop entry `key` of `list` at `unit` (a cancelled ticket): terminals forget it at their next sync. True if
+    it was held (and not expired)."""
+
+    Reply = bool
+    errors = (InvalidArgument,)
+    list: ListName
+    unit: UnitName
+    key: ListKey
+
+
 Operation = (
     StorageGet
     | StorageGetDocument
@@ -701,6 +770,8 @@ Operation = (
     | JobsCancel
     | TerminalsPublish
     | TerminalsPublished
+    | TerminalsHold
+    | TerminalsDrop
 )
 """Every capability operation, a tagged union on `op`."""
 
@@ -773,6 +844,22 @@ def check_effective_from(op: TerminalsPublish, now: float, *, first: bool) -> No
         raise InvalidArgument(
             f"{op.name} version {op.version} would take effect in the past: a new version takes effect from now on"
         )
+
+
+def check_hold(op: TerminalsHold, now: float) -> bytes:
+    """The rules of `terminals.hold` beyond its field types (they depend on the clock and the encoded size): the
+    value encoded (compact JSON), or InvalidArgument."""
+    if not now < op.expires_at <= now + MAX_LIST_HORIZON_S:
+        raise InvalidArgument("expires_at must be a future Unix time in seconds, at most 30 days ahead")
+    valid_from = op.valid_from or 0
+    if valid_from >= op.expires_at:
+        raise InvalidArgument("valid_from must come before expires_at")
+    if op.user_id is not None and op.expires_at - max(valid_from, now) > MAX_BOUND_WINDOW_S:
+        raise InvalidArgument(
+            "an entry bound to a resident counts for at most 3 days (valid_from to expires_at)"
+        )
+    encoded = _encoded_data(op.value, MAX_LIST_VALUE_BYTES)
+    return encoded
 
 
 def check_job(op: JobsSchedule, now: float) -> tuple[float, bytes]:

@@ -87,6 +87,15 @@ async def code_generation(conn: asyncpg.Connection, account_id: int) -> int:
     return int(generation or 0)
 
 
+async def code_generations(conn: asyncpg.Connection, account_ids: list[int]) -> dict[int, int]:
+    """The current code generation of each account that ever revoked its codes (the others are at 0)."""
+    rows = await conn.fetch(
+        "SELECT account_id, generation FROM ankang_generations WHERE account_id = ANY($1::bigint[])",
+        account_ids,
+    )
+    return {r["account_id"]: r["generation"] for r in rows}
+
+
 async def code_status(
     conn: asyncpg.Connection, account_id: int, id_index: bytes | None, now: datetime
 ) -> asyncpg.Record:

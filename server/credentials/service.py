@@ -13,6 +13,7 @@ from yima_sdk.codes import VerifiedCode
 
 from server.cache import follow
 from server.core import Core
+from server.credentials import repository
 from server.credentials.ankang import AnkangService
 from server.credentials.health import HealthService
 from server.credentials.ports import Residents
@@ -22,6 +23,13 @@ from server.credentials.trust_list import CHANNEL, TrustListService
 log = logging.getLogger("yima.credentials")
 
 """Administrative division code of Guangde county, our issuer id."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTiming:
+    period_s: int
+    validity_s: int
+    skew_s: float
 
 
 @dataclass
@@ -67,6 +75,24 @@ class Credentials:
     async def revoke_pass(self, conn: asyncpg.Connection, *, number: int, valid_until: dt.datetime) -> None:
         """Put a revoked app pass on the revocation list terminals sync (in the caller's transaction)."""
         await self.revocations.revoke_pass(conn, number=number, valid_until=valid_until)
+
+    # ---- holder tags of terminal lists (server.platform.terminal_lists) -----------------------------
+
+    @property
+    def code_timing(self) -> CodeTiming:
+        """How our Ankang codes are bucketed: refresh period, validity, and the verifiers' clock tolerance."""
+        return CodeTiming(self.ankang.period_s, self.ankang.validity_s, self.trust.clock_skew_s)
+
+    async def code_generation(self, account_id: int) -> int:
+        return await self.ankang.generation(account_id)
+
+    async def code_generations(self, conn: asyncpg.Connection, account_ids: list[int]) -> dict[int, int]:
+        return await repository.code_generations(conn, account_ids)
+
+    def subject_refs(self, account_id: int, generation: int, buckets: range) -> list[bytes]:
+        """The subject refs of the resident's codes of `generation` issued in each bucket, in order."""
+        seal = self.ankang.refs.seal
+        return [seal(account_id, generation, bucket) for bucket in buckets]
 
     async def health_colour(self, account_id: int) -> str:
         return (await self.ankang.status(account_id)).colour

@@ -22,6 +22,7 @@ from server.platform.runtime.events import PlatformScanSink
 from server.platform.service import Platform
 from server.platform.staff.controllers import MyStaffController, StaffController
 from server.platform.terminal_documents.service import TerminalDocuments
+from server.platform.terminal_lists.service import TerminalLists
 from server.platform.ui.controllers import MiniappPagesController
 from server.plugins import Provides, StartOnce
 from server.seed import DEMO_OPERATOR_PHONE
@@ -58,6 +59,8 @@ class PlatformPlugin(InitPluginProtocol):
         self._started = StartOnce(self._start)
         self.documents = _Documents(self)
         """Provides the terminals' SceneDocuments port: the apps' terminal documents (`ctx.terminals`)."""
+        self.lists = _Lists(self)
+        """Provides the terminals' SceneLists port: the apps' terminal lists (`ctx.terminals.hold`)."""
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
@@ -119,3 +122,13 @@ class _Documents:
 
     async def started(self, app: Litestar) -> TerminalDocuments:
         return (await self._plugin.started(app)).caps.documents
+
+
+class _Lists:
+    """The platform's terminal lists, for the plugins whose ports need them (the terminals')."""
+
+    def __init__(self, plugin: PlatformPlugin) -> None:
+        self._plugin = plugin
+
+    async def started(self, app: Litestar) -> TerminalLists:
+        return (await self._plugin.started(app)).caps.lists

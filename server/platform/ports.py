@@ -39,6 +39,17 @@ class Accounts(Protocol):
     ) -> int | None: ...
 
 
+class CodeTiming(Protocol):
+    """How Ankang codes are bucketed (yima_sdk.lists.tag_buckets)."""
+
+    @property
+    def period_s(self) -> int: ...
+    @property
+    def validity_s(self) -> int: ...
+    @property
+    def skew_s(self) -> float: ...
+
+
 class HealthCodes(Protocol):
     """Credentials: an app's `credentials.verify` of a code and its `health_color` scope."""
 
@@ -54,6 +65,23 @@ class HealthCodes(Protocol):
 
     async def revoke_pass(self, conn: asyncpg.Connection, *, number: int, valid_until: dt.datetime) -> None:
         """Put a revoked app pass (by number only) on the revocation list terminals sync, in `conn`'s transaction."""
+        ...
+
+    # terminal lists' holder tags (server.platform.terminal_lists)
+
+    @property
+    def code_timing(self) -> CodeTiming: ...
+
+    async def code_generation(self, account_id: int) -> int:
+        """The resident's current code generation (codes of older ones are revoked)."""
+        ...
+
+    async def code_generations(self, conn: asyncpg.Connection, account_ids: list[int]) -> dict[int, int]:
+        """The current generation of those of the accounts that ever moved past 0."""
+        ...
+
+    def subject_refs(self, account_id: int, generation: int, buckets: range) -> list[bytes]:
+        """The subject refs of the resident's codes of `generation` in each code bucket, in order."""
         ...
 
 

@@ -16,7 +16,13 @@ from server.terminals.controllers.scans import ScanController, scan_endpoint
 from server.terminals.controllers.terminals import TerminalAdminController, TerminalTokenController
 from server.terminals.events import NoScanEvents, ScanEventSink
 from server.terminals.key_file import write_key_file
-from server.terminals.ports import CodeCredentials, OfflineSettlement, ResidentNames, SceneDocuments
+from server.terminals.ports import (
+    CodeCredentials,
+    OfflineSettlement,
+    ResidentNames,
+    SceneDocuments,
+    SceneLists,
+)
 from server.terminals.service import Terminals
 from server.wire import b64url
 
@@ -35,10 +41,11 @@ class TerminalsPlugin(InitPluginProtocol):
         credentials: Provides[CodeCredentials],
         settlement: Provides[OfflineSettlement],
         documents: Provides[SceneDocuments],
+        lists: Provides[SceneLists],
         events: ScanEventSink | None = None,
     ) -> None:
         self._identity, self._credentials, self._settlement = identity, credentials, settlement
-        self._documents = documents
+        self._documents, self._lists = documents, lists
         self._events: ScanEventSink = events or NoScanEvents()
 
     @staticmethod
@@ -64,6 +71,7 @@ class TerminalsPlugin(InitPluginProtocol):
             await self._settlement.started(app),
             self._events,
             await self._documents.started(app),
+            await self._lists.started(app),
         )
 
     async def _stop(self, app: Litestar) -> None:

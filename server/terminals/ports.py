@@ -7,6 +7,7 @@ when the plugins start (server/app.py), so mypy checks every call across and not
 - `OfflineSettlement`: the ride charges of an offline upload, settled in the upload's transaction (one-card).
 - `SceneDocuments`: the documents the app bound to a terminal's scene published for its terminals, and its fare
   tables, by which settlement re-prices offline rides (the platform).
+- `SceneLists`: the changes of the lists that app holds for the terminal's staff unit (the platform).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Protocol
 import asyncpg
 from yima_sdk.codes import Verifier
 from yima_sdk.fares import FareSchedule
+from yima_sdk.lists import ListChanges
 
 
 class ResidentNames(Protocol):
@@ -165,4 +167,13 @@ class SceneDocuments(Protocol):
 
     async def fare_schedule(self, conn: asyncpg.Connection, kind: str, scene: str) -> FareSchedule | None:
         """The scene's app's published `fares` versions, read on `conn`; None when it published none."""
+        ...
+
+
+class SceneLists(Protocol):
+    """What the terminals need of the platform: the lists the app bound to a scene holds for a staff unit."""
+
+    async def changes(self, kind: str, scene: str, unit: str | None, after: int) -> ListChanges:
+        """The changes of the unit's lists after change `after` (yima_sdk.lists); none without a unit or an app
+        bound to the scene."""
         ...

@@ -12,7 +12,13 @@ from server.core import Core
 from server.observability import outage_log
 from server.terminals.events import ScanEventSink
 from server.terminals.policies import CHANNEL, ScenePolicies
-from server.terminals.ports import CodeCredentials, OfflineSettlement, ResidentNames, SceneDocuments
+from server.terminals.ports import (
+    CodeCredentials,
+    OfflineSettlement,
+    ResidentNames,
+    SceneDocuments,
+    SceneLists,
+)
 from server.terminals.registry import TerminalService
 from server.terminals.scans.claims import PRUNE_INTERVAL_S, claim_retention_s, prune_claims
 from server.terminals.scans.guard import CacheScanGuard, RedisScanGuard, ScanGuard
@@ -30,6 +36,7 @@ class Terminals:
     guard: ScanGuard
     recorder: ScanRecorder
     documents: SceneDocuments
+    lists: SceneLists
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -41,6 +48,7 @@ class Terminals:
         settlement: OfflineSettlement,
         events: ScanEventSink,
         documents: SceneDocuments,
+        lists: SceneLists,
     ) -> Terminals:
         s = core.settings
         guard: ScanGuard = (
@@ -62,7 +70,7 @@ class Terminals:
             documents,
             events=events,
         )
-        terminals = cls(core, TerminalService(core), scans, guard, recorder, documents)
+        terminals = cls(core, TerminalService(core), scans, guard, recorder, documents, lists)
         terminals._tasks.append(asyncio.create_task(terminals._listen(), name="terminals-listener"))
         terminals._tasks.append(asyncio.create_task(terminals._prune_claims(), name="replay-claims-pruner"))
         scans.outbox.start()

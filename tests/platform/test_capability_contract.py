@@ -30,6 +30,7 @@ from tests.platform.conftest import Team, call, new_app_id, write_probe
 
 ALICE_BORN = "19900514"  # the simulator's fixture alice was born on 1990-05-14
 CLINIC = "clinic:guangde-people-1"
+SPOT = "spot:taiji-cave"
 NEW_YEAR = 1767196800  # 2026-01-01 00:00 county time
 FARE_TABLE = {"version": 1, "effective_from": "2026-01-01T00:00:00+08:00",
               "lines": {"1": {"name": "1路", "flat_fen": 200}}}  # fmt: skip
@@ -122,6 +123,47 @@ CASES: list[Case] = [
     Case("terminals published", "terminals.published", {"name": "notice"},
          expect=[{"name": "notice", "version": 1, "effective_from": NEW_YEAR}], before="documents_quota_200"),
     Case("terminals published a bad name", "terminals.published", {"name": ""}, error=c.InvalidArgument),
+    # terminals: lists for the terminals of one staff unit (yima_sdk.lists)
+    Case("terminals hold", "terminals.hold", lambda s: {"list": "gate", "unit": SPOT, "key": "t.1",
+                                                        "value": {"people": 2}, "expires_at": s["soon"]},
+         expect=lambda s: {"list": "gate", "unit": SPOT, "key": "t.1", "valid_from": 0, "expires_at": s["soon"],
+                           "bound": False, "pass_id": None}),
+    Case("terminals hold the same entry again", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.1", "value": {"people": 2}, "expires_at": s["soon"]},
+         expect=lambda s: {"list": "gate", "unit": SPOT, "key": "t.1", "valid_from": 0, "expires_at": s["soon"],
+                           "bound": False, "pass_id": None}),
+    Case("terminals hold an entry bound to a resident and a pass", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.2", "expires_at": s["soon"], "user_id": s["alice_id"],
+                    "pass_id": "pass_7", "valid_from": s["soon"] - 60},
+         expect=lambda s: {"list": "gate", "unit": SPOT, "key": "t.2", "valid_from": s["soon"] - 60,
+                           "expires_at": s["soon"], "bound": True, "pass_id": "pass_7"}),
+    Case("terminals hold for a resident who never used the app", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.3", "expires_at": s["soon"], "user_id": s["stranger_id"]},
+         error=c.InvalidArgument),
+    Case("terminals hold an entry expired already", "terminals.hold",
+         {"list": "gate", "unit": SPOT, "key": "t.3", "expires_at": NEW_YEAR}, error=c.InvalidArgument),
+    Case("terminals hold too big a value", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.3", "value": {"x": "y" * 600}, "expires_at": s["soon"]},
+         error=c.InvalidArgument),
+    Case("terminals hold a bound entry for more than 3 days", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.3", "expires_at": s["soon"] + 4 * 86400,
+                    "user_id": s["alice_id"]}, error=c.InvalidArgument),
+    Case("terminals hold at a unit that is no unit", "terminals.hold",
+         lambda s: {"list": "gate", "unit": "taiji", "key": "t.3", "expires_at": s["soon"]}, error=c.InvalidArgument),
+    Case("terminals hold past the entries quota", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.3", "expires_at": s["soon"]}, error=c.QuotaExceeded,
+         before="lists_quota_2"),
+    Case("terminals hold a held entry anew at the quota", "terminals.hold",
+         lambda s: {"list": "gate", "unit": SPOT, "key": "t.1", "value": {"people": 3}, "expires_at": s["soon"]},
+         expect=lambda s: {"list": "gate", "unit": SPOT, "key": "t.1", "valid_from": 0, "expires_at": s["soon"],
+                           "bound": False, "pass_id": None}),
+    Case("terminals drop", "terminals.drop", {"list": "gate", "unit": SPOT, "key": "t.1"}, expect=True,
+         before="lists_quota_10000"),
+    Case("terminals drop again", "terminals.drop", {"list": "gate", "unit": SPOT, "key": "t.1"}, expect=False),
+    Case("terminals drop at another unit", "terminals.drop", {"list": "gate", "unit": "spot:other", "key": "t.2"},
+         expect=False),
+    Case("terminals drop a bad list name", "terminals.drop", {"list": "Gate!", "unit": SPOT, "key": "t.2"},
+         error=c.InvalidArgument),
     # db: collections with declared indexes (the probe declares bookings: day, user_id, [doctor_id, day])
     Case("db insert", "db.insert", {"collection": "bookings", "id": "b1",
                                     "value": {"day": "2026-03-02", "doctor_id": "d1", "fee": 500}},
@@ -455,6 +497,9 @@ class ServerPlatform:
         if name.startswith("documents_quota_"):
             self.provider.documents.max_versions = int(name.rpartition("_")[2])
             return
+        if name.startswith("lists_quota_"):
+            self.provider.lists.max_entries = int(name.rpartition("_")[2])
+            return
         client, alice = self.team.client, self.alice
         share = f"/v1/me/consents/{self.issuer_app}/pass_share:{self.app_id}"
         staff = f"/v1/miniapps/{self.app_id}/staff"
@@ -506,6 +551,9 @@ class SimPlatform:
             return
         if name.startswith("documents_quota_"):
             self.provider.documents_quota = int(name.rpartition("_")[2])
+            return
+        if name.startswith("lists_quota_"):
+            self.provider.lists.quota = int(name.rpartition("_")[2])
             return
         if name.startswith("share_"):
             self.provider.set_share_consent("alice", self.issuer_app, name == "share_granted")
@@ -619,6 +667,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
             "ankang_code": r.json()["payload"],
             "stranger_code": r_stranger.json()["payload"],
             "stranger_id": server.users["stranger"],
+            "alice_id": server.users["alice"],
             "valid_until": valid_until,
             "soon": valid_until,
             "app_id": app_id,
@@ -629,6 +678,7 @@ async def test_server_and_simulator_agree_on_every_operation(team: Team, tmp_pat
             "ankang_code": simulated.ankang_code("alice"),
             "stranger_code": simulated.ankang_code("grandpa"),
             "stranger_id": sim.users["stranger"],
+            "alice_id": sim.users["alice"],
             "valid_until": valid_until,
             "soon": valid_until,
             "app_id": app_id,

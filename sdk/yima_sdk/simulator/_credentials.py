@@ -23,6 +23,8 @@ DEV_ISSUER = 341822
 """The simulator issues as Guangde county (its administrative division code), with a dev key of its own."""
 ROOT_KEY_ID = "yima-simulator-root"
 ANKANG_VALIDITY_S = 60
+ANKANG_PERIOD_S = 60
+"""The refresh period the simulator's codes are bucketed in (their subject refs change with it)."""
 
 
 def _raw(key: Ed25519PrivateKey) -> bytes:
@@ -88,14 +90,18 @@ class DevCredentials:
             issued_at=int(self.clock()), root_private_key=self._root, root_key_id=ROOT_KEY_ID,
         )  # fmt: skip
 
-    def ankang_code(self, holder: str, colour: Colour, *, valid_s: int = ANKANG_VALIDITY_S) -> str:
-        """An Ankang code (`YA:` + Base45, Ed25519) for fixture resident `holder`; the subject reference is
-        random, as production's, and only this simulator can resolve it."""
-        ref = hashlib.sha256(f"{holder}\0{len(self._subjects)}".encode() + _raw(self._root)).digest()[:16]
+    def subject_ref(self, holder: str, bucket: int) -> bytes:
+        """The subject reference of fixture resident `holder`'s codes of refresh period `bucket`: opaque, as
+        production's, new every period, and resolved by this simulator only."""
+        ref = hashlib.sha256(f"{holder}\0{bucket}".encode() + _raw(self._root)).digest()[:16]
         self._subjects[ref] = holder
-        return issue_ankang_code(
-            self._issuer, self._issuer_kid, DEV_ISSUER, ref, colour, int(self.clock()), valid_s
-        )
+        return ref
+
+    def ankang_code(self, holder: str, colour: Colour, *, valid_s: int = ANKANG_VALIDITY_S) -> str:
+        """An Ankang code (`YA:` + Base45, Ed25519) for fixture resident `holder` (see `subject_ref`)."""
+        now = int(self.clock())
+        ref = self.subject_ref(holder, now // ANKANG_PERIOD_S)
+        return issue_ankang_code(self._issuer, self._issuer_kid, DEV_ISSUER, ref, colour, now, valid_s)
 
     def issue_pass(self, op: c.CredentialsIssuePass, holder: str | None) -> c.AppPass:
         number = next(self._pass_numbers)

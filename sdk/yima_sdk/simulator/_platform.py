@@ -30,6 +30,7 @@ from yima_sdk.simulator._db import SimulatedDb
 from yima_sdk.simulator._documents import SimulatedTerminals
 from yima_sdk.simulator._fixtures import FIXTURE_USERS, FixtureUser
 from yima_sdk.simulator._jobs import SimJob, SimulatedJobs
+from yima_sdk.simulator._lists import SimulatedLists
 from yima_sdk.simulator._payments import SimulatedPayments
 from yima_sdk.simulator._storage import AppSpace, SimulatedStorage
 
@@ -112,6 +113,8 @@ class SimulatedPlatform:
         """Terminal documents (`ctx.terminals.publish`): (name, version) -> (effective_from, content, envelope)."""
         self.documents_quota = c.MAX_DOCUMENT_VERSIONS
         """Versions of one document the app may publish, as production's cap."""
+        self.lists = SimulatedLists(self)
+        """Terminal lists (`ctx.terminals.hold`); `terminal_lists(unit)` is what a unit's terminal syncs."""
         self.staff: dict[str, set[tuple[str, str | None]]] = {}
         """Fixture resident name -> the (role, unit) memberships `grant_staff` gave them."""
         self.share_refused: set[tuple[str, str]] = set()
@@ -310,6 +313,10 @@ class SimulatedPlatform:
                 return self.terminals.publish(op)
             case c.TerminalsPublished():
                 return self.terminals.published(op.name)
+            case c.TerminalsHold():
+                return self.lists.hold(op)
+            case c.TerminalsDrop():
+                return self.lists.drop(op)
         raise CapabilityDenied(f"{c.operation_name(op)} is not served by the simulator")
 
     # terminal documents and jobs, as production settles and runs them
@@ -323,6 +330,11 @@ class SimulatedPlatform:
         """What `GET /v1/terminal/documents` answers a terminal of this app's scenes (see
         SimulatedTerminals.terminal_documents)."""
         return self.terminals.terminal_documents()
+
+    def terminal_lists(self, unit: str, after: int = 0) -> bytes:
+        """What `GET /v1/terminal/lists?after=N` answers a terminal of this app's scenes registered for `unit`
+        (see SimulatedLists.changes), for `yima_sdk.terminal.Terminal.load_lists`."""
+        return self.lists.changes(unit, after)
 
     def schedule_job(self, name: str, data: dict[str, Any] | None = None, *, key: str | None = None) -> str:
         """A one-shot job due now, scheduled from outside the app, as `yima dev` schedules a local app's

@@ -2,7 +2,8 @@
 
 Exception tree::
 
-    TerminalError(code)       "terminal.no_trust_list", "terminal.no_fares" (`fare` before its app's fare table)
+    TerminalError(code)       "terminal.no_trust_list", "terminal.no_fares" (`fare` before its app's fare table),
+                              "terminal.bad_lists" (a malformed list answer)
     TransportError            network or server failure, or the token endpoint refused the terminal; the
                               terminal keeps working offline
     (from yima_sdk.codes)     CredentialError(code) never escapes a scan: it becomes a reject decision
@@ -16,11 +17,14 @@ Exception tree::
 
 from yima_sdk.terminal._auth import TerminalCredentials
 from yima_sdk.terminal._clock import sign_server_time, verify_server_time
+from yima_sdk.terminal._lists import Admission, HeldEntry
 from yima_sdk.terminal._terminal import PendingScans, ScanDecision, Terminal, TerminalError
 from yima_sdk.terminal._transport import HttpTransport, Transport, TransportError
 from yima_sdk.terminal._wire import ScanBatch, ScanBatchResult, ScanRecord, ScanRecordResult
 
 __all__ = [
+    "Admission",
+    "HeldEntry",
     "HttpTransport",
     "PendingScans",
     "ScanBatch",

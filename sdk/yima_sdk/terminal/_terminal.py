@@ -11,7 +11,8 @@ The terminal keeps its own clock's offset from the server's, learned at each syn
 time, so a terminal whose clock runs a minute slow still accepts valid codes.
 
 Its parts: the decisions and the replay memory behind them (`_decisions.py`), the app's documents and offline
-fares (`_documents.py`), the upload (`_upload.py`), the SQLite file (`_store.py`).
+fares (`_documents.py`), the lists the app holds for its unit and a gate's admissions (`_lists.py`), the upload
+(`_upload.py`), the SQLite file (`_store.py`).
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from yima_sdk._stops import Tap, valid_stop
-from yima_sdk.codes import Verifier
+from yima_sdk.codes import VerifiedCode, Verifier
 from yima_sdk.documents import TerminalDocument, documents_etag, in_force
 from yima_sdk.fares import FareSchedule
+from yima_sdk.lists import ListChanges
 from yima_sdk.terminal._clock import verify_server_time
 from yima_sdk.terminal._decisions import Group, ScanDecision, ScanMemory
 from yima_sdk.terminal._documents import HeldDocuments, encode_documents, offline_fare
+from yima_sdk.terminal._lists import Admission, HeldEntry, HeldLists
 from yima_sdk.terminal._store import ScanStore
 from yima_sdk.terminal._transport import REVOCATION_KINDS_QUERY, HttpTransport, Transport, TransportError
 from yima_sdk.terminal._upload import upload_records
@@ -57,7 +61,8 @@ log = logging.getLogger("yima_sdk.terminal")
 
 
 class TerminalError(Exception):
-    """The terminal cannot decide: `terminal.no_trust_list` (never refreshed and nothing stored)."""
+    """The terminal cannot decide: `terminal.no_trust_list` (never refreshed and nothing stored);
+    `terminal.bad_lists`: the server's list answer is malformed (nothing of it was kept)."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
@@ -114,6 +119,7 @@ class Terminal:
         self._ride_window = ride_window_s
         self._upload_batch_size = upload_batch_size
         self._store = ScanStore(db_path)
+        self._lists = HeldLists(db_path)
         self._revocations: RevocationSet = self._store.load_revocations()
         # Ride codes are remembered for as long as their timestamp could still pass the stale check,
         # so a ride code shown twice is refused as a repeat, not re-charged.
@@ -246,6 +252,39 @@ class Terminal:
         at = dt.datetime.fromtimestamp(self._clock() + self._clock_offset_s, dt.UTC)
         return offline_fare(fares, at, line, board, alight)
 
+    # -- lists its scene's app holds for its staff unit (yima_sdk.lists: a spot's tickets) --------------
+
+    def load_lists(self, body: bytes) -> int:
+        """Keep one `GET /v1/terminal/lists` answer (all or nothing); returns how many entries are held. Raises
+        TerminalError `terminal.bad_lists` for a malformed answer."""
+        self._load_lists(body)
+        return self._lists.count()
+
+    def _load_lists(self, body: bytes) -> ListChanges:
+        try:
+            return self._lists.load(body, self.now())
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise TerminalError("terminal.bad_lists", str(exc)) from None
+
+    def sync_lists(self) -> int:
+        """Fetch the changes of its unit's lists since the last sync (page by page) and keep them; `refresh`
+        calls it. Returns how many entries are held. Raises TransportError, TerminalError."""
+        transport = self._require_transport()
+        while self._load_lists(transport.fetch_lists(self._lists.cursor)).more:
+            pass
+        return self._lists.count()
+
+    def held(self, code: VerifiedCode, list_name: str | None = None) -> list[HeldEntry]:
+        """The held entries in force now that a verified code finds: those bound to its holder (an Ankang code,
+        by holder tag), or to its pass (a pass of the terminal's app, by number); of `list_name` only if given."""
+        return self._lists.find(code, self.now(), list_name)
+
+    def admit(self, payload: str, list_name: str) -> Admission:
+        """A gate's scan: decided and recorded as `scan` does, then admitted only by an entry of `list_name` that
+        the code finds, once (again only where the entry's value says `"reentry": true`), for the entry's
+        `people` (default 1). The use is kept in the terminal's file before this returns."""
+        return self._lists.admit(self.scan(payload), self.now(), list_name)
+
     def apply_revocations(self, body: bytes, issuer: int) -> None:
         """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`. Entries of kinds
         this SDK does not know (a newer server's) are kept aside and stored, and logged by kind and count: the
@@ -269,7 +308,8 @@ class Terminal:
 
     def refresh(self) -> None:
         """Learn the server's time (`sync_clock`), fetch the trust list (by ETag), every issuer's revocation
-        delta and, with an `app_id`, its app's documents (`sync_documents`). Raises `TransportError`."""
+        delta, with an `app_id` its app's documents (`sync_documents`), and its unit's lists (`sync_lists`).
+        Raises `TransportError`."""
         transport = self._require_transport()
         self.sync_clock()
         envelope = transport.fetch_trust_list(self._trust_list.etag if self._trust_list else None)
@@ -287,6 +327,7 @@ class Terminal:
             self._store.set_state(_REVOCATION_KINDS_KEY, REVOCATION_KINDS_QUERY.encode())
         if self._app_id is not None:
             self.sync_documents()
+        self.sync_lists()
 
     def _require_transport(self) -> Transport:
         if self._transport is None:
@@ -391,3 +432,4 @@ class Terminal:
             if self._committer is not None:
                 self._committer.shutdown()
             self._store.close()
+            self._lists.close()

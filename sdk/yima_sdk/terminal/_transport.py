@@ -51,6 +51,11 @@ class Transport(Protocol):
         app (`{"documents": [envelope, ...]}`); None when the server answers 304."""
         ...
 
+    def fetch_lists(self, after: int) -> bytes:
+        """`GET /v1/terminal/lists?after=N`: the changes of the lists of the terminal's unit after change N
+        (yima_sdk.lists.ListChanges)."""
+        ...
+
     def fetch_server_time(self, nonce: str, terminal_time_ms: int) -> bytes:
         """`GET /v1/terminal/time?nonce=N&terminal_time=T`: the root-signed server time; the server notes T
         (the terminal's own clock) for the operator's terminal list."""
@@ -199,6 +204,11 @@ class HttpTransport:
             "GET", "/v1/terminal/documents", None, {"If-None-Match": etag} if etag else {}
         )
         return None if status == 304 else body
+
+    def fetch_lists(self, after: int) -> bytes:
+        return self._request(
+            "GET", f"/v1/terminal/lists?{urllib.parse.urlencode({'after': after})}", None, {}
+        )[1]
 
     def fetch_revocations(self, issuer: int, since: int) -> bytes:
         query = urllib.parse.urlencode({"issuer": issuer, "since": since, "kinds": REVOCATION_KINDS_QUERY})

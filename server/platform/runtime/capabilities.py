@@ -17,7 +17,8 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
     payments.refund -> Refund (part or all of a succeeded payment, once per key)
     payments.cancel -> Payment (a pending one ends cancelled; a decided one answers as it stands)
     jobs.schedule -> job id    jobs.cancel -> bool   see jobs/
-    terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents.py
+    terminals.publish -> DocumentVersion   terminals.published -> [DocumentVersion]   see terminal_documents/
+    terminals.hold -> HeldEntry   terminals.drop -> bool   see terminal_lists/
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
 App passes (issue, revoke, verify, and whether an app honours another's) are passes.py's.
@@ -54,6 +55,7 @@ from server.platform.staff import repository as staff_repository
 from server.platform.staff.service import roles_held
 from server.platform.storage.service import AppStorage
 from server.platform.terminal_documents.service import TerminalDocuments
+from server.platform.terminal_lists.service import TerminalLists
 
 NOTIFY_PER_DAY = 20
 
@@ -83,6 +85,7 @@ class PlatformCapabilities:
         self.db = AppDb(core.db, runtime)
         self.jobs = AppJobs(core.db)
         self.documents = TerminalDocuments(core)
+        self.lists = TerminalLists(core, codes, self.account)
         self.ids = AppUserIds(user_id_key)
         self.consents = LiveConsents(core.cache, core.db)
         """Residents' consents, cached per worker; Platform.start starts it, a decision announces itself."""
@@ -190,6 +193,8 @@ class PlatformCapabilities:
                 return await self.jobs.handle(call.app_id, op)
             case c.TerminalsPublish() | c.TerminalsPublished():
                 return await self.documents.handle(call.app_id, op)
+            case c.TerminalsHold() | c.TerminalsDrop():
+                return await self.lists.handle(call.app_id, op)
             case _:
                 return await self.storage.handle(call.app_id, op)
 

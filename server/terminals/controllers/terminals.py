@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from yima_sdk.documents import documents_etag
+from yima_sdk.lists import ListChanges
 
 from server.auth import Role, allow
 from server.auth.guards import PUBLIC, TERMINAL
@@ -265,6 +266,27 @@ class TerminalTokenController(Controller):
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(b"", status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
+
+    @get(
+        "/lists",
+        opt=allow(TERMINAL) | raises(errors.TerminalNotFound),
+        operation_id="terminalLists",
+        media_type="application/json",
+    )
+    async def lists(
+        self,
+        principal: Caller,
+        terminals: TerminalsDep,
+        after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
+    ) -> Response[ListChanges]:
+        """The changes, after change `after`, of the lists that the app bound to this terminal's scene holds for
+        the terminal's staff unit (`ctx.terminals.hold`; a spot's tickets): entries with their holder tags (never
+        a resident's id), tombstones of dropped ones, each list's salt (yima_sdk.lists). Ask again after `cursor`
+        while `more`; `reset`: forget what you hold first. None for a terminal without a unit
+        (yima_sdk.terminal.Terminal.sync_lists)."""
+        terminal = await terminals.registry.info(principal.subject)
+        answer = await terminals.lists.changes(terminal.kind, terminal.scene, terminal.unit, after)
+        return Response(answer, headers={"Cache-Control": "no-store"})
 
     @get("/time", opt=allow(TERMINAL), operation_id="terminalTime", media_type="application/json")
     async def server_time(
