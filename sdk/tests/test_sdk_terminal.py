@@ -58,6 +58,9 @@ class FakeServer:
             raise TransportError("offline")
         return None if etag == trust_list_etag(self.envelope) else self.envelope
 
+    def fetch_lists(self, after: int) -> bytes:
+        return b'{"app_id":null,"unit":null,"cursor":0,"more":false,"period_s":60}'  # no unit, no lists
+
     def fetch_revocations(self, issuer: int, since: int) -> bytes:
         entries = [e for e in self.revoked.get(issuer, []) if e[0] > since]
         version = max([since] + [e[0] for e in entries])

@@ -1,6 +1,7 @@
 """`yima terminal scan PAYLOAD`: scan a code as a registered terminal (by default `yima dev`'s demo clinic
 terminal, whose id and key the demo seeding wrote to the data folder): online, the server decides; `--offline`,
-the terminal SDK decides on the lists it synced and keeps the record; `yima terminal upload` sends those records."""
+the terminal SDK decides on the lists it synced and keeps the record (`--gate LIST`: and admits by the terminal list
+its unit's app holds, as a gate); `yima terminal upload` sends those records."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from server.cli_support import Commands, add_common_options, cli_settings
 
 if TYPE_CHECKING:
-    from yima_sdk.terminal import HttpTransport, Terminal, TerminalCredentials
+    from yima_sdk.terminal import Admission, HttpTransport, Terminal, TerminalCredentials
 
     from server.settings import Settings
 
@@ -199,7 +200,12 @@ def _scan_offline(args: argparse.Namespace) -> int:
             )
         if roots != key_file.roots:
             _pin(key_file, roots)
-        decision = terminal.scan(args.payload, stop=args.stop, tap=args.tap)
+        admission = terminal.admit(args.payload, args.gate) if args.gate else None
+        decision = (
+            admission.decision
+            if admission is not None
+            else terminal.scan(args.payload, stop=args.stop, tap=args.tap)
+        )
         code = decision.code
         answer: dict[str, Any] = {
             "mode": "offline",
@@ -212,6 +218,8 @@ def _scan_offline(args: argparse.Namespace) -> int:
         }
         if args.stop is not None or args.tap != "on":
             answer["stop"], answer["tap"] = args.stop, args.tap
+        if admission is not None:
+            answer.update(_gate_answer(admission))
         if code is not None and code.app_pass is not None:
             claims = code.app_pass
             answer["pass"] = {
@@ -229,12 +237,39 @@ def _scan_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+_GATE_LINES = {
+    "list.no_entry": "未持票 Nothing held for this code today",
+    "list.used_up": "已使用 Already used: no re-entry",
+}
+
+
+def _gate_answer(admission: Admission) -> dict[str, Any]:
+    """What a gate shows for an admission (`--gate LIST`): its verdict, for how many, the entry, and lines."""
+    entry = admission.entry
+    if admission.admit and entry is not None:
+        lines = [
+            "请通行 Admitted" if entry.uses == 1 else "再次通行 Re-entry",
+            f"{admission.people} 人 people",
+        ]
+    else:
+        reason = admission.reason or ""
+        lines = [_GATE_LINES.get(reason, "拒绝 Refused"), reason]
+    shown = (
+        None
+        if entry is None
+        else {"list": entry.list, "key": entry.key, "value": entry.value, "uses": entry.uses}
+    )
+    return {"admit": admission.admit, "people": admission.people, "entry": shown, "lines": lines}
+
+
 @_stopping
 def cmd_terminal_scan(args: argparse.Namespace) -> int:
     from yima_sdk.terminal import TransportError
 
     if args.offline:
         return _scan_offline(args)
+    if args.gate:
+        raise _Stop("--gate decides offline: add --offline (online, the app bound to the scene decides)", 2)
     settings = cli_settings(args)
     transport = _transport(args, settings, _key_file(args, settings))
     try:
@@ -315,6 +350,12 @@ def add_commands(commands: Commands) -> None:
         choices=("on", "off"),
         default="on",
         help="off: a rider tapping off (下车刷卡), charged nothing; the bus app re-prices by stops (default on)",
+    )
+    scan.add_argument(
+        "--gate",
+        metavar="LIST",
+        help="with --offline: act as a gate admitting by the terminal list LIST its unit's app holds (a spot's"
+        " `gate` tickets): admit once per entry (again where it re-enters), its people at once, nobody else",
     )
     scan.set_defaults(func=cmd_terminal_scan)
     upload = terminal_sub.add_parser("upload", help="upload the records `scan --offline` kept")

@@ -1,0 +1,129 @@
+"""A gate on the terminal SDK, offline, by the lists its unit's app holds (simulator): it admits the holder of an
+entry by their Ankang code and nobody else, once unless the entry re-enters, the group of a group entry, a pass by
+its entry; a dropped entry is gone after the sync; what it holds survives a restart and never names anyone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from yima_sdk.manifest import parse_manifest
+from yima_sdk.simulator import SimulatedPlatform
+from yima_sdk.simulator._platform import CallInfo
+from yima_sdk.terminal import Terminal, TerminalError
+
+MANIFEST = 'id = "dev.example.gates"\nname = "Gates"\nversion = "1.0.0"\nentry = "app:app"\ncapabilities = ["terminals"]\n'
+GATE = "spot:east"
+
+
+class Gates:
+    """The simulated platform of an app that holds a `gate` list, and one of its unit's terminals."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.now = time.time()
+        self.platform = SimulatedPlatform(parse_manifest(MANIFEST), clock=lambda: self.now)
+        for name in ("alice", "carol"):
+            self.platform.use(self.platform.user_id(name))
+        self.path = tmp_path / "gate.sqlite"
+        self.terminal = self.open()
+        self.terminal.load_trust_list(self.platform.credentials.trust_list_envelope)
+
+    def open(self) -> Terminal:
+        roots = self.platform.credentials.root_public_keys
+        return Terminal(
+            root_public_keys=roots, db_path=str(self.path), clock=lambda: self.now, clock_source="ntp"
+        )
+
+    async def call(self, operation: str, user: str | None = None, **kwargs: Any) -> Any:
+        call = CallInfo(app_id="dev.example.gates", version="1.0.0", call_id=1, user_id=None)
+        if user is not None:
+            kwargs["user_id"] = self.platform.user_id(user)
+        return await self.platform.handle(call, "terminals", operation, [], kwargs)
+
+    async def hold(self, key: str, value: dict[str, Any], user: str | None = None, **kwargs: Any) -> Any:
+        until = int(self.now) + 8 * 3600
+        return await self.call(
+            "hold", user, list="gate", unit=GATE, key=key, value=value, expires_at=until, **kwargs
+        )
+
+    def sync(self, after: int = 0) -> int:
+        return self.terminal.load_lists(self.platform.terminal_lists(GATE, after))
+
+    def code(self, name: str) -> str:
+        return self.platform.ankang_code(name)
+
+
+@pytest.fixture
+def gates(tmp_path: Path) -> Any:
+    made = Gates(tmp_path)
+    yield made
+    made.terminal.close()
+
+
+async def test_a_gate_admits_the_holder_once_a_group_at_once_and_refuses_the_rest(gates: Gates) -> None:
+    await gates.hold("ticket.1", {"people": 3}, user="alice")
+    await gates.hold("ticket.2", {"people": 1, "reentry": True}, user="carol")
+    assert gates.sync() == 2
+    first = gates.terminal.admit(gates.code("alice"), "gate")
+    assert (first.admit, first.people, first.reason) == (True, 3, None)
+    assert first.entry is not None and (first.entry.key, first.entry.uses) == ("ticket.1", 1)
+    assert first.decision.result == "accept" and gates.terminal.pending_count() == 1  # recorded for upload
+
+    gates.now += 120  # a new code of hers, a minute later: her entry is used and does not re-enter
+    again = gates.terminal.admit(gates.code("alice"), "gate")
+    assert (again.admit, again.reason, again.people) == (False, "list.used_up", 0)
+    nobody = gates.terminal.admit(gates.code("grandpa"), "gate")
+    assert (nobody.admit, nobody.reason, nobody.entry) == (False, "list.no_entry", None)
+    for _ in range(2):  # carol's entry re-enters
+        gates.now += 61
+        entered = gates.terminal.admit(gates.code("carol"), "gate")
+        assert entered.admit is True
+    repeated = gates.terminal.admit(gates.code("carol"), "other")  # the same code read again: the same answer
+    assert repeated == entered and entered.entry is not None and entered.entry.uses == 2
+    gates.now += 61
+    assert gates.terminal.admit(gates.code("carol"), "other").reason == "list.no_entry"
+    assert gates.terminal.pending_count() == 6  # every scan is recorded, admitted or not (a repeat is not)
+
+
+async def test_a_pass_finds_its_entry_and_a_dropped_or_expired_entry_is_refused(gates: Gates) -> None:
+    issued = await gates.platform.handle(
+        CallInfo(app_id="dev.example.gates", version="1.0.0", call_id=1, user_id=gates.platform.user_id("alice")),
+        "credentials", "issue_pass", [], {"kind": "ticket", "data": {"n": 7}, "valid_until": int(gates.now) + 86400},
+    )  # fmt: skip
+    await gates.hold("ticket.7", {"people": 2}, pass_id=issued.id)
+    await gates.hold("ticket.8", {}, user="carol")
+    gates.sync()
+    assert gates.terminal.admit(issued.payload, "gate").people == 2
+    assert await gates.call("drop", list="gate", unit=GATE, key="ticket.8") is True
+    cursor = msgspec.json.decode(gates.platform.terminal_lists(GATE))["cursor"]
+    changes = msgspec.json.decode(gates.platform.terminal_lists(GATE, cursor - 1))["entries"]
+    assert changes == [{"list": "gate", "key": "ticket.8", "seq": cursor, "dropped": True}]
+    gates.sync(cursor - 1)
+    assert gates.terminal.admit(gates.code("carol"), "gate").reason == "list.no_entry"
+
+    # restarted, without any connection: what it holds and what it admitted are in its file
+    gates.terminal.close()
+    gates.terminal = gates.open()
+    again = gates.terminal.admit(issued.payload, "gate")
+    assert (again.admit, again.reason) == (False, "list.used_up")
+    gates.now += 9 * 3600  # past the entries' expiry
+    await gates.hold("ticket.9", {}, user="alice")
+    gates.sync(cursor)
+    assert gates.terminal.admit(issued.payload, "gate").reason == "list.no_entry"
+    assert gates.terminal.admit(gates.code("alice"), "gate").admit is True
+
+
+async def test_what_a_gate_holds_names_no_one_and_a_malformed_answer_changes_nothing(gates: Gates) -> None:
+    await gates.hold("ticket.1", {"people": 1}, user="alice")
+    body = gates.platform.terminal_lists(GATE)
+    alice = gates.platform.user_id("alice")
+    assert alice.encode() not in body and b"alice" not in body
+    gates.sync()
+    assert alice.encode() not in gates.path.read_bytes()
+    with pytest.raises(TerminalError) as bad:
+        gates.terminal.load_lists(b'{"entries": 1}')
+    assert bad.value.code == "terminal.bad_lists"
+    assert gates.terminal.admit(gates.code("alice"), "gate").admit is True
