@@ -1,7 +1,8 @@
 """Cancelling tickets and route orders, and releasing unpaid tickets: each state change one function, the money
 settled exactly once whichever runs it (the visitor's retried DELETE, a slot's closing, the sweep job).
 
-    booked --begin_cancel--> cancelling --finish_cancel--> cancelled     (the price refunded, the pass revoked)
+    booked --begin_cancel--> cancelling --finish_cancel--> cancelled     (the price refunded, the pass revoked,
+                                                                          dropped from the offline gates)
     booked --release_unpaid--> released                                  (unpaid after PAY_WITHIN: not charged)
 
 `cancelling` is the refund owed, written before any money moves: if revoking or refunding fails half-way, the
@@ -15,6 +16,7 @@ import datetime as dt
 from typing import Any
 
 from common import app
+from gate_lists import drop_from_gates
 from yima_sdk import Context, JobEvent, QuotaExceeded, Record, VersionConflict, YimaError
 
 PAY_WITHIN = dt.timedelta(minutes=15)
@@ -40,6 +42,7 @@ async def finish_cancel(ctx: Context, collection: str, record: Record) -> int:
         value = record.value
         if value["status"] == "cancelled":
             return int(value.get("refunded_fen", 0))
+        await drop_from_gates(ctx, collection, value)  # the offline gates forget it at their next sync
         if value["pass"]:
             await ctx.credentials.revoke_pass(value["pass"]["id"])
         refunded = 0

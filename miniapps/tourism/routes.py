@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from cancels import begin_cancel, finish_cancel, withdraw
 from common import app, as_doc, at_time, county_now, outside_horizon, problem
+from gate_lists import hold_for_gates
 from tickets import store_changes
 from yima_sdk import CapabilityFailed, Context, Request, Response, VersionConflict
 
@@ -85,7 +86,10 @@ async def buy_package(ctx: Context, request: Request) -> Response:
         if "pass" in changes:
             await ctx.credentials.revoke_pass(changes["pass"]["id"])
         return problem(409, "tourism.changed", "the order was cancelled meanwhile: buy again")
-    return Response.json({"id": order_id, **value, **changes}, status=201 if existing is None else 200)
+    value = {**value, **changes}
+    if await hold_for_gates(ctx, "orders", order_id):  # paid: each of its spots' gates admits it offline
+        value = {**value, "paid": True, "gates": True}
+    return Response.json({"id": order_id, **value}, status=201 if existing is None else 200)
 
 
 @app.delete("/orders/{order}")

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from cancels import PAY_WITHIN, begin_cancel, finish_cancel, withdraw
 from common import age_on, app, as_doc, at_time, county_now, problem
+from gate_lists import hold_for_gates
 from yima_sdk import (
     CapabilityFailed,
     ConsentDenied,
@@ -146,8 +147,9 @@ async def price_for(
 
 async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any], *, status: int) -> Response:
     """The ticket charged once (the key names the ticket, its number and the attempt: a retry finds the same
-    payment) and held as a pass valid until the end of its day. A charge made for a ticket that was released or
-    cancelled meanwhile is withdrawn at once (the visitor cannot confirm it), and the answer says it changed."""
+    payment) and held as a pass valid until the end of its day, and once paid at its spot's gates (gate_lists.py).
+    A charge made for a ticket that was released or cancelled meanwhile is withdrawn at once (the visitor cannot
+    confirm it), and the answer says it changed."""
     changes: dict[str, Any] = {}
     if value["price_fen"] > 0 and value["payment_id"] is None:
         payment = await ctx.payments.charge(
@@ -172,7 +174,10 @@ async def _paid_and_passed(ctx: Context, ticket_id: str, value: dict[str, Any], 
         return problem(
             409, "tourism.changed", "the ticket was released or cancelled meanwhile: reserve again"
         )
-    return Response.json({"id": ticket_id, **value, **changes}, status=status)
+    value = {**value, **changes}
+    if await hold_for_gates(ctx, "tickets", ticket_id):  # paid (or free): its spot's gates admit it offline
+        value = {**value, "paid": True, "gates": True}
+    return Response.json({"id": ticket_id, **value}, status=status)
 
 
 async def store_changes(
@@ -200,9 +205,17 @@ async def store_changes(
 
 @app.get("/tickets")
 async def my_tickets(ctx: Context, request: Request) -> dict[str, Any]:
+    """The caller's tickets and route orders; those paid since (the resident confirmed the payment in the
+    super-app) are held at their gates now."""
     user_id = await ctx.user.id()
-    page = await ctx.db.find("tickets", {"user_id": user_id}, order_by="day", limit=100)
-    orders = await ctx.db.find("orders", {"user_id": user_id}, limit=100)
+    for _ in range(2):
+        page = await ctx.db.find("tickets", {"user_id": user_id}, order_by="day", limit=100)
+        orders = await ctx.db.find("orders", {"user_id": user_id}, limit=100)
+        waiting = [(name, r.id) for name, found in (("tickets", page), ("orders", orders)) for r in found.items
+                   if r.value["status"] == "booked" and not r.value.get("gates")]  # fmt: skip
+        held = [await hold_for_gates(ctx, name, record_id) for name, record_id in waiting]
+        if not any(held):
+            break  # else read again: the answer shows them paid and held
     return {"tickets": [as_doc(r) for r in page.items], "orders": [as_doc(r) for r in orders.items]}
 
 

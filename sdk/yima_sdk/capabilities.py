@@ -289,7 +289,7 @@ class Terminals(_Facade):
         `unit` (`spot:taiji-cave`): `value` (a JSON object of at most 512 bytes, no personal data) from
         `valid_from` (default: now) until `expires_at` (at most 30 days ahead). `user_id` (an app-scoped id) binds
         it to that resident, whom a terminal then finds by their Ankang code offline, without learning who they
-        are (at most 3 days from `valid_from`); `pass_id` to one of the app's passes. The same entry again is a
+        are (at most 7 days from `valid_from`); `pass_id` to one of the app's passes. The same entry again is a
         no-op; other content replaces it. Raises InvalidArgument, QuotaExceeded (10,000 live entries of a list at
         a unit)."""
         op = c.TerminalsHold(

@@ -683,7 +683,7 @@ MAX_LIST_ENTRIES = 10_000
 """Live entries of one list at one unit (a day's tickets of a large spot)."""
 MAX_LIST_HORIZON_S = 30 * 86400
 """How far ahead an entry may expire."""
-MAX_BOUND_WINDOW_S = 3 * 86400
+MAX_BOUND_WINDOW_S = 7 * 86400
 """How long an entry bound to a resident may count: its holder tags, one per code refresh period, are made when
 it is held (a day of tags is ~11 KiB on a terminal)."""
 
@@ -711,7 +711,7 @@ class TerminalsHold(_Op, frozen=True, tag="terminals.hold"):
     """Hold entry `key` of list `list` for the terminals of staff unit `unit` (the app's scenes' terminals
     registered for that unit sync it): `value` (a JSON object of at most 512 bytes), counting from `valid_from`
     (Unix seconds; default: from now) until `expires_at` (in the future, at most 30 days ahead). `user_id` binds it
-    to that resident of the app: terminals find it from the resident's Ankang code (by holder tags, valid at most 3
+    to that resident of the app: terminals find it from the resident's Ankang code (by holder tags, valid at most 7
     days); `pass_id` to one of the app's passes: terminals find it from that pass. Holding the same entry again is
     a no-op (retry freely); other content replaces it. InvalidArgument; QuotaExceeded past 10,000 live entries
     of one list at one unit."""
@@ -856,7 +856,7 @@ def check_hold(op: TerminalsHold, now: float) -> bytes:
         raise InvalidArgument("valid_from must come before expires_at")
     if op.user_id is not None and op.expires_at - max(valid_from, now) > MAX_BOUND_WINDOW_S:
         raise InvalidArgument(
-            "an entry bound to a resident counts for at most 3 days (valid_from to expires_at)"
+            "an entry bound to a resident counts for at most 7 days (valid_from to expires_at)"
         )
     encoded = _encoded_data(op.value, MAX_LIST_VALUE_BYTES)
     return encoded

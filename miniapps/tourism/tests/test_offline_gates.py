@@ -1,0 +1,132 @@
+"""Offline gates against the simulator: a paid ticket or route pass is held at its spots' gates (the platform's
+terminal lists), bound to the visitor and the pass; a gate on the terminal SDK with no connection admits the
+holder's Ankang code once (twice where the spot re-admits), a group at once, a route pass at each of its spots,
+refuses a code without a ticket for today and a ticket cancelled before its sync; the scans settle once later."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from yima_sdk.cron import COUNTY_TIME
+from yima_sdk.terminal import Terminal
+from yima_sdk.testing import MiniApp
+
+TAIJI, JISHAN = "spot:taiji-cave", "spot:jishan-bamboo"
+
+
+def seeded(miniapp: MiniApp) -> str:
+    miniapp.schedule_job("seed", key="yima-dev-seed")
+    assert [run.ok for run in miniapp.advance(seconds=1) if run.name == "seed"] == [True]
+    return dt.datetime.fromtimestamp(miniapp.now, COUNTY_TIME).date().isoformat()
+
+
+def all_day_slot(miniapp: MiniApp, spot: str, day: str, capacity: int) -> str:
+    miniapp.grant_staff("carol", "spot_staff", f"spot:{spot}")
+    body = {"spot": spot, "day": day, "start": "00:00", "end": "23:59", "capacity": capacity}
+    r = miniapp.post("/staff/slots", user="carol", json=body)
+    assert r.status == 201, r.json()
+    return str(r.json()["id"])
+
+
+class Gates:
+    """Gate terminals of the simulator's spots, each its own SQLite file, synced only when told."""
+
+    def __init__(self, miniapp: MiniApp, folder: Path) -> None:
+        self.miniapp, self.folder = miniapp, folder
+        self.open: list[Terminal] = []
+
+    def gate(self, unit: str) -> Terminal:
+        credentials = self.miniapp.platform.credentials
+        terminal = Terminal(
+            root_public_keys=credentials.root_public_keys,
+            db_path=str(self.folder / f"gate-{len(self.open)}.sqlite"),
+            clock=lambda: self.miniapp.now,
+            clock_source="ntp",
+        )
+        terminal.load_trust_list(credentials.trust_list_envelope)
+        self.open.append(terminal)
+        self.sync(terminal, unit)
+        return terminal
+
+    def sync(self, terminal: Terminal, unit: str) -> None:
+        terminal.load_lists(self.miniapp.platform.terminal_lists(unit))
+
+
+@pytest.fixture
+def gates(miniapp: MiniApp, tmp_path: Path) -> Iterator[Gates]:
+    made = Gates(miniapp, tmp_path)
+    yield made
+    for terminal in made.open:
+        terminal.close()
+
+
+def test_an_offline_gate_admits_held_tickets_once_groups_at_once_and_nobody_else(
+    miniapp: MiniApp, gates: Gates
+) -> None:
+    today = seeded(miniapp)
+    taiji, jishan = (
+        all_day_slot(miniapp, "taiji-cave", today, 20),
+        all_day_slot(miniapp, "jishan-bamboo", today, 9),
+    )
+    miniapp.platform.balances["alice"] = 50_000
+    group = miniapp.post(f"/slots/{taiji}/reserve", user="alice", json={"people": 3}).json()
+    assert group.get("gates") is None  # not paid yet: not at the gates
+    miniapp.confirm_payment(group["payment_id"])
+    mine = miniapp.get("/tickets", user="alice").json()["tickets"]
+    assert [(t["paid"], t["gates"]) for t in mine] == [(True, True)]  # paid since: now held at the gate
+    senior = miniapp.post(f"/slots/{jishan}/reserve", user="grandpa").json()
+    assert (senior["price_fen"], senior["gates"]) == (0, True)  # free: held at once
+
+    gate = gates.gate(TAIJI)
+    first = gate.admit(miniapp.ankang_code("alice"), "gate")
+    assert (first.admit, first.people) == (True, 3)
+    assert first.entry is not None and first.entry.value == {
+        "kind": "ticket", "from": today, "until": today, "people": 3, "reentry": False,
+    }  # fmt: skip
+    miniapp.advance(seconds=90)  # her next code: 太极洞 admits a ticket once
+    assert gate.admit(miniapp.ankang_code("alice"), "gate").reason == "list.used_up"
+    assert gate.admit(miniapp.ankang_code("grandpa"), "gate").reason == "list.no_entry"  # his is for 笄山竹海
+    assert gate.admit(miniapp.ankang_code("carol"), "gate").reason == "list.no_entry"  # no ticket at all
+
+    bamboo = gates.gate(JISHAN)  # 笄山竹海 re-admits the same day
+    for _ in range(2):
+        miniapp.advance(seconds=90)
+        assert bamboo.admit(miniapp.ankang_code("grandpa"), "gate").admit is True
+    assert bamboo.admit(senior["pass"]["payload"], "gate").admit is True  # his pass finds the same entry
+
+    # the gates' scans, uploaded later, settle once each: the group counts three, the ticket one entry
+    for _ in range(2):
+        assert miniapp.scan("scenic", user="alice", unit=TAIJI, mode="offline") == []
+    assert miniapp.get("/tickets", user="alice").json()["tickets"][0]["entered"] == 1
+    assert miniapp.counters[f"admitted:taiji-cave.{today}"] == 3
+
+
+def test_a_ticket_cancelled_before_the_sync_is_refused_and_a_route_pass_opens_each_spot(
+    miniapp: MiniApp, gates: Gates
+) -> None:
+    today = seeded(miniapp)
+    tomorrow = (dt.date.fromisoformat(today) + dt.timedelta(days=1)).isoformat()
+    kept = miniapp.post(f"/slots/taiji-cave.{tomorrow}.09/reserve", user="grandpa").json()
+    cancelled = miniapp.post(f"/slots/taiji-cave.{tomorrow}.13/reserve", user="grandpa")
+    assert cancelled.status == 201 and cancelled.json()["gates"] is True
+    stale = gates.gate(TAIJI)  # synced before the cancel, then cut off
+    assert miniapp.delete(f"/tickets/{cancelled.json()['id']}", user="grandpa").status == 200
+    fresh = gates.gate(TAIJI)  # synced after it
+    miniapp.advance(seconds=86400)  # tomorrow, both gates offline
+    payload = cancelled.json()["pass"]["payload"]
+    assert fresh.admit(payload, "gate").reason == "list.no_entry"
+    assert stale.admit(payload, "gate").admit is True  # what a gate that never synced the drop would do
+    assert fresh.admit(kept["pass"]["payload"], "gate").admit is True
+
+    miniapp.platform.balances["alice"] = 50_000
+    order = miniapp.post("/packages/holiday/buy", user="alice", json={"day": tomorrow}).json()
+    miniapp.confirm_payment(order["payment_id"])
+    assert miniapp.get("/tickets", user="alice").json()["orders"][0]["gates"] is True
+    for unit in ("spot:tianmu-lake", "spot:tianhuangping"):
+        admitted = gates.gate(unit).admit(miniapp.ankang_code("alice"), "gate")
+        assert admitted.admit and admitted.entry is not None and admitted.entry.key.startswith("route.")
+    outside = gates.gate("spot:shanjuan-cave").admit(miniapp.ankang_code("alice"), "gate")
+    assert outside.reason == "list.no_entry"  # 善卷洞 is not on the route
