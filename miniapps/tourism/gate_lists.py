@@ -1,8 +1,9 @@
 """What the gates of each spot hold to decide offline (the platform's terminal lists, `ctx.terminals.hold`): a
 ticket or route pass, once paid, is an entry of the `gate` list of each of its spots' units, bound to the visitor
 (a gate finds it from their Ankang code without learning who they are) and to the pass; it is dropped when the
-ticket is cancelled and expires after its last day. A gate admits by it once, again only where the spot allows
-re-entry, for the ticket's people; the scans it uploads later settle in gates.py as online ones do."""
+ticket is cancelled and expires after its last day. A gate admits by it from the ticket's entry hours on (until
+its slot ends for a first entry), once, again only where the spot allows re-entry, for the ticket's people; the
+scans it uploads later settle in gates.py as online ones do."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from common import at_time
+from gates import GRACE
 from yima_sdk import Context, InvalidArgument, VersionConflict
 
 GATE_LIST = "gate"
@@ -43,14 +45,23 @@ async def hold_for_gates(ctx: Context, collection: str, record_id: str) -> bool:
         return False
     first, last = (value["day"], value["day"]) if collection == "tickets" else (value["from"], value["until"])
     spots = [value["spot"]] if collection == "tickets" else value["spots"]
-    held = {"kind": collection[:-1], "from": first, "until": last, "people": value.get("people", 1)}
+    held: dict[str, Any] = {
+        "kind": collection[:-1],
+        "from": first,
+        "until": last,
+        "people": value.get("people", 1),
+    }
+    opens = at_time(first, "00:00")
+    if collection == "tickets":  # a first entry within its slot's entry hours, as gates.py judges it online
+        opens = at_time(first, value["start"]) - GRACE
+        held["enter_until"] = int(at_time(first, value["end"]).timestamp())
     try:
         for spot_id in spots:
             spot = await ctx.db.get("spots", spot_id)
             reentry = bool(spot is not None and spot.value["reentry"])
             await ctx.terminals.hold(
                 GATE_LIST, f"spot:{spot_id}", entry_key(collection, value), {**held, "reentry": reentry},
-                at_time(last, "23:59") + dt.timedelta(minutes=1), valid_from=at_time(first, "00:00"),
+                at_time(last, "23:59") + dt.timedelta(minutes=1), valid_from=opens,
                 user_id=value["user_id"], pass_id=value["pass"]["id"],
             )  # fmt: skip
     except (

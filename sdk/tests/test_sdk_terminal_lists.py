@@ -127,3 +127,13 @@ async def test_what_a_gate_holds_names_no_one_and_a_malformed_answer_changes_not
         gates.terminal.load_lists(b'{"entries": 1}')
     assert bad.value.code == "terminal.bad_lists"
     assert gates.terminal.admit(gates.code("alice"), "gate").admit is True
+
+
+async def test_a_first_entry_after_its_entry_hours_is_refused(gates: Gates) -> None:
+    await gates.hold("ticket.1", {"enter_until": int(gates.now) + 60}, user="alice")
+    await gates.hold("ticket.2", {"enter_until": int(gates.now) + 600}, user="carol")
+    gates.sync()
+    gates.now += 120
+    late = gates.terminal.admit(gates.code("alice"), "gate")
+    assert (late.admit, late.reason) == (False, "list.closed")
+    assert gates.terminal.admit(gates.code("carol"), "gate").admit is True

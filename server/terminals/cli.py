@@ -238,8 +238,9 @@ def _scan_offline(args: argparse.Namespace) -> int:
 
 
 _GATE_LINES = {
-    "list.no_entry": "未持票 Nothing held for this code today",
+    "list.no_entry": "未持票 Nothing held for this code now",
     "list.used_up": "已使用 Already used: no re-entry",
+    "list.closed": "入场时间已过 Its entry hours are over",
 }
 
 

@@ -127,8 +127,10 @@ def test_an_offline_gate_admits_by_the_synced_list_and_uploads_settle_each_entry
             1,
             ["请通行 Admitted", "1 人 people"],
         )
+        closes = dt.datetime.combine(dt.date.fromisoformat(dev.today), dt.time(23, 59), COUNTY_TIME)
         assert first["entry"]["value"] == {
             "kind": "ticket", "from": dev.today, "until": dev.today, "people": 1, "reentry": False,
+            "enter_until": int(closes.timestamp()),
         }  # fmt: skip
         assert first["entry"]["key"].startswith("ticket.") and "u_" not in first["entry"]["key"]
 
@@ -141,7 +143,7 @@ def test_an_offline_gate_admits_by_the_synced_list_and_uploads_settle_each_entry
         for visitor in (stranger, cancelling):  # no ticket; a ticket cancelled before the sync
             answer = admit(dev, key_file, code(visitor))
             assert (answer["result"], answer["admit"]) == ("accept", False), answer
-            assert answer["lines"] == ["未持票 Nothing held for this code today", "list.no_entry"]
+            assert answer["lines"] == ["未持票 Nothing held for this code now", "list.no_entry"]
         assert answer["pending"] == 5
 
         # the line is back: the five scans go up; the two admissions settle, once, however often sent

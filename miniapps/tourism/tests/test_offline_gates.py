@@ -1,7 +1,8 @@
 """Offline gates against the simulator: a paid ticket or route pass is held at its spots' gates (the platform's
 terminal lists), bound to the visitor and the pass; a gate on the terminal SDK with no connection admits the
 holder's Ankang code once (twice where the spot re-admits), a group at once, a route pass at each of its spots,
-refuses a code without a ticket for today and a ticket cancelled before its sync; the scans settle once later."""
+refuses a code without a ticket for today, a ticket cancelled before its sync and one whose slot is over; the scans
+settle once later."""
 
 from __future__ import annotations
 
@@ -83,8 +84,10 @@ def test_an_offline_gate_admits_held_tickets_once_groups_at_once_and_nobody_else
     gate = gates.gate(TAIJI)
     first = gate.admit(miniapp.ankang_code("alice"), "gate")
     assert (first.admit, first.people) == (True, 3)
+    closes = dt.datetime.combine(dt.date.fromisoformat(today), dt.time(23, 59), COUNTY_TIME)
     assert first.entry is not None and first.entry.value == {
         "kind": "ticket", "from": today, "until": today, "people": 3, "reentry": False,
+        "enter_until": int(closes.timestamp()),
     }  # fmt: skip
     miniapp.advance(seconds=90)  # her next code: 太极洞 admits a ticket once
     assert gate.admit(miniapp.ankang_code("alice"), "gate").reason == "list.used_up"
@@ -115,11 +118,12 @@ def test_a_ticket_cancelled_before_the_sync_is_refused_and_a_route_pass_opens_ea
     stale = gates.gate(TAIJI)  # synced before the cancel, then cut off
     assert miniapp.delete(f"/tickets/{cancelled.json()['id']}", user="grandpa").status == 200
     fresh = gates.gate(TAIJI)  # synced after it
-    miniapp.advance(seconds=86400)  # tomorrow, both gates offline
+    at = dt.datetime.combine(dt.date.fromisoformat(tomorrow), dt.time(13, 5), COUNTY_TIME)
+    miniapp.advance(seconds=at.timestamp() - miniapp.now)  # tomorrow 13:05, both gates offline
     payload = cancelled.json()["pass"]["payload"]
     assert fresh.admit(payload, "gate").reason == "list.no_entry"
     assert stale.admit(payload, "gate").admit is True  # what a gate that never synced the drop would do
-    assert fresh.admit(kept["pass"]["payload"], "gate").admit is True
+    assert fresh.admit(kept["pass"]["payload"], "gate").reason == "list.closed"  # its 09:00-12:00 slot is over
 
     miniapp.platform.balances["alice"] = 50_000
     order = miniapp.post("/packages/holiday/buy", user="alice", json={"day": tomorrow}).json()

@@ -7,8 +7,9 @@ salt is compared with the entry's tag for the code's bucket (`issued_at // perio
 terminal's app, the pass number is compared with the entry's.
 
 A gate admits by the entries of one list, whose values may say (the convention `Terminal.admit` applies):
-    people   how many one scan admits (a group ticket), default 1
-    reentry  whether the entry admits again after its first use here, default false
+    people       how many one scan admits (a group ticket), default 1
+    reentry      whether the entry admits again after its first use here, default false
+    enter_until  Unix seconds after which a first entry is refused (a time slot's end), default none
 Uses are counted per terminal: two gates that both admit the same ticket offline are reconciled when their
 uploads settle (the app counts the entry once).
 """
@@ -85,8 +86,9 @@ class Admission(msgspec.Struct, frozen=True):
     """The scan as recorded (uploaded later like every offline scan)."""
     admit: bool
     reason: str | None
-    """None when admitted; the scan's `credential.*` code; `list.no_entry` (nothing held for this code today),
-    `list.used_up` (its entry admitted here before and does not re-enter)."""
+    """None when admitted; the scan's `credential.*` code; `list.no_entry` (nothing held for this code now),
+    `list.used_up` (its entry admitted here before and does not re-enter), `list.closed` (its first entry was due
+    by `enter_until`)."""
     entry: HeldEntry | None = None
     people: int = 0
 
@@ -201,6 +203,9 @@ class HeldLists:
         entry = fresh[0] if fresh else next((e for e in entries if _reentry(e)), entries[0])
         if entry.uses and not _reentry(entry):
             return self._remember(Admission(decision, False, "list.used_up", entry))
+        until = entry.value.get("enter_until") if isinstance(entry.value, dict) else None
+        if not entry.uses and type(until) is int and now > until:
+            return self._remember(Admission(decision, False, "list.closed", entry))
         with_use = HeldEntry(
             entry.list, entry.key, entry.value, entry.valid_from, entry.expires_at, entry.uses + 1
         )

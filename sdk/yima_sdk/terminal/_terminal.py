@@ -281,8 +281,9 @@ class Terminal:
 
     def admit(self, payload: str, list_name: str) -> Admission:
         """A gate's scan: decided and recorded as `scan` does, then admitted only by an entry of `list_name` that
-        the code finds, once (again only where the entry's value says `"reentry": true`), for the entry's
-        `people` (default 1). The use is kept in the terminal's file before this returns."""
+        the code finds, once (again only where the entry's value says `"reentry": true`; a first entry only until
+        its `enter_until`), for the entry's `people` (default 1). The use is kept in the terminal's file before
+        this returns."""
         return self._lists.admit(self.scan(payload), self.now(), list_name)
 
     def apply_revocations(self, body: bytes, issuer: int) -> None:
