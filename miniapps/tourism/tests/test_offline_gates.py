@@ -123,7 +123,9 @@ def test_a_ticket_cancelled_before_the_sync_is_refused_and_a_route_pass_opens_ea
     payload = cancelled.json()["pass"]["payload"]
     assert fresh.admit(payload, "gate").reason == "list.no_entry"
     assert stale.admit(payload, "gate").admit is True  # what a gate that never synced the drop would do
-    assert fresh.admit(kept["pass"]["payload"], "gate").reason == "list.closed"  # its 09:00-12:00 slot is over
+    assert (
+        fresh.admit(kept["pass"]["payload"], "gate").reason == "list.closed"
+    )  # its 09:00-12:00 slot is over
 
     miniapp.platform.balances["alice"] = 50_000
     order = miniapp.post("/packages/holiday/buy", user="alice", json={"day": tomorrow}).json()
