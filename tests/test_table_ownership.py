@@ -36,6 +36,7 @@ MIGRATION_OWNERS = {
     "0250_scan_outbox.sql": "terminals",
     "0270_scan_outbox_turns.sql": "terminals",
     "0271_scan_outbox_kept.sql": "terminals",
+    "0460_terminal_lists.sql": "platform",
     "0480_payment_refunds.sql": "platform",
 }
 # The foundation migration creates tables for several domains.

@@ -25,6 +25,7 @@ Modules, each registering its routes on the one `app` (common.py) when imported 
     cancels.py  each state change of a cancel or a release, and the `sweep` job that finishes them
     routes.py   cross-county route packages, cancelled with a refund until a gate admits them
     gates.py    the gate keeper's check and the gate terminal's scans, each settled exactly once
+    gate_lists.py  paid tickets and route orders held at their spots' gates (terminal lists), for offline gates
     reviews.py  reviews by visitors who entered, and the ratings
     jobs.py     demo data (seed.py) for `yima dev`
 """

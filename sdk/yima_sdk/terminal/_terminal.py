@@ -13,6 +13,9 @@ time, so a terminal whose clock runs a minute slow still accepts valid codes.
 Its parts: the decisions and the replay memory behind them (`_decisions.py`), the app's documents and offline
 fares (`_documents.py`), the lists the app holds for its unit and a gate's admissions (`_lists.py`), the upload
 (`_upload.py`), the SQLite file (`_store.py`).
+
+Over 400 lines because the `Terminal` is the terminal SDK's one object: each concern's logic lives in its module above,
+and what stays here is the thin, documented method by which a terminal program reaches it.
 """
 
 from __future__ import annotations
