@@ -22,6 +22,9 @@ keyword arguments only, unknown operations refused with `capability.denied`, bad
 
 `log` is served by the sandbox host itself; capabilities missing from the manifest never reach this class.
 App passes (issue, revoke, verify, and whether an app honours another's) are passes.py's.
+
+Over 400 lines because it is the one provider every operation of every capability passes through: the dispatch
+above and the platform's own rules for user, notify, credentials and payments, the rest delegated to a service each.
 """
 
 from __future__ import annotations
