@@ -10,6 +10,9 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
                  (an offline ride's: settlement's charge `ride_<scan id>`, refunded from when disputed)
     eligibility  concession categories granted by `concessions` staff: `<user>.<category>`, with an expiry
                  (a revoked grant's `expires_at` is its revocation, `granted_until` what was granted)
+    clearing     id `<day>.<issuer>`: a day's clearing report, one row per partner county, written once;
+                 clearing_rides (id = a partner ride: the report owing it), clearing_days (a report's state),
+                 uncleared (id = a partner ride on no report yet: the next one takes it) - clearing.py
     riders       id = a rider's id, written when their page first shows it (`GET /me`): the riders a grant
                  may name
     disputes     id = the ride's id: one per ride, open -> (refunding ->) refunded, or rejected
@@ -33,7 +36,8 @@ Modules, each registering its routes on the one `app` (common.py) when imported 
     rides.py     riders: the lines, their rides, the monthly statement, disputes
     fares.py     staff: fare tables, disputed fares; the demo fare table (seed.py)
     concessions.py  staff: concession grants with an expiry, listed and revoked
-    clearing.py  the daily clearing report per partner county; rides whose terminal price was corrected
+    clearing.py  the daily clearing report per partner county, a row per ride, a county's own rows for its
+                 `partner` clerk; rides whose terminal price was corrected
 """
 
 from __future__ import annotations

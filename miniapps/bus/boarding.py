@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 from typing import Any
 
+from clearing import record_partner_ride
 from common import PARTNERS, app, month_rides, schedule, yuan
 from yima_sdk import ConsentDenied, Context, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
@@ -151,7 +152,7 @@ async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -
             return {"lines": ["票价未配置 No fare for this line"], "admit": False}
         value = ride_value(None, priced, event, at.strftime("%Y-%m"))
         try:
-            await ctx.db.insert("rides", value, id=ride_id)
+            await record_partner_ride(ctx, ride_id, value, issuer)  # owed on the next clearing report
         except VersionConflict:
             pass  # the same scan recorded by another delivery a moment ago
     else:

@@ -47,10 +47,10 @@ class Dev:
     def __init__(self, server: RealServer, operator: httpx.Client, dsn: str) -> None:
         self.server, self.operator, self.dsn = server, operator, dsn
 
-    def staff(self, role: str) -> httpx.Client:
-        """A resident the operator grants `role` of the bus app."""
+    def staff(self, role: str, unit: str | None = None) -> httpx.Client:
+        """A resident the operator grants `role` of the bus app (at `unit`)."""
         clerk = verified_resident(self.server)
-        body = {"account_id": clerk.get("/v1/me").json()["id"], "role": role, "unit": None}
+        body = {"account_id": clerk.get("/v1/me").json()["id"], "role": role, "unit": unit}
         r = self.operator.post(f"/v1/miniapps/{APP}/staff", json=body)
         assert r.status_code == 201, r.text
         return clerk
@@ -225,6 +225,20 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
     csv = clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat(), "format": "csv"})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv"), csv.text
     assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
+    assert [(r["issuer"], r["line"], r["fare_fen"], r["late"]) for r in report["rides"]] == [
+        (330522, "1", 200, False), (330522, "k2", 400, False),
+    ]  # fmt: skip
+    # Changxing's clearing clerk, granted the partner role at county:330522, reads Changxing's rows only.
+    changxing_clerk = dev.staff("partner", "county:330522")
+    own = changxing_clerk.get(f"{API}/partner/clearing", params={"day": day.isoformat()})
+    assert own.status_code == 200, own.text
+    assert [c["issuer"] for c in own.json()["counties"]] == [330522] and own.json()["rides"] == report[
+        "rides"
+    ]
+    anji_clerk = dev.staff("partner", "county:330523")
+    theirs = anji_clerk.get(f"{API}/partner/clearing", params={"day": day.isoformat()}).json()
+    assert ([c["issuer"] for c in theirs["counties"]], theirs["rides"]) == ([330523], [])
+    assert changxing_clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat()}).status_code == 403
 
     # The operator's way, `yima jobs run`: the job fires now, so it clears yesterday (nothing rode then).
     eventually(lambda: next_firing(dev.dsn) > dt.datetime.now(dt.UTC), limit_s=30)  # the firing's run is over
@@ -241,6 +255,11 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
     assert clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat()}).json() == report
     again = clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat(), "format": "csv"})
     assert again.text == csv.text
+    # That later ride of a cleared day is owed on the next report (the firing of the day after), marked late.
+    fire_clearing_of(dev.dsn, day + dt.timedelta(days=1))
+    nxt = cleared(day + dt.timedelta(days=1))
+    assert [(r["issuer"], r["day"], r["late"]) for r in nxt["rides"]] == [(330522, day.isoformat(), True)]
+    assert {c["issuer"]: c["late_rides"] for c in nxt["counties"]}[330522] == 1
     rider = verified_resident(dev.server)
     assert rider.get(f"{API}/fares/clearing", params={"day": day.isoformat()}).status_code == 403
 
