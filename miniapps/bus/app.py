@@ -18,6 +18,8 @@ Data (ctx.db collections, declared with their indexes in miniapp.toml):
     disputes     id = the ride's id: one per ride, open -> (refunding ->) refunded, or rejected
     rider_months id `<rider>.<month>`: written in the commit recording each of the rider's rides that month, so
                  a rider's rides take turns: each is priced seeing those recorded before it (boarding.py)
+    alights      id = the ride tapped off: its alighting stop and what the tap-off gave back (tapoff.py)
+    taps         id = a tap-off's scan id: pending (its boarding not heard yet), applied or refused
 
 Every fare table version is also published to the bus terminals (`ctx.terminals.publish("fares", ...)`): the
 platform signs it, terminals sync it with their trust list and price offline ride codes with the version in force.
@@ -29,11 +31,14 @@ transfer, caps, in ride-time order) and gives the difference back at once (`ctx.
 settlement corrected is listed for the fares staff (`GET /fares/repriced`).
 
 A bus terminal is registered with the unit of the line it serves (`line:k2`); a scan at it is a boarding of that
-line. The terminal does not know where the rider will get off, so a staged line charges its top stage.
+line, from the stop the terminal names (`ScanData.stop`). A boarding does not say where the rider gets off, so a
+staged line charges its top stage; the rider's tap-off (`ScanData.tap == "off"`) re-prices the ride by stops
+travelled and gives back the difference, once (tapoff.py).
 
 Modules, each registering its routes on the one `app` (common.py) when imported here:
     boarding.py  the bus terminal's scan: a ride priced and charged once
     rides.py     riders: the lines, their rides, the monthly statement, disputes
+    tapoff.py    the rider's tap-off: the ride re-priced by stops travelled, the difference given back once
     fares.py     staff: fare tables, disputed fares; the demo fare table (seed.py)
     concessions.py  staff: concession grants with an expiry, listed and revoked
     clearing.py  the daily clearing report per partner county, a row per ride, a county's own rows for its
@@ -47,6 +52,7 @@ import clearing  # noqa: F401
 import concessions  # noqa: F401
 import fares  # noqa: F401
 import rides  # noqa: F401
+import tapoff  # noqa: F401
 from common import app
 
 __all__ = ["app"]

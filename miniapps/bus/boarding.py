@@ -9,10 +9,11 @@ import datetime as dt
 from typing import Any
 
 from clearing import record_partner_ride
-from common import PARTNERS, app, month_rides, schedule, yuan
-from yima_sdk import ConsentDenied, Context, ScanEvent, VersionConflict
+from common import PARTNERS, app, month_rides, rider_of, schedule, yuan
+from tapoff import kept_taps, pending_for, ride_of, stops_known, tap_off
+from yima_sdk import Context, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
-from yima_sdk.fares import Eligibility, FareError, PricedRide, Ride, Rider, price_rides
+from yima_sdk.fares import FareError, PricedRide, Ride, Rider, price_rides
 
 CATEGORY_NAMES = {
     "senior_60": "60-69岁半价 aged 60-69",
@@ -21,28 +22,6 @@ CATEGORY_NAMES = {
     "disability": "残疾人免费 disability card",
     "veteran": "优抚对象免费 veteran",
 }
-
-
-async def rider_of(ctx: Context, user_id: str) -> Rider:
-    """The rider's concession facts: a consented birth date, and the eligibility staff granted."""
-    try:
-        born: dt.date | None = dt.date.fromisoformat(await ctx.user.scope("birth_date"))
-    except ConsentDenied:
-        born = None
-    grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
-    return Rider(
-        birth_date=born,
-        eligibilities=tuple(
-            Eligibility(
-                category=g.value["category"], expires_at=dt.datetime.fromisoformat(g.value["expires_at"])
-            )
-            for g in grants.items
-        ),
-    )
-
-
-def ride_of(value: dict[str, Any]) -> Ride:
-    return Ride(ride_id=value["id"], at=dt.datetime.fromisoformat(value["at"]), line=value["line"])
 
 
 NOT_RECORDED = ["乘车未记录 请重新扫码", "Ride not recorded: scan again"]
@@ -56,13 +35,15 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     unit = event.data.unit or ""
     if not unit.startswith("line:"):
         return {"lines": ["终端未绑定线路 This terminal serves no line"], "admit": False}
+    if event.data.tap == "off":  # 下车刷卡: the ride re-priced by stops travelled (tapoff.py)
+        return await tap_off(ctx, event, unit.removeprefix("line:"))
     issuer = event.data.issuer
     if event.user_id is None and issuer is not None and issuer in PARTNERS:
         return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
     if event.user_id is None:
         return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"], "admit": False}
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
-    ride = Ride(ride_id=event.data.scan_id, at=at, line=unit.removeprefix("line:"))
+    ride = Ride(ride_id=event.data.scan_id, at=at, line=unit.removeprefix("line:"), board=event.data.stop)
     for _ in range(TURNS - 1):
         with contextlib.suppress(VersionConflict):  # another ride of the month came first: price it again
             return await ride_once(ctx, event, event.user_id, ride)
@@ -110,10 +91,28 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
     first. Once recorded, what the ride is charged or given back is decided."""
     month = ride.at.strftime("%Y-%m")
     turn_id = f"{user_id}.{month}"
+    taps = await kept_taps(ctx, user_id, ride.line) if ride.board is not None else []
     async with ctx.db.transaction() as tx:
         turn = await tx.get("rider_months", turn_id)
         known = list(map(ride_of, await month_rides(ctx, user_id, month)))
         fares, rider = await schedule(ctx), await rider_of(ctx, user_id)
+        # A tap-off delivered before its boarding (kept by tapoff.py): the ride is priced with both stops now.
+        tap = pending_for(taps, ride, known)
+        if tap is not None and stops_known(fares, ride.line, ride.at, ride.board, tap["stop"]):
+            kept = await tx.get(
+                "taps", tap["id"]
+            )  # still waiting: another boarding did not take it meanwhile
+            if kept is None or kept.value["status"] != "pending":
+                raise VersionConflict("the kept tap-off was taken meanwhile")
+            ride = Ride(
+                ride_id=ride.ride_id, at=ride.at, line=ride.line, board=ride.board, alight=tap["stop"]
+            )
+            tx.update("taps", tap["id"], {**kept.value, "status": "applied", "ride": ride.ride_id},
+                      expected_version=kept.version)  # fmt: skip
+            tx.insert("alights", {
+                "user_id": user_id, "month": month, "line": ride.line, "board": ride.board, "alight": tap["stop"],
+                "at": tap["at"], "scan": tap["id"], "off_fen": 0, "status": "done", "at_boarding": True,
+            }, id=ride.ride_id)  # fmt: skip
         priced = price_rides(fares, rider, [*known, ride])
         (mine,) = (p for p in priced if p.ride_id == ride.ride_id)
         # What the ride adds to the month priced in ride-time order: its own price when it comes last (a
@@ -170,7 +169,7 @@ def ride_value(
     local = p.at.astimezone(COUNTY_TIME)
     return {
         "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
-        "line": p.line, "terminal": event.terminal_id, "mode": event.data.mode,
+        "line": p.line, "board": event.data.stop, "terminal": event.terminal_id, "mode": event.data.mode,
         "credential_type": event.data.credential_type, "issuer": event.data.issuer,
         "table_version": p.table_version,
         "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,

@@ -3,11 +3,12 @@ fare schedule and a rider's rides of a month."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import msgspec
-from yima_sdk import App, Context, Response
-from yima_sdk.fares import FareSchedule, FareTable
+from yima_sdk import App, ConsentDenied, Context, Response
+from yima_sdk.fares import Eligibility, FareSchedule, FareTable, Rider
 
 app = App()
 
@@ -45,13 +46,48 @@ async def schedule(ctx: Context) -> FareSchedule:
 
 
 async def month_rides(ctx: Context, user_id: str, month: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    """The rider's rides of a month in ride order, each with its tap-off where it had one (tapoff.py): `alight`
+    (the stop), `tapoff_off_fen` (what the tap-off gave back) and `tapoff_status`."""
+    alights = await _all(ctx, "alights", {"user_id": user_id, "month": month})
+    return [
+        {"id": ride_id, **value, **_tap_off_of(alights.get(ride_id))}
+        for ride_id, value in (await _all(ctx, "rides", {"user_id": user_id, "month": month}, "at")).items()
+    ]
+
+
+def _tap_off_of(alight: dict[str, Any] | None) -> dict[str, Any]:
+    if alight is None:
+        return {"alight": None, "alighted_at": None, "tapoff_off_fen": 0, "tapoff_status": None}
+    return {"alight": alight["alight"], "alighted_at": alight["at"], "tapoff_off_fen": alight["off_fen"],
+            "tapoff_status": alight["status"]}  # fmt: skip
+
+
+async def _all(
+    ctx: Context, collection: str, where: dict[str, Any], order_by: str | None = None
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     after = None
     while True:
-        page = await ctx.db.find(
-            "rides", {"user_id": user_id, "month": month}, order_by="at", limit=100, after=after
-        )
-        out.extend({"id": r.id, **r.value} for r in page.items)
+        page = await ctx.db.find(collection, where, order_by=order_by, limit=100, after=after)
+        out.update((r.id, r.value) for r in page.items)
         after = page.cursor
         if after is None:
             return out
+
+
+async def rider_of(ctx: Context, user_id: str) -> Rider:
+    """The rider's concession facts: a consented birth date, and the eligibility staff granted."""
+    try:
+        born: dt.date | None = dt.date.fromisoformat(await ctx.user.scope("birth_date"))
+    except ConsentDenied:
+        born = None
+    grants = await ctx.db.find("eligibility", {"user_id": user_id}, limit=20)
+    return Rider(
+        birth_date=born,
+        eligibilities=tuple(
+            Eligibility(
+                category=g.value["category"], expires_at=dt.datetime.fromisoformat(g.value["expires_at"])
+            )
+            for g in grants.items
+        ),
+    )

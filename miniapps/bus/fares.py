@@ -88,7 +88,10 @@ async def refund(ctx: Context, request: Request) -> Response:
         return problem(400, "bus.bad_refund", "the ride has no payment to refund")
     marked = dict(case.value)
     if status == "open":
-        paid = refundable_fen(ride.value)
+        alight = await ctx.db.get(
+            "alights", ride_id
+        )  # what a tap-off gave back of it is not refundable again
+        paid = refundable_fen(ride.value) - (alight.value["off_fen"] if alight is not None else 0)
         amount = paid if body.amount_fen is None else body.amount_fen
         if not 0 < amount <= paid:
             return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")

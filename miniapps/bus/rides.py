@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from common import app, month_rides, problem, schedule
+from tapoff import finish_refunds
 from yima_sdk import Context, Request, Response, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.fares import FareError
@@ -63,7 +64,9 @@ async def with_payments(ctx: Context, found: list[dict[str, Any]]) -> list[dict[
 @app.get("/rides")
 async def rides(ctx: Context, request: Request) -> Response:
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
-    found = await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
+    found = await finish_refunds(
+        ctx, await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
+    )
     return Response.json({"month": month, "rides": found})
 
 
@@ -71,16 +74,22 @@ async def rides(ctx: Context, request: Request) -> Response:
 async def statement(ctx: Context, request: Request) -> Response:
     """The month's totals: what the rides would have cost, what each discount took off, what was paid."""
     month = request.query.get("month") or dt.datetime.now(COUNTY_TIME).strftime("%Y-%m")
-    found = await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
+    found = await finish_refunds(
+        ctx, await with_payments(ctx, await month_rides(ctx, await ctx.user.id(), month))
+    )
     total = {k: sum(r.get(k, 0) for r in found) for k in (
         "base_fen", "peak_fen", "concession_off_fen", "transfer_off_fen", "cap_off_fen", "reordered_off_fen",
-        "fare_fen", "refunded_fen", "returned_fen")}  # fmt: skip
+        "fare_fen", "refunded_fen", "returned_fen", "tapoff_off_fen")}  # fmt: skip
     # Paid: fares whose payment succeeded, and what offline settlement took; to confirm: fares still asked.
     paid = sum(r["fare_fen"] for r in found if r["payment_status"] == "succeeded")
     paid += sum((r.get("settled_fen") or 0) - r.get("returned_fen", 0) for r in found)
+    # what tap-offs gave back (分段计价: the ride re-priced by stops travelled); one waiting for its payment's
+    # confirmation is still to give back
+    paid -= sum(r["tapoff_off_fen"] for r in found if r["tapoff_status"] == "refunded")
     pending = sum(r["fare_fen"] for r in found if r["payment_status"] == "pending_confirmation")
     return Response.json({
         "month": month, "rides": len(found), "transfers": sum(1 for r in found if r["transfer"]),
+        "tapped_off": sum(1 for r in found if r["alight"] is not None),
         **total, "paid_fen": paid - total["refunded_fen"], "pending_fen": pending,
     })  # fmt: skip
 

@@ -9,6 +9,8 @@ const failed = (error) => say(error.problem && error.problem.error ? error.probl
 function ride(r) {
   const li = document.createElement("li");
   const parts = [r.at.slice(5, 16).replace("T", " "), r.line + "路", yuan(r.fare_fen)];
+  if (r.board) parts.push(r.board + " → " + (r.alight || "?")); // where the rider got on, and off if tapped off
+  if (r.tapoff_off_fen) parts.push("按站退 by stops -" + yuan(r.tapoff_off_fen));
   if (r.concession) parts.push(NAMES[r.concession] || r.concession);
   if (r.transfer) parts.push("换乘 -" + yuan(r.transfer_off_fen));
   if (r.cap_off_fen) parts.push("封顶 -" + yuan(r.cap_off_fen));
@@ -37,7 +39,7 @@ async function load() {
     yima.call("/statement", { query }), yima.call("/rides", { query }), yima.call("/me"),
   ]);
   $("statement").textContent = s.rides + " 次乘车 rides · 换乘 " + s.transfers + " · 优惠 -" +
-    yuan(s.concession_off_fen + s.transfer_off_fen + s.cap_off_fen) + " · 已付 paid " + yuan(s.paid_fen) +
+    yuan(s.concession_off_fen + s.transfer_off_fen + s.cap_off_fen + (s.tapoff_off_fen || 0)) + " · 已付 paid " + yuan(s.paid_fen) +
     (s.pending_fen ? " · 待确认 to confirm " + yuan(s.pending_fen) : "");
   $("rides").replaceChildren(...rides.map(ride));
   $("rider").textContent = me.user_id;

@@ -85,6 +85,8 @@ class AsyncSimulator:
         self._host = WorkerHost(self.folder, self.manifest, self.platform, self.python, self.logs)
         self._advancing = asyncio.Lock()
         self._scan_ids = 0
+        self._delivered: dict[str, tuple[int | None, str | None]] = {}
+        """What each scan delivered so far settled (settled_fen, payment_id), by scan id: delivered again as is."""
 
     @property
     def layers(self) -> list[LayerReport]:
@@ -170,6 +172,11 @@ class AsyncSimulator:
         # the gateway's rule for what an answer carries (JSON, CSV or bytes; nosniff; private caching)
         return SimResponse(response.status, answer_headers(response.headers), response.body)
 
+    @property
+    def last_scan_id(self) -> str | None:
+        """The id of the scan delivered last (None before any): `scan(..., scan_id=)` delivers it again."""
+        return f"sim-scan-{self._scan_ids}" if self._scan_ids else None
+
     async def scan(self, scene_kind: str, **kwargs: Any) -> list[str]:
         """Fire a scan event (see `scan_reply`); returns the display lines the app added."""
         return list((await self.scan_reply(scene_kind, **kwargs)).lines)
@@ -191,6 +198,7 @@ class AsyncSimulator:
         scanned_at: dt.datetime | None = None,
         stop: str | None = None,
         tap: Literal["on", "off"] = "on",
+        scan_id: str | None = None,
     ) -> ScanReply:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the app's reply: its display lines and its
@@ -210,7 +218,10 @@ class AsyncSimulator:
         sees it), then in `event.data.app_pass`, with its holder as `user_id` (`user` is not used).
         `stop`, `tap`: where the terminal was and which tap it was (`event.data.stop`, `event.data.tap`), checked
         as production checks them (ValueError for a malformed stop: production answers 400 `scan.stop_invalid`);
-        a tap-off charges nothing (`amount_fen` must be None or 0 with `tap="off"`)."""
+        a tap-off charges nothing (`amount_fen` must be None or 0 with `tap="off"`).
+        `scan_id`: an id this simulator gave an earlier scan (`sim-scan-<n>`), to deliver that scan again, as
+        production delivers an uploaded scan at least once (at once too: two deliverers after a lease ran out):
+        what its first delivery settled is not settled again, its `settled_fen` and `payment_id` come back."""
         if stop is not None and not valid_stop(stop):
             raise ValueError(f"stop {stop!r}: production refuses it with 400 scan.stop_invalid")
         if tap not in ("on", "off"):
@@ -219,17 +230,25 @@ class AsyncSimulator:
             raise ValueError(
                 "a tap-off charges nothing: production refuses its record as scan.amount_invalid"
             )
-        self._scan_ids += 1
+        again = self._delivered.get(scan_id) if scan_id is not None else None
+        if scan_id is not None and again is None:
+            raise ValueError(f"no earlier scan {scan_id!r} to deliver again")
+        if scan_id is None:
+            self._scan_ids += 1
+            scan_id = f"sim-scan-{self._scan_ids}"
         if scanned_at is None:
             scanned_at = dt.datetime.fromtimestamp(self.platform.clock(), dt.UTC)
-        if settled_fen is None and mode == "offline" and credential_type == "ride_code" and amount_fen:
+        payment_id = None
+        if again is not None:
+            settled_fen, payment_id = again
+        elif settled_fen is None and mode == "offline" and credential_type == "ride_code" and amount_fen:
             settled_fen = self.platform.settle_ride(unit, scanned_at, amount_fen)
         scanned: ScannedPass | None = None
         user_id = None if user is None or user not in self.platform.used else self.user_id(user)
-        payment_id = None
-        if mode == "offline" and settled_fen and user is not None:
+        if again is None and mode == "offline" and settled_fen and user is not None:
             # settlement charged the rider's card: a payment this app may refund part of, as in production
             payment_id = self.platform.settled_ride(user, settled_fen)
+        self._delivered[scan_id] = (settled_fen, payment_id)
         if app_pass is not None:
             platform = self.platform
             verdict = platform.credentials.verify(
@@ -245,14 +264,14 @@ class AsyncSimulator:
         colour = None  # as production: the code's colour only to an app the resident granted the scope
         if user_id is not None and app_pass is None and credential_type == "ankang_code" and user is not None:
             colour = self.platform.users[user].health_color if self.platform._shows_colour(user) else None
-        preloaded = self._preload(scene_kind, user_id, scanned_at, f"sim-scan-{self._scan_ids}")
+        preloaded = self._preload(scene_kind, user_id, scanned_at, scan_id)
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
             terminal_id=terminal_id,
             user_id=user_id,
             data=ScanData(
-                scan_id=f"sim-scan-{self._scan_ids}",
+                scan_id=scan_id,
                 scanned_at=scanned_at,
                 mode=mode,
                 credential_type=credential_type,

@@ -80,6 +80,11 @@ class Simulator:
         return self._async.logs
 
     @property
+    def last_scan_id(self) -> str | None:
+        """The id of the scan delivered last: `scan(..., scan_id=)` delivers it again."""
+        return self._async.last_scan_id
+
+    @property
     def storage(self) -> dict[str, Any]:
         """The app's stored values by key (a copy)."""
         return {key: doc.value for key, doc in self.platform.space.docs.items()}
