@@ -4,9 +4,12 @@ on two, whatever reruns; a partner county's staff read their own county's rows o
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from pathlib import Path
 
-from bus_days import to_wednesday_10
+from bus_days import seeded_at_wednesday_10, to_wednesday_10
+from yima_sdk.simulator import AsyncSimulator
 from yima_sdk.testing import MiniApp
 
 CHANGXING, ANJI = 330522, 330523
@@ -93,3 +96,35 @@ def test_a_partner_countys_staff_read_their_own_rows_only(miniapp: MiniApp) -> N
     assert (refused.status, refused.json()["code"]) == (403, "bus.county_required")
     miniapp.grant_staff("carol", "fares")  # Guangde's fares staff read every county
     assert len(report(miniapp, wednesday.date())["rides"]) == 2
+
+
+async def test_uploads_arriving_while_the_day_is_cleared_are_each_owed_once(miniapp_folder: Path) -> None:
+    """Twenty Changxing ride codes scanned on Wednesday evening are uploaded while the 00:30 job clears
+    Wednesday (the app's two workers: the job in one, the uploads in the other, side by side): each ride is on
+    Wednesday's report or, if it came too late for it, on Thursday's, never on both, never on neither."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        wednesday = await seeded_at_wednesday_10(sim)
+        await sim.advance(hours=14, minutes=29, seconds=59)  # Thursday 00:29:59
+        scanned = [
+            (wednesday.replace(hour=21) + dt.timedelta(minutes=i)).astimezone(dt.UTC) for i in range(20)
+        ]
+        uploads = [
+            sim.scan("bus", user=None, unit="line:1", issuer=CHANGXING, mode="offline", credential_type="ride_code",
+                     amount_fen=200, settled_fen=200, scanned_at=at, terminal_id=f"bus-{i}")
+            for i, at in enumerate(scanned)
+        ]  # fmt: skip
+        await asyncio.gather(
+            *uploads[:8], sim.advance(seconds=2), *uploads[8:]
+        )  # the clear job of 00:30 among them
+        await sim.advance(days=1)  # Friday 00:30: Thursday cleared
+        sim.platform.grant_staff("carol", "fares")
+        reports = []
+        for day in (wednesday.date(), wednesday.date() + dt.timedelta(days=1)):
+            r = await sim.request("GET", "/fares/clearing", user="carol", query={"day": day.isoformat()})
+            reports.append(r.json())
+        owed = [[r["ride"] for r in report["rides"]] for report in reports]
+        assert len(owed[0]) + len(owed[1]) == 20 and not set(owed[0]) & set(owed[1])
+        for report, rides in zip(reports, owed, strict=True):
+            (changxing,) = (c for c in report["counties"] if c["issuer"] == CHANGXING)
+            assert (changxing["rides"], changxing["amount_fen"]) == (len(rides), 200 * len(rides))
+        assert all(r["late"] for r in reports[1]["rides"]) and not any(r["late"] for r in reports[0]["rides"])
