@@ -33,6 +33,7 @@ from tests.conftest import random_phone
 from tests.credentials.helpers import client_assertion, public_key_b64, token_form
 from tests.e2e._real import RealServer, eventually, private_folder, real_server, server_env, sign_in
 from tests.e2e.test_real_bus import rider_with_card, top_up
+from tests.e2e.test_real_bus_caps import grant_fares
 
 APP = "gov.guangde.bus"
 API = f"/v1/miniapps/{APP}/api"
@@ -66,7 +67,7 @@ class Deployment:
     def at(self, when: dt.datetime) -> Iterator[RealServer]:
         self.env["FAKETIME"] = f"+{int(when.timestamp() - time.time())}"
         with real_server("dev", env=self.env) as server:
-            assert abs(server_now(server) - when.timestamp()) < 120, server_now(server)
+            assert -2 < server_now(server) - when.timestamp() < 300, server_now(server)  # moved, then started
             yield server
 
 
@@ -132,19 +133,21 @@ def test_a_new_day_pays_again_and_a_month_counts_only_its_own_rides(folder: Path
     deployment = Deployment(folder)
     phone, key = random_phone(), Ed25519PrivateKey.generate()
 
-    # The last evening of the month, 23:50: the clerk publishes the caps; the rider reaches the daily cap.
-    with deployment.at(first - dt.timedelta(minutes=10)) as server:
+    # The last evening of the month, 23:40: the clerk publishes the caps; the rider reaches the daily cap.
+    with deployment.at(first - dt.timedelta(minutes=20)) as server:
         operator = sign_in(server, DEMO_OPERATOR_PHONE)
         clerk = sign_in(server)
-        body = {"account_id": clerk.get("/v1/me").json()["id"], "role": "fares", "unit": None}
-        assert operator.post(f"/v1/miniapps/{APP}/staff", json=body).status_code == 201
+        grant_fares(operator, clerk)
 
         def seeded() -> list[dict[str, Any]]:
             r = clerk.get(f"{API}/fares/tables")
+            if r.status_code == 429:  # the resident's call quota on a slow start: ask less often
+                time.sleep(1)
+                return []
             assert r.status_code == 200, r.text
             return list(r.json()["tables"])
 
-        tables = eventually(seeded, limit_s=60)
+        tables = eventually(seeded, limit_s=120)
         start = dt.datetime.fromtimestamp(server_now(server) + 3, dt.UTC)
         table = tables[0] | {"version": 2, "effective_from": start.isoformat(), "peak": [],
                              "daily_cap_fen": 500, "monthly_cap_fen": 900}  # fmt: skip
