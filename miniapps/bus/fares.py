@@ -145,6 +145,12 @@ async def reject(ctx: Context, request: Request) -> Response:
                             expected_version=case.version)  # fmt: skip
     except VersionConflict:  # a refund began (or another decision landed) meanwhile
         return problem(409, "bus.dispute_changed", "the dispute changed meanwhile: ask again")
+    # The rider hears the decision, as of a refund: the fare stands, with the staff's reason.
+    await ctx.notify.send(
+        "票价申诉未获退款 Dispute declined",
+        body.note or "票价无误 the fare stands",
+        user_id=case.value["user_id"],
+    )
     return Response.json({"ride": case.id, "status": "rejected"})
 
 

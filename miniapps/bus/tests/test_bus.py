@@ -77,6 +77,31 @@ def test_rides_priced_charged_shown_and_a_disputed_fare_refunded(miniapp: MiniAp
     assert [m["title"] for m in miniapp.inbox("alice")][-1] == "票价已退 Fare refunded"
 
 
+def test_a_rejected_dispute_tells_the_rider_and_refunds_nothing(miniapp: MiniApp) -> None:
+    """The fares staff reject Alice's dispute: she hears it in her inbox with their reason, nothing comes back,
+    and the decision stands (a refund or a second reject afterwards is `bus.dispute_closed`)."""
+    miniapp.switches.payment_confirmation = "auto"
+    month = to_wednesday_10(miniapp).strftime("%Y-%m")
+    miniapp.grant_staff("carol", "fares")
+    assert miniapp.get("/me", user="alice").status == 200  # she opened the app once
+    assert miniapp.scan("bus", user="alice", unit="line:1") == ["1路 ¥2.00"]
+    balance = miniapp.platform.balances["alice"]
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert miniapp.post(f"/rides/{ride['id']}/dispute", user="alice", json={"reason": "x"}).status == 201
+    rejected = miniapp.post(
+        f"/fares/disputes/{ride['id']}/reject", user="carol", json={"note": "one tap logged"}
+    )
+    assert rejected.json() == {"ride": ride["id"], "status": "rejected"}
+    (told,) = [m for m in miniapp.inbox("alice") if m["title"] == "票价申诉未获退款 Dispute declined"]
+    assert told["body"] == "one tap logged"
+    for decision in ("refund", "reject"):
+        again = miniapp.post(f"/fares/disputes/{ride['id']}/{decision}", user="carol", json={})
+        assert again.json()["code"] == "bus.dispute_closed"
+    assert miniapp.platform.balances["alice"] == balance
+    statement = miniapp.get("/statement", user="alice", query={"month": month}).json()
+    assert (statement["refunded_fen"], statement["paid_fen"]) == (0, 200)
+
+
 def test_an_online_boarding_that_never_gets_its_turn_is_refused_and_not_charged(
     miniapp: MiniApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
