@@ -5,20 +5,23 @@ shows it).
 Each journey is ridden by twins: two residents with the same birth date, the same consent and the same staff
 grant. One shows the Ankang code to real bus terminals online (the sandboxed app prices the boarding and asks the
 one-card, the rider confirms); the other shows offline ride codes (signed by a certified phone key) to terminals on
-the terminal SDK, which price them from the fare tables they synced, and upload them after each stop of the
-timeline (settlement re-prices and charges the table's fare, the app gives back what the rider's own price is
+the terminal SDK, which price them from the fare tables they synced, and upload them after each step of the
+journey (settlement re-prices and charges the table's fare, the app gives back what the rider's own price is
 below it). Both boardings of a step happen at the same instant: the offline terminal's clock is read once and the
-online scan reports that instant, which is the real time (well inside the clock tolerance), so nothing is
-back-dated.
+online scan reports that instant, which is now by the server's clock (well inside the clock tolerance), so
+nothing is back-dated.
 
-The real core places rides at real times only: an online scan is decided now, and an offline ride code is settled
-only within its device certificate, which the one-card issues now (scans before it are `not_yet_valid`). So the
-journey lasts about a minute and the fare tables are shaped to it, as the fares staff publish them through the
-gateway: a transfer window of one minute (boardings 20-50 s apart transfer, 70 s apart do not), peak windows on
+The real core places rides at its own time only: an online scan is decided now, and an offline ride code is
+settled only within its device certificate, which the one-card issues now (scans before it are `not_yet_valid`).
+So the journey lasts about a minute and the fare tables are shaped to it, as the fares staff publish them through
+the gateway: a transfer window of one minute (boardings 20-50 s apart transfer, 70 s apart do not), peak windows on
 the minutes the journey crosses (on today's weekday or not), a new version taking effect between two boardings,
 small daily and monthly caps, a concession grant expiring between two boardings, riders at the edges of the age
-bands. Days and month boundaries are left to the simulator and the engine's own property test
-(sdk/tests/test_sdk_fares.py): the real core cannot honestly place a ride there.
+bands. With libfaketime (.ci/run installs it), `yima dev` runs on a clock moved to two minutes before a county month
+ends (its whole process tree; the test's terminals learn the server's time as they sync their clocks, as
+test_real_bus_caps_days.py does), and the journey crosses midnight into the new month between its last two steps:
+a new day's and month's caps, no transfer across it, ages on the new date. Without it the journey runs on the real
+clock, within one day.
 
 What it proves: for every ride the twins' rides agree (version, base, peak, concession, transfer, cap, fare; no
 re-ordering share) and both agree with `yima_sdk.fares.price_rides` run here on the tables the staff published;
@@ -42,18 +45,24 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.fares import Eligibility, FareSchedule, FareTable, Ride, Rider, price_rides, settlement_fare
 from yima_sdk.holder import Holder
-from yima_sdk.terminal import Terminal, TerminalCredentials
+from yima_sdk.terminal import Terminal
 
 from server.seed import DEMO_OPERATOR_PHONE
-from tests.conftest import valid_id_number
-from tests.credentials.helpers import public_key_b64
+from tests.e2e._bus import (
+    API,
+    APP,
+    COUNTY_TIME,
+    Dev,
+    HeldClock,
+    balance,
+    confirm_all,
+    offline_terminal,
+    online_terminal,
+    riders_with_cards,
+)
 from tests.e2e._real import (
-    RealServer,
-    UploadsFourTimesAtOnce,
-    enrol_terminal,
     eventually,
     private_folder,
     real_server,
@@ -61,103 +70,36 @@ from tests.e2e._real import (
     sign_in,
     verified_resident,
 )
-from tests.e2e.test_real_bus import ride_codes_holder, top_up
-from tests.onecard.helpers import card_number
+from tests.e2e.test_real_bus import ride_codes_holder
+from tests.e2e.test_real_bus_caps_days import LIBFAKETIME, server_now
 
-APP = "gov.guangde.bus"
-API = f"/v1/miniapps/{APP}/api"
-COUNTY_TIME = dt.timezone(dt.timedelta(hours=8))
 LINES = ("1", "2", "k2")
 STEPS = (0, 20, 40, 70)
 """Seconds from the journey's start to each step: gaps of 20 to 70 s, none within 10 s of the 60 s window."""
+LEAD_S = 130
+"""On a moved clock, `yima dev` starts this long before the month ends: it starts, the riders are set up, then the
+journey begins 55 s before midnight (between its last two steps)."""
 COMPARED = ("line", "table_version", "base_fen", "peak_fen", "concession", "concession_off_fen", "transfer",
             "transfer_off_fen", "cap_off_fen", "fare_fen", "reordered_off_fen")  # fmt: skip
 
 
-@dataclass
-class Dev:
-    server: RealServer
-    operator: httpx.Client
-    folder: Path
-
-    def staff(self, role: str) -> httpx.Client:
-        """A resident the operator grants `role` of the bus app."""
-        clerk = verified_resident(self.server)
-        body = {"account_id": clerk.get("/v1/me").json()["id"], "role": role, "unit": None}
-        r = self.operator.post(f"/v1/miniapps/{APP}/staff", json=body)
-        assert r.status_code == 201, r.text
-        return clerk
-
-
 @pytest.fixture(scope="module")
 def dev() -> Iterator[Dev]:
+    """`yima dev`; with libfaketime, on a clock moved to `LEAD_S` before the end of a month, county time."""
     with private_folder() as folder:
-        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        moved: dict[str, str] = {}
+        month_ends = None
+        if LIBFAKETIME.exists():
+            soon = dt.datetime.now(COUNTY_TIME) + dt.timedelta(seconds=LEAD_S + 60)  # a month ending ahead
+            first = soon.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            month_ends = (first + dt.timedelta(days=32)).replace(day=1).timestamp()
+            moved = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": f"+{int(month_ends - LEAD_S - time.time())}"}
+        env = server_env("", folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1", **moved)
         with real_server("dev", env=env) as server:
             watcher = verified_resident(server)
             eventually(lambda: watcher.get(f"{API}/lines").status_code == 200, limit_s=90)  # seeded
-            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE), folder)
-
-
-def riders_with_cards(dev: Dev, births: list[dt.date]) -> list[httpx.Client]:
-    """Verified residents born on `births`, each with a one-card (imported in one go, linked), topped up, who
-    opened the bus app."""
-
-    def verified(born: dt.date) -> tuple[httpx.Client, str]:
-        resident = sign_in(dev.server)
-        for _ in range(5):  # a random sequence number may be taken already
-            number = valid_id_number(birth=born.strftime("%Y%m%d"), seq=f"{secrets.randbelow(1000):03d}")
-            r = resident.put("/v1/me/identity", json={"name": "王乘客", "id_number": number})
-            if r.status_code != 409:
-                break
-        assert r.status_code == 200, r.text
-        return resident, number
-
-    def carded(resident: httpx.Client, card: str) -> httpx.Client:
-        r = resident.post("/v1/me/onecard", json={"ss_card_number": card})
-        assert r.status_code == 200, r.text
-        top_up(resident, 5000)
-        assert resident.get(f"{API}/me").status_code == 200  # they use the app
-        return resident
-
-    with ThreadPoolExecutor(4) as pool:
-        residents = list(pool.map(verified, births))
-        cards = [card_number() for _ in residents]
-        listed = dev.folder / f"cards-{secrets.token_hex(4)}.csv"
-        listed.write_text(
-            "".join(f"{number},{card}\n" for (_, number), card in zip(residents, cards, strict=True))
-        )
-        done = dev.server.yima("onecard", "import-cards", str(listed))
-        assert done.returncode == 0, done.stderr
-        return list(pool.map(carded, [resident for resident, _ in residents], cards))
-
-
-class HeldClock:
-    """A terminal's clock read once per boarding: the offline scan and its online twin carry the same instant."""
-
-    def __init__(self) -> None:
-        self.held: float | None = None
-
-    def __call__(self) -> float:
-        return time.time() if self.held is None else self.held
-
-
-def offline_terminal(dev: Dev, line: str, roots: dict[str, bytes], path: Path, clock: HeldClock) -> Terminal:
-    key = Ed25519PrivateKey.generate()
-    body = {"name": f"{line}路 offline", "kind": "bus", "scene": APP, "unit": f"line:{line}",
-            "public_key": public_key_b64(key)}  # fmt: skip
-    r = dev.operator.post("/v1/admin/terminals", json=body)
-    assert r.status_code == 201, r.text
-    registered = r.json()
-    transport = UploadsFourTimesAtOnce(
-        dev.server.url,
-        TerminalCredentials(registered["id"], key),
-        token_endpoint=registered["token_endpoint"],
-    )
-    terminal = Terminal(root_public_keys=roots, db_path=str(path), clock=clock, clock_source="ntp",
-                        transport=transport, app_id=APP)  # fmt: skip
-    terminal.refresh()
-    return terminal
+            offset = server_now(server) - time.time()
+            yield Dev(server, sign_in(server, DEMO_OPERATOR_PHONE), folder, offset, month_ends)
 
 
 def county_clock(at: float) -> str:
@@ -235,15 +177,14 @@ def test_random_journeys_cost_the_same_online_and_offline(dev: Dev, tmp_path: Pa
     roots = {kid: base64.urlsafe_b64decode(k + "==")
              for kid, k in fares.get("/v1/trust-list/info").json()["root_public_keys"].items()}  # fmt: skip
     clock = HeldClock()
-    online = {
-        line: enrol_terminal(dev.server, dev.operator, "bus", APP, unit=f"line:{line}") for line in LINES
-    }
+    online = {line: online_terminal(dev, line) for line in LINES}
     offline = {line: offline_terminal(dev, line, roots, tmp_path / f"{line}.sqlite", clock) for line in LINES}
     try:
-        start = time.time() + 6
-        while any(
-            abs((start + step) % 60 - 30) > 26 for step in STEPS
-        ):  # each step 4 s or more from a minute
+        start = dev.now() + 6
+        if dev.month_ends is not None:  # midnight, the month's end, between the last two steps
+            start = max(start, dev.month_ends - 55)
+        # each step 4 s or more from a minute's start, so a peak window holds all of a step's boardings or none
+        while any(abs((start + step) % 60 - 30) > 26 for step in STEPS):
             start += 1
         ticks = [start + step for step in STEPS]
         # The staff publish two versions shaped to the journey: one from its start, one from between two steps.
@@ -260,22 +201,22 @@ def test_random_journeys_cost_the_same_online_and_offline(dev: Dev, tmp_path: Pa
         for line in LINES:  # a terminal not synced since holds version 1 only: settlement corrects its ask
             if rng.random() < 0.75:
                 offline[line].refresh()
-        for pair in pairs:  # a grant expired already, expiring between two steps, or later
+        for pair in pairs:  # a grant expiring before the journey, between two of its steps, or later
             if pair.grant is not None:
                 pair.grant = (
                     pair.grant[0],
-                    rng.choice((start - 60, (ticks[1] + ticks[2]) / 2, start + 86400)),
+                    rng.choice((start - 2, (ticks[1] + ticks[2]) / 2, start + 86400)),
                 )
                 for rider in (pair.online, pair.offline):
                     grant = {"user_id": rider.get(f"{API}/me").json()["user_id"], "category": pair.grant[0],
                              "expires_at": dt.datetime.fromtimestamp(pair.grant[1], dt.UTC).isoformat()}  # fmt: skip
                     assert concessions.post(f"{API}/concessions/grants", json=grant).status_code == 201
-        assert time.time() < start - 3, "setting up took longer than the journey's margin"
+        assert dev.now() < start - 3, "setting up took longer than the journey's margin"
         before = {id(r): balance(r) for p in pairs for r in (p.online, p.offline)}
         print("journey:", [(p.born, p.consents, p.grant) for p in pairs], ticks, change)
 
         for tick in ticks:
-            time.sleep(max(0.0, tick - time.time()))
+            time.sleep(max(0.0, tick - dev.now()))
             for pair in pairs:
                 if rng.random() < 0.8:
                     board(pair, rng.choice(LINES), online, offline, clock)
@@ -296,7 +237,7 @@ def test_random_journeys_cost_the_same_online_and_offline(dev: Dev, tmp_path: Pa
 
 def twins(dev: Dev, rng: random.Random) -> list[Twins]:
     """Four pairs of twins: birth date, consent to share it, a staff grant (its expiry set with the journey)."""
-    today = dt.datetime.now(COUNTY_TIME).date()
+    today = dt.datetime.fromtimestamp(dev.now(), COUNTY_TIME).date()
     facts = [(births(rng, today), rng.random() < 0.75, rng.choice((None, "student", "disability", "veteran")))
              for _ in range(4)]  # fmt: skip
     residents = riders_with_cards(dev, [born for born, _, _ in facts for _ in range(2)])
@@ -343,18 +284,6 @@ def rides_of(rider: httpx.Client, pair: Twins) -> list[dict[str, Any]]:
         assert r.status_code == 200, r.text
         found += r.json()["rides"]
     return found
-
-
-def balance(rider: httpx.Client) -> int:
-    return int(rider.get("/v1/me/onecard").json()["balance_fen"])
-
-
-def confirm_all(rider: httpx.Client) -> None:
-    """The online rider confirms each fare the bus app asked in the shell."""
-    for payment in rider.get("/v1/me/payments").json():
-        if payment["app_id"] == APP and payment["status"] == "pending_confirmation":
-            r = rider.post(f"/v1/me/payments/{str(payment['id']).removeprefix('pay_')}/confirm")
-            assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
 
 
 def check_twins(pair: Twins, schedule: FareSchedule, before: dict[int, int]) -> None:

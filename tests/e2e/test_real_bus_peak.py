@@ -16,6 +16,17 @@ import httpx
 import pytest
 
 from server.seed import DEMO_OPERATOR_PHONE
+from tests.e2e._bus import (
+    API,
+    APP,
+    COUNTY_TIME,
+    Dev,
+    HeldClock,
+    balance,
+    confirm_all,
+    offline_terminal,
+    riders_with_cards,
+)
 from tests.e2e._real import (
     enrol_terminal,
     eventually,
@@ -27,17 +38,6 @@ from tests.e2e._real import (
     verified_resident,
 )
 from tests.e2e.test_real_bus import ride_codes_holder
-from tests.e2e.test_real_bus_journeys import (
-    API,
-    APP,
-    COUNTY_TIME,
-    Dev,
-    HeldClock,
-    balance,
-    confirm_all,
-    offline_terminal,
-    riders_with_cards,
-)
 
 PEAK = {"surcharge_fen": 50, "suspends": ["student", "senior_60"], "weekdays": [1, 2, 3, 4, 5, 6, 7]}
 
