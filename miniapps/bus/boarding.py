@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from clearing import record_partner_ride
-from common import PARTNERS, app, month_rides, rider_of, schedule, yuan
+from common import PARTNERS, app, carried_in, month_rides, rider_of, schedule, yuan
 from tapoff import kept_taps, pending_for, ride_of, stops_known, tap_off
 from yima_sdk import Context, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
@@ -113,14 +113,17 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
                 "user_id": user_id, "month": month, "line": ride.line, "board": ride.board, "alight": tap["stop"],
                 "at": tap["at"], "scan": tap["id"], "off_fen": 0, "status": "done", "at_boarding": True,
             }, id=ride.ride_id)  # fmt: skip
-        priced = price_rides(fares, rider, [*known, ride])
+        # The month before's last rides price nothing here but may make this month's first boarding a transfer.
+        start = ride.at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        earlier = list(map(ride_of, await carried_in(ctx, user_id, start)))
+        priced = price_rides(fares, rider, [*earlier, *known, ride])
         (mine,) = (p for p in priced if p.ride_id == ride.ride_id)
         # What the ride adds to the month priced in ride-time order: its own price when it comes last (a
         # boarding, an upload in order); an offline ride uploaded after the rider's later rides were charged also
         # changes what those cost (the transfer or cap they missed without it), so the month costs what it would
         # have online. Never below nothing, never above the table's fare: what settlement charged for an offline
         # ride (nothing is asked for later).
-        without = sum(p.fare_fen for p in price_rides(fares, rider, known))
+        without = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *known]))
         added = sum(p.fare_fen for p in priced) - without
         if event.data.mode == "offline":
             ceiling = event.data.settled_fen if event.data.settled_fen is not None else added

@@ -55,6 +55,20 @@ async def month_rides(ctx: Context, user_id: str, month: str) -> list[dict[str, 
     ]
 
 
+CARRIED = dt.timedelta(days=1)
+"""The longest transfer window a fare table may set: a month's first boardings are priced after the rider's rides
+of the month before within this long of its start."""
+
+
+async def carried_in(ctx: Context, user_id: str, month_start: dt.datetime) -> list[dict[str, Any]]:
+    """The rider's rides of the month before `month_start` (county midnight on the 1st) in its last day: a boarding
+    just after midnight transfers from one just before it (caps start again with the day and the month, so their
+    fares, and tap-offs, do not matter here)."""
+    month = (month_start - dt.timedelta(days=1)).strftime("%Y-%m")
+    where = {"user_id": user_id, "month": month, "at": {"gte": (month_start - CARRIED).isoformat()}}
+    return [{"id": ride_id, **value} for ride_id, value in (await _all(ctx, "rides", where, "at")).items()]
+
+
 def _tap_off_of(alight: dict[str, Any] | None) -> dict[str, Any]:
     if alight is None:
         return {"alight": None, "alighted_at": None, "tapoff_off_fen": 0, "tapoff_status": None}
