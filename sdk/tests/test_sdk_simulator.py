@@ -173,6 +173,19 @@ def test_payments_wait_for_the_residents_confirmation_as_in_production(sink: Sim
     assert op(sink, "payments", "charge", user=None, **charge) == {"error": "consent.denied"}
 
 
+def test_the_refund_switch_leaves_the_refund_owed(sink: Simulator) -> None:
+    charge: dict[str, Any] = {"amount_fen": 500, "reason": "ticket", "idempotency_key": "t-1"}
+    paid = op(sink, "payments", "charge", **charge)["value"]
+    sink.confirm_payment(paid["id"])
+    refund = {"payment_id": paid["id"], "amount_fen": 500, "reason": "cancelled", "idempotency_key": "back-1"}
+    sink.switches.refund_failure = True  # the one-card service down: nothing refunded
+    assert op(sink, "payments", "refund", **refund) == {"error": "capability.failed"}
+    assert sink.platform.balance("alice") == 10_000 - 500
+    sink.switches.refund_failure = False
+    assert op(sink, "payments", "refund", **refund)["value"]["refunded_fen"] == 500
+    assert sink.platform.balance("alice") == 10_000
+
+
 def forge(payload: str) -> str:
     """The payload with one signature character changed (one that carries whole bits, not padding)."""
     position = len(payload) - 10

@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from yima_sdk import contract as c
-from yima_sdk.errors import ConsentDenied, InvalidArgument
+from yima_sdk.errors import CapabilityFailed, ConsentDenied, InvalidArgument
 
 if TYPE_CHECKING:
     from yima_sdk.simulator._platform import CallInfo, SimulatedPlatform
@@ -101,6 +101,8 @@ class SimulatedPayments:
             )
         if payment["status"] != "succeeded":
             raise InvalidArgument(f"payment {op.payment_id!r} is {payment['status']}: nothing to refund")
+        if self.platform.switches.refund_failure:
+            raise CapabilityFailed("the one-card service is unreachable: nothing refunded")
         refunded = payment.get("refunded_fen", 0) + op.amount_fen
         if refunded > payment["amount_fen"]:
             raise InvalidArgument("refunds may not exceed what the payment charged")

@@ -63,6 +63,9 @@ class Switches:
     of a new counter) raises QuotaExceeded."""
     payment_failure: bool = False
     """The one-card refuses every charge: a confirmed payment ends `failed` (nothing charged)."""
+    refund_failure: bool = False
+    """The one-card service is unreachable for refunds: `payments.refund` raises CapabilityFailed (nothing
+    refunded; the app owes the refund and tries again later)."""
     payment_confirmation: Literal["manual", "auto", "decline"] = "manual"
     """How the simulated resident answers the confirmation sheet. `manual` (as production): the payment stays
     `pending_confirmation` until `confirm_payment(id)`; `auto`: confirmed at once; `decline`: declined at once."""

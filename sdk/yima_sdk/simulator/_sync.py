@@ -64,7 +64,7 @@ class Simulator:
 
     @property
     def switches(self) -> Switches:
-        """consent_denied, quota_exceeded, payment_failure, payment_confirmation (see Switches)."""
+        """consent_denied, quota_exceeded, payment_failure, refund_failure, payment_confirmation (see Switches)."""
         return self._async.switches
 
     @property
