@@ -85,9 +85,17 @@ async def test_a_senior_reserves_a_free_ticket_and_cancels_it(browser: Browser, 
             grandpa = {"authorization": "Bearer sim.grandpa"}
             r = await http.post(qr, json={"payload": forged(payload)}, headers=grandpa)
             assert (r.status_code, r.json()["code"]) == (422, "pass.invalid")
+        # the page asks first (a free ticket: nothing to refund), then the ticket stays listed, cancelled
         await ticket.get_by_role("button", name="退票 Cancel").click()
+        sure = page.get_by_role("dialog", name="退票 Cancel this ticket?")
+        assert await sure.locator("#confirm-text").text_content() == (
+            f"太极洞 Taiji Cave {tomorrow} 09:00 · 免票 Free ticket."
+        )
+        await sure.get_by_role("button", name="确认退票 Yes, cancel it").click()
         await page.get_by_role("status").filter(has_text="已退票").wait_for()
-        await page.locator("#tickets li").first.wait_for(state="detached")
+        assert await page.get_by_role("status").text_content() == "已退票 Cancelled"
+        await ticket.filter(has_text="已退票 Cancelled").wait_for()
+        assert await ticket.get_by_role("button").count() == 0
     assert tab.outside == [] and tab.errors == []
 
 
