@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 # Two pytest-xdist workers: most tests wait on servers and subprocesses, not on the CPU. Each module (and all of
 # tests/browser) is one unit of work (tests/conftest.py); each worker has its own database and Redis prefix.
 pytest: $(STAMP)
+	.ci/system-deps
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 test: lint typecheck pytest
