@@ -4,9 +4,11 @@ libfaketime may have moved; tests/e2e/test_real_bus_caps_days.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +109,15 @@ class HeldClock:
 
     def __call__(self) -> float:
         return time.time() if self.held is None else self.held
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[float]:
+        """Read the clock once: until the block ends it answers that instant."""
+        self.held = time.time()
+        try:
+            yield self.held
+        finally:
+            self.held = None
 
 
 def offline_terminal(dev: Dev, line: str, roots: dict[str, bytes], path: Path, clock: HeldClock) -> Terminal:

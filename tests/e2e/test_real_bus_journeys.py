@@ -17,14 +17,18 @@ So the journey lasts about a minute and the fare tables are shaped to it, as the
 the gateway: a transfer window of one minute (boardings 20-50 s apart transfer, 70 s apart do not), peak windows on
 the minutes the journey crosses (on today's weekday or not), a new version taking effect between two boardings,
 small daily and monthly caps, a concession grant expiring between two boardings, riders at the edges of the age
-bands. With libfaketime (.ci/run installs it), `yima dev` runs on a clock moved to two minutes before a county month
+bands. Terminals name their stop; after some boardings (most of the staged K2's) the twins tap off at a random stop
+of the line (下车刷卡), and the app gives back what the ride costs less by stops travelled.
+
+With libfaketime (.ci/run installs it), `yima dev` runs on a clock moved to two minutes before a county month
 ends (its whole process tree; the test's terminals learn the server's time as they sync their clocks, as
 test_real_bus_caps_days.py does), and the journey crosses midnight into the new month between its last two steps:
-a new day's and month's caps, transfers across midnight, ages on the new date. Without it the journey runs on the real
-clock, within one day.
+a new day's and month's caps, transfers across midnight, ages on the new date. Without it the journey runs on the
+real clock, within one day.
 
-What it proves: for every ride the twins' rides agree (version, base, peak, concession, transfer, cap, fare; no
-re-ordering share) and both agree with `yima_sdk.fares.price_rides` run here on the tables the staff published;
+What it proves: for every ride the twins' rides agree (version, base, peak, concession, transfer, cap, fare, stops,
+what the tap-off gave back; no re-ordering share) and both agree with `yima_sdk.fares.price_rides` run here on the
+tables the staff published, with the stops (a ride tapped off costs its fare less what the tap-off gave back);
 the online fares asked of the one-card, and the offline terminal's ask and settlement's charge, are what the
 engine says; each twin's one-card balance drops by the journey's total, and their statements agree."""
 
@@ -144,8 +148,8 @@ class Twins:
     online: httpx.Client
     offline: httpx.Client
     holder: Holder
-    boardings: list[tuple[float, str]] = field(default_factory=list)
-    """(instant, line) of each boarding, in order."""
+    boardings: list[Ride] = field(default_factory=list)
+    """Each boarding, in order: its instant, line, stop, and where the rider tapped off (None: did not)."""
     asked: list[int] = field(default_factory=list)
     """What the offline terminal asked for each boarding."""
 
@@ -219,11 +223,14 @@ def test_random_journeys_cost_the_same_online_and_offline(dev: Dev, tmp_path: Pa
             time.sleep(max(0.0, tick - dev.now()))
             for pair in pairs:
                 if rng.random() < 0.8:
-                    board(pair, rng.choice(LINES), online, offline, clock)
+                    line = rng.choice(LINES)
+                    stops = tables[-1]["lines"][line]["stops"]
+                    alight = rng.choice(stops) if rng.random() < (0.7 if line == "k2" else 0.2) else None
+                    board(pair, line, rng.choice(stops), alight, online, offline, clock)
             with ThreadPoolExecutor(len(LINES)) as pool:
                 list(pool.map(Terminal.upload_pending, offline.values()))
             for pair in pairs:  # each upload reaches the app before the next boarding: rides in ride order
-                eventually(lambda pair=pair: len(rides_of(pair.offline, pair)) == len(pair.boardings), 30)
+                eventually(lambda pair=pair: delivered(pair), 30)
     finally:
         for terminal in offline.values():
             terminal.close()
@@ -251,29 +258,42 @@ def twins(dev: Dev, rng: random.Random) -> list[Twins]:
     return pairs
 
 
-def board(pair: Twins, line: str, online: dict[str, httpx.Client], offline: dict[str, Terminal], clock: HeldClock) -> None:  # fmt: skip
-    """The twins board `line` at one instant: one shows the Ankang code online, the other an offline ride code."""
+def board(pair: Twins, line: str, stop: str, alight: str | None, online: dict[str, httpx.Client],
+          offline: dict[str, Terminal], clock: HeldClock) -> None:  # fmt: skip
+    """The twins board `line` at `stop` at one instant: one shows the Ankang code online, the other an offline ride
+    code; then, if `alight`, both show the same codes again to tap off there, at another instant."""
     terminal = offline[line]
-    clock.held = time.time()
-    try:
-        at = terminal.now()
-        if pair.boardings:  # a code boards once: the phone shows a fresh one for the next bus
-            assert pair.online.post("/v1/me/codes/ankang/revoke").status_code == 200
-        code = pair.online.get("/v1/me/codes/ankang").json()["payload"]
-        r = online[line].post("/v1/scans", json={"payload": code, "scanned_at": int(at * 1000)})
+    if pair.boardings:  # a code boards once: the phone shows a fresh one for the next bus
+        assert pair.online.post("/v1/me/codes/ankang/revoke").status_code == 200
+    code = pair.online.get("/v1/me/codes/ankang").json()["payload"]
+    with clock.hold():
+        ride_code = pair.holder.ride_code(terminal.now())
+        r = online[line].post("/v1/scans", json={"payload": code, "scanned_at": int(terminal.now() * 1000),
+                                                 "stop": stop})  # fmt: skip
         assert r.status_code == 200 and r.json()["result"] == "accept", r.text
         assert r.json()["miniapp"]["missing"] is False and "admit" not in r.json()["miniapp"], r.text
-        asked = terminal.fare(line)
-        decision = terminal.scan(pair.holder.ride_code(at), asked)
-        assert decision.result == "accept", decision
-    finally:
-        clock.held = None
-    pair.boardings.append((at, line))
+        asked = terminal.fare(line, stop)
+        assert terminal.scan(ride_code, asked, stop=stop).result == "accept"
+        boarded = terminal.now()
+    if alight is not None:
+        with clock.hold():
+            body = {"payload": code, "scanned_at": int(terminal.now() * 1000), "stop": alight, "tap": "off"}
+            r = online[line].post("/v1/scans", json=body)
+            assert r.status_code == 200 and r.json()["result"] == "accept", r.text
+            assert terminal.scan(ride_code, 0, stop=alight, tap="off").result == "accept"
+    at = dt.datetime.fromtimestamp(int(boarded * 1000) / 1000, dt.UTC)
+    pair.boardings.append(Ride(ride_id=str(len(pair.boardings)), at=at, line=line, board=stop, alight=alight))
     pair.asked.append(asked)
 
 
+def delivered(pair: Twins) -> bool:
+    """The offline twin's uploads reached the app: every ride, and every tap-off applied."""
+    got = rides_of(pair.offline, pair)
+    return [(r["board"], r["alight"]) for r in got] == [(b.board, b.alight) for b in pair.boardings]
+
+
 def months(pair: Twins) -> list[str]:
-    return sorted({dt.datetime.fromtimestamp(at, COUNTY_TIME).strftime("%Y-%m") for at, _ in pair.boardings})
+    return sorted({b.at.astimezone(COUNTY_TIME).strftime("%Y-%m") for b in pair.boardings})
 
 
 def rides_of(rider: httpx.Client, pair: Twins) -> list[dict[str, Any]]:
@@ -287,35 +307,40 @@ def rides_of(rider: httpx.Client, pair: Twins) -> list[dict[str, Any]]:
 
 
 def check_twins(pair: Twins, schedule: FareSchedule, before: dict[int, int]) -> None:
-    """Both twins' rides are what the engine prices for the journey, ride by ride; each one-card paid its total."""
-    rides = [Ride(ride_id=str(i), at=dt.datetime.fromtimestamp(int(at * 1000) / 1000, dt.UTC), line=line)
-             for i, (at, line) in enumerate(pair.boardings)]  # fmt: skip
-    expected = price_rides(schedule, pair.rider(), rides)
-    print(
-        [
-            (p.line, p.table_version, p.peak_fen, p.concession, p.transfer, p.cap_off_fen, p.fare_fen)
-            for p in expected
-        ]
-    )
-    want = [(p.at, *(msgspec.to_builtins(p).get(k, 0) for k in COMPARED)) for p in expected]
+    """Both twins' rides are what the engine prices for the journey, ride by ride; each one-card paid its total. A
+    ride tapped off was charged at boarding as the engine prices it without its alighting stop, and given back
+    the difference: what it costs is its fare less `tapoff_off_fen`."""
+    expected = price_rides(schedule, pair.rider(), pair.boardings)
+    print([(p.line, b.board, b.alight, p.table_version, p.peak_fen, p.concession, p.transfer, p.cap_off_fen,
+            p.fare_fen) for p, b in zip(expected, pair.boardings, strict=True)])  # fmt: skip
     total = sum(p.fare_fen for p in expected)
+    seen = {}
     for rider, mode in ((pair.online, "online"), (pair.offline, "offline")):
         got = rides_of(rider, pair)
-        assert [r["mode"] for r in got] == [mode] * len(rides)
-        seen = [(dt.datetime.fromisoformat(r["at"]), *(r[k] for k in COMPARED)) for r in got]
-        assert seen == want, f"{mode} rides differ from the engine's:\n{seen}\n{want}"
+        assert [r["mode"] for r in got] == [mode] * len(expected)
+        costs = [(dt.datetime.fromisoformat(r["at"]), r["line"], r["table_version"], r["peak_fen"], r["concession"],
+                  r["transfer"], r["fare_fen"] - r["tapoff_off_fen"]) for r in got]  # fmt: skip
+        want = [
+            (p.at, p.line, p.table_version, p.peak_fen, p.concession, p.transfer, p.fare_fen)
+            for p in expected
+        ]
+        assert costs == want, f"{mode} rides differ from the engine's:\n{costs}\n{want}"
+        untapped = [tuple(r[k] for k in COMPARED) for r in got if r["alight"] is None]
+        assert untapped == [tuple(msgspec.to_builtins(p).get(k, 0) for k in COMPARED)
+                            for p, b in zip(expected, pair.boardings, strict=True) if b.alight is None]  # fmt: skip
+        seen[mode] = [(*(r[k] for k in COMPARED), r["board"], r["alight"], r["tapoff_off_fen"]) for r in got]
         assert eventually(lambda rider=rider: balance(rider) == before[id(rider)] - total), (mode, total)
         statements = [rider.get(f"{API}/statement", params={"month": m}).json() for m in months(pair)]
-        assert sum(s["paid_fen"] for s in statements) == total and all(
-            s["pending_fen"] == 0 for s in statements
-        )
+        assert sum(s["paid_fen"] for s in statements) == total, statements
+        assert all(s["pending_fen"] == 0 for s in statements), statements
         if mode == "online":
             asked = sorted(p["amount_fen"] for p in rider.get("/v1/me/payments").json() if p["app_id"] == APP)
-            assert asked == sorted(p.fare_fen for p in expected if p.fare_fen), asked
+            assert asked == sorted(r["fare_fen"] for r in got if r["fare_fen"]), asked
         else:  # the terminal asked from its tables; settlement charged the version in force; the rest came back
             charged = [settlement_fare(schedule, p.line, p.at) for p in expected]
             assert [r["terminal_fen"] for r in got] == pair.asked
             assert [r["settled_fen"] for r in got] == charged
             assert [r["returned_fen"] for r in got] == [
-                c - p.fare_fen for c, p in zip(charged, expected, strict=True)
+                c - r["fare_fen"] for c, r in zip(charged, got, strict=True)
             ]
+    assert seen["online"] == seen["offline"]
