@@ -127,9 +127,12 @@ async def tap_once(
     if not stops_known(fares, line, ride_at, latest.get("board"), stop):
         async with ctx.db.transaction() as tx:
             tx.insert("taps", {**tap, "ride": latest["id"], "status": "refused"}, id=scan_id)
-        return {
-            "lines": [f"{line}路 站点未知 Stop not on this line"[-MAX_LINE:], "按全程计价 Full fare kept"]
-        }
+        why = (
+            "上车未记站点 Boarding named no stop"
+            if latest.get("board") is None
+            else "站点未知 Stop not on line"
+        )
+        return {"lines": [f"{line}路 {why}"[-MAX_LINE:], "按全程计价 Full fare kept"]}
     month = latest["month"]
     turn_id = f"{user_id}.{month}"
     async with ctx.db.transaction() as tx:
@@ -166,6 +169,10 @@ def paid_of(ride: dict[str, Any]) -> int:
     if ride["mode"] == "offline":
         held = (ride.get("settled_fen") or 0) - ride.get("returned_fen", 0)
         return max(0, min(held, int(ride["fare_fen"])) - ride.get("refunded_fen", 0))
+    if (
+        ride.get("payment_id") is None
+    ):  # an online fare never charged (its charge failed): nothing to give back
+        return 0
     return max(0, int(ride["fare_fen"]) - ride.get("refunded_fen", 0))
 
 

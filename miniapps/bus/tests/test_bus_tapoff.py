@@ -68,7 +68,7 @@ def test_no_tap_off_pays_the_top_stage_and_a_tap_off_without_boarding_charges_no
     # Boarding from a stop this line does not have: the tap-off cannot price it, the top stage stays.
     miniapp.advance(hours=2)
     _k2(miniapp, "people-square")
-    assert _k2(miniapp, "shijie", "off")[0] == "k2路 站点未知 Stop not on this line"
+    assert _k2(miniapp, "shijie", "off")[0] == "k2路 站点未知 Stop not on line"
     assert miniapp.platform.balance("alice") == start - 400 - 100 - 300  # the last capped: 8 yuan a day
 
 
