@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 from typing import Any
 
-from common import PARTNERS, month_rides, rider_of, schedule, yuan
+from common import PARTNERS, carried_in, month_rides, rider_of, schedule, yuan
 from yima_sdk import Context, InvalidArgument, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.fares import FareError, FareSchedule, Ride, price_rides
@@ -150,8 +150,11 @@ async def tap_once(
             else r
             for r in rides
         ]
-        before = sum(p.fare_fen for p in price_rides(fares, rider, rides))
-        after = sum(p.fare_fen for p in price_rides(fares, rider, closed))
+        # as boarding.py prices the month: after the month before's last rides (a transfer across midnight)
+        start = ride_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        earlier = [ride_of(r) for r in await carried_in(ctx, user_id, start)]
+        before = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *rides]))
+        after = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *closed]))
         off = max(0, min(before - after, paid_of(ride_doc.value)))
         tx.insert("alights", {
             "user_id": user_id, "month": month, "line": line, "board": latest.get("board"), "alight": stop,
