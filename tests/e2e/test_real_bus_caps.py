@@ -79,17 +79,22 @@ def grant_fares(operator: httpx.Client, clerk: httpx.Client) -> None:
     after it answers /health)."""
     body = {"account_id": clerk.get("/v1/me").json()["id"], "role": "fares", "unit": None}
 
+    answers: list[str] = []
+
     def granted() -> bool:
         r = operator.post(f"/v1/miniapps/{APP}/staff", json=body)
-        if (
-            r.status_code == 404 and r.json()["code"] == "miniapp.not_found"
-        ):  # not released yet: nothing granted
-            time.sleep(0.5)
+        answers.append(f"{r.status_code} {r.text[:200]}")
+        # not released yet (nothing granted), or asked too often: ask again, less often
+        if r.status_code in (404, 429) and r.json()["code"] in ("miniapp.not_found", "rate_limit.exceeded"):
+            time.sleep(1)
             return False
         assert r.status_code == 201, r.text
         return True
 
-    eventually(granted, limit_s=120)
+    try:
+        eventually(granted, limit_s=240)
+    except AssertionError:
+        raise AssertionError(f"not granted: {answers[-3:]}") from None
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,10 @@ def dev() -> Iterator[Dev]:
         with real_server("dev", env=env) as server:
             operator = sign_in(server, DEMO_OPERATOR_PHONE)
             clerk = verified_resident(server)
-            grant_fares(operator, clerk)
+            try:
+                grant_fares(operator, clerk)
+            except AssertionError as exc:  # with what the server said meanwhile
+                raise AssertionError(f"{exc}\n{server.output()[-4000:]}") from None
 
             def seeded() -> bool:
                 r = clerk.get(f"{API}/fares/tables")
