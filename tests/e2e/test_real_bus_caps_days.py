@@ -10,7 +10,7 @@ on each of three days: the last evening of a month (2 + 2 + 1 yuan: the daily ca
 time (16:05 UTC, still the old month there: the rider pays 5 yuan again, the old month's rides not counting), and
 the 2nd (2 + 2 yuan reach the month's 9; the third ride is free though the day is below its cap).
 
-Needs libfaketime (Debian's `faketime` package; .ci/run installs it); skipped without it."""
+Needs libfaketime (Debian's `faketime` package; .ci/system-deps installs it); skipped without it."""
 
 from __future__ import annotations
 
