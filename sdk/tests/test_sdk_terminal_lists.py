@@ -137,3 +137,47 @@ async def test_a_first_entry_after_its_entry_hours_is_refused(gates: Gates) -> N
     late = gates.terminal.admit(gates.code("alice"), "gate")
     assert (late.admit, late.reason) == (False, "list.closed")
     assert gates.terminal.admit(gates.code("carol"), "gate").admit is True
+
+
+class _UnitLists:
+    """A terminal's connection for its lists only: the simulator's answers for the unit it is registered for."""
+
+    def __init__(self, platform: SimulatedPlatform, unit: str) -> None:
+        self.platform = platform
+        self.unit = unit
+
+    def fetch_lists(self, after: int) -> bytes:
+        return self.platform.terminal_lists(self.unit, after)
+
+
+async def test_a_gate_moved_to_another_unit_holds_all_of_its_entries_and_none_of_its_old_uses(
+    gates: Gates, tmp_path: Path
+) -> None:
+    await gates.hold("ticket.1", {}, user="alice")
+    await gates.hold("ticket.2", {}, user="carol")
+    lists = _UnitLists(gates.platform, GATE)
+    roots = gates.platform.credentials.root_public_keys
+    terminal = Terminal(
+        root_public_keys=roots, db_path=str(tmp_path / "moved.sqlite"), clock=lambda: gates.now,
+        clock_source="ntp", transport=lists,  # type: ignore[arg-type]
+    )  # fmt: skip
+    try:
+        terminal.load_trust_list(gates.platform.credentials.trust_list_envelope)
+        assert terminal.sync_lists() == 2
+        assert terminal.admit(gates.code("alice"), "gate").admit is True
+
+        # the west gate's unit numbers its own changes: its first ones are at or below the east cursor
+        for n, name in enumerate(("alice", "carol", "grandpa")):
+            user = name if name != "grandpa" else None
+            await gates.call(
+                "hold", user, list="gate", unit="spot:west", key=f"ticket.{n + 1}", value={},
+                expires_at=int(gates.now) + 3600,
+            )  # fmt: skip
+        lists.unit = "spot:west"
+        gates.now += 120
+        assert terminal.sync_lists() == 3
+        west = terminal.admit(gates.code("alice"), "gate")  # her east ticket's key, its own uses
+        assert (west.admit, west.reason) == (True, None)
+        assert terminal.admit(gates.code("carol"), "gate").admit is True
+    finally:
+        terminal.close()

@@ -125,15 +125,25 @@ class HeldLists:
 
     def load(self, body: bytes, now: float) -> ListChanges:
         """Apply one `GET /v1/terminal/lists` answer in one transaction; raises msgspec errors before anything
-        changes when it is malformed."""
+        changes when it is malformed. An answer for another app or unit than those held forgets what is held and
+        what it admitted; when it answered changes after the old scope's cursor, none of it is kept and it comes
+        back with `more` and cursor 0: the new scope is fetched from its start."""
         answer = _changes.decode(body)
         scope = f"{answer.app_id or ''}\n{answer.unit or ''}"
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            if answer.reset or self._state("scope") not in (None, scope):
+            moved = self._state("scope") not in (None, scope)
+            if moved and not answer.reset and self.cursor > 0:
+                # another app or unit answered changes after our cursor, which counts the old scope's changes:
+                # forget the old scope, and fetch the new one's from its start
+                answer = msgspec.structs.replace(answer, cursor=0, more=True, salts=[], entries=[])
+            if answer.reset or moved:
                 db.execute("DELETE FROM list_entry")  # another app, another unit, or the server starts over
                 db.execute("DELETE FROM list_salt")
+            if moved:
+                db.execute("DELETE FROM list_use")  # the uses of another scope's keys
+                self._recent.clear()
             for salt in answer.salts:
                 db.execute(
                     "INSERT OR REPLACE INTO list_salt (list, salt) VALUES (?, ?)",

@@ -259,7 +259,9 @@ class Terminal:
 
     def load_lists(self, body: bytes) -> int:
         """Keep one `GET /v1/terminal/lists` answer (all or nothing); returns how many entries are held. Raises
-        TerminalError `terminal.bad_lists` for a malformed answer."""
+        TerminalError `terminal.bad_lists` for a malformed answer. An answer for another app or unit than those
+        held (the terminal's scene was bound to another app, or it moved) forgets what is held; fetch again from
+        `after=0` then (`sync_lists` does)."""
         self._load_lists(body)
         return self._lists.count()
 
