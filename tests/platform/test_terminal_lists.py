@@ -181,3 +181,65 @@ async def test_holds_at_once_are_each_synced_once_and_never_exceed_the_quota(
         app.caps.lists.max_entries = 25
         await app.hold("one.more")
     app.caps.lists.max_entries = 10_000
+
+
+class _ChangedMeanwhile:
+    """The lists' code generations, which run `meanwhile` once just after the re-tagging sync read them: a hold
+    or a drop committed between that read and its writes."""
+
+    def __init__(self, codes: Any, meanwhile: Any) -> None:
+        self._codes, self._meanwhile = codes, meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codes, name)
+
+    async def code_generations(self, conn: Any, accounts: list[int]) -> dict[int, int]:
+        found: dict[int, int] = await self._codes.code_generations(conn, accounts)
+        meanwhile, self._meanwhile = self._meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+        return found
+
+
+async def test_a_retag_never_lands_on_an_entry_held_again_or_dropped_meanwhile(
+    team: Team, tmp_path: Path
+) -> None:
+    app = await _setup(team, tmp_path)
+    alice, bob = await _resident(team), await _resident(team)
+    alice_id = await app.caps.seen(app.app_id, alice.account_id)
+    bob_id = await app.caps.seen(app.app_id, bob.account_id)
+    await app.hold("ticket.1", value={}, user_id=alice_id)
+    await app.hold("ticket.2", value={}, user_id=alice_id)
+    gate = await _gate(team, app, SPOT)
+    r = await team.client.post("/v1/me/codes/ankang/revoke", headers=alice.headers)
+    assert r.status_code == 200, r.text
+
+    async def meanwhile() -> None:  # her ticket 1 goes to bob, her ticket 2 is cancelled
+        assert await app.call("drop", list="gate", unit=SPOT, key="ticket.1") is True
+        await app.hold("ticket.1", value={}, user_id=bob_id)
+        assert await app.call("drop", list="gate", unit=SPOT, key="ticket.2") is True
+
+    lists = app.caps.lists
+    codes = lists.codes
+    lists.codes = _ChangedMeanwhile(codes, meanwhile)
+    try:
+        r = await team.client.get("/v1/terminal/lists", headers=gate)
+        assert r.status_code == 200, r.text
+    finally:
+        lists.codes = codes
+    terminal = _terminal(team, await _roots(team), tmp_path / "gate.sqlite")
+    try:
+        terminal.load_trust_list((await team.client.get("/v1/trust-list")).content)
+        assert terminal.load_lists(r.content) == 1
+        by_bob = terminal.scan(await _code(team, bob))
+        assert by_bob.code is not None and [e.key for e in terminal.held(by_bob.code)] == ["ticket.1"]
+        by_alice = terminal.scan(await _code(team, alice))
+        assert by_alice.code is not None and terminal.held(by_alice.code) == []
+    finally:
+        terminal.close()
+    async with lists.core.db.connection() as conn:
+        tombstone = await conn.fetchrow(
+            "SELECT dropped, tags FROM terminal_list_entries WHERE app_id = $1 AND key = 'ticket.2'",
+            app.app_id,
+        )
+    assert tombstone is not None and (tombstone["dropped"], tombstone["tags"]) == (True, None)

@@ -189,9 +189,19 @@ async def retag(
     generation: int,
     first_bucket: int,
     tags: bytes,
-) -> None:
-    await conn.execute(
+    *,
+    account_id: int,
+    was_generation: int | None,
+    window: tuple[dt.datetime, dt.datetime],
+) -> bool:
+    """Re-tag the entry only if it is still the live one of `account_id`, tagged in `was_generation` for
+    `window` (valid from, expires at) as read: it was read before the unit's lock, and may since have been
+    dropped or held again (for someone else); False if it was."""
+    done: str = await conn.execute(
         "UPDATE terminal_list_entries SET seq = $5, generation = $6, first_bucket = $7, tags = $8"
-        " WHERE app_id = $1 AND list = $2 AND unit = $3 AND key = $4",
-        app_id, list_name, unit, key, seq, generation, first_bucket, tags,
+        " WHERE app_id = $1 AND list = $2 AND unit = $3 AND key = $4"
+        " AND account_id = $9 AND generation IS NOT DISTINCT FROM $10 AND NOT dropped"
+        " AND valid_from = $11 AND expires_at = $12",
+        app_id, list_name, unit, key, seq, generation, first_bucket, tags, account_id, was_generation, *window,
     )  # fmt: skip
+    return done == "UPDATE 1"

@@ -188,7 +188,12 @@ class TerminalLists:
                 first, tags = self._tags(
                     salt, row["account_id"], generation, start, row["expires_at"].timestamp()
                 )
-                await repo.retag(conn, app_id, row["list"], unit, row["key"], seq, generation, first, tags)
+                # a row changed since it was read (dropped, held anew) keeps its content; its number goes unused
+                await repo.retag(
+                    conn, app_id, row["list"], unit, row["key"], seq, generation, first, tags,
+                    account_id=row["account_id"], was_generation=row["generation"],
+                    window=(row["valid_from"], row["expires_at"]),
+                )  # fmt: skip
 
 
 def _content(row: asyncpg.Record) -> tuple[Any, ...]:
