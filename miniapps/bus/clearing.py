@@ -114,6 +114,7 @@ def county_rows(day: str, owed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+COUNTY_COLUMNS = ("day", "issuer", "county", "rides", "amount_fen", "late_rides")
 RIDE_COLUMNS = ("ride", "issuer", "day", "at", "line", "fare_fen", "mode", "late")
 
 
@@ -141,10 +142,8 @@ async def report(ctx: Context, request: Request, issuers: set[int]) -> Response:
                 ",".join(str(r[k]).lower() if k == "late" else str(r[k]) for k in RIDE_COLUMNS) for r in rides
             ]
         else:
-            lines = ["day,issuer,county,rides,amount_fen"]
-            lines += [
-                f"{r['day']},{r['issuer']},{r['county']},{r['rides']},{r['amount_fen']}" for r in counties
-            ]
+            lines = [",".join(COUNTY_COLUMNS)]
+            lines += [",".join(str(r[k]) for k in COUNTY_COLUMNS) for r in counties]
         return Response(
             body=("\r\n".join(lines) + "\r\n").encode(), headers={"content-type": "text/csv; charset=utf-8"}
         )

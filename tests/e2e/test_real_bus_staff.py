@@ -224,7 +224,7 @@ def test_a_partner_countys_rides_are_cleared_daily_as_json_and_csv(dev: Dev) -> 
     assert (counties[330523]["rides"], counties[330523]["amount_fen"]) == (0, 0), report
     csv = clerk.get(f"{API}/fares/clearing", params={"day": day.isoformat(), "format": "csv"})
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv"), csv.text
-    assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
+    assert f"{day},330522,长兴 Changxing,2,600,0" in csv.text.splitlines()
     assert [(r["issuer"], r["line"], r["fare_fen"], r["late"]) for r in report["rides"]] == [
         (330522, "1", 200, False), (330522, "k2", 400, False),
     ]  # fmt: skip

@@ -72,7 +72,8 @@ def test_each_partner_ride_is_owed_once_with_its_row_late_ones_on_the_next_repor
     summary = miniapp.get(
         "/fares/clearing", user="carol", query={"day": thursday.isoformat(), "format": "csv"}
     )
-    assert f"{thursday},{CHANGXING},长兴 Changxing,2,400" in summary.text.splitlines()
+    assert summary.text.splitlines()[0] == "day,issuer,county,rides,amount_fen,late_rides"
+    assert f"{thursday},{CHANGXING},长兴 Changxing,2,400,1" in summary.text.splitlines()
 
 
 def test_a_partner_countys_staff_read_their_own_rows_only(miniapp: MiniApp) -> None:
