@@ -91,9 +91,10 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
     first. Once recorded, what the ride is charged or given back is decided."""
     month = ride.at.strftime("%Y-%m")
     turn_id = f"{user_id}.{month}"
-    taps = await kept_taps(ctx, user_id, ride.line) if ride.board is not None else []
     async with ctx.db.transaction() as tx:
         turn = await tx.get("rider_months", turn_id)
+        # read after the turn: a tap-off kept meanwhile (tapoff.py writes the turn with it) fails this commit
+        taps = await kept_taps(ctx, user_id, ride.line) if ride.board is not None else []
         known = list(map(ride_of, await month_rides(ctx, user_id, month)))
         fares, rider = await schedule(ctx), await rider_of(ctx, user_id)
         # A tap-off delivered before its boarding (kept by tapoff.py): the ride is priced with both stops now.

@@ -11,7 +11,8 @@ and caps right: a lower fare that leaves room under a cap costs the later rides 
 
 A tap-off that finds no open ride is kept (`taps`, pending): a bus whose rear door reader uploads before the
 front door's may deliver a tap-off before its boarding; the boarding, when it comes, finds it and is priced
-with both stops at once (an offline boarding's refund then includes the difference). A tap-off charges nothing.
+with both stops at once (an offline boarding's refund then includes the difference). Kept in the rider's turn
+too, so a boarding and its tap-off delivered at once see each other. A tap-off charges nothing.
 
 Data: `taps` id = the tap-off's scan id (each handled once: pending, applied or refused); `alights` id = the
 ride (one tap-off per ride), its alighting stop and what the tap-off gave back.
@@ -56,6 +57,18 @@ def stops_known(fares: FareSchedule, line: str, at: dt.datetime, *stops: str | N
     except (FareError, KeyError):
         return False
     return all(s is not None and s in known for s in stops)
+
+
+def latest_of(rides: list[dict[str, Any]], at: dt.datetime) -> dict[str, Any] | None:
+    """The rider's latest boarding at or before `at`."""
+    boarded = [r for r in rides if dt.datetime.fromisoformat(r["at"]) <= at]
+    return max(boarded, key=lambda r: (r["at"], r["id"]), default=None)
+
+
+def open_ride(ride: dict[str, Any], line: str, at: dt.datetime) -> bool:
+    """Whether a tap-off on `line` at `at` closes the recorded `ride` (the rider's latest boarding before it)."""
+    ride_at = dt.datetime.fromisoformat(ride["at"])
+    return ride["line"] == line and ride.get("alight") is None and ride_at <= at <= ride_at + WINDOW
 
 
 def pending_for(taps: list[dict[str, Any]], ride: Ride, known: list[Ride]) -> dict[str, Any] | None:
@@ -109,18 +122,24 @@ async def tap_once(
         return await settle(ctx, earlier.value["ride"])
     months = sorted({at.strftime("%Y-%m"), (at - WINDOW).strftime("%Y-%m")})
     mine = [r for month in months for r in await month_rides(ctx, user_id, month)]
-    boarded = [r for r in mine if dt.datetime.fromisoformat(r["at"]) <= at]
-    latest = max(boarded, key=lambda r: (r["at"], r["id"]), default=None)
+    latest = latest_of(mine, at)
     fares = await schedule(ctx)
     tap = {"user_id": user_id, "line": line, "stop": stop, "at": at.isoformat(), "ride": None}
-    if (
-        latest is None
-        or latest["line"] != line
-        or latest.get("alight") is not None
-        or at - dt.datetime.fromisoformat(latest["at"]) > WINDOW
-    ):
-        # No open ride (yet): kept for a boarding uploaded later; nothing charged.
+    if latest is None or not open_ride(latest, line, at):
+        # No open ride (yet): kept for a boarding uploaded later; nothing charged. Kept in the rider's turn: the
+        # months its ride may be in are read and written in the same commit, so a boarding recorded meanwhile
+        # (which looks for kept tap-offs in its own turn) fails this commit, and the tap-off is tried again.
         async with ctx.db.transaction() as tx:
+            turns = {month: await tx.get("rider_months", f"{user_id}.{month}") for month in months}
+            if latest_of([r for m in months for r in await month_rides(ctx, user_id, m)], at) != latest:
+                raise VersionConflict("a boarding was recorded meanwhile")
+            for month, turn in turns.items():
+                if turn is None:
+                    tx.insert("rider_months", {"user_id": user_id, "month": month, "rides": 0, "kept": 1},
+                              id=f"{user_id}.{month}")  # fmt: skip
+                else:
+                    tx.update("rider_months", turn.id, {**turn.value, "kept": turn.value.get("kept", 0) + 1},
+                              expected_version=turn.version)  # fmt: skip
             tx.insert("taps", {**tap, "status": "pending"}, id=scan_id)
         return {"lines": NO_BOARDING}
     ride_at = dt.datetime.fromisoformat(latest["at"])

@@ -178,3 +178,30 @@ async def test_one_tap_off_delivered_twice_at_once_gives_back_once(miniapp_folde
         assert start - sim.platform.balance("alice") == 2 * 200
         settled = [p for p in sim.platform.payments.values() if p["id"].startswith("ride_")]
         assert [(p["amount_fen"], p["refunded_fen"]) for p in settled] == [(400, 200), (400, 200)]
+
+
+async def test_a_tap_off_arriving_with_its_boarding_still_gives_back(miniapp_folder: Path) -> None:
+    """The front and rear readers upload a ride and its tap-off at the same moment: the tap-off finds no ride
+    yet and is kept, the boarding looks for kept tap-offs; they take turns in the rider's month, so whichever
+    commits second sees the other and the ride costs its stages travelled, every time."""
+    async with AsyncSimulator(miniapp_folder) as sim:
+        sim.switches.payment_confirmation = "auto"
+        wednesday = await seeded_at_wednesday_10(sim)
+        assert (await sim.request("GET", "/me", user="alice")).status == 200
+        start = sim.platform.balance("alice")
+        at = wednesday.astimezone(dt.UTC)
+        offline = {"user": "alice", "unit": "line:k2", "mode": "offline", "credential_type": "ride_code"}
+        for day in range(4):
+            board_at = at + dt.timedelta(days=day)
+            board = sim.scan(
+                "bus", stop="bus-station", amount_fen=400, scanned_at=board_at, terminal_id="front", **offline
+            )  # type: ignore[arg-type]
+            tap = sim.scan(
+                "bus", stop="xinhang", tap="off", scanned_at=board_at + dt.timedelta(minutes=9),
+                terminal_id="rear", **offline,
+            )  # type: ignore[arg-type]  # fmt: skip
+            await (asyncio.gather(board, tap) if day % 2 == 0 else asyncio.gather(tap, board))
+        assert start - sim.platform.balance("alice") == 4 * 200
+        rides = [(await sim.request("GET", "/rides", user="alice", query={"month": m})).json()["rides"]
+                 for m in sorted({(at + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(4)})]  # fmt: skip
+        assert sorted(r["alight"] for month in rides for r in month) == ["xinhang"] * 4
