@@ -227,7 +227,7 @@ def test_partner_county_codes_ride_and_a_daily_clearing_report_is_kept(miniapp: 
     assert again == report
     csv = miniapp.get("/fares/clearing", user="carol", query={"day": day, "format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv")
-    assert f"{day},330522,长兴 Changxing,2,600" in csv.text.splitlines()
+    assert f"{day},330522,长兴 Changxing,2,600,0" in csv.text.splitlines()
     assert miniapp.get("/fares/clearing", user="alice", query={"day": day}).status == 403
 
 
