@@ -12,7 +12,7 @@ from typing import Any
 
 from common import at_time
 from gates import GRACE
-from yima_sdk import Context, InvalidArgument, VersionConflict
+from yima_sdk import CapabilityFailed, Context, InvalidArgument, QuotaExceeded, VersionConflict
 
 GATE_LIST = "gate"
 
@@ -34,7 +34,9 @@ async def _paid(ctx: Context, value: dict[str, Any]) -> bool:
 
 async def hold_for_gates(ctx: Context, collection: str, record_id: str) -> bool:
     """Hold a booked, paid ticket or route order at the gates of its spots (once: it is marked `gates`); True
-    when it is held now. Holding again is harmless (the platform's hold is idempotent)."""
+    when it is held now. Holding again is harmless (the platform's hold is idempotent). When the platform
+    refuses (a day too far ahead, the list full, the platform unreachable) it is not held: the gates decide
+    online, and False. A ticket cancelled while it was being held is dropped again."""
     record = await ctx.db.get(collection, record_id)
     if record is None:
         return False
@@ -64,17 +66,28 @@ async def hold_for_gates(ctx: Context, collection: str, record_id: str) -> bool:
                 at_time(last, "23:59") + dt.timedelta(minutes=1), valid_from=opens,
                 user_id=value["user_id"], pass_id=value["pass"]["id"],
             )  # fmt: skip
-    except (
-        InvalidArgument
-    ) as refused:  # e.g. a day more than 30 days ahead: the gates decide online until then
-        await ctx.log.info("not held for offline gates", reason=str(refused)[:100])
+    except (InvalidArgument, QuotaExceeded, CapabilityFailed) as refused:
+        # e.g. a day more than 30 days ahead, or a spot's list full: its gates decide online
+        await ctx.log.info(
+            "not held for offline gates", collection=collection, refused=type(refused).__name__
+        )
         return False
-    try:
-        await ctx.db.update(collection, record.id, {**value, "paid": True, "gates": True},
-                            expected_version=record.version)  # fmt: skip
-    except VersionConflict:
-        pass  # changed meanwhile (a scan, a cancel): the next call holds again, which changes nothing
-    return True
+    for _ in range(5):
+        # a cancel that committed since the read dropped nothing yet held: drop what was held now; a cancel
+        # that commits after this read drops it itself (finish_cancel)
+        now = await ctx.db.get(collection, record_id)
+        if now is None or now.value["status"] != "booked" or now.value["number"] != value["number"]:
+            await drop_from_gates(ctx, collection, value)
+            return False
+        if now.value.get("gates"):
+            return True
+        try:
+            await ctx.db.update(collection, record_id, {**now.value, "paid": True, "gates": True},
+                                expected_version=now.version)  # fmt: skip
+        except VersionConflict:
+            continue  # changed meanwhile (a scan, a cancel): read it again
+        return True
+    return True  # held; marked by the next call, which holds again and changes nothing
 
 
 async def drop_from_gates(ctx: Context, collection: str, value: dict[str, Any]) -> None:

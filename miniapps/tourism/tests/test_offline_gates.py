@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from yima_sdk import contract as c
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.terminal import Terminal
 from yima_sdk.testing import MiniApp
@@ -136,3 +137,52 @@ def test_a_ticket_cancelled_before_the_sync_is_refused_and_a_route_pass_opens_ea
         assert admitted.admit and admitted.entry is not None and admitted.entry.key.startswith("route.")
     outside = gates.gate("spot:shanjuan-cave").admit(miniapp.ankang_code("alice"), "gate")
     assert outside.reason == "list.no_entry"  # 善卷洞 is not on the route
+
+
+def test_a_ticket_cancelled_while_it_is_held_for_the_gates_is_not_admitted_offline(
+    miniapp: MiniApp, gates: Gates
+) -> None:
+    today = seeded(miniapp)
+    slot = all_day_slot(miniapp, "taiji-cave", today, 20)
+    miniapp.platform.balances["alice"] = 50_000
+    ticket = miniapp.post(f"/slots/{slot}/reserve", user="alice").json()
+    miniapp.confirm_payment(ticket["payment_id"])
+    lists, db = miniapp.platform.lists, miniapp.platform.db
+    hold = lists.hold
+
+    def cancelled_first(op: c.TerminalsHold) -> c.HeldEntry:
+        """The visitor's cancel commits (finding nothing to drop yet) between the ticket's read and its hold."""
+        lists.hold = hold  # type: ignore[method-assign]
+        record = db.handle(c.DbGet(collection="tickets", id=ticket["id"]))
+        cancelled = {**record.value, "status": "cancelled", "refunded_fen": record.value["price_fen"]}
+        db.handle(
+            c.DbUpdate(
+                collection="tickets", id=ticket["id"], value=cancelled, expected_version=record.version
+            )
+        )
+        return hold(op)
+
+    lists.hold = cancelled_first  # type: ignore[method-assign]
+    assert miniapp.get("/tickets", user="alice").status == 200  # holds it, and reads it cancelled since
+    mine = miniapp.get("/tickets", user="alice").json()["tickets"]
+    assert [(t["status"], t.get("gates")) for t in mine] == [("cancelled", None)]
+    gate = gates.gate(TAIJI)
+    assert gate.admit(miniapp.ankang_code("alice"), "gate").reason == "list.no_entry"
+    assert gate.admit(ticket["pass"]["payload"], "gate").reason == "list.no_entry"
+
+
+def test_a_paid_ticket_a_full_gate_list_refuses_is_decided_online(miniapp: MiniApp, gates: Gates) -> None:
+    today = seeded(miniapp)
+    slot = all_day_slot(miniapp, "taiji-cave", today, 20)
+    miniapp.platform.lists.quota = 0  # the spot's gate list is full
+    miniapp.platform.balances["alice"] = 50_000
+    ticket = miniapp.post(f"/slots/{slot}/reserve", user="alice").json()
+    miniapp.confirm_payment(ticket["payment_id"])
+    r = miniapp.get("/tickets", user="alice")
+    assert r.status == 200, r.json()
+    assert [(t["status"], t.get("gates")) for t in r.json()["tickets"]] == [("booked", None)]
+    order = miniapp.post("/packages/holiday/buy", user="alice", json={"day": today})
+    assert order.status == 201, order.json()
+    assert gates.gate(TAIJI).admit(miniapp.ankang_code("alice"), "gate").reason == "list.no_entry"
+    assert "请入园 Welcome" in miniapp.scan("scenic", user="alice", unit=TAIJI)  # online, the gate admits her
+    assert miniapp.get("/tickets", user="alice").json()["tickets"][0]["entered"] == 1
