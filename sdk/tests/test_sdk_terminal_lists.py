@@ -4,12 +4,14 @@ its entry; a dropped entry is gone after the sync; what it holds survives a rest
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.manifest import parse_manifest
 from yima_sdk.simulator import SimulatedPlatform
 from yima_sdk.simulator._platform import CallInfo
@@ -181,3 +183,31 @@ async def test_a_gate_moved_to_another_unit_holds_all_of_its_entries_and_none_of
         assert terminal.admit(gates.code("carol"), "gate").admit is True
     finally:
         terminal.close()
+
+
+async def test_a_gate_admits_by_the_ticket_open_now_and_a_pass_re_enters_only_the_day_it_first_entered(
+    gates: Gates,
+) -> None:
+    county = dt.datetime.fromtimestamp(gates.now, COUNTY_TIME)
+    gates.now = county.replace(hour=12, minute=55, second=0, microsecond=0).timestamp()
+    morning = int(gates.now) - 3600  # her 09:00-12:00 ticket, missed; then her 13:00-17:00 one
+    await gates.hold("ticket.1", {"enter_until": morning}, user="alice", valid_from=morning - 4 * 3600)
+    await gates.hold("ticket.2", {"enter_until": int(gates.now) + 4 * 3600}, user="alice")
+    until = int(gates.now) + 3 * 86400  # carol's route pass of three days, at a spot that re-admits
+    await gates.call(
+        "hold", "carol", list="gate", unit=GATE, key="route.1", value={"reentry": True}, expires_at=until
+    )
+    gates.sync()
+    gates.now += 600
+    entered = gates.terminal.admit(gates.code("alice"), "gate")
+    assert (entered.admit, entered.entry and entered.entry.key) == (True, "ticket.2")
+    gates.now += 120
+    again = gates.terminal.admit(gates.code("alice"), "gate")
+    assert (again.admit, again.reason) == (False, "list.used_up")  # her one entry, not her morning's "closed"
+
+    assert gates.terminal.admit(gates.code("carol"), "gate").admit is True
+    gates.now += 3600
+    assert gates.terminal.admit(gates.code("carol"), "gate").admit is True  # again the same day
+    gates.now += 86400  # the next day: her pass visits this spot once
+    refused = gates.terminal.admit(gates.code("carol"), "gate")
+    assert (refused.admit, refused.reason) == (False, "list.used_up")

@@ -8,21 +8,26 @@ terminal's app, the pass number is compared with the entry's.
 
 A gate admits by the entries of one list, whose values may say (the convention `Terminal.admit` applies):
     people       how many one scan admits (a group ticket), default 1
-    reentry      whether the entry admits again after its first use here, default false
+    reentry      whether the entry admits again after its first use here, on the county day of that use (a pass
+                 of several days re-enters only the day it first entered), default false
     enter_until  Unix seconds after which a first entry is refused (a time slot's end), default none
-Uses are counted per terminal: two gates that both admit the same ticket offline are reconciled when their
+Of the entries a code finds, a gate admits by one open for a first entry now (the earliest to open), else one
+that re-enters; else it refuses by the one already used (`list.used_up`), else by the one whose first entry was
+due (`list.closed`). Uses are counted per terminal: two gates that both admit the same ticket offline are reconciled when their
 uploads settle (the app counts the entry once).
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import sqlite3
 from typing import Any, Final
 
 import msgspec
 
 from yima_sdk.codes import VerifiedCode
+from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.lists import ListChanges, holder_tag
 from yima_sdk.terminal._decisions import ScanDecision
 
@@ -46,7 +51,9 @@ CREATE TABLE IF NOT EXISTS list_entry (
 CREATE INDEX IF NOT EXISTS list_entry_pass ON list_entry (pass_number) WHERE pass_number IS NOT NULL;
 CREATE TABLE IF NOT EXISTS list_salt (list TEXT PRIMARY KEY, salt BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS list_use (
-    list TEXT NOT NULL, key TEXT NOT NULL, uses INTEGER NOT NULL, last_at INTEGER NOT NULL, PRIMARY KEY (list, key)
+    list TEXT NOT NULL, key TEXT NOT NULL, uses INTEGER NOT NULL, last_at INTEGER NOT NULL,
+    first_at INTEGER,  -- its first use (Unix seconds); files made before it have none: last_at stands in
+    PRIMARY KEY (list, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS list_state (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
@@ -54,7 +61,8 @@ CREATE TABLE IF NOT EXISTS list_state (name TEXT PRIMARY KEY, value BLOB NOT NUL
 _changes = msgspec.json.Decoder(ListChanges)
 _json = msgspec.json.Decoder()
 _SELECT = (
-    "SELECT e.list, e.key, e.value, e.valid_from, e.expires_at, coalesce(u.uses, 0)"
+    "SELECT e.list, e.key, e.value, e.valid_from, e.expires_at, coalesce(u.uses, 0),"
+    " coalesce(u.first_at, u.last_at)"
     " FROM list_entry e LEFT JOIN list_use u ON u.list = e.list AND u.key = e.key WHERE "
 )
 _LIVE = " AND e.valid_from <= ? AND e.expires_at > ? AND (? IS NULL OR e.list = ?) ORDER BY e.key"
@@ -77,6 +85,8 @@ class HeldEntry(msgspec.Struct, frozen=True):
     valid_from: int
     expires_at: int
     uses: int = 0
+    first_used_at: int | None = None
+    """When it first admitted here (Unix seconds)."""
 
 
 class Admission(msgspec.Struct, frozen=True):
@@ -104,6 +114,8 @@ class HeldLists:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        if "first_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(list_use)")}:
+            self._db.execute("ALTER TABLE list_use ADD COLUMN first_at INTEGER")  # a file of an older SDK
         self._recent: dict[str, Admission] = {}
         """Admissions by record id, to answer a code read again within the replay window as before."""
 
@@ -209,20 +221,19 @@ class HeldLists:
         entries = self.find(decision.code, now, list_name)
         if not entries:
             return self._remember(Admission(decision, False, "list.no_entry"))
-        fresh = [e for e in entries if e.uses == 0]
-        entry = fresh[0] if fresh else next((e for e in entries if _reentry(e)), entries[0])
-        if entry.uses and not _reentry(entry):
-            return self._remember(Admission(decision, False, "list.used_up", entry))
-        until = entry.value.get("enter_until") if isinstance(entry.value, dict) else None
-        if not entry.uses and type(until) is int and now > until:
-            return self._remember(Admission(decision, False, "list.closed", entry))
+        entry = min(entries, key=lambda e: _fitness(e, now))  # as the tourism app's gates choose online
+        refused = {_USED: "list.used_up", _CLOSED: "list.closed"}.get(_fitness(entry, now)[0])
+        if refused is not None:
+            return self._remember(Admission(decision, False, refused, entry))
         with_use = HeldEntry(
-            entry.list, entry.key, entry.value, entry.valid_from, entry.expires_at, entry.uses + 1
-        )
+            entry.list, entry.key, entry.value, entry.valid_from, entry.expires_at, entry.uses + 1,
+            entry.first_used_at or int(now),
+        )  # fmt: skip
         self._db.execute(
-            "INSERT INTO list_use (list, key, uses, last_at) VALUES (?, ?, 1, ?)"
-            " ON CONFLICT DO UPDATE SET uses = uses + 1, last_at = excluded.last_at",
-            (entry.list, entry.key, int(now)),
+            "INSERT INTO list_use (list, key, uses, last_at, first_at) VALUES (?, ?, 1, ?, ?)"
+            " ON CONFLICT DO UPDATE SET uses = uses + 1, last_at = excluded.last_at,"
+            " first_at = coalesce(first_at, last_at)",
+            (entry.list, entry.key, int(now), int(now)),
         )  # autocommit: durable (synchronous=FULL) when it returns
         return self._remember(Admission(decision, True, None, with_use, _people(entry)))
 
@@ -234,7 +245,27 @@ class HeldLists:
 
 
 def _held(row: tuple[Any, ...]) -> HeldEntry:
-    return HeldEntry(row[0], row[1], _json.decode(row[2]), row[3], row[4], row[5])
+    return HeldEntry(row[0], row[1], _json.decode(row[2]), row[3], row[4], row[5], row[6])
+
+
+_OPEN, _REENTERS, _USED, _CLOSED = range(4)
+
+
+def _fitness(entry: HeldEntry, now: float) -> tuple[int, int]:
+    """How well an entry fits a scan at `now`, lowest first: open for a first entry (the earliest to open first),
+    used and re-entering today, used, first entry due before now."""
+    if entry.uses:
+        first = entry.first_used_at
+        today = first is not None and _county_day(first) == _county_day(now)
+        return (_REENTERS, 0) if _reentry(entry) and today else (_USED, 0)
+    until = entry.value.get("enter_until") if isinstance(entry.value, dict) else None
+    if type(until) is int and now > until:
+        return _CLOSED, -until
+    return _OPEN, entry.valid_from
+
+
+def _county_day(at: float) -> dt.date:
+    return dt.datetime.fromtimestamp(at, COUNTY_TIME).date()
 
 
 def _reentry(entry: HeldEntry) -> bool:
