@@ -88,18 +88,23 @@ async def refund(ctx: Context, request: Request) -> Response:
         return problem(400, "bus.bad_refund", "the ride has no payment to refund")
     marked = dict(case.value)
     if status == "open":
-        alight = await ctx.db.get(
-            "alights", ride_id
-        )  # what a tap-off gave back of it is not refundable again
-        paid = refundable_fen(ride.value) - (alight.value["off_fen"] if alight is not None else 0)
-        amount = paid if body.amount_fen is None else body.amount_fen
-        if not 0 < amount <= paid:
-            return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")
-        marked |= {"status": "refunding", "refunded_fen": amount, "note": body.note}
         try:
-            version = await ctx.db.update("disputes", ride_id, marked, expected_version=case.version)
+            async with ctx.db.transaction() as tx:
+                # what a tap-off gave back of it is not refundable again; a tap-off (or a give-back) committed
+                # while the amount is decided fails this commit (tapoff.py reads the dispute in its own)
+                alight = await tx.get("alights", ride_id)
+                now = await tx.get("rides", ride_id)
+                assert now is not None
+                ride = now
+                paid = refundable_fen(ride.value) - (alight.value["off_fen"] if alight is not None else 0)
+                amount = paid if body.amount_fen is None else body.amount_fen
+                if not 0 < amount <= paid:
+                    return problem(400, "bus.bad_refund", f"refund between 1 and {paid} fen of a paid ride")
+                marked |= {"status": "refunding", "refunded_fen": amount, "note": body.note}
+                tx.update("disputes", ride_id, marked, expected_version=case.version)
         except VersionConflict:  # decided (or being refunded) by another call meanwhile; nothing moved
             return problem(409, "bus.dispute_changed", "the dispute changed meanwhile: ask again")
+        (version,) = tx.results
     else:  # a refund begun before and cut: complete it with the amount recorded then
         version = case.version
     amount = int(marked["refunded_fen"])

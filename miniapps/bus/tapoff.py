@@ -25,7 +25,7 @@ import datetime as dt
 from typing import Any
 
 from common import PARTNERS, carried_in, month_rides, rider_of, schedule, yuan
-from yima_sdk import Context, InvalidArgument, ScanEvent, VersionConflict
+from yima_sdk import Context, InvalidArgument, Record, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.fares import FareError, FareSchedule, Ride, price_rides
 
@@ -161,6 +161,10 @@ async def tap_once(
         ride_doc = await tx.get("rides", latest["id"])
         if turn is None or ride_doc is None:  # written with the ride: an open ride always has both
             raise VersionConflict("the rider's month is not recorded yet")
+        # a dispute refunded from the ride's payment (fares.py marks its amount before the money moves, and
+        # writes the ride's `refunded_fen` after): its amount is not the tap-off's to give back
+        dispute = await tx.get("disputes", latest["id"])
+        disputed = int(dispute.value.get("refunded_fen") or 0) if disputing(dispute) else 0
         rides = [ride_of(r) for r in await month_rides(ctx, user_id, month)]
         rider = await rider_of(ctx, user_id)
         closed = [
@@ -174,7 +178,7 @@ async def tap_once(
         earlier = [ride_of(r) for r in await carried_in(ctx, user_id, start)]
         before = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *rides]))
         after = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *closed]))
-        off = max(0, min(before - after, paid_of(ride_doc.value)))
+        off = max(0, min(before - after, paid_of(ride_doc.value) - disputed))
         tx.insert("alights", {
             "user_id": user_id, "month": month, "line": line, "board": latest.get("board"), "alight": stop,
             "at": at.isoformat(), "scan": scan_id, "off_fen": off,
@@ -184,6 +188,11 @@ async def tap_once(
         tx.update("rider_months", turn_id, {**turn.value, "taps": turn.value.get("taps", 0) + 1},
                   expected_version=turn.version)  # fmt: skip
     return await settle(ctx, latest["id"])
+
+
+def disputing(dispute: Record | None) -> bool:
+    """Whether a refund of the ride's dispute is marked but not yet counted in the ride's `refunded_fen`."""
+    return dispute is not None and dispute.value["status"] == "refunding"
 
 
 def paid_of(ride: dict[str, Any]) -> int:
@@ -221,9 +230,18 @@ async def give_back_stops(ctx: Context, ride_id: str) -> tuple[dict[str, Any], d
             payment_id, value["off_fen"], f"分段计价 {value['line']}路 下车 {value['alight']}",
             idempotency_key=f"alight:{ride_id}",
         )  # fmt: skip
-    except InvalidArgument as exc:  # not paid yet (a payment the rider confirms): the rides list finishes it
-        await ctx.log.info("tap-off refund waits", ride=ride_id, reason=str(exc))
-        return ride.value, value, True
+    except InvalidArgument as exc:
+        if (await ctx.payments.status(payment_id)).status == "pending_confirmation":
+            # not paid yet (a payment the rider confirms): the rides list finishes it
+            await ctx.log.info("tap-off refund waits", ride=ride_id, reason=str(exc))
+            return ride.value, value, True
+        # refused for good (more than is left of the payment: a disputed fare refunded meanwhile): nothing
+        # comes back of the tap-off; it is done, not tried again at every rides list
+        await ctx.log.warning("tap-off refund refused", ride=ride_id, reason=str(exc))
+        final = {**value, "status": "done", "off_fen": 0, "refused_fen": value["off_fen"]}
+        with contextlib.suppress(VersionConflict):
+            await ctx.db.update("alights", ride_id, final, expected_version=alight.version)
+        return ride.value, final, False
     with contextlib.suppress(VersionConflict):  # finished by the other delivery: the same refund
         await ctx.db.update(
             "alights", ride_id, {**value, "status": "refunded"}, expected_version=alight.version

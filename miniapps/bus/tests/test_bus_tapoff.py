@@ -205,3 +205,32 @@ async def test_a_tap_off_arriving_with_its_boarding_still_gives_back(miniapp_fol
         rides = [(await sim.request("GET", "/rides", user="alice", query={"month": m})).json()["rides"]
                  for m in sorted({(at + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(4)})]  # fmt: skip
         assert sorted(r["alight"] for month in rides for r in month) == ["xinhang"] * 4
+
+
+def test_a_tap_off_during_a_disputed_refund_gives_back_only_what_is_left(miniapp: MiniApp) -> None:
+    """The fares staff refund 3 yuan of Alice's disputed 4-yuan K2 ride; the one-card service is down, so the
+    dispute is left `refunding` (its amount decided, no money moved yet). She taps off at Xinhang meanwhile: the
+    stages not travelled would give back 2 yuan, but only 1 is left beside the dispute's 3; the dispute asked
+    again completes, and she has her 4 yuan back, not more, nothing stuck."""
+    miniapp.switches.payment_confirmation = "auto"
+    month = to_wednesday_10(miniapp).strftime("%Y-%m")
+    miniapp.grant_staff("carol", "fares")
+    assert miniapp.get("/me", user="alice").status == 200
+    start = miniapp.platform.balance("alice")
+    assert _k2(miniapp, "bus-station") == ["k2路 ¥4.00"]
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert miniapp.post(f"/rides/{ride['id']}/dispute", user="alice", json={"reason": "x"}).status == 201
+    miniapp.switches.refund_failure = True
+    cut = miniapp.post(f"/fares/disputes/{ride['id']}/refund", user="carol", json={"amount_fen": 300})
+    assert cut.status >= 500, cut.text
+    miniapp.switches.refund_failure = False
+    miniapp.advance(minutes=15)
+    assert _k2(miniapp, "xinhang", "off") == [
+        "k2路 bus-station → xinhang",
+        "按站计价 by stops -¥1.00 已退 refunded",
+    ]
+    again = miniapp.post(f"/fares/disputes/{ride['id']}/refund", user="carol", json={"amount_fen": 300})
+    assert again.json() == {"ride": ride["id"], "status": "refunded", "refunded_fen": 300}, again.text
+    assert miniapp.platform.balance("alice") == start
+    (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert (ride["tapoff_off_fen"], ride["tapoff_status"]) == (100, "refunded")
