@@ -83,8 +83,11 @@ async def test_a_gate_admits_the_holder_once_a_group_at_once_and_refuses_the_res
         gates.now += 61
         entered = gates.terminal.admit(gates.code("carol"), "gate")
         assert entered.admit is True
-    repeated = gates.terminal.admit(gates.code("carol"), "other")  # the same code read again: the same answer
-    assert repeated == entered and entered.entry is not None and entered.entry.uses == 2
+    # the same code read again (within the replay window): the gate stays shut, her entry is not used again
+    repeated = gates.terminal.admit(gates.code("carol"), "gate")
+    assert (repeated.admit, repeated.people, repeated.reason) == (False, 0, "list.repeated")
+    assert repeated.entry == entered.entry and entered.entry is not None and entered.entry.uses == 2
+    assert gates.terminal.admit(gates.code("carol"), "other").reason == "list.repeated"
     gates.now += 61
     assert gates.terminal.admit(gates.code("carol"), "other").reason == "list.no_entry"
     assert gates.terminal.pending_count() == 6  # every scan is recorded, admitted or not (a repeat is not)

@@ -241,6 +241,7 @@ _GATE_LINES = {
     "list.no_entry": "未持票 Nothing held for this code now",
     "list.used_up": "已使用 Already used: no re-entry",
     "list.closed": "入场时间已过 Its entry hours are over",
+    "list.repeated": "已通行 Admitted already for this code",
 }
 
 

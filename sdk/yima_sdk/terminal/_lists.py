@@ -98,7 +98,8 @@ class Admission(msgspec.Struct, frozen=True):
     reason: str | None
     """None when admitted; the scan's `credential.*` code; `list.no_entry` (nothing held for this code now),
     `list.used_up` (its entry admitted here before and does not re-enter), `list.closed` (its first entry was due
-    by `enter_until`)."""
+    by `enter_until`), `list.repeated` (the same code read again within the replay window after it was admitted:
+    the gate stays shut, the people it let in went through already)."""
     entry: HeldEntry | None = None
     people: int = 0
 
@@ -117,7 +118,8 @@ class HeldLists:
         if "first_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(list_use)")}:
             self._db.execute("ALTER TABLE list_use ADD COLUMN first_at INTEGER")  # a file of an older SDK
         self._recent: dict[str, Admission] = {}
-        """Admissions by record id, to answer a code read again within the replay window as before."""
+        """Admissions by record id, to answer a code read again within the replay window: refused as before, or
+        `list.repeated` (not again) if it was admitted."""
 
     def close(self) -> None:
         self._db.close()
@@ -214,8 +216,12 @@ class HeldLists:
     def admit(self, decision: ScanDecision, now: float, list_name: str) -> Admission:
         """A gate's answer to a scan recorded as `decision`, by the entries of `list_name`; an admission counts a
         use of its entry (durably, before this returns)."""
-        if decision.repeated and decision.record_id in self._recent:
-            return self._recent[decision.record_id]
+        if decision.repeated:  # the scan as decided before: nobody more goes through for it
+            earlier = self._recent.get(decision.record_id)
+            if earlier is None or earlier.admit:
+                entry = None if earlier is None else earlier.entry
+                return Admission(decision, False, "list.repeated", entry)
+            return earlier
         if decision.result != "accept" or decision.code is None:
             return Admission(decision, False, decision.reason or "credential.rejected")
         entries = self.find(decision.code, now, list_name)
