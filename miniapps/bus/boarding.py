@@ -10,6 +10,7 @@ from typing import Any
 
 from clearing import record_partner_ride
 from common import PARTNERS, app, carried_in, month_rides, rider_of, schedule, yuan
+from partner_tapoff import partner_tap_off
 from tapoff import kept_taps, pending_for, ride_of, stops_known, tap_off
 from yima_sdk import Context, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
@@ -35,9 +36,13 @@ async def board(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     unit = event.data.unit or ""
     if not unit.startswith("line:"):
         return {"lines": ["终端未绑定线路 This terminal serves no line"], "admit": False}
+    issuer = event.data.issuer
+    holder_ref = event.data.holder_ref
+    if event.data.tap == "off" and event.user_id is None and issuer in PARTNERS and holder_ref is not None:
+        # a partner county's rider: their boarding found by the code's pseudonym (partner_tapoff.py)
+        return await partner_tap_off(ctx, event, unit.removeprefix("line:"), holder_ref)
     if event.data.tap == "off":  # 下车刷卡: the ride re-priced by stops travelled (tapoff.py)
         return await tap_off(ctx, event, unit.removeprefix("line:"))
-    issuer = event.data.issuer
     if event.user_id is None and issuer is not None and issuer in PARTNERS:
         return await partner_ride(ctx, event, unit.removeprefix("line:"), issuer)
     if event.user_id is None:
@@ -175,6 +180,8 @@ def ride_value(
         "user_id": user_id, "month": month, "day": local.date().isoformat(), "at": local.isoformat(),
         "line": p.line, "board": event.data.stop, "terminal": event.terminal_id, "mode": event.data.mode,
         "credential_type": event.data.credential_type, "issuer": event.data.issuer,
+        # a partner county's rider: their code's pseudonym here, which their tap-off finds the ride by
+        "holder_ref": event.data.holder_ref if user_id is None else None,
         "table_version": p.table_version,
         "base_fen": p.base_fen, "peak_fen": p.peak_fen, "concession": p.concession,
         "concession_off_fen": p.concession_off_fen, "transfer": p.transfer,

@@ -92,7 +92,7 @@ async def tap_off(ctx: Context, event: ScanEvent, line: str) -> dict[str, Any]:
     user_id = event.user_id
     if user_id is None:
         issuer = event.data.issuer
-        if issuer in PARTNERS:  # a partner county's rider is not known here: their ride keeps its fare
+        if issuer in PARTNERS:  # named by no pseudonym (partner_tapoff.py): the ride keeps its fare
             return {"lines": ["一卡通行 按全程计价 Partner: full fare"]}
         return {"lines": ["请先开通一码乘车 Open 一码乘车 once to ride"]}
     if event.data.stop is None:

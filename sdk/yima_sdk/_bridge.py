@@ -169,6 +169,14 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     tap: Literal["on", "off"] = "on"
     """`off`: the rider tapping off (下车刷卡) at `stop`: nothing was charged with this scan; a bus app re-prices
     the ride by stops travelled and gives back the difference. `on` for a boarding, and every other scan."""
+    holder_ref: str | None = None
+    """A pseudonym of the scanned code's holder when the app cannot know the resident: a partner county's code
+    (一卡通行, `user_id` None, `issuer` a partner's). `h_` + 26 base32 characters, a keyed hash (the platform's
+    secret) of the app, the issuer and the ride code's device certificate serial, or the Ankang code's subject
+    ref: the same for every scan of that credential in this app (a ride code: its certificate's life, renewed
+    about monthly; an Ankang code: until its generation changes), different in every other app, never the serial
+    or ref itself. Use it to tie scans of one partner rider together (a tap-off to its boarding). None for our own
+    residents' codes (they have `user_id`, or are not known to this app) and for app passes."""
 
 
 class ScanEvent(_Wire, tag="scan"):

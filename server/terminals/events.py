@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from yima_sdk.codes import VerifiedCode
 from yima_sdk.passes import PassClaims
 
 NOT_READY = "platform.starting"
@@ -56,6 +57,10 @@ class ScanEvent:
     """Where the terminal said it was (a bus stop id), None when it did not say."""
     tap: str = "on"
     """"off": a rider tapping off (下车刷卡); "on" for every other scan."""
+    holder: str | None = None
+    """A partner county's code (issuer not ours): which credential it is, `<kind>:<issuer>:<serial or subject ref,
+    hex>` (holder_of), never handed to an app as it is: the platform gives the bound app only its keyed hash
+    (ScanData.holder_ref, server/platform/runtime/ids.py). None for our own codes and for app passes."""
 
 
 class PassCheck(Protocol):
@@ -150,3 +155,15 @@ class NoScanEvents:
 
     def bound_app(self, kind: str, scene: str) -> str | None:
         return None
+
+
+def holder_of(code: VerifiedCode | None, ours: int) -> str | None:
+    """The credential a partner county's code stands for (ScanEvent.holder): a ride code's device certificate,
+    an Ankang code's subject ref; None for our own codes (their holder is an account) and app passes."""
+    if code is None or code.issuer == ours:
+        return None
+    if code.kind == "ride_code" and code.certificate_serial:
+        return f"ride_code:{code.issuer}:{code.certificate_serial.hex()}"
+    if code.kind == "ankang_code" and code.subject_ref:
+        return f"ankang_code:{code.issuer}:{code.subject_ref.hex()}"
+    return None

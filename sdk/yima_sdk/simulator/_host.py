@@ -31,7 +31,7 @@ from yima_sdk.contract import RecordPage, ScanReply, answer_headers, preload_fin
 from yima_sdk.errors import YimaError, error_for_code, gateway_answer
 from yima_sdk.manifest import Manifest, load_manifest
 from yima_sdk.passes import open_pass
-from yima_sdk.simulator._platform import SimJob, SimulatedPlatform, Switches
+from yima_sdk.simulator._platform import SimJob, SimulatedPlatform, Switches, holder_ref
 from yima_sdk.simulator._responses import SimResponse, problem
 from yima_sdk.simulator._worker_host import AppFailure, WorkerHost
 
@@ -199,6 +199,7 @@ class AsyncSimulator:
         stop: str | None = None,
         tap: Literal["on", "off"] = "on",
         scan_id: str | None = None,
+        holder: str = "partner-rider",
     ) -> ScanReply:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the app's reply: its display lines and its
@@ -221,7 +222,9 @@ class AsyncSimulator:
         a tap-off charges nothing (`amount_fen` must be None or 0 with `tap="off"`).
         `scan_id`: an id this simulator gave an earlier scan (`sim-scan-<n>`), to deliver that scan again, as
         production delivers an uploaded scan at least once (at once too: two deliverers after a lease ran out):
-        what its first delivery settled is not settled again, its `settled_fen` and `payment_id` come back."""
+        what its first delivery settled is not settled again, its `settled_fen` and `payment_id` come back.
+        `holder`: who holds a partner county's code (`user=None`, a partner `issuer`), any name: the event's
+        `holder_ref` is that holder's pseudonym in this app, the same for the same name (one ride code)."""
         if stop is not None and not valid_stop(stop):
             raise ValueError(f"stop {stop!r}: production refuses it with 400 scan.stop_invalid")
         if tap not in ("on", "off"):
@@ -265,6 +268,11 @@ class AsyncSimulator:
         if user_id is not None and app_pass is None and credential_type == "ankang_code" and user is not None:
             colour = self.platform.users[user].health_color if self.platform._shows_colour(user) else None
         preloaded = self._preload(scene_kind, user_id, scanned_at, scan_id)
+        # as production: a partner county's code (not ours, naming no one here) has a holder pseudonym
+        partner = (
+            user is None and app_pass is None and issuer not in (None, 341822)
+            and credential_type in ("ride_code", "ankang_code")
+        )  # fmt: skip
         event = ScanEvent(
             scene_kind=scene_kind,
             scene_id=scene_id,
@@ -285,6 +293,9 @@ class AsyncSimulator:
                 preloaded=preloaded,
                 stop=stop,
                 tap=tap,
+                holder_ref=holder_ref(self.manifest.id, issuer, holder)
+                if partner and issuer is not None
+                else None,
             ),
         )
         try:

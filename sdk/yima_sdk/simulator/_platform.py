@@ -387,3 +387,10 @@ class SimulatedPlatform:
 def _app_user_id(app_id: str, name: str) -> str:
     digest = hashlib.sha256(f"{app_id}\0{name}".encode()).digest()[:16]
     return "u_" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+def holder_ref(app_id: str, issuer: int, holder: str) -> str:
+    """A partner county's code holder's pseudonym in app `app_id` (ScanData.holder_ref), as production shapes it:
+    the same for one holder's scans in one app, another in every other app, never the holder's name."""
+    digest = hashlib.sha256(f"holder\0{app_id}\0{issuer}\0{holder}".encode()).digest()[:16]
+    return "h_" + base64.b32encode(digest).decode().rstrip("=").lower()

@@ -117,6 +117,8 @@ class ScanFacts(Protocol):
     def stop(self) -> str | None: ...
     @property
     def tap(self) -> str: ...
+    @property
+    def holder(self) -> str | None: ...
 
 
 class PlatformScanSink:
@@ -265,6 +267,10 @@ class PlatformScanSink:
                 preloaded=preloaded,
                 stop=event.stop,
                 tap="off" if event.tap == "off" else "on",
+                # a partner county's code: who holds it is not known here, only its keyed pseudonym in this app
+                holder_ref=platform.caps.ids.holder_for(app_id, event.holder)
+                if event.holder is not None and event.account_id is None
+                else None,
             ),
         )
 

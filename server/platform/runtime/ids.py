@@ -30,6 +30,14 @@ class AppUserIds:
         self._known[(app_id, account_id)] = user_id
         return user_id
 
+    def holder_for(self, app_id: str, holder: str) -> str:
+        """A scanned partner credential's pseudonym in one app (ScanData.holder_ref): `h_` + 26 base32 characters
+        of the same keyed HMAC, over the app and the credential (`<kind>:<issuer>:<serial or ref>`, see
+        server.terminals.events.holder_of), apart from user ids by its label. Stable while the credential is,
+        unlinkable across apps and to the serial or ref without the key."""
+        mac = hmac.new(self._key, f"holder|{app_id}|{holder}".encode(), hashlib.sha256).digest()[:16]
+        return "h_" + base64.b32encode(mac).decode().rstrip("=").lower()
+
 
 def bucket(app_id: str, account_id: int) -> int:
     """The resident's phased-release bucket for one app, 0-99: HMAC(app_id, account_id) mod 100.

@@ -109,7 +109,7 @@ class OfflineUploads:
                 turn = await outbox_repository.insert(
                     conn,
                     terminal.id,
-                    [o.event(terminal) for o in heard],
+                    [o.event(terminal, self._checks.issuer) for o in heard],
                     received,
                     run_at=take.run_at,
                     token=take.token,

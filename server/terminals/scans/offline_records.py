@@ -9,7 +9,7 @@ from yima_sdk.codes import VerifiedCode
 from yima_sdk.terminal import ScanRecord, ScanRecordResult
 
 from server.ids import uuid7
-from server.terminals.events import ScanEvent
+from server.terminals.events import ScanEvent, holder_of
 from server.terminals.ports import CodeSubject
 from server.terminals.registry import TerminalInfo
 from server.terminals.scans.record import StoredScan
@@ -103,7 +103,7 @@ class OfflineRecord:
             tap=record.tap,
         )
 
-    def event(self, terminal: TerminalInfo) -> ScanEvent:
+    def event(self, terminal: TerminalInfo, ours: int) -> ScanEvent:
         return ScanEvent(
             str(self.scan_id),
             terminal.id,
@@ -125,6 +125,7 @@ class OfflineRecord:
             colour=self.code.colour if self.code else None,
             stop=self.record.stop,
             tap=self.record.tap,
+            holder=holder_of(self.code, ours),
         )
 
 

@@ -20,7 +20,7 @@ from server.core import Core
 from server.ids import uuid7, uuid_text
 from server.observability import outage_log
 from server.terminals import repository
-from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink
+from server.terminals.events import AppPart, NoScanEvents, ScanEvent, ScanEventSink, holder_of
 from server.terminals.policies import ScenePolicies, ScenePolicy
 from server.terminals.ports import (
     CodeCredentials,
@@ -169,7 +169,9 @@ class ScanService:
         happened = scanned_at if clock_offset_ms is None else datetime.fromtimestamp(now, UTC)
         # the bound app's event is read for while the scan commits (its result may still turn to a replay)
         prepared = (
-            self.events.prepare(self._event(scan, terminal, happened)) if scan.result == "accept" else None
+            self.events.prepare(self._event(scan, terminal, happened, self._checks.issuer))
+            if scan.result == "accept"
+            else None
         )
         claimed = await self._recorder.record(
             self._stored(scan, terminal, now, scanned_at, clock_offset_ms),
@@ -180,7 +182,9 @@ class ScanService:
         if scan.spends is not None and not claimed:
             # Spent before: by an offline upload, or before this worker's Redis lost the key.
             scan.reject("scan.replayed")
-        miniapp = await self.events.scan_recorded(self._event(scan, terminal, happened), prepared)
+        miniapp = await self.events.scan_recorded(
+            self._event(scan, terminal, happened, self._checks.issuer), prepared
+        )
         # The masked name shows where the scene shows it, on an accepted scan or one its policy refused; never for
         # an app's pass: sharing a pass with another app is not consent to be named to its staff.
         account_id, reason = scan.account_id, scan.reason
@@ -307,7 +311,7 @@ class ScanService:
         )
 
     @staticmethod
-    def _event(scan: _Scan, terminal: TerminalInfo, scanned_at: datetime) -> ScanEvent:
+    def _event(scan: _Scan, terminal: TerminalInfo, scanned_at: datetime, ours: int) -> ScanEvent:
         code = scan.code
         return ScanEvent(
             scan.scan_id,
@@ -326,6 +330,7 @@ class ScanService:
             colour=code.colour if code else None,
             stop=scan.stop,
             tap=scan.tap,
+            holder=holder_of(code, ours),
         )
 
     async def _masked_name(self, account_id: int) -> str | None:
