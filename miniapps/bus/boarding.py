@@ -11,7 +11,7 @@ from typing import Any
 from clearing import record_partner_ride
 from common import PARTNERS, app, carried_in, month_rides, rider_of, schedule, yuan
 from partner_tapoff import partner_tap_off
-from tapoff import kept_taps, pending_for, ride_of, stops_known, tap_off
+from tapoff import WINDOW, kept_taps, pending_for, ride_of, stops_known, tap_off
 from yima_sdk import Context, ScanEvent, VersionConflict
 from yima_sdk.cron import COUNTY_TIME
 from yima_sdk.fares import FareError, PricedRide, Ride, Rider, price_rides
@@ -100,8 +100,10 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
         turn = await tx.get("rider_months", turn_id)
         # read after the turn: a tap-off kept meanwhile (tapoff.py writes the turn with it) fails this commit
         taps = await kept_taps(ctx, user_id, ride.line) if ride.board is not None else []
-        known = list(map(ride_of, await month_rides(ctx, user_id, month)))
+        recorded = await month_rides(ctx, user_id, month)
+        known = list(map(ride_of, recorded))
         fares, rider = await schedule(ctx), await rider_of(ctx, user_id)
+        was = known  # the month as it stood: what the ride adds is priced against it
         # A tap-off delivered before its boarding (kept by tapoff.py): the ride is priced with both stops now.
         tap = pending_for(taps, ride, known)
         if tap is not None and stops_known(fares, ride.line, ride.at, ride.board, tap["stop"]):
@@ -119,6 +121,14 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
                 "user_id": user_id, "month": month, "line": ride.line, "board": ride.board, "alight": tap["stop"],
                 "at": tap["at"], "scan": tap["id"], "off_fen": 0, "status": "done", "at_boarding": True,
             }, id=ride.ride_id)  # fmt: skip
+        elif ride.board is not None:
+            # A tap-off after this boarding that closed an earlier ride of the line (this boarding was uploaded
+            # after it): it was this ride's. Moved here, the earlier ride pays its top stage again; what that costs
+            # more is part of what this ride adds, so this ride's charge (its give-back, key `ride:<scan>`) makes
+            # the correction, and what the earlier ride's tap-off gave back stays given.
+            moved = closed_across(recorded, ride)
+            if moved is not None and stops_known(fares, ride.line, ride.at, ride.board, moved["alight"]):
+                ride, known = await move_tap_off(tx, user_id, month, ride, moved, known)
         # The month before's last rides price nothing here but may make this month's first boarding a transfer.
         start = ride.at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         earlier = list(map(ride_of, await carried_in(ctx, user_id, start)))
@@ -129,7 +139,7 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
         # changes what those cost (the transfer or cap they missed without it), so the month costs what it would
         # have online. Never below nothing, never above the table's fare: what settlement charged for an offline
         # ride (nothing is asked for later).
-        without = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *known]))
+        without = sum(p.fare_fen for p in price_rides(fares, rider, [*earlier, *was]))
         added = sum(p.fare_fen for p in priced) - without
         if event.data.mode == "offline":
             ceiling = event.data.settled_fen if event.data.settled_fen is not None else added
@@ -144,6 +154,42 @@ async def record(ctx: Context, event: ScanEvent, user_id: str, ride: Ride) -> di
         else:
             tx.update("rider_months", turn_id, mark, expected_version=turn.version)
     return value
+
+
+def closed_across(recorded: list[dict[str, Any]], ride: Ride) -> dict[str, Any] | None:
+    """The rider's ride of `ride`'s line, boarded before it, whose tap-off came after it (within the window)."""
+    for r in recorded:
+        at = dt.datetime.fromisoformat(r["at"])
+        if r["line"] == ride.line and r["alight"] is not None and at < ride.at:
+            alighted = dt.datetime.fromisoformat(r["alighted_at"])
+            if ride.at <= alighted <= ride.at + WINDOW:
+                return r
+    return None
+
+
+async def move_tap_off(
+    tx: Any, user_id: str, month: str, ride: Ride, moved: dict[str, Any], known: list[Ride]
+) -> tuple[Ride, list[Ride]]:
+    """Move the tap-off of the earlier ride `moved` to `ride` (in the boarding's commit): the ride priced with
+    its alighting stop, the earlier one without (its `alights` document kept, `alight` None, `moved_to`)."""
+    alight = await tx.get("alights", moved["id"])
+    assert alight is not None  # month_rides found it
+    tap = await tx.get("taps", alight.value["scan"])
+    tx.update("alights", moved["id"], {**alight.value, "alight": None, "moved_to": ride.ride_id},
+              expected_version=alight.version)  # fmt: skip
+    if tap is not None:
+        tx.update("taps", tap.id, {**tap.value, "ride": ride.ride_id}, expected_version=tap.version)
+    tx.insert("alights", {
+        "user_id": user_id, "month": month, "line": ride.line, "board": ride.board, "alight": moved["alight"],
+        "at": alight.value["at"], "scan": alight.value["scan"], "off_fen": 0, "status": "done", "at_boarding": True,
+        "moved_from": moved["id"],
+    }, id=ride.ride_id)  # fmt: skip
+    closed = Ride(ride_id=ride.ride_id, at=ride.at, line=ride.line, board=ride.board, alight=moved["alight"])
+    reopened = [
+        Ride(ride_id=k.ride_id, at=k.at, line=k.line, board=k.board) if k.ride_id == moved["id"] else k
+        for k in known
+    ]
+    return closed, reopened
 
 
 async def partner_ride(ctx: Context, event: ScanEvent, line: str, issuer: int) -> dict[str, Any]:

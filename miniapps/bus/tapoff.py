@@ -12,7 +12,9 @@ and caps right: a lower fare that leaves room under a cap costs the later rides 
 A tap-off that finds no open ride is kept (`taps`, pending): a bus whose rear door reader uploads before the
 front door's may deliver a tap-off before its boarding; the boarding, when it comes, finds it and is priced
 with both stops at once (an offline boarding's refund then includes the difference). Kept in the rider's turn
-too, so a boarding and its tap-off delivered at once see each other. A tap-off charges nothing.
+too, so a boarding and its tap-off delivered at once see each other. A tap-off that closed an earlier ride before
+its own boarding was uploaded moves to that boarding when it comes (boarding.py `move_tap_off`). A tap-off
+charges nothing.
 
 Data: `taps` id = the tap-off's scan id (each handled once: pending, applied or refused); `alights` id = the
 ride (one tap-off per ride), its alighting stop and what the tap-off gave back.
@@ -68,7 +70,8 @@ def latest_of(rides: list[dict[str, Any]], at: dt.datetime) -> dict[str, Any] | 
 def open_ride(ride: dict[str, Any], line: str, at: dt.datetime) -> bool:
     """Whether a tap-off on `line` at `at` closes the recorded `ride` (the rider's latest boarding before it)."""
     ride_at = dt.datetime.fromisoformat(ride["at"])
-    return ride["line"] == line and ride.get("alight") is None and ride_at <= at <= ride_at + WINDOW
+    closed = ride.get("alight") is not None or ride.get("alighted_at") is not None  # a tap-off moved away too
+    return ride["line"] == line and not closed and ride_at <= at <= ride_at + WINDOW
 
 
 def pending_for(taps: list[dict[str, Any]], ride: Ride, known: list[Ride]) -> dict[str, Any] | None:

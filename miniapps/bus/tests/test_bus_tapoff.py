@@ -234,3 +234,34 @@ def test_a_tap_off_during_a_disputed_refund_gives_back_only_what_is_left(miniapp
     assert miniapp.platform.balance("alice") == start
     (ride,) = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
     assert (ride["tapoff_off_fen"], ride["tapoff_status"]) == (100, "refunded")
+
+
+def test_a_tap_off_uploaded_before_its_boarding_moves_to_it_from_an_earlier_ride(miniapp: MiniApp) -> None:
+    """Alice rides the K2 at 10:00 without tapping off, and again at 11:00 from Xinhang to Shijie (offline). The
+    rear reader uploads her 11:09 tap-off before the front reader uploads the 11:00 boarding: it closes the 10:00
+    ride, the only one known. When the 11:00 boarding arrives, the tap-off moves to it: the 10:00 ride pays its
+    top stage and the 11:00 one its stages travelled, as if the uploads had come in order (6 yuan, not 8)."""
+    miniapp.switches.payment_confirmation = "auto"
+    wednesday = to_wednesday_10(miniapp)
+    month = wednesday.strftime("%Y-%m")
+    assert miniapp.get("/me", user="alice").status == 200
+    start = miniapp.platform.balance("alice")
+    at = wednesday.astimezone(dt.UTC)
+    off = {"mode": "offline", "credential_type": "ride_code"}
+    assert _k2(miniapp, "bus-station", amount_fen=400, scanned_at=at, **off) == ["k2路 ¥4.00"]
+    tap = _k2(miniapp, "shijie", "off", scanned_at=at + dt.timedelta(minutes=69), terminal_id="rear", **off)
+    assert tap[0] == "k2路 bus-station → shijie"  # the only boarding known yet
+    tap_id = miniapp.last_scan_id
+    later = at + dt.timedelta(minutes=60)
+    assert (
+        _k2(miniapp, "xinhang", amount_fen=400, scanned_at=later, terminal_id="front", **off)[0]
+        == "k2路 ¥2.00"
+    )
+    assert start - miniapp.platform.balance("alice") == 600
+    rides = miniapp.get("/rides", user="alice", query={"month": month}).json()["rides"]
+    assert sorted((r["board"], r["alight"]) for r in rides) == [("bus-station", None), ("xinhang", "shijie")]
+    # The tap-off delivered again answers for the ride it closes now; nothing more moves.
+    again = _k2(miniapp, "shijie", "off", scanned_at=at + dt.timedelta(minutes=69), terminal_id="rear",
+                scan_id=tap_id, **off)  # fmt: skip
+    assert again[0] == "k2路 xinhang → shijie", again
+    assert start - miniapp.platform.balance("alice") == 600
