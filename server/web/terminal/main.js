@@ -57,9 +57,13 @@ function showDecision(decision) {
   lastDecision = decision;
   const box = $("decision");
   box.hidden = false;
-  box.className = `decision ${decision.result === "accept" ? decision.color ?? "" : "rejected"}`;
-  box.dataset.result = decision.result;
-  $("decision-result").textContent = t(`terminal.${decision.result}`) + (decision.repeat ? ` · ${t("terminal.repeat")}` : "");
+  // A valid code the bound app refused (`miniapp.admit` false: no ticket today, 一码乘车 never opened) keeps the
+  // gate shut: shown as a refusal with the app's lines, not as the code's "accept".
+  const refusedByApp = decision.result === "accept" && decision.miniapp?.admit === false;
+  const verdict = refusedByApp ? "app_refused" : decision.result;
+  box.className = `decision ${verdict === "accept" ? decision.color ?? "" : "rejected"}`;
+  box.dataset.result = verdict;
+  $("decision-result").textContent = t(`terminal.${verdict}`) + (decision.repeat ? ` · ${t("terminal.repeat")}` : "");
   $("decision-colour").textContent = decision.color ? t(`terminal.colour.${decision.color}`) : "";
   $("decision-name").textContent = decision.name ?? "";
   $("decision-reason").textContent = decision.reason ? `${reason(decision.reason)} (${decision.reason})` : "";
