@@ -680,7 +680,8 @@ class TerminalsPublished(_Op, frozen=True, tag="terminals.published"):
 MAX_LIST_VALUE_BYTES = 512
 """An entry's value, encoded: what a gate needs to decide offline (the day, how many people), never personal data."""
 MAX_LIST_ENTRIES = 10_000
-"""Live entries of one list at one unit (a day's tickets of a large spot)."""
+"""Unexpired entries and tombstones (drops, synced until the entry would have expired) of one list at one unit
+(a day's tickets of a large spot)."""
 MAX_LIST_HORIZON_S = 30 * 86400
 """How far ahead an entry may expire."""
 MAX_BOUND_WINDOW_S = 7 * 86400

@@ -177,3 +177,7 @@ class SceneLists(Protocol):
         """The changes of the unit's lists after change `after` (yima_sdk.lists); none without a unit or an app
         bound to the scene."""
         ...
+
+    async def prune_expired(self) -> tuple[int, int]:
+        """Unbind every expired entry from its resident, remove those expired a day (run periodically)."""
+        ...

@@ -104,12 +104,14 @@ class Terminals:
         await follow(self.core.cache, CHANNEL, on_message)
 
     async def _prune_claims(self) -> None:
-        """Every node runs this; the advisory lock in prune_claims lets one prune at a time."""
+        """Every node runs this; the advisory lock in prune_claims lets one prune at a time. The terminal lists'
+        expired entries are unbound and pruned in the same round."""
         retention_s = claim_retention_s(self.core.settings)
         while True:
             await asyncio.sleep(PRUNE_INTERVAL_S)
             try:
                 await prune_claims(self.core.db, now=self.scans.clock(), retention_s=retention_s)
+                await self.lists.prune_expired()  # terminal lists: no account kept past an entry's expiry
             except Exception as exc:
                 # The next round tries again; an outage is counted, not logged per round and worker.
                 outage_log.failed("database", f"replay claim pruning: {type(exc).__name__}")

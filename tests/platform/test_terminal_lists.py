@@ -243,3 +243,45 @@ async def test_a_retag_never_lands_on_an_entry_held_again_or_dropped_meanwhile(
             app.app_id,
         )
     assert tombstone is not None and (tombstone["dropped"], tombstone["tags"]) == (True, None)
+
+
+async def test_drops_count_in_the_quota_and_expired_entries_forget_their_resident(
+    team: Team, tmp_path: Path
+) -> None:
+    app = await _setup(team, tmp_path)
+    lists = app.caps.lists
+    alice = await _resident(team)
+    alice_id = await app.caps.seen(app.app_id, alice.account_id)
+    await app.hold("t.1", unit=OTHER_SPOT, value={}, user_id=alice_id)
+    await app.hold("t.2", unit=OTHER_SPOT, value={})
+    assert await app.call("drop", list="gate", unit=OTHER_SPOT, key="t.2") is True
+    lists.max_entries = 2
+    try:  # its tombstone is synced until t.2 would have expired: a drop and a hold again do not grow the list
+        with pytest.raises(QuotaExceeded):
+            await app.hold("t.3", unit=OTHER_SPOT, value={})
+        await app.hold("t.2", unit=OTHER_SPOT, value={"again": True})  # held again in its own place
+    finally:
+        lists.max_entries = 10_000
+
+    async def rows() -> list[Any]:
+        async with lists.core.db.connection() as conn:
+            return list(
+                await conn.fetch(
+                    "SELECT key, account_id, tags FROM terminal_list_entries WHERE app_id = $1 ORDER BY key",
+                    app.app_id,
+                )
+            )
+
+    assert [(r["key"], r["account_id"] is not None) for r in await rows()] == [("t.1", True), ("t.2", False)]
+    clock = lists.clock
+    try:
+        lists.clock = lambda: app.expires_at + 1.0  # past their expiry: nobody's account is kept
+        await lists.prune_expired()
+        assert [(r["key"], r["account_id"], r["tags"]) for r in await rows()] == [
+            ("t.1", None, None), ("t.2", None, None)
+        ]  # fmt: skip
+        lists.clock = lambda: app.expires_at + 86400 + 2.0  # a day later they go
+        await lists.prune_expired()
+        assert await rows() == []
+    finally:
+        lists.clock = clock

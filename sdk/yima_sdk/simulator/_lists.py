@@ -48,7 +48,7 @@ class SimulatedLists:
     def __init__(self, platform: SimulatedPlatform) -> None:
         self.platform = platform
         self.quota = c.MAX_LIST_ENTRIES
-        """Live entries of one list at one unit, as production's cap."""
+        """Unexpired entries and tombstones of one list at one unit, as production's cap."""
         self.entries: dict[tuple[str, str, str], _Held] = {}
         """(list, unit, key) -> the entry or its tombstone."""
         self._changes: dict[str, int] = {}
@@ -75,8 +75,10 @@ class SimulatedLists:
             same = (held.value, held.valid_from, held.expires_at, held.pass_number, held.holder)
             if same == (value, valid_from, op.expires_at, pass_number, holder):
                 return reply
-        if not live and self._live(op.list, op.unit, now) >= self.quota:
-            raise QuotaExceeded(f"at most {self.quota} live entries in list {op.list} at {op.unit}")
+        if not live and self._held(op.list, op.unit, op.key, now) >= self.quota:
+            raise QuotaExceeded(
+                f"at most {self.quota} entries or drops in list {op.list} at {op.unit} until they expire"
+            )
         salt = self._salts.setdefault((op.list, op.unit), secrets.token_bytes(16))
         first, tags = None, None
         if holder is not None:
@@ -89,11 +91,12 @@ class SimulatedLists:
         )
         return reply
 
-    def _live(self, list_name: str, unit: str, now: float) -> int:
+    def _held(self, list_name: str, unit: str, key: str, now: float) -> int:
+        """Unexpired entries and tombstones but `key`'s, as production counts them."""
         return sum(
             1
-            for (n, u, _), held in self.entries.items()
-            if (n, u) == (list_name, unit) and not held.dropped and held.expires_at > now
+            for (n, u, k), held in self.entries.items()
+            if (n, u) == (list_name, unit) and k != key and held.expires_at > now
         )
 
     def drop(self, op: c.TerminalsDrop) -> bool:

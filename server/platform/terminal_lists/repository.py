@@ -67,15 +67,17 @@ async def entry(
     )
 
 
-async def live_count(
-    conn: asyncpg.Connection, app_id: str, list_name: str, unit: str, now: dt.datetime
+async def held_count(
+    conn: asyncpg.Connection, app_id: str, list_name: str, unit: str, key: str, now: dt.datetime
 ) -> int:
+    """The list's unexpired entries and tombstones at the unit but `key`'s: what its terminals sync."""
     found: int = await conn.fetchval(
         "SELECT count(*) FROM terminal_list_entries WHERE app_id = $1 AND list = $2 AND unit = $3"
-        " AND NOT dropped AND expires_at > $4",
+        " AND key <> $4 AND expires_at > $5",
         app_id,
         list_name,
         unit,
+        key,
         now,
     )
     return found
@@ -118,6 +120,18 @@ async def prune(conn: asyncpg.Connection, app_id: str, unit: str, before: dt.dat
         unit,
         before,
     )
+
+
+async def prune_all(conn: asyncpg.Connection, now: dt.datetime, before: dt.datetime) -> tuple[int, int]:
+    """Every unit's entries that expired by `now` forget their resident (account and tags); those expired before
+    `before` go. How many of each."""
+    unbound: str = await conn.execute(
+        "UPDATE terminal_list_entries SET account_id = NULL, generation = NULL, first_bucket = NULL, tags = NULL"
+        " WHERE expires_at <= $1 AND (account_id IS NOT NULL OR tags IS NOT NULL)",
+        now,
+    )
+    gone: str = await conn.execute("DELETE FROM terminal_list_entries WHERE expires_at < $1", before)
+    return int(unbound.split()[-1]), int(gone.split()[-1])
 
 
 async def bound_app(conn: asyncpg.Connection, kind: str, scene: str) -> str | None:

@@ -96,9 +96,12 @@ class TerminalLists:
                 return reply
             if (
                 not live
-                and await repo.live_count(conn, app_id, op.list, op.unit, _utc(now)) >= self.max_entries
-            ):
-                raise QuotaExceeded(f"at most {self.max_entries} live entries in list {op.list} at {op.unit}")
+                and await repo.held_count(conn, app_id, op.list, op.unit, op.key, _utc(now))
+                >= self.max_entries
+            ):  # tombstones count: a unit's terminals sync them until the dropped entry would have expired
+                raise QuotaExceeded(
+                    f"at most {self.max_entries} entries or drops in list {op.list} at {op.unit} until they expire"
+                )
             salt = await repo.salt(conn, app_id, op.list, op.unit, secrets.token_bytes(16))
             first, tags = None, None
             if account is not None and generation is not None:
@@ -138,6 +141,13 @@ class TerminalLists:
         return True
 
     # ---- the terminals domain's port (server.terminals: SceneLists) -----------------------------------
+
+    async def prune_expired(self) -> tuple[int, int]:
+        """Every unit's expired entries forget their resident now, and go a day later (a unit whose app holds
+        nothing more is never pruned by a hold). Run periodically; how many were unbound and removed."""
+        now = self.clock()
+        async with self.core.db.connection() as conn:
+            return await repo.prune_all(conn, _utc(now), _utc(now - PRUNE_AFTER_S))
 
     async def changes(self, kind: str, scene: str, unit: str | None, after: int) -> ListChanges:
         """The changes of the lists of `unit` held by the app bound to the scene, after change `after`."""
