@@ -60,20 +60,25 @@ async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
     holder's ticket of the day whose entry hours are on, or route pass, admits them; a partner county's code
     names no one here: the visitor shows the pass). Offline scans uploaded later settle the same way, judged at
     their scan time, once per scan; two gates that both let the same ticket in offline count it once (the second
-    is recorded as already entered). The reply's `admit` is the gate's verdict."""
+    is recorded as already entered). An offline scan the gate itself refused by its synced lists
+    (`terminal_admitted` False: the visitor did not go through, e.g. a ticket paid after the gate's last sync)
+    settles as a refused entry: nothing counted, the ticket not entered. The reply's `admit` is the gate's
+    verdict."""
     at = (event.data.scanned_at or dt.datetime.now(dt.UTC)).astimezone(COUNTY_TIME)
     unit = event.data.unit or ""
     if not unit.startswith("spot:"):
         return {"lines": ["闸机未绑定景区 Gate serves no spot"], "admit": False}
     spot = unit.removeprefix("spot:")
     key = f"scan.{event.data.scan_id}"
+    # an offline gate that refused the scan by its lists: settled as it decided (recorded, nothing admitted)
+    gate_refused = event.data.mode == "offline" and event.data.terminal_admitted is False
     scanned = event.data.app_pass
     if scanned is not None:
         holding = await _holding_of_pass(ctx, scanned.data) if scanned.app == APP else None
         if holding is None:
             answer = {"admit": False, "lines": ["无此票 No such ticket"]}
         else:
-            answer = await admit(ctx, holding, spot, at, key, event.data.mode)
+            answer = await admit(ctx, holding, spot, at, key, event.data.mode, gate_refused)
     elif event.user_id is None and event.data.issuer not in (None, GUANGDE):
         # a partner county's Ankang code: its holder's ticket cannot be looked up by it, the pass admits
         answer = {
@@ -87,7 +92,7 @@ async def gate_scan(ctx: Context, event: ScanEvent) -> dict[str, Any] | None:
         if found is None:
             answer = {"admit": False, "lines": ["今日无票 No ticket for today"]}
         else:
-            answer = await admit(ctx, found, spot, at, key, event.data.mode)
+            answer = await admit(ctx, found, spot, at, key, event.data.mode, gate_refused)
     if event.data.mode == "offline":
         await ctx.log.info("offline gate scan settled", spot=spot, admit=str(answer["admit"]))
         return None
@@ -115,10 +120,11 @@ async def _holding_of_visitor(
 
 
 async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.datetime, key: str,
-                mode: str) -> dict[str, Any]:  # fmt: skip
+                mode: str, gate_refused: bool = False) -> dict[str, Any]:  # fmt: skip
     """Admit the holder of a ticket or route pass at `spot_id`, once per ticket (again the same day where the
     spot allows re-entry); the entry record (id `key`, the scan) and the count are one commit with the ticket,
-    so the same scan settles once and two gates never both admit a first entry."""
+    so the same scan settles once and two gates never both admit a first entry. `gate_refused`: an offline scan
+    its gate refused by its lists, recorded (the scan settles once) as a refused entry."""
     collection, record = holding
     day = at.date().isoformat()
     for _ in range(5):
@@ -129,7 +135,11 @@ async def admit(ctx: Context, holding: tuple[str, Any], spot_id: str, at: dt.dat
         spot = await ctx.db.get("spots", spot_id)
         if spot is None:
             return {"admit": False, "people": 0, "lines": ["无此景区 No such spot"]}
-        refusal = await _refusal(ctx, collection, value, spot_id, at)
+        refusal = (
+            "闸机未放行 Refused at the gate"
+            if gate_refused
+            else await _refusal(ctx, collection, value, spot_id, at)
+        )
         entered = value["entered"] if collection == "tickets" else value["entered"].get(spot_id, 0)
         if refusal is None and entered:
             refusal = _no_reentry(collection, value, spot_id, spot.value["reentry"], day)

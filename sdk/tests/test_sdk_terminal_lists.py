@@ -214,3 +214,40 @@ async def test_a_gate_admits_by_the_ticket_open_now_and_a_pass_re_enters_only_th
     gates.now += 86400  # the next day: her pass visits this spot once
     refused = gates.terminal.admit(gates.code("carol"), "gate")
     assert (refused.admit, refused.reason) == (False, "list.used_up")
+
+
+class _Uploads:
+    """A server's batch endpoint that accepts every record and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def upload_batch(self, body: bytes) -> bytes:
+        batch = msgspec.json.decode(body)
+        self.records.extend(batch["records"])
+        results = [
+            {"record_id": r["record_id"], "status": "accepted", "reason": None} for r in batch["records"]
+        ]
+        return msgspec.json.encode({"batch_id": batch["batch_id"], "results": results})
+
+
+async def test_the_gates_verdict_is_kept_with_its_record_and_uploaded(gates: Gates) -> None:
+    from yima_sdk.terminal._upload import upload_records
+
+    await gates.hold("ticket.1", {"people": 1}, user="alice")
+    assert gates.sync() == 1
+    plain = gates.terminal.scan(gates.code("carol"))  # not a gate's scan: no verdict
+    admitted = gates.terminal.admit(gates.code("alice"), "gate")
+    refused = gates.terminal.admit(gates.code("grandpa"), "gate")
+    assert (admitted.admit, refused.admit, refused.reason) == (True, False, "list.no_entry")
+    gates.terminal.close()
+    gates.terminal = gates.open()  # the verdicts are in the file: they survive a restart before the upload
+    server = _Uploads()
+    assert upload_records(gates.terminal._store, server, 10) == 3  # type: ignore[arg-type]
+    sent = {r["record_id"]: r for r in server.records}
+    assert (sent[admitted.decision.record_id]["terminal_admitted"], sent[admitted.decision.record_id].get(
+        "terminal_reason")) == (True, None)  # fmt: skip
+    assert (sent[refused.decision.record_id]["terminal_admitted"],
+            sent[refused.decision.record_id]["terminal_reason"]) == (False, "list.no_entry")  # fmt: skip
+    # a scan no gate decided says nothing: an older server reads it as before
+    assert "terminal_admitted" not in sent[plain.record_id] and "terminal_reason" not in sent[plain.record_id]

@@ -177,6 +177,12 @@ class ScanData(msgspec.Struct, frozen=True, kw_only=True):
     about monthly; an Ankang code: until its generation changes), different in every other app, never the serial
     or ref itself. Use it to tie scans of one partner rider together (a tap-off to its boarding). None for our own
     residents' codes (they have `user_id`, or are not known to this app) and for app passes."""
+    terminal_admitted: bool | None = None
+    """An offline scan of a gate that decided it by its synced lists (`Terminal.admit`): whether the gate let the
+    holder in. False: the gate stayed shut (the visitor did not go through), settle the scan as a refused entry.
+    None for online scans and for offline scans no gate decided (terminals older than this never say)."""
+    terminal_reason: str | None = None
+    """Why that gate refused: `list.no_entry`, `list.used_up`, `list.closed`, a `credential.*` code; else None."""
 
 
 class ScanEvent(_Wire, tag="scan"):

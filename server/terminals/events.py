@@ -57,6 +57,9 @@ class ScanEvent:
     """Where the terminal said it was (a bus stop id), None when it did not say."""
     tap: str = "on"
     """"off": a rider tapping off (下车刷卡); "on" for every other scan."""
+    terminal_admitted: bool | None = None
+    """An offline gate's own verdict (it decided the scan by its synced lists), None when no gate decided it."""
+    terminal_reason: str | None = None
     holder: str | None = None
     """A partner county's code (issuer not ours): which credential it is, `<kind>:<issuer>:<serial or subject ref,
     hex>` (holder_of), never handed to an app as it is: the platform gives the bound app only its keyed hash

@@ -186,3 +186,23 @@ def test_a_paid_ticket_a_full_gate_list_refuses_is_decided_online(miniapp: MiniA
     assert gates.gate(TAIJI).admit(miniapp.ankang_code("alice"), "gate").reason == "list.no_entry"
     assert "请入园 Welcome" in miniapp.scan("scenic", user="alice", unit=TAIJI)  # online, the gate admits her
     assert miniapp.get("/tickets", user="alice").json()["tickets"][0]["entered"] == 1
+
+
+def test_an_offline_scan_the_gate_refused_does_not_consume_the_ticket(miniapp: MiniApp, gates: Gates) -> None:
+    today = seeded(miniapp)
+    slot = all_day_slot(miniapp, "taiji-cave", today, 20)
+    miniapp.platform.balances["alice"] = 50_000
+    ticket = miniapp.post(f"/slots/{slot}/reserve", user="alice").json()
+    gate = gates.gate(TAIJI)  # synced before she pays: it holds nothing for her
+    miniapp.confirm_payment(ticket["payment_id"])
+    refused = gate.admit(miniapp.ankang_code("alice"), "gate")
+    assert (refused.admit, refused.reason) == (False, "list.no_entry")
+
+    # its upload carries the gate's verdict: settled as a refused entry, once, however often delivered
+    for _ in range(2):
+        assert miniapp.scan("scenic", user="alice", unit=TAIJI, mode="offline", terminal_admitted=False,
+                            terminal_reason="list.no_entry", scan_id=None if _ == 0 else "sim-scan-1") == []  # fmt: skip
+    assert miniapp.get("/tickets", user="alice").json()["tickets"][0]["entered"] == 0
+    assert miniapp.counters.get(f"admitted:taiji-cave.{today}", 0) == 0
+    assert "请入园 Welcome" in miniapp.scan("scenic", user="alice", unit=TAIJI)  # online, the gate admits her
+    assert miniapp.get("/tickets", user="alice").json()["tickets"][0]["entered"] == 1

@@ -200,6 +200,8 @@ class AsyncSimulator:
         tap: Literal["on", "off"] = "on",
         scan_id: str | None = None,
         holder: str = "partner-rider",
+        terminal_admitted: bool | None = None,
+        terminal_reason: str | None = None,
     ) -> ScanReply:
         """Deliver a scan event as a terminal at a `scene_kind` scene would (with a fresh scan id and the
         simulator's time) of fixture resident `user`'s code; returns the app's reply: its display lines and its
@@ -224,7 +226,11 @@ class AsyncSimulator:
         production delivers an uploaded scan at least once (at once too: two deliverers after a lease ran out):
         what its first delivery settled is not settled again, its `settled_fen` and `payment_id` come back.
         `holder`: who holds a partner county's code (`user=None`, a partner `issuer`), any name: the event's
-        `holder_ref` is that holder's pseudonym in this app, the same for the same name (one ride code)."""
+        `holder_ref` is that holder's pseudonym in this app, the same for the same name (one ride code).
+        `terminal_admitted`, `terminal_reason`: an offline gate's own verdict (it decided the scan by its synced
+        lists, `Terminal.admit`), as its upload carries it (`mode="offline"` only: ValueError otherwise)."""
+        if terminal_admitted is not None and mode != "offline":
+            raise ValueError("only an offline record carries a gate's verdict")
         if stop is not None and not valid_stop(stop):
             raise ValueError(f"stop {stop!r}: production refuses it with 400 scan.stop_invalid")
         if tap not in ("on", "off"):
@@ -293,6 +299,8 @@ class AsyncSimulator:
                 preloaded=preloaded,
                 stop=stop,
                 tap=tap,
+                terminal_admitted=terminal_admitted,
+                terminal_reason=terminal_reason if terminal_admitted is not None else None,
                 holder_ref=holder_ref(self.manifest.id, issuer, holder)
                 if partner and issuer is not None
                 else None,

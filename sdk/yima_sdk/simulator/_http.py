@@ -6,7 +6,7 @@ routes on 127.0.0.1, plus `/_sim/*` endpoints to look at the simulated platform 
     GET  /, /miniapps/<id>/ui/...         the app's page in a simulated shell (see _pages.py)
     GET  /_sim/state                      layers (and which are missing), switches, inbox, payments, storage, logs
     POST /_sim/switches                   {"consent_denied": true, ...}
-    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ..., "issuer": ..., "stop": ..., "tap": ..., "holder": ...}
+    POST /_sim/scan                       {"scene_kind": "clinic", "user": "alice", "amount_fen": 200, "unit": ..., "issuer": ..., "stop": ..., "tap": ..., "holder": ..., "mode": ..., "terminal_admitted": ...}
     POST /_sim/staff                      {"user": "carol", "role": "doctor", "unit": "clinic:c1", "granted": true}
     POST /_sim/payments/<id>/confirm      (or /decline) answer a pending confirmation sheet
     POST /_sim/advance                    {"hours": 2}: move the clock, run the jobs that fall due; the runs
@@ -152,12 +152,15 @@ async def _control(sim: AsyncSimulator, method: str, path: str, body: bytes) -> 
                 payload["scene_kind"],
                 user=payload.get("user", "alice"),
                 scene_id=payload.get("scene_id", "scene-1"),
+                mode=payload.get("mode", "online"),
                 amount_fen=payload.get("amount_fen"),
                 unit=payload.get("unit"),
                 issuer=payload.get("issuer", 341822),
                 stop=payload.get("stop"),
                 tap=payload.get("tap", "on"),
                 holder=payload.get("holder", "partner-rider"),
+                terminal_admitted=payload.get("terminal_admitted"),
+                terminal_reason=payload.get("terminal_reason"),
             )
         except YimaError as exc:
             return problem(422, exc.code, exc.message)

@@ -27,8 +27,9 @@ __all__ = ["PendingRecord", "RecordRow", "ScanStore"]
 # stop and tap where the scan said where it was or tapped off (a boarding that said neither keeps the older,
 # shorter row, so a file written before stops reads the same)
 RecordRow = tuple[str, str, int, str, str | None] | tuple[str, str, int, str, str | None, str | None, str]
-# group seq, record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason, stop, tap
-PendingRecord = tuple[int, str, str, int, str, int, str, str | None, str | None, str]
+# group seq, record_id, payload, scanned_at (ms), clock_source, amount_fen, local_result, local_reason, stop, tap,
+# then the gate's verdict when `Terminal.admit` decided the scan: admitted (None: no gate decided it) and its reason
+PendingRecord = tuple[int, str, str, int, str, int, str, str | None, str | None, str, bool | None, str | None]
 
 FORMAT_VERSION: Final = 2
 """`PRAGMA user_version` of the file. 0: a file from before scan groups (one `scan_record` row per
@@ -42,6 +43,12 @@ CREATE TABLE IF NOT EXISTS scan_group (
     records      BLOB NOT NULL,     -- MessagePack array of RecordRow arrays
     pending      INTEGER NOT NULL   -- records the server has not acknowledged yet
 );
+-- A gate's verdict on a scan it decided by its lists (Terminal.admit), uploaded with the scan's record.
+CREATE TABLE IF NOT EXISTS gate_verdict (
+    record_id TEXT PRIMARY KEY,
+    admitted  INTEGER NOT NULL,
+    reason    TEXT
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS scan_verdict (
     record_id     TEXT PRIMARY KEY,
     server_status TEXT NOT NULL,
@@ -175,6 +182,7 @@ class ScanStore:
         """The oldest records the server has not acknowledged yet (at most `limit`), with their group."""
         out: list[PendingRecord] = []
         for seq, scanned_at, clock_source, records in self._pending_groups():
+            gates = self._gate_verdicts([r[0] for r in records])
             out.extend(
                 (
                     seq,
@@ -186,6 +194,7 @@ class ScanStore:
                     r[3],
                     r[4],
                     *(r[5:7] if len(r) > 5 else (None, "on")),
+                    *gates.get(r[0], (None, None)),
                 )
                 for r in records
             )
@@ -209,6 +218,22 @@ class ScanStore:
                 yield seq, scanned_at, clock_source, records
         finally:
             cursor.close()
+
+    def _gate_verdicts(self, record_ids: Sequence[str]) -> dict[str, tuple[bool, str | None]]:
+        rows = self._db.execute(
+            "SELECT record_id, admitted, reason FROM gate_verdict"
+            " WHERE record_id IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(record_ids).decode(),),
+        )
+        return {row[0]: (bool(row[1]), row[2]) for row in rows}
+
+    def set_gate_verdict(self, record_id: str, admitted: bool, reason: str | None) -> None:
+        """Keep a gate's verdict on the scan recorded as `record_id` (durable when this returns): its upload
+        carries it, so the app settles the scan as the gate decided it."""
+        self._db.execute(
+            "INSERT INTO gate_verdict (record_id, admitted, reason) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (record_id, int(admitted), reason),
+        )
 
     def _acknowledged(self, record_ids: Sequence[str]) -> set[str]:
         rows = self._db.execute(

@@ -288,8 +288,12 @@ class Terminal:
         """A gate's scan: decided and recorded as `scan` does, then admitted only by an entry of `list_name` that
         the code finds, once (again only where the entry's value says `"reentry": true`; a first entry only until
         its `enter_until`), for the entry's `people` (default 1). The use is kept in the terminal's file before
-        this returns."""
-        return self._lists.admit(self.scan(payload), self.now(), list_name)
+        this returns. The gate's verdict is kept with the scan's record: its upload carries it
+        (`terminal_admitted`, `terminal_reason`), so the app settles the scan as the gate decided it."""
+        admission = self._lists.admit(self.scan(payload), self.now(), list_name)
+        if not admission.decision.repeated:  # a repeat has no record of its own
+            self._store.set_gate_verdict(admission.decision.record_id, admission.admit, admission.reason)
+        return admission
 
     def apply_revocations(self, body: bytes, issuer: int) -> None:
         """Apply and store one `GET /v1/revocations` body that answered a request for `issuer`. Entries of kinds

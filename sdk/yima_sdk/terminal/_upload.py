@@ -39,6 +39,8 @@ def upload_records(store: ScanStore, transport: Transport, batch_size: int) -> i
                     local_reason=r[7],
                     stop=r[8],
                     tap=r[9],  # type: ignore[arg-type]
+                    terminal_admitted=r[10],
+                    terminal_reason=r[11],
                 )
                 for r in rows
             ],

@@ -47,6 +47,11 @@ class ScanRecord(_Inbound, omit_defaults=True):
     tap: Tap = "on"
     """`off`: the rider tapping off (下车刷卡), charged nothing (`amount_fen` 0); the app bound to the scene may
     re-price the ride by stops travelled and give back the difference."""
+    terminal_admitted: bool | None = None
+    """A gate that decided the scan by its synced lists (`Terminal.admit`): whether it let the holder in; None (left
+    out of the JSON) for every other scan. The app bound to the scene settles the scan as the gate decided it."""
+    terminal_reason: str | None = None
+    """Why the gate refused (`list.no_entry`, `list.used_up`, `list.closed`, a `credential.*` code...)."""
 
 
 class ScanBatch(_Inbound):

@@ -118,6 +118,10 @@ class ScanFacts(Protocol):
     @property
     def tap(self) -> str: ...
     @property
+    def terminal_admitted(self) -> bool | None: ...
+    @property
+    def terminal_reason(self) -> str | None: ...
+    @property
     def holder(self) -> str | None: ...
 
 
@@ -267,6 +271,8 @@ class PlatformScanSink:
                 preloaded=preloaded,
                 stop=event.stop,
                 tap="off" if event.tap == "off" else "on",
+                terminal_admitted=event.terminal_admitted,
+                terminal_reason=event.terminal_reason,
                 # a partner county's code: who holds it is not known here, only its keyed pseudonym in this app
                 holder_ref=platform.caps.ids.holder_for(app_id, event.holder)
                 if event.holder is not None and event.account_id is None

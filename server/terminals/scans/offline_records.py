@@ -101,6 +101,8 @@ class OfflineRecord:
             settlement=self.settlement,
             stop=record.stop,
             tap=record.tap,
+            terminal_admitted=record.terminal_admitted,
+            terminal_reason=record.terminal_reason,
         )
 
     def event(self, terminal: TerminalInfo, ours: int) -> ScanEvent:
@@ -126,6 +128,8 @@ class OfflineRecord:
             stop=self.record.stop,
             tap=self.record.tap,
             holder=holder_of(self.code, ours),
+            terminal_admitted=self.record.terminal_admitted,
+            terminal_reason=self.record.terminal_reason,
         )
 
 

@@ -45,6 +45,18 @@ class StoredScan(msgspec.Struct, frozen=True, gc=False):
     """Offline: what the terminal decided on its own."""
     settlement: str | None = None
     """Offline: "settled", "duplicate" or "rejected" for a ride charge, None when nothing was charged."""
+    terminal_admitted: bool | None = None
+    """Offline: a gate's own verdict on the scan it decided by its synced lists, None when no gate decided it."""
+    terminal_reason: str | None = None
+    """Offline: why that gate refused (`list.no_entry`...)."""
 
 
-OFFLINE_ONLY = ("record_id", "amount_fen", "clock_source", "local_result", "settlement")
+OFFLINE_ONLY = (
+    "record_id",
+    "amount_fen",
+    "clock_source",
+    "local_result",
+    "settlement",
+    "terminal_admitted",
+    "terminal_reason",
+)
