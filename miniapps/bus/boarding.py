@@ -162,7 +162,7 @@ def closed_across(recorded: list[dict[str, Any]], ride: Ride) -> dict[str, Any] 
         at = dt.datetime.fromisoformat(r["at"])
         if r["line"] == ride.line and r["alight"] is not None and at < ride.at:
             alighted = dt.datetime.fromisoformat(r["alighted_at"])
-            if ride.at <= alighted <= ride.at + WINDOW:
+            if ride.at < alighted <= ride.at + WINDOW:  # at the same instant: the earlier ride's
                 return r
     return None
 
