@@ -17,15 +17,39 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.terminal import Terminal, TerminalCredentials
 
+from server.seed import DEMO_OPERATOR_PHONE
 from tests.conftest import valid_id_number
 from tests.credentials.helpers import client_assertion, public_key_b64, token_form
-from tests.e2e._real import RealServer, UploadsFourTimesAtOnce, sign_in, verified_resident
+from tests.e2e._real import (
+    RealServer,
+    UploadsFourTimesAtOnce,
+    eventually,
+    fresh_database,
+    private_folder,
+    real_server,
+    server_env,
+    sign_in,
+    verified_resident,
+)
 from tests.e2e.test_real_bus import top_up
 from tests.onecard.helpers import card_number
 
 APP = "gov.guangde.bus"
 API = f"/v1/miniapps/{APP}/api"
 COUNTY_TIME = dt.timezone(dt.timedelta(hours=8))
+
+
+@contextlib.contextmanager
+def seeded_dev() -> Iterator[tuple[RealServer, httpx.Client, str]]:
+    """`yima dev` with the first-party apps on a fresh database, once the bus app's seed job has run: the server,
+    the demo operator signed in, and the database's DSN."""
+    with private_folder() as folder, fresh_database() as dsn:
+        env = server_env(dsn, folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
+        with real_server("dev", env=env) as server:
+            operator = sign_in(server, DEMO_OPERATOR_PHONE)
+            watcher = verified_resident(server)
+            eventually(lambda: watcher.get(f"{API}/lines").status_code == 200, limit_s=60)  # seeded
+            yield server, operator, dsn
 
 
 @dataclass

@@ -21,16 +21,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.codes import issue_ankang_code
 
-from server.seed import DEMO_OPERATOR_PHONE
 from tests.credentials.helpers import public_key_b64
+from tests.e2e._bus import seeded_dev
 from tests.e2e._real import (
     RealServer,
     eventually,
-    fresh_database,
-    private_folder,
-    real_server,
-    server_env,
-    sign_in,
     verified_resident,
 )
 from tests.e2e.test_real_bus import bus_terminal
@@ -44,13 +39,8 @@ CHANGXING, KID = 330522, "0c0a0522"
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[tuple[RealServer, httpx.Client, str]]:
-    with private_folder() as folder, fresh_database() as dsn:
-        env = server_env(dsn, folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
-        with real_server("dev", env=env) as server:
-            operator = sign_in(server, DEMO_OPERATOR_PHONE)
-            watcher = verified_resident(server)
-            eventually(lambda: watcher.get(f"{API}/lines").status_code == 200, limit_s=60)  # seeded
-            yield server, operator, dsn
+    with seeded_dev() as dev:
+        yield dev
 
 
 def app_rides(dsn: str, issuer: int) -> list[dict[str, Any]]:

@@ -22,17 +22,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yima_sdk.codes import issue_device_certificate
 from yima_sdk.holder import Holder
 
-from server.seed import DEMO_OPERATOR_PHONE
 from tests.credentials.helpers import public_key_b64
+from tests.e2e._bus import seeded_dev
 from tests.e2e._real import (
     RealServer,
     enrol_terminal,
     eventually,
-    fresh_database,
-    private_folder,
-    real_server,
-    server_env,
-    sign_in,
     verified_resident,
 )
 from tests.e2e.test_real_bus import bus_terminal
@@ -47,13 +42,8 @@ BACK = ["k2路 bus-station → xinhang", "一卡通行 按站计价 -¥2.00"]
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[tuple[RealServer, httpx.Client, str]]:
-    with private_folder() as folder, fresh_database() as dsn:
-        env = server_env(dsn, folder / "data", redis=False, YIMA_DEV_FIRST_PARTY="1")
-        with real_server("dev", env=env) as server:
-            operator = sign_in(server, DEMO_OPERATOR_PHONE)
-            watcher = verified_resident(server)
-            eventually(lambda: watcher.get(f"{API}/lines").status_code == 200, limit_s=60)  # seeded
-            yield server, operator, dsn
+    with seeded_dev() as dev:
+        yield dev
 
 
 def outbox_empty(dsn: str) -> bool:
